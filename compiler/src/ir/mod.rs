@@ -1,0 +1,510 @@
+//! Tensor IR: an arena of nodes with typed handles, in topological order.
+//!
+//! Invariants (checked by [`verify`]):
+//! - every argument of a node precedes it in the arena (the arena order is a topological order);
+//! - each node's shape is the one [`infer_shape`] gives for its op and argument shapes;
+//! - each node's stage is the maximum of its arguments' stages (inputs carry their own stage),
+//!   except `Argmin`, whose stage is the maximum over the outer nodes its subproblem reads;
+//! - nodes are hash-consed: the builder never adds two nodes with the same op and arguments.
+//!
+//! All values are f64 tensors of rank 0 (scalars) and up; ints and bools of the surface language
+//! are represented exactly as f64. Shapes are symbolic ([`Dim`]) and bound to sizes at run time.
+
+mod print;
+mod shape;
+mod verify;
+
+pub use print::print_program;
+pub use shape::{broadcast_shapes, infer_shape, ShapeError};
+pub use verify::verify;
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Index of a dimension symbol in [`Program::dims`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct DimId(pub u32);
+
+/// Index of an input (data, parameter or variable) in [`Program::inputs`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct InputId(pub u32);
+
+/// Index of a node in a [`Graph`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct NodeId(pub u32);
+
+/// Index of an `argmin` lower-level problem in [`Program::subproblems`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct SubproblemId(pub u32);
+
+/// A size: `offset`, plus the value of one dimension symbol if `sym` is set (`d`, `d - 1`, `3`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Dim {
+    pub sym: Option<DimId>,
+    pub offset: i64,
+}
+
+impl Dim {
+    pub const fn fixed(n: i64) -> Dim {
+        Dim {
+            sym: None,
+            offset: n,
+        }
+    }
+
+    pub const fn sym(id: DimId) -> Dim {
+        Dim {
+            sym: Some(id),
+            offset: 0,
+        }
+    }
+
+    pub fn is_one(self) -> bool {
+        self == Dim::fixed(1)
+    }
+
+    /// The size under a binding of dimension symbols to values.
+    pub fn eval(self, dims: &[u64]) -> i64 {
+        self.offset + self.sym.map_or(0, |s| dims[s.0 as usize] as i64)
+    }
+
+    /// `self - other` when that is again a `Dim` (same symbol or `other` fixed).
+    pub fn minus(self, other: Dim) -> Option<Dim> {
+        match (self.sym, other.sym) {
+            (s, None) => Some(Dim {
+                sym: s,
+                offset: self.offset - other.offset,
+            }),
+            (Some(a), Some(b)) if a == b => Some(Dim::fixed(self.offset - other.offset)),
+            _ => None,
+        }
+    }
+}
+
+pub type Shape = Vec<Dim>;
+
+/// When a value can first be computed: constants, then data, then parameters, then variables.
+/// Everything below `Var` can be hoisted into the per-solve setup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Stage {
+    Const,
+    Data,
+    Param,
+    Var,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Abs,
+    /// sign(0) = 0.
+    Sign,
+    Tanh,
+    Sigmoid,
+    /// log(1 + exp(x)), computed stably.
+    Softplus,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Max,
+    Min,
+}
+
+/// The operation of a node. Elementwise binary ops broadcast with numpy's rules.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum Op {
+    /// A data array, parameter or variable (by its stage).
+    Input(InputId),
+    /// A scalar constant.
+    Const(f64),
+    /// The value of a size, as a scalar.
+    DimSize(Dim),
+    /// The index of the innermost enclosing `for` constraint, as a scalar.
+    LoopIndex(u32),
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    /// Sum over one axis (removing it) or over all axes (giving a scalar).
+    Sum { axis: Option<u32> },
+    /// Maximum over one axis or all axes.
+    Max { axis: Option<u32> },
+    /// log(sum(exp(x))) over one axis or all axes, computed stably.
+    LogSumExp { axis: Option<u32> },
+    /// Matrix product; rank-1 operands act as row/column vectors and their axis is dropped.
+    MatMul,
+    /// Transpose of a matrix.
+    Transpose,
+    /// The identity matrix of the given size.
+    Eye(Dim),
+    /// Vector to diagonal matrix.
+    Diag,
+    /// Diagonal of a square matrix as a vector.
+    DiagPart,
+    Trace,
+    /// Matrix exponential.
+    Expm,
+    /// log |det A| of a square matrix; the runtime reports non-positive determinants.
+    LogDet,
+    /// `solve(A, B)` = A⁻¹B (B a vector or matrix).
+    Solve,
+    Inv,
+    /// Elements `start..end` along `axis` (the axis stays).
+    Slice { axis: u32, start: Dim, end: Dim },
+    /// The element at the index given by the second (scalar) argument along `axis` (the axis goes).
+    Select { axis: u32 },
+    /// Scalars (or equally shaped tensors) stacked along a new leading axis.
+    Stack,
+    /// Broadcast to the given shape.
+    BroadcastTo(Shape),
+    /// Sum broadcast axes away to reach the given shape (the adjoint of `BroadcastTo`).
+    SumTo(Shape),
+    /// A rank-1 tensor sorted, descending.
+    SortDesc,
+    /// The k largest entries of a rank-1 tensor, descending.
+    TopK(Dim),
+    /// Number of nonzero entries (constraints only; not differentiable).
+    Card,
+    /// Sum of singular values of a matrix.
+    NuclearNorm,
+    /// The solution of a lower-level problem.
+    Argmin(SubproblemId),
+}
+
+impl Eq for Op {}
+
+impl std::hash::Hash for Op {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Op::Const(c) => c.to_bits().hash(state),
+            Op::Input(i) => i.hash(state),
+            Op::DimSize(d) | Op::Eye(d) | Op::TopK(d) => d.hash(state),
+            Op::LoopIndex(i) => i.hash(state),
+            Op::Unary(u) => u.hash(state),
+            Op::Binary(b) => b.hash(state),
+            Op::Sum { axis } | Op::Max { axis } | Op::LogSumExp { axis } => axis.hash(state),
+            Op::Slice { axis, start, end } => (axis, start, end).hash(state),
+            Op::Select { axis } => axis.hash(state),
+            Op::BroadcastTo(s) | Op::SumTo(s) => s.hash(state),
+            Op::Argmin(s) => s.hash(state),
+            _ => {}
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Node {
+    pub op: Op,
+    pub args: Vec<NodeId>,
+    pub shape: Shape,
+    pub stage: Stage,
+}
+
+/// The node arena. Append-only; see the module docs for its invariants.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    nodes: Vec<Node>,
+    dedup: HashMap<(Op, Vec<NodeId>), NodeId>,
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.0 as usize]
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (NodeId(i as u32), n))
+    }
+
+    pub fn shape(&self, id: NodeId) -> &Shape {
+        &self.node(id).shape
+    }
+
+    pub fn stage(&self, id: NodeId) -> Stage {
+        self.node(id).stage
+    }
+
+    /// Adds an input node with the stage and shape of its declaration.
+    pub fn input(&mut self, id: InputId, shape: Shape, stage: Stage) -> NodeId {
+        self.push(Op::Input(id), Vec::new(), shape, stage)
+    }
+
+    /// Adds a node whose shape is inferred and whose stage is the max of its arguments'
+    /// (or returns the existing identical node).
+    pub fn add(&mut self, op: Op, args: Vec<NodeId>) -> Result<NodeId, ShapeError> {
+        debug_assert!(!matches!(op, Op::Input(_) | Op::Argmin(_)));
+        let shapes: Vec<&Shape> = args.iter().map(|&a| self.shape(a)).collect();
+        let shape = infer_shape(&op, &shapes)?;
+        let stage = args
+            .iter()
+            .map(|&a| self.stage(a))
+            .max()
+            .unwrap_or(Stage::Const);
+        Ok(self.push(op, args, shape, stage))
+    }
+
+    /// Adds an `argmin` node; its shape and stage come from the subproblem.
+    pub fn argmin(&mut self, id: SubproblemId, shape: Shape, stage: Stage) -> NodeId {
+        self.push(Op::Argmin(id), Vec::new(), shape, stage)
+    }
+
+    pub fn constant(&mut self, value: f64) -> NodeId {
+        self.push(Op::Const(value), Vec::new(), Vec::new(), Stage::Const)
+    }
+
+    fn push(&mut self, op: Op, args: Vec<NodeId>, shape: Shape, stage: Stage) -> NodeId {
+        let key = (op, args);
+        if let Some(&id) = self.dedup.get(&key) {
+            return id;
+        }
+        let id = NodeId(self.nodes.len() as u32);
+        let (op, args) = key.clone();
+        self.nodes.push(Node {
+            op,
+            args,
+            shape,
+            stage,
+        });
+        self.dedup.insert(key, id);
+        id
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum InputKind {
+    Data,
+    Param,
+    Var,
+    /// The variable of an `argmin` lower-level problem.
+    InnerVar,
+}
+
+impl InputKind {
+    pub fn stage(self) -> Stage {
+        match self {
+            InputKind::Data => Stage::Data,
+            InputKind::Param => Stage::Param,
+            InputKind::Var | InputKind::InnerVar => Stage::Var,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ElemType {
+    Real,
+    Int,
+    Bool,
+}
+
+/// Where the value of a data input comes from unless the command line overrides it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum DataSource {
+    /// `load("path")`, relative to the source file's directory.
+    File(String),
+    /// Must be bound on the command line.
+    Unbound,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Input {
+    pub name: String,
+    pub kind: InputKind,
+    pub elem: ElemType,
+    pub shape: Shape,
+    /// Data only: where the array comes from.
+    pub source: Option<DataSource>,
+    /// Params: default value; vars: initial value (data/param stage nodes, broadcast to `shape`).
+    pub value: Option<NodeId>,
+    /// Vars: elementwise lower and upper bounds (nodes of stage ≤ Param).
+    pub lower: Option<NodeId>,
+    pub upper: Option<NodeId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DimInfo {
+    pub name: String,
+    pub default: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Sense {
+    Minimize,
+    Maximize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Objective {
+    pub sense: Sense,
+    pub node: NodeId,
+}
+
+/// A named set a tensor is constrained to.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum SetKind {
+    Nonneg,
+    Simplex,
+    /// `box(lo, hi)` with scalar nodes.
+    Box { lower: NodeId, upper: NodeId },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum ConstraintKind {
+    /// `node == 0` elementwise.
+    Eq,
+    /// `node <= 0` elementwise.
+    Le,
+    /// `node ∈ set`.
+    In(SetKind),
+    /// `card(node) <= bound`: at most `bound` nonzeros.
+    Card { bound: NodeId },
+}
+
+/// `for index in start..end:` around a constraint; `LoopIndex(level)` nodes read the index.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ForRange {
+    pub level: u32,
+    pub start: Dim,
+    pub end: Dim,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Constraint {
+    pub name: String,
+    /// For `Eq`/`Le`: lhs − rhs (≥ constraints are flipped). For `In`/`Card`: the constrained tensor.
+    pub node: NodeId,
+    pub kind: ConstraintKind,
+    pub ranges: Vec<ForRange>,
+}
+
+/// `argmin var { objective }`: the objective may read outer nodes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Subproblem {
+    pub var: InputId,
+    pub objective: NodeId,
+}
+
+/// A literal option value of `solve with`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum OptionValue {
+    Number(f64),
+    Str(String),
+    Name(String),
+    List(Vec<OptionValue>),
+    Call(SolveSpec),
+}
+
+/// `solve with method(key = value, ...)`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SolveSpec {
+    pub method: String,
+    pub positional: Vec<OptionValue>,
+    pub options: Vec<(String, OptionValue)>,
+}
+
+/// A post-processing step of an output (`W |> threshold(0.3) |> as_dag`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum PostOp {
+    Threshold(f64),
+    AsDag,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Output {
+    pub name: String,
+    pub node: NodeId,
+    pub post: Vec<PostOp>,
+}
+
+/// A whole lowered model.
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    pub dims: Vec<DimInfo>,
+    pub inputs: Vec<Input>,
+    pub graph: Graph,
+    /// The input node of each input, by `InputId`.
+    pub input_nodes: Vec<NodeId>,
+    pub objective: Option<Objective>,
+    pub constraints: Vec<Constraint>,
+    pub subproblems: Vec<Subproblem>,
+    pub solve: Option<SolveSpec>,
+    pub outputs: Vec<Output>,
+}
+
+impl Program {
+    pub fn input(&self, id: InputId) -> &Input {
+        &self.inputs[id.0 as usize]
+    }
+
+    pub fn input_by_name(&self, name: &str) -> Option<InputId> {
+        self.inputs
+            .iter()
+            .position(|i| i.name == name)
+            .map(|i| InputId(i as u32))
+    }
+
+    pub fn dim_by_name(&self, name: &str) -> Option<DimId> {
+        self.dims
+            .iter()
+            .position(|d| d.name == name)
+            .map(|i| DimId(i as u32))
+    }
+
+    /// The variables of the top-level problem, in declaration order.
+    pub fn variables(&self) -> impl Iterator<Item = InputId> + '_ {
+        self.inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.kind == InputKind::Var)
+            .map(|(i, _)| InputId(i as u32))
+    }
+
+    /// Writes a dim for humans: `d`, `d-1`, `3`.
+    pub fn dim_name(&self, d: Dim) -> String {
+        match d.sym {
+            None => d.offset.to_string(),
+            Some(s) => {
+                let name = &self.dims[s.0 as usize].name;
+                match d.offset {
+                    0 => name.clone(),
+                    o if o > 0 => format!("{name}+{o}"),
+                    o => format!("{name}{o}"),
+                }
+            }
+        }
+    }
+
+    pub fn shape_name(&self, shape: &[Dim]) -> String {
+        let parts: Vec<String> = shape.iter().map(|&d| self.dim_name(d)).collect();
+        format!("[{}]", parts.join(", "))
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}", self.0)
+    }
+}

@@ -1,0 +1,6 @@
+//! optc compiler: `.opt` source → AST → typed program → tensor IR → derivatives → simplified,
+//! staged plans → native code. It sees shapes, never data values.
+
+pub mod ast;
+pub mod diag;
+pub mod ir;

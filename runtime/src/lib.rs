@@ -1,0 +1,1 @@
+//! optc runtime.
