@@ -5,4 +5,5 @@ pub mod ast;
 pub mod codes;
 pub mod diag;
 pub mod ir;
+pub mod lower;
 pub mod sema;
