@@ -39,7 +39,12 @@ pub fn check(module: &ast::Module, stdlib: &[ast::Module]) -> Result<TypedModule
             .with_hint("add declarations and an objective, e.g. `var x : real[n]` and `minimize sumsq(x)`")]);
     }
     for item in &module.items {
+        c.last_item = Some(item.span);
+        let errors_before = c.errors.len();
         c.check_item(item);
+        if c.errors.len() > errors_before {
+            c.poison(item);
+        }
     }
     c.finish()
 }
@@ -102,6 +107,10 @@ struct Checker {
     solve: Option<(SolveSpec, Span)>,
     outputs: Vec<Output>,
     globals: HashMap<String, (Global, Span)>,
+    /// Declarations that failed to check: uses of them are not reported again.
+    poisoned: std::collections::HashSet<String>,
+    /// The span of the last item, for diagnostics about the file as a whole.
+    last_item: Option<Span>,
     stdlib_fns: HashMap<String, FnId>,
     locals: Vec<(String, Local)>,
     /// The fn whose body is being checked (a call to it is recursion).
@@ -155,12 +164,32 @@ impl Checker {
         self.errors.push(d);
     }
 
+    /// Marks the names an erroneous item declares, so later uses are not reported again.
+    fn poison(&mut self, item: &Item) {
+        let names: Vec<&ast::Ident> = match &item.kind {
+            ItemKind::Dims(ds) => ds.iter().map(|d| &d.name).collect(),
+            ItemKind::Data { name, .. }
+            | ItemKind::Param { name, .. }
+            | ItemKind::Var { name, .. }
+            | ItemKind::Let { name, .. }
+            | ItemKind::Fn { name, .. } => vec![name],
+            _ => Vec::new(),
+        };
+        for n in names {
+            if !self.globals.contains_key(&n.name) {
+                self.poisoned.insert(n.name.clone());
+            }
+        }
+    }
+
     fn finish(mut self) -> Result<TypedModule, Diagnostics> {
         if self.objective.is_none() && self.errors.is_empty() {
-            self.errors.push(
-                Diagnostic::error("E0131", "the model has no objective")
-                    .with_hint("add `minimize expr` or `maximize expr`"),
-            );
+            let mut d = Diagnostic::error("E0131", "the model has no objective")
+                .with_hint("add `minimize expr` or `maximize expr`");
+            if let Some(span) = self.last_item {
+                d = d.with_primary(span, "the file ends here without `minimize` or `maximize`");
+            }
+            self.errors.push(d);
         }
         if !self.errors.is_empty() {
             return Err(self.errors);
@@ -734,6 +763,9 @@ impl Checker {
         if self.stdlib_fns.contains_key(name) {
             return self.not_a_value(name, span, "fn");
         }
+        if self.poisoned.contains(name) {
+            return None;
+        }
         if Builtin::from_name(name).is_some() {
             return self.not_a_value(name, span, "builtin function");
         }
@@ -1036,7 +1068,9 @@ impl Checker {
             return self.fn_call(id, func, args, span, place);
         }
         let Some(b) = Builtin::from_name(name) else {
-            self.undefined(name, func.span);
+            if !self.poisoned.contains(name) {
+                self.undefined(name, func.span);
+            }
             return None;
         };
         let where_ok = match b {
@@ -1548,5 +1582,26 @@ impl Checker {
         };
         let Some(e) = self.expr(expr, Place::Model) else { return };
         self.outputs.push(Output { name, expr: e, post });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_substitutions() {
+        assert_eq!(edit_distance("weights", "weigths"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("axis", "axs"), 1);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn suggestions_pick_the_closest_name_within_reach() {
+        let names = ["weights", "W", "lambda1", "sumsq"];
+        assert_eq!(suggest("weigths", names.into_iter()), Some("weights"));
+        assert_eq!(suggest("lambda", names.into_iter()), Some("lambda1"));
+        assert_eq!(suggest("zzz", names.into_iter()), None);
     }
 }
