@@ -13,8 +13,8 @@ use crate::ir::{
     Op, Program, Shape, Stage, Subproblem, SubproblemId, UnaryOp,
 };
 use crate::sema::{
-    ir_elem, Builtin, CallArg, ConstraintKind, FnDecl, Ref, SetExpr, TExpr, TExprKind, TIndex,
-    TypedModule, Ty,
+    ir_elem, Builtin, CallArg, ConstraintKind, FnDecl, Ref, SetExpr, TExpr, TExprKind, TIndex, Ty,
+    TypedModule,
 };
 use std::collections::HashMap;
 
@@ -55,7 +55,10 @@ impl<'a> Lowerer<'a> {
         for (i, d) in m.dims.iter().enumerate() {
             if d.owner.is_none() {
                 dim_map.insert(DimId(i as u32), DimId(p.dims.len() as u32));
-                p.dims.push(DimInfo { name: d.name.clone(), default: d.default });
+                p.dims.push(DimInfo {
+                    name: d.name.clone(),
+                    default: d.default,
+                });
             }
         }
         Lowerer {
@@ -77,15 +80,24 @@ impl<'a> Lowerer<'a> {
     }
 
     fn add(&mut self, op: Op, args: Vec<NodeId>, span: Span) -> Lowered<NodeId> {
-        self.p.graph.add(op, args).map_err(|e| Self::internal(span, e))
+        self.p
+            .graph
+            .add(op, args)
+            .map_err(|e| Self::internal(span, e))
     }
 
     fn dim(&self, d: Dim, env: &Env) -> Dim {
         match d.sym {
             None => d,
             Some(s) => match (self.dim_map.get(&s), env.dims.get(&s)) {
-                (Some(&ir_dim), _) => Dim { sym: Some(ir_dim), offset: d.offset },
-                (None, Some(bound)) => Dim { sym: bound.sym, offset: bound.offset + d.offset },
+                (Some(&ir_dim), _) => Dim {
+                    sym: Some(ir_dim),
+                    offset: d.offset,
+                },
+                (None, Some(bound)) => Dim {
+                    sym: bound.sym,
+                    offset: bound.offset + d.offset,
+                },
                 (None, None) => d,
             },
         }
@@ -148,8 +160,16 @@ impl<'a> Lowerer<'a> {
                     self.add(Op::BroadcastTo(shape.clone()), vec![zero], v.span)?
                 }
             };
-            let lower = v.lower.as_ref().map(|e| self.value_of_shape(e, &shape)).transpose()?;
-            let upper = v.upper.as_ref().map(|e| self.value_of_shape(e, &shape)).transpose()?;
+            let lower = v
+                .lower
+                .as_ref()
+                .map(|e| self.value_of_shape(e, &shape))
+                .transpose()?;
+            let upper = v
+                .upper
+                .as_ref()
+                .map(|e| self.value_of_shape(e, &shape))
+                .transpose()?;
             let (id, node) = self.new_input(&v.name, InputKind::Var, &v.ty, &top);
             let input = &mut self.p.inputs[id.0 as usize];
             input.value = Some(init);
@@ -204,12 +224,21 @@ impl<'a> Lowerer<'a> {
                     (node, ir::ConstraintKind::Card { bound })
                 }
             };
-            self.p.constraints.push(ir::Constraint { name: c.name.clone(), node, kind, ranges });
+            self.p.constraints.push(ir::Constraint {
+                name: c.name.clone(),
+                node,
+                kind,
+                ranges,
+            });
         }
         self.p.solve = m.solve.clone();
         for o in &m.outputs {
             let node = self.expr(&o.expr, &top)?;
-            self.p.outputs.push(ir::Output { name: o.name.clone(), node, post: o.post.clone() });
+            self.p.outputs.push(ir::Output {
+                name: o.name.clone(),
+                node,
+                post: o.post.clone(),
+            });
         }
         Ok(())
     }
@@ -235,12 +264,22 @@ impl<'a> Lowerer<'a> {
                 };
                 self.add(op, vec![a, b], span)
             }
-            TExprKind::Builtin { builtin, args, axis, size } => {
-                let args = args.iter().map(|a| self.expr(a, env)).collect::<Lowered<Vec<_>>>()?;
+            TExprKind::Builtin {
+                builtin,
+                args,
+                axis,
+                size,
+            } => {
+                let args = args
+                    .iter()
+                    .map(|a| self.expr(a, env))
+                    .collect::<Lowered<Vec<_>>>()?;
                 let size = size.map(|s| self.dim(s, env));
                 self.builtin(*builtin, args, *axis, size, span)
             }
-            TExprKind::Call { func, args, dims } => self.call(self.m.fns.get(func.0 as usize), args, dims, env, span),
+            TExprKind::Call { func, args, dims } => {
+                self.call(self.m.fns.get(func.0 as usize), args, dims, env, span)
+            }
             TExprKind::Index { base, indices } => {
                 let mut node = self.expr(base, env)?;
                 let mut axis = 0u32;
@@ -254,7 +293,8 @@ impl<'a> Lowerer<'a> {
                             let (start, end) = (self.dim(*start, env), self.dim(*end, env));
                             let full = self.p.graph.shape(node)[axis as usize];
                             if start != Dim::fixed(0) || end != full {
-                                node = self.add(Op::Slice { axis, start, end }, vec![node], span)?;
+                                node =
+                                    self.add(Op::Slice { axis, start, end }, vec![node], span)?;
                             }
                             axis += 1;
                         }
@@ -263,7 +303,10 @@ impl<'a> Lowerer<'a> {
                 Ok(node)
             }
             TExprKind::Array(items) => {
-                let items = items.iter().map(|x| self.expr(x, env)).collect::<Lowered<Vec<_>>>()?;
+                let items = items
+                    .iter()
+                    .map(|x| self.expr(x, env))
+                    .collect::<Lowered<Vec<_>>>()?;
                 self.add(Op::Stack, items, span)
             }
             TExprKind::Argmin { var, body } => self.argmin(*var, body, &e.ty, env),
@@ -305,10 +348,22 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Inlines a fn: arguments in the caller's env, defaults and the body in the callee's.
-    fn call(&mut self, decl: Option<&FnDecl>, args: &[CallArg], dims: &[Dim], env: &Env, span: Span) -> Lowered<NodeId> {
+    fn call(
+        &mut self,
+        decl: Option<&FnDecl>,
+        args: &[CallArg],
+        dims: &[Dim],
+        env: &Env,
+        span: Span,
+    ) -> Lowered<NodeId> {
         let decl = decl.ok_or_else(|| Self::internal(span, "call of an unknown fn"))?;
         let mut callee = Env {
-            dims: decl.generic_dims.iter().zip(dims).map(|(&g, &d)| (g, self.dim(d, env))).collect(),
+            dims: decl
+                .generic_dims
+                .iter()
+                .zip(dims)
+                .map(|(&g, &d)| (g, self.dim(d, env)))
+                .collect(),
             params: Vec::new(),
         };
         for (arg, p) in args.iter().zip(&decl.params) {
@@ -347,9 +402,20 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    fn builtin(&mut self, b: Builtin, args: Vec<NodeId>, axis: Option<u32>, size: Option<Dim>, span: Span) -> Lowered<NodeId> {
+    fn builtin(
+        &mut self,
+        b: Builtin,
+        args: Vec<NodeId>,
+        axis: Option<u32>,
+        size: Option<Dim>,
+        span: Span,
+    ) -> Lowered<NodeId> {
         let unary = |u| Op::Unary(u);
-        let arg = |i: usize| args.get(i).copied().ok_or_else(|| Self::internal(span, "missing builtin argument"));
+        let arg = |i: usize| {
+            args.get(i)
+                .copied()
+                .ok_or_else(|| Self::internal(span, "missing builtin argument"))
+        };
         let simple = match b {
             Builtin::Exp => Some(unary(UnaryOp::Exp)),
             Builtin::Log => Some(unary(UnaryOp::Log)),
@@ -388,7 +454,11 @@ impl<'a> Lowerer<'a> {
             }
             Builtin::Diag => {
                 let x = arg(0)?;
-                let op = if self.p.graph.shape(x).len() == 1 { Op::Diag } else { Op::DiagPart };
+                let op = if self.p.graph.shape(x).len() == 1 {
+                    Op::Diag
+                } else {
+                    Op::DiagPart
+                };
                 self.add(op, vec![x], span)
             }
             Builtin::Mean => {
@@ -421,7 +491,10 @@ impl<'a> Lowerer<'a> {
                 let a = self.add(Op::Unary(UnaryOp::Abs), vec![arg(0)?], span)?;
                 self.add(Op::Sum { axis: None }, vec![a], span)
             }
-            _ => Err(Self::internal(span, format!("`{}` outside its place", b.name()))),
+            _ => Err(Self::internal(
+                span,
+                format!("`{}` outside its place", b.name()),
+            )),
         }
     }
 
@@ -436,7 +509,10 @@ impl<'a> Lowerer<'a> {
         };
         let objective = objective?;
         let id = SubproblemId(self.p.subproblems.len() as u32);
-        self.p.subproblems.push(Subproblem { var: input, objective });
+        self.p.subproblems.push(Subproblem {
+            var: input,
+            objective,
+        });
         let stage = self.outer_stage(objective, input);
         let shape = self.shape(&ty.shape, env);
         Ok(self.p.graph.argmin(id, shape, stage))

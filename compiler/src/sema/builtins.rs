@@ -97,9 +97,7 @@ impl Builtin {
     }
 
     pub fn name(self) -> &'static str {
-        ALL.iter()
-            .find(|(b, _)| *b == self)
-            .map_or("?", |(_, n)| n)
+        ALL.iter().find(|(b, _)| *b == self).map_or("?", |(_, n)| n)
     }
 
     /// Every builtin name (for "did you mean" suggestions).

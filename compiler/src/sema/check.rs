@@ -12,7 +12,14 @@ const MAX_ELEMENTS: u64 = 1 << 34;
 
 /// Methods `solve with` accepts.
 pub const KNOWN_METHODS: &[&str] = &[
-    "lbfgs", "fista", "prox_grad", "adam", "auglag", "path", "maid", "dual",
+    "lbfgs",
+    "fista",
+    "prox_grad",
+    "adam",
+    "auglag",
+    "path",
+    "maid",
+    "dual",
 ];
 
 /// Checks `module` against the builtins and the standard-library `fn`s in `stdlib`.
@@ -35,8 +42,13 @@ pub fn check(module: &ast::Module, stdlib: &[ast::Module]) -> Result<TypedModule
         }
     }
     if module.items.is_empty() {
-        return Err(vec![Diagnostic::error("E0133", "nothing to solve: the file has no statements")
-            .with_hint("add declarations and an objective, e.g. `var x : real[n]` and `minimize sumsq(x)`")]);
+        return Err(vec![Diagnostic::error(
+            "E0133",
+            "nothing to solve: the file has no statements",
+        )
+        .with_hint(
+            "add declarations and an objective, e.g. `var x : real[n]` and `minimize sumsq(x)`",
+        )]);
     }
     for item in &module.items {
         c.last_item = Some(item.span);
@@ -248,9 +260,12 @@ impl Checker {
     fn check_fresh(&mut self, name: &ast::Ident, what: &str) -> bool {
         if Builtin::from_name(&name.name).is_some() {
             self.error(
-                Diagnostic::error("E0102", format!("{what} `{}` shadows the builtin of that name", name.name))
-                    .with_primary(name.span, "shadows a builtin")
-                    .with_hint(format!("rename it, e.g. `{}_`", name.name)),
+                Diagnostic::error(
+                    "E0102",
+                    format!("{what} `{}` shadows the builtin of that name", name.name),
+                )
+                .with_primary(name.span, "shadows a builtin")
+                .with_hint(format!("rename it, e.g. `{}_`", name.name)),
             );
             return false;
         }
@@ -258,7 +273,14 @@ impl Checker {
             let (code, msg) = if what == "top-level" {
                 ("E0101", format!("`{}` is declared twice", name.name))
             } else {
-                ("E0102", format!("{what} `{}` shadows the top-level {} of that name", name.name, g.what()))
+                (
+                    "E0102",
+                    format!(
+                        "{what} `{}` shadows the top-level {} of that name",
+                        name.name,
+                        g.what()
+                    ),
+                )
             };
             self.error(
                 Diagnostic::error(code, msg)
@@ -313,11 +335,19 @@ impl Checker {
                 ast::DimExpr::Literal(n, _) => shape.push(Dim::fixed(*n as i64)),
                 ast::DimExpr::Named(id) => {
                     if let Some(f) = generic {
-                        let existing = self.dims.iter().position(|s| s.owner == Some(f) && s.name == id.name);
+                        let existing = self
+                            .dims
+                            .iter()
+                            .position(|s| s.owner == Some(f) && s.name == id.name);
                         let dim = match existing {
                             Some(i) => DimId(i as u32),
                             None => {
-                                self.dims.push(DimSym { name: id.name.clone(), default: None, owner: Some(f), span: id.span });
+                                self.dims.push(DimSym {
+                                    name: id.name.clone(),
+                                    default: None,
+                                    owner: Some(f),
+                                    span: id.span,
+                                });
                                 DimId(self.dims.len() as u32 - 1)
                             }
                         };
@@ -328,7 +358,10 @@ impl Checker {
                 }
             }
         }
-        Some(Ty { elem: ty.elem, shape })
+        Some(Ty {
+            elem: ty.elem,
+            shape,
+        })
     }
 
     fn resolve_dim_name(&mut self, id: &ast::Ident) -> Option<DimId> {
@@ -344,17 +377,26 @@ impl Checker {
             Some((g, span)) => {
                 let (g, span) = (*g, *span);
                 self.error(
-                    Diagnostic::error("E0105", format!("`{}` is a {}, not a dimension", id.name, g.what()))
-                        .with_primary(id.span, "used as a dimension here")
-                        .with_label(span, "declared here")
-                        .with_hint("declare the size with `dims`"),
+                    Diagnostic::error(
+                        "E0105",
+                        format!("`{}` is a {}, not a dimension", id.name, g.what()),
+                    )
+                    .with_primary(id.span, "used as a dimension here")
+                    .with_label(span, "declared here")
+                    .with_hint("declare the size with `dims`"),
                 );
                 None
             }
             None => {
-                let dims: Vec<String> = self.globals.iter().filter(|(_, (g, _))| matches!(g, Global::Dim(_))).map(|(n, _)| n.clone()).collect();
-                let mut d = Diagnostic::error("E0100", format!("undefined dimension `{}`", id.name))
-                    .with_primary(id.span, "not declared");
+                let dims: Vec<String> = self
+                    .globals
+                    .iter()
+                    .filter(|(_, (g, _))| matches!(g, Global::Dim(_)))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                let mut d =
+                    Diagnostic::error("E0100", format!("undefined dimension `{}`", id.name))
+                        .with_primary(id.span, "not declared");
                 d = match suggest(&id.name, dims.iter().map(String::as_str)) {
                     Some(s) => d.with_hint(format!("did you mean `{s}`?")),
                     None => d.with_hint(format!("declare it first: `dims {}`", id.name)),
@@ -380,11 +422,18 @@ impl Checker {
                 }
             }
             ItemKind::Data { name, ty, value } => {
-                let Some(ty_r) = self.resolve_type(ty, None) else { return };
+                let Some(ty_r) = self.resolve_type(ty, None) else {
+                    return;
+                };
                 self.check_size(&ty_r, ty.span);
                 let load = value.as_ref().and_then(|v| self.data_source(v));
                 let id = self.data.len() as u32;
-                self.data.push(DataDecl { name: name.name.clone(), ty: ty_r, load, span: item.span });
+                self.data.push(DataDecl {
+                    name: name.name.clone(),
+                    ty: ty_r,
+                    load,
+                    span: item.span,
+                });
                 self.declare(name, Global::Data(id));
             }
             ItemKind::Param { name, ty, value } => {
@@ -396,18 +445,34 @@ impl Checker {
                 if let Some(t) = ty {
                     self.check_size(&ty_r, t.span);
                 }
-                let Some(v) = self.expr(value, Place::ParamValue) else { return };
+                let Some(v) = self.expr(value, Place::ParamValue) else {
+                    return;
+                };
                 self.check_assignable(&v, &ty_r, name);
                 let id = self.params.len() as u32;
-                self.params.push(ParamDecl { name: name.name.clone(), ty: ty_r, value: v, span: item.span });
+                self.params.push(ParamDecl {
+                    name: name.name.clone(),
+                    ty: ty_r,
+                    value: v,
+                    span: item.span,
+                });
                 self.declare(name, Global::Param(id));
             }
-            ItemKind::Var { name, ty, bounds, init } => {
-                let Some(ty_r) = self.resolve_type(ty, None) else { return };
+            ItemKind::Var {
+                name,
+                ty,
+                bounds,
+                init,
+            } => {
+                let Some(ty_r) = self.resolve_type(ty, None) else {
+                    return;
+                };
                 self.check_size(&ty_r, ty.span);
                 let (mut lower, mut upper) = (None, None);
                 for b in bounds {
-                    let Some(v) = self.expr(&b.value, Place::VarValue) else { continue };
+                    let Some(v) = self.expr(&b.value, Place::VarValue) else {
+                        continue;
+                    };
                     self.check_assignable(&v, &ty_r, name);
                     match b.op {
                         CmpOp::Ge => lower = Some(v),
@@ -424,13 +489,26 @@ impl Checker {
                     self.check_assignable(v, &ty_r, name);
                 }
                 let id = self.vars.len() as u32;
-                self.vars.push(VarDecl { name: name.name.clone(), ty: ty_r, lower, upper, init, span: item.span });
+                self.vars.push(VarDecl {
+                    name: name.name.clone(),
+                    ty: ty_r,
+                    lower,
+                    upper,
+                    init,
+                    span: item.span,
+                });
                 self.declare(name, Global::Var(id));
             }
             ItemKind::Let { name, value } => {
-                let Some(v) = self.expr(value, Place::Model) else { return };
+                let Some(v) = self.expr(value, Place::Model) else {
+                    return;
+                };
                 let id = self.lets.len() as u32;
-                self.lets.push(LetDecl { name: name.name.clone(), value: v, span: item.span });
+                self.lets.push(LetDecl {
+                    name: name.name.clone(),
+                    value: v,
+                    span: item.span,
+                });
                 self.declare(name, Global::Let(id));
             }
             ItemKind::Fn { name, params, body } => {
@@ -439,26 +517,45 @@ impl Checker {
                 }
             }
             ItemKind::Objective { sense, expr } => {
-                let Some(e) = self.expr(expr, Place::Model) else { return };
+                let Some(e) = self.expr(expr, Place::Model) else {
+                    return;
+                };
                 if !e.ty.is_scalar() {
                     self.error(
-                        Diagnostic::error("E0130", format!("the objective must be a scalar, but it is {}", self.ty_text(&e.ty)))
-                            .with_primary(expr.span, format!("this is {}", self.ty_text(&e.ty)))
-                            .with_hint("reduce it to a scalar, e.g. with `sum(...)` or `sumsq(...)`"),
+                        Diagnostic::error(
+                            "E0130",
+                            format!(
+                                "the objective must be a scalar, but it is {}",
+                                self.ty_text(&e.ty)
+                            ),
+                        )
+                        .with_primary(expr.span, format!("this is {}", self.ty_text(&e.ty)))
+                        .with_hint("reduce it to a scalar, e.g. with `sum(...)` or `sumsq(...)`"),
                     );
                     return;
                 }
                 if let Some((_, first)) = &self.objective {
                     let first = *first;
                     self.error(
-                        Diagnostic::error("E0132", "a model has exactly one objective, this is the second")
-                            .with_primary(item.span, "second objective")
-                            .with_label(first, "first objective")
-                            .with_hint("combine them into one expression, e.g. `minimize f + lambda * g`"),
+                        Diagnostic::error(
+                            "E0132",
+                            "a model has exactly one objective, this is the second",
+                        )
+                        .with_primary(item.span, "second objective")
+                        .with_label(first, "first objective")
+                        .with_hint(
+                            "combine them into one expression, e.g. `minimize f + lambda * g`",
+                        ),
                     );
                     return;
                 }
-                self.objective = Some((Objective { sense: *sense, expr: e }, item.span));
+                self.objective = Some((
+                    Objective {
+                        sense: *sense,
+                        expr: e,
+                    },
+                    item.span,
+                ));
             }
             ItemKind::Constraints(cs) => {
                 for c in cs {
@@ -491,7 +588,11 @@ impl Checker {
         if let ExprKind::Call { func, args } = &value.kind {
             if func.name == "load" {
                 let bound = self.bind_args("load", value.span, &[("path".into(), false)], args)?;
-                if let Some(Some(Expr { kind: ExprKind::Str(path), .. })) = bound.first() {
+                if let Some(Some(Expr {
+                    kind: ExprKind::Str(path),
+                    ..
+                })) = bound.first()
+                {
                     return Some(path.clone());
                 }
                 self.error(
@@ -514,23 +615,48 @@ impl Checker {
     fn check_assignable(&mut self, value: &TExpr, ty: &Ty, name: &ast::Ident) {
         if !elem_fits(value.ty.elem, ty.elem) {
             self.error(
-                Diagnostic::error("E0110", format!("`{}` is {} but this value is {}", name.name, elem_name(ty.elem), elem_name(value.ty.elem)))
-                    .with_primary(value.span, format!("{} value", elem_name(value.ty.elem)))
-                    .with_label(name.span, format!("declared {}", self.ty_text(ty)))
-                    .with_hint("change the declared element type or the value"),
+                Diagnostic::error(
+                    "E0110",
+                    format!(
+                        "`{}` is {} but this value is {}",
+                        name.name,
+                        elem_name(ty.elem),
+                        elem_name(value.ty.elem)
+                    ),
+                )
+                .with_primary(value.span, format!("{} value", elem_name(value.ty.elem)))
+                .with_label(name.span, format!("declared {}", self.ty_text(ty)))
+                .with_hint("change the declared element type or the value"),
             );
         }
         if broadcast_shapes(&value.ty.shape, &ty.shape).ok().as_ref() != Some(&ty.shape) {
             self.error(
-                Diagnostic::error("E0120", format!("a value of shape {} cannot be broadcast to {}", self.shape_text(&value.ty.shape), self.shape_text(&ty.shape)))
-                    .with_primary(value.span, format!("shape {}", self.shape_text(&value.ty.shape)))
-                    .with_label(name.span, format!("declared {}", self.ty_text(ty)))
-                    .with_hint("use a scalar or a value of the declared shape"),
+                Diagnostic::error(
+                    "E0120",
+                    format!(
+                        "a value of shape {} cannot be broadcast to {}",
+                        self.shape_text(&value.ty.shape),
+                        self.shape_text(&ty.shape)
+                    ),
+                )
+                .with_primary(
+                    value.span,
+                    format!("shape {}", self.shape_text(&value.ty.shape)),
+                )
+                .with_label(name.span, format!("declared {}", self.ty_text(ty)))
+                .with_hint("use a scalar or a value of the declared shape"),
             );
         }
     }
 
-    fn check_fn(&mut self, name: &ast::Ident, params: &[ast::FnParam], body: &Expr, span: Span, from_stdlib: bool) -> Option<FnId> {
+    fn check_fn(
+        &mut self,
+        name: &ast::Ident,
+        params: &[ast::FnParam],
+        body: &Expr,
+        span: Span,
+        from_stdlib: bool,
+    ) -> Option<FnId> {
         if !from_stdlib && !self.check_fresh(name, "top-level") {
             return None;
         }
@@ -546,18 +672,25 @@ impl Checker {
             }
             if let Some(prev) = params[..k].iter().find(|q| q.name.name == p.name.name) {
                 self.error(
-                    Diagnostic::error("E0101", format!("parameter `{}` is declared twice", p.name.name))
-                        .with_primary(p.name.span, "declared again here")
-                        .with_label(prev.name.span, "first declared here")
-                        .with_hint("give each parameter its own name"),
+                    Diagnostic::error(
+                        "E0101",
+                        format!("parameter `{}` is declared twice", p.name.name),
+                    )
+                    .with_primary(p.name.span, "declared again here")
+                    .with_label(prev.name.span, "first declared here")
+                    .with_hint("give each parameter its own name"),
                 );
                 ok = false;
             }
-            let Some(ty) = self.resolve_type(&p.ty, Some(id)) else { ok = false; continue };
+            let Some(ty) = self.resolve_type(&p.ty, Some(id)) else {
+                ok = false;
+                continue;
+            };
             for d in dims_before..self.dims.len() {
                 let dim = &self.dims[d];
                 if !self.locals.iter().any(|(n, _)| *n == dim.name) {
-                    self.locals.push((dim.name.clone(), Local::Dim(DimId(d as u32))));
+                    self.locals
+                        .push((dim.name.clone(), Local::Dim(DimId(d as u32))));
                 }
             }
             let default = match &p.default {
@@ -573,8 +706,13 @@ impl Checker {
                 },
                 None => None,
             };
-            self.locals.push((p.name.name.clone(), Local::FnParam(k as u32, ty.clone())));
-            typed_params.push(FnParam { name: p.name.name.clone(), ty, default });
+            self.locals
+                .push((p.name.name.clone(), Local::FnParam(k as u32, ty.clone())));
+            typed_params.push(FnParam {
+                name: p.name.name.clone(),
+                ty,
+                default,
+            });
         }
         let body = self.fn_body(name, body, id);
         self.locals = saved;
@@ -582,8 +720,17 @@ impl Checker {
         if !ok {
             return None;
         }
-        let generic_dims = (dims_before..self.dims.len()).map(|d| DimId(d as u32)).collect();
-        self.fns[id.0 as usize] = Some(FnDecl { name: name.name.clone(), params: typed_params, generic_dims, body, from_stdlib, span });
+        let generic_dims = (dims_before..self.dims.len())
+            .map(|d| DimId(d as u32))
+            .collect();
+        self.fns[id.0 as usize] = Some(FnDecl {
+            name: name.name.clone(),
+            params: typed_params,
+            generic_dims,
+            body,
+            from_stdlib,
+            span,
+        });
         Some(id)
     }
 
@@ -609,12 +756,18 @@ fn reads_argmin_var(e: &TExpr, var: u32) -> bool {
         TExprKind::Ref(Ref::ArgminVar(v)) => *v == var,
         TExprKind::Const(_) | TExprKind::Ref(_) => false,
         TExprKind::Neg(x) => reads_argmin_var(x, var),
-        TExprKind::Binary { lhs, rhs, .. } => reads_argmin_var(lhs, var) || reads_argmin_var(rhs, var),
+        TExprKind::Binary { lhs, rhs, .. } => {
+            reads_argmin_var(lhs, var) || reads_argmin_var(rhs, var)
+        }
         TExprKind::Builtin { args, .. } | TExprKind::Array(args) => any(args),
-        TExprKind::Call { args, .. } => args.iter().any(|a| matches!(a, CallArg::Given(x) if reads_argmin_var(x, var))),
+        TExprKind::Call { args, .. } => args
+            .iter()
+            .any(|a| matches!(a, CallArg::Given(x) if reads_argmin_var(x, var))),
         TExprKind::Index { base, indices } => {
             reads_argmin_var(base, var)
-                || indices.iter().any(|i| matches!(i, TIndex::Single(x) if reads_argmin_var(x, var)))
+                || indices
+                    .iter()
+                    .any(|i| matches!(i, TIndex::Single(x) if reads_argmin_var(x, var)))
         }
         TExprKind::Argmin { body, .. } => reads_argmin_var(body, var),
     }
@@ -624,7 +777,9 @@ fn reads_argmin_var(e: &TExpr, var: u32) -> bool {
 fn arith_elem(op: BinOp, a: ElemType, b: ElemType) -> ElemType {
     let int_like = |e| e == ElemType::Int;
     match op {
-        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::ElemMul if int_like(a) && int_like(b) => ElemType::Int,
+        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::ElemMul if int_like(a) && int_like(b) => {
+            ElemType::Int
+        }
         _ => ElemType::Real,
     }
 }
@@ -633,22 +788,39 @@ impl Checker {
     fn expr(&mut self, e: &Expr, place: Place) -> Option<TExpr> {
         let span = e.span;
         match &e.kind {
-            ExprKind::Int(v) => Some(mk(TExprKind::Const(*v as f64), Ty::scalar(ElemType::Int), span)),
+            ExprKind::Int(v) => Some(mk(
+                TExprKind::Const(*v as f64),
+                Ty::scalar(ElemType::Int),
+                span,
+            )),
             ExprKind::Real(v) => Some(mk(TExprKind::Const(*v), Ty::scalar(ElemType::Real), span)),
-            ExprKind::Bool(b) => Some(mk(TExprKind::Const(f64::from(u8::from(*b))), Ty::scalar(ElemType::Bool), span)),
+            ExprKind::Bool(b) => Some(mk(
+                TExprKind::Const(f64::from(u8::from(*b))),
+                Ty::scalar(ElemType::Bool),
+                span,
+            )),
             ExprKind::Str(_) => {
                 self.error(
                     Diagnostic::error("E0146", "a string is not a value")
                         .with_primary(span, "string here")
-                        .with_hint("strings are only used as `load(\"path\")` and as `solve with` options"),
+                        .with_hint(
+                            "strings are only used as `load(\"path\")` and as `solve with` options",
+                        ),
                 );
                 None
             }
             ExprKind::Name(name) => self.name(name, span, place),
             ExprKind::Unary { expr, .. } => {
                 let x = self.expr(expr, place)?;
-                let elem = if x.ty.elem == ElemType::Int { ElemType::Int } else { ElemType::Real };
-                let ty = Ty { elem, shape: x.ty.shape.clone() };
+                let elem = if x.ty.elem == ElemType::Int {
+                    ElemType::Int
+                } else {
+                    ElemType::Real
+                };
+                let ty = Ty {
+                    elem,
+                    shape: x.ty.shape.clone(),
+                };
                 Some(mk(TExprKind::Neg(Box::new(x)), ty, span))
             }
             ExprKind::Binary { op, lhs, rhs } => {
@@ -667,14 +839,36 @@ impl Checker {
                 let first = typed.first()?;
                 if let Some(bad) = typed.iter().find(|x| x.ty.shape != first.ty.shape) {
                     self.error(
-                        Diagnostic::error("E0129", format!("array elements differ in shape: {} and {}", self.shape_text(&first.ty.shape), self.shape_text(&bad.ty.shape)))
-                            .with_primary(bad.span, format!("shape {}", self.shape_text(&bad.ty.shape)))
-                            .with_label(first.span, format!("shape {}", self.shape_text(&first.ty.shape)))
-                            .with_hint("all elements of `[...]` must have the same shape"),
+                        Diagnostic::error(
+                            "E0129",
+                            format!(
+                                "array elements differ in shape: {} and {}",
+                                self.shape_text(&first.ty.shape),
+                                self.shape_text(&bad.ty.shape)
+                            ),
+                        )
+                        .with_primary(
+                            bad.span,
+                            format!("shape {}", self.shape_text(&bad.ty.shape)),
+                        )
+                        .with_label(
+                            first.span,
+                            format!("shape {}", self.shape_text(&first.ty.shape)),
+                        )
+                        .with_hint("all elements of `[...]` must have the same shape"),
                     );
                     return None;
                 }
-                let elem = typed.iter().map(|x| x.ty.elem).fold(ElemType::Int, |acc, e| if e == ElemType::Int { acc } else { ElemType::Real });
+                let elem = typed
+                    .iter()
+                    .map(|x| x.ty.elem)
+                    .fold(ElemType::Int, |acc, e| {
+                        if e == ElemType::Int {
+                            acc
+                        } else {
+                            ElemType::Real
+                        }
+                    });
                 let mut shape = vec![Dim::fixed(typed.len() as i64)];
                 shape.extend_from_slice(&first.ty.shape);
                 Some(mk(TExprKind::Array(typed), Ty { elem, shape }, span))
@@ -686,29 +880,49 @@ impl Checker {
                     return None;
                 }
                 let id = self.argmin_vars.len() as u32;
-                self.argmin_vars.push(ArgminVar { name: var.name.clone(), ty: ty.clone(), span: var.span });
+                self.argmin_vars.push(ArgminVar {
+                    name: var.name.clone(),
+                    ty: ty.clone(),
+                    span: var.span,
+                });
                 self.locals.push((var.name.clone(), Local::ArgminVar(id)));
                 let body_t = self.expr(body, place);
                 self.locals.pop();
                 let body_t = body_t?;
                 if !body_t.ty.is_scalar() {
                     self.error(
-                        Diagnostic::error("E0134", format!("the body of `argmin` must be a scalar, but it is {}", self.ty_text(&body_t.ty)))
-                            .with_primary(body.span, format!("this is {}", self.ty_text(&body_t.ty)))
-                            .with_label(var.span, "minimized over this variable")
-                            .with_hint("reduce the body to a scalar, e.g. with `sumsq(...)`"),
+                        Diagnostic::error(
+                            "E0134",
+                            format!(
+                                "the body of `argmin` must be a scalar, but it is {}",
+                                self.ty_text(&body_t.ty)
+                            ),
+                        )
+                        .with_primary(body.span, format!("this is {}", self.ty_text(&body_t.ty)))
+                        .with_label(var.span, "minimized over this variable")
+                        .with_hint("reduce the body to a scalar, e.g. with `sumsq(...)`"),
                     );
                     return None;
                 }
                 if !reads_argmin_var(&body_t, id) {
                     self.warnings.push(
-                        Diagnostic::warning("E0135", format!("the body of `argmin` does not depend on `{}`", var.name))
-                            .with_primary(body.span, format!("`{}` does not appear here", var.name))
-                            .with_label(var.span, "variable declared here")
-                            .with_hint("every point is a minimizer; use the variable in the body"),
+                        Diagnostic::warning(
+                            "E0135",
+                            format!("the body of `argmin` does not depend on `{}`", var.name),
+                        )
+                        .with_primary(body.span, format!("`{}` does not appear here", var.name))
+                        .with_label(var.span, "variable declared here")
+                        .with_hint("every point is a minimizer; use the variable in the body"),
                     );
                 }
-                Some(mk(TExprKind::Argmin { var: id, body: Box::new(body_t) }, ty, span))
+                Some(mk(
+                    TExprKind::Argmin {
+                        var: id,
+                        body: Box::new(body_t),
+                    },
+                    ty,
+                    span,
+                ))
             }
         }
     }
@@ -743,10 +957,13 @@ impl Checker {
                     _ => ("E0145", "a variable's initial value and bounds may use only literals, dims, data and params", "set a constant start value; use constraints for relations between variables"),
                 };
                 self.error(
-                    Diagnostic::error(code, format!("the {} `{name}` cannot be used here: {why}", g.what()))
-                        .with_primary(span, "not visible here")
-                        .with_label(decl, "declared here")
-                        .with_hint(hint),
+                    Diagnostic::error(
+                        code,
+                        format!("the {} `{name}` cannot be used here: {why}", g.what()),
+                    )
+                    .with_primary(span, "not visible here")
+                    .with_label(decl, "declared here")
+                    .with_hint(hint),
                 );
                 return None;
             }
@@ -788,7 +1005,8 @@ impl Checker {
         candidates.extend(self.stdlib_fns.keys().cloned());
         candidates.extend(Builtin::names().map(String::from));
         candidates.sort();
-        let mut d = Diagnostic::error("E0100", format!("undefined name `{name}`")).with_primary(span, "not declared");
+        let mut d = Diagnostic::error("E0100", format!("undefined name `{name}`"))
+            .with_primary(span, "not declared");
         d = match suggest(name, candidates.iter().map(String::as_str)) {
             Some(s) => d.with_hint(format!("did you mean `{s}`?")),
             None => d.with_hint("declare it before its first use"),
@@ -819,18 +1037,29 @@ impl Checker {
             BinOp::Mul if !a.ty.is_scalar() && !b.ty.is_scalar() => {
                 let (sa, sb) = (self.shape_text(&a.ty.shape), self.shape_text(&b.ty.shape));
                 self.error(
-                    Diagnostic::error("E0122", format!("`*` needs a scalar operand, but both are tensors ({sa} and {sb})"))
-                        .with_primary(span, "two tensors multiplied with `*`")
-                        .with_label(a.span, format!("shape {sa}"))
-                        .with_label(b.span, format!("shape {sb}"))
-                        .with_hint("use `.*` for elementwise or `@` for the matrix product"),
+                    Diagnostic::error(
+                        "E0122",
+                        format!("`*` needs a scalar operand, but both are tensors ({sa} and {sb})"),
+                    )
+                    .with_primary(span, "two tensors multiplied with `*`")
+                    .with_label(a.span, format!("shape {sa}"))
+                    .with_label(b.span, format!("shape {sb}"))
+                    .with_hint("use `.*` for elementwise or `@` for the matrix product"),
                 );
                 return None;
             }
             BinOp::MatMul => self.matmul_shape(&a, &b, span)?,
             _ => self.broadcast(&a, &b, span, "this operation")?,
         };
-        Some(mk(TExprKind::Binary { op, lhs: Box::new(a), rhs: Box::new(b) }, Ty { elem, shape }, span))
+        Some(mk(
+            TExprKind::Binary {
+                op,
+                lhs: Box::new(a),
+                rhs: Box::new(b),
+            },
+            Ty { elem, shape },
+            span,
+        ))
     }
 
     fn matmul_shape(&mut self, a: &TExpr, b: &TExpr, span: Span) -> Option<Shape> {
@@ -838,9 +1067,15 @@ impl Checker {
         for x in [a, b] {
             if !(1..=2).contains(&x.ty.shape.len()) {
                 self.error(
-                    Diagnostic::error("E0123", format!("`@` needs vectors or matrices, but this operand is {}", self.ty_text(&x.ty)))
-                        .with_primary(x.span, format!("rank {}", x.ty.shape.len()))
-                        .with_hint("use `*` to scale by a scalar"),
+                    Diagnostic::error(
+                        "E0123",
+                        format!(
+                            "`@` needs vectors or matrices, but this operand is {}",
+                            self.ty_text(&x.ty)
+                        ),
+                    )
+                    .with_primary(x.span, format!("rank {}", x.ty.shape.len()))
+                    .with_hint("use `*` to scale by a scalar"),
                 );
                 return None;
             }
@@ -867,7 +1102,12 @@ impl Checker {
         match &e.kind {
             ExprKind::Int(v) if *v >= 0 => Some(Dim::fixed(*v)),
             ExprKind::Name(n) => {
-                let local = self.locals.iter().rev().find(|(m, _)| m == n).map(|(_, l)| l.clone());
+                let local = self
+                    .locals
+                    .iter()
+                    .rev()
+                    .find(|(m, _)| m == n)
+                    .map(|(_, l)| l.clone());
                 match local {
                     Some(Local::Dim(d)) => Some(Dim::sym(d)),
                     Some(_) => None,
@@ -877,11 +1117,20 @@ impl Checker {
                     },
                 }
             }
-            ExprKind::Binary { op: op @ (BinOp::Add | BinOp::Sub), lhs, rhs } => {
+            ExprKind::Binary {
+                op: op @ (BinOp::Add | BinOp::Sub),
+                lhs,
+                rhs,
+            } => {
                 let base = self.static_dim(lhs)?;
-                let ExprKind::Int(k) = rhs.kind else { return None };
+                let ExprKind::Int(k) = rhs.kind else {
+                    return None;
+                };
                 let k = if *op == BinOp::Add { k } else { -k };
-                Some(Dim { sym: base.sym, offset: base.offset + k })
+                Some(Dim {
+                    sym: base.sym,
+                    offset: base.offset + k,
+                })
             }
             _ => None,
         }
@@ -891,22 +1140,39 @@ impl Checker {
         let d = self.static_dim(e);
         if d.is_none() {
             self.error(
-                Diagnostic::error("E0128", format!("{what} must be a size known before solving"))
-                    .with_primary(e.span, "not a size")
-                    .with_hint("write an int literal, a dim, or a dim plus or minus a literal (`n - 1`)"),
+                Diagnostic::error(
+                    "E0128",
+                    format!("{what} must be a size known before solving"),
+                )
+                .with_primary(e.span, "not a size")
+                .with_hint(
+                    "write an int literal, a dim, or a dim plus or minus a literal (`n - 1`)",
+                ),
             );
         }
         d
     }
 
-    fn index(&mut self, base: TExpr, indices: &[IndexExpr], span: Span, place: Place) -> Option<TExpr> {
+    fn index(
+        &mut self,
+        base: TExpr,
+        indices: &[IndexExpr],
+        span: Span,
+        place: Place,
+    ) -> Option<TExpr> {
         let rank = base.ty.shape.len();
         if indices.len() > rank {
             self.error(
-                Diagnostic::error("E0127", format!("{} indices given, but the value has rank {rank}", indices.len()))
-                    .with_primary(span, "too many indices")
-                    .with_label(base.span, format!("this is {}", self.ty_text(&base.ty)))
-                    .with_hint("give at most one index or range per axis"),
+                Diagnostic::error(
+                    "E0127",
+                    format!(
+                        "{} indices given, but the value has rank {rank}",
+                        indices.len()
+                    ),
+                )
+                .with_primary(span, "too many indices")
+                .with_label(base.span, format!("this is {}", self.ty_text(&base.ty)))
+                .with_hint("give at most one index or range per axis"),
             );
             return None;
         }
@@ -927,7 +1193,11 @@ impl Checker {
                     }
                     typed.push(TIndex::Single(i));
                 }
-                IndexExpr::Range { start, end, span: rspan } => {
+                IndexExpr::Range {
+                    start,
+                    end,
+                    span: rspan,
+                } => {
                     let s = match start {
                         Some(e) => self.require_static_dim(e, "a range bound")?,
                         None => Dim::fixed(0),
@@ -936,9 +1206,12 @@ impl Checker {
                         Some(e) => self.require_static_dim(e, "a range bound")?,
                         None => axis_dim,
                     };
-                    let out_of_range = t.minus(axis_dim).is_some_and(|over| over.sym.is_none() && over.offset > 0)
+                    let out_of_range = t
+                        .minus(axis_dim)
+                        .is_some_and(|over| over.sym.is_none() && over.offset > 0)
                         || s.offset < 0 && s.sym.is_none();
-                    let Some(len) = t.minus(s).filter(|l| !(l.sym.is_none() && l.offset < 0)) else {
+                    let Some(len) = t.minus(s).filter(|l| !(l.sym.is_none() && l.offset < 0))
+                    else {
                         self.error(
                             Diagnostic::error("E0128", format!("the range {}:{} has no known length", self.dim_text(s), self.dim_text(t)))
                                 .with_primary(*rspan, "range here")
@@ -948,10 +1221,18 @@ impl Checker {
                     };
                     if out_of_range {
                         self.error(
-                            Diagnostic::error("E0127", format!("the range {}:{} exceeds the axis of size {}", self.dim_text(s), self.dim_text(t), self.dim_text(axis_dim)))
-                                .with_primary(*rspan, "out of range")
-                                .with_label(base.span, format!("this is {}", self.ty_text(&base.ty)))
-                                .with_hint("ranges are 0-based and end-exclusive"),
+                            Diagnostic::error(
+                                "E0127",
+                                format!(
+                                    "the range {}:{} exceeds the axis of size {}",
+                                    self.dim_text(s),
+                                    self.dim_text(t),
+                                    self.dim_text(axis_dim)
+                                ),
+                            )
+                            .with_primary(*rspan, "out of range")
+                            .with_label(base.span, format!("this is {}", self.ty_text(&base.ty)))
+                            .with_hint("ranges are 0-based and end-exclusive"),
                         );
                         return None;
                     }
@@ -961,26 +1242,55 @@ impl Checker {
             }
         }
         shape.extend_from_slice(&base.ty.shape[indices.len()..]);
-        let ty = Ty { elem: base.ty.elem, shape };
-        Some(mk(TExprKind::Index { base: Box::new(base), indices: typed }, ty, span))
+        let ty = Ty {
+            elem: base.ty.elem,
+            shape,
+        };
+        Some(mk(
+            TExprKind::Index {
+                base: Box::new(base),
+                indices: typed,
+            },
+            ty,
+            span,
+        ))
     }
 
     /// Matches call arguments to parameters (`(name, optional)`), reporting arity and keyword errors.
-    fn bind_args<'e>(&mut self, callee: &str, span: Span, params: &[(String, bool)], args: &'e [Arg]) -> Option<Vec<Option<&'e Expr>>> {
+    fn bind_args<'e>(
+        &mut self,
+        callee: &str,
+        span: Span,
+        params: &[(String, bool)],
+        args: &'e [Arg],
+    ) -> Option<Vec<Option<&'e Expr>>> {
         let mut bound: Vec<Option<&Expr>> = vec![None; params.len()];
         let mut spans: Vec<Option<Span>> = vec![None; params.len()];
         let mut seen_keyword = false;
         let mut ok = true;
-        let signature = params.iter().map(|(n, opt)| if *opt { format!("{n} = ...") } else { n.clone() }).collect::<Vec<_>>().join(", ");
+        let signature = params
+            .iter()
+            .map(|(n, opt)| {
+                if *opt {
+                    format!("{n} = ...")
+                } else {
+                    n.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut positional = 0;
         for arg in args {
             let slot = match &arg.name {
                 None => {
                     if seen_keyword {
                         self.error(
-                            Diagnostic::error("E0164", "a positional argument follows a keyword argument")
-                                .with_primary(arg.value.span, "positional argument")
-                                .with_hint("put positional arguments first"),
+                            Diagnostic::error(
+                                "E0164",
+                                "a positional argument follows a keyword argument",
+                            )
+                            .with_primary(arg.value.span, "positional argument")
+                            .with_hint("put positional arguments first"),
                         );
                         ok = false;
                         continue;
@@ -988,10 +1298,17 @@ impl Checker {
                     positional += 1;
                     if positional > params.len() {
                         self.error(
-                            Diagnostic::error("E0160", format!("`{callee}` takes {} argument(s) but {} were given", params.len(), args.len()))
-                                .with_primary(arg.value.span, "extra argument")
-                                .with_label(span, format!("`{callee}({signature})`"))
-                                .with_hint("remove the extra arguments"),
+                            Diagnostic::error(
+                                "E0160",
+                                format!(
+                                    "`{callee}` takes {} argument(s) but {} were given",
+                                    params.len(),
+                                    args.len()
+                                ),
+                            )
+                            .with_primary(arg.value.span, "extra argument")
+                            .with_label(span, format!("`{callee}({signature})`"))
+                            .with_hint("remove the extra arguments"),
                         );
                         return None;
                     }
@@ -1002,9 +1319,12 @@ impl Checker {
                     match params.iter().position(|(n, _)| *n == name.name) {
                         Some(k) => k,
                         None => {
-                            let mut d = Diagnostic::error("E0161", format!("`{callee}` has no parameter `{}`", name.name))
-                                .with_primary(name.span, "unknown keyword argument")
-                                .with_label(span, format!("`{callee}({signature})`"));
+                            let mut d = Diagnostic::error(
+                                "E0161",
+                                format!("`{callee}` has no parameter `{}`", name.name),
+                            )
+                            .with_primary(name.span, "unknown keyword argument")
+                            .with_label(span, format!("`{callee}({signature})`"));
                             d = match suggest(&name.name, params.iter().map(|(n, _)| n.as_str())) {
                                 Some(s) => d.with_hint(format!("did you mean `{s}`?")),
                                 None => d.with_hint(format!("the parameters are: {signature}")),
@@ -1018,10 +1338,13 @@ impl Checker {
             };
             if let Some(first) = spans[slot] {
                 self.error(
-                    Diagnostic::error("E0162", format!("argument `{}` of `{callee}` is given twice", params[slot].0))
-                        .with_primary(arg.value.span, "given again here")
-                        .with_label(first, "first given here")
-                        .with_hint("pass each argument once"),
+                    Diagnostic::error(
+                        "E0162",
+                        format!("argument `{}` of `{callee}` is given twice", params[slot].0),
+                    )
+                    .with_primary(arg.value.span, "given again here")
+                    .with_label(first, "first given here")
+                    .with_hint("pass each argument once"),
                 );
                 ok = false;
                 continue;
@@ -1032,9 +1355,12 @@ impl Checker {
         for (k, (name, optional)) in params.iter().enumerate() {
             if bound[k].is_none() && !optional {
                 self.error(
-                    Diagnostic::error("E0163", format!("`{callee}` is missing its argument `{name}`"))
-                        .with_primary(span, format!("`{name}` not given"))
-                        .with_hint(format!("the call is `{callee}({signature})`")),
+                    Diagnostic::error(
+                        "E0163",
+                        format!("`{callee}` is missing its argument `{name}`"),
+                    )
+                    .with_primary(span, format!("`{name}` not given"))
+                    .with_hint(format!("the call is `{callee}({signature})`")),
                 );
                 ok = false;
             }
@@ -1051,7 +1377,9 @@ impl Checker {
                     Diagnostic::error("E0104", format!("fn `{name}` calls itself"))
                         .with_primary(func.span, "recursive call")
                         .with_label(gspan, "in the body of this fn")
-                        .with_hint("fns are inlined and cannot be recursive; write the expression out"),
+                        .with_hint(
+                            "fns are inlined and cannot be recursive; write the expression out",
+                        ),
                 );
                 return None;
             }
@@ -1074,9 +1402,21 @@ impl Checker {
             return None;
         };
         let where_ok = match b {
-            Builtin::Card => Some(("E0141", "`card` is only allowed in a constraint `card(x) <= k`", "write `card(x) <= k` under `subject to`")),
-            Builtin::Threshold | Builtin::AsDag => Some(("E0140", "only allowed in `output`", "write `output W |> threshold(0.3) |> as_dag`")),
-            Builtin::Load => Some(("E0142", "`load` is only allowed as the value of a `data` declaration", "declare `data X : real[n, d] = load(\"X.npy\")` and use `X`")),
+            Builtin::Card => Some((
+                "E0141",
+                "`card` is only allowed in a constraint `card(x) <= k`",
+                "write `card(x) <= k` under `subject to`",
+            )),
+            Builtin::Threshold | Builtin::AsDag => Some((
+                "E0140",
+                "only allowed in `output`",
+                "write `output W |> threshold(0.3) |> as_dag`",
+            )),
+            Builtin::Load => Some((
+                "E0142",
+                "`load` is only allowed as the value of a `data` declaration",
+                "declare `data X : real[n, d] = load(\"X.npy\")` and use `X`",
+            )),
             _ => None,
         };
         if let Some((code, why, hint)) = where_ok {
@@ -1087,7 +1427,11 @@ impl Checker {
             );
             return None;
         }
-        let params: Vec<(String, bool)> = b.params().iter().map(|(n, o)| (n.to_string(), *o)).collect();
+        let params: Vec<(String, bool)> = b
+            .params()
+            .iter()
+            .map(|(n, o)| (n.to_string(), *o))
+            .collect();
         let bound = self.bind_args(name, span, &params, args)?;
         self.builtin(b, &bound, span, place)
     }
@@ -1108,9 +1452,15 @@ impl Checker {
             return Some(());
         }
         self.error(
-            Diagnostic::error("E0123", format!("`{name}` needs {what}, but its argument is {}", self.ty_text(&x.ty)))
-                .with_primary(x.span, format!("this is {}", self.ty_text(&x.ty)))
-                .with_hint(format!("pass {what}")),
+            Diagnostic::error(
+                "E0123",
+                format!(
+                    "`{name}` needs {what}, but its argument is {}",
+                    self.ty_text(&x.ty)
+                ),
+            )
+            .with_primary(x.span, format!("this is {}", self.ty_text(&x.ty)))
+            .with_hint(format!("pass {what}")),
         );
         None
     }
@@ -1120,16 +1470,28 @@ impl Checker {
             [a, b] if a == b => Some(*a),
             _ => {
                 self.error(
-                    Diagnostic::error("E0124", format!("`{name}` needs a square matrix, but its argument is {}", self.ty_text(&x.ty)))
-                        .with_primary(x.span, format!("this is {}", self.ty_text(&x.ty)))
-                        .with_hint("the argument must have shape [n, n]"),
+                    Diagnostic::error(
+                        "E0124",
+                        format!(
+                            "`{name}` needs a square matrix, but its argument is {}",
+                            self.ty_text(&x.ty)
+                        ),
+                    )
+                    .with_primary(x.span, format!("this is {}", self.ty_text(&x.ty)))
+                    .with_hint("the argument must have shape [n, n]"),
                 );
                 None
             }
         }
     }
 
-    fn builtin(&mut self, b: Builtin, bound: &[Option<&Expr>], span: Span, place: Place) -> Option<TExpr> {
+    fn builtin(
+        &mut self,
+        b: Builtin,
+        bound: &[Option<&Expr>],
+        span: Span,
+        place: Place,
+    ) -> Option<TExpr> {
         let name = b.name();
         let real = ElemType::Real;
         let first = bound[0]?;
@@ -1176,70 +1538,105 @@ impl Checker {
                 }
             },
             Kind::ToScalar => Vec::new(),
-            Kind::Special => match b {
-                Builtin::NuclearNorm => {
-                    self.need_rank(&x, name, x.ty.shape.len() == 2, "a matrix")?;
-                    Vec::new()
-                }
-                Builtin::Transpose => {
-                    self.need_rank(&x, name, x.ty.shape.len() == 2, "a matrix")?;
-                    vec![x.ty.shape[1], x.ty.shape[0]]
-                }
-                Builtin::Eye => {
-                    let n = self.require_static_dim(first, "the size of `eye`")?;
-                    size = Some(n);
-                    return Some(mk(TExprKind::Builtin { builtin: b, args: vec![], axis, size }, Ty { elem: real, shape: vec![n, n] }, span));
-                }
-                Builtin::Diag => match x.ty.shape.len() {
-                    1 => vec![x.ty.shape[0], x.ty.shape[0]],
-                    _ => vec![self.need_square(&x, name)?],
-                },
-                Builtin::Trace | Builtin::LogDet => {
-                    self.need_square(&x, name)?;
-                    Vec::new()
-                }
-                Builtin::Expm | Builtin::Inv => {
-                    self.need_square(&x, name)?;
-                    x.ty.shape.clone()
-                }
-                Builtin::Solve => {
-                    let n = self.need_square(&x, name)?;
-                    let y = self.expr(bound[1]?, place)?;
-                    if !(1..=2).contains(&y.ty.shape.len()) || y.ty.shape[0] != n {
-                        let (sa, sb) = (self.shape_text(&x.ty.shape), self.shape_text(&y.ty.shape));
-                        self.error(
+            Kind::Special => {
+                match b {
+                    Builtin::NuclearNorm => {
+                        self.need_rank(&x, name, x.ty.shape.len() == 2, "a matrix")?;
+                        Vec::new()
+                    }
+                    Builtin::Transpose => {
+                        self.need_rank(&x, name, x.ty.shape.len() == 2, "a matrix")?;
+                        vec![x.ty.shape[1], x.ty.shape[0]]
+                    }
+                    Builtin::Eye => {
+                        let n = self.require_static_dim(first, "the size of `eye`")?;
+                        size = Some(n);
+                        return Some(mk(
+                            TExprKind::Builtin {
+                                builtin: b,
+                                args: vec![],
+                                axis,
+                                size,
+                            },
+                            Ty {
+                                elem: real,
+                                shape: vec![n, n],
+                            },
+                            span,
+                        ));
+                    }
+                    Builtin::Diag => match x.ty.shape.len() {
+                        1 => vec![x.ty.shape[0], x.ty.shape[0]],
+                        _ => vec![self.need_square(&x, name)?],
+                    },
+                    Builtin::Trace | Builtin::LogDet => {
+                        self.need_square(&x, name)?;
+                        Vec::new()
+                    }
+                    Builtin::Expm | Builtin::Inv => {
+                        self.need_square(&x, name)?;
+                        x.ty.shape.clone()
+                    }
+                    Builtin::Solve => {
+                        let n = self.need_square(&x, name)?;
+                        let y = self.expr(bound[1]?, place)?;
+                        if !(1..=2).contains(&y.ty.shape.len()) || y.ty.shape[0] != n {
+                            let (sa, sb) =
+                                (self.shape_text(&x.ty.shape), self.shape_text(&y.ty.shape));
+                            self.error(
                             Diagnostic::error("E0121", format!("`solve(A, b)` needs b with as many rows as A: {sa} and {sb}"))
                                 .with_primary(span, "row counts differ")
                                 .with_label(x.span, format!("shape {sa}"))
                                 .with_label(y.span, format!("shape {sb}"))
                                 .with_hint("b must be a vector of length n or a matrix with n rows"),
                         );
-                        return None;
+                            return None;
+                        }
+                        let s = y.ty.shape.clone();
+                        args.push(y);
+                        s
                     }
-                    let s = y.ty.shape.clone();
-                    args.push(y);
-                    s
+                    Builtin::Sort => {
+                        self.need_rank(&x, name, x.ty.shape.len() == 1, "a vector")?;
+                        x.ty.shape.clone()
+                    }
+                    Builtin::TopK => {
+                        self.need_rank(&x, name, x.ty.shape.len() == 1, "a vector")?;
+                        let k = self.require_static_dim(bound[1]?, "`k` of `topk`")?;
+                        size = Some(k);
+                        vec![k]
+                    }
+                    _ => return None,
                 }
-                Builtin::Sort => {
-                    self.need_rank(&x, name, x.ty.shape.len() == 1, "a vector")?;
-                    x.ty.shape.clone()
-                }
-                Builtin::TopK => {
-                    self.need_rank(&x, name, x.ty.shape.len() == 1, "a vector")?;
-                    let k = self.require_static_dim(bound[1]?, "`k` of `topk`")?;
-                    size = Some(k);
-                    vec![k]
-                }
-                _ => return None,
-            },
+            }
         };
         args.insert(0, x);
-        Some(mk(TExprKind::Builtin { builtin: b, args, axis, size }, Ty { elem: real, shape }, span))
+        Some(mk(
+            TExprKind::Builtin {
+                builtin: b,
+                args,
+                axis,
+                size,
+            },
+            Ty { elem: real, shape },
+            span,
+        ))
     }
 
-    fn fn_call(&mut self, id: FnId, func: &ast::Ident, args: &[Arg], span: Span, place: Place) -> Option<TExpr> {
-        let Some(decl) = self.fns[id.0 as usize].clone() else { return None };
-        let params: Vec<(String, bool)> = decl.params.iter().map(|p| (p.name.clone(), p.default.is_some())).collect();
+    fn fn_call(
+        &mut self,
+        id: FnId,
+        func: &ast::Ident,
+        args: &[Arg],
+        span: Span,
+        place: Place,
+    ) -> Option<TExpr> {
+        let decl = self.fns[id.0 as usize].clone()?;
+        let params: Vec<(String, bool)> = decl
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), p.default.is_some()))
+            .collect();
         let bound = self.bind_args(&func.name, span, &params, args)?;
         let mut binding: HashMap<DimId, (Dim, Span)> = HashMap::new();
         let mut typed_args = Vec::new();
@@ -1255,10 +1652,19 @@ impl Checker {
             };
             if !elem_fits(a.ty.elem, p.ty.elem) {
                 self.error(
-                    Diagnostic::error("E0110", format!("parameter `{}` of `{}` is {}, but the argument is {}", p.name, func.name, elem_name(p.ty.elem), elem_name(a.ty.elem)))
-                        .with_primary(a.span, format!("{} argument", elem_name(a.ty.elem)))
-                        .with_label(decl.span, "fn defined here")
-                        .with_hint("pass a value of the parameter's element type"),
+                    Diagnostic::error(
+                        "E0110",
+                        format!(
+                            "parameter `{}` of `{}` is {}, but the argument is {}",
+                            p.name,
+                            func.name,
+                            elem_name(p.ty.elem),
+                            elem_name(a.ty.elem)
+                        ),
+                    )
+                    .with_primary(a.span, format!("{} argument", elem_name(a.ty.elem)))
+                    .with_label(decl.span, "fn defined here")
+                    .with_hint("pass a value of the parameter's element type"),
                 );
                 ok = false;
             }
@@ -1276,35 +1682,70 @@ impl Checker {
                 Some((d, _)) => dims.push(*d),
                 None => {
                     self.error(
-                        Diagnostic::error("E0126", format!("the size `{}` of `{}` is not fixed by the arguments", self.dims[g.0 as usize].name, func.name))
-                            .with_primary(span, "cannot infer this size")
-                            .with_label(decl.span, "fn defined here")
-                            .with_hint("pass the arguments whose types mention this dim"),
+                        Diagnostic::error(
+                            "E0126",
+                            format!(
+                                "the size `{}` of `{}` is not fixed by the arguments",
+                                self.dims[g.0 as usize].name, func.name
+                            ),
+                        )
+                        .with_primary(span, "cannot infer this size")
+                        .with_label(decl.span, "fn defined here")
+                        .with_hint("pass the arguments whose types mention this dim"),
                     );
                     return None;
                 }
             }
         }
-        let subst = |d: Dim| match d.sym.and_then(|s| decl.generic_dims.iter().position(|g| *g == s)) {
-            Some(k) => Dim { sym: dims[k].sym, offset: dims[k].offset + d.offset },
+        let subst = |d: Dim| match d
+            .sym
+            .and_then(|s| decl.generic_dims.iter().position(|g| *g == s))
+        {
+            Some(k) => Dim {
+                sym: dims[k].sym,
+                offset: dims[k].offset + d.offset,
+            },
             None => d,
         };
         let shape = decl.body.ty.shape.iter().map(|&d| subst(d)).collect();
-        let ty = Ty { elem: decl.body.ty.elem, shape };
-        Some(mk(TExprKind::Call { func: id, args: typed_args, dims }, ty, span))
+        let ty = Ty {
+            elem: decl.body.ty.elem,
+            shape,
+        };
+        Some(mk(
+            TExprKind::Call {
+                func: id,
+                args: typed_args,
+                dims,
+            },
+            ty,
+            span,
+        ))
     }
 
     /// Binds the generic dims of a fn parameter's type to the argument's shape.
-    fn unify(&mut self, param: &Ty, arg: &TExpr, fname: &str, pname: &str, binding: &mut HashMap<DimId, (Dim, Span)>) -> bool {
+    fn unify(
+        &mut self,
+        param: &Ty,
+        arg: &TExpr,
+        fname: &str,
+        pname: &str,
+        binding: &mut HashMap<DimId, (Dim, Span)>,
+    ) -> bool {
         let mismatch = |c: &mut Checker, other: Option<Span>| {
             let expected = c.ty_text(param);
             let got = c.ty_text(&arg.ty);
-            let mut d = Diagnostic::error("E0126", format!("argument `{pname}` of `{fname}` should be {expected}, but it is {got}"))
-                .with_primary(arg.span, format!("this is {got}"));
+            let mut d = Diagnostic::error(
+                "E0126",
+                format!("argument `{pname}` of `{fname}` should be {expected}, but it is {got}"),
+            )
+            .with_primary(arg.span, format!("this is {got}"));
             if let Some(o) = other {
                 d = d.with_label(o, "this argument fixed the size already");
             }
-            c.error(d.with_hint("arguments sharing a dim name in the fn's signature must have equal sizes"));
+            c.error(d.with_hint(
+                "arguments sharing a dim name in the fn's signature must have equal sizes",
+            ));
             false
         };
         if param.shape.len() != arg.ty.shape.len() {
@@ -1335,19 +1776,34 @@ impl Checker {
 impl Checker {
     fn constraint(&mut self, c: &ast::Constraint, loops: Vec<Loop>) {
         match &c.kind {
-            AstConstraint::For { index, start, end, body } => {
+            AstConstraint::For {
+                index,
+                start,
+                end,
+                body,
+            } => {
                 if !self.check_fresh(index, "loop index") {
                     return;
                 }
                 let s = self.require_static_dim(start, "the start of a `for` range");
                 let e = self.require_static_dim(end, "the end of a `for` range");
-                let (Some(start), Some(end)) = (s, e) else { return };
+                let (Some(start), Some(end)) = (s, e) else {
+                    return;
+                };
                 let level = loops.len() as u32;
                 let mut inner = loops;
-                inner.push(Loop { index: index.name.clone(), start, end });
-                self.locals.push((index.name.clone(), Local::LoopIndex(level)));
+                inner.push(Loop {
+                    index: index.name.clone(),
+                    start,
+                    end,
+                });
+                self.locals
+                    .push((index.name.clone(), Local::LoopIndex(level)));
                 // The label of a `for` applies to the constraint it wraps.
-                let body_c = ast::Constraint { label: c.label.clone().or_else(|| body.label.clone()), ..(**body).clone() };
+                let body_c = ast::Constraint {
+                    label: c.label.clone().or_else(|| body.label.clone()),
+                    ..(**body).clone()
+                };
                 self.constraint(&body_c, inner);
                 self.locals.pop();
             }
@@ -1363,10 +1819,20 @@ impl Checker {
                 if self.broadcast(&l, &r, c.span, "a constraint").is_none() {
                     return;
                 }
-                self.push_constraint(c, loops, ConstraintKind::Compare { lhs: l, op: *op, rhs: r });
+                self.push_constraint(
+                    c,
+                    loops,
+                    ConstraintKind::Compare {
+                        lhs: l,
+                        op: *op,
+                        rhs: r,
+                    },
+                );
             }
             AstConstraint::In { expr, set } => {
-                let Some(x) = self.expr(expr, Place::Model) else { return };
+                let Some(x) = self.expr(expr, Place::Model) else {
+                    return;
+                };
                 let Some(set) = self.set(set, &x) else { return };
                 self.push_constraint(c, loops, ConstraintKind::In { expr: x, set });
             }
@@ -1378,14 +1844,28 @@ impl Checker {
             Some(l) => l.name.clone(),
             None => format!("c{}", self.constraints.len()),
         };
-        self.constraints.push(Constraint { name, loops, kind, span: c.span });
+        self.constraints.push(Constraint {
+            name,
+            loops,
+            kind,
+            span: c.span,
+        });
     }
 
     /// `card(x) <= k` or `k >= card(x)`, with `k` an int scalar.
-    fn card_constraint(&mut self, c: &ast::Constraint, lhs: &Expr, op: CmpOp, rhs: &Expr, loops: Vec<Loop>) {
+    fn card_constraint(
+        &mut self,
+        c: &ast::Constraint,
+        lhs: &Expr,
+        op: CmpOp,
+        rhs: &Expr,
+        loops: Vec<Loop>,
+    ) {
         let (card, bound) = match (op, &lhs.kind) {
             (CmpOp::Le, ExprKind::Call { func, .. }) if func.name == "card" => (lhs, rhs),
-            (CmpOp::Ge, _) if matches!(&rhs.kind, ExprKind::Call { func, .. } if func.name == "card") => (rhs, lhs),
+            (CmpOp::Ge, _) if matches!(&rhs.kind, ExprKind::Call { func, .. } if func.name == "card") => {
+                (rhs, lhs)
+            }
             _ => {
                 self.error(
                     Diagnostic::error("E0141", "`card` is only allowed as `card(x) <= k`")
@@ -1395,15 +1875,36 @@ impl Checker {
                 return;
             }
         };
-        let ExprKind::Call { args, .. } = &card.kind else { return };
-        let Some(bound_args) = self.bind_args("card", card.span, &[("x".into(), false)], args) else { return };
-        let Some(x) = bound_args[0].and_then(|a| self.expr(a, Place::Model)) else { return };
-        let Some(k) = self.expr(bound, Place::Model) else { return };
-        if k.ty.elem != ElemType::Int || !k.ty.is_scalar() || !matches!(k.kind, TExprKind::Const(_) | TExprKind::Ref(Ref::Param(_) | Ref::Dim(_))) {
+        let ExprKind::Call { args, .. } = &card.kind else {
+            return;
+        };
+        let Some(bound_args) = self.bind_args("card", card.span, &[("x".into(), false)], args)
+        else {
+            return;
+        };
+        let Some(x) = bound_args[0].and_then(|a| self.expr(a, Place::Model)) else {
+            return;
+        };
+        let Some(k) = self.expr(bound, Place::Model) else {
+            return;
+        };
+        if k.ty.elem != ElemType::Int
+            || !k.ty.is_scalar()
+            || !matches!(
+                k.kind,
+                TExprKind::Const(_) | TExprKind::Ref(Ref::Param(_) | Ref::Dim(_))
+            )
+        {
             self.error(
-                Diagnostic::error("E0112", format!("the bound of `card` must be an int literal or int param, but it is {}", self.ty_text(&k.ty)))
-                    .with_primary(bound.span, "not an int")
-                    .with_hint("write e.g. `card(x) <= 5` or declare `param k : int = 5`"),
+                Diagnostic::error(
+                    "E0112",
+                    format!(
+                        "the bound of `card` must be an int literal or int param, but it is {}",
+                        self.ty_text(&k.ty)
+                    ),
+                )
+                .with_primary(bound.span, "not an int")
+                .with_hint("write e.g. `card(x) <= 5` or declare `param k : int = 5`"),
             );
             return;
         }
@@ -1417,9 +1918,15 @@ impl Checker {
             ExprKind::Name(n) if n == "simplex" => {
                 if x.ty.shape.len() != 1 {
                     self.error(
-                        Diagnostic::error("E0123", format!("`simplex` constrains a vector, but this is {}", self.ty_text(&x.ty)))
-                            .with_primary(x.span, format!("this is {}", self.ty_text(&x.ty)))
-                            .with_hint("constrain each row in a `for` loop"),
+                        Diagnostic::error(
+                            "E0123",
+                            format!(
+                                "`simplex` constrains a vector, but this is {}",
+                                self.ty_text(&x.ty)
+                            ),
+                        )
+                        .with_primary(x.span, format!("this is {}", self.ty_text(&x.ty)))
+                        .with_hint("constrain each row in a `for` loop"),
                     );
                     return None;
                 }
@@ -1434,14 +1941,23 @@ impl Checker {
                 for b in [&lo, &hi] {
                     if !b.ty.is_scalar() {
                         self.error(
-                            Diagnostic::error("E0120", format!("the bounds of `box` must be scalars, but this is {}", self.ty_text(&b.ty)))
-                                .with_primary(b.span, "not a scalar")
-                                .with_hint("use `lhs <= rhs` constraints for elementwise bounds"),
+                            Diagnostic::error(
+                                "E0120",
+                                format!(
+                                    "the bounds of `box` must be scalars, but this is {}",
+                                    self.ty_text(&b.ty)
+                                ),
+                            )
+                            .with_primary(b.span, "not a scalar")
+                            .with_hint("use `lhs <= rhs` constraints for elementwise bounds"),
                         );
                         return None;
                     }
                 }
-                Some(SetExpr::Box { lower: lo, upper: hi })
+                Some(SetExpr::Box {
+                    lower: Box::new(lo),
+                    upper: Box::new(hi),
+                })
             }
             _ => {
                 let name = match &set.kind {
@@ -1465,7 +1981,10 @@ impl Checker {
     fn solve_spec(&mut self, method: &Expr, top: bool) -> Option<SolveSpec> {
         let (name, args): (&ast::Ident, &[Arg]) = match &method.kind {
             ExprKind::Name(n) => {
-                let id = ast::Ident { name: n.clone(), span: method.span };
+                let id = ast::Ident {
+                    name: n.clone(),
+                    span: method.span,
+                };
                 return self.solve_method(&id, &[], top);
             }
             ExprKind::Call { func, args } => (func, args),
@@ -1486,22 +2005,32 @@ impl Checker {
             let mut d = Diagnostic::error("E0150", format!("unknown solve method `{}`", name.name))
                 .with_primary(name.span, "unknown method");
             d = match suggest(&name.name, KNOWN_METHODS.iter().copied()) {
-                Some(s) => d.with_hint(format!("did you mean `{s}`? Known methods: {}", KNOWN_METHODS.join(", "))),
+                Some(s) => d.with_hint(format!(
+                    "did you mean `{s}`? Known methods: {}",
+                    KNOWN_METHODS.join(", ")
+                )),
                 None => d.with_hint(format!("known methods: {}", KNOWN_METHODS.join(", "))),
             };
             self.error(d);
             return None;
         }
-        let mut spec = SolveSpec { method: name.name.clone(), positional: Vec::new(), options: Vec::new() };
+        let mut spec = SolveSpec {
+            method: name.name.clone(),
+            positional: Vec::new(),
+            options: Vec::new(),
+        };
         for a in args {
             let v = self.option_value(&a.value)?;
             match &a.name {
                 Some(n) => {
                     if spec.options.iter().any(|(k, _)| *k == n.name) {
                         self.error(
-                            Diagnostic::error("E0162", format!("option `{}` is given twice", n.name))
-                                .with_primary(n.span, "given again here")
-                                .with_hint("give each option once"),
+                            Diagnostic::error(
+                                "E0162",
+                                format!("option `{}` is given twice", n.name),
+                            )
+                            .with_primary(n.span, "given again here")
+                            .with_hint("give each option once"),
                         );
                         return None;
                     }
@@ -1525,7 +2054,11 @@ impl Checker {
             ExprKind::Bool(b) => Some(OptionValue::Name(b.to_string())),
             ExprKind::Str(s) => Some(OptionValue::Str(s.clone())),
             ExprKind::Name(n) => Some(OptionValue::Name(n.clone())),
-            ExprKind::Array(items) => items.iter().map(|i| self.option_value(i)).collect::<Option<_>>().map(OptionValue::List),
+            ExprKind::Array(items) => items
+                .iter()
+                .map(|i| self.option_value(i))
+                .collect::<Option<_>>()
+                .map(OptionValue::List),
             ExprKind::Call { .. } => self.solve_spec(e, false).map(OptionValue::Call),
             _ => self.bad_option(e),
         }
@@ -1546,22 +2079,32 @@ impl Checker {
         while let ExprKind::Call { func, args } = &expr.kind {
             let op = match func.name.as_str() {
                 "as_dag" => {
-                    let Some(b) = self.bind_args("as_dag", expr.span, &[("W".into(), false)], args) else { return };
+                    let Some(b) = self.bind_args("as_dag", expr.span, &[("W".into(), false)], args)
+                    else {
+                        return;
+                    };
                     let Some(inner) = b[0] else { return };
                     (PostOp::AsDag, inner)
                 }
                 "threshold" => {
                     let params = [("W".to_string(), false), ("t".to_string(), false)];
-                    let Some(b) = self.bind_args("threshold", expr.span, &params, args) else { return };
-                    let (Some(inner), Some(t)) = (b[0], b[1]) else { return };
+                    let Some(b) = self.bind_args("threshold", expr.span, &params, args) else {
+                        return;
+                    };
+                    let (Some(inner), Some(t)) = (b[0], b[1]) else {
+                        return;
+                    };
                     let value = match t.kind {
                         ExprKind::Int(v) => v as f64,
                         ExprKind::Real(v) => v,
                         _ => {
                             self.error(
-                                Diagnostic::error("E0190", "the cutoff of `threshold` must be a number literal")
-                                    .with_primary(t.span, "not a number")
-                                    .with_hint("write e.g. `threshold(0.3)`"),
+                                Diagnostic::error(
+                                    "E0190",
+                                    "the cutoff of `threshold` must be a number literal",
+                                )
+                                .with_primary(t.span, "not a number")
+                                .with_hint("write e.g. `threshold(0.3)`"),
                             );
                             return;
                         }
@@ -1580,8 +2123,14 @@ impl Checker {
             (None, ExprKind::Call { func, .. }) => func.name.clone(),
             (None, _) => format!("output{}", self.outputs.len()),
         };
-        let Some(e) = self.expr(expr, Place::Model) else { return };
-        self.outputs.push(Output { name, expr: e, post });
+        let Some(e) = self.expr(expr, Place::Model) else {
+            return;
+        };
+        self.outputs.push(Output {
+            name,
+            expr: e,
+            post,
+        });
     }
 }
 

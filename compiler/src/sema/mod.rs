@@ -158,17 +158,30 @@ pub struct Loop {
 
 #[derive(Clone, Debug)]
 pub enum ConstraintKind {
-    Compare { lhs: TExpr, op: CmpOp, rhs: TExpr },
-    In { expr: TExpr, set: SetExpr },
+    Compare {
+        lhs: TExpr,
+        op: CmpOp,
+        rhs: TExpr,
+    },
+    In {
+        expr: TExpr,
+        set: SetExpr,
+    },
     /// `card(expr) <= bound` (bound an int scalar).
-    Card { expr: TExpr, bound: TExpr },
+    Card {
+        expr: TExpr,
+        bound: TExpr,
+    },
 }
 
 #[derive(Clone, Debug)]
 pub enum SetExpr {
     Nonneg,
     Simplex,
-    Box { lower: TExpr, upper: TExpr },
+    Box {
+        lower: Box<TExpr>,
+        upper: Box<TExpr>,
+    },
 }
 
 #[derive(Clone, Debug)]

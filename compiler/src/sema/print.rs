@@ -37,14 +37,21 @@ fn option_text(v: &OptionValue) -> String {
         OptionValue::Number(x) => format!("{x:?}"),
         OptionValue::Str(s) => format!("{s:?}"),
         OptionValue::Name(n) => n.clone(),
-        OptionValue::List(items) => format!("[{}]", items.iter().map(option_text).collect::<Vec<_>>().join(", ")),
+        OptionValue::List(items) => format!(
+            "[{}]",
+            items.iter().map(option_text).collect::<Vec<_>>().join(", ")
+        ),
         OptionValue::Call(s) => spec_text(s),
     }
 }
 
 fn spec_text(s: &SolveSpec) -> String {
     let mut parts: Vec<String> = s.positional.iter().map(option_text).collect();
-    parts.extend(s.options.iter().map(|(k, v)| format!("{k} = {}", option_text(v))));
+    parts.extend(
+        s.options
+            .iter()
+            .map(|(k, v)| format!("{k} = {}", option_text(v))),
+    );
     format!("{}({})", s.method, parts.join(", "))
 }
 
@@ -79,7 +86,10 @@ impl Printer<'_> {
             Ref::Param(i) => format!("param:{}", m.params[i as usize].name),
             Ref::Var(i) => format!("var:{}", m.vars[i as usize].name),
             Ref::Let(i) => format!("let:{}", m.lets[i as usize].name),
-            Ref::FnParam(k) => format!("arg:{}", fn_ctx.map_or("?", |f| f.params[k as usize].name.as_str())),
+            Ref::FnParam(k) => format!(
+                "arg:{}",
+                fn_ctx.map_or("?", |f| f.params[k as usize].name.as_str())
+            ),
             Ref::LoopIndex(l) => format!("loop:{l}"),
             Ref::ArgminVar(v) => format!("argmin:{}", m.argmin_vars[v as usize].name),
         }
@@ -95,9 +105,19 @@ impl Printer<'_> {
             TExprKind::Ref(r) => self.reference(*r, f),
             TExprKind::Neg(x) => format!("(-{})", self.expr(x, f)),
             TExprKind::Binary { op, lhs, rhs } => {
-                format!("({} {} {})", self.expr(lhs, f), op_text(*op), self.expr(rhs, f))
+                format!(
+                    "({} {} {})",
+                    self.expr(lhs, f),
+                    op_text(*op),
+                    self.expr(rhs, f)
+                )
             }
-            TExprKind::Builtin { builtin, args, axis, size } => {
+            TExprKind::Builtin {
+                builtin,
+                args,
+                axis,
+                size,
+            } => {
                 let mut parts: Vec<String> = args.iter().map(|a| self.expr(a, f)).collect();
                 if let Some(s) = size {
                     parts.push(self.dim(*s));
@@ -124,24 +144,43 @@ impl Printer<'_> {
                     })
                     .collect();
                 let origin = if decl.from_stdlib { "stdlib" } else { "fn" };
-                format!("{origin}:{}<{}>({})", decl.name, binding.join(", "), args.join(", "))
+                format!(
+                    "{origin}:{}<{}>({})",
+                    decl.name,
+                    binding.join(", "),
+                    args.join(", ")
+                )
             }
             TExprKind::Index { base, indices } => {
                 let parts: Vec<String> = indices
                     .iter()
                     .map(|i| match i {
                         TIndex::Single(x) => self.expr(x, f),
-                        TIndex::Range { start, end } => format!("{}:{}", self.dim(*start), self.dim(*end)),
+                        TIndex::Range { start, end } => {
+                            format!("{}:{}", self.dim(*start), self.dim(*end))
+                        }
                     })
                     .collect();
                 format!("{}[{}]", self.expr(base, f), parts.join(", "))
             }
             TExprKind::Array(items) => {
-                format!("[{}]", items.iter().map(|x| self.expr(x, f)).collect::<Vec<_>>().join(", "))
+                format!(
+                    "[{}]",
+                    items
+                        .iter()
+                        .map(|x| self.expr(x, f))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
             TExprKind::Argmin { var, body } => {
                 let v = &self.m.argmin_vars[*var as usize];
-                format!("argmin {} : {} {{ {} }}", v.name, self.ty(&v.ty), self.expr(body, f))
+                format!(
+                    "argmin {} : {} {{ {} }}",
+                    v.name,
+                    self.ty(&v.ty),
+                    self.expr(body, f)
+                )
             }
         }
     }
@@ -163,11 +202,21 @@ impl Printer<'_> {
             self.line(format!("dims {}{default}", d.name));
         }
         for d in &m.data {
-            let load = d.load.as_ref().map_or(" (bound by --data)".to_string(), |p| format!(" = load({p:?})"));
+            let load = d
+                .load
+                .as_ref()
+                .map_or(" (bound by --data)".to_string(), |p| {
+                    format!(" = load({p:?})")
+                });
             self.line(format!("data {} : {}{load}", d.name, self.ty(&d.ty)));
         }
         for p in &m.params {
-            self.line(format!("param {} : {} = {}", p.name, self.ty(&p.ty), self.typed(&p.value, None)));
+            self.line(format!(
+                "param {} : {} = {}",
+                p.name,
+                self.ty(&p.ty),
+                self.typed(&p.value, None)
+            ));
         }
         for v in &m.vars {
             let mut s = format!("var {} : {}", v.name, self.ty(&v.ty));
@@ -187,11 +236,19 @@ impl Printer<'_> {
                 .params
                 .iter()
                 .map(|p| {
-                    let d = p.default.as_ref().map_or(String::new(), |e| format!(" = {}", self.expr(e, Some(f))));
+                    let d = p
+                        .default
+                        .as_ref()
+                        .map_or(String::new(), |e| format!(" = {}", self.expr(e, Some(f))));
                     format!("{} : {}{d}", p.name, self.ty(&p.ty))
                 })
                 .collect();
-            self.line(format!("fn {}({}) = {}", f.name, params.join(", "), self.typed(&f.body, Some(f))));
+            self.line(format!(
+                "fn {}({}) = {}",
+                f.name,
+                params.join(", "),
+                self.typed(&f.body, Some(f))
+            ));
         }
         for l in &m.lets {
             self.line(format!("let {} = {}", l.name, self.typed(&l.value, None)));
@@ -206,7 +263,14 @@ impl Printer<'_> {
                 .loops
                 .iter()
                 .enumerate()
-                .map(|(l, r)| format!("for {} (loop:{l}) in {}..{}: ", r.index, self.dim(r.start), self.dim(r.end)))
+                .map(|(l, r)| {
+                    format!(
+                        "for {} (loop:{l}) in {}..{}: ",
+                        r.index,
+                        self.dim(r.start),
+                        self.dim(r.end)
+                    )
+                })
                 .collect();
             let body = match &c.kind {
                 ConstraintKind::Compare { lhs, op, rhs } => {
@@ -221,12 +285,20 @@ impl Printer<'_> {
                     let set = match set {
                         SetExpr::Nonneg => "nonneg".to_string(),
                         SetExpr::Simplex => "simplex".to_string(),
-                        SetExpr::Box { lower, upper } => format!("box({}, {})", self.expr(lower, None), self.expr(upper, None)),
+                        SetExpr::Box { lower, upper } => format!(
+                            "box({}, {})",
+                            self.expr(lower, None),
+                            self.expr(upper, None)
+                        ),
                     };
                     format!("{} in {set}", self.typed(expr, None))
                 }
                 ConstraintKind::Card { expr, bound } => {
-                    format!("card({}) <= {}", self.typed(expr, None), self.expr(bound, None))
+                    format!(
+                        "card({}) <= {}",
+                        self.typed(expr, None),
+                        self.expr(bound, None)
+                    )
                 }
             };
             self.line(format!("constraint {}: {loops}{body}", c.name));
@@ -236,7 +308,11 @@ impl Printer<'_> {
         }
         for o in &m.outputs {
             let post: String = o.post.iter().map(|p| format!(" |> {p:?}")).collect();
-            self.line(format!("output {} = {}{post}", o.name, self.typed(&o.expr, None)));
+            self.line(format!(
+                "output {} = {}{post}",
+                o.name,
+                self.typed(&o.expr, None)
+            ));
         }
         for w in &m.warnings {
             self.line(format!("warning[{}]: {}", w.code, w.message));
@@ -246,7 +322,10 @@ impl Printer<'_> {
 
 /// The typed module as text: declarations, user fns, objective, constraints, solve, outputs.
 pub fn typed_to_text(m: &TypedModule) -> String {
-    let mut p = Printer { m, out: String::new() };
+    let mut p = Printer {
+        m,
+        out: String::new(),
+    };
     p.module();
     p.out
 }
