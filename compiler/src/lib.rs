@@ -6,4 +6,7 @@ pub mod codes;
 pub mod diag;
 pub mod ir;
 pub mod lower;
+pub mod render;
 pub mod sema;
+pub mod stdlib;
+pub mod syntax;
