@@ -257,7 +257,8 @@ impl Checker {
     // ----- declarations ---------------------------------------------------------------------
 
     /// Refuses a name that is a builtin or already declared at top level (pointing at both).
-    fn check_fresh(&mut self, name: &ast::Ident, what: &str) -> bool {
+    /// `what` names the new declaration; a clash between two top-level ones is a duplicate.
+    fn check_fresh(&mut self, name: &ast::Ident, what: &str, top_level: bool) -> bool {
         if Builtin::from_name(&name.name).is_some() {
             self.error(
                 Diagnostic::error(
@@ -270,7 +271,7 @@ impl Checker {
             return false;
         }
         if let Some(&(g, span)) = self.globals.get(&name.name) {
-            let (code, msg) = if what == "top-level" {
+            let (code, msg) = if top_level {
                 ("E0101", format!("`{}` is declared twice", name.name))
             } else {
                 (
@@ -294,7 +295,7 @@ impl Checker {
     }
 
     fn declare(&mut self, name: &ast::Ident, g: Global) {
-        if self.check_fresh(name, "top-level") {
+        if self.check_fresh(name, g.what(), true) {
             self.globals.insert(name.name.clone(), (g, name.span));
         }
     }
@@ -657,7 +658,7 @@ impl Checker {
         span: Span,
         from_stdlib: bool,
     ) -> Option<FnId> {
-        if !from_stdlib && !self.check_fresh(name, "top-level") {
+        if !from_stdlib && !self.check_fresh(name, "fn", true) {
             return None;
         }
         let id = FnId(self.fns.len() as u32);
@@ -667,7 +668,7 @@ impl Checker {
         let saved = std::mem::take(&mut self.locals);
         let mut ok = true;
         for (k, p) in params.iter().enumerate() {
-            if !from_stdlib && !self.check_fresh(&p.name, "fn parameter") {
+            if !from_stdlib && !self.check_fresh(&p.name, "fn parameter", false) {
                 ok = false;
             }
             if let Some(prev) = params[..k].iter().find(|q| q.name.name == p.name.name) {
@@ -876,7 +877,7 @@ impl Checker {
             ExprKind::Argmin { var, ty, body } => {
                 let ty = self.resolve_type(ty, None)?;
                 self.check_size(&ty, var.span);
-                if !self.check_fresh(var, "argmin variable") {
+                if !self.check_fresh(var, "argmin variable", false) {
                     return None;
                 }
                 let id = self.argmin_vars.len() as u32;
@@ -1782,7 +1783,7 @@ impl Checker {
                 end,
                 body,
             } => {
-                if !self.check_fresh(index, "loop index") {
+                if !self.check_fresh(index, "loop index", false) {
                     return;
                 }
                 let s = self.require_static_dim(start, "the start of a `for` range");

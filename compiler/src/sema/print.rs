@@ -139,7 +139,7 @@ impl Printer<'_> {
                     .iter()
                     .zip(&decl.params)
                     .map(|(a, p)| match a {
-                        CallArg::Given(x) => self.expr(x, f),
+                        CallArg::Given(x) => format!("{} = {}", p.name, self.expr(x, f)),
                         CallArg::Default => format!("{} = default", p.name),
                     })
                     .collect();
