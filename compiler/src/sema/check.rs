@@ -147,9 +147,14 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// The closest candidate within a third of the name's length (at least 1 edit).
+/// The closest candidate within a third of the name's length (at least 1 edit; none for
+/// one-letter names, where every other short name would be "close").
 fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let len = name.chars().count();
+    if len < 2 {
+        return None;
+    }
+    let limit = (len / 3).max(1);
     candidates
         .filter(|c| *c != name)
         .map(|c| (edit_distance(name, c), c))
@@ -2153,5 +2158,6 @@ mod tests {
         assert_eq!(suggest("weigths", names.into_iter()), Some("weights"));
         assert_eq!(suggest("lambda", names.into_iter()), Some("lambda1"));
         assert_eq!(suggest("zzz", names.into_iter()), None);
+        assert_eq!(suggest("w", names.into_iter()), None);
     }
 }
