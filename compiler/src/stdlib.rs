@@ -9,8 +9,14 @@ use crate::diag::{Diagnostics, SourceMap};
 /// The embedded files as (name, source text), in dependency order.
 pub const SOURCES: &[(&str, &str)] = &[
     ("<stdlib>/dag.opt", include_str!("../../stdlib/dag.opt")),
-    ("<stdlib>/losses.opt", include_str!("../../stdlib/losses.opt")),
-    ("<stdlib>/regularizers.opt", include_str!("../../stdlib/regularizers.opt")),
+    (
+        "<stdlib>/losses.opt",
+        include_str!("../../stdlib/losses.opt"),
+    ),
+    (
+        "<stdlib>/regularizers.opt",
+        include_str!("../../stdlib/regularizers.opt"),
+    ),
 ];
 
 /// Adds the standard-library files to `sources` and parses them (once per compilation; their
@@ -30,5 +36,42 @@ pub fn modules(sources: &mut SourceMap) -> Result<Vec<Module>, Diagnostics> {
         Ok(out)
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ast::ItemKind;
+
+    #[test]
+    fn stdlib_parses_and_defines_the_documented_fns() {
+        let mut sources = SourceMap::new();
+        let modules = modules(&mut sources).expect("stdlib parses");
+        let names: Vec<&str> = modules
+            .iter()
+            .flat_map(|m| &m.items)
+            .filter_map(|i| match &i.kind {
+                ItemKind::Fn { name, .. } => Some(name.name.as_str()),
+                _ => None,
+            })
+            .collect();
+        for expected in [
+            "notears",
+            "dagma_logdet",
+            "lsq",
+            "lsq_vec",
+            "logistic",
+            "poisson",
+            "elastic_net",
+            "group_lasso",
+            "tv",
+            "tv_smooth",
+        ] {
+            assert!(
+                names.contains(&expected),
+                "{expected} missing from the stdlib"
+            );
+        }
     }
 }
