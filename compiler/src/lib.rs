@@ -2,5 +2,11 @@
 //! staged plans → native code. It sees shapes, never data values.
 
 pub mod ast;
+pub mod codes;
 pub mod diag;
 pub mod ir;
+pub mod lower;
+pub mod render;
+pub mod sema;
+pub mod stdlib;
+pub mod syntax;
