@@ -4,3 +4,4 @@
 pub mod ast;
 pub mod diag;
 pub mod ir;
+pub mod simplify;

@@ -94,7 +94,7 @@ pub enum Stage {
     Var,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum UnaryOp {
     Neg,
     Exp,
@@ -109,7 +109,7 @@ pub enum UnaryOp {
     Softplus,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum BinaryOp {
     Add,
     Sub,
