@@ -2,5 +2,6 @@
 //! staged plans → native code. It sees shapes, never data values.
 
 pub mod ast;
+pub mod autodiff;
 pub mod diag;
 pub mod ir;
