@@ -2,6 +2,7 @@
 //! staged plans → native code. It sees shapes, never data values.
 
 pub mod ast;
+pub mod autodiff;
 pub mod diag;
 pub mod ir;
 pub mod simplify;
