@@ -53,6 +53,8 @@ fn fold_unary(op: UnaryOp, x: f64) -> f64 {
         UnaryOp::Tanh => x.tanh(),
         UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         UnaryOp::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+        UnaryOp::Step if x >= 0.0 => 1.0,
+        UnaryOp::Step => 0.0,
     }
 }
 

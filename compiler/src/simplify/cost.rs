@@ -8,6 +8,7 @@ use super::analysis::TensorEGraph;
 use super::lang::{TensorNode, TensorOp};
 use crate::ir::{Dim, NodeId, Op, Program, Shape, Stage};
 use egg::{CostFunction, Id};
+use std::collections::HashSet;
 
 /// Size assumed for a dimension symbol with no given value and no declared default.
 pub const DEFAULT_DIM_SIZE: u64 = 100;
@@ -86,9 +87,16 @@ impl CostModel {
             | Op::Slice { .. }
             | Op::Select { .. }
             | Op::Stack
-            | Op::BroadcastTo(_) => 0.0,
+            | Op::BroadcastTo(_)
+            | Op::Expand { .. }
+            | Op::Pad { .. }
+            | Op::Scatter { .. } => 0.0,
+            Op::ArgmaxMask { .. } => n(0),
             Op::Trace => side(0),
             Op::Expm => 20.0 * side(0).powi(3),
+            // Expm of a 2n (3n) block matrix.
+            Op::ExpmFrechet => 20.0 * (2.0 * side(0)).powi(3),
+            Op::ExpmFrechet2 => 2.0 * 20.0 * (3.0 * side(0)).powi(3),
             Op::LogDet => 2.0 / 3.0 * side(0).powi(3),
             Op::Inv => 2.0 * side(0).powi(3),
             Op::Solve => {
@@ -156,10 +164,13 @@ impl PartialOrd for StagedCost {
     }
 }
 
-/// Extraction cost over an e-graph (tree cost: shared subterms count once per use).
+/// Extraction cost over an e-graph. A tree cost (shared subterms count once per use), except
+/// that `computed` e-nodes (already extracted for earlier roots) are free, so later roots
+/// prefer to reuse them.
 pub struct StagedCostFn<'a> {
     pub egraph: &'a TensorEGraph,
     pub model: &'a CostModel,
+    pub computed: &'a HashSet<TensorNode>,
 }
 
 impl CostFunction<TensorNode> for StagedCostFn<'_> {
@@ -186,7 +197,16 @@ impl CostFunction<TensorNode> for StagedCostFn<'_> {
             total.setup += c.setup;
             total.stage = total.stage.max(c.stage);
         }
-        let arg_shapes: Vec<&Shape> = enode.args.iter().map(|&a| &self.egraph[a].data.shape).collect();
+        if self.computed.contains(enode) {
+            total.per_iteration = 0.0;
+            total.setup = 0.0;
+            return total;
+        }
+        let arg_shapes: Vec<&Shape> = enode
+            .args
+            .iter()
+            .map(|&a| &self.egraph[a].data.shape)
+            .collect();
         let arg_data: Vec<_> = enode.args.iter().map(|&a| &self.egraph[a].data).collect();
         let out = self
             .egraph
@@ -194,7 +214,10 @@ impl CostFunction<TensorNode> for StagedCostFn<'_> {
             .node_data(enode, &arg_data)
             .map(|(shape, _)| shape)
             .unwrap_or_default();
-        let own = self.model.op_cost(&enode.op.to_ir(), &out, &arg_shapes).weighted();
+        let own = self
+            .model
+            .op_cost(&enode.op.to_ir(), &out, &arg_shapes)
+            .weighted();
         if total.stage <= Stage::Param {
             total.setup += own;
         } else {

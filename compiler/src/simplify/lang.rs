@@ -38,6 +38,12 @@ pub enum TensorOp {
     TopK(Dim),
     Card,
     NuclearNorm,
+    Expand { axis: u32, size: Dim },
+    ArgmaxMask(Option<u32>),
+    Pad { axis: u32, start: Dim, size: Dim },
+    Scatter { axis: u32, size: Dim },
+    ExpmFrechet,
+    ExpmFrechet2,
 }
 
 impl TensorOp {
@@ -81,6 +87,22 @@ impl TensorOp {
             Op::TopK(k) => T::TopK(*k),
             Op::Card => T::Card,
             Op::NuclearNorm => T::NuclearNorm,
+            Op::Expand { axis, size } => T::Expand {
+                axis: *axis,
+                size: *size,
+            },
+            Op::ArgmaxMask { axis } => T::ArgmaxMask(*axis),
+            Op::Pad { axis, start, size } => T::Pad {
+                axis: *axis,
+                start: *start,
+                size: *size,
+            },
+            Op::Scatter { axis, size } => T::Scatter {
+                axis: *axis,
+                size: *size,
+            },
+            Op::ExpmFrechet => T::ExpmFrechet,
+            Op::ExpmFrechet2 => T::ExpmFrechet2,
         }
     }
 
@@ -120,6 +142,22 @@ impl TensorOp {
             T::TopK(k) => Op::TopK(*k),
             T::Card => Op::Card,
             T::NuclearNorm => Op::NuclearNorm,
+            T::Expand { axis, size } => Op::Expand {
+                axis: *axis,
+                size: *size,
+            },
+            T::ArgmaxMask(axis) => Op::ArgmaxMask { axis: *axis },
+            T::Pad { axis, start, size } => Op::Pad {
+                axis: *axis,
+                start: *start,
+                size: *size,
+            },
+            T::Scatter { axis, size } => Op::Scatter {
+                axis: *axis,
+                size: *size,
+            },
+            T::ExpmFrechet => Op::ExpmFrechet,
+            T::ExpmFrechet2 => Op::ExpmFrechet2,
         }
     }
 }

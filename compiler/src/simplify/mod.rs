@@ -22,9 +22,9 @@ use crate::ir::{
 };
 use analysis::{TensorAnalysis, TensorEGraph};
 use cost::StagedCostFn;
-use egg::{Extractor, Id, Runner};
+use egg::{Extractor, Id, Language, Runner};
 use lang::{TensorNode, TensorOp};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -103,10 +103,11 @@ fn remap_program_refs(p: &mut Program, map: impl Fn(NodeId) -> NodeId) {
         }
     }
     for input in &mut p.inputs {
-        for slot in [&mut input.value, &mut input.lower, &mut input.upper] {
-            if let Some(n) = slot {
-                *n = map(*n);
-            }
+        for n in [&mut input.value, &mut input.lower, &mut input.upper]
+            .into_iter()
+            .flatten()
+        {
+            *n = map(*n);
         }
     }
     for s in &mut p.subproblems {
@@ -145,11 +146,14 @@ fn to_egraph(program: &Program, roots: &[NodeId]) -> (TensorEGraph, HashMap<Node
     (egraph, classes)
 }
 
-/// Rebuilds IR from the best node of each class, adding what `classes` need to `out`.
+/// Rebuilds IR from the best node of each class, root by root: what earlier roots built is free
+/// for later ones, so shared work is found (a greedy approximation of DAG extraction).
 struct Rebuilder<'a> {
     egraph: &'a TensorEGraph,
-    extractor: Extractor<'a, StagedCostFn<'a>, TensorNode, TensorAnalysis>,
+    model: &'a CostModel,
     built: HashMap<Id, NodeId>,
+    /// The e-nodes chosen for the classes in `built`.
+    computed: HashSet<TensorNode>,
 }
 
 impl Rebuilder<'_> {
@@ -166,13 +170,23 @@ impl Rebuilder<'_> {
 
     fn build(&mut self, out: &mut Program, root: Id) -> Result<NodeId, SimplifyError> {
         let root = self.egraph.find(root);
+        if let Some(&id) = self.built.get(&root) {
+            return Ok(id);
+        }
+        let cost = StagedCostFn {
+            egraph: self.egraph,
+            model: self.model,
+            computed: &self.computed,
+        };
+        let extractor = Extractor::new(self.egraph, cost);
+        let mut chosen = Vec::new();
         let mut stack = vec![(root, false)];
-        let mut open = std::collections::HashSet::new();
+        let mut open = HashSet::new();
         while let Some((class, children_done)) = stack.pop() {
             if self.built.contains_key(&class) {
                 continue;
             }
-            let node = self.extractor.find_best_node(class).clone();
+            let node = extractor.find_best_node(class).clone();
             if !children_done {
                 if !open.insert(class) {
                     return Err(SimplifyError {
@@ -215,7 +229,9 @@ impl Rebuilder<'_> {
             }
             open.remove(&class);
             self.built.insert(class, id);
+            chosen.push(node.map_children(|a| self.egraph.find(a)));
         }
+        self.computed.extend(chosen);
         Ok(self.built[&root])
     }
 }
@@ -270,8 +286,9 @@ pub fn simplify(
     let egraph = &runner.egraph;
     let mut rebuilder = Rebuilder {
         egraph,
-        extractor: Extractor::new(egraph, StagedCostFn { egraph, model: cost }),
+        model: cost,
         built: HashMap::new(),
+        computed: HashSet::new(),
     };
     let mut new_ids = HashMap::new();
     for &old in &all_roots {

@@ -20,8 +20,9 @@ pub struct StagedPlan {
 pub fn stage(program: &Program, roots: &[NodeId]) -> StagedPlan {
     let g = &program.graph;
     let is_setup = |id: NodeId| g.stage(id) <= Stage::Param;
-    let (setup, per_iteration): (Vec<NodeId>, Vec<NodeId>) =
-        reachable(program, roots).into_iter().partition(|&id| is_setup(id));
+    let (setup, per_iteration): (Vec<NodeId>, Vec<NodeId>) = reachable(program, roots)
+        .into_iter()
+        .partition(|&id| is_setup(id));
     let mut handed = vec![false; g.len()];
     for &id in &per_iteration {
         for &a in &g.node(id).args {
@@ -33,7 +34,11 @@ pub fn stage(program: &Program, roots: &[NodeId]) -> StagedPlan {
             *slot |= is_setup(r);
         }
     }
-    let handoff = setup.iter().copied().filter(|id| handed[id.0 as usize]).collect();
+    let handoff = setup
+        .iter()
+        .copied()
+        .filter(|id| handed[id.0 as usize])
+        .collect();
     StagedPlan {
         setup,
         per_iteration,

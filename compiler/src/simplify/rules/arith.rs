@@ -20,7 +20,12 @@ pub fn rules() -> Vec<TensorRewrite> {
         rule_if("zero-sub", "(- 0 ?a)", "(neg ?a)", shaped_like_match("?a")),
         rule_if("mul-one", "(* ?a 1)", "?a", shaped_like_match("?a")),
         rule_if("div-one", "(/ ?a 1)", "?a", shaped_like_match("?a")),
-        rule_if("mul-minus-one", "(* -1 ?a)", "(neg ?a)", shaped_like_match("?a")),
+        rule_if(
+            "mul-minus-one",
+            "(* -1 ?a)",
+            "(neg ?a)",
+            shaped_like_match("?a"),
+        ),
         rule("pow-one", "(pow ?a 1)", "?a"),
         rule("pow-two", "(pow ?a 2)", "(* ?a ?a)"),
         rule("neg-neg", "(neg (neg ?a))", "?a"),
@@ -60,6 +65,11 @@ pub fn rules() -> Vec<TensorRewrite> {
             "(* ?s (- ?a ?b))",
             is_scalar("?s"),
         ),
-        rule_if("scale-neg", "(* ?s (neg ?a))", "(* (neg ?s) ?a)", is_scalar("?s")),
+        rule_if(
+            "scale-neg",
+            "(* ?s (neg ?a))",
+            "(* (neg ?s) ?a)",
+            is_scalar("?s"),
+        ),
     ]
 }

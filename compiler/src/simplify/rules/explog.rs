@@ -8,7 +8,12 @@ pub fn rules() -> Vec<TensorRewrite> {
         rule("log-exp", "(log (exp ?x))", "?x"),
         rule("exp-mul", "(* (exp ?a) (exp ?b))", "(exp (+ ?a ?b))"),
         rule("exp-div", "(/ (exp ?a) (exp ?b))", "(exp (- ?a ?b))"),
-        rule_if("pow-exp", "(pow (exp ?a) ?k)", "(exp (* ?k ?a))", is_scalar("?k")),
+        rule_if(
+            "pow-exp",
+            "(pow (exp ?a) ?k)",
+            "(exp (* ?k ?a))",
+            is_scalar("?k"),
+        ),
         rule("log-sqrt", "(log (sqrt ?x))", "(* 0.5 (log ?x))"),
         rule("logdet-transpose", "(logdet (T ?a))", "(logdet ?a)"),
         rule("logdet-inv", "(logdet (inv ?a))", "(neg (logdet ?a))"),

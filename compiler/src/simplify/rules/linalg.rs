@@ -3,8 +3,8 @@
 //! cost model picks the grouping), identities, `A − A W = A (I − W)`, inverses and solves.
 
 use super::{
-    add_checked, both, has_rank, is_eye, is_scalar, rule, rule_built, rule_if,
-    same_shape, shape_of, shaped_like_match, var, TensorRewrite,
+    add_checked, both, has_rank, is_eye, is_scalar, rule, rule_built, rule_if, same_shape,
+    shape_of, shaped_like_match, var, TensorRewrite,
 };
 use crate::ir::BinaryOp;
 use crate::simplify::analysis::TensorEGraph;
@@ -56,10 +56,25 @@ pub fn rules() -> Vec<TensorRewrite> {
         rule("transpose-transpose", "(T (T ?a))", "?a"),
         rule("transpose-matmul", "(T (@ ?a ?b))", "(@ (T ?b) (T ?a))"),
         rule("matmul-transposes", "(@ (T ?b) (T ?a))", "(T (@ ?a ?b))"),
-        rule_if("transpose-add", "(T (+ ?a ?b))", "(+ (T ?a) (T ?b))", same_shape("?a", "?b")),
-        rule_if("transpose-sub", "(T (- ?a ?b))", "(- (T ?a) (T ?b))", same_shape("?a", "?b")),
+        rule_if(
+            "transpose-add",
+            "(T (+ ?a ?b))",
+            "(+ (T ?a) (T ?b))",
+            same_shape("?a", "?b"),
+        ),
+        rule_if(
+            "transpose-sub",
+            "(T (- ?a ?b))",
+            "(- (T ?a) (T ?b))",
+            same_shape("?a", "?b"),
+        ),
         rule("transpose-neg", "(T (neg ?a))", "(neg (T ?a))"),
-        rule_if("transpose-scale", "(T (* ?s ?a))", "(* ?s (T ?a))", is_scalar("?s")),
+        rule_if(
+            "transpose-scale",
+            "(T (* ?s ?a))",
+            "(* ?s (T ?a))",
+            is_scalar("?s"),
+        ),
         rule_if("transpose-eye", "(T ?i)", "?i", is_eye("?i")),
         rule_if(
             "matmul-assoc-right",
@@ -122,9 +137,24 @@ pub fn rules() -> Vec<TensorRewrite> {
             same_shape("?b", "?c"),
         ),
         factor_identity_rule("factor-identity-left", "(- ?a (@ ?a ?w))", Side::Left, true),
-        factor_identity_rule("factor-identity-left-rev", "(- (@ ?a ?w) ?a)", Side::Left, false),
-        factor_identity_rule("factor-identity-right", "(- ?a (@ ?w ?a))", Side::Right, true),
-        factor_identity_rule("factor-identity-right-rev", "(- (@ ?w ?a) ?a)", Side::Right, false),
+        factor_identity_rule(
+            "factor-identity-left-rev",
+            "(- (@ ?a ?w) ?a)",
+            Side::Left,
+            false,
+        ),
+        factor_identity_rule(
+            "factor-identity-right",
+            "(- ?a (@ ?w ?a))",
+            Side::Right,
+            true,
+        ),
+        factor_identity_rule(
+            "factor-identity-right-rev",
+            "(- (@ ?w ?a) ?a)",
+            Side::Right,
+            false,
+        ),
         rule_if(
             "matmul-eye-right",
             "(@ ?a ?i)",
@@ -137,17 +167,45 @@ pub fn rules() -> Vec<TensorRewrite> {
             "?a",
             both(is_eye("?i"), shaped_like_match("?a")),
         ),
-        rule_if("scalar-out-of-matmul-left", "(@ (* ?s ?a) ?b)", "(* ?s (@ ?a ?b))", is_scalar("?s")),
-        rule_if("scalar-out-of-matmul-right", "(@ ?a (* ?s ?b))", "(* ?s (@ ?a ?b))", is_scalar("?s")),
-        rule_if("scalar-into-matmul-left", "(* ?s (@ ?a ?b))", "(@ (* ?s ?a) ?b)", is_scalar("?s")),
-        rule_if("scalar-into-matmul-right", "(* ?s (@ ?a ?b))", "(@ ?a (* ?s ?b))", is_scalar("?s")),
-        rule("neg-out-of-matmul-left", "(@ (neg ?a) ?b)", "(neg (@ ?a ?b))"),
-        rule("neg-out-of-matmul-right", "(@ ?a (neg ?b))", "(neg (@ ?a ?b))"),
         rule_if(
-            "vector-dot-move-matrix",
+            "scalar-out-of-matmul-left",
+            "(@ (* ?s ?a) ?b)",
+            "(* ?s (@ ?a ?b))",
+            is_scalar("?s"),
+        ),
+        rule_if(
+            "scalar-out-of-matmul-right",
+            "(@ ?a (* ?s ?b))",
+            "(* ?s (@ ?a ?b))",
+            is_scalar("?s"),
+        ),
+        rule_if(
+            "scalar-into-matmul-left",
+            "(* ?s (@ ?a ?b))",
+            "(@ (* ?s ?a) ?b)",
+            is_scalar("?s"),
+        ),
+        rule_if(
+            "scalar-into-matmul-right",
+            "(* ?s (@ ?a ?b))",
+            "(@ ?a (* ?s ?b))",
+            is_scalar("?s"),
+        ),
+        rule(
+            "neg-out-of-matmul-left",
+            "(@ (neg ?a) ?b)",
+            "(neg (@ ?a ?b))",
+        ),
+        rule(
+            "neg-out-of-matmul-right",
+            "(@ ?a (neg ?b))",
+            "(neg (@ ?a ?b))",
+        ),
+        rule_if(
+            "matvec-as-row-vector",
             "(@ (@ ?a ?x) ?y)",
             "(@ ?x (@ (T ?a) ?y))",
-            both(has_rank("?a", 2), both(has_rank("?x", 1), has_rank("?y", 1))),
+            both(has_rank("?a", 2), has_rank("?x", 1)),
         ),
         rule("inv-inv", "(inv (inv ?a))", "?a"),
         rule("inv-transpose", "(inv (T ?a))", "(T (inv ?a))"),
@@ -155,4 +213,3 @@ pub fn rules() -> Vec<TensorRewrite> {
         rule("solve-to-inv-matmul", "(solve ?a ?b)", "(@ (inv ?a) ?b)"),
     ]
 }
-

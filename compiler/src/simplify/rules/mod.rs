@@ -42,7 +42,11 @@ struct Checked {
 }
 
 /// The shape of every node of `ast` under `subst`, or `None` if some node is ill-shaped.
-fn pattern_shapes(egraph: &TensorEGraph, ast: &PatternAst<TensorNode>, subst: &Subst) -> Option<Shape> {
+fn pattern_shapes(
+    egraph: &TensorEGraph,
+    ast: &PatternAst<TensorNode>,
+    subst: &Subst,
+) -> Option<Shape> {
     let mut shapes: Vec<Shape> = Vec::with_capacity(ast.len());
     for node in ast.as_ref() {
         let shape = match node {
@@ -73,7 +77,8 @@ impl Applier<TensorNode, TensorAnalysis> for Checked {
         }
         match pattern_shapes(egraph, &self.rhs.ast, subst) {
             Some(shape) if shape == egraph[eclass].data.shape => {
-                self.rhs.apply_one(egraph, eclass, subst, searcher_ast, rule_name)
+                self.rhs
+                    .apply_one(egraph, eclass, subst, searcher_ast, rule_name)
             }
             _ => Vec::new(),
         }

@@ -3,7 +3,10 @@
 //! matrix `AᵀA` depends only on `A`, so it is hoisted when `A` is data) and
 //! `‖a − b‖² = ‖a‖² − 2⟨a, b⟩ + ‖b‖²`.
 
-use super::{add_checked, both, has_rank, is_scalar, rule, rule_built, rule_if, same_shape, shape_of, var, TensorRewrite};
+use super::{
+    add_checked, both, has_rank, is_scalar, rule, rule_built, rule_if, same_shape, shape_of, var,
+    TensorRewrite,
+};
 use crate::ir::{BinaryOp, Dim};
 use crate::simplify::analysis::TensorEGraph;
 use crate::simplify::lang::TensorOp;
@@ -11,10 +14,13 @@ use egg::Id;
 
 /// A scalar `s` whose broadcast to the shape of `class` is a member of `class`.
 fn broadcast_scalar(egraph: &TensorEGraph, class: Id) -> Option<Id> {
-    egraph[class].nodes.iter().find_map(|n| match (&n.op, n.args.as_slice()) {
-        (TensorOp::BroadcastTo(_), [s]) if egraph[*s].data.shape.is_empty() => Some(*s),
-        _ => None,
-    })
+    egraph[class]
+        .nodes
+        .iter()
+        .find_map(|n| match (&n.op, n.args.as_slice()) {
+            (TensorOp::BroadcastTo(_), [s]) if egraph[*s].data.shape.is_empty() => Some(*s),
+            _ => None,
+        })
 }
 
 /// The number of elements of a shape, as a product of `DimSize` nodes.
@@ -37,8 +43,18 @@ pub fn rules() -> Vec<TensorRewrite> {
             is_scalar("?s"),
         ),
         rule("sum-neg", "(sum (neg ?x))", "(neg (sum ?x))"),
-        rule_if("sum-add", "(sum (+ ?a ?b))", "(+ (sum ?a) (sum ?b))", same_shape("?a", "?b")),
-        rule_if("sum-sub", "(sum (- ?a ?b))", "(- (sum ?a) (sum ?b))", same_shape("?a", "?b")),
+        rule_if(
+            "sum-add",
+            "(sum (+ ?a ?b))",
+            "(+ (sum ?a) (sum ?b))",
+            same_shape("?a", "?b"),
+        ),
+        rule_if(
+            "sum-sub",
+            "(sum (- ?a ?b))",
+            "(- (sum ?a) (sum ?b))",
+            same_shape("?a", "?b"),
+        ),
         rule("sum-transpose", "(sum (T ?a))", "(sum ?a)"),
         rule_if(
             "sum-matmul",
@@ -76,16 +92,24 @@ pub fn rules() -> Vec<TensorRewrite> {
             "(+ (- (sum (* ?a ?a)) (* 2 (sum (* ?a ?b)))) (sum (* ?b ?b)))",
             same_shape("?a", "?b"),
         ),
-        rule_built("sum-of-broadcast-scalar", "(sum ?x)", move |egraph, _, subst| {
-            let s = broadcast_scalar(egraph, subst[x])?;
-            let shape = shape_of(egraph, subst, x).clone();
-            let count = element_count(egraph, &shape)?;
-            add_checked(egraph, TensorOp::Binary(BinaryOp::Mul), vec![count, s])
-        }),
-        rule_built("mul-by-broadcast-scalar", "(* ?x ?y)", move |egraph, eclass, subst| {
-            let s = broadcast_scalar(egraph, subst[x])?;
-            (egraph[subst[y]].data.shape == egraph[eclass].data.shape).then_some(())?;
-            add_checked(egraph, TensorOp::Binary(BinaryOp::Mul), vec![s, subst[y]])
-        }),
+        rule_built(
+            "sum-of-broadcast-scalar",
+            "(sum ?x)",
+            move |egraph, _, subst| {
+                let s = broadcast_scalar(egraph, subst[x])?;
+                let shape = shape_of(egraph, subst, x).clone();
+                let count = element_count(egraph, &shape)?;
+                add_checked(egraph, TensorOp::Binary(BinaryOp::Mul), vec![count, s])
+            },
+        ),
+        rule_built(
+            "mul-by-broadcast-scalar",
+            "(* ?x ?y)",
+            move |egraph, eclass, subst| {
+                let s = broadcast_scalar(egraph, subst[x])?;
+                (egraph[subst[y]].data.shape == egraph[eclass].data.shape).then_some(())?;
+                add_checked(egraph, TensorOp::Binary(BinaryOp::Mul), vec![s, subst[y]])
+            },
+        ),
     ]
 }
