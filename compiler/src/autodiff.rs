@@ -10,7 +10,7 @@
 //! → the first argument on ties; reduction `max` → the first argmax (`ArgmaxMask`).
 //! `expm` is differentiated through the runtime ops `ExpmFrechet` (first derivative) and
 //! `ExpmFrechet2` (second derivative), so gradients and Hessian-vector products of expm terms
-//! work, but third derivatives do not.
+//! work, but third derivatives (in the matrix argument of `ExpmFrechet2`) do not.
 
 use crate::ir::{
     broadcast_shapes, BinaryOp, Dim, ElemType, Graph, Input, InputId, InputKind, NodeId, Op,
@@ -491,7 +491,23 @@ fn local_adjoints(
             };
             Ok(vec![da, de])
         }
-        Op::ExpmFrechet2 => Err(b.error("third derivatives of expm are not supported")),
+        Op::ExpmFrechet2 => {
+            // Linear in E and in F, with adjoints D²expm(Aᵀ)[Fᵀ, G] and D²expm(Aᵀ)[Eᵀ, G].
+            if need[0] {
+                return Err(b.error("third derivatives of expm are not supported"));
+            }
+            let at = b.transpose(args[0])?;
+            let mut out = vec![None];
+            for (i, other) in [(1, args[2]), (2, args[1])] {
+                out.push(if need[i] {
+                    let ot = b.transpose(other)?;
+                    Some(b.add(Op::ExpmFrechet2, vec![at, ot, g])?)
+                } else {
+                    None
+                });
+            }
+            Ok(out)
+        }
         Op::LogDet => {
             let inv = b.add(Op::Inv, vec![args[0]])?;
             let inv_t = b.transpose(inv)?;
