@@ -10,10 +10,11 @@
 //! → the first argument on ties; reduction `max` → the first argmax (`ArgmaxMask`).
 //! `expm` is differentiated through the runtime ops `ExpmFrechet` (first derivative) and
 //! `ExpmFrechet2` (second derivative), so gradients and Hessian-vector products of expm terms
-//! work, but third derivatives do not.
+//! work, but third derivatives (in the matrix argument of `ExpmFrechet2`) do not.
 
 use crate::ir::{
-    BinaryOp, Dim, ElemType, Graph, Input, InputId, InputKind, NodeId, Op, Program, Shape, UnaryOp,
+    broadcast_shapes, BinaryOp, Dim, ElemType, Graph, Input, InputId, InputKind, NodeId, Op,
+    Program, Shape, UnaryOp,
 };
 use std::fmt;
 
@@ -194,15 +195,22 @@ impl Builder<'_> {
         self.g.constant(value)
     }
 
+    /// Whether `x` is the constant `value`, possibly broadcast.
     fn is_const(&self, x: NodeId, value: f64) -> bool {
-        matches!(self.g.node(x).op, Op::Const(c) if c == value)
+        let node = self.g.node(x);
+        match node.op {
+            Op::Const(c) => c == value,
+            Op::BroadcastTo(_) => self.is_const(node.args[0], value),
+            _ => false,
+        }
     }
 
     fn unary(&mut self, u: UnaryOp, x: NodeId) -> Result<NodeId, AdError> {
-        if let (UnaryOp::Neg, Op::Unary(UnaryOp::Neg)) = (u, &self.g.node(x).op) {
-            return Ok(self.g.node(x).args[0]);
+        match (u, &self.g.node(x).op) {
+            (UnaryOp::Neg, Op::Unary(UnaryOp::Neg)) => Ok(self.g.node(x).args[0]),
+            (UnaryOp::Neg, Op::Const(c)) => Ok(self.constant(-c)),
+            _ => self.add(Op::Unary(u), vec![x]),
         }
-        self.add(Op::Unary(u), vec![x])
     }
 
     fn binary(&mut self, b: BinaryOp, x: NodeId, y: NodeId) -> Result<NodeId, AdError> {
@@ -211,10 +219,20 @@ impl Builder<'_> {
             BinaryOp::Add => Some(0.0),
             _ => None,
         };
+        if b == BinaryOp::Mul {
+            for (keep, minus_one) in [(x, y), (y, x)] {
+                if self.g.shape(minus_one).is_empty() && self.is_const(minus_one, -1.0) {
+                    return self.neg(keep);
+                }
+            }
+        }
         if let Some(unit) = unit {
             for (keep, drop) in [(x, y), (y, x)] {
-                // A scalar unit leaves the other operand, and its shape, unchanged.
-                if self.g.shape(drop).is_empty() && self.is_const(drop, unit) {
+                // A unit that broadcasts into the other operand leaves it unchanged.
+                let keep_shape = self.g.shape(keep);
+                let fits =
+                    broadcast_shapes(keep_shape, self.g.shape(drop)).as_ref() == Ok(keep_shape);
+                if fits && self.is_const(drop, unit) {
                     return Ok(keep);
                 }
             }
@@ -231,7 +249,11 @@ impl Builder<'_> {
     }
 
     fn transpose(&mut self, x: NodeId) -> Result<NodeId, AdError> {
-        self.add(Op::Transpose, vec![x])
+        match self.g.node(x).op {
+            Op::Transpose => Ok(self.g.node(x).args[0]),
+            Op::Eye(_) => Ok(x),
+            _ => self.add(Op::Transpose, vec![x]),
+        }
     }
 
     fn matmul(&mut self, x: NodeId, y: NodeId) -> Result<NodeId, AdError> {
@@ -469,7 +491,23 @@ fn local_adjoints(
             };
             Ok(vec![da, de])
         }
-        Op::ExpmFrechet2 => Err(b.error("third derivatives of expm are not supported")),
+        Op::ExpmFrechet2 => {
+            // Linear in E and in F, with adjoints D²expm(Aᵀ)[Fᵀ, G] and D²expm(Aᵀ)[Eᵀ, G].
+            if need[0] {
+                return Err(b.error("third derivatives of expm are not supported"));
+            }
+            let at = b.transpose(args[0])?;
+            let mut out = vec![None];
+            for (i, other) in [(1, args[2]), (2, args[1])] {
+                out.push(if need[i] {
+                    let ot = b.transpose(other)?;
+                    Some(b.add(Op::ExpmFrechet2, vec![at, ot, g])?)
+                } else {
+                    None
+                });
+            }
+            Ok(out)
+        }
         Op::LogDet => {
             let inv = b.add(Op::Inv, vec![args[0]])?;
             let inv_t = b.transpose(inv)?;
