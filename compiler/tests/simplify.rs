@@ -567,3 +567,143 @@ fn bad_roots_are_reported() {
     let err = simplify(&p.p, &[NodeId(9999)], &CostModel::new(vec![])).unwrap_err();
     assert!(err.message.contains("not a node"));
 }
+
+#[test]
+fn least_squares_hessian_vector_product_is_staged() {
+    let (mut b, f) = least_squares();
+    let w = b.p.input_by_name("W").unwrap();
+    let h = optc_compiler::autodiff::hvp(&mut b.p, f, &[w]).unwrap();
+    let roots = vec![f, h.gradient[0], h.hvp[0]];
+    let dims = vec![1000, 100];
+    let s = run(&b.p, &roots, dims.clone());
+    let (_, iter0) = flops(&b.p, &roots, &dims);
+    let (_, iter1) = flops(&s.program, &s.roots, &dims);
+    println!("least squares + gradient + HVP: per-iteration {iter0:.3e} -> {iter1:.3e}");
+    assert!(iter1 * 10.0 <= iter0, "{iter1} vs {iter0}");
+    let (n, d) = (6, 3);
+    let mut inputs = lsq_inputs(n, d);
+    inputs.push(random(&[d, d], 8));
+    let before = eval(&b.p, &roots, &inputs, &[n, d]);
+    let after = eval(&s.program, &s.roots, &inputs, &[n, d]);
+    for (x, y) in before.iter().zip(&after) {
+        assert_close(x, y);
+    }
+}
+
+/// Many small identities (exp/log, traces, transposes, scalars, sums of products), checked
+/// numerically against the unsimplified program.
+#[test]
+fn assorted_identities_keep_values() {
+    let mut b = Builder::new(&["m", "k"]);
+    let (m, k) = (b.dim("m"), b.dim("k"));
+    let a = b.input("A", InputKind::Data, vec![m, k]);
+    let c = b.input("C", InputKind::Var, vec![k, m]);
+    let x = b.input("x", InputKind::Var, vec![k]);
+    let s = b.input("s", InputKind::Param, vec![]);
+    let ex = b.op(Op::Unary(UnaryOp::Exp), &[x]);
+    let e2 = b.bin(BinaryOp::Mul, ex, ex);
+    let lx = b.op(Op::Unary(UnaryOp::Log), &[e2]);
+    let t1 = b.sum(lx); // sum(log(exp x · exp x)) = 2 sum(x)
+    let ac = b.op(Op::MatMul, &[a, c]);
+    let sac = b.bin(BinaryOp::Mul, s, ac);
+    let act = b.op(Op::Transpose, &[ac]);
+    let eye = b.op(Op::Eye(m), &[]);
+    let sum_in = b.bin(BinaryOp::Add, sac, eye);
+    let t2 = b.op(Op::Trace, &[sum_in]); // s·trace(AC) + m
+    let zero = b.c(0.0);
+    let one = b.c(1.0);
+    let ct = b.op(Op::Transpose, &[c]);
+    let ctp = b.bin(BinaryOp::Add, ct, zero);
+    let ctp = b.bin(BinaryOp::Mul, ctp, one);
+    let diff = b.bin(BinaryOp::Sub, a, ctp);
+    let dt = b.op(Op::Transpose, &[diff]);
+    let prod = b.op(Op::MatMul, &[dt, act]);
+    let t3 = b.sum(prod); // sum((A − Cᵀ)ᵀ (AC)ᵀ)
+    let negx = b.op(Op::Unary(UnaryOp::Neg), &[x]);
+    let nn = b.op(Op::Unary(UnaryOp::Neg), &[negx]);
+    let ax = b.op(Op::MatMul, &[a, nn]);
+    let t4 = b.op(Op::MatMul, &[ax, ax]); // ‖A x‖²
+    let two = b.c(2.0);
+    let half = b.bin(BinaryOp::Div, t4, two);
+    let f1 = b.bin(BinaryOp::Add, t1, t2);
+    let f2 = b.bin(BinaryOp::Add, t3, half);
+    let f = b.bin(BinaryOp::Add, f1, f2);
+    b.minimize(f);
+    let vars: Vec<InputId> = vec![
+        b.p.input_by_name("C").unwrap(),
+        b.p.input_by_name("x").unwrap(),
+    ];
+    let g = gradient(&mut b.p, f, &vars).unwrap();
+    let roots = vec![f, g[0], g[1]];
+    let s = run(&b.p, &roots, vec![40, 30]);
+    let dims = [4, 3];
+    let inputs = vec![
+        random(&[4, 3], 11),
+        random(&[3, 4], 12),
+        random(&[3], 13),
+        random(&[], 14),
+    ];
+    let before = eval(&b.p, &roots, &inputs, &dims);
+    let after = eval(&s.program, &s.roots, &inputs, &dims);
+    for (x, y) in before.iter().zip(&after) {
+        assert_close(x, y);
+    }
+}
+
+/// Random well-shaped expressions over a data matrix, variables and a parameter: the simplified
+/// program computes the same values (a soundness check of the rule set as a whole).
+#[test]
+fn random_expressions_keep_values() {
+    for seed in 0..8u64 {
+        let mut b = Builder::new(&["m", "k"]);
+        let (m, k) = (b.dim("m"), b.dim("k"));
+        let mut pool = vec![
+            b.input("A", InputKind::Data, vec![m, k]),
+            b.input("B", InputKind::Var, vec![k, m]),
+            b.input("w", InputKind::Var, vec![k]),
+            b.input("s", InputKind::Param, vec![]),
+        ];
+        let two = b.c(2.0);
+        pool.push(b.op(Op::Eye(k), &[]));
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..30 {
+            let (x, y) = (pool[next(pool.len())], pool[next(pool.len())]);
+            let added = match next(9) {
+                0 => b.p.graph.add(Op::Binary(BinaryOp::Add), vec![x, y]),
+                1 => b.p.graph.add(Op::Binary(BinaryOp::Sub), vec![x, y]),
+                2 => b.p.graph.add(Op::Binary(BinaryOp::Mul), vec![x, y]),
+                3 | 4 => b.p.graph.add(Op::MatMul, vec![x, y]),
+                5 => b.p.graph.add(Op::Transpose, vec![x]),
+                6 => b.p.graph.add(Op::Unary(UnaryOp::Neg), vec![x]),
+                7 => b.p.graph.add(Op::Binary(BinaryOp::Pow), vec![x, two]),
+                _ => b.p.graph.add(Op::Trace, vec![x]),
+            };
+            if let Ok(id) = added {
+                pool.push(id);
+            }
+        }
+        let mut f = b.c(0.0);
+        for &node in &pool[5..] {
+            let total = b.sum(node);
+            f = b.bin(BinaryOp::Add, f, total);
+        }
+        b.minimize(f);
+        let s = run(&b.p, &[f], vec![30, 20]);
+        let dims = [4, 3];
+        let inputs = vec![
+            random(&[4, 3], seed),
+            random(&[3, 4], seed + 100),
+            random(&[3], seed + 200),
+            random(&[], seed + 300),
+        ];
+        let before = eval(&b.p, &[f], &inputs, &dims);
+        let after = eval(&s.program, &s.roots, &inputs, &dims);
+        assert_close(&before[0], &after[0]);
+    }
+}
