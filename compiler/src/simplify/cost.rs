@@ -267,3 +267,53 @@ pub fn flops(program: &Program, roots: &[NodeId], dims: &[u64]) -> (f64, f64) {
     }
     (setup, per_iteration)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{BinaryOp, DimId};
+
+    fn sym(i: u32) -> Dim {
+        Dim::sym(DimId(i))
+    }
+
+    #[test]
+    fn flop_formulas_at_given_sizes() {
+        let model = CostModel::new(vec![1000, 100]);
+        let (n, d) = (sym(0), sym(1));
+        let flops = |op: Op, out: Shape, args: &[Shape]| {
+            let args: Vec<&Shape> = args.iter().collect();
+            model.op_cost(&op, &out, &args).flops
+        };
+        // n×d times d×d: 2·n·d·d.
+        assert_eq!(
+            flops(Op::MatMul, vec![n, d], &[vec![n, d], vec![d, d]]),
+            2e7
+        );
+        // matrix times vector: 2·n·d.
+        assert_eq!(flops(Op::MatMul, vec![n], &[vec![n, d], vec![d]]), 2e5);
+        assert_eq!(
+            flops(
+                Op::Binary(BinaryOp::Sub),
+                vec![n, d],
+                &[vec![n, d], vec![n, d]]
+            ),
+            1e5
+        );
+        assert_eq!(flops(Op::Sum { axis: None }, vec![], &[vec![n, d]]), 1e5);
+        assert_eq!(flops(Op::Trace, vec![], &[vec![d, d]]), 100.0);
+        assert_eq!(flops(Op::Expm, vec![d, d], &[vec![d, d]]), 2e7);
+        assert!((flops(Op::LogDet, vec![], &[vec![d, d]]) - 2.0 / 3.0 * 1e6).abs() < 1e-6);
+        assert_eq!(flops(Op::Transpose, vec![d, n], &[vec![n, d]]), 0.0);
+    }
+
+    #[test]
+    fn unknown_dims_default_to_100_and_bytes_count_every_element() {
+        let model = CostModel::new(vec![]);
+        let d = sym(3);
+        let cost = model.op_cost(&Op::Transpose, &vec![d, d], &[&vec![d, d]]);
+        assert_eq!(cost.flops, 0.0);
+        assert_eq!(cost.bytes, 8.0 * 2e4);
+        assert_eq!(cost.weighted(), 2e4);
+    }
+}

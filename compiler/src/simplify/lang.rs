@@ -250,3 +250,38 @@ impl fmt::Display for TensorNode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_operators_round_trip() {
+        for (name, op) in NAMED_OPS {
+            let node = TensorNode::from_op(name, vec![]).unwrap();
+            assert_eq!(node.op, *op);
+            assert_eq!(node.to_string(), *name);
+        }
+        let c = TensorNode::from_op("-0.5", vec![]).unwrap();
+        assert_eq!(c.op.to_ir(), Op::Const(-0.5));
+        assert!(TensorNode::from_op("frobnicate", vec![]).is_err());
+    }
+
+    #[test]
+    fn ir_ops_round_trip() {
+        let ops = [
+            Op::Const(1.5),
+            Op::Sum { axis: Some(1) },
+            Op::Eye(Dim::fixed(3)),
+            Op::Pad {
+                axis: 0,
+                start: Dim::fixed(1),
+                size: Dim::fixed(4),
+            },
+            Op::ExpmFrechet2,
+        ];
+        for op in ops {
+            assert_eq!(TensorOp::from_ir(&op).to_ir(), op);
+        }
+    }
+}

@@ -225,3 +225,18 @@ pub(crate) fn add_checked(egraph: &mut TensorEGraph, op: TensorOp, args: Vec<Id>
     egraph.analysis.node_data(&node, &data)?;
     Some(egraph.add(node))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::all_rules;
+
+    #[test]
+    fn rules_build_and_have_unique_names() {
+        let rules = all_rules();
+        let mut names: Vec<String> = rules.iter().map(|r| r.name.to_string()).collect();
+        let total = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), total);
+    }
+}
