@@ -532,6 +532,7 @@ fn dagma_objective_simplifies_quickly_and_verifies() {
         s.iterations,
         s.stop_reason
     );
+    println!("{}\n{}", print_program(&p), print_program(&s.program));
     assert!(iter1 < iter0);
     assert!(s.program.objective.is_some());
     assert_eq!(s.program.inputs.len(), p.inputs.len());
