@@ -2,6 +2,7 @@
 //! staged plans → native code. It sees shapes, never data values.
 
 pub mod ast;
+pub mod autodiff;
 pub mod codes;
 pub mod diag;
 pub mod driver;
@@ -9,5 +10,6 @@ pub mod ir;
 pub mod lower;
 pub mod render;
 pub mod sema;
+pub mod simplify;
 pub mod stdlib;
 pub mod syntax;

@@ -36,6 +36,14 @@ pub fn op_text(p: &Program, op: &Op) -> String {
         Op::SumTo(s) => format!("sum_to {}", p.shape_name(s)),
         Op::TopK(k) => format!("topk {}", p.dim_name(*k)),
         Op::Argmin(s) => format!("argmin #{}", s.0),
+        Op::Expand { axis, size } => format!("expand{{axis={axis}}} {}", p.dim_name(*size)),
+        Op::ArgmaxMask { axis: a } => format!("argmax_mask{}", axis(a)),
+        Op::Pad { axis, start, size } => format!(
+            "pad{{axis={axis}}} at {} in {}",
+            p.dim_name(*start),
+            p.dim_name(*size)
+        ),
+        Op::Scatter { axis, size } => format!("scatter{{axis={axis}}} {}", p.dim_name(*size)),
         other => {
             // Unit variants: their name in snake case.
             let name = format!("{other:?}");
