@@ -324,6 +324,29 @@ impl Graph {
         self.push(Op::Const(value), Vec::new(), Vec::new(), Stage::Const)
     }
 
+    /// Rebuilds the part of `root` that depends on node `from`, with `to` in its place (the same
+    /// shape), and returns the new root. Nodes that do not depend on `from` are shared.
+    pub fn substitute(&mut self, root: NodeId, from: NodeId, to: NodeId) -> Result<NodeId, ShapeError> {
+        let mut mapped: HashMap<NodeId, NodeId> = HashMap::from([(from, to)]);
+        for i in from.0..=root.0 {
+            let id = NodeId(i);
+            if id == from {
+                continue;
+            }
+            let node = self.node(id).clone();
+            if !node.args.iter().any(|a| mapped.contains_key(a)) {
+                continue;
+            }
+            let args = node.args.iter().map(|a| *mapped.get(a).unwrap_or(a)).collect();
+            let new = match node.op {
+                Op::Input(_) | Op::Argmin(_) => id,
+                op => self.add(op, args)?,
+            };
+            mapped.insert(id, new);
+        }
+        Ok(*mapped.get(&root).unwrap_or(&root))
+    }
+
     fn push(&mut self, op: Op, args: Vec<NodeId>, shape: Shape, stage: Stage) -> NodeId {
         let key = (op, args);
         if let Some(&id) = self.dedup.get(&key) {
