@@ -4,6 +4,8 @@ pub mod args;
 mod bind;
 mod report;
 
+use optc_runtime::model::{self, BindSpec, Model};
+
 use args::{Cli, Command, ErrorFormat, ModelArgs};
 use optc_compiler::diag::SourceMap;
 use optc_compiler::driver::{self, Compiled, Until};
@@ -22,7 +24,8 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Check(a) => check(&a.model),
         Command::Emit(a) => emit(&a),
         Command::Explain(a) => explain(&a),
-        Command::Eval(_) | Command::Run(_) | Command::Bench(_) | Command::Simulate(_) => {
+        Command::Eval(a) => eval(&a),
+        Command::Run(_) | Command::Bench(_) | Command::Simulate(_) => {
             eprintln!("not wired yet");
             Err(EXIT_INTERNAL)
         }
@@ -108,5 +111,101 @@ fn explain(a: &args::ExplainArgs) -> Result<u8, u8> {
             eprintln!("error: unknown diagnostic code `{code}` (see `optc explain --list`)");
             Err(EXIT_USAGE)
         }
+    }
+}
+
+/// Turns the command line's bindings into a [`BindSpec`], or a usage error.
+fn bind_spec(b: &args::BindArgs) -> Result<BindSpec, u8> {
+    let usage = |m: String| {
+        eprintln!("error: {m}");
+        EXIT_USAGE
+    };
+    let mut spec = BindSpec::default();
+    for d in &b.data {
+        let (name, path) = bind::split_assignment("--data", d).map_err(usage)?;
+        spec.data.push((name.to_string(), path.into()));
+    }
+    for p in &b.params {
+        let (name, value) = bind::split_assignment("--param", p).map_err(usage)?;
+        let value = bind::parse_param_value(name, value).map_err(usage)?;
+        spec.params.push((name.to_string(), value));
+    }
+    if let Some(dims) = &b.dims {
+        spec.dims = bind::parse_dims(dims).map_err(usage)?;
+    }
+    Ok(spec)
+}
+
+/// Compiles the model and binds its data: everything `eval` and `run` need.
+fn load_model(m: &ModelArgs, b: &args::BindArgs) -> Result<(Compiled, Model), u8> {
+    let spec = bind_spec(b)?;
+    let mut compiled = compile(m, Until::Ir)?;
+    let program = compiled.program.take().expect("ir stage");
+    let dir = m.file.parent().unwrap_or(std::path::Path::new("."));
+    let bindings = match model::bind(&program, dir, &spec) {
+        Ok(b) => b,
+        Err(diags) => {
+            report::print_diagnostics(&diags, &compiled.sources, m.error_format);
+            let missing = diags.iter().any(|d| d.code == optc_runtime::data::FILE_NOT_FOUND);
+            return Err(if missing { EXIT_NO_INPUT } else { EXIT_MODEL });
+        }
+    };
+    match Model::new(program, bindings) {
+        Ok(model) => Ok((compiled, model)),
+        Err(d) => {
+            report::print_diagnostics(&[d], &compiled.sources, m.error_format);
+            Err(EXIT_MODEL)
+        }
+    }
+}
+
+/// Prints an evaluation error and gives the exit code.
+fn eval_failed(e: optc_runtime::interp::EvalError, c: &Compiled, m: &ModelArgs) -> u8 {
+    report::print_diagnostics(&[e.into()], &c.sources, m.error_format);
+    EXIT_MODEL
+}
+
+fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
+    let (compiled, mut model) = load_model(&a.model, &a.bind)?;
+    let objective = match model.program.objective.clone() {
+        Some(o) => model
+            .eval_scalar(o.node)
+            .map_err(|e| eval_failed(e, &compiled, &a.model))?,
+        None => f64::NAN,
+    };
+    let mut constraints = Vec::new();
+    for i in 0..model.program.constraints.len() {
+        let v = model
+            .violation(i)
+            .map_err(|e| eval_failed(e, &compiled, &a.model))?;
+        let c = &model.program.constraints[i];
+        constraints.push((c.name.clone(), constraint_kind(&c.kind), v));
+    }
+    if a.json {
+        let json = serde_json::json!({
+            "objective": objective,
+            "constraints": constraints.iter().map(|(n, k, v)| serde_json::json!({
+                "name": n, "kind": k, "violation": v,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{json}");
+    } else {
+        println!("objective  {objective:.10e}");
+        for (name, kind, v) in &constraints {
+            println!("constraint {name} ({kind})  violation {v:.3e}");
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn constraint_kind(kind: &optc_compiler::ir::ConstraintKind) -> &'static str {
+    use optc_compiler::ir::{ConstraintKind, SetKind};
+    match kind {
+        ConstraintKind::Eq => "==",
+        ConstraintKind::Le => "<=",
+        ConstraintKind::In(SetKind::Nonneg) => "in nonneg",
+        ConstraintKind::In(SetKind::Simplex) => "in simplex",
+        ConstraintKind::In(SetKind::Box { .. }) => "in box",
+        ConstraintKind::Card { .. } => "card",
     }
 }
