@@ -40,7 +40,11 @@ mod tests {
                 info.code
             );
             assert!(!info.title.trim().is_empty(), "{} has no title", info.code);
-            assert!(!info.explanation.trim().is_empty(), "{} has no explanation", info.code);
+            assert!(
+                !info.explanation.trim().is_empty(),
+                "{} has no explanation",
+                info.code
+            );
         }
         assert!(!seen.is_empty());
     }

@@ -60,6 +60,8 @@ pub fn scan(text: &str, file: FileId) -> Scan {
             }
             '"' => {
                 if let Some(d) = scan_string(text, i, &mut chars, span) {
+                    // An unterminated string swallowed the rest of its line, brackets included.
+                    brackets_ok &= d.code != "E0002";
                     diagnostics.push(d);
                 }
             }
@@ -101,7 +103,8 @@ pub fn scan(text: &str, file: FileId) -> Scan {
             ')' | ']' | '}' => {}
             c if c.is_ascii_alphabetic() || c == '_' => {
                 let mut end = i + 1;
-                while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
+                while end < bytes.len()
+                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
                 {
                     chars.next();
                     end += 1;
