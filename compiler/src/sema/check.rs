@@ -1038,16 +1038,15 @@ impl Checker {
         self.error(d);
     }
 
-    fn broadcast(&mut self, a: &TExpr, b: &TExpr, span: Span, what: &str) -> Option<Shape> {
+    fn broadcast(&mut self, a: &TExpr, b: &TExpr, what: &str) -> Option<Shape> {
         match broadcast_shapes(&a.ty.shape, &b.ty.shape) {
             Ok(s) => Some(s),
             Err(_) => {
                 let (sa, sb) = (self.shape_text(&a.ty.shape), self.shape_text(&b.ty.shape));
                 self.error(
                     Diagnostic::error("E0120", format!("shapes {sa} and {sb} cannot be broadcast together in {what}"))
-                        .with_primary(span, "incompatible shapes")
+                        .with_primary(b.span, format!("shape {sb}"))
                         .with_label(a.span, format!("shape {sa}"))
-                        .with_label(b.span, format!("shape {sb}"))
                         .with_hint("trailing dimensions must be equal or 1; check the operands, or use `transpose`/`@`"),
                 );
                 None
@@ -1065,15 +1064,14 @@ impl Checker {
                         "E0122",
                         format!("`*` needs a scalar operand, but both are tensors ({sa} and {sb})"),
                     )
-                    .with_primary(span, "two tensors multiplied with `*`")
+                    .with_primary(b.span, format!("shape {sb}"))
                     .with_label(a.span, format!("shape {sa}"))
-                    .with_label(b.span, format!("shape {sb}"))
                     .with_hint("use `.*` for elementwise or `@` for the matrix product"),
                 );
                 return None;
             }
-            BinOp::MatMul => self.matmul_shape(&a, &b, span)?,
-            _ => self.broadcast(&a, &b, span, "this operation")?,
+            BinOp::MatMul => self.matmul_shape(&a, &b)?,
+            _ => self.broadcast(&a, &b, "this operation")?,
         };
         Some(mk(
             TExprKind::Binary {
@@ -1086,7 +1084,7 @@ impl Checker {
         ))
     }
 
-    fn matmul_shape(&mut self, a: &TExpr, b: &TExpr, span: Span) -> Option<Shape> {
+    fn matmul_shape(&mut self, a: &TExpr, b: &TExpr) -> Option<Shape> {
         let (sa, sb) = (&a.ty.shape, &b.ty.shape);
         for x in [a, b] {
             if !(1..=2).contains(&x.ty.shape.len()) {
@@ -1109,9 +1107,8 @@ impl Checker {
             let (ta, tb) = (self.shape_text(sa), self.shape_text(sb));
             self.error(
                 Diagnostic::error("E0121", format!("inner dimensions of `@` differ: {ta} @ {tb}"))
-                    .with_primary(span, format!("{} vs {}", self.dim_text(ia), self.dim_text(ib)))
-                    .with_label(a.span, format!("shape {ta}"))
-                    .with_label(b.span, format!("shape {tb}"))
+                    .with_primary(b.span, format!("shape {tb}, first dimension {}", self.dim_text(ib)))
+                    .with_label(a.span, format!("shape {ta}, last dimension {}", self.dim_text(ia)))
                     .with_hint("the last dimension of the left operand must equal the first of the right one; maybe transpose one of them"),
             );
             return None;
@@ -1530,7 +1527,7 @@ impl Checker {
             Kind::Elementwise => x.ty.shape.clone(),
             Kind::Elementwise2 => {
                 let y = self.expr(bound[1]?, place)?;
-                let s = self.broadcast(&x, &y, span, &format!("`{name}`"))?;
+                let s = self.broadcast(&x, &y, &format!("`{name}`"))?;
                 args.push(y);
                 s
             }
@@ -1843,7 +1840,7 @@ impl Checker {
                 let l = self.expr(lhs, Place::Model);
                 let r = self.expr(rhs, Place::Model);
                 let (Some(l), Some(r)) = (l, r) else { return };
-                if self.broadcast(&l, &r, c.span, "a constraint").is_none() {
+                if self.broadcast(&l, &r, "a constraint").is_none() {
                     return;
                 }
                 self.push_constraint(
