@@ -27,7 +27,7 @@ fn ok_fixtures_ast() {
 }
 
 /// Checks that `span` lies within `outer` and returns its source text.
-fn text_of<'a>(sources: &'a SourceMap, span: Span, outer: Span) -> &'a str {
+fn text_of(sources: &SourceMap, span: Span, outer: Span) -> &str {
     assert!(
         outer.start <= span.start && span.end <= outer.end,
         "{span:?} outside {outer:?}"

@@ -60,6 +60,8 @@ pub fn scan(text: &str, file: FileId) -> Scan {
             }
             '"' => {
                 if let Some(d) = scan_string(text, i, &mut chars, span) {
+                    // An unterminated string swallowed the rest of its line, brackets included.
+                    brackets_ok &= d.code != "E0002";
                     diagnostics.push(d);
                 }
             }

@@ -13,7 +13,7 @@ mod errors;
 pub mod lexical;
 mod print;
 
-pub use print::ast_to_text;
+pub use print::{ast_to_text, expr_text};
 
 use crate::ast;
 use crate::diag::{Diagnostics, FileId, SourceMap};
