@@ -4,3 +4,6 @@
 pub mod ast;
 pub mod diag;
 pub mod ir;
+pub mod codes;
+pub mod render;
+pub mod syntax;
