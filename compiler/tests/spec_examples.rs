@@ -105,7 +105,10 @@ fn parse_problems(origin: &str, text: &str) -> Result<(), String> {
                 format!("{line}:{col}")
             })
             .unwrap_or_else(|| "?".to_string());
-        report += &format!("  {position}: {} {}\n", diagnostic.code, diagnostic.message);
+        report += &format!(
+            "  block line {position}: {} {}\n",
+            diagnostic.code, diagnostic.message
+        );
     }
     if module.is_none() && diagnostics.is_empty() {
         report += "  no module and no diagnostics\n";
