@@ -2,8 +2,14 @@
 //! staged plans → native code. It sees shapes, never data values.
 
 pub mod ast;
-pub mod diag;
-pub mod ir;
+pub mod autodiff;
 pub mod codes;
+pub mod diag;
+pub mod driver;
+pub mod ir;
+pub mod lower;
 pub mod render;
+pub mod sema;
+pub mod simplify;
+pub mod stdlib;
 pub mod syntax;

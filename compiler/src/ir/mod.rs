@@ -94,7 +94,7 @@ pub enum Stage {
     Var,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum UnaryOp {
     Neg,
     Exp,
@@ -107,9 +107,11 @@ pub enum UnaryOp {
     Sigmoid,
     /// log(1 + exp(x)), computed stably.
     Softplus,
+    /// Heaviside step: 1 where x >= 0, else 0 (masks of derivative rules; derivative 0).
+    Step,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum BinaryOp {
     Add,
     Sub,
@@ -134,11 +136,17 @@ pub enum Op {
     Unary(UnaryOp),
     Binary(BinaryOp),
     /// Sum over one axis (removing it) or over all axes (giving a scalar).
-    Sum { axis: Option<u32> },
+    Sum {
+        axis: Option<u32>,
+    },
     /// Maximum over one axis or all axes.
-    Max { axis: Option<u32> },
+    Max {
+        axis: Option<u32>,
+    },
     /// log(sum(exp(x))) over one axis or all axes, computed stably.
-    LogSumExp { axis: Option<u32> },
+    LogSumExp {
+        axis: Option<u32>,
+    },
     /// Matrix product; rank-1 operands act as row/column vectors and their axis is dropped.
     MatMul,
     /// Transpose of a matrix.
@@ -158,9 +166,15 @@ pub enum Op {
     Solve,
     Inv,
     /// Elements `start..end` along `axis` (the axis stays).
-    Slice { axis: u32, start: Dim, end: Dim },
+    Slice {
+        axis: u32,
+        start: Dim,
+        end: Dim,
+    },
     /// The element at the index given by the second (scalar) argument along `axis` (the axis goes).
-    Select { axis: u32 },
+    Select {
+        axis: u32,
+    },
     /// Scalars (or equally shaped tensors) stacked along a new leading axis.
     Stack,
     /// Broadcast to the given shape.
@@ -177,6 +191,37 @@ pub enum Op {
     NuclearNorm,
     /// The solution of a lower-level problem.
     Argmin(SubproblemId),
+    /// A new axis of length `size` inserted at position `axis`, repeating the argument along it
+    /// (the adjoint of `Sum { axis: Some(axis) }`).
+    Expand {
+        axis: u32,
+        size: Dim,
+    },
+    /// Same shape as the argument: 1 at the first maximal entry (of the whole tensor, or of each
+    /// line along `axis`), 0 elsewhere. The subgradient mask of `Max`; derivative 0.
+    ArgmaxMask {
+        axis: Option<u32>,
+    },
+    /// Zeros whose `axis` has length `size`, with the argument placed at offsets
+    /// `start..start + len` along it (the adjoint of `Slice`).
+    Pad {
+        axis: u32,
+        start: Dim,
+        size: Dim,
+    },
+    /// Args `(x, index)`: zeros with a new axis of length `size` inserted at `axis`, holding `x`
+    /// at the (scalar) index along it (the adjoint of `Select`).
+    Scatter {
+        axis: u32,
+        size: Dim,
+    },
+    /// Args `(A, E)`, square and equal: the Fréchet derivative of `expm` at `A` in direction `E`,
+    /// L(A, E) = d/dt expm(A + tE) at t = 0 (the upper-right block of expm([[A, E], [0, A]])).
+    ExpmFrechet,
+    /// Args `(A, E, F)`, square and equal: the second derivative
+    /// ∂²/∂s∂t expm(A + sE + tF) at 0, symmetric in E and F (the sum of the upper-right blocks of
+    /// expm([[A, E, 0], [0, A, F], [0, 0, A]]) and of the same with E and F swapped).
+    ExpmFrechet2,
 }
 
 impl Eq for Op {}
@@ -196,6 +241,9 @@ impl std::hash::Hash for Op {
             Op::Select { axis } => axis.hash(state),
             Op::BroadcastTo(s) | Op::SumTo(s) => s.hash(state),
             Op::Argmin(s) => s.hash(state),
+            Op::Expand { axis, size } | Op::Scatter { axis, size } => (axis, size).hash(state),
+            Op::ArgmaxMask { axis } => axis.hash(state),
+            Op::Pad { axis, start, size } => (axis, start, size).hash(state),
             _ => {}
         }
     }
@@ -301,6 +349,9 @@ pub enum InputKind {
     Var,
     /// The variable of an `argmin` lower-level problem.
     InnerVar,
+    /// A direction vector added by second-order differentiation (Hessian-vector products);
+    /// bound by the solver at each evaluation, like a variable.
+    Direction,
 }
 
 impl InputKind {
@@ -308,7 +359,7 @@ impl InputKind {
         match self {
             InputKind::Data => Stage::Data,
             InputKind::Param => Stage::Param,
-            InputKind::Var | InputKind::InnerVar => Stage::Var,
+            InputKind::Var | InputKind::InnerVar | InputKind::Direction => Stage::Var,
         }
     }
 }
@@ -368,7 +419,10 @@ pub enum SetKind {
     Nonneg,
     Simplex,
     /// `box(lo, hi)` with scalar nodes.
-    Box { lower: NodeId, upper: NodeId },
+    Box {
+        lower: NodeId,
+        upper: NodeId,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -36,6 +36,14 @@ pub fn op_text(p: &Program, op: &Op) -> String {
         Op::SumTo(s) => format!("sum_to {}", p.shape_name(s)),
         Op::TopK(k) => format!("topk {}", p.dim_name(*k)),
         Op::Argmin(s) => format!("argmin #{}", s.0),
+        Op::Expand { axis, size } => format!("expand{{axis={axis}}} {}", p.dim_name(*size)),
+        Op::ArgmaxMask { axis: a } => format!("argmax_mask{}", axis(a)),
+        Op::Pad { axis, start, size } => format!(
+            "pad{{axis={axis}}} at {} in {}",
+            p.dim_name(*start),
+            p.dim_name(*size)
+        ),
+        Op::Scatter { axis, size } => format!("scatter{{axis={axis}}} {}", p.dim_name(*size)),
         other => {
             // Unit variants: their name in snake case.
             let name = format!("{other:?}");
@@ -92,18 +100,31 @@ pub fn print_program(p: &Program) -> String {
         if let Some(DataSource::File(f)) = &input.source {
             let _ = write!(out, " load {f:?}");
         }
-        for (what, v) in [("value", input.value), ("lower", input.lower), ("upper", input.upper)] {
+        for (what, v) in [
+            ("value", input.value),
+            ("lower", input.lower),
+            ("upper", input.upper),
+        ] {
             if let Some(v) = v {
                 let _ = write!(out, " {what}={v}");
             }
         }
-        let _ = writeln!(out, " node={}", p.input_nodes.get(i).map_or("-".into(), |n| n.to_string()));
+        let _ = writeln!(
+            out,
+            " node={}",
+            p.input_nodes.get(i).map_or("-".into(), |n| n.to_string())
+        );
     }
     for (id, node) in p.graph.nodes() {
         let _ = writeln!(out, "{}", node_text(p, id.0 as usize, node));
     }
     for (i, s) in p.subproblems.iter().enumerate() {
-        let _ = writeln!(out, "subproblem #{i}: argmin {} of {}", p.input(s.var).name, s.objective);
+        let _ = writeln!(
+            out,
+            "subproblem #{i}: argmin {} of {}",
+            p.input(s.var).name,
+            s.objective
+        );
     }
     if let Some(o) = &p.objective {
         let _ = writeln!(out, "objective {:?} {}", o.sense, o.node);
@@ -112,7 +133,14 @@ pub fn print_program(p: &Program) -> String {
         let ranges: String = c
             .ranges
             .iter()
-            .map(|r| format!("for loop_index {} in {}..{}: ", r.level, p.dim_name(r.start), p.dim_name(r.end)))
+            .map(|r| {
+                format!(
+                    "for loop_index {} in {}..{}: ",
+                    r.level,
+                    p.dim_name(r.start),
+                    p.dim_name(r.end)
+                )
+            })
             .collect();
         let what = match &c.kind {
             ConstraintKind::Eq => format!("{} == 0", c.node),

@@ -42,10 +42,7 @@ fn arity(op: &Op, args: &[&Shape], n: usize) -> Result<(), ShapeError> {
     if args.len() == n {
         Ok(())
     } else {
-        err(format!(
-            "{op:?} takes {n} argument(s), got {}",
-            args.len()
-        ))
+        err(format!("{op:?} takes {n} argument(s), got {}", args.len()))
     }
 }
 
@@ -156,11 +153,9 @@ pub fn infer_shape(op: &Op, args: &[&Shape]) -> Result<Shape, ShapeError> {
             if a >= s.len() {
                 return err("slice axis out of range");
             }
-            let len = end
-                .minus(*start)
-                .ok_or_else(|| ShapeError {
-                    message: "slice length is not a size".into(),
-                })?;
+            let len = end.minus(*start).ok_or_else(|| ShapeError {
+                message: "slice length is not a size".into(),
+            })?;
             let mut out = s.clone();
             out[a] = len;
             Ok(out)
@@ -215,5 +210,47 @@ pub fn infer_shape(op: &Op, args: &[&Shape]) -> Result<Shape, ShapeError> {
             arity(op, args, 1)?;
             Ok(Vec::new())
         }
+        Expand { axis, size } => {
+            arity(op, args, 1)?;
+            insert_axis(args[0], *axis, *size)
+        }
+        ArgmaxMask { axis } => {
+            arity(op, args, 1)?;
+            reduce(args[0], *axis)?;
+            Ok(args[0].clone())
+        }
+        Pad { axis, size, .. } => {
+            arity(op, args, 1)?;
+            let mut out = args[0].clone();
+            match out.get_mut(*axis as usize) {
+                Some(d) => *d = *size,
+                None => return err("pad axis out of range"),
+            }
+            Ok(out)
+        }
+        Scatter { axis, size } => {
+            arity(op, args, 2)?;
+            if !args[1].is_empty() {
+                return err("an index must be a scalar");
+            }
+            insert_axis(args[0], *axis, *size)
+        }
+        ExpmFrechet | ExpmFrechet2 => {
+            arity(op, args, if matches!(op, ExpmFrechet) { 2 } else { 3 })?;
+            square(args[0], "the expm derivative")?;
+            if args.iter().any(|s| *s != args[0]) {
+                return err("the expm derivative needs equally shaped square matrices");
+            }
+            Ok(args[0].clone())
+        }
     }
+}
+
+fn insert_axis(s: &Shape, axis: u32, size: Dim) -> Result<Shape, ShapeError> {
+    if axis as usize > s.len() {
+        return err(format!("axis {axis} out of range for rank {}", s.len()));
+    }
+    let mut out = s.clone();
+    out.insert(axis as usize, size);
+    Ok(out)
 }

@@ -1,0 +1,312 @@
+//! E-graph simplification with staging.
+//!
+//! [`simplify`] loads the nodes a program needs into an egg e-graph (language: [`lang`],
+//! analysis: shapes, stages, scalar constants in [`analysis`]), saturates it with the rules of
+//! [`rules`] under explicit iteration and node limits (no time limit, so results are
+//! deterministic), extracts the cheapest form of every root under the staged [`CostModel`]
+//! (per-iteration work first, setup work as a tie-breaker), and rebuilds a new, verified-shape
+//! [`Program`] through `Graph::add`. [`stage`] then splits a program's nodes into per-solve setup
+//! and per-iteration work; [`flops`] counts both.
+
+pub mod analysis;
+pub mod cost;
+pub mod lang;
+pub mod rules;
+mod staging;
+
+pub use cost::{flops, CostModel, OpCost};
+pub use staging::{stage, StagedPlan};
+
+use crate::ir::{
+    ConstraintKind, Graph, InputId, NodeId, Op, Program, SetKind, Shape, Stage, SubproblemId,
+};
+use analysis::{TensorAnalysis, TensorEGraph};
+use cost::StagedCostFn;
+use egg::{Extractor, Id, Language, Runner};
+use lang::{TensorNode, TensorOp};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::time::Duration;
+
+/// Saturation stops after this many iterations...
+pub const ITERATION_LIMIT: usize = 12;
+/// ...or once the e-graph holds this many e-nodes.
+pub const NODE_LIMIT: usize = 20_000;
+
+/// A simplified copy of a program.
+#[derive(Clone, Debug)]
+pub struct Simplified {
+    /// The new program: same dims, inputs (input `i` is node `%i`), objective, constraints,
+    /// subproblems and outputs, all pointing into the simplified graph.
+    pub program: Program,
+    /// The simplified form of each requested root, in order.
+    pub roots: Vec<NodeId>,
+    /// Names of the rules that added something to the e-graph, in first-fired order (not all of
+    /// them need contribute to the extracted result).
+    pub rules_fired: Vec<String>,
+    /// E-nodes and e-classes in the saturated e-graph.
+    pub egraph_nodes: usize,
+    pub egraph_classes: usize,
+    pub iterations: usize,
+    /// Why saturation stopped (saturated, iteration limit, node limit).
+    pub stop_reason: String,
+}
+
+/// An internal failure to rebuild IR from the e-graph (a bug, not a user error).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimplifyError {
+    pub message: String,
+}
+
+impl fmt::Display for SimplifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "simplification failed: {}", self.message)
+    }
+}
+
+impl std::error::Error for SimplifyError {}
+
+/// Every node the program itself refers to (objective, constraints, input values and bounds,
+/// subproblems, outputs), so that the rebuilt program stays complete.
+fn program_refs(p: &Program) -> Vec<NodeId> {
+    let mut refs = Vec::new();
+    refs.extend(p.objective.as_ref().map(|o| o.node));
+    for c in &p.constraints {
+        refs.push(c.node);
+        match &c.kind {
+            ConstraintKind::In(SetKind::Box { lower, upper }) => refs.extend([*lower, *upper]),
+            ConstraintKind::Card { bound } => refs.push(*bound),
+            _ => {}
+        }
+    }
+    for input in &p.inputs {
+        refs.extend(input.value.iter().chain(&input.lower).chain(&input.upper));
+    }
+    refs.extend(p.subproblems.iter().map(|s| s.objective));
+    refs.extend(p.outputs.iter().map(|o| o.node));
+    refs
+}
+
+fn remap_program_refs(p: &mut Program, map: impl Fn(NodeId) -> NodeId) {
+    if let Some(o) = &mut p.objective {
+        o.node = map(o.node);
+    }
+    for c in &mut p.constraints {
+        c.node = map(c.node);
+        match &mut c.kind {
+            ConstraintKind::In(SetKind::Box { lower, upper }) => {
+                *lower = map(*lower);
+                *upper = map(*upper);
+            }
+            ConstraintKind::Card { bound } => *bound = map(*bound),
+            _ => {}
+        }
+    }
+    for input in &mut p.inputs {
+        for n in [&mut input.value, &mut input.lower, &mut input.upper]
+            .into_iter()
+            .flatten()
+        {
+            *n = map(*n);
+        }
+    }
+    for s in &mut p.subproblems {
+        s.objective = map(s.objective);
+    }
+    for o in &mut p.outputs {
+        o.node = map(o.node);
+    }
+}
+
+/// Loads the nodes `roots` need into a fresh e-graph; returns it and each node's class.
+fn to_egraph(program: &Program, roots: &[NodeId]) -> (TensorEGraph, HashMap<NodeId, Id>) {
+    let g = &program.graph;
+    let mut analysis = TensorAnalysis::default();
+    for (_, node) in g.nodes() {
+        let declared = (node.shape.clone(), node.stage);
+        match node.op {
+            Op::Input(i) => {
+                analysis.inputs.insert(i, declared);
+            }
+            Op::Argmin(s) => {
+                analysis.argmins.insert(s, declared);
+            }
+            _ => {}
+        }
+    }
+    let mut egraph = TensorEGraph::new(analysis);
+    let mut classes = HashMap::new();
+    for id in cost::reachable(program, roots) {
+        let node = g.node(id);
+        let args = node.args.iter().map(|a| classes[a]).collect();
+        let class = egraph.add(TensorNode::new(TensorOp::from_ir(&node.op), args));
+        classes.insert(id, class);
+    }
+    egraph.rebuild();
+    (egraph, classes)
+}
+
+/// Rebuilds IR from the best node of each class, root by root: what earlier roots built is free
+/// for later ones, so shared work is found (a greedy approximation of DAG extraction).
+struct Rebuilder<'a> {
+    egraph: &'a TensorEGraph,
+    model: &'a CostModel,
+    built: HashMap<Id, NodeId>,
+    /// The e-nodes chosen for the classes in `built`.
+    computed: HashSet<TensorNode>,
+}
+
+impl Rebuilder<'_> {
+    fn leaf(&self, out: &mut Program, op: &TensorOp) -> Option<NodeId> {
+        match op {
+            TensorOp::Input(i) => out.input_nodes.get(i.0 as usize).copied(),
+            TensorOp::Argmin(s) => {
+                let (shape, stage): (Shape, Stage) = self.egraph.analysis.argmins.get(s)?.clone();
+                Some(out.graph.argmin(SubproblemId(s.0), shape, stage))
+            }
+            _ => None,
+        }
+    }
+
+    fn build(&mut self, out: &mut Program, root: Id) -> Result<NodeId, SimplifyError> {
+        let root = self.egraph.find(root);
+        if let Some(&id) = self.built.get(&root) {
+            return Ok(id);
+        }
+        let cost = StagedCostFn {
+            egraph: self.egraph,
+            model: self.model,
+            computed: &self.computed,
+        };
+        let extractor = Extractor::new(self.egraph, cost);
+        let mut chosen = Vec::new();
+        let mut stack = vec![(root, false)];
+        let mut open = HashSet::new();
+        while let Some((class, children_done)) = stack.pop() {
+            if self.built.contains_key(&class) {
+                continue;
+            }
+            let node = extractor.find_best_node(class).clone();
+            if !children_done {
+                if !open.insert(class) {
+                    return Err(SimplifyError {
+                        message: "the extracted term is cyclic".into(),
+                    });
+                }
+                stack.push((class, true));
+                for &a in node.args.iter().rev() {
+                    let a = self.egraph.find(a);
+                    if !self.built.contains_key(&a) {
+                        stack.push((a, false));
+                    }
+                }
+                continue;
+            }
+            let id = match self.leaf(out, &node.op) {
+                Some(id) => id,
+                None if matches!(node.op, TensorOp::Input(_) | TensorOp::Argmin(_)) => {
+                    return Err(SimplifyError {
+                        message: format!("unknown leaf {:?}", node.op),
+                    })
+                }
+                None => {
+                    let args = node
+                        .args
+                        .iter()
+                        .map(|a| self.built[&self.egraph.find(*a)])
+                        .collect();
+                    out.graph
+                        .add(node.op.to_ir(), args)
+                        .map_err(|e| SimplifyError {
+                            message: format!("rebuilding {:?}: {e}", node.op),
+                        })?
+                }
+            };
+            if *out.graph.shape(id) != self.egraph[class].data.shape {
+                return Err(SimplifyError {
+                    message: format!("rebuilt {:?} has another shape than its class", node.op),
+                });
+            }
+            open.remove(&class);
+            self.built.insert(class, id);
+            chosen.push(node.map_children(|a| self.egraph.find(a)));
+        }
+        self.computed.extend(chosen);
+        Ok(self.built[&root])
+    }
+}
+
+/// Simplifies the program's graph for `roots` (and everything the program itself refers to)
+/// and returns a new program with the cheapest forms found under `cost`.
+pub fn simplify(
+    program: &Program,
+    roots: &[NodeId],
+    cost: &CostModel,
+) -> Result<Simplified, SimplifyError> {
+    let refs = program_refs(program);
+    let len = program.graph.len() as u32;
+    if let Some(bad) = roots.iter().chain(&refs).find(|r| r.0 >= len) {
+        return Err(SimplifyError {
+            message: format!("root {bad} is not a node of the program"),
+        });
+    }
+    let all_roots: Vec<NodeId> = roots.iter().chain(&refs).copied().collect();
+    let (egraph, classes) = to_egraph(program, &all_roots);
+    let rules = rules::all_rules();
+    let runner = Runner::default()
+        .with_egraph(egraph)
+        .with_iter_limit(ITERATION_LIMIT)
+        .with_node_limit(NODE_LIMIT)
+        .with_time_limit(Duration::MAX)
+        .run(&rules);
+
+    let mut rules_fired: Vec<String> = Vec::new();
+    for it in &runner.iterations {
+        for (name, &count) in &it.applied {
+            let name = name.to_string();
+            if count > 0 && !rules_fired.contains(&name) {
+                rules_fired.push(name);
+            }
+        }
+    }
+
+    let mut out = program.clone();
+    out.graph = Graph::new();
+    out.input_nodes = program
+        .input_nodes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let node = program.graph.node(n);
+            out.graph
+                .input(InputId(i as u32), node.shape.clone(), node.stage)
+        })
+        .collect();
+
+    let egraph = &runner.egraph;
+    let mut rebuilder = Rebuilder {
+        egraph,
+        model: cost,
+        built: HashMap::new(),
+        computed: HashSet::new(),
+    };
+    let mut new_ids = HashMap::new();
+    for &old in &all_roots {
+        let new = rebuilder.build(&mut out, classes[&old])?;
+        new_ids.insert(old, new);
+    }
+    remap_program_refs(&mut out, |n| new_ids[&n]);
+
+    Ok(Simplified {
+        roots: roots.iter().map(|r| new_ids[r]).collect(),
+        program: out,
+        rules_fired,
+        egraph_nodes: egraph.total_number_of_nodes(),
+        egraph_classes: egraph.number_of_classes(),
+        iterations: runner.iterations.len(),
+        stop_reason: runner
+            .stop_reason
+            .as_ref()
+            .map_or_else(|| "not run".into(), |r| format!("{r:?}")),
+    })
+}

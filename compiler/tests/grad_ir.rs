@@ -1,0 +1,247 @@
+//! The IR that symbolic differentiation appends, for hand-built programs (snapshots), and its
+//! error cases. Every pass must leave `ir::verify` clean.
+
+use optc_compiler::autodiff::{gradient, hvp, mixed_vjp};
+use optc_compiler::ir::{
+    print_program, verify, BinaryOp, Dim, DimId, DimInfo, ElemType, Input, InputId, InputKind,
+    NodeId, Op, Program, Shape, UnaryOp,
+};
+
+/// A program with dims `n, d` and the given inputs, built node by node.
+struct Model {
+    p: Program,
+}
+
+impl Model {
+    fn new() -> Model {
+        let mut p = Program::default();
+        for name in ["n", "d"] {
+            p.dims.push(DimInfo {
+                name: name.into(),
+                default: None,
+            });
+        }
+        Model { p }
+    }
+
+    fn n() -> Dim {
+        Dim::sym(DimId(0))
+    }
+
+    fn d() -> Dim {
+        Dim::sym(DimId(1))
+    }
+
+    fn input(&mut self, name: &str, kind: InputKind, shape: Shape) -> (InputId, NodeId) {
+        let id = InputId(self.p.inputs.len() as u32);
+        self.p.inputs.push(Input {
+            name: name.into(),
+            kind,
+            elem: ElemType::Real,
+            shape: shape.clone(),
+            source: None,
+            value: None,
+            lower: None,
+            upper: None,
+        });
+        let node = self.p.graph.input(id, shape, kind.stage());
+        self.p.input_nodes.push(node);
+        (id, node)
+    }
+
+    fn op(&mut self, op: Op, args: &[NodeId]) -> NodeId {
+        self.p.graph.add(op, args.to_vec()).expect("well-shaped")
+    }
+
+    fn un(&mut self, u: UnaryOp, x: NodeId) -> NodeId {
+        self.op(Op::Unary(u), &[x])
+    }
+
+    fn bin(&mut self, b: BinaryOp, x: NodeId, y: NodeId) -> NodeId {
+        self.op(Op::Binary(b), &[x, y])
+    }
+
+    fn sum(&mut self, x: NodeId) -> NodeId {
+        self.op(Op::Sum { axis: None }, &[x])
+    }
+
+    fn c(&mut self, v: f64) -> NodeId {
+        self.p.graph.constant(v)
+    }
+}
+
+fn assert_verified(p: &Program) {
+    let problems = verify(p);
+    assert!(problems.is_empty(), "verifier: {problems:?}");
+}
+
+/// 0.5/n * sumsq(X - X @ W) + lambda * norm1(W).
+fn least_squares_l1() -> (Model, NodeId, InputId) {
+    let mut m = Model::new();
+    let (_, x) = m.input("X", InputKind::Data, vec![Model::n(), Model::d()]);
+    let (_, lambda) = m.input("lambda", InputKind::Param, Vec::new());
+    let (w_id, w) = m.input("W", InputKind::Var, vec![Model::d(), Model::d()]);
+    let xw = m.op(Op::MatMul, &[x, w]);
+    let r = m.bin(BinaryOp::Sub, x, xw);
+    let two = m.c(2.0);
+    let r2 = m.bin(BinaryOp::Pow, r, two);
+    let sumsq = m.sum(r2);
+    let half = m.c(0.5);
+    let n = m.op(Op::DimSize(Model::n()), &[]);
+    let scale = m.bin(BinaryOp::Div, half, n);
+    let loss = m.bin(BinaryOp::Mul, scale, sumsq);
+    let abs = m.un(UnaryOp::Abs, w);
+    let l1 = m.sum(abs);
+    let reg = m.bin(BinaryOp::Mul, lambda, l1);
+    let f = m.bin(BinaryOp::Add, loss, reg);
+    (m, f, w_id)
+}
+
+/// -logdet(s I - W .* W) + d log(s), with s = 1.
+fn dagma_logdet() -> (Model, NodeId, InputId) {
+    let mut m = Model::new();
+    let (w_id, w) = m.input("W", InputKind::Var, vec![Model::d(), Model::d()]);
+    let s = m.c(1.0);
+    let eye = m.op(Op::Eye(Model::d()), &[]);
+    let si = m.bin(BinaryOp::Mul, s, eye);
+    let ww = m.bin(BinaryOp::Mul, w, w);
+    let mat = m.bin(BinaryOp::Sub, si, ww);
+    let ld = m.op(Op::LogDet, &[mat]);
+    let neg = m.un(UnaryOp::Neg, ld);
+    let d = m.op(Op::DimSize(Model::d()), &[]);
+    let logs = m.un(UnaryOp::Log, s);
+    let shift = m.bin(BinaryOp::Mul, d, logs);
+    let f = m.bin(BinaryOp::Add, neg, shift);
+    (m, f, w_id)
+}
+
+#[test]
+fn least_squares_l1_gradient() {
+    let (mut m, f, w) = least_squares_l1();
+    let grads = gradient(&mut m.p, f, &[w]).unwrap();
+    assert_verified(&m.p);
+    assert_eq!(m.p.graph.shape(grads[0]), &vec![Model::d(), Model::d()]);
+    insta::assert_snapshot!(format!(
+        "{}gradient W = {}\n",
+        print_program(&m.p),
+        grads[0]
+    ));
+}
+
+#[test]
+fn dagma_logdet_gradient() {
+    let (mut m, f, w) = dagma_logdet();
+    let grads = gradient(&mut m.p, f, &[w]).unwrap();
+    assert_verified(&m.p);
+    insta::assert_snapshot!(format!(
+        "{}gradient W = {}\n",
+        print_program(&m.p),
+        grads[0]
+    ));
+}
+
+#[test]
+fn notears_expm_hvp() {
+    let mut m = Model::new();
+    let (w_id, w) = m.input("W", InputKind::Var, vec![Model::d(), Model::d()]);
+    let ww = m.bin(BinaryOp::Mul, w, w);
+    let e = m.op(Op::Expm, &[ww]);
+    let tr = m.op(Op::Trace, &[e]);
+    let d = m.op(Op::DimSize(Model::d()), &[]);
+    let f = m.bin(BinaryOp::Sub, tr, d);
+    let nodes = hvp(&mut m.p, f, &[w_id]).unwrap();
+    assert_verified(&m.p);
+    assert_eq!(m.p.input(nodes.directions[0]).kind, InputKind::Direction);
+    assert_eq!(m.p.graph.shape(nodes.hvp[0]), &vec![Model::d(), Model::d()]);
+    insta::assert_snapshot!(format!(
+        "{}gradient W = {}\nhvp W = {}\n",
+        print_program(&m.p),
+        nodes.gradient[0],
+        nodes.hvp[0]
+    ));
+}
+
+#[test]
+fn mixed_vjp_differentiates_the_inner_gradient_by_the_parameter() {
+    // f = sum(theta .* x^2): ∇ₓf = 2 theta x, ∇_θ⟨∇ₓf, v⟩ = 2 x .* v.
+    let mut m = Model::new();
+    let (x_id, x) = m.input("x", InputKind::InnerVar, vec![Model::d()]);
+    let (theta_id, theta) = m.input("theta", InputKind::Param, vec![Model::d()]);
+    let two = m.c(2.0);
+    let x2 = m.bin(BinaryOp::Pow, x, two);
+    let prod = m.bin(BinaryOp::Mul, theta, x2);
+    let f = m.sum(prod);
+    let nodes = mixed_vjp(&mut m.p, f, &[x_id], &[theta_id]).unwrap();
+    assert_verified(&m.p);
+    insta::assert_snapshot!(format!(
+        "{}gradient x = {}\nmixed theta = {}\n",
+        print_program(&m.p),
+        nodes.gradient_x[0],
+        nodes.mixed[0]
+    ));
+}
+
+#[test]
+fn hvp_of_every_hessian_free_op_is_zero_shaped() {
+    // f linear in W: the gradient is data, the HVP a zero tensor of W's shape.
+    let mut m = Model::new();
+    let (_, c) = m.input("C", InputKind::Data, vec![Model::d(), Model::d()]);
+    let (w_id, w) = m.input("W", InputKind::Var, vec![Model::d(), Model::d()]);
+    let prod = m.bin(BinaryOp::Mul, c, w);
+    let f = m.sum(prod);
+    let nodes = hvp(&mut m.p, f, &[w_id]).unwrap();
+    assert_verified(&m.p);
+    assert_eq!(nodes.gradient[0], c);
+    let zero = &m.p.graph.node(nodes.hvp[0]);
+    assert_eq!(zero.shape, vec![Model::d(), Model::d()]);
+    assert!(matches!(zero.op, Op::BroadcastTo(_)));
+}
+
+#[test]
+fn non_differentiable_ops_name_the_op_and_node() {
+    let cases: [(Op, &str); 3] = [
+        (Op::Card, "card is not differentiable"),
+        (Op::NuclearNorm, "proximable atom"),
+        (Op::SortDesc, "sorting is not differentiable"),
+    ];
+    for (op, expected) in cases {
+        let mut m = Model::new();
+        let shape = if op == Op::SortDesc {
+            vec![Model::d()]
+        } else {
+            vec![Model::d(), Model::d()]
+        };
+        let (w_id, w) = m.input("W", InputKind::Var, shape);
+        let y = m.op(op, &[w]);
+        let f = m.sum(y);
+        let err = gradient(&mut m.p, f, &[w_id]).unwrap_err();
+        assert_eq!(err.node, y);
+        assert!(err.to_string().contains(expected), "{err}");
+        assert!(err.to_string().contains(&y.to_string()), "{err}");
+    }
+}
+
+#[test]
+fn a_vector_objective_has_no_gradient() {
+    let mut m = Model::new();
+    let (w_id, w) = m.input("w", InputKind::Var, vec![Model::d()]);
+    let err = gradient(&mut m.p, w, &[w_id]).unwrap_err();
+    assert!(err.message.contains("scalar"), "{err}");
+}
+
+#[test]
+fn data_only_subtrees_get_no_adjoints() {
+    // sum(w ^ p) with a data exponent: no log(w) node is added.
+    let mut m = Model::new();
+    let (_, p) = m.input("p", InputKind::Data, Vec::new());
+    let (w_id, w) = m.input("w", InputKind::Var, vec![Model::d()]);
+    let pow = m.bin(BinaryOp::Pow, w, p);
+    let f = m.sum(pow);
+    gradient(&mut m.p, f, &[w_id]).unwrap();
+    assert_verified(&m.p);
+    let has_log =
+        m.p.graph
+            .nodes()
+            .any(|(_, n)| n.op == Op::Unary(UnaryOp::Log));
+    assert!(!has_log);
+}
