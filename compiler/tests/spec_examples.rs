@@ -1,8 +1,10 @@
 //! The language reference and the examples stay valid: every ```` ```opt ```` block of `spec/*.md`
-//! and every `examples/**/*.opt` file must parse without diagnostics, and every
-//! ```` ```opt-fragment ```` block must parse as statements, constraints, types or expressions.
+//! and every `examples/**/*.opt` file must parse without diagnostics and pass the checker and the
+//! lowering to IR without errors; every ```` ```opt-fragment ```` block must parse as statements,
+//! constraints, types or expressions.
 
-use optc_compiler::diag::{Diagnostics, SourceMap};
+use optc_compiler::diag::{Diagnostic, Diagnostics, SourceMap};
+use optc_compiler::driver::{compile, Until};
 use optc_compiler::syntax::parse;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,10 @@ use std::path::{Path, PathBuf};
 struct Block {
     /// `file.md:line` of the opening fence, for failure messages.
     origin: String,
+    /// The Markdown file, as the source name of diagnostics.
+    file: String,
+    /// The block's code, preceded by one empty line per line before it, so that diagnostics give
+    /// line numbers of the Markdown file.
     text: String,
 }
 
@@ -57,7 +63,8 @@ fn fenced_blocks(name: &str, markdown: &str, tag: &str) -> Vec<Block> {
                     if *wanted {
                         blocks.push(Block {
                             origin: format!("{name}:{start}"),
-                            text: lines.join("\n") + "\n",
+                            file: name.to_string(),
+                            text: "\n".repeat(*start) + &lines.join("\n") + "\n",
                         });
                     }
                     current = None;
@@ -84,50 +91,58 @@ fn spec_blocks(tag: &str) -> Vec<Block> {
         .collect()
 }
 
-/// Parses `text` and renders its diagnostics as `line:col: CODE message` lines (empty when clean).
-fn parse_problems(origin: &str, text: &str) -> Result<(), String> {
-    let mut sources = SourceMap::new();
-    let file = sources.add(origin, text);
-    let (module, diagnostics): (_, Diagnostics) = parse(&sources, file);
-    if diagnostics.is_empty() && module.is_some() {
-        return Ok(());
-    }
-    let source = sources.get(file);
+/// `  LINE:COL: CODE message` lines for `diagnostics`, positions taken from `sources`.
+fn describe(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
     let mut report = String::new();
-    for diagnostic in &diagnostics {
+    for diagnostic in diagnostics {
         let position = diagnostic
             .labels
             .iter()
             .find(|label| label.primary)
             .or(diagnostic.labels.first())
             .map(|label| {
-                let (line, col) = source.line_col(label.span.start as usize);
-                format!("{line}:{col}")
+                let file = sources.get(label.span.file);
+                let (line, col) = file.line_col(label.span.start as usize);
+                format!("{}:{line}:{col}", file.name)
             })
             .unwrap_or_else(|| "?".to_string());
-        report += &format!(
-            "  block line {position}: {} {}\n",
-            diagnostic.code, diagnostic.message
-        );
+        report += &format!("  {position}: {} {}\n", diagnostic.code, diagnostic.message);
     }
-    if module.is_none() && diagnostics.is_empty() {
-        report += "  no module and no diagnostics\n";
-    }
-    Err(report)
+    report
 }
 
-fn assert_all_parse(items: &[(String, String)]) {
+/// Parses `text` of source `name`; `Err` lists its diagnostics.
+fn parse_problems(name: &str, text: &str) -> Result<(), String> {
+    let mut sources = SourceMap::new();
+    let file = sources.add(name, text);
+    let (module, diagnostics): (_, Diagnostics) = parse(&sources, file);
+    match (module, diagnostics.is_empty()) {
+        (Some(_), true) => Ok(()),
+        (None, true) => Err("  no module and no diagnostics\n".to_string()),
+        _ => Err(describe(&diagnostics, &sources)),
+    }
+}
+
+/// Parses without diagnostics, then checks and lowers to IR without errors.
+fn model_problems(name: &str, text: &str) -> Result<(), String> {
+    parse_problems(name, text)?;
+    compile(name, text, Until::Ir)
+        .map(|_| ())
+        .map_err(|failed| describe(&failed.diagnostics, &failed.sources))
+}
+
+fn assert_all_compile(items: &[(String, String)]) {
     let failures: Vec<String> = items
         .iter()
         .filter_map(|(origin, text)| {
-            parse_problems(origin, text)
+            model_problems(origin, text)
                 .err()
                 .map(|report| format!("{origin}:\n{report}"))
         })
         .collect();
     assert!(
         failures.is_empty(),
-        "{} of {} sources do not parse cleanly:\n{}",
+        "{} of {} models do not parse and check cleanly:\n{}",
         failures.len(),
         items.len(),
         failures.join("\n")
@@ -135,17 +150,17 @@ fn assert_all_parse(items: &[(String, String)]) {
 }
 
 #[test]
-fn spec_opt_blocks_parse() {
+fn spec_opt_blocks_check() {
     let blocks: Vec<(String, String)> = spec_blocks("opt")
         .into_iter()
-        .map(|block| (block.origin, block.text))
+        .map(|block| (block.file, block.text))
         .collect();
     assert!(blocks.len() >= 8, "expected the spec's complete models");
-    assert_all_parse(&blocks);
+    assert_all_compile(&blocks);
 }
 
 #[test]
-fn example_files_parse() {
+fn example_files_check() {
     let root = repo_root();
     let examples: Vec<(String, String)> = files_with_extension(&root.join("examples"), "opt")
         .iter()
@@ -161,7 +176,7 @@ fn example_files_parse() {
         })
         .collect();
     assert!(examples.len() >= 7, "expected the seven example models");
-    assert_all_parse(&examples);
+    assert_all_compile(&examples);
 }
 
 /// Ways a fragment can be completed into a parsable file: as it is (statements), as the constraints
@@ -189,8 +204,8 @@ fn fragment_parses(origin: &str, text: &str) -> bool {
 fn spec_fragments_parse() {
     let failures: Vec<String> = spec_blocks("opt-fragment")
         .into_iter()
-        .filter(|block| !fragment_parses(&block.origin, &block.text))
-        .map(|block| format!("{}:\n{}", block.origin, block.text))
+        .filter(|block| !fragment_parses(&block.file, &block.text))
+        .map(|block| format!("{}:\n{}", block.origin, block.text.trim_start()))
         .collect();
     assert!(
         failures.is_empty(),
