@@ -18,6 +18,7 @@ pub const KNOWN_METHODS: &[&str] = &[
     "adam",
     "auglag",
     "path",
+    "colide",
     "maid",
     "dual",
 ];

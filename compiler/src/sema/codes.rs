@@ -349,7 +349,7 @@ Fix: remove the quotes to refer to a name.",
     CodeInfo {
         code: "E0150",
         title: "unknown solve method",
-        explanation: "`solve with` names one of the known methods: lbfgs, fista, prox_grad, adam, auglag, path, maid, dual.
+        explanation: "`solve with` names one of the known methods: lbfgs, fista, prox_grad, adam, auglag, path, colide, maid, dual.
 
 Bad:
     solve with bfgs
