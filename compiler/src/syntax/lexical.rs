@@ -16,6 +16,11 @@ pub const STATEMENT_KEYWORDS: &[&str] = &[
     "output",
 ];
 
+/// Whether a pre-scan error leaves brackets or strings unbalanced, so that parsing cannot go on.
+pub fn breaks_structure(code: &str) -> bool {
+    matches!(code, "E0002" | "E0003" | "E0007" | "E0008")
+}
+
 /// What the pre-scan learned about a file.
 pub struct Scan {
     pub diagnostics: Diagnostics,
