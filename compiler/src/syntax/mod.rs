@@ -25,9 +25,13 @@ pub const MAX_EXPR_DEPTH: u32 = 256;
 /// Parsing stops after this many syntax errors.
 const MAX_SYNTAX_ERRORS: usize = 20;
 
-#[derive(pest_derive::Parser)]
-#[grammar = "syntax/grammar.pest"]
-struct Grammar;
+/// The pest parser; private so that rule names stay an implementation detail.
+mod grammar {
+    #[derive(pest_derive::Parser)]
+    #[grammar = "syntax/grammar.pest"]
+    pub struct Grammar;
+}
+use grammar::{Grammar, Rule};
 
 /// Parses file `file` of `sources`. Returns the module when there is no error (warnings may still
 /// be present), otherwise `None` and at least one error.
