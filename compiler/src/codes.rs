@@ -11,7 +11,7 @@ pub struct CodeInfo {
 }
 
 /// The per-area slices of the catalogue.
-const AREAS: &[&[CodeInfo]] = &[crate::syntax::codes::SYNTAX];
+pub const AREAS: &[&[CodeInfo]] = &[crate::syntax::codes::SYNTAX];
 
 /// Every known code, area by area.
 pub fn all() -> impl Iterator<Item = &'static CodeInfo> {

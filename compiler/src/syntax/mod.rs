@@ -5,8 +5,8 @@
 //! the structure is broken, the pest grammar (`grammar.pest`,
 //! the single source of truth for the syntax) parses one statement at a time, so that after a
 //! syntax error the parser resumes at the next statement and reports several errors in one run;
-//! [`build`] turns pest pairs into the AST (precedence, pipe desugaring, literal validation, depth
-//! limit). Pest's rule names never reach the user: [`errors`] translates them into words.
+//! `build` turns pest pairs into the AST (precedence, pipe desugaring, literal validation, depth
+//! limit). Pest's rule names never reach the user: `errors` translates them into words.
 
 mod build;
 pub mod codes;
