@@ -134,17 +134,11 @@ pub enum Op {
     Unary(UnaryOp),
     Binary(BinaryOp),
     /// Sum over one axis (removing it) or over all axes (giving a scalar).
-    Sum {
-        axis: Option<u32>,
-    },
+    Sum { axis: Option<u32> },
     /// Maximum over one axis or all axes.
-    Max {
-        axis: Option<u32>,
-    },
+    Max { axis: Option<u32> },
     /// log(sum(exp(x))) over one axis or all axes, computed stably.
-    LogSumExp {
-        axis: Option<u32>,
-    },
+    LogSumExp { axis: Option<u32> },
     /// Matrix product; rank-1 operands act as row/column vectors and their axis is dropped.
     MatMul,
     /// Transpose of a matrix.
@@ -164,15 +158,9 @@ pub enum Op {
     Solve,
     Inv,
     /// Elements `start..end` along `axis` (the axis stays).
-    Slice {
-        axis: u32,
-        start: Dim,
-        end: Dim,
-    },
+    Slice { axis: u32, start: Dim, end: Dim },
     /// The element at the index given by the second (scalar) argument along `axis` (the axis goes).
-    Select {
-        axis: u32,
-    },
+    Select { axis: u32 },
     /// Scalars (or equally shaped tensors) stacked along a new leading axis.
     Stack,
     /// Broadcast to the given shape.
@@ -380,10 +368,7 @@ pub enum SetKind {
     Nonneg,
     Simplex,
     /// `box(lo, hi)` with scalar nodes.
-    Box {
-        lower: NodeId,
-        upper: NodeId,
-    },
+    Box { lower: NodeId, upper: NodeId },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

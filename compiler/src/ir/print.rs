@@ -92,31 +92,18 @@ pub fn print_program(p: &Program) -> String {
         if let Some(DataSource::File(f)) = &input.source {
             let _ = write!(out, " load {f:?}");
         }
-        for (what, v) in [
-            ("value", input.value),
-            ("lower", input.lower),
-            ("upper", input.upper),
-        ] {
+        for (what, v) in [("value", input.value), ("lower", input.lower), ("upper", input.upper)] {
             if let Some(v) = v {
                 let _ = write!(out, " {what}={v}");
             }
         }
-        let _ = writeln!(
-            out,
-            " node={}",
-            p.input_nodes.get(i).map_or("-".into(), |n| n.to_string())
-        );
+        let _ = writeln!(out, " node={}", p.input_nodes.get(i).map_or("-".into(), |n| n.to_string()));
     }
     for (id, node) in p.graph.nodes() {
         let _ = writeln!(out, "{}", node_text(p, id.0 as usize, node));
     }
     for (i, s) in p.subproblems.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "subproblem #{i}: argmin {} of {}",
-            p.input(s.var).name,
-            s.objective
-        );
+        let _ = writeln!(out, "subproblem #{i}: argmin {} of {}", p.input(s.var).name, s.objective);
     }
     if let Some(o) = &p.objective {
         let _ = writeln!(out, "objective {:?} {}", o.sense, o.node);
@@ -125,14 +112,7 @@ pub fn print_program(p: &Program) -> String {
         let ranges: String = c
             .ranges
             .iter()
-            .map(|r| {
-                format!(
-                    "for loop_index {} in {}..{}: ",
-                    r.level,
-                    p.dim_name(r.start),
-                    p.dim_name(r.end)
-                )
-            })
+            .map(|r| format!("for loop_index {} in {}..{}: ", r.level, p.dim_name(r.start), p.dim_name(r.end)))
             .collect();
         let what = match &c.kind {
             ConstraintKind::Eq => format!("{} == 0", c.node),

@@ -42,7 +42,10 @@ fn arity(op: &Op, args: &[&Shape], n: usize) -> Result<(), ShapeError> {
     if args.len() == n {
         Ok(())
     } else {
-        err(format!("{op:?} takes {n} argument(s), got {}", args.len()))
+        err(format!(
+            "{op:?} takes {n} argument(s), got {}",
+            args.len()
+        ))
     }
 }
 
@@ -153,9 +156,11 @@ pub fn infer_shape(op: &Op, args: &[&Shape]) -> Result<Shape, ShapeError> {
             if a >= s.len() {
                 return err("slice axis out of range");
             }
-            let len = end.minus(*start).ok_or_else(|| ShapeError {
-                message: "slice length is not a size".into(),
-            })?;
+            let len = end
+                .minus(*start)
+                .ok_or_else(|| ShapeError {
+                    message: "slice length is not a size".into(),
+                })?;
             let mut out = s.clone();
             out[a] = len;
             Ok(out)

@@ -45,17 +45,9 @@ pub fn verify(p: &Program) -> Vec<String> {
                     Ok(_) => problems.push(format!("{id}: shape differs from the inferred one")),
                     Err(e) => problems.push(format!("{id}: {e}")),
                 }
-                let stage = node
-                    .args
-                    .iter()
-                    .map(|&a| g.stage(a))
-                    .max()
-                    .unwrap_or(Stage::Const);
+                let stage = node.args.iter().map(|&a| g.stage(a)).max().unwrap_or(Stage::Const);
                 if stage != node.stage {
-                    problems.push(format!(
-                        "{id}: stage {:?} but arguments give {stage:?}",
-                        node.stage
-                    ));
+                    problems.push(format!("{id}: stage {:?} but arguments give {stage:?}", node.stage));
                 }
             }
         }
