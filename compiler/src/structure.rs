@@ -2,7 +2,9 @@
 //! how each constraint is handled (a projection, or a penalty/Lagrangian term). The solver plan in
 //! the runtime is chosen from this, and `optc run` prints why.
 
-use crate::ir::{BinaryOp, ConstraintKind, InputId, InputKind, NodeId, Op, Program, Stage, UnaryOp};
+use crate::ir::{
+    BinaryOp, ConstraintKind, InputId, InputKind, NodeId, Op, Program, Stage, UnaryOp,
+};
 
 /// `weight * norm1(var)`: handled by soft-thresholding when the solver is proximal.
 #[derive(Clone, Debug, PartialEq)]

@@ -326,7 +326,12 @@ impl Graph {
 
     /// Rebuilds the part of `root` that depends on node `from`, with `to` in its place (the same
     /// shape), and returns the new root. Nodes that do not depend on `from` are shared.
-    pub fn substitute(&mut self, root: NodeId, from: NodeId, to: NodeId) -> Result<NodeId, ShapeError> {
+    pub fn substitute(
+        &mut self,
+        root: NodeId,
+        from: NodeId,
+        to: NodeId,
+    ) -> Result<NodeId, ShapeError> {
         let mut mapped: HashMap<NodeId, NodeId> = HashMap::from([(from, to)]);
         for i in from.0..=root.0 {
             let id = NodeId(i);
@@ -337,7 +342,11 @@ impl Graph {
             if !node.args.iter().any(|a| mapped.contains_key(a)) {
                 continue;
             }
-            let args = node.args.iter().map(|a| *mapped.get(a).unwrap_or(a)).collect();
+            let args = node
+                .args
+                .iter()
+                .map(|a| *mapped.get(a).unwrap_or(a))
+                .collect();
             let new = match node.op {
                 Op::Input(_) | Op::Argmin(_) => id,
                 op => self.add(op, args)?,

@@ -13,6 +13,7 @@ const KEYWORDS: &[&str] = &[
 
 const A_STATEMENT: &str = "a statement";
 const AN_EXPRESSION: &str = "an expression";
+const A_NAME: &str = "a name";
 const A_TYPE: &str = "a type such as `real[n, d]`";
 const A_COMPARISON: &str = "a comparison (`==`, `<=`, `>=`)";
 const A_BOUND: &str = "a bound (`>=`, `<=`)";
@@ -30,11 +31,11 @@ fn describe(rule: Rule) -> Option<&'static str> {
             A_STATEMENT
         }
         stmt_end | EOI => END_OF_STATEMENT,
-        dim_decl | ident => "a name",
+        dim_decl | ident => A_NAME,
         bound | bound_op => A_BOUND,
         fn_param => "a parameter such as `W : real[d, d]`",
         output_item | expr | operand | call | arg | paren | array | argmin | number | string
-        | kw_true | kw_false | kw_argmin | op_neg | range_index => AN_EXPRESSION,
+        | kw_true | kw_false | kw_argmin | op_neg | range_index | solve_fn => AN_EXPRESSION,
         string_body => "the rest of the string",
         constraint | for_constraint | relation | kw_for => "a constraint",
         type_expr | elem_type | kw_real | kw_int | kw_bool => A_TYPE,
@@ -148,7 +149,7 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
 
     let at_line_start = text[..pos].trim_end_matches([' ', '\t']).ends_with('\n');
     let continued_statement = at_line_start && STATEMENT_KEYWORDS.contains(&word);
-    if wants("a name") && KEYWORDS.contains(&word) && !continued_statement {
+    if wants(A_NAME) && KEYWORDS.contains(&word) && !continued_statement {
         return Diagnostic::error(
             "E0006",
             format!("`{word}` is a reserved keyword and cannot be used as a name"),

@@ -146,7 +146,9 @@ fn load_model(m: &ModelArgs, b: &args::BindArgs) -> Result<(Compiled, Model), u8
         Ok(b) => b,
         Err(diags) => {
             report::print_diagnostics(&diags, &compiled.sources, m.error_format);
-            let missing = diags.iter().any(|d| d.code == optc_runtime::data::FILE_NOT_FOUND);
+            let missing = diags
+                .iter()
+                .any(|d| d.code == optc_runtime::data::FILE_NOT_FOUND);
             return Err(if missing { EXIT_NO_INPUT } else { EXIT_MODEL });
         }
     };
