@@ -361,7 +361,8 @@ impl<'g> Reverse<'g> {
             let id = NodeId(i as u32);
             let node = self.b.g.node(id).clone();
             let need: Vec<bool> = node.args.iter().map(|a| active[a.0 as usize]).collect();
-            if !need.iter().any(|&n| n) {
+            // An active node without arguments is an input or an `argmin` (which reports).
+            if matches!(node.op, Op::Input(_)) || (!node.args.is_empty() && !need.contains(&true)) {
                 continue;
             }
             self.b.at = id;
