@@ -468,6 +468,8 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Scatter { .. } => "scatter",
         Op::ExpmFrechet => "expm_frechet",
         Op::ExpmFrechet2 => "expm_frechet2",
+        Op::SortScatter => "sort_scatter",
+        Op::SortGather(_) => "sort_gather",
     }
 }
 
@@ -718,6 +720,14 @@ fn sum_of(xs: ArrayView1<f64>) -> f64 {
     xs.sum()
 }
 
+/// Positions of the entries of `v` from largest to smallest (ties in index order), the order
+/// [`sorted_desc`] gives.
+fn descending_order(v: ArrayView1<f64>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&i, &j| v[j].total_cmp(&v[i]));
+    order
+}
+
 fn sorted_desc(v: ArrayView1<f64>) -> Vec<f64> {
     let mut xs = v.to_vec();
     xs.sort_by(|a, b| b.total_cmp(a));
@@ -942,6 +952,27 @@ fn compute(
             let mut out = ArrayD::zeros(IxDyn(&shape));
             out.index_axis_mut(Axis(k), i).assign(args[0]);
             out
+        }
+        Op::SortScatter => {
+            let (x, g) = (vector(id, args[0])?, vector(id, args[1])?);
+            let mut out = Array1::zeros(x.len());
+            for (&position, &value) in descending_order(x).iter().zip(g.iter()) {
+                out[position] = value;
+            }
+            out.into_dyn()
+        }
+        Op::SortGather(_) => {
+            let (x, h) = (vector(id, args[0])?, vector(id, args[1])?);
+            let k = concrete_shape(program, bindings, id, &node.shape)?[0];
+            if k > x.len() {
+                return Err(EvalError::BadSize {
+                    node: id,
+                    op: "sort_gather",
+                    message: format!("k = {k} for a vector of length {}", x.len()),
+                });
+            }
+            let order = descending_order(x);
+            Array1::from_iter(order.iter().take(k).map(|&i| h[i])).into_dyn()
         }
         Op::ExpmFrechet => {
             let e = matrix(id, args[1])?;
