@@ -571,6 +571,30 @@ fn indexing_and_shape_ops() {
 }
 
 #[test]
+fn sorting_ops() {
+    let mut rng = Rng(15);
+    let n = rng.size() + 2;
+    check_op("sort_desc", &mut rng, true, |c, rng| {
+        let x = c.var(rng.tensor(&[n], -1.0, 1.0));
+        c.op(Op::SortDesc, &[x])
+    });
+    check_op("topk", &mut rng, true, |c, rng| {
+        let x = c.var(rng.tensor(&[n], -1.0, 1.0));
+        c.op(Op::TopK(Dim::fixed(2)), &[x])
+    });
+    check_op("sort_scatter", &mut rng, true, |c, rng| {
+        let x = c.data(rng.tensor(&[n], -1.0, 1.0));
+        let g = c.var(rng.tensor(&[2], -1.0, 1.0));
+        c.op(Op::SortScatter, &[x, g])
+    });
+    check_op("sort_gather", &mut rng, true, |c, rng| {
+        let x = c.data(rng.tensor(&[n], -1.0, 1.0));
+        let h = c.var(rng.tensor(&[n], -1.0, 1.0));
+        c.op(Op::SortGather(Dim::fixed(2)), &[x, h])
+    });
+}
+
+#[test]
 fn composite_with_shared_subexpressions() {
     // log(sum(exp(W @ x)) + sigmoid(x) .* (W @ x)): the same primal node feeds several paths.
     let mut rng = Rng(10);
@@ -866,6 +890,17 @@ fn ops_added_for_derivatives_evaluate_to_hand_computed_values() {
         case.op(Op::ExpmFrechet, &[a, e]),
         case.op(Op::ExpmFrechet2, &[zero, e, f]),
     ];
+    let x = case.data(ndarray::arr1(&[0.5, 2.0, -1.0]).into_dyn());
+    let g = case.data(ndarray::arr1(&[10.0, 20.0]).into_dyn());
+    let h = case.data(ndarray::arr1(&[7.0, 8.0, 9.0]).into_dyn());
+    let roots = [
+        roots.as_slice(),
+        &[
+            case.op(Op::SortScatter, &[x, g]),
+            case.op(Op::SortGather(Dim::fixed(2)), &[x, h]),
+        ],
+    ]
+    .concat();
     let values = case.eval(&roots);
     let flat = |k: usize| values[k].iter().copied().collect::<Vec<f64>>();
     assert_eq!(flat(0), [1.0, 0.0]);
@@ -881,6 +916,9 @@ fn ops_added_for_derivatives_evaluate_to_hand_computed_values() {
     for (x, y) in flat(6).iter().zip(expected) {
         assert_within(*x, y, 1e-13, "expm_frechet of a diagonal matrix");
     }
+    // x = [0.5, 2, -1] in descending order: positions 1, 0, 2.
+    assert_eq!(flat(8), [20.0, 10.0, 0.0]);
+    assert_eq!(flat(9), [8.0, 7.0]);
     // At A = 0: D²expm(0)[E, F] = (EF + FE) / 2.
     let (e2, f2) = (
         ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]),
