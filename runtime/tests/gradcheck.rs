@@ -571,6 +571,30 @@ fn indexing_and_shape_ops() {
 }
 
 #[test]
+fn sorting_ops() {
+    let mut rng = Rng(15);
+    let n = rng.size() + 2;
+    check_op("sort_desc", &mut rng, true, |c, rng| {
+        let x = c.var(rng.tensor(&[n], -1.0, 1.0));
+        c.op(Op::SortDesc, &[x])
+    });
+    check_op("topk", &mut rng, true, |c, rng| {
+        let x = c.var(rng.tensor(&[n], -1.0, 1.0));
+        c.op(Op::TopK(Dim::fixed(2)), &[x])
+    });
+    check_op("sort_scatter", &mut rng, true, |c, rng| {
+        let x = c.data(rng.tensor(&[n], -1.0, 1.0));
+        let g = c.var(rng.tensor(&[2], -1.0, 1.0));
+        c.op(Op::SortScatter, &[x, g])
+    });
+    check_op("sort_gather", &mut rng, true, |c, rng| {
+        let x = c.data(rng.tensor(&[n], -1.0, 1.0));
+        let h = c.var(rng.tensor(&[n], -1.0, 1.0));
+        c.op(Op::SortGather(Dim::fixed(2)), &[x, h])
+    });
+}
+
+#[test]
 fn composite_with_shared_subexpressions() {
     // log(sum(exp(W @ x)) + sigmoid(x) .* (W @ x)): the same primal node feeds several paths.
     let mut rng = Rng(10);
@@ -824,4 +848,84 @@ fn subgradients_pick_the_first_argument_and_the_first_argmax() {
     assert_eq!(values[0].as_slice().unwrap(), &from_a);
     assert_eq!(values[1].as_slice().unwrap(), &[0.0, 1.0, 1.0]);
     assert_eq!(values[2].as_slice().unwrap(), &[1.0, 0.0, 0.0]);
+}
+
+#[test]
+fn ops_added_for_derivatives_evaluate_to_hand_computed_values() {
+    let mut case = Case::new("derivative ops");
+    let v = case.data(ndarray::arr1(&[1.0, -2.0]).into_dyn());
+    let m = case.data(ndarray::arr2(&[[1.0, 3.0], [4.0, 3.0]]).into_dyn());
+    let a = case.data(ndarray::arr2(&[[0.5, 0.0], [0.0, -1.0]]).into_dyn());
+    let e = case.data(ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]).into_dyn());
+    let f = case.data(ndarray::arr2(&[[0.0, 1.0], [-1.0, 2.0]]).into_dyn());
+    let zero = case.data(ArrayD::zeros(IxDyn(&[2, 2])));
+    let index = case.p.graph.constant(1.0);
+    let (one, three) = (Dim::fixed(1), Dim::fixed(3));
+    let roots = [
+        case.op(Op::Unary(UnaryOp::Step), &[v]),
+        case.op(
+            Op::Expand {
+                axis: 0,
+                size: three,
+            },
+            &[v],
+        ),
+        case.op(Op::ArgmaxMask { axis: Some(0) }, &[m]),
+        case.op(Op::ArgmaxMask { axis: None }, &[m]),
+        case.op(
+            Op::Pad {
+                axis: 0,
+                start: one,
+                size: Dim::fixed(4),
+            },
+            &[v],
+        ),
+        case.op(
+            Op::Scatter {
+                axis: 1,
+                size: three,
+            },
+            &[v, index],
+        ),
+        case.op(Op::ExpmFrechet, &[a, e]),
+        case.op(Op::ExpmFrechet2, &[zero, e, f]),
+    ];
+    let x = case.data(ndarray::arr1(&[0.5, 2.0, -1.0]).into_dyn());
+    let g = case.data(ndarray::arr1(&[10.0, 20.0]).into_dyn());
+    let h = case.data(ndarray::arr1(&[7.0, 8.0, 9.0]).into_dyn());
+    let roots = [
+        roots.as_slice(),
+        &[
+            case.op(Op::SortScatter, &[x, g]),
+            case.op(Op::SortGather(Dim::fixed(2)), &[x, h]),
+        ],
+    ]
+    .concat();
+    let values = case.eval(&roots);
+    let flat = |k: usize| values[k].iter().copied().collect::<Vec<f64>>();
+    assert_eq!(flat(0), [1.0, 0.0]);
+    assert_eq!(flat(1), [1.0, -2.0, 1.0, -2.0, 1.0, -2.0]);
+    assert_eq!(flat(2), [0.0, 1.0, 1.0, 0.0]); // column 1 ties: the first row wins
+    assert_eq!(flat(3), [0.0, 0.0, 1.0, 0.0]);
+    assert_eq!(flat(4), [0.0, 1.0, -2.0, 0.0]);
+    assert_eq!(flat(5), [0.0, 1.0, 0.0, 0.0, -2.0, 0.0]);
+    // A = diag(p): L(A, E)_ij = E_ij (e^p_i − e^p_j) / (p_i − p_j), and E_ii e^p_i on the diagonal.
+    let p = [0.5f64, -1.0];
+    let divided = (p[0].exp() - p[1].exp()) / (p[0] - p[1]);
+    let expected = [p[0].exp(), 2.0 * divided, 3.0 * divided, 4.0 * p[1].exp()];
+    for (x, y) in flat(6).iter().zip(expected) {
+        assert_within(*x, y, 1e-13, "expm_frechet of a diagonal matrix");
+    }
+    // x = [0.5, 2, -1] in descending order: positions 1, 0, 2.
+    assert_eq!(flat(8), [20.0, 10.0, 0.0]);
+    assert_eq!(flat(9), [8.0, 7.0]);
+    // At A = 0: D²expm(0)[E, F] = (EF + FE) / 2.
+    let (e2, f2) = (
+        ndarray::arr2(&[[1.0, 2.0], [3.0, 4.0]]),
+        ndarray::arr2(&[[0.0, 1.0], [-1.0, 2.0]]),
+    );
+    let expected = (e2.dot(&f2) + f2.dot(&e2)) / 2.0;
+    for (x, y) in flat(7).iter().zip(expected.iter()) {
+        assert_within(*x, *y, 1e-13, "expm_frechet2 at zero");
+    }
 }
