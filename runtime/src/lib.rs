@@ -1,1 +1,6 @@
 //! optc runtime.
+
+pub mod dag;
+pub mod prox;
+pub mod simulate;
+pub mod solvers;
