@@ -393,7 +393,7 @@ impl SubproblemSolver for ArgminSolver {
             }
         });
         let opts = LbfgsOptions {
-            tol: 1e-9,
+            gtol: 1e-9,
             max_iter: 2000,
             ..LbfgsOptions::default()
         };

@@ -5,7 +5,7 @@ use crate::linalg;
 use crate::model::Model;
 use crate::solvers::{
     self, adam, augmented_lagrangian, central_path, lbfgs, projected_lbfgs, proximal_gradient,
-    AdamOptions, AugLagOptions, Bounds, Callback, FnConstrained, FnProblem, FnRegularizer,
+    AdamOptions, AugLagOptions, Bounds, Callback, FnProblem, FnRegularizer,
     InnerSolver, LbfgsOptions, PathObjective, PathOptions, ProxGradOptions, Report, SetOption,
 };
 use ndarray::Ix2;
@@ -311,23 +311,25 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
     let report = match plan.method {
         Method::Lbfgs | Method::ProjectedLbfgs | Method::Adam => {
             let merit = differentiate(model, objective)?;
-            let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| eval_merit(model_ptr(model), &merit, x, g, &mut error));
-            match plan.method {
-                Method::Adam => adam(&mut problem, &x0, &AdamOptions::from_options(opts).map_err(option_error)?, callback),
-                Method::Lbfgs => lbfgs(&mut problem, &x0, &lbfgs_options(opts)?, callback),
-                _ => {
-                    drop(problem);
-                    let b = bounds(model)?;
-                    let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| eval_merit(model_ptr(model), &merit, x, g, &mut error));
-                    projected_lbfgs(&mut problem, &x0, &b, &lbfgs_options(opts)?, callback)
+            let b = bounds(model)?;
+            let method = plan.method;
+            let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| {
+                eval_merit(model, &merit, x, g, &mut error)
+            });
+            match method {
+                Method::Adam => {
+                    let o = AdamOptions::from_options(opts).map_err(option_error)?;
+                    adam(&mut problem, &x0, &o, callback)
                 }
+                Method::Lbfgs => lbfgs(&mut problem, &x0, &lbfgs_options(opts)?, callback),
+                _ => projected_lbfgs(&mut problem, &x0, &b, &lbfgs_options(opts)?, callback),
             }
         }
         Method::ProxGrad => {
             let (smooth, l1) = smooth_part(model, &plan.structure, objective)?;
             let merit = differentiate(model, smooth)?;
             let b = bounds(model)?;
-            let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| eval_merit(model_ptr(model), &merit, x, g, &mut error));
+            let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| eval_merit(model, &merit, x, g, &mut error));
             let lower = b.lower().to_vec();
             let upper = b.upper().to_vec();
             let mut reg = FnRegularizer {
@@ -373,48 +375,14 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
             };
             let al_opts: Vec<(String, f64)> = plan.options.iter().filter(|(k, _)| AugLagOptions::default().set_option(k, 1.0).is_ok()).cloned().collect();
             let al = AugLagOptions::from_options(&al_opts).map_err(option_error)?;
-            let mut err2 = None;
-            let mut problem = FnConstrained {
-                dim: n,
+            let mut problem = ModelConstrained {
+                model,
+                merit,
+                constraints,
                 num_constraints: p,
-                objective: |x: &[f64], g: &mut [f64]| eval_merit(model_ptr(model), &merit, x, g, &mut error),
-                constraints: |x: &[f64], h: &mut [f64], jac: &mut [f64]| {
-                    let m = model_ptr(model);
-                    m.set_x(x);
-                    let mut row = 0;
-                    for (node, grads, len) in &constraints {
-                        let mut roots = vec![*node];
-                        roots.extend(grads);
-                        match m.eval(&roots) {
-                            Ok(values) => {
-                                for (k, v) in values[0].iter().enumerate() {
-                                    h[row + k] = *v;
-                                }
-                                for k in 0..*len {
-                                    let per_var = &values[1 + k * m.vars.len()..1 + (k + 1) * m.vars.len()];
-                                    for (slot, gv) in m.vars.iter().zip(per_var) {
-                                        for (j, v) in gv.iter().enumerate() {
-                                            jac[(row + k) * n + slot.offset + j] = *v;
-                                        }
-                                    }
-                                }
-                            }
-                            Err(e) => {
-                                h[row..row + len].fill(f64::NAN);
-                                if err2.is_none() {
-                                    err2 = Some(Diagnostic::from(e));
-                                }
-                            }
-                        }
-                        row += len;
-                    }
-                },
+                error: &mut error,
             };
-            let r = augmented_lagrangian(&mut problem, &x0, &inner, &al, callback);
-            if error.is_none() {
-                error = err2;
-            }
-            r.report
+            augmented_lagrangian(&mut problem, &x0, &inner, &al, callback).report
         }
         Method::Path => path(model, plan, objective, &x0, callback, &mut error)?,
     };
@@ -594,8 +562,59 @@ fn path(model: &mut Model, plan: &Plan, objective: NodeId, x0: &[f64], callback:
     Ok(central_path(&mut objective, x0, &opts, callback).report)
 }
 
-/// The closures above need the model mutably inside `FnMut`s while `solve` also holds it; they
-/// never run at the same time, so a reborrow through this helper keeps the borrow checker honest.
-fn model_ptr(model: &mut Model) -> &mut Model {
-    model
+/// Equality constraints of a model for the augmented Lagrangian: values and dense Jacobian rows.
+struct ModelConstrained<'a> {
+    model: &'a mut Model,
+    merit: Merit,
+    /// (constraint node, gradient nodes per component and variable, number of components)
+    constraints: Vec<(NodeId, Vec<NodeId>, usize)>,
+    num_constraints: usize,
+    error: &'a mut Option<Diagnostic>,
+}
+
+impl solvers::ConstrainedProblem for ModelConstrained<'_> {
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
+
+    fn num_constraints(&self) -> usize {
+        self.num_constraints
+    }
+
+    fn objective(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+        eval_merit(self.model, &self.merit, x, grad, self.error)
+    }
+
+    fn constraints(&mut self, x: &[f64], h: &mut [f64], jacobian: &mut [f64]) {
+        let n = x.len();
+        self.model.set_x(x);
+        let vars = self.model.vars.len();
+        let mut row = 0;
+        for (node, grads, len) in &self.constraints {
+            let mut roots = vec![*node];
+            roots.extend(grads);
+            match self.model.eval(&roots) {
+                Ok(values) => {
+                    for (k, v) in values[0].iter().enumerate() {
+                        h[row + k] = *v;
+                    }
+                    for k in 0..*len {
+                        let per_var = &values[1 + k * vars..1 + (k + 1) * vars];
+                        for (slot, gv) in self.model.vars.iter().zip(per_var) {
+                            for (j, v) in gv.iter().enumerate() {
+                                jacobian[(row + k) * n + slot.offset + j] = *v;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    h[row..row + len].fill(f64::NAN);
+                    if self.error.is_none() {
+                        *self.error = Some(e.into());
+                    }
+                }
+            }
+            row += len;
+        }
+    }
 }
