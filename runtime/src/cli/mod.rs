@@ -25,7 +25,8 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Emit(a) => emit(&a),
         Command::Explain(a) => explain(&a),
         Command::Eval(a) => eval(&a),
-        Command::Run(_) | Command::Bench(_) | Command::Simulate(_) => {
+        Command::Simulate(a) => simulate(&a),
+        Command::Run(_) | Command::Bench(_) => {
             eprintln!("not wired yet");
             Err(EXIT_INTERNAL)
         }
@@ -210,4 +211,71 @@ fn constraint_kind(kind: &optc_compiler::ir::ConstraintKind) -> &'static str {
         ConstraintKind::In(SetKind::Box { .. }) => "in box",
         ConstraintKind::Card { .. } => "card",
     }
+}
+
+/// Writes arrays as `.npy` files into `dir` (each atomically) and lists them on stdout.
+fn write_arrays(dir: &std::path::Path, arrays: Vec<(&str, ndarray::ArrayD<f64>)>) -> Result<(), u8> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("error: cannot create `{}`: {e}", dir.display());
+        return Err(EXIT_NO_INPUT);
+    }
+    for (name, array) in arrays {
+        let path = dir.join(format!("{name}.npy"));
+        if let Err(e) = optc_runtime::data::write_npy(&path, &array) {
+            report::print_diagnostics(&[e.into()], &SourceMap::new(), ErrorFormat::Human);
+            return Err(EXIT_MODEL);
+        }
+        println!("{}  {:?}", path.display(), array.shape());
+    }
+    Ok(())
+}
+
+fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
+    use args::{GraphKind, NoiseKind, SimKind};
+    use optc_runtime::simulate as sim;
+    let arrays = match a.kind {
+        SimKind::Dag => {
+            let config = sim::SemConfig {
+                d: a.d,
+                edges: a.edges.unwrap_or(2 * a.d),
+                n: a.n,
+                graph: match a.graph {
+                    GraphKind::Er => sim::GraphKind::ErdosRenyi,
+                    GraphKind::Sf => sim::GraphKind::ScaleFree,
+                },
+                noise: match a.noise {
+                    NoiseKind::Gauss => sim::NoiseKind::Gauss,
+                    NoiseKind::Exp => sim::NoiseKind::Exp,
+                    NoiseKind::Gumbel => sim::NoiseKind::Gumbel,
+                    NoiseKind::Laplace => sim::NoiseKind::Laplace,
+                },
+                variance: if a.unequal_variance {
+                    sim::NoiseVariance::Unequal
+                } else {
+                    sim::NoiseVariance::Equal
+                },
+                seed: a.seed,
+            };
+            let sem = sim::simulate_linear_sem(&config);
+            vec![("X", sem.x.into_dyn()), ("W_true", sem.w.into_dyn())]
+        }
+        SimKind::Regression => {
+            let (x, y, beta) = sim::regression(a.n, a.p, a.p.div_ceil(4), 0.1, a.seed);
+            vec![
+                ("X_reg", x.into_dyn()),
+                ("y_reg", y.into_dyn()),
+                ("w_true_reg", beta.into_dyn()),
+            ]
+        }
+        SimKind::Ot => {
+            let (sa, sb, c) = sim::ot(a.p, a.p, a.seed);
+            vec![("a", sa.into_dyn()), ("b", sb.into_dyn()), ("C", c.into_dyn())]
+        }
+        SimKind::Denoise => {
+            let (y, clean) = sim::denoise(a.n, a.seed);
+            vec![("y", y.into_dyn()), ("x_clean", clean.into_dyn())]
+        }
+    };
+    write_arrays(&a.out, arrays)?;
+    Ok(EXIT_OK)
 }
