@@ -11,7 +11,7 @@ use ndarray::{ArrayD, IxDyn};
 use optc_compiler::autodiff;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
-    ConstraintKind, DataSource, InputId, InputKind, NodeId, Program, SetKind, Stage,
+    ConstraintKind, DataSource, ElemType, Input, InputId, InputKind, NodeId, Program, SetKind, Stage,
     SubproblemId,
 };
 use std::path::{Path, PathBuf};
@@ -192,6 +192,26 @@ impl Model {
         }
     }
 
+    /// Adds a scalar parameter input with a value (used for penalty weights and path parameters).
+    pub fn add_param(&mut self, name: &str, value: f64) -> (InputId, NodeId) {
+        let id = InputId(self.program.inputs.len() as u32);
+        let default = self.program.graph.constant(value);
+        self.program.inputs.push(Input {
+            name: name.to_string(),
+            kind: InputKind::Param,
+            elem: ElemType::Real,
+            shape: Vec::new(),
+            source: None,
+            value: Some(default),
+            lower: None,
+            upper: None,
+        });
+        let node = self.program.graph.input(id, Vec::new(), Stage::Param);
+        self.program.input_nodes.push(node);
+        self.bindings.inputs.push(Some(ArrayD::from_elem(IxDyn(&[]), value)));
+        (id, node)
+    }
+
     /// Sets a parameter (a scalar broadcast to its shape) and forgets cached values that depend
     /// on parameters.
     pub fn set_param(&mut self, id: InputId, value: f64) {
@@ -200,6 +220,7 @@ impl Model {
             None => Vec::new(),
         };
         self.bindings.inputs[id.0 as usize] = Some(ArrayD::from_elem(IxDyn(&shape), value));
+        self.cache.resize(self.program.graph.len(), None);
         for (i, (_, node)) in self.program.graph.nodes().enumerate() {
             if node.stage >= Stage::Param {
                 self.cache[i] = None;
@@ -209,9 +230,7 @@ impl Model {
 
     /// Values of `roots` at the current variables.
     pub fn eval(&mut self, roots: &[NodeId]) -> Result<Vec<ArrayD<f64>>, EvalError> {
-        if self.cache.len() != self.program.graph.len() {
-            self.cache.resize(self.program.graph.len(), None);
-        }
+        self.cache.resize(self.program.graph.len(), None);
         let mut values = std::mem::take(&mut self.cache);
         let result = interp::eval_into(
             &self.program,

@@ -12,8 +12,8 @@ use ndarray::Ix2;
 use optc_compiler::autodiff;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
-    BinaryOp, ElemType, Input, InputId, InputKind, NodeId, Op, OptionValue, Program, Sense,
-    SolveSpec, Stage,
+    BinaryOp, InputId, NodeId, Op, OptionValue, Program, Sense,
+    SolveSpec,
 };
 use optc_compiler::structure::{self, Structure};
 
@@ -188,25 +188,6 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         options,
         lists,
     })
-}
-
-/// Adds a scalar parameter input (used for penalty weights, path parameters, ...).
-fn add_param(program: &mut Program, name: &str, value: f64) -> (InputId, NodeId) {
-    let id = InputId(program.inputs.len() as u32);
-    let default = program.graph.constant(value);
-    program.inputs.push(Input {
-        name: name.to_string(),
-        kind: InputKind::Param,
-        elem: ElemType::Real,
-        shape: Vec::new(),
-        source: None,
-        value: Some(default),
-        lower: None,
-        upper: None,
-    });
-    let node = program.graph.input(id, Vec::new(), Stage::Param);
-    program.input_nodes.push(node);
-    (id, node)
 }
 
 fn binary(program: &mut Program, op: BinaryOp, a: NodeId, b: NodeId) -> NodeId {
@@ -461,8 +442,8 @@ fn lbfgs_options(opts: &[(String, f64)]) -> Result<LbfgsOptions, Diagnostic> {
 /// one equality constraint (for `dagma_logdet(W, s = 1)` this is exactly h^{s_t}(W)).
 fn path(model: &mut Model, plan: &Plan, objective: NodeId, x0: &[f64], callback: Callback, error: &mut Option<Diagnostic>) -> Result<Report, Diagnostic> {
     let c = model.program.constraints[plan.structure.equalities[0]].clone();
-    let (mu_id, mu) = add_param(&mut model.program, "path.mu", 1.0);
-    let (scale_id, scale) = add_param(&mut model.program, "path.inv_sqrt_s", 1.0);
+    let (mu_id, mu) = model.add_param("path.mu", 1.0);
+    let (scale_id, scale) = model.add_param("path.inv_sqrt_s", 1.0);
     // Rescale every variable h reads by 1/√s.
     let mut h = c.node;
     for slot in model.vars.clone() {
