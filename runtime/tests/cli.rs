@@ -1,0 +1,251 @@
+//! End-to-end tests of the `optc` binary: exit codes, stdout/stderr conventions, JSON output,
+//! data binding and errors, `--out` files, and solutions checked against known optima.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn optc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_optc"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("optc runs")
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn example(path: &str) -> String {
+    root().join("examples").join(path).display().to_string()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("optc-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_model(dir: &Path, text: &str) -> String {
+    let path = dir.join("model.opt");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// A float64 .npy file, written by hand (independent of optc's writer).
+fn write_npy(path: &Path, shape: &[usize], values: &[f64]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header =
+        format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn check_accepts_every_example() {
+    for model in [
+        "regression/lasso.opt",
+        "regression/ridge.opt",
+        "dag/notears.opt",
+        "dag/dagma.opt",
+        "dag/colide.opt",
+        "ot/sparse_ot.opt",
+        "bilevel/tv_denoise.opt",
+    ] {
+        let o = optc(&["check", &example(model)]);
+        assert_eq!(code(&o), 0, "{model}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "check prints nothing on stdout");
+    }
+}
+
+#[test]
+fn eval_reports_objective_and_violations_as_json() {
+    let o = optc(&["eval", &example("ot/sparse_ot.opt"), "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&stdout(&o));
+    // T starts at 0: objective 0; row sums miss a = 1/20 by 0.05.
+    assert_eq!(v["objective"].as_f64(), Some(0.0));
+    let rows = &v["constraints"][0];
+    assert_eq!(rows["name"], "rows");
+    assert!((rows["violation"].as_f64().unwrap() - 0.05).abs() < 1e-12);
+}
+
+#[test]
+fn model_errors_exit_65_with_rendered_and_json_diagnostics() {
+    let dir = temp_dir("errors");
+    let model = write_model(&dir, "dims n\nvar x : real[n]\nminimize sum(y)\n");
+    let o = optc(&["check", &model]);
+    assert_eq!(code(&o), 65);
+    let err = stderr(&o);
+    assert!(err.contains("error[E0100]"), "{err}");
+    assert!(err.contains("model.opt:3:14"), "points at the source: {err}");
+    assert!(!err.contains('\u{1b}'), "no colour when not a terminal");
+    let o = optc(&["check", &model, "--error-format", "json"]);
+    assert_eq!(code(&o), 65);
+    let d = json(stderr(&o).lines().next().unwrap());
+    assert_eq!(d["code"], "E0100");
+    assert_eq!(d["line"], 3);
+    // eval reports the same diagnostics as check.
+    let e = optc(&["eval", &model, "--error-format", "json"]);
+    assert_eq!(code(&e), 65);
+    assert_eq!(stderr(&e), stderr(&o));
+}
+
+#[test]
+fn missing_files_and_usage_errors_have_their_exit_codes() {
+    let o = optc(&["check", "/nonexistent/model.opt"]);
+    assert_eq!(code(&o), 66);
+    assert!(stderr(&o).contains("E0500"));
+    let o = optc(&["frobnicate"]);
+    assert_eq!(code(&o), 64);
+    let o = optc(&["eval", &example("regression/lasso.opt"), "--param", "lambda"]);
+    assert_eq!(code(&o), 64);
+    let o = optc(&["eval", &example("regression/lasso.opt"), "--data", "X=/nonexistent.npy"]);
+    assert_eq!(code(&o), 66, "{}", stderr(&o));
+    let o = optc(&["--help"]);
+    assert_eq!(code(&o), 0);
+}
+
+#[test]
+fn explain_prints_long_explanations() {
+    let o = optc(&["explain", "E0100"]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).starts_with("E0100"));
+    let o = optc(&["explain", "--list"]);
+    assert!(stdout(&o).lines().count() > 80);
+    let o = optc(&["explain", "E9999"]);
+    assert_eq!(code(&o), 64);
+}
+
+#[test]
+fn data_errors_name_file_array_and_index() {
+    let dir = temp_dir("nan");
+    let model = write_model(
+        &dir,
+        "dims n\ndata y : real[n] = load(\"y.npy\")\nvar x : real[n]\nminimize sumsq(x - y)\n",
+    );
+    write_npy(&dir.join("y.npy"), &[3], &[1.0, f64::NAN, 2.0]);
+    let o = optc(&["eval", &model]);
+    assert_eq!(code(&o), 65);
+    let err = stderr(&o);
+    assert!(err.contains("E0307") && err.contains("y[1]"), "{err}");
+    // Wrong rank.
+    write_npy(&dir.join("y.npy"), &[1, 3], &[1.0, 2.0, 3.0]);
+    let o = optc(&["eval", &model]);
+    assert_eq!(code(&o), 65);
+    assert!(stderr(&o).contains("E0304"), "{}", stderr(&o));
+    // Unknown names on the command line.
+    let o = optc(&["eval", &model, "--param", "nope=1"]);
+    assert_eq!(code(&o), 65);
+    assert!(stderr(&o).contains("E0350"));
+}
+
+#[test]
+fn data_and_params_from_the_command_line_override_the_file() {
+    let dir = temp_dir("override");
+    let model = write_model(
+        &dir,
+        "dims n\ndata y : real[n] = load(\"y.npy\")\nparam c = 1\nvar x : real[n]\nminimize 0.5 * sumsq(x - c * y)\n",
+    );
+    write_npy(&dir.join("y.npy"), &[2], &[1.0, 2.0]);
+    write_npy(&dir.join("z.npy"), &[3], &[3.0, 4.0, 5.0]);
+    let z = dir.join("z.npy").display().to_string();
+    let o = optc(&["eval", &model, "--json", "--data", &format!("y={z}"), "--param", "c=2"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // x = 0: 0.5 * (36 + 64 + 100) = 100.
+    assert_eq!(json(&stdout(&o))["objective"].as_f64(), Some(100.0));
+}
+
+#[test]
+fn run_solves_a_bounded_quadratic_to_its_kkt_point_and_writes_files() {
+    // minimize 0.5‖x − t‖² subject to 0 ≤ x ≤ 1: x* = clip(t, 0, 1).
+    let dir = temp_dir("box");
+    let model = write_model(
+        &dir,
+        "dims n\ndata t : real[n] = load(\"t.npy\")\nvar x : real[n] >= 0 <= 1 = 0.5\nminimize 0.5 * sumsq(x - t)\n",
+    );
+    write_npy(&dir.join("t.npy"), &[4], &[-1.0, 0.25, 0.75, 3.0]);
+    let out = dir.join("out");
+    let o = optc(&["run", &model, "-q", "--json", "--out", out.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&stdout(&o));
+    assert_eq!(v["status"], "converged");
+    let x: Vec<f64> = v["outputs"]["x"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_f64().unwrap())
+        .collect();
+    for (got, want) in x.iter().zip([0.0, 0.25, 0.75, 1.0]) {
+        assert!((got - want).abs() < 1e-6, "{x:?}");
+    }
+    assert!(out.join("result.json").exists() && out.join("x.npy").exists());
+    assert!(!out.join("result.json.tmp").exists());
+}
+
+#[test]
+fn run_lasso_matches_the_soft_thresholding_optimum() {
+    // With orthonormal columns (X = I, n = p = 4), the lasso solution of
+    // 0.5/n‖Xw − y‖² + λ‖w‖₁ is soft(y, nλ).
+    let dir = temp_dir("lasso");
+    let model = write_model(
+        &dir,
+        "dims n, p\ndata X : real[n, p] = load(\"X.npy\")\ndata y : real[n] = load(\"y.npy\")\nparam lambda = 0.1\nvar w : real[p]\nminimize 0.5 / n * sumsq(X @ w - y) + lambda * norm1(w)\n",
+    );
+    let eye: Vec<f64> = (0..16).map(|i| if i % 5 == 0 { 1.0 } else { 0.0 }).collect();
+    write_npy(&dir.join("X.npy"), &[4, 4], &eye);
+    write_npy(&dir.join("y.npy"), &[4], &[1.0, -0.2, 0.3, -2.0]);
+    let o = optc(&["run", &model, "-q", "--json", "--tol", "1e-10"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&stdout(&o));
+    assert_eq!(v["solver"], "prox_grad");
+    let w: Vec<f64> = v["outputs"]["w"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_f64().unwrap())
+        .collect();
+    for (got, want) in w.iter().zip([0.6, 0.0, 0.0, -1.6]) {
+        assert!((got - want).abs() < 1e-6, "{w:?}");
+    }
+}
+
+#[test]
+fn simulate_writes_seeded_data() {
+    let dir = temp_dir("sim");
+    let a = optc(&["simulate", "dag", "--d", "5", "--n", "50", "--seed", "3", "--out", dir.to_str().unwrap()]);
+    assert_eq!(code(&a), 0, "{}", stderr(&a));
+    let first = std::fs::read(dir.join("X.npy")).unwrap();
+    optc(&["simulate", "dag", "--d", "5", "--n", "50", "--seed", "3", "--out", dir.to_str().unwrap()]);
+    assert_eq!(std::fs::read(dir.join("X.npy")).unwrap(), first, "same seed, same data");
+}
