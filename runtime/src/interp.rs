@@ -390,8 +390,8 @@ pub fn outer_nodes(program: &Program, sub: SubproblemId) -> Vec<NodeId> {
     let subproblem = &program.subproblems[sub.0 as usize];
     let mut inner = vec![false; g.len()];
     for (id, node) in g.nodes() {
-        inner[id.0 as usize] = node.op == Op::Input(subproblem.var)
-            || node.args.iter().any(|a| inner[a.0 as usize]);
+        inner[id.0 as usize] =
+            node.op == Op::Input(subproblem.var) || node.args.iter().any(|a| inner[a.0 as usize]);
     }
     let mut outer = Vec::new();
     let mut seen = vec![false; g.len()];
@@ -717,7 +717,9 @@ fn compute(
                 (Some(av), Some(cv)) => (av, cv),
                 _ => return Err(internal(id, "operands cannot be broadcast")),
             };
-            Zip::from(&av).and(&cv).map_collect(|&x, &y| binary(*b, x, y))
+            Zip::from(&av)
+                .and(&cv)
+                .map_collect(|&x, &y| binary(*b, x, y))
         }
         Op::Sum { axis } => reduce(args[0], *axis, sum_of),
         Op::Max { axis } => reduce(args[0], *axis, max_of),
