@@ -23,9 +23,8 @@ fn scratch(name: &str) -> PathBuf {
 fn npy(version: u8, dict: &str, body: &[u8]) -> Vec<u8> {
     let prefix = if version == 1 { 10 } else { 12 };
     let mut header = dict.to_string();
-    while (prefix + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
+    let unpadded = prefix + header.len() + 1;
+    header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     header.push('\n');
     let mut out = b"\x93NUMPY".to_vec();
     out.extend_from_slice(&[version, 0]);
