@@ -8,13 +8,14 @@
 
 use crate::interp::{self, Bindings, NoSubproblems, MAX_ELEMENTS};
 use ndarray::{ArrayD, Dimension, IxDyn, ShapeBuilder};
+use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{DimId, ElemType, InputId, InputKind, Op, Program, Shape};
 use std::fmt;
 use std::io::Write;
 use std::path::Path;
 
-/// A data problem with its stable code (see [`DATA_CODES`]).
+/// A data problem with its stable code (see [`DATA`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataError {
     pub code: &'static str,
@@ -75,27 +76,103 @@ pub const EMPTY_CSV: &str = "E0316";
 pub const MISSING_DATA: &str = "E0317";
 pub const NOT_BINDABLE: &str = "E0318";
 
-/// The catalogue of data codes: (code, title, explanation).
-pub const DATA_CODES: &[(&str, &str, &str)] = &[
-    (FILE_NOT_FOUND, "data file not found", "A data file named by `load(...)` or `--data` does not exist. Paths in `load` are relative to the .opt file."),
-    (UNREADABLE, "data file cannot be read", "The data file exists but could not be read (permissions, a directory, an I/O error)."),
-    (NOT_NPY, "not an npy file", "The file does not start with the npy magic bytes `\\x93NUMPY`, or its header is malformed. Save arrays with `numpy.save`."),
-    (UNSUPPORTED_DTYPE, "unsupported npy dtype", "Supported dtypes are float64 `<f8`, float32 `<f4`, int64 `<i8`, int32 `<i4`, uint8 `u1` and bool `b1`, little-endian. Convert with `arr.astype('<f8')`."),
-    (WRONG_RANK, "array has the wrong rank", "The number of axes of the array differs from the declaration (`real[n, d]` has rank 2). A one-column csv file is a vector only when the declaration has rank 1."),
-    (SHAPE_MISMATCH, "array shape differs from the declaration", "An axis of the array has a size that differs from the declared fixed size or from the size of the dimension symbol."),
-    (DIM_CONFLICT, "dimension bound to two sizes", "Two arrays (or an array and the command line) give the same dimension symbol different sizes."),
-    (NON_FINITE, "NaN or infinite value in data", "Data must be finite. The message names the first bad element."),
-    (RAGGED_CSV, "ragged csv row", "A csv row has a different number of fields than the first row."),
-    (BAD_CSV_FIELD, "unparsable csv field", "A csv field is not a number. Only the first line may be a header (all fields non-numeric)."),
-    (WRONG_ELEM_TYPE, "value does not fit the element type", "`int` data must hold integers and `bool` data only 0 and 1."),
-    (TOO_LARGE, "array too large", "An array would have more than 2^34 elements."),
-    (UNBOUND_DIM, "dimension has no size", "No array determines the size of this dimension symbol and it has no default. Give it a default (`dims n = 10`) or bind it with `--dim n=10`."),
-    (NPY_LENGTH, "npy data length mismatch", "The npy file holds fewer or more bytes of data than its header's shape and dtype need (a truncated file?)."),
-    (UNWRITABLE, "cannot write file", "An output file (or its temporary sibling) could not be written or renamed."),
-    (UNKNOWN_FORMAT, "unknown data file format", "Data files must end in `.npy` or `.csv`."),
-    (EMPTY_CSV, "empty csv file", "The csv file has no data rows."),
-    (MISSING_DATA, "data array missing", "A `data` declaration without `= load(...)` must be bound on the command line with `--data NAME=path`."),
-    (NOT_BINDABLE, "array bound to a name that takes none", "Only data, parameters and variables can be given arrays."),
+/// The catalogue entries of the data codes (for `optc explain`).
+pub const DATA: &[CodeInfo] = &[
+    CodeInfo {
+        code: FILE_NOT_FOUND,
+        title: "data file not found",
+        explanation: "A data file named by `load(...)` or `--data` does not exist. Paths in `load` are relative to the .opt file.",
+    },
+    CodeInfo {
+        code: UNREADABLE,
+        title: "data file cannot be read",
+        explanation: "The data file exists but could not be read (permissions, a directory, an I/O error).",
+    },
+    CodeInfo {
+        code: NOT_NPY,
+        title: "not an npy file",
+        explanation: "The file does not start with the npy magic bytes `\\x93NUMPY`, or its header is malformed. Save arrays with `numpy.save`.",
+    },
+    CodeInfo {
+        code: UNSUPPORTED_DTYPE,
+        title: "unsupported npy dtype",
+        explanation: "Supported dtypes are float64 `<f8`, float32 `<f4`, int64 `<i8`, int32 `<i4`, uint8 `u1` and bool `b1`, little-endian. Convert with `arr.astype('<f8')`.",
+    },
+    CodeInfo {
+        code: WRONG_RANK,
+        title: "array has the wrong rank",
+        explanation: "The number of axes of the array differs from the declaration (`real[n, d]` has rank 2). A one-column csv file is a vector only when the declaration has rank 1.",
+    },
+    CodeInfo {
+        code: SHAPE_MISMATCH,
+        title: "array shape differs from the declaration",
+        explanation: "An axis of the array has a size that differs from the declared fixed size or from the size of the dimension symbol.",
+    },
+    CodeInfo {
+        code: DIM_CONFLICT,
+        title: "dimension bound to two sizes",
+        explanation: "Two arrays (or an array and the command line) give the same dimension symbol different sizes.",
+    },
+    CodeInfo {
+        code: NON_FINITE,
+        title: "NaN or infinite value in data",
+        explanation: "Data must be finite. The message names the first bad element.",
+    },
+    CodeInfo {
+        code: RAGGED_CSV,
+        title: "ragged csv row",
+        explanation: "A csv row has a different number of fields than the first row.",
+    },
+    CodeInfo {
+        code: BAD_CSV_FIELD,
+        title: "unparsable csv field",
+        explanation: "A csv field is not a number. Only the first line may be a header (all fields non-numeric).",
+    },
+    CodeInfo {
+        code: WRONG_ELEM_TYPE,
+        title: "value does not fit the element type",
+        explanation: "`int` data must hold integers and `bool` data only 0 and 1.",
+    },
+    CodeInfo {
+        code: TOO_LARGE,
+        title: "array too large",
+        explanation: "An array would have more than 2^34 elements.",
+    },
+    CodeInfo {
+        code: UNBOUND_DIM,
+        title: "dimension has no size",
+        explanation: "No array determines the size of this dimension symbol and it has no default. Give it a default (`dims n = 10`) or bind it with `--dim n=10`.",
+    },
+    CodeInfo {
+        code: NPY_LENGTH,
+        title: "npy data length mismatch",
+        explanation: "The npy file holds fewer or more bytes of data than its header's shape and dtype need (a truncated file?).",
+    },
+    CodeInfo {
+        code: UNWRITABLE,
+        title: "cannot write file",
+        explanation: "An output file (or its temporary sibling) could not be written or renamed.",
+    },
+    CodeInfo {
+        code: UNKNOWN_FORMAT,
+        title: "unknown data file format",
+        explanation: "Data files must end in `.npy` or `.csv`.",
+    },
+    CodeInfo {
+        code: EMPTY_CSV,
+        title: "empty csv file",
+        explanation: "The csv file has no data rows.",
+    },
+    CodeInfo {
+        code: MISSING_DATA,
+        title: "data array missing",
+        explanation: "A `data` declaration without `= load(...)` must be bound on the command line with `--data NAME=path`.",
+    },
+    CodeInfo {
+        code: NOT_BINDABLE,
+        title: "array bound to a name that takes none",
+        explanation: "Only data, parameters and variables can be given arrays.",
+    },
 ];
 
 /// The element types an npy file may hold.
@@ -589,6 +666,10 @@ pub fn bind_inputs(
             Err(e) => errors.push(e.into()),
         }
     }
+    // Unbound dims and missing arrays would only repeat the problems found so far.
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     let used = dims_used(program);
     let mut sizes = vec![0u64; program.dims.len()];
     for (k, info) in program.dims.iter().enumerate() {
@@ -834,4 +915,29 @@ fn initial_value(
     check_finite(&value, &input.name, source)?;
     check_elem_type(&value, input.elem, &input.name, source)?;
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_codes_are_unique_and_in_range() {
+        let mut codes: Vec<&str> = DATA.iter().map(|c| c.code).collect();
+        assert!(codes.iter().all(|c| ("E0300"..="E0349").contains(c)));
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), DATA.len());
+    }
+
+    #[test]
+    fn header_tokens() {
+        let h =
+            parse_header("{'descr': '<i4', 'fortran_order': True, 'shape': (3L, 4), }").unwrap();
+        assert_eq!(
+            (h.descr.as_str(), h.fortran_order, h.shape),
+            ("<i4", true, vec![3, 4])
+        );
+        assert!(parse_header("{'descr': '<f8', 'fortran_order': False, 'shape': (,), }").is_err());
+    }
 }

@@ -11,6 +11,7 @@ use ndarray::{
     arr0, s, Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Axis, Dimension, Ix1, Ix2,
     IxDyn, Zip,
 };
+use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{BinaryOp, Dim, NodeId, Op, Program, SubproblemId, UnaryOp};
 use std::fmt;
@@ -111,22 +112,78 @@ pub enum EvalError {
     Internal { node: NodeId, message: String },
 }
 
-/// The catalogue of interpreter codes: (code, title, explanation).
-pub const EVAL_CODES: &[(&str, &str, &str)] = &[
-    ("E0400", "dimension has no size", "A shape or value needs the size of a dimension symbol, but no data array determined it and it has no default. Bind it with data or give it a default (`dims n = 10`)."),
-    ("E0401", "input has no value", "An expression reads a data array, parameter or variable that has no value in this evaluation."),
-    ("E0402", "loop index outside its loop", "A `for` index was read where no index value is bound."),
-    ("E0403", "value has the wrong shape", "The array bound to an input does not have the shape its declaration gives under the bound dimension sizes."),
-    ("E0404", "size out of range", "A size evaluated to a negative number, or a slice or top-k asks for more elements than its operand has."),
-    ("E0405", "index out of range", "An index is negative or not smaller than the length of the indexed axis (indices are 0-based)."),
-    ("E0406", "index is not an integer", "An index evaluated to a value that is not an integer."),
-    ("E0407", "singular matrix", "`solve` or `inv` was applied to a matrix that is singular to working precision."),
-    ("E0408", "logdet of a matrix with non-positive determinant", "`logdet(A)` is defined here as log det A for det A > 0; the determinant was zero or negative. For DAGMA-style constraints this means the iterate left the feasible region (sI − W∘W must be an M-matrix)."),
-    ("E0409", "value is not finite", "A node produced NaN or an infinite value (e.g. log of a negative number, overflow of exp). The message names the first such node and its op."),
-    ("E0410", "lower-level problem failed", "The solver of an `argmin` lower-level problem failed or is not available."),
-    ("E0411", "SVD did not converge", "The singular value decomposition needed by `nuclear_norm` did not converge."),
-    ("E0412", "value too large", "A value would have more than 2^34 elements."),
-    ("E0449", "internal evaluation error", "The interpreter computed a value that disagrees with the IR. This is a bug in optc; please report it."),
+/// The catalogue entries of the interpreter's codes (for `optc explain`).
+pub const EVAL: &[CodeInfo] = &[
+    CodeInfo {
+        code: "E0400",
+        title: "dimension has no size",
+        explanation: "A shape or value needs the size of a dimension symbol, but no data array determined it and it has no default. Bind it with data or give it a default (`dims n = 10`).",
+    },
+    CodeInfo {
+        code: "E0401",
+        title: "input has no value",
+        explanation: "An expression reads a data array, parameter or variable that has no value in this evaluation.",
+    },
+    CodeInfo {
+        code: "E0402",
+        title: "loop index outside its loop",
+        explanation: "A `for` index was read where no index value is bound.",
+    },
+    CodeInfo {
+        code: "E0403",
+        title: "value has the wrong shape",
+        explanation: "The array bound to an input does not have the shape its declaration gives under the bound dimension sizes.",
+    },
+    CodeInfo {
+        code: "E0404",
+        title: "size out of range",
+        explanation: "A size evaluated to a negative number, or a slice or top-k asks for more elements than its operand has.",
+    },
+    CodeInfo {
+        code: "E0405",
+        title: "index out of range",
+        explanation: "An index is negative or not smaller than the length of the indexed axis (indices are 0-based).",
+    },
+    CodeInfo {
+        code: "E0406",
+        title: "index is not an integer",
+        explanation: "An index evaluated to a value that is not an integer.",
+    },
+    CodeInfo {
+        code: "E0407",
+        title: "singular matrix",
+        explanation: "`solve` or `inv` was applied to a matrix that is singular to working precision.",
+    },
+    CodeInfo {
+        code: "E0408",
+        title: "logdet of a matrix with non-positive determinant",
+        explanation: "`logdet(A)` is defined here as log det A for det A > 0; the determinant was zero or negative. For DAGMA-style constraints this means the iterate left the feasible region (sI − W∘W must be an M-matrix).",
+    },
+    CodeInfo {
+        code: "E0409",
+        title: "value is not finite",
+        explanation: "A node produced NaN or an infinite value (e.g. log of a negative number, overflow of exp). The message names the first such node and its op.",
+    },
+    CodeInfo {
+        code: "E0410",
+        title: "lower-level problem failed",
+        explanation: "The solver of an `argmin` lower-level problem failed or is not available.",
+    },
+    CodeInfo {
+        code: "E0411",
+        title: "SVD did not converge",
+        explanation: "The singular value decomposition needed by `nuclear_norm` did not converge.",
+    },
+    CodeInfo {
+        code: "E0412",
+        title: "value too large",
+        explanation: "A value would have more than 2^34 elements.",
+    },
+    CodeInfo {
+        code: "E0449",
+        title: "internal evaluation error",
+        explanation: "The interpreter computed a value that disagrees with the IR. This is a bug in optc; please report it.",
+    },
 ];
 
 impl EvalError {
@@ -1005,6 +1062,14 @@ mod tests {
         assert!((logsumexp(xs.view()) - (1000.0 + 2f64.ln())).abs() < 1e-12);
         let all_neg_inf = Array1::from(vec![f64::NEG_INFINITY; 2]);
         assert_eq!(logsumexp(all_neg_inf.view()), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn catalogue_codes_are_unique_and_in_range() {
+        let mut codes: Vec<&str> = EVAL.iter().map(|c| c.code).collect();
+        assert!(codes.iter().all(|c| ("E0400"..="E0449").contains(c)));
+        codes.dedup();
+        assert_eq!(codes.len(), EVAL.len());
     }
 
     #[test]
