@@ -14,8 +14,9 @@ pub fn threshold(w: &mut Array2<f64>, threshold: f64) {
 /// smallest ready index first), or `None` if it has a cycle (self-loops included).
 pub fn topological_order(w: ArrayView2<f64>) -> Option<Vec<usize>> {
     let d = w.nrows();
-    let mut indegree: Vec<usize> =
-        (0..d).map(|j| (0..d).filter(|&i| w[[i, j]] != 0.0).count()).collect();
+    let mut indegree: Vec<usize> = (0..d)
+        .map(|j| (0..d).filter(|&i| w[[i, j]] != 0.0).count())
+        .collect();
     let mut ready: std::collections::BTreeSet<usize> =
         (0..d).filter(|&j| indegree[j] == 0).collect();
     let mut order = Vec::with_capacity(d);
@@ -64,7 +65,11 @@ pub fn to_dag(w: ArrayView2<f64>, thr: f64) -> DagProjection {
             }
         }
     }
-    edges.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()).then((a.0, a.1).cmp(&(b.0, b.1))));
+    edges.sort_by(|a, b| {
+        b.2.abs()
+            .total_cmp(&a.2.abs())
+            .then((a.0, a.1).cmp(&(b.0, b.1)))
+    });
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); d];
     let mut kept = Array2::<f64>::zeros((d, d));
     let mut removed = Vec::new();
@@ -77,7 +82,11 @@ pub fn to_dag(w: ArrayView2<f64>, thr: f64) -> DagProjection {
         }
     }
     let order = topological_order(kept.view()).unwrap_or_default();
-    DagProjection { w: kept, removed, order }
+    DagProjection {
+        w: kept,
+        removed,
+        order,
+    }
 }
 
 /// Whether `to` is reachable from `from` (a node reaches itself).
@@ -123,7 +132,8 @@ pub fn graph_metrics(estimate: ArrayView2<f64>, truth: ArrayView2<f64>) -> Graph
     let d = truth.nrows();
     let est = |i: usize, j: usize| i != j && estimate[[i, j]] != 0.0;
     let tru = |i: usize, j: usize| i != j && truth[[i, j]] != 0.0;
-    let (mut nnz, mut true_edges, mut true_pos, mut reversed, mut false_positives) = (0, 0, 0, 0, 0);
+    let (mut nnz, mut true_edges, mut true_pos, mut reversed, mut false_positives) =
+        (0, 0, 0, 0, 0);
     let (mut extra_skeleton, mut missing_skeleton) = (0, 0);
     for i in 0..d {
         for j in 0..d {

@@ -1,6 +1,7 @@
 //! optc runtime: the reference interpreter, dense linear-algebra kernels, data loading, bound
 //! models, solver plans, solvers, prox operators, DAG tools and simulators.
 
+pub mod codes;
 pub mod dag;
 pub mod data;
 pub mod interp;

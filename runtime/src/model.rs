@@ -9,17 +9,26 @@ use crate::interp::{self, Bindings, EvalError, SubproblemSolver};
 use crate::solvers::{lbfgs, Control, FnProblem, LbfgsOptions};
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::autodiff;
+use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
-    ConstraintKind, DataSource, ElemType, Input, InputId, InputKind, NodeId, Program, SetKind, Stage,
-    SubproblemId,
+    ConstraintKind, DataSource, ElemType, Input, InputId, InputKind, NodeId, Program, SetKind,
+    Stage, SubproblemId,
 };
 use std::path::{Path, PathBuf};
 
 /// Catalogue entries of binding errors (E0350–E0359).
-pub const BINDING_CODES: &[(&str, &str, &str)] = &[
-    ("E0350", "unknown name on the command line", "`--data`, `--param` or `--dims` names something the model does not declare as data, a parameter or a dimension. The message lists the names it does declare."),
-    ("E0351", "lower-level problem cannot be differentiated", "An `argmin` body uses an operation without a derivative, so its lower-level problem cannot be solved by a gradient method."),
+pub const BINDING_CODES: &[CodeInfo] = &[
+    CodeInfo {
+        code: "E0350",
+        title: "unknown name on the command line",
+        explanation: "`--data`, `--param` or `--dims` names something the model does not declare as data, a parameter or a dimension. The message lists the names it does declare.",
+    },
+    CodeInfo {
+        code: "E0351",
+        title: "lower-level problem cannot be differentiated",
+        explanation: "An `argmin` body uses an operation without a derivative, so its lower-level problem cannot be solved by a gradient method.",
+    },
 ];
 
 /// What the command line binds, by name.
@@ -31,18 +40,24 @@ pub struct BindSpec {
 }
 
 fn unknown_name(kind: &str, name: &str, known: Vec<&str>) -> Diagnostic {
-    Diagnostic::error("E0350", format!("the model declares no {kind} named `{name}`")).with_hint(
-        if known.is_empty() {
-            format!("the model declares no {kind}")
-        } else {
-            format!("the model's {kind} names are: {}", known.join(", "))
-        },
+    Diagnostic::error(
+        "E0350",
+        format!("the model declares no {kind} named `{name}`"),
     )
+    .with_hint(if known.is_empty() {
+        format!("the model declares no {kind}")
+    } else {
+        format!("the model's {kind} names are: {}", known.join(", "))
+    })
 }
 
 /// Loads the data (files named in the model, relative to `model_dir`, or the command line's), sets
 /// parameters and dimension sizes, and computes initial values.
-pub fn bind(program: &Program, model_dir: &Path, spec: &BindSpec) -> Result<Bindings, Vec<Diagnostic>> {
+pub fn bind(
+    program: &Program,
+    model_dir: &Path,
+    spec: &BindSpec,
+) -> Result<Bindings, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let names_of = |kind: InputKind| -> Vec<&str> {
         program
@@ -186,8 +201,9 @@ impl Model {
     /// Sets the variables from a flat vector.
     pub fn set_x(&mut self, x: &[f64]) {
         for v in &self.vars {
-            let a = ArrayD::from_shape_vec(IxDyn(&v.shape), x[v.offset..v.offset + v.len()].to_vec())
-                .expect("slot length matches its shape");
+            let a =
+                ArrayD::from_shape_vec(IxDyn(&v.shape), x[v.offset..v.offset + v.len()].to_vec())
+                    .expect("slot length matches its shape");
             self.bindings.inputs[v.input.0 as usize] = Some(a);
         }
     }
@@ -208,7 +224,9 @@ impl Model {
         });
         let node = self.program.graph.input(id, Vec::new(), Stage::Param);
         self.program.input_nodes.push(node);
-        self.bindings.inputs.push(Some(ArrayD::from_elem(IxDyn(&[]), value)));
+        self.bindings
+            .inputs
+            .push(Some(ArrayD::from_elem(IxDyn(&[]), value)));
         (id, node)
     }
 
@@ -258,7 +276,11 @@ impl Model {
 
     /// A scalar node's value.
     pub fn eval_scalar(&mut self, node: NodeId) -> Result<f64, EvalError> {
-        Ok(self.eval(&[node])?[0].iter().next().copied().unwrap_or(f64::NAN))
+        Ok(self.eval(&[node])?[0]
+            .iter()
+            .next()
+            .copied()
+            .unwrap_or(f64::NAN))
     }
 
     /// Evaluates a constraint for every index of its `for` ranges and returns its violation
@@ -268,7 +290,12 @@ impl Model {
         let ranges: Vec<(i64, i64)> = c
             .ranges
             .iter()
-            .map(|r| (r.start.eval(&self.bindings.dims), r.end.eval(&self.bindings.dims)))
+            .map(|r| {
+                (
+                    r.start.eval(&self.bindings.dims),
+                    r.end.eval(&self.bindings.dims),
+                )
+            })
             .collect();
         let mut worst: f64 = 0.0;
         let mut idx: Vec<i64> = ranges.iter().map(|r| r.0).collect();
@@ -354,7 +381,10 @@ impl ArgminSolver {
         for i in 0..program.subproblems.len() {
             let sub = program.subproblems[i].clone();
             let grad = autodiff::gradient(program, sub.objective, &[sub.var]).map_err(|e| {
-                Diagnostic::error("E0351", format!("the lower-level problem cannot be differentiated: {e}"))
+                Diagnostic::error(
+                    "E0351",
+                    format!("the lower-level problem cannot be differentiated: {e}"),
+                )
             })?;
             derivs.push((sub.objective, grad[0]));
         }

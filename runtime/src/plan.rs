@@ -5,24 +5,38 @@ use crate::linalg;
 use crate::model::Model;
 use crate::solvers::{
     self, adam, augmented_lagrangian, central_path, lbfgs, projected_lbfgs, proximal_gradient,
-    AdamOptions, AugLagOptions, Bounds, Callback, FnProblem, FnRegularizer,
-    InnerSolver, LbfgsOptions, PathObjective, PathOptions, ProxGradOptions, Report, SetOption,
+    AdamOptions, AugLagOptions, Bounds, Callback, FnProblem, FnRegularizer, InnerSolver,
+    LbfgsOptions, PathObjective, PathOptions, ProxGradOptions, Report, SetOption,
 };
 use ndarray::Ix2;
 use optc_compiler::autodiff;
+use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
-use optc_compiler::ir::{
-    BinaryOp, InputId, NodeId, Op, OptionValue, Program, Sense,
-    SolveSpec,
-};
+use optc_compiler::ir::{BinaryOp, InputId, NodeId, Op, OptionValue, Program, Sense, SolveSpec};
 use optc_compiler::structure::{self, Structure};
 
 /// Catalogue entries of planning errors (E0360–E0369).
-pub const PLAN_CODES: &[(&str, &str, &str)] = &[
-    ("E0360", "solver cannot handle this problem", "The method named in `solve with` (or chosen automatically) cannot handle a constraint or term of the model, e.g. `lbfgs` with an equality constraint. The message names the constraint; the hint names a method that can."),
-    ("E0361", "solver not available in this version", "The model asks for a method that this version of optc does not implement yet (the bilevel method `maid` and the `dual` formulation). The model is still checked and can be evaluated with `optc eval`."),
-    ("E0362", "bad solver option", "A `solve with` option is unknown to the chosen method, or its value has the wrong kind (e.g. a list where a number is expected). The message lists the accepted options."),
-    ("E0363", "cannot differentiate the objective", "The objective or a constraint uses an operation without a derivative (e.g. `card` or `sort`) in a place where the solver needs a gradient."),
+pub const PLAN_CODES: &[CodeInfo] = &[
+    CodeInfo {
+        code: "E0360",
+        title: "solver cannot handle this problem",
+        explanation: "The method named in `solve with` (or chosen automatically) cannot handle a constraint or term of the model, e.g. `lbfgs` with an equality constraint. The message names the constraint; the hint names a method that can.",
+    },
+    CodeInfo {
+        code: "E0361",
+        title: "solver not available in this version",
+        explanation: "The model asks for a method that this version of optc does not implement yet (the bilevel method `maid` and the `dual` formulation). The model is still checked and can be evaluated with `optc eval`.",
+    },
+    CodeInfo {
+        code: "E0362",
+        title: "bad solver option",
+        explanation: "A `solve with` option is unknown to the chosen method, or its value has the wrong kind (e.g. a list where a number is expected). The message lists the accepted options.",
+    },
+    CodeInfo {
+        code: "E0363",
+        title: "cannot differentiate the objective",
+        explanation: "The objective or a constraint uses an operation without a derivative (e.g. `card` or `sort`) in a place where the solver needs a gradient.",
+    },
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +79,9 @@ fn plan_error(code: &'static str, message: impl Into<String>) -> Diagnostic {
 }
 
 /// Flattens `solve with` options into numbers and lists.
-fn flatten_options(spec: &SolveSpec) -> Result<(Vec<(String, f64)>, Vec<(String, Vec<f64>)>), Diagnostic> {
+fn flatten_options(
+    spec: &SolveSpec,
+) -> Result<(Vec<(String, f64)>, Vec<(String, Vec<f64>)>), Diagnostic> {
     let mut numbers = Vec::new();
     let mut lists = Vec::new();
     for (name, value) in &spec.options {
@@ -89,7 +105,10 @@ fn flatten_options(spec: &SolveSpec) -> Result<(Vec<(String, f64)>, Vec<(String,
             _ => {
                 return Err(plan_error(
                     "E0362",
-                    format!("option `{name}` of `{}` must be a number or a list of numbers", spec.method),
+                    format!(
+                        "option `{name}` of `{}` must be a number or a list of numbers",
+                        spec.method
+                    ),
                 ))
             }
         }
@@ -124,7 +143,12 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
                     .with_hint("remove the `solve with` line to let optc choose, or use lbfgs, fista, adam, auglag or path"))
                 }
             };
-            (method, format!("`solve with {}` in the model", spec.method), options, lists)
+            (
+                method,
+                format!("`solve with {}` in the model", spec.method),
+                options,
+                lists,
+            )
         }
         None if !s.equalities.is_empty() => (
             Method::AugLag,
@@ -225,14 +249,23 @@ fn differentiate(model: &mut Model, value: NodeId) -> Result<Merit, Diagnostic> 
 
 /// Evaluates a merit function at `x`: value, and gradient into `g`. Errors become NaN (the solvers
 /// back off); the first error is kept for the report.
-fn eval_merit(model: &mut Model, merit: &Merit, x: &[f64], g: &mut [f64], error: &mut Option<Diagnostic>) -> f64 {
+fn eval_merit(
+    model: &mut Model,
+    merit: &Merit,
+    x: &[f64],
+    g: &mut [f64],
+    error: &mut Option<Diagnostic>,
+) -> f64 {
     model.set_x(x);
     let mut roots = vec![merit.value];
     roots.extend(&merit.grads);
     match model.eval(&roots) {
         Ok(values) => {
             for (slot, grad) in model.vars.iter().zip(&values[1..]) {
-                for (gi, v) in g[slot.offset..slot.offset + slot.len()].iter_mut().zip(grad.iter()) {
+                for (gi, v) in g[slot.offset..slot.offset + slot.len()]
+                    .iter_mut()
+                    .zip(grad.iter())
+                {
                     *gi = *v;
                 }
             }
@@ -259,9 +292,20 @@ fn bounds(model: &mut Model) -> Result<Bounds, Diagnostic> {
                 let v = model.eval(&[node]).map_err(Diagnostic::from)?.remove(0);
                 let v = v
                     .broadcast(slot.shape.as_slice())
-                    .ok_or_else(|| plan_error("E0362", format!("the bound of `{}` does not broadcast to its shape", slot.name)))?
+                    .ok_or_else(|| {
+                        plan_error(
+                            "E0362",
+                            format!(
+                                "the bound of `{}` does not broadcast to its shape",
+                                slot.name
+                            ),
+                        )
+                    })?
                     .to_owned();
-                for (t, b) in target[slot.offset..slot.offset + slot.len()].iter_mut().zip(v.iter()) {
+                for (t, b) in target[slot.offset..slot.offset + slot.len()]
+                    .iter_mut()
+                    .zip(v.iter())
+                {
                     *t = *b;
                 }
             }
@@ -310,7 +354,9 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
             let (smooth, l1) = smooth_part(model, &plan.structure, objective)?;
             let merit = differentiate(model, smooth)?;
             let b = bounds(model)?;
-            let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| eval_merit(model, &merit, x, g, &mut error));
+            let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| {
+                eval_merit(model, &merit, x, g, &mut error)
+            });
             let lower = b.lower().to_vec();
             let upper = b.upper().to_vec();
             let mut reg = FnRegularizer {
@@ -323,7 +369,13 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 },
                 value: |x: &[f64]| x.iter().zip(&l1).map(|(v, w)| w * v.abs()).sum(),
             };
-            proximal_gradient(&mut problem, &mut reg, &x0, &ProxGradOptions::from_options(opts).map_err(option_error)?, callback)
+            proximal_gradient(
+                &mut problem,
+                &mut reg,
+                &x0,
+                &ProxGradOptions::from_options(opts).map_err(option_error)?,
+                callback,
+            )
         }
         Method::AugLag => {
             let merit = differentiate(model, objective)?;
@@ -333,7 +385,13 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 .iter()
                 .map(|&i| {
                     let node = model.program.constraints[i].node;
-                    let len: usize = model.program.graph.shape(node).iter().map(|d| d.eval(&model.bindings.dims).max(0) as usize).product();
+                    let len: usize = model
+                        .program
+                        .graph
+                        .shape(node)
+                        .iter()
+                        .map(|d| d.eval(&model.bindings.dims).max(0) as usize)
+                        .product();
                     (node, len)
                 })
                 .collect::<Vec<_>>()
@@ -348,13 +406,27 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 .collect::<Result<_, Diagnostic>>()?;
             let p: usize = constraints.iter().map(|c| c.2).sum();
             let b = bounds(model)?;
-            let inner_opts = lbfgs_options(&plan.options.iter().filter(|(k, _)| LbfgsOptions::default().clone().set_option(k, 1.0).is_ok()).cloned().collect::<Vec<_>>())?;
-            let inner = if b.lower().iter().all(|v| v.is_infinite()) && b.upper().iter().all(|v| v.is_infinite()) {
+            let inner_opts = lbfgs_options(
+                &plan
+                    .options
+                    .iter()
+                    .filter(|(k, _)| LbfgsOptions::default().clone().set_option(k, 1.0).is_ok())
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )?;
+            let inner = if b.lower().iter().all(|v| v.is_infinite())
+                && b.upper().iter().all(|v| v.is_infinite())
+            {
                 InnerSolver::Lbfgs(inner_opts)
             } else {
                 InnerSolver::ProjectedLbfgs(inner_opts, b)
             };
-            let al_opts: Vec<(String, f64)> = plan.options.iter().filter(|(k, _)| AugLagOptions::default().set_option(k, 1.0).is_ok()).cloned().collect();
+            let al_opts: Vec<(String, f64)> = plan
+                .options
+                .iter()
+                .filter(|(k, _)| AugLagOptions::default().set_option(k, 1.0).is_ok())
+                .cloned()
+                .collect();
             let al = AugLagOptions::from_options(&al_opts).map_err(option_error)?;
             let mut problem = ModelConstrained {
                 model,
@@ -372,7 +444,11 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
 }
 
 /// The gradients of each component of a constraint node (row-major), per variable.
-fn component_gradients(model: &mut Model, node: NodeId, len: usize) -> Result<Vec<NodeId>, Diagnostic> {
+fn component_gradients(
+    model: &mut Model,
+    node: NodeId,
+    len: usize,
+) -> Result<Vec<NodeId>, Diagnostic> {
     let shape = model.program.graph.shape(node).clone();
     let mut out = Vec::new();
     if shape.is_empty() {
@@ -382,7 +458,10 @@ fn component_gradients(model: &mut Model, node: NodeId, len: usize) -> Result<Ve
     let flat = if shape.len() == 1 {
         node
     } else {
-        return Err(plan_error("E0360", "equality constraints of rank above 1 are not supported by auglag in this version"));
+        return Err(plan_error(
+            "E0360",
+            "equality constraints of rank above 1 are not supported by auglag in this version",
+        ));
     };
     for k in 0..len {
         let index = model.program.graph.constant(k as f64);
@@ -397,8 +476,15 @@ fn component_gradients(model: &mut Model, node: NodeId, len: usize) -> Result<Ve
 }
 
 /// The objective without its L1 terms, and the per-element L1 weights of the flat vector.
-fn smooth_part(model: &mut Model, s: &Structure, objective: NodeId) -> Result<(NodeId, Vec<f64>), Diagnostic> {
-    let maximize = matches!(model.program.objective.as_ref().map(|o| o.sense), Some(Sense::Maximize));
+fn smooth_part(
+    model: &mut Model,
+    s: &Structure,
+    objective: NodeId,
+) -> Result<(NodeId, Vec<f64>), Diagnostic> {
+    let maximize = matches!(
+        model.program.objective.as_ref().map(|o| o.sense),
+        Some(Sense::Maximize)
+    );
     let mut weights = vec![0.0; model.dim()];
     if maximize || s.l1.is_empty() {
         return Ok((objective, weights));
@@ -406,7 +492,11 @@ fn smooth_part(model: &mut Model, s: &Structure, objective: NodeId) -> Result<(N
     let mut smooth: Option<NodeId> = None;
     for &(sign, term) in &s.smooth {
         let signed = if sign < 0.0 {
-            model.program.graph.add(Op::Unary(optc_compiler::ir::UnaryOp::Neg), vec![term]).expect("negation")
+            model
+                .program
+                .graph
+                .add(Op::Unary(optc_compiler::ir::UnaryOp::Neg), vec![term])
+                .expect("negation")
         } else {
             term
         };
@@ -421,7 +511,12 @@ fn smooth_part(model: &mut Model, s: &Structure, objective: NodeId) -> Result<(N
             Some(node) => model.eval_scalar(node).map_err(Diagnostic::from)?,
             None => 1.0,
         };
-        let slot = model.vars.iter().find(|v| v.input == term.var).expect("L1 term on a variable").clone();
+        let slot = model
+            .vars
+            .iter()
+            .find(|v| v.input == term.var)
+            .expect("L1 term on a variable")
+            .clone();
         for wi in &mut weights[slot.offset..slot.offset + slot.len()] {
             *wi += w;
         }
@@ -440,7 +535,14 @@ fn lbfgs_options(opts: &[(String, f64)]) -> Result<LbfgsOptions, Diagnostic> {
 
 /// The DAGMA-style central path: stage t minimizes μ_t·f(x) + h(W/√s_t), where h is the model's
 /// one equality constraint (for `dagma_logdet(W, s = 1)` this is exactly h^{s_t}(W)).
-fn path(model: &mut Model, plan: &Plan, objective: NodeId, x0: &[f64], callback: Callback, error: &mut Option<Diagnostic>) -> Result<Report, Diagnostic> {
+fn path(
+    model: &mut Model,
+    plan: &Plan,
+    objective: NodeId,
+    x0: &[f64],
+    callback: Callback,
+    error: &mut Option<Diagnostic>,
+) -> Result<Report, Diagnostic> {
     let c = model.program.constraints[plan.structure.equalities[0]].clone();
     let (mu_id, mu) = model.add_param("path.mu", 1.0);
     let (scale_id, scale) = model.add_param("path.inv_sqrt_s", 1.0);
@@ -449,7 +551,11 @@ fn path(model: &mut Model, plan: &Plan, objective: NodeId, x0: &[f64], callback:
     for slot in model.vars.clone() {
         let var_node = model.program.input_nodes[slot.input.0 as usize];
         let scaled = binary(&mut model.program, BinaryOp::Mul, var_node, scale);
-        h = model.program.graph.substitute(h, var_node, scaled).map_err(|e| plan_error("E0360", e.to_string()))?;
+        h = model
+            .program
+            .graph
+            .substitute(h, var_node, scaled)
+            .map_err(|e| plan_error("E0360", e.to_string()))?;
     }
     let weighted = binary(&mut model.program, BinaryOp::Mul, mu, objective);
     let total = binary(&mut model.program, BinaryOp::Add, weighted, h);
@@ -477,7 +583,12 @@ fn path(model: &mut Model, plan: &Plan, objective: NodeId, x0: &[f64], callback:
     for (k, list) in &plan.lists {
         match k.as_str() {
             "s" => opts.s = list.clone(),
-            other => return Err(plan_error("E0362", format!("option `{other}` of `path` takes a number, not a list"))),
+            other => {
+                return Err(plan_error(
+                    "E0362",
+                    format!("option `{other}` of `path` takes a number, not a list"),
+                ))
+            }
         }
     }
     struct Objective<'a> {
@@ -508,7 +619,13 @@ fn path(model: &mut Model, plan: &Plan, objective: NodeId, x0: &[f64], callback:
             self.set(mu, s);
             self.model.set_x(x);
             for &arg in &self.logdet_args {
-                let a = self.model.eval(&[arg]).ok()?.remove(0).into_dimensionality::<Ix2>().ok()?;
+                let a = self
+                    .model
+                    .eval(&[arg])
+                    .ok()?
+                    .remove(0)
+                    .into_dimensionality::<Ix2>()
+                    .ok()?;
                 let inv = linalg::inv(a.view()).ok()?;
                 if inv.iter().any(|v| *v < 0.0) {
                     return None;
@@ -526,7 +643,10 @@ fn path(model: &mut Model, plan: &Plan, objective: NodeId, x0: &[f64], callback:
         }
         fn violation(&mut self, x: &[f64]) -> f64 {
             self.model.set_x(x);
-            self.model.eval_scalar(self.h).map(f64::abs).unwrap_or(f64::NAN)
+            self.model
+                .eval_scalar(self.h)
+                .map(f64::abs)
+                .unwrap_or(f64::NAN)
         }
     }
     let mut objective = Objective {

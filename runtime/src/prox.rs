@@ -20,12 +20,14 @@ pub fn group_shrink<'a>(x: impl IntoIterator<Item = &'a mut f64>, t: f64) {
 
 /// Group shrinkage with each row of `m` as a group (prox of t·Σ_i ‖m_i·‖₂).
 pub fn group_shrink_rows(m: &mut Array2<f64>, t: f64) {
-    m.axis_iter_mut(Axis(0)).for_each(|mut row| group_shrink(row.iter_mut(), t));
+    m.axis_iter_mut(Axis(0))
+        .for_each(|mut row| group_shrink(row.iter_mut(), t));
 }
 
 /// Group shrinkage with each column of `m` as a group (prox of t·Σ_j ‖m_·j‖₂).
 pub fn group_shrink_cols(m: &mut Array2<f64>, t: f64) {
-    m.axis_iter_mut(Axis(1)).for_each(|mut col| group_shrink(col.iter_mut(), t));
+    m.axis_iter_mut(Axis(1))
+        .for_each(|mut col| group_shrink(col.iter_mut(), t));
 }
 
 /// Error from a matrix decomposition used by a prox.
@@ -44,7 +46,9 @@ impl std::error::Error for ProxError {}
 pub fn singular_value_threshold(y: &Array2<f64>, t: f64) -> Result<Array2<f64>, ProxError> {
     let (rows, cols) = y.dim();
     let a = Mat::<f64>::from_fn(rows, cols, |i, j| y[[i, j]]);
-    let svd = a.thin_svd().map_err(|e| ProxError(format!("SVD did not converge: {e:?}")))?;
+    let svd = a
+        .thin_svd()
+        .map_err(|e| ProxError(format!("SVD did not converge: {e:?}")))?;
     let (u, v) = (svd.U(), svd.V());
     let sigma = svd.S().column_vector();
     let mut out = Array2::<f64>::zeros((rows, cols));
@@ -116,7 +120,10 @@ pub fn hard_threshold_top_k(x: &mut [f64], k: usize) {
     let keep = top_k_indices(x, k, f64::abs);
     let mut mask = vec![false; x.len()];
     keep.iter().for_each(|&i| mask[i] = true);
-    x.iter_mut().zip(mask).filter(|(_, m)| !m).for_each(|(v, _)| *v = 0.0);
+    x.iter_mut()
+        .zip(mask)
+        .filter(|(_, m)| !m)
+        .for_each(|(v, _)| *v = 0.0);
 }
 
 fn hard_threshold_lane(mut lane: ArrayViewMut1<f64>, k: usize) {
@@ -127,10 +134,12 @@ fn hard_threshold_lane(mut lane: ArrayViewMut1<f64>, k: usize) {
 
 /// At most k nonzeros per column (largest magnitudes kept).
 pub fn hard_threshold_top_k_cols(m: &mut Array2<f64>, k: usize) {
-    m.axis_iter_mut(Axis(1)).for_each(|col| hard_threshold_lane(col, k));
+    m.axis_iter_mut(Axis(1))
+        .for_each(|col| hard_threshold_lane(col, k));
 }
 
 /// At most k nonzeros per row (largest magnitudes kept).
 pub fn hard_threshold_top_k_rows(m: &mut Array2<f64>, k: usize) {
-    m.axis_iter_mut(Axis(0)).for_each(|row| hard_threshold_lane(row, k));
+    m.axis_iter_mut(Axis(0))
+        .for_each(|row| hard_threshold_lane(row, k));
 }

@@ -21,7 +21,9 @@ impl Rng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)
         };
-        Rng { state: [next(), next(), next(), next()] }
+        Rng {
+            state: [next(), next(), next(), next()],
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -181,7 +183,10 @@ pub fn random_dag(d: usize, edges: usize, kind: GraphKind, rng: &mut Rng) -> Arr
             for t in 1..d {
                 let mut targets: Vec<usize> = Vec::new();
                 while targets.len() < m.min(t) {
-                    let total: usize = (0..t).filter(|v| !targets.contains(v)).map(|v| degree[v] + 1).sum();
+                    let total: usize = (0..t)
+                        .filter(|v| !targets.contains(v))
+                        .map(|v| degree[v] + 1)
+                        .sum();
                     let mut pick = rng.below(total);
                     for v in (0..t).filter(|v| !targets.contains(v)) {
                         if pick < degree[v] + 1 {
@@ -244,7 +249,10 @@ pub fn sample_linear_sem(
     let mut x = Array2::<f64>::zeros((n, d));
     for &j in &order {
         for r in 0..n {
-            let parents: f64 = (0..d).filter(|&i| w[[i, j]] != 0.0).map(|i| x[[r, i]] * w[[i, j]]).sum();
+            let parents: f64 = (0..d)
+                .filter(|&i| w[[i, j]] != 0.0)
+                .map(|i| x[[r, i]] * w[[i, j]])
+                .sum();
             x[[r, j]] = parents + draw_noise(noise, noise_scales[j], rng);
         }
     }
@@ -262,7 +270,12 @@ pub fn simulate_linear_sem(config: &SemConfig) -> Sem {
     });
     let x = sample_linear_sem(&w, config.n, config.noise, &noise_scales, &mut rng)
         .unwrap_or_else(|| Array2::zeros((config.n, config.d)));
-    Sem { b, w, x, noise_scales }
+    Sem {
+        b,
+        w,
+        x,
+        noise_scales,
+    }
 }
 
 /// Sparse linear regression data: X (n × p, standard normal), β with `k_nonzero` entries
@@ -279,7 +292,11 @@ pub fn regression(
     let mut beta = Array1::<f64>::zeros(p);
     for &i in rng.permutation(p).iter().take(k_nonzero) {
         let magnitude = rng.uniform_range(0.5, 2.0);
-        beta[i] = if rng.uniform() < 0.5 { -magnitude } else { magnitude };
+        beta[i] = if rng.uniform() < 0.5 {
+            -magnitude
+        } else {
+            magnitude
+        };
     }
     let y = x.dot(&beta) + Array1::from_shape_fn(n, |_| noise * rng.normal());
     (x, y, beta)
@@ -293,13 +310,19 @@ pub fn ot(m: usize, n: usize, seed: u64) -> (Array1<f64>, Array1<f64>, Array2<f6
     let source = Array2::from_shape_fn((m, 2), |_| rng.normal());
     let target = Array2::from_shape_fn((n, 2), |_| rng.normal() + 1.0);
     let mut cost = Array2::from_shape_fn((m, n), |(i, j)| {
-        (0..2).map(|k| (source[[i, k]] - target[[j, k]]).powi(2)).sum::<f64>()
+        (0..2)
+            .map(|k| (source[[i, k]] - target[[j, k]]).powi(2))
+            .sum::<f64>()
     });
     let max = cost.fold(0.0f64, |a, &v| a.max(v));
     if max > 0.0 {
         cost /= max;
     }
-    (Array1::from_elem(m, 1.0 / m as f64), Array1::from_elem(n, 1.0 / n as f64), cost)
+    (
+        Array1::from_elem(m, 1.0 / m as f64),
+        Array1::from_elem(n, 1.0 / n as f64),
+        cost,
+    )
 }
 
 /// Denoising example: a piecewise-constant signal of length `len` with 5 segments (random cut
@@ -307,9 +330,16 @@ pub fn ot(m: usize, n: usize, seed: u64) -> (Array1<f64>, Array1<f64>, Array2<f6
 pub fn denoise(len: usize, seed: u64) -> (Array1<f64>, Array1<f64>) {
     let mut rng = Rng::new(seed);
     let segments = 5.min(len.max(1));
-    let mut cuts: Vec<usize> = rng.permutation(len.saturating_sub(1)).into_iter().take(segments - 1).map(|c| c + 1).collect();
+    let mut cuts: Vec<usize> = rng
+        .permutation(len.saturating_sub(1))
+        .into_iter()
+        .take(segments - 1)
+        .map(|c| c + 1)
+        .collect();
     cuts.sort_unstable();
-    let levels: Vec<f64> = (0..segments).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+    let levels: Vec<f64> = (0..segments)
+        .map(|_| rng.uniform_range(-1.0, 1.0))
+        .collect();
     let clean = Array1::from_shape_fn(len, |i| levels[cuts.iter().filter(|&&c| c <= i).count()]);
     let noisy = clean.mapv(|v| v + 0.1 * rng.normal());
     (noisy, clean)

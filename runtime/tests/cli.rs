@@ -52,8 +52,7 @@ fn write_npy(path: &Path, shape: &[usize], values: &[f64]) {
         1 => format!("({},)", dims[0]),
         _ => format!("({})", dims.join(", ")),
     };
-    let mut header =
-        format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -108,7 +107,10 @@ fn model_errors_exit_65_with_rendered_and_json_diagnostics() {
     assert_eq!(code(&o), 65);
     let err = stderr(&o);
     assert!(err.contains("error[E0100]"), "{err}");
-    assert!(err.contains("model.opt:3:14"), "points at the source: {err}");
+    assert!(
+        err.contains("model.opt:3:14"),
+        "points at the source: {err}"
+    );
     assert!(!err.contains('\u{1b}'), "no colour when not a terminal");
     let o = optc(&["check", &model, "--error-format", "json"]);
     assert_eq!(code(&o), 65);
@@ -128,9 +130,19 @@ fn missing_files_and_usage_errors_have_their_exit_codes() {
     assert!(stderr(&o).contains("E0500"));
     let o = optc(&["frobnicate"]);
     assert_eq!(code(&o), 64);
-    let o = optc(&["eval", &example("regression/lasso.opt"), "--param", "lambda"]);
+    let o = optc(&[
+        "eval",
+        &example("regression/lasso.opt"),
+        "--param",
+        "lambda",
+    ]);
     assert_eq!(code(&o), 64);
-    let o = optc(&["eval", &example("regression/lasso.opt"), "--data", "X=/nonexistent.npy"]);
+    let o = optc(&[
+        "eval",
+        &example("regression/lasso.opt"),
+        "--data",
+        "X=/nonexistent.npy",
+    ]);
     assert_eq!(code(&o), 66, "{}", stderr(&o));
     let o = optc(&["--help"]);
     assert_eq!(code(&o), 0);
@@ -180,7 +192,15 @@ fn data_and_params_from_the_command_line_override_the_file() {
     write_npy(&dir.join("y.npy"), &[2], &[1.0, 2.0]);
     write_npy(&dir.join("z.npy"), &[3], &[3.0, 4.0, 5.0]);
     let z = dir.join("z.npy").display().to_string();
-    let o = optc(&["eval", &model, "--json", "--data", &format!("y={z}"), "--param", "c=2"]);
+    let o = optc(&[
+        "eval",
+        &model,
+        "--json",
+        "--data",
+        &format!("y={z}"),
+        "--param",
+        "c=2",
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // x = 0: 0.5 * (36 + 64 + 100) = 100.
     assert_eq!(json(&stdout(&o))["objective"].as_f64(), Some(100.0));
@@ -196,7 +216,14 @@ fn run_solves_a_bounded_quadratic_to_its_kkt_point_and_writes_files() {
     );
     write_npy(&dir.join("t.npy"), &[4], &[-1.0, 0.25, 0.75, 3.0]);
     let out = dir.join("out");
-    let o = optc(&["run", &model, "-q", "--json", "--out", out.to_str().unwrap()]);
+    let o = optc(&[
+        "run",
+        &model,
+        "-q",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v = json(&stdout(&o));
     assert_eq!(v["status"], "converged");
@@ -222,7 +249,9 @@ fn run_lasso_matches_the_soft_thresholding_optimum() {
         &dir,
         "dims n, p\ndata X : real[n, p] = load(\"X.npy\")\ndata y : real[n] = load(\"y.npy\")\nparam lambda = 0.1\nvar w : real[p]\nminimize 0.5 / n * sumsq(X @ w - y) + lambda * norm1(w)\n",
     );
-    let eye: Vec<f64> = (0..16).map(|i| if i % 5 == 0 { 1.0 } else { 0.0 }).collect();
+    let eye: Vec<f64> = (0..16)
+        .map(|i| if i % 5 == 0 { 1.0 } else { 0.0 })
+        .collect();
     write_npy(&dir.join("X.npy"), &[4, 4], &eye);
     write_npy(&dir.join("y.npy"), &[4], &[1.0, -0.2, 0.3, -2.0]);
     let o = optc(&["run", &model, "-q", "--json", "--tol", "1e-10"]);
@@ -243,9 +272,35 @@ fn run_lasso_matches_the_soft_thresholding_optimum() {
 #[test]
 fn simulate_writes_seeded_data() {
     let dir = temp_dir("sim");
-    let a = optc(&["simulate", "dag", "--d", "5", "--n", "50", "--seed", "3", "--out", dir.to_str().unwrap()]);
+    let a = optc(&[
+        "simulate",
+        "dag",
+        "--d",
+        "5",
+        "--n",
+        "50",
+        "--seed",
+        "3",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(code(&a), 0, "{}", stderr(&a));
     let first = std::fs::read(dir.join("X.npy")).unwrap();
-    optc(&["simulate", "dag", "--d", "5", "--n", "50", "--seed", "3", "--out", dir.to_str().unwrap()]);
-    assert_eq!(std::fs::read(dir.join("X.npy")).unwrap(), first, "same seed, same data");
+    optc(&[
+        "simulate",
+        "dag",
+        "--d",
+        "5",
+        "--n",
+        "50",
+        "--seed",
+        "3",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read(dir.join("X.npy")).unwrap(),
+        first,
+        "same seed, same data"
+    );
 }

@@ -11,7 +11,10 @@ fn to_dag_drops_weakest_edge_of_each_cycle() {
     // self-loop 1→1 is dropped.
     let w = array![[0.0, 2.0, 0.2], [0.0, 0.9, 1.5], [0.7, 0.0, 0.0]];
     let result = to_dag(w.view(), 0.3);
-    assert_eq!(result.w, array![[0.0, 2.0, 0.0], [0.0, 0.0, 1.5], [0.0, 0.0, 0.0]]);
+    assert_eq!(
+        result.w,
+        array![[0.0, 2.0, 0.0], [0.0, 0.0, 1.5], [0.0, 0.0, 0.0]]
+    );
     assert_eq!(result.removed, vec![(1, 1, 0.9), (2, 0, 0.7)]);
     assert_eq!(result.order, vec![0, 1, 2]);
 }
@@ -45,7 +48,10 @@ fn shd_counts_extra_missing_and_reversed_edges() {
     est[[2, 1]] = -1.0;
     est[[0, 3]] = 0.5;
     let m = graph_metrics(est.view(), truth.view());
-    assert_eq!((m.shd, m.reversed, m.false_positives, m.missing, m.nnz), (3, 1, 1, 1, 3));
+    assert_eq!(
+        (m.shd, m.reversed, m.false_positives, m.missing, m.nnz),
+        (3, 1, 1, 1, 3)
+    );
     assert!((m.tpr - 1.0 / 3.0).abs() < 1e-15);
     assert!((m.fdr - 2.0 / 3.0).abs() < 1e-15);
     let perfect = graph_metrics(truth.view(), truth.view());
@@ -65,8 +71,14 @@ fn logdet_acyclicity_matches_methods_check_values() {
     let (h, _) = logdet_acyclicity(cycle.view(), 1.0).unwrap();
     assert!((h - 0.3040065954).abs() < 1e-10);
     let dag = array![[0.0, 3.0], [0.0, 0.0]];
-    assert!(logdet_acyclicity(dag.view(), 1.0).unwrap().0.abs() < 1e-14, "h = 0 on a DAG");
-    assert!(logdet_acyclicity(array![[0.0, 2.0], [2.0, 0.0]].view(), 1.0).is_none(), "ρ(W∘W) = 4 > s");
+    assert!(
+        logdet_acyclicity(dag.view(), 1.0).unwrap().0.abs() < 1e-14,
+        "h = 0 on a DAG"
+    );
+    assert!(
+        logdet_acyclicity(array![[0.0, 2.0], [2.0, 0.0]].view(), 1.0).is_none(),
+        "ρ(W∘W) = 4 > s"
+    );
 }
 
 proptest! {

@@ -25,7 +25,15 @@ fn planted() -> (Array2<f64>, Array2<f64>) {
 
 /// μ·(score(W) + λ‖W‖₁) + h^s(W) with DAGMA's score ½tr((I−W)ᵀΣ̂(I−W)) when `sigma` is None,
 /// CoLiDE-EV's ½tr((I−W)ᵀΣ̂(I−W))/σ + dσ/2 otherwise.
-fn score_value_grad(cov: ArrayView2<f64>, w: &[f64], mu: f64, s: f64, lambda: f64, sigma: Option<f64>, grad: &mut [f64]) -> Option<f64> {
+fn score_value_grad(
+    cov: ArrayView2<f64>,
+    w: &[f64],
+    mu: f64,
+    s: f64,
+    lambda: f64,
+    sigma: Option<f64>,
+    grad: &mut [f64],
+) -> Option<f64> {
     let d = cov.nrows();
     let w = ArrayView2::from_shape((d, d), w).unwrap();
     let (h, h_grad) = logdet_acyclicity(w, s)?;
@@ -53,7 +61,12 @@ fn dagma_path_recovers_planted_er2_graph() {
     let mut objective = FnPathObjective::new(d * d, |w: &[f64], mu: f64, s: f64, g: &mut [f64]| {
         score_value_grad(cov.view(), w, mu, s, 0.02, None, g)
     });
-    let result = central_path(&mut objective, &vec![0.0; d * d], &PathOptions::default(), &mut go_on);
+    let result = central_path(
+        &mut objective,
+        &vec![0.0; d * d],
+        &PathOptions::default(),
+        &mut go_on,
+    );
     assert_eq!(result.report.status, Status::Converged);
     let w = Array2::from_shape_vec((d, d), result.report.x).unwrap();
     let dag = to_dag(w.view(), 0.3);
@@ -66,18 +79,38 @@ fn colide_ev_path_recovers_planted_er2_graph() {
     let (cov, truth) = planted();
     let d = cov.nrows();
     // Initial σ: min_j ‖X_j‖/√n = min_j √Σ̂_jj (centred X).
-    let sigma = Cell::new(cov.diag().iter().fold(f64::INFINITY, |m, v| m.min(v.sqrt())));
+    let sigma = Cell::new(
+        cov.diag()
+            .iter()
+            .fold(f64::INFINITY, |m, v| m.min(v.sqrt())),
+    );
     let mut objective = FnPathObjective::with_after_step(
         d * d,
-        |w: &[f64], mu: f64, s: f64, g: &mut [f64]| score_value_grad(cov.view(), w, mu, s, 0.05, Some(sigma.get()), g),
-        |w: &[f64]| sigma.set(colide_sigma_ev(cov.view(), ArrayView2::from_shape((d, d), w).unwrap())),
+        |w: &[f64], mu: f64, s: f64, g: &mut [f64]| {
+            score_value_grad(cov.view(), w, mu, s, 0.05, Some(sigma.get()), g)
+        },
+        |w: &[f64]| {
+            sigma.set(colide_sigma_ev(
+                cov.view(),
+                ArrayView2::from_shape((d, d), w).unwrap(),
+            ))
+        },
     );
-    let result = central_path(&mut objective, &vec![0.0; d * d], &PathOptions::colide(), &mut go_on);
+    let result = central_path(
+        &mut objective,
+        &vec![0.0; d * d],
+        &PathOptions::colide(),
+        &mut go_on,
+    );
     assert_eq!(result.report.status, Status::Converged);
     let w = Array2::from_shape_vec((d, d), result.report.x).unwrap();
     let metrics = graph_metrics(to_dag(w.view(), 0.3).w.view(), truth.view());
     assert!(metrics.shd <= 2, "{metrics:?}");
-    assert!((sigma.get() - 1.0).abs() < 0.1, "EV noise has σ = 1, got {}", sigma.get());
+    assert!(
+        (sigma.get() - 1.0).abs() < 0.1,
+        "EV noise has σ = 1, got {}",
+        sigma.get()
+    );
 }
 
 #[test]

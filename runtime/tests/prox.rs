@@ -42,7 +42,11 @@ fn singular_value_threshold_on_known_svd() {
     assert!(zero.iter().all(|v| *v == 0.0), "λ ≥ σ_max gives 0");
     let rect = Array2::from_shape_vec((2, 3), vec![1.0, 0.0, 0.0, 0.0, 2.0, 0.0]).unwrap();
     let out = singular_value_threshold(&rect, 1.5).unwrap();
-    assert_close(out.as_slice().unwrap(), &[0.0, 0.0, 0.0, 0.0, 0.5, 0.0], 1e-12);
+    assert_close(
+        out.as_slice().unwrap(),
+        &[0.0, 0.0, 0.0, 0.0, 0.5, 0.0],
+        1e-12,
+    );
 }
 
 #[test]

@@ -19,7 +19,10 @@ fn config(graph: GraphKind, seed: u64) -> SemConfig {
 fn mean_var(samples: &[f64]) -> (f64, f64) {
     let n = samples.len() as f64;
     let mean = samples.iter().sum::<f64>() / n;
-    (mean, samples.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n)
+    (
+        mean,
+        samples.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n,
+    )
 }
 
 #[test]
@@ -32,12 +35,18 @@ fn distributions_have_expected_moments() {
     let (m, v) = mean_var(&draw(&mut || rng.normal()));
     assert!(m.abs() < 0.02 && (v - 1.0).abs() < 0.03, "normal {m} {v}");
     let (m, v) = mean_var(&draw(&mut || rng.exponential(2.0)));
-    assert!((m - 2.0).abs() < 0.05 && (v - 4.0).abs() < 0.25, "exp {m} {v}");
+    assert!(
+        (m - 2.0).abs() < 0.05 && (v - 4.0).abs() < 0.25,
+        "exp {m} {v}"
+    );
     let (m, v) = mean_var(&draw(&mut || rng.laplace(1.0)));
     assert!(m.abs() < 0.03 && (v - 2.0).abs() < 0.1, "laplace {m} {v}");
     // Gumbel(0, 1): mean = Euler–Mascheroni γ, variance π²/6.
     let (m, v) = mean_var(&draw(&mut || rng.gumbel(1.0)));
-    assert!((m - 0.5772).abs() < 0.03 && (v - 1.6449).abs() < 0.08, "gumbel {m} {v}");
+    assert!(
+        (m - 0.5772).abs() < 0.03 && (v - 1.6449).abs() < 0.08,
+        "gumbel {m} {v}"
+    );
     let below: Vec<usize> = (0..1000).map(|_| rng.below(3)).collect();
     assert!(below.iter().all(|&v| v < 3) && (0..3).all(|k| below.contains(&k)));
 }
@@ -58,7 +67,11 @@ fn generated_graphs_are_acyclic_with_valid_weights() {
             let sem = simulate_linear_sem(&config(graph, seed));
             assert!(is_dag(sem.b.view()), "{graph:?} seed {seed}");
             for (b, w) in sem.b.iter().zip(&sem.w) {
-                assert!(if *b == 0.0 { *w == 0.0 } else { (0.5..2.0).contains(&w.abs()) });
+                assert!(if *b == 0.0 {
+                    *w == 0.0
+                } else {
+                    (0.5..2.0).contains(&w.abs())
+                });
             }
         }
     }
@@ -70,7 +83,11 @@ fn edge_counts_match_the_models() {
     let total: f64 = (0..200)
         .map(|seed| random_dag(20, 40, GraphKind::ErdosRenyi, &mut Rng::new(seed)).sum())
         .sum();
-    assert!((total / 200.0 - 40.0).abs() < 1.5, "mean ER edges {}", total / 200.0);
+    assert!(
+        (total / 200.0 - 40.0).abs() < 1.5,
+        "mean ER edges {}",
+        total / 200.0
+    );
     // SF with m = round(40/20) = 2: node t adds min(2, t) edges → 1 + 2·18 = 37.
     let sf = random_dag(20, 40, GraphKind::ScaleFree, &mut Rng::new(3));
     assert_eq!(sf.sum(), 37.0);
@@ -80,19 +97,40 @@ fn edge_counts_match_the_models() {
 fn linear_sem_has_the_implied_covariance() {
     // X₀ = e₀, X₁ = 1.5·X₀ + e₁ ⇒ Var X₁ = 1.5² + 1 = 3.25, Cov = 1.5.
     let w = array![[0.0, 1.5], [0.0, 0.0]];
-    let x = sample_linear_sem(&w, 40_000, NoiseKind::Gauss, &Array1::from_elem(2, 1.0), &mut Rng::new(5)).unwrap();
+    let x = sample_linear_sem(
+        &w,
+        40_000,
+        NoiseKind::Gauss,
+        &Array1::from_elem(2, 1.0),
+        &mut Rng::new(5),
+    )
+    .unwrap();
     let n = x.nrows() as f64;
     let cov = x.t().dot(&x) / n;
     assert!((cov[[0, 0]] - 1.0).abs() < 0.03 && (cov[[1, 1]] - 3.25).abs() < 0.1);
     assert!((cov[[0, 1]] - 1.5).abs() < 0.05);
     let cyclic = array![[0.0, 1.0], [1.0, 0.0]];
-    assert!(sample_linear_sem(&cyclic, 5, NoiseKind::Gauss, &Array1::ones(2), &mut Rng::new(0)).is_none());
+    assert!(sample_linear_sem(
+        &cyclic,
+        5,
+        NoiseKind::Gauss,
+        &Array1::ones(2),
+        &mut Rng::new(0)
+    )
+    .is_none());
 }
 
 #[test]
 fn unequal_variances_lie_in_range() {
-    let sem = simulate_linear_sem(&SemConfig { variance: NoiseVariance::Unequal, noise: NoiseKind::Laplace, ..config(GraphKind::ErdosRenyi, 2) });
-    assert!(sem.noise_scales.iter().all(|s| (0.5..=10.0).contains(&(s * s))));
+    let sem = simulate_linear_sem(&SemConfig {
+        variance: NoiseVariance::Unequal,
+        noise: NoiseKind::Laplace,
+        ..config(GraphKind::ErdosRenyi, 2)
+    });
+    assert!(sem
+        .noise_scales
+        .iter()
+        .all(|s| (0.5..=10.0).contains(&(s * s))));
     assert!(sem.noise_scales.iter().any(|s| *s != sem.noise_scales[0]));
 }
 
@@ -107,7 +145,11 @@ fn example_generators_have_the_documented_structure() {
     assert_eq!(c.fold(0.0f64, |m, v| m.max(*v)), 1.0);
     assert!(c.iter().all(|v| *v >= 0.0));
     let (noisy, clean) = denoise(200, 9);
-    let jumps = clean.windows(2).into_iter().filter(|w| w[0] != w[1]).count();
+    let jumps = clean
+        .windows(2)
+        .into_iter()
+        .filter(|w| w[0] != w[1])
+        .count();
     assert!((1..=4).contains(&jumps), "{jumps} jumps");
     let (_, noise_var) = mean_var(&(&noisy - &clean).to_vec());
     assert!((noise_var.sqrt() - 0.1).abs() < 0.02);

@@ -15,7 +15,10 @@ fn go_on(_: &IterInfo) -> Control {
 fn assert_close(actual: &[f64], expected: &[f64], tol: f64) {
     assert_eq!(actual.len(), expected.len());
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!((a - e).abs() <= tol, "entry {i}: {a} vs {e} (tol {tol}); all: {actual:?}");
+        assert!(
+            (a - e).abs() <= tol,
+            "entry {i}: {a} vs {e} (tol {tol}); all: {actual:?}"
+        );
     }
 }
 
@@ -41,7 +44,11 @@ fn lbfgs_solves_ill_conditioned_diagonal_quadratic() {
     let mut problem = FnProblem::new(4, quadratic(a, b));
     // Condition number 1e4: near x* the decrease of f drops below its round-off (|f| ≈ 0.75) once
     // ‖g‖ ≲ 1e-6, so the solve ends on "no further decrease" with ‖x − x*‖ ≤ ‖g‖/λ_min.
-    let opts = LbfgsOptions { gtol: 1e-10, ftol: 0.0, ..Default::default() };
+    let opts = LbfgsOptions {
+        gtol: 1e-10,
+        ftol: 0.0,
+        ..Default::default()
+    };
     let report = lbfgs(&mut problem, &[0.0; 4], &opts, &mut go_on);
     assert_eq!(report.status, Status::Converged);
     assert!(report.optimality < 1e-6, "{report:?}");
@@ -53,7 +60,11 @@ fn lbfgs_solves_dense_quadratic() {
     // A = [[4,1,0],[1,3,1],[0,1,2]], b = A·(1, −2, 3) = (2, −2, 4).
     let a = vec![4.0, 1.0, 0.0, 1.0, 3.0, 1.0, 0.0, 1.0, 2.0];
     let mut problem = FnProblem::new(3, quadratic(a, vec![2.0, -2.0, 4.0]));
-    let opts = LbfgsOptions { gtol: 1e-10, ftol: 0.0, ..Default::default() };
+    let opts = LbfgsOptions {
+        gtol: 1e-10,
+        ftol: 0.0,
+        ..Default::default()
+    };
     let report = lbfgs(&mut problem, &[0.0; 3], &opts, &mut go_on);
     assert_eq!(report.status, Status::Converged);
     assert_close(&report.x, &[1.0, -2.0, 3.0], 1e-9);
@@ -69,7 +80,11 @@ fn rosenbrock(x: &[f64], g: &mut [f64]) -> f64 {
 #[test]
 fn lbfgs_minimizes_rosenbrock() {
     let mut problem = FnProblem::new(2, rosenbrock);
-    let opts = LbfgsOptions { gtol: 1e-9, ftol: 0.0, ..Default::default() };
+    let opts = LbfgsOptions {
+        gtol: 1e-9,
+        ftol: 0.0,
+        ..Default::default()
+    };
     let report = lbfgs(&mut problem, &[-1.2, 1.0], &opts, &mut go_on);
     assert_eq!(report.status, Status::Converged);
     assert!(report.iterations < 100, "{} iterations", report.iterations);
@@ -90,7 +105,11 @@ fn lbfgs_line_search_backtracks_from_nan() {
         nan_seen |= value.is_nan();
         value
     });
-    let opts = LbfgsOptions { gtol: 1e-10, ftol: 0.0, ..Default::default() };
+    let opts = LbfgsOptions {
+        gtol: 1e-10,
+        ftol: 0.0,
+        ..Default::default()
+    };
     let report = lbfgs(&mut problem, &[5.0, 3.0], &opts, &mut go_on);
     assert!(nan_seen, "the test should exercise a NaN trial point");
     assert_eq!(report.status, Status::Converged);
@@ -109,7 +128,12 @@ fn lbfgs_reports_interrupt_with_current_point() {
             Control::Continue
         }
     };
-    let report = lbfgs(&mut problem, &[-1.2, 1.0], &LbfgsOptions::default(), &mut stop_after_three);
+    let report = lbfgs(
+        &mut problem,
+        &[-1.2, 1.0],
+        &LbfgsOptions::default(),
+        &mut stop_after_three,
+    );
     assert_eq!(report.status, Status::Interrupted);
     assert_eq!(report.iterations, 3);
     let mut g = [0.0; 2];
@@ -135,7 +159,11 @@ fn projected_lbfgs_matches_kkt_point_of_box_quadratic() {
     let a = vec![4.0, 1.0, 0.0, 1.0, 3.0, 1.0, 0.0, 1.0, 2.0];
     let mut problem = FnProblem::new(3, quadratic(a, vec![-1.0, 2.5, 4.0]));
     let bounds = Bounds::new(vec![0.0; 3], vec![1.0; 3]).unwrap();
-    let opts = LbfgsOptions { gtol: 1e-10, ftol: 0.0, ..Default::default() };
+    let opts = LbfgsOptions {
+        gtol: 1e-10,
+        ftol: 0.0,
+        ..Default::default()
+    };
     let report = projected_lbfgs(&mut problem, &[0.5, 0.5, 0.5], &bounds, &opts, &mut go_on);
     assert_eq!(report.status, Status::Converged);
     assert_close(&report.x, &[0.0, 0.5, 1.0], 1e-9);
@@ -147,7 +175,11 @@ fn projected_lbfgs_handles_nonneg_rosenbrock_with_active_bound() {
     // ∂f/∂x₂ = 0 ⇒ x₂ = 0.25.
     let mut problem = FnProblem::new(2, rosenbrock);
     let bounds = Bounds::new(vec![f64::NEG_INFINITY; 2], vec![0.5, f64::INFINITY]).unwrap();
-    let opts = LbfgsOptions { gtol: 1e-9, ftol: 0.0, ..Default::default() };
+    let opts = LbfgsOptions {
+        gtol: 1e-9,
+        ftol: 0.0,
+        ..Default::default()
+    };
     let report = projected_lbfgs(&mut problem, &[-1.2, 1.0], &bounds, &opts, &mut go_on);
     assert_eq!(report.status, Status::Converged);
     assert_close(&report.x, &[0.5, 0.25], 1e-7);
@@ -160,7 +192,11 @@ fn bounds_reject_inverted_limits() {
 }
 
 /// Lasso ½n⁻¹‖y − Xβ‖² + λ‖β‖₁ by cyclic coordinate descent (the reference).
-fn lasso_coordinate_descent(x: &ndarray::Array2<f64>, y: &ndarray::Array1<f64>, lambda: f64) -> Vec<f64> {
+fn lasso_coordinate_descent(
+    x: &ndarray::Array2<f64>,
+    y: &ndarray::Array1<f64>,
+    lambda: f64,
+) -> Vec<f64> {
     let (n, p) = x.dim();
     let mut beta = vec![0.0; p];
     let mut residual = y.to_vec();
@@ -168,7 +204,8 @@ fn lasso_coordinate_descent(x: &ndarray::Array2<f64>, y: &ndarray::Array1<f64>, 
         for j in 0..p {
             let column = x.column(j);
             let norm2 = column.dot(&column) / n as f64;
-            let rho: f64 = (0..n).map(|i| column[i] * residual[i]).sum::<f64>() / n as f64 + norm2 * beta[j];
+            let rho: f64 =
+                (0..n).map(|i| column[i] * residual[i]).sum::<f64>() / n as f64 + norm2 * beta[j];
             let mut new = [rho];
             soft_threshold(&mut new, lambda);
             let new = new[0] / norm2;
@@ -184,7 +221,10 @@ fn fista_and_ista_match_coordinate_descent_on_lasso() {
     let (x, y, _) = regression(60, 12, 3, 0.1, 3);
     let lambda = 0.1;
     let reference = lasso_coordinate_descent(&x, &y, lambda);
-    assert!(reference.iter().filter(|v| **v == 0.0).count() >= 3, "the test needs zeros");
+    assert!(
+        reference.iter().filter(|v| **v == 0.0).count() >= 3,
+        "the test needs zeros"
+    );
     let n = x.nrows() as f64;
     let smooth = |beta: &[f64], g: &mut [f64]| {
         let b = ndarray::ArrayView1::from(beta);
@@ -195,10 +235,25 @@ fn fista_and_ista_match_coordinate_descent_on_lasso() {
     };
     for (accelerated, restart) in [(true, false), (true, true), (false, false)] {
         let mut problem = FnProblem::new(12, smooth);
-        let opts = ProxGradOptions { tol: 1e-10, accelerated, restart, max_iter: 20_000, ..Default::default() };
-        let report =
-            proximal_gradient(&mut problem, &mut L1Penalty { lambda }, &[0.0; 12], &opts, &mut go_on);
-        assert_eq!(report.status, Status::Converged, "accelerated {accelerated} restart {restart}");
+        let opts = ProxGradOptions {
+            tol: 1e-10,
+            accelerated,
+            restart,
+            max_iter: 20_000,
+            ..Default::default()
+        };
+        let report = proximal_gradient(
+            &mut problem,
+            &mut L1Penalty { lambda },
+            &[0.0; 12],
+            &opts,
+            &mut go_on,
+        );
+        assert_eq!(
+            report.status,
+            Status::Converged,
+            "accelerated {accelerated} restart {restart}"
+        );
         assert_close(&report.x, &reference, 1e-8);
     }
 }
@@ -207,7 +262,12 @@ fn fista_and_ista_match_coordinate_descent_on_lasso() {
 fn adam_minimizes_quadratic() {
     let a = vec![2.0, 0.5, 0.5, 1.0];
     let mut problem = FnProblem::new(2, quadratic(a, vec![1.0, -1.0]));
-    let opts = AdamOptions { lr: 0.01, max_iter: 20_000, gtol: 1e-7, ..Default::default() };
+    let opts = AdamOptions {
+        lr: 0.01,
+        max_iter: 20_000,
+        gtol: 1e-7,
+        ..Default::default()
+    };
     let report = adam(&mut problem, &[0.0, 0.0], &opts, &mut go_on);
     assert_ne!(report.status, Status::Diverged);
     // A⁻¹b for A = [[2, .5], [.5, 1]], b = (1, −1): det 1.75 → (1.5, −2.5)/1.75.
@@ -215,15 +275,20 @@ fn adam_minimizes_quadratic() {
 }
 
 /// min ½‖x − c‖² s.t. x₁ + x₂ + x₃ = 1, x₁ − x₃ = 0.
-fn equality_qp(c: [f64; 3]) -> FnConstrained<impl FnMut(&[f64], &mut [f64]) -> f64, impl FnMut(&[f64], &mut [f64], &mut [f64])> {
+fn equality_qp(
+    c: [f64; 3],
+) -> FnConstrained<impl FnMut(&[f64], &mut [f64]) -> f64, impl FnMut(&[f64], &mut [f64], &mut [f64])>
+{
     FnConstrained {
         dim: 3,
         num_constraints: 2,
         objective: move |x: &[f64], g: &mut [f64]| {
-            (0..3).map(|i| {
-                g[i] = x[i] - c[i];
-                0.5 * g[i] * g[i]
-            }).sum()
+            (0..3)
+                .map(|i| {
+                    g[i] = x[i] - c[i];
+                    0.5 * g[i] * g[i]
+                })
+                .sum()
         },
         constraints: |x: &[f64], h: &mut [f64], jac: &mut [f64]| {
             h[0] = x[0] + x[1] + x[2] - 1.0;
@@ -237,8 +302,18 @@ fn equality_qp(c: [f64; 3]) -> FnConstrained<impl FnMut(&[f64], &mut [f64]) -> f
 fn augmented_lagrangian_matches_kkt_solution() {
     // KKT: x = c − Aᵀλ, Ax = b; for c = (1, 2, 3): λ = (5/3, −1), x = (1/3, 1/3, 1/3).
     let mut problem = equality_qp([1.0, 2.0, 3.0]);
-    let inner = InnerSolver::Lbfgs(LbfgsOptions { gtol: 1e-12, ftol: 0.0, ..Default::default() });
-    let result = augmented_lagrangian(&mut problem, &[0.0; 3], &inner, &AugLagOptions::default(), &mut go_on);
+    let inner = InnerSolver::Lbfgs(LbfgsOptions {
+        gtol: 1e-12,
+        ftol: 0.0,
+        ..Default::default()
+    });
+    let result = augmented_lagrangian(
+        &mut problem,
+        &[0.0; 3],
+        &inner,
+        &AugLagOptions::default(),
+        &mut go_on,
+    );
     assert_eq!(result.report.status, Status::Converged);
     assert!(result.report.violation <= 1e-8);
     assert_close(&result.report.x, &[1.0 / 3.0; 3], 1e-7);
@@ -254,26 +329,42 @@ fn augmented_lagrangian_with_bounds_projects_onto_simplex() {
         dim: 3,
         num_constraints: 1,
         objective: move |x: &[f64], g: &mut [f64]| {
-            (0..3).map(|i| {
-                g[i] = x[i] - c[i];
-                0.5 * g[i] * g[i]
-            }).sum::<f64>()
+            (0..3)
+                .map(|i| {
+                    g[i] = x[i] - c[i];
+                    0.5 * g[i] * g[i]
+                })
+                .sum::<f64>()
         },
         constraints: |x: &[f64], h: &mut [f64], jac: &mut [f64]| {
             h[0] = x.iter().sum::<f64>() - 1.0;
             jac.fill(1.0);
         },
     };
-    let opts = LbfgsOptions { gtol: 1e-12, ftol: 0.0, ..Default::default() };
+    let opts = LbfgsOptions {
+        gtol: 1e-12,
+        ftol: 0.0,
+        ..Default::default()
+    };
     let inner = InnerSolver::ProjectedLbfgs(opts, Bounds::nonneg(3));
-    let result = augmented_lagrangian(&mut problem, &[0.0; 3], &inner, &AugLagOptions::default(), &mut go_on);
+    let result = augmented_lagrangian(
+        &mut problem,
+        &[0.0; 3],
+        &inner,
+        &AugLagOptions::default(),
+        &mut go_on,
+    );
     assert_eq!(result.report.status, Status::Converged);
     assert_close(&result.report.x, &[0.75, 0.25, 0.0], 1e-7);
 }
 
 #[test]
 fn options_are_set_by_name_and_unknown_names_are_rejected() {
-    let pairs = |v: &[(&str, f64)]| v.iter().map(|(k, x)| (k.to_string(), *x)).collect::<Vec<_>>();
+    let pairs = |v: &[(&str, f64)]| {
+        v.iter()
+            .map(|(k, x)| (k.to_string(), *x))
+            .collect::<Vec<_>>()
+    };
     let opts = LbfgsOptions::from_options(&pairs(&[("memory", 5.0), ("gtol", 1e-3)])).unwrap();
     assert_eq!((opts.memory, opts.gtol, opts.max_iter), (5, 1e-3, 1000));
     let err = LbfgsOptions::from_options(&pairs(&[("memroy", 5.0)])).unwrap_err();
@@ -283,5 +374,8 @@ fn options_are_set_by_name_and_unknown_names_are_rejected() {
     let path = PathOptions::from_options(&pairs(&[("T", 3.0), ("s", 0.8), ("lr", 1e-3)])).unwrap();
     assert_eq!((path.stages, path.s.clone(), path.lr), (3, vec![0.8], 1e-3));
     let colide = PathOptions::colide();
-    assert_eq!((colide.stages, colide.warm_iter, colide.max_iter), (4, 20_000, 70_000));
+    assert_eq!(
+        (colide.stages, colide.warm_iter, colide.max_iter),
+        (4, 20_000, 70_000)
+    );
 }

@@ -93,7 +93,7 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
 }
 
 fn explain(a: &args::ExplainArgs) -> Result<u8, u8> {
-    use optc_compiler::codes;
+    use optc_runtime::codes;
     if a.list {
         for info in codes::all() {
             println!("{}  {}", info.code, info.title);
@@ -215,7 +215,10 @@ fn constraint_kind(kind: &optc_compiler::ir::ConstraintKind) -> &'static str {
 }
 
 /// Writes arrays as `.npy` files into `dir` (each atomically) and lists them on stdout.
-fn write_arrays(dir: &std::path::Path, arrays: Vec<(&str, ndarray::ArrayD<f64>)>) -> Result<(), u8> {
+fn write_arrays(
+    dir: &std::path::Path,
+    arrays: Vec<(&str, ndarray::ArrayD<f64>)>,
+) -> Result<(), u8> {
     if let Err(e) = std::fs::create_dir_all(dir) {
         eprintln!("error: cannot create `{}`: {e}", dir.display());
         return Err(EXIT_NO_INPUT);
@@ -270,7 +273,11 @@ fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
         }
         SimKind::Ot => {
             let (sa, sb, c) = sim::ot(a.p, a.p, a.seed);
-            vec![("a", sa.into_dyn()), ("b", sb.into_dyn()), ("C", c.into_dyn())]
+            vec![
+                ("a", sa.into_dyn()),
+                ("b", sb.into_dyn()),
+                ("C", c.into_dyn()),
+            ]
         }
         SimKind::Denoise => {
             let (y, clean) = sim::denoise(a.n, a.seed);
@@ -414,7 +421,11 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     progress.finish();
     let solve_time = solve_start.elapsed();
     if let Some(e) = &outcome.error {
-        report::print_diagnostics(std::slice::from_ref(e), &compiled.sources, a.model.error_format);
+        report::print_diagnostics(
+            std::slice::from_ref(e),
+            &compiled.sources,
+            a.model.error_format,
+        );
     }
     let report = &outcome.report;
     let (status, code) = status_name(report.status);
@@ -442,11 +453,16 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         arrays.extend(var_values.iter().cloned());
     }
     for out in &outputs {
-        let mut value = model.eval(&[out.node]).map_err(|e| fail(e.into()))?.remove(0);
+        let mut value = model
+            .eval(&[out.node])
+            .map_err(|e| fail(e.into()))?
+            .remove(0);
         for post in &out.post {
             let matrix = value.clone().into_dimensionality::<ndarray::Ix2>();
             match (post, matrix) {
-                (PostOp::Threshold(t), _) => value.mapv_inplace(|v| if v.abs() < *t { 0.0 } else { v }),
+                (PostOp::Threshold(t), _) => {
+                    value.mapv_inplace(|v| if v.abs() < *t { 0.0 } else { v })
+                }
                 (PostOp::AsDag, Ok(m)) => {
                     let dag = optc_runtime::dag::to_dag(m.view(), 0.0);
                     certificates.insert(out.name.clone(), serde_json::json!({
@@ -489,7 +505,10 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         write_arrays_quiet(dir, &arrays)?;
         let text = serde_json::to_string_pretty(&result).expect("json");
         if let Err(e) = write_atomic(&dir.join("result.json"), &text) {
-            eprintln!("error: cannot write {}: {e}", dir.join("result.json").display());
+            eprintln!(
+                "error: cannot write {}: {e}",
+                dir.join("result.json").display()
+            );
             return Err(EXIT_NO_INPUT);
         }
     }
@@ -497,19 +516,35 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         for (stage, t) in &compiled.timings {
             eprintln!("time {stage:<10} {:>10.3} ms", t.as_secs_f64() * 1e3);
         }
-        eprintln!("time {:<10} {:>10.3} ms", "solve", solve_time.as_secs_f64() * 1e3);
+        eprintln!(
+            "time {:<10} {:>10.3} ms",
+            "solve",
+            solve_time.as_secs_f64() * 1e3
+        );
     }
     if a.json {
         println!("{result}");
     } else {
-        println!("status      {status} after {} iterations ({})", report.iterations, the_plan.method.name());
+        println!(
+            "status      {status} after {} iterations ({})",
+            report.iterations,
+            the_plan.method.name()
+        );
         println!("objective   {objective:.10e}");
         println!("optimality  {:.3e}", report.optimality);
         for c in &constraints {
-            println!("constraint  {} ({})  violation {:.3e}", c["name"].as_str().unwrap_or(""), c["kind"].as_str().unwrap_or(""), c["violation"].as_f64().unwrap_or(f64::NAN));
+            println!(
+                "constraint  {} ({})  violation {:.3e}",
+                c["name"].as_str().unwrap_or(""),
+                c["kind"].as_str().unwrap_or(""),
+                c["violation"].as_f64().unwrap_or(f64::NAN)
+            );
         }
         for (name, cert) in &certificates {
-            println!("dag         {name}: {} edges, acyclic; topological order {}", cert["edges"], cert["topological_order"]);
+            println!(
+                "dag         {name}: {} edges, acyclic; topological order {}",
+                cert["edges"], cert["topological_order"]
+            );
         }
         for (name, v) in &arrays {
             if v.len() <= 20 {
@@ -523,7 +558,10 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
 }
 
 /// Like [`write_arrays`] without listing the files.
-fn write_arrays_quiet(dir: &std::path::Path, arrays: &[(String, ndarray::ArrayD<f64>)]) -> Result<(), u8> {
+fn write_arrays_quiet(
+    dir: &std::path::Path,
+    arrays: &[(String, ndarray::ArrayD<f64>)],
+) -> Result<(), u8> {
     if let Err(e) = std::fs::create_dir_all(dir) {
         eprintln!("error: cannot create `{}`: {e}", dir.display());
         return Err(EXIT_NO_INPUT);

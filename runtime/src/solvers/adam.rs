@@ -63,7 +63,14 @@ pub struct AdamState {
 
 impl AdamState {
     pub fn new(n: usize, beta1: f64, beta2: f64, eps: f64) -> Self {
-        AdamState { m: vec![0.0; n], v: vec![0.0; n], t: 0, beta1, beta2, eps }
+        AdamState {
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            t: 0,
+            beta1,
+            beta2,
+            eps,
+        }
     }
 
     /// Updates the moments with gradient `g` and writes the bias-corrected direction
@@ -119,8 +126,13 @@ pub fn adam(
         for i in 0..n {
             x[i] -= opts.lr * update[i];
         }
-        let info =
-            IterInfo { iter, value, optimality: norm_inf(&g), violation: 0.0, step: opts.lr };
+        let info = IterInfo {
+            iter,
+            value,
+            optimality: norm_inf(&g),
+            violation: 0.0,
+            step: opts.lr,
+        };
         if callback(&info) == Control::Stop {
             let value = problem.value_grad(&x, &mut g);
             return finish(Status::Interrupted, iter, x, value, &g);

@@ -196,7 +196,11 @@ pub fn augmented_lagrangian(
             let mut grad = vec![0.0; n];
             let f = sub.evaluate(&solved.x, &mut grad);
             let h_new = sub.h.clone();
-            let report = Report { value: f, violation: norm2(&h_new), ..solved };
+            let report = Report {
+                value: f,
+                violation: norm2(&h_new),
+                ..solved
+            };
             if norm2(&h_new) > opts.progress * h_norm && rho < opts.rho_max {
                 rho *= opts.rho_factor;
             } else {
@@ -210,7 +214,10 @@ pub fn augmented_lagrangian(
         }
         x = x_new;
         h_norm = norm2(&h_new);
-        alpha.iter_mut().zip(&h_new).for_each(|(a, h)| *a += rho * h);
+        alpha
+            .iter_mut()
+            .zip(&h_new)
+            .for_each(|(a, h)| *a += rho * h);
         last = inner_report;
         let info = IterInfo {
             iter: outer,
@@ -234,5 +241,10 @@ pub fn augmented_lagrangian(
     last.status = status;
     last.iterations = outer;
     last.x = x;
-    AugLagReport { report: last, multipliers: alpha, rho, inner_iterations }
+    AugLagReport {
+        report: last,
+        multipliers: alpha,
+        rho,
+        inner_iterations,
+    }
 }

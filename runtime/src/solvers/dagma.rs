@@ -48,7 +48,11 @@ where
     F: FnMut(&[f64], f64, f64, &mut [f64]) -> Option<f64>,
 {
     pub fn new(dim: usize, value_grad: F) -> Self {
-        FnPathObjective { dim, value_grad, after_step: |_| {} }
+        FnPathObjective {
+            dim,
+            value_grad,
+            after_step: |_| {},
+        }
     }
 }
 
@@ -58,7 +62,11 @@ where
     A: FnMut(&[f64]),
 {
     pub fn with_after_step(dim: usize, value_grad: F, after_step: A) -> Self {
-        FnPathObjective { dim, value_grad, after_step }
+        FnPathObjective {
+            dim,
+            value_grad,
+            after_step,
+        }
     }
 }
 
@@ -174,8 +182,20 @@ impl SetOption for PathOptions {
                 return Err(unknown(
                     name,
                     &[
-                        "stages", "T", "mu_init", "mu_factor", "s", "s_step", "warm_iter",
-                        "max_iter", "lr", "beta1", "beta2", "eps", "checkpoint", "tol",
+                        "stages",
+                        "T",
+                        "mu_init",
+                        "mu_factor",
+                        "s",
+                        "s_step",
+                        "warm_iter",
+                        "max_iter",
+                        "lr",
+                        "beta1",
+                        "beta2",
+                        "eps",
+                        "checkpoint",
+                        "tol",
                         "max_restarts",
                     ],
                 ))
@@ -292,7 +312,11 @@ pub fn central_path(
     'stages: for t in 0..opts.stages {
         let mut s = opts.s_at(t);
         let mut lr = opts.lr;
-        let iters = if t + 1 == opts.stages { opts.max_iter } else { opts.warm_iter };
+        let iters = if t + 1 == opts.stages {
+            opts.max_iter
+        } else {
+            opts.warm_iter
+        };
         loop {
             let mut trial = x.clone();
             match stage.minimize(&mut trial, mu, s, iters, lr) {
@@ -328,7 +352,11 @@ pub fn central_path(
         violation,
         x,
     };
-    PathReport { report, s_used, restarts }
+    PathReport {
+        report,
+        s_used,
+        restarts,
+    }
 }
 
 /// Diagonal of (I − W)ᵀ Σ̂ (I − W): the residual variance of each column under W.

@@ -64,7 +64,12 @@ pub(crate) struct Memory {
 
 impl Memory {
     pub(crate) fn new(capacity: usize) -> Self {
-        Memory { capacity, s: VecDeque::new(), y: VecDeque::new(), rho: VecDeque::new() }
+        Memory {
+            capacity,
+            s: VecDeque::new(),
+            y: VecDeque::new(),
+            rho: VecDeque::new(),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -120,7 +125,12 @@ impl Memory {
 }
 
 fn masked_dot(a: &[f64], b: &[f64], keep: &impl Fn(usize) -> bool) -> f64 {
-    a.iter().zip(b).enumerate().filter(|(i, _)| keep(*i)).map(|(_, (x, y))| x * y).sum()
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .map(|(_, (x, y))| x * y)
+        .sum()
 }
 
 fn axpy_masked(a: f64, x: &[f64], y: &mut [f64], keep: &impl Fn(usize) -> bool) {
@@ -153,30 +163,60 @@ fn strong_wolfe(
     let roundoff = 8.0 * f64::EPSILON * f0.abs();
     let sufficient = |p: &LinePoint| p.value <= f0 + opts.c1 * p.alpha * slope0 + roundoff;
     let curvature = |p: &LinePoint| p.slope.abs() <= -opts.c2 * slope0;
-    let mut prev = LinePoint { alpha: 0.0, value: f0, slope: slope0 };
+    let mut prev = LinePoint {
+        alpha: 0.0,
+        value: f0,
+        slope: slope0,
+    };
     let mut alpha = alpha_init;
     let mut alpha_max = f64::INFINITY;
     let mut evals = 0;
     while evals < opts.max_linesearch {
         let (value, slope) = phi(alpha);
         evals += 1;
-        let point = LinePoint { alpha, value, slope };
+        let point = LinePoint {
+            alpha,
+            value,
+            slope,
+        };
         if !value.is_finite() || !slope.is_finite() {
             alpha_max = alpha;
             alpha = prev.alpha + 0.5 * (alpha - prev.alpha);
             continue;
         }
         if !sufficient(&point) || (prev.alpha > 0.0 && value >= prev.value + roundoff) {
-            return zoom(phi, prev, point, opts, evals, roundoff, &sufficient, &curvature);
+            return zoom(
+                phi,
+                prev,
+                point,
+                opts,
+                evals,
+                roundoff,
+                &sufficient,
+                &curvature,
+            );
         }
         if curvature(&point) {
             return Some(point);
         }
         if slope >= 0.0 {
-            return zoom(phi, point, prev, opts, evals, roundoff, &sufficient, &curvature);
+            return zoom(
+                phi,
+                point,
+                prev,
+                opts,
+                evals,
+                roundoff,
+                &sufficient,
+                &curvature,
+            );
         }
         prev = point;
-        alpha = if alpha_max.is_finite() { 0.5 * (alpha + alpha_max) } else { 2.0 * alpha };
+        alpha = if alpha_max.is_finite() {
+            0.5 * (alpha + alpha_max)
+        } else {
+            2.0 * alpha
+        };
     }
     None
 }
@@ -201,9 +241,17 @@ fn zoom(
         let alpha = safeguarded_interpolation(&lo, &hi, roundoff);
         let (value, slope) = phi(alpha);
         evals += 1;
-        let point = LinePoint { alpha, value, slope };
+        let point = LinePoint {
+            alpha,
+            value,
+            slope,
+        };
         if !value.is_finite() || !slope.is_finite() {
-            hi = LinePoint { alpha, value: f64::INFINITY, slope: f64::NAN };
+            hi = LinePoint {
+                alpha,
+                value: f64::INFINITY,
+                slope: f64::NAN,
+            };
             continue;
         }
         if !sufficient(&point) || value >= lo.value + roundoff {
@@ -292,7 +340,11 @@ pub fn lbfgs(
             slope = dot(&g, &d);
         }
         let accepted = loop {
-            let alpha_init = if memory.is_empty() { (1.0 / norm_inf(&d)).min(1.0) } else { 1.0 };
+            let alpha_init = if memory.is_empty() {
+                (1.0 / norm_inf(&d)).min(1.0)
+            } else {
+                1.0
+            };
             let mut phi = |alpha: f64| {
                 for i in 0..n {
                     x_trial[i] = x[i] + alpha * d[i];

@@ -43,7 +43,10 @@ pub(crate) fn count(name: &str, value: f64) -> Result<usize, OptionError> {
     if value >= 0.0 && value.fract() == 0.0 && value <= usize::MAX as f64 {
         Ok(value as usize)
     } else {
-        Err(invalid(name, &format!("expected a nonnegative integer, got {value}")))
+        Err(invalid(
+            name,
+            &format!("expected a nonnegative integer, got {value}"),
+        ))
     }
 }
 
@@ -56,11 +59,17 @@ pub(crate) fn flag(name: &str, value: f64) -> Result<bool, OptionError> {
 }
 
 pub(crate) fn invalid(name: &str, message: &str) -> OptionError {
-    OptionError { name: name.to_string(), message: message.to_string() }
+    OptionError {
+        name: name.to_string(),
+        message: message.to_string(),
+    }
 }
 
 pub(crate) fn unknown(name: &str, accepted: &[&str]) -> OptionError {
-    invalid(name, &format!("unknown option; accepted: {}", accepted.join(", ")))
+    invalid(
+        name,
+        &format!("unknown option; accepted: {}", accepted.join(", ")),
+    )
 }
 
 /// Implements [`SetOption`] for a struct whose listed fields are each parsed by one of the

@@ -37,19 +37,28 @@ impl Bounds {
             ));
         }
         if let Some(i) = (0..lower.len()).find(|&i| !(lower[i] <= upper[i])) {
-            return Err(format!("bound {i}: lower {} > upper {}", lower[i], upper[i]));
+            return Err(format!(
+                "bound {i}: lower {} > upper {}",
+                lower[i], upper[i]
+            ));
         }
         Ok(Bounds { lower, upper })
     }
 
     /// x ≥ 0 for `n` variables.
     pub fn nonneg(n: usize) -> Self {
-        Bounds { lower: vec![0.0; n], upper: vec![f64::INFINITY; n] }
+        Bounds {
+            lower: vec![0.0; n],
+            upper: vec![f64::INFINITY; n],
+        }
     }
 
     /// No bounds for `n` variables.
     pub fn unbounded(n: usize) -> Self {
-        Bounds { lower: vec![f64::NEG_INFINITY; n], upper: vec![f64::INFINITY; n] }
+        Bounds {
+            lower: vec![f64::NEG_INFINITY; n],
+            upper: vec![f64::INFINITY; n],
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -84,7 +93,9 @@ impl Bounds {
 
     fn free_mask(&self, x: &[f64], g: &[f64]) -> Vec<bool> {
         (0..x.len())
-            .map(|i| !((x[i] <= self.lower[i] && g[i] > 0.0) || (x[i] >= self.upper[i] && g[i] < 0.0)))
+            .map(|i| {
+                !((x[i] <= self.lower[i] && g[i] > 0.0) || (x[i] >= self.upper[i] && g[i] < 0.0))
+            })
             .collect()
     }
 }
@@ -134,7 +145,11 @@ pub fn projected_lbfgs(
                 continue;
             }
             let scale = d.iter().fold(0.0, |m: f64, v| m.max(v.abs()));
-            let mut alpha = if memory.is_empty() { (1.0 / scale).min(1.0) } else { 1.0 };
+            let mut alpha = if memory.is_empty() {
+                (1.0 / scale).min(1.0)
+            } else {
+                1.0
+            };
             let mut found = None;
             for _ in 0..opts.max_linesearch {
                 for i in 0..n {
@@ -169,7 +184,13 @@ pub fn projected_lbfgs(
         std::mem::swap(&mut g, &mut g_trial);
         f = value;
         let optimality = bounds.projected_gradient_norm(&x, &g);
-        let info = IterInfo { iter, value: f, optimality, violation: 0.0, step: alpha };
+        let info = IterInfo {
+            iter,
+            value: f,
+            optimality,
+            violation: 0.0,
+            step: alpha,
+        };
         if callback(&info) == Control::Stop {
             return report(Status::Interrupted, iter, x, f, optimality);
         }

@@ -153,16 +153,28 @@ pub fn proximal_gradient(
             lipschitz *= opts.eta;
         }
         let Some(fx) = accepted else {
-            return finish(Status::LineSearchFailed, iter - 1, best_x, best_value, optimality);
+            return finish(
+                Status::LineSearchFailed,
+                iter - 1,
+                best_x,
+                best_value,
+                optimality,
+            );
         };
-        optimality = lipschitz * y.iter().zip(&x_next).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        optimality = lipschitz
+            * y.iter()
+                .zip(&x_next)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
         let value = fx + reg.value(&x_next);
         if value < best_value || (value.is_finite() && !best_value.is_finite()) {
             best_value = value;
             best_x.copy_from_slice(&x_next);
         }
         let restart = opts.restart
-            && (0..n).map(|i| (y[i] - x_next[i]) * (x_next[i] - x[i])).sum::<f64>() > 0.0;
+            && (0..n)
+                .map(|i| (y[i] - x_next[i]) * (x_next[i] - x[i]))
+                .sum::<f64>()
+                > 0.0;
         if !opts.accelerated || restart {
             t = 1.0;
             y.copy_from_slice(&x_next);
@@ -175,7 +187,13 @@ pub fn proximal_gradient(
             t = t_next;
         }
         std::mem::swap(&mut x, &mut x_next);
-        let info = IterInfo { iter, value, optimality, violation: 0.0, step: 1.0 / lipschitz };
+        let info = IterInfo {
+            iter,
+            value,
+            optimality,
+            violation: 0.0,
+            step: 1.0 / lipschitz,
+        };
         if callback(&info) == Control::Stop {
             return finish(Status::Interrupted, iter, best_x, best_value, optimality);
         }
@@ -183,5 +201,11 @@ pub fn proximal_gradient(
             return finish(Status::Converged, iter, best_x, best_value, optimality);
         }
     }
-    finish(Status::MaxIter, opts.max_iter, best_x, best_value, optimality)
+    finish(
+        Status::MaxIter,
+        opts.max_iter,
+        best_x,
+        best_value,
+        optimality,
+    )
 }
