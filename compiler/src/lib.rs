@@ -4,6 +4,7 @@
 pub mod ast;
 pub mod autodiff;
 pub mod codes;
+pub mod derive;
 pub mod diag;
 pub mod driver;
 pub mod ir;

@@ -8,6 +8,7 @@ use optc_runtime::model::{self, BindSpec, Model};
 
 use args::{Cli, Command, ErrorFormat, ModelArgs};
 use optc_compiler::diag::SourceMap;
+use optc_compiler::derive;
 use optc_compiler::driver::{self, Compiled, Until};
 
 /// Exit codes, documented in README.md and spec/cli.md.
@@ -83,8 +84,25 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
             let c = compile(&a.model, Until::Ir)?;
             optc_compiler::ir::print_program(c.program.as_ref().expect("ir stage"))
         }
-        Stage::Grad | Stage::GradSimplified | Stage::Setup | Stage::Clif => {
-            eprintln!("error: this stage is not available yet");
+        Stage::Grad | Stage::GradSimplified | Stage::Setup => {
+            let c = compile(&a.model, Until::Ir)?;
+            let dims = given_dims(a.bind.dims.as_deref())?;
+            let program = c.program.as_ref().expect("ir stage");
+            let derived = derive::differentiate(program).map_err(|e| derive_failed(&e, &c, &a.model))?;
+            if a.stage == Stage::Grad {
+                derived.text()
+            } else {
+                let sizes = derive::cost_dims(program, &dims);
+                let s = derive::simplify(&derived, &sizes).map_err(|e| internal(&e))?;
+                if a.stage == Stage::GradSimplified {
+                    s.derived.text()
+                } else {
+                    derive::staged_text(&s.derived, &derive::stage(&s.derived))
+                }
+            }
+        }
+        Stage::Clif => {
+            eprintln!("error: the clif stage is not available yet");
             return Err(EXIT_USAGE);
         }
     };
@@ -94,6 +112,9 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
 
 fn explain(a: &args::ExplainArgs) -> Result<u8, u8> {
     use optc_runtime::codes;
+    if let Some(file) = &a.cost {
+        return explain_cost(a, file);
+    }
     if a.list {
         for info in codes::all() {
             println!("{}  {}", info.code, info.title);
@@ -573,4 +594,77 @@ fn write_arrays_quiet(
         }
     }
     Ok(())
+}
+
+/// `--dims n=..,d=..` as pairs (empty without the flag).
+fn given_dims(text: Option<&str>) -> Result<Vec<(String, u64)>, u8> {
+    match text {
+        None => Ok(Vec::new()),
+        Some(t) => bind::parse_dims(t).map_err(|m| {
+            eprintln!("error: {m}");
+            EXIT_USAGE
+        }),
+    }
+}
+
+fn derive_failed(e: &optc_compiler::autodiff::AdError, c: &Compiled, m: &ModelArgs) -> u8 {
+    let d = optc_compiler::diag::Diagnostic::error("E0363", format!("{e}"))
+        .with_hint("the solver needs a gradient: use differentiable operations in the objective");
+    report::print_diagnostics(&[d], &c.sources, m.error_format);
+    EXIT_MODEL
+}
+
+/// A failure that is a bug in optc.
+fn internal(e: &dyn std::fmt::Display) -> u8 {
+    eprintln!("internal error: {e}\nThis is a bug in optc; please report it.");
+    EXIT_INTERNAL
+}
+
+/// `optc explain --cost FILE`: FLOPs per solve (setup) and per iteration, before and after
+/// simplification, and the rules that fired.
+fn explain_cost(a: &args::ExplainArgs, file: &std::path::Path) -> Result<u8, u8> {
+    let model = ModelArgs {
+        file: file.to_path_buf(),
+        error_format: ErrorFormat::Human,
+    };
+    let c = compile(&model, Until::Ir)?;
+    let program = c.program.as_ref().expect("ir stage");
+    let dims = derive::cost_dims(program, &given_dims(a.dims.as_deref())?);
+    let derived = derive::differentiate(program).map_err(|e| derive_failed(&e, &c, &model))?;
+    let start = std::time::Instant::now();
+    let s = derive::simplify(&derived, &dims).map_err(|e| internal(&e))?;
+    let simplify_ms = start.elapsed().as_secs_f64() * 1e3;
+    let (setup_before, iter_before) =
+        optc_compiler::simplify::flops(&derived.program, &derived.roots(), &dims);
+    let (setup_after, iter_after) =
+        optc_compiler::simplify::flops(&s.derived.program, &s.derived.roots(), &dims);
+    let sizes: serde_json::Map<String, serde_json::Value> = program
+        .dims
+        .iter()
+        .zip(&dims)
+        .map(|(d, v)| (d.name.clone(), serde_json::json!(v)))
+        .collect();
+    if a.json {
+        let json = serde_json::json!({
+            "dims": sizes,
+            "setup_flops": setup_after,
+            "per_iteration_flops": {"unsimplified": iter_before, "simplified": iter_after},
+            "setup_flops_unsimplified": setup_before,
+            "rules_fired": s.rules_fired,
+            "egraph_nodes": s.egraph_nodes,
+            "iterations": s.iterations,
+            "stop_reason": s.stop_reason,
+            "simplify_ms": simplify_ms,
+        });
+        println!("{json}");
+    } else {
+        let dims_text: Vec<String> = sizes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("cost of objective + gradient at {}", dims_text.join(", "));
+        println!("  per iteration, unsimplified  {iter_before:>14.4e} flops");
+        println!("  per iteration, simplified    {iter_after:>14.4e} flops  ({:.1}x less)", iter_before / iter_after.max(1.0));
+        println!("  setup (once per solve)       {setup_after:>14.4e} flops");
+        println!("  e-graph: {} nodes after {} iterations ({}), {simplify_ms:.1} ms", s.egraph_nodes, s.iterations, s.stop_reason);
+        println!("  rules fired: {}", s.rules_fired.join(", "));
+    }
+    Ok(EXIT_OK)
 }
