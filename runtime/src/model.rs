@@ -9,6 +9,7 @@ use crate::interp::{self, Bindings, EvalError, SubproblemSolver};
 use crate::solvers::{lbfgs, Control, FnProblem, LbfgsOptions};
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::autodiff;
+use optc_compiler::simplify::{self, CostModel, SimplifyError};
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
@@ -244,6 +245,16 @@ impl Model {
                 self.cache[i] = None;
             }
         }
+    }
+
+    /// Replaces the program by its simplification (egg, cost model at the bound sizes) and
+    /// returns the new ids of `roots`. Inputs keep their ids; cached values are dropped.
+    pub fn simplify(&mut self, roots: &[NodeId]) -> Result<Vec<NodeId>, SimplifyError> {
+        let cost = CostModel::new(self.bindings.dims.clone());
+        let s = simplify::simplify(&self.program, roots, &cost)?;
+        self.program = s.program;
+        self.cache = vec![None; self.program.graph.len()];
+        Ok(s.roots)
     }
 
     /// Values of `roots` at the current variables.

@@ -72,6 +72,8 @@ pub struct Plan {
     pub options: Vec<(String, f64)>,
     /// List options by name (e.g. the path's `s` schedule).
     pub lists: Vec<(String, Vec<f64>)>,
+    /// Simplify the derivative programs with the e-graph before solving (on by default).
+    pub simplify: bool,
 }
 
 fn plan_error(code: &'static str, message: impl Into<String>) -> Diagnostic {
@@ -211,6 +213,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         structure: s,
         options,
         lists,
+        simplify: true,
     })
 }
 
@@ -238,6 +241,30 @@ fn minimized_objective(program: &mut Program) -> Option<NodeId> {
 struct Merit {
     value: NodeId,
     grads: Vec<NodeId>,
+}
+
+impl Merit {
+    fn roots(&self) -> Vec<NodeId> {
+        std::iter::once(self.value).chain(self.grads.iter().copied()).collect()
+    }
+}
+
+/// Simplifies the program for these roots (when the plan asks for it) and returns their new ids.
+fn finalize(model: &mut Model, plan: &Plan, roots: Vec<NodeId>) -> Result<Vec<NodeId>, Diagnostic> {
+    if !plan.simplify {
+        return Ok(roots);
+    }
+    model
+        .simplify(&roots)
+        .map_err(|e| Diagnostic::error("E0449", format!("internal error: {e}")).with_note("this is a bug in optc"))
+}
+
+/// A merit function and its gradient, simplified.
+fn simplified_merit(model: &mut Model, plan: &Plan, value: NodeId) -> Result<Merit, Diagnostic> {
+    let merit = differentiate(model, value)?;
+    let mut roots = finalize(model, plan, merit.roots())?;
+    let value = roots.remove(0);
+    Ok(Merit { value, grads: roots })
 }
 
 fn differentiate(model: &mut Model, value: NodeId) -> Result<Merit, Diagnostic> {
@@ -335,7 +362,7 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
     let opts = &plan.options;
     let report = match plan.method {
         Method::Lbfgs | Method::ProjectedLbfgs | Method::Adam => {
-            let merit = differentiate(model, objective)?;
+            let merit = simplified_merit(model, plan, objective)?;
             let b = bounds(model)?;
             let method = plan.method;
             let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| {
@@ -352,7 +379,7 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
         }
         Method::ProxGrad => {
             let (smooth, l1) = smooth_part(model, &plan.structure, objective)?;
-            let merit = differentiate(model, smooth)?;
+            let merit = simplified_merit(model, plan, smooth)?;
             let b = bounds(model)?;
             let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| {
                 eval_merit(model, &merit, x, g, &mut error)
@@ -404,6 +431,23 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                     Ok((node, grads, len))
                 })
                 .collect::<Result<_, Diagnostic>>()?;
+            let mut roots = merit.roots();
+            for (node, grads, _) in &constraints {
+                roots.push(*node);
+                roots.extend(grads);
+            }
+            let mut new = finalize(model, plan, roots)?.into_iter();
+            let merit = Merit {
+                value: new.next().expect("root"),
+                grads: new.by_ref().take(merit.grads.len()).collect(),
+            };
+            let constraints: Vec<(NodeId, Vec<NodeId>, usize)> = constraints
+                .into_iter()
+                .map(|(_, grads, len)| {
+                    let node = new.next().expect("root");
+                    (node, new.by_ref().take(grads.len()).collect(), len)
+                })
+                .collect();
             let p: usize = constraints.iter().map(|c| c.2).sum();
             let b = bounds(model)?;
             let inner_opts = lbfgs_options(
@@ -566,7 +610,17 @@ fn path(
         .filter(|&id| matches!(model.program.graph.node(id).op, Op::LogDet))
         .map(|id| model.program.graph.node(id).args[0])
         .collect();
-    let (h_value, bounds) = (h, bounds(model)?);
+    let mut roots = merit.roots();
+    roots.push(h);
+    roots.extend(&logdet_args);
+    let mut new = finalize(model, plan, roots)?.into_iter();
+    let merit = Merit {
+        value: new.next().expect("root"),
+        grads: new.by_ref().take(merit.grads.len()).collect(),
+    };
+    let h_value = new.next().expect("root");
+    let logdet_args: Vec<NodeId> = new.collect();
+    let bounds = bounds(model)?;
     let mut opts = PathOptions::default();
     if let Some(spec) = &model.program.solve {
         if spec.method == "colide" {

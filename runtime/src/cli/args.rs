@@ -147,6 +147,9 @@ pub struct RunArgs {
     /// Override the solver's tolerance.
     #[arg(long)]
     pub tol: Option<f64>,
+    /// Evaluate the derivatives as differentiated, without e-graph simplification.
+    #[arg(long)]
+    pub no_simplify: bool,
 }
 
 #[derive(Args, Debug)]

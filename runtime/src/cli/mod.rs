@@ -424,6 +424,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     if let Some(t) = a.tol {
         the_plan.options.push(("tol".into(), t));
     }
+    the_plan.simplify = !a.no_simplify;
     if !a.quiet {
         eprintln!("solver: {} ({})", the_plan.method.name(), the_plan.reason);
     }
