@@ -3,6 +3,12 @@
 
 pub mod ast;
 pub mod autodiff;
+pub mod codes;
 pub mod diag;
 pub mod ir;
+pub mod lower;
+pub mod render;
+pub mod sema;
 pub mod simplify;
+pub mod stdlib;
+pub mod syntax;

@@ -1,1 +1,41 @@
-fn main() {}
+//! The `optc` command-line tool: glues the compiler and the runtime. Only this binary prints:
+//! results to stdout, progress and diagnostics to stderr.
+
+mod cli;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // A panic is a bug in optc: say so plainly, without a raw backtrace unless asked for one.
+    let show_backtrace = std::env::var_os("OPTC_BACKTRACE").is_some();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if show_backtrace {
+            default_hook(info);
+        }
+    }));
+    let parsed = match cli::args::Cli::try_parse() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { cli::EXIT_USAGE } else { 0 });
+        }
+    };
+    match std::panic::catch_unwind(|| cli::dispatch(parsed)) {
+        Ok(code) => ExitCode::from(code),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            eprintln!("internal error: optc crashed ({what}).");
+            eprintln!(
+                "This is a bug in optc; please report it with the model and command that triggered it \
+                 (set OPTC_BACKTRACE=1 for a backtrace)."
+            );
+            ExitCode::from(cli::EXIT_INTERNAL)
+        }
+    }
+}

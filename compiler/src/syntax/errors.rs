@@ -1,0 +1,230 @@
+//! Translation of pest errors into user diagnostics: rule names become words ("expected an
+//! expression", "expected `)`"), and common mistakes get their own code and a hint.
+
+use super::lexical::STATEMENT_KEYWORDS;
+use super::Rule;
+use crate::diag::{Diagnostic, FileId, Span};
+use pest::error::{Error, ErrorVariant, InputLocation};
+
+const KEYWORDS: &[&str] = &[
+    "dims", "data", "param", "var", "let", "fn", "minimize", "maximize", "subject", "to", "for",
+    "in", "solve", "with", "output", "argmin", "true", "false", "real", "int", "bool",
+];
+
+const A_STATEMENT: &str = "a statement";
+const AN_EXPRESSION: &str = "an expression";
+const A_TYPE: &str = "a type such as `real[n, d]`";
+const A_COMPARISON: &str = "`==`, `<=` or `>=`";
+
+/// What the parser wanted when it met rule `rule` at the error position, in words; `None` for
+/// rules that add nothing useful to the message.
+fn describe(rule: Rule) -> Option<&'static str> {
+    use Rule::*;
+    Some(match rule {
+        step | dims_stmt | data_stmt | param_stmt | var_stmt | let_stmt | fn_stmt | objective
+        | constraints | solve_stmt | output_stmt | kw_dims | kw_data | kw_param | kw_var
+        | kw_let | kw_fn | kw_minimize | kw_maximize | kw_subject | kw_solve | kw_output => {
+            A_STATEMENT
+        }
+        stmt_end | EOI => "end of the statement",
+        dim_decl | ident => "a name",
+        bound | bound_op => "a bound (`>=` or `<=`)",
+        fn_param => "a parameter such as `W : real[d, d]`",
+        output_item | expr | operand | call | arg | paren | array | argmin | number | string
+        | kw_true | kw_false | kw_argmin | op_neg | range_index => AN_EXPRESSION,
+        string_body => "the rest of the string",
+        constraint | for_constraint | relation | kw_for => "a constraint",
+        type_expr | elem_type | kw_real | kw_int | kw_bool => A_TYPE,
+        dim => "a dimension (a name or an integer)",
+        index => return None,
+        // Silent rules never appear in errors.
+        WHITESPACE | bracketed_newline | COMMENT | cont | statement | infix | primary
+        | index_item | lparen | lbracket | lbrace | ident_char | keyword | stmt_keyword => {
+            return None
+        }
+        rparen => "`)`",
+        rbracket => "`]`",
+        rbrace => "`}`",
+        comma => "`,`",
+        colon => "`:`",
+        assign => "`=`",
+        range_dots => "`..`",
+        cmp_op => A_COMPARISON,
+        op_pipe | op_add | op_sub | op_elem_mul | op_mul | op_div | op_matmul | op_pow => {
+            "an operator"
+        }
+        kw_to => "`to`",
+        kw_in => "`in`",
+        kw_with => "`with`",
+    })
+}
+
+/// "a, b or c"
+fn join_alternatives(words: &[&str]) -> String {
+    match words {
+        [] => "something else".to_string(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// The token at byte `pos` of `text`: its end offset and a description such as "`)`".
+fn token_at(text: &str, pos: usize) -> (usize, String) {
+    let rest = &text[pos..];
+    let Some(c) = rest.chars().next() else {
+        return (pos, "end of file".to_string());
+    };
+    if c == '\n' || c == '\r' {
+        return (pos, "end of line".to_string());
+    }
+    let len = if c.is_ascii_alphanumeric() || c == '_' {
+        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len())
+    } else if ["==", "<=", ">=", "|>", ".*", "..", "!="]
+        .iter()
+        .any(|t| rest.starts_with(t))
+    {
+        2
+    } else {
+        c.len_utf8()
+    };
+    (pos + len, format!("`{}`", &rest[..len]))
+}
+
+/// The word (identifier-like) that ends right before byte `pos`, skipping spaces.
+fn word_before(text: &str, pos: usize) -> &str {
+    let before = text[..pos].trim_end_matches([' ', '\t']);
+    let start = before
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1);
+    &before[start..]
+}
+
+/// Whether byte `pos` is inside the brackets of a type such as `real[n, d]`.
+fn inside_type_brackets(text: &str, pos: usize) -> bool {
+    let before = &text[..pos];
+    let Some(open) = before.rfind(['[', ']', '(', ')', '\n']) else {
+        return false;
+    };
+    before[open..].starts_with('[') && matches!(word_before(text, open), "real" | "int" | "bool")
+}
+
+/// Translates a pest error for the input that starts at byte `base` of `text`.
+pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> Diagnostic {
+    let pos = base
+        + match error.location {
+            InputLocation::Pos(p) => p,
+            InputLocation::Span((s, _)) => s,
+        };
+    let (end, found) = token_at(text, pos);
+    let span = Span::new(file, pos, end);
+    let positives: &[Rule] = match &error.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives,
+        ErrorVariant::CustomError { .. } => {
+            return Diagnostic::error("E0003", "the statement is nested too deeply")
+                .with_primary(span, "the parser gave up here")
+                .with_hint("split the statement with `let` statements");
+        }
+    };
+    let mut expected: Vec<&str> = Vec::new();
+    for word in positives.iter().filter_map(|&r| describe(r)) {
+        if !expected.contains(&word) {
+            expected.push(word);
+        }
+    }
+    let wants = |w: &str| expected.contains(&w);
+    let rest = &text[pos..];
+    let word = &text[pos..end];
+
+    if wants("a name") && KEYWORDS.contains(&word) {
+        return Diagnostic::error(
+            "E0006",
+            format!("`{word}` is a reserved keyword and cannot be used as a name"),
+        )
+        .with_primary(span, "expected a name, found a keyword")
+        .with_hint(format!("choose another name, such as `{word}_`"));
+    }
+    if wants("`to`") && word_before(text, pos) == "subject" {
+        return Diagnostic::error("E0005", "`subject` must be followed by `to`")
+            .with_primary(span, "expected `to` here")
+            .with_hint("constraints start with `subject to`");
+    }
+    if wants("`with`") && word_before(text, pos) == "solve" {
+        return Diagnostic::error("E0005", "`solve` must be followed by `with`")
+            .with_primary(span, "expected `with` here")
+            .with_hint("write `solve with lbfgs` or `solve with path(mu = 1)`");
+    }
+    if wants(A_COMPARISON) {
+        let wrong = [
+            ("!=", "`!=` is not supported"),
+            ("=", "`=` is an assignment"),
+        ]
+        .into_iter()
+        .chain([("<", "strict inequalities are not supported")])
+        .chain([(">", "strict inequalities are not supported")])
+        .find(|(t, _)| rest.starts_with(t));
+        if let Some((token, what)) = wrong {
+            let fix = match token {
+                "=" => "write `==` for an equality constraint",
+                "<" => "use `<=`",
+                ">" => "use `>=`",
+                _ => "constraints use `==`, `<=` or `>=`",
+            };
+            return Diagnostic::error(
+                "E0014",
+                format!("invalid comparison `{token}` in a constraint"),
+            )
+            .with_primary(Span::new(file, pos, pos + token.len()), what)
+            .with_hint(fix);
+        }
+    }
+    if wants(AN_EXPRESSION) && rest.starts_with(',') {
+        return Diagnostic::error("E0012", "empty argument or element")
+            .with_primary(span, "expected an expression before this `,`")
+            .with_hint("remove the extra `,`");
+    }
+    if wants(A_TYPE) || (inside_type_brackets(text, pos) && !wants(AN_EXPRESSION)) {
+        let (message, label) = if wants(A_TYPE) {
+            (
+                format!("expected {A_TYPE}, found {found}"),
+                "expected a type",
+            )
+        } else {
+            (
+                format!("invalid dimension in a type: found {found}"),
+                "expected `,` or `]` after a dimension",
+            )
+        };
+        return Diagnostic::error("E0011", message)
+            .with_primary(span, label)
+            .with_note("a type is `real`, `int` or `bool`, optionally with dimensions in brackets")
+            .with_hint(
+                "dimensions are names declared with `dims` or integer literals: `real[n, 3]`",
+            );
+    }
+    if wants(A_STATEMENT) {
+        let mut d = Diagnostic::error("E0013", format!("expected a statement, found {found}"))
+            .with_primary(span, "a statement starts with a keyword");
+        let next = text[end..].trim_start_matches([' ', '\t']);
+        d = if word
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && next.starts_with('=')
+            && !next.starts_with("==")
+        {
+            d.with_hint(format!("to name an expression write `let {word} = ...`"))
+        } else if rest.starts_with(['+', '-', '*', '/', '@', '^', '|', '.']) {
+            d.with_hint("to continue an expression on the next line, end the previous line with the operator")
+        } else {
+            d.with_hint(format!(
+                "statements start with one of: {}",
+                STATEMENT_KEYWORDS.join(", ")
+            ))
+        };
+        return d;
+    }
+    let wanted = join_alternatives(&expected);
+    Diagnostic::error("E0001", format!("expected {wanted}, found {found}"))
+        .with_primary(span, format!("expected {wanted}"))
+}

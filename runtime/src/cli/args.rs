@@ -1,0 +1,236 @@
+//! Command-line arguments of `optc` (clap).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "optc",
+    version,
+    about = "A compiler for optimization problems",
+    long_about = "optc compiles .opt models (objectives, regularizers, constraints) to derivatives and \
+                  native code, and solves them.\n\nExit codes: 0 success, 1 stopped at a limit, \
+                  2 infeasible or diverged, 64 usage error, 65 model or data error, 66 input file \
+                  missing, 70 internal error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parse and check a model; print diagnostics only.
+    Check(CheckArgs),
+    /// Print an intermediate form of a model.
+    Emit(EmitArgs),
+    /// Evaluate the objective and constraints at the initial point.
+    Eval(EvalArgs),
+    /// Solve a model.
+    Run(RunArgs),
+    /// Explain a diagnostic code, or the cost of a model (`--cost FILE`).
+    Explain(ExplainArgs),
+    /// Measure compile time and evaluations per second of a model.
+    Bench(BenchArgs),
+    /// Generate seeded synthetic data (DAGs from linear SEMs, regression, OT, denoising).
+    Simulate(SimulateArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorFormat {
+    Human,
+    Json,
+}
+
+/// Options every command that reads a model shares.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// The .opt model file.
+    pub file: PathBuf,
+    /// How diagnostics are printed on stderr.
+    #[arg(long, value_enum, default_value = "human")]
+    pub error_format: ErrorFormat,
+}
+
+/// Data, parameter and dimension bindings.
+#[derive(Args, Debug, Clone, Default)]
+pub struct BindArgs {
+    /// Bind a data array: NAME=PATH (.npy or .csv); overrides `load(...)` in the file.
+    #[arg(long = "data", value_name = "NAME=PATH")]
+    pub data: Vec<String>,
+    /// Set a parameter: NAME=VALUE.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Set dimension sizes: n=1000,d=100.
+    #[arg(long, value_name = "n=..,d=..")]
+    pub dims: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Native code through Cranelift (default).
+    Cpu,
+    /// The reference interpreter.
+    Interp,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Ast,
+    Typed,
+    Ir,
+    Grad,
+    GradSimplified,
+    Setup,
+    Clif,
+}
+
+#[derive(Args, Debug)]
+pub struct EmitArgs {
+    /// Which form to print.
+    #[arg(long, value_enum)]
+    pub stage: Stage,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub bind: BindArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub bind: BindArgs,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Compare the gradient with central finite differences.
+    #[arg(long)]
+    pub check_grad: bool,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: Backend,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub bind: BindArgs,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write result.json and one .npy per variable and output into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No progress table.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: Backend,
+    /// Compare the gradient with central finite differences before solving.
+    #[arg(long)]
+    pub check_grad: bool,
+    /// Print the time of each compiler stage and of the solve.
+    #[arg(long)]
+    pub timings: bool,
+    /// Override the solver's iteration limit.
+    #[arg(long)]
+    pub max_iter: Option<usize>,
+    /// Override the solver's tolerance.
+    #[arg(long)]
+    pub tol: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// A diagnostic code such as E0101.
+    pub code: Option<String>,
+    /// List every diagnostic code.
+    #[arg(long)]
+    pub list: bool,
+    /// Explain the per-iteration cost of this model instead.
+    #[arg(long, value_name = "FILE")]
+    pub cost: Option<PathBuf>,
+    /// Dimension sizes for `--cost`: n=1000,d=100.
+    #[arg(long)]
+    pub dims: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub bind: BindArgs,
+    /// Benchmark only this backend (default: all).
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimKind {
+    Dag,
+    Regression,
+    Ot,
+    Denoise,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphKind {
+    #[value(name = "ER")]
+    Er,
+    #[value(name = "SF")]
+    Sf,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoiseKind {
+    Gauss,
+    Exp,
+    Gumbel,
+    Laplace,
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    #[arg(value_enum)]
+    pub kind: SimKind,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// DAG: graph model.
+    #[arg(long, value_enum, default_value = "ER")]
+    pub graph: GraphKind,
+    /// DAG: number of nodes.
+    #[arg(long, default_value_t = 10)]
+    pub d: usize,
+    /// DAG: expected number of edges (default 2·d).
+    #[arg(long)]
+    pub edges: Option<usize>,
+    /// Number of samples (DAG, regression) or signal length (denoise).
+    #[arg(long, default_value_t = 200)]
+    pub n: usize,
+    /// DAG: noise distribution.
+    #[arg(long, value_enum, default_value = "gauss")]
+    pub noise: NoiseKind,
+    /// DAG: unequal noise variances (U[0.5, 10]).
+    #[arg(long)]
+    pub unequal_variance: bool,
+    /// Regression: number of features; OT: number of sources/targets.
+    #[arg(long, default_value_t = 20)]
+    pub p: usize,
+}
