@@ -11,7 +11,11 @@ pub struct CodeInfo {
 }
 
 /// The per-area slices of the catalogue.
-const AREAS: &[&[CodeInfo]] = &[crate::syntax::codes::SYNTAX, crate::sema::SEMA];
+const AREAS: &[&[CodeInfo]] = &[
+    crate::syntax::codes::SYNTAX,
+    crate::sema::SEMA,
+    crate::driver::DRIVER,
+];
 
 /// Every known code, area by area.
 pub fn all() -> impl Iterator<Item = &'static CodeInfo> {
