@@ -11,7 +11,11 @@ pub struct CodeInfo {
 }
 
 /// The per-area slices of the catalogue.
-const AREAS: &[&[CodeInfo]] = &[crate::syntax::codes::SYNTAX, crate::sema::SEMA];
+const AREAS: &[&[CodeInfo]] = &[
+    crate::syntax::codes::SYNTAX,
+    crate::sema::SEMA,
+    crate::driver::DRIVER,
+];
 
 /// Every known code, area by area.
 pub fn all() -> impl Iterator<Item = &'static CodeInfo> {
@@ -40,7 +44,11 @@ mod tests {
                 info.code
             );
             assert!(!info.title.trim().is_empty(), "{} has no title", info.code);
-            assert!(!info.explanation.trim().is_empty(), "{} has no explanation", info.code);
+            assert!(
+                !info.explanation.trim().is_empty(),
+                "{} has no explanation",
+                info.code
+            );
         }
         assert!(!seen.is_empty());
     }

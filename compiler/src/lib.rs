@@ -5,6 +5,7 @@ pub mod ast;
 pub mod autodiff;
 pub mod codes;
 pub mod diag;
+pub mod driver;
 pub mod ir;
 pub mod lower;
 pub mod render;

@@ -70,12 +70,30 @@ pub fn render_human(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> S
     for diag in diags {
         let rendered = to_codespan(diag, sources);
         let result = if color {
-            term::emit_to_write_style(&mut termcolor::Ansi::new(&mut out), &config, &files, &rendered)
+            term::emit_to_write_style(
+                &mut termcolor::Ansi::new(&mut out),
+                &config,
+                &files,
+                &rendered,
+            )
         } else {
-            term::emit_to_write_style(&mut termcolor::NoColor::new(&mut out), &config, &files, &rendered)
+            term::emit_to_write_style(
+                &mut termcolor::NoColor::new(&mut out),
+                &config,
+                &files,
+                &rendered,
+            )
         };
         if result.is_err() {
-            out.extend(format!("{}[{}]: {}\n", severity_word(diag.severity), diag.code, diag.message).bytes());
+            out.extend(
+                format!(
+                    "{}[{}]: {}\n",
+                    severity_word(diag.severity),
+                    diag.code,
+                    diag.message
+                )
+                .bytes(),
+            );
         }
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -95,7 +113,11 @@ fn location(span: Span, sources: &SourceMap) -> serde_json::Map<String, Value> {
     let (file, (line, column), (end_line, end_column)) = match file_of(sources, span) {
         Some(f) => {
             let range = byte_range(&f.text, span);
-            (json!(f.name), f.line_col(range.start), f.line_col(range.end))
+            (
+                json!(f.name),
+                f.line_col(range.start),
+                f.line_col(range.end),
+            )
         }
         None => (Value::Null, (0, 0), (0, 0)),
     };
@@ -131,12 +153,18 @@ pub fn render_json(diag: &Diagnostic, sources: &SourceMap) -> String {
     let labels: Vec<Value> = diag
         .labels
         .iter()
-        .map(|Label { span, message, primary }| {
-            let mut l = location(*span, sources);
-            l.insert("message".into(), json!(message));
-            l.insert("primary".into(), json!(primary));
-            Value::Object(l)
-        })
+        .map(
+            |Label {
+                 span,
+                 message,
+                 primary,
+             }| {
+                let mut l = location(*span, sources);
+                l.insert("message".into(), json!(message));
+                l.insert("primary".into(), json!(primary));
+                Value::Object(l)
+            },
+        )
         .collect();
     object.insert("labels".into(), Value::Array(labels));
     object.insert("notes".into(), json!(diag.notes));
@@ -163,7 +191,10 @@ mod tests {
             .with_note("a note")
             .with_hint("a hint");
         let text = render_human(&[d], &sources, false);
-        assert!(text.starts_with("error[E0001]: expected an expression"), "{text}");
+        assert!(
+            text.starts_with("error[E0001]: expected an expression"),
+            "{text}"
+        );
         assert!(text.contains("--> m.opt:2:9"), "{text}");
         assert!(text.contains("^ expected an expression"), "{text}");
         assert!(text.contains("= note: a note"), "{text}");
@@ -177,7 +208,10 @@ mod tests {
     fn diagnostics_without_labels_render() {
         let (sources, _) = sample();
         let d = Diagnostic::warning("E0001", "no objective");
-        assert_eq!(render_human(&[d.clone()], &sources, false).trim(), "warning[E0001]: no objective");
+        assert_eq!(
+            render_human(&[d.clone()], &sources, false).trim(),
+            "warning[E0001]: no objective"
+        );
         let v: Value = serde_json::from_str(&render_json(&d, &sources)).unwrap();
         assert_eq!(v["severity"], "warning");
         assert!(v["file"].is_null() && v["line"].is_null());
@@ -197,8 +231,14 @@ mod tests {
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["code"], "E0006");
         assert_eq!(v["message"], "bad \"name\"");
-        assert_eq!((v["file"].as_str(), v["line"].as_u64(), v["column"].as_u64()), (Some("m.opt"), Some(2), Some(5)));
-        assert_eq!((v["end_line"].as_u64(), v["end_column"].as_u64()), (Some(2), Some(6)));
+        assert_eq!(
+            (v["file"].as_str(), v["line"].as_u64(), v["column"].as_u64()),
+            (Some("m.opt"), Some(2), Some(5))
+        );
+        assert_eq!(
+            (v["end_line"].as_u64(), v["end_column"].as_u64()),
+            (Some(2), Some(6))
+        );
         assert_eq!(v["labels"][1]["line"], 1);
         assert_eq!(v["labels"][1]["column"], 7);
         assert_eq!(v["labels"][1]["primary"], false);

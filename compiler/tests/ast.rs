@@ -10,7 +10,11 @@ fn parse_ok(path: &std::path::Path) -> (SourceMap, Module) {
     let mut sources = SourceMap::new();
     let file = sources.add(path.file_name().unwrap().to_string_lossy(), text);
     let (module, diags) = parse(&sources, file);
-    assert!(diags.is_empty(), "{}", render_human(&diags, &sources, false));
+    assert!(
+        diags.is_empty(),
+        "{}",
+        render_human(&diags, &sources, false)
+    );
     (sources, module.expect("no errors, so a module"))
 }
 
@@ -24,7 +28,10 @@ fn ok_fixtures_ast() {
 
 /// Checks that `span` lies within `outer` and returns its source text.
 fn text_of<'a>(sources: &'a SourceMap, span: Span, outer: Span) -> &'a str {
-    assert!(outer.start <= span.start && span.end <= outer.end, "{span:?} outside {outer:?}");
+    assert!(
+        outer.start <= span.start && span.end <= outer.end,
+        "{span:?} outside {outer:?}"
+    );
     assert!(span.start < span.end, "empty span {span:?}");
     &sources.get(span.file).text[span.start as usize..span.end as usize]
 }
@@ -47,7 +54,9 @@ fn check_expr(sources: &SourceMap, e: &Expr, outer: Span) {
         }
         ExprKind::Call { func, args } => {
             // A desugared pipe `a |> f(b)` starts with its first argument.
-            let piped = args.first().is_some_and(|a| a.value.span.start < func.span.start);
+            let piped = args
+                .first()
+                .is_some_and(|a| a.value.span.start < func.span.start);
             assert!(piped || text.starts_with(&func.name), "{text}");
             assert_eq!(text_of(sources, func.span, e.span), func.name);
             for a in args {
@@ -115,12 +124,16 @@ fn ok_fixtures_spans_cover_their_source() {
             text_of(&sources, s, s);
             match &item.kind {
                 ItemKind::Dims(_) => {}
-                ItemKind::Data { value, .. } => value.iter().for_each(|e| check_expr(&sources, e, s)),
+                ItemKind::Data { value, .. } => {
+                    value.iter().for_each(|e| check_expr(&sources, e, s))
+                }
                 ItemKind::Param { value, .. } | ItemKind::Let { value, .. } => {
                     check_expr(&sources, value, s)
                 }
                 ItemKind::Var { bounds, init, .. } => {
-                    bounds.iter().for_each(|b| check_expr(&sources, &b.value, b.span));
+                    bounds
+                        .iter()
+                        .for_each(|b| check_expr(&sources, &b.value, b.span));
                     init.iter().for_each(|e| check_expr(&sources, e, s));
                 }
                 ItemKind::Fn { params, body, .. } => {
@@ -131,9 +144,13 @@ fn ok_fixtures_spans_cover_their_source() {
                     check_expr(&sources, body, s);
                 }
                 ItemKind::Objective { expr, .. } => check_expr(&sources, expr, s),
-                ItemKind::Constraints(cs) => cs.iter().for_each(|c| check_constraint(&sources, c, s)),
+                ItemKind::Constraints(cs) => {
+                    cs.iter().for_each(|c| check_constraint(&sources, c, s))
+                }
                 ItemKind::Solve { method } => check_expr(&sources, method, s),
-                ItemKind::Output(items) => items.iter().for_each(|o| check_expr(&sources, &o.expr, s)),
+                ItemKind::Output(items) => {
+                    items.iter().for_each(|o| check_expr(&sources, &o.expr, s))
+                }
             }
         }
     });
@@ -142,7 +159,10 @@ fn ok_fixtures_spans_cover_their_source() {
 #[test]
 fn spans_point_at_the_right_place() {
     let mut sources = SourceMap::new();
-    let file = sources.add("m.opt", "dims n\nvar x : real[n]\nminimize  sum(x) +\n  2 * x[0]\n");
+    let file = sources.add(
+        "m.opt",
+        "dims n\nvar x : real[n]\nminimize  sum(x) +\n  2 * x[0]\n",
+    );
     let (module, diags) = parse(&sources, file);
     assert!(diags.is_empty());
     let module = module.unwrap();
@@ -152,8 +172,14 @@ fn spans_point_at_the_right_place() {
     };
     let text = &sources.get(file).text;
     let line_col = |offset: u32| sources.get(file).line_col(offset as usize);
-    assert_eq!(&text[objective.span.start as usize..objective.span.end as usize], "minimize  sum(x) +\n  2 * x[0]");
-    assert_eq!((line_col(expr.span.start), line_col(expr.span.end)), ((3, 11), (4, 11)));
+    assert_eq!(
+        &text[objective.span.start as usize..objective.span.end as usize],
+        "minimize  sum(x) +\n  2 * x[0]"
+    );
+    assert_eq!(
+        (line_col(expr.span.start), line_col(expr.span.end)),
+        ((3, 11), (4, 11))
+    );
     let ExprKind::Binary { rhs, .. } = &expr.kind else {
         panic!("a sum")
     };

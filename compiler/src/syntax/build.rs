@@ -204,10 +204,9 @@ impl<'d> Builder<'d> {
             Rule::solve_stmt => ItemKind::Solve {
                 method: self.expr(p.next()?)?,
             },
-            Rule::output_stmt => ItemKind::Output(
-                p.map(|o| self.output_item(o))
-                    .collect::<Option<Vec<_>>>()?,
-            ),
+            Rule::output_stmt => {
+                ItemKind::Output(p.map(|o| self.output_item(o)).collect::<Option<Vec<_>>>()?)
+            }
             _ => return self.malformed(span),
         })
     }
@@ -303,7 +302,10 @@ impl<'d> Builder<'d> {
                 if for_depth >= MAX_FOR_DEPTH {
                     return self.fail(
                         Diagnostic::error("E0003", "`for` constraints are nested too deeply")
-                            .with_primary(self.span(&body), format!("more than {MAX_FOR_DEPTH} nested `for`")),
+                            .with_primary(
+                                self.span(&body),
+                                format!("more than {MAX_FOR_DEPTH} nested `for`"),
+                            ),
                     );
                 }
                 let mut f = parts(body);
@@ -324,7 +326,10 @@ impl<'d> Builder<'d> {
                 let op = r.next()?;
                 let rhs = self.expr(r.next()?)?;
                 match op.as_str() {
-                    "in" => ConstraintKind::In { expr: lhs, set: rhs },
+                    "in" => ConstraintKind::In {
+                        expr: lhs,
+                        set: rhs,
+                    },
                     cmp => ConstraintKind::Compare {
                         lhs,
                         op: match cmp {
@@ -604,7 +609,9 @@ impl<'d> Builder<'d> {
                 Err(_) => self.fail(
                     Diagnostic::error("E0004", "integer literal is too large")
                         .with_primary(span, format!("larger than {}", i64::MAX))
-                        .with_hint("write it as a real number such as `1e20` if that is what you mean"),
+                        .with_hint(
+                            "write it as a real number such as `1e20` if that is what you mean",
+                        ),
                 ),
             };
         }

@@ -155,11 +155,14 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
             .with_hint("write `solve with lbfgs` or `solve with path(mu = 1)`");
     }
     if wants(A_COMPARISON) {
-        let wrong = [("!=", "`!=` is not supported"), ("=", "`=` is an assignment")]
-            .into_iter()
-            .chain([("<", "strict inequalities are not supported")])
-            .chain([(">", "strict inequalities are not supported")])
-            .find(|(t, _)| rest.starts_with(t));
+        let wrong = [
+            ("!=", "`!=` is not supported"),
+            ("=", "`=` is an assignment"),
+        ]
+        .into_iter()
+        .chain([("<", "strict inequalities are not supported")])
+        .chain([(">", "strict inequalities are not supported")])
+        .find(|(t, _)| rest.starts_with(t));
         if let Some((token, what)) = wrong {
             let fix = match token {
                 "=" => "write `==` for an equality constraint",
@@ -167,9 +170,12 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
                 ">" => "use `>=`",
                 _ => "constraints use `==`, `<=` or `>=`",
             };
-            return Diagnostic::error("E0014", format!("invalid comparison `{token}` in a constraint"))
-                .with_primary(Span::new(file, pos, pos + token.len()), what)
-                .with_hint(fix);
+            return Diagnostic::error(
+                "E0014",
+                format!("invalid comparison `{token}` in a constraint"),
+            )
+            .with_primary(Span::new(file, pos, pos + token.len()), what)
+            .with_hint(fix);
         }
     }
     if wants(AN_EXPRESSION) && rest.starts_with(',') {
@@ -179,7 +185,10 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
     }
     if wants(A_TYPE) || (inside_type_brackets(text, pos) && !wants(AN_EXPRESSION)) {
         let (message, label) = if wants(A_TYPE) {
-            (format!("expected {A_TYPE}, found {found}"), "expected a type")
+            (
+                format!("expected {A_TYPE}, found {found}"),
+                "expected a type",
+            )
         } else {
             (
                 format!("invalid dimension in a type: found {found}"),
@@ -189,13 +198,18 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
         return Diagnostic::error("E0011", message)
             .with_primary(span, label)
             .with_note("a type is `real`, `int` or `bool`, optionally with dimensions in brackets")
-            .with_hint("dimensions are names declared with `dims` or integer literals: `real[n, 3]`");
+            .with_hint(
+                "dimensions are names declared with `dims` or integer literals: `real[n, 3]`",
+            );
     }
     if wants(A_STATEMENT) {
         let mut d = Diagnostic::error("E0013", format!("expected a statement, found {found}"))
             .with_primary(span, "a statement starts with a keyword");
         let next = text[end..].trim_start_matches([' ', '\t']);
-        d = if word.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        d = if word
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && next.starts_with('=')
             && !next.starts_with("==")
         {

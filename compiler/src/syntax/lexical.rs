@@ -101,7 +101,8 @@ pub fn scan(text: &str, file: FileId) -> Scan {
             ')' | ']' | '}' => {}
             c if c.is_ascii_alphabetic() || c == '_' => {
                 let mut end = i + 1;
-                while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
+                while end < bytes.len()
+                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
                 {
                     chars.next();
                     end += 1;

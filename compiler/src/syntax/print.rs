@@ -173,9 +173,17 @@ pub fn expr_text(e: &Expr) -> String {
         ExprKind::Bool(b) => b.to_string(),
         ExprKind::Str(s) => format!("{s:?}"),
         ExprKind::Name(n) => n.clone(),
-        ExprKind::Unary { op: UnOp::Neg, expr } => format!("(neg {})", expr_text(expr)),
+        ExprKind::Unary {
+            op: UnOp::Neg,
+            expr,
+        } => format!("(neg {})", expr_text(expr)),
         ExprKind::Binary { op, lhs, rhs } => {
-            format!("({} {} {})", binop_text(*op), expr_text(lhs), expr_text(rhs))
+            format!(
+                "({} {} {})",
+                binop_text(*op),
+                expr_text(lhs),
+                expr_text(rhs)
+            )
         }
         ExprKind::Call { func, args } => {
             let mut s = format!("(call {}", func.name);
@@ -207,7 +215,12 @@ pub fn expr_text(e: &Expr) -> String {
             format!("(array{inner})")
         }
         ExprKind::Argmin { var, ty, body } => {
-            format!("(argmin {} : {} {})", var.name, type_text(ty), expr_text(body))
+            format!(
+                "(argmin {} : {} {})",
+                var.name,
+                type_text(ty),
+                expr_text(body)
+            )
         }
     }
 }
