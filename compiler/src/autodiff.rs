@@ -7,7 +7,8 @@
 //! of `x ^ 2`, produces no derivative nodes (so no `log(x)` for a constant exponent).
 //!
 //! Non-smooth ops use one subgradient: `abs` → sign(x) (0 at 0); elementwise `maximum`/`minimum`
-//! → the first argument on ties; reduction `max` → the first argmax (`ArgmaxMask`).
+//! → the first argument on ties; reduction `max` → the first argmax (`ArgmaxMask`); `sort` and
+//! `topk` → the permutation of the current order (`SortScatter`, `SortGather`).
 //! `expm` is differentiated through the runtime ops `ExpmFrechet` (first derivative) and
 //! `ExpmFrechet2` (second derivative), so gradients and Hessian-vector products of expm terms
 //! work, but third derivatives (in the matrix argument of `ExpmFrechet2`) do not.
@@ -361,7 +362,8 @@ impl<'g> Reverse<'g> {
             let id = NodeId(i as u32);
             let node = self.b.g.node(id).clone();
             let need: Vec<bool> = node.args.iter().map(|a| active[a.0 as usize]).collect();
-            if !need.iter().any(|&n| n) {
+            // An active node without arguments is an input or an `argmin` (which reports).
+            if matches!(node.op, Op::Input(_)) || (!node.args.is_empty() && !need.contains(&true)) {
                 continue;
             }
             self.b.at = id;
@@ -587,9 +589,19 @@ fn local_adjoints(
             one(b.add(Op::BroadcastTo(s), vec![g])?)
         }
         Op::ArgmaxMask { .. } => Ok(vec![None]),
-        Op::SortDesc | Op::TopK(_) => Err(b.error(
-            "sorting is not differentiable yet (its permutation adjoint is not implemented)",
-        )),
+        Op::SortDesc | Op::TopK(_) => {
+            // The sort order is locally constant: the adjoint goes back through the permutation.
+            one(b.add(Op::SortScatter, vec![args[0], g])?)
+        }
+        Op::SortScatter => {
+            let k = b.g.shape(args[1])[0];
+            let dg = b.add(Op::SortGather(k), vec![args[0], g])?;
+            Ok(vec![None, Some(dg)])
+        }
+        Op::SortGather(_) => {
+            let dh = b.add(Op::SortScatter, vec![args[0], g])?;
+            Ok(vec![None, Some(dh)])
+        }
         Op::Card => Err(b.error(
             "card is not differentiable: cardinality constraints are handled by projection",
         )),

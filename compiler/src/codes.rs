@@ -11,7 +11,7 @@ pub struct CodeInfo {
 }
 
 /// The per-area slices of the catalogue.
-const AREAS: &[&[CodeInfo]] = &[
+pub const AREAS: &[&[CodeInfo]] = &[
     crate::syntax::codes::SYNTAX,
     crate::sema::SEMA,
     crate::driver::DRIVER,

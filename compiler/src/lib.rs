@@ -12,4 +12,5 @@ pub mod render;
 pub mod sema;
 pub mod simplify;
 pub mod stdlib;
+pub mod structure;
 pub mod syntax;

@@ -65,7 +65,10 @@ pub fn render_human(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> S
     for (_, file) in sources.files() {
         files.add(file.name.as_str(), file.text.as_str());
     }
-    let config = term::Config::default();
+    let config = term::Config {
+        chars: term::Chars::ascii(),
+        ..term::Config::default()
+    };
     let mut out = Vec::new();
     for diag in diags {
         let rendered = to_codespan(diag, sources);
@@ -209,7 +212,7 @@ mod tests {
         let (sources, _) = sample();
         let d = Diagnostic::warning("E0001", "no objective");
         assert_eq!(
-            render_human(&[d.clone()], &sources, false).trim(),
+            render_human(std::slice::from_ref(&d), &sources, false).trim(),
             "warning[E0001]: no objective"
         );
         let v: Value = serde_json::from_str(&render_json(&d, &sources)).unwrap();

@@ -27,7 +27,7 @@ fn ok_fixtures_ast() {
 }
 
 /// Checks that `span` lies within `outer` and returns its source text.
-fn text_of<'a>(sources: &'a SourceMap, span: Span, outer: Span) -> &'a str {
+fn text_of(sources: &SourceMap, span: Span, outer: Span) -> &str {
     assert!(
         outer.start <= span.start && span.end <= outer.end,
         "{span:?} outside {outer:?}"
@@ -184,4 +184,21 @@ fn spans_point_at_the_right_place() {
         panic!("a sum")
     };
     assert_eq!(line_col(rhs.span.start), (4, 3));
+}
+
+#[test]
+fn crlf_line_endings_parse_like_lf() {
+    insta::glob!("ok/*.opt", |path| {
+        let (_, lf) = parse_ok(path);
+        let text = std::fs::read_to_string(path).unwrap().replace('\n', "\r\n");
+        let mut sources = SourceMap::new();
+        let file = sources.add("crlf.opt", text);
+        let (crlf, diags) = parse(&sources, file);
+        assert!(
+            diags.is_empty(),
+            "{}",
+            render_human(&diags, &sources, false)
+        );
+        assert_eq!(ast_to_text(&crlf.unwrap()), ast_to_text(&lf));
+    });
 }

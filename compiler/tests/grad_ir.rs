@@ -4,7 +4,7 @@
 use optc_compiler::autodiff::{gradient, hvp, mixed_vjp};
 use optc_compiler::ir::{
     print_program, verify, BinaryOp, Dim, DimId, DimInfo, ElemType, Input, InputId, InputKind,
-    NodeId, Op, Program, Shape, UnaryOp,
+    NodeId, Op, Program, Shape, Stage, Subproblem, SubproblemId, UnaryOp,
 };
 
 /// A program with dims `n, d` and the given inputs, built node by node.
@@ -199,19 +199,13 @@ fn hvp_of_every_hessian_free_op_is_zero_shaped() {
 
 #[test]
 fn non_differentiable_ops_name_the_op_and_node() {
-    let cases: [(Op, &str); 3] = [
+    let cases: [(Op, &str); 2] = [
         (Op::Card, "card is not differentiable"),
         (Op::NuclearNorm, "proximable atom"),
-        (Op::SortDesc, "sorting is not differentiable"),
     ];
     for (op, expected) in cases {
         let mut m = Model::new();
-        let shape = if op == Op::SortDesc {
-            vec![Model::d()]
-        } else {
-            vec![Model::d(), Model::d()]
-        };
-        let (w_id, w) = m.input("W", InputKind::Var, shape);
+        let (w_id, w) = m.input("W", InputKind::Var, vec![Model::d(), Model::d()]);
         let y = m.op(op, &[w]);
         let f = m.sum(y);
         let err = gradient(&mut m.p, f, &[w_id]).unwrap_err();
@@ -244,4 +238,33 @@ fn data_only_subtrees_get_no_adjoints() {
             .nodes()
             .any(|(_, n)| n.op == Op::Unary(UnaryOp::Log));
     assert!(!has_log);
+}
+
+#[test]
+fn argmin_is_left_to_the_bilevel_solver() {
+    // f = sum(argmin_z sumsq(z - theta)) + sum(w .* w): through theta the argmin is an error; with
+    // respect to w, whose path avoids the argmin, the gradient is fine.
+    let mut m = Model::new();
+    let (theta_id, theta) = m.input("theta", InputKind::Var, vec![Model::d()]);
+    let (w_id, w) = m.input("w", InputKind::Var, vec![Model::d()]);
+    let (z_id, z) = m.input("z", InputKind::InnerVar, vec![Model::d()]);
+    let diff = m.bin(BinaryOp::Sub, z, theta);
+    let sq = m.bin(BinaryOp::Mul, diff, diff);
+    let inner = m.sum(sq);
+    m.p.subproblems.push(Subproblem {
+        var: z_id,
+        objective: inner,
+    });
+    let z_star =
+        m.p.graph
+            .argmin(SubproblemId(0), vec![Model::d()], Stage::Var);
+    let outer = m.sum(z_star);
+    let ww = m.bin(BinaryOp::Mul, w, w);
+    let reg = m.sum(ww);
+    let f = m.bin(BinaryOp::Add, outer, reg);
+    let err = gradient(&mut m.p, f, &[theta_id]).unwrap_err();
+    assert_eq!(err.node, z_star);
+    assert!(err.message.contains("bilevel"), "{err}");
+    gradient(&mut m.p, f, &[w_id]).unwrap();
+    assert_verified(&m.p);
 }

@@ -144,10 +144,7 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
                 format!("data file `{}` not found", path.display()),
             )
         } else {
-            DataError::new(
-                UNREADABLE,
-                format!("cannot read `{}`: {e}", path.display()),
-            )
+            DataError::new(UNREADABLE, format!("cannot read `{}`: {e}", path.display()))
         }
     })
 }
@@ -235,8 +232,7 @@ pub fn parse_npy(bytes: &[u8], source: &str) -> Result<(ArrayD<f64>, Dtype), Dat
         .collect();
     let shape = IxDyn(&fields.shape);
     let array = if fields.fortran_order {
-        ArrayD::from_shape_vec(shape.f(), values)
-            .map(|a| a.as_standard_layout().into_owned())
+        ArrayD::from_shape_vec(shape.f(), values).map(|a| a.as_standard_layout().into_owned())
     } else {
         ArrayD::from_shape_vec(shape, values)
     }
@@ -311,12 +307,11 @@ fn tokenize(header: &str) -> Result<Vec<Token>, String> {
 fn parse_header(header: &str) -> Result<NpyHeader, String> {
     let tokens = tokenize(header)?;
     let mut it = tokens.into_iter().peekable();
-    let expect = |want: char, it: &mut std::iter::Peekable<std::vec::IntoIter<Token>>| {
-        match it.next() {
+    let expect =
+        |want: char, it: &mut std::iter::Peekable<std::vec::IntoIter<Token>>| match it.next() {
             Some(Token::Punct(c)) if c == want => Ok(()),
             other => Err(format!("expected `{want}` in header, found {other:?}")),
-        }
-    };
+        };
     expect('{', &mut it)?;
     let (mut descr, mut fortran_order, mut shape) = (None, None, None);
     loop {
@@ -440,9 +435,8 @@ pub fn write_npy(path: &Path, array: &ArrayD<f64>) -> Result<(), DataError> {
 pub fn read_csv(path: &Path, declared_rank: usize) -> Result<ArrayD<f64>, DataError> {
     let bytes = read_bytes(path)?;
     let source = path.display().to_string();
-    let text = String::from_utf8(bytes).map_err(|_| {
-        DataError::new(UNREADABLE, format!("`{source}` is not UTF-8 text"))
-    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| DataError::new(UNREADABLE, format!("`{source}` is not UTF-8 text")))?;
     parse_csv(&text, &source, declared_rank)
 }
 
@@ -618,15 +612,12 @@ pub fn bind_inputs(
     for (k, input) in program.inputs.iter().enumerate() {
         if input.kind == InputKind::Data && inputs[k].is_none() {
             errors.push(
-                DataError::new(
-                    MISSING_DATA,
-                    format!("data `{}` has no array", input.name),
-                )
-                .with_hint(format!(
-                    "bind it with `--data {}=file.npy` or declare `= load(\"file.npy\")`",
-                    input.name
-                ))
-                .into(),
+                DataError::new(MISSING_DATA, format!("data `{}` has no array", input.name))
+                    .with_hint(format!(
+                        "bind it with `--data {}=file.npy` or declare `= load(\"file.npy\")`",
+                        input.name
+                    ))
+                    .into(),
             );
         }
     }
@@ -804,9 +795,7 @@ fn declared_shape(
     if elements > MAX_ELEMENTS {
         return Err(DataError::new(
             TOO_LARGE,
-            format!(
-                "`{name}` would have shape {sizes:?}: {elements} elements (at most 2^34)"
-            ),
+            format!("`{name}` would have shape {sizes:?}: {elements} elements (at most 2^34)"),
         ));
     }
     Ok(sizes)
@@ -824,10 +813,8 @@ fn initial_value(
     let value = match input.value {
         Some(node) => interp::eval(program, bindings, &[node], &mut NoSubproblems)
             .map_err(|e| {
-                Diagnostic::from(e).with_note(format!(
-                    "while computing the value of `{}`",
-                    input.name
-                ))
+                Diagnostic::from(e)
+                    .with_note(format!("while computing the value of `{}`", input.name))
             })?
             .remove(0),
         None => ArrayD::zeros(IxDyn(&[])),

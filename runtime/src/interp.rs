@@ -8,7 +8,7 @@
 
 use crate::linalg::{self, LinalgError};
 use ndarray::{
-    arr0, Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Axis, Dimension, Ix1, Ix2,
+    arr0, s, Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Axis, Dimension, Ix1, Ix2,
     IxDyn, Zip,
 };
 use optc_compiler::diag::Diagnostic;
@@ -390,8 +390,8 @@ pub fn outer_nodes(program: &Program, sub: SubproblemId) -> Vec<NodeId> {
     let subproblem = &program.subproblems[sub.0 as usize];
     let mut inner = vec![false; g.len()];
     for (id, node) in g.nodes() {
-        inner[id.0 as usize] = node.op == Op::Input(subproblem.var)
-            || node.args.iter().any(|a| inner[a.0 as usize]);
+        inner[id.0 as usize] =
+            node.op == Op::Input(subproblem.var) || node.args.iter().any(|a| inner[a.0 as usize]);
     }
     let mut outer = Vec::new();
     let mut seen = vec![false; g.len()];
@@ -428,6 +428,7 @@ pub fn op_name(op: &Op) -> &'static str {
             UnaryOp::Tanh => "tanh",
             UnaryOp::Sigmoid => "sigmoid",
             UnaryOp::Softplus => "softplus",
+            UnaryOp::Step => "step",
         },
         Op::Binary(b) => match b {
             BinaryOp::Add => "add",
@@ -461,6 +462,14 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Card => "card",
         Op::NuclearNorm => "nuclear_norm",
         Op::Argmin(_) => "argmin",
+        Op::Expand { .. } => "expand",
+        Op::ArgmaxMask { .. } => "argmax_mask",
+        Op::Pad { .. } => "pad",
+        Op::Scatter { .. } => "scatter",
+        Op::ExpmFrechet => "expm_frechet",
+        Op::ExpmFrechet2 => "expm_frechet2",
+        Op::SortScatter => "sort_scatter",
+        Op::SortGather(_) => "sort_gather",
     }
 }
 
@@ -586,7 +595,71 @@ fn unary(op: UnaryOp, x: f64) -> f64 {
         UnaryOp::Tanh => x.tanh(),
         UnaryOp::Sigmoid => sigmoid(x),
         UnaryOp::Softplus => softplus(x),
+        UnaryOp::Step => step(x),
     }
+}
+
+/// 1 for x ≥ 0, 0 for x < 0, NaN for NaN.
+fn step(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0
+    } else if x < 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
+/// The position of the first maximal element (NaNs are skipped); `None` when there is none.
+fn first_argmax<'a>(xs: impl Iterator<Item = &'a f64>) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, &x) in xs.enumerate() {
+        if best.is_none_or(|(_, b)| x > b) && !x.is_nan() {
+            best = Some((i, x));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+/// 1 at the first maximal element of the whole tensor or of each lane along `axis`, else 0.
+fn argmax_mask(a: &ArrayD<f64>, axis: Option<u32>) -> ArrayD<f64> {
+    let mut mask = ArrayD::zeros(a.raw_dim());
+    match axis {
+        Some(k) => Zip::from(mask.lanes_mut(Axis(k as usize)))
+            .and(a.lanes(Axis(k as usize)))
+            .for_each(|mut m, x| {
+                if let Some(i) = first_argmax(x.iter()) {
+                    m[i] = 1.0;
+                }
+            }),
+        None => {
+            if let Some(i) = first_argmax(a.iter()) {
+                if let Some(m) = mask.iter_mut().nth(i) {
+                    *m = 1.0;
+                }
+            }
+        }
+    }
+    mask
+}
+
+/// The upper-right n×n block of expm of the block upper-triangular matrix with `a` on every
+/// diagonal block and `superdiagonal[i]` in block (i, i + 1).
+fn expm_block_corner(a: ArrayView2<f64>, superdiagonal: &[ArrayView2<f64>]) -> Array2<f64> {
+    let n = a.nrows();
+    let k = superdiagonal.len() + 1;
+    let mut m = Array2::zeros((k * n, k * n));
+    for i in 0..k {
+        m.slice_mut(s![i * n..(i + 1) * n, i * n..(i + 1) * n])
+            .assign(&a);
+    }
+    for (i, e) in superdiagonal.iter().enumerate() {
+        m.slice_mut(s![i * n..(i + 1) * n, (i + 1) * n..(i + 2) * n])
+            .assign(e);
+    }
+    linalg::expm(m.view())
+        .slice(s![0..n, (k - 1) * n..k * n])
+        .to_owned()
 }
 
 fn binary(op: BinaryOp, a: f64, b: f64) -> f64 {
@@ -645,6 +718,14 @@ fn reduce(a: &ArrayD<f64>, axis: Option<u32>, f: fn(ArrayView1<f64>) -> f64) -> 
 
 fn sum_of(xs: ArrayView1<f64>) -> f64 {
     xs.sum()
+}
+
+/// Positions of the entries of `v` from largest to smallest (ties in index order), the order
+/// [`sorted_desc`] gives.
+fn descending_order(v: ArrayView1<f64>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&i, &j| v[j].total_cmp(&v[i]));
+    order
 }
 
 fn sorted_desc(v: ArrayView1<f64>) -> Vec<f64> {
@@ -717,7 +798,9 @@ fn compute(
                 (Some(av), Some(cv)) => (av, cv),
                 _ => return Err(internal(id, "operands cannot be broadcast")),
             };
-            Zip::from(&av).and(&cv).map_collect(|&x, &y| binary(*b, x, y))
+            Zip::from(&av)
+                .and(&cv)
+                .map_collect(|&x, &y| binary(*b, x, y))
         }
         Op::Sum { axis } => reduce(args[0], *axis, sum_of),
         Op::Max { axis } => reduce(args[0], *axis, max_of),
@@ -828,6 +911,78 @@ fn compute(
                 .sum(),
         ),
         Op::Argmin(s) => sub.solve(program, *s, bindings, values)?,
+        Op::Expand { axis, .. } => {
+            let shape = concrete_shape(program, bindings, id, &node.shape)?;
+            args[0]
+                .view()
+                .insert_axis(Axis(*axis as usize))
+                .broadcast(IxDyn(&shape))
+                .ok_or_else(|| internal(id, "cannot expand"))?
+                .to_owned()
+        }
+        Op::ArgmaxMask { axis } => argmax_mask(args[0], *axis),
+        Op::Pad { axis, start, .. } => {
+            let shape = concrete_shape(program, bindings, id, &node.shape)?;
+            let k = *axis as usize;
+            let from = length(program, bindings, id, *start)?;
+            let to = from + args[0].shape()[k];
+            if to > shape[k] {
+                return Err(EvalError::BadSize {
+                    node: id,
+                    op: "pad",
+                    message: format!(
+                        "range {from}..{to} does not fit an axis of length {}",
+                        shape[k]
+                    ),
+                });
+            }
+            let mut out = ArrayD::zeros(IxDyn(&shape));
+            out.slice_axis_mut(Axis(k), (from..to).into())
+                .assign(args[0]);
+            out
+        }
+        Op::Scatter { axis, .. } => {
+            let shape = concrete_shape(program, bindings, id, &node.shape)?;
+            let k = *axis as usize;
+            let index = args[1]
+                .first()
+                .copied()
+                .ok_or_else(|| internal(id, "empty index"))?;
+            let i = position(id, index, shape[k])?;
+            let mut out = ArrayD::zeros(IxDyn(&shape));
+            out.index_axis_mut(Axis(k), i).assign(args[0]);
+            out
+        }
+        Op::SortScatter => {
+            let (x, g) = (vector(id, args[0])?, vector(id, args[1])?);
+            let mut out = Array1::zeros(x.len());
+            for (&position, &value) in descending_order(x).iter().zip(g.iter()) {
+                out[position] = value;
+            }
+            out.into_dyn()
+        }
+        Op::SortGather(_) => {
+            let (x, h) = (vector(id, args[0])?, vector(id, args[1])?);
+            let k = concrete_shape(program, bindings, id, &node.shape)?[0];
+            if k > x.len() {
+                return Err(EvalError::BadSize {
+                    node: id,
+                    op: "sort_gather",
+                    message: format!("k = {k} for a vector of length {}", x.len()),
+                });
+            }
+            let order = descending_order(x);
+            Array1::from_iter(order.iter().take(k).map(|&i| h[i])).into_dyn()
+        }
+        Op::ExpmFrechet => {
+            let e = matrix(id, args[1])?;
+            from_matrix(expm_block_corner(matrix(id, args[0])?, &[e]))
+        }
+        Op::ExpmFrechet2 => {
+            let a = matrix(id, args[0])?;
+            let (e, f) = (matrix(id, args[1])?, matrix(id, args[2])?);
+            from_matrix(expm_block_corner(a, &[e, f]) + expm_block_corner(a, &[f, e]))
+        }
     })
 }
 

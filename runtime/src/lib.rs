@@ -1,5 +1,12 @@
-//! optc runtime: the reference interpreter, dense linear-algebra kernels and data loading.
+//! optc runtime: the reference interpreter, dense linear-algebra kernels, data loading, bound
+//! models, solver plans, solvers, prox operators, DAG tools and simulators.
 
+pub mod dag;
 pub mod data;
 pub mod interp;
 pub mod linalg;
+pub mod model;
+pub mod plan;
+pub mod prox;
+pub mod simulate;
+pub mod solvers;

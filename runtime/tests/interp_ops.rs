@@ -7,8 +7,7 @@ use optc_compiler::ir::{
     Subproblem, SubproblemId, UnaryOp,
 };
 use optc_runtime::interp::{
-    eval, eval_all, eval_checked, outer_nodes, Bindings, EvalError, NoSubproblems,
-    SubproblemSolver,
+    eval, eval_all, eval_checked, outer_nodes, Bindings, EvalError, NoSubproblems, SubproblemSolver,
 };
 
 /// A program under construction together with the values bound to it.
@@ -61,7 +60,11 @@ impl Model {
 
     /// A data input whose declared shape is the (fixed) shape of its value.
     fn data(&mut self, name: &str, value: ArrayD<f64>) -> NodeId {
-        let shape = value.shape().iter().map(|&s| Dim::fixed(s as i64)).collect();
+        let shape = value
+            .shape()
+            .iter()
+            .map(|&s| Dim::fixed(s as i64))
+            .collect();
         self.input(name, InputKind::Data, shape, Some(value))
     }
 
@@ -110,9 +113,16 @@ fn unary_ops() {
         (UnaryOp::Sign, [-1.0, 0.0, 1.0]),
         (
             UnaryOp::Tanh,
-            [-(e * e - 1.0) / (e * e + 1.0), 0.0, (e.powi(4) - 1.0) / (e.powi(4) + 1.0)],
+            [
+                -(e * e - 1.0) / (e * e + 1.0),
+                0.0,
+                (e.powi(4) - 1.0) / (e.powi(4) + 1.0),
+            ],
         ),
-        (UnaryOp::Sigmoid, [1.0 / (1.0 + e), 0.5, 1.0 / (1.0 + e.powi(-2))]),
+        (
+            UnaryOp::Sigmoid,
+            [1.0 / (1.0 + e), 0.5, 1.0 / (1.0 + e.powi(-2))],
+        ),
         (
             UnaryOp::Softplus,
             [(1.0 + 1.0 / e).ln(), 2f64.ln(), (1.0 + e * e).ln()],
@@ -120,7 +130,11 @@ fn unary_ops() {
     ];
     for (op, want) in cases {
         let n = m.add(Op::Unary(op), vec![x]);
-        assert_close(&m.value(n), &ArrayD::from_shape_vec(IxDyn(&[3]), want.to_vec()).unwrap(), 1e-15);
+        assert_close(
+            &m.value(n),
+            &ArrayD::from_shape_vec(IxDyn(&[3]), want.to_vec()).unwrap(),
+            1e-15,
+        );
     }
 }
 
@@ -225,7 +239,11 @@ fn matmul_with_vectors_and_matrices() {
     assert_close(&m.value(av), &array![17.0, 39.0].into_dyn(), 0.0);
     assert_close(&m.value(va), &array![23.0, 34.0].into_dyn(), 0.0);
     assert_close(&m.value(vv), &s(61.0), 0.0);
-    assert_close(&m.value(aa), &array![[7.0, 10.0], [15.0, 22.0]].into_dyn(), 0.0);
+    assert_close(
+        &m.value(aa),
+        &array![[7.0, 10.0], [15.0, 22.0]].into_dyn(),
+        0.0,
+    );
 }
 
 #[test]
@@ -247,7 +265,11 @@ fn matrix_structure_ops() {
     );
     let v = m.data("v", array![1.0, -2.0].into_dyn());
     let diag = m.add(Op::Diag, vec![v]);
-    assert_close(&m.value(diag), &array![[1.0, 0.0], [0.0, -2.0]].into_dyn(), 0.0);
+    assert_close(
+        &m.value(diag),
+        &array![[1.0, 0.0], [0.0, -2.0]].into_dyn(),
+        0.0,
+    );
     let sq = m.data("S", array![[1.0, 2.0], [3.0, 4.0]].into_dyn());
     let part = m.add(Op::DiagPart, vec![sq]);
     let trace = m.add(Op::Trace, vec![sq]);
@@ -261,7 +283,11 @@ fn expm_closed_forms() {
     // Nilpotent: exp(N) = I + N.
     let nil = m.data("N", array![[0.0, 1.0], [0.0, 0.0]].into_dyn());
     let e_nil = m.add(Op::Expm, vec![nil]);
-    assert_close(&m.value(e_nil), &array![[1.0, 1.0], [0.0, 1.0]].into_dyn(), 1e-15);
+    assert_close(
+        &m.value(e_nil),
+        &array![[1.0, 1.0], [0.0, 1.0]].into_dyn(),
+        1e-15,
+    );
     // Diagonal: elementwise exp of the diagonal.
     let d = m.data("D", array![[1.0, 0.0], [0.0, -2.0]].into_dyn());
     let e_d = m.add(Op::Expm, vec![d]);
@@ -316,19 +342,49 @@ fn acyclicity_check_values_of_methods_md() {
     let c: f64 = 0.64;
     let cycle_expm = 3.0 * (c.powi(3) / 6.0 + c.powi(6) / 720.0 + c.powi(9) / 362880.0);
     let cases = [
-        (two(0.5, 0.5), 0.0628261998, 0.0645385211, 2.0 * 0.25f64.cosh() - 2.0, -(1.0 - 1.0 / 16.0f64).ln()),
-        (two(1.0, 0.3), 0.0906770283, 0.0943106795, 2.0 * 0.3f64.cosh() - 2.0, -(1.0 - 0.09f64).ln()),
-        (cycle, 0.1313584801, 0.3040065954, cycle_expm, -(1.0 - c.powi(3)).ln()),
+        (
+            two(0.5, 0.5),
+            0.0628261998,
+            0.0645385211,
+            2.0 * 0.25f64.cosh() - 2.0,
+            -(1.0 - 1.0 / 16.0f64).ln(),
+        ),
+        (
+            two(1.0, 0.3),
+            0.0906770283,
+            0.0943106795,
+            2.0 * 0.3f64.cosh() - 2.0,
+            -(1.0 - 0.09f64).ln(),
+        ),
+        (
+            cycle,
+            0.1313584801,
+            0.3040065954,
+            cycle_expm,
+            -(1.0 - c.powi(3)).ln(),
+        ),
     ];
     for (k, (w, table_expm, table_ldet, exact_expm, exact_ldet)) in cases.into_iter().enumerate() {
         let he = h_expm(&mut m, &format!("We{k}"), w.clone());
         let hl = h_ldet(&mut m, &format!("Wl{k}"), w);
         let (ve, vl) = (m.value(he)[[]], m.value(hl)[[]]);
-        assert!((ve - exact_expm).abs() < 1e-12, "h_expm {k}: {ve} vs {exact_expm}");
-        assert!((vl - exact_ldet).abs() < 1e-12, "h_ldet {k}: {vl} vs {exact_ldet}");
+        assert!(
+            (ve - exact_expm).abs() < 1e-12,
+            "h_expm {k}: {ve} vs {exact_expm}"
+        );
+        assert!(
+            (vl - exact_ldet).abs() < 1e-12,
+            "h_ldet {k}: {vl} vs {exact_ldet}"
+        );
         // The table has 10 decimals.
-        assert!((ve - table_expm).abs() < 1e-9, "h_expm {k}: {ve} vs table {table_expm}");
-        assert!((vl - table_ldet).abs() < 1e-9, "h_ldet {k}: {vl} vs table {table_ldet}");
+        assert!(
+            (ve - table_expm).abs() < 1e-9,
+            "h_expm {k}: {ve} vs table {table_expm}"
+        );
+        assert!(
+            (vl - table_ldet).abs() < 1e-9,
+            "h_ldet {k}: {vl} vs table {table_ldet}"
+        );
     }
 }
 
@@ -343,7 +399,11 @@ fn logdet_solve_inv() {
     assert_close(&m.value(x), &array![1.0, 1.0].into_dyn(), 1e-15);
     let bm = m.data("B", array![[3.0, 0.0], [3.0, 3.0]].into_dyn());
     let xm = m.add(Op::Solve, vec![a, bm]);
-    assert_close(&m.value(xm), &array![[1.0, -1.0], [1.0, 2.0]].into_dyn(), 1e-15);
+    assert_close(
+        &m.value(xm),
+        &array![[1.0, -1.0], [1.0, 2.0]].into_dyn(),
+        1e-15,
+    );
     let inv = m.add(Op::Inv, vec![a]);
     let third = 1.0 / 3.0;
     assert_close(
@@ -361,13 +421,22 @@ fn singular_and_non_positive_determinant_are_errors() {
     let solve = m.add(Op::Solve, vec![sing, b]);
     let inv = m.add(Op::Inv, vec![sing]);
     let e = m.eval(solve).unwrap_err();
-    assert_eq!(e, EvalError::Singular { node: solve, op: "solve" });
+    assert_eq!(
+        e,
+        EvalError::Singular {
+            node: solve,
+            op: "solve"
+        }
+    );
     assert_eq!(e.code(), "E0407");
     assert_eq!(m.eval(inv).unwrap_err().code(), "E0407");
     let ld_sing = m.add(Op::LogDet, vec![sing]);
     assert_eq!(
         m.eval(ld_sing).unwrap_err(),
-        EvalError::NonPositiveDet { node: ld_sing, sign: 0.0 }
+        EvalError::NonPositiveDet {
+            node: ld_sing,
+            sign: 0.0
+        }
     );
     let neg = m.data("N", array![[0.0, 1.0], [1.0, 0.0]].into_dyn());
     let ld_neg = m.add(Op::LogDet, vec![neg]);
@@ -388,10 +457,18 @@ fn slice_select_and_loop_index() {
     );
     // X[:, 1:d]
     let sl = m.add(
-        Op::Slice { axis: 1, start: Dim::fixed(1), end: Dim::sym(d) },
+        Op::Slice {
+            axis: 1,
+            start: Dim::fixed(1),
+            end: Dim::sym(d),
+        },
         vec![x],
     );
-    assert_close(&m.value(sl), &array![[2.0, 3.0], [5.0, 6.0]].into_dyn(), 0.0);
+    assert_close(
+        &m.value(sl),
+        &array![[2.0, 3.0], [5.0, 6.0]].into_dyn(),
+        0.0,
+    );
     // X[:, j] for the loop index j = 2, and X[1, :].
     let j = m.add(Op::LoopIndex(0), vec![]);
     let col = m.add(Op::Select { axis: 1 }, vec![x, j]);
@@ -401,7 +478,13 @@ fn slice_select_and_loop_index() {
     let row = m.add(Op::Select { axis: 0 }, vec![x, one]);
     assert_close(&m.value(row), &array![4.0, 5.0, 6.0].into_dyn(), 0.0);
     // d − 1 as a value.
-    let last = m.add(Op::DimSize(Dim { sym: Some(d), offset: -1 }), vec![]);
+    let last = m.add(
+        Op::DimSize(Dim {
+            sym: Some(d),
+            offset: -1,
+        }),
+        vec![],
+    );
     assert_close(&m.value(last), &s(2.0), 0.0);
 }
 
@@ -412,20 +495,43 @@ fn index_errors() {
     let three = m.c(3.0);
     let out = m.add(Op::Select { axis: 0 }, vec![x, three]);
     let e = m.eval(out).unwrap_err();
-    assert_eq!(e, EvalError::IndexOutOfRange { node: out, index: 3.0, len: 3 });
+    assert_eq!(
+        e,
+        EvalError::IndexOutOfRange {
+            node: out,
+            index: 3.0,
+            len: 3
+        }
+    );
     assert_eq!(e.code(), "E0405");
     let minus = m.c(-1.0);
     let neg = m.add(Op::Select { axis: 0 }, vec![x, minus]);
     assert_eq!(m.eval(neg).unwrap_err().code(), "E0405");
     let half = m.c(0.5);
     let frac = m.add(Op::Select { axis: 0 }, vec![x, half]);
-    assert_eq!(m.eval(frac).unwrap_err(), EvalError::NonIntegralIndex { node: frac, index: 0.5 });
+    assert_eq!(
+        m.eval(frac).unwrap_err(),
+        EvalError::NonIntegralIndex {
+            node: frac,
+            index: 0.5
+        }
+    );
     let j = m.add(Op::LoopIndex(0), vec![]);
     let by_loop = m.add(Op::Select { axis: 0 }, vec![x, j]);
-    assert_eq!(m.eval(by_loop).unwrap_err(), EvalError::UnboundLoopIndex { level: 0 });
+    assert_eq!(
+        m.eval(by_loop).unwrap_err(),
+        EvalError::UnboundLoopIndex { level: 0 }
+    );
     // A slice whose end exceeds the axis.
     let n = m.dim("n", 5);
-    let sl = m.add(Op::Slice { axis: 0, start: Dim::fixed(0), end: Dim::sym(n) }, vec![x]);
+    let sl = m.add(
+        Op::Slice {
+            axis: 0,
+            start: Dim::fixed(0),
+            end: Dim::sym(n),
+        },
+        vec![x],
+    );
     assert_eq!(m.eval(sl).unwrap_err().code(), "E0404");
 }
 
@@ -439,7 +545,11 @@ fn stack_broadcast_sum_to() {
     let v = m.data("v", array![1.0, 2.0].into_dyn());
     let w = m.data("w", array![3.0, 4.0].into_dyn());
     let rows = m.add(Op::Stack, vec![v, w]);
-    assert_close(&m.value(rows), &array![[1.0, 2.0], [3.0, 4.0]].into_dyn(), 0.0);
+    assert_close(
+        &m.value(rows),
+        &array![[1.0, 2.0], [3.0, 4.0]].into_dyn(),
+        0.0,
+    );
     let bc = m.add(Op::BroadcastTo(vec![Dim::fixed(3), Dim::fixed(2)]), vec![v]);
     assert_close(
         &m.value(bc),
@@ -460,7 +570,11 @@ fn sorting_topk_card_nuclear_norm() {
     let mut m = Model::new();
     let x = m.data("x", array![0.0, -2.0, 5.0, 0.0, 3.0].into_dyn());
     let sorted = m.add(Op::SortDesc, vec![x]);
-    assert_close(&m.value(sorted), &array![5.0, 3.0, 0.0, 0.0, -2.0].into_dyn(), 0.0);
+    assert_close(
+        &m.value(sorted),
+        &array![5.0, 3.0, 0.0, 0.0, -2.0].into_dyn(),
+        0.0,
+    );
     let top = m.add(Op::TopK(Dim::fixed(2)), vec![x]);
     assert_close(&m.value(top), &array![5.0, 3.0].into_dyn(), 0.0);
     let too_many = m.add(Op::TopK(Dim::fixed(6)), vec![x]);
@@ -482,15 +596,25 @@ fn unbound_things_are_reported() {
     let d = m.dim("d", 2);
     m.b.dims.clear();
     let size = m.add(Op::DimSize(Dim::sym(d)), vec![]);
-    assert_eq!(m.eval(size).unwrap_err(), EvalError::UnboundDim { dim: "d".into() });
+    assert_eq!(
+        m.eval(size).unwrap_err(),
+        EvalError::UnboundDim { dim: "d".into() }
+    );
     m.b.dims = vec![2];
     let x = m.input("X", InputKind::Data, vec![Dim::sym(d)], None);
-    assert_eq!(m.eval(x).unwrap_err(), EvalError::UnboundInput { input: "X".into() });
+    assert_eq!(
+        m.eval(x).unwrap_err(),
+        EvalError::UnboundInput { input: "X".into() }
+    );
     m.b.inputs[0] = Some(array![1.0, 2.0, 3.0].into_dyn());
     let e = m.eval(x).unwrap_err();
     assert_eq!(
         e,
-        EvalError::InputShape { input: "X".into(), expected: vec![2], found: vec![3] }
+        EvalError::InputShape {
+            input: "X".into(),
+            expected: vec![2],
+            found: vec![3]
+        }
     );
     let diag: Diagnostic = e.into();
     assert_eq!(diag.code, "E0403");
@@ -519,7 +643,9 @@ fn checked_evaluation_names_the_first_non_finite_node() {
     assert!(m.value(exp)[[1]].is_nan());
     let e = eval_checked(&m.p, &m.b, &[exp], &mut NoSubproblems).unwrap_err();
     match &e {
-        EvalError::NonFinite { node, op, index, .. } => {
+        EvalError::NonFinite {
+            node, op, index, ..
+        } => {
             assert_eq!((*node, *op, index.as_slice()), (log, "log", &[1usize][..]));
         }
         other => panic!("unexpected {other:?}"),
@@ -555,7 +681,9 @@ impl SubproblemSolver for ClosedForm {
         self.calls += 1;
         let reads = outer_nodes(program, sub);
         assert_eq!(reads.len(), 1, "the objective reads exactly c");
-        Ok(outer[reads[0].0 as usize].clone().expect("outer value filled"))
+        Ok(outer[reads[0].0 as usize]
+            .clone()
+            .expect("outer value filled"))
     }
 }
 
@@ -568,8 +696,13 @@ fn argmin_is_delegated_with_its_outer_values() {
     let two = m.c(2.0);
     let sq = m.add(Op::Binary(BinaryOp::Pow), vec![shifted, two]);
     let objective = m.add(Op::Sum { axis: None }, vec![sq]);
-    m.p.subproblems.push(Subproblem { var: optc_compiler::ir::InputId(1), objective });
-    let zhat = m.p.graph.argmin(SubproblemId(0), vec![Dim::fixed(2)], Stage::Data);
+    m.p.subproblems.push(Subproblem {
+        var: optc_compiler::ir::InputId(1),
+        objective,
+    });
+    let zhat =
+        m.p.graph
+            .argmin(SubproblemId(0), vec![Dim::fixed(2)], Stage::Data);
     let total = m.add(Op::Sum { axis: None }, vec![zhat]);
     let mut solver = ClosedForm { calls: 0 };
     let got = eval(&m.p, &m.b, &[total], &mut solver).unwrap();

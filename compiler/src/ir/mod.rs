@@ -222,6 +222,13 @@ pub enum Op {
     /// ∂²/∂s∂t expm(A + sE + tF) at 0, symmetric in E and F (the sum of the upper-right blocks of
     /// expm([[A, E, 0], [0, A, F], [0, 0, A]]) and of the same with E and F swapped).
     ExpmFrechet2,
+    /// Args `(x, g)`, vectors with len(g) ≤ len(x): zeros shaped like `x`, with g[i] at the
+    /// position of the i-th largest entry of `x` (ties in index order, as `SortDesc` orders
+    /// them). The adjoint of `SortDesc` and `TopK`.
+    SortScatter,
+    /// Args `(x, h)`, equal vectors: the entries of `h` at the positions of the k largest entries
+    /// of `x`, in descending order of `x` (the adjoint of `SortScatter` in `g`).
+    SortGather(Dim),
 }
 
 impl Eq for Op {}
@@ -232,7 +239,7 @@ impl std::hash::Hash for Op {
         match self {
             Op::Const(c) => c.to_bits().hash(state),
             Op::Input(i) => i.hash(state),
-            Op::DimSize(d) | Op::Eye(d) | Op::TopK(d) => d.hash(state),
+            Op::DimSize(d) | Op::Eye(d) | Op::TopK(d) | Op::SortGather(d) => d.hash(state),
             Op::LoopIndex(i) => i.hash(state),
             Op::Unary(u) => u.hash(state),
             Op::Binary(b) => b.hash(state),
@@ -322,6 +329,38 @@ impl Graph {
 
     pub fn constant(&mut self, value: f64) -> NodeId {
         self.push(Op::Const(value), Vec::new(), Vec::new(), Stage::Const)
+    }
+
+    /// Rebuilds the part of `root` that depends on node `from`, with `to` in its place (the same
+    /// shape), and returns the new root. Nodes that do not depend on `from` are shared.
+    pub fn substitute(
+        &mut self,
+        root: NodeId,
+        from: NodeId,
+        to: NodeId,
+    ) -> Result<NodeId, ShapeError> {
+        let mut mapped: HashMap<NodeId, NodeId> = HashMap::from([(from, to)]);
+        for i in from.0..=root.0 {
+            let id = NodeId(i);
+            if id == from {
+                continue;
+            }
+            let node = self.node(id).clone();
+            if !node.args.iter().any(|a| mapped.contains_key(a)) {
+                continue;
+            }
+            let args = node
+                .args
+                .iter()
+                .map(|a| *mapped.get(a).unwrap_or(a))
+                .collect();
+            let new = match node.op {
+                Op::Input(_) | Op::Argmin(_) => id,
+                op => self.add(op, args)?,
+            };
+            mapped.insert(id, new);
+        }
+        Ok(*mapped.get(&root).unwrap_or(&root))
     }
 
     fn push(&mut self, op: Op, args: Vec<NodeId>, shape: Shape, stage: Stage) -> NodeId {

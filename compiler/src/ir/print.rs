@@ -35,6 +35,7 @@ pub fn op_text(p: &Program, op: &Op) -> String {
         Op::BroadcastTo(s) => format!("broadcast_to {}", p.shape_name(s)),
         Op::SumTo(s) => format!("sum_to {}", p.shape_name(s)),
         Op::TopK(k) => format!("topk {}", p.dim_name(*k)),
+        Op::SortGather(k) => format!("sort_gather {}", p.dim_name(*k)),
         Op::Argmin(s) => format!("argmin #{}", s.0),
         Op::Expand { axis, size } => format!("expand{{axis={axis}}} {}", p.dim_name(*size)),
         Op::ArgmaxMask { axis: a } => format!("argmax_mask{}", axis(a)),

@@ -235,6 +235,20 @@ pub fn infer_shape(op: &Op, args: &[&Shape]) -> Result<Shape, ShapeError> {
             }
             insert_axis(args[0], *axis, *size)
         }
+        SortScatter => {
+            arity(op, args, 2)?;
+            if args[0].len() != 1 || args[1].len() != 1 {
+                return err("sort_scatter needs vectors");
+            }
+            Ok(args[0].clone())
+        }
+        SortGather(k) => {
+            arity(op, args, 2)?;
+            if args[0].len() != 1 || args[1] != args[0] {
+                return err("sort_gather needs two equal vectors");
+            }
+            Ok(vec![*k])
+        }
         ExpmFrechet | ExpmFrechet2 => {
             arity(op, args, if matches!(op, ExpmFrechet) { 2 } else { 3 })?;
             square(args[0], "the expm derivative")?;

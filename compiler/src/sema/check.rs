@@ -18,6 +18,7 @@ pub const KNOWN_METHODS: &[&str] = &[
     "adam",
     "auglag",
     "path",
+    "colide",
     "maid",
     "dual",
 ];
@@ -311,9 +312,9 @@ impl Checker {
         for d in &ty.shape {
             let size = match d.sym {
                 None => Some(d.offset.max(0) as u64),
-                Some(s) => self.dims[s.0 as usize]
-                    .default
-                    .map(|v| (v as i64 + d.offset).max(0) as u64),
+                Some(s) => self.dims[s.0 as usize].default.map(|v| {
+                    u64::try_from((i128::from(v) + i128::from(d.offset)).max(0)).unwrap_or(u64::MAX)
+                }),
             };
             let Some(size) = size else { return };
             count = count.and_then(|c| c.checked_mul(size));
@@ -338,7 +339,19 @@ impl Checker {
         let mut shape = Vec::new();
         for d in &ty.dims {
             match d {
-                ast::DimExpr::Literal(n, _) => shape.push(Dim::fixed(*n as i64)),
+                ast::DimExpr::Literal(n, span) => {
+                    if *n > MAX_ELEMENTS {
+                        self.error(
+                            Diagnostic::error("E0180", format!("the size {n} is larger than 2^34"))
+                                .with_primary(*span, "size too large")
+                                .with_hint(
+                                    "use smaller sizes; tensors are limited to 2^34 elements",
+                                ),
+                        );
+                        return None;
+                    }
+                    shape.push(Dim::fixed(*n as i64));
+                }
                 ast::DimExpr::Named(id) => {
                     if let Some(f) = generic {
                         let existing = self
@@ -443,18 +456,24 @@ impl Checker {
                 self.declare(name, Global::Data(id));
             }
             ItemKind::Param { name, ty, value } => {
-                let ty_r = match ty {
-                    Some(t) => self.resolve_type(t, None),
-                    None => Some(Ty::scalar(ElemType::Real)),
-                };
-                let Some(ty_r) = ty_r else { return };
-                if let Some(t) = ty {
-                    self.check_size(&ty_r, t.span);
-                }
                 let Some(v) = self.expr(value, Place::ParamValue) else {
                     return;
                 };
-                self.check_assignable(&v, &ty_r, name);
+                // Without a written type a param is real, shaped like its value.
+                let ty_r = match ty {
+                    Some(t) => {
+                        let Some(ty_r) = self.resolve_type(t, None) else {
+                            return;
+                        };
+                        self.check_size(&ty_r, t.span);
+                        self.check_assignable(&v, &ty_r, name);
+                        ty_r
+                    }
+                    None => Ty {
+                        elem: ElemType::Real,
+                        shape: v.ty.shape.clone(),
+                    },
+                };
                 let id = self.params.len() as u32;
                 self.params.push(ParamDecl {
                     name: name.name.clone(),
@@ -1020,16 +1039,15 @@ impl Checker {
         self.error(d);
     }
 
-    fn broadcast(&mut self, a: &TExpr, b: &TExpr, span: Span, what: &str) -> Option<Shape> {
+    fn broadcast(&mut self, a: &TExpr, b: &TExpr, what: &str) -> Option<Shape> {
         match broadcast_shapes(&a.ty.shape, &b.ty.shape) {
             Ok(s) => Some(s),
             Err(_) => {
                 let (sa, sb) = (self.shape_text(&a.ty.shape), self.shape_text(&b.ty.shape));
                 self.error(
                     Diagnostic::error("E0120", format!("shapes {sa} and {sb} cannot be broadcast together in {what}"))
-                        .with_primary(span, "incompatible shapes")
+                        .with_primary(b.span, format!("shape {sb}"))
                         .with_label(a.span, format!("shape {sa}"))
-                        .with_label(b.span, format!("shape {sb}"))
                         .with_hint("trailing dimensions must be equal or 1; check the operands, or use `transpose`/`@`"),
                 );
                 None
@@ -1047,15 +1065,14 @@ impl Checker {
                         "E0122",
                         format!("`*` needs a scalar operand, but both are tensors ({sa} and {sb})"),
                     )
-                    .with_primary(span, "two tensors multiplied with `*`")
+                    .with_primary(b.span, format!("shape {sb}"))
                     .with_label(a.span, format!("shape {sa}"))
-                    .with_label(b.span, format!("shape {sb}"))
                     .with_hint("use `.*` for elementwise or `@` for the matrix product"),
                 );
                 return None;
             }
-            BinOp::MatMul => self.matmul_shape(&a, &b, span)?,
-            _ => self.broadcast(&a, &b, span, "this operation")?,
+            BinOp::MatMul => self.matmul_shape(&a, &b)?,
+            _ => self.broadcast(&a, &b, "this operation")?,
         };
         Some(mk(
             TExprKind::Binary {
@@ -1068,7 +1085,7 @@ impl Checker {
         ))
     }
 
-    fn matmul_shape(&mut self, a: &TExpr, b: &TExpr, span: Span) -> Option<Shape> {
+    fn matmul_shape(&mut self, a: &TExpr, b: &TExpr) -> Option<Shape> {
         let (sa, sb) = (&a.ty.shape, &b.ty.shape);
         for x in [a, b] {
             if !(1..=2).contains(&x.ty.shape.len()) {
@@ -1091,9 +1108,8 @@ impl Checker {
             let (ta, tb) = (self.shape_text(sa), self.shape_text(sb));
             self.error(
                 Diagnostic::error("E0121", format!("inner dimensions of `@` differ: {ta} @ {tb}"))
-                    .with_primary(span, format!("{} vs {}", self.dim_text(ia), self.dim_text(ib)))
-                    .with_label(a.span, format!("shape {ta}"))
-                    .with_label(b.span, format!("shape {tb}"))
+                    .with_primary(b.span, format!("shape {tb}, first dimension {}", self.dim_text(ib)))
+                    .with_label(a.span, format!("shape {ta}, last dimension {}", self.dim_text(ia)))
                     .with_hint("the last dimension of the left operand must equal the first of the right one; maybe transpose one of them"),
             );
             return None;
@@ -1106,7 +1122,7 @@ impl Checker {
     /// A size written as an expression: an int literal, a dim, or a dim plus/minus an int literal.
     fn static_dim(&mut self, e: &Expr) -> Option<Dim> {
         match &e.kind {
-            ExprKind::Int(v) if *v >= 0 => Some(Dim::fixed(*v)),
+            ExprKind::Int(v) if (0..=MAX_ELEMENTS as i64).contains(v) => Some(Dim::fixed(*v)),
             ExprKind::Name(n) => {
                 let local = self
                     .locals
@@ -1132,10 +1148,13 @@ impl Checker {
                 let ExprKind::Int(k) = rhs.kind else {
                     return None;
                 };
+                if k.unsigned_abs() > MAX_ELEMENTS {
+                    return None;
+                }
                 let k = if *op == BinOp::Add { k } else { -k };
                 Some(Dim {
                     sym: base.sym,
-                    offset: base.offset + k,
+                    offset: base.offset.checked_add(k)?,
                 })
             }
             _ => None,
@@ -1415,7 +1434,7 @@ impl Checker {
             )),
             Builtin::Threshold | Builtin::AsDag => Some((
                 "E0140",
-                "only allowed in `output`",
+                "only allowed as the last steps of an `output`",
                 "write `output W |> threshold(0.3) |> as_dag`",
             )),
             Builtin::Load => Some((
@@ -1509,7 +1528,7 @@ impl Checker {
             Kind::Elementwise => x.ty.shape.clone(),
             Kind::Elementwise2 => {
                 let y = self.expr(bound[1]?, place)?;
-                let s = self.broadcast(&x, &y, span, &format!("`{name}`"))?;
+                let s = self.broadcast(&x, &y, &format!("`{name}`"))?;
                 args.push(y);
                 s
             }
@@ -1822,7 +1841,7 @@ impl Checker {
                 let l = self.expr(lhs, Place::Model);
                 let r = self.expr(rhs, Place::Model);
                 let (Some(l), Some(r)) = (l, r) else { return };
-                if self.broadcast(&l, &r, c.span, "a constraint").is_none() {
+                if self.broadcast(&l, &r, "a constraint").is_none() {
                     return;
                 }
                 self.push_constraint(

@@ -349,7 +349,7 @@ Fix: remove the quotes to refer to a name.",
     CodeInfo {
         code: "E0150",
         title: "unknown solve method",
-        explanation: "`solve with` names one of the known methods: lbfgs, fista, prox_grad, adam, auglag, path, maid, dual.
+        explanation: "`solve with` names one of the known methods: lbfgs, fista, prox_grad, adam, auglag, path, colide, maid, dual.
 
 Bad:
     solve with bfgs
@@ -475,3 +475,29 @@ Fix: `output W |> threshold(0.3)`.",
 Fix: none on the user side; simplify the expression named in the message to work around it.",
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::SEMA;
+    use std::collections::BTreeSet;
+
+    /// Every `"E0xxx"` literal in a source text.
+    fn codes_in(source: &str) -> BTreeSet<String> {
+        source
+            .match_indices("\"E0")
+            .map(|(i, _)| source[i + 1..].chars().take(5).collect::<String>())
+            .filter(|c| c.len() == 5 && c[1..].chars().all(|ch| ch.is_ascii_digit()))
+            .collect()
+    }
+
+    #[test]
+    fn every_emitted_code_is_catalogued_and_every_catalogued_code_is_emitted() {
+        let mut emitted = codes_in(include_str!("check.rs"));
+        emitted.extend(codes_in(include_str!("../lower.rs")));
+        let catalogued: BTreeSet<String> = SEMA.iter().map(|c| c.code.to_string()).collect();
+        assert_eq!(emitted, catalogued);
+        assert!(catalogued
+            .iter()
+            .all(|c| ("E0100".."E0300").contains(&c.as_str())));
+    }
+}

@@ -104,7 +104,9 @@ impl CostModel {
                 let rhs_cols = n(1) / m.max(1.0);
                 2.0 / 3.0 * m.powi(3) + 2.0 * m * m * rhs_cols
             }
-            Op::SortDesc | Op::TopK(_) => n(0) * n(0).max(2.0).log2(),
+            Op::SortDesc | Op::TopK(_) | Op::SortScatter | Op::SortGather(_) => {
+                n(0) * n(0).max(2.0).log2()
+            }
             Op::NuclearNorm => {
                 let shape = args.first().map_or(&[][..], |s| s.as_slice());
                 let (rows, cols) = match shape {

@@ -44,6 +44,8 @@ pub enum TensorOp {
     Scatter { axis: u32, size: Dim },
     ExpmFrechet,
     ExpmFrechet2,
+    SortScatter,
+    SortGather(Dim),
 }
 
 impl TensorOp {
@@ -103,6 +105,8 @@ impl TensorOp {
             },
             Op::ExpmFrechet => T::ExpmFrechet,
             Op::ExpmFrechet2 => T::ExpmFrechet2,
+            Op::SortScatter => T::SortScatter,
+            Op::SortGather(k) => T::SortGather(*k),
         }
     }
 
@@ -158,6 +162,8 @@ impl TensorOp {
             },
             T::ExpmFrechet => Op::ExpmFrechet,
             T::ExpmFrechet2 => Op::ExpmFrechet2,
+            T::SortScatter => Op::SortScatter,
+            T::SortGather(k) => Op::SortGather(*k),
         }
     }
 }

@@ -164,15 +164,18 @@ operator (`sumsq(r) +`) or wrap the expression in parentheses.",
     },
     CodeInfo {
         code: "E0014",
-        title: "invalid comparison in a constraint",
-        explanation: "Constraints compare with `==`, `<=` or `>=`. A single `=` is an assignment, and strict
-inequalities `<`, `>` and `!=` are not supported (optimization needs closed feasible sets).
+        title: "invalid comparison",
+        explanation: "Constraints compare with `==`, `<=` or `>=`, and variable bounds use `>=` or `<=`. A
+single `=` is an assignment, and strict inequalities `<`, `>` and `!=` are not supported
+(optimization needs closed feasible sets).
 
 Example:
     subject to
       sum(x) = 1
 
-Fix: `sum(x) == 1`; write `x >= 0` instead of `x > 0`.",
+    var w : real[d] > 0
+
+Fix: `sum(x) == 1`; write `>= 0` instead of `> 0`.",
     },
     CodeInfo {
         code: "E0015",

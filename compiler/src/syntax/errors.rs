@@ -13,8 +13,12 @@ const KEYWORDS: &[&str] = &[
 
 const A_STATEMENT: &str = "a statement";
 const AN_EXPRESSION: &str = "an expression";
+const A_NAME: &str = "a name";
 const A_TYPE: &str = "a type such as `real[n, d]`";
-const A_COMPARISON: &str = "`==`, `<=` or `>=`";
+const A_COMPARISON: &str = "a comparison (`==`, `<=`, `>=`)";
+const A_BOUND: &str = "a bound (`>=`, `<=`)";
+const AN_OPERATOR: &str = "an operator";
+const END_OF_STATEMENT: &str = "end of the statement";
 
 /// What the parser wanted when it met rule `rule` at the error position, in words; `None` for
 /// rules that add nothing useful to the message.
@@ -26,12 +30,12 @@ fn describe(rule: Rule) -> Option<&'static str> {
         | kw_let | kw_fn | kw_minimize | kw_maximize | kw_subject | kw_solve | kw_output => {
             A_STATEMENT
         }
-        stmt_end | EOI => "end of the statement",
-        dim_decl | ident => "a name",
-        bound | bound_op => "a bound (`>=` or `<=`)",
+        stmt_end | EOI => END_OF_STATEMENT,
+        dim_decl | ident => A_NAME,
+        bound | bound_op => A_BOUND,
         fn_param => "a parameter such as `W : real[d, d]`",
         output_item | expr | operand | call | arg | paren | array | argmin | number | string
-        | kw_true | kw_false | kw_argmin | op_neg | range_index => AN_EXPRESSION,
+        | kw_true | kw_false | kw_argmin | op_neg | range_index | solve_fn => AN_EXPRESSION,
         string_body => "the rest of the string",
         constraint | for_constraint | relation | kw_for => "a constraint",
         type_expr | elem_type | kw_real | kw_int | kw_bool => A_TYPE,
@@ -51,7 +55,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         range_dots => "`..`",
         cmp_op => A_COMPARISON,
         op_pipe | op_add | op_sub | op_elem_mul | op_mul | op_div | op_matmul | op_pow => {
-            "an operator"
+            AN_OPERATOR
         }
         kw_to => "`to`",
         kw_in => "`in`",
@@ -132,11 +136,20 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
             expected.push(word);
         }
     }
+    // Specific tokens first, the generic continuations last.
+    expected.sort_by_key(|w| match *w {
+        AN_OPERATOR => 2,
+        END_OF_STATEMENT => 3,
+        w if w.starts_with('`') => 0,
+        _ => 1,
+    });
     let wants = |w: &str| expected.contains(&w);
     let rest = &text[pos..];
     let word = &text[pos..end];
 
-    if wants("a name") && KEYWORDS.contains(&word) {
+    let at_line_start = text[..pos].trim_end_matches([' ', '\t']).ends_with('\n');
+    let continued_statement = at_line_start && STATEMENT_KEYWORDS.contains(&word);
+    if wants(A_NAME) && KEYWORDS.contains(&word) && !continued_statement {
         return Diagnostic::error(
             "E0006",
             format!("`{word}` is a reserved keyword and cannot be used as a name"),
@@ -154,14 +167,15 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
             .with_primary(span, "expected `with` here")
             .with_hint("write `solve with lbfgs` or `solve with path(mu = 1)`");
     }
-    if wants(A_COMPARISON) {
+    if wants(A_COMPARISON) || wants(A_BOUND) {
+        let strict = "strict inequalities are not supported";
         let wrong = [
             ("!=", "`!=` is not supported"),
-            ("=", "`=` is an assignment"),
+            ("<", strict),
+            (">", strict),
         ]
         .into_iter()
-        .chain([("<", "strict inequalities are not supported")])
-        .chain([(">", "strict inequalities are not supported")])
+        .chain(wants(A_COMPARISON).then_some(("=", "`=` is an assignment")))
         .find(|(t, _)| rest.starts_with(t));
         if let Some((token, what)) = wrong {
             let fix = match token {
@@ -170,37 +184,36 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
                 ">" => "use `>=`",
                 _ => "constraints use `==`, `<=` or `>=`",
             };
-            return Diagnostic::error(
-                "E0014",
-                format!("invalid comparison `{token}` in a constraint"),
-            )
-            .with_primary(Span::new(file, pos, pos + token.len()), what)
-            .with_hint(fix);
+            return Diagnostic::error("E0014", format!("invalid comparison `{token}`"))
+                .with_primary(Span::new(file, pos, pos + token.len()), what)
+                .with_hint(fix);
         }
+    }
+    if let Some(d) = malformed_real(text, pos, span, wants(AN_EXPRESSION)) {
+        return d;
     }
     if wants(AN_EXPRESSION) && rest.starts_with(',') {
         return Diagnostic::error("E0012", "empty argument or element")
             .with_primary(span, "expected an expression before this `,`")
             .with_hint("remove the extra `,`");
     }
-    if wants(A_TYPE) || (inside_type_brackets(text, pos) && !wants(AN_EXPRESSION)) {
-        let (message, label) = if wants(A_TYPE) {
-            (
-                format!("expected {A_TYPE}, found {found}"),
-                "expected a type",
-            )
+    if wants(A_TYPE) {
+        let hint = if word.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            "the element types are `real`, `int` and `bool`"
         } else {
-            (
-                format!("invalid dimension in a type: found {found}"),
-                "expected `,` or `]` after a dimension",
-            )
+            "write a type such as `real`, `int[n]` or `real[n, d]`"
         };
-        return Diagnostic::error("E0011", message)
-            .with_primary(span, label)
-            .with_note("a type is `real`, `int` or `bool`, optionally with dimensions in brackets")
-            .with_hint(
-                "dimensions are names declared with `dims` or integer literals: `real[n, 3]`",
-            );
+        return Diagnostic::error("E0011", format!("expected {A_TYPE}, found {found}"))
+            .with_primary(span, "expected a type")
+            .with_hint(hint);
+    }
+    if inside_type_brackets(text, pos) && !wants(AN_EXPRESSION) {
+        return Diagnostic::error(
+            "E0011",
+            format!("invalid dimension in a type: found {found}"),
+        )
+        .with_primary(span, "expected `,` or `]` after a dimension")
+        .with_hint("dimensions are names declared with `dims` or integer literals: `real[n, 3]`");
     }
     if wants(A_STATEMENT) {
         let mut d = Diagnostic::error("E0013", format!("expected a statement, found {found}"))
@@ -225,6 +238,44 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
         return d;
     }
     let wanted = join_alternatives(&expected);
-    Diagnostic::error("E0001", format!("expected {wanted}, found {found}"))
-        .with_primary(span, format!("expected {wanted}"))
+    let d = Diagnostic::error("E0001", format!("expected {wanted}, found {found}"))
+        .with_primary(span, format!("expected {wanted}"));
+    if STATEMENT_KEYWORDS.contains(&word)
+        && text[..pos].trim_end_matches([' ', '\t']).ends_with('\n')
+    {
+        d.with_note("the previous line ends with an operator or `,`, so its statement continues on this line")
+    } else {
+        d
+    }
+}
+
+/// `.5` (where an expression is expected) or `1.` (right after digits): reals need digits on both
+/// sides of the dot.
+fn malformed_real(
+    text: &str,
+    pos: usize,
+    span: Span,
+    wants_expression: bool,
+) -> Option<Diagnostic> {
+    let rest = &text[pos..];
+    let digit_at = |i: usize| rest.as_bytes().get(i).is_some_and(u8::is_ascii_digit);
+    let after_digit = text[..pos].ends_with(|c: char| c.is_ascii_digit());
+    let (label, hint) = if wants_expression && rest.starts_with('.') && digit_at(1) {
+        (
+            "digits are needed before the dot",
+            "write `0.5` instead of `.5`",
+        )
+    } else if after_digit && rest.starts_with('.') && !rest.starts_with("..") && !digit_at(1) {
+        (
+            "digits are needed after the dot",
+            "write `1.0` instead of `1.`",
+        )
+    } else {
+        return None;
+    };
+    Some(
+        Diagnostic::error("E0004", "invalid number literal")
+            .with_primary(span, label)
+            .with_hint(hint),
+    )
 }

@@ -7,14 +7,19 @@ use crate::diag::{Diagnostic, Diagnostics, FileId, Span};
 
 /// Deepest bracket nesting accepted (E0003 beyond).
 pub const MAX_BRACKET_DEPTH: usize = 64;
-/// The pre-scan stops collecting after this many problems.
-const MAX_LEXICAL_ERRORS: usize = 20;
+/// At most this many stray characters are reported.
+const MAX_INVALID_CHARACTERS: usize = 20;
 
 /// Keywords that begin a top-level statement.
 pub const STATEMENT_KEYWORDS: &[&str] = &[
     "dims", "data", "param", "var", "let", "fn", "minimize", "maximize", "subject", "solve",
     "output",
 ];
+
+/// Whether a pre-scan error leaves brackets or strings unbalanced, so that parsing cannot go on.
+pub fn breaks_structure(code: &str) -> bool {
+    matches!(code, "E0002" | "E0003" | "E0007" | "E0008")
+}
 
 /// What the pre-scan learned about a file.
 pub struct Scan {
@@ -43,13 +48,11 @@ pub fn scan(text: &str, file: FileId) -> Scan {
     let mut open: Vec<(char, usize)> = Vec::new();
     let mut brackets_ok = true;
     let mut at_statement_start = true;
+    let mut invalid_characters = 0;
     let bytes = text.as_bytes();
     let mut chars = text.char_indices().peekable();
 
     while let Some((i, c)) = chars.next() {
-        if diagnostics.len() >= MAX_LEXICAL_ERRORS {
-            break;
-        }
         let starts_statement = std::mem::replace(&mut at_statement_start, false);
         match c {
             ' ' | '\t' | '\r' => at_statement_start = starts_statement,
@@ -60,6 +63,8 @@ pub fn scan(text: &str, file: FileId) -> Scan {
             }
             '"' => {
                 if let Some(d) = scan_string(text, i, &mut chars, span) {
+                    // An unterminated string swallowed the rest of its line, brackets included.
+                    brackets_ok &= d.code != "E0002";
                     diagnostics.push(d);
                 }
             }
@@ -112,7 +117,12 @@ pub fn scan(text: &str, file: FileId) -> Scan {
                 }
             }
             c if c.is_ascii_digit() || is_allowed_punct(c) => {}
-            other => diagnostics.push(invalid_character(other, span(i, i + other.len_utf8()))),
+            other => {
+                invalid_characters += 1;
+                if invalid_characters <= MAX_INVALID_CHARACTERS {
+                    diagnostics.push(invalid_character(other, span(i, i + other.len_utf8())));
+                }
+            }
         }
     }
     if brackets_ok {

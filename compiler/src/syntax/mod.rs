@@ -1,11 +1,12 @@
 //! The `.opt` parser: source text → [`ast::Module`] with precise spans, or diagnostics.
 //!
 //! Pipeline: a lexical pre-scan ([`lexical`]) rejects what pest should never see (too-deep nesting,
-//! unbalanced brackets, broken strings, stray characters); then the pest grammar (`grammar.pest`,
+//! unbalanced brackets, broken strings) and reports stray characters and bad escapes; then, unless
+//! the structure is broken, the pest grammar (`grammar.pest`,
 //! the single source of truth for the syntax) parses one statement at a time, so that after a
 //! syntax error the parser resumes at the next statement and reports several errors in one run;
-//! [`build`] turns pest pairs into the AST (precedence, pipe desugaring, literal validation, depth
-//! limit). Pest's rule names never reach the user: [`errors`] translates them into words.
+//! `build` turns pest pairs into the AST (precedence, pipe desugaring, literal validation, depth
+//! limit). Pest's rule names never reach the user: `errors` translates them into words.
 
 mod build;
 pub mod codes;
@@ -13,7 +14,7 @@ mod errors;
 pub mod lexical;
 mod print;
 
-pub use print::ast_to_text;
+pub use print::{ast_to_text, expr_text};
 
 use crate::ast;
 use crate::diag::{Diagnostics, FileId, SourceMap};
@@ -24,19 +25,35 @@ pub const MAX_EXPR_DEPTH: u32 = 256;
 /// Parsing stops after this many syntax errors.
 const MAX_SYNTAX_ERRORS: usize = 20;
 
-#[derive(pest_derive::Parser)]
-#[grammar = "syntax/grammar.pest"]
-struct Grammar;
+/// The pest parser; private so that rule names stay an implementation detail.
+mod grammar {
+    #[derive(pest_derive::Parser)]
+    #[grammar = "syntax/grammar.pest"]
+    pub struct Grammar;
+}
+use grammar::{Grammar, Rule};
 
 /// Parses file `file` of `sources`. Returns the module when there is no error (warnings may still
 /// be present), otherwise `None` and at least one error.
 pub fn parse(sources: &SourceMap, file: FileId) -> (Option<ast::Module>, Diagnostics) {
     let text = sources.get(file).text.as_str();
     let scan = lexical::scan(text, file);
-    if !scan.diagnostics.is_empty() {
+    if scan
+        .diagnostics
+        .iter()
+        .any(|d| lexical::breaks_structure(d.code))
+    {
         return (None, scan.diagnostics);
     }
-    let mut diagnostics = Diagnostics::new();
+    // Stray characters and bad escapes leave the structure intact: parse on, but do not repeat
+    // a syntax error that a lexical error of the same statement already explains.
+    let lexical_errors: Vec<usize> = scan
+        .diagnostics
+        .iter()
+        .filter_map(|d| d.labels.first())
+        .map(|l| l.span.start as usize)
+        .collect();
+    let mut diagnostics = scan.diagnostics;
     let mut items = Vec::new();
     let mut pos = 0;
     let mut syntax_errors = 0;
@@ -61,8 +78,10 @@ pub fn parse(sources: &SourceMap, file: FileId) -> (Option<ast::Module>, Diagnos
                     .labels
                     .first()
                     .map_or(pos, |l| l.span.start as usize);
-                diagnostics.push(diagnostic);
-                syntax_errors += 1;
+                if !lexical_errors.iter().any(|&p| pos <= p && p <= error_pos) {
+                    diagnostics.push(diagnostic);
+                    syntax_errors += 1;
+                }
                 let resume = scan
                     .statement_starts
                     .iter()
@@ -74,6 +93,7 @@ pub fn parse(sources: &SourceMap, file: FileId) -> (Option<ast::Module>, Diagnos
             }
         }
     }
+    diagnostics.sort_by_key(|d| d.labels.first().map(|l| l.span.start));
     if diagnostics.iter().any(|d| d.is_error()) {
         (None, diagnostics)
     } else {

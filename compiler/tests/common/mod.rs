@@ -6,30 +6,12 @@ use optc_compiler::sema::{self, TypedModule};
 use optc_compiler::{render, stdlib, syntax};
 use std::path::Path;
 
-/// Parses and checks one fixture; `Err` holds the rendered diagnostics (no colour).
-pub fn check_file(path: &Path) -> Result<TypedModule, String> {
-    let mut sources = SourceMap::new();
-    let lib =
-        stdlib::modules(&mut sources).map_err(|d| render::render_human(&d, &sources, false))?;
-    let name = path
-        .file_name()
-        .map_or("input.opt".into(), |n| n.to_string_lossy().into_owned());
-    let text = std::fs::read_to_string(path).expect("fixture is readable");
-    let file = sources.add(name, text);
-    let render = |d: &Diagnostics| render::render_human(d, &sources, false);
-    let (module, diags) = syntax::parse(&sources, file);
-    let Some(module) = module else {
-        return Err(render(&diags));
-    };
-    sema::check(&module, &lib).map_err(|d| render(&d))
-}
-
-/// Like [`check_file`], but renders the warnings of a successful check too.
-pub fn diagnostics_text(path: &Path) -> String {
+/// Loads the stdlib and the fixture into one source map, then parses and checks the fixture.
+fn front_end(path: &Path) -> (SourceMap, Result<TypedModule, Diagnostics>) {
     let mut sources = SourceMap::new();
     let lib = match stdlib::modules(&mut sources) {
         Ok(lib) => lib,
-        Err(d) => return render::render_human(&d, &sources, false),
+        Err(d) => return (sources, Err(d)),
     };
     let name = path
         .file_name()
@@ -37,11 +19,25 @@ pub fn diagnostics_text(path: &Path) -> String {
     let text = std::fs::read_to_string(path).expect("fixture is readable");
     let file = sources.add(name, text);
     let (module, diags) = syntax::parse(&sources, file);
-    let Some(module) = module else {
-        return render::render_human(&diags, &sources, false);
+    let result = match module {
+        Some(module) => sema::check(&module, &lib),
+        None => Err(diags),
     };
-    match sema::check(&module, &lib) {
-        Ok(typed) => render::render_human(&typed.warnings, &sources, false),
-        Err(d) => render::render_human(&d, &sources, false),
-    }
+    (sources, result)
+}
+
+/// The typed module, or the rendered diagnostics (no colour).
+pub fn check_file(path: &Path) -> Result<TypedModule, String> {
+    let (sources, result) = front_end(path);
+    result.map_err(|d| render::render_human(&d, &sources, false))
+}
+
+/// The rendered errors of a rejected file, or the warnings of an accepted one.
+pub fn diagnostics_text(path: &Path) -> String {
+    let (sources, result) = front_end(path);
+    let diags = match result {
+        Ok(typed) => typed.warnings,
+        Err(d) => d,
+    };
+    render::render_human(&diags, &sources, false)
 }

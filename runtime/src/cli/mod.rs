@@ -4,6 +4,8 @@ pub mod args;
 mod bind;
 mod report;
 
+use optc_runtime::model::{self, BindSpec, Model};
+
 use args::{Cli, Command, ErrorFormat, ModelArgs};
 use optc_compiler::diag::SourceMap;
 use optc_compiler::driver::{self, Compiled, Until};
@@ -22,7 +24,10 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Check(a) => check(&a.model),
         Command::Emit(a) => emit(&a),
         Command::Explain(a) => explain(&a),
-        Command::Eval(_) | Command::Run(_) | Command::Bench(_) | Command::Simulate(_) => {
+        Command::Eval(a) => eval(&a),
+        Command::Simulate(a) => simulate(&a),
+        Command::Run(a) => run(&a),
+        Command::Bench(_) => {
             eprintln!("not wired yet");
             Err(EXIT_INTERNAL)
         }
@@ -109,4 +114,425 @@ fn explain(a: &args::ExplainArgs) -> Result<u8, u8> {
             Err(EXIT_USAGE)
         }
     }
+}
+
+/// Turns the command line's bindings into a [`BindSpec`], or a usage error.
+fn bind_spec(b: &args::BindArgs) -> Result<BindSpec, u8> {
+    let usage = |m: String| {
+        eprintln!("error: {m}");
+        EXIT_USAGE
+    };
+    let mut spec = BindSpec::default();
+    for d in &b.data {
+        let (name, path) = bind::split_assignment("--data", d).map_err(usage)?;
+        spec.data.push((name.to_string(), path.into()));
+    }
+    for p in &b.params {
+        let (name, value) = bind::split_assignment("--param", p).map_err(usage)?;
+        let value = bind::parse_param_value(name, value).map_err(usage)?;
+        spec.params.push((name.to_string(), value));
+    }
+    if let Some(dims) = &b.dims {
+        spec.dims = bind::parse_dims(dims).map_err(usage)?;
+    }
+    Ok(spec)
+}
+
+/// Compiles the model and binds its data: everything `eval` and `run` need.
+fn load_model(m: &ModelArgs, b: &args::BindArgs) -> Result<(Compiled, Model), u8> {
+    let spec = bind_spec(b)?;
+    let mut compiled = compile(m, Until::Ir)?;
+    let program = compiled.program.take().expect("ir stage");
+    let dir = m.file.parent().unwrap_or(std::path::Path::new("."));
+    let bindings = match model::bind(&program, dir, &spec) {
+        Ok(b) => b,
+        Err(diags) => {
+            report::print_diagnostics(&diags, &compiled.sources, m.error_format);
+            let missing = diags
+                .iter()
+                .any(|d| d.code == optc_runtime::data::FILE_NOT_FOUND);
+            return Err(if missing { EXIT_NO_INPUT } else { EXIT_MODEL });
+        }
+    };
+    match Model::new(program, bindings) {
+        Ok(model) => Ok((compiled, model)),
+        Err(d) => {
+            report::print_diagnostics(&[d], &compiled.sources, m.error_format);
+            Err(EXIT_MODEL)
+        }
+    }
+}
+
+/// Prints an evaluation error and gives the exit code.
+fn eval_failed(e: optc_runtime::interp::EvalError, c: &Compiled, m: &ModelArgs) -> u8 {
+    report::print_diagnostics(&[e.into()], &c.sources, m.error_format);
+    EXIT_MODEL
+}
+
+fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
+    let (compiled, mut model) = load_model(&a.model, &a.bind)?;
+    let objective = match model.program.objective.clone() {
+        Some(o) => model
+            .eval_scalar(o.node)
+            .map_err(|e| eval_failed(e, &compiled, &a.model))?,
+        None => f64::NAN,
+    };
+    let mut constraints = Vec::new();
+    for i in 0..model.program.constraints.len() {
+        let v = model
+            .violation(i)
+            .map_err(|e| eval_failed(e, &compiled, &a.model))?;
+        let c = &model.program.constraints[i];
+        constraints.push((c.name.clone(), constraint_kind(&c.kind), v));
+    }
+    if a.json {
+        let json = serde_json::json!({
+            "objective": objective,
+            "constraints": constraints.iter().map(|(n, k, v)| serde_json::json!({
+                "name": n, "kind": k, "violation": v,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{json}");
+    } else {
+        println!("objective  {objective:.10e}");
+        for (name, kind, v) in &constraints {
+            println!("constraint {name} ({kind})  violation {v:.3e}");
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn constraint_kind(kind: &optc_compiler::ir::ConstraintKind) -> &'static str {
+    use optc_compiler::ir::{ConstraintKind, SetKind};
+    match kind {
+        ConstraintKind::Eq => "==",
+        ConstraintKind::Le => "<=",
+        ConstraintKind::In(SetKind::Nonneg) => "in nonneg",
+        ConstraintKind::In(SetKind::Simplex) => "in simplex",
+        ConstraintKind::In(SetKind::Box { .. }) => "in box",
+        ConstraintKind::Card { .. } => "card",
+    }
+}
+
+/// Writes arrays as `.npy` files into `dir` (each atomically) and lists them on stdout.
+fn write_arrays(dir: &std::path::Path, arrays: Vec<(&str, ndarray::ArrayD<f64>)>) -> Result<(), u8> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("error: cannot create `{}`: {e}", dir.display());
+        return Err(EXIT_NO_INPUT);
+    }
+    for (name, array) in arrays {
+        let path = dir.join(format!("{name}.npy"));
+        if let Err(e) = optc_runtime::data::write_npy(&path, &array) {
+            report::print_diagnostics(&[e.into()], &SourceMap::new(), ErrorFormat::Human);
+            return Err(EXIT_MODEL);
+        }
+        println!("{}  {:?}", path.display(), array.shape());
+    }
+    Ok(())
+}
+
+fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
+    use args::{GraphKind, NoiseKind, SimKind};
+    use optc_runtime::simulate as sim;
+    let arrays = match a.kind {
+        SimKind::Dag => {
+            let config = sim::SemConfig {
+                d: a.d,
+                edges: a.edges.unwrap_or(2 * a.d),
+                n: a.n,
+                graph: match a.graph {
+                    GraphKind::Er => sim::GraphKind::ErdosRenyi,
+                    GraphKind::Sf => sim::GraphKind::ScaleFree,
+                },
+                noise: match a.noise {
+                    NoiseKind::Gauss => sim::NoiseKind::Gauss,
+                    NoiseKind::Exp => sim::NoiseKind::Exp,
+                    NoiseKind::Gumbel => sim::NoiseKind::Gumbel,
+                    NoiseKind::Laplace => sim::NoiseKind::Laplace,
+                },
+                variance: if a.unequal_variance {
+                    sim::NoiseVariance::Unequal
+                } else {
+                    sim::NoiseVariance::Equal
+                },
+                seed: a.seed,
+            };
+            let sem = sim::simulate_linear_sem(&config);
+            vec![("X", sem.x.into_dyn()), ("W_true", sem.w.into_dyn())]
+        }
+        SimKind::Regression => {
+            let (x, y, beta) = sim::regression(a.n, a.p, a.p.div_ceil(4), 0.1, a.seed);
+            vec![
+                ("X_reg", x.into_dyn()),
+                ("y_reg", y.into_dyn()),
+                ("w_true_reg", beta.into_dyn()),
+            ]
+        }
+        SimKind::Ot => {
+            let (sa, sb, c) = sim::ot(a.p, a.p, a.seed);
+            vec![("a", sa.into_dyn()), ("b", sb.into_dyn()), ("C", c.into_dyn())]
+        }
+        SimKind::Denoise => {
+            let (y, clean) = sim::denoise(a.n, a.seed);
+            vec![("y", y.into_dyn()), ("x_clean", clean.into_dyn())]
+        }
+    };
+    write_arrays(&a.out, arrays)?;
+    Ok(EXIT_OK)
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The progress table on stderr: rows at iterations 1, 2, 4, 8, … and at least once a second; on a
+/// terminal one line refreshed in place.
+struct Progress {
+    quiet: bool,
+    tty: bool,
+    start: std::time::Instant,
+    last_print: std::time::Instant,
+    next_iter: usize,
+    rows: usize,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Progress {
+        use std::io::IsTerminal;
+        let now = std::time::Instant::now();
+        Progress {
+            quiet,
+            tty: std::io::stderr().is_terminal(),
+            start: now,
+            last_print: now,
+            next_iter: 1,
+            rows: 0,
+        }
+    }
+
+    fn row(&mut self, info: &optc_runtime::solvers::IterInfo) {
+        if self.quiet {
+            return;
+        }
+        let due = info.iter >= self.next_iter || self.last_print.elapsed().as_secs_f64() >= 1.0;
+        if !due {
+            return;
+        }
+        if self.rows == 0 {
+            eprintln!(
+                "{:>8}  {:>14}  {:>10}  {:>10}  {:>10}  {:>8}",
+                "iter", "objective", "optimality", "violation", "step", "time"
+            );
+        }
+        let line = format!(
+            "{:>8}  {:>14.7e}  {:>10.3e}  {:>10.3e}  {:>10.3e}  {:>7.2}s",
+            info.iter,
+            info.value,
+            info.optimality,
+            info.violation,
+            info.step,
+            self.start.elapsed().as_secs_f64()
+        );
+        if self.tty {
+            eprint!("\r{line}");
+        } else {
+            eprintln!("{line}");
+        }
+        self.rows += 1;
+        self.last_print = std::time::Instant::now();
+        while self.next_iter <= info.iter {
+            self.next_iter *= 2;
+        }
+    }
+
+    fn finish(&self) {
+        if !self.quiet && self.tty && self.rows > 0 {
+            eprintln!();
+        }
+    }
+}
+
+fn status_name(s: optc_runtime::solvers::Status) -> (&'static str, u8) {
+    use optc_runtime::solvers::Status;
+    match s {
+        Status::Converged => ("converged", EXIT_OK),
+        Status::MaxIter => ("iteration_limit", EXIT_LIMIT),
+        Status::LineSearchFailed => ("line_search_failed", EXIT_LIMIT),
+        Status::Interrupted => ("interrupted", EXIT_LIMIT),
+        Status::Diverged => ("diverged", EXIT_INFEASIBLE),
+    }
+}
+
+/// Writes `text` to `path` atomically (a temporary file in the same directory, then a rename).
+fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// An array as nested JSON lists.
+fn array_json(a: &ndarray::ArrayD<f64>) -> serde_json::Value {
+    fn rec(a: ndarray::ArrayViewD<f64>) -> serde_json::Value {
+        if a.ndim() == 0 {
+            return serde_json::json!(a.iter().next().copied().unwrap_or(f64::NAN));
+        }
+        serde_json::Value::Array(a.outer_iter().map(rec).collect())
+    }
+    rec(a.view())
+}
+
+fn run(a: &args::RunArgs) -> Result<u8, u8> {
+    use optc_compiler::ir::PostOp;
+    use optc_runtime::plan;
+    use optc_runtime::solvers::Control;
+    let total = std::time::Instant::now();
+    let (compiled, mut model) = load_model(&a.model, &a.bind)?;
+    let fail = |d: optc_compiler::diag::Diagnostic| {
+        report::print_diagnostics(&[d], &compiled.sources, a.model.error_format);
+        EXIT_MODEL
+    };
+    let mut the_plan = plan::choose(&model.program).map_err(fail)?;
+    if let Some(m) = a.max_iter {
+        the_plan.options.push(("max_iter".into(), m as f64));
+    }
+    if let Some(t) = a.tol {
+        the_plan.options.push(("tol".into(), t));
+    }
+    if !a.quiet {
+        eprintln!("solver: {} ({})", the_plan.method.name(), the_plan.reason);
+    }
+    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
+    let mut progress = Progress::new(a.quiet);
+    let solve_start = std::time::Instant::now();
+    let outcome = plan::solve(&mut model, &the_plan, &mut |info| {
+        progress.row(info);
+        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    })
+    .map_err(fail)?;
+    progress.finish();
+    let solve_time = solve_start.elapsed();
+    if let Some(e) = &outcome.error {
+        report::print_diagnostics(std::slice::from_ref(e), &compiled.sources, a.model.error_format);
+    }
+    let report = &outcome.report;
+    let (status, code) = status_name(report.status);
+
+    // Objective and constraint violations at the returned point.
+    let objective = match model.program.objective.clone() {
+        Some(o) => model.eval_scalar(o.node).unwrap_or(f64::NAN),
+        None => f64::NAN,
+    };
+    let mut constraints = Vec::new();
+    for i in 0..model.program.constraints.len() {
+        let v = model.violation(i).unwrap_or(f64::NAN);
+        let c = &model.program.constraints[i];
+        constraints.push(serde_json::json!({
+            "name": c.name, "kind": constraint_kind(&c.kind), "violation": v,
+        }));
+    }
+
+    // Outputs: declared ones (post-processed), else every variable.
+    let mut arrays: Vec<(String, ndarray::ArrayD<f64>)> = Vec::new();
+    let mut certificates = serde_json::Map::new();
+    let var_values = model.var_values();
+    let outputs = model.program.outputs.clone();
+    if outputs.is_empty() {
+        arrays.extend(var_values.iter().cloned());
+    }
+    for out in &outputs {
+        let mut value = model.eval(&[out.node]).map_err(|e| fail(e.into()))?.remove(0);
+        for post in &out.post {
+            let matrix = value.clone().into_dimensionality::<ndarray::Ix2>();
+            match (post, matrix) {
+                (PostOp::Threshold(t), _) => value.mapv_inplace(|v| if v.abs() < *t { 0.0 } else { v }),
+                (PostOp::AsDag, Ok(m)) => {
+                    let dag = optc_runtime::dag::to_dag(m.view(), 0.0);
+                    certificates.insert(out.name.clone(), serde_json::json!({
+                        "acyclic": true,
+                        "removed_edges": dag.removed.iter().map(|(i, j, w)| serde_json::json!([i, j, w])).collect::<Vec<_>>(),
+                        "topological_order": dag.order,
+                        "edges": dag.w.iter().filter(|v| **v != 0.0).count(),
+                    }));
+                    value = dag.w.into_dyn();
+                }
+                (PostOp::AsDag, Err(_)) => {}
+            }
+        }
+        if !out.post.is_empty() {
+            if let Some((_, raw)) = var_values.iter().find(|(n, _)| *n == out.name) {
+                arrays.push((format!("{}.raw", out.name), raw.clone()));
+            }
+        }
+        arrays.push((out.name.clone(), value));
+    }
+
+    let small = |a: &ndarray::ArrayD<f64>| a.len() <= 10_000;
+    let result = serde_json::json!({
+        "status": status,
+        "solver": the_plan.method.name(),
+        "reason": the_plan.reason,
+        "iterations": report.iterations,
+        "objective": objective,
+        "optimality": report.optimality,
+        "constraints": constraints,
+        "outputs": arrays.iter().filter(|(_, v)| small(v)).map(|(n, v)| (n.clone(), array_json(v))).collect::<serde_json::Map<_, _>>(),
+        "dag": certificates,
+        "timings": {
+            "compile_s": compiled.timings.iter().map(|(_, t)| t.as_secs_f64()).sum::<f64>(),
+            "solve_s": solve_time.as_secs_f64(),
+            "total_s": total.elapsed().as_secs_f64(),
+        },
+    });
+    if let Some(dir) = &a.out {
+        write_arrays_quiet(dir, &arrays)?;
+        let text = serde_json::to_string_pretty(&result).expect("json");
+        if let Err(e) = write_atomic(&dir.join("result.json"), &text) {
+            eprintln!("error: cannot write {}: {e}", dir.join("result.json").display());
+            return Err(EXIT_NO_INPUT);
+        }
+    }
+    if a.timings {
+        for (stage, t) in &compiled.timings {
+            eprintln!("time {stage:<10} {:>10.3} ms", t.as_secs_f64() * 1e3);
+        }
+        eprintln!("time {:<10} {:>10.3} ms", "solve", solve_time.as_secs_f64() * 1e3);
+    }
+    if a.json {
+        println!("{result}");
+    } else {
+        println!("status      {status} after {} iterations ({})", report.iterations, the_plan.method.name());
+        println!("objective   {objective:.10e}");
+        println!("optimality  {:.3e}", report.optimality);
+        for c in &constraints {
+            println!("constraint  {} ({})  violation {:.3e}", c["name"].as_str().unwrap_or(""), c["kind"].as_str().unwrap_or(""), c["violation"].as_f64().unwrap_or(f64::NAN));
+        }
+        for (name, cert) in &certificates {
+            println!("dag         {name}: {} edges, acyclic; topological order {}", cert["edges"], cert["topological_order"]);
+        }
+        for (name, v) in &arrays {
+            if v.len() <= 20 {
+                println!("{name:<11} {}", array_json(v));
+            } else {
+                println!("{name:<11} shape {:?}", v.shape());
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// Like [`write_arrays`] without listing the files.
+fn write_arrays_quiet(dir: &std::path::Path, arrays: &[(String, ndarray::ArrayD<f64>)]) -> Result<(), u8> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("error: cannot create `{}`: {e}", dir.display());
+        return Err(EXIT_NO_INPUT);
+    }
+    for (name, array) in arrays {
+        if let Err(e) = optc_runtime::data::write_npy(&dir.join(format!("{name}.npy")), array) {
+            report::print_diagnostics(&[e.into()], &SourceMap::new(), ErrorFormat::Human);
+            return Err(EXIT_MODEL);
+        }
+    }
+    Ok(())
 }

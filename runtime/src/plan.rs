@@ -1,0 +1,601 @@
+//! Solver plans: which solver a model gets (from `solve with` or from the structure analysis),
+//! why, and the merit functions the solvers call, built as IR and differentiated once.
+
+use crate::linalg;
+use crate::model::Model;
+use crate::solvers::{
+    self, adam, augmented_lagrangian, central_path, lbfgs, projected_lbfgs, proximal_gradient,
+    AdamOptions, AugLagOptions, Bounds, Callback, FnProblem, FnRegularizer,
+    InnerSolver, LbfgsOptions, PathObjective, PathOptions, ProxGradOptions, Report, SetOption,
+};
+use ndarray::Ix2;
+use optc_compiler::autodiff;
+use optc_compiler::diag::Diagnostic;
+use optc_compiler::ir::{
+    BinaryOp, InputId, NodeId, Op, OptionValue, Program, Sense,
+    SolveSpec,
+};
+use optc_compiler::structure::{self, Structure};
+
+/// Catalogue entries of planning errors (E0360–E0369).
+pub const PLAN_CODES: &[(&str, &str, &str)] = &[
+    ("E0360", "solver cannot handle this problem", "The method named in `solve with` (or chosen automatically) cannot handle a constraint or term of the model, e.g. `lbfgs` with an equality constraint. The message names the constraint; the hint names a method that can."),
+    ("E0361", "solver not available in this version", "The model asks for a method that this version of optc does not implement yet (the bilevel method `maid` and the `dual` formulation). The model is still checked and can be evaluated with `optc eval`."),
+    ("E0362", "bad solver option", "A `solve with` option is unknown to the chosen method, or its value has the wrong kind (e.g. a list where a number is expected). The message lists the accepted options."),
+    ("E0363", "cannot differentiate the objective", "The objective or a constraint uses an operation without a derivative (e.g. `card` or `sort`) in a place where the solver needs a gradient."),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Lbfgs,
+    ProxGrad,
+    ProjectedLbfgs,
+    AugLag,
+    Path,
+    Adam,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Lbfgs => "lbfgs",
+            Method::ProxGrad => "prox_grad",
+            Method::ProjectedLbfgs => "projected_lbfgs",
+            Method::AugLag => "auglag",
+            Method::Path => "path",
+            Method::Adam => "adam",
+        }
+    }
+}
+
+/// The chosen method, why, and its options.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub method: Method,
+    pub reason: String,
+    pub structure: Structure,
+    /// Numeric options by name.
+    pub options: Vec<(String, f64)>,
+    /// List options by name (e.g. the path's `s` schedule).
+    pub lists: Vec<(String, Vec<f64>)>,
+}
+
+fn plan_error(code: &'static str, message: impl Into<String>) -> Diagnostic {
+    Diagnostic::error(code, message)
+}
+
+/// Flattens `solve with` options into numbers and lists.
+fn flatten_options(spec: &SolveSpec) -> Result<(Vec<(String, f64)>, Vec<(String, Vec<f64>)>), Diagnostic> {
+    let mut numbers = Vec::new();
+    let mut lists = Vec::new();
+    for (name, value) in &spec.options {
+        match value {
+            OptionValue::Number(v) => numbers.push((name.clone(), *v)),
+            OptionValue::List(items) => {
+                let mut out = Vec::new();
+                for item in items {
+                    match item {
+                        OptionValue::Number(v) => out.push(*v),
+                        _ => {
+                            return Err(plan_error(
+                                "E0362",
+                                format!("option `{name}` must be a list of numbers"),
+                            ))
+                        }
+                    }
+                }
+                lists.push((name.clone(), out));
+            }
+            _ => {
+                return Err(plan_error(
+                    "E0362",
+                    format!("option `{name}` of `{}` must be a number or a list of numbers", spec.method),
+                ))
+            }
+        }
+    }
+    Ok((numbers, lists))
+}
+
+/// Chooses the solver for `program`.
+pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
+    let s = structure::analyze(program);
+    let unsupported_constraints: Vec<String> = s
+        .inequalities
+        .iter()
+        .chain(&s.projections)
+        .chain(&s.cardinality)
+        .map(|&i| program.constraints[i].name.clone())
+        .collect();
+    let (method, reason, options, lists) = match &program.solve {
+        Some(spec) => {
+            let (options, lists) = flatten_options(spec)?;
+            let method = match spec.method.as_str() {
+                "lbfgs" => Method::Lbfgs,
+                "fista" | "prox_grad" => Method::ProxGrad,
+                "adam" => Method::Adam,
+                "auglag" => Method::AugLag,
+                "path" | "colide" => Method::Path,
+                other => {
+                    return Err(plan_error(
+                        "E0361",
+                        format!("the solve method `{other}` is not available in this version of optc"),
+                    )
+                    .with_hint("remove the `solve with` line to let optc choose, or use lbfgs, fista, adam, auglag or path"))
+                }
+            };
+            (method, format!("`solve with {}` in the model", spec.method), options, lists)
+        }
+        None if !s.equalities.is_empty() => (
+            Method::AugLag,
+            "equality constraints: augmented Lagrangian".to_string(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        None if !s.l1.is_empty() => (
+            Method::ProxGrad,
+            "smooth terms plus L1 terms with a prox: proximal gradient (FISTA)".to_string(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        None if !s.bounded_vars.is_empty() => (
+            Method::ProjectedLbfgs,
+            "smooth objective with bounds: projected L-BFGS".to_string(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        None => (
+            Method::Lbfgs,
+            "smooth unconstrained objective: L-BFGS".to_string(),
+            Vec::new(),
+            Vec::new(),
+        ),
+    };
+    if let Some(name) = unsupported_constraints.first() {
+        return Err(plan_error(
+            "E0360",
+            format!("constraint `{name}` (an inequality, set or cardinality constraint) cannot be handled by `{}` in this version", method.name()),
+        )
+        .with_hint("equality constraints and variable bounds (`var x : real[n] >= 0`) are supported"));
+    }
+    match method {
+        Method::Lbfgs | Method::ProxGrad | Method::ProjectedLbfgs | Method::Adam
+            if !s.equalities.is_empty() =>
+        {
+            let name = &program.constraints[s.equalities[0]].name;
+            return Err(plan_error(
+                "E0360",
+                format!("`{}` cannot handle the equality constraint `{name}`", method.name()),
+            )
+            .with_hint("use `solve with auglag(...)` or `solve with path(...)`"));
+        }
+        Method::Path if s.equalities.len() != 1 => {
+            return Err(plan_error(
+                "E0360",
+                "the path method needs exactly one equality constraint (the acyclicity function h(W) == 0)",
+            ))
+        }
+        _ => {}
+    }
+    let method = match method {
+        Method::Lbfgs if !s.bounded_vars.is_empty() => Method::ProjectedLbfgs,
+        m => m,
+    };
+    Ok(Plan {
+        method,
+        reason,
+        structure: s,
+        options,
+        lists,
+    })
+}
+
+fn binary(program: &mut Program, op: BinaryOp, a: NodeId, b: NodeId) -> NodeId {
+    program
+        .graph
+        .add(Op::Binary(op), vec![a, b])
+        .expect("scalar arithmetic on scalars")
+}
+
+/// The objective to minimize (negated for `maximize`).
+fn minimized_objective(program: &mut Program) -> Option<NodeId> {
+    let o = program.objective.clone()?;
+    Some(match o.sense {
+        Sense::Minimize => o.node,
+        Sense::Maximize => program
+            .graph
+            .add(Op::Unary(optc_compiler::ir::UnaryOp::Neg), vec![o.node])
+            .expect("negation"),
+    })
+}
+
+/// A differentiable scalar with its gradient nodes (one per variable, in `Model::vars` order).
+#[derive(Clone, Debug)]
+struct Merit {
+    value: NodeId,
+    grads: Vec<NodeId>,
+}
+
+fn differentiate(model: &mut Model, value: NodeId) -> Result<Merit, Diagnostic> {
+    let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
+    let grads = autodiff::gradient(&mut model.program, value, &vars)
+        .map_err(|e| plan_error("E0363", format!("{e}")))?;
+    Ok(Merit { value, grads })
+}
+
+/// Evaluates a merit function at `x`: value, and gradient into `g`. Errors become NaN (the solvers
+/// back off); the first error is kept for the report.
+fn eval_merit(model: &mut Model, merit: &Merit, x: &[f64], g: &mut [f64], error: &mut Option<Diagnostic>) -> f64 {
+    model.set_x(x);
+    let mut roots = vec![merit.value];
+    roots.extend(&merit.grads);
+    match model.eval(&roots) {
+        Ok(values) => {
+            for (slot, grad) in model.vars.iter().zip(&values[1..]) {
+                for (gi, v) in g[slot.offset..slot.offset + slot.len()].iter_mut().zip(grad.iter()) {
+                    *gi = *v;
+                }
+            }
+            values[0].iter().next().copied().unwrap_or(f64::NAN)
+        }
+        Err(e) => {
+            if error.is_none() {
+                *error = Some(e.into());
+            }
+            f64::NAN
+        }
+    }
+}
+
+/// Elementwise bounds of the flat vector from the variables' declared bounds.
+fn bounds(model: &mut Model) -> Result<Bounds, Diagnostic> {
+    let n = model.dim();
+    let mut lower = vec![f64::NEG_INFINITY; n];
+    let mut upper = vec![f64::INFINITY; n];
+    for slot in model.vars.clone() {
+        let input = model.program.input(slot.input).clone();
+        for (node, target) in [(input.lower, &mut lower), (input.upper, &mut upper)] {
+            if let Some(node) = node {
+                let v = model.eval(&[node]).map_err(Diagnostic::from)?.remove(0);
+                let v = v
+                    .broadcast(slot.shape.as_slice())
+                    .ok_or_else(|| plan_error("E0362", format!("the bound of `{}` does not broadcast to its shape", slot.name)))?
+                    .to_owned();
+                for (t, b) in target[slot.offset..slot.offset + slot.len()].iter_mut().zip(v.iter()) {
+                    *t = *b;
+                }
+            }
+        }
+    }
+    Bounds::new(lower, upper).map_err(|m| plan_error("E0362", m))
+}
+
+fn option_error(e: solvers::OptionError) -> Diagnostic {
+    plan_error("E0362", e.to_string())
+}
+
+/// What a solve produced.
+pub struct Outcome {
+    pub report: Report,
+    /// An evaluation error met during the solve (the solver then stopped or backed off).
+    pub error: Option<Diagnostic>,
+}
+
+/// Runs the plan from the model's current variables; leaves the model at the returned point.
+pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outcome, Diagnostic> {
+    let objective = minimized_objective(&mut model.program)
+        .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
+    let x0 = model.x();
+    let n = x0.len();
+    let mut error = None;
+    let opts = &plan.options;
+    let report = match plan.method {
+        Method::Lbfgs | Method::ProjectedLbfgs | Method::Adam => {
+            let merit = differentiate(model, objective)?;
+            let b = bounds(model)?;
+            let method = plan.method;
+            let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| {
+                eval_merit(model, &merit, x, g, &mut error)
+            });
+            match method {
+                Method::Adam => {
+                    let o = AdamOptions::from_options(opts).map_err(option_error)?;
+                    adam(&mut problem, &x0, &o, callback)
+                }
+                Method::Lbfgs => lbfgs(&mut problem, &x0, &lbfgs_options(opts)?, callback),
+                _ => projected_lbfgs(&mut problem, &x0, &b, &lbfgs_options(opts)?, callback),
+            }
+        }
+        Method::ProxGrad => {
+            let (smooth, l1) = smooth_part(model, &plan.structure, objective)?;
+            let merit = differentiate(model, smooth)?;
+            let b = bounds(model)?;
+            let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| eval_merit(model, &merit, x, g, &mut error));
+            let lower = b.lower().to_vec();
+            let upper = b.upper().to_vec();
+            let mut reg = FnRegularizer {
+                prox: |v: &[f64], step: f64, out: &mut [f64]| {
+                    for i in 0..v.len() {
+                        let t = step * l1[i];
+                        let soft = v[i].signum() * (v[i].abs() - t).max(0.0);
+                        out[i] = soft.clamp(lower[i], upper[i]);
+                    }
+                },
+                value: |x: &[f64]| x.iter().zip(&l1).map(|(v, w)| w * v.abs()).sum(),
+            };
+            proximal_gradient(&mut problem, &mut reg, &x0, &ProxGradOptions::from_options(opts).map_err(option_error)?, callback)
+        }
+        Method::AugLag => {
+            let merit = differentiate(model, objective)?;
+            let constraints: Vec<(NodeId, Vec<NodeId>, usize)> = plan
+                .structure
+                .equalities
+                .iter()
+                .map(|&i| {
+                    let node = model.program.constraints[i].node;
+                    let len: usize = model.program.graph.shape(node).iter().map(|d| d.eval(&model.bindings.dims).max(0) as usize).product();
+                    (node, len)
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|(node, len)| {
+                    // ∇ of each component: differentiate sum(c .* e_k) per component is wasteful;
+                    // for the scalar constraints of DAG learning (and small vectors) we take the
+                    // gradient of each component via selection.
+                    let grads = component_gradients(model, node, len)?;
+                    Ok((node, grads, len))
+                })
+                .collect::<Result<_, Diagnostic>>()?;
+            let p: usize = constraints.iter().map(|c| c.2).sum();
+            let b = bounds(model)?;
+            let inner_opts = lbfgs_options(&plan.options.iter().filter(|(k, _)| LbfgsOptions::default().clone().set_option(k, 1.0).is_ok()).cloned().collect::<Vec<_>>())?;
+            let inner = if b.lower().iter().all(|v| v.is_infinite()) && b.upper().iter().all(|v| v.is_infinite()) {
+                InnerSolver::Lbfgs(inner_opts)
+            } else {
+                InnerSolver::ProjectedLbfgs(inner_opts, b)
+            };
+            let al_opts: Vec<(String, f64)> = plan.options.iter().filter(|(k, _)| AugLagOptions::default().set_option(k, 1.0).is_ok()).cloned().collect();
+            let al = AugLagOptions::from_options(&al_opts).map_err(option_error)?;
+            let mut problem = ModelConstrained {
+                model,
+                merit,
+                constraints,
+                num_constraints: p,
+                error: &mut error,
+            };
+            augmented_lagrangian(&mut problem, &x0, &inner, &al, callback).report
+        }
+        Method::Path => path(model, plan, objective, &x0, callback, &mut error)?,
+    };
+    model.set_x(&report.x);
+    Ok(Outcome { report, error })
+}
+
+/// The gradients of each component of a constraint node (row-major), per variable.
+fn component_gradients(model: &mut Model, node: NodeId, len: usize) -> Result<Vec<NodeId>, Diagnostic> {
+    let shape = model.program.graph.shape(node).clone();
+    let mut out = Vec::new();
+    if shape.is_empty() {
+        return Ok(differentiate(model, node)?.grads);
+    }
+    // Select each component through a weighted sum with a one-hot constant built from Stack.
+    let flat = if shape.len() == 1 {
+        node
+    } else {
+        return Err(plan_error("E0360", "equality constraints of rank above 1 are not supported by auglag in this version"));
+    };
+    for k in 0..len {
+        let index = model.program.graph.constant(k as f64);
+        let comp = model
+            .program
+            .graph
+            .add(Op::Select { axis: 0 }, vec![flat, index])
+            .map_err(|e| plan_error("E0360", e.to_string()))?;
+        out.extend(differentiate(model, comp)?.grads);
+    }
+    Ok(out)
+}
+
+/// The objective without its L1 terms, and the per-element L1 weights of the flat vector.
+fn smooth_part(model: &mut Model, s: &Structure, objective: NodeId) -> Result<(NodeId, Vec<f64>), Diagnostic> {
+    let maximize = matches!(model.program.objective.as_ref().map(|o| o.sense), Some(Sense::Maximize));
+    let mut weights = vec![0.0; model.dim()];
+    if maximize || s.l1.is_empty() {
+        return Ok((objective, weights));
+    }
+    let mut smooth: Option<NodeId> = None;
+    for &(sign, term) in &s.smooth {
+        let signed = if sign < 0.0 {
+            model.program.graph.add(Op::Unary(optc_compiler::ir::UnaryOp::Neg), vec![term]).expect("negation")
+        } else {
+            term
+        };
+        smooth = Some(match smooth {
+            None => signed,
+            Some(acc) => binary(&mut model.program, BinaryOp::Add, acc, signed),
+        });
+    }
+    let smooth = smooth.unwrap_or_else(|| model.program.graph.constant(0.0));
+    for term in &s.l1 {
+        let w = match term.weight {
+            Some(node) => model.eval_scalar(node).map_err(Diagnostic::from)?,
+            None => 1.0,
+        };
+        let slot = model.vars.iter().find(|v| v.input == term.var).expect("L1 term on a variable").clone();
+        for wi in &mut weights[slot.offset..slot.offset + slot.len()] {
+            *wi += w;
+        }
+    }
+    Ok((smooth, weights))
+}
+
+fn lbfgs_options(opts: &[(String, f64)]) -> Result<LbfgsOptions, Diagnostic> {
+    let mut o = LbfgsOptions::default();
+    for (k, v) in opts {
+        let key = if k == "tol" { "gtol" } else { k.as_str() };
+        o.set_option(key, *v).map_err(option_error)?;
+    }
+    Ok(o)
+}
+
+/// The DAGMA-style central path: stage t minimizes μ_t·f(x) + h(W/√s_t), where h is the model's
+/// one equality constraint (for `dagma_logdet(W, s = 1)` this is exactly h^{s_t}(W)).
+fn path(model: &mut Model, plan: &Plan, objective: NodeId, x0: &[f64], callback: Callback, error: &mut Option<Diagnostic>) -> Result<Report, Diagnostic> {
+    let c = model.program.constraints[plan.structure.equalities[0]].clone();
+    let (mu_id, mu) = model.add_param("path.mu", 1.0);
+    let (scale_id, scale) = model.add_param("path.inv_sqrt_s", 1.0);
+    // Rescale every variable h reads by 1/√s.
+    let mut h = c.node;
+    for slot in model.vars.clone() {
+        let var_node = model.program.input_nodes[slot.input.0 as usize];
+        let scaled = binary(&mut model.program, BinaryOp::Mul, var_node, scale);
+        h = model.program.graph.substitute(h, var_node, scaled).map_err(|e| plan_error("E0360", e.to_string()))?;
+    }
+    let weighted = binary(&mut model.program, BinaryOp::Mul, mu, objective);
+    let total = binary(&mut model.program, BinaryOp::Add, weighted, h);
+    let merit = differentiate(model, total)?;
+    // M-matrix guard: arguments of logdet in h must have a nonnegative inverse (as in DAGMA).
+    let logdet_args: Vec<NodeId> = (0..=h.0)
+        .map(NodeId)
+        .filter(|&id| matches!(model.program.graph.node(id).op, Op::LogDet))
+        .map(|id| model.program.graph.node(id).args[0])
+        .collect();
+    let (h_value, bounds) = (h, bounds(model)?);
+    let mut opts = PathOptions::default();
+    if let Some(spec) = &model.program.solve {
+        if spec.method == "colide" {
+            opts = PathOptions::colide();
+        }
+    }
+    for (k, v) in &plan.options {
+        match k.as_str() {
+            "mu" => opts.mu_init = *v,
+            "decay" => opts.mu_factor = *v,
+            other => opts.set_option(other, *v).map_err(option_error)?,
+        }
+    }
+    for (k, list) in &plan.lists {
+        match k.as_str() {
+            "s" => opts.s = list.clone(),
+            other => return Err(plan_error("E0362", format!("option `{other}` of `path` takes a number, not a list"))),
+        }
+    }
+    struct Objective<'a> {
+        model: &'a mut Model,
+        merit: Merit,
+        mu: InputId,
+        scale: InputId,
+        h: NodeId,
+        logdet_args: Vec<NodeId>,
+        bounds: Bounds,
+        error: &'a mut Option<Diagnostic>,
+        current: (f64, f64),
+    }
+    impl Objective<'_> {
+        fn set(&mut self, mu: f64, s: f64) {
+            if self.current != (mu, s) {
+                self.model.set_param(self.mu, mu);
+                self.model.set_param(self.scale, 1.0 / s.sqrt());
+                self.current = (mu, s);
+            }
+        }
+    }
+    impl PathObjective for Objective<'_> {
+        fn dim(&self) -> usize {
+            self.model.dim()
+        }
+        fn value_grad(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> Option<f64> {
+            self.set(mu, s);
+            self.model.set_x(x);
+            for &arg in &self.logdet_args {
+                let a = self.model.eval(&[arg]).ok()?.remove(0).into_dimensionality::<Ix2>().ok()?;
+                let inv = linalg::inv(a.view()).ok()?;
+                if inv.iter().any(|v| *v < 0.0) {
+                    return None;
+                }
+            }
+            let v = eval_merit(self.model, &self.merit, x, grad, self.error);
+            v.is_finite().then_some(v)
+        }
+        fn after_step(&mut self, x: &[f64]) {
+            let mut y = x.to_vec();
+            self.bounds.project(&mut y);
+            if y != x {
+                self.model.set_x(&y);
+            }
+        }
+        fn violation(&mut self, x: &[f64]) -> f64 {
+            self.model.set_x(x);
+            self.model.eval_scalar(self.h).map(f64::abs).unwrap_or(f64::NAN)
+        }
+    }
+    let mut objective = Objective {
+        model,
+        merit,
+        mu: mu_id,
+        scale: scale_id,
+        h: h_value,
+        logdet_args,
+        bounds,
+        error,
+        current: (f64::NAN, f64::NAN),
+    };
+    Ok(central_path(&mut objective, x0, &opts, callback).report)
+}
+
+/// Equality constraints of a model for the augmented Lagrangian: values and dense Jacobian rows.
+struct ModelConstrained<'a> {
+    model: &'a mut Model,
+    merit: Merit,
+    /// (constraint node, gradient nodes per component and variable, number of components)
+    constraints: Vec<(NodeId, Vec<NodeId>, usize)>,
+    num_constraints: usize,
+    error: &'a mut Option<Diagnostic>,
+}
+
+impl solvers::ConstrainedProblem for ModelConstrained<'_> {
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
+
+    fn num_constraints(&self) -> usize {
+        self.num_constraints
+    }
+
+    fn objective(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+        eval_merit(self.model, &self.merit, x, grad, self.error)
+    }
+
+    fn constraints(&mut self, x: &[f64], h: &mut [f64], jacobian: &mut [f64]) {
+        let n = x.len();
+        self.model.set_x(x);
+        let vars = self.model.vars.len();
+        let mut row = 0;
+        for (node, grads, len) in &self.constraints {
+            let mut roots = vec![*node];
+            roots.extend(grads);
+            match self.model.eval(&roots) {
+                Ok(values) => {
+                    for (k, v) in values[0].iter().enumerate() {
+                        h[row + k] = *v;
+                    }
+                    for k in 0..*len {
+                        let per_var = &values[1 + k * vars..1 + (k + 1) * vars];
+                        for (slot, gv) in self.model.vars.iter().zip(per_var) {
+                            for (j, v) in gv.iter().enumerate() {
+                                jacobian[(row + k) * n + slot.offset + j] = *v;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    h[row..row + len].fill(f64::NAN);
+                    if self.error.is_none() {
+                        *self.error = Some(e.into());
+                    }
+                }
+            }
+            row += len;
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Proximal operators and projections (in place on slices or ndarray matrices).
+
+use faer::Mat;
+use ndarray::{Array2, ArrayViewMut1, Axis};
+
+/// prox of t‖·‖₁: x_i ← sign(x_i)·max(|x_i| − t, 0).
+pub fn soft_threshold(x: &mut [f64], t: f64) {
+    for v in x.iter_mut() {
+        *v = v.signum() * (v.abs() - t).max(0.0);
+    }
+}
+
+/// prox of t‖·‖₂ on one group (block soft-thresholding): x ← max(1 − t/‖x‖, 0)·x.
+pub fn group_shrink<'a>(x: impl IntoIterator<Item = &'a mut f64>, t: f64) {
+    let mut entries: Vec<&mut f64> = x.into_iter().collect();
+    let norm = entries.iter().map(|v| **v * **v).sum::<f64>().sqrt();
+    let factor = if norm > t { 1.0 - t / norm } else { 0.0 };
+    entries.iter_mut().for_each(|v| **v *= factor);
+}
+
+/// Group shrinkage with each row of `m` as a group (prox of t·Σ_i ‖m_i·‖₂).
+pub fn group_shrink_rows(m: &mut Array2<f64>, t: f64) {
+    m.axis_iter_mut(Axis(0)).for_each(|mut row| group_shrink(row.iter_mut(), t));
+}
+
+/// Group shrinkage with each column of `m` as a group (prox of t·Σ_j ‖m_·j‖₂).
+pub fn group_shrink_cols(m: &mut Array2<f64>, t: f64) {
+    m.axis_iter_mut(Axis(1)).for_each(|mut col| group_shrink(col.iter_mut(), t));
+}
+
+/// Error from a matrix decomposition used by a prox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProxError(pub String);
+
+impl std::fmt::Display for ProxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ProxError {}
+
+/// Singular value thresholding, the prox of t‖·‖_*: U·diag(max(σ_i − t, 0))·Vᵀ.
+pub fn singular_value_threshold(y: &Array2<f64>, t: f64) -> Result<Array2<f64>, ProxError> {
+    let (rows, cols) = y.dim();
+    let a = Mat::<f64>::from_fn(rows, cols, |i, j| y[[i, j]]);
+    let svd = a.thin_svd().map_err(|e| ProxError(format!("SVD did not converge: {e:?}")))?;
+    let (u, v) = (svd.U(), svd.V());
+    let sigma = svd.S().column_vector();
+    let mut out = Array2::<f64>::zeros((rows, cols));
+    for k in 0..sigma.nrows() {
+        let shrunk = sigma[k] - t;
+        if shrunk <= 0.0 {
+            continue;
+        }
+        for i in 0..rows {
+            let ui = shrunk * u[(i, k)];
+            for j in 0..cols {
+                out[[i, j]] += ui * v[(j, k)];
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Projection onto x ≥ 0.
+pub fn project_nonneg(x: &mut [f64]) {
+    x.iter_mut().for_each(|v| *v = v.max(0.0));
+}
+
+/// Projection onto the box lower ≤ x ≤ upper (scalar bounds).
+pub fn project_box(x: &mut [f64], lower: f64, upper: f64) {
+    x.iter_mut().for_each(|v| *v = v.clamp(lower, upper));
+}
+
+/// Euclidean projection onto the simplex {x ≥ 0, Σx = radius} (sort-based, Held et al. /
+/// Duchi et al. 2008). `radius` must be positive.
+pub fn project_simplex(x: &mut [f64], radius: f64) {
+    if x.is_empty() {
+        return;
+    }
+    let mut sorted = x.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let mut cumulative = 0.0;
+    let mut theta = 0.0;
+    for (k, v) in sorted.iter().enumerate() {
+        cumulative += v;
+        let candidate = (cumulative - radius) / (k + 1) as f64;
+        if v - candidate > 0.0 {
+            theta = candidate;
+        }
+    }
+    x.iter_mut().for_each(|v| *v = (*v - theta).max(0.0));
+}
+
+/// Indices of the k largest entries by `key` (ties broken by the lower index).
+fn top_k_indices(x: &[f64], k: usize, key: impl Fn(f64) -> f64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..x.len()).collect();
+    order.sort_by(|&a, &b| key(x[b]).total_cmp(&key(x[a])).then(a.cmp(&b)));
+    order.truncate(k);
+    order
+}
+
+/// Projection onto the k-sparse simplex {x ≥ 0, Σx = radius, ‖x‖₀ ≤ k} (Kyrillidis et al. 2013):
+/// keep the k largest entries, project them onto the simplex, zero the rest.
+pub fn project_sparse_simplex(x: &mut [f64], k: usize, radius: f64) {
+    let keep = top_k_indices(x, k.max(1), |v| v);
+    let mut kept: Vec<f64> = keep.iter().map(|&i| x[i]).collect();
+    project_simplex(&mut kept, radius);
+    x.iter_mut().for_each(|v| *v = 0.0);
+    keep.iter().zip(kept).for_each(|(&i, v)| x[i] = v);
+}
+
+/// Hard thresholding to the k entries of largest magnitude (projection onto ‖x‖₀ ≤ k).
+pub fn hard_threshold_top_k(x: &mut [f64], k: usize) {
+    let keep = top_k_indices(x, k, f64::abs);
+    let mut mask = vec![false; x.len()];
+    keep.iter().for_each(|&i| mask[i] = true);
+    x.iter_mut().zip(mask).filter(|(_, m)| !m).for_each(|(v, _)| *v = 0.0);
+}
+
+fn hard_threshold_lane(mut lane: ArrayViewMut1<f64>, k: usize) {
+    let mut values = lane.to_vec();
+    hard_threshold_top_k(&mut values, k);
+    lane.iter_mut().zip(values).for_each(|(dst, v)| *dst = v);
+}
+
+/// At most k nonzeros per column (largest magnitudes kept).
+pub fn hard_threshold_top_k_cols(m: &mut Array2<f64>, k: usize) {
+    m.axis_iter_mut(Axis(1)).for_each(|col| hard_threshold_lane(col, k));
+}
+
+/// At most k nonzeros per row (largest magnitudes kept).
+pub fn hard_threshold_top_k_rows(m: &mut Array2<f64>, k: usize) {
+    m.axis_iter_mut(Axis(0)).for_each(|row| hard_threshold_lane(row, k));
+}

@@ -1,0 +1,131 @@
+//! Adam (Kingma & Ba 2015) with bias correction; the step is also used by the DAGMA/CoLiDE path.
+
+use super::options::impl_set_option;
+use super::{norm_inf, Callback, Control, IterInfo, Problem, Report, Status};
+
+/// Adam options (defaults in parentheses: Kingma & Ba's, except the stopping rules).
+#[derive(Clone, Debug)]
+pub struct AdamOptions {
+    /// Learning rate (1e-3).
+    pub lr: f64,
+    /// First-moment decay (0.9).
+    pub beta1: f64,
+    /// Second-moment decay (0.999).
+    pub beta2: f64,
+    /// Denominator guard (1e-8).
+    pub eps: f64,
+    /// Maximum iterations (10000).
+    pub max_iter: usize,
+    /// Stop when ‖∇f‖∞ ≤ gtol (1e-6).
+    pub gtol: f64,
+    /// Every `checkpoint` iterations (1000), stop if |Δf / f| ≤ ftol.
+    pub checkpoint: usize,
+    /// Relative change of f between checkpoints that counts as converged (1e-6).
+    pub ftol: f64,
+}
+
+impl Default for AdamOptions {
+    fn default() -> Self {
+        AdamOptions {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            max_iter: 10_000,
+            gtol: 1e-6,
+            checkpoint: 1000,
+            ftol: 1e-6,
+        }
+    }
+}
+
+impl_set_option!(AdamOptions {
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    max_iter: count,
+    gtol: float,
+    checkpoint: count,
+    ftol: float,
+});
+
+/// Adam moment estimates.
+#[derive(Clone, Debug)]
+pub struct AdamState {
+    m: Vec<f64>,
+    v: Vec<f64>,
+    t: i32,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+}
+
+impl AdamState {
+    pub fn new(n: usize, beta1: f64, beta2: f64, eps: f64) -> Self {
+        AdamState { m: vec![0.0; n], v: vec![0.0; n], t: 0, beta1, beta2, eps }
+    }
+
+    /// Updates the moments with gradient `g` and writes the bias-corrected direction
+    /// m̂ / (√v̂ + eps) into `update` (the caller applies x ← x − lr·update).
+    pub fn direction(&mut self, g: &[f64], update: &mut [f64]) {
+        self.t = self.t.saturating_add(1);
+        let c1 = 1.0 - self.beta1.powi(self.t);
+        let c2 = 1.0 - self.beta2.powi(self.t);
+        for i in 0..g.len() {
+            self.m[i] = self.beta1 * self.m[i] + (1.0 - self.beta1) * g[i];
+            self.v[i] = self.beta2 * self.v[i] + (1.0 - self.beta2) * g[i] * g[i];
+            update[i] = (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + self.eps);
+        }
+    }
+}
+
+/// Minimises `problem` from `x0` with Adam.
+pub fn adam(
+    problem: &mut dyn Problem,
+    x0: &[f64],
+    opts: &AdamOptions,
+    callback: Callback,
+) -> Report {
+    let n = x0.len();
+    let mut x = x0.to_vec();
+    let mut g = vec![0.0; n];
+    let mut update = vec![0.0; n];
+    let mut state = AdamState::new(n, opts.beta1, opts.beta2, opts.eps);
+    let mut checkpoint_value = f64::INFINITY;
+    let finish = |status, iterations, x: Vec<f64>, value, g: &[f64]| Report {
+        status,
+        iterations,
+        value,
+        optimality: norm_inf(g),
+        violation: 0.0,
+        x,
+    };
+    for iter in 1..=opts.max_iter {
+        let value = problem.value_grad(&x, &mut g);
+        if !value.is_finite() {
+            return finish(Status::Diverged, iter - 1, x, value, &g);
+        }
+        if norm_inf(&g) <= opts.gtol {
+            return finish(Status::Converged, iter - 1, x, value, &g);
+        }
+        if opts.checkpoint > 0 && (iter - 1) % opts.checkpoint == 0 && iter > 1 {
+            if ((checkpoint_value - value) / checkpoint_value).abs() <= opts.ftol {
+                return finish(Status::Converged, iter - 1, x, value, &g);
+            }
+            checkpoint_value = value;
+        }
+        state.direction(&g, &mut update);
+        for i in 0..n {
+            x[i] -= opts.lr * update[i];
+        }
+        let info =
+            IterInfo { iter, value, optimality: norm_inf(&g), violation: 0.0, step: opts.lr };
+        if callback(&info) == Control::Stop {
+            let value = problem.value_grad(&x, &mut g);
+            return finish(Status::Interrupted, iter, x, value, &g);
+        }
+    }
+    let value = problem.value_grad(&x, &mut g);
+    finish(Status::MaxIter, opts.max_iter, x, value, &g)
+}

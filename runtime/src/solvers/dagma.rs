@@ -1,0 +1,352 @@
+//! The DAGMA central path (Bello et al. 2022) over a generic objective, and CoLiDE's closed-form
+//! noise-scale updates (Saboksayr et al. 2024).
+//!
+//! For stages t = 1..T the path minimises μ_t·score(x) + h^{s_t}(x) with Adam, warm-started from
+//! the previous stage, with μ_{t+1} = mu_factor·μ_t and s_t taken from the `s` list (its last value
+//! repeated). Stages t < T run `warm_iter` Adam steps, the last one `max_iter`; every `checkpoint`
+//! steps a stage ends early if |Δobj/obj| ≤ tol. The objective reports whether x lies in the
+//! domain of h^s (for DAGMA: sI − W∘W an M-matrix, i.e. (sI − W∘W)⁻¹ ≥ 0). Outside it:
+//! - at a stage's first step, or when s ≤ 0.9: the stage restarts from its start point with the
+//!   learning rate halved and s increased by `s_step`;
+//! - otherwise the last step is undone, the learning rate halved and the step redone (the stage
+//!   ends when the learning rate drops to 1e-16).
+//!
+//! Block-coordinate variants (CoLiDE: one Adam step on W, then the closed-form σ) use
+//! [`PathObjective::after_step`].
+
+use super::options::{count, float, invalid, unknown};
+use super::{
+    norm_inf, AdamState, Callback, Control, IterInfo, OptionError, Report, SetOption, Status,
+};
+use ndarray::{Array1, Array2, ArrayView2};
+
+/// The path objective μ·score(x) + h^s(x).
+pub trait PathObjective {
+    /// Number of variables.
+    fn dim(&self) -> usize;
+    /// Returns μ·score(x) + h^s(x) and writes its (sub)gradient into `grad`, or `None` if `x`
+    /// is outside the domain of h^s.
+    fn value_grad(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> Option<f64>;
+    /// Called after every Adam step (closed-form block updates). Does nothing by default.
+    fn after_step(&mut self, _x: &[f64]) {}
+    /// The constraint violation reported for the final point (0 by default).
+    fn violation(&mut self, _x: &[f64]) -> f64 {
+        0.0
+    }
+}
+
+/// A [`PathObjective`] from closures: `value_grad(x, μ, s, grad) -> Option<value>` and an
+/// optional `after_step(x)`.
+pub struct FnPathObjective<F, A = fn(&[f64])> {
+    dim: usize,
+    value_grad: F,
+    after_step: A,
+}
+
+impl<F> FnPathObjective<F>
+where
+    F: FnMut(&[f64], f64, f64, &mut [f64]) -> Option<f64>,
+{
+    pub fn new(dim: usize, value_grad: F) -> Self {
+        FnPathObjective { dim, value_grad, after_step: |_| {} }
+    }
+}
+
+impl<F, A> FnPathObjective<F, A>
+where
+    F: FnMut(&[f64], f64, f64, &mut [f64]) -> Option<f64>,
+    A: FnMut(&[f64]),
+{
+    pub fn with_after_step(dim: usize, value_grad: F, after_step: A) -> Self {
+        FnPathObjective { dim, value_grad, after_step }
+    }
+}
+
+impl<F, A> PathObjective for FnPathObjective<F, A>
+where
+    F: FnMut(&[f64], f64, f64, &mut [f64]) -> Option<f64>,
+    A: FnMut(&[f64]),
+{
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn value_grad(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> Option<f64> {
+        (self.value_grad)(x, mu, s, grad)
+    }
+    fn after_step(&mut self, x: &[f64]) {
+        (self.after_step)(x)
+    }
+}
+
+/// Central-path options; `Default` is the DAGMA repository's `fit` defaults,
+/// [`PathOptions::colide`] CoLiDE's `main.py` settings.
+#[derive(Clone, Debug)]
+pub struct PathOptions {
+    /// Number of stages T (5).
+    pub stages: usize,
+    /// μ₁ (1).
+    pub mu_init: f64,
+    /// μ_{t+1} = mu_factor·μ_t (0.1).
+    pub mu_factor: f64,
+    /// s per stage, last value repeated ([1, .9, .8, .7, .6]).
+    pub s: Vec<f64>,
+    /// Increment of s when a stage restarts (0.1).
+    pub s_step: f64,
+    /// Adam steps for stages t < T (30000).
+    pub warm_iter: usize,
+    /// Adam steps for the last stage (60000).
+    pub max_iter: usize,
+    /// Adam learning rate (3e-4).
+    pub lr: f64,
+    /// Adam β1 (0.99).
+    pub beta1: f64,
+    /// Adam β2 (0.999).
+    pub beta2: f64,
+    /// Adam eps (1e-8).
+    pub eps: f64,
+    /// Steps between convergence checks (1000).
+    pub checkpoint: usize,
+    /// Relative objective change that ends a stage (1e-6).
+    pub tol: f64,
+    /// Stage restarts allowed in total before giving up with `Status::Diverged` (50).
+    pub max_restarts: usize,
+}
+
+impl Default for PathOptions {
+    fn default() -> Self {
+        PathOptions {
+            stages: 5,
+            mu_init: 1.0,
+            mu_factor: 0.1,
+            s: vec![1.0, 0.9, 0.8, 0.7, 0.6],
+            s_step: 0.1,
+            warm_iter: 30_000,
+            max_iter: 60_000,
+            lr: 3e-4,
+            beta1: 0.99,
+            beta2: 0.999,
+            eps: 1e-8,
+            checkpoint: 1000,
+            tol: 1e-6,
+            max_restarts: 50,
+        }
+    }
+}
+
+impl PathOptions {
+    /// CoLiDE `main.py` settings: T = 4, s = [1, .9, .8, .7], warm_iter 2e4, max_iter 7e4.
+    pub fn colide() -> Self {
+        PathOptions {
+            stages: 4,
+            s: vec![1.0, 0.9, 0.8, 0.7],
+            warm_iter: 20_000,
+            max_iter: 70_000,
+            ..PathOptions::default()
+        }
+    }
+
+    fn s_at(&self, stage: usize) -> f64 {
+        self.s.get(stage).or(self.s.last()).copied().unwrap_or(1.0)
+    }
+}
+
+impl SetOption for PathOptions {
+    /// Numeric options by field name; `s` sets a constant s for all stages and `T` is an alias
+    /// of `stages`.
+    fn set_option(&mut self, name: &str, value: f64) -> Result<(), OptionError> {
+        match name {
+            "stages" | "T" => self.stages = count(name, value)?,
+            "mu_init" => self.mu_init = float(name, value)?,
+            "mu_factor" => self.mu_factor = float(name, value)?,
+            "s" if value > 0.0 => self.s = vec![value],
+            "s" => return Err(invalid(name, "s must be positive")),
+            "s_step" => self.s_step = float(name, value)?,
+            "warm_iter" => self.warm_iter = count(name, value)?,
+            "max_iter" => self.max_iter = count(name, value)?,
+            "lr" => self.lr = float(name, value)?,
+            "beta1" => self.beta1 = float(name, value)?,
+            "beta2" => self.beta2 = float(name, value)?,
+            "eps" => self.eps = float(name, value)?,
+            "checkpoint" => self.checkpoint = count(name, value)?,
+            "tol" => self.tol = float(name, value)?,
+            "max_restarts" => self.max_restarts = count(name, value)?,
+            _ => {
+                return Err(unknown(
+                    name,
+                    &[
+                        "stages", "T", "mu_init", "mu_factor", "s", "s_step", "warm_iter",
+                        "max_iter", "lr", "beta1", "beta2", "eps", "checkpoint", "tol",
+                        "max_restarts",
+                    ],
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The path outcome: `report.value` is the last stage's objective, `report.iterations` the total
+/// number of Adam steps, `report.violation` from [`PathObjective::violation`].
+#[derive(Clone, Debug)]
+pub struct PathReport {
+    pub report: Report,
+    /// The s actually used per completed stage (after restarts).
+    pub s_used: Vec<f64>,
+    /// Number of stage restarts.
+    pub restarts: usize,
+}
+
+enum StageEnd {
+    Done,
+    Restart,
+    Stopped,
+    Diverged,
+}
+
+struct Stage<'a> {
+    objective: &'a mut dyn PathObjective,
+    opts: &'a PathOptions,
+    callback: Callback<'a>,
+    total_steps: usize,
+    last_value: f64,
+    last_optimality: f64,
+}
+
+impl Stage<'_> {
+    fn minimize(&mut self, x: &mut [f64], mu: f64, s: f64, max_iter: usize, lr: f64) -> StageEnd {
+        let n = x.len();
+        let mut lr = lr;
+        let mut g = vec![0.0; n];
+        let mut update = vec![0.0; n];
+        let mut adam = AdamState::new(n, self.opts.beta1, self.opts.beta2, self.opts.eps);
+        let mut obj_prev = 1e16;
+        for iter in 1..=max_iter {
+            let mut value = self.objective.value_grad(x, mu, s, &mut g);
+            while value.is_none() {
+                if iter == 1 || s <= 0.9 {
+                    return StageEnd::Restart;
+                }
+                x.iter_mut().zip(&update).for_each(|(xi, u)| *xi += lr * u);
+                lr *= 0.5;
+                if lr <= 1e-16 {
+                    return StageEnd::Done;
+                }
+                x.iter_mut().zip(&update).for_each(|(xi, u)| *xi -= lr * u);
+                value = self.objective.value_grad(x, mu, s, &mut g);
+            }
+            let Some(value) = value.filter(|v| v.is_finite()) else {
+                return StageEnd::Diverged;
+            };
+            adam.direction(&g, &mut update);
+            x.iter_mut().zip(&update).for_each(|(xi, u)| *xi -= lr * u);
+            self.objective.after_step(x);
+            self.total_steps += 1;
+            self.last_value = value;
+            self.last_optimality = norm_inf(&g);
+            let info = IterInfo {
+                iter: self.total_steps,
+                value,
+                optimality: self.last_optimality,
+                violation: f64::NAN,
+                step: lr,
+            };
+            if (self.callback)(&info) == Control::Stop {
+                return StageEnd::Stopped;
+            }
+            let at_checkpoint =
+                iter == max_iter || (self.opts.checkpoint > 0 && iter % self.opts.checkpoint == 0);
+            if at_checkpoint {
+                if let Some(obj_new) = self.objective.value_grad(x, mu, s, &mut g) {
+                    self.last_value = obj_new;
+                    if ((obj_prev - obj_new) / obj_prev).abs() <= self.opts.tol {
+                        break;
+                    }
+                    obj_prev = obj_new;
+                }
+            }
+        }
+        StageEnd::Done
+    }
+}
+
+/// Runs the central path from `x0`.
+pub fn central_path(
+    objective: &mut dyn PathObjective,
+    x0: &[f64],
+    opts: &PathOptions,
+    callback: Callback,
+) -> PathReport {
+    let mut stage = Stage {
+        objective,
+        opts,
+        callback,
+        total_steps: 0,
+        last_value: f64::NAN,
+        last_optimality: f64::NAN,
+    };
+    let mut x = x0.to_vec();
+    let mut mu = opts.mu_init;
+    let mut s_used = Vec::new();
+    let mut restarts = 0;
+    let mut status = Status::Converged;
+    'stages: for t in 0..opts.stages {
+        let mut s = opts.s_at(t);
+        let mut lr = opts.lr;
+        let iters = if t + 1 == opts.stages { opts.max_iter } else { opts.warm_iter };
+        loop {
+            let mut trial = x.clone();
+            match stage.minimize(&mut trial, mu, s, iters, lr) {
+                StageEnd::Done => {
+                    x = trial;
+                    break;
+                }
+                StageEnd::Restart if restarts < opts.max_restarts => {
+                    restarts += 1;
+                    lr *= 0.5;
+                    s += opts.s_step;
+                }
+                StageEnd::Restart | StageEnd::Diverged => {
+                    status = Status::Diverged;
+                    break 'stages;
+                }
+                StageEnd::Stopped => {
+                    x = trial;
+                    status = Status::Interrupted;
+                    break 'stages;
+                }
+            }
+        }
+        s_used.push(s);
+        mu *= opts.mu_factor;
+    }
+    let violation = stage.objective.violation(&x);
+    let report = Report {
+        status,
+        iterations: stage.total_steps,
+        value: stage.last_value,
+        optimality: stage.last_optimality,
+        violation,
+        x,
+    };
+    PathReport { report, s_used, restarts }
+}
+
+/// Diagonal of (I − W)ᵀ Σ̂ (I − W): the residual variance of each column under W.
+fn residual_variances(cov: ArrayView2<f64>, w: ArrayView2<f64>) -> Array1<f64> {
+    let d = w.nrows();
+    let i_minus_w = Array2::<f64>::eye(d) - &w;
+    let m = cov.dot(&i_minus_w);
+    (&i_minus_w * &m).sum_axis(ndarray::Axis(0))
+}
+
+/// CoLiDE-EV closed-form noise scale σ = sqrt(tr((I − W)ᵀ Σ̂ (I − W)) / d) (no σ₀ floor, as in
+/// the authors' code).
+pub fn colide_sigma_ev(cov: ArrayView2<f64>, w: ArrayView2<f64>) -> f64 {
+    let d = w.nrows() as f64;
+    (residual_variances(cov, w).sum() / d).sqrt()
+}
+
+/// CoLiDE-NV closed-form noise scales σ_j = sqrt([(I − W)ᵀ Σ̂ (I − W)]_jj).
+pub fn colide_sigma_nv(cov: ArrayView2<f64>, w: ArrayView2<f64>) -> Array1<f64> {
+    residual_variances(cov, w).mapv(f64::sqrt)
+}

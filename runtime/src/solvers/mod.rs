@@ -1,0 +1,125 @@
+//! Numerical solvers over closures: the shared interface (problems, reports, progress callbacks,
+//! options) and the algorithms (L-BFGS, projected L-BFGS, proximal gradient / FISTA, Adam,
+//! augmented Lagrangian, the DAGMA / CoLiDE central path).
+//!
+//! Solvers never print: each iteration is reported to a `&mut dyn FnMut(&IterInfo) -> Control`
+//! callback, and returning [`Control::Stop`] ends the solve with [`Status::Interrupted`].
+
+mod adam;
+mod auglag;
+mod dagma;
+mod lbfgs;
+mod options;
+mod projected;
+mod proxgrad;
+
+pub use adam::{adam, AdamOptions, AdamState};
+pub use auglag::{
+    augmented_lagrangian, AugLagOptions, AugLagReport, ConstrainedProblem, FnConstrained,
+    InnerSolver,
+};
+pub use dagma::{
+    central_path, colide_sigma_ev, colide_sigma_nv, FnPathObjective, PathObjective, PathOptions,
+    PathReport,
+};
+pub use lbfgs::{lbfgs, LbfgsOptions};
+pub use options::{OptionError, SetOption};
+pub use projected::{projected_lbfgs, Bounds};
+pub use proxgrad::{proximal_gradient, FnRegularizer, L1Penalty, ProxGradOptions, Regularizer};
+
+/// A smooth objective: value and gradient at a point.
+pub trait Problem {
+    /// Number of variables.
+    fn dim(&self) -> usize;
+    /// Returns f(x) and writes ∇f(x) into `grad` (same length as `x`).
+    fn value_grad(&mut self, x: &[f64], grad: &mut [f64]) -> f64;
+}
+
+/// A [`Problem`] given by a closure `(x, grad) -> value`.
+pub struct FnProblem<F> {
+    dim: usize,
+    f: F,
+}
+
+impl<F: FnMut(&[f64], &mut [f64]) -> f64> FnProblem<F> {
+    /// Wraps `f` as a problem in `dim` variables.
+    pub fn new(dim: usize, f: F) -> Self {
+        FnProblem { dim, f }
+    }
+}
+
+impl<F: FnMut(&[f64], &mut [f64]) -> f64> Problem for FnProblem<F> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn value_grad(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+        (self.f)(x, grad)
+    }
+}
+
+/// Why a solver stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// The optimality (or feasibility) tolerance was met.
+    Converged,
+    /// The iteration budget ran out first.
+    MaxIter,
+    /// No acceptable step was found along the search direction.
+    LineSearchFailed,
+    /// The objective became non-finite (or the start point had a non-finite objective).
+    Diverged,
+    /// The progress callback asked to stop.
+    Interrupted,
+}
+
+/// The outcome of a solve.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub status: Status,
+    /// Iterations performed (outer iterations for the augmented Lagrangian, Adam steps for the path).
+    pub iterations: usize,
+    /// Objective value at `x` (including the nonsmooth part for proximal methods).
+    pub value: f64,
+    /// First-order optimality measure at `x`: ‖∇f‖∞, the prox-gradient mapping norm, or the
+    /// projected-gradient norm, depending on the solver.
+    pub optimality: f64,
+    /// Constraint violation at `x` (‖h(x)‖₂ for equality constraints, h^s for the DAG path, else 0).
+    pub violation: f64,
+    /// The returned point.
+    pub x: Vec<f64>,
+}
+
+/// Progress information passed to the callback once per iteration.
+#[derive(Clone, Copy, Debug)]
+pub struct IterInfo {
+    pub iter: usize,
+    pub value: f64,
+    pub optimality: f64,
+    pub violation: f64,
+    /// Step length accepted in this iteration (penalty ρ for augmented-Lagrangian outer steps).
+    pub step: f64,
+}
+
+/// What the callback wants the solver to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Stop,
+}
+
+/// The progress callback type used by every solver.
+pub type Callback<'a> = &'a mut dyn FnMut(&IterInfo) -> Control;
+
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+pub(crate) fn norm_inf(a: &[f64]) -> f64 {
+    a.iter().fold(0.0, |m, v| m.max(v.abs()))
+}
+
+/// Relative decrease test shared by the quasi-Newton solvers:
+/// (f_prev − f) ≤ tol · max(|f_prev|, |f|, 1).
+pub(crate) fn small_relative_decrease(f_prev: f64, f: f64, tol: f64) -> bool {
+    f_prev - f <= tol * f_prev.abs().max(f.abs()).max(1.0)
+}

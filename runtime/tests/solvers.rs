@@ -1,0 +1,287 @@
+//! Solver tests on problems with known solutions.
+
+use optc_runtime::prox::soft_threshold;
+use optc_runtime::simulate::regression;
+use optc_runtime::solvers::{
+    adam, augmented_lagrangian, lbfgs, projected_lbfgs, proximal_gradient, AdamOptions,
+    AugLagOptions, Bounds, Control, FnConstrained, FnProblem, InnerSolver, IterInfo, L1Penalty,
+    LbfgsOptions, PathOptions, ProxGradOptions, SetOption, Status,
+};
+
+fn go_on(_: &IterInfo) -> Control {
+    Control::Continue
+}
+
+fn assert_close(actual: &[f64], expected: &[f64], tol: f64) {
+    assert_eq!(actual.len(), expected.len());
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert!((a - e).abs() <= tol, "entry {i}: {a} vs {e} (tol {tol}); all: {actual:?}");
+    }
+}
+
+/// f(x) = ½ xᵀAx − bᵀx for a dense row-major SPD A.
+fn quadratic(a: Vec<f64>, b: Vec<f64>) -> impl FnMut(&[f64], &mut [f64]) -> f64 {
+    move |x, g| {
+        let n = b.len();
+        let mut value = 0.0;
+        for i in 0..n {
+            g[i] = (0..n).map(|j| a[i * n + j] * x[j]).sum::<f64>() - b[i];
+            value += 0.5 * (g[i] - b[i]) * x[i];
+        }
+        value
+    }
+}
+
+#[test]
+fn lbfgs_solves_ill_conditioned_diagonal_quadratic() {
+    let diag = [1.0, 10.0, 100.0, 1e4];
+    let mut a = vec![0.0; 16];
+    (0..4).for_each(|i| a[i * 5] = diag[i]);
+    let b = vec![1.0, 2.0, 3.0, 4.0];
+    let mut problem = FnProblem::new(4, quadratic(a, b));
+    // Condition number 1e4: near x* the decrease of f drops below its round-off (|f| ≈ 0.75) once
+    // ‖g‖ ≲ 1e-6, so the solve ends on "no further decrease" with ‖x − x*‖ ≤ ‖g‖/λ_min.
+    let opts = LbfgsOptions { gtol: 1e-10, ftol: 0.0, ..Default::default() };
+    let report = lbfgs(&mut problem, &[0.0; 4], &opts, &mut go_on);
+    assert_eq!(report.status, Status::Converged);
+    assert!(report.optimality < 1e-6, "{report:?}");
+    assert_close(&report.x, &[1.0, 0.2, 0.03, 4e-4], 1e-6);
+}
+
+#[test]
+fn lbfgs_solves_dense_quadratic() {
+    // A = [[4,1,0],[1,3,1],[0,1,2]], b = A·(1, −2, 3) = (2, −2, 4).
+    let a = vec![4.0, 1.0, 0.0, 1.0, 3.0, 1.0, 0.0, 1.0, 2.0];
+    let mut problem = FnProblem::new(3, quadratic(a, vec![2.0, -2.0, 4.0]));
+    let opts = LbfgsOptions { gtol: 1e-10, ftol: 0.0, ..Default::default() };
+    let report = lbfgs(&mut problem, &[0.0; 3], &opts, &mut go_on);
+    assert_eq!(report.status, Status::Converged);
+    assert_close(&report.x, &[1.0, -2.0, 3.0], 1e-9);
+}
+
+fn rosenbrock(x: &[f64], g: &mut [f64]) -> f64 {
+    let (a, b) = (x[0], x[1]);
+    g[0] = -2.0 * (1.0 - a) - 400.0 * a * (b - a * a);
+    g[1] = 200.0 * (b - a * a);
+    (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2)
+}
+
+#[test]
+fn lbfgs_minimizes_rosenbrock() {
+    let mut problem = FnProblem::new(2, rosenbrock);
+    let opts = LbfgsOptions { gtol: 1e-9, ftol: 0.0, ..Default::default() };
+    let report = lbfgs(&mut problem, &[-1.2, 1.0], &opts, &mut go_on);
+    assert_eq!(report.status, Status::Converged);
+    assert!(report.iterations < 100, "{} iterations", report.iterations);
+    assert_close(&report.x, &[1.0, 1.0], 1e-7);
+}
+
+#[test]
+fn lbfgs_line_search_backtracks_from_nan() {
+    // f = Σ x_i − ln x_i is NaN for x_i < 0; from (5, 3) the second quasi-Newton step
+    // overshoots into x < 0 (secant curvature 0.05 gives a step of −15 in x₀).
+    let mut nan_seen = false;
+    let mut problem = FnProblem::new(2, |x: &[f64], g: &mut [f64]| {
+        let mut value = 0.0;
+        for i in 0..2 {
+            g[i] = 1.0 - 1.0 / x[i];
+            value += x[i] - x[i].ln();
+        }
+        nan_seen |= value.is_nan();
+        value
+    });
+    let opts = LbfgsOptions { gtol: 1e-10, ftol: 0.0, ..Default::default() };
+    let report = lbfgs(&mut problem, &[5.0, 3.0], &opts, &mut go_on);
+    assert!(nan_seen, "the test should exercise a NaN trial point");
+    assert_eq!(report.status, Status::Converged);
+    assert_close(&report.x, &[1.0, 1.0], 1e-8);
+}
+
+#[test]
+fn lbfgs_reports_interrupt_with_current_point() {
+    let mut problem = FnProblem::new(2, rosenbrock);
+    let mut calls = 0;
+    let mut stop_after_three = |_: &IterInfo| {
+        calls += 1;
+        if calls == 3 {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    };
+    let report = lbfgs(&mut problem, &[-1.2, 1.0], &LbfgsOptions::default(), &mut stop_after_three);
+    assert_eq!(report.status, Status::Interrupted);
+    assert_eq!(report.iterations, 3);
+    let mut g = [0.0; 2];
+    assert_eq!(rosenbrock(&report.x, &mut g), report.value);
+    assert!(report.value < 24.2, "value must decrease from f(x0) = 24.2");
+}
+
+#[test]
+fn lbfgs_reports_nonfinite_start_as_diverged() {
+    let mut problem = FnProblem::new(1, |_: &[f64], g: &mut [f64]| {
+        g[0] = 0.0;
+        f64::NAN
+    });
+    let report = lbfgs(&mut problem, &[0.0], &LbfgsOptions::default(), &mut go_on);
+    assert_eq!(report.status, Status::Diverged);
+}
+
+#[test]
+fn projected_lbfgs_matches_kkt_point_of_box_quadratic() {
+    // min ½xᵀAx − bᵀx on [0,1]³ with A = [[4,1,0],[1,3,1],[0,1,2]], b = (−1, 2.5, 4):
+    // x* = (0, 0.5, 1) with ∇f(x*) = (1.5, 0, −1.5): lower bound active with g > 0, free with
+    // g = 0, upper bound active with g < 0.
+    let a = vec![4.0, 1.0, 0.0, 1.0, 3.0, 1.0, 0.0, 1.0, 2.0];
+    let mut problem = FnProblem::new(3, quadratic(a, vec![-1.0, 2.5, 4.0]));
+    let bounds = Bounds::new(vec![0.0; 3], vec![1.0; 3]).unwrap();
+    let opts = LbfgsOptions { gtol: 1e-10, ftol: 0.0, ..Default::default() };
+    let report = projected_lbfgs(&mut problem, &[0.5, 0.5, 0.5], &bounds, &opts, &mut go_on);
+    assert_eq!(report.status, Status::Converged);
+    assert_close(&report.x, &[0.0, 0.5, 1.0], 1e-9);
+}
+
+#[test]
+fn projected_lbfgs_handles_nonneg_rosenbrock_with_active_bound() {
+    // Rosenbrock with x₁ ≤ 0.5: the minimiser lies on the bound, where ∂f/∂x₁ ≤ 0 and
+    // ∂f/∂x₂ = 0 ⇒ x₂ = 0.25.
+    let mut problem = FnProblem::new(2, rosenbrock);
+    let bounds = Bounds::new(vec![f64::NEG_INFINITY; 2], vec![0.5, f64::INFINITY]).unwrap();
+    let opts = LbfgsOptions { gtol: 1e-9, ftol: 0.0, ..Default::default() };
+    let report = projected_lbfgs(&mut problem, &[-1.2, 1.0], &bounds, &opts, &mut go_on);
+    assert_eq!(report.status, Status::Converged);
+    assert_close(&report.x, &[0.5, 0.25], 1e-7);
+}
+
+#[test]
+fn bounds_reject_inverted_limits() {
+    assert!(Bounds::new(vec![1.0], vec![0.0]).is_err());
+    assert!(Bounds::new(vec![0.0, 0.0], vec![1.0]).is_err());
+}
+
+/// Lasso ½n⁻¹‖y − Xβ‖² + λ‖β‖₁ by cyclic coordinate descent (the reference).
+fn lasso_coordinate_descent(x: &ndarray::Array2<f64>, y: &ndarray::Array1<f64>, lambda: f64) -> Vec<f64> {
+    let (n, p) = x.dim();
+    let mut beta = vec![0.0; p];
+    let mut residual = y.to_vec();
+    for _ in 0..2000 {
+        for j in 0..p {
+            let column = x.column(j);
+            let norm2 = column.dot(&column) / n as f64;
+            let rho: f64 = (0..n).map(|i| column[i] * residual[i]).sum::<f64>() / n as f64 + norm2 * beta[j];
+            let mut new = [rho];
+            soft_threshold(&mut new, lambda);
+            let new = new[0] / norm2;
+            (0..n).for_each(|i| residual[i] -= column[i] * (new - beta[j]));
+            beta[j] = new;
+        }
+    }
+    beta
+}
+
+#[test]
+fn fista_and_ista_match_coordinate_descent_on_lasso() {
+    let (x, y, _) = regression(60, 12, 3, 0.1, 3);
+    let lambda = 0.1;
+    let reference = lasso_coordinate_descent(&x, &y, lambda);
+    assert!(reference.iter().filter(|v| **v == 0.0).count() >= 3, "the test needs zeros");
+    let n = x.nrows() as f64;
+    let smooth = |beta: &[f64], g: &mut [f64]| {
+        let b = ndarray::ArrayView1::from(beta);
+        let r = x.dot(&b) - &y;
+        let grad = x.t().dot(&r) / n;
+        g.copy_from_slice(grad.as_slice().unwrap());
+        0.5 * r.dot(&r) / n
+    };
+    for (accelerated, restart) in [(true, false), (true, true), (false, false)] {
+        let mut problem = FnProblem::new(12, smooth);
+        let opts = ProxGradOptions { tol: 1e-10, accelerated, restart, max_iter: 20_000, ..Default::default() };
+        let report =
+            proximal_gradient(&mut problem, &mut L1Penalty { lambda }, &[0.0; 12], &opts, &mut go_on);
+        assert_eq!(report.status, Status::Converged, "accelerated {accelerated} restart {restart}");
+        assert_close(&report.x, &reference, 1e-8);
+    }
+}
+
+#[test]
+fn adam_minimizes_quadratic() {
+    let a = vec![2.0, 0.5, 0.5, 1.0];
+    let mut problem = FnProblem::new(2, quadratic(a, vec![1.0, -1.0]));
+    let opts = AdamOptions { lr: 0.01, max_iter: 20_000, gtol: 1e-7, ..Default::default() };
+    let report = adam(&mut problem, &[0.0, 0.0], &opts, &mut go_on);
+    assert_ne!(report.status, Status::Diverged);
+    // A⁻¹b for A = [[2, .5], [.5, 1]], b = (1, −1): det 1.75 → (1.5, −2.5)/1.75.
+    assert_close(&report.x, &[1.5 / 1.75, -2.5 / 1.75], 1e-4);
+}
+
+/// min ½‖x − c‖² s.t. x₁ + x₂ + x₃ = 1, x₁ − x₃ = 0.
+fn equality_qp(c: [f64; 3]) -> FnConstrained<impl FnMut(&[f64], &mut [f64]) -> f64, impl FnMut(&[f64], &mut [f64], &mut [f64])> {
+    FnConstrained {
+        dim: 3,
+        num_constraints: 2,
+        objective: move |x: &[f64], g: &mut [f64]| {
+            (0..3).map(|i| {
+                g[i] = x[i] - c[i];
+                0.5 * g[i] * g[i]
+            }).sum()
+        },
+        constraints: |x: &[f64], h: &mut [f64], jac: &mut [f64]| {
+            h[0] = x[0] + x[1] + x[2] - 1.0;
+            h[1] = x[0] - x[2];
+            jac.copy_from_slice(&[1.0, 1.0, 1.0, 1.0, 0.0, -1.0]);
+        },
+    }
+}
+
+#[test]
+fn augmented_lagrangian_matches_kkt_solution() {
+    // KKT: x = c − Aᵀλ, Ax = b; for c = (1, 2, 3): λ = (5/3, −1), x = (1/3, 1/3, 1/3).
+    let mut problem = equality_qp([1.0, 2.0, 3.0]);
+    let inner = InnerSolver::Lbfgs(LbfgsOptions { gtol: 1e-12, ftol: 0.0, ..Default::default() });
+    let result = augmented_lagrangian(&mut problem, &[0.0; 3], &inner, &AugLagOptions::default(), &mut go_on);
+    assert_eq!(result.report.status, Status::Converged);
+    assert!(result.report.violation <= 1e-8);
+    assert_close(&result.report.x, &[1.0 / 3.0; 3], 1e-7);
+    assert_close(&result.multipliers, &[5.0 / 3.0, -1.0], 1e-5);
+}
+
+#[test]
+fn augmented_lagrangian_with_bounds_projects_onto_simplex() {
+    // min ½‖x − c‖² s.t. Σx = 1, x ≥ 0 is the simplex projection of c = (1, 0.5, −1):
+    // threshold θ = 0.25 gives (0.75, 0.25, 0).
+    let c = [1.0, 0.5, -1.0];
+    let mut problem = FnConstrained {
+        dim: 3,
+        num_constraints: 1,
+        objective: move |x: &[f64], g: &mut [f64]| {
+            (0..3).map(|i| {
+                g[i] = x[i] - c[i];
+                0.5 * g[i] * g[i]
+            }).sum::<f64>()
+        },
+        constraints: |x: &[f64], h: &mut [f64], jac: &mut [f64]| {
+            h[0] = x.iter().sum::<f64>() - 1.0;
+            jac.fill(1.0);
+        },
+    };
+    let opts = LbfgsOptions { gtol: 1e-12, ftol: 0.0, ..Default::default() };
+    let inner = InnerSolver::ProjectedLbfgs(opts, Bounds::nonneg(3));
+    let result = augmented_lagrangian(&mut problem, &[0.0; 3], &inner, &AugLagOptions::default(), &mut go_on);
+    assert_eq!(result.report.status, Status::Converged);
+    assert_close(&result.report.x, &[0.75, 0.25, 0.0], 1e-7);
+}
+
+#[test]
+fn options_are_set_by_name_and_unknown_names_are_rejected() {
+    let pairs = |v: &[(&str, f64)]| v.iter().map(|(k, x)| (k.to_string(), *x)).collect::<Vec<_>>();
+    let opts = LbfgsOptions::from_options(&pairs(&[("memory", 5.0), ("gtol", 1e-3)])).unwrap();
+    assert_eq!((opts.memory, opts.gtol, opts.max_iter), (5, 1e-3, 1000));
+    let err = LbfgsOptions::from_options(&pairs(&[("memroy", 5.0)])).unwrap_err();
+    assert!(err.message.contains("memory"), "{err}");
+    assert!(LbfgsOptions::from_options(&pairs(&[("memory", 2.5)])).is_err());
+    assert!(ProxGradOptions::from_options(&pairs(&[("restart", 2.0)])).is_err());
+    let path = PathOptions::from_options(&pairs(&[("T", 3.0), ("s", 0.8), ("lr", 1e-3)])).unwrap();
+    assert_eq!((path.stages, path.s.clone(), path.lr), (3, vec![0.8], 1e-3));
+    let colide = PathOptions::colide();
+    assert_eq!((colide.stages, colide.warm_iter, colide.max_iter), (4, 20_000, 70_000));
+}
