@@ -1,1 +1,3 @@
 //! optc runtime.
+
+pub mod cpu;
