@@ -1,0 +1,329 @@
+//! Data loading: npy files built byte by byte, csv parsing, atomic writing, and binding arrays to
+//! a program's declarations, each error case with its code.
+
+use ndarray::{arr0, array, ArrayD, IxDyn};
+use optc_compiler::diag::Diagnostic;
+use optc_compiler::ir::{
+    BinaryOp, Dim, DimId, DimInfo, ElemType, Input, InputId, InputKind, Op, Program, Shape,
+};
+use optc_runtime::data::{
+    bind_inputs, load, npy_bytes, parse_csv, parse_npy, read_npy, write_npy, DataError, Dtype,
+};
+use std::path::PathBuf;
+
+/// A fresh directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("optc-data-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// An npy file of format `version` with the given header dict and data bytes.
+fn npy(version: u8, dict: &str, body: &[u8]) -> Vec<u8> {
+    let prefix = if version == 1 { 10 } else { 12 };
+    let mut header = dict.to_string();
+    while (prefix + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend_from_slice(&[version, 0]);
+    if version == 1 {
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    }
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn dict(descr: &str, fortran: bool, shape: &str) -> String {
+    let order = if fortran { "True" } else { "False" };
+    format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}")
+}
+
+fn le_bytes<const N: usize>(xs: &[[u8; N]]) -> Vec<u8> {
+    xs.iter().flatten().copied().collect()
+}
+
+#[test]
+fn npy_dtypes_from_hand_made_bytes() {
+    let cases: Vec<(&str, Vec<u8>, Dtype, Vec<f64>)> = vec![
+        ("<f8", le_bytes(&[1.5f64.to_le_bytes(), (-2.0f64).to_le_bytes()]), Dtype::F8, vec![1.5, -2.0]),
+        ("<f4", le_bytes(&[0.5f32.to_le_bytes(), 3.0f32.to_le_bytes()]), Dtype::F4, vec![0.5, 3.0]),
+        ("<i8", le_bytes(&[(-3i64).to_le_bytes(), 7i64.to_le_bytes()]), Dtype::I8, vec![-3.0, 7.0]),
+        ("<i4", le_bytes(&[2i32.to_le_bytes(), (-5i32).to_le_bytes()]), Dtype::I4, vec![2.0, -5.0]),
+        ("|u1", vec![0, 255], Dtype::U1, vec![0.0, 255.0]),
+        ("<u1", vec![9, 1], Dtype::U1, vec![9.0, 1.0]),
+        ("|b1", vec![1, 0], Dtype::B1, vec![1.0, 0.0]),
+    ];
+    for (descr, body, dtype, want) in cases {
+        let bytes = npy(1, &dict(descr, false, "(2,)"), &body);
+        let (a, got_dtype) = parse_npy(&bytes, "t.npy").unwrap();
+        assert_eq!(got_dtype, dtype, "{descr}");
+        assert_eq!(a, ArrayD::from_shape_vec(IxDyn(&[2]), want).unwrap(), "{descr}");
+    }
+}
+
+#[test]
+fn npy_header_versions_scalars_and_fortran_order() {
+    let body = le_bytes(&[1.0f64.to_le_bytes(), 2.0f64.to_le_bytes(), 3.0f64.to_le_bytes(), 4.0f64.to_le_bytes(), 5.0f64.to_le_bytes(), 6.0f64.to_le_bytes()]);
+    // C order 2×3.
+    for version in [1, 2, 3] {
+        let (a, _) = parse_npy(&npy(version, &dict("<f8", false, "(2, 3)"), &body), "c.npy").unwrap();
+        assert_eq!(a, array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]].into_dyn());
+    }
+    // Fortran order: the same bytes are the columns.
+    let (f, _) = parse_npy(&npy(1, &dict("<f8", true, "(2, 3)"), &body), "f.npy").unwrap();
+    assert_eq!(f, array![[1.0, 3.0, 5.0], [2.0, 4.0, 6.0]].into_dyn());
+    assert!(f.is_standard_layout());
+    // A scalar, with the keys in another order and double quotes.
+    let scalar = npy(1, "{\"shape\": (), \"fortran_order\": False, \"descr\": \"<f8\"}", &7.25f64.to_le_bytes());
+    assert_eq!(parse_npy(&scalar, "s.npy").unwrap().0, arr0(7.25).into_dyn());
+}
+
+fn npy_err(bytes: &[u8]) -> DataError {
+    parse_npy(bytes, "bad.npy").unwrap_err()
+}
+
+#[test]
+fn npy_errors_have_their_codes() {
+    let body = 1.0f64.to_le_bytes();
+    let big = npy_err(&npy(1, &dict(">f8", false, "(1,)"), &body));
+    assert_eq!(big.code, "E0303");
+    assert!(big.message.contains("big-endian") && big.message.contains("bad.npy"), "{}", big.message);
+    assert_eq!(npy_err(&npy(1, &dict("<c16", false, "(1,)"), &body)).code, "E0303");
+    assert_eq!(npy_err(b"PK\x03\x04 a zip file, not npy").code, "E0302");
+    assert_eq!(npy_err(&npy(1, "{'descr': '<f8'}", &body)).code, "E0302");
+    assert_eq!(npy_err(&npy(1, "not a dict", &body)).code, "E0302");
+    let truncated = npy_err(&npy(1, &dict("<f8", false, "(2,)"), &body));
+    assert_eq!(truncated.code, "E0313");
+    let huge = npy_err(&npy(1, &dict("<f8", false, "(1000000, 1000000)"), &body));
+    assert_eq!(huge.code, "E0311");
+}
+
+#[test]
+fn npy_write_is_atomic_and_round_trips() {
+    let dir = scratch("roundtrip");
+    for (k, a) in [
+        array![[1.0, -2.5, 3.0], [0.0, 1e-300, 6.0]].into_dyn(),
+        array![4.0].into_dyn(),
+        arr0(-0.5).into_dyn(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = dir.join(format!("a{k}.npy"));
+        write_npy(&path, &a).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes, npy_bytes(&a));
+        // The data starts 64-byte aligned, as numpy writes it.
+        assert_eq!((bytes.len() - 8 * a.len()) % 64, 0);
+        let (back, dtype) = read_npy(&path).unwrap();
+        assert_eq!((back, dtype), (a, Dtype::F8));
+    }
+    // Overwriting replaces the file and leaves no temporary file behind.
+    let path = dir.join("a0.npy");
+    write_npy(&path, &array![9.0].into_dyn()).unwrap();
+    assert_eq!(load(&path, 1).unwrap(), array![9.0].into_dyn());
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    let unwritable = write_npy(&dir.join("missing-dir").join("x.npy"), &array![1.0].into_dyn());
+    assert_eq!(unwritable.unwrap_err().code, "E0314");
+}
+
+#[test]
+fn file_errors() {
+    let dir = scratch("files");
+    assert_eq!(load(&dir.join("nope.npy"), 1).unwrap_err().code, "E0300");
+    let as_dir = dir.join("dir.npy");
+    std::fs::create_dir_all(&as_dir).unwrap();
+    assert_eq!(load(&as_dir, 1).unwrap_err().code, "E0301");
+    assert_eq!(load(&dir.join("x.txt"), 1).unwrap_err().code, "E0315");
+    let csv = dir.join("x.csv");
+    std::fs::write(&csv, "a,b\n1,2\n3,4\n").unwrap();
+    assert_eq!(load(&csv, 2).unwrap(), array![[1.0, 2.0], [3.0, 4.0]].into_dyn());
+}
+
+#[test]
+fn csv_parsing() {
+    let m = parse_csv("x, y\n1, 2.5\n\n-3,4e2\n", "t.csv", 2).unwrap();
+    assert_eq!(m, array![[1.0, 2.5], [-3.0, 400.0]].into_dyn());
+    let no_header = parse_csv("1,2\n3,4", "t.csv", 2).unwrap();
+    assert_eq!(no_header, array![[1.0, 2.0], [3.0, 4.0]].into_dyn());
+    // One column: a vector only when the declaration has rank 1.
+    let col = "v\n1\n2\n3\n";
+    assert_eq!(parse_csv(col, "c.csv", 1).unwrap(), array![1.0, 2.0, 3.0].into_dyn());
+    assert_eq!(parse_csv(col, "c.csv", 2).unwrap(), array![[1.0], [2.0], [3.0]].into_dyn());
+    assert_eq!(parse_csv("1,2,3", "r.csv", 1).unwrap(), array![1.0, 2.0, 3.0].into_dyn());
+    assert_eq!(parse_csv("2.5\n", "s.csv", 0).unwrap(), arr0(2.5).into_dyn());
+}
+
+#[test]
+fn csv_errors() {
+    let ragged = parse_csv("a,b\n1,2\n3\n", "r.csv", 2).unwrap_err();
+    assert_eq!(ragged.code, "E0308");
+    assert!(ragged.message.contains("line 3") && ragged.message.contains("r.csv"), "{}", ragged.message);
+    let bad = parse_csv("1,2\n3,x4\n", "b.csv", 2).unwrap_err();
+    assert_eq!(bad.code, "E0309");
+    assert!(bad.message.contains("line 2, column 2") && bad.message.contains("x4"), "{}", bad.message);
+    // A partly numeric first line is data, not a header.
+    assert_eq!(parse_csv("1,oops\n3,4\n", "h.csv", 2).unwrap_err().code, "E0309");
+    assert_eq!(parse_csv("1,2\n3,4\n", "m.csv", 1).unwrap_err().code, "E0304");
+    assert_eq!(parse_csv("x,y\n\n", "e.csv", 2).unwrap_err().code, "E0316");
+}
+
+/// `dims n, d; data X : real[n, d]; data y : real[n]; param lam = 0.5; param w : real[d] = 2 lam;
+/// var W : real[d, d]; var b : real[d] = 1`, plus extra inputs a test needs.
+struct Decl {
+    p: Program,
+}
+
+impl Decl {
+    fn new() -> Decl {
+        let mut decl = Decl { p: Program::default() };
+        for name in ["n", "d"] {
+            decl.p.dims.push(DimInfo { name: name.into(), default: None });
+        }
+        let (n, d) = (Dim::sym(DimId(0)), Dim::sym(DimId(1)));
+        decl.add("X", InputKind::Data, ElemType::Real, vec![n, d], None);
+        decl.add("y", InputKind::Data, ElemType::Real, vec![n], None);
+        let half = decl.p.graph.constant(0.5);
+        let lam = decl.add("lam", InputKind::Param, ElemType::Real, vec![], Some(half));
+        let two = decl.p.graph.constant(2.0);
+        let twice = decl.p.graph.add(Op::Binary(BinaryOp::Mul), vec![two, lam]).unwrap();
+        decl.add("w", InputKind::Param, ElemType::Real, vec![d], Some(twice));
+        decl.add("W", InputKind::Var, ElemType::Real, vec![d, d], None);
+        let one = decl.p.graph.constant(1.0);
+        decl.add("b", InputKind::Var, ElemType::Real, vec![d], Some(one));
+        decl
+    }
+
+    fn add(
+        &mut self,
+        name: &str,
+        kind: InputKind,
+        elem: ElemType,
+        shape: Shape,
+        value: Option<optc_compiler::ir::NodeId>,
+    ) -> optc_compiler::ir::NodeId {
+        let id = InputId(self.p.inputs.len() as u32);
+        self.p.inputs.push(Input {
+            name: name.into(),
+            kind,
+            elem,
+            shape: shape.clone(),
+            source: None,
+            value,
+            lower: None,
+            upper: None,
+        });
+        let node = self.p.graph.input(id, shape, kind.stage());
+        self.p.input_nodes.push(node);
+        node
+    }
+
+    fn bind(&self, arrays: Vec<(u32, ArrayD<f64>)>) -> Result<optc_runtime::interp::Bindings, Vec<Diagnostic>> {
+        let arrays = arrays
+            .into_iter()
+            .map(|(i, a)| (InputId(i), a, format!("file{i}.npy")))
+            .collect();
+        bind_inputs(&self.p, arrays, &[])
+    }
+}
+
+fn x32() -> ArrayD<f64> {
+    array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]].into_dyn()
+}
+
+fn y3() -> ArrayD<f64> {
+    array![1.0, 0.0, 1.0].into_dyn()
+}
+
+fn single_error(r: Result<optc_runtime::interp::Bindings, Vec<Diagnostic>>) -> Diagnostic {
+    let mut errors = r.unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    errors.remove(0)
+}
+
+#[test]
+fn binding_computes_dims_defaults_and_initial_values() {
+    let decl = Decl::new();
+    let b = decl.bind(vec![(0, x32()), (1, y3())]).unwrap();
+    assert_eq!(b.dims, vec![3, 2]);
+    assert_eq!(b.inputs[0], Some(x32()));
+    assert_eq!(b.inputs[2], Some(arr0(0.5).into_dyn()));
+    assert_eq!(b.inputs[3], Some(array![1.0, 1.0].into_dyn()));
+    assert_eq!(b.inputs[4], Some(ArrayD::zeros(IxDyn(&[2, 2]))));
+    assert_eq!(b.inputs[5], Some(array![1.0, 1.0].into_dyn()));
+    // A given parameter replaces its default, and defaults that depend on it follow.
+    let b = decl.bind(vec![(0, x32()), (1, y3()), (2, arr0(3.0).into_dyn())]).unwrap();
+    assert_eq!(b.inputs[3], Some(array![6.0, 6.0].into_dyn()));
+}
+
+#[test]
+fn conflicting_dims_name_both_arrays() {
+    let decl = Decl::new();
+    let e = single_error(decl.bind(vec![(0, x32()), (1, array![1.0, 2.0].into_dyn())]));
+    assert_eq!(e.code, "E0306");
+    assert!(e.message.contains("`X` (file0.npy") && e.message.contains("`y` (file1.npy"), "{}", e.message);
+    let over = bind_inputs(
+        &decl.p,
+        vec![(InputId(0), x32(), "X.npy".into()), (InputId(1), y3(), "y.npy".into())],
+        &[(DimId(1), 5)],
+    );
+    let e = single_error(over);
+    assert_eq!(e.code, "E0306");
+    assert!(e.message.contains("command line"), "{}", e.message);
+}
+
+#[test]
+fn bad_arrays_are_reported_with_codes() {
+    let decl = Decl::new();
+    let e = single_error(decl.bind(vec![(0, y3()), (1, y3())]));
+    assert_eq!(e.code, "E0304");
+    let mut nan = x32();
+    nan[[1, 0]] = f64::NAN;
+    let e = single_error(decl.bind(vec![(0, nan), (1, y3())]));
+    assert_eq!(e.code, "E0307");
+    assert!(e.message.contains("X[1, 0]") && e.message.contains("file0.npy"), "{}", e.message);
+    // Missing data: both arrays absent, two errors; n and d are then unbound too.
+    let errors = decl.bind(vec![]).unwrap_err();
+    let codes: Vec<&str> = errors.iter().map(|d| d.code).collect();
+    assert_eq!(codes, vec!["E0312", "E0312", "E0317", "E0317"]);
+}
+
+#[test]
+fn element_types_fixed_sizes_and_absurd_shapes() {
+    let mut decl = Decl::new();
+    decl.add("k", InputKind::Data, ElemType::Int, vec![Dim::fixed(2)], None);
+    decl.add("mask", InputKind::Data, ElemType::Bool, vec![], None);
+    let base = |k: ArrayD<f64>, mask: f64| {
+        vec![(0, x32()), (1, y3()), (6, k), (7, arr0(mask).into_dyn())]
+    };
+    assert!(decl.bind(base(array![1.0, -4.0].into_dyn(), 1.0)).is_ok());
+    let e = single_error(decl.bind(base(array![1.0, 2.5].into_dyn(), 0.0)));
+    assert_eq!(e.code, "E0310");
+    assert!(e.message.contains("k[1]"), "{}", e.message);
+    assert_eq!(single_error(decl.bind(base(array![1.0, 2.0].into_dyn(), 2.0))).code, "E0310");
+    assert_eq!(single_error(decl.bind(base(array![1.0, 2.0, 3.0].into_dyn(), 0.0))).code, "E0305");
+    // d = 2^20 makes W : real[d, d] 2^40 elements: refused before anything is allocated.
+    let decl = Decl::new();
+    let huge = bind_inputs(
+        &decl.p,
+        vec![(InputId(1), y3(), "y.npy".into()), (InputId(0), ArrayD::zeros(IxDyn(&[3, 0])), "X.npy".into())],
+        &[],
+    );
+    assert!(huge.is_ok(), "d = 0 is a valid size");
+    let mut decl = Decl::new();
+    decl.p.dims.push(DimInfo { name: "k".into(), default: Some(1 << 20) });
+    let k = Dim::sym(DimId(2));
+    decl.add("V", InputKind::Var, ElemType::Real, vec![k, k], None);
+    let e = single_error(decl.bind(vec![(0, x32()), (1, y3())]));
+    assert_eq!(e.code, "E0311");
+}
