@@ -1,14 +1,16 @@
 //! Runtime kernels and math helpers called by compiled code, through a small C ABI.
 //!
-//! Every matrix is a dense row-major `f64` array; sizes are `i64`. Kernels return an `i32`
+//! Solve, inverse, expm and singular values reuse [`crate::linalg`] (the interpreter's kernels);
+//! matmul and logdet use faer. Every matrix is a dense row-major `f64` array; sizes are `i64`. Kernels return an `i32`
 //! status: [`OK`] or one of the error codes below, which the compiled function returns at once.
 //!
 //! | symbol | arguments | computes |
 //! |---|---|---|
 //! | `optc_kernel_matmul` | `a, b, c, m, k, n, ta, tb` | `c[m×n] = op(a) · op(b)`; `op(a)` is `a[m×k]`, or `a[k×m]ᵀ` when `ta ≠ 0` (same for `b`) |
 //! | `optc_kernel_logdet` | `a, out, n` | `out[0] = log |det a|`; [`NONPOSITIVE_DET`] when `det a ≤ 0` |
-//! | `optc_kernel_solve` | `a, b, out, n, m` | `out[n×m] = a⁻¹ b` (partial-pivoting LU) |
-//! | `optc_kernel_inv` | `a, out, n` | `out = a⁻¹` |
+//! | `optc_kernel_solve` | `a, b, out, n, m` | `out[n×m] = a⁻¹ b`; [`SINGULAR`] |
+//! | `optc_kernel_inv` | `a, out, n` | `out = a⁻¹`; [`SINGULAR`] |
+//! | `optc_kernel_expm` | `a, out, n` | `out = exp(a)` (Padé 13, scaling and squaring) |
 //! | `optc_kernel_sort_desc` | `x, out, n` | `out = x` sorted descending |
 //! | `optc_kernel_topk` | `x, out, n, k` | `out[k]` = the `k` largest of `x`, descending |
 //! | `optc_kernel_nuclear_norm` | `a, out, m, n` | `out[0]` = sum of singular values; [`SVD_FAILED`] |
@@ -16,14 +18,16 @@
 //! Scalar helpers `optc_exp`, `optc_log`, `optc_tanh`, `optc_sigmoid`, `optc_softplus` take and
 //! return one `f64`; `optc_pow(x, y)` two.
 
-use faer::linalg::solvers::{DenseSolveCore, Solve};
-use faer::{Accum, Mat, MatMut, MatRef, Par};
+use crate::linalg::{self, LinalgError};
+use faer::{Accum, MatMut, MatRef, Par};
+use ndarray::{Array2, ArrayView2};
 use std::slice;
 
 pub const OK: i32 = 0;
 pub const NONPOSITIVE_DET: i32 = 1;
 pub const SVD_FAILED: i32 = 2;
 pub const BAD_TOPK: i32 = 3;
+pub const SINGULAR: i32 = 4;
 
 /// A row-major `rows × cols` view of `ptr` (empty when either size is 0).
 ///
@@ -116,6 +120,31 @@ fn permutation_is_odd(perm: &[usize]) -> bool {
     odd
 }
 
+/// A row-major `rows × cols` ndarray view of `ptr`.
+///
+/// # Safety
+/// `ptr` must be non-null, aligned, and point to `rows * cols` readable f64.
+unsafe fn array<'a>(ptr: *const f64, rows: i64, cols: i64) -> ArrayView2<'a, f64> {
+    ArrayView2::from_shape_ptr((rows as usize, cols as usize), ptr)
+}
+
+/// Writes a result matrix (or its failure) to `out`.
+///
+/// # Safety
+/// `out` must point to as many writable f64 as `result` has elements.
+unsafe fn write(out: *mut f64, result: Result<Array2<f64>, LinalgError>) -> i32 {
+    match result {
+        Ok(m) => {
+            for (k, &x) in m.iter().enumerate() {
+                *out.add(k) = x;
+            }
+            OK
+        }
+        Err(LinalgError::Singular) => SINGULAR,
+        Err(LinalgError::SvdNoConvergence) => SVD_FAILED,
+    }
+}
+
 /// # Safety
 /// See the module table.
 pub unsafe extern "C" fn optc_kernel_solve(
@@ -125,18 +154,19 @@ pub unsafe extern "C" fn optc_kernel_solve(
     n: i64,
     m: i64,
 ) -> i32 {
-    let mut x = view_mut(out, n, m);
-    x.copy_from(view(b, n, m));
-    view(a, n, n).partial_piv_lu().solve_in_place(x);
-    OK
+    write(out, linalg::solve(array(a, n, n), array(b, n, m)))
 }
 
 /// # Safety
 /// See the module table.
 pub unsafe extern "C" fn optc_kernel_inv(a: *const f64, out: *mut f64, n: i64) -> i32 {
-    let inverse: Mat<f64> = view(a, n, n).partial_piv_lu().inverse();
-    view_mut(out, n, n).copy_from(&inverse);
-    OK
+    write(out, linalg::inv(array(a, n, n)))
+}
+
+/// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_expm(a: *const f64, out: *mut f64, n: i64) -> i32 {
+    write(out, Ok(linalg::expm(array(a, n, n))))
 }
 
 /// # Safety
@@ -163,7 +193,7 @@ pub unsafe extern "C" fn optc_kernel_topk(x: *const f64, out: *mut f64, n: i64, 
 /// # Safety
 /// See the module table.
 pub unsafe extern "C" fn optc_kernel_nuclear_norm(a: *const f64, out: *mut f64, m: i64, n: i64) -> i32 {
-    match view(a, m, n).singular_values() {
+    match linalg::singular_values(array(a, m, n)) {
         Ok(s) => {
             *out = s.iter().sum();
             OK
@@ -265,6 +295,7 @@ pub fn symbols() -> Vec<Symbol> {
         kernel("optc_kernel_logdet", optc_kernel_logdet as *const u8, &[Ptr, Ptr, I64]),
         kernel("optc_kernel_solve", optc_kernel_solve as *const u8, &[Ptr, Ptr, Ptr, I64, I64]),
         kernel("optc_kernel_inv", optc_kernel_inv as *const u8, &[Ptr, Ptr, I64]),
+        kernel("optc_kernel_expm", optc_kernel_expm as *const u8, &[Ptr, Ptr, I64]),
         kernel("optc_kernel_sort_desc", optc_kernel_sort_desc as *const u8, &[Ptr, Ptr, I64]),
         kernel("optc_kernel_topk", optc_kernel_topk as *const u8, &[Ptr, Ptr, I64, I64]),
         kernel(

@@ -706,10 +706,11 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 }
                 self.call_kernel("optc_kernel_matmul", &call)
             }
-            Op::LogDet | Op::Inv | Op::SortDesc => {
+            Op::LogDet | Op::Inv | Op::Expm | Op::SortDesc => {
                 let name = match self.op(id) {
                     Op::LogDet => "optc_kernel_logdet",
                     Op::Inv => "optc_kernel_inv",
+                    Op::Expm => "optc_kernel_expm",
                     _ => "optc_kernel_sort_desc",
                 };
                 let a = self.base(args[0])?;

@@ -17,14 +17,14 @@
 //! diagonal) are fused into the loop of their consumer when it is their only consumer and fusing
 //! recomputes nothing; reductions (sum, max, log-sum-exp, sum-to, trace, card) and `stack` run as
 //! loops over their fused argument expression. Matrix kernels (matmul — with transposed operands
-//! folded into flags —, logdet, solve, inv, sort, topk, nuclear norm) are calls into [`kernels`].
+//! folded into flags —, logdet, solve, inv, expm, sort, topk, nuclear norm) are calls into [`kernels`].
 //! Transcendental functions are calls to the scalar helpers there.
 
 mod kernels;
 mod lower;
 mod plan;
 
-pub use kernels::{BAD_TOPK, NONPOSITIVE_DET, OK, SVD_FAILED};
+pub use kernels::{BAD_TOPK, NONPOSITIVE_DET, OK, SINGULAR, SVD_FAILED};
 
 use cranelift_codegen::ir::types::I32;
 use cranelift_codegen::ir::{AbiParam, UserFuncName};
@@ -55,6 +55,8 @@ pub enum CpuError {
     ArrayLength { what: &'static str, index: usize, expected: usize, got: usize },
     /// `logdet` of a matrix whose determinant is not positive.
     NonPositiveDeterminant,
+    /// `solve` or `inv` of a singular matrix.
+    Singular,
     /// The SVD of `nuclear_norm` did not converge.
     SvdFailed,
     /// `topk` with k larger than the vector.
@@ -79,6 +81,7 @@ impl fmt::Display for CpuError {
                 got,
             } => write!(f, "{what} {index} has {got} elements, expected {expected}"),
             CpuError::NonPositiveDeterminant => write!(f, "logdet of a matrix with determinant ≤ 0"),
+            CpuError::Singular => write!(f, "solve or inv of a singular matrix"),
             CpuError::SvdFailed => write!(f, "the SVD of nuclear_norm did not converge"),
             CpuError::BadTopK => write!(f, "topk: k exceeds the vector length"),
         }
@@ -232,6 +235,7 @@ impl CompiledFn {
             OK => Ok(()),
             NONPOSITIVE_DET => Err(CpuError::NonPositiveDeterminant),
             SVD_FAILED => Err(CpuError::SvdFailed),
+            SINGULAR => Err(CpuError::Singular),
             BAD_TOPK => Err(CpuError::BadTopK),
             _ => Err(CpuError::Internal("unknown kernel status")),
         }

@@ -62,8 +62,8 @@ pub fn access(op: &Op) -> Result<Access, CpuError> {
     match op {
         Op::LoopIndex(_) => Err(CpuError::Unsupported("loop index outside a `for` constraint")),
         Op::Argmin(_) => Err(CpuError::Unsupported("argmin (lower-level problems)")),
-        Op::Expm => Err(CpuError::Unsupported("expm")),
         Op::MatMul
+        | Op::Expm
         | Op::LogDet
         | Op::Solve
         | Op::Inv
