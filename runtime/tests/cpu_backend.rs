@@ -57,7 +57,10 @@ impl Model {
 
     /// A variable of `shape` with random entries in [-1, 1).
     fn var(&mut self, shape: Shape) -> NodeId {
-        let dims: Vec<usize> = shape.iter().map(|d| d.eval(&self.b.dims) as usize).collect();
+        let dims: Vec<usize> = shape
+            .iter()
+            .map(|d| d.eval(&self.b.dims) as usize)
+            .collect();
         let n: usize = dims.iter().product();
         let data = (0..n).map(|_| self.rng.unit()).collect();
         self.var_with(shape, ArrayD::from_shape_vec(IxDyn(&dims), data).unwrap())
@@ -127,8 +130,13 @@ impl Model {
         for (k, (g, w)) in got.iter().zip(&want).enumerate() {
             assert_eq!(g.shape(), w.shape(), "root {k}");
             for (x, y) in g.iter().zip(w) {
-                let ok = x == y || (x.is_nan() && y.is_nan()) || (x - y).abs() <= tol * y.abs().max(1.0);
-                assert!(ok, "root {k} ({:?}): native {g} vs interpreter {w}", self.p.graph.node(roots[k]).op);
+                let ok =
+                    x == y || (x.is_nan() && y.is_nan()) || (x - y).abs() <= tol * y.abs().max(1.0);
+                assert!(
+                    ok,
+                    "root {k} ({:?}): native {g} vs interpreter {w}",
+                    self.p.graph.node(roots[k]).op
+                );
             }
         }
     }
@@ -373,7 +381,10 @@ fn runtime_errors_and_unsupported_ops() {
         ArrayD::from_shape_vec(IxDyn(&[2, 2]), vec![0.0, 1.0, 1.0, 0.0]).unwrap(),
     );
     let ld = m.add(Op::LogDet, vec![a]);
-    assert_eq!(m.native(&[ld]).unwrap_err(), CpuError::NonPositiveDeterminant);
+    assert_eq!(
+        m.native(&[ld]).unwrap_err(),
+        CpuError::NonPositiveDeterminant
+    );
     let zero = m.c(0.0);
     let singular = m.bin(BinaryOp::Mul, a, zero);
     let inv = m.add(Op::Inv, vec![singular]);
@@ -383,7 +394,9 @@ fn runtime_errors_and_unsupported_ops() {
         var: InputId(0),
         objective: ld,
     });
-    let argmin = m.p.graph.argmin(SubproblemId(0), vec![n], optc_compiler::ir::Stage::Var);
+    let argmin =
+        m.p.graph
+            .argmin(SubproblemId(0), vec![n], optc_compiler::ir::Stage::Var);
     assert!(matches!(
         CompiledFn::compile(&m.p, &[argmin], &m.b.dims),
         Err(CpuError::Unsupported(_))

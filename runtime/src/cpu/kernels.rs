@@ -192,7 +192,12 @@ pub unsafe extern "C" fn optc_kernel_topk(x: *const f64, out: *mut f64, n: i64, 
 
 /// # Safety
 /// See the module table.
-pub unsafe extern "C" fn optc_kernel_nuclear_norm(a: *const f64, out: *mut f64, m: i64, n: i64) -> i32 {
+pub unsafe extern "C" fn optc_kernel_nuclear_norm(
+    a: *const f64,
+    out: *mut f64,
+    m: i64,
+    n: i64,
+) -> i32 {
     match linalg::singular_values(array(a, m, n)) {
         Ok(s) => {
             *out = s.iter().sum();
@@ -292,12 +297,36 @@ pub fn symbols() -> Vec<Symbol> {
             optc_kernel_matmul as *const u8,
             &[Ptr, Ptr, Ptr, I64, I64, I64, I32, I32],
         ),
-        kernel("optc_kernel_logdet", optc_kernel_logdet as *const u8, &[Ptr, Ptr, I64]),
-        kernel("optc_kernel_solve", optc_kernel_solve as *const u8, &[Ptr, Ptr, Ptr, I64, I64]),
-        kernel("optc_kernel_inv", optc_kernel_inv as *const u8, &[Ptr, Ptr, I64]),
-        kernel("optc_kernel_expm", optc_kernel_expm as *const u8, &[Ptr, Ptr, I64]),
-        kernel("optc_kernel_sort_desc", optc_kernel_sort_desc as *const u8, &[Ptr, Ptr, I64]),
-        kernel("optc_kernel_topk", optc_kernel_topk as *const u8, &[Ptr, Ptr, I64, I64]),
+        kernel(
+            "optc_kernel_logdet",
+            optc_kernel_logdet as *const u8,
+            &[Ptr, Ptr, I64],
+        ),
+        kernel(
+            "optc_kernel_solve",
+            optc_kernel_solve as *const u8,
+            &[Ptr, Ptr, Ptr, I64, I64],
+        ),
+        kernel(
+            "optc_kernel_inv",
+            optc_kernel_inv as *const u8,
+            &[Ptr, Ptr, I64],
+        ),
+        kernel(
+            "optc_kernel_expm",
+            optc_kernel_expm as *const u8,
+            &[Ptr, Ptr, I64],
+        ),
+        kernel(
+            "optc_kernel_sort_desc",
+            optc_kernel_sort_desc as *const u8,
+            &[Ptr, Ptr, I64],
+        ),
+        kernel(
+            "optc_kernel_topk",
+            optc_kernel_topk as *const u8,
+            &[Ptr, Ptr, I64, I64],
+        ),
         kernel(
             "optc_kernel_nuclear_norm",
             optc_kernel_nuclear_norm as *const u8,

@@ -61,8 +61,12 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         let mut bases = vec![None; plan.storage.len()];
         for (i, storage) in plan.storage.iter().enumerate() {
             let table_entry = |b: &mut FunctionBuilder, table: Value, k: u32| {
-                b.ins()
-                    .load(ptr, MemFlagsData::trusted(), table, (k as i32) * ptr.bytes() as i32)
+                b.ins().load(
+                    ptr,
+                    MemFlagsData::trusted(),
+                    table,
+                    (k as i32) * ptr.bytes() as i32,
+                )
             };
             bases[i] = match *storage {
                 Storage::Input(k) => Some(table_entry(&mut b, inputs, k)),
@@ -179,7 +183,11 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
     }
 
     /// Runs `body(i)` for i in 0..n (inline when n ≤ 1).
-    fn for_range(&mut self, n: usize, mut body: impl FnMut(&mut Self, Value) -> Res<()>) -> Res<()> {
+    fn for_range(
+        &mut self,
+        n: usize,
+        mut body: impl FnMut(&mut Self, Value) -> Res<()>,
+    ) -> Res<()> {
         if n == 0 {
             return Ok(());
         }
@@ -350,7 +358,13 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                     shape
                         .iter()
                         .enumerate()
-                        .map(|(j, &size)| if size == 1 { self.int(0) } else { idx[drop + j] })
+                        .map(|(j, &size)| {
+                            if size == 1 {
+                                self.int(0)
+                            } else {
+                                idx[drop + j]
+                            }
+                        })
                         .collect(),
                 )
             }
@@ -375,7 +389,10 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 self.unary(*u, x)?
             }
             Op::Binary(o) => {
-                let (ia, ib) = (self.broadcast_ix(args[0], ix), self.broadcast_ix(args[1], ix));
+                let (ia, ib) = (
+                    self.broadcast_ix(args[0], ix),
+                    self.broadcast_ix(args[1], ix),
+                );
                 let a = self.eval(args[0], &ia)?;
                 if *o == BinaryOp::Pow && self.op(args[1]) == &Op::Const(2.0) {
                     return Ok(self.b.ins().fmul(a, a));
@@ -652,7 +669,9 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 .collect()
         };
         self.fill(out, numel, f64::NEG_INFINITY)?;
-        self.fold_into(arg, out, &shape, &project, &|s, c, x| Ok(s.b.ins().fmax(c, x)))?;
+        self.fold_into(arg, out, &shape, &project, &|s, c, x| {
+            Ok(s.b.ins().fmax(c, x))
+        })?;
         self.fill(sums, numel, 0.0)?;
         self.scan(arg, true, &mut |s, ix, x| {
             let o = s.linear(&shape, &project(Self::multi(ix)?));
@@ -702,7 +721,11 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 let sizes = [m as i64, k as i64, n as i64, ta as i64, tb as i64];
                 let mut call = vec![a, b, out];
                 for (j, v) in sizes.into_iter().enumerate() {
-                    call.push(if j < 3 { self.int(v) } else { self.b.ins().iconst(I32, v) });
+                    call.push(if j < 3 {
+                        self.int(v)
+                    } else {
+                        self.b.ins().iconst(I32, v)
+                    });
                 }
                 self.call_kernel("optc_kernel_matmul", &call)
             }

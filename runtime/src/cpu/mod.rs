@@ -50,9 +50,18 @@ pub enum CpuError {
     /// A bug of the backend itself.
     Internal(&'static str),
     /// Wrong number of input or output arrays.
-    ArrayCount { what: &'static str, expected: usize, got: usize },
+    ArrayCount {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
     /// An array whose length is not the element count of its shape.
-    ArrayLength { what: &'static str, index: usize, expected: usize, got: usize },
+    ArrayLength {
+        what: &'static str,
+        index: usize,
+        expected: usize,
+        got: usize,
+    },
     /// `logdet` of a matrix whose determinant is not positive.
     NonPositiveDeterminant,
     /// `solve` or `inv` of a singular matrix.
@@ -71,7 +80,11 @@ impl fmt::Display for CpuError {
             CpuError::NegativeSize(id) => write!(f, "node {id} has a negative size"),
             CpuError::Codegen(msg) => write!(f, "code generation failed: {msg}"),
             CpuError::Internal(msg) => write!(f, "internal error in the CPU backend: {msg}"),
-            CpuError::ArrayCount { what, expected, got } => {
+            CpuError::ArrayCount {
+                what,
+                expected,
+                got,
+            } => {
                 write!(f, "expected {expected} {what} arrays, got {got}")
             }
             CpuError::ArrayLength {
@@ -80,7 +93,9 @@ impl fmt::Display for CpuError {
                 expected,
                 got,
             } => write!(f, "{what} {index} has {got} elements, expected {expected}"),
-            CpuError::NonPositiveDeterminant => write!(f, "logdet of a matrix with determinant ≤ 0"),
+            CpuError::NonPositiveDeterminant => {
+                write!(f, "logdet of a matrix with determinant ≤ 0")
+            }
             CpuError::Singular => write!(f, "solve or inv of a singular matrix"),
             CpuError::SvdFailed => write!(f, "the SVD of nuclear_norm did not converge"),
             CpuError::BadTopK => write!(f, "topk: k exceeds the vector length"),
@@ -246,7 +261,11 @@ fn check_count(what: &'static str, expected: usize, got: usize) -> Result<(), Cp
     if expected == got {
         Ok(())
     } else {
-        Err(CpuError::ArrayCount { what, expected, got })
+        Err(CpuError::ArrayCount {
+            what,
+            expected,
+            got,
+        })
     }
 }
 

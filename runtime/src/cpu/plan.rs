@@ -60,7 +60,9 @@ pub fn is_elementwise(op: &Op) -> bool {
 /// How `op` reads its arguments, or why the backend cannot compile it.
 pub fn access(op: &Op) -> Result<Access, CpuError> {
     match op {
-        Op::LoopIndex(_) => Err(CpuError::Unsupported("loop index outside a `for` constraint")),
+        Op::LoopIndex(_) => Err(CpuError::Unsupported(
+            "loop index outside a `for` constraint",
+        )),
         Op::Argmin(_) => Err(CpuError::Unsupported("argmin (lower-level problems)")),
         Op::MatMul
         | Op::Expm
@@ -177,8 +179,7 @@ pub fn plan(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Plan, C
         let fuse = !is_root(id)
             && is_pointwise(&node.op)
             && loop_users
-            && (cheap
-                || (users.len() == 1 && !recomputes(program, &shapes, users[0], id)));
+            && (cheap || (users.len() == 1 && !recomputes(program, &shapes, users[0], id)));
         let transpose_flag = !is_root(id)
             && node.op == Op::Transpose
             && users.len() == 1
