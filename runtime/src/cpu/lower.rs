@@ -371,7 +371,7 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         }
     }
 
-    fn multi<'i>(ix: &'i Ix) -> Res<&'i [Value]> {
+    fn multi(ix: &Ix) -> Res<&[Value]> {
         match ix {
             Ix::Multi(idx) => Ok(idx),
             Ix::Flat(_) => Err(CpuError::Internal("flat index for an index-remapping op")),
