@@ -1,7 +1,7 @@
 //! Runtime kernels and math helpers called by compiled code, through a small C ABI.
 //!
-//! Solve, inverse, expm and singular values reuse [`crate::linalg`] (the interpreter's kernels);
-//! matmul and logdet use faer. Every matrix is a dense row-major `f64` array; sizes are `i64`. Kernels return an `i32`
+//! Solve, inverse, log-determinant, expm and singular values reuse [`crate::linalg`] (the interpreter's kernels);
+//! matmul uses faer (sequential). Every matrix is a dense row-major `f64` array; sizes are `i64`. Kernels return an `i32`
 //! status: [`OK`] or one of the error codes below, which the compiled function returns at once.
 //!
 //! | symbol | arguments | computes |
@@ -85,39 +85,13 @@ pub unsafe extern "C" fn optc_kernel_matmul(
 /// # Safety
 /// See the module table.
 pub unsafe extern "C" fn optc_kernel_logdet(a: *const f64, out: *mut f64, n: i64) -> i32 {
-    let lu = view(a, n, n).partial_piv_lu();
-    let u = lu.U();
-    let mut negative = permutation_is_odd(lu.P().arrays().0);
-    let mut log_abs = 0.0;
-    for i in 0..n as usize {
-        let d = u[(i, i)];
-        negative ^= d < 0.0;
-        log_abs += d.abs().ln();
-    }
+    let (sign, log_abs) = linalg::sign_logdet(array(a, n, n));
     *out = log_abs;
-    if negative || log_abs == f64::NEG_INFINITY || log_abs.is_nan() {
-        NONPOSITIVE_DET
-    } else {
+    if sign > 0.0 {
         OK
+    } else {
+        NONPOSITIVE_DET
     }
-}
-
-fn permutation_is_odd(perm: &[usize]) -> bool {
-    let mut seen = vec![false; perm.len()];
-    let mut odd = false;
-    for start in 0..perm.len() {
-        let mut len = 0;
-        let mut j = start;
-        while !seen[j] {
-            seen[j] = true;
-            j = perm[j];
-            len += 1;
-        }
-        if len > 0 && len % 2 == 0 {
-            odd = !odd;
-        }
-    }
-    odd
 }
 
 /// A row-major `rows × cols` ndarray view of `ptr`.
