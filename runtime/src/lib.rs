@@ -1,7 +1,9 @@
-//! optc runtime: the reference interpreter, dense linear-algebra kernels, data loading, bound
-//! models, solver plans, solvers, prox operators, DAG tools and simulators.
+//! optc runtime: the reference interpreter, the native CPU backend (Cranelift), dense
+//! linear-algebra kernels, data loading, bound models, solver plans, solvers, prox operators,
+//! DAG tools and simulators.
 
 pub mod codes;
+pub mod cpu;
 pub mod dag;
 pub mod data;
 pub mod interp;

@@ -1,0 +1,316 @@
+//! Runtime kernels and math helpers called by compiled code, through a small C ABI.
+//!
+//! Solve, inverse, log-determinant, expm and singular values reuse [`crate::linalg`] (the interpreter's kernels);
+//! matmul uses faer (sequential). Every matrix is a dense row-major `f64` array; sizes are `i64`. Kernels return an `i32`
+//! status: [`OK`] or one of the error codes below, which the compiled function returns at once.
+//!
+//! | symbol | arguments | computes |
+//! |---|---|---|
+//! | `optc_kernel_matmul` | `a, b, c, m, k, n, ta, tb` | `c[m×n] = op(a) · op(b)`; `op(a)` is `a[m×k]`, or `a[k×m]ᵀ` when `ta ≠ 0` (same for `b`) |
+//! | `optc_kernel_logdet` | `a, out, n` | `out[0] = log |det a|`; [`NONPOSITIVE_DET`] when `det a ≤ 0` |
+//! | `optc_kernel_solve` | `a, b, out, n, m` | `out[n×m] = a⁻¹ b`; [`SINGULAR`] |
+//! | `optc_kernel_inv` | `a, out, n` | `out = a⁻¹`; [`SINGULAR`] |
+//! | `optc_kernel_expm` | `a, out, n` | `out = exp(a)` (Padé 13, scaling and squaring) |
+//! | `optc_kernel_sort_desc` | `x, out, n` | `out = x` sorted descending |
+//! | `optc_kernel_topk` | `x, out, n, k` | `out[k]` = the `k` largest of `x`, descending |
+//! | `optc_kernel_nuclear_norm` | `a, out, m, n` | `out[0]` = sum of singular values; [`SVD_FAILED`] |
+//!
+//! Scalar helpers `optc_exp`, `optc_log`, `optc_tanh`, `optc_sigmoid`, `optc_softplus` take and
+//! return one `f64`; `optc_pow(x, y)` two.
+
+use crate::linalg::{self, LinalgError};
+use faer::{Accum, MatMut, MatRef, Par};
+use ndarray::{Array2, ArrayView2};
+use std::slice;
+
+pub const OK: i32 = 0;
+pub const NONPOSITIVE_DET: i32 = 1;
+pub const SVD_FAILED: i32 = 2;
+pub const BAD_TOPK: i32 = 3;
+pub const SINGULAR: i32 = 4;
+
+/// A row-major `rows × cols` view of `ptr` (empty when either size is 0).
+///
+/// # Safety
+/// `ptr` must point to `rows * cols` readable f64 when both are nonzero.
+unsafe fn view<'a>(ptr: *const f64, rows: i64, cols: i64) -> MatRef<'a, f64> {
+    let (r, c) = (rows as usize, cols as usize);
+    let data: &[f64] = if r * c == 0 {
+        &[]
+    } else {
+        slice::from_raw_parts(ptr, r * c)
+    };
+    MatRef::from_row_major_slice(data, r, c)
+}
+
+/// # Safety
+/// `ptr` must point to `rows * cols` writable f64 when both are nonzero.
+unsafe fn view_mut<'a>(ptr: *mut f64, rows: i64, cols: i64) -> MatMut<'a, f64> {
+    let (r, c) = (rows as usize, cols as usize);
+    let data: &mut [f64] = if r * c == 0 {
+        &mut []
+    } else {
+        slice::from_raw_parts_mut(ptr, r * c)
+    };
+    MatMut::from_row_major_slice_mut(data, r, c)
+}
+
+/// # Safety
+/// See the module table; `a`, `b`, `c` must not overlap `c`.
+pub unsafe extern "C" fn optc_kernel_matmul(
+    a: *const f64,
+    b: *const f64,
+    c: *mut f64,
+    m: i64,
+    k: i64,
+    n: i64,
+    ta: i32,
+    tb: i32,
+) -> i32 {
+    let lhs = if ta != 0 {
+        view(a, k, m).transpose()
+    } else {
+        view(a, m, k)
+    };
+    let rhs = if tb != 0 {
+        view(b, n, k).transpose()
+    } else {
+        view(b, k, n)
+    };
+    let dst = view_mut(c, m, n);
+    faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0, Par::Seq);
+    OK
+}
+
+/// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_logdet(a: *const f64, out: *mut f64, n: i64) -> i32 {
+    let (sign, log_abs) = linalg::sign_logdet(array(a, n, n));
+    *out = log_abs;
+    if sign > 0.0 {
+        OK
+    } else {
+        NONPOSITIVE_DET
+    }
+}
+
+/// A row-major `rows × cols` ndarray view of `ptr`.
+///
+/// # Safety
+/// `ptr` must be non-null, aligned, and point to `rows * cols` readable f64.
+unsafe fn array<'a>(ptr: *const f64, rows: i64, cols: i64) -> ArrayView2<'a, f64> {
+    ArrayView2::from_shape_ptr((rows as usize, cols as usize), ptr)
+}
+
+/// Writes a result matrix (or its failure) to `out`.
+///
+/// # Safety
+/// `out` must point to as many writable f64 as `result` has elements.
+unsafe fn write(out: *mut f64, result: Result<Array2<f64>, LinalgError>) -> i32 {
+    match result {
+        Ok(m) => {
+            for (k, &x) in m.iter().enumerate() {
+                *out.add(k) = x;
+            }
+            OK
+        }
+        Err(LinalgError::Singular) => SINGULAR,
+        Err(LinalgError::SvdNoConvergence) => SVD_FAILED,
+    }
+}
+
+/// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_solve(
+    a: *const f64,
+    b: *const f64,
+    out: *mut f64,
+    n: i64,
+    m: i64,
+) -> i32 {
+    write(out, linalg::solve(array(a, n, n), array(b, n, m)))
+}
+
+/// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_inv(a: *const f64, out: *mut f64, n: i64) -> i32 {
+    write(out, linalg::inv(array(a, n, n)))
+}
+
+/// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_expm(a: *const f64, out: *mut f64, n: i64) -> i32 {
+    write(out, Ok(linalg::expm(array(a, n, n))))
+}
+
+/// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_sort_desc(x: *const f64, out: *mut f64, n: i64) -> i32 {
+    let dst = slice_mut(out, n);
+    dst.copy_from_slice(slice_ref(x, n));
+    dst.sort_by(|p, q| q.total_cmp(p));
+    OK
+}
+
+/// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_topk(x: *const f64, out: *mut f64, n: i64, k: i64) -> i32 {
+    if k > n {
+        return BAD_TOPK;
+    }
+    let mut sorted = slice_ref(x, n).to_vec();
+    sorted.sort_by(|p, q| q.total_cmp(p));
+    slice_mut(out, k).copy_from_slice(&sorted[..k as usize]);
+    OK
+}
+
+/// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_nuclear_norm(
+    a: *const f64,
+    out: *mut f64,
+    m: i64,
+    n: i64,
+) -> i32 {
+    match linalg::singular_values(array(a, m, n)) {
+        Ok(s) => {
+            *out = s.iter().sum();
+            OK
+        }
+        Err(_) => SVD_FAILED,
+    }
+}
+
+/// # Safety
+/// `ptr` must point to `n` readable f64 when `n > 0`.
+unsafe fn slice_ref<'a>(ptr: *const f64, n: i64) -> &'a [f64] {
+    if n == 0 {
+        &[]
+    } else {
+        slice::from_raw_parts(ptr, n as usize)
+    }
+}
+
+/// # Safety
+/// `ptr` must point to `n` writable f64 when `n > 0`.
+unsafe fn slice_mut<'a>(ptr: *mut f64, n: i64) -> &'a mut [f64] {
+    if n == 0 {
+        &mut []
+    } else {
+        slice::from_raw_parts_mut(ptr, n as usize)
+    }
+}
+
+pub extern "C" fn optc_exp(x: f64) -> f64 {
+    x.exp()
+}
+
+pub extern "C" fn optc_log(x: f64) -> f64 {
+    x.ln()
+}
+
+pub extern "C" fn optc_tanh(x: f64) -> f64 {
+    x.tanh()
+}
+
+pub extern "C" fn optc_pow(x: f64, y: f64) -> f64 {
+    x.powf(y)
+}
+
+/// 1 / (1 + e^-x), without overflow for large |x|.
+pub extern "C" fn optc_sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// log(1 + e^x) = max(x, 0) + log1p(e^-|x|).
+pub extern "C" fn optc_softplus(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+/// The C signature of a symbol, as counts of pointer, i64, i32 and f64 parameters in order.
+#[derive(Clone, Copy, Debug)]
+pub enum Param {
+    Ptr,
+    I64,
+    I32,
+    F64,
+}
+
+/// A symbol the compiled code may call: name, address, parameters, and whether it returns an
+/// `i32` status (kernels) or an `f64` (scalar helpers).
+pub struct Symbol {
+    pub name: &'static str,
+    pub address: *const u8,
+    pub params: &'static [Param],
+    pub returns_status: bool,
+}
+
+/// Every symbol registered with the JIT.
+pub fn symbols() -> Vec<Symbol> {
+    use Param::*;
+    let kernel = |name, address: *const u8, params| Symbol {
+        name,
+        address,
+        params,
+        returns_status: true,
+    };
+    let scalar = |name, address: *const u8, params| Symbol {
+        name,
+        address,
+        params,
+        returns_status: false,
+    };
+    vec![
+        kernel(
+            "optc_kernel_matmul",
+            optc_kernel_matmul as *const u8,
+            &[Ptr, Ptr, Ptr, I64, I64, I64, I32, I32],
+        ),
+        kernel(
+            "optc_kernel_logdet",
+            optc_kernel_logdet as *const u8,
+            &[Ptr, Ptr, I64],
+        ),
+        kernel(
+            "optc_kernel_solve",
+            optc_kernel_solve as *const u8,
+            &[Ptr, Ptr, Ptr, I64, I64],
+        ),
+        kernel(
+            "optc_kernel_inv",
+            optc_kernel_inv as *const u8,
+            &[Ptr, Ptr, I64],
+        ),
+        kernel(
+            "optc_kernel_expm",
+            optc_kernel_expm as *const u8,
+            &[Ptr, Ptr, I64],
+        ),
+        kernel(
+            "optc_kernel_sort_desc",
+            optc_kernel_sort_desc as *const u8,
+            &[Ptr, Ptr, I64],
+        ),
+        kernel(
+            "optc_kernel_topk",
+            optc_kernel_topk as *const u8,
+            &[Ptr, Ptr, I64, I64],
+        ),
+        kernel(
+            "optc_kernel_nuclear_norm",
+            optc_kernel_nuclear_norm as *const u8,
+            &[Ptr, Ptr, I64, I64],
+        ),
+        scalar("optc_exp", optc_exp as *const u8, &[F64]),
+        scalar("optc_log", optc_log as *const u8, &[F64]),
+        scalar("optc_tanh", optc_tanh as *const u8, &[F64]),
+        scalar("optc_sigmoid", optc_sigmoid as *const u8, &[F64]),
+        scalar("optc_softplus", optc_softplus as *const u8, &[F64]),
+        scalar("optc_pow", optc_pow as *const u8, &[F64, F64]),
+    ]
+}

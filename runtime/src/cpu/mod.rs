@@ -1,0 +1,323 @@
+//! Native CPU backend: compiles root nodes of a [`Program`], for given dim sizes, into one
+//! Cranelift function, and runs it.
+//!
+//! # ABI of the compiled function
+//! ```text
+//! extern "C" fn(inputs: *const *const f64, outputs: *const *mut f64, scratch: *mut f64) -> i32
+//! ```
+//! - `inputs[k]`: row-major data of input `InputId(k)` (every input of the program, in order;
+//!   inputs the roots do not read may be null);
+//! - `outputs[r]`: row-major array receiving root `r` (its element count under the dims);
+//! - `scratch`: `scratch_len` f64 owned by [`CompiledFn`], allocated once; every intermediate lives
+//!   at an offset planned at compile time;
+//! - returns 0, or the status of the first failing kernel (see [`kernels`]).
+//!
+//! # Lowering
+//! Elementwise ops (and index-remapping views: broadcast, transpose, slice, select, eye, diag,
+//! diagonal) are fused into the loop of their consumer when it is their only consumer and fusing
+//! recomputes nothing; reductions (sum, max, log-sum-exp, sum-to, trace, card) and `stack` run as
+//! loops over their fused argument expression. Matrix kernels (matmul — with transposed operands
+//! folded into flags —, logdet, solve, inv, expm, sort, topk, nuclear norm) are calls into [`kernels`].
+//! Transcendental functions are calls to the scalar helpers there.
+
+mod kernels;
+mod lower;
+mod plan;
+
+pub use kernels::{BAD_TOPK, NONPOSITIVE_DET, OK, SINGULAR, SVD_FAILED};
+
+use cranelift_codegen::ir::types::I32;
+use cranelift_codegen::ir::{AbiParam, UserFuncName};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Linkage, Module};
+use optc_compiler::ir::{NodeId, Program};
+use std::collections::HashMap;
+use std::fmt;
+
+/// Why a program cannot be compiled or a compiled function cannot run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CpuError {
+    /// An op the backend does not compile.
+    Unsupported(&'static str),
+    /// A root that is not a node of the program.
+    BadRoot(NodeId),
+    /// A node whose size is negative under the given dims.
+    NegativeSize(NodeId),
+    /// Cranelift rejected the function.
+    Codegen(String),
+    /// A bug of the backend itself.
+    Internal(&'static str),
+    /// Wrong number of input or output arrays.
+    ArrayCount {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// An array whose length is not the element count of its shape.
+    ArrayLength {
+        what: &'static str,
+        index: usize,
+        expected: usize,
+        got: usize,
+    },
+    /// `logdet` of a matrix whose determinant is not positive.
+    NonPositiveDeterminant,
+    /// `solve` or `inv` of a singular matrix.
+    Singular,
+    /// The SVD of `nuclear_norm` did not converge.
+    SvdFailed,
+    /// `topk` with k larger than the vector.
+    BadTopK,
+}
+
+impl fmt::Display for CpuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CpuError::Unsupported(what) => write!(f, "the CPU backend does not support {what}"),
+            CpuError::BadRoot(id) => write!(f, "root {id} is not a node of the program"),
+            CpuError::NegativeSize(id) => write!(f, "node {id} has a negative size"),
+            CpuError::Codegen(msg) => write!(f, "code generation failed: {msg}"),
+            CpuError::Internal(msg) => write!(f, "internal error in the CPU backend: {msg}"),
+            CpuError::ArrayCount {
+                what,
+                expected,
+                got,
+            } => {
+                write!(f, "expected {expected} {what} arrays, got {got}")
+            }
+            CpuError::ArrayLength {
+                what,
+                index,
+                expected,
+                got,
+            } => write!(f, "{what} {index} has {got} elements, expected {expected}"),
+            CpuError::NonPositiveDeterminant => {
+                write!(f, "logdet of a matrix with determinant ≤ 0")
+            }
+            CpuError::Singular => write!(f, "solve or inv of a singular matrix"),
+            CpuError::SvdFailed => write!(f, "the SVD of nuclear_norm did not converge"),
+            CpuError::BadTopK => write!(f, "topk: k exceeds the vector length"),
+        }
+    }
+}
+
+impl std::error::Error for CpuError {}
+
+type Entry = unsafe extern "C" fn(*const *const f64, *const *mut f64, *mut f64) -> i32;
+
+/// A module with the lowered function defined in it (not yet finalized), and its CLIF text.
+struct Built {
+    module: JITModule,
+    func: cranelift_module::FuncId,
+    text: String,
+    plan: plan::Plan,
+}
+
+fn codegen_error(e: impl fmt::Display) -> CpuError {
+    CpuError::Codegen(e.to_string())
+}
+
+fn build(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Built, CpuError> {
+    let plan = plan::plan(program, roots, dims)?;
+    let mut flags = settings::builder();
+    for (name, value) in [
+        ("use_colocated_libcalls", "false"),
+        ("is_pic", "false"),
+        ("opt_level", "speed"),
+    ] {
+        flags.set(name, value).map_err(codegen_error)?;
+    }
+    let isa = cranelift_native::builder()
+        .map_err(codegen_error)?
+        .finish(settings::Flags::new(flags))
+        .map_err(codegen_error)?;
+    let mut jit = JITBuilder::with_isa(isa, default_libcall_names());
+    for symbol in kernels::symbols() {
+        jit.symbol(symbol.name, symbol.address);
+    }
+    let mut module = JITModule::new(jit);
+    let ptr = module.target_config().pointer_type();
+    let mut ctx = module.make_context();
+    for _ in 0..3 {
+        ctx.func.signature.params.push(AbiParam::new(ptr));
+    }
+    ctx.func.signature.returns.push(AbiParam::new(I32));
+    let func = module
+        .declare_function("optc_compiled", Linkage::Export, &ctx.func.signature)
+        .map_err(codegen_error)?;
+    ctx.func.name = UserFuncName::user(0, func.as_u32());
+    let mut fctx = FunctionBuilderContext::new();
+    let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+    lower::Lower::run(program, &plan, dims, &mut module, builder)?;
+    let text = ctx.func.display().to_string();
+    module
+        .define_function(func, &mut ctx)
+        .map_err(codegen_error)?;
+    module.clear_context(&mut ctx);
+    Ok(Built {
+        module,
+        func,
+        text,
+        plan,
+    })
+}
+
+/// The CLIF of the function compiled for `roots` under `dims` (before Cranelift's optimizations).
+pub fn clif_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<String, CpuError> {
+    let built = build(program, roots, dims)?;
+    // SAFETY: nothing of the module was finalized or handed out.
+    unsafe { built.module.free_memory() };
+    Ok(built.text)
+}
+
+/// A natively compiled evaluation of some roots under fixed dims, with its scratch arena.
+pub struct CompiledFn {
+    module: Option<JITModule>,
+    entry: Entry,
+    scratch: Vec<f64>,
+    /// Element count of each input the function reads (by `InputId`), `None` when unread.
+    input_lens: Vec<Option<usize>>,
+    output_shapes: Vec<Vec<usize>>,
+    input_ptrs: Vec<*const f64>,
+    output_ptrs: Vec<*mut f64>,
+}
+
+impl CompiledFn {
+    pub fn compile(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Self, CpuError> {
+        let mut built = build(program, roots, dims)?;
+        built.module.finalize_definitions().map_err(codegen_error)?;
+        let code = built.module.get_finalized_function(built.func);
+        // SAFETY: the function was declared with exactly this signature and the host call conv.
+        let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(code) };
+        let plan = &built.plan;
+        let input_lens = program
+            .input_nodes
+            .iter()
+            .map(|&n| plan.is_buffered(n).then(|| plan.numel(n)))
+            .collect();
+        let output_shapes = roots.iter().map(|&r| plan.shape(r).to_vec()).collect();
+        Ok(CompiledFn {
+            entry,
+            scratch: vec![0.0; plan.scratch_len],
+            input_lens,
+            output_shapes,
+            input_ptrs: Vec::with_capacity(program.inputs.len()),
+            output_ptrs: Vec::with_capacity(roots.len()),
+            module: Some(built.module),
+        })
+    }
+
+    /// The concrete shape of each root.
+    pub fn output_shapes(&self) -> &[Vec<usize>] {
+        &self.output_shapes
+    }
+
+    /// Length of the scratch arena, in f64.
+    pub fn scratch_len(&self) -> usize {
+        self.scratch.len()
+    }
+
+    /// Evaluates the roots: `inputs[k]` is input `InputId(k)` (row-major; unread inputs may be
+    /// empty), `outputs[r]` receives root `r`.
+    pub fn call(&mut self, inputs: &[&[f64]], outputs: &mut [&mut [f64]]) -> Result<(), CpuError> {
+        check_count("input", self.input_lens.len(), inputs.len())?;
+        check_count("output", self.output_shapes.len(), outputs.len())?;
+        for (index, (len, data)) in self.input_lens.iter().zip(inputs).enumerate() {
+            if let Some(expected) = *len {
+                check_length("input", index, expected, data.len())?;
+            }
+        }
+        for (index, (shape, data)) in self.output_shapes.iter().zip(outputs.iter()).enumerate() {
+            check_length("output", index, shape.iter().product(), data.len())?;
+        }
+        self.input_ptrs.clear();
+        self.input_ptrs.extend(inputs.iter().map(|d| d.as_ptr()));
+        self.output_ptrs.clear();
+        self.output_ptrs
+            .extend(outputs.iter_mut().map(|d| d.as_mut_ptr()));
+        // SAFETY: every array the function reads or writes was checked to have the planned
+        // length; the scratch has the planned length; outputs are distinct `&mut` slices.
+        let status = unsafe {
+            (self.entry)(
+                self.input_ptrs.as_ptr(),
+                self.output_ptrs.as_ptr(),
+                self.scratch.as_mut_ptr(),
+            )
+        };
+        match status {
+            OK => Ok(()),
+            NONPOSITIVE_DET => Err(CpuError::NonPositiveDeterminant),
+            SVD_FAILED => Err(CpuError::SvdFailed),
+            SINGULAR => Err(CpuError::Singular),
+            BAD_TOPK => Err(CpuError::BadTopK),
+            _ => Err(CpuError::Internal("unknown kernel status")),
+        }
+    }
+}
+
+fn check_count(what: &'static str, expected: usize, got: usize) -> Result<(), CpuError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(CpuError::ArrayCount {
+            what,
+            expected,
+            got,
+        })
+    }
+}
+
+fn check_length(
+    what: &'static str,
+    index: usize,
+    expected: usize,
+    got: usize,
+) -> Result<(), CpuError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(CpuError::ArrayLength {
+            what,
+            index,
+            expected,
+            got,
+        })
+    }
+}
+
+impl Drop for CompiledFn {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: `entry` points into this module and dies with `self`.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// Compiled functions of fixed roots, one per binding of the dims.
+pub struct JitCache {
+    roots: Vec<NodeId>,
+    compiled: HashMap<Vec<u64>, CompiledFn>,
+}
+
+impl JitCache {
+    pub fn new(roots: Vec<NodeId>) -> Self {
+        JitCache {
+            roots,
+            compiled: HashMap::new(),
+        }
+    }
+
+    /// The function for `dims`, compiled on first use.
+    pub fn get(&mut self, program: &Program, dims: &[u64]) -> Result<&mut CompiledFn, CpuError> {
+        if !self.compiled.contains_key(dims) {
+            let f = CompiledFn::compile(program, &self.roots, dims)?;
+            self.compiled.insert(dims.to_vec(), f);
+        }
+        self.compiled
+            .get_mut(dims)
+            .ok_or(CpuError::Internal("cache entry vanished"))
+    }
+}
