@@ -470,6 +470,15 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 let s = self.b.ins().select(negative, minus_one, x);
                 self.b.ins().select(positive, one, s)
             }
+            UnaryOp::Step => {
+                // 1 for x ≥ 0, else 0; NaN stays NaN.
+                let zero = self.float(0.0);
+                let one = self.float(1.0);
+                let nonneg = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, zero);
+                let step = self.b.ins().select(nonneg, one, zero);
+                let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
+                self.b.ins().select(nan, x, step)
+            }
             UnaryOp::Exp => self.call_f64("optc_exp", &[x])?,
             UnaryOp::Log => self.call_f64("optc_log", &[x])?,
             UnaryOp::Tanh => self.call_f64("optc_tanh", &[x])?,

@@ -64,6 +64,16 @@ pub fn access(op: &Op) -> Result<Access, CpuError> {
             "loop index outside a `for` constraint",
         )),
         Op::Argmin(_) => Err(CpuError::Unsupported("argmin (lower-level problems)")),
+        Op::Expand { .. }
+        | Op::ArgmaxMask { .. }
+        | Op::Pad { .. }
+        | Op::Scatter { .. }
+        | Op::ExpmFrechet
+        | Op::ExpmFrechet2
+        | Op::SortScatter
+        | Op::SortGather(_) => Err(CpuError::Unsupported(
+            "the adjoint ops of reverse mode (expand, pad, scatter, argmax mask, expm Fréchet, sort scatter/gather)",
+        )),
         Op::MatMul
         | Op::Expm
         | Op::LogDet
