@@ -122,9 +122,18 @@ pub fn cost_dims(program: &Program, given: &[(String, u64)]) -> Vec<u64> {
 /// The staged plan as text: which nodes run once per solve and which every iteration.
 pub fn staged_text(derived: &Derived, plan: &StagedPlan) -> String {
     let mut out = derived.text();
-    let list = |ids: &[NodeId]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" ");
+    let list = |ids: &[NodeId]| {
+        ids.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let _ = writeln!(out, "setup (once per solve): {}", list(&plan.setup));
-    let _ = writeln!(out, "handoff (setup values read per iteration): {}", list(&plan.handoff));
+    let _ = writeln!(
+        out,
+        "handoff (setup values read per iteration): {}",
+        list(&plan.handoff)
+    );
     let _ = writeln!(out, "per iteration: {}", list(&plan.per_iteration));
     out
 }

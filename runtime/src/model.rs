@@ -9,13 +9,13 @@ use crate::interp::{self, Bindings, EvalError, SubproblemSolver};
 use crate::solvers::{lbfgs, Control, FnProblem, LbfgsOptions};
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::autodiff;
-use optc_compiler::simplify::{self, CostModel, SimplifyError};
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
     ConstraintKind, DataSource, ElemType, Input, InputId, InputKind, NodeId, Program, SetKind,
     Stage, SubproblemId,
 };
+use optc_compiler::simplify::{self, CostModel, SimplifyError};
 use std::path::{Path, PathBuf};
 
 /// Catalogue entries of binding errors (E0350–E0359).

@@ -245,7 +245,9 @@ struct Merit {
 
 impl Merit {
     fn roots(&self) -> Vec<NodeId> {
-        std::iter::once(self.value).chain(self.grads.iter().copied()).collect()
+        std::iter::once(self.value)
+            .chain(self.grads.iter().copied())
+            .collect()
     }
 }
 
@@ -254,9 +256,10 @@ fn finalize(model: &mut Model, plan: &Plan, roots: Vec<NodeId>) -> Result<Vec<No
     if !plan.simplify {
         return Ok(roots);
     }
-    model
-        .simplify(&roots)
-        .map_err(|e| Diagnostic::error("E0449", format!("internal error: {e}")).with_note("this is a bug in optc"))
+    model.simplify(&roots).map_err(|e| {
+        Diagnostic::error("E0449", format!("internal error: {e}"))
+            .with_note("this is a bug in optc")
+    })
 }
 
 /// A merit function and its gradient, simplified.
@@ -264,7 +267,10 @@ fn simplified_merit(model: &mut Model, plan: &Plan, value: NodeId) -> Result<Mer
     let merit = differentiate(model, value)?;
     let mut roots = finalize(model, plan, merit.roots())?;
     let value = roots.remove(0);
-    Ok(Merit { value, grads: roots })
+    Ok(Merit {
+        value,
+        grads: roots,
+    })
 }
 
 fn differentiate(model: &mut Model, value: NodeId) -> Result<Merit, Diagnostic> {
@@ -405,7 +411,9 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
             )
         }
         Method::AugLag => {
-            let merit = differentiate(model, objective)?;
+            // L1 terms are handled as in NOTEARS: x = p − q with p, q ≥ 0 and ‖x‖₁ = Σ(p + q).
+            let (smooth, l1) = smooth_part(model, &plan.structure, objective)?;
+            let merit = differentiate(model, smooth)?;
             let constraints: Vec<(NodeId, Vec<NodeId>, usize)> = plan
                 .structure
                 .equalities
@@ -450,28 +458,9 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 .collect();
             let p: usize = constraints.iter().map(|c| c.2).sum();
             let b = bounds(model)?;
-            let inner_opts = lbfgs_options(
-                &plan
-                    .options
-                    .iter()
-                    .filter(|(k, _)| LbfgsOptions::default().clone().set_option(k, 1.0).is_ok())
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            )?;
-            let inner = if b.lower().iter().all(|v| v.is_infinite())
-                && b.upper().iter().all(|v| v.is_infinite())
-            {
-                InnerSolver::Lbfgs(inner_opts)
-            } else {
-                InnerSolver::ProjectedLbfgs(inner_opts, b)
-            };
-            let al_opts: Vec<(String, f64)> = plan
-                .options
-                .iter()
-                .filter(|(k, _)| AugLagOptions::default().set_option(k, 1.0).is_ok())
-                .cloned()
-                .collect();
+            let (al_opts, inner_opts) = split_auglag_options(&plan.options)?;
             let al = AugLagOptions::from_options(&al_opts).map_err(option_error)?;
+            let inner_opts = lbfgs_options(&inner_opts)?;
             let mut problem = ModelConstrained {
                 model,
                 merit,
@@ -479,7 +468,38 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 num_constraints: p,
                 error: &mut error,
             };
-            augmented_lagrangian(&mut problem, &x0, &inner, &al, callback).report
+            let unbounded = b.lower().iter().all(|v| v.is_infinite())
+                && b.upper().iter().all(|v| v.is_infinite());
+            if l1.iter().any(|w| *w != 0.0) {
+                if !unbounded {
+                    return Err(plan_error(
+                        "E0360",
+                        "auglag with an L1 term on a variable that also has bounds is not supported in this version",
+                    ));
+                }
+                let mut split = SplitL1 {
+                    inner: &mut problem,
+                    weights: l1,
+                    grad: vec![0.0; n],
+                    jacobian: Vec::new(),
+                };
+                let z0: Vec<f64> = x0
+                    .iter()
+                    .map(|v| v.max(0.0))
+                    .chain(x0.iter().map(|v| (-v).max(0.0)))
+                    .collect();
+                let inner = InnerSolver::ProjectedLbfgs(inner_opts, Bounds::nonneg(2 * n));
+                let mut r = augmented_lagrangian(&mut split, &z0, &inner, &al, callback).report;
+                r.x = (0..n).map(|i| r.x[i] - r.x[n + i]).collect();
+                r
+            } else {
+                let inner = if unbounded {
+                    InnerSolver::Lbfgs(inner_opts)
+                } else {
+                    InnerSolver::ProjectedLbfgs(inner_opts, b)
+                };
+                augmented_lagrangian(&mut problem, &x0, &inner, &al, callback).report
+            }
         }
         Method::Path => path(model, plan, objective, &x0, callback, &mut error)?,
     };
@@ -715,6 +735,81 @@ fn path(
         current: (f64::NAN, f64::NAN),
     };
     Ok(central_path(&mut objective, x0, &opts, callback).report)
+}
+
+/// Splits `solve with auglag(...)` options into the outer loop's and the inner L-BFGS's; `rho`
+/// is the initial penalty. Unknown names are an error.
+fn split_auglag_options(
+    options: &[(String, f64)],
+) -> Result<(Vec<(String, f64)>, Vec<(String, f64)>), Diagnostic> {
+    let (mut outer, mut inner) = (Vec::new(), Vec::new());
+    for (k, v) in options {
+        let key = if k == "rho" { "rho_init" } else { k.as_str() };
+        if AugLagOptions::default().set_option(key, *v).is_ok() {
+            outer.push((key.to_string(), *v));
+        } else if lbfgs_options(&[(k.clone(), *v)]).is_ok() {
+            inner.push((k.clone(), *v));
+        } else {
+            return Err(plan_error(
+                "E0362",
+                format!("`auglag` has no option `{k}`"),
+            )
+            .with_hint("outer options: rho, rho_factor, rho_max, progress, h_tol, max_outer; inner L-BFGS options: max_iter, tol, memory, ftol"));
+        }
+    }
+    Ok((outer, inner))
+}
+
+/// An equality-constrained problem with weighted L1 terms, over z = (p, q) with x = p − q:
+/// f(p − q) + Σ wᵢ(pᵢ + qᵢ), constraints h(p − q) (to be solved with p, q ≥ 0).
+struct SplitL1<'a, P> {
+    inner: &'a mut P,
+    weights: Vec<f64>,
+    grad: Vec<f64>,
+    jacobian: Vec<f64>,
+}
+
+impl<P: solvers::ConstrainedProblem> SplitL1<'_, P> {
+    fn x(z: &[f64]) -> Vec<f64> {
+        let n = z.len() / 2;
+        (0..n).map(|i| z[i] - z[n + i]).collect()
+    }
+}
+
+impl<P: solvers::ConstrainedProblem> solvers::ConstrainedProblem for SplitL1<'_, P> {
+    fn dim(&self) -> usize {
+        2 * self.inner.dim()
+    }
+
+    fn num_constraints(&self) -> usize {
+        self.inner.num_constraints()
+    }
+
+    fn objective(&mut self, z: &[f64], grad: &mut [f64]) -> f64 {
+        let n = self.inner.dim();
+        let f = self.inner.objective(&Self::x(z), &mut self.grad);
+        let mut penalty = 0.0;
+        for i in 0..n {
+            penalty += self.weights[i] * (z[i] + z[n + i]);
+            grad[i] = self.grad[i] + self.weights[i];
+            grad[n + i] = -self.grad[i] + self.weights[i];
+        }
+        f + penalty
+    }
+
+    fn constraints(&mut self, z: &[f64], h: &mut [f64], jacobian: &mut [f64]) {
+        let n = self.inner.dim();
+        let m = self.inner.num_constraints();
+        self.jacobian.resize(m * n, 0.0);
+        self.inner.constraints(&Self::x(z), h, &mut self.jacobian);
+        for k in 0..m {
+            for i in 0..n {
+                let d = self.jacobian[k * n + i];
+                jacobian[k * 2 * n + i] = d;
+                jacobian[k * 2 * n + n + i] = -d;
+            }
+        }
+    }
 }
 
 /// Equality constraints of a model for the augmented Lagrangian: values and dense Jacobian rows.

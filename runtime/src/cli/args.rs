@@ -22,7 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Parse and check a model; print diagnostics only.
     Check(CheckArgs),
-    /// Print an intermediate form of a model.
+    /// Print an intermediate form of a model (`--dims` sets the sizes used by `clif` and by the
+    /// simplifier's cost model).
     Emit(EmitArgs),
     /// Evaluate the objective and constraints at the initial point.
     Eval(EvalArgs),
@@ -30,8 +31,6 @@ pub enum Command {
     Run(RunArgs),
     /// Explain a diagnostic code, or the cost of a model (`--cost FILE`).
     Explain(ExplainArgs),
-    /// Measure compile time and evaluations per second of a model.
-    Bench(BenchArgs),
     /// Generate seeded synthetic data (DAGs from linear SEMs, regression, OT, denoising).
     Simulate(SimulateArgs),
 }
@@ -64,14 +63,6 @@ pub struct BindArgs {
     /// Set dimension sizes: n=1000,d=100.
     #[arg(long, value_name = "n=..,d=..")]
     pub dims: Option<String>,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// Native code through Cranelift (default).
-    Cpu,
-    /// The reference interpreter.
-    Interp,
 }
 
 #[derive(Args, Debug)]
@@ -111,11 +102,6 @@ pub struct EvalArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Compare the gradient with central finite differences.
-    #[arg(long)]
-    pub check_grad: bool,
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub backend: Backend,
 }
 
 #[derive(Args, Debug)]
@@ -133,11 +119,6 @@ pub struct RunArgs {
     /// No progress table.
     #[arg(short, long)]
     pub quiet: bool,
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub backend: Backend,
-    /// Compare the gradient with central finite differences before solving.
-    #[arg(long)]
-    pub check_grad: bool,
     /// Print the time of each compiler stage and of the solve.
     #[arg(long)]
     pub timings: bool,
@@ -165,19 +146,6 @@ pub struct ExplainArgs {
     /// Dimension sizes for `--cost`: n=1000,d=100.
     #[arg(long)]
     pub dims: Option<String>,
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct BenchArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub bind: BindArgs,
-    /// Benchmark only this backend (default: all).
-    #[arg(long, value_enum)]
-    pub backend: Option<Backend>,
     #[arg(long)]
     pub json: bool,
 }

@@ -7,8 +7,8 @@ mod report;
 use optc_runtime::model::{self, BindSpec, Model};
 
 use args::{Cli, Command, ErrorFormat, ModelArgs};
-use optc_compiler::diag::SourceMap;
 use optc_compiler::derive;
+use optc_compiler::diag::SourceMap;
 use optc_compiler::driver::{self, Compiled, Until};
 
 /// Exit codes, documented in README.md and spec/cli.md.
@@ -28,10 +28,6 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Eval(a) => eval(&a),
         Command::Simulate(a) => simulate(&a),
         Command::Run(a) => run(&a),
-        Command::Bench(_) => {
-            eprintln!("not wired yet");
-            Err(EXIT_INTERNAL)
-        }
     };
     result.unwrap_or_else(|code| code)
 }
@@ -88,7 +84,8 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
             let c = compile(&a.model, Until::Ir)?;
             let dims = given_dims(a.bind.dims.as_deref())?;
             let program = c.program.as_ref().expect("ir stage");
-            let derived = derive::differentiate(program).map_err(|e| derive_failed(&e, &c, &a.model))?;
+            let derived =
+                derive::differentiate(program).map_err(|e| derive_failed(&e, &c, &a.model))?;
             if a.stage == Stage::Grad {
                 derived.text()
             } else {
@@ -102,8 +99,17 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
             }
         }
         Stage::Clif => {
-            eprintln!("error: the clif stage is not available yet");
-            return Err(EXIT_USAGE);
+            // The native code of the objective's value at the given (or default) sizes.
+            let c = compile(&a.model, Until::Ir)?;
+            let program = c.program.as_ref().expect("ir stage");
+            let sizes = derive::cost_dims(program, &given_dims(a.bind.dims.as_deref())?);
+            let Some(objective) = &program.objective else {
+                return Err(EXIT_MODEL);
+            };
+            optc_runtime::cpu::clif_text(program, &[objective.node], &sizes).map_err(|e| {
+                eprintln!("error: {e}");
+                EXIT_MODEL
+            })?
         }
     };
     print!("{text}");
@@ -662,9 +668,15 @@ fn explain_cost(a: &args::ExplainArgs, file: &std::path::Path) -> Result<u8, u8>
         let dims_text: Vec<String> = sizes.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("cost of objective + gradient at {}", dims_text.join(", "));
         println!("  per iteration, unsimplified  {iter_before:>14.4e} flops");
-        println!("  per iteration, simplified    {iter_after:>14.4e} flops  ({:.1}x less)", iter_before / iter_after.max(1.0));
+        println!(
+            "  per iteration, simplified    {iter_after:>14.4e} flops  ({:.1}x less)",
+            iter_before / iter_after.max(1.0)
+        );
         println!("  setup (once per solve)       {setup_after:>14.4e} flops");
-        println!("  e-graph: {} nodes after {} iterations ({}), {simplify_ms:.1} ms", s.egraph_nodes, s.iterations, s.stop_reason);
+        println!(
+            "  e-graph: {} nodes after {} iterations ({}), {simplify_ms:.1} ms",
+            s.egraph_nodes, s.iterations, s.stop_reason
+        );
         println!("  rules fired: {}", s.rules_fired.join(", "));
     }
     Ok(EXIT_OK)
