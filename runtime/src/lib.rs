@@ -2,6 +2,10 @@
 //! linear-algebra kernels, data loading, bound models, solver plans, solvers, prox operators,
 //! DAG tools and simulators.
 
+// Numeric code compares with `!(a < b)` on purpose: the negation is true for NaN, which is how
+// line searches and guards reject non-finite values.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 pub mod codes;
 pub mod cpu;
 pub mod dag;

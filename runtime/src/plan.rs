@@ -80,10 +80,14 @@ fn plan_error(code: &'static str, message: impl Into<String>) -> Diagnostic {
     Diagnostic::error(code, message)
 }
 
+/// Options by name with a number, or with a list of numbers.
+type NumberOptions = Vec<(String, f64)>;
+type ListOptions = Vec<(String, Vec<f64>)>;
+
 /// Flattens `solve with` options into numbers and lists.
 fn flatten_options(
     spec: &SolveSpec,
-) -> Result<(Vec<(String, f64)>, Vec<(String, Vec<f64>)>), Diagnostic> {
+) -> Result<(NumberOptions, ListOptions), Diagnostic> {
     let mut numbers = Vec::new();
     let mut lists = Vec::new();
     for (name, value) in &spec.options {
@@ -741,7 +745,7 @@ fn path(
 /// is the initial penalty. Unknown names are an error.
 fn split_auglag_options(
     options: &[(String, f64)],
-) -> Result<(Vec<(String, f64)>, Vec<(String, f64)>), Diagnostic> {
+) -> Result<(NumberOptions, NumberOptions), Diagnostic> {
     let (mut outer, mut inner) = (Vec::new(), Vec::new());
     for (k, v) in options {
         let key = if k == "rho" { "rho_init" } else { k.as_str() };

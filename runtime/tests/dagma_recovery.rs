@@ -37,7 +37,7 @@ fn score_value_grad(
     let d = cov.nrows();
     let w = ArrayView2::from_shape((d, d), w).unwrap();
     let (h, h_grad) = logdet_acyclicity(w, s)?;
-    let residual = Array2::<f64>::eye(d) - &w;
+    let residual = Array2::<f64>::eye(d) - w;
     let cov_residual = cov.dot(&residual);
     let (scale, sigma_term) = sigma.map_or((1.0, 0.0), |sigma| (sigma, 0.5 * d as f64 * sigma));
     let fit = 0.5 * (&residual * &cov_residual).sum() / scale;

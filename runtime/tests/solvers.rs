@@ -1,4 +1,5 @@
 //! Solver tests on problems with known solutions.
+#![allow(clippy::needless_range_loop, clippy::type_complexity)]
 
 use optc_runtime::prox::soft_threshold;
 use optc_runtime::simulate::regression;

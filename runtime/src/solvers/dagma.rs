@@ -362,7 +362,7 @@ pub fn central_path(
 /// Diagonal of (I − W)ᵀ Σ̂ (I − W): the residual variance of each column under W.
 fn residual_variances(cov: ArrayView2<f64>, w: ArrayView2<f64>) -> Array1<f64> {
     let d = w.nrows();
-    let i_minus_w = Array2::<f64>::eye(d) - &w;
+    let i_minus_w = Array2::<f64>::eye(d) - w;
     let m = cov.dot(&i_minus_w);
     (&i_minus_w * &m).sum_axis(ndarray::Axis(0))
 }

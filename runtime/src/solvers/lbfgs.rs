@@ -117,9 +117,9 @@ impl Memory {
             let gamma = dot(s, y) / dot(y, y);
             d.iter_mut().for_each(|v| *v *= gamma);
         }
-        for j in 0..k {
+        for (j, a) in alpha.iter().enumerate().take(k) {
             let beta = self.rho[j] * masked_dot(&self.y[j], d, &keep);
-            axpy_masked(alpha[j] - beta, &self.s[j], d, &keep);
+            axpy_masked(a - beta, &self.s[j], d, &keep);
         }
     }
 }

@@ -51,10 +51,12 @@ pub(crate) fn count(name: &str, value: f64) -> Result<usize, OptionError> {
 }
 
 pub(crate) fn flag(name: &str, value: f64) -> Result<bool, OptionError> {
-    match value {
-        v if v == 0.0 => Ok(false),
-        v if v == 1.0 => Ok(true),
-        _ => Err(invalid(name, &format!("expected 0 or 1, got {value}"))),
+    if value == 0.0 {
+        Ok(false)
+    } else if value == 1.0 {
+        Ok(true)
+    } else {
+        Err(invalid(name, &format!("expected 0 or 1, got {value}")))
     }
 }
 
