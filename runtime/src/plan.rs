@@ -85,9 +85,7 @@ type NumberOptions = Vec<(String, f64)>;
 type ListOptions = Vec<(String, Vec<f64>)>;
 
 /// Flattens `solve with` options into numbers and lists.
-fn flatten_options(
-    spec: &SolveSpec,
-) -> Result<(NumberOptions, ListOptions), Diagnostic> {
+fn flatten_options(spec: &SolveSpec) -> Result<(NumberOptions, ListOptions), Diagnostic> {
     let mut numbers = Vec::new();
     let mut lists = Vec::new();
     for (name, value) in &spec.options {
