@@ -10,6 +10,7 @@ pub mod codes;
 pub mod cpu;
 pub mod dag;
 pub mod data;
+pub mod gradcheck;
 pub mod interp;
 pub mod linalg;
 pub mod model;

@@ -304,3 +304,60 @@ fn simulate_writes_seeded_data() {
         "same seed, same data"
     );
 }
+
+#[test]
+fn check_grad_reports_small_errors_in_json() {
+    let o = optc(&["eval", &example("dag/dagma.opt"), "--check-grad", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&stdout(&o));
+    let check = &v["grad_check"];
+    assert!(check["max_rel_error"].as_f64().unwrap() < 1e-6, "{check}");
+    assert!(
+        check["hvp_max_rel_error"].as_f64().unwrap() < 1e-6,
+        "{check}"
+    );
+    assert_eq!(check["points"], 4);
+}
+
+#[test]
+fn emit_prints_every_stage() {
+    for stage in [
+        "ast",
+        "typed",
+        "ir",
+        "grad",
+        "grad-simplified",
+        "setup",
+        "clif",
+    ] {
+        let o = optc(&[
+            "emit",
+            "--stage",
+            stage,
+            &example("regression/ridge.opt"),
+            "--dims",
+            "n=10,p=3",
+        ]);
+        assert_eq!(code(&o), 0, "{stage}: {}", stderr(&o));
+        assert!(!stdout(&o).is_empty(), "{stage}");
+    }
+}
+
+#[test]
+fn explain_cost_shows_the_staging_win_on_dagma() {
+    let o = optc(&[
+        "explain",
+        "--cost",
+        &example("dag/dagma.opt"),
+        "--dims",
+        "n=1000,d=100",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&stdout(&o));
+    let before = v["per_iteration_flops"]["unsimplified"].as_f64().unwrap();
+    let after = v["per_iteration_flops"]["simplified"].as_f64().unwrap();
+    assert!(before >= 10.0 * after, "{before} vs {after}");
+    assert!(v["setup_flops"].as_f64().unwrap() > 0.0);
+    assert!(!v["rules_fired"].as_array().unwrap().is_empty());
+}

@@ -102,6 +102,9 @@ pub struct EvalArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Compare the gradient and Hessian-vector products with central finite differences.
+    #[arg(long)]
+    pub check_grad: bool,
 }
 
 #[derive(Args, Debug)]
@@ -119,6 +122,10 @@ pub struct RunArgs {
     /// No progress table.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Compare the gradient and Hessian-vector products with central finite differences
+    /// before solving.
+    #[arg(long)]
+    pub check_grad: bool,
     /// Print the time of each compiler stage and of the solve.
     #[arg(long)]
     pub timings: bool,

@@ -198,6 +198,11 @@ fn eval_failed(e: optc_runtime::interp::EvalError, c: &Compiled, m: &ModelArgs) 
 
 fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
     let (compiled, mut model) = load_model(&a.model, &a.bind)?;
+    let check = if a.check_grad {
+        Some(grad_check(&model, &compiled, &a.model)?)
+    } else {
+        None
+    };
     let objective = match model.program.objective.clone() {
         Some(o) => model
             .eval_scalar(o.node)
@@ -213,12 +218,15 @@ fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
         constraints.push((c.name.clone(), constraint_kind(&c.kind), v));
     }
     if a.json {
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "objective": objective,
             "constraints": constraints.iter().map(|(n, k, v)| serde_json::json!({
                 "name": n, "kind": k, "violation": v,
             })).collect::<Vec<_>>(),
         });
+        if let Some(check) = check {
+            json["grad_check"] = check;
+        }
         println!("{json}");
     } else {
         println!("objective  {objective:.10e}");
@@ -419,6 +427,11 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     use optc_runtime::solvers::Control;
     let total = std::time::Instant::now();
     let (compiled, mut model) = load_model(&a.model, &a.bind)?;
+    let check = if a.check_grad {
+        Some(grad_check(&model, &compiled, &a.model)?)
+    } else {
+        None
+    };
     let fail = |d: optc_compiler::diag::Diagnostic| {
         report::print_diagnostics(&[d], &compiled.sources, a.model.error_format);
         EXIT_MODEL
@@ -513,7 +526,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     }
 
     let small = |a: &ndarray::ArrayD<f64>| a.len() <= 10_000;
-    let result = serde_json::json!({
+    let mut result = serde_json::json!({
         "status": status,
         "solver": the_plan.method.name(),
         "reason": the_plan.reason,
@@ -529,6 +542,9 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
             "total_s": total.elapsed().as_secs_f64(),
         },
     });
+    if let Some(check) = check {
+        result["grad_check"] = check;
+    }
     if let Some(dir) = &a.out {
         write_arrays_quiet(dir, &arrays)?;
         let text = serde_json::to_string_pretty(&result).expect("json");
@@ -680,4 +696,35 @@ fn explain_cost(a: &args::ExplainArgs, file: &std::path::Path) -> Result<u8, u8>
         println!("  rules fired: {}", s.rules_fired.join(", "));
     }
     Ok(EXIT_OK)
+}
+
+/// Relative gradient error above which `--check-grad` reports a bug in optc (exit 70).
+const GRAD_CHECK_LIMIT: f64 = 1e-5;
+
+/// Runs `--check-grad`; prints the human line on stderr and returns the JSON value.
+fn grad_check(model: &Model, c: &Compiled, m: &ModelArgs) -> Result<serde_json::Value, u8> {
+    use optc_runtime::gradcheck::{check_gradient, GradCheckError};
+    let mut probe = Model::new(model.program.clone(), model.bindings.clone()).map_err(|d| {
+        report::print_diagnostics(&[d], &c.sources, m.error_format);
+        EXIT_MODEL
+    })?;
+    let r = match check_gradient(&mut probe, 1) {
+        Ok(r) => r,
+        Err(GradCheckError::Derivative(e)) => return Err(derive_failed(&e, c, m)),
+        Err(GradCheckError::Eval(e)) => return Err(eval_failed(e, c, m)),
+    };
+    eprintln!(
+        "grad check: max relative error {:.2e} (gradient), {:.2e} (Hessian-vector product) at {} points, {} coordinates each",
+        r.max_rel_error, r.hvp_max_rel_error, r.points, r.coordinates
+    );
+    if r.max_rel_error > GRAD_CHECK_LIMIT || r.hvp_max_rel_error > GRAD_CHECK_LIMIT {
+        eprintln!("internal error: the derivatives disagree with finite differences; this is a bug in optc, please report it");
+        return Err(EXIT_INTERNAL);
+    }
+    Ok(serde_json::json!({
+        "max_rel_error": r.max_rel_error,
+        "hvp_max_rel_error": r.hvp_max_rel_error,
+        "points": r.points,
+        "coordinates": r.coordinates,
+    }))
 }

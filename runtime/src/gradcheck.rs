@@ -1,0 +1,154 @@
+//! `--check-grad`: the compiled gradient and Hessian-vector product of the objective against
+//! central finite differences, at the initial point and at seeded random points near it.
+
+use crate::interp::EvalError;
+use crate::model::Model;
+use crate::simulate::Rng;
+use ndarray::{ArrayD, IxDyn};
+use optc_compiler::autodiff::{self, AdError};
+use optc_compiler::ir::{NodeId, Sense, UnaryOp};
+
+/// The worst errors found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradCheck {
+    /// max over points of ‖g − g_fd‖∞ / max(‖g_fd‖∞, 1).
+    pub max_rel_error: f64,
+    /// The same for H·v against differences of the gradient along v.
+    pub hvp_max_rel_error: f64,
+    pub points: usize,
+    /// Coordinates checked per point (all, or a seeded sample for large problems).
+    pub coordinates: usize,
+}
+
+#[derive(Debug)]
+pub enum GradCheckError {
+    Derivative(AdError),
+    Eval(EvalError),
+}
+
+impl From<EvalError> for GradCheckError {
+    fn from(e: EvalError) -> Self {
+        GradCheckError::Eval(e)
+    }
+}
+
+/// At most this many coordinates are differenced per point.
+const MAX_COORDINATES: usize = 200;
+
+/// Checks the objective's gradient at the model's current point and at three seeded points near
+/// it, and its HVP at the three random points (the model is left at its initial point).
+pub fn check_gradient(model: &mut Model, seed: u64) -> Result<GradCheck, GradCheckError> {
+    let Some(objective) = model.program.objective.clone() else {
+        return Ok(GradCheck {
+            max_rel_error: 0.0,
+            hvp_max_rel_error: 0.0,
+            points: 0,
+            coordinates: 0,
+        });
+    };
+    let f = match objective.sense {
+        Sense::Minimize => objective.node,
+        Sense::Maximize => model
+            .program
+            .graph
+            .add(
+                optc_compiler::ir::Op::Unary(UnaryOp::Neg),
+                vec![objective.node],
+            )
+            .expect("negation"),
+    };
+    let vars: Vec<_> = model.vars.iter().map(|v| v.input).collect();
+    let h = autodiff::hvp(&mut model.program, f, &vars).map_err(GradCheckError::Derivative)?;
+    let x0 = model.x();
+    let n = x0.len();
+    let mut rng = Rng::new(seed);
+    let coordinates: Vec<usize> = if n <= MAX_COORDINATES {
+        (0..n).collect()
+    } else {
+        rng.permutation(n)
+            .into_iter()
+            .take(MAX_COORDINATES)
+            .collect()
+    };
+    let mut points = vec![x0.clone()];
+    for _ in 0..3 {
+        points.push(x0.iter().map(|v| v + 0.1 * rng.normal()).collect());
+    }
+    let (mut worst, mut worst_hvp) = (0.0f64, 0.0f64);
+    for (k, x) in points.iter().enumerate() {
+        let v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        set_directions(model, &h.directions, &v);
+        let (g, hv) = gradient_and_hvp(model, x, &h.gradient, &h.hvp)?;
+        let mut diff = 0.0f64;
+        let mut scale = 1.0f64;
+        for &i in &coordinates {
+            let step = 1e-6 * x[i].abs().max(1.0);
+            let mut xp = x.clone();
+            xp[i] += step;
+            let fp = value(model, &xp, f)?;
+            xp[i] = x[i] - step;
+            let fm = value(model, &xp, f)?;
+            let fd = (fp - fm) / (2.0 * step);
+            diff = diff.max((g[i] - fd).abs());
+            scale = scale.max(fd.abs());
+        }
+        worst = worst.max(diff / scale);
+        if k == 0 {
+            // The initial point is often a kink of nonsmooth terms (|x| at 0), where the
+            // gradient jumps; second derivatives are checked at the random points only.
+            continue;
+        }
+        // H·v against (∇f(x + εv) − ∇f(x − εv)) / 2ε.
+        let eps = 1e-5;
+        let plus: Vec<f64> = x.iter().zip(&v).map(|(a, b)| a + eps * b).collect();
+        let minus: Vec<f64> = x.iter().zip(&v).map(|(a, b)| a - eps * b).collect();
+        let (gp, _) = gradient_and_hvp(model, &plus, &h.gradient, &h.hvp)?;
+        let (gm, _) = gradient_and_hvp(model, &minus, &h.gradient, &h.hvp)?;
+        let mut diff = 0.0f64;
+        let mut scale = 1.0f64;
+        for i in 0..n {
+            let fd = (gp[i] - gm[i]) / (2.0 * eps);
+            diff = diff.max((hv[i] - fd).abs());
+            scale = scale.max(fd.abs());
+        }
+        worst_hvp = worst_hvp.max(diff / scale);
+    }
+    model.set_x(&x0);
+    Ok(GradCheck {
+        max_rel_error: worst,
+        hvp_max_rel_error: worst_hvp,
+        points: points.len(),
+        coordinates: coordinates.len(),
+    })
+}
+
+fn set_directions(model: &mut Model, directions: &[optc_compiler::ir::InputId], v: &[f64]) {
+    for (slot, &dir) in model.vars.clone().iter().zip(directions) {
+        let part = v[slot.offset..slot.offset + slot.len()].to_vec();
+        let a = ArrayD::from_shape_vec(IxDyn(&slot.shape), part).expect("slot shape");
+        let index = dir.0 as usize;
+        if model.bindings.inputs.len() <= index {
+            model.bindings.inputs.resize(index + 1, None);
+        }
+        model.bindings.inputs[index] = Some(a);
+    }
+}
+
+fn value(model: &mut Model, x: &[f64], f: NodeId) -> Result<f64, EvalError> {
+    model.set_x(x);
+    model.eval_scalar(f)
+}
+
+/// Flat gradient and H·v at `x`.
+fn gradient_and_hvp(
+    model: &mut Model,
+    x: &[f64],
+    grads: &[NodeId],
+    hvps: &[NodeId],
+) -> Result<(Vec<f64>, Vec<f64>), EvalError> {
+    model.set_x(x);
+    let roots: Vec<NodeId> = grads.iter().chain(hvps).copied().collect();
+    let values = model.eval(&roots)?;
+    let flat = |part: &[ArrayD<f64>]| part.iter().flat_map(|a| a.iter().copied()).collect();
+    Ok((flat(&values[..grads.len()]), flat(&values[grads.len()..])))
+}
