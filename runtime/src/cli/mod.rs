@@ -490,9 +490,13 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     let mut certificates = serde_json::Map::new();
     let var_values = model.var_values();
     let outputs = model.program.outputs.clone();
-    if outputs.is_empty() {
-        arrays.extend(var_values.iter().cloned());
-    }
+    // Every variable without an output of its own name is written too.
+    arrays.extend(
+        var_values
+            .iter()
+            .filter(|(name, _)| !outputs.iter().any(|o| o.name == *name))
+            .cloned(),
+    );
     for out in &outputs {
         let mut value = model
             .eval(&[out.node])
