@@ -601,72 +601,6 @@ fn scalar(x: f64) -> ArrayD<f64> {
     arr0(x).into_dyn()
 }
 
-/// max with NaN propagation (numpy's `maximum`), unlike `f64::max`.
-fn nan_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        a.max(b)
-    }
-}
-
-fn nan_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        a.min(b)
-    }
-}
-
-fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-fn softplus(x: f64) -> f64 {
-    x.max(0.0) + (-x.abs()).exp().ln_1p()
-}
-
-fn sign(x: f64) -> f64 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        x // ±0 stays 0, NaN stays NaN
-    }
-}
-
-fn unary(op: UnaryOp, x: f64) -> f64 {
-    match op {
-        UnaryOp::Neg => -x,
-        UnaryOp::Exp => x.exp(),
-        UnaryOp::Log => x.ln(),
-        UnaryOp::Sqrt => x.sqrt(),
-        UnaryOp::Abs => x.abs(),
-        UnaryOp::Sign => sign(x),
-        UnaryOp::Tanh => x.tanh(),
-        UnaryOp::Sigmoid => sigmoid(x),
-        UnaryOp::Softplus => softplus(x),
-        UnaryOp::Step => step(x),
-    }
-}
-
-/// 1 for x ≥ 0, 0 for x < 0, NaN for NaN.
-fn step(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0
-    } else if x < 0.0 {
-        0.0
-    } else {
-        x
-    }
-}
-
 /// The position of the first maximal element (NaNs are skipped); `None` when there is none.
 fn first_argmax<'a>(xs: impl Iterator<Item = &'a f64>) -> Option<usize> {
     let mut best: Option<(usize, f64)> = None;
@@ -719,18 +653,6 @@ fn expm_block_corner(a: ArrayView2<f64>, superdiagonal: &[ArrayView2<f64>]) -> A
         .to_owned()
 }
 
-fn binary(op: BinaryOp, a: f64, b: f64) -> f64 {
-    match op {
-        BinaryOp::Add => a + b,
-        BinaryOp::Sub => a - b,
-        BinaryOp::Mul => a * b,
-        BinaryOp::Div => a / b,
-        BinaryOp::Pow => a.powf(b),
-        BinaryOp::Max => nan_max(a, b),
-        BinaryOp::Min => nan_min(a, b),
-    }
-}
-
 /// Numpy broadcasting of two concrete shapes.
 fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let rank = a.len().max(b.len());
@@ -750,7 +672,8 @@ fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 
 /// Max of a sequence, propagating NaN; −∞ when empty.
 fn max_of(xs: ArrayView1<f64>) -> f64 {
-    xs.iter().fold(f64::NEG_INFINITY, |m, &x| nan_max(m, x))
+    xs.iter()
+        .fold(f64::NEG_INFINITY, |m, &x| BinaryOp::Max.apply(m, x))
 }
 
 /// log Σ exp(x), shifted by the maximum so that nothing overflows.
@@ -846,7 +769,7 @@ fn compute(
             Some(&i) => scalar(i as f64),
             None => return Err(EvalError::UnboundLoopIndex { level: *level }),
         },
-        Op::Unary(u) => args[0].mapv(|x| unary(*u, x)),
+        Op::Unary(u) => args[0].mapv(|x| u.apply(x)),
         Op::Binary(b) => {
             let (a, c) = (args[0], args[1]);
             let shape = broadcast_shape(a.shape(), c.shape())
@@ -855,9 +778,7 @@ fn compute(
                 (Some(av), Some(cv)) => (av, cv),
                 _ => return Err(internal(id, "operands cannot be broadcast")),
             };
-            Zip::from(&av)
-                .and(&cv)
-                .map_collect(|&x, &y| binary(*b, x, y))
+            Zip::from(&av).and(&cv).map_collect(|&x, &y| b.apply(x, y))
         }
         Op::Sum { axis } => reduce(args[0], *axis, sum_of),
         Op::Max { axis } => reduce(args[0], *axis, max_of),
@@ -1049,11 +970,12 @@ mod tests {
 
     #[test]
     fn softplus_and_sigmoid_are_stable_at_extremes() {
-        assert_eq!(softplus(1000.0), 1000.0);
-        assert_eq!(softplus(-1000.0), 0.0);
-        assert!((softplus(0.0) - 2f64.ln()).abs() < 1e-16);
-        assert_eq!(sigmoid(-1000.0), 0.0);
-        assert_eq!(sigmoid(1000.0), 1.0);
+        let (softplus, sigmoid) = (UnaryOp::Softplus, UnaryOp::Sigmoid);
+        assert_eq!(softplus.apply(1000.0), 1000.0);
+        assert_eq!(softplus.apply(-1000.0), 0.0);
+        assert!((softplus.apply(0.0) - 2f64.ln()).abs() < 1e-16);
+        assert_eq!(sigmoid.apply(-1000.0), 0.0);
+        assert_eq!(sigmoid.apply(1000.0), 1.0);
     }
 
     #[test]

@@ -122,6 +122,50 @@ pub enum BinaryOp {
     Min,
 }
 
+impl UnaryOp {
+    /// The op on one scalar: the single definition of its semantics, shared by the interpreter,
+    /// the native kernels and constant folding. NaN propagates.
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            UnaryOp::Neg => -x,
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Log => x.ln(),
+            UnaryOp::Sqrt => x.sqrt(),
+            UnaryOp::Abs => x.abs(),
+            // ±0 stays 0 and NaN stays NaN.
+            UnaryOp::Sign if x > 0.0 => 1.0,
+            UnaryOp::Sign if x < 0.0 => -1.0,
+            UnaryOp::Sign => x,
+            UnaryOp::Tanh => x.tanh(),
+            UnaryOp::Sigmoid if x >= 0.0 => 1.0 / (1.0 + (-x).exp()),
+            UnaryOp::Sigmoid => {
+                let e = x.exp();
+                e / (1.0 + e)
+            }
+            UnaryOp::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            UnaryOp::Step if x >= 0.0 => 1.0,
+            UnaryOp::Step if x < 0.0 => 0.0,
+            UnaryOp::Step => x,
+        }
+    }
+}
+
+impl BinaryOp {
+    /// The op on two scalars (see [`UnaryOp::apply`]); `max`/`min` propagate NaN like numpy.
+    pub fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+            BinaryOp::Pow => a.powf(b),
+            BinaryOp::Max | BinaryOp::Min if a.is_nan() || b.is_nan() => f64::NAN,
+            BinaryOp::Max => a.max(b),
+            BinaryOp::Min => a.min(b),
+        }
+    }
+}
+
 /// The operation of a node. Elementwise binary ops broadcast with numpy's rules.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Op {

@@ -2,7 +2,7 @@
 //! value of scalar constants (folded, and added to their class as a `Const` node).
 
 use super::lang::{TensorNode, TensorOp};
-use crate::ir::{infer_shape, BinaryOp, InputId, Shape, Stage, SubproblemId, UnaryOp};
+use crate::ir::{infer_shape, InputId, Shape, Stage, SubproblemId};
 use egg::{Analysis, DidMerge, EGraph, Id};
 use std::collections::HashMap;
 
@@ -41,42 +41,13 @@ impl TensorAnalysis {
     }
 }
 
-fn fold_unary(op: UnaryOp, x: f64) -> f64 {
-    match op {
-        UnaryOp::Neg => -x,
-        UnaryOp::Exp => x.exp(),
-        UnaryOp::Log => x.ln(),
-        UnaryOp::Sqrt => x.sqrt(),
-        UnaryOp::Abs => x.abs(),
-        UnaryOp::Sign if x == 0.0 => 0.0,
-        UnaryOp::Sign => x.signum(),
-        UnaryOp::Tanh => x.tanh(),
-        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        UnaryOp::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
-        UnaryOp::Step if x >= 0.0 => 1.0,
-        UnaryOp::Step => 0.0,
-    }
-}
-
-fn fold_binary(op: BinaryOp, x: f64, y: f64) -> f64 {
-    match op {
-        BinaryOp::Add => x + y,
-        BinaryOp::Sub => x - y,
-        BinaryOp::Mul => x * y,
-        BinaryOp::Div => x / y,
-        BinaryOp::Pow => x.powf(y),
-        BinaryOp::Max => x.max(y),
-        BinaryOp::Min => x.min(y),
-    }
-}
-
 /// The value of a scalar node whose scalar arguments are known; only finite results are kept.
 fn fold(node: &TensorNode, args: &[&ClassData]) -> Option<f64> {
     let value = |i: usize| args.get(i).and_then(|d| d.constant);
     let folded = match node.op {
         TensorOp::Const(bits) => f64::from_bits(bits),
-        TensorOp::Unary(op) => fold_unary(op, value(0)?),
-        TensorOp::Binary(op) => fold_binary(op, value(0)?, value(1)?),
+        TensorOp::Unary(op) => op.apply(value(0)?),
+        TensorOp::Binary(op) => op.apply(value(0)?, value(1)?),
         _ => return None,
     };
     folded.is_finite().then_some(folded)

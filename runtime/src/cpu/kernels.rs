@@ -21,6 +21,7 @@
 use crate::linalg::{self, LinalgError};
 use faer::{Accum, MatMut, MatRef, Par};
 use ndarray::{Array2, ArrayView2};
+use optc_compiler::ir::UnaryOp;
 use std::slice;
 
 pub const OK: i32 = 0;
@@ -219,17 +220,12 @@ pub extern "C" fn optc_pow(x: f64, y: f64) -> f64 {
 
 /// 1 / (1 + e^-x), without overflow for large |x|.
 pub extern "C" fn optc_sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
+    UnaryOp::Sigmoid.apply(x)
 }
 
 /// log(1 + e^x) = max(x, 0) + log1p(e^-|x|).
 pub extern "C" fn optc_softplus(x: f64) -> f64 {
-    x.max(0.0) + (-x.abs()).exp().ln_1p()
+    UnaryOp::Softplus.apply(x)
 }
 
 /// The C signature of a symbol, as counts of pointer, i64, i32 and f64 parameters in order.
