@@ -9,8 +9,8 @@
 use crate::ast::{BinOp, CmpOp, Sense};
 use crate::diag::{Diagnostic, Diagnostics, Span};
 use crate::ir::{
-    self, BinaryOp, DataSource, Dim, DimId, DimInfo, ForRange, Input, InputId, InputKind, NodeId,
-    Op, Program, Shape, Stage, Subproblem, SubproblemId, UnaryOp,
+    self, BinaryOp, DataSource, Dim, DimId, DimInfo, ForRange, InputId, InputKind, NodeId, Op,
+    Program, Shape, Stage, Subproblem, SubproblemId, UnaryOp,
 };
 use crate::sema::{
     ir_elem, Builtin, CallArg, ConstraintKind, FnDecl, Ref, SetExpr, TExpr, TExprKind, TIndex, Ty,
@@ -108,21 +108,8 @@ impl<'a> Lowerer<'a> {
     }
 
     fn new_input(&mut self, name: &str, kind: InputKind, ty: &Ty, env: &Env) -> (InputId, NodeId) {
-        let id = InputId(self.p.inputs.len() as u32);
         let shape = self.shape(&ty.shape, env);
-        self.p.inputs.push(Input {
-            name: name.to_string(),
-            kind,
-            elem: ir_elem(ty.elem),
-            shape: shape.clone(),
-            source: None,
-            value: None,
-            lower: None,
-            upper: None,
-        });
-        let node = self.p.graph.input(id, shape, kind.stage());
-        self.p.input_nodes.push(node);
-        (id, node)
+        self.p.add_input(name, kind, ir_elem(ty.elem), shape)
     }
 
     /// `e` lowered and broadcast to `shape` (when it is not already of that shape).

@@ -3,8 +3,8 @@
 
 use optc_compiler::autodiff::{gradient, hvp, mixed_vjp};
 use optc_compiler::ir::{
-    print_program, verify, BinaryOp, Dim, DimId, DimInfo, ElemType, Input, InputId, InputKind,
-    NodeId, Op, Program, Shape, Stage, Subproblem, SubproblemId, UnaryOp,
+    print_program, verify, BinaryOp, Dim, DimId, DimInfo, ElemType, InputId, InputKind, NodeId, Op,
+    Program, Shape, Stage, Subproblem, SubproblemId, UnaryOp,
 };
 
 /// A program with dims `n, d` and the given inputs, built node by node.
@@ -33,19 +33,7 @@ impl Model {
     }
 
     fn input(&mut self, name: &str, kind: InputKind, shape: Shape) -> (InputId, NodeId) {
-        let id = InputId(self.p.inputs.len() as u32);
-        self.p.inputs.push(Input {
-            name: name.into(),
-            kind,
-            elem: ElemType::Real,
-            shape: shape.clone(),
-            source: None,
-            value: None,
-            lower: None,
-            upper: None,
-        });
-        let node = self.p.graph.input(id, shape, kind.stage());
-        self.p.input_nodes.push(node);
+        let (id, node) = self.p.add_input(name, kind, ElemType::Real, shape);
         (id, node)
     }
 

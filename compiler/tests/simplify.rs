@@ -5,8 +5,8 @@ mod common;
 
 use optc_compiler::autodiff::gradient;
 use optc_compiler::ir::{
-    print_program, verify, BinaryOp, Dim, DimId, DimInfo, ElemType, Input, InputId, InputKind,
-    NodeId, Objective, Op, Program, Sense, Shape, UnaryOp,
+    print_program, verify, BinaryOp, Dim, DimId, DimInfo, ElemType, InputId, InputKind, NodeId,
+    Objective, Op, Program, Sense, Shape, UnaryOp,
 };
 use optc_compiler::simplify::{flops, simplify, stage, CostModel, Simplified};
 
@@ -36,19 +36,7 @@ impl Builder {
     }
 
     fn input(&mut self, name: &str, kind: InputKind, shape: Shape) -> NodeId {
-        let id = InputId(self.p.inputs.len() as u32);
-        self.p.inputs.push(Input {
-            name: name.into(),
-            kind,
-            elem: ElemType::Real,
-            shape: shape.clone(),
-            source: None,
-            value: None,
-            lower: None,
-            upper: None,
-        });
-        let node = self.p.graph.input(id, shape, kind.stage());
-        self.p.input_nodes.push(node);
+        let (_, node) = self.p.add_input(name, kind, ElemType::Real, shape);
         node
     }
 

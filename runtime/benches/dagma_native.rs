@@ -3,27 +3,14 @@
 
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::ir::{
-    BinaryOp, Dim, DimId, DimInfo, ElemType, Input, InputId, InputKind, NodeId, Op, Program,
-    UnaryOp,
+    BinaryOp, Dim, DimId, DimInfo, ElemType, InputKind, NodeId, Op, Program, UnaryOp,
 };
 use optc_runtime::cpu::CompiledFn;
 use optc_runtime::interp::{eval, Bindings, NoSubproblems};
 use std::time::{Duration, Instant};
 
 fn input(p: &mut Program, name: &str, shape: Vec<Dim>) -> NodeId {
-    let id = InputId(p.inputs.len() as u32);
-    p.inputs.push(Input {
-        name: name.into(),
-        kind: InputKind::Var,
-        elem: ElemType::Real,
-        shape: shape.clone(),
-        source: None,
-        value: None,
-        lower: None,
-        upper: None,
-    });
-    let node = p.graph.input(id, shape, InputKind::Var.stage());
-    p.input_nodes.push(node);
+    let (_, node) = p.add_input(name, InputKind::Var, ElemType::Real, shape);
     node
 }
 

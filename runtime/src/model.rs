@@ -12,8 +12,8 @@ use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
-    ConstraintKind, DataSource, ElemType, Input, InputId, InputKind, NodeId, Program, SetKind,
-    Stage, SubproblemId,
+    ConstraintKind, DataSource, ElemType, InputId, InputKind, NodeId, Program, SetKind, Stage,
+    SubproblemId,
 };
 use optc_compiler::simplify::{self, CostModel, SimplifyError};
 use std::path::{Path, PathBuf};
@@ -211,20 +211,11 @@ impl Model {
 
     /// Adds a scalar parameter input with a value (used for penalty weights and path parameters).
     pub fn add_param(&mut self, name: &str, value: f64) -> (InputId, NodeId) {
-        let id = InputId(self.program.inputs.len() as u32);
+        let (id, node) = self
+            .program
+            .add_input(name, InputKind::Param, ElemType::Real, Vec::new());
         let default = self.program.graph.constant(value);
-        self.program.inputs.push(Input {
-            name: name.to_string(),
-            kind: InputKind::Param,
-            elem: ElemType::Real,
-            shape: Vec::new(),
-            source: None,
-            value: Some(default),
-            lower: None,
-            upper: None,
-        });
-        let node = self.program.graph.input(id, Vec::new(), Stage::Param);
-        self.program.input_nodes.push(node);
+        self.program.inputs[id.0 as usize].value = Some(default);
         self.bindings
             .inputs
             .push(Some(ArrayD::from_elem(IxDyn(&[]), value)));

@@ -3,7 +3,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::ir::{
-    BinaryOp, Dim, DimId, DimInfo, ElemType, Input, InputId, InputKind, NodeId, Op, Program, Shape,
+    BinaryOp, Dim, DimId, DimInfo, ElemType, InputId, InputKind, NodeId, Op, Program, Shape,
     Subproblem, SubproblemId, UnaryOp,
 };
 use optc_runtime::cpu::{clif_text, CompiledFn, CpuError, JitCache};
@@ -67,19 +67,12 @@ impl Model {
     }
 
     fn var_with(&mut self, shape: Shape, value: ArrayD<f64>) -> NodeId {
-        let id = InputId(self.p.inputs.len() as u32);
-        self.p.inputs.push(Input {
-            name: format!("x{}", id.0),
-            kind: InputKind::Var,
-            elem: ElemType::Real,
-            shape: shape.clone(),
-            source: None,
-            value: None,
-            lower: None,
-            upper: None,
-        });
-        let node = self.p.graph.input(id, shape, InputKind::Var.stage());
-        self.p.input_nodes.push(node);
+        let (_, node) = self.p.add_input(
+            format!("x{}", self.p.inputs.len()),
+            InputKind::Var,
+            ElemType::Real,
+            shape,
+        );
         self.b.inputs.push(Some(value));
         node
     }

@@ -4,7 +4,7 @@
 use ndarray::{arr0, array, ArrayD, IxDyn};
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
-    BinaryOp, Dim, DimId, DimInfo, ElemType, Input, InputId, InputKind, Op, Program, Shape,
+    BinaryOp, Dim, DimId, DimInfo, ElemType, InputId, InputKind, Op, Program, Shape,
 };
 use optc_runtime::data::{
     bind_inputs, load, npy_bytes, parse_csv, parse_npy, read_npy, write_npy, DataError, Dtype,
@@ -298,19 +298,8 @@ impl Decl {
         shape: Shape,
         value: Option<optc_compiler::ir::NodeId>,
     ) -> optc_compiler::ir::NodeId {
-        let id = InputId(self.p.inputs.len() as u32);
-        self.p.inputs.push(Input {
-            name: name.into(),
-            kind,
-            elem,
-            shape: shape.clone(),
-            source: None,
-            value,
-            lower: None,
-            upper: None,
-        });
-        let node = self.p.graph.input(id, shape, kind.stage());
-        self.p.input_nodes.push(node);
+        let (id, node) = self.p.add_input(name, kind, elem, shape);
+        self.p.inputs[id.0 as usize].value = value;
         node
     }
 

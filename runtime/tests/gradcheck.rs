@@ -7,8 +7,8 @@
 use ndarray::{Array2, ArrayD, IxDyn};
 use optc_compiler::autodiff::{gradient, hvp, mixed_vjp};
 use optc_compiler::ir::{
-    verify, BinaryOp, Dim, DimId, DimInfo, ElemType, Input, InputId, InputKind, NodeId, Op,
-    Program, UnaryOp,
+    verify, BinaryOp, Dim, DimId, DimInfo, ElemType, InputId, InputKind, NodeId, Op, Program,
+    UnaryOp,
 };
 use optc_runtime::interp::{eval, Bindings, NoSubproblems};
 
@@ -95,19 +95,12 @@ impl Case {
     }
 
     fn input_shaped(&mut self, kind: InputKind, value: ArrayD<f64>, shape: Vec<Dim>) -> NodeId {
-        let id = InputId(self.p.inputs.len() as u32);
-        self.p.inputs.push(Input {
-            name: format!("x{}", id.0),
+        let (id, node) = self.p.add_input(
+            format!("x{}", self.p.inputs.len()),
             kind,
-            elem: ElemType::Real,
-            shape: shape.clone(),
-            source: None,
-            value: None,
-            lower: None,
-            upper: None,
-        });
-        let node = self.p.graph.input(id, shape, kind.stage());
-        self.p.input_nodes.push(node);
+            ElemType::Real,
+            shape,
+        );
         self.values.push(value);
         if kind == InputKind::Var {
             self.wrt.push(id);

@@ -3,7 +3,7 @@
 use ndarray::{arr0, array, ArrayD, IxDyn};
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
-    BinaryOp, Dim, DimId, DimInfo, ElemType, Input, InputKind, NodeId, Op, Program, Shape, Stage,
+    BinaryOp, Dim, DimId, DimInfo, ElemType, InputKind, NodeId, Op, Program, Shape, Stage,
     Subproblem, SubproblemId, UnaryOp,
 };
 use optc_runtime::interp::{
@@ -41,19 +41,7 @@ impl Model {
         shape: Shape,
         value: Option<ArrayD<f64>>,
     ) -> NodeId {
-        let id = optc_compiler::ir::InputId(self.p.inputs.len() as u32);
-        self.p.inputs.push(Input {
-            name: name.into(),
-            kind,
-            elem: ElemType::Real,
-            shape: shape.clone(),
-            source: None,
-            value: None,
-            lower: None,
-            upper: None,
-        });
-        let node = self.p.graph.input(id, shape, kind.stage());
-        self.p.input_nodes.push(node);
+        let (_, node) = self.p.add_input(name, kind, ElemType::Real, shape);
         self.b.inputs.push(value);
         node
     }

@@ -596,6 +596,30 @@ impl Program {
         &self.inputs[id.0 as usize]
     }
 
+    /// Declares a new input (no value, no bounds) and adds its node.
+    pub fn add_input(
+        &mut self,
+        name: impl Into<String>,
+        kind: InputKind,
+        elem: ElemType,
+        shape: Shape,
+    ) -> (InputId, NodeId) {
+        let id = InputId(self.inputs.len() as u32);
+        self.inputs.push(Input {
+            name: name.into(),
+            kind,
+            elem,
+            shape: shape.clone(),
+            source: None,
+            value: None,
+            lower: None,
+            upper: None,
+        });
+        let node = self.graph.input(id, shape, kind.stage());
+        self.input_nodes.push(node);
+        (id, node)
+    }
+
     pub fn input_by_name(&self, name: &str) -> Option<InputId> {
         self.inputs
             .iter()
