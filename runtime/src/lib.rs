@@ -6,6 +6,7 @@
 // line searches and guards reject non-finite values.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod bench;
 pub mod codes;
 pub mod cpu;
 pub mod dag;

@@ -4,7 +4,7 @@
 //!
 //! Used by the reference interpreter and, later, by the native backend's runtime calls.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 use std::fmt;
 
 /// Why a kernel could not produce a result.
@@ -27,75 +27,69 @@ impl fmt::Display for LinalgError {
     }
 }
 
-/// `P A = L U` of a square matrix, stored compactly: `L` (unit diagonal) below and `U` on and above
-/// the diagonal of `factors`; row `i` of `P A` is row `perm[i]` of `A`.
-#[derive(Clone, Debug)]
+/// `P A = L U` of a square matrix with partial pivoting (faer's blocked factorization).
 pub struct Lu {
-    factors: Array2<f64>,
-    perm: Vec<usize>,
+    lu: faer::linalg::solvers::PartialPivLu<f64>,
     /// +1 or −1: the sign of the permutation.
     perm_sign: f64,
+}
+
+/// A faer copy of an ndarray matrix.
+fn to_faer(a: ArrayView2<f64>) -> faer::Mat<f64> {
+    faer::Mat::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]])
 }
 
 impl Lu {
     /// Factorizes `a` (square) with partial pivoting. Never fails; see [`Lu::is_singular`].
     pub fn new(a: ArrayView2<f64>) -> Lu {
-        let n = a.nrows();
-        assert_eq!(n, a.ncols(), "LU needs a square matrix");
-        let mut f = a.to_owned();
-        let mut perm: Vec<usize> = (0..n).collect();
-        let mut perm_sign = 1.0;
-        for k in 0..n {
-            let pivot_row = (k..n)
-                .max_by(|&i, &j| f[[i, k]].abs().total_cmp(&f[[j, k]].abs()))
-                .unwrap_or(k);
-            if pivot_row != k {
-                for j in 0..n {
-                    f.swap([k, j], [pivot_row, j]);
-                }
-                perm.swap(k, pivot_row);
-                perm_sign = -perm_sign;
+        assert_eq!(a.nrows(), a.ncols(), "LU needs a square matrix");
+        let lu = to_faer(a).partial_piv_lu();
+        // The sign of a permutation is (−1)^(n − number of cycles).
+        let forward = lu.P().arrays().0;
+        let mut seen = vec![false; forward.len()];
+        let mut transpositions = 0usize;
+        for start in 0..forward.len() {
+            let mut i = start;
+            let mut length = 0usize;
+            while !seen[i] {
+                seen[i] = true;
+                i = forward[i];
+                length += 1;
             }
-            let pivot = f[[k, k]];
-            if pivot == 0.0 {
-                continue;
-            }
-            for i in k + 1..n {
-                let l = f[[i, k]] / pivot;
-                f[[i, k]] = l;
-                for j in k + 1..n {
-                    f[[i, j]] -= l * f[[k, j]];
-                }
-            }
+            transpositions += length.saturating_sub(1);
         }
-        Lu {
-            factors: f,
-            perm,
-            perm_sign,
-        }
+        let perm_sign = if transpositions.is_multiple_of(2) { 1.0 } else { -1.0 };
+        Lu { lu, perm_sign }
     }
 
     pub fn size(&self) -> usize {
-        self.perm.len()
+        self.lu.U().nrows()
+    }
+
+    fn pivots(&self) -> impl Iterator<Item = f64> + '_ {
+        let u = self.lu.U();
+        (0..self.size()).map(move |k| u[(k, k)])
     }
 
     /// True when some pivot is zero or below `n · ε · max|U|` (numerically singular).
     pub fn is_singular(&self) -> bool {
+        let u = self.lu.U();
         let n = self.size();
-        let scale = self.factors.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let mut scale = 0.0f64;
+        for j in 0..n {
+            for i in 0..=j {
+                scale = scale.max(u[(i, j)].abs());
+            }
+        }
         let tol = n as f64 * f64::EPSILON * scale;
-        (0..n).any(|k| {
-            let p = self.factors[[k, k]];
-            !p.is_finite() || p.abs() <= tol
-        })
+        self.pivots().any(|p| !p.is_finite() || p.abs() <= tol)
     }
 
     /// The sign of det A (−1, 0 or +1) and log |det A| (−∞ when singular).
     pub fn sign_logabs_det(&self) -> (f64, f64) {
         let mut sign = self.perm_sign;
         let mut log_abs = 0.0;
-        for k in 0..self.size() {
-            let p = self.factors[[k, k]];
+        for p in self.pivots() {
             if p == 0.0 {
                 return (0.0, f64::NEG_INFINITY);
             }
@@ -107,28 +101,14 @@ impl Lu {
 
     /// Solves `A X = B` for every column of `b`.
     pub fn solve(&self, b: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
+        use faer::linalg::solvers::Solve;
         if self.is_singular() {
             return Err(LinalgError::Singular);
         }
-        let n = self.size();
-        let mut x = b.select(Axis(0), &self.perm);
-        for col in 0..x.ncols() {
-            for i in 0..n {
-                let mut s = x[[i, col]];
-                for j in 0..i {
-                    s -= self.factors[[i, j]] * x[[j, col]];
-                }
-                x[[i, col]] = s;
-            }
-            for i in (0..n).rev() {
-                let mut s = x[[i, col]];
-                for j in i + 1..n {
-                    s -= self.factors[[i, j]] * x[[j, col]];
-                }
-                x[[i, col]] = s / self.factors[[i, i]];
-            }
-        }
-        Ok(x)
+        let x = self.lu.solve(to_faer(b));
+        Ok(Array2::from_shape_fn((x.nrows(), x.ncols()), |(i, j)| {
+            x[(i, j)]
+        }))
     }
 }
 
@@ -216,8 +196,8 @@ pub fn expm(a: ArrayView2<f64>) -> Array2<f64> {
 
 /// Singular values, nonincreasing.
 pub fn singular_values(a: ArrayView2<f64>) -> Result<Vec<f64>, LinalgError> {
-    let m = faer::Mat::<f64>::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]]);
-    m.singular_values()
+    to_faer(a)
+        .singular_values()
         .map_err(|_| LinalgError::SvdNoConvergence)
 }
 

@@ -3,7 +3,14 @@
 //!
 //! Values that depend only on data and parameters are computed once and kept (the setup cache),
 //! so repeated evaluations during a solve only compute the per-iteration part.
+//!
+//! With [`Backend::Cpu`] each distinct list of roots is compiled once to native code (the
+//! Cranelift backend) whose inputs are the variables and the setup values it reads; the setup
+//! values themselves come from the interpreter, once per solve (and again after a parameter
+//! changes). Roots the native backend cannot compile (e.g. `argmin`) fall back to the
+//! interpreter, and the reason is kept in [`Model::fallbacks`].
 
+use crate::cpu::{CompiledFn, CpuError};
 use crate::data;
 use crate::interp::{self, Bindings, EvalError, SubproblemSolver};
 use crate::solvers::{lbfgs, Control, FnProblem, LbfgsOptions};
@@ -12,11 +19,13 @@ use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
-    ConstraintKind, DataSource, ElemType, InputId, InputKind, NodeId, Program, SetKind, Stage,
+    ConstraintKind, DataSource, ElemType, InputId, InputKind, NodeId, Op, Program, SetKind, Stage,
     SubproblemId,
 };
 use optc_compiler::simplify::{self, CostModel, SimplifyError};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Catalogue entries of binding errors (E0350–E0359).
 pub const BINDING_CODES: &[CodeInfo] = &[
@@ -30,6 +39,11 @@ pub const BINDING_CODES: &[CodeInfo] = &[
         title: "lower-level problem cannot be differentiated",
         explanation: "An `argmin` body uses an operation without a derivative, so its lower-level problem cannot be solved by a gradient method.",
     },
+    CodeInfo {
+        code: "E0352",
+        title: "random data needs every dimension size",
+        explanation: "`optc bench` with `--dims` fills the data arrays not given with `--data` with random values of their declared shape, so every dimension they use must have a size: from `--dims` or a default in the model (`dims n = 100`).",
+    },
 ];
 
 /// What the command line binds, by name.
@@ -38,6 +52,9 @@ pub struct BindSpec {
     pub data: Vec<(String, PathBuf)>,
     pub params: Vec<(String, f64)>,
     pub dims: Vec<(String, u64)>,
+    /// Seed for data arrays not given on the command line: they get standard normal values of
+    /// their declared shape instead of their file's contents (benchmarks at chosen sizes).
+    pub random_data: Option<u64>,
 }
 
 fn unknown_name(kind: &str, name: &str, known: Vec<&str>) -> Diagnostic {
@@ -91,6 +108,13 @@ pub fn bind(
         match input.kind {
             InputKind::Data => {
                 let given = spec.data.iter().rev().find(|(n, _)| *n == input.name);
+                if let (None, Some(seed)) = (given, spec.random_data) {
+                    match random_array(program, input, &dim_overrides, seed + index as u64) {
+                        Ok(a) => arrays.push((id, a, "random data".into())),
+                        Err(e) => errors.push(e),
+                    }
+                    continue;
+                }
                 let path = match (given, &input.source) {
                     (Some((_, p)), _) => p.clone(),
                     (None, Some(DataSource::File(f))) => model_dir.join(f),
@@ -121,6 +145,48 @@ pub fn bind(
     data::bind_inputs(program, arrays, &dim_overrides)
 }
 
+/// Seeded standard normal values in the shape of `input` under the given (or default) sizes.
+fn random_array(
+    program: &Program,
+    input: &optc_compiler::ir::Input,
+    dim_overrides: &[(optc_compiler::ir::DimId, u64)],
+    seed: u64,
+) -> Result<ArrayD<f64>, Diagnostic> {
+    let mut sizes = Vec::new();
+    for (k, info) in program.dims.iter().enumerate() {
+        let given = dim_overrides.iter().find(|(d, _)| d.0 as usize == k);
+        sizes.push(given.map(|g| g.1).or(info.default));
+    }
+    let missing: Vec<&str> = program
+        .dims
+        .iter()
+        .zip(&sizes)
+        .filter(|(_, s)| s.is_none())
+        .map(|(d, _)| d.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Diagnostic::error(
+            "E0352",
+            format!(
+                "random data for `{}` needs every dimension size",
+                input.name
+            ),
+        )
+        .with_hint(format!(
+            "give them with `--dims`, e.g. --dims {}=100",
+            missing[0]
+        )));
+    }
+    let sizes: Vec<u64> = sizes.into_iter().flatten().collect();
+    let shape: Vec<usize> = input
+        .shape
+        .iter()
+        .map(|d| d.eval(&sizes).max(0) as usize)
+        .collect();
+    let mut rng = crate::simulate::Rng::new(seed);
+    Ok(ArrayD::from_shape_simple_fn(IxDyn(&shape), || rng.normal()))
+}
+
 /// A variable's place in the flat vector.
 #[derive(Clone, Debug)]
 pub struct VarSlot {
@@ -140,6 +206,32 @@ impl VarSlot {
     }
 }
 
+/// Which engine evaluates the per-iteration part of a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Native code from the Cranelift backend (the default).
+    Cpu,
+    /// The reference interpreter.
+    Interp,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Interp => "interp",
+        }
+    }
+}
+
+/// Natively compiled roots, reading the setup values of `given` after the program's inputs.
+struct NativeEval {
+    function: CompiledFn,
+    given: Vec<NodeId>,
+    /// `program.inputs.len()` when compiled: adding an input makes the function stale.
+    inputs: usize,
+}
+
 /// A program with bound inputs; evaluates nodes with a setup cache.
 pub struct Model {
     pub program: Program,
@@ -148,6 +240,11 @@ pub struct Model {
     /// Values of nodes that do not depend on variables (computed once, then reused).
     cache: Vec<Option<ArrayD<f64>>>,
     argmin: ArgminSolver,
+    backend: Backend,
+    /// Compiled functions by their roots; `None` when the roots run on the interpreter.
+    native: HashMap<Vec<NodeId>, Option<NativeEval>>,
+    fallbacks: Vec<String>,
+    codegen_time: Duration,
 }
 
 impl Model {
@@ -179,7 +276,31 @@ impl Model {
             vars,
             cache,
             argmin,
+            backend: Backend::Cpu,
+            native: HashMap::new(),
+            fallbacks: Vec::new(),
+            codegen_time: Duration::ZERO,
         })
+    }
+
+    /// Chooses the engine of later evaluations.
+    pub fn set_backend(&mut self, backend: Backend) {
+        self.backend = backend;
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Why some evaluations ran on the interpreter although the CPU backend was chosen (one
+    /// line per distinct reason).
+    pub fn fallbacks(&self) -> &[String] {
+        &self.fallbacks
+    }
+
+    /// Time spent generating native code so far.
+    pub fn codegen_time(&self) -> Duration {
+        self.codegen_time
     }
 
     /// Length of the flat variable vector.
@@ -245,11 +366,106 @@ impl Model {
         let s = simplify::simplify(&self.program, roots, &cost)?;
         self.program = s.program;
         self.cache = vec![None; self.program.graph.len()];
+        self.native.clear();
         Ok(s.roots)
     }
 
     /// Values of `roots` at the current variables.
     pub fn eval(&mut self, roots: &[NodeId]) -> Result<Vec<ArrayD<f64>>, EvalError> {
+        if self.backend == Backend::Cpu {
+            if let Some(values) = self.eval_native(roots)? {
+                return Ok(values);
+            }
+        }
+        self.eval_interp(roots)
+    }
+
+    /// Evaluates `roots` with native code, or `None` when the interpreter must do it (roots the
+    /// backend cannot compile, nothing per-iteration to compile, or a kernel failure, which the
+    /// interpreter then reports precisely).
+    fn eval_native(&mut self, roots: &[NodeId]) -> Result<Option<Vec<ArrayD<f64>>>, EvalError> {
+        let g = &self.program.graph;
+        if roots.iter().all(|&r| g.stage(r) < Stage::Var) {
+            return Ok(None);
+        }
+        let stale = match self.native.get(roots) {
+            None => true,
+            Some(entry) => entry
+                .as_ref()
+                .is_some_and(|e| e.inputs != self.program.inputs.len()),
+        };
+        if stale {
+            let start = std::time::Instant::now();
+            let compiled = compile_native(&self.program, roots, &self.bindings.dims);
+            self.codegen_time += start.elapsed();
+            let entry = match compiled {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    let reason = e.to_string();
+                    if !self.fallbacks.contains(&reason) {
+                        self.fallbacks.push(reason);
+                    }
+                    None
+                }
+            };
+            self.native.insert(roots.to_vec(), entry);
+        }
+        let Some(mut native) = self.native.remove(roots).flatten() else {
+            self.native.insert(roots.to_vec(), None);
+            return Ok(None);
+        };
+        let result = self.call_native(&mut native);
+        self.native.insert(roots.to_vec(), Some(native));
+        result
+    }
+
+    fn call_native(
+        &mut self,
+        native: &mut NativeEval,
+    ) -> Result<Option<Vec<ArrayD<f64>>>, EvalError> {
+        self.cache.resize(self.program.graph.len(), None);
+        if native
+            .given
+            .iter()
+            .any(|g| self.cache[g.0 as usize].is_none())
+        {
+            self.eval_interp(&native.given)?;
+        }
+        // The native code reads row-major arrays.
+        let row_major = |slot: &mut Option<ArrayD<f64>>| {
+            if let Some(a) = slot.as_mut().filter(|a| !a.is_standard_layout()) {
+                *a = a.as_standard_layout().into_owned();
+            }
+        };
+        self.bindings.inputs.iter_mut().for_each(row_major);
+        for g in &native.given {
+            row_major(&mut self.cache[g.0 as usize]);
+        }
+        let inputs: Vec<&[f64]> = self
+            .bindings
+            .inputs
+            .iter()
+            .chain(native.given.iter().map(|g| &self.cache[g.0 as usize]))
+            .map(|a| a.as_ref().and_then(|a| a.as_slice()).unwrap_or(&[]))
+            .collect();
+        let mut outputs: Vec<ArrayD<f64>> = native
+            .function
+            .output_shapes()
+            .iter()
+            .map(|s| ArrayD::zeros(IxDyn(s)))
+            .collect();
+        let mut slices: Vec<&mut [f64]> = outputs
+            .iter_mut()
+            .map(|a| a.as_slice_mut().expect("fresh arrays are row-major"))
+            .collect();
+        match native.function.call(&inputs, &mut slices) {
+            Ok(()) => Ok(Some(outputs)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Values of `roots` computed by the interpreter, keeping the setup cache.
+    fn eval_interp(&mut self, roots: &[NodeId]) -> Result<Vec<ArrayD<f64>>, EvalError> {
         self.cache.resize(self.program.graph.len(), None);
         let mut values = std::mem::take(&mut self.cache);
         let result = interp::eval_into(
@@ -364,6 +580,47 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// Compiles `roots` with the nodes below [`Stage::Var`] that per-iteration nodes read as given
+/// values (the handoff from setup to the per-iteration function).
+fn compile_native(
+    program: &Program,
+    roots: &[NodeId],
+    dims: &[u64],
+) -> Result<NativeEval, CpuError> {
+    let g = &program.graph;
+    let mut needed = vec![false; g.len()];
+    let mut given = Vec::new();
+    for r in roots {
+        needed[r.0 as usize] = true;
+    }
+    for i in (0..g.len()).rev() {
+        let id = NodeId(i as u32);
+        if !needed[i] {
+            continue;
+        }
+        let node = g.node(id);
+        if node.stage < Stage::Var {
+            // Inputs are passed anyway and constants cost nothing to recompute.
+            if !matches!(
+                node.op,
+                Op::Input(_) | Op::Const(_) | Op::DimSize(_) | Op::Eye(_)
+            ) {
+                given.push(id);
+            }
+            continue;
+        }
+        for a in &node.args {
+            needed[a.0 as usize] = true;
+        }
+    }
+    given.sort();
+    Ok(NativeEval {
+        function: CompiledFn::compile_with_given(program, roots, &given, dims)?,
+        given,
+        inputs: program.inputs.len(),
+    })
 }
 
 fn scalar(a: &ArrayD<f64>) -> f64 {

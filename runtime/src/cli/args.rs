@@ -33,6 +33,9 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Generate seeded synthetic data (DAGs from linear SEMs, regression, OT, denoising).
     Simulate(SimulateArgs),
+    /// Compile time, and evaluations per second of value+gradient and Hessian-vector products
+    /// on each backend (with `--dims`, data not given by `--data` are random).
+    Bench(BenchArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +66,24 @@ pub struct BindArgs {
     /// Set dimension sizes: n=1000,d=100.
     #[arg(long, value_name = "n=..,d=..")]
     pub dims: Option<String>,
+}
+
+/// The engine that evaluates the model (`--backend`).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendArg {
+    /// Native code from Cranelift (setup values computed once, per-iteration code compiled).
+    Cpu,
+    /// The reference interpreter.
+    Interp,
+}
+
+impl BackendArg {
+    pub fn backend(self) -> optc_runtime::model::Backend {
+        match self {
+            BackendArg::Cpu => optc_runtime::model::Backend::Cpu,
+            BackendArg::Interp => optc_runtime::model::Backend::Interp,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -99,6 +120,9 @@ pub struct EvalArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub bind: BindArgs,
+    /// Which engine evaluates the model.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendArg,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -113,6 +137,9 @@ pub struct RunArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub bind: BindArgs,
+    /// Which engine evaluates the model.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendArg,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -126,7 +153,7 @@ pub struct RunArgs {
     /// before solving.
     #[arg(long)]
     pub check_grad: bool,
-    /// Print the time of each compiler stage and of the solve.
+    /// Print the time of each compiler stage, of code generation and of the solve.
     #[arg(long)]
     pub timings: bool,
     /// Override the solver's iteration limit.
@@ -136,6 +163,26 @@ pub struct RunArgs {
     #[arg(long)]
     pub tol: Option<f64>,
     /// Evaluate the derivatives as differentiated, without e-graph simplification.
+    #[arg(long)]
+    pub no_simplify: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub bind: BindArgs,
+    /// Only this backend (default: cpu and interp).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Time spent measuring each function on each backend, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub time_ms: u64,
+    /// Benchmark the derivatives as differentiated, without e-graph simplification.
     #[arg(long)]
     pub no_simplify: bool,
 }

@@ -28,6 +28,7 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Eval(a) => eval(&a),
         Command::Simulate(a) => simulate(&a),
         Command::Run(a) => run(&a),
+        Command::Bench(a) => bench(&a),
     };
     result.unwrap_or_else(|code| code)
 }
@@ -166,8 +167,19 @@ fn bind_spec(b: &args::BindArgs) -> Result<BindSpec, u8> {
 }
 
 /// Compiles the model and binds its data: everything `eval` and `run` need.
-fn load_model(m: &ModelArgs, b: &args::BindArgs) -> Result<(Compiled, Model), u8> {
-    let spec = bind_spec(b)?;
+fn load_model(
+    m: &ModelArgs,
+    b: &args::BindArgs,
+    backend: args::BackendArg,
+) -> Result<(Compiled, Model), u8> {
+    load_model_with(m, bind_spec(b)?, backend)
+}
+
+fn load_model_with(
+    m: &ModelArgs,
+    spec: BindSpec,
+    backend: args::BackendArg,
+) -> Result<(Compiled, Model), u8> {
     let mut compiled = compile(m, Until::Ir)?;
     let program = compiled.program.take().expect("ir stage");
     let dir = m.file.parent().unwrap_or(std::path::Path::new("."));
@@ -182,7 +194,10 @@ fn load_model(m: &ModelArgs, b: &args::BindArgs) -> Result<(Compiled, Model), u8
         }
     };
     match Model::new(program, bindings) {
-        Ok(model) => Ok((compiled, model)),
+        Ok(mut model) => {
+            model.set_backend(backend.backend());
+            Ok((compiled, model))
+        }
         Err(d) => {
             report::print_diagnostics(&[d], &compiled.sources, m.error_format);
             Err(EXIT_MODEL)
@@ -197,7 +212,7 @@ fn eval_failed(e: optc_runtime::interp::EvalError, c: &Compiled, m: &ModelArgs) 
 }
 
 fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
-    let (compiled, mut model) = load_model(&a.model, &a.bind)?;
+    let (compiled, mut model) = load_model(&a.model, &a.bind, a.backend)?;
     let check = if a.check_grad {
         Some(grad_check(&model, &compiled, &a.model)?)
     } else {
@@ -426,7 +441,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     use optc_runtime::plan;
     use optc_runtime::solvers::Control;
     let total = std::time::Instant::now();
-    let (compiled, mut model) = load_model(&a.model, &a.bind)?;
+    let (compiled, mut model) = load_model(&a.model, &a.bind, a.backend)?;
     let check = if a.check_grad {
         Some(grad_check(&model, &compiled, &a.model)?)
     } else {
@@ -460,7 +475,14 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     })
     .map_err(fail)?;
     progress.finish();
-    let solve_time = solve_start.elapsed();
+    // Code is generated lazily during the solve: report it apart.
+    let codegen_time = model.codegen_time();
+    let solve_time = solve_start.elapsed().saturating_sub(codegen_time);
+    if !a.quiet {
+        for reason in model.fallbacks() {
+            eprintln!("note: some functions ran on the interpreter: {reason}");
+        }
+    }
     if let Some(e) = &outcome.error {
         report::print_diagnostics(
             std::slice::from_ref(e),
@@ -540,8 +562,11 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         "constraints": constraints,
         "outputs": arrays.iter().filter(|(_, v)| small(v)).map(|(n, v)| (n.clone(), array_json(v))).collect::<serde_json::Map<_, _>>(),
         "dag": certificates,
+        "backend": model.backend().name(),
+        "interpreter_fallbacks": model.fallbacks(),
         "timings": {
             "compile_s": compiled.timings.iter().map(|(_, t)| t.as_secs_f64()).sum::<f64>(),
+            "codegen_s": codegen_time.as_secs_f64(),
             "solve_s": solve_time.as_secs_f64(),
             "total_s": total.elapsed().as_secs_f64(),
         },
@@ -564,6 +589,11 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         for (stage, t) in &compiled.timings {
             eprintln!("time {stage:<10} {:>10.3} ms", t.as_secs_f64() * 1e3);
         }
+        eprintln!(
+            "time {:<10} {:>10.3} ms",
+            "codegen",
+            codegen_time.as_secs_f64() * 1e3
+        );
         eprintln!(
             "time {:<10} {:>10.3} ms",
             "solve",
@@ -702,6 +732,120 @@ fn explain_cost(a: &args::ExplainArgs, file: &std::path::Path) -> Result<u8, u8>
     Ok(EXIT_OK)
 }
 
+/// `optc bench`: compile time (source to native value+gradient code), and evaluations per second
+/// of the merit's value+gradient and HVP on each backend.
+fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
+    use args::BackendArg;
+    use optc_runtime::bench;
+    let mut spec = bind_spec(&a.bind)?;
+    if !spec.dims.is_empty() {
+        spec.random_data = Some(1);
+    }
+    let start = std::time::Instant::now();
+    let (compiled, template) = load_model_with(&a.model, spec, BackendArg::Cpu)?;
+    let front_end: std::time::Duration = compiled.timings.iter().map(|(_, t)| *t).sum();
+    let load_time = start.elapsed();
+    let backends = match a.backend {
+        Some(b) => vec![b],
+        None => vec![BackendArg::Cpu, BackendArg::Interp],
+    };
+    let budget = std::time::Duration::from_millis(a.time_ms);
+    let fail = |e: bench::BenchError| {
+        eprintln!("error: {e}");
+        EXIT_MODEL
+    };
+    let mut results = serde_json::Map::new();
+    let mut compile = None;
+    for backend in backends {
+        let mut rates = Vec::new();
+        let mut fallbacks: Vec<String> = Vec::new();
+        for function in [bench::Function::ValueGrad, bench::Function::Hvp] {
+            let mut model = Model::new(template.program.clone(), template.bindings.clone())
+                .map_err(|d| {
+                    report::print_diagnostics(&[d], &compiled.sources, a.model.error_format);
+                    EXIT_MODEL
+                })?;
+            model.set_backend(backend.backend());
+            let derive_start = std::time::Instant::now();
+            let roots = bench::prepare(&mut model, function, !a.no_simplify).map_err(fail)?;
+            let derive_time = derive_start.elapsed();
+            let rate = bench::evals_per_second(&mut model, &roots, budget)
+                .map_err(|e| fail(bench::BenchError::Eval(e)))?;
+            if backend == BackendArg::Cpu && function == bench::Function::ValueGrad {
+                compile = Some((derive_time, model.codegen_time()));
+            }
+            rates.push(rate);
+            fallbacks.extend(model.fallbacks().iter().cloned());
+        }
+        fallbacks.dedup();
+        results.insert(
+            backend.backend().name().into(),
+            serde_json::json!({
+                "value_grad_per_s": rates[0],
+                "hvp_per_s": rates[1],
+                "interpreter_fallbacks": fallbacks,
+            }),
+        );
+    }
+    let ms = |t: std::time::Duration| t.as_secs_f64() * 1e3;
+    let dims: serde_json::Map<String, serde_json::Value> = template
+        .program
+        .dims
+        .iter()
+        .zip(&template.bindings.dims)
+        .map(|(d, v)| (d.name.clone(), serde_json::json!(v)))
+        .collect();
+    let mut json = serde_json::json!({
+        "file": a.model.file.display().to_string(),
+        "dims": dims,
+        "simplified": !a.no_simplify,
+        "load_ms": ms(load_time),
+        "backends": results,
+    });
+    if let Some((derive_time, codegen)) = compile {
+        json["compile_ms"] = serde_json::json!(ms(front_end + derive_time + codegen));
+        json["compile_breakdown_ms"] = serde_json::json!({
+            "front_end": ms(front_end),
+            "differentiate_simplify": ms(derive_time),
+            "codegen": ms(codegen),
+        });
+    }
+    if let (Some(cpu), Some(interp)) = (results.get("cpu"), results.get("interp")) {
+        let ratio = |k: &str| cpu[k].as_f64().unwrap_or(0.0) / interp[k].as_f64().unwrap_or(1.0);
+        json["speedup_cpu_over_interp"] = serde_json::json!({
+            "value_grad": ratio("value_grad_per_s"),
+            "hvp": ratio("hvp_per_s"),
+        });
+    }
+    if a.json {
+        println!("{json}");
+    } else {
+        let dims_text: Vec<String> = dims.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("{} at {}", a.model.file.display(), dims_text.join(", "));
+        if let Some(c) = json.get("compile_ms") {
+            println!(
+                "compile (source to native code)  {:.1} ms",
+                c.as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        println!("{:<8} {:>18} {:>14}", "backend", "value+grad /s", "hvp /s");
+        for (name, r) in &results {
+            println!(
+                "{name:<8} {:>18.1} {:>14.1}",
+                r["value_grad_per_s"].as_f64().unwrap_or(f64::NAN),
+                r["hvp_per_s"].as_f64().unwrap_or(f64::NAN)
+            );
+            for reason in r["interpreter_fallbacks"].as_array().into_iter().flatten() {
+                println!(
+                    "         note: ran on the interpreter: {}",
+                    reason.as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
 /// Relative gradient error above which `--check-grad` reports a bug in optc (exit 70).
 const GRAD_CHECK_LIMIT: f64 = 1e-5;
 
@@ -712,6 +856,7 @@ fn grad_check(model: &Model, c: &Compiled, m: &ModelArgs) -> Result<serde_json::
         report::print_diagnostics(&[d], &c.sources, m.error_format);
         EXIT_MODEL
     })?;
+    probe.set_backend(model.backend());
     let r = match check_gradient(&mut probe, 1) {
         Ok(r) => r,
         Err(GradCheckError::Derivative(e)) => return Err(derive_failed(&e, c, m)),
