@@ -305,6 +305,36 @@ mod tests {
     }
 
     #[test]
+    fn expm_frechet_derivatives_of_commuting_diagonals() {
+        // Diagonal matrices commute: L(A, E) = E exp(A) and the second derivative is E F exp(A).
+        let (e1, e2) = (1f64.exp(), 2f64.exp());
+        let a = array![[1.0, 0.0], [0.0, 2.0]];
+        let e = array![[3.0, 0.0], [0.0, 4.0]];
+        let f = array![[5.0, 0.0], [0.0, 6.0]];
+        let first = expm_frechet(a.view(), e.view());
+        assert!(close(
+            &first,
+            &array![[3.0 * e1, 0.0], [0.0, 4.0 * e2]],
+            1e-12
+        ));
+        let second = expm_frechet2(a.view(), e.view(), f.view());
+        assert!(close(
+            &second,
+            &array![[15.0 * e1, 0.0], [0.0, 24.0 * e2]],
+            1e-11
+        ));
+    }
+
+    #[test]
+    fn expm_frechet_matches_central_differences() {
+        let a = array![[0.3, -1.2], [0.8, 0.1]];
+        let e = array![[0.5, 0.2], [-0.7, 1.0]];
+        let h = 1e-6;
+        let diff = (expm((&a + &(&e * h)).view()) - expm((&a - &(&e * h)).view())) / (2.0 * h);
+        assert!(close(&expm_frechet(a.view(), e.view()), &diff, 1e-8));
+    }
+
+    #[test]
     fn singular_values_of_diagonal_and_rank_one() {
         let s = singular_values(array![[3.0, 0.0], [0.0, -4.0]].view()).unwrap();
         assert!((s[0] - 4.0).abs() < 1e-14 && (s[1] - 3.0).abs() < 1e-14);

@@ -691,7 +691,7 @@ fn random_op(m: &mut Model) -> (NodeId, f64) {
             let other_shape = m.rng.pick(&shapes);
             let other = random_leaf(m, other_shape);
             let op = m.rng.pick(&BINARY);
-            if m.rng.next() % 2 == 0 {
+            if m.rng.next().is_multiple_of(2) {
                 m.bin(op, x, other)
             } else {
                 m.bin(op, other, x)
@@ -872,15 +872,18 @@ fn example_bindings(p: &Program, seed: u64) -> Bindings {
 #[test]
 fn example_gradients_match_the_interpreter() {
     let mut compiled = Vec::new();
+    let mut frechet_ops = std::collections::BTreeSet::new();
     for (name, program) in example_models() {
         let derived = match differentiate(&program) {
             Ok(d) => d,
-            Err(_) => {
+            Err(e) => {
                 // bilevel/tv_denoise: the objective reads `argmin`, whose gradient the bilevel
                 // solver computes by implicit differentiation. The backend refuses lower-level
                 // problems with `Unsupported`.
+                assert!(!program.subproblems.is_empty(), "{name}: {e}");
                 let objective = program.objective.as_ref().unwrap().node;
-                let err = CompiledFn::compile(&program, &[objective], &[7]).err();
+                let dims = example_bindings(&program, 0).dims;
+                let err = CompiledFn::compile(&program, &[objective], &dims).err();
                 assert!(
                     matches!(err, Some(CpuError::Unsupported(_))),
                     "{name}: {err:?}"
@@ -924,8 +927,18 @@ fn example_gradients_match_the_interpreter() {
             assert_matches_interpreter(&p, &b, &all, 1e-9);
             assert_matches_interpreter(&s.program, &b, &s.roots, 1e-9);
         }
+        frechet_ops.extend(p.graph.nodes().filter_map(|(_, node)| match node.op {
+            Op::ExpmFrechet => Some("expm_frechet"),
+            Op::ExpmFrechet2 => Some("expm_frechet2"),
+            _ => None,
+        }));
         compiled.push(name);
     }
+    // NOTEARS' gradient and Hessian-vector product go through the adjoint kernels.
+    assert_eq!(
+        frechet_ops.into_iter().collect::<Vec<_>>(),
+        ["expm_frechet", "expm_frechet2"]
+    );
     for name in [
         "dag/colide.opt",
         "dag/dagma.opt",
