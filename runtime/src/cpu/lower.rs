@@ -3,9 +3,9 @@
 //!
 //! A buffered node is computed by loops over its own index space; the expression of each element
 //! is built by [`Lower::eval`], which recurses through fused arguments (remapping indices for
-//! broadcasting, transposes, slices, diagonals, expand/pad/scatter) and loads buffered ones. When the whole fused
-//! expression is elementwise and every buffer it reads has the loop's size or one element, a single
-//! flat loop replaces the loop nest.
+//! broadcasting, transposes, slices, diagonals, expand, pad and scatter) and loads buffered ones.
+//! When the whole fused expression is elementwise and every buffer it reads has the loop's size or
+//! one element, a single flat loop replaces the loop nest.
 
 use super::kernels::{self, Param};
 use super::plan::{is_elementwise, is_pointwise, Plan, Storage};

@@ -13,8 +13,11 @@
 //! - returns 0, or the status of the first failing kernel (see [`kernels`]).
 //!
 //! # Lowering
-//! Every op of the IR that autodiff produces is compiled, except `argmin` (lower-level problems)
-//! and `for` loop indices, which are reported as [`CpuError::Unsupported`].
+//! Every op of the IR is compiled, the adjoint ops of reverse mode included, except `argmin`
+//! (lower-level problems) and `for` loop indices, which are reported as
+//! [`CpuError::Unsupported`]. Unlike the interpreter, indices of `select` and `scatter` are not
+//! checked at run time: they are truncated to integers, `select` clamps them to its axis and
+//! `scatter` writes nothing for an index outside its axis.
 //!
 //! Elementwise ops (and index-remapping views: broadcast, transpose, slice, select, eye, diag,
 //! diagonal, and the adjoints expand, pad and scatter) are fused into the loop of their consumer
