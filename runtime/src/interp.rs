@@ -8,7 +8,7 @@
 
 use crate::linalg::{self, LinalgError};
 use ndarray::{
-    arr0, s, Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Axis, Dimension, Ix1, Ix2,
+    arr0, Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Axis, Dimension, Ix1, Ix2,
     IxDyn, Zip,
 };
 use optc_compiler::codes::CodeInfo;
@@ -634,25 +634,6 @@ fn argmax_mask(a: &ArrayD<f64>, axis: Option<u32>) -> ArrayD<f64> {
     mask
 }
 
-/// The upper-right n×n block of expm of the block upper-triangular matrix with `a` on every
-/// diagonal block and `superdiagonal[i]` in block (i, i + 1).
-fn expm_block_corner(a: ArrayView2<f64>, superdiagonal: &[ArrayView2<f64>]) -> Array2<f64> {
-    let n = a.nrows();
-    let k = superdiagonal.len() + 1;
-    let mut m = Array2::zeros((k * n, k * n));
-    for i in 0..k {
-        m.slice_mut(s![i * n..(i + 1) * n, i * n..(i + 1) * n])
-            .assign(&a);
-    }
-    for (i, e) in superdiagonal.iter().enumerate() {
-        m.slice_mut(s![i * n..(i + 1) * n, (i + 1) * n..(i + 2) * n])
-            .assign(e);
-    }
-    linalg::expm(m.view())
-        .slice(s![0..n, (k - 1) * n..k * n])
-        .to_owned()
-}
-
 /// Numpy broadcasting of two concrete shapes.
 fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let rank = a.len().max(b.len());
@@ -701,8 +682,8 @@ fn sum_of(xs: ArrayView1<f64>) -> f64 {
 }
 
 /// Positions of the entries of `v` from largest to smallest (ties in index order), the order
-/// [`sorted_desc`] gives.
-fn descending_order(v: ArrayView1<f64>) -> Vec<usize> {
+/// [`sorted_desc`] gives. Also the order of the native sort kernels.
+pub fn descending_order(v: ArrayView1<f64>) -> Vec<usize> {
     let mut order: Vec<usize> = (0..v.len()).collect();
     order.sort_by(|&i, &j| v[j].total_cmp(&v[i]));
     order
@@ -952,14 +933,14 @@ fn compute(
             let order = descending_order(x);
             Array1::from_iter(order.iter().take(k).map(|&i| h[i])).into_dyn()
         }
-        Op::ExpmFrechet => {
-            let e = matrix(id, args[1])?;
-            from_matrix(expm_block_corner(matrix(id, args[0])?, &[e]))
-        }
+        Op::ExpmFrechet => from_matrix(linalg::expm_frechet(
+            matrix(id, args[0])?,
+            matrix(id, args[1])?,
+        )),
         Op::ExpmFrechet2 => {
             let a = matrix(id, args[0])?;
             let (e, f) = (matrix(id, args[1])?, matrix(id, args[2])?);
-            from_matrix(expm_block_corner(a, &[e, f]) + expm_block_corner(a, &[f, e]))
+            from_matrix(linalg::expm_frechet2(a, e, f))
         }
     })
 }

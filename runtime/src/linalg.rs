@@ -1,10 +1,11 @@
 //! Small dense linear-algebra kernels on `ndarray` matrices: LU with partial pivoting and what is
 //! built on it (solve, inverse, log-determinant), the matrix exponential (scaling and squaring with
-//! a degree-13 Padé approximant, Higham 2005) and singular values (via faer).
+//! a degree-13 Padé approximant, Higham 2005) with its first and second Fréchet derivatives, and
+//! singular values (via faer).
 //!
-//! Used by the reference interpreter and, later, by the native backend's runtime calls.
+//! Used by the reference interpreter and by the native backend's kernels.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{s, Array2, ArrayView2};
 use std::fmt;
 
 /// Why a kernel could not produce a result.
@@ -194,6 +195,37 @@ pub fn expm(a: ArrayView2<f64>) -> Array2<f64> {
     r
 }
 
+/// The Fréchet derivative of `expm` at `a` in direction `e`: d/dt expm(A + tE) at t = 0, the
+/// upper-right block of expm([[A, E], [0, A]]) (Higham 2008, Theorem 3.6).
+pub fn expm_frechet(a: ArrayView2<f64>, e: ArrayView2<f64>) -> Array2<f64> {
+    expm_block_corner(a, &[e])
+}
+
+/// The second derivative ∂²/∂s∂t expm(A + sE + tF) at 0: the upper-right blocks of
+/// expm([[A, E, 0], [0, A, F], [0, 0, A]]) and of the same with E and F swapped, summed.
+pub fn expm_frechet2(a: ArrayView2<f64>, e: ArrayView2<f64>, f: ArrayView2<f64>) -> Array2<f64> {
+    expm_block_corner(a, &[e, f]) + expm_block_corner(a, &[f, e])
+}
+
+/// The upper-right n×n block of expm of the block upper-triangular matrix with `a` on every
+/// diagonal block and `superdiagonal[i]` in block (i, i + 1).
+fn expm_block_corner(a: ArrayView2<f64>, superdiagonal: &[ArrayView2<f64>]) -> Array2<f64> {
+    let n = a.nrows();
+    let k = superdiagonal.len() + 1;
+    let mut m = Array2::zeros((k * n, k * n));
+    for i in 0..k {
+        m.slice_mut(s![i * n..(i + 1) * n, i * n..(i + 1) * n])
+            .assign(&a);
+    }
+    for (i, e) in superdiagonal.iter().enumerate() {
+        m.slice_mut(s![i * n..(i + 1) * n, (i + 1) * n..(i + 2) * n])
+            .assign(e);
+    }
+    expm(m.view())
+        .slice(s![0..n, (k - 1) * n..k * n])
+        .to_owned()
+}
+
 /// Singular values, nonincreasing.
 pub fn singular_values(a: ArrayView2<f64>) -> Result<Vec<f64>, LinalgError> {
     to_faer(a)
@@ -250,6 +282,36 @@ mod tests {
         let e = expm(array![[0.0, -t], [t, 0.0]].view());
         let expected = array![[t.cos(), -t.sin()], [t.sin(), t.cos()]];
         assert!(close(&e, &expected, 1e-12));
+    }
+
+    #[test]
+    fn expm_frechet_derivatives_of_commuting_diagonals() {
+        // Diagonal matrices commute: L(A, E) = E exp(A) and the second derivative is E F exp(A).
+        let (e1, e2) = (1f64.exp(), 2f64.exp());
+        let a = array![[1.0, 0.0], [0.0, 2.0]];
+        let e = array![[3.0, 0.0], [0.0, 4.0]];
+        let f = array![[5.0, 0.0], [0.0, 6.0]];
+        let first = expm_frechet(a.view(), e.view());
+        assert!(close(
+            &first,
+            &array![[3.0 * e1, 0.0], [0.0, 4.0 * e2]],
+            1e-12
+        ));
+        let second = expm_frechet2(a.view(), e.view(), f.view());
+        assert!(close(
+            &second,
+            &array![[15.0 * e1, 0.0], [0.0, 24.0 * e2]],
+            1e-11
+        ));
+    }
+
+    #[test]
+    fn expm_frechet_matches_central_differences() {
+        let a = array![[0.3, -1.2], [0.8, 0.1]];
+        let e = array![[0.5, 0.2], [-0.7, 1.0]];
+        let h = 1e-6;
+        let diff = (expm((&a + &(&e * h)).view()) - expm((&a - &(&e * h)).view())) / (2.0 * h);
+        assert!(close(&expm_frechet(a.view(), e.view()), &diff, 1e-8));
     }
 
     #[test]

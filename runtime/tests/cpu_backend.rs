@@ -1,11 +1,17 @@
 //! The native CPU backend against the reference interpreter: seeded random shapes (including 0, 1
-//! and odd sizes) for every op, composite objectives, errors, and a snapshot of the CLIF.
+//! and odd sizes) for every op (the adjoint ops of reverse mode included, and a random op-level
+//! sweep), composite objectives, the value, gradient and Hessian-vector products of every example
+//! model (raw and simplified), errors, and a snapshot of the CLIF.
 
 use ndarray::{ArrayD, IxDyn};
+use optc_compiler::autodiff::{gradient, hvp};
+use optc_compiler::derive::differentiate;
+use optc_compiler::driver::{compile, Until};
 use optc_compiler::ir::{
-    BinaryOp, Dim, DimId, DimInfo, ElemType, InputId, InputKind, NodeId, Op, Program, Shape,
-    Subproblem, SubproblemId, UnaryOp,
+    BinaryOp, ConstraintKind, Dim, DimId, DimInfo, ElemType, InputId, InputKind, NodeId, Op,
+    Program, Shape, Subproblem, SubproblemId, UnaryOp,
 };
+use optc_compiler::simplify::{simplify, CostModel};
 use optc_runtime::cpu::{clif_text, CompiledFn, CpuError, JitCache};
 use optc_runtime::interp::{eval, Bindings, NoSubproblems};
 
@@ -25,8 +31,8 @@ impl Rng {
         (self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
     }
 
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[(self.next() % xs.len() as u64) as usize]
+    fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
+        xs[(self.next() % xs.len() as u64) as usize].clone()
     }
 }
 
@@ -95,42 +101,67 @@ impl Model {
 
     /// Native values of `roots`.
     fn native(&self, roots: &[NodeId]) -> Result<Vec<ArrayD<f64>>, CpuError> {
-        let mut f = CompiledFn::compile(&self.p, roots, &self.b.dims)?;
-        let inputs: Vec<&[f64]> = self
-            .b
-            .inputs
-            .iter()
-            .map(|v| v.as_ref().and_then(|a| a.as_slice()).unwrap_or(&[]))
-            .collect();
-        let shapes = f.output_shapes().to_vec();
-        let mut data: Vec<Vec<f64>> = shapes
-            .iter()
-            .map(|s| vec![f64::NAN; s.iter().product()])
-            .collect();
-        let mut outputs: Vec<&mut [f64]> = data.iter_mut().map(|d| d.as_mut_slice()).collect();
-        f.call(&inputs, &mut outputs)?;
-        Ok(shapes
-            .iter()
-            .zip(data)
-            .map(|(s, d)| ArrayD::from_shape_vec(IxDyn(s), d).unwrap())
-            .collect())
+        native(&self.p, &self.b, roots)
     }
 
     /// Asserts that native and interpreted values of `roots` agree to relative error `tol`.
     fn check(&self, roots: &[NodeId], tol: f64) {
-        let want = eval(&self.p, &self.b, roots, &mut NoSubproblems).expect("interpreter");
-        let got = self.native(roots).expect("native");
-        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert_eq!(g.shape(), w.shape(), "root {k}");
-            for (x, y) in g.iter().zip(w) {
-                let ok =
-                    x == y || (x.is_nan() && y.is_nan()) || (x - y).abs() <= tol * y.abs().max(1.0);
-                assert!(
-                    ok,
-                    "root {k} ({:?}): native {g} vs interpreter {w}",
-                    self.p.graph.node(roots[k]).op
-                );
-            }
+        assert_matches_interpreter(&self.p, &self.b, roots, tol);
+    }
+
+    /// `tanh` of a new variable: a value that is fused into its consumer unless it is a root.
+    fn fused(&mut self, shape: Shape) -> NodeId {
+        let x = self.var(shape);
+        self.un(UnaryOp::Tanh, x)
+    }
+
+    /// Checks `y` as a root (buffered) and fused into a consumer, `sum(y .* w)`.
+    fn check_in_context(&mut self, y: NodeId, tol: f64) {
+        let w = self.var(self.p.graph.shape(y).clone());
+        let yw = self.bin(BinaryOp::Mul, y, w);
+        let s = self.add(Op::Sum { axis: None }, vec![yw]);
+        self.check(&[y, yw, s], tol);
+        self.check(&[s], tol);
+    }
+}
+
+/// Native values of `roots` of `p` under `b`.
+fn native(p: &Program, b: &Bindings, roots: &[NodeId]) -> Result<Vec<ArrayD<f64>>, CpuError> {
+    let mut f = CompiledFn::compile(p, roots, &b.dims)?;
+    let inputs: Vec<&[f64]> = b
+        .inputs
+        .iter()
+        .map(|v| v.as_ref().and_then(|a| a.as_slice()).unwrap_or(&[]))
+        .collect();
+    let shapes = f.output_shapes().to_vec();
+    let mut data: Vec<Vec<f64>> = shapes
+        .iter()
+        .map(|s| vec![f64::NAN; s.iter().product()])
+        .collect();
+    let mut outputs: Vec<&mut [f64]> = data.iter_mut().map(|d| d.as_mut_slice()).collect();
+    f.call(&inputs, &mut outputs)?;
+    Ok(shapes
+        .iter()
+        .zip(data)
+        .map(|(s, d)| ArrayD::from_shape_vec(IxDyn(s), d).unwrap())
+        .collect())
+}
+
+/// Asserts that native and interpreted values of `roots` agree elementwise to relative error
+/// `tol` (relative to max(|interpreter|, 1); NaN matches NaN).
+fn assert_matches_interpreter(p: &Program, b: &Bindings, roots: &[NodeId], tol: f64) {
+    let want = eval(p, b, roots, &mut NoSubproblems).expect("interpreter");
+    let got = native(p, b, roots).expect("native");
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.shape(), w.shape(), "root {k}");
+        for (x, y) in g.iter().zip(w) {
+            let ok =
+                x == y || (x.is_nan() && y.is_nan()) || (x - y).abs() <= tol * y.abs().max(1.0);
+            assert!(
+                ok,
+                "root {k} ({:?}): native {g} vs interpreter {w}",
+                p.graph.node(roots[k]).op
+            );
         }
     }
 }
@@ -431,4 +462,492 @@ fn clif_of_a_fused_sum_of_squares() {
     let half = m.c(0.5);
     let root = m.bin(BinaryOp::Mul, s, half);
     insta::assert_snapshot!(clif_text(&m.p, &[root], &m.b.dims).unwrap());
+}
+
+/// Sizes of the adjoint-op and fuzz tests: 0, 1, and sizes that are no multiple of a SIMD width.
+const ODD_SIZES: [u64; 8] = [0, 1, 2, 3, 5, 7, 9, 17];
+
+/// A variable of `shape` with entries in {-1, 0, 1} (ties for argmax and sorting), and sometimes
+/// a NaN or -∞.
+fn tied_var(m: &mut Model, shape: Shape, special: bool) -> NodeId {
+    let dims: Vec<usize> = shape.iter().map(|d| d.eval(&m.b.dims) as usize).collect();
+    let value = ArrayD::from_shape_simple_fn(IxDyn(&dims), || match m.rng.next() % 16 {
+        0 if special => f64::NAN,
+        1 if special => f64::NEG_INFINITY,
+        r => (r % 3) as f64 - 1.0,
+    });
+    m.var_with(shape, value)
+}
+
+#[test]
+fn expand_matches_the_interpreter() {
+    for seed in 0..24 {
+        let mut m = Model::new(600 + seed);
+        let (r, c, e) = (
+            m.rng.pick(&ODD_SIZES),
+            m.rng.pick(&ODD_SIZES),
+            m.rng.pick(&ODD_SIZES),
+        );
+        let (n, k, size) = (m.dim("n", r), m.dim("k", c), m.dim("e", e));
+        let x = m.fused(vec![n, k]);
+        let axis = seed as u32 % 3;
+        let y = m.add(Op::Expand { axis, size }, vec![x]);
+        m.check_in_context(y, 1e-12);
+    }
+}
+
+#[test]
+fn pad_matches_the_interpreter() {
+    for seed in 0..24 {
+        let mut m = Model::new(700 + seed);
+        let (r, c) = (m.rng.pick(&ODD_SIZES), m.rng.pick(&ODD_SIZES));
+        let (n, k) = (m.dim("n", r), m.dim("k", c));
+        let x = m.fused(vec![n, k]);
+        let axis = seed as u32 % 2;
+        let len = [r, c][axis as usize] as i64;
+        let start = (m.rng.next() % 4) as i64;
+        let size = Dim::fixed(len + start + (m.rng.next() % 4) as i64);
+        let start = Dim::fixed(start);
+        let y = m.add(Op::Pad { axis, start, size }, vec![x]);
+        m.check_in_context(y, 1e-12);
+    }
+    // A range that does not fit is refused at compile time, not read out of bounds.
+    let mut m = Model::new(799);
+    let n = m.dim("n", 3);
+    let x = m.var(vec![n]);
+    let (start, size) = (Dim::fixed(2), Dim::fixed(4));
+    let y = m.add(
+        Op::Pad {
+            axis: 0,
+            start,
+            size,
+        },
+        vec![x],
+    );
+    assert_eq!(m.native(&[y]).unwrap_err(), CpuError::OutOfRange(y));
+}
+
+#[test]
+fn scatter_matches_the_interpreter() {
+    for seed in 0..24 {
+        let mut m = Model::new(800 + seed);
+        let (r, c) = (m.rng.pick(&ODD_SIZES), m.rng.pick(&ODD_SIZES));
+        let size = 1 + m.rng.next() % 5;
+        let (n, k, s) = (m.dim("n", r), m.dim("k", c), m.dim("s", size));
+        let x = m.fused(vec![n, k]);
+        let at = (m.rng.next() % size) as f64;
+        let at = m.c(at);
+        let axis = seed as u32 % 3;
+        let y = m.add(Op::Scatter { axis, size: s }, vec![x, at]);
+        m.check_in_context(y, 1e-12);
+    }
+}
+
+#[test]
+fn argmax_mask_matches_the_interpreter_with_ties_nan_and_infinity() {
+    for seed in 0..30 {
+        let mut m = Model::new(900 + seed);
+        let (r, c) = (m.rng.pick(&ODD_SIZES), m.rng.pick(&ODD_SIZES));
+        let (n, k) = (m.dim("n", r), m.dim("k", c));
+        let x = tied_var(&mut m, vec![n, k], seed % 2 == 0);
+        // Fused producer: the mask reads `-x` inside its own loops.
+        let neg = m.un(UnaryOp::Neg, x);
+        for axis in [None, Some(0), Some(1)] {
+            let y = m.add(Op::ArgmaxMask { axis }, vec![neg]);
+            m.check_in_context(y, 1e-12);
+            let direct = m.add(Op::ArgmaxMask { axis }, vec![x]);
+            m.check(&[direct], 1e-12);
+        }
+    }
+    // All NaN, all -∞, and one NaN before a maximum: the first non-NaN entry, then the first max.
+    for (values, want) in [
+        (vec![f64::NAN, f64::NAN], vec![0.0, 0.0]),
+        (vec![f64::NEG_INFINITY; 3], vec![1.0, 0.0, 0.0]),
+        (vec![f64::NAN, 2.0, 5.0, 5.0], vec![0.0, 0.0, 1.0, 0.0]),
+    ] {
+        let mut m = Model::new(1);
+        let n = m.dim("n", values.len() as u64);
+        let x = m.var_with(
+            vec![n],
+            ArrayD::from_shape_vec(IxDyn(&[values.len()]), values).unwrap(),
+        );
+        let y = m.add(Op::ArgmaxMask { axis: None }, vec![x]);
+        assert_eq!(
+            m.native(&[y]).unwrap()[0].as_slice().unwrap(),
+            want.as_slice()
+        );
+        m.check(&[y], 1e-12);
+    }
+}
+
+/// A matrix of entries in [-s, s) and the node reading it (fused through `tanh` when `fused`).
+fn matrix(m: &mut Model, n: Dim, fused: bool) -> NodeId {
+    if fused {
+        m.fused(vec![n, n])
+    } else {
+        m.var(vec![n, n])
+    }
+}
+
+#[test]
+fn expm_frechet_matches_the_interpreter() {
+    for seed in 0..12 {
+        let mut m = Model::new(1000 + seed);
+        let size = m.rng.pick(&[0, 1, 2, 3, 5, 7]);
+        let n = m.dim("n", size);
+        let a = matrix(&mut m, n, seed % 2 == 0);
+        let e = matrix(&mut m, n, seed % 3 == 0);
+        let y = m.add(Op::ExpmFrechet, vec![a, e]);
+        m.check_in_context(y, 1e-9);
+    }
+}
+
+#[test]
+fn expm_frechet2_matches_the_interpreter() {
+    for seed in 0..12 {
+        let mut m = Model::new(1100 + seed);
+        let size = m.rng.pick(&[0, 1, 2, 3, 5, 7]);
+        let n = m.dim("n", size);
+        let a = matrix(&mut m, n, seed % 2 == 0);
+        let e = matrix(&mut m, n, false);
+        let f = matrix(&mut m, n, true);
+        let y = m.add(Op::ExpmFrechet2, vec![a, e, f]);
+        m.check_in_context(y, 1e-9);
+    }
+}
+
+#[test]
+fn sort_scatter_matches_the_interpreter_with_ties() {
+    for seed in 0..24 {
+        let mut m = Model::new(1200 + seed);
+        let size = m.rng.pick(&ODD_SIZES);
+        let k = m.rng.next() % (size + 1);
+        let (n, kd) = (m.dim("n", size), m.dim("k", k));
+        let x = tied_var(&mut m, vec![n], seed % 2 == 0);
+        let g = m.fused(vec![kd]);
+        let y = m.add(Op::SortScatter, vec![x, g]);
+        m.check_in_context(y, 1e-12);
+    }
+}
+
+#[test]
+fn sort_gather_matches_the_interpreter_with_ties() {
+    for seed in 0..24 {
+        let mut m = Model::new(1300 + seed);
+        let size = m.rng.pick(&ODD_SIZES);
+        let k = m.rng.next() % (size + 1);
+        let n = m.dim("n", size);
+        let x = tied_var(&mut m, vec![n], seed % 2 == 0);
+        let h = m.fused(vec![n]);
+        let y = m.add(Op::SortGather(Dim::fixed(k as i64)), vec![x, h]);
+        m.check_in_context(y, 1e-12);
+    }
+    let mut m = Model::new(1);
+    let n = m.dim("n", 2);
+    let x = m.var(vec![n]);
+    let y = m.add(Op::SortGather(Dim::fixed(3)), vec![x, x]);
+    assert_eq!(m.native(&[y]).unwrap_err(), CpuError::BadTopK);
+}
+
+const ALL_UNARY: [UnaryOp; 10] = [
+    UnaryOp::Neg,
+    UnaryOp::Exp,
+    UnaryOp::Log,
+    UnaryOp::Sqrt,
+    UnaryOp::Abs,
+    UnaryOp::Sign,
+    UnaryOp::Tanh,
+    UnaryOp::Sigmoid,
+    UnaryOp::Softplus,
+    UnaryOp::Step,
+];
+
+/// A random unary op of a new variable of `shape` (NaN where the op leaves its domain).
+fn random_leaf(m: &mut Model, shape: Shape) -> NodeId {
+    let x = m.var(shape);
+    let u = m.rng.pick(&ALL_UNARY);
+    m.un(u, x)
+}
+
+/// One random op on fused random leaves of sizes from [`ODD_SIZES`]: the node under test and the
+/// tolerance of its check (1e-12, or 1e-9 through linear algebra).
+fn random_op(m: &mut Model) -> (NodeId, f64) {
+    let (r, c) = (m.rng.pick(&ODD_SIZES), m.rng.pick(&ODD_SIZES));
+    let (n, k) = (m.dim("n", r), m.dim("k", c));
+    let one = Dim::fixed(1);
+    let exact = 1e-12;
+    let kind = m.rng.next() % 24;
+    let x = random_leaf(m, vec![n, k]);
+    let axis = m.rng.next() as u32 % 2;
+    let len = [r, c][axis as usize];
+    let reduce_axis = m.rng.pick(&[None, Some(0), Some(1)]);
+    let node = match kind {
+        0 => {
+            let u = m.rng.pick(&ALL_UNARY);
+            m.un(u, x)
+        }
+        1 => {
+            let shapes = [vec![], vec![k], vec![one, k], vec![n, one], vec![n, k]];
+            let other_shape = m.rng.pick(&shapes);
+            let other = random_leaf(m, other_shape);
+            let op = m.rng.pick(&BINARY);
+            if m.rng.next().is_multiple_of(2) {
+                m.bin(op, x, other)
+            } else {
+                m.bin(op, other, x)
+            }
+        }
+        2 => m.add(Op::Sum { axis: reduce_axis }, vec![x]),
+        3 => m.add(Op::Max { axis: reduce_axis }, vec![x]),
+        4 => m.add(Op::LogSumExp { axis: reduce_axis }, vec![x]),
+        5 => {
+            let targets = [vec![], vec![k], vec![one, k], vec![n, one]];
+            let target = m.rng.pick(&targets);
+            m.add(Op::SumTo(target), vec![x])
+        }
+        6 => m.add(Op::Transpose, vec![x]),
+        7 => {
+            let start = m.rng.next() % (len + 1);
+            let end = start + m.rng.next() % (len - start + 1);
+            let (start, end) = (Dim::fixed(start as i64), Dim::fixed(end as i64));
+            m.add(Op::Slice { axis, start, end }, vec![x])
+        }
+        8 if len > 0 => {
+            let at = (m.rng.next() % len) as f64;
+            let at = m.c(at);
+            m.add(Op::Select { axis }, vec![x, at])
+        }
+        9 => {
+            let row = random_leaf(m, vec![k]);
+            m.add(Op::BroadcastTo(vec![n, k]), vec![row])
+        }
+        10 => {
+            let y = random_leaf(m, vec![n, k]);
+            m.add(Op::Stack, vec![x, y])
+        }
+        11 => {
+            let v = random_leaf(m, vec![n]);
+            m.add(Op::Diag, vec![v])
+        }
+        12 | 13 => {
+            let a = random_leaf(m, vec![n, n]);
+            let op = if kind == 12 { Op::DiagPart } else { Op::Trace };
+            m.add(op, vec![a])
+        }
+        14 => {
+            let axis = m.rng.next() as u32 % 3;
+            let size = m.rng.pick(&ODD_SIZES);
+            let size = m.dim("e", size);
+            m.add(Op::Expand { axis, size }, vec![x])
+        }
+        15 => {
+            let start = m.rng.next() % 3;
+            let size = Dim::fixed((len + start + m.rng.next() % 3) as i64);
+            let start = Dim::fixed(start as i64);
+            m.add(Op::Pad { axis, start, size }, vec![x])
+        }
+        16 => {
+            let axis = m.rng.next() as u32 % 3;
+            let size = 1 + m.rng.next() % 4;
+            let at = (m.rng.next() % size) as f64;
+            let at = m.c(at);
+            let size = Dim::fixed(size as i64);
+            m.add(Op::Scatter { axis, size }, vec![x, at])
+        }
+        17 => m.add(Op::ArgmaxMask { axis: reduce_axis }, vec![x]),
+        18 | 19 => {
+            let v = random_leaf(m, vec![n]);
+            let j = m.rng.next() % (r + 1);
+            if kind == 18 {
+                let g = random_leaf(m, vec![Dim::fixed(j as i64)]);
+                m.add(Op::SortScatter, vec![v, g])
+            } else {
+                let h = random_leaf(m, vec![n]);
+                m.add(Op::SortGather(Dim::fixed(j as i64)), vec![v, h])
+            }
+        }
+        20 | 21 => {
+            let v = random_leaf(m, vec![n]);
+            let j = Dim::fixed((m.rng.next() % (r + 1)) as i64);
+            let op = if kind == 20 {
+                Op::SortDesc
+            } else {
+                Op::TopK(j)
+            };
+            m.add(op, vec![v])
+        }
+        22 => {
+            let w = random_leaf(m, vec![k, n]);
+            return (m.add(Op::MatMul, vec![x, w]), 1e-9);
+        }
+        _ => {
+            // Expm and its derivatives on matrices of at most 7 rows (tanh keeps entries in (-1, 1)).
+            let n = m.dim("s", r.min(7));
+            let a = m.fused(vec![n, n]);
+            let e = m.fused(vec![n, n]);
+            let op = m.rng.pick(&[0, 1, 2]);
+            let node = match op {
+                0 => m.add(Op::Expm, vec![a]),
+                1 => m.add(Op::ExpmFrechet, vec![a, e]),
+                _ => {
+                    let f = m.fused(vec![n, n]);
+                    m.add(Op::ExpmFrechet2, vec![a, e, f])
+                }
+            };
+            return (node, 1e-9);
+        }
+    };
+    (node, exact)
+}
+
+#[test]
+fn random_ops_agree_with_the_interpreter() {
+    for case in 0..300 {
+        let mut m = Model::new(20_000 + case);
+        let (y, tol) = random_op(&mut m);
+        m.check_in_context(y, tol);
+    }
+}
+
+/// The example models, by path under `examples/`.
+fn example_models() -> Vec<(String, Program)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut paths: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flat_map(|group| {
+            std::fs::read_dir(group.unwrap().path())
+                .into_iter()
+                .flatten()
+        })
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "opt"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 7, "{paths:?}");
+    paths
+        .into_iter()
+        .map(|path| {
+            let name = path.strip_prefix(&root).unwrap().display().to_string();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let compiled = compile(&name, &text, Until::Ir)
+                .unwrap_or_else(|e| panic!("{name}: {:?}", e.diagnostics));
+            (name, compiled.program.unwrap())
+        })
+        .collect()
+}
+
+/// Odd sizes for the dims, random data and directions, parameters at their defaults, and
+/// variables in [0.05, 0.3) (inside the domain of DAGMA's log-determinant and of `sigma > 0`).
+fn example_bindings(p: &Program, seed: u64) -> Bindings {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut b = Bindings {
+        dims: (0..p.dims.len()).map(|i| [7, 5, 3][i % 3]).collect(),
+        ..Bindings::default()
+    };
+    for input in &p.inputs {
+        let shape: Vec<usize> = input
+            .shape
+            .iter()
+            .map(|d| d.eval(&b.dims) as usize)
+            .collect();
+        let value = match (input.kind, input.value) {
+            (InputKind::Param, Some(default)) => {
+                let v = eval(p, &b, &[default], &mut NoSubproblems).unwrap();
+                v[0].broadcast(IxDyn(&shape)).unwrap().to_owned()
+            }
+            (InputKind::Var, _) => {
+                ArrayD::from_shape_simple_fn(IxDyn(&shape), || 0.175 + 0.125 * rng.unit())
+            }
+            _ => ArrayD::from_shape_simple_fn(IxDyn(&shape), || rng.unit()),
+        };
+        b.inputs.push(Some(value));
+    }
+    b
+}
+
+/// For every example: the (minimized) objective with its reverse-mode gradient and
+/// Hessian-vector product, and every scalar equality/inequality constraint with its gradient
+/// and Hessian-vector product, compiled natively — both the raw derivative graph (which holds
+/// the adjoint ops) and its simplified form — against the interpreter at random points.
+#[test]
+fn example_gradients_match_the_interpreter() {
+    let mut compiled = Vec::new();
+    let mut frechet_ops = std::collections::BTreeSet::new();
+    for (name, program) in example_models() {
+        let derived = match differentiate(&program) {
+            Ok(d) => d,
+            Err(e) => {
+                // bilevel/tv_denoise: the objective reads `argmin`, whose gradient the bilevel
+                // solver computes by implicit differentiation. The backend refuses lower-level
+                // problems with `Unsupported`.
+                assert!(!program.subproblems.is_empty(), "{name}: {e}");
+                let objective = program.objective.as_ref().unwrap().node;
+                let dims = example_bindings(&program, 0).dims;
+                let err = CompiledFn::compile(&program, &[objective], &dims).err();
+                assert!(
+                    matches!(err, Some(CpuError::Unsupported(_))),
+                    "{name}: {err:?}"
+                );
+                continue;
+            }
+        };
+        let mut p = derived.program.clone();
+        let vars: Vec<InputId> = p.variables().collect();
+        let mut roots = derived.roots();
+        let mut differentiable = vec![derived.objective];
+        for c in &program.constraints {
+            if !c.ranges.is_empty() {
+                // `for` constraints read the loop index, which the backend does not compile.
+                let dims = example_bindings(&p, 0).dims;
+                let err = CompiledFn::compile(&p, &[c.node], &dims).err();
+                assert!(
+                    matches!(err, Some(CpuError::Unsupported(_))),
+                    "{name}: {err:?}"
+                );
+                continue;
+            }
+            if !matches!(c.kind, ConstraintKind::Eq | ConstraintKind::Le) {
+                continue;
+            }
+            roots.push(c.node);
+            if p.graph.shape(c.node).is_empty() {
+                roots.extend(gradient(&mut p, c.node, &vars).unwrap());
+                differentiable.push(c.node);
+            }
+        }
+        let mut all = roots.clone();
+        for f in differentiable {
+            let h = hvp(&mut p, f, &vars).unwrap_or_else(|e| panic!("{name}: {e}"));
+            all.extend(h.hvp);
+        }
+        let dims = example_bindings(&p, 0).dims;
+        let s = simplify(&p, &roots, &CostModel::new(dims)).unwrap();
+        for seed in 0..2 {
+            let b = example_bindings(&p, seed);
+            assert_matches_interpreter(&p, &b, &all, 1e-9);
+            assert_matches_interpreter(&s.program, &b, &s.roots, 1e-9);
+        }
+        frechet_ops.extend(p.graph.nodes().filter_map(|(_, node)| match node.op {
+            Op::ExpmFrechet => Some("expm_frechet"),
+            Op::ExpmFrechet2 => Some("expm_frechet2"),
+            _ => None,
+        }));
+        compiled.push(name);
+    }
+    // NOTEARS' gradient and Hessian-vector product go through the adjoint kernels.
+    assert_eq!(
+        frechet_ops.into_iter().collect::<Vec<_>>(),
+        ["expm_frechet", "expm_frechet2"]
+    );
+    for name in [
+        "dag/colide.opt",
+        "dag/dagma.opt",
+        "dag/notears.opt",
+        "regression/ridge.opt",
+    ] {
+        assert!(
+            compiled.iter().any(|c| c == name),
+            "{name} not checked: {compiled:?}"
+        );
+    }
 }

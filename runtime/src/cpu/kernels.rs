@@ -1,7 +1,8 @@
 //! Runtime kernels and math helpers called by compiled code, through a small C ABI.
 //!
-//! Solve, inverse, log-determinant, expm and singular values reuse [`crate::linalg`] (the interpreter's kernels);
-//! matmul uses faer (sequential). Every matrix is a dense row-major `f64` array; sizes are `i64`. Kernels return an `i32`
+//! Solve, inverse, log-determinant, expm (and its Fréchet derivatives) and singular values reuse
+//! [`crate::linalg`] (the interpreter's kernels), and the sort adjoints the interpreter's
+//! [`descending_order`]; matmul uses faer (sequential). Every matrix is a dense row-major `f64` array; sizes are `i64`. Kernels return an `i32`
 //! status: [`OK`] or one of the error codes below, which the compiled function returns at once.
 //!
 //! | symbol | arguments | computes |
@@ -14,13 +15,18 @@
 //! | `optc_kernel_sort_desc` | `x, out, n` | `out = x` sorted descending |
 //! | `optc_kernel_topk` | `x, out, n, k` | `out[k]` = the `k` largest of `x`, descending |
 //! | `optc_kernel_nuclear_norm` | `a, out, m, n` | `out[0]` = sum of singular values; [`SVD_FAILED`] |
+//! | `optc_kernel_expm_frechet` | `a, e, out, n` | `out` = d/dt exp(a + t e) at 0 |
+//! | `optc_kernel_expm_frechet2` | `a, e, f, out, n` | `out` = ∂²/∂s∂t exp(a + s e + t f) at 0 |
+//! | `optc_kernel_sort_scatter` | `x, g, out, n, k` | `out[n]` = zeros with `g[i]` at the position of the `i`-th largest of `x` (`i < min(k, n)`) |
+//! | `optc_kernel_sort_gather` | `x, h, out, n, k` | `out[k]` = `h` at the positions of the `k` largest of `x`, descending; [`BAD_TOPK`] when `k > n` |
 //!
 //! Scalar helpers `optc_exp`, `optc_log`, `optc_tanh`, `optc_sigmoid`, `optc_softplus` take and
 //! return one `f64`; `optc_pow(x, y)` two.
 
+use crate::interp::descending_order;
 use crate::linalg::{self, LinalgError};
 use faer::{Accum, MatMut, MatRef, Par};
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2};
 use optc_compiler::ir::UnaryOp;
 use std::slice;
 
@@ -183,6 +189,71 @@ pub unsafe extern "C" fn optc_kernel_nuclear_norm(
 }
 
 /// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_expm_frechet(
+    a: *const f64,
+    e: *const f64,
+    out: *mut f64,
+    n: i64,
+) -> i32 {
+    write(
+        out,
+        Ok(linalg::expm_frechet(array(a, n, n), array(e, n, n))),
+    )
+}
+
+/// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_expm_frechet2(
+    a: *const f64,
+    e: *const f64,
+    f: *const f64,
+    out: *mut f64,
+    n: i64,
+) -> i32 {
+    let (a, e, f) = (array(a, n, n), array(e, n, n), array(f, n, n));
+    write(out, Ok(linalg::expm_frechet2(a, e, f)))
+}
+
+/// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_sort_scatter(
+    x: *const f64,
+    g: *const f64,
+    out: *mut f64,
+    n: i64,
+    k: i64,
+) -> i32 {
+    let dst = slice_mut(out, n);
+    dst.fill(0.0);
+    let order = descending_order(ArrayView1::from(slice_ref(x, n)));
+    for (&position, &value) in order.iter().zip(slice_ref(g, k)) {
+        dst[position] = value;
+    }
+    OK
+}
+
+/// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_sort_gather(
+    x: *const f64,
+    h: *const f64,
+    out: *mut f64,
+    n: i64,
+    k: i64,
+) -> i32 {
+    if k > n {
+        return BAD_TOPK;
+    }
+    let order = descending_order(ArrayView1::from(slice_ref(x, n)));
+    let h = slice_ref(h, n);
+    for (o, &position) in slice_mut(out, k).iter_mut().zip(&order) {
+        *o = h[position];
+    }
+    OK
+}
+
+/// # Safety
 /// `ptr` must point to `n` readable f64 when `n > 0`.
 unsafe fn slice_ref<'a>(ptr: *const f64, n: i64) -> &'a [f64] {
     if n == 0 {
@@ -301,6 +372,26 @@ pub fn symbols() -> Vec<Symbol> {
             "optc_kernel_nuclear_norm",
             optc_kernel_nuclear_norm as *const u8,
             &[Ptr, Ptr, I64, I64],
+        ),
+        kernel(
+            "optc_kernel_expm_frechet",
+            optc_kernel_expm_frechet as *const u8,
+            &[Ptr, Ptr, Ptr, I64],
+        ),
+        kernel(
+            "optc_kernel_expm_frechet2",
+            optc_kernel_expm_frechet2 as *const u8,
+            &[Ptr, Ptr, Ptr, Ptr, I64],
+        ),
+        kernel(
+            "optc_kernel_sort_scatter",
+            optc_kernel_sort_scatter as *const u8,
+            &[Ptr, Ptr, Ptr, I64, I64],
+        ),
+        kernel(
+            "optc_kernel_sort_gather",
+            optc_kernel_sort_gather as *const u8,
+            &[Ptr, Ptr, Ptr, I64, I64],
         ),
         scalar("optc_exp", optc_exp as *const u8, &[F64]),
         scalar("optc_log", optc_log as *const u8, &[F64]),

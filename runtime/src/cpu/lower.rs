@@ -3,9 +3,9 @@
 //!
 //! A buffered node is computed by loops over its own index space; the expression of each element
 //! is built by [`Lower::eval`], which recurses through fused arguments (remapping indices for
-//! broadcasting, transposes, slices, diagonals) and loads buffered ones. When the whole fused
-//! expression is elementwise and every buffer it reads has the loop's size or one element, a single
-//! flat loop replaces the loop nest.
+//! broadcasting, transposes, slices, diagonals, expand, pad and scatter) and loads buffered ones.
+//! When the whole fused expression is elementwise and every buffer it reads has the loop's size or
+//! one element, a single flat loop replaces the loop nest.
 
 use super::kernels::{self, Param};
 use super::plan::{is_elementwise, is_pointwise, Plan, Storage};
@@ -13,7 +13,7 @@ use super::CpuError;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F64, I32, I64};
 use cranelift_codegen::ir::{AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Type, Value};
-use cranelift_frontend::FunctionBuilder;
+use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::{Linkage, Module};
 use optc_compiler::ir::{BinaryOp, NodeId, Op, Program, UnaryOp};
 use std::collections::HashMap;
@@ -445,6 +445,41 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 idx.insert(a, at);
                 self.eval(args[0], &Ix::Multi(idx))?
             }
+            Op::Expand { axis, .. } => {
+                let mut idx = Self::multi(ix)?.to_vec();
+                idx.remove(*axis as usize);
+                self.eval(args[0], &Ix::Multi(idx))?
+            }
+            Op::Pad { axis, start, .. } => {
+                let a = *axis as usize;
+                let len = self.size(args[0], a) as i64;
+                if len == 0 {
+                    return Ok(self.float(0.0));
+                }
+                let mut idx = Self::multi(ix)?.to_vec();
+                let shifted = self.b.ins().iadd_imm_s(idx[a], -start.eval(self.dims));
+                let inside = self
+                    .b
+                    .ins()
+                    .icmp_imm_u(IntCC::UnsignedLessThan, shifted, len);
+                // Padding positions read the nearest element in range, then select 0.
+                let (lo, hi) = (self.int(0), self.int(len - 1));
+                let clamped = self.b.ins().smax(shifted, lo);
+                idx[a] = self.b.ins().smin(clamped, hi);
+                let v = self.eval(args[0], &Ix::Multi(idx))?;
+                let zero = self.float(0.0);
+                self.b.ins().select(inside, v, zero)
+            }
+            Op::Scatter { axis, .. } => {
+                let mut idx = Self::multi(ix)?.to_vec();
+                let here = idx.remove(*axis as usize);
+                let at = self.eval(args[1], &Ix::Multi(Vec::new()))?;
+                let at = self.b.ins().fcvt_to_sint_sat(I64, at);
+                let hit = self.b.ins().icmp(IntCC::Equal, here, at);
+                let v = self.eval(args[0], &Ix::Multi(idx))?;
+                let zero = self.float(0.0);
+                self.b.ins().select(hit, v, zero)
+            }
             _ => return Err(CpuError::Internal("fused a non-pointwise op")),
         })
     }
@@ -622,6 +657,27 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 }
             }
             Op::LogSumExp { axis: Some(axis) } => self.lse_axis(id, *axis as usize, out)?,
+            Op::ArgmaxMask { axis: None } => {
+                let arg = args[0];
+                let (best, at) = self.argmax_start();
+                self.scan(arg, false, &mut |s, ix, x| {
+                    let i = match s.flat_index(arg, ix) {
+                        Some(i) => i,
+                        None => s.int(0),
+                    };
+                    s.argmax_step(best, at, x, i);
+                    Ok(())
+                })?;
+                let at = self.b.use_var(at);
+                self.for_range(self.plan.numel(id), |s, i| {
+                    let v = s.indicator(i, at);
+                    s.store_at(out, Some(i), v);
+                    Ok(())
+                })?;
+            }
+            Op::ArgmaxMask { axis: Some(axis) } => {
+                self.argmax_mask_axis(id, *axis as usize, out)?
+            }
             Op::SumTo(_) => {
                 let shape = self.plan.shape(id).to_vec();
                 let drop = self.plan.shape(args[0]).len() - shape.len();
@@ -704,6 +760,62 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         })
     }
 
+    /// Variables of a running first argmax: the best value (−∞) and its position (−1: none yet).
+    fn argmax_start(&mut self) -> (Variable, Variable) {
+        let (best, at) = (self.b.declare_var(F64), self.b.declare_var(I64));
+        let (minus_inf, none) = (self.float(f64::NEG_INFINITY), self.int(-1));
+        self.b.def_var(best, minus_inf);
+        self.b.def_var(at, none);
+        (best, at)
+    }
+
+    /// Takes element `x` at position `i` when it is greater than the best so far, or when it is
+    /// the first element that is not NaN (the interpreter's rule: first maximum, NaN skipped).
+    fn argmax_step(&mut self, best: Variable, at: Variable, x: Value, i: Value) {
+        let (b, a) = (self.b.use_var(best), self.b.use_var(at));
+        let greater = self.b.ins().fcmp(FloatCC::GreaterThan, x, b);
+        let none_yet = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, a, 0);
+        let number = self.b.ins().fcmp(FloatCC::Ordered, x, x);
+        let first_number = self.b.ins().band(none_yet, number);
+        let take = self.b.ins().bor(greater, first_number);
+        let (b, a) = (
+            self.b.ins().select(take, x, b),
+            self.b.ins().select(take, i, a),
+        );
+        self.b.def_var(best, b);
+        self.b.def_var(at, a);
+    }
+
+    /// The argmax mask along one axis: per lane, a pass finding the first maximum, then a pass
+    /// writing the lane's 0/1 entries.
+    fn argmax_mask_axis(&mut self, id: NodeId, axis: usize, out: Value) -> Res<()> {
+        let arg = self.args(id)[0];
+        let shape = self.plan.shape(id).to_vec();
+        let len = shape[axis];
+        let mut lanes = shape.clone();
+        lanes.remove(axis);
+        let at_lane = |outer: &[Value], i: Value| {
+            let mut idx = outer.to_vec();
+            idx.insert(axis, i);
+            idx
+        };
+        self.for_each_index(&lanes, &mut Vec::new(), &mut |s, outer| {
+            let (best, at) = s.argmax_start();
+            s.for_range(len, |s, i| {
+                let x = s.eval(arg, &Ix::Multi(at_lane(outer, i)))?;
+                s.argmax_step(best, at, x, i);
+                Ok(())
+            })?;
+            let at = s.b.use_var(at);
+            s.for_range(len, |s, i| {
+                let v = s.indicator(i, at);
+                let o = s.linear(&shape, &at_lane(outer, i));
+                s.store_at(out, o, v);
+                Ok(())
+            })
+        })
+    }
+
     /// A matrix operand of a kernel: its buffer and whether it is stored transposed.
     fn operand(&self, id: NodeId) -> Res<(Value, bool)> {
         if self.plan.storage(id) == Storage::TransposeFlag {
@@ -768,6 +880,29 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 let m = self.int(square(self));
                 let n = self.int(self.size(args[0], 1) as i64);
                 self.call_kernel("optc_kernel_nuclear_norm", &[a, out, m, n])
+            }
+            Op::ExpmFrechet | Op::ExpmFrechet2 => {
+                let name = match self.op(id) {
+                    Op::ExpmFrechet => "optc_kernel_expm_frechet",
+                    _ => "optc_kernel_expm_frechet2",
+                };
+                let mut call = args
+                    .iter()
+                    .map(|&a| self.base(a))
+                    .collect::<Res<Vec<_>>>()?;
+                let n = self.int(square(self));
+                call.extend([out, n]);
+                self.call_kernel(name, &call)
+            }
+            Op::SortScatter | Op::SortGather(_) => {
+                let (name, k) = match self.op(id) {
+                    Op::SortScatter => ("optc_kernel_sort_scatter", self.plan.numel(args[1])),
+                    _ => ("optc_kernel_sort_gather", self.plan.numel(id)),
+                };
+                let (x, values) = (self.base(args[0])?, self.base(args[1])?);
+                let n = self.int(square(self));
+                let k = self.int(k as i64);
+                self.call_kernel(name, &[x, values, out, n, k])
             }
             _ => Err(CpuError::Internal("no kernel for this op")),
         }

@@ -13,12 +13,20 @@
 //! - returns 0, or the status of the first failing kernel (see [`kernels`]).
 //!
 //! # Lowering
+//! Every op of the IR is compiled, the adjoint ops of reverse mode included, except `argmin`
+//! (lower-level problems) and `for` loop indices, which are reported as
+//! [`CpuError::Unsupported`]. Unlike the interpreter, indices of `select` and `scatter` are not
+//! checked at run time: they are truncated to integers, `select` clamps them to its axis and
+//! `scatter` writes nothing for an index outside its axis.
+//!
 //! Elementwise ops (and index-remapping views: broadcast, transpose, slice, select, eye, diag,
-//! diagonal) are fused into the loop of their consumer when it is their only consumer and fusing
-//! recomputes nothing; reductions (sum, max, log-sum-exp, sum-to, trace, card) and `stack` run as
-//! loops over their fused argument expression. Matrix kernels (matmul — with transposed operands
-//! folded into flags —, logdet, solve, inv, expm, sort, topk, nuclear norm) are calls into [`kernels`].
-//! Transcendental functions are calls to the scalar helpers there.
+//! diagonal, and the adjoints expand, pad and scatter) are fused into the loop of their consumer
+//! when it is their only consumer and fusing recomputes nothing; reductions (sum, max,
+//! log-sum-exp, sum-to, trace, card), `stack` and the argmax mask (first maximum, NaN skipped, as
+//! the interpreter) run as loops over their fused argument expression. Matrix kernels (matmul —
+//! with transposed operands folded into flags —, logdet, solve, inv, expm and its first and second
+//! Fréchet derivatives, sort, topk, the sort adjoints scatter/gather, nuclear norm) are calls into
+//! [`kernels`]. Transcendental functions are calls to the scalar helpers there.
 
 mod kernels;
 mod lower;
@@ -45,6 +53,8 @@ pub enum CpuError {
     BadRoot(NodeId),
     /// A node whose size is negative under the given dims.
     NegativeSize(NodeId),
+    /// A slice or pad node whose range does not fit its axis under the given dims.
+    OutOfRange(NodeId),
     /// Cranelift rejected the function.
     Codegen(String),
     /// A bug of the backend itself.
@@ -78,6 +88,9 @@ impl fmt::Display for CpuError {
             CpuError::Unsupported(what) => write!(f, "the CPU backend does not support {what}"),
             CpuError::BadRoot(id) => write!(f, "root {id} is not a node of the program"),
             CpuError::NegativeSize(id) => write!(f, "node {id} has a negative size"),
+            CpuError::OutOfRange(id) => {
+                write!(f, "the range of node {id} does not fit its axis")
+            }
             CpuError::Codegen(msg) => write!(f, "code generation failed: {msg}"),
             CpuError::Internal(msg) => write!(f, "internal error in the CPU backend: {msg}"),
             CpuError::ArrayCount {

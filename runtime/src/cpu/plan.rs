@@ -46,6 +46,9 @@ pub fn is_pointwise(op: &Op) -> bool {
             | Op::DiagPart
             | Op::Diag
             | Op::Select { .. }
+            | Op::Expand { .. }
+            | Op::Pad { .. }
+            | Op::Scatter { .. }
     )
 }
 
@@ -64,16 +67,6 @@ pub fn access(op: &Op) -> Result<Access, CpuError> {
             "loop index outside a `for` constraint",
         )),
         Op::Argmin(_) => Err(CpuError::Unsupported("argmin (lower-level problems)")),
-        Op::Expand { .. }
-        | Op::ArgmaxMask { .. }
-        | Op::Pad { .. }
-        | Op::Scatter { .. }
-        | Op::ExpmFrechet
-        | Op::ExpmFrechet2
-        | Op::SortScatter
-        | Op::SortGather(_) => Err(CpuError::Unsupported(
-            "the adjoint ops of reverse mode (expand, pad, scatter, argmax mask, expm Fréchet, sort scatter/gather)",
-        )),
         Op::MatMul
         | Op::Expm
         | Op::LogDet
@@ -81,7 +74,11 @@ pub fn access(op: &Op) -> Result<Access, CpuError> {
         | Op::Inv
         | Op::SortDesc
         | Op::TopK(_)
-        | Op::NuclearNorm => Ok(Access::Kernel),
+        | Op::NuclearNorm
+        | Op::ExpmFrechet
+        | Op::ExpmFrechet2
+        | Op::SortScatter
+        | Op::SortGather(_) => Ok(Access::Kernel),
         _ => Ok(Access::Loop),
     }
 }
@@ -123,11 +120,16 @@ impl Plan {
 }
 
 /// Whether `consumer` evaluating `arg` at every point of its loops recomputes `arg`'s elements
-/// more often than once each (broadcast expansion, `diag`, the two passes of log-sum-exp).
+/// more often than once each (broadcast expansion, `expand`, the padding of `pad` and the
+/// zeros of `scatter`, `diag`, the two passes of log-sum-exp).
 fn recomputes(program: &Program, shapes: &[Vec<usize>], consumer: NodeId, arg: NodeId) -> bool {
     let numel = |n: NodeId| shapes[n.0 as usize].iter().product::<usize>();
     match program.graph.node(consumer).op {
-        Op::Binary(_) | Op::BroadcastTo(_) => numel(arg) < numel(consumer),
+        Op::Binary(_)
+        | Op::BroadcastTo(_)
+        | Op::Expand { .. }
+        | Op::Pad { .. }
+        | Op::Scatter { .. } => numel(arg) < numel(consumer),
         Op::Diag | Op::LogSumExp { .. } => true,
         _ => false,
     }
@@ -176,6 +178,21 @@ pub fn plan(
                 return Err(CpuError::NegativeSize(id));
             }
             shape.push(size as usize);
+        }
+        // The loops of slice and pad index their argument without bounds checks.
+        let arg_len = |axis: u32| shapes[node.args[0].0 as usize][axis as usize] as i64;
+        let in_range = match node.op {
+            Op::Slice { axis, start, end } => {
+                start.eval(dims) >= 0 && end.eval(dims) <= arg_len(axis)
+            }
+            Op::Pad { axis, start, size } => {
+                let from = start.eval(dims);
+                from >= 0 && from + arg_len(axis) <= size.eval(dims)
+            }
+            _ => true,
+        };
+        if !in_range {
+            return Err(CpuError::OutOfRange(id));
         }
         shapes[id.0 as usize] = shape;
     }
