@@ -59,7 +59,11 @@ impl Lu {
             }
             transpositions += length.saturating_sub(1);
         }
-        let perm_sign = if transpositions.is_multiple_of(2) { 1.0 } else { -1.0 };
+        let perm_sign = if transpositions.is_multiple_of(2) {
+            1.0
+        } else {
+            -1.0
+        };
         Lu { lu, perm_sign }
     }
 

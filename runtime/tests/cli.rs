@@ -361,3 +361,61 @@ fn explain_cost_shows_the_staging_win_on_dagma() {
     assert!(v["setup_flops"].as_f64().unwrap() > 0.0);
     assert!(!v["rules_fired"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn run_gives_the_same_solution_on_both_backends() {
+    let mut results = Vec::new();
+    for backend in ["cpu", "interp"] {
+        let o = optc(&[
+            "run",
+            &example("regression/lasso.opt"),
+            "-q",
+            "--json",
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let v = json(&stdout(&o));
+        assert_eq!(v["backend"], backend);
+        assert_eq!(v["interpreter_fallbacks"], serde_json::json!([]));
+        assert!(v["timings"]["codegen_s"].as_f64().is_some());
+        results.push(v);
+    }
+    assert_eq!(results[0]["iterations"], results[1]["iterations"]);
+    let (a, b) = (
+        results[0]["objective"].as_f64().unwrap(),
+        results[1]["objective"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() <= 1e-9 * a.abs().max(1.0), "{a} vs {b}");
+}
+
+#[test]
+fn bench_reports_compile_time_and_rates_per_backend() {
+    let o = optc(&[
+        "bench",
+        &example("dag/dagma.opt"),
+        "--dims",
+        "n=50,d=5",
+        "--time-ms",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&stdout(&o));
+    assert_eq!(v["dims"], serde_json::json!({"n": 50, "d": 5}));
+    assert!(v["compile_ms"].as_f64().unwrap() > 0.0);
+    for backend in ["cpu", "interp"] {
+        for rate in ["value_grad_per_s", "hvp_per_s"] {
+            let r = v["backends"][backend][rate].as_f64();
+            assert!(r.is_some_and(|r| r > 0.0), "{backend} {rate}: {v}");
+        }
+        assert_eq!(
+            v["backends"][backend]["interpreter_fallbacks"],
+            serde_json::json!([])
+        );
+    }
+    // Random data needs every size.
+    let o = optc(&["bench", &example("dag/dagma.opt"), "--dims", "n=50"]);
+    assert_eq!(code(&o), 65);
+    assert!(stderr(&o).contains("E0352"), "{}", stderr(&o));
+}

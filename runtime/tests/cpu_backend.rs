@@ -12,7 +12,7 @@ use optc_compiler::ir::{
     Program, Shape, Subproblem, SubproblemId, UnaryOp,
 };
 use optc_compiler::simplify::{simplify, CostModel};
-use optc_runtime::cpu::{clif_text, CompiledFn, CpuError, JitCache};
+use optc_runtime::cpu::{clif_text, CompiledFn, CpuError};
 use optc_runtime::interp::{eval, Bindings, NoSubproblems};
 
 /// xorshift64*: a small deterministic generator.
@@ -430,22 +430,6 @@ fn runtime_errors_and_unsupported_ops() {
     let mut out = [0.0; 3];
     let err = f.call(&[&[1.0; 4]], &mut [&mut out]).unwrap_err();
     assert!(matches!(err, CpuError::ArrayLength { what: "output", .. }));
-}
-
-#[test]
-fn cache_compiles_once_per_dims() {
-    let mut m = Model::new(2);
-    let n = m.dim("n", 3);
-    let x = m.var(vec![n]);
-    let s = m.add(Op::Sum { axis: None }, vec![x]);
-    let mut cache = JitCache::new(vec![s]);
-    let mut out = [0.0];
-    for (size, want) in [(3usize, 6.0), (4, 10.0), (3, 6.0)] {
-        let data: Vec<f64> = (1..=size).map(|i| i as f64).collect();
-        let f = cache.get(&m.p, &[size as u64]).unwrap();
-        f.call(&[&data], &mut [&mut out]).unwrap();
-        assert_eq!(out[0], want);
-    }
 }
 
 #[test]

@@ -41,7 +41,6 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
 use optc_compiler::ir::{NodeId, Program};
-use std::collections::HashMap;
 use std::fmt;
 
 /// Why a program cannot be compiled or a compiled function cannot run.
@@ -324,31 +323,5 @@ impl Drop for CompiledFn {
             // SAFETY: `entry` points into this module and dies with `self`.
             unsafe { module.free_memory() };
         }
-    }
-}
-
-/// Compiled functions of fixed roots, one per binding of the dims.
-pub struct JitCache {
-    roots: Vec<NodeId>,
-    compiled: HashMap<Vec<u64>, CompiledFn>,
-}
-
-impl JitCache {
-    pub fn new(roots: Vec<NodeId>) -> Self {
-        JitCache {
-            roots,
-            compiled: HashMap::new(),
-        }
-    }
-
-    /// The function for `dims`, compiled on first use.
-    pub fn get(&mut self, program: &Program, dims: &[u64]) -> Result<&mut CompiledFn, CpuError> {
-        if !self.compiled.contains_key(dims) {
-            let f = CompiledFn::compile(program, &self.roots, dims)?;
-            self.compiled.insert(dims.to_vec(), f);
-        }
-        self.compiled
-            .get_mut(dims)
-            .ok_or(CpuError::Internal("cache entry vanished"))
     }
 }
