@@ -2,7 +2,9 @@
 //! objective (as minimized) plus every scalar constraint function, i.e. the merit that the
 //! penalty and path methods differentiate at unit weights; its value with its gradient, and its
 //! Hessian-vector product, are derived, simplified and staged as a solve would, then timed on a
-//! backend after warm-up, as the median over repeated batches.
+//! backend after warm-up, as the median over repeated batches, at a seeded random point near the
+//! initial one. The machine's single-thread matrix-product rate is measured the same way, so
+//! achieved GFLOP/s can be compared with it.
 
 use crate::interp::EvalError;
 use crate::model::Model;
@@ -93,10 +95,63 @@ pub fn prepare(
             h.hvp
         }
     };
+    let mut rng = Rng::new(5);
+    let x: Vec<f64> = model
+        .x()
+        .iter()
+        .map(|v| v + 0.01 * rng.normal())
+        .collect();
+    model.set_x(&x);
     if simplify {
         return model.simplify(&roots).map_err(BenchError::Simplify);
     }
     Ok(roots)
+}
+
+/// FLOPs of one evaluation of `roots` after setup, by the compiler's cost model.
+pub fn flops_per_eval(model: &Model, roots: &[NodeId]) -> f64 {
+    optc_compiler::simplify::flops(&model.program, roots, &model.bindings.dims).1
+}
+
+/// GFLOP/s of a `size`×`size` f64 matrix product on one thread (the kernel compiled code calls),
+/// median of batches filling about `budget`.
+pub fn matmul_gflops(size: usize, budget: Duration) -> f64 {
+    let a = faer::Mat::<f64>::from_fn(size, size, |i, j| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+    let b = a.transpose().to_owned();
+    let mut c = faer::Mat::<f64>::zeros(size, size);
+    let mut product = || {
+        faer::linalg::matmul::matmul(
+            c.as_mut(),
+            faer::Accum::Replace,
+            a.as_ref(),
+            b.as_ref(),
+            1.0,
+            faer::Par::Seq,
+        )
+    };
+    let seconds = median_seconds(&mut product, budget);
+    2.0 * (size as f64).powi(3) / seconds / 1e9
+}
+
+/// Median seconds per call of `f` after one warm-up call.
+fn median_seconds(f: &mut dyn FnMut(), budget: Duration) -> f64 {
+    f();
+    let start = Instant::now();
+    f();
+    let one = start.elapsed().max(Duration::from_nanos(100)).as_secs_f64();
+    let total = budget.as_secs_f64() / one;
+    let batches = (total as usize).clamp(3, 15);
+    let batch = ((total / batches as f64) as usize).max(1);
+    let mut per_call = Vec::with_capacity(batches);
+    for _ in 0..batches {
+        let start = Instant::now();
+        for _ in 0..batch {
+            f();
+        }
+        per_call.push(start.elapsed().as_secs_f64() / batch as f64);
+    }
+    per_call.sort_by(f64::total_cmp);
+    per_call[per_call.len() / 2]
 }
 
 /// Evaluations per second of `roots`: one warm-up call (code generation, setup values), then
@@ -107,20 +162,17 @@ pub fn evals_per_second(
     budget: Duration,
 ) -> Result<f64, EvalError> {
     model.eval(roots)?;
-    let start = Instant::now();
-    model.eval(roots)?;
-    let one = start.elapsed().max(Duration::from_nanos(100)).as_secs_f64();
-    let total = budget.as_secs_f64() / one;
-    let batches = (total as usize).clamp(3, 15);
-    let batch = ((total / batches as f64) as usize).max(1);
-    let mut per_eval = Vec::with_capacity(batches);
-    for _ in 0..batches {
-        let start = Instant::now();
-        for _ in 0..batch {
-            model.eval(roots)?;
-        }
-        per_eval.push(start.elapsed().as_secs_f64() / batch as f64);
+    let mut failure = None;
+    let seconds = median_seconds(
+        &mut || {
+            if let Err(e) = model.eval(roots) {
+                failure.get_or_insert(e);
+            }
+        },
+        budget,
+    );
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(1.0 / seconds),
     }
-    per_eval.sort_by(f64::total_cmp);
-    Ok(1.0 / per_eval[per_eval.len() / 2])
 }

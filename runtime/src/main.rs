@@ -15,6 +15,9 @@ fn main() -> ExitCode {
             default_hook(info);
         }
     }));
+    // Kernels run on one thread (faer would otherwise use every core for factorizations), so
+    // timings are per core and results do not depend on the machine's thread count.
+    faer::set_global_parallelism(faer::Par::Seq);
     let parsed = match cli::args::Cli::try_parse() {
         Ok(parsed) => parsed,
         Err(e) => {

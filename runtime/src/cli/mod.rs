@@ -758,6 +758,7 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
     let mut compile = None;
     for backend in backends {
         let mut rates = Vec::new();
+        let mut flops = Vec::new();
         let mut fallbacks: Vec<String> = Vec::new();
         for function in [bench::Function::ValueGrad, bench::Function::Hvp] {
             let mut model = Model::new(template.program.clone(), template.bindings.clone())
@@ -771,6 +772,7 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
             let derive_time = derive_start.elapsed();
             let rate = bench::evals_per_second(&mut model, &roots, budget)
                 .map_err(|e| fail(bench::BenchError::Eval(e)))?;
+            flops.push(bench::flops_per_eval(&model, &roots));
             if backend == BackendArg::Cpu && function == bench::Function::ValueGrad {
                 compile = Some((derive_time, model.codegen_time()));
             }
@@ -783,6 +785,9 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
             serde_json::json!({
                 "value_grad_per_s": rates[0],
                 "hvp_per_s": rates[1],
+                "value_grad_gflops": rates[0] * flops[0] / 1e9,
+                "hvp_gflops": rates[1] * flops[1] / 1e9,
+                "flops_per_eval": {"value_grad": flops[0], "hvp": flops[1]},
                 "interpreter_fallbacks": fallbacks,
             }),
         );
@@ -795,12 +800,17 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
         .zip(&template.bindings.dims)
         .map(|(d, v)| (d.name.clone(), serde_json::json!(v)))
         .collect();
+    const PEAK_SIZE: usize = 512;
     let mut json = serde_json::json!({
         "file": a.model.file.display().to_string(),
         "dims": dims,
         "simplified": !a.no_simplify,
         "load_ms": ms(load_time),
         "backends": results,
+        "matmul_peak": {
+            "size": PEAK_SIZE,
+            "gflops": bench::matmul_gflops(PEAK_SIZE, budget),
+        },
     });
     if let Some((derive_time, codegen)) = compile {
         json["compile_ms"] = serde_json::json!(ms(front_end + derive_time + codegen));
@@ -828,12 +838,18 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
                 c.as_f64().unwrap_or(f64::NAN)
             );
         }
-        println!("{:<8} {:>18} {:>14}", "backend", "value+grad /s", "hvp /s");
+        println!(
+            "{:<8} {:>16} {:>10} {:>14} {:>10}",
+            "backend", "value+grad /s", "GFLOP/s", "hvp /s", "GFLOP/s"
+        );
+        let number = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         for (name, r) in &results {
             println!(
-                "{name:<8} {:>18.1} {:>14.1}",
-                r["value_grad_per_s"].as_f64().unwrap_or(f64::NAN),
-                r["hvp_per_s"].as_f64().unwrap_or(f64::NAN)
+                "{name:<8} {:>16.1} {:>10.2} {:>14.1} {:>10.2}",
+                number(r, "value_grad_per_s"),
+                number(r, "value_grad_gflops"),
+                number(r, "hvp_per_s"),
+                number(r, "hvp_gflops"),
             );
             for reason in r["interpreter_fallbacks"].as_array().into_iter().flatten() {
                 println!(
@@ -842,6 +858,10 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
                 );
             }
         }
+        println!(
+            "matmul peak (f64, {PEAK_SIZE}x{PEAK_SIZE}, one thread): {:.2} GFLOP/s",
+            number(&json["matmul_peak"], "gflops")
+        );
     }
     Ok(EXIT_OK)
 }
