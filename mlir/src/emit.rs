@@ -62,6 +62,9 @@ pub const KERNELS: [Kernel; 8] = [
 
 type Res<T> = Result<T, MlirError>;
 
+/// Why GPU kernels refuse exp, log, tanh, sigmoid, softplus and pow.
+const LIBDEVICE: &str = "exp, log, sqrt, tanh, sigmoid, softplus and pow in GPU kernels (NVPTX lowers them to libdevice, which is not available)";
+
 /// An SSA value name (`%v12`).
 type Val = String;
 
@@ -84,9 +87,21 @@ enum Ix {
     Multi(Vec<Val>),
 }
 
+/// Where the function runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Sequential `scf.for` loops on the host.
+    Cpu,
+    /// The loops of pointwise nodes become `scf.parallel` (for outlining to GPU kernels).
+    Gpu,
+}
+
 /// A text emitter for the function of one plan.
 pub struct Emitter<'a> {
     program: &'a Program,
+    target: Target,
+    /// Inside a loop that becomes a GPU kernel.
+    in_kernel: bool,
     plan: &'a Plan,
     dims: &'a [u64],
     body: String,
@@ -103,9 +118,12 @@ pub fn module_text(
     program: &Program,
     plan: &Plan,
     dims: &[u64],
+    target: Target,
 ) -> Res<(String, Vec<&'static str>)> {
     let mut e = Emitter {
         program,
+        target,
+        in_kernel: false,
         plan,
         dims,
         body: String::new(),
@@ -307,6 +325,52 @@ impl<'a> Emitter<'a> {
         Ok(results)
     }
 
+    /// Emits `scf.parallel` over `0..n` running `body(i)` (nothing for `n = 0`).
+    fn parallel_range(
+        &mut self,
+        n: usize,
+        body: &mut dyn FnMut(&mut Self, &Val) -> Res<()>,
+    ) -> Res<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let (lo, hi, step) = (self.index(0), self.index(n as i64), self.index(1));
+        let i = self.fresh();
+        self.line(format!(
+            "scf.parallel ({i}) = ({lo}) to ({hi}) step ({step}) {{"
+        ));
+        self.depth += 1;
+        self.in_kernel = true;
+        let done = body(self, &i);
+        self.in_kernel = false;
+        done?;
+        self.depth -= 1;
+        self.line("}");
+        Ok(())
+    }
+
+    /// The per-axis indices of row-major flat position `i` in `shape`.
+    fn unflatten(&mut self, shape: &[usize], i: &Val) -> Vec<Val> {
+        let mut idx = vec![String::new(); shape.len()];
+        let mut stride = 1usize;
+        for axis in (0..shape.len()).rev() {
+            let scaled = if stride == 1 {
+                i.clone()
+            } else {
+                let s = self.index(stride as i64);
+                self.index_op("arith.divui", i, &s)
+            };
+            idx[axis] = if axis == 0 {
+                scaled
+            } else {
+                let size = self.index(shape[axis] as i64);
+                self.index_op("arith.remui", &scaled, &size)
+            };
+            stride *= shape[axis];
+        }
+        idx
+    }
+
     /// Runs `body(idx, accs)` over every index of `shape`, row-major, carrying `accs`.
     fn for_each_index(
         &mut self,
@@ -470,7 +534,7 @@ impl<'a> Emitter<'a> {
             Op::DimSize(d) => self.float(d.eval(self.dims) as f64),
             Op::Unary(u) => {
                 let x = self.eval(args[0], ix)?;
-                self.unary(*u, &x)
+                self.unary(*u, &x)?
             }
             Op::Binary(o) => {
                 let ia = self.broadcast_ix(args[0], ix);
@@ -480,7 +544,7 @@ impl<'a> Emitter<'a> {
                 }
                 let ib = self.broadcast_ix(args[1], ix);
                 let b = self.eval(args[1], &ib)?;
-                self.binary(*o, &a, &b)
+                self.binary(*o, &a, &b)?
             }
             Op::BroadcastTo(_) => {
                 let ia = self.broadcast_ix(args[0], ix);
@@ -535,13 +599,43 @@ impl<'a> Emitter<'a> {
         })
     }
 
-    fn unary(&mut self, op: UnaryOp, x: &Val) -> Val {
-        match op {
+    /// Refuses, inside GPU kernels, the math functions that NVPTX lowers to libdevice calls.
+    fn check_gpu_math(&self, what: &'static str) -> Res<()> {
+        if self.in_kernel {
+            return Err(MlirError::Unsupported(what));
+        }
+        Ok(())
+    }
+
+    /// |x|: `math.absf`, or on the GPU (where NVPTX would call libdevice) the sign bit cleared.
+    fn abs(&mut self, x: &Val) -> Val {
+        if !self.in_kernel {
+            return self.f64_op("math.absf", &[x]);
+        }
+        let bits = self.assign(format!("arith.bitcast {x} : f64 to i64"));
+        let mask = self.int_const(i64::MAX, "i64");
+        let cleared = self.assign(format!("arith.andi {bits}, {mask} : i64"));
+        self.assign(format!("arith.bitcast {cleared} : i64 to f64"))
+    }
+
+    fn unary(&mut self, op: UnaryOp, x: &Val) -> Res<Val> {
+        if matches!(
+            op,
+            UnaryOp::Exp
+                | UnaryOp::Log
+                | UnaryOp::Sqrt
+                | UnaryOp::Tanh
+                | UnaryOp::Sigmoid
+                | UnaryOp::Softplus
+        ) {
+            self.check_gpu_math(LIBDEVICE)?;
+        }
+        Ok(match op {
             UnaryOp::Neg => self.f64_op("arith.negf", &[x]),
             UnaryOp::Exp => self.f64_op("math.exp", &[x]),
             UnaryOp::Log => self.f64_op("math.log", &[x]),
             UnaryOp::Sqrt => self.f64_op("math.sqrt", &[x]),
-            UnaryOp::Abs => self.f64_op("math.absf", &[x]),
+            UnaryOp::Abs => self.abs(x),
             UnaryOp::Tanh => self.f64_op("math.tanh", &[x]),
             UnaryOp::Sign => {
                 let zero = self.float(0.0);
@@ -579,16 +673,19 @@ impl<'a> Emitter<'a> {
                 let zero = self.float(0.0);
                 let positive = self.cmpf("ogt", x, &zero);
                 let relu = self.select(&positive, x, &zero);
-                let abs = self.f64_op("math.absf", &[x]);
+                let abs = self.abs(x);
                 let minus = self.f64_op("arith.negf", &[&abs]);
                 let e = self.f64_op("math.exp", &[&minus]);
                 let l = self.f64_op("math.log1p", &[&e]);
                 self.f64_op("arith.addf", &[&relu, &l])
             }
-        }
+        })
     }
 
-    fn binary(&mut self, op: BinaryOp, a: &Val, b: &Val) -> Val {
+    fn binary(&mut self, op: BinaryOp, a: &Val, b: &Val) -> Res<Val> {
+        if op == BinaryOp::Pow {
+            self.check_gpu_math(LIBDEVICE)?;
+        }
         let name = match op {
             BinaryOp::Add => "arith.addf",
             BinaryOp::Sub => "arith.subf",
@@ -598,7 +695,7 @@ impl<'a> Emitter<'a> {
             BinaryOp::Min => "arith.minimumf",
             BinaryOp::Pow => "math.powf",
         };
-        self.f64_op(name, &[a, b])
+        Ok(self.f64_op(name, &[a, b]))
     }
 
     fn node(&mut self, id: NodeId) -> Res<()> {
@@ -610,7 +707,21 @@ impl<'a> Emitter<'a> {
         let max = |s: &mut Self, a: &Val, x: &Val| s.f64_op("arith.maximumf", &[a, x]);
         if is_pointwise(op) {
             let numel = self.plan.numel(id);
-            if is_elementwise(op) && args.iter().all(|&a| self.flat_ok(a, numel)) {
+            let flat = is_elementwise(op) && args.iter().all(|&a| self.flat_ok(a, numel));
+            if self.target == Target::Gpu {
+                let shape = self.plan.shape(id).to_vec();
+                return self.parallel_range(numel, &mut |s, i| {
+                    let ix = if flat {
+                        Ix::Flat(i.clone())
+                    } else {
+                        Ix::Multi(s.unflatten(&shape, i))
+                    };
+                    let v = s.eval_op(id, &ix)?;
+                    s.store(&v, &out, base, Some(i));
+                    Ok(())
+                });
+            }
+            if flat {
                 self.for_range(numel, Vec::new(), &mut |s, i, _| {
                     let v = s.eval_op(id, &Ix::Flat(i.clone()))?;
                     s.store(&v, &out, base, Some(i));
@@ -637,7 +748,7 @@ impl<'a> Emitter<'a> {
                     Op::Max { .. } => self.fold(args[0], f64::NEG_INFINITY, &max)?,
                     Op::Card => self.fold(args[0], 0.0, &|s, a, x| {
                         let zero = s.float(0.0);
-                        let abs = s.f64_op("math.absf", &[x]);
+                        let abs = s.abs(x);
                         let nonzero = s.cmpf("ogt", &abs, &zero);
                         let one = s.float(1.0);
                         let inc = s.select(&nonzero, &one, &zero);

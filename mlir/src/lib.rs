@@ -19,19 +19,24 @@
 mod emit;
 mod plan;
 
-pub use emit::{Kernel, ENTRY, KERNELS};
+pub use emit::{Kernel, Target, ENTRY, KERNELS};
 
 use melior::dialect::DialectRegistry;
-use melior::ir::Module;
+use melior::ir::attribute::ArrayAttribute;
+use melior::ir::block::BlockLike;
+use melior::ir::operation::OperationLike;
+use melior::ir::{AttributeLike, Module};
 use melior::pass::PassManager;
 use melior::utility::{
     parse_pass_pipeline, register_all_dialects, register_all_llvm_translations, register_all_passes,
 };
 use melior::Context;
 use melior::ExecutionEngine;
+use melior::StringRef;
+use mlir_sys::mlirGPUObjectAttrGetObject;
 use optc_compiler::ir::{NodeId, Program};
 use std::cell::RefCell;
-use std::fmt;
+use std::fmt::{self, Write};
 use std::rc::Rc;
 
 /// Lowers func/arith/math/scf/memref/cf to the LLVM dialect; transcendental functions to libm.
@@ -39,6 +44,14 @@ pub const CPU_PIPELINE: &str = "builtin.module(canonicalize,cse,convert-math-to-
 convert-scf-to-cf,convert-math-to-llvm,expand-strided-metadata,finalize-memref-to-llvm,\
 convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,\
 reconcile-unrealized-casts)";
+
+/// Outlines the `scf.parallel` loops to GPU kernels (256 threads a block) and lowers them to PTX
+/// for sm_90 (each `gpu.module` becomes a `gpu.binary` holding its PTX).
+pub const PTX_PIPELINE: &str = "builtin.module(func.func(scf-parallel-loop-tiling{\
+parallel-loop-tile-sizes=256 no-min-max-bounds=true},gpu-map-parallel-loops,\
+convert-parallel-loops-to-gpu),gpu-kernel-outlining,nvvm-attach-target{chip=sm_90 \
+features=+ptx80 O=3},gpu.module(lower-affine,convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,\
+cse,reconcile-unrealized-casts),gpu-module-to-binary{format=isa})";
 
 /// Why a program cannot be lowered or a compiled function cannot run.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,7 +117,52 @@ impl std::error::Error for MlirError {}
 /// The MLIR text of the function computing `roots` under `dims` (before any pass).
 pub fn mlir_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<String, MlirError> {
     let plan = plan::plan(program, roots, dims)?;
-    Ok(emit::module_text(program, &plan, dims)?.0)
+    Ok(emit::module_text(program, &plan, dims, Target::Cpu)?.0)
+}
+
+/// The PTX (sm_90, f64) of the GPU kernels of the function computing `roots` under `dims`: one
+/// kernel per buffered pointwise node (a fused elementwise/view expression), one thread per
+/// element. Each kernel is its own PTX module, introduced by a `// gpu.module @name` line.
+///
+/// Only the pointwise loops are outlined: reductions and matrix kernels stay in the host
+/// function, which this does not lower. Kernels that need libdevice (exp, log, sqrt, tanh, pow and
+/// the ops built on them) are refused, as its bitcode is not available here.
+pub fn ptx_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<String, MlirError> {
+    let plan = plan::plan(program, roots, dims)?;
+    let (text, _) = emit::module_text(program, &plan, dims, Target::Gpu)?;
+    let context = context();
+    let module = parse_and_lower(&context, &text, PTX_PIPELINE)?;
+    let mut ptx = String::new();
+    let mut next = module.body().first_operation();
+    while let Some(op) = next {
+        if op.name().as_string_ref().as_str() == Ok("gpu.binary") {
+            let name = op
+                .attribute("sym_name")
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let objects = op
+                .attribute("objects")
+                .and_then(ArrayAttribute::try_from)
+                .and_then(|objects| objects.element(0))
+                .map_err(|e| MlirError::Mlir(e.to_string()))?;
+            // SAFETY: `objects` of a `gpu.binary` holds `#gpu.object` attributes; the string
+            // lives as long as the context.
+            let object =
+                unsafe { StringRef::from_raw(mlirGPUObjectAttrGetObject(objects.to_raw())) };
+            let object = object
+                .as_str()
+                .map_err(|_| MlirError::Internal("PTX that is not UTF-8"))?;
+            let _ = writeln!(ptx, "// gpu.module @{}", name.trim_matches('"'));
+            ptx.push_str(object);
+        }
+        next = op.next_in_block();
+    }
+    if ptx.contains(".extern .func") {
+        return Err(MlirError::Unsupported(
+            "functions of libdevice in GPU kernels (not available)",
+        ));
+    }
+    Ok(ptx)
 }
 
 /// A context with every dialect, pass and LLVM translation registered.
@@ -190,7 +248,7 @@ impl MlirCpuFn {
         symbols: &[(&str, *const u8)],
     ) -> Result<Self, MlirError> {
         let plan = plan::plan(program, roots, dims)?;
-        let (text, kernels) = emit::module_text(program, &plan, dims)?;
+        let (text, kernels) = emit::module_text(program, &plan, dims, Target::Cpu)?;
         let mut addresses = Vec::with_capacity(kernels.len());
         for name in kernels {
             let address = symbols
