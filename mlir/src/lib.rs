@@ -1,6 +1,7 @@
 //! MLIR backend of optc: lowers root nodes of a [`Program`], for given dim sizes, to one MLIR
 //! function (func, arith, math, scf, memref, cf dialects) and runs it on the CPU through MLIR's
-//! `ExecutionEngine` (built with melior against LLVM/MLIR 22).
+//! `ExecutionEngine` (built with melior against LLVM/MLIR 22): [`mlir_text`], [`MlirCpuFn`].
+//! [`ptx_text`] outlines its pointwise loops to GPU kernels and emits their PTX for sm_90.
 //!
 //! # The function
 //! ```text
@@ -19,7 +20,9 @@
 mod emit;
 mod plan;
 
-pub use emit::{Kernel, Target, ENTRY, KERNELS};
+pub use emit::{Kernel, ENTRY, KERNELS};
+
+use emit::Target;
 
 use melior::dialect::DialectRegistry;
 use melior::ir::attribute::ArrayAttribute;
@@ -165,12 +168,12 @@ pub fn ptx_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Str
     Ok(ptx)
 }
 
-/// A context with every dialect, pass and LLVM translation registered.
+/// A context with every dialect, pass and LLVM translation registered; single-threaded (the
+/// modules are small, and each compiled function keeps its context).
 fn context() -> Context {
     let registry = DialectRegistry::new();
     register_all_dialects(&registry);
-    let context = Context::new();
-    context.append_dialect_registry(&registry);
+    let context = Context::new_with_registry(&registry, false);
     context.load_all_available_dialects();
     register_all_llvm_translations(&context);
     register_all_passes();
