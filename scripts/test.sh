@@ -2,4 +2,5 @@
 # The whole test suite (the README's test command). Snapshot tests fail on any change when CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --workspace "$@"
+# optc-mlir needs LLVM/MLIR 22 (scripts/install-mlir.sh); .ci/run tests it separately.
+cargo test --workspace --exclude optc-mlir "$@"

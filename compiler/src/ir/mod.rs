@@ -14,7 +14,7 @@ mod print;
 mod shape;
 mod verify;
 
-pub use print::print_program;
+pub use print::{op_text, print_program};
 pub use shape::{broadcast_shapes, infer_shape, ShapeError};
 pub use verify::verify;
 

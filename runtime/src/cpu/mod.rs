@@ -32,7 +32,7 @@ mod kernels;
 mod lower;
 mod plan;
 
-pub use kernels::{BAD_TOPK, NONPOSITIVE_DET, OK, SINGULAR, SVD_FAILED};
+pub use kernels::{symbols, Symbol, BAD_TOPK, NONPOSITIVE_DET, OK, SINGULAR, SVD_FAILED};
 
 use cranelift_codegen::ir::types::I32;
 use cranelift_codegen::ir::{AbiParam, UserFuncName};

@@ -1,0 +1,1014 @@
+//! MLIR text of a planned function: one `func.func @optc_main` over rank-1 `memref<?xf64>` views
+//! of the caller's arrays, built from the func, arith, math, scf, memref and cf dialects.
+//!
+//! A buffered node is computed by a loop nest (`scf.for`) over its own index space; the value of
+//! each element is built by [`Emitter::eval`], which recurses through fused arguments (remapping
+//! indices for broadcasting, transposes, slices, diagonals) and loads buffered ones. A fused
+//! expression that is elementwise down to buffers of the loop's size (or of one element) runs as
+//! one flat loop. Reductions carry their accumulators through `iter_args`. Matrix kernels are
+//! `func.call`s to external C functions (see [`KERNELS`]); a nonzero status returns at once.
+
+use crate::plan::{is_elementwise, is_pointwise, Plan, Storage};
+use crate::MlirError;
+use optc_compiler::ir::{op_text, BinaryOp, NodeId, Op, Program, UnaryOp};
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+/// Name of the entry function.
+pub const ENTRY: &str = "optc_main";
+
+/// A C kernel: name and MLIR parameter types; every kernel returns an `i32` status.
+pub struct Kernel {
+    pub name: &'static str,
+    pub params: &'static str,
+}
+
+/// The runtime kernels the lowering may call, with their C signatures (pointers to row-major f64
+/// arrays, sizes as i64, transpose flags as i32).
+pub const KERNELS: [Kernel; 8] = [
+    Kernel {
+        name: "optc_kernel_matmul",
+        params: "!llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64, i64, i32, i32",
+    },
+    Kernel {
+        name: "optc_kernel_logdet",
+        params: "!llvm.ptr, !llvm.ptr, i64",
+    },
+    Kernel {
+        name: "optc_kernel_solve",
+        params: "!llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64",
+    },
+    Kernel {
+        name: "optc_kernel_inv",
+        params: "!llvm.ptr, !llvm.ptr, i64",
+    },
+    Kernel {
+        name: "optc_kernel_expm",
+        params: "!llvm.ptr, !llvm.ptr, i64",
+    },
+    Kernel {
+        name: "optc_kernel_sort_desc",
+        params: "!llvm.ptr, !llvm.ptr, i64",
+    },
+    Kernel {
+        name: "optc_kernel_topk",
+        params: "!llvm.ptr, !llvm.ptr, i64, i64",
+    },
+    Kernel {
+        name: "optc_kernel_nuclear_norm",
+        params: "!llvm.ptr, !llvm.ptr, i64, i64",
+    },
+];
+
+type Res<T> = Result<T, MlirError>;
+
+/// Why GPU kernels refuse exp, log, tanh, sigmoid, softplus and pow.
+const LIBDEVICE: &str = "exp, log, sqrt, tanh, sigmoid, softplus and pow in GPU kernels (NVPTX lowers them to libdevice, which is not available)";
+
+/// An SSA value name (`%v12`).
+type Val = String;
+
+/// The body of a loop over one index: the index and the carried accumulators in, the next
+/// accumulators out.
+type RangeBody<'e, 'a> = dyn FnMut(&mut Emitter<'a>, &Val, &[Val]) -> Res<Vec<Val>> + 'e;
+
+/// The body of a loop nest: one index per axis.
+type NestBody<'e, 'a> = dyn FnMut(&mut Emitter<'a>, &[Val], &[Val]) -> Res<Vec<Val>> + 'e;
+
+/// The body of a scan: the element's position and value.
+type ScanBody<'e, 'a> = dyn FnMut(&mut Emitter<'a>, &Ix, Val, &[Val]) -> Res<Vec<Val>> + 'e;
+
+/// Combines an accumulator and an element.
+type Combine<'e, 'a> = dyn Fn(&mut Emitter<'a>, &Val, &Val) -> Val + 'e;
+
+/// The position of an element: one flat index (elementwise loops) or one index per axis.
+enum Ix {
+    Flat(Val),
+    Multi(Vec<Val>),
+}
+
+/// Where the function runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Sequential `scf.for` loops on the host.
+    Cpu,
+    /// The loops of pointwise nodes become `scf.parallel` (for outlining to GPU kernels).
+    Gpu,
+}
+
+/// A text emitter for the function of one plan.
+pub struct Emitter<'a> {
+    program: &'a Program,
+    target: Target,
+    /// Inside a loop that becomes a GPU kernel.
+    in_kernel: bool,
+    plan: &'a Plan,
+    dims: &'a [u64],
+    body: String,
+    depth: usize,
+    next_value: usize,
+    next_block: usize,
+    /// Kernels called, declared at the end.
+    used: BTreeSet<&'static str>,
+}
+
+/// The MLIR module text of a plan: the entry function and the declarations of the kernels it
+/// calls (in [`KERNELS`] order), and the names of those kernels.
+pub fn module_text(
+    program: &Program,
+    plan: &Plan,
+    dims: &[u64],
+    target: Target,
+) -> Res<(String, Vec<&'static str>)> {
+    let mut e = Emitter {
+        program,
+        target,
+        in_kernel: false,
+        plan,
+        dims,
+        body: String::new(),
+        depth: 2,
+        next_value: 0,
+        next_block: 0,
+        used: BTreeSet::new(),
+    };
+    for &id in &plan.schedule {
+        e.node(id)?;
+    }
+    for &(k, id) in &plan.copies {
+        e.copy(id, k)?;
+    }
+    let ok = e.int_const(0, "i32");
+    e.line(format!("cf.br ^ret({ok} : i32)"));
+
+    let mut params: Vec<String> = (0..program.inputs.len())
+        .map(|k| format!("%in{k}: memref<?xf64>"))
+        .collect();
+    params.extend((0..plan.outputs).map(|k| format!("%out{k}: memref<?xf64>")));
+    params.push("%scratch: memref<?xf64>".into());
+
+    let mut text = String::from("module {\n");
+    let _ = writeln!(
+        text,
+        "  func.func @{ENTRY}({}) -> i32 attributes {{llvm.emit_c_interface}} {{",
+        params.join(", ")
+    );
+    text.push_str(&e.body);
+    text.push_str("  ^ret(%status: i32):\n    return %status : i32\n  }\n");
+    let used: Vec<&'static str> = KERNELS
+        .iter()
+        .filter(|k| e.used.contains(k.name))
+        .map(|k| k.name)
+        .collect();
+    for kernel in KERNELS.iter().filter(|k| e.used.contains(k.name)) {
+        let _ = writeln!(
+            text,
+            "  func.func private @{}({}) -> i32",
+            kernel.name, kernel.params
+        );
+    }
+    text.push_str("}\n");
+    Ok((text, used))
+}
+
+/// An f64 literal MLIR parses back exactly (decimal with a point, or hex for non-finite values).
+fn float_literal(x: f64) -> String {
+    if !x.is_finite() {
+        return format!("0x{:016X}", x.to_bits());
+    }
+    let s = format!("{x:?}");
+    match (s.contains('.'), s.find('e')) {
+        (false, Some(e)) => format!("{}.0{}", &s[..e], &s[e..]),
+        (false, None) => format!("{s}.0"),
+        _ => s,
+    }
+}
+
+impl<'a> Emitter<'a> {
+    fn line(&mut self, text: impl AsRef<str>) {
+        for _ in 0..self.depth {
+            self.body.push_str("  ");
+        }
+        self.body.push_str(text.as_ref());
+        self.body.push('\n');
+    }
+
+    fn fresh(&mut self) -> Val {
+        self.next_value += 1;
+        format!("%v{}", self.next_value)
+    }
+
+    /// Emits `%v = <rhs>` and returns `%v`.
+    fn assign(&mut self, rhs: impl AsRef<str>) -> Val {
+        let v = self.fresh();
+        self.line(format!("{v} = {}", rhs.as_ref()));
+        v
+    }
+
+    fn op(&self, id: NodeId) -> &'a Op {
+        &self.program.graph.node(id).op
+    }
+
+    fn args(&self, id: NodeId) -> &'a [NodeId] {
+        &self.program.graph.node(id).args
+    }
+
+    fn size(&self, id: NodeId, axis: usize) -> usize {
+        self.plan.shape(id)[axis]
+    }
+
+    fn index(&mut self, n: i64) -> Val {
+        self.assign(format!("arith.constant {n} : index"))
+    }
+
+    fn int_const(&mut self, n: i64, ty: &str) -> Val {
+        self.assign(format!("arith.constant {n} : {ty}"))
+    }
+
+    fn float(&mut self, x: f64) -> Val {
+        self.assign(format!("arith.constant {} : f64", float_literal(x)))
+    }
+
+    fn f64_op(&mut self, op: &str, args: &[&Val]) -> Val {
+        let list: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+        self.assign(format!("{op} {} : f64", list.join(", ")))
+    }
+
+    fn index_op(&mut self, op: &str, a: &Val, b: &Val) -> Val {
+        self.assign(format!("{op} {a}, {b} : index"))
+    }
+
+    fn cmpf(&mut self, pred: &str, a: &Val, b: &Val) -> Val {
+        self.assign(format!("arith.cmpf {pred}, {a}, {b} : f64"))
+    }
+
+    fn select(&mut self, cond: &Val, a: &Val, b: &Val) -> Val {
+        self.assign(format!("arith.select {cond}, {a}, {b} : f64"))
+    }
+
+    /// The memref holding a buffered node and the element offset of its first element.
+    fn buffer(&self, id: NodeId) -> Res<(String, usize)> {
+        Ok(match self.plan.storage(id) {
+            Storage::Input(k) => (format!("%in{k}"), 0),
+            Storage::Output(k) => (format!("%out{k}"), 0),
+            Storage::Scratch(at) => ("%scratch".into(), at),
+            _ => return Err(MlirError::Internal("read of an unbuffered node")),
+        })
+    }
+
+    /// `offset + base` as an index value (`None` offset: the first element).
+    fn position(&mut self, base: usize, offset: Option<&Val>) -> Val {
+        match (offset, base) {
+            (Some(o), 0) => o.clone(),
+            (Some(o), b) => {
+                let b = self.index(b as i64);
+                self.index_op("arith.addi", o, &b)
+            }
+            (None, b) => self.index(b as i64),
+        }
+    }
+
+    fn load(&mut self, memref: &str, base: usize, offset: Option<&Val>) -> Val {
+        let at = self.position(base, offset);
+        self.assign(format!("memref.load {memref}[{at}] : memref<?xf64>"))
+    }
+
+    fn store(&mut self, v: &Val, memref: &str, base: usize, offset: Option<&Val>) {
+        let at = self.position(base, offset);
+        self.line(format!("memref.store {v}, {memref}[{at}] : memref<?xf64>"));
+    }
+
+    /// Emits `scf.for` over `0..n` carrying `accs` (f64); `body(i, accs)` returns the next
+    /// accumulators. Returns the final accumulators. Loops of length 0 and 1 are unrolled.
+    fn for_range(
+        &mut self,
+        n: usize,
+        accs: Vec<Val>,
+        body: &mut RangeBody<'_, 'a>,
+    ) -> Res<Vec<Val>> {
+        match n {
+            0 => return Ok(accs),
+            1 => {
+                let zero = self.index(0);
+                return body(self, &zero, &accs);
+            }
+            _ => {}
+        }
+        let (lo, hi, step) = (self.index(0), self.index(n as i64), self.index(1));
+        let i = self.fresh();
+        let header = format!("scf.for {i} = {lo} to {hi} step {step}");
+        let results: Vec<Val> = accs.iter().map(|_| self.fresh()).collect();
+        let carried: Vec<Val> = accs.iter().map(|_| self.fresh()).collect();
+        if accs.is_empty() {
+            self.line(format!("{header} {{"));
+        } else {
+            let inits: Vec<String> = carried
+                .iter()
+                .zip(&accs)
+                .map(|(c, a)| format!("{c} = {a}"))
+                .collect();
+            let types = vec!["f64"; accs.len()].join(", ");
+            self.line(format!(
+                "{} = {header} iter_args({}) -> ({types}) {{",
+                results.join(", "),
+                inits.join(", ")
+            ));
+        }
+        self.depth += 1;
+        let next = body(self, &i, &carried)?;
+        if !next.is_empty() {
+            let types = vec!["f64"; next.len()].join(", ");
+            self.line(format!("scf.yield {} : {types}", next.join(", ")));
+        }
+        self.depth -= 1;
+        self.line("}");
+        Ok(results)
+    }
+
+    /// Emits `scf.parallel` over `0..n` running `body(i)` (nothing for `n = 0`).
+    fn parallel_range(
+        &mut self,
+        n: usize,
+        body: &mut dyn FnMut(&mut Self, &Val) -> Res<()>,
+    ) -> Res<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let (lo, hi, step) = (self.index(0), self.index(n as i64), self.index(1));
+        let i = self.fresh();
+        self.line(format!(
+            "scf.parallel ({i}) = ({lo}) to ({hi}) step ({step}) {{"
+        ));
+        self.depth += 1;
+        self.in_kernel = true;
+        let done = body(self, &i);
+        self.in_kernel = false;
+        done?;
+        self.depth -= 1;
+        self.line("}");
+        Ok(())
+    }
+
+    /// The per-axis indices of row-major flat position `i` in `shape`.
+    fn unflatten(&mut self, shape: &[usize], i: &Val) -> Vec<Val> {
+        let mut idx = vec![String::new(); shape.len()];
+        let mut stride = 1usize;
+        for axis in (0..shape.len()).rev() {
+            let scaled = if stride == 1 {
+                i.clone()
+            } else {
+                let s = self.index(stride as i64);
+                self.index_op("arith.divui", i, &s)
+            };
+            idx[axis] = if axis == 0 {
+                scaled
+            } else {
+                let size = self.index(shape[axis] as i64);
+                self.index_op("arith.remui", &scaled, &size)
+            };
+            stride *= shape[axis];
+        }
+        idx
+    }
+
+    /// Runs `body(idx, accs)` over every index of `shape`, row-major, carrying `accs`.
+    fn for_each_index(
+        &mut self,
+        shape: &[usize],
+        accs: Vec<Val>,
+        body: &mut NestBody<'_, 'a>,
+    ) -> Res<Vec<Val>> {
+        self.nest(shape, &mut Vec::new(), accs, body)
+    }
+
+    fn nest(
+        &mut self,
+        shape: &[usize],
+        prefix: &mut Vec<Val>,
+        accs: Vec<Val>,
+        body: &mut NestBody<'_, 'a>,
+    ) -> Res<Vec<Val>> {
+        if prefix.len() == shape.len() {
+            return body(self, prefix, &accs);
+        }
+        self.for_range(shape[prefix.len()], accs, &mut |s, i, carried| {
+            prefix.push(i.clone());
+            let done = s.nest(shape, prefix, carried.to_vec(), body);
+            prefix.pop();
+            done
+        })
+    }
+
+    /// Row-major element offset of `idx` in `shape` (`None` for 0); size-1 axes contribute nothing.
+    fn linear(&mut self, shape: &[usize], idx: &[Val]) -> Option<Val> {
+        let mut stride = 1i64;
+        let mut offset: Option<Val> = None;
+        for (axis, &size) in shape.iter().enumerate().rev() {
+            if size != 1 {
+                let term = if stride == 1 {
+                    idx[axis].clone()
+                } else {
+                    let s = self.index(stride);
+                    self.index_op("arith.muli", &idx[axis], &s)
+                };
+                offset = Some(match offset {
+                    None => term,
+                    Some(o) => self.index_op("arith.addi", &o, &term),
+                });
+            }
+            stride *= size as i64;
+        }
+        offset
+    }
+
+    /// Element offset of `ix` in the buffer of `id`.
+    fn offset(&mut self, id: NodeId, ix: &Ix) -> Option<Val> {
+        match ix {
+            Ix::Flat(i) => (self.plan.numel(id) != 1).then(|| i.clone()),
+            Ix::Multi(idx) => {
+                let shape = self.plan.shape(id).to_vec();
+                self.linear(&shape, idx)
+            }
+        }
+    }
+
+    /// Whether `id`, evaluated over `numel` elements, is elementwise all the way down to buffers
+    /// of `numel` or one element (so one flat loop computes it).
+    fn flat_ok(&self, id: NodeId, numel: usize) -> bool {
+        if self.plan.is_buffered(id) {
+            let own = self.plan.numel(id);
+            return own == numel || own == 1;
+        }
+        is_elementwise(self.op(id)) && self.args(id).iter().all(|&a| self.flat_ok(a, numel))
+    }
+
+    /// Visits every element of `id` (row-major) with its index and value, carrying `accs`; flat
+    /// when possible unless `multi` asks for per-axis indices.
+    fn scan(
+        &mut self,
+        id: NodeId,
+        multi: bool,
+        accs: Vec<Val>,
+        body: &mut ScanBody<'_, 'a>,
+    ) -> Res<Vec<Val>> {
+        let numel = self.plan.numel(id);
+        if !multi && (self.plan.is_buffered(id) || self.flat_ok(id, numel)) {
+            self.for_range(numel, accs, &mut |s, i, carried| {
+                let ix = Ix::Flat(i.clone());
+                let v = s.eval(id, &ix)?;
+                body(s, &ix, v, carried)
+            })
+        } else {
+            let shape = self.plan.shape(id).to_vec();
+            self.for_each_index(&shape, accs, &mut |s, idx, carried| {
+                let ix = Ix::Multi(idx.to_vec());
+                let v = s.eval(id, &ix)?;
+                body(s, &ix, v, carried)
+            })
+        }
+    }
+
+    /// Folds every element of `arg` into one accumulator starting at `init`.
+    fn fold(&mut self, arg: NodeId, init: f64, combine: &Combine<'_, 'a>) -> Res<Val> {
+        let start = self.float(init);
+        let done = self.scan(arg, false, vec![start], &mut |s, _, x, accs| {
+            Ok(vec![combine(s, &accs[0], &x)])
+        })?;
+        Ok(done[0].clone())
+    }
+
+    /// The value of `id` at `ix`: a load when buffered, else its fused expression.
+    fn eval(&mut self, id: NodeId, ix: &Ix) -> Res<Val> {
+        if self.plan.is_buffered(id) {
+            let (memref, base) = self.buffer(id)?;
+            let offset = self.offset(id, ix);
+            Ok(self.load(&memref, base, offset.as_ref()))
+        } else {
+            self.eval_op(id, ix)
+        }
+    }
+
+    /// The index of broadcast argument `arg` for the element `ix` of its consumer.
+    fn broadcast_ix(&mut self, arg: NodeId, ix: &Ix) -> Ix {
+        match ix {
+            Ix::Flat(i) => Ix::Flat(i.clone()),
+            Ix::Multi(idx) => {
+                let shape = self.plan.shape(arg).to_vec();
+                let drop = idx.len() - shape.len();
+                Ix::Multi(
+                    shape
+                        .iter()
+                        .enumerate()
+                        .map(|(j, &size)| {
+                            if size == 1 {
+                                self.index(0)
+                            } else {
+                                idx[drop + j].clone()
+                            }
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+
+    fn multi(ix: &Ix) -> Res<&[Val]> {
+        match ix {
+            Ix::Multi(idx) => Ok(idx),
+            Ix::Flat(_) => Err(MlirError::Internal("flat index for an index-remapping op")),
+        }
+    }
+
+    /// 1.0 where `i == j`, else `value` … 0.0.
+    fn on_diagonal(&mut self, i: &Val, j: &Val, value: &Val) -> Val {
+        let same = self.assign(format!("arith.cmpi eq, {i}, {j} : index"));
+        let zero = self.float(0.0);
+        self.select(&same, value, &zero)
+    }
+
+    /// The value of pointwise node `id` at `ix`, computed from its arguments.
+    fn eval_op(&mut self, id: NodeId, ix: &Ix) -> Res<Val> {
+        let args = self.args(id);
+        Ok(match self.op(id) {
+            Op::Const(c) => self.float(*c),
+            Op::DimSize(d) => self.float(d.eval(self.dims) as f64),
+            Op::Unary(u) => {
+                let x = self.eval(args[0], ix)?;
+                self.unary(*u, &x)?
+            }
+            Op::Binary(o) => {
+                let ia = self.broadcast_ix(args[0], ix);
+                let a = self.eval(args[0], &ia)?;
+                if *o == BinaryOp::Pow && self.op(args[1]) == &Op::Const(2.0) {
+                    return Ok(self.f64_op("arith.mulf", &[&a, &a]));
+                }
+                let ib = self.broadcast_ix(args[1], ix);
+                let b = self.eval(args[1], &ib)?;
+                self.binary(*o, &a, &b)?
+            }
+            Op::BroadcastTo(_) => {
+                let ia = self.broadcast_ix(args[0], ix);
+                self.eval(args[0], &ia)?
+            }
+            Op::Eye(_) => {
+                let idx = Self::multi(ix)?.to_vec();
+                let one = self.float(1.0);
+                self.on_diagonal(&idx[0], &idx[1], &one)
+            }
+            Op::Transpose => {
+                let idx = Self::multi(ix)?;
+                let swapped = Ix::Multi(vec![idx[1].clone(), idx[0].clone()]);
+                self.eval(args[0], &swapped)?
+            }
+            Op::Slice { axis, start, .. } => {
+                let mut idx = Self::multi(ix)?.to_vec();
+                let a = *axis as usize;
+                let start = self.index(start.eval(self.dims));
+                idx[a] = self.index_op("arith.addi", &idx[a], &start);
+                self.eval(args[0], &Ix::Multi(idx))?
+            }
+            Op::DiagPart => {
+                let i = Self::multi(ix)?[0].clone();
+                self.eval(args[0], &Ix::Multi(vec![i.clone(), i]))?
+            }
+            Op::Diag => {
+                let idx = Self::multi(ix)?.to_vec();
+                let x = self.eval(args[0], &Ix::Multi(vec![idx[0].clone()]))?;
+                self.on_diagonal(&idx[0], &idx[1], &x)
+            }
+            Op::Select { axis } => {
+                let a = *axis as usize;
+                let len = self.size(args[0], a) as i64;
+                if len == 0 {
+                    return Ok(self.float(f64::NAN));
+                }
+                let at = self.eval(args[1], &Ix::Multi(Vec::new()))?;
+                let (lo, hi) = (self.float(0.0), self.float((len - 1) as f64));
+                let at = self.f64_op("arith.maximumf", &[&at, &lo]);
+                let at = self.f64_op("arith.minimumf", &[&at, &hi]);
+                // NaN (an invalid index) reads element 0.
+                let nan = self.cmpf("uno", &at, &at);
+                let at = self.select(&nan, &lo, &at);
+                let at = self.assign(format!("arith.fptosi {at} : f64 to i64"));
+                let at = self.assign(format!("arith.index_cast {at} : i64 to index"));
+                let mut idx = Self::multi(ix)?.to_vec();
+                idx.insert(a, at);
+                self.eval(args[0], &Ix::Multi(idx))?
+            }
+            _ => return Err(MlirError::Internal("fused a non-pointwise op")),
+        })
+    }
+
+    /// Refuses, inside GPU kernels, the math functions that NVPTX lowers to libdevice calls.
+    fn check_gpu_math(&self, what: &'static str) -> Res<()> {
+        if self.in_kernel {
+            return Err(MlirError::Unsupported(what));
+        }
+        Ok(())
+    }
+
+    /// |x|: `math.absf`, or on the GPU (where NVPTX would call libdevice) the sign bit cleared.
+    fn abs(&mut self, x: &Val) -> Val {
+        if !self.in_kernel {
+            return self.f64_op("math.absf", &[x]);
+        }
+        let bits = self.assign(format!("arith.bitcast {x} : f64 to i64"));
+        let mask = self.int_const(i64::MAX, "i64");
+        let cleared = self.assign(format!("arith.andi {bits}, {mask} : i64"));
+        self.assign(format!("arith.bitcast {cleared} : i64 to f64"))
+    }
+
+    fn unary(&mut self, op: UnaryOp, x: &Val) -> Res<Val> {
+        if matches!(
+            op,
+            UnaryOp::Exp
+                | UnaryOp::Log
+                | UnaryOp::Sqrt
+                | UnaryOp::Tanh
+                | UnaryOp::Sigmoid
+                | UnaryOp::Softplus
+        ) {
+            self.check_gpu_math(LIBDEVICE)?;
+        }
+        Ok(match op {
+            UnaryOp::Neg => self.f64_op("arith.negf", &[x]),
+            UnaryOp::Exp => self.f64_op("math.exp", &[x]),
+            UnaryOp::Log => self.f64_op("math.log", &[x]),
+            UnaryOp::Sqrt => self.f64_op("math.sqrt", &[x]),
+            UnaryOp::Abs => self.abs(x),
+            UnaryOp::Tanh => self.f64_op("math.tanh", &[x]),
+            UnaryOp::Sign => {
+                let zero = self.float(0.0);
+                let (one, minus_one) = (self.float(1.0), self.float(-1.0));
+                let negative = self.cmpf("olt", x, &zero);
+                let positive = self.cmpf("ogt", x, &zero);
+                let s = self.select(&negative, &minus_one, x);
+                self.select(&positive, &one, &s)
+            }
+            UnaryOp::Step => {
+                // 1 for x ≥ 0, 0 for x < 0; NaN stays NaN.
+                let zero = self.float(0.0);
+                let one = self.float(1.0);
+                let nonneg = self.cmpf("oge", x, &zero);
+                let negative = self.cmpf("olt", x, &zero);
+                let s = self.select(&negative, &zero, x);
+                self.select(&nonneg, &one, &s)
+            }
+            UnaryOp::Sigmoid => {
+                // 1 / (1 + e^-x) for x ≥ 0, e^x / (1 + e^x) otherwise: no overflow.
+                let zero = self.float(0.0);
+                let one = self.float(1.0);
+                let nonneg = self.cmpf("oge", x, &zero);
+                let minus_x = self.f64_op("arith.negf", &[x]);
+                let e_neg = self.f64_op("math.exp", &[&minus_x]);
+                let d_neg = self.f64_op("arith.addf", &[&one, &e_neg]);
+                let pos = self.f64_op("arith.divf", &[&one, &d_neg]);
+                let e = self.f64_op("math.exp", &[x]);
+                let d = self.f64_op("arith.addf", &[&one, &e]);
+                let neg = self.f64_op("arith.divf", &[&e, &d]);
+                self.select(&nonneg, &pos, &neg)
+            }
+            UnaryOp::Softplus => {
+                // max(x, 0) + log1p(e^-|x|).
+                let zero = self.float(0.0);
+                let positive = self.cmpf("ogt", x, &zero);
+                let relu = self.select(&positive, x, &zero);
+                let abs = self.abs(x);
+                let minus = self.f64_op("arith.negf", &[&abs]);
+                let e = self.f64_op("math.exp", &[&minus]);
+                let l = self.f64_op("math.log1p", &[&e]);
+                self.f64_op("arith.addf", &[&relu, &l])
+            }
+        })
+    }
+
+    fn binary(&mut self, op: BinaryOp, a: &Val, b: &Val) -> Res<Val> {
+        if op == BinaryOp::Pow {
+            self.check_gpu_math(LIBDEVICE)?;
+        }
+        let name = match op {
+            BinaryOp::Add => "arith.addf",
+            BinaryOp::Sub => "arith.subf",
+            BinaryOp::Mul => "arith.mulf",
+            BinaryOp::Div => "arith.divf",
+            BinaryOp::Max => "arith.maximumf",
+            BinaryOp::Min => "arith.minimumf",
+            BinaryOp::Pow => "math.powf",
+        };
+        Ok(self.f64_op(name, &[a, b]))
+    }
+
+    fn node(&mut self, id: NodeId) -> Res<()> {
+        let op = self.op(id);
+        let args = self.args(id);
+        let (out, base) = self.buffer(id)?;
+        let _ = writeln!(self.body, "    // {id} = {}", op_text(self.program, op));
+        let add = |s: &mut Self, a: &Val, x: &Val| s.f64_op("arith.addf", &[a, x]);
+        let max = |s: &mut Self, a: &Val, x: &Val| s.f64_op("arith.maximumf", &[a, x]);
+        if is_pointwise(op) {
+            let numel = self.plan.numel(id);
+            let flat = is_elementwise(op) && args.iter().all(|&a| self.flat_ok(a, numel));
+            if self.target == Target::Gpu {
+                let shape = self.plan.shape(id).to_vec();
+                return self.parallel_range(numel, &mut |s, i| {
+                    let ix = if flat {
+                        Ix::Flat(i.clone())
+                    } else {
+                        Ix::Multi(s.unflatten(&shape, i))
+                    };
+                    let v = s.eval_op(id, &ix)?;
+                    s.store(&v, &out, base, Some(i));
+                    Ok(())
+                });
+            }
+            if flat {
+                self.for_range(numel, Vec::new(), &mut |s, i, _| {
+                    let v = s.eval_op(id, &Ix::Flat(i.clone()))?;
+                    s.store(&v, &out, base, Some(i));
+                    Ok(Vec::new())
+                })?;
+                return Ok(());
+            }
+            let shape = self.plan.shape(id).to_vec();
+            self.for_each_index(&shape, Vec::new(), &mut |s, idx, _| {
+                let v = s.eval_op(id, &Ix::Multi(idx.to_vec()))?;
+                let o = s.linear(&shape, idx);
+                s.store(&v, &out, base, o.as_ref());
+                Ok(Vec::new())
+            })?;
+            return Ok(());
+        }
+        match op {
+            Op::Sum { axis: None }
+            | Op::Max { axis: None }
+            | Op::Card
+            | Op::LogSumExp { axis: None } => {
+                let v = match op {
+                    Op::Sum { .. } => self.fold(args[0], 0.0, &add)?,
+                    Op::Max { .. } => self.fold(args[0], f64::NEG_INFINITY, &max)?,
+                    Op::Card => self.fold(args[0], 0.0, &|s, a, x| {
+                        let zero = s.float(0.0);
+                        let abs = s.abs(x);
+                        let nonzero = s.cmpf("ogt", &abs, &zero);
+                        let one = s.float(1.0);
+                        let inc = s.select(&nonzero, &one, &zero);
+                        s.f64_op("arith.addf", &[a, &inc])
+                    })?,
+                    _ => {
+                        let all = self.plan.shape(args[0]).to_vec();
+                        self.log_sum_exp(args[0], &all, &|free| free.to_vec())?
+                    }
+                };
+                self.store(&v, &out, base, None);
+            }
+            Op::Sum { axis: Some(axis) }
+            | Op::Max { axis: Some(axis) }
+            | Op::LogSumExp { axis: Some(axis) } => {
+                let a = *axis as usize;
+                let shape = self.plan.shape(id).to_vec();
+                let len = self.size(args[0], a);
+                self.for_each_index(&shape, Vec::new(), &mut |s, idx, _| {
+                    let v = match op {
+                        Op::LogSumExp { .. } => {
+                            let line = |free: &[Val]| {
+                                let mut full = idx.to_vec();
+                                full.insert(a, free[0].clone());
+                                full
+                            };
+                            s.log_sum_exp(args[0], &[len], &line)?
+                        }
+                        _ => {
+                            let (init, combine): (f64, &Combine<'_, 'a>) = match op {
+                                Op::Sum { .. } => (0.0, &add),
+                                _ => (f64::NEG_INFINITY, &max),
+                            };
+                            let start = s.float(init);
+                            s.for_range(len, vec![start], &mut |s, j, accs| {
+                                let mut full = idx.to_vec();
+                                full.insert(a, j.clone());
+                                let x = s.eval(args[0], &Ix::Multi(full))?;
+                                Ok(vec![combine(s, &accs[0], &x)])
+                            })?[0]
+                                .clone()
+                        }
+                    };
+                    let o = s.linear(&shape, idx);
+                    s.store(&v, &out, base, o.as_ref());
+                    Ok(Vec::new())
+                })?;
+            }
+            Op::SumTo(_) => self.sum_to(id, &out, base)?,
+            Op::Trace => {
+                let zero = self.float(0.0);
+                let v = self.for_range(self.size(args[0], 0), vec![zero], &mut |s, i, accs| {
+                    let x = s.eval(args[0], &Ix::Multi(vec![i.clone(), i.clone()]))?;
+                    Ok(vec![s.f64_op("arith.addf", &[&accs[0], &x])])
+                })?;
+                self.store(&v[0], &out, base, None);
+            }
+            Op::Stack => {
+                let inner = self.plan.numel(args[0]);
+                for (k, &arg) in args.iter().enumerate() {
+                    let arg_shape = self.plan.shape(arg).to_vec();
+                    self.scan(arg, false, Vec::new(), &mut |s, ix, x, _| {
+                        let within = match ix {
+                            Ix::Flat(i) => Some(i.clone()),
+                            Ix::Multi(idx) => s.linear(&arg_shape, idx),
+                        };
+                        s.store(&x, &out, base + k * inner, within.as_ref());
+                        Ok(Vec::new())
+                    })?;
+                }
+            }
+            _ => self.kernel(id)?,
+        }
+        Ok(())
+    }
+
+    /// log Σ exp of `arg` over the index space `over`, whose index `free` is the element
+    /// `full(free)` of `arg`; the maximum is subtracted first, as the interpreter does.
+    fn log_sum_exp(
+        &mut self,
+        arg: NodeId,
+        over: &[usize],
+        full: &dyn Fn(&[Val]) -> Vec<Val>,
+    ) -> Res<Val> {
+        let minus_inf = self.float(f64::NEG_INFINITY);
+        let m = self.for_each_index(over, vec![minus_inf], &mut |s, free, accs| {
+            let x = s.eval(arg, &Ix::Multi(full(free)))?;
+            Ok(vec![s.f64_op("arith.maximumf", &[&accs[0], &x])])
+        })?[0]
+            .clone();
+        let zero = self.float(0.0);
+        let sum = self.for_each_index(over, vec![zero], &mut |s, free, accs| {
+            let x = s.eval(arg, &Ix::Multi(full(free)))?;
+            let centered = s.f64_op("arith.subf", &[&x, &m]);
+            let e = s.f64_op("math.exp", &[&centered]);
+            Ok(vec![s.f64_op("arith.addf", &[&accs[0], &e])])
+        })?[0]
+            .clone();
+        let log = self.f64_op("math.log", &[&sum]);
+        let shifted = self.f64_op("arith.addf", &[&m, &log]);
+        // A non-finite maximum is the result itself.
+        let diff = self.f64_op("arith.subf", &[&m, &m]);
+        let finite = self.cmpf("oeq", &diff, &diff);
+        Ok(self.select(&finite, &shifted, &m))
+    }
+
+    /// `sum_to`: each output element sums the argument over the leading axes and over the axes
+    /// where the output has size 1 and the argument does not.
+    fn sum_to(&mut self, id: NodeId, out: &str, base: usize) -> Res<()> {
+        let arg = self.args(id)[0];
+        let shape = self.plan.shape(id).to_vec();
+        let arg_shape = self.plan.shape(arg).to_vec();
+        let lead = arg_shape.len() - shape.len();
+        let reduced: Vec<usize> = (0..arg_shape.len())
+            .filter(|&j| j < lead || (shape[j - lead] == 1 && arg_shape[j] != 1))
+            .collect();
+        let reduced_sizes: Vec<usize> = reduced.iter().map(|&j| arg_shape[j]).collect();
+        self.for_each_index(&shape, Vec::new(), &mut |s, idx, _| {
+            let zero = s.float(0.0);
+            let total = s.for_each_index(&reduced_sizes, vec![zero], &mut |s, free, accs| {
+                let mut full = Vec::with_capacity(arg_shape.len());
+                for j in 0..arg_shape.len() {
+                    full.push(match reduced.iter().position(|&r| r == j) {
+                        Some(k) => free[k].clone(),
+                        None => idx[j - lead].clone(),
+                    });
+                }
+                let x = s.eval(arg, &Ix::Multi(full))?;
+                Ok(vec![s.f64_op("arith.addf", &[&accs[0], &x])])
+            })?;
+            let o = s.linear(&shape, idx);
+            s.store(&total[0], out, base, o.as_ref());
+            Ok(Vec::new())
+        })?;
+        Ok(())
+    }
+
+    /// An `!llvm.ptr` to the first element of buffered node `id`.
+    fn pointer(&mut self, id: NodeId) -> Res<Val> {
+        let (memref, base) = self.buffer(id)?;
+        let address = self.assign(format!(
+            "memref.extract_aligned_pointer_as_index {memref} : memref<?xf64> -> index"
+        ));
+        let address = self.assign(format!("arith.index_cast {address} : index to i64"));
+        let address = if base == 0 {
+            address
+        } else {
+            let bytes = self.int_const(base as i64 * 8, "i64");
+            self.assign(format!("arith.addi {address}, {bytes} : i64"))
+        };
+        Ok(self.assign(format!("llvm.inttoptr {address} : i64 to !llvm.ptr")))
+    }
+
+    /// A matrix operand of a kernel: its pointer and whether it is stored transposed.
+    fn operand(&mut self, id: NodeId) -> Res<(Val, bool)> {
+        if self.plan.storage(id) == Storage::TransposeFlag {
+            Ok((self.pointer(self.args(id)[0])?, true))
+        } else {
+            Ok((self.pointer(id)?, false))
+        }
+    }
+
+    /// Calls `name` with `args` (values and their types) and returns from the function with the
+    /// status when it is not 0.
+    fn call_kernel(&mut self, name: &'static str, args: &[(Val, &str)]) {
+        self.used.insert(name);
+        let values: Vec<&str> = args.iter().map(|a| a.0.as_str()).collect();
+        let types: Vec<&str> = args.iter().map(|a| a.1).collect();
+        let status = self.assign(format!(
+            "func.call @{name}({}) : ({}) -> i32",
+            values.join(", "),
+            types.join(", ")
+        ));
+        let zero = self.int_const(0, "i32");
+        let failed = self.assign(format!("arith.cmpi ne, {status}, {zero} : i32"));
+        self.next_block += 1;
+        let next = format!("^bb{}", self.next_block);
+        self.line(format!("cf.cond_br {failed}, ^ret({status} : i32), {next}"));
+        self.body.push_str(&format!("  {next}:\n"));
+    }
+
+    fn kernel(&mut self, id: NodeId) -> Res<()> {
+        let args = self.args(id);
+        let out = self.pointer(id)?;
+        let i64_of = |s: &mut Self, n: usize| (s.int_const(n as i64, "i64"), "i64");
+        let square = self.plan.shape(args[0]).first().copied().unwrap_or(0);
+        match self.op(id) {
+            Op::MatMul => {
+                let (a, ta) = self.operand(args[0])?;
+                let (b, tb) = self.operand(args[1])?;
+                let (sa, sb) = (self.plan.shape(args[0]), self.plan.shape(args[1]));
+                let (m, k) = match *sa {
+                    [k] => (1, k),
+                    [m, k] => (m, k),
+                    _ => return Err(MlirError::Internal("matmul operand rank")),
+                };
+                let n = if sb.len() == 2 { sb[1] } else { 1 };
+                let mut call = vec![(a, "!llvm.ptr"), (b, "!llvm.ptr"), (out, "!llvm.ptr")];
+                for size in [m, k, n] {
+                    call.push(i64_of(self, size));
+                }
+                for flag in [ta, tb] {
+                    call.push((self.int_const(flag as i64, "i32"), "i32"));
+                }
+                self.call_kernel("optc_kernel_matmul", &call);
+            }
+            Op::LogDet | Op::Inv | Op::Expm | Op::SortDesc => {
+                let name = match self.op(id) {
+                    Op::LogDet => "optc_kernel_logdet",
+                    Op::Inv => "optc_kernel_inv",
+                    Op::Expm => "optc_kernel_expm",
+                    _ => "optc_kernel_sort_desc",
+                };
+                let a = self.pointer(args[0])?;
+                let n = i64_of(self, square);
+                self.call_kernel(name, &[(a, "!llvm.ptr"), (out, "!llvm.ptr"), n]);
+            }
+            Op::Solve => {
+                let (a, b) = (self.pointer(args[0])?, self.pointer(args[1])?);
+                let shape_b = self.plan.shape(args[1]);
+                let m = if shape_b.len() == 2 { shape_b[1] } else { 1 };
+                let (n, m) = (i64_of(self, square), i64_of(self, m));
+                self.call_kernel(
+                    "optc_kernel_solve",
+                    &[(a, "!llvm.ptr"), (b, "!llvm.ptr"), (out, "!llvm.ptr"), n, m],
+                );
+            }
+            Op::TopK(_) => {
+                let x = self.pointer(args[0])?;
+                let n = i64_of(self, square);
+                let k = i64_of(self, self.plan.numel(id));
+                self.call_kernel(
+                    "optc_kernel_topk",
+                    &[(x, "!llvm.ptr"), (out, "!llvm.ptr"), n, k],
+                );
+            }
+            Op::NuclearNorm => {
+                let a = self.pointer(args[0])?;
+                let m = i64_of(self, square);
+                let n = i64_of(self, self.size(args[0], 1));
+                self.call_kernel(
+                    "optc_kernel_nuclear_norm",
+                    &[(a, "!llvm.ptr"), (out, "!llvm.ptr"), m, n],
+                );
+            }
+            _ => return Err(MlirError::Internal("no kernel for this op")),
+        }
+        Ok(())
+    }
+
+    /// Copies buffered node `id` into output `k`.
+    fn copy(&mut self, id: NodeId, k: u32) -> Res<()> {
+        let (src, base) = self.buffer(id)?;
+        let _ = writeln!(self.body, "    // output {k} = copy of {id}");
+        let dst = format!("%out{k}");
+        self.for_range(self.plan.numel(id), Vec::new(), &mut |s, i, _| {
+            let v = s.load(&src, base, Some(i));
+            s.store(&v, &dst, 0, Some(i));
+            Ok(Vec::new())
+        })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,369 @@
+//! MLIR backend of optc: lowers root nodes of a [`Program`], for given dim sizes, to one MLIR
+//! function (func, arith, math, scf, memref, cf dialects) and runs it on the CPU through MLIR's
+//! `ExecutionEngine` (built with melior against LLVM/MLIR 22): [`mlir_text`], [`MlirCpuFn`].
+//! [`ptx_text`] outlines its pointwise loops to GPU kernels and emits their PTX for sm_90.
+//!
+//! # The function
+//! ```text
+//! func.func @optc_main(%in0 .. %in{I-1}, %out0 .. %out{R-1}, %scratch : memref<?xf64>) -> i32
+//! ```
+//! - `%ink`: row-major data of input `InputId(k)` (every input of the program, in order);
+//! - `%outr`: row-major array receiving root `r`;
+//! - `%scratch`: the intermediates, at offsets planned at compile time;
+//! - returns 0, or the nonzero status of the first failing kernel.
+//!
+//! Fusion follows the Cranelift backend's rules (see [`plan`]). Matrix kernels (matmul, logdet,
+//! solve, inv, expm, sort, topk, nuclear norm) are calls to external C functions whose addresses
+//! the caller gives ([`emit::KERNELS`] lists names and signatures; the runtime's table is
+//! `optc_runtime::cpu::kernels::symbols()`). Transcendental functions become libm calls.
+
+mod emit;
+mod plan;
+
+pub use emit::{Kernel, ENTRY, KERNELS};
+
+use emit::Target;
+
+use melior::dialect::DialectRegistry;
+use melior::ir::attribute::ArrayAttribute;
+use melior::ir::block::BlockLike;
+use melior::ir::operation::OperationLike;
+use melior::ir::{AttributeLike, Module};
+use melior::pass::PassManager;
+use melior::utility::{
+    parse_pass_pipeline, register_all_dialects, register_all_llvm_translations, register_all_passes,
+};
+use melior::Context;
+use melior::ExecutionEngine;
+use melior::StringRef;
+use mlir_sys::mlirGPUObjectAttrGetObject;
+use optc_compiler::ir::{NodeId, Program};
+use std::cell::RefCell;
+use std::fmt::{self, Write};
+use std::rc::Rc;
+
+/// Lowers func/arith/math/scf/memref/cf to the LLVM dialect; transcendental functions to libm.
+pub const CPU_PIPELINE: &str = "builtin.module(canonicalize,cse,convert-math-to-libm,\
+convert-scf-to-cf,convert-math-to-llvm,expand-strided-metadata,finalize-memref-to-llvm,\
+convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,\
+reconcile-unrealized-casts)";
+
+/// Outlines the `scf.parallel` loops to GPU kernels (256 threads a block) and lowers them to PTX
+/// for sm_90 (each `gpu.module` becomes a `gpu.binary` holding its PTX).
+pub const PTX_PIPELINE: &str = "builtin.module(func.func(scf-parallel-loop-tiling{\
+parallel-loop-tile-sizes=256 no-min-max-bounds=true},gpu-map-parallel-loops,\
+convert-parallel-loops-to-gpu),gpu-kernel-outlining,nvvm-attach-target{chip=sm_90 \
+features=+ptx80 O=3},gpu.module(lower-affine,convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,\
+cse,reconcile-unrealized-casts),gpu-module-to-binary{format=isa})";
+
+/// Why a program cannot be lowered or a compiled function cannot run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MlirError {
+    /// An op the backend does not lower.
+    Unsupported(&'static str),
+    /// A root that is not a node of the program.
+    BadRoot(NodeId),
+    /// A node whose size is negative under the given dims.
+    NegativeSize(NodeId),
+    /// A kernel the function calls is missing from the symbol table given to `compile`.
+    MissingSymbol(&'static str),
+    /// MLIR rejected the module, a pass failed, or the function could not be invoked.
+    Mlir(String),
+    /// A bug of the backend itself.
+    Internal(&'static str),
+    /// Wrong number of dim sizes, input or output arrays.
+    ArrayCount {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// An array whose length is not the element count of its shape.
+    ArrayLength {
+        what: &'static str,
+        index: usize,
+        expected: usize,
+        got: usize,
+    },
+    /// A kernel returned this nonzero status (the runtime's kernel error codes).
+    KernelStatus(i32),
+}
+
+impl fmt::Display for MlirError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MlirError::Unsupported(what) => write!(f, "the MLIR backend does not support {what}"),
+            MlirError::BadRoot(id) => write!(f, "root {id} is not a node of the program"),
+            MlirError::NegativeSize(id) => write!(f, "node {id} has a negative size"),
+            MlirError::MissingSymbol(name) => {
+                write!(f, "no address was given for the kernel `{name}`")
+            }
+            MlirError::Mlir(msg) => write!(f, "MLIR failed: {msg}"),
+            MlirError::Internal(msg) => write!(f, "internal error in the MLIR backend: {msg}"),
+            MlirError::ArrayCount {
+                what,
+                expected,
+                got,
+            } => write!(f, "expected {expected} {what} arrays, got {got}"),
+            MlirError::ArrayLength {
+                what,
+                index,
+                expected,
+                got,
+            } => write!(f, "{what} {index} has {got} elements, expected {expected}"),
+            MlirError::KernelStatus(status) => write!(f, "a kernel failed with status {status}"),
+        }
+    }
+}
+
+impl std::error::Error for MlirError {}
+
+/// The MLIR text of the function computing `roots` under `dims` (before any pass).
+pub fn mlir_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<String, MlirError> {
+    let plan = plan::plan(program, roots, dims)?;
+    Ok(emit::module_text(program, &plan, dims, Target::Cpu)?.0)
+}
+
+/// The PTX (sm_90, f64) of the GPU kernels of the function computing `roots` under `dims`: one
+/// kernel per buffered pointwise node (a fused elementwise/view expression), one thread per
+/// element. Each kernel is its own PTX module, introduced by a `// gpu.module @name` line.
+///
+/// Only the pointwise loops are outlined: reductions and matrix kernels stay in the host
+/// function, which this does not lower. Kernels that need libdevice (exp, log, sqrt, tanh, pow and
+/// the ops built on them) are refused, as its bitcode is not available here.
+pub fn ptx_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<String, MlirError> {
+    let plan = plan::plan(program, roots, dims)?;
+    let (text, _) = emit::module_text(program, &plan, dims, Target::Gpu)?;
+    let context = context();
+    let module = parse_and_lower(&context, &text, PTX_PIPELINE)?;
+    let mut ptx = String::new();
+    let mut next = module.body().first_operation();
+    while let Some(op) = next {
+        if op.name().as_string_ref().as_str() == Ok("gpu.binary") {
+            let name = op
+                .attribute("sym_name")
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let objects = op
+                .attribute("objects")
+                .and_then(ArrayAttribute::try_from)
+                .and_then(|objects| objects.element(0))
+                .map_err(|e| MlirError::Mlir(e.to_string()))?;
+            // SAFETY: `objects` of a `gpu.binary` holds `#gpu.object` attributes; the string
+            // lives as long as the context.
+            let object =
+                unsafe { StringRef::from_raw(mlirGPUObjectAttrGetObject(objects.to_raw())) };
+            let object = object
+                .as_str()
+                .map_err(|_| MlirError::Internal("PTX that is not UTF-8"))?;
+            let _ = writeln!(ptx, "// gpu.module @{}", name.trim_matches('"'));
+            ptx.push_str(object);
+        }
+        next = op.next_in_block();
+    }
+    if ptx.contains(".extern .func") {
+        return Err(MlirError::Unsupported(
+            "functions of libdevice in GPU kernels (not available)",
+        ));
+    }
+    Ok(ptx)
+}
+
+/// A context with every dialect, pass and LLVM translation registered; single-threaded (the
+/// modules are small, and each compiled function keeps its context).
+fn context() -> Context {
+    let registry = DialectRegistry::new();
+    register_all_dialects(&registry);
+    let context = Context::new_with_registry(&registry, false);
+    context.load_all_available_dialects();
+    register_all_llvm_translations(&context);
+    register_all_passes();
+    context
+}
+
+/// Parses `text` and runs `pipeline` on it; errors carry MLIR's diagnostics.
+fn parse_and_lower<'c>(
+    context: &'c Context,
+    text: &str,
+    pipeline: &str,
+) -> Result<Module<'c>, MlirError> {
+    let messages = Rc::new(RefCell::new(Vec::<String>::new()));
+    let sink = messages.clone();
+    let handler = context.attach_diagnostic_handler(move |diagnostic| {
+        sink.borrow_mut().push(diagnostic.to_string());
+        true
+    });
+    let failure = |what: &str| {
+        let detail = messages.borrow().join("; ");
+        MlirError::Mlir(format!("{what}: {detail}"))
+    };
+    let result = (|| {
+        let mut module = Module::parse(context, text).ok_or_else(|| failure("parse"))?;
+        let manager = PassManager::new(context);
+        parse_pass_pipeline(manager.as_operation_pass_manager(), pipeline)
+            .map_err(|e| MlirError::Mlir(e.to_string()))?;
+        manager.run(&mut module).map_err(|_| failure("lowering"))?;
+        Ok(module)
+    })();
+    context.detach_diagnostic_handler(handler);
+    result
+}
+
+/// A rank-1 memref descriptor, as the C interface of the function takes it.
+#[repr(C)]
+struct MemRef1 {
+    allocated: *mut f64,
+    aligned: *mut f64,
+    offset: i64,
+    size: i64,
+    stride: i64,
+}
+
+impl MemRef1 {
+    fn new(ptr: *mut f64, len: usize) -> MemRef1 {
+        MemRef1 {
+            allocated: ptr,
+            aligned: ptr,
+            offset: 0,
+            size: len as i64,
+            stride: 1,
+        }
+    }
+}
+
+/// A function compiled through MLIR for some roots under fixed dims, with its scratch array.
+pub struct MlirCpuFn {
+    // Declared before the context: dropped first.
+    engine: ExecutionEngine,
+    _context: Context,
+    scratch: Vec<f64>,
+    /// Element count of each input the function reads (by `InputId`), `None` when unread.
+    input_lens: Vec<Option<usize>>,
+    output_shapes: Vec<Vec<usize>>,
+}
+
+impl MlirCpuFn {
+    /// Lowers, optimizes and JIT-compiles `roots` under `dims`. `symbols` gives the address of each
+    /// kernel by name (see [`KERNELS`]); only the kernels the function calls must be present.
+    pub fn compile(
+        program: &Program,
+        roots: &[NodeId],
+        dims: &[u64],
+        symbols: &[(&str, *const u8)],
+    ) -> Result<Self, MlirError> {
+        let plan = plan::plan(program, roots, dims)?;
+        let (text, kernels) = emit::module_text(program, &plan, dims, Target::Cpu)?;
+        let mut addresses = Vec::with_capacity(kernels.len());
+        for name in kernels {
+            let address = symbols
+                .iter()
+                .find(|s| s.0 == name)
+                .map(|s| s.1)
+                .ok_or(MlirError::MissingSymbol(name))?;
+            addresses.push((name, address));
+        }
+        let context = context();
+        // The engine translates the module to LLVM IR and owns that copy.
+        let engine = {
+            let module = parse_and_lower(&context, &text, CPU_PIPELINE)?;
+            ExecutionEngine::new(&module, 2, &[], false, false)
+        };
+        for (name, address) in addresses {
+            // SAFETY: the caller gives the address of a C function of the declared signature.
+            unsafe { engine.register_symbol(name, address as *mut ()) };
+        }
+        let input_lens = program
+            .input_nodes
+            .iter()
+            .map(|&n| plan.is_buffered(n).then(|| plan.numel(n)))
+            .collect();
+        let output_shapes = roots.iter().map(|&r| plan.shape(r).to_vec()).collect();
+        Ok(MlirCpuFn {
+            engine,
+            _context: context,
+            scratch: vec![0.0; plan.scratch_len],
+            input_lens,
+            output_shapes,
+        })
+    }
+
+    /// The concrete shape of each root.
+    pub fn output_shapes(&self) -> &[Vec<usize>] {
+        &self.output_shapes
+    }
+
+    /// Evaluates the roots: `inputs[k]` is input `InputId(k)` (row-major; unread inputs may be
+    /// empty), `outputs[r]` receives root `r`.
+    pub fn call(&mut self, inputs: &[&[f64]], outputs: &mut [&mut [f64]]) -> Result<(), MlirError> {
+        check_count("input", self.input_lens.len(), inputs.len())?;
+        check_count("output", self.output_shapes.len(), outputs.len())?;
+        for (index, (len, data)) in self.input_lens.iter().zip(inputs).enumerate() {
+            if let Some(expected) = *len {
+                check_length("input", index, expected, data.len())?;
+            }
+        }
+        for (index, (shape, data)) in self.output_shapes.iter().zip(outputs.iter()).enumerate() {
+            check_length("output", index, shape.iter().product(), data.len())?;
+        }
+        // The function only reads inputs through `memref.load`: casting away `const` is sound.
+        let mut descriptors: Vec<MemRef1> = inputs
+            .iter()
+            .map(|d| MemRef1::new(d.as_ptr() as *mut f64, d.len()))
+            .chain(
+                outputs
+                    .iter_mut()
+                    .map(|d| MemRef1::new(d.as_mut_ptr(), d.len())),
+            )
+            .collect();
+        descriptors.push(MemRef1::new(self.scratch.as_mut_ptr(), self.scratch.len()));
+        let mut pointers: Vec<*mut MemRef1> =
+            descriptors.iter_mut().map(|d| d as *mut MemRef1).collect();
+        let mut status: i32 = -1;
+        let mut arguments: Vec<*mut ()> = pointers
+            .iter_mut()
+            .map(|p| p as *mut *mut MemRef1 as *mut ())
+            .collect();
+        arguments.push(&mut status as *mut i32 as *mut ());
+        // SAFETY: the packed C interface takes one pointer per argument (here: to a pointer to a
+        // descriptor of an array whose length was checked against the plan) and one to the i32
+        // result; outputs are distinct `&mut` slices.
+        unsafe {
+            self.engine
+                .invoke_packed(ENTRY, &mut arguments)
+                .map_err(|e| MlirError::Mlir(e.to_string()))?;
+        }
+        match status {
+            0 => Ok(()),
+            s => Err(MlirError::KernelStatus(s)),
+        }
+    }
+}
+
+fn check_count(what: &'static str, expected: usize, got: usize) -> Result<(), MlirError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(MlirError::ArrayCount {
+            what,
+            expected,
+            got,
+        })
+    }
+}
+
+fn check_length(
+    what: &'static str,
+    index: usize,
+    expected: usize,
+    got: usize,
+) -> Result<(), MlirError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(MlirError::ArrayLength {
+            what,
+            index,
+            expected,
+            got,
+        })
+    }
+}

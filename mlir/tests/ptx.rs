@@ -1,0 +1,55 @@
+//! PTX for sm_90 of the outlined pointwise kernels: a fused chain with broadcasting and a
+//! transpose, every example's objective and gradient, and the refusal of libdevice functions.
+
+use optc_compiler::derive::{cost_dims, differentiate, simplify};
+use optc_compiler::driver::{compile, Until};
+use optc_compiler::ir::{BinaryOp, Dim, DimId, DimInfo, ElemType, InputKind, Op, Program, UnaryOp};
+use optc_mlir::{ptx_text, MlirError};
+
+fn dim(p: &mut Program, name: &str) -> Dim {
+    p.dims.push(DimInfo {
+        name: name.into(),
+        default: None,
+    });
+    Dim::sym(DimId(p.dims.len() as u32 - 1))
+}
+
+#[test]
+fn fused_chain_with_broadcast_and_transpose() {
+    let mut p = Program::default();
+    let (n, m) = (dim(&mut p, "n"), dim(&mut p, "m"));
+    let (_, a) = p.add_input("a", InputKind::Var, ElemType::Real, vec![n, m]);
+    let (_, b) = p.add_input("b", InputKind::Data, ElemType::Real, vec![m, n]);
+    let (_, c) = p.add_input("c", InputKind::Data, ElemType::Real, vec![m]);
+    let g = &mut p.graph;
+    let bt = g.add(Op::Transpose, vec![b]).unwrap();
+    let abs = g.add(Op::Unary(UnaryOp::Abs), vec![a]).unwrap();
+    let prod = g.add(Op::Binary(BinaryOp::Mul), vec![abs, bt]).unwrap();
+    let root = g.add(Op::Binary(BinaryOp::Add), vec![prod, c]).unwrap();
+    insta::assert_snapshot!(ptx_text(&p, &[root], &[3, 5]).expect("PTX"));
+
+    let e = p.graph.add(Op::Unary(UnaryOp::Exp), vec![root]).unwrap();
+    assert!(matches!(
+        ptx_text(&p, &[e], &[3, 5]),
+        Err(MlirError::Unsupported(_))
+    ));
+}
+
+#[test]
+fn examples_emit_ptx_or_refuse_libdevice_functions() {
+    insta::glob!("../../examples", "*/*.opt", |path| {
+        let text = std::fs::read_to_string(path).expect("example readable");
+        let compiled =
+            compile(&path.display().to_string(), &text, Until::Ir).expect("example compiles");
+        let program = compiled.program.expect("lowered program");
+        let Ok(derived) = differentiate(&program) else {
+            return;
+        };
+        let s = simplify(&derived, &cost_dims(&program, &[])).expect("simplifies");
+        let dims = vec![8; s.derived.program.dims.len()];
+        match ptx_text(&s.derived.program, &s.derived.roots(), &dims) {
+            Ok(ptx) => insta::assert_snapshot!(ptx),
+            Err(e) => insta::assert_snapshot!(e.to_string()),
+        }
+    });
+}
