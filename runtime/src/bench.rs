@@ -96,11 +96,7 @@ pub fn prepare(
         }
     };
     let mut rng = Rng::new(5);
-    let x: Vec<f64> = model
-        .x()
-        .iter()
-        .map(|v| v + 0.01 * rng.normal())
-        .collect();
+    let x: Vec<f64> = model.x().iter().map(|v| v + 0.01 * rng.normal()).collect();
     model.set_x(&x);
     if simplify {
         return model.simplify(&roots).map_err(BenchError::Simplify);

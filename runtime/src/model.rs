@@ -4,13 +4,13 @@
 //! Values that depend only on data and parameters are computed once and kept (the setup cache),
 //! so repeated evaluations during a solve only compute the per-iteration part.
 //!
-//! With [`Backend::Cpu`] each distinct list of roots is compiled once to native code (the
-//! Cranelift backend) whose inputs are the variables and the setup values it reads; the setup
+//! With a native backend ([`Backend::Cpu`], the Cranelift backend) each distinct list of roots
+//! is compiled once, as the program cut at the setup values it reads ([`Program::cut`]); the setup
 //! values themselves come from the interpreter, once per solve (and again after a parameter
 //! changes). Roots the native backend cannot compile (e.g. `argmin`) fall back to the
 //! interpreter, and the reason is kept in [`Model::fallbacks`].
 
-use crate::cpu::{CompiledFn, CpuError};
+use crate::cpu::CompiledFn;
 use crate::data;
 use crate::interp::{self, Bindings, EvalError, SubproblemSolver};
 use crate::solvers::{lbfgs, Control, FnProblem, LbfgsOptions};
@@ -211,6 +211,9 @@ impl VarSlot {
 pub enum Backend {
     /// Native code from the Cranelift backend (the default).
     Cpu,
+    /// Native code through MLIR's execution engine (feature `mlir`).
+    #[cfg(feature = "mlir")]
+    MlirCpu,
     /// The reference interpreter.
     Interp,
 }
@@ -219,14 +222,45 @@ impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Backend::Cpu => "cpu",
+            #[cfg(feature = "mlir")]
+            Backend::MlirCpu => "mlir-cpu",
             Backend::Interp => "interp",
         }
     }
 }
 
+/// A function compiled to native code by one of the backends, with the calling contract of
+/// [`CompiledFn::call`].
+trait NativeFunction {
+    fn output_shapes(&self) -> &[Vec<usize>];
+    /// False when the function failed (a kernel error): the interpreter then reports it.
+    fn run(&mut self, inputs: &[&[f64]], outputs: &mut [&mut [f64]]) -> bool;
+}
+
+impl NativeFunction for CompiledFn {
+    fn output_shapes(&self) -> &[Vec<usize>] {
+        CompiledFn::output_shapes(self)
+    }
+
+    fn run(&mut self, inputs: &[&[f64]], outputs: &mut [&mut [f64]]) -> bool {
+        self.call(inputs, outputs).is_ok()
+    }
+}
+
+#[cfg(feature = "mlir")]
+impl NativeFunction for optc_mlir::MlirCpuFn {
+    fn output_shapes(&self) -> &[Vec<usize>] {
+        optc_mlir::MlirCpuFn::output_shapes(self)
+    }
+
+    fn run(&mut self, inputs: &[&[f64]], outputs: &mut [&mut [f64]]) -> bool {
+        self.call(inputs, outputs).is_ok()
+    }
+}
+
 /// Natively compiled roots, reading the setup values of `given` after the program's inputs.
 struct NativeEval {
-    function: CompiledFn,
+    function: Box<dyn NativeFunction>,
     given: Vec<NodeId>,
     /// `program.inputs.len()` when compiled: adding an input makes the function stale.
     inputs: usize,
@@ -372,7 +406,7 @@ impl Model {
 
     /// Values of `roots` at the current variables.
     pub fn eval(&mut self, roots: &[NodeId]) -> Result<Vec<ArrayD<f64>>, EvalError> {
-        if self.backend == Backend::Cpu {
+        if self.backend != Backend::Interp {
             if let Some(values) = self.eval_native(roots)? {
                 return Ok(values);
             }
@@ -396,7 +430,7 @@ impl Model {
         };
         if stale {
             let start = std::time::Instant::now();
-            let compiled = compile_native(&self.program, roots, &self.bindings.dims);
+            let compiled = compile_native(self.backend, &self.program, roots, &self.bindings.dims);
             self.codegen_time += start.elapsed();
             let entry = match compiled {
                 Ok(e) => Some(e),
@@ -458,10 +492,7 @@ impl Model {
             .iter_mut()
             .map(|a| a.as_slice_mut().expect("fresh arrays are row-major"))
             .collect();
-        match native.function.call(&inputs, &mut slices) {
-            Ok(()) => Ok(Some(outputs)),
-            Err(_) => Ok(None),
-        }
+        Ok(native.function.run(&inputs, &mut slices).then_some(outputs))
     }
 
     /// Values of `roots` computed by the interpreter, keeping the setup cache.
@@ -582,13 +613,14 @@ impl Model {
     }
 }
 
-/// Compiles `roots` with the nodes below [`Stage::Var`] that per-iteration nodes read as given
-/// values (the handoff from setup to the per-iteration function).
+/// Compiles `roots` on `backend`, with the nodes below [`Stage::Var`] that per-iteration nodes
+/// read as given values (the handoff from setup to the per-iteration function).
 fn compile_native(
+    backend: Backend,
     program: &Program,
     roots: &[NodeId],
     dims: &[u64],
-) -> Result<NativeEval, CpuError> {
+) -> Result<NativeEval, String> {
     let g = &program.graph;
     let mut needed = vec![false; g.len()];
     let mut given = Vec::new();
@@ -616,8 +648,25 @@ fn compile_native(
         }
     }
     given.sort();
+    let (cut, cut_roots) = program.cut(roots, &given).map_err(|e| e.to_string())?;
+    let function: Box<dyn NativeFunction> = match backend {
+        Backend::Cpu | Backend::Interp => {
+            Box::new(CompiledFn::compile(&cut, &cut_roots, dims).map_err(|e| e.to_string())?)
+        }
+        #[cfg(feature = "mlir")]
+        Backend::MlirCpu => {
+            let symbols: Vec<(&str, *const u8)> = crate::cpu::symbols()
+                .into_iter()
+                .map(|s| (s.name, s.address))
+                .collect();
+            Box::new(
+                optc_mlir::MlirCpuFn::compile(&cut, &cut_roots, dims, &symbols)
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+    };
     Ok(NativeEval {
-        function: CompiledFn::compile_with_given(program, roots, &given, dims)?,
+        function,
         given,
         inputs: program.inputs.len(),
     })

@@ -620,6 +620,73 @@ impl Program {
         (id, node)
     }
 
+    /// A program computing `roots` in which each `given` node is replaced by a new data input,
+    /// declared after the existing inputs in the order of `given` (so a caller passes its value
+    /// there), and nothing else is kept: this is how setup values computed once reach a function
+    /// compiled for the per-iteration work. Returns the program and the roots' ids in it.
+    /// Inputs keep their ids but not their defaults or bounds; subproblems are not kept.
+    pub fn cut(
+        &self,
+        roots: &[NodeId],
+        given: &[NodeId],
+    ) -> Result<(Program, Vec<NodeId>), ShapeError> {
+        let mut out = Program {
+            dims: self.dims.clone(),
+            ..Program::default()
+        };
+        for input in &self.inputs {
+            out.add_input(
+                input.name.clone(),
+                input.kind,
+                input.elem,
+                input.shape.clone(),
+            );
+        }
+        let g = &self.graph;
+        let mut mapped: Vec<Option<NodeId>> = vec![None; g.len()];
+        for (j, &node) in given.iter().enumerate() {
+            let shape = g.shape(node).clone();
+            let (_, new) =
+                out.add_input(format!("given{j}"), InputKind::Data, ElemType::Real, shape);
+            mapped[node.0 as usize] = Some(new);
+        }
+        let mut needed = vec![false; g.len()];
+        for r in roots {
+            needed[r.0 as usize] = true;
+        }
+        for i in (0..g.len()).rev() {
+            if needed[i] && mapped[i].is_none() {
+                for a in &g.node(NodeId(i as u32)).args {
+                    needed[a.0 as usize] = true;
+                }
+            }
+        }
+        for (id, node) in g.nodes() {
+            let i = id.0 as usize;
+            if !needed[i] || mapped[i].is_some() {
+                continue;
+            }
+            let new = match node.op {
+                Op::Input(k) => out.input_nodes[k.0 as usize],
+                Op::Argmin(sub) => out.graph.argmin(sub, node.shape.clone(), node.stage),
+                ref op => {
+                    let args = node
+                        .args
+                        .iter()
+                        .map(|a| mapped[a.0 as usize].expect("arguments come first"))
+                        .collect();
+                    out.graph.add(op.clone(), args)?
+                }
+            };
+            mapped[i] = Some(new);
+        }
+        let roots = roots
+            .iter()
+            .map(|r| mapped[r.0 as usize].expect("roots are kept"))
+            .collect();
+        Ok((out, roots))
+    }
+
     pub fn input_by_name(&self, name: &str) -> Option<InputId> {
         self.inputs
             .iter()

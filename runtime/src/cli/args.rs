@@ -73,18 +73,29 @@ pub struct BindArgs {
 pub enum BackendArg {
     /// Native code from Cranelift (setup values computed once, per-iteration code compiled).
     Cpu,
+    /// Native code through MLIR's execution engine (an optc built with `--features mlir`).
+    MlirCpu,
     /// The reference interpreter.
     Interp,
 }
 
 impl BackendArg {
-    pub fn backend(self) -> optc_runtime::model::Backend {
+    /// The backend, or why this build of optc lacks it.
+    pub fn backend(self) -> Result<optc_runtime::model::Backend, String> {
+        use optc_runtime::model::Backend;
         match self {
-            BackendArg::Cpu => optc_runtime::model::Backend::Cpu,
-            BackendArg::Interp => optc_runtime::model::Backend::Interp,
+            BackendArg::Cpu => Ok(Backend::Cpu),
+            BackendArg::Interp => Ok(Backend::Interp),
+            #[cfg(feature = "mlir")]
+            BackendArg::MlirCpu => Ok(Backend::MlirCpu),
+            #[cfg(not(feature = "mlir"))]
+            BackendArg::MlirCpu => Err(WITHOUT_MLIR.into()),
         }
     }
 }
+
+/// What a command that needs the MLIR backend says in a build without it.
+pub const WITHOUT_MLIR: &str = "this optc was built without the MLIR backend; build it with `cargo build --release -p optc --features mlir` (after `bash scripts/install-mlir.sh`)";
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
@@ -101,6 +112,10 @@ pub enum Stage {
     GradSimplified,
     Setup,
     Clif,
+    /// MLIR text of the objective (builds with `--features mlir`).
+    Mlir,
+    /// PTX of the objective's pointwise kernels for sm_90 (builds with `--features mlir`).
+    Ptx,
 }
 
 #[derive(Args, Debug)]

@@ -99,22 +99,48 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
                 }
             }
         }
-        Stage::Clif => {
+        Stage::Clif | Stage::Mlir | Stage::Ptx => {
             // The native code of the objective's value at the given (or default) sizes.
             let c = compile(&a.model, Until::Ir)?;
             let program = c.program.as_ref().expect("ir stage");
             let sizes = derive::cost_dims(program, &given_dims(a.bind.dims.as_deref())?);
             let Some(objective) = &program.objective else {
+                eprintln!("error: the model has no objective to compile");
                 return Err(EXIT_MODEL);
             };
-            optc_runtime::cpu::clif_text(program, &[objective.node], &sizes).map_err(|e| {
-                eprintln!("error: {e}");
-                EXIT_MODEL
-            })?
+            native_text(a.stage, program, objective.node, &sizes)?
         }
     };
     print!("{text}");
     Ok(EXIT_OK)
+}
+
+/// The CLIF, MLIR or PTX text of `root`'s function.
+fn native_text(
+    stage: args::Stage,
+    program: &optc_compiler::ir::Program,
+    root: optc_compiler::ir::NodeId,
+    sizes: &[u64],
+) -> Result<String, u8> {
+    let failed = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        EXIT_MODEL
+    };
+    match stage {
+        args::Stage::Clif => {
+            optc_runtime::cpu::clif_text(program, &[root], sizes).map_err(|e| failed(&e))
+        }
+        #[cfg(feature = "mlir")]
+        args::Stage::Mlir => optc_mlir::mlir_text(program, &[root], sizes).map_err(|e| failed(&e)),
+        #[cfg(feature = "mlir")]
+        args::Stage::Ptx => optc_mlir::ptx_text(program, &[root], sizes).map_err(|e| failed(&e)),
+        #[cfg(not(feature = "mlir"))]
+        args::Stage::Mlir | args::Stage::Ptx => {
+            eprintln!("error: {}", args::WITHOUT_MLIR);
+            Err(EXIT_USAGE)
+        }
+        _ => unreachable!("called for the native-code stages only"),
+    }
 }
 
 fn explain(a: &args::ExplainArgs) -> Result<u8, u8> {
@@ -193,9 +219,13 @@ fn load_model_with(
             return Err(if missing { EXIT_NO_INPUT } else { EXIT_MODEL });
         }
     };
+    let backend = backend.backend().map_err(|m| {
+        eprintln!("error: {m}");
+        EXIT_USAGE
+    })?;
     match Model::new(program, bindings) {
         Ok(mut model) => {
-            model.set_backend(backend.backend());
+            model.set_backend(backend);
             Ok((compiled, model))
         }
         Err(d) => {
@@ -766,7 +796,10 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
                     report::print_diagnostics(&[d], &compiled.sources, a.model.error_format);
                     EXIT_MODEL
                 })?;
-            model.set_backend(backend.backend());
+            model.set_backend(backend.backend().map_err(|m| {
+                eprintln!("error: {m}");
+                EXIT_USAGE
+            })?);
             let derive_start = std::time::Instant::now();
             let roots = bench::prepare(&mut model, function, !a.no_simplify).map_err(fail)?;
             let derive_time = derive_start.elapsed();
@@ -781,7 +814,7 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
         }
         fallbacks.dedup();
         results.insert(
-            backend.backend().name().into(),
+            backend.backend().map_or("?", |b| b.name()).into(),
             serde_json::json!({
                 "value_grad_per_s": rates[0],
                 "hvp_per_s": rates[1],

@@ -131,13 +131,8 @@ fn codegen_error(e: impl fmt::Display) -> CpuError {
     CpuError::Codegen(e.to_string())
 }
 
-fn build(
-    program: &Program,
-    roots: &[NodeId],
-    given: &[NodeId],
-    dims: &[u64],
-) -> Result<Built, CpuError> {
-    let plan = plan::plan(program, roots, given, dims)?;
+fn build(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Built, CpuError> {
+    let plan = plan::plan(program, roots, dims)?;
     let mut flags = settings::builder();
     for (name, value) in [
         ("use_colocated_libcalls", "false"),
@@ -183,7 +178,7 @@ fn build(
 
 /// The CLIF of the function compiled for `roots` under `dims` (before Cranelift's optimizations).
 pub fn clif_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<String, CpuError> {
-    let built = build(program, roots, &[], dims)?;
+    let built = build(program, roots, dims)?;
     // SAFETY: nothing of the module was finalized or handed out.
     unsafe { built.module.free_memory() };
     Ok(built.text)
@@ -203,19 +198,7 @@ pub struct CompiledFn {
 
 impl CompiledFn {
     pub fn compile(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Self, CpuError> {
-        Self::compile_with_given(program, roots, &[], dims)
-    }
-
-    /// Like [`CompiledFn::compile`], but the values of the `given` nodes are passed by the caller
-    /// after the inputs (array `program.inputs.len() + j` is `given[j]`) instead of computed: this
-    /// is how setup values computed once per solve reach the per-iteration function.
-    pub fn compile_with_given(
-        program: &Program,
-        roots: &[NodeId],
-        given: &[NodeId],
-        dims: &[u64],
-    ) -> Result<Self, CpuError> {
-        let mut built = build(program, roots, given, dims)?;
+        let mut built = build(program, roots, dims)?;
         built.module.finalize_definitions().map_err(codegen_error)?;
         let code = built.module.get_finalized_function(built.func);
         // SAFETY: the function was declared with exactly this signature and the host call conv.
@@ -225,7 +208,6 @@ impl CompiledFn {
             .input_nodes
             .iter()
             .map(|&n| plan.is_buffered(n).then(|| plan.numel(n)))
-            .chain(given.iter().map(|&n| Some(plan.numel(n))))
             .collect();
         let output_shapes = roots.iter().map(|&r| plan.shape(r).to_vec()).collect();
         Ok(CompiledFn {
@@ -250,7 +232,7 @@ impl CompiledFn {
     }
 
     /// Evaluates the roots: `inputs[k]` is input `InputId(k)` (row-major; unread inputs may be
-    /// empty), followed by the given nodes' values; `outputs[r]` receives root `r`.
+    /// empty), `outputs[r]` receives root `r`.
     pub fn call(&mut self, inputs: &[&[f64]], outputs: &mut [&mut [f64]]) -> Result<(), CpuError> {
         check_count("input", self.input_lens.len(), inputs.len())?;
         check_count("output", self.output_shapes.len(), outputs.len())?;

@@ -14,7 +14,7 @@ pub enum Storage {
     Fused,
     /// A transpose folded into the flags of the matrix product that consumes it.
     TransposeFlag,
-    /// The caller's array `k`: input `InputId(k)`, or a given node's value after the inputs.
+    /// The caller's array of input `k` (by `InputId`).
     Input(u32),
     /// The caller's array of output `k` (the `k`-th root).
     Output(u32),
@@ -135,32 +135,18 @@ fn recomputes(program: &Program, shapes: &[Vec<usize>], consumer: NodeId, arg: N
     }
 }
 
-/// Plans the function computing `roots` under `dims`. The values of the `given` nodes are passed
-/// by the caller after the program's inputs (`given[j]` is array `inputs.len() + j`), so nothing
-/// they depend on is computed.
-pub fn plan(
-    program: &Program,
-    roots: &[NodeId],
-    given: &[NodeId],
-    dims: &[u64],
-) -> Result<Plan, CpuError> {
+pub fn plan(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Plan, CpuError> {
     let g = &program.graph;
     let n = g.len();
-    if let Some(r) = roots.iter().chain(given).find(|r| r.0 as usize >= n) {
+    if let Some(r) = roots.iter().find(|r| r.0 as usize >= n) {
         return Err(CpuError::BadRoot(*r));
     }
-    let given_slot = |id: NodeId| {
-        given
-            .iter()
-            .position(|&x| x == id)
-            .map(|j| (program.inputs.len() + j) as u32)
-    };
     let mut needed = vec![false; n];
     for r in roots {
         needed[r.0 as usize] = true;
     }
     for i in (0..n).rev() {
-        if needed[i] && given_slot(NodeId(i as u32)).is_none() {
+        if needed[i] {
             for a in &g.node(NodeId(i as u32)).args {
                 needed[a.0 as usize] = true;
             }
@@ -168,9 +154,7 @@ pub fn plan(
     }
     let mut shapes = vec![Vec::new(); n];
     for (id, node) in g.nodes().filter(|(id, _)| needed[id.0 as usize]) {
-        if given_slot(id).is_none() {
-            access(&node.op)?;
-        }
+        access(&node.op)?;
         let mut shape = Vec::with_capacity(node.shape.len());
         for d in &node.shape {
             let size = d.eval(dims);
@@ -200,10 +184,8 @@ pub fn plan(
     // Consumers of each needed node; a root counts as a consumer needing a buffer.
     let mut consumers: Vec<Vec<NodeId>> = vec![Vec::new(); n];
     for (id, node) in g.nodes().filter(|(id, _)| needed[id.0 as usize]) {
-        if given_slot(id).is_none() {
-            for a in &node.args {
-                consumers[a.0 as usize].push(id);
-            }
+        for a in &node.args {
+            consumers[a.0 as usize].push(id);
         }
     }
     let is_root = |id: NodeId| roots.contains(&id);
@@ -229,9 +211,7 @@ pub fn plan(
             && node.op == Op::Transpose
             && users.len() == 1
             && g.node(users[0]).op == Op::MatMul;
-        storage[i] = if let Some(k) = given_slot(id) {
-            Storage::Input(k)
-        } else if let Op::Input(k) = node.op {
+        storage[i] = if let Op::Input(k) = node.op {
             Storage::Input(k.0)
         } else if fuse {
             Storage::Fused
