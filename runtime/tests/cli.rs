@@ -419,3 +419,41 @@ fn bench_reports_compile_time_and_rates_per_backend() {
     assert_eq!(code(&o), 65);
     assert!(stderr(&o).contains("E0352"), "{}", stderr(&o));
 }
+
+#[cfg(feature = "mlir")]
+#[test]
+fn mlir_backend_runs_and_emits_mlir_and_ptx() {
+    let o = optc(&[
+        "run",
+        &example("regression/lasso.opt"),
+        "-q",
+        "--json",
+        "--backend",
+        "mlir-cpu",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&stdout(&o));
+    assert_eq!(v["backend"], "mlir-cpu");
+    assert_eq!(v["interpreter_fallbacks"], serde_json::json!([]));
+    let o = optc(&["emit", "--stage", "mlir", &example("dag/dagma.opt")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("func.func @optc_main"));
+    let o = optc(&["emit", "--stage", "ptx", &example("regression/ridge.opt")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains(".target sm_90"));
+}
+
+#[cfg(not(feature = "mlir"))]
+#[test]
+fn mlir_stages_and_backend_need_the_feature() {
+    let o = optc(&["emit", "--stage", "mlir", &example("dag/dagma.opt")]);
+    assert_eq!(code(&o), 64);
+    assert!(stderr(&o).contains("--features mlir"), "{}", stderr(&o));
+    let o = optc(&[
+        "run",
+        &example("regression/lasso.opt"),
+        "--backend",
+        "mlir-cpu",
+    ]);
+    assert_eq!(code(&o), 64);
+}

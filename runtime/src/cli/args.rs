@@ -95,6 +95,7 @@ impl BackendArg {
 }
 
 /// What a command that needs the MLIR backend says in a build without it.
+#[cfg(not(feature = "mlir"))]
 pub const WITHOUT_MLIR: &str = "this optc was built without the MLIR backend; build it with `cargo build --release -p optc --features mlir` (after `bash scripts/install-mlir.sh`)";
 
 #[derive(Args, Debug)]
