@@ -2,7 +2,7 @@
 # The CPU backend against its peers on the DAGMA objective (value + gradient, f64, one thread):
 # `optc bench` (cpu and interp backends) and scripts/bench_dagma_peers.py (JAX jit, numpy as
 # usually written, numpy staged by hand), at n = 1000 and d in $DS (default "20 100 500").
-# Everything runs pinned to one core. Python peers live in a throwaway venv ($VENV).
+# Everything runs pinned to one core ($CORE, default 0). Python peers live in a throwaway venv ($VENV).
 # Usage: bash scripts/bench-cpu.sh            (prints a table; JSON lines kept in $OUT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ fi
 
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-PIN="taskset -c 0"
+PIN="taskset -c ${CORE:-0}"
 
 for d in $DS; do
   backends=(--backend cpu)
