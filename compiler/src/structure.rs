@@ -6,9 +6,23 @@ use crate::ir::{
     BinaryOp, ConstraintKind, InputId, InputKind, NodeId, Op, Program, Stage, UnaryOp,
 };
 
-/// `weight * norm1(var)`: handled by soft-thresholding when the solver is proximal.
+/// A nonsmooth atom of one variable with a known prox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxKind {
+    /// `norm1(x)` = Σ|xᵢ|: soft-thresholding.
+    L1,
+    /// `sum(sqrt(sum(W .* W, axis = 1)))` (`group_lasso`): the rows' norms, group shrinkage.
+    GroupRows,
+    /// The same over `axis = 0`: the columns' norms.
+    GroupCols,
+    /// `nuclear_norm(W)`: singular value thresholding.
+    Nuclear,
+}
+
+/// `weight * atom(var)`, handled by the atom's prox when the solver is proximal.
 #[derive(Clone, Debug, PartialEq)]
-pub struct L1Term {
+pub struct ProxTerm {
+    pub kind: ProxKind,
     pub var: InputId,
     /// A scalar node of stage ≤ Param, or `None` for weight 1.
     pub weight: Option<NodeId>,
@@ -21,8 +35,12 @@ pub struct L1Term {
 pub struct Structure {
     /// Terms that are differentiable (or treated with subgradients), with their signs.
     pub smooth: Vec<(f64, NodeId)>,
-    /// Proximable L1 terms (positive sign only).
-    pub l1: Vec<L1Term>,
+    /// Terms with a known prox (positive sign only). A variable has at most one term of each
+    /// kind, and besides L1 at most one group or nuclear term, which then composes exactly with
+    /// soft-thresholding only for group norms (sparse group lasso): so `Nuclear` never shares
+    /// its variable, and bounded variables have only L1 terms (clamping after soft-thresholding
+    /// is their exact prox). Other atoms stay in `smooth` (subgradients).
+    pub prox: Vec<ProxTerm>,
     /// Indices into `Program::constraints` by how they are handled.
     pub equalities: Vec<usize>,
     pub inequalities: Vec<usize>,
@@ -48,8 +66,8 @@ pub fn analyze(program: &Program) -> Structure {
         let mut terms = Vec::new();
         flatten_sum(program, objective.node, 1.0, &mut terms);
         for (sign, node) in terms {
-            match l1_term(program, node) {
-                Some(term) if sign > 0.0 => s.l1.push(term),
+            match prox_term(program, node) {
+                Some(term) if sign > 0.0 && composes(program, &s.prox, &term) => s.prox.push(term),
                 _ => s.smooth.push((sign, node)),
             }
         }
@@ -96,15 +114,30 @@ fn scalar(p: &Program, node: NodeId) -> bool {
     p.graph.shape(node).is_empty()
 }
 
-/// Recognizes `sum(abs(x))` and `c * sum(abs(x))` / `sum(abs(x)) * c` with `x` a variable and
-/// `c` a scalar of stage ≤ Param.
-fn l1_term(p: &Program, node: NodeId) -> Option<L1Term> {
+/// Whether `term` may join the prox terms already found (see [`Structure::prox`]).
+fn composes(p: &Program, found: &[ProxTerm], term: &ProxTerm) -> bool {
+    let input = p.input(term.var);
+    if term.kind != ProxKind::L1 && (input.lower.is_some() || input.upper.is_some()) {
+        return false;
+    }
+    found.iter().filter(|t| t.var == term.var).all(|t| {
+        t.kind != term.kind
+            && t.kind != ProxKind::Nuclear
+            && term.kind != ProxKind::Nuclear
+            && (t.kind == ProxKind::L1 || term.kind == ProxKind::L1)
+    })
+}
+
+/// Recognizes `atom(x)` and `c * atom(x)` / `atom(x) * c` with `x` a variable, `c` a scalar of
+/// stage ≤ Param and `atom` one of [`ProxKind`].
+fn prox_term(p: &Program, node: NodeId) -> Option<ProxTerm> {
     let n = p.graph.node(node);
     if let (Op::Binary(BinaryOp::Mul), [a, b]) = (&n.op, n.args.as_slice()) {
         for (weight, rest) in [(*a, *b), (*b, *a)] {
             if scalar(p, weight) && p.graph.stage(weight) <= Stage::Param {
-                if let Some(var) = norm1_of_var(p, rest) {
-                    return Some(L1Term {
+                if let Some((kind, var)) = atom_of_var(p, rest) {
+                    return Some(ProxTerm {
+                        kind,
                         var,
                         weight: Some(weight),
                         node,
@@ -114,24 +147,45 @@ fn l1_term(p: &Program, node: NodeId) -> Option<L1Term> {
         }
         return None;
     }
-    norm1_of_var(p, node).map(|var| L1Term {
+    atom_of_var(p, node).map(|(kind, var)| ProxTerm {
+        kind,
         var,
         weight: None,
         node,
     })
 }
 
-fn norm1_of_var(p: &Program, node: NodeId) -> Option<InputId> {
-    let sum = p.graph.node(node);
-    let (Op::Sum { axis: None }, [abs]) = (&sum.op, sum.args.as_slice()) else {
-        return None;
+/// `(kind, x)` when `node` is a prox atom of the variable `x`.
+fn atom_of_var(p: &Program, node: NodeId) -> Option<(ProxKind, InputId)> {
+    let op_args = |id: NodeId| {
+        let n = p.graph.node(id);
+        (&n.op, n.args.as_slice())
     };
-    let abs = p.graph.node(*abs);
-    let (Op::Unary(UnaryOp::Abs), [x]) = (&abs.op, abs.args.as_slice()) else {
-        return None;
-    };
-    match p.graph.node(*x).op {
+    let var = |id: NodeId| match p.graph.node(id).op {
         Op::Input(i) if p.input(i).kind == InputKind::Var => Some(i),
+        _ => None,
+    };
+    match op_args(node) {
+        (Op::NuclearNorm, [x]) => var(*x).map(|v| (ProxKind::Nuclear, v)),
+        (Op::Sum { axis: None }, [inner]) => match op_args(*inner) {
+            (Op::Unary(UnaryOp::Abs), [x]) => var(*x).map(|v| (ProxKind::L1, v)),
+            (Op::Unary(UnaryOp::Sqrt), [sums]) => {
+                let (Op::Sum { axis: Some(axis) }, [squares]) = op_args(*sums) else {
+                    return None;
+                };
+                let (Op::Binary(BinaryOp::Mul), [x, y]) = op_args(*squares) else {
+                    return None;
+                };
+                let kind = match axis {
+                    1 => ProxKind::GroupRows,
+                    0 => ProxKind::GroupCols,
+                    _ => return None,
+                };
+                let v = var(*x)?;
+                (x == y && p.graph.shape(*x).len() == 2).then_some((kind, v))
+            }
+            _ => None,
+        },
         _ => None,
     }
 }

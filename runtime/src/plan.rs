@@ -3,6 +3,7 @@
 
 use crate::linalg;
 use crate::model::Model;
+use crate::prox;
 use crate::solvers::{
     self, adam, augmented_lagrangian, central_path, lbfgs, projected_lbfgs, proximal_gradient,
     AdamOptions, AugLagOptions, Bounds, Callback, FnProblem, FnRegularizer, InnerSolver,
@@ -13,7 +14,7 @@ use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{BinaryOp, InputId, NodeId, Op, OptionValue, Program, Sense, SolveSpec};
-use optc_compiler::structure::{self, Structure};
+use optc_compiler::structure::{self, ProxKind, ProxTerm, Structure};
 
 /// Catalogue entries of planning errors (E0360–E0369).
 pub const PLAN_CODES: &[CodeInfo] = &[
@@ -160,9 +161,9 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
             Vec::new(),
             Vec::new(),
         ),
-        None if !s.l1.is_empty() => (
+        None if !s.prox.is_empty() => (
             Method::ProxGrad,
-            "smooth terms plus L1 terms with a prox: proximal gradient (FISTA)".to_string(),
+            "smooth terms plus terms with a prox (L1, group, nuclear norms): proximal gradient (FISTA)".to_string(),
             Vec::new(),
             Vec::new(),
         ),
@@ -386,7 +387,8 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
             }
         }
         Method::ProxGrad => {
-            let (smooth, l1) = smooth_part(model, &plan.structure, objective)?;
+            let (smooth, l1, matrix_terms) =
+                smooth_part(model, &plan.structure, objective, ProxScope::All)?;
             let merit = simplified_merit(model, plan, smooth)?;
             let b = bounds(model)?;
             let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| {
@@ -401,8 +403,14 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                         let soft = v[i].signum() * (v[i].abs() - t).max(0.0);
                         out[i] = soft.clamp(lower[i], upper[i]);
                     }
+                    for term in &matrix_terms {
+                        term.prox(out, step);
+                    }
                 },
-                value: |x: &[f64]| x.iter().zip(&l1).map(|(v, w)| w * v.abs()).sum(),
+                value: |x: &[f64]| {
+                    let l1_part: f64 = x.iter().zip(&l1).map(|(v, w)| w * v.abs()).sum();
+                    l1_part + matrix_terms.iter().map(|t| t.value(x)).sum::<f64>()
+                },
             };
             proximal_gradient(
                 &mut problem,
@@ -414,7 +422,7 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
         }
         Method::AugLag => {
             // L1 terms are handled as in NOTEARS: x = p − q with p, q ≥ 0 and ‖x‖₁ = Σ(p + q).
-            let (smooth, l1) = smooth_part(model, &plan.structure, objective)?;
+            let (smooth, l1, _) = smooth_part(model, &plan.structure, objective, ProxScope::L1)?;
             let merit = differentiate(model, smooth)?;
             let constraints: Vec<(NodeId, Vec<NodeId>, usize)> = plan
                 .structure
@@ -541,22 +549,89 @@ fn component_gradients(
     Ok(out)
 }
 
-/// The objective without its L1 terms, and the per-element L1 weights of the flat vector.
+/// Which prox terms a solver handles itself (the others stay in the smooth part).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ProxScope {
+    L1,
+    All,
+}
+
+/// A group-norm or nuclear-norm term on one variable's slot of the flat vector.
+struct MatrixProx {
+    kind: ProxKind,
+    offset: usize,
+    shape: (usize, usize),
+    weight: f64,
+}
+
+impl MatrixProx {
+    fn matrix(&self, x: &[f64]) -> ndarray::Array2<f64> {
+        let len = self.shape.0 * self.shape.1;
+        ndarray::Array2::from_shape_vec(self.shape, x[self.offset..self.offset + len].to_vec())
+            .expect("slot of a matrix variable")
+    }
+
+    /// Applies the prox of `step · weight · atom` to the slot of `x`.
+    fn prox(&self, x: &mut [f64], step: f64) {
+        let t = step * self.weight;
+        let mut m = self.matrix(x);
+        match self.kind {
+            ProxKind::GroupRows => prox::group_shrink_rows(&mut m, t),
+            ProxKind::GroupCols => prox::group_shrink_cols(&mut m, t),
+            // A failed SVD leaves the point unchanged; the next gradient step moves it.
+            ProxKind::Nuclear => match prox::singular_value_threshold(&m, t) {
+                Ok(shrunk) => m = shrunk,
+                Err(_) => return,
+            },
+            ProxKind::L1 => prox::soft_threshold(m.as_slice_mut().expect("row-major"), t),
+        }
+        let len = m.len();
+        x[self.offset..self.offset + len].copy_from_slice(m.as_slice().expect("row-major"));
+    }
+
+    fn value(&self, x: &[f64]) -> f64 {
+        let m = self.matrix(x);
+        let norms = |axis| m.map_axis(ndarray::Axis(axis), |v| v.dot(&v).sqrt()).sum();
+        self.weight
+            * match self.kind {
+                ProxKind::GroupRows => norms(1),
+                ProxKind::GroupCols => norms(0),
+                ProxKind::Nuclear => crate::linalg::singular_values(m.view())
+                    .map(|s| s.iter().sum())
+                    .unwrap_or(f64::NAN),
+                ProxKind::L1 => m.iter().map(|v| v.abs()).sum(),
+            }
+    }
+}
+
+/// The objective without the prox terms in `scope`, the per-element L1 weights of the flat
+/// vector, and the group/nuclear terms.
 fn smooth_part(
     model: &mut Model,
     s: &Structure,
     objective: NodeId,
-) -> Result<(NodeId, Vec<f64>), Diagnostic> {
+    scope: ProxScope,
+) -> Result<(NodeId, Vec<f64>, Vec<MatrixProx>), Diagnostic> {
     let maximize = matches!(
         model.program.objective.as_ref().map(|o| o.sense),
         Some(Sense::Maximize)
     );
     let mut weights = vec![0.0; model.dim()];
-    if maximize || s.l1.is_empty() {
-        return Ok((objective, weights));
+    let split: Vec<&ProxTerm> = s
+        .prox
+        .iter()
+        .filter(|t| scope == ProxScope::All || t.kind == ProxKind::L1)
+        .collect();
+    if maximize || split.is_empty() {
+        return Ok((objective, weights, Vec::new()));
     }
+    let kept = s
+        .prox
+        .iter()
+        .filter(|t| !split.contains(t))
+        .map(|t| (1.0, t.node));
     let mut smooth: Option<NodeId> = None;
-    for &(sign, term) in &s.smooth {
+    for (sign, term) in s.smooth.iter().copied().chain(kept) {
         let signed = if sign < 0.0 {
             model
                 .program
@@ -572,7 +647,8 @@ fn smooth_part(
         });
     }
     let smooth = smooth.unwrap_or_else(|| model.program.graph.constant(0.0));
-    for term in &s.l1 {
+    let mut matrix_terms = Vec::new();
+    for term in split {
         let w = match term.weight {
             Some(node) => model.eval_scalar(node).map_err(Diagnostic::from)?,
             None => 1.0,
@@ -581,13 +657,22 @@ fn smooth_part(
             .vars
             .iter()
             .find(|v| v.input == term.var)
-            .expect("L1 term on a variable")
+            .expect("prox term on a variable")
             .clone();
-        for wi in &mut weights[slot.offset..slot.offset + slot.len()] {
-            *wi += w;
+        if term.kind == ProxKind::L1 {
+            for wi in &mut weights[slot.offset..slot.offset + slot.len()] {
+                *wi += w;
+            }
+        } else {
+            matrix_terms.push(MatrixProx {
+                kind: term.kind,
+                offset: slot.offset,
+                shape: (slot.shape[0], slot.shape[1]),
+                weight: w,
+            });
         }
     }
-    Ok((smooth, weights))
+    Ok((smooth, weights, matrix_terms))
 }
 
 fn lbfgs_options(opts: &[(String, f64)]) -> Result<LbfgsOptions, Diagnostic> {
