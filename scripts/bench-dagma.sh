@@ -3,12 +3,13 @@
 # the same data from `optc simulate dag` (ER2: 2d edges, n = 1000, Gaussian equal-variance noise),
 # with the same hyperparameters (those of examples/dag/dagma.opt; see scripts/bench_dagma.py).
 # Prints d, seed, SHD and wall time of each (whole process: optc includes compiling the model,
-# dagma includes starting Python and importing torch; dagma's fit alone in its own column) and
-# the ratio of wall times dagma/optc.
+# dagma includes starting Python and importing numpy/scipy; dagma's fit alone in its own column)
+# and the ratio of wall times dagma/optc.
 #
 # Usage: scripts/bench-dagma.sh [D ...]          (default: 20 50 100)
-# Environment: SEEDS (default "1"); VENV (default /tmp/optc-bench-dagma-venv, created on first
-# use: numpy, scipy, tqdm, dagma without its torch/igraph dependencies); WORK (default: a fresh mktemp directory).
+# Environment: OPTC (an optc binary to use instead of building target/release/optc);
+# SEEDS (default "1"); VENV (default /tmp/optc-bench-dagma-venv, created on first use: numpy,
+# scipy, tqdm, dagma without its torch/igraph dependencies); WORK (default: a fresh mktemp dir).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,8 +31,12 @@ fi
 python="$venv/bin/python"
 bench="$root/scripts/bench_dagma.py"
 
-(cd "$root" && cargo build --release -q -p optc)
-optc="$root/target/release/optc"
+if [[ -n "${OPTC:-}" ]]; then
+  optc="$OPTC"
+else
+  (cd "$root" && cargo build --release -q -p optc)
+  optc="$root/target/release/optc"
+fi
 
 now() { date +%s.%N; }
 

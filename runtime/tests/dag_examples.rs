@@ -170,16 +170,34 @@ fn colide_nv_sets_each_sigma_in_closed_form() {
     assert!((sigma[1] - 1.25f64.sqrt()).abs() < 1e-9, "{sigma:?}");
 }
 
-// NOTEARS (augmented Lagrangian with the W = W⁺ − W⁻ split) currently ends in a local optimum with
-// SHD 5 on seed 1 (d = 10) and up to 10 at d = 20: above the goal of 4. Run with `--ignored`.
+/// SHD of the authors' NOTEARS code (xunzheng/notears `notears_linear`: λ = 0.1, scipy L-BFGS-B on
+/// [W⁺, W⁻] with (0, 0) diagonal bounds, threshold 0.3), run on the same `optc simulate dag` data
+/// (ER2, n = 1000, Gaussian EV) for seeds 1, 2, 3: d = 10 gives 5, 1, 0 and d = 20 gives 4, 2, 2.
+const NOTEARS_REFERENCE_SHD_D10: [usize; 3] = [5, 1, 0];
+
 #[test]
-#[ignore = "NOTEARS does not reach SHD ≤ 4 yet"]
+fn notears_matches_the_reference_code_er2_d10() {
+    for (seed, reference) in (1..=3).zip(NOTEARS_REFERENCE_SHD_D10) {
+        let s = shd("dag/notears.opt", 10, seed);
+        assert!(
+            s <= reference,
+            "NOTEARS, d = 10, seed {seed}: SHD {s} > {reference} (the reference code's)"
+        );
+    }
+}
+
+// The goal SHD ≤ 4 is not met by NOTEARS itself: the reference code gets SHD 5 on seed 1
+// at d = 10 (ours: 5, 1, 0 as the reference). At d = 20 ours gets 3, 10, 2 (reference 4, 2, 2): on
+// seed 2 the nonconvex ρ = 1 subproblem ends in a different local minimum than scipy's L-BFGS-B.
+// The d = 20 runs also take minutes in the test profile. Run with `--ignored`.
+#[test]
+#[ignore = "NOTEARS (also the reference code) does not reach SHD ≤ 4 on every seed"]
 fn notears_recovers_er2_d10() {
     check("dag/notears.opt", 10, 4);
 }
 
 #[test]
-#[ignore = "NOTEARS does not reach SHD ≤ 4 yet"]
+#[ignore = "NOTEARS does not reach SHD ≤ 4 on every seed; minutes in the test profile"]
 fn notears_recovers_er2_d20() {
     check("dag/notears.opt", 20, 4);
 }
