@@ -187,7 +187,7 @@ fn notears_matches_the_reference_code_er2_d10() {
 }
 
 // The goal SHD ≤ 4 is not met by NOTEARS itself: the reference code gets SHD 5 on seed 1
-// at d = 10 (ours: 5, 1, 0 as the reference). At d = 20 ours gets 3, 10, 2 (reference 4, 2, 2): on
+// at d = 10 (ours: 5, 1, 0 as the reference). At d = 20 ours gets 4, 10, 2 (reference 4, 2, 2): on
 // seed 2 the nonconvex ρ = 1 subproblem ends in a different local minimum than scipy's L-BFGS-B.
 // The d = 20 runs also take minutes in the test profile. Run with `--ignored`.
 #[test]
