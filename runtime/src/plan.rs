@@ -697,7 +697,6 @@ fn update_scales(
                 })?
                 .clamp(bounds.lower()[i], bounds.upper()[i]);
         }
-        debug_assert_eq!(slopes[0].len(), v.len);
     }
     Ok(())
 }
