@@ -4,7 +4,7 @@
 # with the same hyperparameters (those of examples/dag/dagma.opt; see scripts/bench_dagma.py).
 # Prints d, seed, SHD and wall time of each (whole process: optc includes compiling the model,
 # dagma includes starting Python and importing numpy/scipy; dagma's fit alone in its own column)
-# and the ratio of wall times dagma/optc.
+# and the ratio of wall times dagma/optc. Both run single-threaded (dagma with one BLAS thread).
 #
 # Usage: scripts/bench-dagma.sh [D ...]          (default: 20 50 100)
 # Environment: OPTC (an optc binary to use instead of building target/release/optc);
@@ -57,7 +57,9 @@ for d in "${dims[@]}"; do
     shd_optc=$("$python" "$bench" shd "$data/optc/W.npy" "$data/W_true.npy")
 
     start=$(now)
-    "$python" "$bench" "$data" > "$data/dagma.json" 2> "$data/dagma.err"  # tqdm progress bar
+    # Single-threaded BLAS, as optc (multi-threaded OpenBLAS thrashes on a shared machine).
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+      "$python" "$bench" "$data" > "$data/dagma.json" 2> "$data/dagma.err" # tqdm progress bar
     t_dagma=$(echo "$(now) - $start" | bc -l)
     read -r shd_dagma t_fit < <("$python" -c \
       'import json, sys; r = json.load(open(sys.argv[1])); print(r["shd"], r["fit_seconds"])' \

@@ -11,7 +11,6 @@ import sys
 import time
 
 import numpy as np
-from dagma.linear import DagmaLinear
 
 
 def shd(estimate, truth):
@@ -27,6 +26,8 @@ def main():
     if sys.argv[1] == "shd":
         print(shd(np.load(sys.argv[2]), np.load(sys.argv[3])))
         return
+    from dagma.linear import DagmaLinear
+
     data = sys.argv[1]
     x = np.load(f"{data}/X.npy")
     truth = np.load(f"{data}/W_true.npy")
