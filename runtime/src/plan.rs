@@ -684,8 +684,112 @@ fn lbfgs_options(opts: &[(String, f64)]) -> Result<LbfgsOptions, Diagnostic> {
     Ok(o)
 }
 
+/// Whether `root` reads node `target` (directly or through its arguments).
+fn depends_on(program: &Program, root: NodeId, target: NodeId) -> bool {
+    let mut seen = vec![false; root.0 as usize + 1];
+    let mut stack = vec![root];
+    while let Some(id) = stack.pop() {
+        if id == target {
+            return true;
+        }
+        if id.0 > root.0 || std::mem::replace(&mut seen[id.0 as usize], true) {
+            continue;
+        }
+        stack.extend(&program.graph.node(id).args);
+    }
+    false
+}
+
+/// A noise-scale variable of `solve with colide`, updated in closed form after every Adam step:
+/// the slopes of the score in σ at σ and at 2σ give the minimiser (see
+/// [`solvers::concomitant_scale`]).
+struct ScaleVar {
+    name: String,
+    offset: usize,
+    len: usize,
+    slope: NodeId,
+    slope_at_double: NodeId,
+}
+
+/// The scale variables of `solve with colide`: every variable that the acyclicity function `h`
+/// does not read (σ for CoLiDE-EV, σ ∈ R^d for CoLiDE-NV), with the slope nodes of `objective`.
+fn scale_vars(
+    model: &mut Model,
+    objective: NodeId,
+    h: NodeId,
+) -> Result<Vec<ScaleVar>, Diagnostic> {
+    let mut scales = Vec::new();
+    for slot in model.vars.clone() {
+        let node = model.program.input_nodes[slot.input.0 as usize];
+        if depends_on(&model.program, h, node) {
+            continue;
+        }
+        let slope = autodiff::gradient(&mut model.program, objective, &[slot.input])
+            .map_err(|e| plan_error("E0363", format!("{e}")))?[0];
+        let two = model.program.graph.constant(2.0);
+        let doubled = binary(&mut model.program, BinaryOp::Mul, two, node);
+        let slope_at_double = model
+            .program
+            .graph
+            .substitute(slope, node, doubled)
+            .map_err(|e| plan_error("E0360", e.to_string()))?;
+        scales.push(ScaleVar {
+            name: slot.name.clone(),
+            offset: slot.offset,
+            len: slot.len(),
+            slope,
+            slope_at_double,
+        });
+    }
+    if scales.is_empty() {
+        return Err(plan_error(
+            "E0360",
+            "`colide` needs a noise-scale variable that the acyclicity constraint does not read",
+        )
+        .with_hint("declare e.g. `var sigma : real >= 1e-6 = 1` and use it in the score as in examples/dag/colide.opt"));
+    }
+    Ok(scales)
+}
+
+/// Sets every scale variable in `x` to its closed-form minimiser given the other variables
+/// (then clamps to the bounds). Errors name a scale in which the score is not of the form
+/// a/σ + b·σ + (terms without σ).
+fn update_scales(
+    model: &mut Model,
+    scales: &[ScaleVar],
+    bounds: &Bounds,
+    x: &mut [f64],
+) -> Result<(), Diagnostic> {
+    model.set_x(x);
+    let roots: Vec<NodeId> = scales
+        .iter()
+        .flat_map(|v| [v.slope, v.slope_at_double])
+        .collect();
+    let values = model.eval(&roots).map_err(Diagnostic::from)?;
+    for (v, slopes) in scales.iter().zip(values.chunks(2)) {
+        for (k, (g, g2)) in slopes[0].iter().zip(slopes[1].iter()).enumerate() {
+            let i = v.offset + k;
+            x[i] = solvers::concomitant_scale(x[i], *g, *g2)
+                .ok_or_else(|| {
+                    plan_error(
+                        "E0360",
+                        format!(
+                            "`colide`: the objective is not of the form a/{0} + b·{0} (a ≥ 0, b > 0) in the scale `{0}`",
+                            v.name
+                        ),
+                    )
+                    .with_hint("the CoLiDE scores are 1/(2nσ)‖X − XW‖² + dσ/2 (EV) and Σⱼ ‖X_j − XW_j‖²/(2nσⱼ) + σⱼ/2 (NV)")
+                })?
+                .clamp(bounds.lower()[i], bounds.upper()[i]);
+        }
+    }
+    Ok(())
+}
+
 /// The DAGMA-style central path: stage t minimizes μ_t·f(x) + h(W/√s_t), where h is the model's
 /// one equality constraint (for `dagma_logdet(W, s = 1)` this is exactly h^{s_t}(W)).
+/// With `solve with colide`, the variables h does not read are noise scales set in closed form
+/// after every Adam step (CoLiDE's block-coordinate scheme).
 fn path(
     model: &mut Model,
     plan: &Plan,
@@ -717,8 +821,19 @@ fn path(
         .filter(|&id| matches!(model.program.graph.node(id).op, Op::LogDet))
         .map(|id| model.program.graph.node(id).args[0])
         .collect();
+    let colide = model
+        .program
+        .solve
+        .as_ref()
+        .is_some_and(|spec| spec.method == "colide");
+    let mut scales = if colide {
+        scale_vars(model, objective, c.node)?
+    } else {
+        Vec::new()
+    };
     let mut roots = merit.roots();
     roots.push(h);
+    roots.extend(scales.iter().flat_map(|v| [v.slope, v.slope_at_double]));
     roots.extend(&logdet_args);
     let mut new = finalize(model, plan, roots)?.into_iter();
     let merit = Merit {
@@ -726,14 +841,33 @@ fn path(
         grads: new.by_ref().take(merit.grads.len()).collect(),
     };
     let h_value = new.next().expect("root");
+    for v in &mut scales {
+        v.slope = new.next().expect("root");
+        v.slope_at_double = new.next().expect("root");
+    }
     let logdet_args: Vec<NodeId> = new.collect();
     let bounds = bounds(model)?;
-    let mut opts = PathOptions::default();
-    if let Some(spec) = &model.program.solve {
-        if spec.method == "colide" {
-            opts = PathOptions::colide();
+    let mut x0 = x0.to_vec();
+    if !scales.is_empty() {
+        // Start from the closed-form scales; applying the update twice checks its form.
+        update_scales(model, &scales, &bounds, &mut x0)?;
+        let first = x0.clone();
+        update_scales(model, &scales, &bounds, &mut x0)?;
+        if let Some(v) = scales.iter().find(|v| {
+            (v.offset..v.offset + v.len)
+                .any(|i| (x0[i] - first[i]).abs() > 1e-6 * first[i].abs().max(1e-12))
+        }) {
+            return Err(plan_error(
+                "E0360",
+                format!("`colide`: the objective is not of the form a/{0} + b·{0} in the scale `{0}` (its closed-form update does not reach a fixed point)", v.name),
+            ));
         }
     }
+    let mut opts = if colide {
+        PathOptions::colide()
+    } else {
+        PathOptions::default()
+    };
     for (k, v) in &plan.options {
         match k.as_str() {
             "mu" => opts.mu_init = *v,
@@ -760,6 +894,7 @@ fn path(
         h: NodeId,
         logdet_args: Vec<NodeId>,
         bounds: Bounds,
+        scales: Vec<ScaleVar>,
         error: &'a mut Option<Diagnostic>,
         current: (f64, f64),
     }
@@ -795,11 +930,16 @@ fn path(
             let v = eval_merit(self.model, &self.merit, x, grad, self.error);
             v.is_finite().then_some(v)
         }
-        fn after_step(&mut self, x: &[f64]) {
-            let mut y = x.to_vec();
-            self.bounds.project(&mut y);
-            if y != x {
-                self.model.set_x(&y);
+        fn after_step(&mut self, x: &mut [f64]) {
+            self.bounds.project(x);
+            if self.scales.is_empty() {
+                return;
+            }
+            if let Err(e) = update_scales(self.model, &self.scales, &self.bounds, x) {
+                // Keep the Adam step for the scales; report the first failure.
+                if self.error.is_none() {
+                    *self.error = Some(e);
+                }
             }
         }
         fn violation(&mut self, x: &[f64]) -> f64 {
@@ -818,10 +958,11 @@ fn path(
         h: h_value,
         logdet_args,
         bounds,
+        scales,
         error,
         current: (f64::NAN, f64::NAN),
     };
-    Ok(central_path(&mut objective, x0, &opts, callback).report)
+    Ok(central_path(&mut objective, &x0, &opts, callback).report)
 }
 
 /// Splits `solve with auglag(...)` options into the outer loop's and the inner L-BFGS's; `rho`

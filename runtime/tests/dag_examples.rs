@@ -113,16 +113,91 @@ fn colide_recovers_er2_d20() {
     check("dag/colide.opt", 20, 2);
 }
 
-// NOTEARS (augmented Lagrangian with the W = W⁺ − W⁻ split) currently ends in a local optimum with
-// SHD 5 on seed 1 (d = 10) and up to 10 at d = 20: above the goal of 4. Run with `--ignored`.
+/// Runs a one-step CoLiDE model (Adam step of 1e-12 on W, then the closed-form σ) with
+/// X = [[1, 1], [1, −1], [−1, 1], [−1, −1]] (Σ̂ = XᵀX/4 = I) and W = [[0, .5], [0, 0]], where
+/// (I − W)ᵀ Σ̂ (I − W) = [[1, −.5], [−.5, 1.25]]; returns the `sigma` output.
+fn one_step_colide_sigma(name: &str, sigma_decl: &str, score: &str) -> Vec<f64> {
+    let dir = dir(name);
+    std::fs::write(dir.join("X.csv"), "1,1\n1,-1\n-1,1\n-1,-1\n").unwrap();
+    std::fs::write(dir.join("W0.csv"), "0,0.5\n0,0\n").unwrap();
+    let model = format!(
+        "dims n, d\ndata X : real[n, d] = load(\"X.csv\")\ndata W0 : real[d, d] = load(\"W0.csv\")\n\
+         var W : real[d, d] = W0\nlet R = X - X @ W\n{sigma_decl}\nminimize {score}\n\
+         subject to\n  acyclic: dagma_logdet(W, s = 1) == 0\n\
+         solve with colide(stages = 1, max_iter = 1, lr = 1e-12)\noutput sigma\n"
+    );
+    let path = dir.join("model.opt");
+    std::fs::write(&path, model).unwrap();
+    let run = optc(&["run", path.to_str().unwrap(), "-q", "--json"]);
+    assert!(
+        matches!(run.status.code(), Some(0) | Some(1)),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let sigma = &json["outputs"]["sigma"];
+    match sigma.as_f64() {
+        Some(v) => vec![v],
+        None => serde_json::from_value(sigma.clone()).unwrap(),
+    }
+}
+
 #[test]
-#[ignore = "NOTEARS does not reach SHD ≤ 4 yet"]
+fn colide_ev_sets_sigma_in_closed_form() {
+    // σ = √(tr((I − W)ᵀ Σ̂ (I − W)) / d) = √(2.25 / 2).
+    let sigma = one_step_colide_sigma(
+        "colide-ev-sigma",
+        "var sigma : real >= 1e-6 = 1",
+        "0.5 / (n * sigma) * sumsq(R) + d * sigma / 2",
+    );
+    assert_eq!(sigma.len(), 1);
+    assert!(
+        (sigma[0] - (2.25f64 / 2.0).sqrt()).abs() < 1e-9,
+        "{sigma:?}"
+    );
+}
+
+#[test]
+fn colide_nv_sets_each_sigma_in_closed_form() {
+    // σ_j = √([(I − W)ᵀ Σ̂ (I − W)]_jj) = (1, √1.25).
+    let sigma = one_step_colide_sigma(
+        "colide-nv-sigma",
+        "var sigma : real[d] >= 1e-6 = 1",
+        "0.5 / n * sum(sum(R .* R, axis = 0) / sigma) + sum(sigma) / 2",
+    );
+    assert_eq!(sigma.len(), 2);
+    assert!((sigma[0] - 1.0).abs() < 1e-9, "{sigma:?}");
+    assert!((sigma[1] - 1.25f64.sqrt()).abs() < 1e-9, "{sigma:?}");
+}
+
+/// SHD of the authors' NOTEARS code (xunzheng/notears `notears_linear`: λ = 0.1, scipy L-BFGS-B on
+/// [W⁺, W⁻] with (0, 0) diagonal bounds, threshold 0.3), run on the same `optc simulate dag` data
+/// (ER2, n = 1000, Gaussian EV) for seeds 1, 2, 3: d = 10 gives 5, 1, 0 and d = 20 gives 4, 2, 2.
+const NOTEARS_REFERENCE_SHD_D10: [usize; 3] = [5, 1, 0];
+
+#[test]
+fn notears_matches_the_reference_code_er2_d10() {
+    for (seed, reference) in (1..=3).zip(NOTEARS_REFERENCE_SHD_D10) {
+        let s = shd("dag/notears.opt", 10, seed);
+        assert!(
+            s <= reference,
+            "NOTEARS, d = 10, seed {seed}: SHD {s} > {reference} (the reference code's)"
+        );
+    }
+}
+
+// The issue's goal SHD ≤ 4 is not met by NOTEARS itself: the reference code gets SHD 5 on seed 1
+// at d = 10 (ours: 5, 1, 0 as the reference). At d = 20 ours gets 4, 10, 2 (reference 4, 2, 2): on
+// seed 2 the nonconvex ρ = 1 subproblem ends in a different local minimum than scipy's L-BFGS-B.
+// The d = 20 runs also take minutes in the test profile. Run with `--ignored`.
+#[test]
+#[ignore = "NOTEARS (also the reference code) does not reach SHD ≤ 4 on every seed"]
 fn notears_recovers_er2_d10() {
     check("dag/notears.opt", 10, 4);
 }
 
 #[test]
-#[ignore = "NOTEARS does not reach SHD ≤ 4 yet"]
+#[ignore = "NOTEARS does not reach SHD ≤ 4 on every seed; minutes in the test profile"]
 fn notears_recovers_er2_d20() {
     check("dag/notears.opt", 20, 4);
 }

@@ -89,10 +89,10 @@ fn colide_ev_path_recovers_planted_er2_graph() {
         |w: &[f64], mu: f64, s: f64, g: &mut [f64]| {
             score_value_grad(cov.view(), w, mu, s, 0.05, Some(sigma.get()), g)
         },
-        |w: &[f64]| {
+        |w: &mut [f64]| {
             sigma.set(colide_sigma_ev(
                 cov.view(),
-                ArrayView2::from_shape((d, d), w).unwrap(),
+                ArrayView2::from_shape((d, d), &*w).unwrap(),
             ))
         },
     );

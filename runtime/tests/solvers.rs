@@ -4,9 +4,10 @@
 use optc_runtime::prox::soft_threshold;
 use optc_runtime::simulate::regression;
 use optc_runtime::solvers::{
-    adam, augmented_lagrangian, lbfgs, projected_lbfgs, proximal_gradient, AdamOptions,
-    AugLagOptions, Bounds, Control, FnConstrained, FnProblem, InnerSolver, IterInfo, L1Penalty,
-    LbfgsOptions, PathOptions, ProxGradOptions, SetOption, Status,
+    adam, augmented_lagrangian, central_path, concomitant_scale, lbfgs, projected_lbfgs,
+    proximal_gradient, AdamOptions, AugLagOptions, Bounds, Control, FnConstrained, FnPathObjective,
+    FnProblem, InnerSolver, IterInfo, L1Penalty, LbfgsOptions, PathOptions, ProxGradOptions,
+    SetOption, Status,
 };
 
 fn go_on(_: &IterInfo) -> Control {
@@ -273,6 +274,83 @@ fn adam_minimizes_quadratic() {
     assert_ne!(report.status, Status::Diverged);
     // A⁻¹b for A = [[2, .5], [.5, 1]], b = (1, −1): det 1.75 → (1.5, −2.5)/1.75.
     assert_close(&report.x, &[1.5 / 1.75, -2.5 / 1.75], 1e-4);
+}
+
+fn stop(_: &IterInfo) -> Control {
+    Control::Stop
+}
+
+/// Adam with β1 = 0 on f(x) = x² from x = 1: the first direction is g/(|g| + eps) ≈ 1, so the
+/// first step moves x to ≈ 1 − lr.
+fn adam_first_step_then_stop(lr: f64) -> optc_runtime::solvers::Report {
+    let mut problem = FnProblem::new(1, |x: &[f64], g: &mut [f64]| {
+        g[0] = 2.0 * x[0];
+        x[0] * x[0]
+    });
+    let opts = AdamOptions {
+        lr,
+        beta1: 0.0,
+        ..Default::default()
+    };
+    adam(&mut problem, &[1.0], &opts, &mut stop)
+}
+
+#[test]
+fn adam_interrupt_returns_the_best_point_seen() {
+    // lr = 3 overshoots to x ≈ −2 (f ≈ 4 > f(1) = 1): the start point is returned.
+    let overshoot = adam_first_step_then_stop(3.0);
+    assert_eq!(overshoot.status, Status::Interrupted);
+    assert_eq!((overshoot.x[0], overshoot.value), (1.0, 1.0));
+    // lr = 1.5 improves to x ≈ −0.5 (f ≈ 0.25): the new point is returned.
+    let improved = adam_first_step_then_stop(1.5);
+    assert_eq!(improved.status, Status::Interrupted);
+    assert_close(&improved.x, &[-0.5], 1e-7);
+    assert!((improved.value - 0.25).abs() < 1e-7);
+}
+
+#[test]
+fn path_interrupt_returns_the_best_point_of_the_stage() {
+    // One stage of μ·(x − 2)² (h = 0) from x = 0 with β1 = 0: the first Adam step moves x by
+    // ≈ lr towards 2.
+    let run = |lr: f64| {
+        let mut objective =
+            FnPathObjective::new(1, |x: &[f64], mu: f64, _s: f64, g: &mut [f64]| {
+                g[0] = mu * 2.0 * (x[0] - 2.0);
+                Some(mu * (x[0] - 2.0).powi(2))
+            });
+        let opts = PathOptions {
+            stages: 1,
+            lr,
+            beta1: 0.0,
+            ..PathOptions::default()
+        };
+        central_path(&mut objective, &[0.0], &opts, &mut stop).report
+    };
+    // lr = 5 overshoots to x ≈ 5 (value 9 > 4): the stage's start point is returned.
+    let overshoot = run(5.0);
+    assert_eq!(overshoot.status, Status::Interrupted);
+    assert_eq!((overshoot.x[0], overshoot.value), (0.0, 4.0));
+    // lr = 1 reaches x ≈ 1 (value 1 < 4): the new point is returned.
+    let improved = run(1.0);
+    assert_eq!(improved.status, Status::Interrupted);
+    assert_close(&improved.x, &[1.0], 1e-7);
+    assert!((improved.value - 1.0).abs() < 1e-7);
+}
+
+#[test]
+fn concomitant_scale_is_the_minimiser_of_a_over_sigma_plus_b_sigma() {
+    // φ(σ) = a/σ + bσ with a = 2, b = 1/2 has its minimum at σ* = √(a/b) = 2.
+    let slope = |sigma: f64| -2.0 / (sigma * sigma) + 0.5;
+    for sigma in [0.1, 1.0, 3.0] {
+        let s = concomitant_scale(sigma, slope(sigma), slope(2.0 * sigma)).unwrap();
+        assert!((s - 2.0).abs() < 1e-12, "from σ = {sigma}: {s}");
+    }
+    // a = 0 (a perfect fit): σ* = 0.
+    assert_eq!(concomitant_scale(1.0, 0.5, 0.5), Some(0.0));
+    // φ(σ) = −σ (b < 0) and φ(σ) = −1/σ (a < 0) have no minimiser: no closed form.
+    assert_eq!(concomitant_scale(1.0, -1.0, -1.0), None);
+    assert_eq!(concomitant_scale(1.0, 1.0, 0.25), None);
+    assert_eq!(concomitant_scale(0.0, -1.0, 0.0), None);
 }
 
 /// min ½‖x − c‖² s.t. x₁ + x₂ + x₃ = 1, x₁ − x₃ = 0.

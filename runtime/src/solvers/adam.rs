@@ -1,4 +1,6 @@
 //! Adam (Kingma & Ba 2015) with bias correction; the step is also used by the DAGMA/CoLiDE path.
+//!
+//! Adam is not monotone: when the callback stops it, the best point seen is returned.
 
 use super::options::impl_set_option;
 use super::{norm_inf, Callback, Control, IterInfo, Problem, Report, Status};
@@ -100,6 +102,7 @@ pub fn adam(
     let mut update = vec![0.0; n];
     let mut state = AdamState::new(n, opts.beta1, opts.beta2, opts.eps);
     let mut checkpoint_value = f64::INFINITY;
+    let mut best = (f64::INFINITY, x.clone());
     let finish = |status, iterations, x: Vec<f64>, value, g: &[f64]| Report {
         status,
         iterations,
@@ -122,6 +125,10 @@ pub fn adam(
             }
             checkpoint_value = value;
         }
+        if value < best.0 {
+            best.0 = value;
+            best.1.copy_from_slice(&x);
+        }
         state.direction(&g, &mut update);
         for i in 0..n {
             x[i] -= opts.lr * update[i];
@@ -135,7 +142,11 @@ pub fn adam(
         };
         if callback(&info) == Control::Stop {
             let value = problem.value_grad(&x, &mut g);
-            return finish(Status::Interrupted, iter, x, value, &g);
+            if value < best.0 {
+                return finish(Status::Interrupted, iter, x, value, &g);
+            }
+            let value = problem.value_grad(&best.1, &mut g);
+            return finish(Status::Interrupted, iter, best.1, value, &g);
         }
     }
     let value = problem.value_grad(&x, &mut g);

@@ -12,7 +12,10 @@
 //!   ends when the learning rate drops to 1e-16).
 //!
 //! Block-coordinate variants (CoLiDE: one Adam step on W, then the closed-form σ) use
-//! [`PathObjective::after_step`].
+//! [`PathObjective::after_step`], which may overwrite coordinates of the new point.
+//!
+//! Adam on this objective is not monotone: when the callback stops the path, the point returned
+//! is the best one (lowest μ·score + h^s) seen in the current stage.
 
 use super::options::{count, float, invalid, unknown};
 use super::{
@@ -27,8 +30,9 @@ pub trait PathObjective {
     /// Returns μ·score(x) + h^s(x) and writes its (sub)gradient into `grad`, or `None` if `x`
     /// is outside the domain of h^s.
     fn value_grad(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> Option<f64>;
-    /// Called after every Adam step (closed-form block updates). Does nothing by default.
-    fn after_step(&mut self, _x: &[f64]) {}
+    /// Called after every Adam step with the new point, which it may change in place
+    /// (projections, closed-form block updates). Does nothing by default.
+    fn after_step(&mut self, _x: &mut [f64]) {}
     /// The constraint violation reported for the final point (0 by default).
     fn violation(&mut self, _x: &[f64]) -> f64 {
         0.0
@@ -36,8 +40,8 @@ pub trait PathObjective {
 }
 
 /// A [`PathObjective`] from closures: `value_grad(x, μ, s, grad) -> Option<value>` and an
-/// optional `after_step(x)`.
-pub struct FnPathObjective<F, A = fn(&[f64])> {
+/// optional `after_step(x)` that may change x in place.
+pub struct FnPathObjective<F, A = fn(&mut [f64])> {
     dim: usize,
     value_grad: F,
     after_step: A,
@@ -59,7 +63,7 @@ where
 impl<F, A> FnPathObjective<F, A>
 where
     F: FnMut(&[f64], f64, f64, &mut [f64]) -> Option<f64>,
-    A: FnMut(&[f64]),
+    A: FnMut(&mut [f64]),
 {
     pub fn with_after_step(dim: usize, value_grad: F, after_step: A) -> Self {
         FnPathObjective {
@@ -73,7 +77,7 @@ where
 impl<F, A> PathObjective for FnPathObjective<F, A>
 where
     F: FnMut(&[f64], f64, f64, &mut [f64]) -> Option<f64>,
-    A: FnMut(&[f64]),
+    A: FnMut(&mut [f64]),
 {
     fn dim(&self) -> usize {
         self.dim
@@ -81,7 +85,7 @@ where
     fn value_grad(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> Option<f64> {
         (self.value_grad)(x, mu, s, grad)
     }
-    fn after_step(&mut self, x: &[f64]) {
+    fn after_step(&mut self, x: &mut [f64]) {
         (self.after_step)(x)
     }
 }
@@ -240,6 +244,7 @@ impl Stage<'_> {
         let mut update = vec![0.0; n];
         let mut adam = AdamState::new(n, self.opts.beta1, self.opts.beta2, self.opts.eps);
         let mut obj_prev = 1e16;
+        let mut best = (f64::INFINITY, x.to_vec());
         for iter in 1..=max_iter {
             let mut value = self.objective.value_grad(x, mu, s, &mut g);
             while value.is_none() {
@@ -257,6 +262,10 @@ impl Stage<'_> {
             let Some(value) = value.filter(|v| v.is_finite()) else {
                 return StageEnd::Diverged;
             };
+            if value < best.0 {
+                best.0 = value;
+                best.1.copy_from_slice(x);
+            }
             adam.direction(&g, &mut update);
             x.iter_mut().zip(&update).for_each(|(xi, u)| *xi -= lr * u);
             self.objective.after_step(x);
@@ -271,6 +280,13 @@ impl Stage<'_> {
                 step: lr,
             };
             if (self.callback)(&info) == Control::Stop {
+                match self.objective.value_grad(x, mu, s, &mut g) {
+                    Some(v) if v < best.0 => self.last_value = v,
+                    _ => {
+                        x.copy_from_slice(&best.1);
+                        self.last_value = best.0;
+                    }
+                }
                 return StageEnd::Stopped;
             }
             let at_checkpoint =
@@ -377,4 +393,23 @@ pub fn colide_sigma_ev(cov: ArrayView2<f64>, w: ArrayView2<f64>) -> f64 {
 /// CoLiDE-NV closed-form noise scales σ_j = sqrt([(I − W)ᵀ Σ̂ (I − W)]_jj).
 pub fn colide_sigma_nv(cov: ArrayView2<f64>, w: ArrayView2<f64>) -> Array1<f64> {
     residual_variances(cov, w).mapv(f64::sqrt)
+}
+
+/// The closed-form minimiser σ* = √(a/b) of φ(σ) = a/σ + b·σ (plus terms without σ), from two
+/// slopes at some σ > 0: φ'(σ) = −a/σ² + b and φ'(2σ) = −a/(4σ²) + b, so a = (4/3)·σ²·(φ'(2σ) − φ'(σ))
+/// and b = φ'(σ) + a/σ². This is CoLiDE's concomitant noise-scale step for any score of that
+/// form: EV with one σ, NV with one σ per variable (each σ_j separately).
+/// `None` when the slopes do not come from such a φ with a ≥ 0 and b > 0.
+pub fn concomitant_scale(sigma: f64, slope: f64, slope_at_double: f64) -> Option<f64> {
+    if !(sigma > 0.0) {
+        return None;
+    }
+    let a = 4.0 / 3.0 * sigma * sigma * (slope_at_double - slope);
+    let b = slope + a / (sigma * sigma);
+    let a = if a < 0.0 && a > -1e-12 * b * sigma * sigma {
+        0.0
+    } else {
+        a
+    };
+    (a >= 0.0 && b > 0.0 && a.is_finite() && b.is_finite()).then(|| (a / b).sqrt())
 }

@@ -19,8 +19,8 @@ pub use auglag::{
     InnerSolver,
 };
 pub use dagma::{
-    central_path, colide_sigma_ev, colide_sigma_nv, FnPathObjective, PathObjective, PathOptions,
-    PathReport,
+    central_path, colide_sigma_ev, colide_sigma_nv, concomitant_scale, FnPathObjective,
+    PathObjective, PathOptions, PathReport,
 };
 pub use lbfgs::{lbfgs, LbfgsOptions};
 pub use options::{OptionError, SetOption};

@@ -1,0 +1,54 @@
+"""Runs the `dagma` package's linear DAGMA on one simulated data set and prints one JSON line
+({"shd", "edges", "fit_seconds"}); `shd` mode prints the SHD of an estimate instead.
+
+Usage: python bench_dagma.py DIR             (DIR holds X.npy and W_true.npy from `optc simulate dag`)
+       python bench_dagma.py shd W.npy W_true.npy
+The hyperparameters are the ones of examples/dag/dagma.opt (the DAGMA repository's `fit`
+defaults except lambda1 = 0.02, as in its test() and notebook).
+"""
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def shd(estimate, truth):
+    """Extra + missing + reversed edges; a reversed edge counts once (as optc's dag::graph_metrics)."""
+    b, g = estimate != 0, truth != 0
+    reversed_ = b & ~g & g.T
+    extra = b & ~g & ~g.T
+    missing = g & ~b & ~b.T
+    return int(extra.sum() + missing.sum() + reversed_.sum())
+
+
+def main():
+    if sys.argv[1] == "shd":
+        print(shd(np.load(sys.argv[2]), np.load(sys.argv[3])))
+        return
+    from dagma.linear import DagmaLinear
+
+    data = sys.argv[1]
+    x = np.load(f"{data}/X.npy")
+    truth = np.load(f"{data}/W_true.npy")
+    start = time.perf_counter()
+    model = DagmaLinear(loss_type="l2")
+    w = model.fit(
+        x,
+        lambda1=0.02,
+        w_threshold=0.3,
+        T=5,
+        mu_init=1.0,
+        mu_factor=0.1,
+        s=[1.0, 0.9, 0.8, 0.7, 0.6],
+        warm_iter=30000,
+        max_iter=60000,
+        lr=3e-4,
+        checkpoint=1000,
+    )
+    seconds = time.perf_counter() - start
+    print(json.dumps({"shd": shd(w, truth), "edges": int((w != 0).sum()), "fit_seconds": seconds}))
+
+
+if __name__ == "__main__":
+    main()
