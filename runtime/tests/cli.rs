@@ -78,6 +78,7 @@ fn check_accepts_every_example() {
         "dag/notears.opt",
         "dag/dagma.opt",
         "dag/colide.opt",
+        "dag/colide_nv.opt",
         "ot/sparse_ot.opt",
         "bilevel/tv_denoise.opt",
     ] {
