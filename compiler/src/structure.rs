@@ -1,6 +1,7 @@
-//! Structure analysis: which terms of the objective are smooth and which have a known prox, and
-//! how each constraint is handled (a projection, or a penalty/Lagrangian term). The solver plan in
-//! the runtime is chosen from this, and `optc run` prints why.
+//! Structure analysis: which terms of the objective are smooth and which have a known prox (L1,
+//! group and nuclear norms of a variable), and how each constraint is handled (a projection, or a
+//! penalty/Lagrangian term). The solver plan in the runtime is chosen from this, and `optc run`
+//! prints why.
 
 use crate::ir::{
     BinaryOp, ConstraintKind, InputId, InputKind, NodeId, Op, Program, Stage, UnaryOp,
