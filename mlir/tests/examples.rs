@@ -81,6 +81,11 @@ fn examples_text_and_values_match_the_interpreter() {
             assert!(matches!(text, Err(MlirError::Unsupported(_))), "{text:?}");
             return;
         }
+        // Known gap: no adjoint ops yet (NOTEARS' gradient uses the expm Fréchet derivative).
+        if let Err(MlirError::Unsupported(what)) = &text {
+            assert!(what.contains("adjoint ops"), "{}: {what}", path.display());
+            return;
+        }
         let text = text.expect("lowers");
         insta::assert_snapshot!(text);
 
