@@ -308,16 +308,30 @@ fn simulate_writes_seeded_data() {
 
 #[test]
 fn check_grad_reports_small_errors_in_json() {
-    let o = optc(&["eval", &example("dag/dagma.opt"), "--check-grad", "--json"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let v = json(&stdout(&o));
-    let check = &v["grad_check"];
-    assert!(check["max_rel_error"].as_f64().unwrap() < 1e-6, "{check}");
-    assert!(
-        check["hvp_max_rel_error"].as_f64().unwrap() < 1e-6,
-        "{check}"
-    );
-    assert_eq!(check["points"], 4);
+    // Every example with a symbolic gradient (the bilevel one's outer gradient is implicit).
+    for model in [
+        "dag/dagma.opt",
+        "dag/notears.opt",
+        "dag/colide.opt",
+        "dag/colide_nv.opt",
+        "regression/lasso.opt",
+        "regression/ridge.opt",
+        "ot/sparse_ot.opt",
+    ] {
+        let o = optc(&["eval", &example(model), "--check-grad", "--json"]);
+        assert_eq!(code(&o), 0, "{model}: {}", stderr(&o));
+        let v = json(&stdout(&o));
+        let check = &v["grad_check"];
+        assert!(
+            check["max_rel_error"].as_f64().unwrap() < 1e-6,
+            "{model}: {check}"
+        );
+        assert!(
+            check["hvp_max_rel_error"].as_f64().unwrap() < 1e-6,
+            "{model}: {check}"
+        );
+        assert_eq!(check["points"], 4);
+    }
 }
 
 #[test]
