@@ -621,33 +621,19 @@ fn compile_native(
     roots: &[NodeId],
     dims: &[u64],
 ) -> Result<NativeEval, String> {
+    // The setup values per-iteration nodes read, except inputs (passed anyway) and constants
+    // (free to recompute).
     let g = &program.graph;
-    let mut needed = vec![false; g.len()];
-    let mut given = Vec::new();
-    for r in roots {
-        needed[r.0 as usize] = true;
-    }
-    for i in (0..g.len()).rev() {
-        let id = NodeId(i as u32);
-        if !needed[i] {
-            continue;
-        }
-        let node = g.node(id);
-        if node.stage < Stage::Var {
-            // Inputs are passed anyway and constants cost nothing to recompute.
-            if !matches!(
-                node.op,
+    let given: Vec<NodeId> = simplify::stage(program, roots)
+        .handoff
+        .into_iter()
+        .filter(|&id| {
+            !matches!(
+                g.node(id).op,
                 Op::Input(_) | Op::Const(_) | Op::DimSize(_) | Op::Eye(_)
-            ) {
-                given.push(id);
-            }
-            continue;
-        }
-        for a in &node.args {
-            needed[a.0 as usize] = true;
-        }
-    }
-    given.sort();
+            )
+        })
+        .collect();
     let (cut, cut_roots) = program.cut(roots, &given).map_err(|e| e.to_string())?;
     let function: Box<dyn NativeFunction> = match backend {
         Backend::Cpu | Backend::Interp => {
