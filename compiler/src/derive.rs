@@ -4,7 +4,7 @@
 //! print these; the runtime evaluates the same functions.
 
 use crate::autodiff::{self, AdError};
-use crate::ir::{print_program, InputId, NodeId, Program, Sense, UnaryOp};
+use crate::ir::{print_program, InputId, NodeId, Program};
 use crate::simplify::{self, CostModel, SimplifyError, StagedPlan};
 use std::fmt::Write;
 
@@ -51,19 +51,12 @@ impl Derived {
 /// Appends the gradient of the objective to a copy of `program`.
 pub fn differentiate(program: &Program) -> Result<Derived, AdError> {
     let mut program = program.clone();
-    let Some(objective) = program.objective.clone() else {
+    let Some(node) = program.minimized_objective() else {
         return Err(AdError {
             node: NodeId(0),
             op: "objective".into(),
             message: "the model has no objective".into(),
         });
-    };
-    let node = match objective.sense {
-        Sense::Minimize => objective.node,
-        Sense::Maximize => program
-            .graph
-            .add(crate::ir::Op::Unary(UnaryOp::Neg), vec![objective.node])
-            .expect("negating a scalar"),
     };
     let vars: Vec<InputId> = program.variables().collect();
     let grads = autodiff::gradient(&mut program, node, &vars)?;

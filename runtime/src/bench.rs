@@ -11,7 +11,7 @@ use crate::model::Model;
 use crate::simulate::Rng;
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::autodiff::{self, AdError};
-use optc_compiler::ir::{BinaryOp, ConstraintKind, NodeId, Op, Sense, UnaryOp};
+use optc_compiler::ir::{BinaryOp, ConstraintKind, NodeId, Op};
 use optc_compiler::simplify::SimplifyError;
 use std::time::{Duration, Instant};
 
@@ -57,14 +57,10 @@ pub fn prepare(
     simplify: bool,
 ) -> Result<Vec<NodeId>, BenchError> {
     let program = &mut model.program;
-    let objective = program.objective.clone().ok_or(BenchError::NoObjective)?;
+    let mut merit = program
+        .minimized_objective()
+        .ok_or(BenchError::NoObjective)?;
     let g = &mut program.graph;
-    let mut merit = match objective.sense {
-        Sense::Minimize => objective.node,
-        Sense::Maximize => g
-            .add(Op::Unary(UnaryOp::Neg), vec![objective.node])
-            .expect("negating a scalar"),
-    };
     for c in &program.constraints {
         let scalar = g.shape(c.node).is_empty() && c.ranges.is_empty();
         if scalar && matches!(c.kind, ConstraintKind::Eq | ConstraintKind::Le) {

@@ -6,7 +6,7 @@ use crate::model::Model;
 use crate::simulate::Rng;
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::autodiff::{self, AdError};
-use optc_compiler::ir::{NodeId, Sense, UnaryOp};
+use optc_compiler::ir::NodeId;
 
 /// The worst errors found.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,24 +38,13 @@ const MAX_COORDINATES: usize = 200;
 /// Checks the objective's gradient at the model's current point and at three seeded points near
 /// it, and its HVP at the three random points (the model is left at its initial point).
 pub fn check_gradient(model: &mut Model, seed: u64) -> Result<GradCheck, GradCheckError> {
-    let Some(objective) = model.program.objective.clone() else {
+    let Some(f) = model.program.minimized_objective() else {
         return Ok(GradCheck {
             max_rel_error: 0.0,
             hvp_max_rel_error: 0.0,
             points: 0,
             coordinates: 0,
         });
-    };
-    let f = match objective.sense {
-        Sense::Minimize => objective.node,
-        Sense::Maximize => model
-            .program
-            .graph
-            .add(
-                optc_compiler::ir::Op::Unary(UnaryOp::Neg),
-                vec![objective.node],
-            )
-            .expect("negation"),
     };
     let vars: Vec<_> = model.vars.iter().map(|v| v.input).collect();
     let h = autodiff::hvp(&mut model.program, f, &vars).map_err(GradCheckError::Derivative)?;

@@ -1,7 +1,6 @@
 //! Solver plans: which solver a model gets (from `solve with` or from the structure analysis),
 //! why, and the merit functions the solvers call, built as IR and differentiated once.
 
-use crate::linalg;
 use crate::model::Model;
 use crate::prox;
 use crate::solvers::{
@@ -9,7 +8,6 @@ use crate::solvers::{
     AdamOptions, AugLagOptions, Bounds, Callback, FnProblem, FnRegularizer, InnerSolver,
     LbfgsOptions, PathObjective, PathOptions, ProxGradOptions, Report, SetOption,
 };
-use ndarray::Ix2;
 use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
@@ -227,30 +225,31 @@ fn binary(program: &mut Program, op: BinaryOp, a: NodeId, b: NodeId) -> NodeId {
         .expect("scalar arithmetic on scalars")
 }
 
-/// The objective to minimize (negated for `maximize`).
-fn minimized_objective(program: &mut Program) -> Option<NodeId> {
-    let o = program.objective.clone()?;
-    Some(match o.sense {
-        Sense::Minimize => o.node,
-        Sense::Maximize => program
-            .graph
-            .add(Op::Unary(optc_compiler::ir::UnaryOp::Neg), vec![o.node])
-            .expect("negation"),
-    })
-}
-
-/// A differentiable scalar with its gradient nodes (one per variable, in `Model::vars` order).
+/// A differentiable scalar with its gradient nodes (one per variable, in `Model::vars` order),
+/// and domain guards: nodes that must be elementwise ≥ 0 for a point to be in the merit's
+/// domain, evaluated together with it (so they share its work).
 #[derive(Clone, Debug)]
 struct Merit {
     value: NodeId,
     grads: Vec<NodeId>,
+    domain: Vec<NodeId>,
 }
 
 impl Merit {
     fn roots(&self) -> Vec<NodeId> {
         std::iter::once(self.value)
             .chain(self.grads.iter().copied())
+            .chain(self.domain.iter().copied())
             .collect()
+    }
+
+    /// The same merit with its nodes renamed by `roots` (in the order of [`Merit::roots`]).
+    fn renamed(&self, roots: &mut impl Iterator<Item = NodeId>) -> Merit {
+        Merit {
+            value: roots.next().expect("root"),
+            grads: roots.take(self.grads.len()).collect(),
+            domain: roots.take(self.domain.len()).collect(),
+        }
     }
 }
 
@@ -268,23 +267,25 @@ fn finalize(model: &mut Model, plan: &Plan, roots: Vec<NodeId>) -> Result<Vec<No
 /// A merit function and its gradient, simplified.
 fn simplified_merit(model: &mut Model, plan: &Plan, value: NodeId) -> Result<Merit, Diagnostic> {
     let merit = differentiate(model, value)?;
-    let mut roots = finalize(model, plan, merit.roots())?;
-    let value = roots.remove(0);
-    Ok(Merit {
-        value,
-        grads: roots,
-    })
+    let roots = finalize(model, plan, merit.roots())?;
+    Ok(merit.renamed(&mut roots.into_iter()))
 }
 
 fn differentiate(model: &mut Model, value: NodeId) -> Result<Merit, Diagnostic> {
     let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
     let grads = autodiff::gradient(&mut model.program, value, &vars)
         .map_err(|e| plan_error("E0363", format!("{e}")))?;
-    Ok(Merit { value, grads })
+    Ok(Merit {
+        value,
+        grads,
+        domain: Vec::new(),
+    })
 }
 
-/// Evaluates a merit function at `x`: value, and gradient into `g`. Errors become NaN (the solvers
-/// back off); the first error is kept for the report.
+/// Evaluates a merit function at `x`: value, and gradient into `g`. A point outside the merit's
+/// domain (a negative entry in a domain guard, or, for a guarded merit, any evaluation error such
+/// as a log-determinant of a matrix with determinant ≤ 0) gives NaN, and the solvers back off.
+/// Other errors give NaN too; the first is kept for the report.
 fn eval_merit(
     model: &mut Model,
     merit: &Merit,
@@ -293,11 +294,13 @@ fn eval_merit(
     error: &mut Option<Diagnostic>,
 ) -> f64 {
     model.set_x(x);
-    let mut roots = vec![merit.value];
-    roots.extend(&merit.grads);
-    match model.eval(&roots) {
+    match model.eval(&merit.roots()) {
         Ok(values) => {
-            for (slot, grad) in model.vars.iter().zip(&values[1..]) {
+            let (head, guards) = values.split_at(1 + merit.grads.len());
+            if guards.iter().any(|a| a.iter().any(|v| *v < 0.0)) {
+                return f64::NAN;
+            }
+            for (slot, grad) in model.vars.iter().zip(&head[1..]) {
                 for (gi, v) in g[slot.offset..slot.offset + slot.len()]
                     .iter_mut()
                     .zip(grad.iter())
@@ -305,10 +308,10 @@ fn eval_merit(
                     *gi = *v;
                 }
             }
-            values[0].iter().next().copied().unwrap_or(f64::NAN)
+            head[0].iter().next().copied().unwrap_or(f64::NAN)
         }
         Err(e) => {
-            if error.is_none() {
+            if error.is_none() && merit.domain.is_empty() {
                 *error = Some(e.into());
             }
             f64::NAN
@@ -363,7 +366,9 @@ pub struct Outcome {
 
 /// Runs the plan from the model's current variables; leaves the model at the returned point.
 pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outcome, Diagnostic> {
-    let objective = minimized_objective(&mut model.program)
+    let objective = model
+        .program
+        .minimized_objective()
         .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
     let x0 = model.x();
     let n = x0.len();
@@ -455,10 +460,7 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 roots.extend(grads);
             }
             let mut new = finalize(model, plan, roots)?.into_iter();
-            let merit = Merit {
-                value: new.next().expect("root"),
-                grads: new.by_ref().take(merit.grads.len()).collect(),
-            };
+            let merit = merit.renamed(&mut new);
             let constraints: Vec<(NodeId, Vec<NodeId>, usize)> = constraints
                 .into_iter()
                 .map(|(_, grads, len)| {
@@ -814,12 +816,21 @@ fn path(
     }
     let weighted = binary(&mut model.program, BinaryOp::Mul, mu, objective);
     let total = binary(&mut model.program, BinaryOp::Add, weighted, h);
-    let merit = differentiate(model, total)?;
+    let mut merit = differentiate(model, total)?;
     // M-matrix guard: arguments of logdet in h must have a nonnegative inverse (as in DAGMA).
+    // Evaluated with the merit, whose gradient needs the same inverse.
     let logdet_args: Vec<NodeId> = (0..=h.0)
         .map(NodeId)
         .filter(|&id| matches!(model.program.graph.node(id).op, Op::LogDet))
         .map(|id| model.program.graph.node(id).args[0])
+        .collect();
+    merit.domain = logdet_args
+        .into_iter()
+        .map(|arg| {
+            let g = &mut model.program.graph;
+            g.add(Op::Inv, vec![arg])
+                .expect("logdet arguments are square")
+        })
         .collect();
     let colide = model
         .program
@@ -834,18 +845,13 @@ fn path(
     let mut roots = merit.roots();
     roots.push(h);
     roots.extend(scales.iter().flat_map(|v| [v.slope, v.slope_at_double]));
-    roots.extend(&logdet_args);
     let mut new = finalize(model, plan, roots)?.into_iter();
-    let merit = Merit {
-        value: new.next().expect("root"),
-        grads: new.by_ref().take(merit.grads.len()).collect(),
-    };
+    let merit = merit.renamed(&mut new);
     let h_value = new.next().expect("root");
     for v in &mut scales {
         v.slope = new.next().expect("root");
         v.slope_at_double = new.next().expect("root");
     }
-    let logdet_args: Vec<NodeId> = new.collect();
     let bounds = bounds(model)?;
     let mut x0 = x0.to_vec();
     if !scales.is_empty() {
@@ -892,7 +898,6 @@ fn path(
         mu: InputId,
         scale: InputId,
         h: NodeId,
-        logdet_args: Vec<NodeId>,
         bounds: Bounds,
         scales: Vec<ScaleVar>,
         error: &'a mut Option<Diagnostic>,
@@ -914,19 +919,6 @@ fn path(
         fn value_grad(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> Option<f64> {
             self.set(mu, s);
             self.model.set_x(x);
-            for &arg in &self.logdet_args {
-                let a = self
-                    .model
-                    .eval(&[arg])
-                    .ok()?
-                    .remove(0)
-                    .into_dimensionality::<Ix2>()
-                    .ok()?;
-                let inv = linalg::inv(a.view()).ok()?;
-                if inv.iter().any(|v| *v < 0.0) {
-                    return None;
-                }
-            }
             let v = eval_merit(self.model, &self.merit, x, grad, self.error);
             v.is_finite().then_some(v)
         }
@@ -956,7 +948,6 @@ fn path(
         mu: mu_id,
         scale: scale_id,
         h: h_value,
-        logdet_args,
         bounds,
         scales,
         error,

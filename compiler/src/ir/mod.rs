@@ -620,6 +620,18 @@ impl Program {
         (id, node)
     }
 
+    /// The objective as minimized (negated for `maximize`), or `None` without an objective.
+    pub fn minimized_objective(&mut self) -> Option<NodeId> {
+        let objective = self.objective.clone()?;
+        Some(match objective.sense {
+            Sense::Minimize => objective.node,
+            Sense::Maximize => self
+                .graph
+                .add(Op::Unary(UnaryOp::Neg), vec![objective.node])
+                .expect("negating a scalar"),
+        })
+    }
+
     /// A program computing `roots` in which each `given` node is replaced by a new data input,
     /// declared after the existing inputs in the order of `given` (so a caller passes its value
     /// there), and nothing else is kept: this is how setup values computed once reach a function
