@@ -4,11 +4,7 @@
 //! tie-breaker, so data-only subterms (Gram matrices, `Xᵀy`) move to setup when the rules
 //! make that possible.
 
-use super::analysis::TensorEGraph;
-use super::lang::{TensorNode, TensorOp};
 use crate::ir::{Dim, NodeId, Op, Program, Shape, Stage};
-use egg::{CostFunction, Id};
-use std::collections::HashSet;
 
 /// Size assumed for a dimension symbol with no given value and no declared default.
 pub const DEFAULT_DIM_SIZE: u64 = 100;
@@ -136,96 +132,6 @@ impl OpCost {
     /// The single number extraction minimizes: FLOPs plus one unit per f64 moved.
     pub fn weighted(self) -> f64 {
         self.flops + self.bytes / 8.0
-    }
-}
-
-/// The cost of an extracted term: per-iteration and setup work, and its stage.
-#[derive(Clone, Copy, Debug)]
-pub struct StagedCost {
-    pub per_iteration: f64,
-    pub setup: f64,
-    pub stage: Stage,
-    setup_weight: f64,
-}
-
-impl StagedCost {
-    fn total(&self) -> f64 {
-        self.per_iteration + self.setup_weight * self.setup
-    }
-}
-
-impl PartialEq for StagedCost {
-    fn eq(&self, other: &Self) -> bool {
-        self.total() == other.total()
-    }
-}
-
-impl PartialOrd for StagedCost {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        self.total().partial_cmp(&other.total())
-    }
-}
-
-/// Extraction cost over an e-graph. A tree cost (shared subterms count once per use), except
-/// that `computed` e-nodes (already extracted for earlier roots) are free, so later roots
-/// prefer to reuse them.
-pub struct StagedCostFn<'a> {
-    pub egraph: &'a TensorEGraph,
-    pub model: &'a CostModel,
-    pub computed: &'a HashSet<TensorNode>,
-}
-
-impl CostFunction<TensorNode> for StagedCostFn<'_> {
-    type Cost = StagedCost;
-
-    fn cost<C>(&mut self, enode: &TensorNode, mut costs: C) -> StagedCost
-    where
-        C: FnMut(Id) -> StagedCost,
-    {
-        let leaf_stage = match &enode.op {
-            TensorOp::Input(i) => self.egraph.analysis.inputs.get(i).map(|d| d.1),
-            TensorOp::Argmin(s) => self.egraph.analysis.argmins.get(s).map(|d| d.1),
-            _ => None,
-        };
-        let mut total = StagedCost {
-            per_iteration: 0.0,
-            setup: 0.0,
-            stage: leaf_stage.unwrap_or(Stage::Const),
-            setup_weight: self.model.setup_weight,
-        };
-        for &a in &enode.args {
-            let c = costs(a);
-            total.per_iteration += c.per_iteration;
-            total.setup += c.setup;
-            total.stage = total.stage.max(c.stage);
-        }
-        if self.computed.contains(enode) {
-            total.per_iteration = 0.0;
-            total.setup = 0.0;
-            return total;
-        }
-        let arg_shapes: Vec<&Shape> = enode
-            .args
-            .iter()
-            .map(|&a| &self.egraph[a].data.shape)
-            .collect();
-        let arg_data: Vec<_> = enode.args.iter().map(|&a| &self.egraph[a].data).collect();
-        let out = self
-            .egraph
-            .analysis
-            .node_data(enode, &arg_data)
-            .map(|(shape, _)| shape)
-            .unwrap_or_default();
-        let own = self
-            .model
-            .op_cost(&enode.op.to_ir(), &out, &arg_shapes)
-            .weighted();
-        if total.stage <= Stage::Param {
-            total.setup += own;
-        } else {
-            total.per_iteration += own;
-        }
-        total
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::ir::{BinaryOp, Dim, InputId, Op, Shape, SubproblemId, UnaryOp};
 use egg::{FromOp, Id, Language};
+use smallvec::SmallVec;
 use std::fmt;
 
 /// An IR operator with totally ordered attributes (constants are kept as their bit pattern).
@@ -191,16 +192,22 @@ const NAMED_OPS: &[(&str, TensorOp)] = &[
     ("inv", TensorOp::Inv),
 ];
 
+/// Argument classes of an e-node, inline up to three (no allocation when egg copies nodes).
+pub type NodeArgs = SmallVec<[Id; 3]>;
+
 /// An e-node: an operator and its argument e-classes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TensorNode {
     pub op: TensorOp,
-    pub args: Vec<Id>,
+    pub args: NodeArgs,
 }
 
 impl TensorNode {
-    pub fn new(op: TensorOp, args: Vec<Id>) -> TensorNode {
-        TensorNode { op, args }
+    pub fn new(op: TensorOp, args: impl Into<NodeArgs>) -> TensorNode {
+        TensorNode {
+            op,
+            args: args.into(),
+        }
     }
 }
 

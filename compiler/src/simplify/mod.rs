@@ -10,6 +10,7 @@
 
 pub mod analysis;
 pub mod cost;
+mod extract;
 pub mod lang;
 pub mod rules;
 mod staging;
@@ -21,8 +22,8 @@ use crate::ir::{
     ConstraintKind, Graph, InputId, NodeId, Op, Program, SetKind, Shape, Stage, SubproblemId,
 };
 use analysis::{TensorAnalysis, TensorEGraph};
-use cost::StagedCostFn;
-use egg::{Extractor, Id, Language, Runner};
+use egg::{Id, Runner};
+use extract::Extraction;
 use lang::{TensorNode, TensorOp};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -138,7 +139,7 @@ fn to_egraph(program: &Program, roots: &[NodeId]) -> (TensorEGraph, HashMap<Node
     let mut classes = HashMap::new();
     for id in cost::reachable(program, roots) {
         let node = g.node(id);
-        let args = node.args.iter().map(|a| classes[a]).collect();
+        let args: Vec<Id> = node.args.iter().map(|a| classes[a]).collect();
         let class = egraph.add(TensorNode::new(TensorOp::from_ir(&node.op), args));
         classes.insert(id, class);
     }
@@ -150,10 +151,9 @@ fn to_egraph(program: &Program, roots: &[NodeId]) -> (TensorEGraph, HashMap<Node
 /// for later ones, so shared work is found (a greedy approximation of DAG extraction).
 struct Rebuilder<'a> {
     egraph: &'a TensorEGraph,
-    model: &'a CostModel,
-    built: HashMap<Id, NodeId>,
-    /// The e-nodes chosen for the classes in `built`.
-    computed: HashSet<TensorNode>,
+    extraction: Extraction<'a>,
+    /// The IR node built for each class index.
+    built: HashMap<usize, NodeId>,
 }
 
 impl Rebuilder<'_> {
@@ -169,16 +169,11 @@ impl Rebuilder<'_> {
     }
 
     fn build(&mut self, out: &mut Program, root: Id) -> Result<NodeId, SimplifyError> {
-        let root = self.egraph.find(root);
+        let root = self.extraction.class(root);
         if let Some(&id) = self.built.get(&root) {
             return Ok(id);
         }
-        let cost = StagedCostFn {
-            egraph: self.egraph,
-            model: self.model,
-            computed: &self.computed,
-        };
-        let extractor = Extractor::new(self.egraph, cost);
+        let best = self.extraction.best_nodes();
         let mut chosen = Vec::new();
         let mut stack = vec![(root, false)];
         let mut open = HashSet::new();
@@ -186,7 +181,13 @@ impl Rebuilder<'_> {
             if self.built.contains_key(&class) {
                 continue;
             }
-            let node = extractor.find_best_node(class).clone();
+            let Some(index) = best[class] else {
+                return Err(SimplifyError {
+                    message: "an e-class has no finite-cost term".into(),
+                });
+            };
+            let node = self.extraction.node(index);
+            let args = self.extraction.args(index);
             if !children_done {
                 if !open.insert(class) {
                     return Err(SimplifyError {
@@ -194,8 +195,7 @@ impl Rebuilder<'_> {
                     });
                 }
                 stack.push((class, true));
-                for &a in node.args.iter().rev() {
-                    let a = self.egraph.find(a);
+                for &a in args.iter().rev() {
                     if !self.built.contains_key(&a) {
                         stack.push((a, false));
                     }
@@ -210,11 +210,7 @@ impl Rebuilder<'_> {
                     })
                 }
                 None => {
-                    let args = node
-                        .args
-                        .iter()
-                        .map(|a| self.built[&self.egraph.find(*a)])
-                        .collect();
+                    let args = args.iter().map(|a| self.built[a]).collect();
                     out.graph
                         .add(node.op.to_ir(), args)
                         .map_err(|e| SimplifyError {
@@ -222,16 +218,18 @@ impl Rebuilder<'_> {
                         })?
                 }
             };
-            if *out.graph.shape(id) != self.egraph[class].data.shape {
+            if out.graph.shape(id) != self.extraction.shape(class) {
                 return Err(SimplifyError {
                     message: format!("rebuilt {:?} has another shape than its class", node.op),
                 });
             }
             open.remove(&class);
             self.built.insert(class, id);
-            chosen.push(node.map_children(|a| self.egraph.find(a)));
+            chosen.push(index);
         }
-        self.computed.extend(chosen);
+        for index in chosen {
+            self.extraction.choose(index);
+        }
         Ok(self.built[&root])
     }
 }
@@ -251,19 +249,20 @@ pub fn simplify(
         });
     }
     let all_roots: Vec<NodeId> = roots.iter().chain(&refs).copied().collect();
-    let (egraph, classes) = to_egraph(program, &all_roots);
     let rules = rules::all_rules();
-    // egg times its phases with quanta, whose first clock reading in a process calibrates the
-    // TSC for up to 200 ms. Only iteration and node limits stop the run (deterministic results),
-    // so a mock clock serves and the calibration never happens.
+    // egg times its phases (e-graph rebuilds included) with quanta, whose first clock reading in
+    // a process calibrates the TSC for up to 200 ms. Only iteration and node limits stop the
+    // run (deterministic results), so a mock clock serves and the calibration never happens.
     let (clock, _) = quanta::Clock::mock();
-    let runner = quanta::with_clock(&clock, || {
-        Runner::default()
+    let (runner, classes) = quanta::with_clock(&clock, || {
+        let (egraph, classes) = to_egraph(program, &all_roots);
+        let runner = Runner::default()
             .with_egraph(egraph)
             .with_iter_limit(ITERATION_LIMIT)
             .with_node_limit(NODE_LIMIT)
             .with_time_limit(Duration::MAX)
-            .run(&rules)
+            .run(&rules);
+        (runner, classes)
     });
 
     let mut rules_fired: Vec<String> = Vec::new();
@@ -292,9 +291,8 @@ pub fn simplify(
     let egraph = &runner.egraph;
     let mut rebuilder = Rebuilder {
         egraph,
-        model: cost,
+        extraction: Extraction::new(egraph, cost),
         built: HashMap::new(),
-        computed: HashSet::new(),
     };
     let mut new_ids = HashMap::new();
     for &old in &all_roots {

@@ -14,7 +14,7 @@ mod trace;
 use super::analysis::{TensorAnalysis, TensorEGraph};
 use super::lang::{TensorNode, TensorOp};
 use crate::ir::{infer_shape, Dim, Shape};
-use egg::{Applier, ENodeOrVar, Id, Pattern, PatternAst, Rewrite, Subst, Symbol, Var};
+use egg::{Applier, ENodeOrVar, Id, Language, Pattern, PatternAst, Rewrite, Subst, Symbol, Var};
 
 pub type TensorRewrite = Rewrite<TensorNode, TensorAnalysis>;
 
@@ -61,6 +61,25 @@ fn pattern_shapes(
     shapes.pop()
 }
 
+/// The class of `ast` under `subst` if every node of it is in the e-graph already.
+fn lookup_pattern(
+    egraph: &TensorEGraph,
+    ast: &PatternAst<TensorNode>,
+    subst: &Subst,
+) -> Option<Id> {
+    let mut ids: Vec<Id> = Vec::with_capacity(ast.len());
+    for node in ast.as_ref() {
+        let id = match node {
+            ENodeOrVar::Var(v) => egraph.find(*subst.get(*v)?),
+            ENodeOrVar::ENode(n) => {
+                egraph.lookup(n.clone().map_children(|c| ids[usize::from(c)]))?
+            }
+        };
+        ids.push(id);
+    }
+    ids.pop()
+}
+
 impl Applier<TensorNode, TensorAnalysis> for Checked {
     fn apply_one(
         &self,
@@ -74,6 +93,18 @@ impl Applier<TensorNode, TensorAnalysis> for Checked {
             if !guard(egraph, eclass, subst) {
                 return Vec::new();
             }
+        }
+        // A right side that is all there already had its shapes checked when it was added.
+        if let Some(id) = lookup_pattern(egraph, &self.rhs.ast, subst) {
+            let eclass = egraph.find(eclass);
+            return if id != eclass
+                && egraph[id].data.shape == egraph[eclass].data.shape
+                && egraph.union(eclass, id)
+            {
+                vec![eclass]
+            } else {
+                Vec::new()
+            };
         }
         match pattern_shapes(egraph, &self.rhs.ast, subst) {
             Some(shape) if shape == egraph[eclass].data.shape => {
