@@ -10,7 +10,8 @@ mod auglag;
 mod dagma;
 mod lbfgs;
 mod options;
-mod projected;
+mod lbfgsb;
+mod more_thuente;
 mod proxgrad;
 
 pub use adam::{adam, AdamOptions, AdamState};
@@ -24,7 +25,7 @@ pub use dagma::{
 };
 pub use lbfgs::{lbfgs, LbfgsOptions};
 pub use options::{OptionError, SetOption};
-pub use projected::{projected_lbfgs, Bounds};
+pub use lbfgsb::{projected_lbfgs, Bounds};
 pub use proxgrad::{proximal_gradient, FnRegularizer, L1Penalty, ProxGradOptions, Regularizer};
 
 /// A smooth objective: value and gradient at a point.
