@@ -219,7 +219,10 @@ impl CompactMemory {
 
     /// M v.
     fn middle_times(&self, v: &[f64]) -> Vec<f64> {
-        self.middle.chunks(v.len().max(1)).map(|row| dot(row, v)).collect()
+        self.middle
+            .chunks(v.len().max(1))
+            .map(|row| dot(row, v))
+            .collect()
     }
 }
 
@@ -237,7 +240,8 @@ impl Lu {
         let mut f = a.to_vec();
         let mut pivots = vec![0; n];
         for col in 0..n {
-            let pivot = (col..n).max_by(|&i, &j| f[i * n + col].abs().total_cmp(&f[j * n + col].abs()))?;
+            let pivot =
+                (col..n).max_by(|&i, &j| f[i * n + col].abs().total_cmp(&f[j * n + col].abs()))?;
             let p = f[pivot * n + col];
             if p == 0.0 || !p.is_finite() {
                 return None;
@@ -368,7 +372,11 @@ fn cauchy_point(x: &[f64], g: &[f64], bounds: &Bounds, memory: &CompactMemory) -
         point.x[b] = bound;
         point.free[b] = false;
         d[b] = 0.0;
-        point.c.iter_mut().zip(&p).for_each(|(c, p)| *c += segment * p);
+        point
+            .c
+            .iter_mut()
+            .zip(&p)
+            .for_each(|(c, p)| *c += segment * p);
         let wb = memory.w_row(b);
         let m_wb = memory.middle_times(&wb);
         slope += segment * curvature + gb * gb + theta * gb * zb - gb * dot(&m_wb, &point.c);
@@ -383,7 +391,11 @@ fn cauchy_point(x: &[f64], g: &[f64], bounds: &Bounds, memory: &CompactMemory) -
     for i in (0..n).filter(|&i| d[i] != 0.0) {
         point.x[i] = (x[i] + t * d[i]).clamp(bounds.lower[i], bounds.upper[i]);
     }
-    point.c.iter_mut().zip(&p).for_each(|(c, p)| *c += to_minimum * p);
+    point
+        .c
+        .iter_mut()
+        .zip(&p)
+        .for_each(|(c, p)| *c += to_minimum * p);
     point
 }
 
@@ -449,7 +461,11 @@ fn subspace_point(
         } else {
             bounds.upper[i] - cauchy.x[i]
         };
-        let ratio = if s == 0.0 { f64::INFINITY } else { (room / s).max(0.0) };
+        let ratio = if s == 0.0 {
+            f64::INFINITY
+        } else {
+            (room / s).max(0.0)
+        };
         if ratio < fraction {
             fraction = ratio;
             blocking = Some(k);
@@ -556,8 +572,16 @@ pub fn projected_lbfgs(
     if !f.is_finite() || g.iter().any(|v| !v.is_finite()) {
         return report(Status::Diverged, 0, x, f, f64::NAN);
     }
-    let constrained = bounds.lower.iter().chain(&bounds.upper).any(|v| v.is_finite());
-    let boxed = bounds.lower.iter().chain(&bounds.upper).all(|v| v.is_finite());
+    let constrained = bounds
+        .lower
+        .iter()
+        .chain(&bounds.upper)
+        .any(|v| v.is_finite());
+    let boxed = bounds
+        .lower
+        .iter()
+        .chain(&bounds.upper)
+        .all(|v| v.is_finite());
     let mut memory = CompactMemory::new(opts.memory);
     let mut trial = Trial {
         x: vec![0.0; n],

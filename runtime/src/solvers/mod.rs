@@ -9,9 +9,9 @@ mod adam;
 mod auglag;
 mod dagma;
 mod lbfgs;
-mod options;
 mod lbfgsb;
 mod more_thuente;
+mod options;
 mod proxgrad;
 
 pub use adam::{adam, AdamOptions, AdamState};
@@ -24,8 +24,8 @@ pub use dagma::{
     PathObjective, PathOptions, PathReport,
 };
 pub use lbfgs::{lbfgs, LbfgsOptions};
-pub use options::{OptionError, SetOption};
 pub use lbfgsb::{projected_lbfgs, Bounds};
+pub use options::{OptionError, SetOption};
 pub use proxgrad::{proximal_gradient, FnRegularizer, L1Penalty, ProxGradOptions, Regularizer};
 
 /// A smooth objective: value and gradient at a point.

@@ -122,20 +122,15 @@ impl LineSearch {
             && (step <= self.interval_min
                 || step >= self.interval_max
                 || self.interval_max - self.interval_min <= self.tol.xtol * self.interval_max);
-        let at_max = step == self.step_max
-            && value <= sufficient_line
-            && slope <= self.decrease_slope;
-        let at_min = step == self.step_min
-            && (value > sufficient_line || slope >= self.decrease_slope);
+        let at_max =
+            step == self.step_max && value <= sufficient_line && slope <= self.decrease_slope;
+        let at_min =
+            step == self.step_min && (value > sufficient_line || slope >= self.decrease_slope);
         let wolfe = value <= sufficient_line && slope.abs() <= self.tol.gtol * (-self.slope0);
         if stalled || at_max || at_min || wolfe {
             return Next::Accept;
         }
-        let trial = Probe {
-            step,
-            value,
-            slope,
-        };
+        let trial = Probe { step, value, slope };
         let (lo, hi) = (self.interval_min, self.interval_max);
         let mut next = if self.stage_one && value <= self.best.value && value > sufficient_line {
             // Interpolate ψ(α) = φ(α) − α·ftol·φ'(0) (the φ(0) shift cancels in differences).
@@ -221,7 +216,13 @@ fn safeguarded_step(
         let theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp;
         let scale = theta.abs().max(dx.abs()).max(dp.abs());
         let radicand = (theta / scale).powi(2) - (dx / scale) * (dp / scale);
-        let mut gamma = scale * if clamp_negative { radicand.max(0.0) } else { radicand }.sqrt();
+        let mut gamma = scale
+            * if clamp_negative {
+                radicand.max(0.0)
+            } else {
+                radicand
+            }
+            .sqrt();
         if (stp < stx) == towards_trial {
             gamma = -gamma;
         }
