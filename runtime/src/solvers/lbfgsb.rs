@@ -39,6 +39,7 @@ use super::{
     dot, small_relative_decrease, Callback, Control, IterInfo, LbfgsOptions, Problem, Report,
     Status,
 };
+use ndarray::{Array1, Array2, ArrayView1};
 use std::collections::VecDeque;
 
 /// The line-search constants of L-BFGS-B (ftol, gtol, xtol of its `dcsrch` call).
@@ -130,6 +131,9 @@ struct CompactMemory {
     s: VecDeque<Vec<f64>>,
     y: VecDeque<Vec<f64>>,
     theta: f64,
+    /// SᵀY and SᵀS (k×k, entry [i][j] = sᵢᵀyⱼ resp. sᵢᵀsⱼ), kept up to date pair by pair.
+    sy: Vec<Vec<f64>>,
+    ss: Vec<Vec<f64>>,
     /// M⁻¹ = [[−D, Lᵀ], [L, θSᵀS]] (2k×2k, row-major, k stored pairs).
     middle_inverse: Vec<f64>,
     /// M.
@@ -143,6 +147,8 @@ impl CompactMemory {
             s: VecDeque::new(),
             y: VecDeque::new(),
             theta: 1.0,
+            sy: Vec::new(),
+            ss: Vec::new(),
             middle_inverse: Vec::new(),
             middle: Vec::new(),
         }
@@ -161,6 +167,8 @@ impl CompactMemory {
         self.s.clear();
         self.y.clear();
         self.theta = 1.0;
+        self.sy.clear();
+        self.ss.clear();
         self.middle_inverse.clear();
         self.middle.clear();
     }
@@ -174,23 +182,37 @@ impl CompactMemory {
         if self.s.len() == self.capacity {
             self.s.pop_front();
             self.y.pop_front();
+            for products in [&mut self.sy, &mut self.ss] {
+                products.remove(0);
+                products.iter_mut().for_each(|row| {
+                    row.remove(0);
+                });
+            }
         }
         self.theta = dot(&y, &y) / dot(&s, &y);
+        for (i, si) in self.s.iter().enumerate() {
+            self.sy[i].push(dot(si, &y));
+            self.ss[i].push(dot(si, &s));
+        }
+        let mut sy_row: Vec<f64> = self.y.iter().map(|yj| dot(&s, yj)).collect();
+        sy_row.push(dot(&s, &y));
+        let mut ss_row: Vec<f64> = self.s.iter().map(|sj| dot(&s, sj)).collect();
+        ss_row.push(dot(&s, &s));
+        self.sy.push(sy_row);
+        self.ss.push(ss_row);
         self.s.push_back(s);
         self.y.push_back(y);
         let k = self.s.len();
         let w = 2 * k;
         let mut a = vec![0.0; w * w];
         for i in 0..k {
+            a[i * w + i] = -self.sy[i][i];
+            for j in 0..i {
+                a[(k + i) * w + j] = self.sy[i][j];
+                a[j * w + k + i] = self.sy[i][j];
+            }
             for j in 0..k {
-                let sy = dot(&self.s[i], &self.y[j]);
-                if i == j {
-                    a[i * w + i] = -sy;
-                } else if i > j {
-                    a[(k + i) * w + j] = sy;
-                    a[j * w + k + i] = sy;
-                }
-                a[(k + i) * w + k + j] = self.theta * dot(&self.s[i], &self.s[j]);
+                a[(k + i) * w + k + j] = self.theta * self.ss[i][j];
             }
         }
         match Lu::factor(&a, w) {
@@ -201,6 +223,19 @@ impl CompactMemory {
             }
             None => false,
         }
+    }
+
+    /// The rows `indices` of W, as a matrix.
+    fn rows(&self, indices: &[usize]) -> Array2<f64> {
+        let k = self.s.len();
+        let mut rows = Array2::zeros((indices.len(), 2 * k));
+        for (j, (s, y)) in self.s.iter().zip(&self.y).enumerate() {
+            for (r, &i) in indices.iter().enumerate() {
+                rows[[r, j]] = y[i];
+                rows[[r, k + j]] = self.theta * s[i];
+            }
+        }
+        rows
     }
 
     /// Row `i` of W: (y₁ᵢ, …, y_kᵢ, θs₁ᵢ, …, θs_kᵢ).
@@ -416,28 +451,19 @@ fn subspace_point(
     let width = memory.width();
     let m_c = memory.middle_times(&cauchy.c);
     // r̂ = Zᵀ(g + θ(x_c − x) − W M c); the system (M⁻¹ − WᵀZZᵀW/θ) v = WᵀZ r̂.
-    let rows: Vec<Vec<f64>> = free.iter().map(|&i| memory.w_row(i)).collect();
-    let reduced: Vec<f64> = free
+    let wz = memory.rows(&free);
+    let reduced: Array1<f64> = free
         .iter()
-        .zip(&rows)
-        .map(|(&i, w)| g[i] + theta * (cauchy.x[i] - x[i]) - dot(w, &m_c))
+        .zip(wz.dot(&ArrayView1::from(&m_c)))
+        .map(|(&i, w_mc)| g[i] + theta * (cauchy.x[i] - x[i]) - w_mc)
         .collect();
-    let mut system = memory.middle_inverse.clone();
-    let mut rhs = vec![0.0; width];
-    for (w, r) in rows.iter().zip(&reduced) {
-        for a in 0..width {
-            rhs[a] += r * w[a];
-            for b in 0..width {
-                system[a * width + b] -= w[a] * w[b] / theta;
-            }
-        }
-    }
-    let v = Lu::factor(&system, width)?.solve(&rhs);
-    let step: Vec<f64> = rows
-        .iter()
-        .zip(&reduced)
-        .map(|(w, r)| -r / theta - dot(w, &v) / (theta * theta))
+    let rhs = wz.t().dot(&reduced);
+    let gram = wz.t().dot(&wz);
+    let system: Vec<f64> = (memory.middle_inverse.iter().zip(gram.iter()))
+        .map(|(m, a)| m - a / theta)
         .collect();
+    let v = Lu::factor(&system, width)?.solve(&rhs.to_vec());
+    let step: Vec<f64> = (reduced / -theta - wz.dot(&Array1::from(v)) / (theta * theta)).to_vec();
     // L-BFGS-B 3.0: the projected subspace point, if no bound cuts it or it is still a
     // descent direction from x.
     let mut target = cauchy.x.clone();
