@@ -1,5 +1,5 @@
 //! Numerical solvers over closures: the shared interface (problems, reports, progress callbacks,
-//! options) and the algorithms (L-BFGS, projected L-BFGS, proximal gradient / FISTA, Adam,
+//! options) and the algorithms (L-BFGS, L-BFGS-B for bounds, proximal gradient / FISTA, Adam,
 //! augmented Lagrangian, the DAGMA / CoLiDE central path).
 //!
 //! Solvers never print: each iteration is reported to a `&mut dyn FnMut(&IterInfo) -> Control`
