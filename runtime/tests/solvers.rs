@@ -308,7 +308,7 @@ fn lbfgsb_matches_scipy_on_chained_rosenbrock_with_scipy_defaults() {
     let x0: Vec<f64> = (0..n)
         .map(|i| if i % 2 == 0 { -1.2 } else { 1.0 })
         .collect();
-    let third = |i: usize| i % 3 == 0;
+    let third = |i: usize| i.is_multiple_of(3);
     let lower = (0..n).map(|i| if third(i) { -1.0 } else { -2.0 }).collect();
     let upper = (0..n).map(|i| if third(i) { 0.8 } else { 2.0 }).collect();
     let evaluations = std::cell::Cell::new(0);

@@ -360,7 +360,7 @@ mod tests {
         let phi = |a: f64| (a.powi(4) - a, 4.0 * a.powi(3) - 1.0);
         let (step, evals) = search(phi, 10.0, 1e10);
         let (v, s) = phi(step);
-        assert!(v <= 1e-3 * step * -1.0 && s.abs() <= 0.9, "step {step}");
+        assert!(v <= -1e-3 * step && s.abs() <= 0.9, "step {step}");
         assert!(evals <= 10, "{evals} evaluations");
     }
 
