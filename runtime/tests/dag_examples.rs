@@ -186,18 +186,17 @@ fn notears_matches_the_reference_code_er2_d10() {
     }
 }
 
-// The goal SHD ≤ 4 is not met by NOTEARS itself: the reference code gets SHD 5 on seed 1
-// at d = 10 (ours: 5, 1, 0 as the reference). At d = 20 ours gets 4, 10, 2 (reference 4, 2, 2): on
-// seed 2 the nonconvex ρ = 1 subproblem ends in a different local minimum than scipy's L-BFGS-B.
-// The d = 20 runs also take minutes in the test profile. Run with `--ignored`.
+// The goal SHD ≤ 4 is not met by NOTEARS itself at d = 10: the reference code gets SHD 5
+// on seed 1 (ours: 5, 1, 0 as the reference). Run with `--ignored`.
 #[test]
-#[ignore = "NOTEARS (also the reference code) does not reach SHD ≤ 4 on every seed"]
+#[ignore = "NOTEARS (also the reference code) does not reach SHD ≤ 4 on every seed at d = 10"]
 fn notears_recovers_er2_d10() {
     check("dag/notears.opt", 10, 4);
 }
 
+/// At d = 20 ours gets SHD 4, 2, 2 on seeds 1, 2, 3, as the reference code (inner L-BFGS-B, no
+/// self-loops); about 40 s in the test profile.
 #[test]
-#[ignore = "NOTEARS does not reach SHD ≤ 4 on every seed; minutes in the test profile"]
 fn notears_recovers_er2_d20() {
     check("dag/notears.opt", 20, 4);
 }

@@ -187,6 +187,253 @@ fn projected_lbfgs_handles_nonneg_rosenbrock_with_active_bound() {
     assert_close(&report.x, &[0.5, 0.25], 1e-7);
 }
 
+/// Counts the evaluations of a closure problem.
+fn counted<'a>(
+    evaluations: &'a std::cell::Cell<usize>,
+    mut f: impl FnMut(&[f64], &mut [f64]) -> f64 + 'a,
+) -> impl FnMut(&[f64], &mut [f64]) -> f64 + 'a {
+    move |x, g| {
+        evaluations.set(evaluations.get() + 1);
+        f(x, g)
+    }
+}
+
+// Reference runs of scipy 1.17.1 `minimize(method = "L-BFGS-B")` (the iteration counts `nit`,
+// evaluation counts `nfev` and values below), produced by this script:
+//
+//   import numpy as np; from scipy.optimize import minimize
+//   def rosen(x):
+//       return (100*(x[1]-x[0]**2)**2 + (1-x[0])**2,
+//               np.array([-400*x[0]*(x[1]-x[0]**2) - 2*(1-x[0]), 200*(x[1]-x[0]**2)]))
+//   minimize(rosen, [-1.2, 1.0], jac=True, method="L-BFGS-B", bounds=[(-2, .5), (-2, 2)],
+//            options=dict(gtol=1e-10, ftol=0))                      # nit 20, nfev 30
+//   A = np.array([[4., 1, 0], [1, 3, 1], [0, 1, 2]]); b = np.array([6., .5, 1])
+//   minimize(lambda x: (.5*x@A@x - b@x, A@x - b), [.5]*3, jac=True, method="L-BFGS-B",
+//            bounds=[(0, 1)]*3, options=dict(gtol=1e-12, ftol=0))   # nit 3, nfev 4
+//   A2 = np.array([[3., 1], [1, 2]]); b2 = np.array([1., -1])
+//   minimize(lambda x: (.5*x@A2@x - b2@x, A2@x - b2), [0., 0], jac=True, method="L-BFGS-B",
+//            options=dict(gtol=1e-12, ftol=0))                      # nit 4, nfev 6
+//   def chained(x):   # chained Rosenbrock, n = 12
+//       t = x[1:] - x[:-1]**2; g = np.zeros_like(x)
+//       g[:-1] += -400*x[:-1]*t - 2*(1 - x[:-1]); g[1:] += 200*t
+//       return np.sum(100*t**2 + (1 - x[:-1])**2), g
+//   minimize(chained, [-1.2, 1.0]*6, jac=True, method="L-BFGS-B",
+//            bounds=[(-1, .8) if i % 3 == 0 else (-2, 2) for i in range(12)])
+//                                              # defaults: nit 30, nfev 36, fun 7.98081014149448
+
+#[test]
+fn lbfgsb_matches_scipy_on_box_constrained_rosenbrock() {
+    // On [−2, 0.5] × [−2, 2] the minimiser is (0.5, 0.25): x₁ = 0.5 is active with
+    // ∂f/∂x₁ = −1 < 0, and ∂f/∂x₂ = 200(x₂ − x₁²) = 0; f* = (1 − 0.5)² = 0.25.
+    let evaluations = std::cell::Cell::new(0);
+    let mut problem = FnProblem::new(2, counted(&evaluations, rosenbrock));
+    let bounds = Bounds::new(vec![-2.0, -2.0], vec![0.5, 2.0]).unwrap();
+    let opts = LbfgsOptions {
+        gtol: 1e-10,
+        ftol: 0.0,
+        max_linesearch: 20,
+        ..Default::default()
+    };
+    let report = projected_lbfgs(&mut problem, &[-1.2, 1.0], &bounds, &opts, &mut go_on);
+    assert_eq!(report.status, Status::Converged);
+    assert_close(&report.x, &[0.5, 0.25], 1e-10);
+    assert!((report.value - 0.25).abs() < 1e-14);
+    assert_eq!((report.iterations, evaluations.get()), (20, 30));
+}
+
+#[test]
+fn lbfgsb_matches_scipy_on_box_quadratic_with_active_bounds() {
+    // min ½xᵀAx − bᵀx on [0, 1]³, A = [[4,1,0],[1,3,1],[0,1,2]], b = (6, 0.5, 1): at
+    // x* = (1, 0, 0.5), ∇f = Ax* − b = (−2, 1, 0): upper bound active with g < 0, lower bound
+    // active with g > 0, the third variable free with g = 0 (KKT, and f is convex).
+    let a = vec![4.0, 1.0, 0.0, 1.0, 3.0, 1.0, 0.0, 1.0, 2.0];
+    let evaluations = std::cell::Cell::new(0);
+    let mut problem = FnProblem::new(3, counted(&evaluations, quadratic(a, vec![6.0, 0.5, 1.0])));
+    let bounds = Bounds::new(vec![0.0; 3], vec![1.0; 3]).unwrap();
+    let opts = LbfgsOptions {
+        gtol: 1e-12,
+        ftol: 0.0,
+        ..Default::default()
+    };
+    let report = projected_lbfgs(&mut problem, &[0.5; 3], &bounds, &opts, &mut go_on);
+    assert_eq!(report.status, Status::Converged);
+    assert_close(&report.x, &[1.0, 0.0, 0.5], 1e-12);
+    assert_eq!((report.iterations, evaluations.get()), (3, 4));
+}
+
+#[test]
+fn lbfgsb_without_bounds_solves_a_2d_quadratic_in_few_iterations() {
+    // A = [[3,1],[1,2]], b = (1, −1): x* = A⁻¹b = (3, −4)/5.
+    let evaluations = std::cell::Cell::new(0);
+    let mut problem = FnProblem::new(
+        2,
+        counted(
+            &evaluations,
+            quadratic(vec![3.0, 1.0, 1.0, 2.0], vec![1.0, -1.0]),
+        ),
+    );
+    let opts = LbfgsOptions {
+        gtol: 1e-12,
+        ftol: 0.0,
+        ..Default::default()
+    };
+    let report = projected_lbfgs(
+        &mut problem,
+        &[0.0, 0.0],
+        &Bounds::unbounded(2),
+        &opts,
+        &mut go_on,
+    );
+    assert_eq!(report.status, Status::Converged);
+    assert_close(&report.x, &[0.6, -0.8], 1e-12);
+    assert_eq!((report.iterations, evaluations.get()), (4, 6));
+}
+
+#[test]
+fn lbfgsb_matches_scipy_on_chained_rosenbrock_with_scipy_defaults() {
+    // Twelve variables, every third one in [−1, 0.8], the others in [−2, 2]: more iterations
+    // than memory pairs, and bounds that become active and inactive along the way.
+    fn chained(x: &[f64], g: &mut [f64]) -> f64 {
+        g.fill(0.0);
+        let mut value = 0.0;
+        for i in 0..x.len() - 1 {
+            let t = x[i + 1] - x[i] * x[i];
+            value += 100.0 * t * t + (1.0 - x[i]).powi(2);
+            g[i] += -400.0 * x[i] * t - 2.0 * (1.0 - x[i]);
+            g[i + 1] += 200.0 * t;
+        }
+        value
+    }
+    let n = 12;
+    let x0: Vec<f64> = (0..n)
+        .map(|i| if i % 2 == 0 { -1.2 } else { 1.0 })
+        .collect();
+    let third = |i: usize| i.is_multiple_of(3);
+    let lower = (0..n).map(|i| if third(i) { -1.0 } else { -2.0 }).collect();
+    let upper = (0..n).map(|i| if third(i) { 0.8 } else { 2.0 }).collect();
+    let evaluations = std::cell::Cell::new(0);
+    let mut problem = FnProblem::new(n, counted(&evaluations, chained));
+    // scipy's defaults: gtol 1e-5, ftol = factr·ε = 1e7 · 2.22e-16, maxls 20.
+    let opts = LbfgsOptions {
+        gtol: 1e-5,
+        ftol: 1e7 * f64::EPSILON,
+        max_linesearch: 20,
+        ..Default::default()
+    };
+    let bounds = Bounds::new(lower, upper).unwrap();
+    let report = projected_lbfgs(&mut problem, &x0, &bounds, &opts, &mut go_on);
+    assert_eq!(report.status, Status::Converged);
+    assert_eq!((report.iterations, evaluations.get()), (30, 36));
+    assert!(
+        (report.value - 7.98081014149448).abs() < 1e-12,
+        "{report:?}"
+    );
+    assert_eq!(report.x[0], 0.8);
+}
+
+#[test]
+fn lbfgsb_stops_at_the_cauchy_point_when_it_is_the_corner_optimum() {
+    // ½‖x − (5, −5)‖² on [0, 1]²: the projected steepest-descent path from (0.5, 0.5) passes both
+    // breakpoints before the model's minimum, so the Cauchy point is the corner (1, 0), which is
+    // optimal (g = (−4, 5) points out of the box); the first step reaches it.
+    let evaluations = std::cell::Cell::new(0);
+    let mut problem = FnProblem::new(
+        2,
+        counted(&evaluations, |x: &[f64], g: &mut [f64]| {
+            g[0] = x[0] - 5.0;
+            g[1] = x[1] + 5.0;
+            0.5 * (g[0] * g[0] + g[1] * g[1])
+        }),
+    );
+    let bounds = Bounds::new(vec![0.0; 2], vec![1.0; 2]).unwrap();
+    let report = projected_lbfgs(
+        &mut problem,
+        &[0.5, 0.5],
+        &bounds,
+        &LbfgsOptions::default(),
+        &mut go_on,
+    );
+    assert_eq!(report.status, Status::Converged);
+    assert_eq!(report.x, vec![1.0, 0.0]);
+    assert_eq!(report.optimality, 0.0);
+    assert_eq!((report.iterations, evaluations.get()), (1, 2));
+}
+
+#[test]
+fn lbfgsb_backtracks_from_nan_with_and_without_bounds() {
+    // f = Σ x_i − ln x_i is NaN for x_i < 0, minimised at (1, 1); with x₁ ≤ 0.5 the minimiser
+    // is (0.5, 1) (∂f/∂x₁ = 1 − 1/0.5 = −1 < 0 at the upper bound).
+    for (upper, expected) in [(f64::INFINITY, [1.0, 1.0]), (0.5, [0.5, 1.0])] {
+        let mut nan_seen = false;
+        let mut problem = FnProblem::new(2, |x: &[f64], g: &mut [f64]| {
+            let mut value = 0.0;
+            for i in 0..2 {
+                g[i] = 1.0 - 1.0 / x[i];
+                value += x[i] - x[i].ln();
+            }
+            nan_seen |= value.is_nan();
+            value
+        });
+        let opts = LbfgsOptions {
+            gtol: 1e-10,
+            ftol: 0.0,
+            ..Default::default()
+        };
+        let bounds = Bounds::new(vec![f64::NEG_INFINITY; 2], vec![upper, f64::INFINITY]).unwrap();
+        let report = projected_lbfgs(&mut problem, &[5.0, 3.0], &bounds, &opts, &mut go_on);
+        assert!(nan_seen, "the test should exercise a NaN trial point");
+        assert_eq!(report.status, Status::Converged);
+        assert!(report.value.is_finite());
+        assert_close(&report.x, &expected, 1e-8);
+    }
+}
+
+#[test]
+fn lbfgsb_reports_interrupt_and_iteration_limit_with_the_current_point() {
+    let mut problem = FnProblem::new(2, rosenbrock);
+    let bounds = Bounds::nonneg(2);
+    let mut stop_at_3 = |info: &IterInfo| {
+        if info.iter == 3 {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    };
+    let opts = LbfgsOptions::default();
+    let report = projected_lbfgs(&mut problem, &[2.0, 2.0], &bounds, &opts, &mut stop_at_3);
+    assert_eq!((report.status, report.iterations), (Status::Interrupted, 3));
+    let mut g = [0.0; 2];
+    assert_eq!(report.value, rosenbrock(&report.x, &mut g));
+    let opts = LbfgsOptions {
+        max_iter: 2,
+        ..Default::default()
+    };
+    let report = projected_lbfgs(&mut problem, &[2.0, 2.0], &bounds, &opts, &mut go_on);
+    assert_eq!((report.status, report.iterations), (Status::MaxIter, 2));
+}
+
+#[test]
+fn lbfgsb_reports_a_failed_line_search_at_the_last_iterate() {
+    // The gradient has the wrong sign, so no step along −g decreases f = x². (scipy ends with
+    // ABNORMAL_TERMINATION_IN_LNSRCH and nit = 0 here too.)
+    let mut problem = FnProblem::new(1, |x: &[f64], g: &mut [f64]| {
+        g[0] = -2.0 * x[0];
+        x[0] * x[0]
+    });
+    let report = projected_lbfgs(
+        &mut problem,
+        &[1.0],
+        &Bounds::new(vec![-10.0], vec![10.0]).unwrap(),
+        &LbfgsOptions {
+            max_linesearch: 20,
+            ..Default::default()
+        },
+        &mut go_on,
+    );
+    assert_eq!(report.status, Status::LineSearchFailed);
+    assert_eq!((report.x, report.iterations), (vec![1.0], 0));
+}
+
 #[test]
 fn bounds_reject_inverted_limits() {
     assert!(Bounds::new(vec![1.0], vec![0.0]).is_err());

@@ -22,9 +22,9 @@ pub struct LbfgsOptions {
     pub gtol: f64,
     /// Stop when (f_prev − f) ≤ ftol·max(|f_prev|, |f|, 1) (1e-12).
     pub ftol: f64,
-    /// Sufficient-decrease constant (1e-4).
+    /// Sufficient-decrease constant (1e-4; L-BFGS-B uses its own 1e-3).
     pub c1: f64,
-    /// Curvature constant (0.9).
+    /// Curvature constant (0.9; L-BFGS-B uses its own 0.9).
     pub c2: f64,
     /// Function evaluations allowed per line search (40).
     pub max_linesearch: usize,

@@ -1,5 +1,5 @@
 //! Numerical solvers over closures: the shared interface (problems, reports, progress callbacks,
-//! options) and the algorithms (L-BFGS, projected L-BFGS, proximal gradient / FISTA, Adam,
+//! options) and the algorithms (L-BFGS, L-BFGS-B for bounds, proximal gradient / FISTA, Adam,
 //! augmented Lagrangian, the DAGMA / CoLiDE central path).
 //!
 //! Solvers never print: each iteration is reported to a `&mut dyn FnMut(&IterInfo) -> Control`
@@ -9,8 +9,9 @@ mod adam;
 mod auglag;
 mod dagma;
 mod lbfgs;
+mod lbfgsb;
+mod more_thuente;
 mod options;
-mod projected;
 mod proxgrad;
 
 pub use adam::{adam, AdamOptions, AdamState};
@@ -23,8 +24,8 @@ pub use dagma::{
     PathObjective, PathOptions, PathReport,
 };
 pub use lbfgs::{lbfgs, LbfgsOptions};
+pub use lbfgsb::{projected_lbfgs, Bounds};
 pub use options::{OptionError, SetOption};
-pub use projected::{projected_lbfgs, Bounds};
 pub use proxgrad::{proximal_gradient, FnRegularizer, L1Penalty, ProxGradOptions, Regularizer};
 
 /// A smooth objective: value and gradient at a point.
