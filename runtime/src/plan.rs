@@ -818,9 +818,10 @@ fn path(
     let total = binary(&mut model.program, BinaryOp::Add, weighted, h);
     let mut merit = differentiate(model, total)?;
     // M-matrix guard: arguments of logdet in h must have a nonnegative inverse (as in DAGMA).
-    // Evaluated with the merit, whose gradient needs the same inverse.
-    let logdet_args: Vec<NodeId> = (0..=h.0)
-        .map(NodeId)
+    // Evaluated with the merit, whose gradient needs the same inverse. Only the logdets of the
+    // rescaled h count (the unscaled constraint's are of s = 1, implied by any s ≤ 1).
+    let logdet_args: Vec<NodeId> = optc_compiler::simplify::cost::reachable(&model.program, &[h])
+        .into_iter()
         .filter(|&id| matches!(model.program.graph.node(id).op, Op::LogDet))
         .map(|id| model.program.graph.node(id).args[0])
         .collect();

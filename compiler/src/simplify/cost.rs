@@ -136,7 +136,7 @@ impl OpCost {
 }
 
 /// Nodes reachable from `roots`, in arena (topological) order.
-pub(crate) fn reachable(program: &Program, roots: &[NodeId]) -> Vec<NodeId> {
+pub fn reachable(program: &Program, roots: &[NodeId]) -> Vec<NodeId> {
     let g = &program.graph;
     let mut needed = vec![false; g.len()];
     for r in roots {

@@ -265,8 +265,12 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
     }
 
     fn load_at(&mut self, base: Value, offset: Option<Value>) -> Value {
+        self.load_with(MemFlagsData::trusted(), base, offset)
+    }
+
+    fn load_with(&mut self, flags: MemFlagsData, base: Value, offset: Option<Value>) -> Value {
         let addr = self.address(base, offset);
-        self.b.ins().load(F64, MemFlagsData::trusted(), addr, 0)
+        self.b.ins().load(F64, flags, addr, 0)
     }
 
     fn store_at(&mut self, base: Value, offset: Option<Value>, v: Value) {
@@ -341,7 +345,13 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         if self.plan.is_buffered(id) {
             let base = self.base(id)?;
             let offset = self.offset(id, ix);
-            Ok(self.load_at(base, offset))
+            // The caller's input arrays are never written while the function runs, so their
+            // loads may move (loop-invariant ones, such as scalars, leave the loop).
+            let flags = match self.plan.storage(id) {
+                Storage::Input(_) => MemFlagsData::trusted().with_readonly().with_can_move(),
+                _ => MemFlagsData::trusted(),
+            };
+            Ok(self.load_with(flags, base, offset))
         } else {
             self.eval_op(id, ix)
         }

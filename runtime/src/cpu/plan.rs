@@ -206,10 +206,24 @@ pub fn plan(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Plan, C
             .iter()
             .all(|&u| access(&g.node(u).op) == Ok(Access::Loop));
         let cheap = matches!(node.op, Op::Const(_) | Op::DimSize(_) | Op::Eye(_));
+        // One elementwise op of stored values costs less to redo in each consumer's loop than
+        // a loop of its own that stores it (and loads it back).
+        let shallow = is_elementwise(&node.op)
+            && node.args.iter().all(|a| {
+                storage[a.0 as usize] != Storage::Fused
+                    || matches!(g.node(*a).op, Op::Const(_) | Op::DimSize(_))
+            });
+        let mut distinct_users = users.clone();
+        distinct_users.sort();
+        distinct_users.dedup();
         let fuse = !is_root(id)
             && is_pointwise(&node.op)
             && loop_users
-            && (cheap || (users.len() == 1 && !recomputes(program, &shapes, users[0], id)));
+            && (cheap
+                || ((distinct_users.len() == 1 || shallow)
+                    && !distinct_users
+                        .iter()
+                        .any(|&u| recomputes(program, &shapes, u, id))));
         let transpose_flag = !is_root(id)
             && node.op == Op::Transpose
             && users.len() == 1
