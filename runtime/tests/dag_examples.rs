@@ -125,13 +125,25 @@ fn dagma_with(name: &str, solve: &str) -> PathBuf {
     path
 }
 
+fn check_lbfgs_stages(d: usize) {
+    let model = dagma_with(
+        &format!("dagma-lbfgs-{d}"),
+        "solve with path(inner = lbfgs)",
+    );
+    for seed in 1..=3 {
+        let s = shd_of(&model, &format!("dagma-lbfgs-{d}"), d, seed);
+        assert!(s <= 2, "inner = lbfgs, d = {d}, seed {seed}: SHD {s} > 2");
+    }
+}
+
 #[test]
 fn dagma_with_lbfgs_stages_recovers_er2_d10() {
-    let model = dagma_with("dagma-lbfgs", "solve with path(inner = lbfgs)");
-    for seed in 1..=3 {
-        let s = shd_of(&model, "dagma-lbfgs", 10, seed);
-        assert!(s <= 2, "inner = lbfgs, d = 10, seed {seed}: SHD {s} > 2");
-    }
+    check_lbfgs_stages(10);
+}
+
+#[test]
+fn dagma_with_lbfgs_stages_recovers_er2_d20() {
+    check_lbfgs_stages(20);
 }
 
 /// Runs `model` on the data files `files` (name, CSV text) with `--json` and returns the raw
