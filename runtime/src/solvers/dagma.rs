@@ -157,7 +157,7 @@ pub struct PathOptions {
     /// Adam: relative objective change between checkpoints that ends a stage (1e-6).
     /// L-BFGS: projected-gradient norm of score + h^s/μ that ends a stage (1e-5).
     pub tol: f64,
-    /// L-BFGS: relative decrease of score + h^s/μ in one iteration that ends a stage (1e-12).
+    /// L-BFGS: relative decrease of score + h^s/μ in one iteration that ends a stage (1e-8).
     pub ftol: f64,
     /// L-BFGS correction pairs (10).
     pub memory: usize,
@@ -182,7 +182,7 @@ impl Default for PathOptions {
             eps: 1e-8,
             checkpoint: 1000,
             tol: 1e-6,
-            ftol: 1e-12,
+            ftol: 1e-8,
             memory: 10,
             max_restarts: 50,
         }
@@ -205,7 +205,7 @@ impl PathOptions {
     }
 
     /// The DAGMA schedule with L-BFGS stages within `bounds`: at most 2000 iterations per stage
-    /// (5000 for the last), tol 1e-5, ftol 1e-12, memory 10.
+    /// (5000 for the last), tol 1e-5, ftol 1e-8, memory 10.
     pub fn lbfgs(bounds: Bounds) -> Self {
         PathOptions {
             inner: PathInner::Lbfgs(bounds),
