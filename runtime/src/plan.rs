@@ -71,6 +71,8 @@ pub struct Plan {
     pub options: Vec<(String, f64)>,
     /// List options by name (e.g. the path's `s` schedule).
     pub lists: Vec<(String, Vec<f64>)>,
+    /// Options whose value is a name (the path's `inner = lbfgs`).
+    pub names: Vec<(String, String)>,
     /// Simplify the derivative programs with the e-graph before solving (on by default).
     pub simplify: bool,
 }
@@ -79,17 +81,22 @@ fn plan_error(code: &'static str, message: impl Into<String>) -> Diagnostic {
     Diagnostic::error(code, message)
 }
 
-/// Options by name with a number, or with a list of numbers.
+/// Options by name with a number, with a list of numbers, or with a name.
 type NumberOptions = Vec<(String, f64)>;
 type ListOptions = Vec<(String, Vec<f64>)>;
+type NameOptions = Vec<(String, String)>;
 
-/// Flattens `solve with` options into numbers and lists.
-fn flatten_options(spec: &SolveSpec) -> Result<(NumberOptions, ListOptions), Diagnostic> {
+/// Flattens `solve with` options into numbers, lists and names.
+fn flatten_options(
+    spec: &SolveSpec,
+) -> Result<(NumberOptions, ListOptions, NameOptions), Diagnostic> {
     let mut numbers = Vec::new();
     let mut lists = Vec::new();
+    let mut names = Vec::new();
     for (name, value) in &spec.options {
         match value {
             OptionValue::Number(v) => numbers.push((name.clone(), *v)),
+            OptionValue::Name(v) => names.push((name.clone(), v.clone())),
             OptionValue::List(items) => {
                 let mut out = Vec::new();
                 for item in items {
@@ -116,7 +123,42 @@ fn flatten_options(spec: &SolveSpec) -> Result<(NumberOptions, ListOptions), Dia
             }
         }
     }
-    Ok((numbers, lists))
+    Ok((numbers, lists, names))
+}
+
+/// Whether `solve with path(...)` minimises its stages with L-BFGS (`inner = lbfgs`) rather than
+/// Adam (`inner = adam`, the default). Other name options, other inner methods, and
+/// `inner = lbfgs` with `colide` (whose closed-form scale update follows every Adam step) are
+/// errors.
+fn path_uses_lbfgs(method: &str, names: &[(String, String)]) -> Result<bool, Diagnostic> {
+    let mut lbfgs = false;
+    for (name, value) in names {
+        if name != "inner" {
+            return Err(plan_error(
+                "E0362",
+                format!("option `{name}` of `{method}` must be a number or a list of numbers"),
+            ));
+        }
+        lbfgs = match value.as_str() {
+            "adam" => false,
+            "lbfgs" if method == "colide" => {
+                return Err(plan_error(
+                    "E0362",
+                    "`colide` supports only `inner = adam`: its closed-form noise-scale update follows every Adam step",
+                )
+                .with_hint("use `solve with path(inner = lbfgs)` for a score without a noise-scale variable"))
+            }
+            "lbfgs" => true,
+            other => {
+                return Err(plan_error(
+                    "E0362",
+                    format!("`{method}` has no inner method `{other}`"),
+                )
+                .with_hint("the inner methods are adam (the DAGMA reference) and lbfgs"))
+            }
+        };
+    }
+    Ok(lbfgs)
 }
 
 /// Chooses the solver for `program`.
@@ -129,9 +171,9 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         .chain(&s.cardinality)
         .map(|&i| program.constraints[i].name.clone())
         .collect();
-    let (method, reason, options, lists) = match &program.solve {
+    let (method, reason, options, lists, names) = match &program.solve {
         Some(spec) => {
-            let (options, lists) = flatten_options(spec)?;
+            let (options, lists, names) = flatten_options(spec)?;
             let method = match spec.method.as_str() {
                 "lbfgs" => Method::Lbfgs,
                 "fista" | "prox_grad" => Method::ProxGrad,
@@ -146,16 +188,29 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
                     .with_hint("remove the `solve with` line to let optc choose, or use lbfgs, fista, adam, auglag or path"))
                 }
             };
+            if method == Method::Path {
+                path_uses_lbfgs(&spec.method, &names)?;
+            } else if let Some((name, _)) = names.first() {
+                return Err(plan_error(
+                    "E0362",
+                    format!(
+                        "option `{name}` of `{}` must be a number or a list of numbers",
+                        spec.method
+                    ),
+                ));
+            }
             (
                 method,
                 format!("`solve with {}` in the model", spec.method),
                 options,
                 lists,
+                names,
             )
         }
         None if !s.equalities.is_empty() => (
             Method::AugLag,
             "equality constraints: augmented Lagrangian".to_string(),
+            Vec::new(),
             Vec::new(),
             Vec::new(),
         ),
@@ -164,16 +219,19 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
             "smooth terms plus terms with a prox (L1, group, nuclear norms): proximal gradient (FISTA)".to_string(),
             Vec::new(),
             Vec::new(),
+            Vec::new(),
         ),
         None if !s.bounded_vars.is_empty() => (
             Method::ProjectedLbfgs,
             "smooth objective with bounds: projected L-BFGS".to_string(),
             Vec::new(),
             Vec::new(),
+            Vec::new(),
         ),
         None => (
             Method::Lbfgs,
             "smooth unconstrained objective: L-BFGS".to_string(),
+            Vec::new(),
             Vec::new(),
             Vec::new(),
         ),
@@ -214,6 +272,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         structure: s,
         options,
         lists,
+        names,
         simplify: true,
     })
 }
@@ -491,18 +550,14 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 }
                 let mut split = SplitL1 {
                     inner: &mut problem,
-                    weights: l1,
+                    split: L1Split { weights: l1 },
                     grad: vec![0.0; n],
                     jacobian: Vec::new(),
                 };
-                let z0: Vec<f64> = x0
-                    .iter()
-                    .map(|v| v.max(0.0))
-                    .chain(x0.iter().map(|v| (-v).max(0.0)))
-                    .collect();
+                let z0 = L1Split::split(&x0);
                 let inner = InnerSolver::ProjectedLbfgs(inner_opts, Bounds::nonneg(2 * n));
                 let mut r = augmented_lagrangian(&mut split, &z0, &inner, &al, callback).report;
-                r.x = (0..n).map(|i| r.x[i] - r.x[n + i]).collect();
+                r.x = split.split.join(&r.x);
                 r
             } else {
                 let inner = if unbounded {
@@ -791,7 +846,9 @@ fn update_scales(
 /// The DAGMA-style central path: stage t minimizes μ_t·f(x) + h(W/√s_t), where h is the model's
 /// one equality constraint (for `dagma_logdet(W, s = 1)` this is exactly h^{s_t}(W)).
 /// With `solve with colide`, the variables h does not read are noise scales set in closed form
-/// after every Adam step (CoLiDE's block-coordinate scheme).
+/// after every Adam step (CoLiDE's block-coordinate scheme). With `inner = lbfgs` the stages are
+/// solved by bound-constrained L-BFGS within the variables' bounds, on the split x = p − q when f
+/// has L1 terms (as the augmented Lagrangian does).
 fn path(
     model: &mut Model,
     plan: &Plan,
@@ -801,6 +858,19 @@ fn path(
     error: &mut Option<Diagnostic>,
 ) -> Result<Report, Diagnostic> {
     let c = model.program.constraints[plan.structure.equalities[0]].clone();
+    let spec_method = model
+        .program
+        .solve
+        .as_ref()
+        .map_or("path", |spec| spec.method.as_str());
+    let colide = spec_method == "colide";
+    let lbfgs_stages = path_uses_lbfgs(spec_method, &plan.names)?;
+    let (score, l1) = if lbfgs_stages {
+        let (smooth, l1, _) = smooth_part(model, &plan.structure, objective, ProxScope::L1)?;
+        (smooth, l1)
+    } else {
+        (objective, Vec::new())
+    };
     let (mu_id, mu) = model.add_param("path.mu", 1.0);
     let (scale_id, scale) = model.add_param("path.inv_sqrt_s", 1.0);
     // Rescale every variable h reads by 1/√s.
@@ -814,7 +884,7 @@ fn path(
             .substitute(h, var_node, scaled)
             .map_err(|e| plan_error("E0360", e.to_string()))?;
     }
-    let weighted = binary(&mut model.program, BinaryOp::Mul, mu, objective);
+    let weighted = binary(&mut model.program, BinaryOp::Mul, mu, score);
     let total = binary(&mut model.program, BinaryOp::Add, weighted, h);
     let mut merit = differentiate(model, total)?;
     // M-matrix guard: arguments of logdet in h must have a nonnegative inverse (as in DAGMA).
@@ -833,11 +903,6 @@ fn path(
                 .expect("logdet arguments are square")
         })
         .collect();
-    let colide = model
-        .program
-        .solve
-        .as_ref()
-        .is_some_and(|spec| spec.method == "colide");
     let mut scales = if colide {
         scale_vars(model, objective, c.node)?
     } else {
@@ -870,8 +935,17 @@ fn path(
             ));
         }
     }
+    let split = l1
+        .iter()
+        .any(|w| *w != 0.0)
+        .then_some(L1Split { weights: l1 });
     let mut opts = if colide {
         PathOptions::colide()
+    } else if lbfgs_stages {
+        PathOptions::lbfgs(match &split {
+            Some(_) => L1Split::bounds(&bounds)?,
+            None => bounds.clone(),
+        })
     } else {
         PathOptions::default()
     };
@@ -954,7 +1028,20 @@ fn path(
         error,
         current: (f64::NAN, f64::NAN),
     };
-    Ok(central_path(&mut objective, &x0, &opts, callback).report)
+    match split {
+        Some(split) => {
+            let z0 = L1Split::split(&x0);
+            let mut split = SplitPath {
+                inner: &mut objective,
+                split,
+                grad: vec![0.0; x0.len()],
+            };
+            let mut report = central_path(&mut split, &z0, &opts, callback).report;
+            report.x = split.split.join(&report.x);
+            Ok(report)
+        }
+        None => Ok(central_path(&mut objective, &x0, &opts, callback).report),
+    }
 }
 
 /// Splits `solve with auglag(...)` options into the outer loop's and the inner L-BFGS's; `rho`
@@ -980,20 +1067,59 @@ fn split_auglag_options(
     Ok((outer, inner))
 }
 
-/// An equality-constrained problem with weighted L1 terms, over z = (p, q) with x = p − q:
+/// The split x = p − q with p, q ≥ 0 (as in NOTEARS) that makes weighted L1 terms smooth: over
+/// z = (p, q), Σ wᵢ|xᵢ| becomes the linear Σ wᵢ(pᵢ + qᵢ), equal to it where pᵢqᵢ = 0 (at every
+/// minimiser when wᵢ > 0).
+struct L1Split {
+    weights: Vec<f64>,
+}
+
+impl L1Split {
+    /// z = (max(x, 0), max(−x, 0)).
+    fn split(x: &[f64]) -> Vec<f64> {
+        x.iter()
+            .map(|v| v.max(0.0))
+            .chain(x.iter().map(|v| (-v).max(0.0)))
+            .collect()
+    }
+
+    /// x = p − q.
+    fn join(&self, z: &[f64]) -> Vec<f64> {
+        let n = self.weights.len();
+        (0..n).map(|i| z[i] - z[n + i]).collect()
+    }
+
+    /// The box of z whose points p − q are exactly the box l ≤ x ≤ u:
+    /// max(l, 0) ≤ p ≤ max(u, 0), max(−u, 0) ≤ q ≤ max(−l, 0).
+    fn bounds(b: &Bounds) -> Result<Bounds, Diagnostic> {
+        let pos = |v: &f64| v.max(0.0);
+        let neg = |v: &f64| (-v).max(0.0);
+        let lower = b.lower().iter().map(pos).chain(b.upper().iter().map(neg));
+        let upper = b.upper().iter().map(pos).chain(b.lower().iter().map(neg));
+        Bounds::new(lower.collect(), upper.collect()).map_err(|m| plan_error("E0362", m))
+    }
+
+    /// f(x) + scale·Σ wᵢ(pᵢ + qᵢ) from f(x) and ∇f(x) at x = p − q; writes its gradient in z.
+    fn lift(&self, z: &[f64], f: f64, grad_x: &[f64], scale: f64, grad_z: &mut [f64]) -> f64 {
+        let n = self.weights.len();
+        let mut penalty = 0.0;
+        for i in 0..n {
+            let w = scale * self.weights[i];
+            penalty += w * (z[i] + z[n + i]);
+            grad_z[i] = grad_x[i] + w;
+            grad_z[n + i] = -grad_x[i] + w;
+        }
+        f + penalty
+    }
+}
+
+/// An equality-constrained problem with weighted L1 terms over the split z = (p, q):
 /// f(p − q) + Σ wᵢ(pᵢ + qᵢ), constraints h(p − q) (to be solved with p, q ≥ 0).
 struct SplitL1<'a, P> {
     inner: &'a mut P,
-    weights: Vec<f64>,
+    split: L1Split,
     grad: Vec<f64>,
     jacobian: Vec<f64>,
-}
-
-impl<P: solvers::ConstrainedProblem> SplitL1<'_, P> {
-    fn x(z: &[f64]) -> Vec<f64> {
-        let n = z.len() / 2;
-        (0..n).map(|i| z[i] - z[n + i]).collect()
-    }
 }
 
 impl<P: solvers::ConstrainedProblem> solvers::ConstrainedProblem for SplitL1<'_, P> {
@@ -1006,22 +1132,16 @@ impl<P: solvers::ConstrainedProblem> solvers::ConstrainedProblem for SplitL1<'_,
     }
 
     fn objective(&mut self, z: &[f64], grad: &mut [f64]) -> f64 {
-        let n = self.inner.dim();
-        let f = self.inner.objective(&Self::x(z), &mut self.grad);
-        let mut penalty = 0.0;
-        for i in 0..n {
-            penalty += self.weights[i] * (z[i] + z[n + i]);
-            grad[i] = self.grad[i] + self.weights[i];
-            grad[n + i] = -self.grad[i] + self.weights[i];
-        }
-        f + penalty
+        let f = self.inner.objective(&self.split.join(z), &mut self.grad);
+        self.split.lift(z, f, &self.grad, 1.0, grad)
     }
 
     fn constraints(&mut self, z: &[f64], h: &mut [f64], jacobian: &mut [f64]) {
         let n = self.inner.dim();
         let m = self.inner.num_constraints();
         self.jacobian.resize(m * n, 0.0);
-        self.inner.constraints(&Self::x(z), h, &mut self.jacobian);
+        self.inner
+            .constraints(&self.split.join(z), h, &mut self.jacobian);
         for k in 0..m {
             for i in 0..n {
                 let d = self.jacobian[k * n + i];
@@ -1029,6 +1149,30 @@ impl<P: solvers::ConstrainedProblem> solvers::ConstrainedProblem for SplitL1<'_,
                 jacobian[k * 2 * n + n + i] = -d;
             }
         }
+    }
+}
+
+/// A path objective over the split z = (p, q) of one over x = p − q without its L1 terms: adds
+/// μ·Σ wᵢ(pᵢ + qᵢ) (the L1 terms belong to the score, which the path weights by μ).
+struct SplitPath<'a> {
+    inner: &'a mut dyn PathObjective,
+    split: L1Split,
+    grad: Vec<f64>,
+}
+
+impl PathObjective for SplitPath<'_> {
+    fn dim(&self) -> usize {
+        2 * self.inner.dim()
+    }
+
+    fn value_grad(&mut self, z: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> Option<f64> {
+        let x = self.split.join(z);
+        let f = self.inner.value_grad(&x, mu, s, &mut self.grad)?;
+        Some(self.split.lift(z, f, &self.grad, mu, grad))
+    }
+
+    fn violation(&mut self, z: &[f64]) -> f64 {
+        self.inner.violation(&self.split.join(z))
     }
 }
 

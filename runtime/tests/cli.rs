@@ -125,6 +125,53 @@ fn model_errors_exit_65_with_rendered_and_json_diagnostics() {
 }
 
 #[test]
+fn path_inner_option_errors_are_e0362() {
+    let dir = temp_dir("path-inner");
+    let model = |solve: &str| {
+        write_model(
+            &dir,
+            &format!(
+                "dims d\nvar W : real[d, d] = 0\nvar sigma : real >= 1e-6 = 1\n\
+                 minimize sumsq(W) / sigma + sigma + 0.1 * norm1(W)\n\
+                 subject to\n  acyclic: dagma_logdet(W, s = 1) == 0\n{solve}\n"
+            ),
+        )
+    };
+    for (solve, message) in [
+        (
+            "solve with path(inner = newton)",
+            "`path` has no inner method `newton`",
+        ),
+        (
+            "solve with colide(inner = lbfgs)",
+            "`colide` supports only `inner = adam`",
+        ),
+        (
+            "solve with path(inner = lbfgs, lr = 0.001)",
+            "option `lr`: applies only to `inner = adam`",
+        ),
+        (
+            "solve with path(memory = 5)",
+            "option `memory`: applies only to `inner = lbfgs`",
+        ),
+        (
+            "solve with path(method = lbfgs)",
+            "option `method` of `path` must be a number",
+        ),
+        (
+            "solve with adam(inner = lbfgs)",
+            "option `inner` of `adam` must be a number",
+        ),
+    ] {
+        let o = optc(&["run", &model(solve), "--dims", "d=2", "-q"]);
+        assert_eq!(code(&o), 65, "{solve}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("error[E0362]"), "{solve}: {err}");
+        assert!(err.contains(message), "{solve}: {err}");
+    }
+}
+
+#[test]
 fn missing_files_and_usage_errors_have_their_exit_codes() {
     let o = optc(&["check", "/nonexistent/model.opt"]);
     assert_eq!(code(&o), 66);

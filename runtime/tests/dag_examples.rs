@@ -31,8 +31,18 @@ fn matrix(path: &Path) -> ndarray::Array2<f64> {
         .unwrap()
 }
 
-/// Runs `model` on a fresh ER2 simulation and returns the SHD of the learned graph.
+/// Runs `model` (under examples/) on a fresh ER2 simulation and returns the SHD of the learned
+/// graph.
 fn shd(model: &str, d: usize, seed: u64) -> usize {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(model);
+    shd_of(&example, model, d, seed)
+}
+
+/// `shd` for the model file `path` (`name` labels its temporary files and messages).
+fn shd_of(path: &Path, name: &str, d: usize, seed: u64) -> usize {
+    let model = name;
     let data = dir(&format!("{model}-{d}-{seed}-data").replace('/', "_"));
     let sim = optc(&[
         "simulate",
@@ -58,13 +68,10 @@ fn shd(model: &str, d: usize, seed: u64) -> usize {
         String::from_utf8_lossy(&sim.stderr)
     );
     let out = data.join("out");
-    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(model);
     let x = format!("X={}", data.join("X.npy").display());
     let run = optc(&[
         "run",
-        example.to_str().unwrap(),
+        path.to_str().unwrap(),
         "-q",
         "--data",
         &x,
@@ -101,6 +108,128 @@ fn dagma_recovers_er2_d10() {
 #[test]
 fn dagma_recovers_er2_d20() {
     check("dag/dagma.opt", 20, 2);
+}
+
+/// examples/dag/dagma.opt with its `solve with` statement replaced by `solve`.
+fn dagma_with(name: &str, solve: &str) -> PathBuf {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dag/dagma.opt");
+    let text = std::fs::read_to_string(example).unwrap();
+    let start = text.find("solve with").unwrap();
+    let end = text.find("output").unwrap();
+    let path = dir(name).join("dagma.opt");
+    std::fs::write(
+        &path,
+        format!("{}{solve}\n{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+    path
+}
+
+fn check_lbfgs_stages(d: usize) {
+    let model = dagma_with(
+        &format!("dagma-lbfgs-{d}"),
+        "solve with path(inner = lbfgs)",
+    );
+    for seed in 1..=3 {
+        let s = shd_of(&model, &format!("dagma-lbfgs-{d}"), d, seed);
+        assert!(s <= 2, "inner = lbfgs, d = {d}, seed {seed}: SHD {s} > 2");
+    }
+}
+
+#[test]
+fn dagma_with_lbfgs_stages_recovers_er2_d10() {
+    check_lbfgs_stages(10);
+}
+
+#[test]
+fn dagma_with_lbfgs_stages_recovers_er2_d20() {
+    check_lbfgs_stages(20);
+}
+
+/// Runs `model` on the data files `files` (name, CSV text) with `--json` and returns the raw
+/// learned `W` (row-major) and the JSON report.
+fn run_on_csv(name: &str, model: &str, files: &[(&str, &str)]) -> (Vec<f64>, serde_json::Value) {
+    let dir = dir(name);
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    let path = dir.join("model.opt");
+    std::fs::write(&path, model).unwrap();
+    let run = optc(&["run", path.to_str().unwrap(), "-q", "--json"]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let w: Vec<Vec<f64>> = serde_json::from_value(json["outputs"]["W"].clone()).unwrap();
+    (w.concat(), json)
+}
+
+/// `minimize 0.5 * sumsq(W - A) + 0.1 * norm1(W)` subject to the log-det acyclicity constraint,
+/// solved by the path with L-BFGS stages; `decl` declares W.
+fn lbfgs_path_model(decl: &str) -> String {
+    format!(
+        "dims d\ndata A : real[d, d] = load(\"A.csv\")\n{decl}\n\
+         minimize 0.5 * sumsq(W - A) + 0.1 * norm1(W)\nsubject to\n  \
+         acyclic: dagma_logdet(W, s = 1) == 0\nsolve with path(inner = lbfgs, tol = 1e-9)\n\
+         output W\n"
+    )
+}
+
+#[test]
+fn lbfgs_path_reaches_the_soft_threshold_of_a_dag() {
+    // A is a DAG (strictly upper triangular), so W = soft(A, 0.1) minimises the score and has
+    // h(W) = 0 = min h: it is the minimiser of every stage. Entries with |A| ≤ 0.1 are exactly
+    // zero (both parts of the split at their bound).
+    let a = "0,2,-1\n0,0,0.05\n0,0,0\n";
+    let (w, json) = run_on_csv(
+        "lbfgs-soft",
+        &lbfgs_path_model("var W : real[d, d] = 0"),
+        &[("A.csv", a)],
+    );
+    let expected = [0.0, 1.9, -0.9, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+    for (k, (got, want)) in w.iter().zip(expected).enumerate() {
+        assert!(
+            (got - want).abs() < 1e-6,
+            "W[{k}] = {got}, expected {want}: {w:?}"
+        );
+    }
+    assert_eq!(w[5], 0.0);
+    assert!(json["constraints"][0]["violation"].as_f64().unwrap() < 1e-12);
+    // With W >= 0 the split keeps W⁻ = 0: the negative entry becomes 0.
+    let (w, _) = run_on_csv(
+        "lbfgs-soft-nonneg",
+        &lbfgs_path_model("var W : real[d, d] >= 0 = 0"),
+        &[("A.csv", a)],
+    );
+    let expected = [0.0, 1.9, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+    for (k, (got, want)) in w.iter().zip(expected).enumerate() {
+        assert!(
+            (got - want).abs() < 1e-6,
+            "W[{k}] = {got}, expected {want}: {w:?}"
+        );
+    }
+}
+
+#[test]
+fn lbfgs_path_on_a_two_cycle_stays_in_the_domain() {
+    // A has the 2-cycle 0 → 1 → 0: the score pulls W towards it, far outside the domain of
+    // h^s (ρ(W∘W) < s); trial steps outside are rejected and the path ends near a DAG.
+    let (w, json) = run_on_csv(
+        "lbfgs-cycle",
+        &lbfgs_path_model("var W : real[d, d] = 0"),
+        &[("A.csv", "0,2\n1.5,0\n")],
+    );
+    assert!(w.iter().all(|v| v.is_finite()), "{w:?}");
+    assert!(
+        w[1] * w[1] * w[2] * w[2] < 0.6 * 0.6,
+        "outside the domain: {w:?}"
+    );
+    let edges = w.iter().filter(|v| v.abs() > 0.3).count();
+    assert_eq!(edges, 1, "{w:?}");
+    assert!(json["constraints"][0]["violation"].as_f64().unwrap() < 1e-3);
 }
 
 #[test]

@@ -6,8 +6,8 @@ use optc_runtime::simulate::regression;
 use optc_runtime::solvers::{
     adam, augmented_lagrangian, central_path, concomitant_scale, lbfgs, projected_lbfgs,
     proximal_gradient, AdamOptions, AugLagOptions, Bounds, Control, FnConstrained, FnPathObjective,
-    FnProblem, InnerSolver, IterInfo, L1Penalty, LbfgsOptions, PathOptions, ProxGradOptions,
-    SetOption, Status,
+    FnProblem, InnerSolver, IterInfo, L1Penalty, LbfgsOptions, PathInner, PathOptions,
+    ProxGradOptions, SetOption, Status,
 };
 
 fn go_on(_: &IterInfo) -> Control {
@@ -585,6 +585,115 @@ fn path_interrupt_returns_the_best_point_of_the_stage() {
 }
 
 #[test]
+fn lbfgs_path_on_split_l1_reaches_the_soft_threshold() {
+    // Stages of μ·(½‖x − a‖² + λ‖x‖₁) with h ≡ 0 over the split x = p − q, p, q ≥ 0: every stage
+    // has the minimiser x = soft(a, λ) (the L1 term smooth and linear in (p, q)).
+    let a = [2.0, -1.0, 0.05, -0.3];
+    let lambda = 0.1;
+    let n = a.len();
+    let mut objective =
+        FnPathObjective::new(2 * n, |z: &[f64], mu: f64, _s: f64, g: &mut [f64]| {
+            let mut value = 0.0;
+            for i in 0..n {
+                let r = z[i] - z[n + i] - a[i];
+                value += mu * (0.5 * r * r + lambda * (z[i] + z[n + i]));
+                g[i] = mu * (r + lambda);
+                g[n + i] = mu * (-r + lambda);
+            }
+            Some(value)
+        });
+    let opts = PathOptions {
+        stages: 3,
+        tol: 1e-10,
+        ..PathOptions::lbfgs(Bounds::nonneg(2 * n))
+    };
+    let result = central_path(&mut objective, &vec![0.0; 2 * n], &opts, &mut go_on);
+    assert_eq!(result.report.status, Status::Converged);
+    assert_eq!(result.restarts, 0);
+    let z = &result.report.x;
+    let x: Vec<f64> = (0..n).map(|i| z[i] - z[n + i]).collect();
+    // soft(a, 0.1) = sign(a)·max(|a| − 0.1, 0).
+    assert_close(&x, &[1.9, -0.9, 0.0, -0.2], 1e-9);
+    // Where x = 0 both parts sit at their bound: the L1 term equals λ|x| there.
+    assert_eq!((z[2], z[n + 2]), (0.0, 0.0));
+}
+
+/// Stationary point of μ(x − a)²/2 − log(1 − x²) on (−1, 1) (a > 0), by bisection on the
+/// derivative μ(x − a) + 2x/(1 − x²), which increases from −μa at 0 to +∞ at 1.
+fn barrier_minimiser(mu: f64, a: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0, 1.0);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mu * (mid - a) + 2.0 * mid / (1.0 - mid * mid) < 0.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+#[test]
+fn lbfgs_path_backtracks_from_points_outside_the_domain() {
+    // μ(x − 3)²/2 + h(x) with h(x) = −log(1 − x²), whose domain is |x| < 1 (None outside). The
+    // first L-BFGS trial step from 0 has length 1 and lands on the boundary: the line search
+    // must back off, and each stage ends at the barrier minimiser.
+    let outside = std::cell::Cell::new(0);
+    let mut objective = FnPathObjective::new(1, |x: &[f64], mu: f64, _s: f64, g: &mut [f64]| {
+        let x = x[0];
+        if x.abs() >= 1.0 {
+            outside.set(outside.get() + 1);
+            return None;
+        }
+        g[0] = mu * (x - 3.0) + 2.0 * x / (1.0 - x * x);
+        Some(mu * 0.5 * (x - 3.0).powi(2) - (1.0 - x * x).ln())
+    });
+    let opts = PathOptions {
+        stages: 3,
+        tol: 1e-12,
+        ..PathOptions::lbfgs(Bounds::unbounded(1))
+    };
+    let result = central_path(&mut objective, &[0.0], &opts, &mut go_on);
+    assert_eq!(result.report.status, Status::Converged);
+    assert!(outside.get() > 0, "no trial point left the domain");
+    assert_eq!(result.restarts, 0);
+    let x = result.report.x[0];
+    assert!(x.is_finite() && x.abs() < 1.0);
+    assert!((x - barrier_minimiser(0.01, 3.0)).abs() < 1e-8, "{x}");
+    assert!(result.report.value.is_finite());
+}
+
+#[test]
+fn lbfgs_path_restarts_with_larger_s_from_a_start_outside_the_domain() {
+    // μ(x − 0.5)²/2 on the domain |x| < s, from x = 1.45 with s = 1: the first stage restarts
+    // with s = 1.1, …, 1.5 (five restarts), then reaches 0.5; the second stage (s = 1) starts
+    // inside its domain.
+    let mut objective = FnPathObjective::new(1, |x: &[f64], mu: f64, s: f64, g: &mut [f64]| {
+        if x[0].abs() >= s {
+            return None;
+        }
+        g[0] = mu * (x[0] - 0.5);
+        Some(mu * 0.5 * (x[0] - 0.5).powi(2))
+    });
+    let opts = PathOptions {
+        stages: 2,
+        s: vec![1.0],
+        tol: 1e-12,
+        ..PathOptions::lbfgs(Bounds::unbounded(1))
+    };
+    let result = central_path(&mut objective, &[1.45], &opts, &mut go_on);
+    assert_eq!(result.report.status, Status::Converged);
+    assert_eq!(result.restarts, 5);
+    assert!(
+        (result.s_used[0] - 1.5).abs() < 1e-12,
+        "{:?}",
+        result.s_used
+    );
+    assert_eq!(result.s_used[1], 1.0);
+    assert_close(&result.report.x, &[0.5], 1e-9);
+}
+
+#[test]
 fn concomitant_scale_is_the_minimiser_of_a_over_sigma_plus_b_sigma() {
     // φ(σ) = a/σ + bσ with a = 2, b = 1/2 has its minimum at σ* = √(a/b) = 2.
     let slope = |sigma: f64| -2.0 / (sigma * sigma) + 0.5;
@@ -704,4 +813,13 @@ fn options_are_set_by_name_and_unknown_names_are_rejected() {
         (colide.stages, colide.warm_iter, colide.max_iter),
         (4, 20_000, 70_000)
     );
+    // Options of the other inner solver are rejected.
+    let mut lbfgs = PathOptions::lbfgs(Bounds::unbounded(1));
+    assert_eq!(lbfgs.inner, PathInner::Lbfgs(Bounds::unbounded(1)));
+    lbfgs.set_option("memory", 5.0).unwrap();
+    assert_eq!(lbfgs.memory, 5);
+    let err = lbfgs.set_option("lr", 1e-3).unwrap_err();
+    assert!(err.message.contains("inner = adam"), "{err}");
+    let err = PathOptions::default().set_option("ftol", 1e-9).unwrap_err();
+    assert!(err.message.contains("inner = lbfgs"), "{err}");
 }

@@ -1,25 +1,38 @@
 //! The DAGMA central path (Bello et al. 2022) over a generic objective, and CoLiDE's closed-form
 //! noise-scale updates (Saboksayr et al. 2024).
 //!
-//! For stages t = 1..T the path minimises μ_t·score(x) + h^{s_t}(x) with Adam, warm-started from
-//! the previous stage, with μ_{t+1} = mu_factor·μ_t and s_t taken from the `s` list (its last value
-//! repeated). Stages t < T run `warm_iter` Adam steps, the last one `max_iter`; every `checkpoint`
-//! steps a stage ends early if |Δobj/obj| ≤ tol. The objective reports whether x lies in the
-//! domain of h^s (for DAGMA: sI − W∘W an M-matrix, i.e. (sI − W∘W)⁻¹ ≥ 0). Outside it:
+//! For stages t = 1..T the path minimises μ_t·score(x) + h^{s_t}(x), warm-started from the
+//! previous stage, with μ_{t+1} = mu_factor·μ_t and s_t taken from the `s` list (its last value
+//! repeated). Stages t < T run at most `warm_iter` inner iterations, the last one `max_iter`. The
+//! objective reports whether x lies in the domain of h^s (for DAGMA: sI − W∘W an M-matrix, i.e.
+//! (sI − W∘W)⁻¹ ≥ 0). Each stage is minimised by one of two inner solvers ([`PathInner`]):
+//!
+//! **Adam** (the DAGMA reference): every `checkpoint` steps a stage ends early if
+//! |Δobj/obj| ≤ tol. Outside the domain:
 //! - at a stage's first step, or when s ≤ 0.9: the stage restarts from its start point with the
 //!   learning rate halved and s increased by `s_step`;
 //! - otherwise the last step is undone, the learning rate halved and the step redone (the stage
 //!   ends when the learning rate drops to 1e-16).
 //!
-//! Block-coordinate variants (CoLiDE: one Adam step on W, then the closed-form σ) use
-//! [`PathObjective::after_step`], which may overwrite coordinates of the new point.
-//!
 //! Adam on this objective is not monotone: when the callback stops the path, the point returned
 //! is the best one (lowest μ·score + h^s) seen in the current stage.
+//!
+//! **L-BFGS** ([`projected_lbfgs`] within the given bounds; the objective must be smooth there,
+//! e.g. an L1 term split as W = W⁺ − W⁻): each stage minimises score + h^{s_t}/μ_t (the same
+//! minimiser, so that the tolerances keep their meaning as μ shrinks) until the projected-gradient
+//! norm is at most `tol` or the relative decrease of an iteration is at most `ftol`. Points
+//! outside the domain have a NaN objective, on which the line search backtracks. The stage
+//! restarts from its start point with s increased by `s_step` when the start point is outside the
+//! domain or no step from it decreases the objective (the line search fails before the first
+//! iteration); when the line search fails later, the stage ends at the last point.
+//!
+//! Block-coordinate variants (CoLiDE: one Adam step on W, then the closed-form σ) use
+//! [`PathObjective::after_step`], which may overwrite coordinates of the new point (Adam only).
 
 use super::options::{count, float, invalid, unknown};
 use super::{
-    norm_inf, AdamState, Callback, Control, IterInfo, OptionError, Report, SetOption, Status,
+    norm_inf, projected_lbfgs, AdamState, Bounds, Callback, Control, FnProblem, IterInfo,
+    LbfgsOptions, OptionError, Report, SetOption, Status,
 };
 use ndarray::{Array1, Array2, ArrayView2};
 
@@ -30,7 +43,7 @@ pub trait PathObjective {
     /// Returns μ·score(x) + h^s(x) and writes its (sub)gradient into `grad`, or `None` if `x`
     /// is outside the domain of h^s.
     fn value_grad(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> Option<f64>;
-    /// Called after every Adam step with the new point, which it may change in place
+    /// Called after every Adam step (not by the L-BFGS inner solver) with the new point, which it may change in place
     /// (projections, closed-form block updates). Does nothing by default.
     fn after_step(&mut self, _x: &mut [f64]) {}
     /// The constraint violation reported for the final point (0 by default).
@@ -90,10 +103,33 @@ where
     }
 }
 
-/// Central-path options; `Default` is the DAGMA repository's `fit` defaults,
-/// [`PathOptions::colide`] CoLiDE's `main.py` settings.
+/// The solver that minimises each stage of the path.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum PathInner {
+    /// Adam with `lr`, `beta1`, `beta2`, `eps`, stopping on `checkpoint`/`tol` (the DAGMA
+    /// reference).
+    #[default]
+    Adam,
+    /// Bound-constrained L-BFGS within these bounds, stopping on `tol`/`ftol`, with `memory`
+    /// correction pairs.
+    Lbfgs(Bounds),
+}
+
+impl PathInner {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PathInner::Adam => "adam",
+            PathInner::Lbfgs(_) => "lbfgs",
+        }
+    }
+}
+
+/// Central-path options; `Default` is the DAGMA repository's `fit` defaults (Adam stages),
+/// [`PathOptions::colide`] CoLiDE's `main.py` settings, [`PathOptions::lbfgs`] L-BFGS stages.
 #[derive(Clone, Debug)]
 pub struct PathOptions {
+    /// The stage solver (Adam).
+    pub inner: PathInner,
     /// Number of stages T (5).
     pub stages: usize,
     /// μ₁ (1).
@@ -104,9 +140,9 @@ pub struct PathOptions {
     pub s: Vec<f64>,
     /// Increment of s when a stage restarts (0.1).
     pub s_step: f64,
-    /// Adam steps for stages t < T (30000).
+    /// Inner iterations for stages t < T (Adam: 30000; L-BFGS: 2000).
     pub warm_iter: usize,
-    /// Adam steps for the last stage (60000).
+    /// Inner iterations for the last stage (Adam: 60000; L-BFGS: 5000).
     pub max_iter: usize,
     /// Adam learning rate (3e-4).
     pub lr: f64,
@@ -116,10 +152,15 @@ pub struct PathOptions {
     pub beta2: f64,
     /// Adam eps (1e-8).
     pub eps: f64,
-    /// Steps between convergence checks (1000).
+    /// Adam steps between convergence checks (1000).
     pub checkpoint: usize,
-    /// Relative objective change that ends a stage (1e-6).
+    /// Adam: relative objective change between checkpoints that ends a stage (1e-6).
+    /// L-BFGS: projected-gradient norm of score + h^s/μ that ends a stage (1e-5).
     pub tol: f64,
+    /// L-BFGS: relative decrease of score + h^s/μ in one iteration that ends a stage (1e-8).
+    pub ftol: f64,
+    /// L-BFGS correction pairs (10).
+    pub memory: usize,
     /// Stage restarts allowed in total before giving up with `Status::Diverged` (50).
     pub max_restarts: usize,
 }
@@ -127,6 +168,7 @@ pub struct PathOptions {
 impl Default for PathOptions {
     fn default() -> Self {
         PathOptions {
+            inner: PathInner::Adam,
             stages: 5,
             mu_init: 1.0,
             mu_factor: 0.1,
@@ -140,10 +182,15 @@ impl Default for PathOptions {
             eps: 1e-8,
             checkpoint: 1000,
             tol: 1e-6,
+            ftol: 1e-8,
+            memory: 10,
             max_restarts: 50,
         }
     }
 }
+
+const ADAM_ONLY: &[&str] = &["lr", "beta1", "beta2", "eps", "checkpoint"];
+const LBFGS_ONLY: &[&str] = &["ftol", "memory"];
 
 impl PathOptions {
     /// CoLiDE `main.py` settings: T = 4, s = [1, .9, .8, .7], warm_iter 2e4, max_iter 7e4.
@@ -157,6 +204,18 @@ impl PathOptions {
         }
     }
 
+    /// The DAGMA schedule with L-BFGS stages within `bounds`: at most 2000 iterations per stage
+    /// (5000 for the last), tol 1e-5, ftol 1e-8, memory 10.
+    pub fn lbfgs(bounds: Bounds) -> Self {
+        PathOptions {
+            inner: PathInner::Lbfgs(bounds),
+            warm_iter: 2000,
+            max_iter: 5000,
+            tol: 1e-5,
+            ..PathOptions::default()
+        }
+    }
+
     fn s_at(&self, stage: usize) -> f64 {
         self.s.get(stage).or(self.s.last()).copied().unwrap_or(1.0)
     }
@@ -164,8 +223,18 @@ impl PathOptions {
 
 impl SetOption for PathOptions {
     /// Numeric options by field name; `s` sets a constant s for all stages and `T` is an alias
-    /// of `stages`.
+    /// of `stages`. Options of the other inner solver than `inner` are rejected.
     fn set_option(&mut self, name: &str, value: f64) -> Result<(), OptionError> {
+        let other = match self.inner {
+            PathInner::Adam => ("lbfgs", LBFGS_ONLY),
+            PathInner::Lbfgs(_) => ("adam", ADAM_ONLY),
+        };
+        if other.1.contains(&name) {
+            return Err(invalid(
+                name,
+                &format!("applies only to `inner = {}`", other.0),
+            ));
+        }
         match name {
             "stages" | "T" => self.stages = count(name, value)?,
             "mu_init" => self.mu_init = float(name, value)?,
@@ -181,6 +250,8 @@ impl SetOption for PathOptions {
             "eps" => self.eps = float(name, value)?,
             "checkpoint" => self.checkpoint = count(name, value)?,
             "tol" => self.tol = float(name, value)?,
+            "ftol" => self.ftol = float(name, value)?,
+            "memory" => self.memory = count(name, value)?,
             "max_restarts" => self.max_restarts = count(name, value)?,
             _ => {
                 return Err(unknown(
@@ -200,6 +271,8 @@ impl SetOption for PathOptions {
                         "eps",
                         "checkpoint",
                         "tol",
+                        "ftol",
+                        "memory",
                         "max_restarts",
                     ],
                 ))
@@ -209,8 +282,9 @@ impl SetOption for PathOptions {
     }
 }
 
-/// The path outcome: `report.value` is the last stage's objective, `report.iterations` the total
-/// number of Adam steps, `report.violation` from [`PathObjective::violation`].
+/// The path outcome: `report.value` is the last stage's objective μ·score + h^s,
+/// `report.iterations` the total number of inner iterations (Adam steps or L-BFGS iterations),
+/// `report.violation` from [`PathObjective::violation`].
 #[derive(Clone, Debug)]
 pub struct PathReport {
     pub report: Report,
@@ -238,6 +312,75 @@ struct Stage<'a> {
 
 impl Stage<'_> {
     fn minimize(&mut self, x: &mut [f64], mu: f64, s: f64, max_iter: usize, lr: f64) -> StageEnd {
+        match &self.opts.inner {
+            PathInner::Adam => self.minimize_adam(x, mu, s, max_iter, lr),
+            PathInner::Lbfgs(bounds) => self.minimize_lbfgs(x, mu, s, max_iter, bounds),
+        }
+    }
+
+    /// One stage with L-BFGS on score + h^s/μ (see the module doc).
+    fn minimize_lbfgs(
+        &mut self,
+        x: &mut [f64],
+        mu: f64,
+        s: f64,
+        max_iter: usize,
+        bounds: &Bounds,
+    ) -> StageEnd {
+        let mut g = vec![0.0; x.len()];
+        bounds.project(x);
+        if self.objective.value_grad(x, mu, s, &mut g).is_none() {
+            return StageEnd::Restart;
+        }
+        let scale = if mu > 0.0 { 1.0 / mu } else { 1.0 };
+        let opts = LbfgsOptions {
+            memory: self.opts.memory,
+            max_iter,
+            gtol: self.opts.tol,
+            ftol: self.opts.ftol,
+            ..LbfgsOptions::default()
+        };
+        let objective = &mut *self.objective;
+        let mut problem = FnProblem::new(x.len(), |z: &[f64], grad: &mut [f64]| {
+            match objective.value_grad(z, mu, s, grad) {
+                Some(value) => {
+                    grad.iter_mut().for_each(|gi| *gi *= scale);
+                    value * scale
+                }
+                None => f64::NAN,
+            }
+        });
+        let offset = self.total_steps;
+        let callback = &mut self.callback;
+        let mut report_unscaled = |info: &IterInfo| {
+            callback(&IterInfo {
+                iter: offset + info.iter,
+                value: info.value / scale,
+                optimality: info.optimality / scale,
+                ..*info
+            })
+        };
+        let report = projected_lbfgs(&mut problem, x, bounds, &opts, &mut report_unscaled);
+        x.copy_from_slice(&report.x);
+        self.total_steps += report.iterations;
+        self.last_value = report.value / scale;
+        self.last_optimality = report.optimality / scale;
+        match report.status {
+            Status::Interrupted => StageEnd::Stopped,
+            Status::Diverged => StageEnd::Diverged,
+            Status::LineSearchFailed if report.iterations == 0 => StageEnd::Restart,
+            Status::Converged | Status::MaxIter | Status::LineSearchFailed => StageEnd::Done,
+        }
+    }
+
+    fn minimize_adam(
+        &mut self,
+        x: &mut [f64],
+        mu: f64,
+        s: f64,
+        max_iter: usize,
+        lr: f64,
+    ) -> StageEnd {
         let n = x.len();
         let mut lr = lr;
         let mut g = vec![0.0; n];

@@ -20,7 +20,7 @@ pub use auglag::{
     InnerSolver,
 };
 pub use dagma::{
-    central_path, colide_sigma_ev, colide_sigma_nv, concomitant_scale, FnPathObjective,
+    central_path, colide_sigma_ev, colide_sigma_nv, concomitant_scale, FnPathObjective, PathInner,
     PathObjective, PathOptions, PathReport,
 };
 pub use lbfgs::{lbfgs, LbfgsOptions};
