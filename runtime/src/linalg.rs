@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn matpow_by_hand() {
         let a = array![[1.0, 2.0], [3.0, 4.0]];
-        assert_eq!(matpow(a.view(), 0), Array2::eye(2));
+        assert_eq!(matpow(a.view(), 0), Array2::<f64>::eye(2));
         assert_eq!(matpow(a.view(), 1), a);
         assert_eq!(matpow(a.view(), 2), array![[7.0, 10.0], [15.0, 22.0]]);
         // A⁵ = A⁴ A with A⁴ = (A²)² = [[199, 290], [435, 634]].
