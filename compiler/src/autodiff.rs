@@ -9,9 +9,10 @@
 //! Non-smooth ops use one subgradient: `abs` → sign(x) (0 at 0); elementwise `maximum`/`minimum`
 //! → the first argument on ties; reduction `max` → the first argmax (`ArgmaxMask`); `sort` and
 //! `topk` → the permutation of the current order (`SortScatter`, `SortGather`).
-//! `expm` is differentiated through the runtime ops `ExpmFrechet` (first derivative) and
-//! `ExpmFrechet2` (second derivative), so gradients and Hessian-vector products of expm terms
-//! work, but third derivatives (in the matrix argument of `ExpmFrechet2`) do not.
+//! `expm` and `matpow` are differentiated through the runtime ops `ExpmFrechet`/`MatPowFrechet`
+//! (first derivative) and `ExpmFrechet2`/`MatPowFrechet2` (second derivative), so gradients and
+//! Hessian-vector products of their terms work, but third derivatives (in the matrix argument of
+//! the second-derivative ops) do not.
 
 use crate::ir::{
     broadcast_shapes, BinaryOp, Dim, ElemType, Graph, Input, InputId, InputKind, NodeId, Op,
@@ -471,45 +472,12 @@ fn local_adjoints(
             let eye = b.add(Op::Eye(n), Vec::new())?;
             one(b.mul(g, eye)?)
         }
-        Op::Expm => {
-            let at = b.transpose(args[0])?;
-            one(b.add(Op::ExpmFrechet, vec![at, g])?)
-        }
-        Op::ExpmFrechet => {
-            // ⟨G, L(A, E)⟩: linear in E with adjoint L(Aᵀ, G); in A its adjoint is the second
-            // derivative D²expm(Aᵀ)[Eᵀ, G] (the integral form of D² is symmetric under this
-            // transposition).
-            let at = b.transpose(args[0])?;
-            let da = if need[0] {
-                let et = b.transpose(args[1])?;
-                Some(b.add(Op::ExpmFrechet2, vec![at, et, g])?)
-            } else {
-                None
-            };
-            let de = if need[1] {
-                Some(b.add(Op::ExpmFrechet, vec![at, g])?)
-            } else {
-                None
-            };
-            Ok(vec![da, de])
-        }
-        Op::ExpmFrechet2 => {
-            // Linear in E and in F, with adjoints D²expm(Aᵀ)[Fᵀ, G] and D²expm(Aᵀ)[Eᵀ, G].
-            if need[0] {
-                return Err(b.error("third derivatives of expm are not supported"));
-            }
-            let at = b.transpose(args[0])?;
-            let mut out = vec![None];
-            for (i, other) in [(1, args[2]), (2, args[1])] {
-                out.push(if need[i] {
-                    let ot = b.transpose(other)?;
-                    Some(b.add(Op::ExpmFrechet2, vec![at, ot, g])?)
-                } else {
-                    None
-                });
-            }
-            Ok(out)
-        }
+        Op::Expm
+        | Op::MatPow(_)
+        | Op::ExpmFrechet
+        | Op::MatPowFrechet(_)
+        | Op::ExpmFrechet2
+        | Op::MatPowFrechet2(_) => matrix_function_adjoints(b, op, args, g, need),
         Op::LogDet => {
             let inv = b.add(Op::Inv, vec![args[0]])?;
             let inv_t = b.transpose(inv)?;
@@ -709,6 +677,63 @@ fn power_derivative(b: &mut Builder, a: NodeId, p: NodeId) -> Result<NodeId, AdE
         }
     };
     b.mul(p, lowered)
+}
+
+/// The first and second Fréchet derivative ops of the matrix function (`expm` or `matpow`) that
+/// `op` (the function or one of its derivatives) belongs to.
+fn frechet_ops(op: &Op) -> (Op, Op) {
+    match op {
+        Op::MatPow(k) | Op::MatPowFrechet(k) | Op::MatPowFrechet2(k) => {
+            (Op::MatPowFrechet(*k), Op::MatPowFrechet2(*k))
+        }
+        _ => (Op::ExpmFrechet, Op::ExpmFrechet2),
+    }
+}
+
+/// Adjoints of a matrix power series f (`expm`, `matpow`) and of its derivatives, args `(A)`,
+/// `(A, E)` or `(A, E, F)`. With L = Df and D² = D²f: ⟨G, f(A)⟩ has adjoint L(Aᵀ, G) in A;
+/// ⟨G, L(A, E)⟩ is linear in E with adjoint L(Aᵀ, G), and its adjoint in A is D²(Aᵀ)[Eᵀ, G];
+/// ⟨G, D²(A)[E, F]⟩ has adjoints D²(Aᵀ)[Fᵀ, G] in E and D²(Aᵀ)[Eᵀ, G] in F. (Each term
+/// Aⁱ E Aʲ of the series transposes to a term of the same series at Aᵀ, which makes these
+/// symmetric.) Third derivatives (the adjoint of D² in A) are not supported.
+fn matrix_function_adjoints(
+    b: &mut Builder,
+    op: &Op,
+    args: &[NodeId],
+    g: NodeId,
+    need: &[bool],
+) -> Result<Vec<Option<NodeId>>, AdError> {
+    let (first, second) = frechet_ops(op);
+    let at = b.transpose(args[0])?;
+    let directions = &args[1..];
+    let mut out = Vec::with_capacity(args.len());
+    out.push(if !need[0] {
+        None
+    } else {
+        match directions {
+            [] => Some(b.add(first.clone(), vec![at, g])?),
+            [e] => {
+                let et = b.transpose(*e)?;
+                Some(b.add(second.clone(), vec![at, et, g])?)
+            }
+            _ => {
+                return Err(b.error(
+                    "third derivatives of matrix functions (expm, matpow) are not supported",
+                ))
+            }
+        }
+    });
+    for i in 0..directions.len() {
+        out.push(if !need[i + 1] {
+            None
+        } else if directions.len() == 1 {
+            Some(b.add(first.clone(), vec![at, g])?)
+        } else {
+            let other = b.transpose(directions[1 - i])?;
+            Some(b.add(second.clone(), vec![at, other, g])?)
+        });
+    }
+    Ok(out)
 }
 
 /// Adjoints of `A @ B` for the four rank cases (vectors act as row/column vectors).

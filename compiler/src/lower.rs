@@ -439,6 +439,10 @@ impl<'a> Lowerer<'a> {
                 let k = size.ok_or_else(|| Self::internal(span, "topk without k"))?;
                 self.add(Op::TopK(k), vec![arg(0)?], span)
             }
+            Builtin::MatPow => {
+                let k = size.ok_or_else(|| Self::internal(span, "matpow without k"))?;
+                self.add(Op::MatPow(k), vec![arg(0)?], span)
+            }
             Builtin::Diag => {
                 let x = arg(0)?;
                 let op = if self.p.graph.shape(x).len() == 1 {

@@ -59,6 +59,7 @@ mod tests {
         for expected in [
             "notears",
             "dagma_logdet",
+            "poly_acyclic",
             "lsq",
             "lsq_vec",
             "logistic",

@@ -150,6 +150,42 @@ fn notears_expm_hvp() {
 }
 
 #[test]
+fn poly_acyclic_matpow_hvp() {
+    // tr((W .* W)^d): the gradient is one MatPowFrechet at the transpose (the trace adjoint is
+    // constant), the HVP adds one MatPowFrechet2.
+    let mut m = Model::new();
+    let (w_id, w) = m.input("W", InputKind::Var, vec![Model::d(), Model::d()]);
+    let ww = m.bin(BinaryOp::Mul, w, w);
+    let power = m.op(Op::MatPow(Model::d()), &[ww]);
+    let f = m.op(Op::Trace, &[power]);
+    let nodes = hvp(&mut m.p, f, &[w_id]).unwrap();
+    assert_verified(&m.p);
+    assert_eq!(m.p.graph.shape(nodes.hvp[0]), &vec![Model::d(), Model::d()]);
+    let ops = |op: fn(&Op) -> bool| m.p.graph.nodes().filter(|(_, n)| op(&n.op)).count();
+    assert_eq!(ops(|o| matches!(o, Op::MatPowFrechet(_))), 1);
+    assert_eq!(ops(|o| matches!(o, Op::MatPowFrechet2(_))), 1);
+    insta::assert_snapshot!(format!(
+        "{}gradient W = {}\nhvp W = {}\n",
+        print_program(&m.p),
+        nodes.gradient[0],
+        nodes.hvp[0]
+    ));
+}
+
+#[test]
+fn third_derivatives_of_matpow_are_rejected() {
+    // The gradient of ⟨G, D²(A)[E, F]⟩ in A would need a third derivative.
+    let mut m = Model::new();
+    let shape = vec![Model::d(), Model::d()];
+    let (a_id, a) = m.input("A", InputKind::Var, shape.clone());
+    let (_, e) = m.input("E", InputKind::Data, shape.clone());
+    let y = m.op(Op::MatPowFrechet2(Dim::fixed(3)), &[a, e, e]);
+    let f = m.sum(y);
+    let err = gradient(&mut m.p, f, &[a_id]).unwrap_err();
+    assert!(err.to_string().contains("third derivatives"), "{err}");
+}
+
+#[test]
 fn mixed_vjp_differentiates_the_inner_gradient_by_the_parameter() {
     // f = sum(theta .* x^2): ∇ₓf = 2 theta x, ∇_θ⟨∇ₓf, v⟩ = 2 x .* v.
     let mut m = Model::new();

@@ -75,6 +75,9 @@ fn check_supported(op: &Op) -> Result<(), MlirError> {
             "loop index outside a `for` constraint",
         )),
         Op::Argmin(_) => Err(MlirError::Unsupported("argmin (lower-level problems)")),
+        Op::MatPow(_) | Op::MatPowFrechet(_) | Op::MatPowFrechet2(_) => {
+            Err(MlirError::Unsupported("matpow and its derivatives"))
+        }
         Op::Expand { .. }
         | Op::ArgmaxMask { .. }
         | Op::Pad { .. }

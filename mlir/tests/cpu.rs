@@ -355,6 +355,11 @@ fn kernel_failures_and_unsupported_ops_are_errors() {
         mlir_text(&m.p, &[expand], &m.b.dims),
         Err(MlirError::Unsupported(_))
     ));
+    let power = m.add(Op::MatPow(n), vec![a]);
+    assert!(matches!(
+        mlir_text(&m.p, &[power], &m.b.dims),
+        Err(MlirError::Unsupported(what)) if what.contains("matpow")
+    ));
     assert_eq!(
         MlirCpuFn::compile(&m.p, &[logdet], &m.b.dims, &[]).err(),
         Some(MlirError::MissingSymbol("optc_kernel_logdet"))

@@ -841,7 +841,12 @@ fn dims_used(program: &Program) -> Vec<bool> {
     for (_, node) in program.graph.nodes() {
         mark(&node.shape);
         match &node.op {
-            Op::DimSize(d) | Op::Eye(d) | Op::TopK(d) => mark(&[*d]),
+            Op::DimSize(d)
+            | Op::Eye(d)
+            | Op::TopK(d)
+            | Op::MatPow(d)
+            | Op::MatPowFrechet(d)
+            | Op::MatPowFrechet2(d) => mark(&[*d]),
             Op::Slice { start, end, .. } => mark(&[*start, *end]),
             Op::BroadcastTo(s) | Op::SumTo(s) => mark(s),
             _ => {}

@@ -506,6 +506,7 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::DiagPart => "diag_part",
         Op::Trace => "trace",
         Op::Expm => "expm",
+        Op::MatPow(_) => "matpow",
         Op::LogDet => "log_det",
         Op::Solve => "solve",
         Op::Inv => "inv",
@@ -525,6 +526,8 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Scatter { .. } => "scatter",
         Op::ExpmFrechet => "expm_frechet",
         Op::ExpmFrechet2 => "expm_frechet2",
+        Op::MatPowFrechet(_) => "matpow_frechet",
+        Op::MatPowFrechet2(_) => "matpow_frechet2",
         Op::SortScatter => "sort_scatter",
         Op::SortGather(_) => "sort_gather",
     }
@@ -780,6 +783,10 @@ fn compute(
         Op::DiagPart => matrix(id, args[0])?.diag().to_owned().into_dyn(),
         Op::Trace => scalar(matrix(id, args[0])?.diag().sum()),
         Op::Expm => from_matrix(linalg::expm(matrix(id, args[0])?)),
+        Op::MatPow(k) => {
+            let k = length(program, bindings, id, *k)?;
+            from_matrix(linalg::matpow(matrix(id, args[0])?, k))
+        }
         Op::LogDet => {
             let (sign, log_abs) = linalg::sign_logdet(matrix(id, args[0])?);
             if sign <= 0.0 {
@@ -941,6 +948,17 @@ fn compute(
             let a = matrix(id, args[0])?;
             let (e, f) = (matrix(id, args[1])?, matrix(id, args[2])?);
             from_matrix(linalg::expm_frechet2(a, e, f))
+        }
+        Op::MatPowFrechet(k) => {
+            let k = length(program, bindings, id, *k)?;
+            let (a, e) = (matrix(id, args[0])?, matrix(id, args[1])?);
+            from_matrix(linalg::matpow_frechet(a, e, k))
+        }
+        Op::MatPowFrechet2(k) => {
+            let k = length(program, bindings, id, *k)?;
+            let a = matrix(id, args[0])?;
+            let (e, f) = (matrix(id, args[1])?, matrix(id, args[2])?);
+            from_matrix(linalg::matpow_frechet2(a, e, f, k))
         }
     })
 }

@@ -1,7 +1,7 @@
 //! Small dense linear-algebra kernels on `ndarray` matrices: LU with partial pivoting and what is
 //! built on it (solve, inverse, log-determinant), the matrix exponential (scaling and squaring with
-//! a degree-13 Padé approximant, Higham 2005) with its first and second Fréchet derivatives, and
-//! singular values (via faer).
+//! a degree-13 Padé approximant, Higham 2005) and integer matrix powers (repeated squaring), both
+//! with their first and second Fréchet derivatives, and singular values (via faer).
 //!
 //! Used by the reference interpreter and by the native backend's kernels.
 
@@ -250,18 +250,63 @@ pub fn expm(a: ArrayView2<f64>) -> Array2<f64> {
 /// The Fréchet derivative of `expm` at `a` in direction `e`: d/dt expm(A + tE) at t = 0, the
 /// upper-right block of expm([[A, E], [0, A]]) (Higham 2008, Theorem 3.6).
 pub fn expm_frechet(a: ArrayView2<f64>, e: ArrayView2<f64>) -> Array2<f64> {
-    expm_block_corner(a, &[e])
+    block_corner(expm, a, &[e])
 }
 
 /// The second derivative ∂²/∂s∂t expm(A + sE + tF) at 0: the upper-right blocks of
 /// expm([[A, E, 0], [0, A, F], [0, 0, A]]) and of the same with E and F swapped, summed.
 pub fn expm_frechet2(a: ArrayView2<f64>, e: ArrayView2<f64>, f: ArrayView2<f64>) -> Array2<f64> {
-    expm_block_corner(a, &[e, f]) + expm_block_corner(a, &[f, e])
+    block_corner(expm, a, &[e, f]) + block_corner(expm, a, &[f, e])
 }
 
-/// The upper-right n×n block of expm of the block upper-triangular matrix with `a` on every
-/// diagonal block and `superdiagonal[i]` in block (i, i + 1).
-fn expm_block_corner(a: ArrayView2<f64>, superdiagonal: &[ArrayView2<f64>]) -> Array2<f64> {
+/// A^k by repeated squaring (about 2·log2(k) products); A⁰ = I.
+pub fn matpow(a: ArrayView2<f64>, k: usize) -> Array2<f64> {
+    let n = a.nrows();
+    assert_eq!(n, a.ncols(), "matpow needs a square matrix");
+    let mut result: Option<Array2<f64>> = None;
+    let mut square = a.to_owned();
+    let mut k = k;
+    while k > 0 {
+        if k & 1 == 1 {
+            result = Some(match result {
+                Some(r) => r.dot(&square),
+                None => square.clone(),
+            });
+        }
+        k >>= 1;
+        if k > 0 {
+            square = square.dot(&square);
+        }
+    }
+    result.unwrap_or_else(|| Array2::eye(n))
+}
+
+/// The Fréchet derivative of A^k in direction `e`: d/dt (A + tE)^k at t = 0, the upper-right
+/// block of [[A, E], [0, A]]^k.
+pub fn matpow_frechet(a: ArrayView2<f64>, e: ArrayView2<f64>, k: usize) -> Array2<f64> {
+    block_corner(|m| matpow(m, k), a, &[e])
+}
+
+/// The second derivative ∂²/∂s∂t (A + sE + tF)^k at 0: the upper-right blocks of
+/// [[A, E, 0], [0, A, F], [0, 0, A]]^k and of the same with E and F swapped, summed.
+pub fn matpow_frechet2(
+    a: ArrayView2<f64>,
+    e: ArrayView2<f64>,
+    f: ArrayView2<f64>,
+    k: usize,
+) -> Array2<f64> {
+    let power = |m: ArrayView2<f64>| matpow(m, k);
+    block_corner(power, a, &[e, f]) + block_corner(power, a, &[f, e])
+}
+
+/// The upper-right n×n block of `function` (a matrix power series: expm, a power) of the block
+/// upper-triangular matrix with `a` on every diagonal block and `superdiagonal[i]` in block
+/// (i, i + 1).
+fn block_corner(
+    function: impl Fn(ArrayView2<f64>) -> Array2<f64>,
+    a: ArrayView2<f64>,
+    superdiagonal: &[ArrayView2<f64>],
+) -> Array2<f64> {
     let n = a.nrows();
     let k = superdiagonal.len() + 1;
     let mut m = Array2::zeros((k * n, k * n));
@@ -273,7 +318,7 @@ fn expm_block_corner(a: ArrayView2<f64>, superdiagonal: &[ArrayView2<f64>]) -> A
         m.slice_mut(s![i * n..(i + 1) * n, (i + 1) * n..(i + 2) * n])
             .assign(e);
     }
-    expm(m.view())
+    function(m.view())
         .slice(s![0..n, (k - 1) * n..k * n])
         .to_owned()
 }
@@ -325,6 +370,50 @@ mod tests {
         let (sign, log_abs) = sign_logdet(array![[0.0, 2.0], [3.0, 0.0]].view());
         assert_eq!(sign, -1.0);
         assert!((log_abs - 6f64.ln()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn matpow_by_hand() {
+        let a = array![[1.0, 2.0], [3.0, 4.0]];
+        assert_eq!(matpow(a.view(), 0), Array2::<f64>::eye(2));
+        assert_eq!(matpow(a.view(), 1), a);
+        assert_eq!(matpow(a.view(), 2), array![[7.0, 10.0], [15.0, 22.0]]);
+        // A⁵ = A⁴ A with A⁴ = (A²)² = [[199, 290], [435, 634]].
+        assert_eq!(
+            matpow(a.view(), 5),
+            array![[1069.0, 1558.0], [2337.0, 3406.0]]
+        );
+        assert_eq!(matpow(Array2::<f64>::zeros((0, 0)).view(), 3).dim(), (0, 0));
+    }
+
+    #[test]
+    fn matpow_frechet_derivatives_by_hand() {
+        // d/dt (A + tE)² = AE + EA; ∂²/∂s∂t (A + sE + tF)² = EF + FE.
+        let a = array![[1.0, 2.0], [0.0, -1.0]];
+        let e = array![[0.5, 0.0], [1.0, 2.0]];
+        let f = array![[0.0, 1.0], [-1.0, 3.0]];
+        let first = matpow_frechet(a.view(), e.view(), 2);
+        assert!(close(&first, &(a.dot(&e) + e.dot(&a)), 1e-12));
+        let second = matpow_frechet2(a.view(), e.view(), f.view(), 2);
+        assert!(close(&second, &(e.dot(&f) + f.dot(&e)), 1e-12));
+        // k = 3: ∂²/∂s∂t = Σ over orders of A, E, F: AEF + AFE + EAF + FAE + EFA + FEA.
+        let want = a.dot(&e).dot(&f)
+            + a.dot(&f).dot(&e)
+            + e.dot(&a).dot(&f)
+            + f.dot(&a).dot(&e)
+            + e.dot(&f).dot(&a)
+            + f.dot(&e).dot(&a);
+        let second = matpow_frechet2(a.view(), e.view(), f.view(), 3);
+        assert!(close(&second, &want, 1e-12));
+        // Powers 0 and 1 have derivatives 0 and E (first) and 0 (second).
+        assert!(close(
+            &matpow_frechet(a.view(), e.view(), 0),
+            &Array2::zeros((2, 2)),
+            0.0
+        ));
+        assert!(close(&matpow_frechet(a.view(), e.view(), 1), &e, 0.0));
+        let zero = matpow_frechet2(a.view(), e.view(), f.view(), 1);
+        assert!(close(&zero, &Array2::zeros((2, 2)), 0.0));
     }
 
     #[test]

@@ -609,6 +609,43 @@ fn expm_frechet2_matches_the_interpreter() {
 }
 
 #[test]
+fn matpow_and_its_frechet_derivatives_match_the_interpreter() {
+    for seed in 0..12 {
+        let mut m = Model::new(1150 + seed);
+        let size = m.rng.pick(&[0, 1, 2, 3, 5, 7]);
+        let n = m.dim("n", size);
+        // k from the dim's size (n + offset) or a literal, 0 included.
+        let k = match seed % 3 {
+            0 => Dim::fixed(m.rng.pick(&[0, 1, 2, 6])),
+            1 => n,
+            _ => Dim::fixed(m.rng.pick(&[3, 4, 5])),
+        };
+        let a = matrix(&mut m, n, seed % 2 == 0);
+        let e = matrix(&mut m, n, seed % 3 == 0);
+        let f = matrix(&mut m, n, true);
+        let power = m.add(Op::MatPow(k), vec![a]);
+        m.check_in_context(power, 1e-9);
+        let first = m.add(Op::MatPowFrechet(k), vec![a, e]);
+        m.check_in_context(first, 1e-9);
+        let second = m.add(Op::MatPowFrechet2(k), vec![a, e, f]);
+        m.check_in_context(second, 1e-9);
+    }
+}
+
+#[test]
+fn matpow_with_a_negative_exponent_is_an_error() {
+    let mut m = Model::new(1190);
+    let n = m.dim("n", 2);
+    let a = m.var(vec![n, n]);
+    let k = n.minus(Dim::fixed(3)).expect("n - 3");
+    let y = m.add(Op::MatPow(k), vec![a]);
+    assert!(matches!(
+        native(&m.p, &m.b, &[y]),
+        Err(CpuError::NegativeSize(_))
+    ));
+}
+
+#[test]
 fn sort_scatter_matches_the_interpreter_with_ties() {
     for seed in 0..24 {
         let mut m = Model::new(1200 + seed);

@@ -477,6 +477,38 @@ fn expm_derivative_ops() {
 }
 
 #[test]
+fn matpow_and_its_derivative_ops() {
+    // f = sum(A^k .* R) (a non-trace use), first and second order, k = 0 (constant) to 5.
+    let mut rng = Rng(21);
+    for n in [1, 2, 3] {
+        for k in [0, 1, 2, 3, 5] {
+            check_op(&format!("matpow {n} {k}"), &mut rng, true, |c, rng| {
+                let a = c.var(rng.tensor(&[n, n], -0.8, 0.8));
+                c.op(Op::MatPow(Dim::fixed(k)), &[a])
+            });
+        }
+    }
+    let n = rng.size() + 1;
+    let k = Dim::fixed(4);
+    check_op("matpow_frechet", &mut rng, false, |c, rng| {
+        let a = c.var(rng.tensor(&[n, n], -0.8, 0.8));
+        let e = c.var(rng.tensor(&[n, n], -1.0, 1.0));
+        c.op(Op::MatPowFrechet(k), &[a, e])
+    });
+    check_op("matpow_frechet in E", &mut rng, true, |c, rng| {
+        let a = c.data(rng.tensor(&[n, n], -0.8, 0.8));
+        let e = c.var(rng.tensor(&[n, n], -1.0, 1.0));
+        c.op(Op::MatPowFrechet(k), &[a, e])
+    });
+    check_op("matpow_frechet2 in E, F", &mut rng, true, |c, rng| {
+        let a = c.data(rng.tensor(&[n, n], -0.8, 0.8));
+        let e = c.var(rng.tensor(&[n, n], -1.0, 1.0));
+        let f = c.var(rng.tensor(&[n, n], -1.0, 1.0));
+        c.op(Op::MatPowFrechet2(k), &[a, e, f])
+    });
+}
+
+#[test]
 fn indexing_and_shape_ops() {
     let mut rng = Rng(9);
     let (m, n) = (rng.size(), rng.size());
@@ -633,6 +665,19 @@ fn notears_h(c: &mut Case, w: NodeId) -> NodeId {
     c.op(Op::Binary(BinaryOp::Sub), &[tr, d])
 }
 
+/// DAG-GNN: h(W) = trace(matpow(I + W .* W / d, d)) - d.
+fn poly_acyclic_h(c: &mut Case, w: NodeId) -> NodeId {
+    let d = Dim::sym(DimId(0));
+    let eye = c.op(Op::Eye(d), &[]);
+    let ww = c.op(Op::Binary(BinaryOp::Mul), &[w, w]);
+    let d_size = c.op(Op::DimSize(d), &[]);
+    let scaled = c.op(Op::Binary(BinaryOp::Div), &[ww, d_size]);
+    let m = c.op(Op::Binary(BinaryOp::Add), &[eye, scaled]);
+    let power = c.op(Op::MatPow(d), &[m]);
+    let tr = c.op(Op::Trace, &[power]);
+    c.op(Op::Binary(BinaryOp::Sub), &[tr, d_size])
+}
+
 /// DAGMA: h(W) = -logdet(s I - W .* W) + d log s.
 fn dagma_h(c: &mut Case, w: NodeId, s: f64) -> NodeId {
     let d = Dim::sym(DimId(0));
@@ -685,6 +730,41 @@ fn notears_check_values() {
         assert_within(g[[0, 0]], 0.0, 1e-15, "dh_expm/dW00");
         case.check_hvp(h, &mut Rng(11));
     }
+}
+
+#[test]
+fn poly_acyclic_check_values() {
+    // d = 2: h = tr([[1, a²/2], [b²/2, 1]]²) − 2 = a²b²/2, ∂h/∂W01 = ab², ∂h/∂W10 = a²b.
+    for (a, b) in [(0.5, 0.5), (1.0, 0.3)] {
+        let (mut case, w) = square_var_case("poly_acyclic", two_node_graph(a, b));
+        let h = poly_acyclic_h(&mut case, w);
+        let grads = case.check_gradient(h);
+        assert_within(case.eval_scalar(h), a * a * b * b / 2.0, 1e-15, "h_poly");
+        let g = &case.eval(&grads)[0];
+        assert_within(g[[0, 1]], a * b * b, 1e-14, "dh_poly/dW01");
+        assert_within(g[[1, 0]], a * a * b, 1e-14, "dh_poly/dW10");
+        assert_within(g[[0, 0]], 0.0, 1e-15, "dh_poly/dW00");
+        case.check_hvp(h, &mut Rng(22));
+    }
+    // A random dense W (d = 4): gradient and HVP by differences.
+    let mut rng = Rng(23);
+    let (mut case, w) = square_var_case("poly_acyclic dense", rng.tensor(&[4, 4], -1.0, 1.0));
+    let h = poly_acyclic_h(&mut case, w);
+    case.check_gradient(h);
+    case.check_hvp(h, &mut rng);
+    // On a DAG h = 0 and its gradient 2W ∘ ((I + W∘W/d)^(d−1))ᵀ vanishes (upper times lower
+    // triangular, zero diagonal).
+    let mut dag = rng.tensor(&[4, 4], -1.0, 1.0);
+    for i in 0..4 {
+        for j in 0..=i {
+            dag[[i, j]] = 0.0;
+        }
+    }
+    let (mut case, w) = square_var_case("poly_acyclic dag", dag);
+    let h = poly_acyclic_h(&mut case, w);
+    let grads = case.check_gradient(h);
+    assert_eq!(case.eval_scalar(h), 0.0);
+    assert!(case.eval(&grads)[0].iter().all(|&x| x == 0.0));
 }
 
 #[test]

@@ -294,6 +294,47 @@ fn expm_closed_forms() {
     }
 }
 
+#[test]
+fn matpow_by_hand() {
+    let mut m = Model::new();
+    let a = m.data("A", array![[1.0, 2.0], [3.0, 4.0]].into_dyn());
+    // A² = [[7, 10], [15, 22]], A⁴ = [[199, 290], [435, 634]], A⁵ = A⁴A.
+    let powers = [
+        (0, array![[1.0, 0.0], [0.0, 1.0]]),
+        (1, array![[1.0, 2.0], [3.0, 4.0]]),
+        (2, array![[7.0, 10.0], [15.0, 22.0]]),
+        (5, array![[1069.0, 1558.0], [2337.0, 3406.0]]),
+    ];
+    for (k, want) in powers {
+        let p = m.add(Op::MatPow(Dim::fixed(k)), vec![a]);
+        assert_close(&m.value(p), &want.into_dyn(), 0.0);
+    }
+    // A symbolic exponent d − 1 with d = 3: the shift matrix squared moves two places.
+    let d = m.dim("d", 3);
+    let shift = m.data(
+        "S",
+        array![[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]].into_dyn(),
+    );
+    let k = Dim::sym(d).minus(Dim::fixed(1)).expect("d - 1");
+    let s2 = m.add(Op::MatPow(k), vec![shift]);
+    let want = array![[0.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]];
+    assert_close(&m.value(s2), &want.into_dyn(), 0.0);
+    // Sizes 0 and 1.
+    let empty = m.data("E", ArrayD::zeros(IxDyn(&[0, 0])));
+    let e3 = m.add(Op::MatPow(Dim::fixed(3)), vec![empty]);
+    assert_eq!(m.value(e3).shape(), &[0, 0]);
+    let one = m.data("O", array![[-2.0]].into_dyn());
+    let o3 = m.add(Op::MatPow(Dim::fixed(3)), vec![one]);
+    assert_close(&m.value(o3), &array![[-8.0]].into_dyn(), 0.0);
+    // A negative exponent (d − 4 = −1) is reported.
+    let negative = Dim::sym(d).minus(Dim::fixed(4)).expect("d - 4");
+    let bad = m.add(Op::MatPow(negative), vec![shift]);
+    assert!(matches!(
+        m.eval(bad),
+        Err(EvalError::BadSize { op: "matpow", .. })
+    ));
+}
+
 /// `W ∘ W` of a data matrix W, for the acyclicity check values.
 fn squared(m: &mut Model, name: &str, w: ArrayD<f64>) -> (NodeId, i64) {
     let d = w.shape()[0] as i64;
@@ -317,6 +358,40 @@ fn h_ldet(m: &mut Model, name: &str, w: ArrayD<f64>) -> NodeId {
     let a = m.add(Op::Binary(BinaryOp::Sub), vec![eye, ww]);
     let ld = m.add(Op::LogDet, vec![a]);
     m.add(Op::Unary(UnaryOp::Neg), vec![ld])
+}
+
+/// h_poly(W) = trace((I + W ∘ W / d)^d) − d (DAG-GNN).
+fn h_poly(m: &mut Model, name: &str, w: ArrayD<f64>) -> NodeId {
+    let (ww, d) = squared(m, name, w);
+    let eye = m.add(Op::Eye(Dim::fixed(d)), vec![]);
+    let dd = m.c(d as f64);
+    let scaled = m.add(Op::Binary(BinaryOp::Div), vec![ww, dd]);
+    let a = m.add(Op::Binary(BinaryOp::Add), vec![eye, scaled]);
+    let power = m.add(Op::MatPow(Dim::fixed(d)), vec![a]);
+    let tr = m.add(Op::Trace, vec![power]);
+    m.add(Op::Binary(BinaryOp::Sub), vec![tr, dd])
+}
+
+#[test]
+fn poly_acyclicity_is_zero_exactly_on_dags() {
+    let mut m = Model::new();
+    // A DAG (strictly upper triangular, so W ∘ W / d is nilpotent): (I + N)^d has unit diagonal.
+    let dag = array![
+        [0.0, 0.7, -1.2, 0.3],
+        [0.0, 0.0, 2.0, -0.4],
+        [0.0, 0.0, 0.0, 1.5],
+        [0.0, 0.0, 0.0, 0.0]
+    ];
+    let h = h_poly(&mut m, "dag", dag.into_dyn());
+    assert_eq!(m.value(h)[[]], 0.0);
+    // 2-cycle a = b = 0.5, d = 2: tr([[1, 1/8], [1/8, 1]]²) − 2 = 2 (1/8)² = 1/32 (spec/stdlib.md).
+    let h = h_poly(&mut m, "two", array![[0.0, 0.5], [0.5, 0.0]].into_dyn());
+    assert!((m.value(h)[[]] - 1.0 / 32.0).abs() < 1e-15);
+    // 3-cycle of weight 0.8, c = 0.64: tr((I + cP/3)³) − 3 = 3 (c/3)³ (only P³ = I has a trace).
+    let cycle = array![[0.0, 0.8, 0.0], [0.0, 0.0, 0.8], [0.8, 0.0, 0.0]];
+    let h = h_poly(&mut m, "cycle", cycle.into_dyn());
+    let c: f64 = 0.64;
+    assert!((m.value(h)[[]] - c.powi(3) / 9.0).abs() < 1e-15);
 }
 
 #[test]

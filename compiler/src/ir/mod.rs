@@ -204,6 +204,8 @@ pub enum Op {
     Trace,
     /// Matrix exponential.
     Expm,
+    /// The `k`-th power of a square matrix (A⁰ = I).
+    MatPow(Dim),
     /// log |det A| of a square matrix; the runtime reports non-positive determinants.
     LogDet,
     /// `solve(A, B)` = A⁻¹B (B a vector or matrix).
@@ -266,6 +268,13 @@ pub enum Op {
     /// ∂²/∂s∂t expm(A + sE + tF) at 0, symmetric in E and F (the sum of the upper-right blocks of
     /// expm([[A, E, 0], [0, A, F], [0, 0, A]]) and of the same with E and F swapped).
     ExpmFrechet2,
+    /// Args `(A, E)`, square and equal: the Fréchet derivative of `MatPow(k)` at `A` in direction
+    /// `E`, d/dt (A + tE)^k at t = 0 (the upper-right block of [[A, E], [0, A]]^k).
+    MatPowFrechet(Dim),
+    /// Args `(A, E, F)`, square and equal: ∂²/∂s∂t (A + sE + tF)^k at 0, symmetric in E and F
+    /// (the upper-right blocks of [[A, E, 0], [0, A, F], [0, 0, A]]^k and of the same with E and F
+    /// swapped, summed).
+    MatPowFrechet2(Dim),
     /// Args `(x, g)`, vectors with len(g) ≤ len(x): zeros shaped like `x`, with g[i] at the
     /// position of the i-th largest entry of `x` (ties in index order, as `SortDesc` orders
     /// them). The adjoint of `SortDesc` and `TopK`.
@@ -283,7 +292,13 @@ impl std::hash::Hash for Op {
         match self {
             Op::Const(c) => c.to_bits().hash(state),
             Op::Input(i) => i.hash(state),
-            Op::DimSize(d) | Op::Eye(d) | Op::TopK(d) | Op::SortGather(d) => d.hash(state),
+            Op::DimSize(d)
+            | Op::Eye(d)
+            | Op::TopK(d)
+            | Op::SortGather(d)
+            | Op::MatPow(d)
+            | Op::MatPowFrechet(d)
+            | Op::MatPowFrechet2(d) => d.hash(state),
             Op::LoopIndex(i) => i.hash(state),
             Op::Unary(u) => u.hash(state),
             Op::Binary(b) => b.hash(state),

@@ -133,7 +133,7 @@ pub fn infer_shape(op: &Op, args: &[&Shape]) -> Result<Shape, ShapeError> {
             }
             Ok(Vec::new())
         }
-        Expm | Inv => {
+        Expm | Inv | MatPow(_) => {
             arity(op, args, 1)?;
             square(args[0], "this op")?;
             Ok(args[0].clone())
@@ -249,11 +249,12 @@ pub fn infer_shape(op: &Op, args: &[&Shape]) -> Result<Shape, ShapeError> {
             }
             Ok(vec![*k])
         }
-        ExpmFrechet | ExpmFrechet2 => {
-            arity(op, args, if matches!(op, ExpmFrechet) { 2 } else { 3 })?;
-            square(args[0], "the expm derivative")?;
+        ExpmFrechet | ExpmFrechet2 | MatPowFrechet(_) | MatPowFrechet2(_) => {
+            let first = matches!(op, ExpmFrechet | MatPowFrechet(_));
+            arity(op, args, if first { 2 } else { 3 })?;
+            square(args[0], "a matrix function derivative")?;
             if args.iter().any(|s| *s != args[0]) {
-                return err("the expm derivative needs equally shaped square matrices");
+                return err("a matrix function derivative needs equally shaped square matrices");
             }
             Ok(args[0].clone())
         }

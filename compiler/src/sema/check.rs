@@ -1602,6 +1602,12 @@ impl Checker {
                         self.need_square(&x, name)?;
                         x.ty.shape.clone()
                     }
+                    Builtin::MatPow => {
+                        self.need_square(&x, name)?;
+                        let k = self.require_static_dim(bound[1]?, "`k` of `matpow`")?;
+                        size = Some(k);
+                        x.ty.shape.clone()
+                    }
                     Builtin::Solve => {
                         let n = self.need_square(&x, name)?;
                         let y = self.expr(bound[1]?, place)?;

@@ -93,6 +93,10 @@ impl CostModel {
             // Expm of a 2n (3n) block matrix.
             Op::ExpmFrechet => 20.0 * (2.0 * side(0)).powi(3),
             Op::ExpmFrechet2 => 2.0 * 20.0 * (3.0 * side(0)).powi(3),
+            // Repeated squaring: about 2·log2(k) products of n×n (2n, 3n block) matrices.
+            Op::MatPow(k) => matpow_flops(self.size(*k), side(0)),
+            Op::MatPowFrechet(k) => matpow_flops(self.size(*k), 2.0 * side(0)),
+            Op::MatPowFrechet2(k) => 2.0 * matpow_flops(self.size(*k), 3.0 * side(0)),
             Op::LogDet => 2.0 / 3.0 * side(0).powi(3),
             Op::Inv => 2.0 * side(0).powi(3),
             Op::Solve => {
@@ -119,6 +123,11 @@ impl CostModel {
             bytes: 8.0 * elements,
         }
     }
+}
+
+/// FLOPs of A^k for an m×m matrix by repeated squaring: about 2·log2(k) products of 2m³ each.
+fn matpow_flops(k: f64, m: f64) -> f64 {
+    2.0 * k.max(1.0).log2() * 2.0 * m.powi(3)
 }
 
 /// Work of one op.
@@ -211,6 +220,9 @@ mod tests {
         assert_eq!(flops(Op::Sum { axis: None }, vec![], &[vec![n, d]]), 1e5);
         assert_eq!(flops(Op::Trace, vec![], &[vec![d, d]]), 100.0);
         assert_eq!(flops(Op::Expm, vec![d, d], &[vec![d, d]]), 2e7);
+        // d = 100: d^d by squaring, 2·log2(100) ≈ 13.3 products of 2·10⁶ FLOPs.
+        let pow = flops(Op::MatPow(d), vec![d, d], &[vec![d, d]]);
+        assert!((pow - 2.0 * 100f64.log2() * 2e6).abs() < 1e-3);
         assert!((flops(Op::LogDet, vec![], &[vec![d, d]]) - 2.0 / 3.0 * 1e6).abs() < 1e-6);
         assert_eq!(flops(Op::Transpose, vec![d, n], &[vec![n, d]]), 0.0);
     }

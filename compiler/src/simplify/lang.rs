@@ -27,6 +27,7 @@ pub enum TensorOp {
     DiagPart,
     Trace,
     Expm,
+    MatPow(Dim),
     LogDet,
     Solve,
     Inv,
@@ -45,6 +46,8 @@ pub enum TensorOp {
     Scatter { axis: u32, size: Dim },
     ExpmFrechet,
     ExpmFrechet2,
+    MatPowFrechet(Dim),
+    MatPowFrechet2(Dim),
     SortScatter,
     SortGather(Dim),
 }
@@ -74,6 +77,7 @@ impl TensorOp {
             Op::DiagPart => T::DiagPart,
             Op::Trace => T::Trace,
             Op::Expm => T::Expm,
+            Op::MatPow(k) => T::MatPow(*k),
             Op::LogDet => T::LogDet,
             Op::Solve => T::Solve,
             Op::Inv => T::Inv,
@@ -106,6 +110,8 @@ impl TensorOp {
             },
             Op::ExpmFrechet => T::ExpmFrechet,
             Op::ExpmFrechet2 => T::ExpmFrechet2,
+            Op::MatPowFrechet(k) => T::MatPowFrechet(*k),
+            Op::MatPowFrechet2(k) => T::MatPowFrechet2(*k),
             Op::SortScatter => T::SortScatter,
             Op::SortGather(k) => T::SortGather(*k),
         }
@@ -131,6 +137,7 @@ impl TensorOp {
             T::DiagPart => Op::DiagPart,
             T::Trace => Op::Trace,
             T::Expm => Op::Expm,
+            T::MatPow(k) => Op::MatPow(*k),
             T::LogDet => Op::LogDet,
             T::Solve => Op::Solve,
             T::Inv => Op::Inv,
@@ -163,6 +170,8 @@ impl TensorOp {
             },
             T::ExpmFrechet => Op::ExpmFrechet,
             T::ExpmFrechet2 => Op::ExpmFrechet2,
+            T::MatPowFrechet(k) => Op::MatPowFrechet(*k),
+            T::MatPowFrechet2(k) => Op::MatPowFrechet2(*k),
             T::SortScatter => Op::SortScatter,
             T::SortGather(k) => Op::SortGather(*k),
         }
@@ -292,6 +301,8 @@ mod tests {
                 size: Dim::fixed(4),
             },
             Op::ExpmFrechet2,
+            Op::MatPow(Dim::fixed(3)),
+            Op::MatPowFrechet2(Dim::fixed(2)),
         ];
         for op in ops {
             assert_eq!(TensorOp::from_ir(&op).to_ir(), op);

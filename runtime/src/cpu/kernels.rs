@@ -1,6 +1,7 @@
 //! Runtime kernels and math helpers called by compiled code, through a small C ABI.
 //!
-//! Solve, inverse, log-determinant, expm (and its Fréchet derivatives) and singular values reuse
+//! Solve, inverse, log-determinant, expm and matpow (and their Fréchet derivatives) and singular
+//! values reuse
 //! [`crate::linalg`] (the interpreter's kernels), and the sort adjoints the interpreter's
 //! [`descending_order`]; matmul uses faer (sequential). Every matrix is a dense row-major `f64` array; sizes are `i64`. Kernels return an `i32`
 //! status: [`OK`] or one of the error codes below, which the compiled function returns at once.
@@ -18,6 +19,9 @@
 //! | `optc_kernel_nuclear_norm` | `a, out, m, n` | `out[0]` = sum of singular values; [`SVD_FAILED`] |
 //! | `optc_kernel_expm_frechet` | `a, e, out, n` | `out` = d/dt exp(a + t e) at 0 |
 //! | `optc_kernel_expm_frechet2` | `a, e, f, out, n` | `out` = ∂²/∂s∂t exp(a + s e + t f) at 0 |
+//! | `optc_kernel_matpow` | `a, out, n, k` | `out = a^k` (`k ≥ 0`, repeated squaring) |
+//! | `optc_kernel_matpow_frechet` | `a, e, out, n, k` | `out` = d/dt (a + t e)^k at 0 |
+//! | `optc_kernel_matpow_frechet2` | `a, e, f, out, n, k` | `out` = ∂²/∂s∂t (a + s e + t f)^k at 0 |
 //! | `optc_kernel_sort_scatter` | `x, g, out, n, k` | `out[n]` = zeros with `g[i]` at the position of the `i`-th largest of `x` (`i < min(k, n)`) |
 //! | `optc_kernel_sort_gather` | `x, h, out, n, k` | `out[k]` = `h` at the positions of the `k` largest of `x`, descending; [`BAD_TOPK`] when `k > n` |
 //!
@@ -251,6 +255,39 @@ pub unsafe extern "C" fn optc_kernel_expm_frechet2(
 }
 
 /// # Safety
+/// See the module table (`k ≥ 0`).
+pub unsafe extern "C" fn optc_kernel_matpow(a: *const f64, out: *mut f64, n: i64, k: i64) -> i32 {
+    write(out, Ok(linalg::matpow(array(a, n, n), k as usize)))
+}
+
+/// # Safety
+/// See the module table (`k ≥ 0`).
+pub unsafe extern "C" fn optc_kernel_matpow_frechet(
+    a: *const f64,
+    e: *const f64,
+    out: *mut f64,
+    n: i64,
+    k: i64,
+) -> i32 {
+    let (a, e) = (array(a, n, n), array(e, n, n));
+    write(out, Ok(linalg::matpow_frechet(a, e, k as usize)))
+}
+
+/// # Safety
+/// See the module table (`k ≥ 0`).
+pub unsafe extern "C" fn optc_kernel_matpow_frechet2(
+    a: *const f64,
+    e: *const f64,
+    f: *const f64,
+    out: *mut f64,
+    n: i64,
+    k: i64,
+) -> i32 {
+    let (a, e, f) = (array(a, n, n), array(e, n, n), array(f, n, n));
+    write(out, Ok(linalg::matpow_frechet2(a, e, f, k as usize)))
+}
+
+/// # Safety
 /// See the module table.
 pub unsafe extern "C" fn optc_kernel_sort_scatter(
     x: *const f64,
@@ -422,6 +459,21 @@ pub fn symbols() -> Vec<Symbol> {
             "optc_kernel_expm_frechet2",
             optc_kernel_expm_frechet2 as *const u8,
             &[Ptr, Ptr, Ptr, Ptr, I64],
+        ),
+        kernel(
+            "optc_kernel_matpow",
+            optc_kernel_matpow as *const u8,
+            &[Ptr, Ptr, I64, I64],
+        ),
+        kernel(
+            "optc_kernel_matpow_frechet",
+            optc_kernel_matpow_frechet as *const u8,
+            &[Ptr, Ptr, Ptr, I64, I64],
+        ),
+        kernel(
+            "optc_kernel_matpow_frechet2",
+            optc_kernel_matpow_frechet2 as *const u8,
+            &[Ptr, Ptr, Ptr, Ptr, I64, I64],
         ),
         kernel(
             "optc_kernel_sort_scatter",

@@ -915,6 +915,25 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 call.extend([out, n]);
                 self.call_kernel(name, &call)
             }
+            Op::MatPow(k) | Op::MatPowFrechet(k) | Op::MatPowFrechet2(k) => {
+                let k = k.eval(self.dims);
+                if k < 0 {
+                    return Err(CpuError::NegativeSize(id));
+                }
+                let name = match self.op(id) {
+                    Op::MatPow(_) => "optc_kernel_matpow",
+                    Op::MatPowFrechet(_) => "optc_kernel_matpow_frechet",
+                    _ => "optc_kernel_matpow_frechet2",
+                };
+                let mut call = args
+                    .iter()
+                    .map(|&a| self.base(a))
+                    .collect::<Res<Vec<_>>>()?;
+                let n = self.int(square(self));
+                let k = self.int(k);
+                call.extend([out, n, k]);
+                self.call_kernel(name, &call)
+            }
             Op::SortScatter | Op::SortGather(_) => {
                 let (name, k) = match self.op(id) {
                     Op::SortScatter => ("optc_kernel_sort_scatter", self.plan.numel(args[1])),

@@ -24,8 +24,8 @@
 //! when it is their only consumer and fusing recomputes nothing; reductions (sum, max,
 //! log-sum-exp, sum-to, trace, card), `stack` and the argmax mask (first maximum, NaN skipped, as
 //! the interpreter) run as loops over their fused argument expression. Matrix kernels (matmul —
-//! with transposed operands folded into flags —, logdet, solve, inv, expm and its first and second
-//! Fréchet derivatives, sort, topk, the sort adjoints scatter/gather, nuclear norm) are calls into
+//! with transposed operands folded into flags —, logdet, solve, inv, expm and matpow and their
+//! first and second Fréchet derivatives, sort, topk, the sort adjoints scatter/gather, nuclear norm) are calls into
 //! [`kernels`]. Transcendental functions are calls to the scalar helpers there.
 
 mod kernels;

@@ -77,6 +77,9 @@ pub fn access(op: &Op) -> Result<Access, CpuError> {
         | Op::NuclearNorm
         | Op::ExpmFrechet
         | Op::ExpmFrechet2
+        | Op::MatPow(_)
+        | Op::MatPowFrechet(_)
+        | Op::MatPowFrechet2(_)
         | Op::SortScatter
         | Op::SortGather(_) => Ok(Access::Kernel),
         _ => Ok(Access::Loop),
