@@ -41,6 +41,16 @@ pub enum Target {
     Gpu,
 }
 
+impl Target {
+    /// The name `optc build --target` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Cpu => "cpu",
+            Target::Gpu => "gpu",
+        }
+    }
+}
+
 /// One compiled GPU kernel.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Kernel {
@@ -153,7 +163,9 @@ impl From<ArtifactError> for Diagnostic {
             ArtifactError::UnsupportedVersion(_) | ArtifactError::OtherOptc(_) => {
                 Some("rebuild it with `optc build FILE.opt -o FILE.optx` using this optc")
             }
-            ArtifactError::Corrupt(_) => Some("copy the artifact again as a binary file, or rebuild it"),
+            ArtifactError::Corrupt(_) => {
+                Some("copy the artifact again as a binary file, or rebuild it")
+            }
             ArtifactError::NotArtifact | ArtifactError::Io(_) => None,
         };
         let d = Diagnostic::error(e.code(), e.to_string());
@@ -167,6 +179,26 @@ impl From<ArtifactError> for Diagnostic {
 /// Whether `bytes` start like an artifact (how `optc run` tells artifacts from sources).
 pub fn is_artifact(bytes: &[u8]) -> bool {
     bytes.starts_with(&MAGIC)
+}
+
+/// Splits the text of `optc_mlir::ptx_text` (modules each introduced by a `// gpu.module @NAME`
+/// line) into named kernels.
+pub fn kernels_from_ptx(text: &str) -> Vec<Kernel> {
+    let mut kernels: Vec<Kernel> = Vec::new();
+    for line in text.split_inclusive('\n') {
+        match line.trim_end().strip_prefix("// gpu.module @") {
+            Some(name) => kernels.push(Kernel {
+                name: name.to_string(),
+                ptx: String::new(),
+            }),
+            None => {
+                if let Some(k) = kernels.last_mut() {
+                    k.ptx.push_str(line)
+                }
+            }
+        }
+    }
+    kernels
 }
 
 /// FNV-1a, 64 bits.
@@ -285,7 +317,11 @@ mod tests {
         let bytes = encode(&sample());
         for len in 0..bytes.len() {
             let e = decode(&bytes[..len]).expect_err("truncated");
-            let expected = if len < MAGIC.len() { NOT_ARTIFACT } else { CORRUPT };
+            let expected = if len < MAGIC.len() {
+                NOT_ARTIFACT
+            } else {
+                CORRUPT
+            };
             assert_eq!(e.code(), expected, "truncated to {len}");
         }
         for i in 0..bytes.len() {
@@ -308,7 +344,9 @@ mod tests {
         let e = decode(&bytes).unwrap_err();
         assert_eq!(e, ArtifactError::UnsupportedVersion(7));
         assert!(e.to_string().contains("version 7"));
-        assert!(e.to_string().contains(&format!("reads version {FORMAT_VERSION}")));
+        assert!(e
+            .to_string()
+            .contains(&format!("reads version {FORMAT_VERSION}")));
 
         let mut other = sample();
         other.optc_version = "0.0.0-other".into();
@@ -327,6 +365,24 @@ mod tests {
             bytes.extend_from_slice(&checksum(payload).to_le_bytes());
             assert_eq!(decode(&bytes).unwrap_err().code(), CORRUPT);
         }
+    }
+
+    #[test]
+    fn ptx_text_splits_into_named_kernels() {
+        let text = "// gpu.module @k0\n.version 8.0\n.entry k0()\n// gpu.module @k1\n.entry k1()\n";
+        assert_eq!(
+            kernels_from_ptx(text),
+            vec![
+                Kernel {
+                    name: "k0".into(),
+                    ptx: ".version 8.0\n.entry k0()\n".into()
+                },
+                Kernel {
+                    name: "k1".into(),
+                    ptx: ".entry k1()\n".into()
+                },
+            ]
+        );
     }
 
     proptest::proptest! {

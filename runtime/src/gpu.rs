@@ -1,7 +1,7 @@
 //! The GPU backend's availability check. A GPU run needs the NVIDIA driver's `libcuda`; it is
 //! looked for before anything touches CUDA, so its absence is a coded error, never a crash.
 //! The GPU runtime itself (loading an artifact's PTX and running the solve on the device) is not
-//! part of this build yet: with a driver present, [`check_available`] says so.
+//! part of this build yet: with a driver present, [`unavailable`] says so.
 
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
@@ -35,20 +35,21 @@ pub fn driver_present() -> bool {
     })
 }
 
-/// Whether models can run on the GPU here; the error says why not.
-pub fn check_available() -> Result<(), Diagnostic> {
+/// Why models cannot run on the GPU with this optc on this machine: no driver, or (with one) no
+/// GPU runtime in this build.
+pub fn unavailable() -> Diagnostic {
     if !driver_present() {
-        return Err(Diagnostic::error(
+        return Diagnostic::error(
             NO_DRIVER,
             "no CUDA driver found (libcuda.so.1 is not on the library search path)",
         )
         .with_hint(
             "run on a machine with an NVIDIA GPU and its driver installed, or use `--backend cpu`",
-        ));
+        );
     }
-    Err(Diagnostic::error(
+    Diagnostic::error(
         NOT_IN_BUILD,
         "a CUDA driver is present, but this optc cannot run models on the GPU yet: the GPU runtime is not implemented",
     )
-    .with_hint("use `--backend cpu`"))
+    .with_hint("use `--backend cpu`")
 }
