@@ -262,7 +262,23 @@ pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
     if let Some(first) = problems.first() {
         return Err(corrupt(format!("malformed IR: {first}")));
     }
+    if !dims_are_declared(&artifact.program) {
+        return Err(corrupt(
+            "malformed IR: a shape names an undeclared dimension".into(),
+        ));
+    }
     Ok(artifact)
+}
+
+/// Whether every dimension symbol in the program's shapes is declared (the verifier assumes it).
+fn dims_are_declared(p: &Program) -> bool {
+    let declared = |d: &optc_compiler::ir::Dim| d.sym.is_none_or(|s| (s.0 as usize) < p.dims.len());
+    p.inputs.iter().all(|i| i.shape.iter().all(declared))
+        && p.graph.nodes().all(|(_, n)| n.shape.iter().all(declared))
+        && p.constraints
+            .iter()
+            .flat_map(|c| &c.ranges)
+            .all(|r| declared(&r.start) && declared(&r.end))
 }
 
 /// Writes `artifact` to `path` (atomically: a temporary file, then a rename).
@@ -383,6 +399,13 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn an_undeclared_dimension_is_corrupt() {
+        let mut a = sample();
+        a.program.dims.clear();
+        assert_eq!(decode(&encode(&a)).unwrap_err().code(), CORRUPT);
     }
 
     proptest::proptest! {
