@@ -255,7 +255,7 @@ fn gpu_target_artifact_holds_ptx_and_runs_on_the_cpu() {
         "--target",
         "gpu",
         "--dims",
-        "n=50,p=8",
+        "n=100,p=20",
     ]));
     let a = artifact::read(&optx).unwrap();
     assert_eq!(a.target, artifact::Target::Gpu);
