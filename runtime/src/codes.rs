@@ -7,6 +7,8 @@ const RUNTIME_AREAS: &[&[CodeInfo]] = &[
     crate::model::BINDING_CODES,
     crate::plan::PLAN_CODES,
     crate::interp::EVAL,
+    crate::artifact::ARTIFACT_CODES,
+    crate::gpu::GPU_CODES,
 ];
 
 /// Every code any part of optc reports.

@@ -6,11 +6,13 @@
 // line searches and guards reject non-finite values.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod artifact;
 pub mod bench;
 pub mod codes;
 pub mod cpu;
 pub mod dag;
 pub mod data;
+pub mod gpu;
 pub mod gradcheck;
 pub mod interp;
 pub mod linalg;

@@ -18,28 +18,28 @@ pub use print::{op_text, print_program};
 pub use shape::{broadcast_shapes, infer_shape, ShapeError};
 pub use verify::verify;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 
 /// Index of a dimension symbol in [`Program::dims`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DimId(pub u32);
 
 /// Index of an input (data, parameter or variable) in [`Program::inputs`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct InputId(pub u32);
 
 /// Index of a node in a [`Graph`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NodeId(pub u32);
 
 /// Index of an `argmin` lower-level problem in [`Program::subproblems`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SubproblemId(pub u32);
 
 /// A size: `offset`, plus the value of one dimension symbol if `sym` is set (`d`, `d - 1`, `3`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Dim {
     pub sym: Option<DimId>,
     pub offset: i64,
@@ -86,7 +86,7 @@ pub type Shape = Vec<Dim>;
 
 /// When a value can first be computed: constants, then data, then parameters, then variables.
 /// Everything below `Var` can be hoisted into the per-solve setup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Stage {
     Const,
     Data,
@@ -94,7 +94,7 @@ pub enum Stage {
     Var,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum UnaryOp {
     Neg,
     Exp,
@@ -111,7 +111,7 @@ pub enum UnaryOp {
     Step,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum BinaryOp {
     Add,
     Sub,
@@ -167,7 +167,7 @@ impl BinaryOp {
 }
 
 /// The operation of a node. Elementwise binary ops broadcast with numpy's rules.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// A data array, parameter or variable (by its stage).
     Input(InputId),
@@ -315,7 +315,7 @@ impl std::hash::Hash for Op {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     pub op: Op,
     pub args: Vec<NodeId>,
@@ -323,11 +323,30 @@ pub struct Node {
     pub stage: Stage,
 }
 
-/// The node arena. Append-only; see the module docs for its invariants.
-#[derive(Clone, Debug, Default)]
+/// The node arena. Append-only; see the module docs for its invariants. Serialized as its list
+/// of nodes (the hash-consing table is rebuilt on deserialization).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(into = "Vec<Node>", from = "Vec<Node>")]
 pub struct Graph {
     nodes: Vec<Node>,
     dedup: HashMap<(Op, Vec<NodeId>), NodeId>,
+}
+
+impl From<Graph> for Vec<Node> {
+    fn from(graph: Graph) -> Vec<Node> {
+        graph.nodes
+    }
+}
+
+impl From<Vec<Node>> for Graph {
+    fn from(nodes: Vec<Node>) -> Graph {
+        let dedup = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ((n.op.clone(), n.args.clone()), NodeId(i as u32)))
+            .collect();
+        Graph { nodes, dedup }
+    }
 }
 
 impl Graph {
@@ -440,7 +459,7 @@ impl Graph {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InputKind {
     Data,
     Param,
@@ -462,7 +481,7 @@ impl InputKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ElemType {
     Real,
     Int,
@@ -470,7 +489,7 @@ pub enum ElemType {
 }
 
 /// Where the value of a data input comes from unless the command line overrides it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum DataSource {
     /// `load("path")`, relative to the source file's directory.
     File(String),
@@ -478,7 +497,7 @@ pub enum DataSource {
     Unbound,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Input {
     pub name: String,
     pub kind: InputKind,
@@ -493,26 +512,26 @@ pub struct Input {
     pub upper: Option<NodeId>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DimInfo {
     pub name: String,
     pub default: Option<u64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Sense {
     Minimize,
     Maximize,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Objective {
     pub sense: Sense,
     pub node: NodeId,
 }
 
 /// A named set a tensor is constrained to.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum SetKind {
     Nonneg,
     Simplex,
@@ -523,7 +542,7 @@ pub enum SetKind {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ConstraintKind {
     /// `node == 0` elementwise.
     Eq,
@@ -536,14 +555,14 @@ pub enum ConstraintKind {
 }
 
 /// `for index in start..end:` around a constraint; `LoopIndex(level)` nodes read the index.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ForRange {
     pub level: u32,
     pub start: Dim,
     pub end: Dim,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Constraint {
     pub name: String,
     /// For `Eq`/`Le`: lhs − rhs (≥ constraints are flipped). For `In`/`Card`: the constrained tensor.
@@ -553,14 +572,14 @@ pub struct Constraint {
 }
 
 /// `argmin var { objective }`: the objective may read outer nodes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Subproblem {
     pub var: InputId,
     pub objective: NodeId,
 }
 
 /// A literal option value of `solve with`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum OptionValue {
     Number(f64),
     Str(String),
@@ -570,7 +589,7 @@ pub enum OptionValue {
 }
 
 /// `solve with method(key = value, ...)`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SolveSpec {
     pub method: String,
     pub positional: Vec<OptionValue>,
@@ -578,13 +597,13 @@ pub struct SolveSpec {
 }
 
 /// A post-processing step of an output (`W |> threshold(0.3) |> as_dag`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PostOp {
     Threshold(f64),
     AsDag,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Output {
     pub name: String,
     pub node: NodeId,
@@ -592,7 +611,7 @@ pub struct Output {
 }
 
 /// A whole lowered model.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Program {
     pub dims: Vec<DimInfo>,
     pub inputs: Vec<Input>,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
     long_about = "optc compiles .opt models (objectives, regularizers, constraints) to derivatives and \
                   native code, and solves them.\n\nExit codes: 0 success, 1 stopped at a limit, \
                   2 infeasible or diverged, 64 usage error, 65 model or data error, 66 input file \
-                  missing, 70 internal error."
+                  missing, 69 backend unavailable on this machine, 70 internal error."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -27,8 +27,10 @@ pub enum Command {
     Emit(EmitArgs),
     /// Evaluate the objective and constraints at the initial point.
     Eval(EvalArgs),
-    /// Solve a model.
+    /// Solve a model (a .opt source or a .optx artifact).
     Run(RunArgs),
+    /// Compile a model into a .optx artifact to run elsewhere (`optc run FILE.optx`).
+    Build(BuildArgs),
     /// Explain a diagnostic code, or the cost of a model (`--cost FILE`).
     Explain(ExplainArgs),
     /// Generate seeded synthetic data (DAGs from linear SEMs, regression, OT, denoising).
@@ -47,7 +49,7 @@ pub enum ErrorFormat {
 /// Options every command that reads a model shares.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// The .opt model file.
+    /// The .opt model file (`eval`, `run`, `bench`: or a .optx artifact of `optc build`).
     pub file: PathBuf,
     /// How diagnostics are printed on stderr.
     #[arg(long, value_enum, default_value = "human")]
@@ -77,11 +79,21 @@ pub enum BackendArg {
     MlirCpu,
     /// The reference interpreter.
     Interp,
+    /// An NVIDIA GPU through the CUDA driver (not in this build yet: a coded error, exit 69).
+    Gpu,
+}
+
+/// Why a backend cannot run.
+pub enum Unavailable {
+    /// Not compiled into this optc (a usage error).
+    NotBuilt(&'static str),
+    /// Not usable on this machine or in this build.
+    Here(optc_compiler::diag::Diagnostic),
 }
 
 impl BackendArg {
-    /// The backend, or why this build of optc lacks it.
-    pub fn backend(self) -> Result<optc_runtime::model::Backend, String> {
+    /// The backend, or why it cannot run.
+    pub fn backend(self) -> Result<optc_runtime::model::Backend, Unavailable> {
         use optc_runtime::model::Backend;
         match self {
             BackendArg::Cpu => Ok(Backend::Cpu),
@@ -89,7 +101,8 @@ impl BackendArg {
             #[cfg(feature = "mlir")]
             BackendArg::MlirCpu => Ok(Backend::MlirCpu),
             #[cfg(not(feature = "mlir"))]
-            BackendArg::MlirCpu => Err(WITHOUT_MLIR.into()),
+            BackendArg::MlirCpu => Err(Unavailable::NotBuilt(WITHOUT_MLIR)),
+            BackendArg::Gpu => Err(Unavailable::Here(optc_runtime::gpu::unavailable())),
         }
     }
 }
@@ -181,6 +194,31 @@ pub struct RunArgs {
     /// Evaluate the derivatives as differentiated, without e-graph simplification.
     #[arg(long)]
     pub no_simplify: bool,
+}
+
+/// What `optc build` compiles for.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetArg {
+    /// The IR after the front end; native code is generated where the artifact runs.
+    Cpu,
+    /// As `cpu`, plus the PTX of the value and gradient kernels at `--dims` (builds with
+    /// `--features mlir`).
+    Gpu,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The artifact to write (by convention FILE.optx).
+    #[arg(short, long, value_name = "OUT.optx")]
+    pub output: PathBuf,
+    /// The machine the artifact is for.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub target: TargetArg,
+    /// Fix dimension sizes (the defaults of `optc run`'s `--dims`; the sizes of the GPU kernels).
+    #[arg(long, value_name = "n=..,d=..")]
+    pub dims: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -4,11 +4,12 @@ pub mod args;
 mod bind;
 mod report;
 
+use optc_runtime::artifact::{self, Artifact};
 use optc_runtime::model::{self, BindSpec, Model};
 
-use args::{Cli, Command, ErrorFormat, ModelArgs};
+use args::{Cli, Command, ErrorFormat, ModelArgs, Unavailable};
 use optc_compiler::derive;
-use optc_compiler::diag::SourceMap;
+use optc_compiler::diag::{Diagnostic, SourceMap};
 use optc_compiler::driver::{self, Compiled, Until};
 
 /// Exit codes, documented in README.md and spec/cli.md.
@@ -18,6 +19,7 @@ pub const EXIT_INFEASIBLE: u8 = 2;
 pub const EXIT_USAGE: u8 = 64;
 pub const EXIT_MODEL: u8 = 65;
 pub const EXIT_NO_INPUT: u8 = 66;
+pub const EXIT_UNAVAILABLE: u8 = 69;
 pub const EXIT_INTERNAL: u8 = 70;
 
 pub fn dispatch(cli: Cli) -> u8 {
@@ -28,28 +30,50 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Eval(a) => eval(&a),
         Command::Simulate(a) => simulate(&a),
         Command::Run(a) => run(&a),
+        Command::Build(a) => build(&a),
         Command::Bench(a) => bench(&a),
     };
     result.unwrap_or_else(|code| code)
 }
 
-/// Reads and compiles the model as far as asked; on failure prints the diagnostics and gives the
-/// exit code.
-fn compile(model: &ModelArgs, until: Until) -> Result<Compiled, u8> {
+/// What a model file holds: a source, or an artifact of `optc build` (told apart by its magic).
+enum Input {
+    Source(String),
+    Artifact(Box<Artifact>),
+}
+
+/// Reads a model file; on failure prints the diagnostic and gives the exit code.
+fn read_input(model: &ModelArgs) -> Result<Input, u8> {
     let path = model.file.display().to_string();
-    let text = match std::fs::read_to_string(&model.file) {
-        Ok(t) => t,
-        Err(e) => {
-            let d = driver::unreadable_file(&path, &e);
-            report::print_diagnostics(&[d], &SourceMap::new(), model.error_format);
-            return Err(if e.kind() == std::io::ErrorKind::NotFound {
-                EXIT_NO_INPUT
-            } else {
-                EXIT_MODEL
-            });
+    let unreadable = |e: std::io::Error| {
+        let d = driver::unreadable_file(&path, &e);
+        report::print_diagnostics(&[d], &SourceMap::new(), model.error_format);
+        if e.kind() == std::io::ErrorKind::NotFound {
+            EXIT_NO_INPUT
+        } else {
+            EXIT_MODEL
         }
     };
-    match driver::compile(&path, &text, until) {
+    let bytes = std::fs::read(&model.file).map_err(unreadable)?;
+    if artifact::is_artifact(&bytes) {
+        return match artifact::decode(&bytes) {
+            Ok(a) => Ok(Input::Artifact(Box::new(a))),
+            Err(e) => {
+                let d = Diagnostic::from(e).with_note(format!("in artifact {path}"));
+                report::print_diagnostics(&[d], &SourceMap::new(), model.error_format);
+                Err(EXIT_MODEL)
+            }
+        };
+    }
+    String::from_utf8(bytes)
+        .map(Input::Source)
+        .map_err(|e| unreadable(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+/// Compiles the source `text` of `model` as far as asked; on failure prints the diagnostics and
+/// gives the exit code.
+fn compile_text(model: &ModelArgs, text: &str, until: Until) -> Result<Compiled, u8> {
+    match driver::compile(&model.file.display().to_string(), text, until) {
         Ok(c) => {
             report::print_diagnostics(&c.warnings, &c.sources, model.error_format);
             Ok(c)
@@ -59,6 +83,64 @@ fn compile(model: &ModelArgs, until: Until) -> Result<Compiled, u8> {
             Err(EXIT_MODEL)
         }
     }
+}
+
+/// Reads and compiles a model source as far as asked (commands that need the source itself).
+fn compile(model: &ModelArgs, until: Until) -> Result<Compiled, u8> {
+    match read_input(model)? {
+        Input::Source(text) => compile_text(model, &text, until),
+        Input::Artifact(_) => {
+            eprintln!(
+                "error: {} is an optc artifact; this command needs the .opt source (artifacts run with `optc run`, `eval` and `bench`)",
+                model.file.display()
+            );
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+/// A model after the front end, from its source or from an artifact.
+struct Front {
+    program: optc_compiler::ir::Program,
+    /// What diagnostics point into (empty for an artifact: IR diagnostics carry no spans).
+    sources: SourceMap,
+    /// Time of each front-end stage (reading the artifact instead, for one).
+    timings: Vec<(&'static str, std::time::Duration)>,
+    /// The directory `load("...")` paths are relative to.
+    data_dir: std::path::PathBuf,
+    /// Dimension sizes fixed by `optc build --dims`.
+    dims: Vec<(String, u64)>,
+}
+
+fn front_end(m: &ModelArgs) -> Result<Front, u8> {
+    let start = std::time::Instant::now();
+    match read_input(m)? {
+        Input::Source(text) => {
+            let mut c = compile_text(m, &text, Until::Ir)?;
+            Ok(Front {
+                program: c.program.take().expect("ir stage"),
+                sources: c.sources,
+                timings: c.timings,
+                data_dir: source_dir(&m.file),
+                dims: Vec::new(),
+            })
+        }
+        Input::Artifact(a) => Ok(Front {
+            program: a.program,
+            sources: SourceMap::new(),
+            timings: vec![("artifact", start.elapsed())],
+            data_dir: a.source_dir.into(),
+            dims: a.dims,
+        }),
+    }
+}
+
+/// The directory of a source file (paths in `load` are relative to it).
+fn source_dir(file: &std::path::Path) -> std::path::PathBuf {
+    file.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf()
 }
 
 fn check(model: &ModelArgs) -> Result<u8, u8> {
@@ -85,8 +167,8 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
             let c = compile(&a.model, Until::Ir)?;
             let dims = given_dims(a.bind.dims.as_deref())?;
             let program = c.program.as_ref().expect("ir stage");
-            let derived =
-                derive::differentiate(program).map_err(|e| derive_failed(&e, &c, &a.model))?;
+            let derived = derive::differentiate(program)
+                .map_err(|e| derive_failed(&e, &c.sources, &a.model))?;
             if a.stage == Stage::Grad {
                 derived.text()
             } else {
@@ -143,6 +225,88 @@ fn native_text(
     }
 }
 
+/// `optc build`: the model after the front end (and, for `--target gpu`, its kernels) as an
+/// artifact.
+fn build(a: &args::BuildArgs) -> Result<u8, u8> {
+    use artifact::Target;
+    let c = compile(&a.model, Until::Ir)?;
+    let program = c.program.expect("ir stage");
+    let dims = given_dims(a.dims.as_deref())?;
+    if let Some((name, _)) = dims
+        .iter()
+        .find(|(name, _)| !program.dims.iter().any(|d| d.name == *name))
+    {
+        eprintln!("error: `--dims {name}=..`: the model has no dimension `{name}`");
+        return Err(EXIT_USAGE);
+    }
+    let (target, kernels) = match a.target {
+        args::TargetArg::Cpu => (Target::Cpu, Vec::new()),
+        args::TargetArg::Gpu => (
+            Target::Gpu,
+            gpu_kernels(&program, &dims, &c.sources, &a.model)?,
+        ),
+    };
+    let dir = source_dir(&a.model.file);
+    let artifact = Artifact {
+        optc_version: artifact::OPTC_VERSION.into(),
+        target,
+        source_name: a.model.file.display().to_string(),
+        source_dir: std::fs::canonicalize(&dir)
+            .unwrap_or(dir)
+            .display()
+            .to_string(),
+        program,
+        dims,
+        kernels,
+    };
+    if let Err(e) = artifact::write(&a.output, &artifact) {
+        report::print_diagnostics(&[e.into()], &SourceMap::new(), a.model.error_format);
+        return Err(EXIT_NO_INPUT);
+    }
+    if a.model.error_format == ErrorFormat::Human {
+        eprintln!(
+            "{}: wrote {} ({} target{})",
+            a.model.file.display(),
+            a.output.display(),
+            artifact.target.name(),
+            match artifact.kernels.len() {
+                0 => String::new(),
+                n => format!(", {n} GPU kernels"),
+            }
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// The PTX kernels of the simplified value and gradient at the given (or default) sizes.
+#[cfg(feature = "mlir")]
+fn gpu_kernels(
+    program: &optc_compiler::ir::Program,
+    dims: &[(String, u64)],
+    sources: &SourceMap,
+    m: &ModelArgs,
+) -> Result<Vec<artifact::Kernel>, u8> {
+    let sizes = derive::cost_dims(program, dims);
+    let derived = derive::differentiate(program).map_err(|e| derive_failed(&e, sources, m))?;
+    let s = derive::simplify(&derived, &sizes).map_err(|e| internal(&e))?;
+    let ptx = optc_mlir::ptx_text(&s.derived.program, &s.derived.roots(), &sizes).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_MODEL
+    })?;
+    Ok(artifact::kernels_from_ptx(&ptx))
+}
+
+#[cfg(not(feature = "mlir"))]
+fn gpu_kernels(
+    _: &optc_compiler::ir::Program,
+    _: &[(String, u64)],
+    _: &SourceMap,
+    _: &ModelArgs,
+) -> Result<Vec<artifact::Kernel>, u8> {
+    eprintln!("error: {}", args::WITHOUT_MLIR);
+    Err(EXIT_USAGE)
+}
+
 fn explain(a: &args::ExplainArgs) -> Result<u8, u8> {
     use optc_runtime::codes;
     if let Some(file) = &a.cost {
@@ -192,73 +356,89 @@ fn bind_spec(b: &args::BindArgs) -> Result<BindSpec, u8> {
     Ok(spec)
 }
 
-/// Compiles the model and binds its data: everything `eval` and `run` need.
+/// The backend, or (printed) why it cannot run and the exit code.
+fn choose_backend(arg: args::BackendArg, format: ErrorFormat) -> Result<model::Backend, u8> {
+    arg.backend().map_err(|why| match why {
+        Unavailable::NotBuilt(m) => {
+            eprintln!("error: {m}");
+            EXIT_USAGE
+        }
+        Unavailable::Here(d) => {
+            report::print_diagnostics(&[d], &SourceMap::new(), format);
+            EXIT_UNAVAILABLE
+        }
+    })
+}
+
+/// Reads the model (source or artifact) and binds its data: everything `eval` and `run` need.
 fn load_model(
     m: &ModelArgs,
     b: &args::BindArgs,
     backend: args::BackendArg,
-) -> Result<(Compiled, Model), u8> {
+) -> Result<(Front, Model), u8> {
     load_model_with(m, bind_spec(b)?, backend)
 }
 
 fn load_model_with(
     m: &ModelArgs,
-    spec: BindSpec,
+    mut spec: BindSpec,
     backend: args::BackendArg,
-) -> Result<(Compiled, Model), u8> {
-    let mut compiled = compile(m, Until::Ir)?;
-    let program = compiled.program.take().expect("ir stage");
-    let dir = m.file.parent().unwrap_or(std::path::Path::new("."));
-    let bindings = match model::bind(&program, dir, &spec) {
+) -> Result<(Front, Model), u8> {
+    let backend = choose_backend(backend, m.error_format)?;
+    let mut front = front_end(m)?;
+    // Sizes fixed at build time apply unless `--dims` gives them.
+    for (name, size) in std::mem::take(&mut front.dims) {
+        if !spec.dims.iter().any(|(n, _)| *n == name) {
+            spec.dims.push((name, size));
+        }
+    }
+    let program = std::mem::take(&mut front.program);
+    let bindings = match model::bind(&program, &front.data_dir, &spec) {
         Ok(b) => b,
         Err(diags) => {
-            report::print_diagnostics(&diags, &compiled.sources, m.error_format);
+            report::print_diagnostics(&diags, &front.sources, m.error_format);
             let missing = diags
                 .iter()
                 .any(|d| d.code == optc_runtime::data::FILE_NOT_FOUND);
             return Err(if missing { EXIT_NO_INPUT } else { EXIT_MODEL });
         }
     };
-    let backend = backend.backend().map_err(|m| {
-        eprintln!("error: {m}");
-        EXIT_USAGE
-    })?;
     match Model::new(program, bindings) {
         Ok(mut model) => {
             model.set_backend(backend);
-            Ok((compiled, model))
+            Ok((front, model))
         }
         Err(d) => {
-            report::print_diagnostics(&[d], &compiled.sources, m.error_format);
+            report::print_diagnostics(&[d], &front.sources, m.error_format);
             Err(EXIT_MODEL)
         }
     }
 }
 
 /// Prints an evaluation error and gives the exit code.
-fn eval_failed(e: optc_runtime::interp::EvalError, c: &Compiled, m: &ModelArgs) -> u8 {
-    report::print_diagnostics(&[e.into()], &c.sources, m.error_format);
+fn eval_failed(e: optc_runtime::interp::EvalError, sources: &SourceMap, m: &ModelArgs) -> u8 {
+    report::print_diagnostics(&[e.into()], sources, m.error_format);
     EXIT_MODEL
 }
 
 fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
-    let (compiled, mut model) = load_model(&a.model, &a.bind, a.backend)?;
+    let (front, mut model) = load_model(&a.model, &a.bind, a.backend)?;
     let check = if a.check_grad {
-        Some(grad_check(&model, &compiled, &a.model)?)
+        Some(grad_check(&model, &front.sources, &a.model)?)
     } else {
         None
     };
     let objective = match model.program.objective.clone() {
         Some(o) => model
             .eval_scalar(o.node)
-            .map_err(|e| eval_failed(e, &compiled, &a.model))?,
+            .map_err(|e| eval_failed(e, &front.sources, &a.model))?,
         None => f64::NAN,
     };
     let mut constraints = Vec::new();
     for i in 0..model.program.constraints.len() {
         let v = model
             .violation(i)
-            .map_err(|e| eval_failed(e, &compiled, &a.model))?;
+            .map_err(|e| eval_failed(e, &front.sources, &a.model))?;
         let c = &model.program.constraints[i];
         constraints.push((c.name.clone(), constraint_kind(&c.kind), v));
     }
@@ -471,14 +651,14 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     use optc_runtime::plan;
     use optc_runtime::solvers::Control;
     let total = std::time::Instant::now();
-    let (compiled, mut model) = load_model(&a.model, &a.bind, a.backend)?;
+    let (front, mut model) = load_model(&a.model, &a.bind, a.backend)?;
     let check = if a.check_grad {
-        Some(grad_check(&model, &compiled, &a.model)?)
+        Some(grad_check(&model, &front.sources, &a.model)?)
     } else {
         None
     };
     let fail = |d: optc_compiler::diag::Diagnostic| {
-        report::print_diagnostics(&[d], &compiled.sources, a.model.error_format);
+        report::print_diagnostics(&[d], &front.sources, a.model.error_format);
         EXIT_MODEL
     };
     let mut the_plan = plan::choose(&model.program).map_err(fail)?;
@@ -516,7 +696,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     if let Some(e) = &outcome.error {
         report::print_diagnostics(
             std::slice::from_ref(e),
-            &compiled.sources,
+            &front.sources,
             a.model.error_format,
         );
     }
@@ -595,7 +775,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         "backend": model.backend().name(),
         "interpreter_fallbacks": model.fallbacks(),
         "timings": {
-            "compile_s": compiled.timings.iter().map(|(_, t)| t.as_secs_f64()).sum::<f64>(),
+            "compile_s": front.timings.iter().map(|(_, t)| t.as_secs_f64()).sum::<f64>(),
             "codegen_s": codegen_time.as_secs_f64(),
             "solve_s": solve_time.as_secs_f64(),
             "total_s": total.elapsed().as_secs_f64(),
@@ -616,7 +796,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         }
     }
     if a.timings {
-        for (stage, t) in &compiled.timings {
+        for (stage, t) in &front.timings {
             eprintln!("time {stage:<10} {:>10.3} ms", t.as_secs_f64() * 1e3);
         }
         eprintln!(
@@ -694,10 +874,10 @@ fn given_dims(text: Option<&str>) -> Result<Vec<(String, u64)>, u8> {
     }
 }
 
-fn derive_failed(e: &optc_compiler::autodiff::AdError, c: &Compiled, m: &ModelArgs) -> u8 {
+fn derive_failed(e: &optc_compiler::autodiff::AdError, sources: &SourceMap, m: &ModelArgs) -> u8 {
     let d = optc_compiler::diag::Diagnostic::error("E0363", format!("{e}"))
         .with_hint("the solver needs a gradient: use differentiable operations in the objective");
-    report::print_diagnostics(&[d], &c.sources, m.error_format);
+    report::print_diagnostics(&[d], sources, m.error_format);
     EXIT_MODEL
 }
 
@@ -717,7 +897,8 @@ fn explain_cost(a: &args::ExplainArgs, file: &std::path::Path) -> Result<u8, u8>
     let c = compile(&model, Until::Ir)?;
     let program = c.program.as_ref().expect("ir stage");
     let dims = derive::cost_dims(program, &given_dims(a.dims.as_deref())?);
-    let derived = derive::differentiate(program).map_err(|e| derive_failed(&e, &c, &model))?;
+    let derived =
+        derive::differentiate(program).map_err(|e| derive_failed(&e, &c.sources, &model))?;
     let start = std::time::Instant::now();
     let s = derive::simplify(&derived, &dims).map_err(|e| internal(&e))?;
     let simplify_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -772,8 +953,11 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
         spec.random_data = Some(1);
     }
     let start = std::time::Instant::now();
-    let (compiled, template) = load_model_with(&a.model, spec, BackendArg::Cpu)?;
-    let front_end: std::time::Duration = compiled.timings.iter().map(|(_, t)| *t).sum();
+    if let Some(backend) = a.backend {
+        choose_backend(backend, a.model.error_format)?;
+    }
+    let (front, template) = load_model_with(&a.model, spec, BackendArg::Cpu)?;
+    let front_end: std::time::Duration = front.timings.iter().map(|(_, t)| *t).sum();
     let load_time = start.elapsed();
     let backends = match a.backend {
         Some(b) => vec![b],
@@ -793,13 +977,10 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
         for function in [bench::Function::ValueGrad, bench::Function::Hvp] {
             let mut model = Model::new(template.program.clone(), template.bindings.clone())
                 .map_err(|d| {
-                    report::print_diagnostics(&[d], &compiled.sources, a.model.error_format);
+                    report::print_diagnostics(&[d], &front.sources, a.model.error_format);
                     EXIT_MODEL
                 })?;
-            model.set_backend(backend.backend().map_err(|m| {
-                eprintln!("error: {m}");
-                EXIT_USAGE
-            })?);
+            model.set_backend(choose_backend(backend, a.model.error_format)?);
             let derive_start = std::time::Instant::now();
             let roots = bench::prepare(&mut model, function, !a.no_simplify).map_err(fail)?;
             let derive_time = derive_start.elapsed();
@@ -903,17 +1084,17 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
 const GRAD_CHECK_LIMIT: f64 = 1e-5;
 
 /// Runs `--check-grad`; prints the human line on stderr and returns the JSON value.
-fn grad_check(model: &Model, c: &Compiled, m: &ModelArgs) -> Result<serde_json::Value, u8> {
+fn grad_check(model: &Model, sources: &SourceMap, m: &ModelArgs) -> Result<serde_json::Value, u8> {
     use optc_runtime::gradcheck::{check_gradient, GradCheckError};
     let mut probe = Model::new(model.program.clone(), model.bindings.clone()).map_err(|d| {
-        report::print_diagnostics(&[d], &c.sources, m.error_format);
+        report::print_diagnostics(&[d], sources, m.error_format);
         EXIT_MODEL
     })?;
     probe.set_backend(model.backend());
     let r = match check_gradient(&mut probe, 1) {
         Ok(r) => r,
-        Err(GradCheckError::Derivative(e)) => return Err(derive_failed(&e, c, m)),
-        Err(GradCheckError::Eval(e)) => return Err(eval_failed(e, c, m)),
+        Err(GradCheckError::Derivative(e)) => return Err(derive_failed(&e, sources, m)),
+        Err(GradCheckError::Eval(e)) => return Err(eval_failed(e, sources, m)),
     };
     eprintln!(
         "grad check: max relative error {:.2e} (gradient), {:.2e} (Hessian-vector product) at {} points, {} coordinates each",

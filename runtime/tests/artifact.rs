@@ -1,0 +1,265 @@
+//! `optc build` and `.optx` artifacts end to end: running an artifact gives the files running its
+//! source gives, corrupt artifacts give their codes (never a crash), and the GPU target and
+//! backend fail with their documented codes where they are not available.
+
+use optc_runtime::artifact;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn optc_in(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_optc"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("optc runs")
+}
+
+fn optc(args: &[&str]) -> Output {
+    optc_in(&std::env::temp_dir(), args)
+}
+
+fn example(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("optc-artifact-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn ok(o: &Output) -> &Output {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// result.json without its timings (which differ between any two runs).
+fn result_without_timings(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("result.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v.as_object_mut().unwrap().remove("timings");
+    v
+}
+
+/// Builds `model`, runs the source and the artifact with the same flags into two directories,
+/// and checks that they wrote the same result.json (timings aside) and the same `array`.npy.
+fn same_files_from_source_and_artifact(model: &str, flags: &[&str], array: &str) {
+    let dir = temp_dir(&model.replace('/', "_"));
+    let optx = dir.join("model.optx");
+    ok(&optc(&["build", &example(model), "-o", path(&optx)]));
+    let bytes = std::fs::read(&optx).unwrap();
+    assert!(bytes.starts_with(&artifact::MAGIC));
+    let runs = [example(model), path(&optx).to_string()];
+    let outs = [dir.join("from-source"), dir.join("from-artifact")];
+    for (input, out) in runs.iter().zip(&outs) {
+        let mut args = vec!["run", input, "-q", "--out", path(out)];
+        args.extend_from_slice(flags);
+        ok(&optc(&args));
+    }
+    assert_eq!(
+        result_without_timings(&outs[0]),
+        result_without_timings(&outs[1])
+    );
+    let npy = format!("{array}.npy");
+    assert_eq!(
+        std::fs::read(outs[0].join(&npy)).unwrap(),
+        std::fs::read(outs[1].join(&npy)).unwrap()
+    );
+}
+
+#[test]
+fn lasso_artifact_reads_the_sources_data_and_solves_the_same() {
+    // No --data: the artifact resolves `load("../data/...")` against the source's directory,
+    // whatever the working directory is.
+    same_files_from_source_and_artifact("regression/lasso.opt", &[], "w");
+}
+
+#[test]
+fn dagma_artifact_with_data_from_the_command_line_solves_the_same() {
+    let data = temp_dir("dagma-data");
+    ok(&optc(&[
+        "simulate",
+        "dag",
+        "--d",
+        "4",
+        "--n",
+        "60",
+        "--seed",
+        "3",
+        "--out",
+        path(&data),
+    ]));
+    let x = format!("X={}", path(&data.join("X.npy")));
+    same_files_from_source_and_artifact("dag/dagma.opt", &["--data", &x, "--max-iter", "300"], "W");
+}
+
+#[test]
+fn build_dims_are_defaults_that_dims_override() {
+    let dir = temp_dir("dims");
+    let model = dir.join("m.opt");
+    std::fs::write(
+        &model,
+        "dims n\nvar x : real[n] = 0\nminimize sumsq(x - 2)\noutput x\n",
+    )
+    .unwrap();
+    let optx = dir.join("m.optx");
+    ok(&optc(&[
+        "build",
+        path(&model),
+        "-o",
+        path(&optx),
+        "--dims",
+        "n=3",
+    ]));
+    let a = artifact::read(&optx).unwrap();
+    assert_eq!(a.target, artifact::Target::Cpu);
+    assert_eq!(a.dims, vec![("n".to_string(), 3)]);
+    assert!(a.kernels.is_empty());
+    let solved = |extra: &[&str]| {
+        let mut args = vec!["run", path(&optx), "-q", "--json"];
+        args.extend_from_slice(extra);
+        let o = optc(&args);
+        let v: serde_json::Value = serde_json::from_slice(&ok(&o).stdout).unwrap();
+        v["outputs"]["x"].clone()
+    };
+    assert_eq!(solved(&[]), serde_json::json!([2.0, 2.0, 2.0]));
+    assert_eq!(solved(&["--dims", "n=2"]), serde_json::json!([2.0, 2.0]));
+    // eval reads artifacts too; check needs the source.
+    ok(&optc(&["eval", path(&optx)]));
+    assert_eq!(optc(&["check", path(&optx)]).status.code(), Some(64));
+    // A dimension the model lacks is a usage error.
+    let o = optc(&["build", path(&model), "-o", path(&optx), "--dims", "m=3"]);
+    assert_eq!(o.status.code(), Some(64));
+}
+
+#[test]
+fn corrupt_artifacts_give_their_codes_and_exit_65() {
+    let dir = temp_dir("corrupt");
+    let optx = dir.join("lasso.optx");
+    ok(&optc(&[
+        "build",
+        &example("regression/lasso.opt"),
+        "-o",
+        path(&optx),
+    ]));
+    let good = std::fs::read(&optx).unwrap();
+    let mut other_optc = artifact::read(&optx).unwrap();
+    other_optc.optc_version = "0.0.1-elsewhere".into();
+
+    let mut flipped = good.clone();
+    let middle = good.len() / 2;
+    flipped[middle] ^= 0x10;
+    let mut version_9 = good.clone();
+    version_9[8..12].copy_from_slice(&9u32.to_le_bytes());
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated", good[..good.len() - 3].to_vec(), "E0372"),
+        ("header only", good[..20].to_vec(), "E0372"),
+        ("bit flip", flipped, "E0372"),
+        ("version", version_9, "E0371"),
+        ("other optc", artifact::encode(&other_optc), "E0373"),
+    ];
+    for (what, bytes, code) in cases {
+        let file = dir.join(format!("{}.optx", what.replace(' ', "-")));
+        std::fs::write(&file, bytes).unwrap();
+        for command in ["run", "eval", "bench"] {
+            let o = optc(&[command, path(&file)]);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(65), "{what} ({command}): {err}");
+            assert!(err.contains(code), "{what} ({command}): {err}");
+            assert!(!err.contains("internal error"), "{what}: {err}");
+        }
+    }
+    let o = optc(&[
+        "run",
+        path(&dir.join("version.optx")),
+        "--error-format",
+        "json",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("version 9"), "{err}");
+    assert!(err.contains(&format!("reads version {}", artifact::FORMAT_VERSION)));
+    assert_eq!(
+        artifact::read(&dir.join("model.opt")).unwrap_err().code(),
+        artifact::IO
+    );
+    std::fs::write(dir.join("text.optx"), "dims n\n").unwrap();
+    assert_eq!(
+        artifact::read(&dir.join("text.optx")).unwrap_err(),
+        artifact::ArtifactError::NotArtifact
+    );
+}
+
+#[test]
+fn gpu_backend_without_a_driver_is_a_coded_error() {
+    if optc_runtime::gpu::driver_present() {
+        return; // this test is about machines without the NVIDIA driver
+    }
+    for command in ["run", "eval", "bench"] {
+        let o = optc(&[
+            command,
+            &example("regression/lasso.opt"),
+            "--backend",
+            "gpu",
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(69), "{command}: {err}");
+        assert!(
+            err.contains("E0380") && err.contains("--backend cpu"),
+            "{err}"
+        );
+    }
+}
+
+#[cfg(not(feature = "mlir"))]
+#[test]
+fn gpu_target_needs_the_mlir_feature() {
+    let dir = temp_dir("gpu-target");
+    let o = optc(&[
+        "build",
+        &example("regression/ridge.opt"),
+        "-o",
+        path(&dir.join("ridge.optx")),
+        "--target",
+        "gpu",
+    ]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--features mlir"));
+    assert!(!dir.join("ridge.optx").exists());
+}
+
+#[cfg(feature = "mlir")]
+#[test]
+fn gpu_target_artifact_holds_ptx_and_runs_on_the_cpu() {
+    let dir = temp_dir("gpu-target");
+    let optx = dir.join("ridge.optx");
+    ok(&optc(&[
+        "build",
+        &example("regression/ridge.opt"),
+        "-o",
+        path(&optx),
+        "--target",
+        "gpu",
+        "--dims",
+        "n=100,p=20",
+    ]));
+    let a = artifact::read(&optx).unwrap();
+    assert_eq!(a.target, artifact::Target::Gpu);
+    assert!(!a.kernels.is_empty());
+    assert!(a.kernels.iter().all(|k| k.ptx.contains(".target sm_90")));
+    ok(&optc(&["run", path(&optx), "-q", "--backend", "cpu"]));
+}
