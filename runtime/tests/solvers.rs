@@ -648,9 +648,11 @@ fn lbfgs_path_backtracks_from_points_outside_the_domain() {
         g[0] = mu * (x - 3.0) + 2.0 * x / (1.0 - x * x);
         Some(mu * 0.5 * (x - 3.0).powi(2) - (1.0 - x * x).ln())
     });
+    // Stages stop on the gradient alone (no relative-decrease rule), so x is exact to ~1e-12.
     let opts = PathOptions {
         stages: 3,
         tol: 1e-12,
+        ftol: 0.0,
         ..PathOptions::lbfgs(Bounds::unbounded(1))
     };
     let result = central_path(&mut objective, &[0.0], &opts, &mut go_on);
