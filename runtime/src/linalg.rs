@@ -5,8 +5,6 @@
 //!
 //! Used by the reference interpreter and by the native backend's kernels.
 
-use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::Par;
 use ndarray::{s, Array2, ArrayView2};
 use std::fmt;
 
@@ -42,21 +40,11 @@ fn to_faer(a: ArrayView2<f64>) -> faer::Mat<f64> {
     faer::Mat::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]])
 }
 
-/// An ndarray copy of a faer matrix.
-fn from_faer(m: faer::MatRef<f64>) -> Array2<f64> {
-    Array2::from_shape_fn((m.nrows(), m.ncols()), |(i, j)| m[(i, j)])
-}
-
 impl Lu {
     /// Factorizes `a` (square) with partial pivoting. Never fails; see [`Lu::is_singular`].
     pub fn new(a: ArrayView2<f64>) -> Lu {
-        Lu::factor(to_faer(a).as_ref())
-    }
-
-    /// [`Lu::new`] of a faer view (the kernels' row-major buffers, without an ndarray copy).
-    pub fn factor(a: faer::MatRef<f64>) -> Lu {
         assert_eq!(a.nrows(), a.ncols(), "LU needs a square matrix");
-        let lu = faer::linalg::solvers::PartialPivLu::new(a);
+        let lu = to_faer(a).partial_piv_lu();
         // The sign of a permutation is (−1)^(n − number of cycles).
         let forward = lu.P().arrays().0;
         let mut seen = vec![false; forward.len()];
@@ -118,49 +106,14 @@ impl Lu {
 
     /// Solves `A X = B` for every column of `b`.
     pub fn solve(&self, b: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
-        let mut x = to_faer(b);
-        self.solve_in_place(x.as_mut())?;
-        Ok(from_faer(x.as_ref()))
-    }
-
-    /// Overwrites `rhs` (B, with as many rows as A) with A⁻¹ B.
-    pub fn solve_in_place(&self, rhs: faer::MatMut<f64>) -> Result<(), LinalgError> {
-        use faer::linalg::lu::partial_pivoting::solve;
+        use faer::linalg::solvers::Solve;
         if self.is_singular() {
             return Err(LinalgError::Singular);
         }
-        let (n, k) = (self.size(), rhs.ncols());
-        let mut scratch =
-            MemBuffer::new(solve::solve_in_place_scratch::<usize, f64>(n, k, Par::Seq));
-        solve::solve_in_place_with_conj(
-            self.lu.L(),
-            self.lu.U(),
-            self.lu.P(),
-            faer::Conj::No,
-            rhs,
-            Par::Seq,
-            MemStack::new(&mut scratch),
-        );
-        Ok(())
-    }
-
-    /// Writes A⁻¹ into `out` (n × n, any strides).
-    pub fn inverse_into(&self, out: faer::MatMut<f64>) -> Result<(), LinalgError> {
-        use faer::linalg::lu::partial_pivoting::inverse;
-        if self.is_singular() {
-            return Err(LinalgError::Singular);
-        }
-        let n = self.size();
-        let mut scratch = MemBuffer::new(inverse::inverse_scratch::<usize, f64>(n, Par::Seq));
-        inverse::inverse(
-            out,
-            self.lu.L(),
-            self.lu.U(),
-            self.lu.P(),
-            Par::Seq,
-            MemStack::new(&mut scratch),
-        );
-        Ok(())
+        let x = self.lu.solve(to_faer(b));
+        Ok(Array2::from_shape_fn((x.nrows(), x.ncols()), |(i, j)| {
+            x[(i, j)]
+        }))
     }
 }
 
@@ -171,9 +124,8 @@ pub fn solve(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, Lina
 
 /// `A⁻¹`.
 pub fn inv(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
-    let mut out = faer::Mat::zeros(a.nrows(), a.nrows());
-    Lu::new(a).inverse_into(out.as_mut())?;
-    Ok(from_faer(out.as_ref()))
+    let eye = Array2::eye(a.nrows());
+    solve(a, eye.view())
 }
 
 /// The sign of det A (−1, 0 or +1) and log |det A|.

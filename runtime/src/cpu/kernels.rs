@@ -12,7 +12,6 @@
 //! | `optc_kernel_logdet` | `a, out, n` | `out[0] = log |det a|`; [`NONPOSITIVE_DET`] when `det a ≤ 0` |
 //! | `optc_kernel_solve` | `a, b, out, n, m` | `out[n×m] = a⁻¹ b`; [`SINGULAR`] |
 //! | `optc_kernel_inv` | `a, out, n` | `out = a⁻¹`; [`SINGULAR`] |
-//! | `optc_kernel_logdet_inv` | `a, logdet, inv, n` | both of the above from one LU (`logdet` and `inv` of the same matrix in one function); [`NONPOSITIVE_DET`], [`SINGULAR`] |
 //! | `optc_kernel_expm` | `a, out, n` | `out = exp(a)` (Padé 13, scaling and squaring) |
 //! | `optc_kernel_sort_desc` | `x, out, n` | `out = x` sorted descending |
 //! | `optc_kernel_topk` | `x, out, n, k` | `out[k]` = the `k` largest of `x`, descending |
@@ -97,44 +96,12 @@ pub unsafe extern "C" fn optc_kernel_matmul(
 /// # Safety
 /// See the module table.
 pub unsafe extern "C" fn optc_kernel_logdet(a: *const f64, out: *mut f64, n: i64) -> i32 {
-    write_logdet(&linalg::Lu::factor(view(a, n, n)), out)
-}
-
-/// Writes log |det A| from its LU to `out[0]`; the status says whether det A > 0.
-///
-/// # Safety
-/// `out` must point to one writable f64.
-unsafe fn write_logdet(lu: &linalg::Lu, out: *mut f64) -> i32 {
-    let (sign, log_abs) = lu.sign_logabs_det();
+    let (sign, log_abs) = linalg::sign_logdet(array(a, n, n));
     *out = log_abs;
     if sign > 0.0 {
         OK
     } else {
         NONPOSITIVE_DET
-    }
-}
-
-/// The status of a kernel result.
-fn status(result: Result<(), LinalgError>) -> i32 {
-    match result {
-        Ok(()) => OK,
-        Err(LinalgError::Singular) => SINGULAR,
-        Err(LinalgError::SvdNoConvergence) => SVD_FAILED,
-    }
-}
-
-/// # Safety
-/// See the module table.
-pub unsafe extern "C" fn optc_kernel_logdet_inv(
-    a: *const f64,
-    logdet: *mut f64,
-    inv: *mut f64,
-    n: i64,
-) -> i32 {
-    let lu = linalg::Lu::factor(view(a, n, n));
-    match write_logdet(&lu, logdet) {
-        OK => status(lu.inverse_into(view_mut(inv, n, n))),
-        failed => failed,
     }
 }
 
@@ -172,15 +139,13 @@ pub unsafe extern "C" fn optc_kernel_solve(
     n: i64,
     m: i64,
 ) -> i32 {
-    let mut x = view_mut(out, n, m);
-    x.copy_from(view(b, n, m));
-    status(linalg::Lu::factor(view(a, n, n)).solve_in_place(x))
+    write(out, linalg::solve(array(a, n, n), array(b, n, m)))
 }
 
 /// # Safety
 /// See the module table.
 pub unsafe extern "C" fn optc_kernel_inv(a: *const f64, out: *mut f64, n: i64) -> i32 {
-    status(linalg::Lu::factor(view(a, n, n)).inverse_into(view_mut(out, n, n)))
+    write(out, linalg::inv(array(a, n, n)))
 }
 
 /// # Safety
@@ -424,11 +389,6 @@ pub fn symbols() -> Vec<Symbol> {
             "optc_kernel_inv",
             optc_kernel_inv as *const u8,
             &[Ptr, Ptr, I64],
-        ),
-        kernel(
-            "optc_kernel_logdet_inv",
-            optc_kernel_logdet_inv as *const u8,
-            &[Ptr, Ptr, Ptr, I64],
         ),
         kernel(
             "optc_kernel_expm",
