@@ -86,6 +86,7 @@ pub enum BackendArg {
 /// Why a backend cannot run.
 pub enum Unavailable {
     /// Not compiled into this optc (a usage error).
+    #[cfg(not(feature = "mlir"))]
     NotBuilt(&'static str),
     /// Not usable on this machine or in this build.
     Here(optc_compiler::diag::Diagnostic),

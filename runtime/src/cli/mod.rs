@@ -359,6 +359,7 @@ fn bind_spec(b: &args::BindArgs) -> Result<BindSpec, u8> {
 /// The backend, or (printed) why it cannot run and the exit code.
 fn choose_backend(arg: args::BackendArg, format: ErrorFormat) -> Result<model::Backend, u8> {
     arg.backend().map_err(|why| match why {
+        #[cfg(not(feature = "mlir"))]
         Unavailable::NotBuilt(m) => {
             eprintln!("error: {m}");
             EXIT_USAGE
