@@ -2,10 +2,12 @@
 //! their consumer (fused), which get a buffer, and where each buffer lives (a caller's input or
 //! output array, or an offset of the scratch array).
 //!
-//! The rules are those of the Cranelift backend (`optc_runtime::cpu`): a pointwise node is fused
-//! into its only consumer unless that consumer would evaluate it more than once per element
+//! The rules are the Cranelift backend's (`optc_runtime::cpu`) basic ones: a pointwise node is
+//! fused into its only consumer unless that consumer would evaluate it more than once per element
 //! (broadcast expansion, `diag`, the two passes of log-sum-exp); constants, sizes and identity
-//! matrices are fused everywhere; arguments of runtime kernels are always buffered.
+//! matrices are fused everywhere; arguments of runtime kernels are always buffered. (The
+//! Cranelift planner also recomputes one elementwise op of stored values in each of several
+//! consumers, and fuses a node read twice by one consumer; this planner does not yet.)
 
 use crate::MlirError;
 use optc_compiler::ir::{NodeId, Op, Program};

@@ -93,17 +93,23 @@ fn lbfgs_minimizes_rosenbrock() {
     assert_close(&report.x, &[1.0, 1.0], 1e-7);
 }
 
+/// f(x) = Σ xᵢ − ln xᵢ (minimum 2 at x = 1; NaN for some xᵢ < 0), with its gradient in `g`.
+fn x_minus_log_x(x: &[f64], g: &mut [f64]) -> f64 {
+    let mut value = 0.0;
+    for i in 0..x.len() {
+        g[i] = 1.0 - 1.0 / x[i];
+        value += x[i] - x[i].ln();
+    }
+    value
+}
+
 #[test]
 fn lbfgs_line_search_backtracks_from_nan() {
     // f = Σ x_i − ln x_i is NaN for x_i < 0; from (5, 3) the second quasi-Newton step
     // overshoots into x < 0 (secant curvature 0.05 gives a step of −15 in x₀).
     let mut nan_seen = false;
     let mut problem = FnProblem::new(2, |x: &[f64], g: &mut [f64]| {
-        let mut value = 0.0;
-        for i in 0..2 {
-            g[i] = 1.0 - 1.0 / x[i];
-            value += x[i] - x[i].ln();
-        }
+        let value = x_minus_log_x(x, g);
         nan_seen |= value.is_nan();
         value
     });
@@ -366,11 +372,7 @@ fn lbfgsb_backtracks_from_nan_with_and_without_bounds() {
     for (upper, expected) in [(f64::INFINITY, [1.0, 1.0]), (0.5, [0.5, 1.0])] {
         let mut nan_seen = false;
         let mut problem = FnProblem::new(2, |x: &[f64], g: &mut [f64]| {
-            let mut value = 0.0;
-            for i in 0..2 {
-                g[i] = 1.0 - 1.0 / x[i];
-                value += x[i] - x[i].ln();
-            }
+            let value = x_minus_log_x(x, g);
             nan_seen |= value.is_nan();
             value
         });
