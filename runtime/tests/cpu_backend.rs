@@ -409,6 +409,14 @@ fn runtime_errors_and_unsupported_ops() {
         m.native(&[ld]).unwrap_err(),
         CpuError::NonPositiveDeterminant
     );
+    // logdet and inv of the same matrix share one LU kernel, which reports the determinant.
+    let inv_a = m.add(Op::Inv, vec![a]);
+    for roots in [[ld, inv_a], [inv_a, ld]] {
+        assert_eq!(
+            m.native(&roots).unwrap_err(),
+            CpuError::NonPositiveDeterminant
+        );
+    }
     let zero = m.c(0.0);
     let singular = m.bin(BinaryOp::Mul, a, zero);
     let inv = m.add(Op::Inv, vec![singular]);

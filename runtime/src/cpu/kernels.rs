@@ -6,12 +6,16 @@
 //! [`descending_order`]; matmul uses faer (sequential). Every matrix is a dense row-major `f64` array; sizes are `i64`. Kernels return an `i32`
 //! status: [`OK`] or one of the error codes below, which the compiled function returns at once.
 //!
+//! Kernels that run vector code return with the upper halves of the YMM registers cleared
+//! (`vzeroupper`; see [`clear_upper_state`]).
+//!
 //! | symbol | arguments | computes |
 //! |---|---|---|
 //! | `optc_kernel_matmul` | `a, b, c, m, k, n, ta, tb` | `c[m×n] = op(a) · op(b)`; `op(a)` is `a[m×k]`, or `a[k×m]ᵀ` when `ta ≠ 0` (same for `b`) |
 //! | `optc_kernel_logdet` | `a, out, n` | `out[0] = log |det a|`; [`NONPOSITIVE_DET`] when `det a ≤ 0` |
 //! | `optc_kernel_solve` | `a, b, out, n, m` | `out[n×m] = a⁻¹ b`; [`SINGULAR`] |
 //! | `optc_kernel_inv` | `a, out, n` | `out = a⁻¹`; [`SINGULAR`] |
+//! | `optc_kernel_logdet_inv` | `a, logdet, inv, n` | both of the above from one LU (a `logdet` and an `inv` of the same matrix); [`NONPOSITIVE_DET`], [`SINGULAR`] |
 //! | `optc_kernel_expm` | `a, out, n` | `out = exp(a)` (Padé 13, scaling and squaring) |
 //! | `optc_kernel_sort_desc` | `x, out, n` | `out = x` sorted descending |
 //! | `optc_kernel_topk` | `x, out, n, k` | `out[k]` = the `k` largest of `x`, descending |
@@ -32,6 +36,7 @@ use crate::linalg::{self, LinalgError};
 use faer::{Accum, MatMut, MatRef, Par};
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use optc_compiler::ir::UnaryOp;
+use std::cell::Cell;
 use std::slice;
 
 pub const OK: i32 = 0;
@@ -90,18 +95,83 @@ pub unsafe extern "C" fn optc_kernel_matmul(
     };
     let dst = view_mut(c, m, n);
     faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0, Par::Seq);
+    clear_upper_state();
     OK
 }
 
+thread_local! {
+    /// The LU factors' allocation, reused by every LU kernel call on this thread.
+    static LU_BUFFER: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `use_lu` on the LU factors of the row-major `n × n` matrix at `a`.
+///
 /// # Safety
-/// See the module table.
-pub unsafe extern "C" fn optc_kernel_logdet(a: *const f64, out: *mut f64, n: i64) -> i32 {
-    let (sign, log_abs) = linalg::sign_logdet(array(a, n, n));
+/// `a` must point to `n * n` readable f64 when `n > 0`.
+unsafe fn with_lu(a: *const f64, n: i64, use_lu: impl FnOnce(&linalg::Lu) -> i32) -> i32 {
+    let lu = linalg::Lu::factor_with(LU_BUFFER.take(), slice_ref(a, n * n), n as usize);
+    let status = use_lu(&lu);
+    LU_BUFFER.set(lu.into_buffer());
+    clear_upper_state();
+    status
+}
+
+/// Writes log |det A| from its LU to `out`; the status says whether det A > 0.
+fn write_logdet(lu: &linalg::Lu, out: &mut f64) -> i32 {
+    let (sign, log_abs) = lu.sign_logabs_det();
     *out = log_abs;
     if sign > 0.0 {
         OK
     } else {
         NONPOSITIVE_DET
+    }
+}
+
+/// The status of a kernel result.
+fn status(result: Result<(), LinalgError>) -> i32 {
+    match result {
+        Ok(()) => OK,
+        Err(LinalgError::Singular) => SINGULAR,
+        Err(LinalgError::SvdNoConvergence) => SVD_FAILED,
+    }
+}
+
+/// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_logdet(a: *const f64, out: *mut f64, n: i64) -> i32 {
+    with_lu(a, n, |lu| write_logdet(lu, &mut *out))
+}
+
+/// # Safety
+/// See the module table.
+pub unsafe extern "C" fn optc_kernel_logdet_inv(
+    a: *const f64,
+    logdet: *mut f64,
+    inv: *mut f64,
+    n: i64,
+) -> i32 {
+    with_lu(a, n, |lu| match write_logdet(lu, &mut *logdet) {
+        OK => status(lu.inverse_into(slice_mut(inv, n * n))),
+        failed => failed,
+    })
+}
+
+/// Clears the upper halves of the YMM registers (`vzeroupper`) on a CPU with AVX. Every kernel
+/// that runs vector code calls it before returning: faer's matrix-product microkernels return
+/// with them dirty, and the compiled code mixes VEX and legacy SSE encodings, every legacy
+/// instruction of which then pays for merging the dirty state (a whole DAGMA solve ran 3× slower
+/// on an AMD EPYC host).
+fn clear_upper_state() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx")]
+        unsafe fn vzeroupper() {
+            std::arch::x86_64::_mm256_zeroupper();
+        }
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU has AVX.
+            unsafe { vzeroupper() };
+        }
     }
 }
 
@@ -118,6 +188,7 @@ unsafe fn array<'a>(ptr: *const f64, rows: i64, cols: i64) -> ArrayView2<'a, f64
 /// # Safety
 /// `out` must point to as many writable f64 as `result` has elements.
 unsafe fn write(out: *mut f64, result: Result<Array2<f64>, LinalgError>) -> i32 {
+    clear_upper_state();
     match result {
         Ok(m) => {
             for (k, &x) in m.iter().enumerate() {
@@ -139,13 +210,15 @@ pub unsafe extern "C" fn optc_kernel_solve(
     n: i64,
     m: i64,
 ) -> i32 {
-    write(out, linalg::solve(array(a, n, n), array(b, n, m)))
+    let x = slice_mut(out, n * m);
+    x.copy_from_slice(slice_ref(b, n * m));
+    with_lu(a, n, |lu| status(lu.solve_in_place(x, m as usize)))
 }
 
 /// # Safety
 /// See the module table.
 pub unsafe extern "C" fn optc_kernel_inv(a: *const f64, out: *mut f64, n: i64) -> i32 {
-    write(out, linalg::inv(array(a, n, n)))
+    with_lu(a, n, |lu| status(lu.inverse_into(slice_mut(out, n * n))))
 }
 
 /// # Safety
@@ -183,7 +256,9 @@ pub unsafe extern "C" fn optc_kernel_nuclear_norm(
     m: i64,
     n: i64,
 ) -> i32 {
-    match linalg::singular_values(array(a, m, n)) {
+    let singular_values = linalg::singular_values(array(a, m, n));
+    clear_upper_state();
+    match singular_values {
         Ok(s) => {
             *out = s.iter().sum();
             OK
@@ -389,6 +464,11 @@ pub fn symbols() -> Vec<Symbol> {
             "optc_kernel_inv",
             optc_kernel_inv as *const u8,
             &[Ptr, Ptr, I64],
+        ),
+        kernel(
+            "optc_kernel_logdet_inv",
+            optc_kernel_logdet_inv as *const u8,
+            &[Ptr, Ptr, Ptr, I64],
         ),
         kernel(
             "optc_kernel_expm",

@@ -860,6 +860,17 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 }
                 self.call_kernel("optc_kernel_matmul", &call)
             }
+            Op::LogDet | Op::Inv if self.plan.shared_lu[id.0 as usize].is_some() => {
+                let partner = self.plan.shared_lu[id.0 as usize].expect("checked");
+                let (logdet, inv) = if *self.op(id) == Op::LogDet {
+                    (out, self.base(partner)?)
+                } else {
+                    (self.base(partner)?, out)
+                };
+                let a = self.base(args[0])?;
+                let n = self.int(square(self));
+                self.call_kernel("optc_kernel_logdet_inv", &[a, logdet, inv, n])
+            }
             Op::LogDet | Op::Inv | Op::Expm | Op::SortDesc => {
                 let name = match self.op(id) {
                     Op::LogDet => "optc_kernel_logdet",

@@ -97,6 +97,9 @@ pub struct Plan {
     pub copies: Vec<(u32, NodeId)>,
     /// Extra scratch of log-sum-exp over an axis (its running sums), by node.
     pub lse_sums: Vec<Option<usize>>,
+    /// For a `logdet` and an `inv` of the same matrix: the other one, by the node scheduled
+    /// first (which computes both from one LU; the other is not scheduled).
+    pub shared_lu: Vec<Option<NodeId>>,
     /// Total scratch length in f64 elements.
     pub scratch_len: usize,
 }
@@ -261,6 +264,7 @@ pub fn plan(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Plan, C
         }
     }
     schedule.sort();
+    let shared_lu = share_lu(program, &mut schedule);
     for (k, &r) in roots.iter().enumerate() {
         if storage[r.0 as usize] != Storage::Output(k as u32) {
             copies.push((k as u32, r));
@@ -272,6 +276,39 @@ pub fn plan(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Plan, C
         schedule,
         copies,
         lse_sums,
+        shared_lu,
         scratch_len,
     })
+}
+
+/// Pairs each scheduled `logdet(a)` with a scheduled `inv(a)` of the same node `a`: the first
+/// of the two computes both, the second leaves the schedule. Returns the partners by node.
+fn share_lu(program: &Program, schedule: &mut Vec<NodeId>) -> Vec<Option<NodeId>> {
+    let g = &program.graph;
+    let mut partner = vec![None; g.len()];
+    let of = |op: Op| -> Vec<NodeId> {
+        schedule
+            .iter()
+            .copied()
+            .filter(|&id| g.node(id).op == op)
+            .collect()
+    };
+    let inverses = of(Op::Inv);
+    let pairs: Vec<(NodeId, NodeId)> = of(Op::LogDet)
+        .into_iter()
+        .filter_map(|l| {
+            let arg = g.node(l).args[0];
+            inverses
+                .iter()
+                .find(|&&i| g.node(i).args[0] == arg)
+                .map(|&i| (l.min(i), l.max(i)))
+        })
+        .collect();
+    for (first, second) in pairs {
+        if partner[first.0 as usize].is_none() && partner[second.0 as usize].is_none() {
+            partner[first.0 as usize] = Some(second);
+            schedule.retain(|&id| id != second);
+        }
+    }
+    partner
 }

@@ -8,6 +8,9 @@
 use ndarray::{s, Array2, ArrayView2};
 use std::fmt;
 
+mod lu;
+pub use lu::Lu;
+
 /// Why a kernel could not produce a result.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LinalgError {
@@ -28,109 +31,39 @@ impl fmt::Display for LinalgError {
     }
 }
 
-/// `P A = L U` of a square matrix with partial pivoting (faer's blocked factorization).
-pub struct Lu {
-    lu: faer::linalg::solvers::PartialPivLu<f64>,
-    /// +1 or −1: the sign of the permutation.
-    perm_sign: f64,
-}
-
 /// A faer copy of an ndarray matrix.
 fn to_faer(a: ArrayView2<f64>) -> faer::Mat<f64> {
     faer::Mat::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]])
 }
 
-impl Lu {
-    /// Factorizes `a` (square) with partial pivoting. Never fails; see [`Lu::is_singular`].
-    pub fn new(a: ArrayView2<f64>) -> Lu {
-        assert_eq!(a.nrows(), a.ncols(), "LU needs a square matrix");
-        let lu = to_faer(a).partial_piv_lu();
-        // The sign of a permutation is (−1)^(n − number of cycles).
-        let forward = lu.P().arrays().0;
-        let mut seen = vec![false; forward.len()];
-        let mut transpositions = 0usize;
-        for start in 0..forward.len() {
-            let mut i = start;
-            let mut length = 0usize;
-            while !seen[i] {
-                seen[i] = true;
-                i = forward[i];
-                length += 1;
-            }
-            transpositions += length.saturating_sub(1);
-        }
-        let perm_sign = if transpositions.is_multiple_of(2) {
-            1.0
-        } else {
-            -1.0
-        };
-        Lu { lu, perm_sign }
-    }
+/// The entries of `a` in row-major order.
+fn row_major(a: ArrayView2<f64>) -> Vec<f64> {
+    a.iter().copied().collect()
+}
 
-    pub fn size(&self) -> usize {
-        self.lu.U().nrows()
-    }
-
-    fn pivots(&self) -> impl Iterator<Item = f64> + '_ {
-        let u = self.lu.U();
-        (0..self.size()).map(move |k| u[(k, k)])
-    }
-
-    /// True when some pivot is zero or below `n · ε · max|U|` (numerically singular).
-    pub fn is_singular(&self) -> bool {
-        let u = self.lu.U();
-        let n = self.size();
-        let mut scale = 0.0f64;
-        for j in 0..n {
-            for i in 0..=j {
-                scale = scale.max(u[(i, j)].abs());
-            }
-        }
-        let tol = n as f64 * f64::EPSILON * scale;
-        self.pivots().any(|p| !p.is_finite() || p.abs() <= tol)
-    }
-
-    /// The sign of det A (−1, 0 or +1) and log |det A| (−∞ when singular).
-    pub fn sign_logabs_det(&self) -> (f64, f64) {
-        let mut sign = self.perm_sign;
-        let mut log_abs = 0.0;
-        for p in self.pivots() {
-            if p == 0.0 {
-                return (0.0, f64::NEG_INFINITY);
-            }
-            sign *= p.signum();
-            log_abs += p.abs().ln();
-        }
-        (sign, log_abs)
-    }
-
-    /// Solves `A X = B` for every column of `b`.
-    pub fn solve(&self, b: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
-        use faer::linalg::solvers::Solve;
-        if self.is_singular() {
-            return Err(LinalgError::Singular);
-        }
-        let x = self.lu.solve(to_faer(b));
-        Ok(Array2::from_shape_fn((x.nrows(), x.ncols()), |(i, j)| {
-            x[(i, j)]
-        }))
-    }
+/// The LU factors of a square ndarray matrix.
+fn factor(a: ArrayView2<f64>) -> Lu {
+    assert_eq!(a.nrows(), a.ncols(), "LU needs a square matrix");
+    Lu::factor(&row_major(a), a.nrows())
 }
 
 /// `A⁻¹ B` for a square `a` and a matrix `b` with as many rows.
 pub fn solve(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
-    Lu::new(a).solve(b)
+    let mut x = row_major(b);
+    factor(a).solve_in_place(&mut x, b.ncols())?;
+    Ok(Array2::from_shape_vec(b.raw_dim(), x).expect("same shape as b"))
 }
 
 /// `A⁻¹`.
 pub fn inv(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
-    let eye = Array2::eye(a.nrows());
-    solve(a, eye.view())
+    let mut x = vec![0.0; a.len()];
+    factor(a).inverse_into(&mut x)?;
+    Ok(Array2::from_shape_vec(a.raw_dim(), x).expect("same shape as a"))
 }
 
 /// The sign of det A (−1, 0 or +1) and log |det A|.
 pub fn sign_logdet(a: ArrayView2<f64>) -> (f64, f64) {
-    Lu::new(a).sign_logabs_det()
+    factor(a).sign_logabs_det()
 }
 
 /// Coefficients of the degree-13 Padé approximant of exp (Higham 2005, Table 10.4's `b_j`).
