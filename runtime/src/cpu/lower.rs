@@ -49,6 +49,9 @@ const SIMD: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
 /// element is a scalar (a scalar loop, or a value that is the same for every lane).
 type Lane = Option<usize>;
 
+/// The body of a loop nest: emits the work at one index (with the lane axis of vector steps).
+type IndexBody<'b, L> = dyn FnMut(&mut L, &[Value], Lane) -> Res<()> + 'b;
+
 /// The position of an element: one flat index (elementwise loops) or one index per axis, with the
 /// lane axis of vector loops (for a flat index, `Some(0)`). With lanes, the index names the first
 /// of [`LANES`] elements that are consecutive along the lane axis.
@@ -297,7 +300,7 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         shape: &[usize],
         vectorizable: bool,
         prefix: &mut Vec<Value>,
-        body: &mut dyn FnMut(&mut Self, &[Value], Lane) -> Res<()>,
+        body: &mut IndexBody<'_, Self>,
     ) -> Res<()> {
         let axis = prefix.len();
         if axis == shape.len() {
