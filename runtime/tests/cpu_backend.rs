@@ -884,6 +884,17 @@ fn vector_loops_match_the_interpreter() {
         let spread = m.add(Op::BroadcastTo(vec![n, k]), vec![column]);
         roots.push(m.add(Op::Sum { axis: Some(1) }, vec![spread]));
         roots.push(m.add(Op::Sum { axis: None }, vec![spread]));
+        // Square matrices: `eye` and `diag` compare lane positions; a diagonal read stays scalar.
+        let s = m.dim("s", c);
+        let sq = m.var(vec![s, s]);
+        let eye = m.add(Op::Eye(s), vec![]);
+        let v = m.var(vec![s]);
+        let diag = m.add(Op::Diag, vec![v]);
+        let shifted = m.bin(BinaryOp::Sub, eye, sq);
+        let with_diag = m.bin(BinaryOp::Mul, diag, shifted);
+        let diag_part = m.add(Op::DiagPart, vec![with_diag]);
+        roots.extend([with_diag, diag_part]);
+        roots.push(m.add(Op::Sum { axis: Some(0) }, vec![with_diag]));
         m.check(&roots, 1e-12);
     }
 }

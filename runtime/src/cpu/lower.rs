@@ -15,19 +15,20 @@
 //! [`Lower::eval`] loads a vector where that axis is the buffer's last one (stride 1) and a scalar
 //! where the element does not depend on the lanes (stride 0: broadcasts, constants, `select` and
 //! `scatter` positions); scalars are splat only where they meet a vector. Calls (exp, log, pow,
-//! ...) are made once per lane. A loop stays scalar when a fused argument would be read along
-//! another axis (transposed or diagonal access) or the lane index enters index arithmetic (`eye`,
-//! `diag`, the padded axis of `pad`, the scattered axis of `scatter`); so do the index-tracking
-//! loops (argmax, trace) and the exp pass of log-sum-exp over an axis. Reductions keep vector
-//! accumulators that are combined lane by lane at the end (a sum adds each lane's partial sum,
-//! then the scalar tail), or, when the reduced axis is the lane axis of a reduction into a
-//! buffer, combine the lanes of each group before adding it to the buffer.
+//! ...) are made once per lane; `eye` and `diag` compare a vector of lane positions. A loop stays
+//! scalar when a fused argument would be read along another axis (transposed or diagonal access)
+//! or the lane index enters other index arithmetic (the padded axis of `pad`, the scattered axis
+//! of `scatter`); so do the index-tracking loops (argmax, trace) and the exp pass of log-sum-exp
+//! over an axis. Reductions keep vector accumulators that are combined lane by lane at the end (a
+//! sum adds each lane's partial sum, then the scalar tail), or, when the reduced axis is the lane
+//! axis of a reduction into a buffer, combine the lanes of each group before adding it to the
+//! buffer.
 
 use super::kernels::{self, Param};
 use super::plan::{is_elementwise, is_pointwise, Plan, Storage};
 use super::CpuError;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F64, F64X2, I32, I64};
+use cranelift_codegen::ir::types::{F64, F64X2, I32, I64, I64X2};
 use cranelift_codegen::ir::{
     AbiParam, Block, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value,
 };
@@ -525,6 +526,7 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 (l >= drop && shape[l - drop] != 1).then(|| l - drop)
             }
             Op::Transpose => Some(1 - l),
+            Op::Diag => (l == 0).then_some(0),
             Op::Select { axis } => (k == 0).then(|| inserted(*axis as usize)),
             Op::Expand { axis, .. } => (l != *axis as usize).then(|| removed(*axis as usize)),
             Op::Pad { axis, .. } if l != *axis as usize => lane,
@@ -554,11 +556,10 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
     /// [`Self::lanes_ok`] for the expression of pointwise `id` itself (buffered or not).
     fn op_lanes_ok(&self, id: NodeId, lane: Lane) -> bool {
         let args = self.args(id);
-        (lane.is_none() || !matches!(self.op(id), Op::Eye(_)))
-            && (0..args.len()).all(|k| {
-                self.arg_lane(id, k, lane, false)
-                    .is_some_and(|arg_lane| self.lanes_ok(args[k], arg_lane))
-            })
+        (0..args.len()).all(|k| {
+            self.arg_lane(id, k, lane, false)
+                .is_some_and(|arg_lane| self.lanes_ok(args[k], arg_lane))
+        })
     }
 
     /// Whether a scan of `id` is one flat loop (else a loop nest), and whether the elements of
@@ -704,8 +705,9 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 self.eval(args[0], &ia)?
             }
             Op::Eye(_) => {
-                let idx = Self::multi(ix)?;
-                self.indicator(idx[0], idx[1])
+                let same = self.same_index(ix, 0, 1)?;
+                let (one, zero) = (self.float(1.0), self.float(0.0));
+                self.choose(same, one, zero)
             }
             Op::Transpose => {
                 let idx = Self::multi(ix)?;
@@ -725,11 +727,10 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 self.eval(args[0], &ia)?
             }
             Op::Diag => {
-                let idx = Self::multi(ix)?;
-                let (i, j) = (idx[0], idx[1]);
+                let i = Self::multi(ix)?[0];
                 let ia = at(self, 0, vec![i])?;
                 let v = self.eval(args[0], &ia)?;
-                let same = self.b.ins().icmp(IntCC::Equal, i, j);
+                let same = self.same_index(ix, 0, 1)?;
                 let zero = self.float(0.0);
                 self.choose(same, v, zero)
             }
@@ -788,6 +789,26 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 self.choose(hit, v, zero)
             }
             _ => return Err(CpuError::Internal("fused a non-pointwise op")),
+        })
+    }
+
+    /// Whether axes `a` and `b` of `ix` have the same index: a condition, or with lanes along
+    /// one of them, a lane mask.
+    fn same_index(&mut self, ix: &Ix, a: usize, b: usize) -> Res<Value> {
+        let idx = Self::multi(ix)?;
+        let (i, j) = (idx[a], idx[b]);
+        Ok(match ix.lane() {
+            Some(l) if l == a || l == b => {
+                let (moving, fixed) = if l == a { (i, j) } else { (j, i) };
+                let mut positions = self.b.ins().splat(I64X2, moving);
+                for lane in 1..LANES {
+                    let p = self.b.ins().iadd_imm_s(moving, lane as i64);
+                    positions = self.b.ins().insertlane(positions, p, lane as u8);
+                }
+                let fixed = self.b.ins().splat(I64X2, fixed);
+                self.b.ins().icmp(IntCC::Equal, positions, fixed)
+            }
+            _ => self.b.ins().icmp(IntCC::Equal, i, j),
         })
     }
 
