@@ -14,12 +14,13 @@
 //! The same emitter builds both: an [`Ix`] carries the axis along which its lanes run, and
 //! [`Lower::eval`] loads a vector where that axis is the buffer's last one (stride 1) and a scalar
 //! where the element does not depend on the lanes (stride 0: broadcasts, constants, `select` and
-//! `scatter` positions); scalars are splat only where they meet a vector. Calls (exp, log, pow,
-//! ...) are made once per lane; `eye` and `diag` compare a vector of lane positions. A loop stays
-//! scalar when a fused argument would be read along another axis (transposed or diagonal access)
-//! or the lane index enters other index arithmetic (the padded axis of `pad`, the scattered axis
-//! of `scatter`); so do the index-tracking loops (argmax, trace) and the exp pass of log-sum-exp
-//! over an axis. Reductions keep vector accumulators that are combined lane by lane at the end (a
+//! `scatter` positions); scalars are splat only where they meet a vector; `eye` and `diag`
+//! compare a vector of lane positions. A loop stays scalar when a value that depends on the lanes
+//! calls a runtime function (exp, log, tanh, sigmoid, softplus, pow but squares: unpacking the
+//! lanes for one call each measured about 6% more instructions than the scalar loop), when a
+//! fused argument would be read along another axis (transposed or diagonal access) or when the
+//! lane index enters other index arithmetic (the padded axis of `pad`, the scattered axis of
+//! `scatter`); so do the index-tracking loops (argmax, trace) and the exp passes of log-sum-exp. Reductions keep vector accumulators that are combined lane by lane at the end (a
 //! sum adds each lane's partial sum, then the scalar tail), or, when the reduced axis is the lane
 //! axis of a reduction into a buffer, combine the lanes of each group before adding it to the
 //! buffer.
@@ -49,6 +50,17 @@ const SIMD: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
 /// The axis of a node's index space along which the lanes of a vector run, `None` when the
 /// element is a scalar (a scalar loop, or a value that is the same for every lane).
 type Lane = Option<usize>;
+
+/// What a fold merges of each element.
+#[derive(Clone, Copy)]
+enum Element {
+    /// The element itself.
+    Itself,
+    /// 1 where |x| > 0, else 0 (NaN counts 0, as in the interpreter's `card`).
+    NonZero,
+    /// `exp(x - shift)`: a call, so its folds run scalar steps only.
+    ShiftedExp(Value),
+}
 
 /// The body of a loop nest: emits the work at one index (with the lane axis of vector steps).
 type IndexBody<'b, L> = dyn FnMut(&mut L, &[Value], Lane) -> Res<()> + 'b;
@@ -451,32 +463,6 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         Ok(acc)
     }
 
-    /// Calls the scalar runtime function `name`, once per lane when an argument is a vector.
-    fn call_lanes(&mut self, name: &'static str, args: &[Value]) -> Res<Value> {
-        if !args.iter().any(|&a| self.ty(a).is_vector()) {
-            return self.call_f64(name, args);
-        }
-        let mut result = None;
-        for lane in 0..LANES {
-            let scalars: Vec<Value> = args
-                .iter()
-                .map(|&a| {
-                    if self.ty(a).is_vector() {
-                        self.b.ins().extractlane(a, lane as u8)
-                    } else {
-                        a
-                    }
-                })
-                .collect();
-            let y = self.call_f64(name, &scalars)?;
-            result = Some(match result {
-                None => self.b.ins().splat(VECTOR, y),
-                Some(v) => self.b.ins().insertlane(v, y, lane as u8),
-            });
-        }
-        result.ok_or(CpuError::Internal("a vector without lanes"))
-    }
-
     /// Element offset of `ix` in the buffer of `id`.
     fn offset(&mut self, id: NodeId, ix: &Ix) -> Option<Value> {
         match ix {
@@ -543,33 +529,47 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
             .ok_or(CpuError::Internal("vector read across lanes"))
     }
 
-    /// Whether `id`, read with lane axis `lane` in a loop nest, can be computed with vectors:
-    /// every buffer below it is read along its last axis or at one element for all lanes.
-    fn lanes_ok(&self, id: NodeId, lane: Lane) -> bool {
+    /// Whether the op of fused `id` has a vector form: every op but calls of runtime functions.
+    fn has_vector_form(&self, id: NodeId) -> bool {
+        match self.op(id) {
+            Op::Unary(u) => matches!(
+                u,
+                UnaryOp::Neg | UnaryOp::Sqrt | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Step
+            ),
+            Op::Binary(BinaryOp::Pow) => self.op(self.args(id)[1]) == &Op::Const(2.0),
+            _ => true,
+        }
+    }
+
+    /// Whether `id`, read with lane axis `lane` (in a flat loop with `flat`), can be computed
+    /// with vectors: every op whose value depends on the lanes has a vector form, and every
+    /// buffer below it is read along its last axis or at one element for all lanes.
+    fn lanes_ok(&self, id: NodeId, lane: Lane, flat: bool) -> bool {
         match lane {
             None => true,
-            Some(l) if self.plan.is_buffered(id) => l + 1 == self.plan.shape(id).len(),
-            Some(_) => self.op_lanes_ok(id, lane),
+            Some(l) if self.plan.is_buffered(id) => flat || l + 1 == self.plan.shape(id).len(),
+            Some(_) => self.op_lanes_ok(id, lane, flat),
         }
     }
 
     /// [`Self::lanes_ok`] for the expression of pointwise `id` itself (buffered or not).
-    fn op_lanes_ok(&self, id: NodeId, lane: Lane) -> bool {
+    fn op_lanes_ok(&self, id: NodeId, lane: Lane, flat: bool) -> bool {
         let args = self.args(id);
-        (0..args.len()).all(|k| {
-            self.arg_lane(id, k, lane, false)
-                .is_some_and(|arg_lane| self.lanes_ok(args[k], arg_lane))
-        })
+        self.has_vector_form(id)
+            && (0..args.len()).all(|k| {
+                self.arg_lane(id, k, lane, flat)
+                    .is_some_and(|arg_lane| self.lanes_ok(args[k], arg_lane, flat))
+            })
     }
 
     /// Whether a scan of `id` is one flat loop (else a loop nest), and whether the elements of
     /// its innermost loop can be computed with vectors.
     fn scan_kind(&self, id: NodeId, multi: bool) -> (bool, bool) {
         if !multi && self.flat_scan_ok(id) {
-            return (true, true);
+            return (true, self.lanes_ok(id, Some(0), true));
         }
         let rank = self.plan.shape(id).len();
-        (false, rank > 0 && self.lanes_ok(id, Some(rank - 1)))
+        (false, rank > 0 && self.lanes_ok(id, Some(rank - 1), false))
     }
 
     /// Whether a scan of `id` runs vector steps.
@@ -594,15 +594,15 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         body: &mut dyn FnMut(&mut Self, &Ix, Value) -> Res<()>,
     ) -> Res<()> {
         let (flat, vectorizable) = self.scan_kind(id, multi);
+        let vectorize = lanes && vectorizable;
         if flat {
-            self.for_lanes(self.plan.numel(id), lanes, |s, i, group| {
+            self.for_lanes(self.plan.numel(id), vectorize, |s, i, group| {
                 let ix = Ix::Flat(i, group.then_some(0));
                 let v = s.eval(id, &ix)?;
                 body(s, &ix, v)
             })
         } else {
             let shape = self.plan.shape(id).to_vec();
-            let vectorize = lanes && vectorizable;
             self.for_each_index(&shape, vectorize, &mut Vec::new(), &mut |s, idx, lane| {
                 let ix = Ix::Multi(idx.to_vec(), lane);
                 let v = s.eval(id, &ix)?;
@@ -843,11 +843,11 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 let nan = self.compare(FloatCC::Unordered, x, x);
                 self.choose(nan, x, step)
             }
-            UnaryOp::Exp => self.call_lanes("optc_exp", &[x])?,
-            UnaryOp::Log => self.call_lanes("optc_log", &[x])?,
-            UnaryOp::Tanh => self.call_lanes("optc_tanh", &[x])?,
-            UnaryOp::Sigmoid => self.call_lanes("optc_sigmoid", &[x])?,
-            UnaryOp::Softplus => self.call_lanes("optc_softplus", &[x])?,
+            UnaryOp::Exp => self.call_f64("optc_exp", &[x])?,
+            UnaryOp::Log => self.call_f64("optc_log", &[x])?,
+            UnaryOp::Tanh => self.call_f64("optc_tanh", &[x])?,
+            UnaryOp::Sigmoid => self.call_f64("optc_sigmoid", &[x])?,
+            UnaryOp::Softplus => self.call_f64("optc_softplus", &[x])?,
         })
     }
 
@@ -862,24 +862,19 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
             BinaryOp::Div => ins.fdiv(a, c),
             BinaryOp::Max => ins.fmax(a, c),
             BinaryOp::Min => ins.fmin(a, c),
-            BinaryOp::Pow => self.call_lanes("optc_pow", &[a, c])?,
+            BinaryOp::Pow => self.call_f64("optc_pow", &[a, c])?,
         })
     }
 
     /// Folds every element of `arg`, mapped by `element`, into an accumulator starting at `init`
     /// with `merge` (add or max). Vector steps fold into one accumulator per lane; the lanes
     /// join the scalar accumulator (which took the remaining elements) at the end.
-    fn fold(
-        &mut self,
-        arg: NodeId,
-        init: f64,
-        merge: BinaryOp,
-        element: &dyn Fn(&mut Self, Value) -> Res<Value>,
-    ) -> Res<Value> {
+    fn fold(&mut self, arg: NodeId, init: f64, merge: BinaryOp, element: Element) -> Res<Value> {
         let acc = self.b.declare_var(F64);
         let start = self.float(init);
         self.b.def_var(acc, start);
-        let lanes = self.scan_has_lanes(arg, false);
+        let vector_element = !matches!(element, Element::ShiftedExp(_));
+        let lanes = vector_element && self.scan_has_lanes(arg, false);
         let lane_acc = if lanes {
             let var = self.b.declare_var(VECTOR);
             let starts = self.widen(start);
@@ -894,7 +889,7 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 _ => acc,
             };
             let a = s.b.use_var(var);
-            let e = element(s, x)?;
+            let e = s.element(element, x)?;
             let next = s.binary(merge, a, e)?;
             s.b.def_var(var, next);
             Ok(())
@@ -908,6 +903,24 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
             }
             None => Ok(total),
         }
+    }
+
+    /// What [`Self::fold`] merges of element `x`.
+    fn element(&mut self, element: Element, x: Value) -> Res<Value> {
+        Ok(match element {
+            Element::Itself => x,
+            Element::NonZero => {
+                let zero = self.float(0.0);
+                let size = self.b.ins().fabs(x);
+                let nonzero = self.compare(FloatCC::GreaterThan, size, zero);
+                let one = self.float(1.0);
+                self.choose(nonzero, one, zero)
+            }
+            Element::ShiftedExp(shift) => {
+                let centered = self.b.ins().fsub(x, shift);
+                self.call_f64("optc_exp", &[centered])?
+            }
+        })
     }
 
     /// `m` when finite, else 0: the shift that keeps log-sum-exp from overflowing.
@@ -964,12 +977,12 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         let op = self.op(id);
         let args = self.args(id);
         let out = self.base(id)?;
-        let itself = |_: &mut Self, x: Value| -> Res<Value> { Ok(x) };
         let (add, max) = (BinaryOp::Add, BinaryOp::Max);
         if is_pointwise(op) {
             let numel = self.plan.numel(id);
             if is_elementwise(op) && args.iter().all(|&a| self.flat_ok(a, numel)) {
-                return self.for_lanes(numel, true, |s, i, group| {
+                let vectorizable = self.op_lanes_ok(id, Some(0), true);
+                return self.for_lanes(numel, vectorizable, |s, i, group| {
                     let v = s.eval_op(id, &Ix::Flat(i, group.then_some(0)))?;
                     let v = s.widen_if(group, v);
                     s.store_at(out, Some(i), v);
@@ -977,7 +990,8 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 });
             }
             let shape = self.plan.shape(id).to_vec();
-            let vectorizable = !shape.is_empty() && self.op_lanes_ok(id, Some(shape.len() - 1));
+            let vectorizable =
+                !shape.is_empty() && self.op_lanes_ok(id, Some(shape.len() - 1), false);
             return self.for_each_index(
                 &shape,
                 vectorizable,
@@ -994,26 +1008,18 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         match op {
             Op::Sum { axis: None } | Op::Max { axis: None } | Op::Card => {
                 let v = match op {
-                    Op::Sum { .. } => self.fold(args[0], 0.0, add, &itself)?,
-                    Op::Max { .. } => self.fold(args[0], f64::NEG_INFINITY, max, &itself)?,
-                    // Counts |x| > 0, as the interpreter: NaN is not counted.
-                    _ => self.fold(args[0], 0.0, add, &|s, x| {
-                        let zero = s.float(0.0);
-                        let size = s.b.ins().fabs(x);
-                        let nonzero = s.compare(FloatCC::GreaterThan, size, zero);
-                        let one = s.float(1.0);
-                        Ok(s.choose(nonzero, one, zero))
-                    })?,
+                    Op::Sum { .. } => self.fold(args[0], 0.0, add, Element::Itself)?,
+                    Op::Max { .. } => {
+                        self.fold(args[0], f64::NEG_INFINITY, max, Element::Itself)?
+                    }
+                    _ => self.fold(args[0], 0.0, add, Element::NonZero)?,
                 };
                 self.store_at(out, None, v);
             }
             Op::LogSumExp { axis: None } => {
-                let m = self.fold(args[0], f64::NEG_INFINITY, max, &itself)?;
+                let m = self.fold(args[0], f64::NEG_INFINITY, max, Element::Itself)?;
                 let shift = self.lse_shift(m);
-                let sum = self.fold(args[0], 0.0, add, &|s, x| {
-                    let centered = s.binary(BinaryOp::Sub, x, shift)?;
-                    s.call_lanes("optc_exp", &[centered])
-                })?;
+                let sum = self.fold(args[0], 0.0, add, Element::ShiftedExp(shift))?;
                 let log = self.call_f64("optc_log", &[sum])?;
                 let v = self.b.ins().fadd(shift, log);
                 self.store_at(out, None, v);

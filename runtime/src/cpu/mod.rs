@@ -29,10 +29,10 @@
 //! [`kernels`]. Transcendental functions are calls to the scalar helpers there.
 //!
 //! The innermost loops of elementwise ops and reductions run over `f64x2` vectors where every
-//! buffer they read is contiguous along the loop or one element for the whole vector, with a
-//! scalar step for a remaining element (the rule is documented in `lower.rs`); sums then add
-//! the partial sums of the two lanes, which changes their summation order from the
-//! interpreter's.
+//! buffer they read is contiguous along the loop or one element for the whole vector and no
+//! runtime function is called per element, with a scalar step for a remaining element (the rule
+//! is documented in `lower.rs`); sums then add the partial sums of the two lanes, which changes
+//! their summation order from the interpreter's.
 
 mod kernels;
 mod lower;
