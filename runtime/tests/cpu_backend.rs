@@ -442,9 +442,11 @@ fn runtime_errors_and_unsupported_ops() {
 
 #[test]
 fn clif_of_a_fused_sum_of_squares() {
-    // sum((x - y)^2) * 0.5 over x, y : [n] with n = 3: one fused loop and a scalar epilogue.
+    // sum((x - y)^2) * 0.5 over x, y : [n] with n = 5: one fused loop of f64x2 steps into a
+    // vector accumulator, a scalar step for the last element, the lanes' partial sums added, and
+    // a scalar epilogue.
     let mut m = Model::new(3);
-    let n = m.dim("n", 3);
+    let n = m.dim("n", 5);
     let x = m.var(vec![n]);
     let y = m.var(vec![n]);
     let diff = m.bin(BinaryOp::Sub, x, y);
@@ -835,6 +837,101 @@ fn random_ops_agree_with_the_interpreter() {
         let mut m = Model::new(20_000 + case);
         let (y, tol) = random_op(&mut m);
         m.check_in_context(y, tol);
+    }
+}
+
+/// An operand for `[n, k]` read the way vector loops distinguish: a scalar, a row, a column, a
+/// full matrix (stored, or fused) or a transposed one (a stored `[k, n]` read across its rows).
+fn lane_operand(m: &mut Model, n: Dim, k: Dim, kind: u64) -> NodeId {
+    let one = Dim::fixed(1);
+    match kind {
+        0 => m.var(vec![]),
+        1 => m.var(vec![k]),
+        2 => m.var(vec![one, k]),
+        3 => m.var(vec![n, one]),
+        4 => m.var(vec![n, k]),
+        5 => m.fused(vec![n, k]),
+        _ => {
+            let t = m.var(vec![k, n]);
+            m.add(Op::Transpose, vec![t])
+        }
+    }
+}
+
+#[test]
+fn vector_loops_match_the_interpreter() {
+    // Sizes 0, 1 and no multiple of the vector width, for elementwise chains (with calls and
+    // lane masks), every operand layout, and reductions over each axis that keep or merge lanes.
+    for seed in 0..60 {
+        let mut m = Model::new(30_000 + seed);
+        let (r, c) = (m.rng.pick(&ODD_SIZES), m.rng.pick(&ODD_SIZES));
+        let (n, k) = (m.dim("n", r), m.dim("k", c));
+        let (kind_a, kind_b) = (m.rng.next() % 7, m.rng.next() % 7);
+        let a = lane_operand(&mut m, n, k, kind_a);
+        let b = lane_operand(&mut m, n, k, kind_b);
+        let op = m.rng.pick(&BINARY);
+        let u = m.rng.pick(&ALL_UNARY);
+        let full = m.var(vec![n, k]);
+        let ua = m.un(u, full);
+        let ab = m.bin(op, a, b);
+        let chain = m.bin(BinaryOp::Mul, ua, ab);
+        // `chain` is a root (a stored loop) and is fused into every reduction below.
+        let mut roots = vec![chain];
+        for axis in [None, Some(0), Some(1)] {
+            roots.push(m.add(Op::Sum { axis }, vec![chain]));
+            roots.push(m.add(Op::Max { axis }, vec![chain]));
+        }
+        let one = Dim::fixed(1);
+        let wide = m.bin(BinaryOp::Sub, ab, full);
+        roots.push(m.add(Op::SumTo(vec![k]), vec![wide]));
+        roots.push(m.add(Op::SumTo(vec![n, one]), vec![wide]));
+        roots.push(m.add(Op::Card, vec![ab]));
+        roots.push(m.add(Op::LogSumExp { axis: None }, vec![wide]));
+        // A broadcast read at one element for all lanes of a reduction over the lane axis.
+        let column = m.var(vec![n, one]);
+        let spread = m.add(Op::BroadcastTo(vec![n, k]), vec![column]);
+        roots.push(m.add(Op::Sum { axis: Some(1) }, vec![spread]));
+        roots.push(m.add(Op::Sum { axis: None }, vec![spread]));
+        // Square matrices: `eye` and `diag` compare lane positions; a diagonal read stays scalar.
+        let s = m.dim("s", c);
+        let sq = m.var(vec![s, s]);
+        let eye = m.add(Op::Eye(s), vec![]);
+        let v = m.var(vec![s]);
+        let diag = m.add(Op::Diag, vec![v]);
+        let shifted = m.bin(BinaryOp::Sub, eye, sq);
+        let with_diag = m.bin(BinaryOp::Mul, diag, shifted);
+        let diag_part = m.add(Op::DiagPart, vec![with_diag]);
+        roots.extend([with_diag, diag_part]);
+        roots.push(m.add(Op::Sum { axis: Some(0) }, vec![with_diag]));
+        m.check(&roots, 1e-12);
+    }
+}
+
+#[test]
+fn clif_vectorizes_contiguous_loops_without_calls_only() {
+    // f(x) * y + 1 over [3, 5] runs f64x2 steps with f = abs; it stays scalar with `y` read
+    // transposed (stored as [5, 3]) or with f = tanh (a call).
+    let clif = |transposed: bool, f: UnaryOp| {
+        let mut m = Model::new(4);
+        let (n, k) = (m.dim("n", 3), m.dim("k", 5));
+        let x = m.var(vec![n, k]);
+        let y = if transposed {
+            let t = m.var(vec![k, n]);
+            m.add(Op::Transpose, vec![t])
+        } else {
+            m.var(vec![n, k])
+        };
+        let fx = m.un(f, x);
+        let prod = m.bin(BinaryOp::Mul, fx, y);
+        let one = m.c(1.0);
+        let root = m.bin(BinaryOp::Add, prod, one);
+        clif_text(&m.p, &[root], &m.b.dims).unwrap()
+    };
+    let simd = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+    let contiguous = clif(false, UnaryOp::Abs);
+    assert_eq!(contiguous.contains("load.f64x2"), simd, "{contiguous}");
+    for scalar in [clif(true, UnaryOp::Abs), clif(false, UnaryOp::Tanh)] {
+        assert!(!scalar.contains("f64x2"), "{scalar}");
     }
 }
 

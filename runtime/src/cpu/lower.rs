@@ -6,13 +6,33 @@
 //! broadcasting, transposes, slices, diagonals, expand, pad and scatter) and loads buffered ones.
 //! When the whole fused expression is elementwise and every buffer it reads has the loop's size or
 //! one element, a single flat loop replaces the loop nest.
+//!
+//! # Vector loops
+//! On x86-64 and AArch64 the innermost loop runs over groups of [`LANES`] consecutive elements as
+//! `f64x2` values (Cranelift's x64 backend encodes 128-bit vectors only, AVX merely re-encodes
+//! them, so wider vectors are not available), followed by one scalar step per remaining element.
+//! The same emitter builds both: an [`Ix`] carries the axis along which its lanes run, and
+//! [`Lower::eval`] loads a vector where that axis is the buffer's last one (stride 1) and a scalar
+//! where the element does not depend on the lanes (stride 0: broadcasts, constants, `select` and
+//! `scatter` positions); scalars are splat only where they meet a vector; `eye` and `diag`
+//! compare a vector of lane positions. A loop stays scalar when a value that depends on the lanes
+//! calls a runtime function (exp, log, tanh, sigmoid, softplus, pow but squares: unpacking the
+//! lanes for one call each measured about 6% more instructions than the scalar loop), when a
+//! fused argument would be read along another axis (transposed or diagonal access) or when the
+//! lane index enters other index arithmetic (the padded axis of `pad`, the scattered axis of
+//! `scatter`); so do the index-tracking loops (argmax, trace) and the exp passes of log-sum-exp. Reductions keep vector accumulators that are combined lane by lane at the end (a
+//! sum adds each lane's partial sum, then the scalar tail), or, when the reduced axis is the lane
+//! axis of a reduction into a buffer, combine the lanes of each group before adding it to the
+//! buffer.
 
 use super::kernels::{self, Param};
 use super::plan::{is_elementwise, is_pointwise, Plan, Storage};
 use super::CpuError;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F64, I32, I64};
-use cranelift_codegen::ir::{AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::types::{F64, F64X2, I32, I64, I64X2};
+use cranelift_codegen::ir::{
+    AbiParam, Block, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value,
+};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::{Linkage, Module};
 use optc_compiler::ir::{BinaryOp, NodeId, Op, Program, UnaryOp};
@@ -20,10 +40,45 @@ use std::collections::HashMap;
 
 type Res<T> = Result<T, CpuError>;
 
-/// The position of an element: one flat index (elementwise loops) or one index per axis.
+/// Elements per vector of a vector loop.
+pub const LANES: usize = 2;
+/// The vector type of a vector loop: [`LANES`] × f64.
+const VECTOR: Type = F64X2;
+/// Whether the host's Cranelift backend has `f64x2` (the JIT compiles for the host).
+const SIMD: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+
+/// The axis of a node's index space along which the lanes of a vector run, `None` when the
+/// element is a scalar (a scalar loop, or a value that is the same for every lane).
+type Lane = Option<usize>;
+
+/// What a fold merges of each element.
+#[derive(Clone, Copy)]
+enum Element {
+    /// The element itself.
+    Itself,
+    /// 1 where |x| > 0, else 0 (NaN counts 0, as in the interpreter's `card`).
+    NonZero,
+    /// `exp(x - shift)`: a call, so its folds run scalar steps only.
+    ShiftedExp(Value),
+}
+
+/// The body of a loop nest: emits the work at one index (with the lane axis of vector steps).
+type IndexBody<'b, L> = dyn FnMut(&mut L, &[Value], Lane) -> Res<()> + 'b;
+
+/// The position of an element: one flat index (elementwise loops) or one index per axis, with the
+/// lane axis of vector loops (for a flat index, `Some(0)`). With lanes, the index names the first
+/// of [`LANES`] elements that are consecutive along the lane axis.
 enum Ix {
-    Flat(Value),
-    Multi(Vec<Value>),
+    Flat(Value, Lane),
+    Multi(Vec<Value>, Lane),
+}
+
+impl Ix {
+    fn lane(&self) -> Lane {
+        match self {
+            Ix::Flat(_, lane) | Ix::Multi(_, lane) => *lane,
+        }
+    }
 }
 
 pub struct Lower<'a, 'f, M: Module> {
@@ -183,15 +238,22 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
     }
 
     /// Runs `body(i)` for i in 0..n (inline when n ≤ 1).
-    fn for_range(
+    fn for_range(&mut self, n: usize, body: impl FnMut(&mut Self, Value) -> Res<()>) -> Res<()> {
+        self.for_step(n, 1, body)
+    }
+
+    /// Runs `body(i)` for i = 0, step, 2·step, … below n, a multiple of `step` (inline when
+    /// n ≤ step).
+    fn for_step(
         &mut self,
         n: usize,
+        step: usize,
         mut body: impl FnMut(&mut Self, Value) -> Res<()>,
     ) -> Res<()> {
         if n == 0 {
             return Ok(());
         }
-        if n == 1 {
+        if n == step {
             let zero = self.int(0);
             return body(self, zero);
         }
@@ -208,26 +270,66 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         self.b.ins().brif(more, body_block, &[], exit, &[]);
         self.b.switch_to_block(body_block);
         body(self, i)?;
-        let next = self.b.ins().iadd_imm_s(i, 1);
+        let next = self.b.ins().iadd_imm_s(i, step as i64);
         self.b.def_var(counter, next);
         self.b.ins().jump(header, &[]);
         self.b.switch_to_block(exit);
         Ok(())
     }
 
-    /// Runs `body(idx)` over every index of `shape`, row-major.
+    /// Whether a loop of `n` iterations with vectorizable elements runs vector steps.
+    fn vector_steps(n: usize, vectorizable: bool) -> bool {
+        SIMD && vectorizable && n >= LANES
+    }
+
+    /// Runs `body(i, lanes)` for i in 0..n: when [`Self::vector_steps`], with `lanes` over the
+    /// groups i = 0, LANES, … that fit, then without for each remaining element.
+    fn for_lanes(
+        &mut self,
+        n: usize,
+        vectorizable: bool,
+        mut body: impl FnMut(&mut Self, Value, bool) -> Res<()>,
+    ) -> Res<()> {
+        let grouped = if Self::vector_steps(n, vectorizable) {
+            n - n % LANES
+        } else {
+            0
+        };
+        self.for_step(grouped, LANES, |s, i| body(s, i, true))?;
+        self.for_range(n - grouped, |s, j| {
+            let i = if grouped == 0 {
+                j
+            } else {
+                s.b.ins().iadd_imm_s(j, grouped as i64)
+            };
+            body(s, i, false)
+        })
+    }
+
+    /// Runs `body(idx, lane)` over every index of `shape`, row-major; with `vectorizable`, the
+    /// innermost loop runs vector steps (see [`Self::for_lanes`]) whose lane axis is the last.
     fn for_each_index(
         &mut self,
         shape: &[usize],
+        vectorizable: bool,
         prefix: &mut Vec<Value>,
-        body: &mut dyn FnMut(&mut Self, &[Value]) -> Res<()>,
+        body: &mut IndexBody<'_, Self>,
     ) -> Res<()> {
-        if prefix.len() == shape.len() {
-            return body(self, prefix);
+        let axis = prefix.len();
+        if axis == shape.len() {
+            return body(self, prefix, None);
         }
-        self.for_range(shape[prefix.len()], |s, i| {
+        if axis + 1 == shape.len() {
+            return self.for_lanes(shape[axis], vectorizable, |s, i, lanes| {
+                prefix.push(i);
+                let done = body(s, prefix, lanes.then_some(axis));
+                prefix.pop();
+                done
+            });
+        }
+        self.for_range(shape[axis], |s, i| {
             prefix.push(i);
-            let done = s.for_each_index(shape, prefix, body);
+            let done = s.for_each_index(shape, vectorizable, prefix, body);
             prefix.pop();
             done
         })
@@ -264,25 +366,108 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         }
     }
 
-    fn load_at(&mut self, base: Value, offset: Option<Value>) -> Value {
-        self.load_with(MemFlagsData::trusted(), base, offset)
+    /// Flags of an access of type `ty` to our arrays: vectors are only 8-byte aligned, so they
+    /// must not claim alignment (x64 would fold them into SSE operands that require 16).
+    fn mem_flags(ty: Type) -> MemFlagsData {
+        if ty.is_vector() {
+            MemFlagsData::new().with_notrap()
+        } else {
+            MemFlagsData::trusted()
+        }
     }
 
-    fn load_with(&mut self, flags: MemFlagsData, base: Value, offset: Option<Value>) -> Value {
+    /// The element at `offset`, or with `lanes` the vector of elements from there.
+    fn load_at(&mut self, base: Value, offset: Option<Value>, lanes: bool) -> Value {
+        let ty = if lanes { VECTOR } else { F64 };
+        self.load_with(ty, Self::mem_flags(ty), base, offset)
+    }
+
+    fn load_with(
+        &mut self,
+        ty: Type,
+        flags: MemFlagsData,
+        base: Value,
+        offset: Option<Value>,
+    ) -> Value {
         let addr = self.address(base, offset);
-        self.b.ins().load(F64, flags, addr, 0)
+        self.b.ins().load(ty, flags, addr, 0)
     }
 
+    /// Stores the scalar or vector `v` at `offset`.
     fn store_at(&mut self, base: Value, offset: Option<Value>, v: Value) {
         let addr = self.address(base, offset);
-        self.b.ins().store(MemFlagsData::trusted(), v, addr, 0);
+        let flags = Self::mem_flags(self.ty(v));
+        self.b.ins().store(flags, v, addr, 0);
+    }
+
+    fn ty(&self, v: Value) -> Type {
+        self.b.func.dfg.value_type(v)
+    }
+
+    /// `v` as a vector (a scalar is splat).
+    fn widen(&mut self, v: Value) -> Value {
+        if self.ty(v).is_vector() {
+            v
+        } else {
+            self.b.ins().splat(VECTOR, v)
+        }
+    }
+
+    /// `v`, splat when `lanes`: the value to store or combine at a position with or without lanes.
+    fn widen_if(&mut self, lanes: bool, v: Value) -> Value {
+        if lanes {
+            self.widen(v)
+        } else {
+            v
+        }
+    }
+
+    /// `a` and `c` with the same type: a scalar meeting a vector is splat.
+    fn unify(&mut self, a: Value, c: Value) -> (Value, Value) {
+        match (self.ty(a).is_vector(), self.ty(c).is_vector()) {
+            (true, false) => (a, self.widen(c)),
+            (false, true) => (self.widen(a), c),
+            _ => (a, c),
+        }
+    }
+
+    /// `yes` where `cond` holds, else `no`, per lane (a vector condition is an `fcmp` lane mask).
+    fn choose(&mut self, cond: Value, yes: Value, no: Value) -> Value {
+        let (yes, no) = self.unify(yes, no);
+        if self.ty(cond).is_vector() {
+            let (yes, no) = (self.widen(yes), self.widen(no));
+            let flags = MemFlagsData::new().with_endianness(Endianness::Little);
+            let mask = self.b.ins().bitcast(VECTOR, flags, cond);
+            self.b.ins().bitselect(mask, yes, no)
+        } else {
+            self.b.ins().select(cond, yes, no)
+        }
+    }
+
+    /// Compares `a` and `c` per lane.
+    fn compare(&mut self, cc: FloatCC, a: Value, c: Value) -> Value {
+        let (a, c) = self.unify(a, c);
+        self.b.ins().fcmp(cc, a, c)
+    }
+
+    /// Combines the lanes of vector `v` with `op` (a scalar `v` is returned as is).
+    fn combine_lanes(&mut self, op: BinaryOp, v: Value) -> Res<Value> {
+        if !self.ty(v).is_vector() {
+            return Ok(v);
+        }
+        let mut acc = self.b.ins().extractlane(v, 0);
+        for lane in 1..LANES {
+            let x = self.b.ins().extractlane(v, lane as u8);
+            acc = self.binary(op, acc, x)?;
+        }
+        Ok(acc)
     }
 
     /// Element offset of `ix` in the buffer of `id`.
     fn offset(&mut self, id: NodeId, ix: &Ix) -> Option<Value> {
         match ix {
-            Ix::Flat(i) => (self.plan.numel(id) != 1).then_some(*i),
-            Ix::Multi(idx) => {
+            Ix::Flat(i, _) => (self.plan.numel(id) != 1).then_some(*i),
+            Ix::Multi(idx, _) => {
                 let shape = self.plan.shape(id).to_vec();
                 self.linear(&shape, idx)
             }
@@ -305,24 +490,121 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         self.plan.is_buffered(id) || self.flat_ok(id, numel)
     }
 
-    /// Visits every element of `id` (row-major) with its index and value.
+    /// The lane axis of argument `k` of fused node `id` computed with lane axis `lane` (in a
+    /// flat loop with `flat`), or `None` when that argument's lanes would not be consecutive
+    /// elements along one of its axes or one element.
+    fn arg_lane(&self, id: NodeId, k: usize, lane: Lane, flat: bool) -> Option<Lane> {
+        let Some(l) = lane else {
+            return Some(None);
+        };
+        let arg = self.args(id)[k];
+        if flat {
+            return Some((self.plan.numel(arg) != 1).then_some(l));
+        }
+        // The axis `l` of `id` is `l` of its argument after removing (inserting) axis `a`.
+        let removed = |a: usize| if l > a { l - 1 } else { l };
+        let inserted = |a: usize| if l >= a { l + 1 } else { l };
+        Some(match self.op(id) {
+            Op::Unary(_) | Op::Slice { .. } => lane,
+            Op::Binary(_) | Op::BroadcastTo(_) => {
+                let shape = self.plan.shape(arg);
+                let drop = self.plan.shape(id).len() - shape.len();
+                (l >= drop && shape[l - drop] != 1).then(|| l - drop)
+            }
+            Op::Transpose => Some(1 - l),
+            Op::Diag => (l == 0).then_some(0),
+            Op::Select { axis } => (k == 0).then(|| inserted(*axis as usize)),
+            Op::Expand { axis, .. } => (l != *axis as usize).then(|| removed(*axis as usize)),
+            Op::Pad { axis, .. } if l != *axis as usize => lane,
+            Op::Scatter { axis, .. } if l != *axis as usize => {
+                (k == 0).then(|| removed(*axis as usize))
+            }
+            _ => return None,
+        })
+    }
+
+    /// [`Self::arg_lane`] for the element `ix` of `id`, which must have been checked.
+    fn lane_of_arg(&self, id: NodeId, k: usize, ix: &Ix) -> Res<Lane> {
+        self.arg_lane(id, k, ix.lane(), matches!(ix, Ix::Flat(..)))
+            .ok_or(CpuError::Internal("vector read across lanes"))
+    }
+
+    /// Whether the op of fused `id` has a vector form: every op but calls of runtime functions.
+    fn has_vector_form(&self, id: NodeId) -> bool {
+        match self.op(id) {
+            Op::Unary(u) => matches!(
+                u,
+                UnaryOp::Neg | UnaryOp::Sqrt | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Step
+            ),
+            Op::Binary(BinaryOp::Pow) => self.op(self.args(id)[1]) == &Op::Const(2.0),
+            _ => true,
+        }
+    }
+
+    /// Whether `id`, read with lane axis `lane` (in a flat loop with `flat`), can be computed
+    /// with vectors: every op whose value depends on the lanes has a vector form, and every
+    /// buffer below it is read along its last axis or at one element for all lanes.
+    fn lanes_ok(&self, id: NodeId, lane: Lane, flat: bool) -> bool {
+        match lane {
+            None => true,
+            Some(l) if self.plan.is_buffered(id) => flat || l + 1 == self.plan.shape(id).len(),
+            Some(_) => self.op_lanes_ok(id, lane, flat),
+        }
+    }
+
+    /// [`Self::lanes_ok`] for the expression of pointwise `id` itself (buffered or not).
+    fn op_lanes_ok(&self, id: NodeId, lane: Lane, flat: bool) -> bool {
+        let args = self.args(id);
+        self.has_vector_form(id)
+            && (0..args.len()).all(|k| {
+                self.arg_lane(id, k, lane, flat)
+                    .is_some_and(|arg_lane| self.lanes_ok(args[k], arg_lane, flat))
+            })
+    }
+
+    /// Whether a scan of `id` is one flat loop (else a loop nest), and whether the elements of
+    /// its innermost loop can be computed with vectors.
+    fn scan_kind(&self, id: NodeId, multi: bool) -> (bool, bool) {
+        if !multi && self.flat_scan_ok(id) {
+            return (true, self.lanes_ok(id, Some(0), true));
+        }
+        let rank = self.plan.shape(id).len();
+        (false, rank > 0 && self.lanes_ok(id, Some(rank - 1), false))
+    }
+
+    /// Whether a scan of `id` runs vector steps.
+    fn scan_has_lanes(&self, id: NodeId, multi: bool) -> bool {
+        let (flat, vectorizable) = self.scan_kind(id, multi);
+        let inner = if flat {
+            self.plan.numel(id)
+        } else {
+            self.plan.shape(id).last().copied().unwrap_or(1)
+        };
+        Self::vector_steps(inner, vectorizable)
+    }
+
+    /// Visits every element of `id` (row-major) with its index and value; with `lanes`, `body`
+    /// also takes groups of elements (an index with a lane axis, a vector or a scalar shared by
+    /// the lanes), when [`Self::scan_has_lanes`].
     fn scan(
         &mut self,
         id: NodeId,
         multi: bool,
+        lanes: bool,
         body: &mut dyn FnMut(&mut Self, &Ix, Value) -> Res<()>,
     ) -> Res<()> {
-        if !multi && self.flat_scan_ok(id) {
-            let numel = self.plan.numel(id);
-            self.for_range(numel, |s, i| {
-                let ix = Ix::Flat(i);
+        let (flat, vectorizable) = self.scan_kind(id, multi);
+        let vectorize = lanes && vectorizable;
+        if flat {
+            self.for_lanes(self.plan.numel(id), vectorize, |s, i, group| {
+                let ix = Ix::Flat(i, group.then_some(0));
                 let v = s.eval(id, &ix)?;
                 body(s, &ix, v)
             })
         } else {
             let shape = self.plan.shape(id).to_vec();
-            self.for_each_index(&shape, &mut Vec::new(), &mut |s, idx| {
-                let ix = Ix::Multi(idx.to_vec());
+            self.for_each_index(&shape, vectorize, &mut Vec::new(), &mut |s, idx, lane| {
+                let ix = Ix::Multi(idx.to_vec(), lane);
                 let v = s.eval(id, &ix)?;
                 body(s, &ix, v)
             })
@@ -332,65 +614,76 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
     /// Row-major flat position of `ix` within `id`'s index space.
     fn flat_index(&mut self, id: NodeId, ix: &Ix) -> Option<Value> {
         match ix {
-            Ix::Flat(i) => Some(*i),
-            Ix::Multi(idx) => {
+            Ix::Flat(i, _) => Some(*i),
+            Ix::Multi(idx, _) => {
                 let shape = self.plan.shape(id).to_vec();
                 self.linear(&shape, idx)
             }
         }
     }
 
-    /// The value of `id` at `ix`: a load when buffered, else its fused expression.
+    /// The value of `id` at `ix`: a load when buffered, else its fused expression; a vector
+    /// when `ix` has lanes, except for values shared by the lanes.
     fn eval(&mut self, id: NodeId, ix: &Ix) -> Res<Value> {
-        if self.plan.is_buffered(id) {
-            let base = self.base(id)?;
-            let offset = self.offset(id, ix);
-            // The caller's input arrays are never written while the function runs, so their
-            // loads may move (loop-invariant ones, such as scalars, leave the loop).
-            let flags = match self.plan.storage(id) {
-                Storage::Input(_) => MemFlagsData::trusted().with_readonly().with_can_move(),
-                _ => MemFlagsData::trusted(),
-            };
-            Ok(self.load_with(flags, base, offset))
-        } else {
-            self.eval_op(id, ix)
+        if !self.plan.is_buffered(id) {
+            return self.eval_op(id, ix);
         }
+        let base = self.base(id)?;
+        let offset = self.offset(id, ix);
+        let ty = match *ix {
+            Ix::Multi(_, Some(l)) if l + 1 != self.plan.shape(id).len() => {
+                return Err(CpuError::Internal("strided vector load"))
+            }
+            Ix::Flat(_, Some(_)) | Ix::Multi(_, Some(_)) => VECTOR,
+            _ => F64,
+        };
+        // The caller's input arrays are never written while the function runs, so their loads
+        // may move (loop-invariant ones, such as scalars, leave the loop).
+        let flags = match self.plan.storage(id) {
+            Storage::Input(_) => Self::mem_flags(ty).with_readonly().with_can_move(),
+            _ => Self::mem_flags(ty),
+        };
+        Ok(self.load_with(ty, flags, base, offset))
     }
 
-    /// The index of broadcast argument `arg` for the element `ix` of its consumer.
-    fn broadcast_ix(&mut self, arg: NodeId, ix: &Ix) -> Ix {
-        match ix {
-            Ix::Flat(i) => Ix::Flat(*i),
-            Ix::Multi(idx) => {
-                let shape = self.plan.shape(arg).to_vec();
+    /// The index of argument `k` of `id` (broadcast to the shape of `id`) for the element `ix`.
+    fn broadcast_ix(&mut self, id: NodeId, k: usize, ix: &Ix) -> Res<Ix> {
+        let lane = self.lane_of_arg(id, k, ix)?;
+        Ok(match ix {
+            Ix::Flat(i, _) => Ix::Flat(*i, lane),
+            Ix::Multi(idx, _) => {
+                let shape = self.plan.shape(self.args(id)[k]).to_vec();
                 let drop = idx.len() - shape.len();
-                Ix::Multi(
-                    shape
-                        .iter()
-                        .enumerate()
-                        .map(|(j, &size)| {
-                            if size == 1 {
-                                self.int(0)
-                            } else {
-                                idx[drop + j]
-                            }
-                        })
-                        .collect(),
-                )
+                let idx = shape
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &size)| {
+                        if size == 1 {
+                            self.int(0)
+                        } else {
+                            idx[drop + j]
+                        }
+                    })
+                    .collect();
+                Ix::Multi(idx, lane)
             }
-        }
+        })
     }
 
     fn multi(ix: &Ix) -> Res<&[Value]> {
         match ix {
-            Ix::Multi(idx) => Ok(idx),
-            Ix::Flat(_) => Err(CpuError::Internal("flat index for an index-remapping op")),
+            Ix::Multi(idx, _) => Ok(idx),
+            Ix::Flat(..) => Err(CpuError::Internal("flat index for an index-remapping op")),
         }
     }
 
     /// The value of pointwise node `id` at `ix`, computed from its arguments.
     fn eval_op(&mut self, id: NodeId, ix: &Ix) -> Res<Value> {
         let args = self.args(id);
+        // Argument `k` at the index `idx` of its own index space.
+        let at = |s: &Self, k: usize, idx: Vec<Value>| -> Res<Ix> {
+            Ok(Ix::Multi(idx, s.lane_of_arg(id, k, ix)?))
+        };
         Ok(match self.op(id) {
             Op::Const(c) => self.float(*c),
             Op::DimSize(d) => self.float(d.eval(self.dims) as f64),
@@ -399,10 +692,7 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 self.unary(*u, x)?
             }
             Op::Binary(o) => {
-                let (ia, ib) = (
-                    self.broadcast_ix(args[0], ix),
-                    self.broadcast_ix(args[1], ix),
-                );
+                let (ia, ib) = (self.broadcast_ix(id, 0, ix)?, self.broadcast_ix(id, 1, ix)?);
                 let a = self.eval(args[0], &ia)?;
                 if *o == BinaryOp::Pow && self.op(args[1]) == &Op::Const(2.0) {
                     return Ok(self.b.ins().fmul(a, a));
@@ -411,34 +701,38 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 self.binary(*o, a, c)?
             }
             Op::BroadcastTo(_) => {
-                let ia = self.broadcast_ix(args[0], ix);
+                let ia = self.broadcast_ix(id, 0, ix)?;
                 self.eval(args[0], &ia)?
             }
             Op::Eye(_) => {
-                let idx = Self::multi(ix)?;
-                self.indicator(idx[0], idx[1])
+                let same = self.same_index(ix, 0, 1)?;
+                let (one, zero) = (self.float(1.0), self.float(0.0));
+                self.choose(same, one, zero)
             }
             Op::Transpose => {
                 let idx = Self::multi(ix)?;
-                self.eval(args[0], &Ix::Multi(vec![idx[1], idx[0]]))?
+                let ia = at(self, 0, vec![idx[1], idx[0]])?;
+                self.eval(args[0], &ia)?
             }
             Op::Slice { axis, start, .. } => {
                 let mut idx = Self::multi(ix)?.to_vec();
                 let a = *axis as usize;
                 idx[a] = self.b.ins().iadd_imm_s(idx[a], start.eval(self.dims));
-                self.eval(args[0], &Ix::Multi(idx))?
+                let ia = at(self, 0, idx)?;
+                self.eval(args[0], &ia)?
             }
             Op::DiagPart => {
                 let i = Self::multi(ix)?[0];
-                self.eval(args[0], &Ix::Multi(vec![i, i]))?
+                let ia = at(self, 0, vec![i, i])?;
+                self.eval(args[0], &ia)?
             }
             Op::Diag => {
-                let idx = Self::multi(ix)?;
-                let (i, j) = (idx[0], idx[1]);
-                let v = self.eval(args[0], &Ix::Multi(vec![i]))?;
-                let same = self.b.ins().icmp(IntCC::Equal, i, j);
+                let i = Self::multi(ix)?[0];
+                let ia = at(self, 0, vec![i])?;
+                let v = self.eval(args[0], &ia)?;
+                let same = self.same_index(ix, 0, 1)?;
                 let zero = self.float(0.0);
-                self.b.ins().select(same, v, zero)
+                self.choose(same, v, zero)
             }
             Op::Select { axis } => {
                 let a = *axis as usize;
@@ -446,19 +740,21 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 if len == 0 {
                     return Ok(self.float(f64::NAN));
                 }
-                let at = self.eval(args[1], &Ix::Multi(Vec::new()))?;
-                let at = self.b.ins().fcvt_to_sint_sat(I64, at);
+                let position = self.eval(args[1], &Ix::Multi(Vec::new(), None))?;
+                let position = self.b.ins().fcvt_to_sint_sat(I64, position);
                 let (lo, hi) = (self.int(0), self.int(len - 1));
-                let at = self.b.ins().smax(at, lo);
-                let at = self.b.ins().smin(at, hi);
+                let position = self.b.ins().smax(position, lo);
+                let position = self.b.ins().smin(position, hi);
                 let mut idx = Self::multi(ix)?.to_vec();
-                idx.insert(a, at);
-                self.eval(args[0], &Ix::Multi(idx))?
+                idx.insert(a, position);
+                let ia = at(self, 0, idx)?;
+                self.eval(args[0], &ia)?
             }
             Op::Expand { axis, .. } => {
                 let mut idx = Self::multi(ix)?.to_vec();
                 idx.remove(*axis as usize);
-                self.eval(args[0], &Ix::Multi(idx))?
+                let ia = at(self, 0, idx)?;
+                self.eval(args[0], &ia)?
             }
             Op::Pad { axis, start, .. } => {
                 let a = *axis as usize;
@@ -476,21 +772,43 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 let (lo, hi) = (self.int(0), self.int(len - 1));
                 let clamped = self.b.ins().smax(shifted, lo);
                 idx[a] = self.b.ins().smin(clamped, hi);
-                let v = self.eval(args[0], &Ix::Multi(idx))?;
+                let ia = at(self, 0, idx)?;
+                let v = self.eval(args[0], &ia)?;
                 let zero = self.float(0.0);
-                self.b.ins().select(inside, v, zero)
+                self.choose(inside, v, zero)
             }
             Op::Scatter { axis, .. } => {
                 let mut idx = Self::multi(ix)?.to_vec();
                 let here = idx.remove(*axis as usize);
-                let at = self.eval(args[1], &Ix::Multi(Vec::new()))?;
-                let at = self.b.ins().fcvt_to_sint_sat(I64, at);
-                let hit = self.b.ins().icmp(IntCC::Equal, here, at);
-                let v = self.eval(args[0], &Ix::Multi(idx))?;
+                let position = self.eval(args[1], &Ix::Multi(Vec::new(), None))?;
+                let position = self.b.ins().fcvt_to_sint_sat(I64, position);
+                let hit = self.b.ins().icmp(IntCC::Equal, here, position);
+                let ia = at(self, 0, idx)?;
+                let v = self.eval(args[0], &ia)?;
                 let zero = self.float(0.0);
-                self.b.ins().select(hit, v, zero)
+                self.choose(hit, v, zero)
             }
             _ => return Err(CpuError::Internal("fused a non-pointwise op")),
+        })
+    }
+
+    /// Whether axes `a` and `b` of `ix` have the same index: a condition, or with lanes along
+    /// one of them, a lane mask.
+    fn same_index(&mut self, ix: &Ix, a: usize, b: usize) -> Res<Value> {
+        let idx = Self::multi(ix)?;
+        let (i, j) = (idx[a], idx[b]);
+        Ok(match ix.lane() {
+            Some(l) if l == a || l == b => {
+                let (moving, fixed) = if l == a { (i, j) } else { (j, i) };
+                let mut positions = self.b.ins().splat(I64X2, moving);
+                for lane in 1..LANES {
+                    let p = self.b.ins().iadd_imm_s(moving, lane as i64);
+                    positions = self.b.ins().insertlane(positions, p, lane as u8);
+                }
+                let fixed = self.b.ins().splat(I64X2, fixed);
+                self.b.ins().icmp(IntCC::Equal, positions, fixed)
+            }
+            _ => self.b.ins().icmp(IntCC::Equal, i, j),
         })
     }
 
@@ -501,6 +819,7 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         self.b.ins().select(same, one, zero)
     }
 
+    /// `op` of the scalar or vector `x`.
     fn unary(&mut self, op: UnaryOp, x: Value) -> Res<Value> {
         let ins = self.b.ins();
         Ok(match op {
@@ -510,19 +829,19 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
             UnaryOp::Sign => {
                 let zero = self.float(0.0);
                 let (one, minus_one) = (self.float(1.0), self.float(-1.0));
-                let negative = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
-                let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
-                let s = self.b.ins().select(negative, minus_one, x);
-                self.b.ins().select(positive, one, s)
+                let negative = self.compare(FloatCC::LessThan, x, zero);
+                let positive = self.compare(FloatCC::GreaterThan, x, zero);
+                let s = self.choose(negative, minus_one, x);
+                self.choose(positive, one, s)
             }
             UnaryOp::Step => {
                 // 1 for x ≥ 0, else 0; NaN stays NaN.
                 let zero = self.float(0.0);
                 let one = self.float(1.0);
-                let nonneg = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, zero);
-                let step = self.b.ins().select(nonneg, one, zero);
-                let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
-                self.b.ins().select(nan, x, step)
+                let nonneg = self.compare(FloatCC::GreaterThanOrEqual, x, zero);
+                let step = self.choose(nonneg, one, zero);
+                let nan = self.compare(FloatCC::Unordered, x, x);
+                self.choose(nan, x, step)
             }
             UnaryOp::Exp => self.call_f64("optc_exp", &[x])?,
             UnaryOp::Log => self.call_f64("optc_log", &[x])?,
@@ -532,7 +851,9 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         })
     }
 
+    /// `op` of scalars or vectors (a scalar meeting a vector is splat).
     fn binary(&mut self, op: BinaryOp, a: Value, c: Value) -> Res<Value> {
+        let (a, c) = self.unify(a, c);
         let ins = self.b.ins();
         Ok(match op {
             BinaryOp::Add => ins.fadd(a, c),
@@ -545,23 +866,61 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         })
     }
 
-    /// Folds every element of `arg` into an accumulator starting at `init`.
-    fn fold(
-        &mut self,
-        arg: NodeId,
-        init: f64,
-        combine: &dyn Fn(&mut Self, Value, Value) -> Res<Value>,
-    ) -> Res<Value> {
+    /// Folds every element of `arg`, mapped by `element`, into an accumulator starting at `init`
+    /// with `merge` (add or max). Vector steps fold into one accumulator per lane; the lanes
+    /// join the scalar accumulator (which took the remaining elements) at the end.
+    fn fold(&mut self, arg: NodeId, init: f64, merge: BinaryOp, element: Element) -> Res<Value> {
         let acc = self.b.declare_var(F64);
         let start = self.float(init);
         self.b.def_var(acc, start);
-        self.scan(arg, false, &mut |s, _, x| {
-            let a = s.b.use_var(acc);
-            let next = combine(s, a, x)?;
-            s.b.def_var(acc, next);
+        let vector_element = !matches!(element, Element::ShiftedExp(_));
+        let lanes = vector_element && self.scan_has_lanes(arg, false);
+        let lane_acc = if lanes {
+            let var = self.b.declare_var(VECTOR);
+            let starts = self.widen(start);
+            self.b.def_var(var, starts);
+            Some(var)
+        } else {
+            None
+        };
+        self.scan(arg, false, lanes, &mut |s, ix, x| {
+            let var = match lane_acc {
+                Some(var) if ix.lane().is_some() => var,
+                _ => acc,
+            };
+            let a = s.b.use_var(var);
+            let e = s.element(element, x)?;
+            let next = s.binary(merge, a, e)?;
+            s.b.def_var(var, next);
             Ok(())
         })?;
-        Ok(self.b.use_var(acc))
+        let total = self.b.use_var(acc);
+        match lane_acc {
+            Some(var) => {
+                let v = self.b.use_var(var);
+                let lanes_total = self.combine_lanes(merge, v)?;
+                self.binary(merge, lanes_total, total)
+            }
+            None => Ok(total),
+        }
+    }
+
+    /// What [`Self::fold`] merges of element `x`.
+    fn element(&mut self, element: Element, x: Value) -> Res<Value> {
+        Ok(match element {
+            Element::Itself => x,
+            Element::NonZero => {
+                let zero = self.float(0.0);
+                let size = self.b.ins().fabs(x);
+                let nonzero = self.compare(FloatCC::GreaterThan, size, zero);
+                let one = self.float(1.0);
+                self.choose(nonzero, one, zero)
+            }
+            Element::ShiftedExp(shift) => {
+                let centered = self.b.ins().fsub(x, shift);
+                self.call_f64("optc_exp", &[centered])?
+            }
+        })
     }
 
     /// `m` when finite, else 0: the shift that keeps log-sum-exp from overflowing.
@@ -573,27 +932,42 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
     }
 
     fn fill(&mut self, base: Value, numel: usize, value: f64) -> Res<()> {
-        self.for_range(numel, |s, i| {
+        self.for_lanes(numel, true, |s, i, group| {
             let v = s.float(value);
+            let v = s.widen_if(group, v);
             s.store_at(base, Some(i), v);
             Ok(())
         })
     }
 
-    /// Folds `arg` into the buffer `out` (of shape `out_shape`, already initialized): element
-    /// `idx` of `arg` goes to `out[project(idx)]`.
+    /// Folds `arg` into the buffer `out` (of shape `out_shape`, already initialized) with
+    /// `merge` (add or max): element `idx` of `arg` goes to `out[project(idx)]`. The lanes of a
+    /// vector step go to consecutive elements of `out` when `project` keeps the lane axis, else
+    /// they are merged first.
     fn fold_into(
         &mut self,
         arg: NodeId,
         out: Value,
         out_shape: &[usize],
         project: &dyn Fn(&[Value]) -> Vec<Value>,
-        combine: &dyn Fn(&mut Self, Value, Value) -> Res<Value>,
+        merge: BinaryOp,
     ) -> Res<()> {
-        self.scan(arg, true, &mut |s, ix, x| {
-            let o = s.linear(out_shape, &project(Self::multi(ix)?));
-            let current = s.load_at(out, o);
-            let next = combine(s, current, x)?;
+        self.scan(arg, true, true, &mut |s, ix, x| {
+            let idx = Self::multi(ix)?;
+            let projected = project(idx);
+            let spread = match ix.lane() {
+                Some(l) => projected.last() == Some(&idx[l]) && out_shape.last() != Some(&1),
+                None => false,
+            };
+            let x = s.widen_if(ix.lane().is_some(), x);
+            let x = if spread {
+                x
+            } else {
+                s.combine_lanes(merge, x)?
+            };
+            let o = s.linear(out_shape, &projected);
+            let current = s.load_at(out, o, spread);
+            let next = s.binary(merge, current, x)?;
             s.store_at(out, o, next);
             Ok(())
         })
@@ -603,47 +977,49 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         let op = self.op(id);
         let args = self.args(id);
         let out = self.base(id)?;
-        let add = |s: &mut Self, a: Value, x: Value| -> Res<Value> { Ok(s.b.ins().fadd(a, x)) };
-        let max = |s: &mut Self, a: Value, x: Value| -> Res<Value> { Ok(s.b.ins().fmax(a, x)) };
+        let (add, max) = (BinaryOp::Add, BinaryOp::Max);
         if is_pointwise(op) {
-            if is_elementwise(op) && args.iter().all(|&a| self.flat_ok(a, self.plan.numel(id))) {
-                return self.for_range(self.plan.numel(id), |s, i| {
-                    let v = s.eval_op(id, &Ix::Flat(i))?;
+            let numel = self.plan.numel(id);
+            if is_elementwise(op) && args.iter().all(|&a| self.flat_ok(a, numel)) {
+                let vectorizable = self.op_lanes_ok(id, Some(0), true);
+                return self.for_lanes(numel, vectorizable, |s, i, group| {
+                    let v = s.eval_op(id, &Ix::Flat(i, group.then_some(0)))?;
+                    let v = s.widen_if(group, v);
                     s.store_at(out, Some(i), v);
                     Ok(())
                 });
             }
             let shape = self.plan.shape(id).to_vec();
-            return self.for_each_index(&shape, &mut Vec::new(), &mut |s, idx| {
-                let v = s.eval_op(id, &Ix::Multi(idx.to_vec()))?;
-                let o = s.linear(&shape, idx);
-                s.store_at(out, o, v);
-                Ok(())
-            });
+            let vectorizable =
+                !shape.is_empty() && self.op_lanes_ok(id, Some(shape.len() - 1), false);
+            return self.for_each_index(
+                &shape,
+                vectorizable,
+                &mut Vec::new(),
+                &mut |s, idx, lane| {
+                    let v = s.eval_op(id, &Ix::Multi(idx.to_vec(), lane))?;
+                    let v = s.widen_if(lane.is_some(), v);
+                    let o = s.linear(&shape, idx);
+                    s.store_at(out, o, v);
+                    Ok(())
+                },
+            );
         }
         match op {
             Op::Sum { axis: None } | Op::Max { axis: None } | Op::Card => {
                 let v = match op {
-                    Op::Sum { .. } => self.fold(args[0], 0.0, &add)?,
-                    Op::Max { .. } => self.fold(args[0], f64::NEG_INFINITY, &max)?,
-                    _ => self.fold(args[0], 0.0, &|s, a, x| {
-                        let zero = s.float(0.0);
-                        let nonzero = s.b.ins().fcmp(FloatCC::NotEqual, x, zero);
-                        let one = s.float(1.0);
-                        let inc = s.b.ins().select(nonzero, one, zero);
-                        Ok(s.b.ins().fadd(a, inc))
-                    })?,
+                    Op::Sum { .. } => self.fold(args[0], 0.0, add, Element::Itself)?,
+                    Op::Max { .. } => {
+                        self.fold(args[0], f64::NEG_INFINITY, max, Element::Itself)?
+                    }
+                    _ => self.fold(args[0], 0.0, add, Element::NonZero)?,
                 };
                 self.store_at(out, None, v);
             }
             Op::LogSumExp { axis: None } => {
-                let m = self.fold(args[0], f64::NEG_INFINITY, &max)?;
+                let m = self.fold(args[0], f64::NEG_INFINITY, max, Element::Itself)?;
                 let shift = self.lse_shift(m);
-                let sum = self.fold(args[0], 0.0, &|s, a, x| {
-                    let centered = s.b.ins().fsub(x, shift);
-                    let e = s.call_f64("optc_exp", &[centered])?;
-                    Ok(s.b.ins().fadd(a, e))
-                })?;
+                let sum = self.fold(args[0], 0.0, add, Element::ShiftedExp(shift))?;
                 let log = self.call_f64("optc_log", &[sum])?;
                 let v = self.b.ins().fadd(shift, log);
                 self.store_at(out, None, v);
@@ -660,17 +1036,17 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 };
                 if let Op::Sum { .. } = op {
                     self.fill(out, shape.iter().product(), 0.0)?;
-                    self.fold_into(args[0], out, &shape, &project, &add)?;
+                    self.fold_into(args[0], out, &shape, &project, add)?;
                 } else {
                     self.fill(out, shape.iter().product(), f64::NEG_INFINITY)?;
-                    self.fold_into(args[0], out, &shape, &project, &max)?;
+                    self.fold_into(args[0], out, &shape, &project, max)?;
                 }
             }
             Op::LogSumExp { axis: Some(axis) } => self.lse_axis(id, *axis as usize, out)?,
             Op::ArgmaxMask { axis: None } => {
                 let arg = args[0];
                 let (best, at) = self.argmax_start();
-                self.scan(arg, false, &mut |s, ix, x| {
+                self.scan(arg, false, false, &mut |s, ix, x| {
                     let i = match s.flat_index(arg, ix) {
                         Some(i) => i,
                         None => s.int(0),
@@ -692,14 +1068,14 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 let shape = self.plan.shape(id).to_vec();
                 let drop = self.plan.shape(args[0]).len() - shape.len();
                 self.fill(out, shape.iter().product(), 0.0)?;
-                self.fold_into(args[0], out, &shape, &|idx| idx[drop..].to_vec(), &add)?;
+                self.fold_into(args[0], out, &shape, &|idx| idx[drop..].to_vec(), add)?;
             }
             Op::Trace => {
                 let acc = self.b.declare_var(F64);
                 let zero = self.float(0.0);
                 self.b.def_var(acc, zero);
                 self.for_range(self.size(args[0], 0), |s, i| {
-                    let x = s.eval(args[0], &Ix::Multi(vec![i, i]))?;
+                    let x = s.eval(args[0], &Ix::Multi(vec![i, i], None))?;
                     let a = s.b.use_var(acc);
                     let next = s.b.ins().fadd(a, x);
                     s.b.def_var(acc, next);
@@ -711,12 +1087,13 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
             Op::Stack => {
                 let inner = self.plan.numel(args[0]) as i64;
                 for (k, &arg) in args.iter().enumerate() {
-                    self.scan(arg, false, &mut |s, ix, x| {
+                    self.scan(arg, false, true, &mut |s, ix, x| {
                         let within = s.flat_index(arg, ix);
                         let at = match within {
                             None => s.int(k as i64 * inner),
                             Some(w) => s.b.ins().iadd_imm_s(w, k as i64 * inner),
                         };
+                        let x = s.widen_if(ix.lane().is_some(), x);
                         s.store_at(out, Some(at), x);
                         Ok(())
                     })?;
@@ -744,25 +1121,23 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 .collect()
         };
         self.fill(out, numel, f64::NEG_INFINITY)?;
-        self.fold_into(arg, out, &shape, &project, &|s, c, x| {
-            Ok(s.b.ins().fmax(c, x))
-        })?;
+        self.fold_into(arg, out, &shape, &project, BinaryOp::Max)?;
         self.fill(sums, numel, 0.0)?;
-        self.scan(arg, true, &mut |s, ix, x| {
+        self.scan(arg, true, false, &mut |s, ix, x| {
             let o = s.linear(&shape, &project(Self::multi(ix)?));
-            let m = s.load_at(out, o);
+            let m = s.load_at(out, o, false);
             let shift = s.lse_shift(m);
             let centered = s.b.ins().fsub(x, shift);
             let e = s.call_f64("optc_exp", &[centered])?;
-            let current = s.load_at(sums, o);
+            let current = s.load_at(sums, o, false);
             let next = s.b.ins().fadd(current, e);
             s.store_at(sums, o, next);
             Ok(())
         })?;
         self.for_range(numel, |s, i| {
-            let m = s.load_at(out, Some(i));
+            let m = s.load_at(out, Some(i), false);
             let shift = s.lse_shift(m);
-            let sum = s.load_at(sums, Some(i));
+            let sum = s.load_at(sums, Some(i), false);
             let log = s.call_f64("optc_log", &[sum])?;
             let v = s.b.ins().fadd(shift, log);
             s.store_at(out, Some(i), v);
@@ -809,10 +1184,10 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
             idx.insert(axis, i);
             idx
         };
-        self.for_each_index(&lanes, &mut Vec::new(), &mut |s, outer| {
+        self.for_each_index(&lanes, false, &mut Vec::new(), &mut |s, outer, _| {
             let (best, at) = s.argmax_start();
             s.for_range(len, |s, i| {
-                let x = s.eval(arg, &Ix::Multi(at_lane(outer, i)))?;
+                let x = s.eval(arg, &Ix::Multi(at_lane(outer, i), None))?;
                 s.argmax_step(best, at, x, i);
                 Ok(())
             })?;
@@ -951,8 +1326,8 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
     /// Copies the buffered node `id` into the array at `dst`.
     fn copy(&mut self, id: NodeId, dst: Value) -> Res<()> {
         let src = self.base(id)?;
-        self.for_range(self.plan.numel(id), |s, i| {
-            let v = s.load_at(src, Some(i));
+        self.for_lanes(self.plan.numel(id), true, |s, i, group| {
+            let v = s.load_at(src, Some(i), group);
             s.store_at(dst, Some(i), v);
             Ok(())
         })

@@ -27,6 +27,12 @@
 //! with transposed operands folded into flags —, logdet, solve, inv, expm and matpow and their
 //! first and second Fréchet derivatives, sort, topk, the sort adjoints scatter/gather, nuclear norm) are calls into
 //! [`kernels`]. Transcendental functions are calls to the scalar helpers there.
+//!
+//! The innermost loops of elementwise ops and reductions run over `f64x2` vectors where every
+//! buffer they read is contiguous along the loop or one element for the whole vector and no
+//! runtime function is called per element, with a scalar step for a remaining element (the rule
+//! is documented in `lower.rs`); sums then add the partial sums of the two lanes, which changes
+//! their summation order from the interpreter's.
 
 mod kernels;
 mod lower;
