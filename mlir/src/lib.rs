@@ -18,9 +18,12 @@
 //! `optc_runtime::cpu::kernels::symbols()`). Transcendental functions become libm calls.
 
 mod emit;
+mod gpu;
 mod plan;
 
 pub use emit::{Kernel, ENTRY, KERNELS};
+pub use gpu::{gpu_function, GpuFunction, Launch, LaunchOperand};
+pub use plan::{Plan, Storage};
 
 use emit::Target;
 
@@ -134,8 +137,29 @@ pub fn ptx_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Str
     let plan = plan::plan(program, roots, dims)?;
     let (text, _) = emit::module_text(program, &plan, dims, Target::Gpu)?;
     let context = context();
-    let module = parse_and_lower(&context, &text, PTX_PIPELINE)?;
+    let module = lower_to_ptx(&context, &text)?;
     let mut ptx = String::new();
+    for (name, object) in ptx_modules(&module)? {
+        let _ = writeln!(ptx, "// gpu.module @{name}");
+        ptx.push_str(&object);
+    }
+    Ok(ptx)
+}
+
+/// Runs [`PTX_PIPELINE`] on `text`, then canonicalizes the host function (which folds the
+/// operands of its kernel launches to constants; the PTX is already final).
+fn lower_to_ptx<'c>(context: &'c Context, text: &str) -> Result<Module<'c>, MlirError> {
+    let pipeline = format!(
+        "{},func.func(canonicalize))",
+        PTX_PIPELINE.trim_end_matches(')')
+    );
+    parse_and_lower(context, text, &pipeline)
+}
+
+/// The PTX of each `gpu.binary` of a lowered module, with the binary's name; refuses PTX that
+/// calls external functions (libdevice).
+fn ptx_modules(module: &Module) -> Result<Vec<(String, String)>, MlirError> {
+    let mut modules = Vec::new();
     let mut next = module.body().first_operation();
     while let Some(op) = next {
         if op.name().as_string_ref().as_str() == Ok("gpu.binary") {
@@ -155,17 +179,16 @@ pub fn ptx_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Str
             let object = object
                 .as_str()
                 .map_err(|_| MlirError::Internal("PTX that is not UTF-8"))?;
-            let _ = writeln!(ptx, "// gpu.module @{}", name.trim_matches('"'));
-            ptx.push_str(object);
+            if object.contains(".extern .func") {
+                return Err(MlirError::Unsupported(
+                    "functions of libdevice in GPU kernels (not available)",
+                ));
+            }
+            modules.push((name.trim_matches('"').to_string(), object.to_string()));
         }
         next = op.next_in_block();
     }
-    if ptx.contains(".extern .func") {
-        return Err(MlirError::Unsupported(
-            "functions of libdevice in GPU kernels (not available)",
-        ));
-    }
-    Ok(ptx)
+    Ok(modules)
 }
 
 /// A context with every dialect, pass and LLVM translation registered; single-threaded (the
