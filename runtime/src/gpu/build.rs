@@ -3,13 +3,16 @@
 //! `mlir` feature the per-iteration function is lowered through MLIR ([`gpu_plan`]), whose memory
 //! plan, kernel launches and PTX become the artifact's step list ([`assemble`]).
 
-use super::plan::{GpuPlan, Launch, LaunchOperand, Memory, Step, Storage};
+use super::plan::{GpuPlan, Launch, Step, Storage};
+#[cfg(feature = "mlir")]
+use super::plan::{LaunchOperand, Memory};
 use optc_compiler::derive;
 use optc_compiler::ir::{NodeId, Op, Program};
 use optc_compiler::simplify;
 
 /// The objective and gradient of a program, simplified and staged at fixed dims: the part of a
 /// [`GpuPlan`] that needs no MLIR.
+#[derive(Clone, Debug)]
 pub struct Staged {
     pub dims: Vec<u64>,
     pub derived: Program,
