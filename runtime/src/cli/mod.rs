@@ -129,7 +129,10 @@ fn front_end(m: &ModelArgs) -> Result<Front, u8> {
             program: a.program,
             sources: SourceMap::new(),
             timings: vec![("artifact", start.elapsed())],
-            data_dir: a.source_dir.into(),
+            // Where the source was built, or (on another machine) beside the artifact.
+            data_dir: Some(std::path::PathBuf::from(a.source_dir))
+                .filter(|d| d.is_dir())
+                .unwrap_or_else(|| source_dir(&m.file)),
             dims: a.dims,
         }),
     }

@@ -22,10 +22,12 @@ pub struct Staged {
     pub function_roots: Vec<NodeId>,
 }
 
-/// Differentiates, simplifies and stages `program`'s objective at the dim sizes `dims`, as the
-/// CPU backend does; the per-iteration function is the program cut at the setup values.
+/// Differentiates, simplifies and stages the merit of `program` that `optc bench` times (the
+/// objective plus its scalar constraint functions, [`crate::bench::merit`]) at the dim sizes
+/// `dims`, as the CPU backend does; the per-iteration function is the program cut at the setup
+/// values.
 pub fn stage(program: &Program, dims: &[u64]) -> Result<Staged, String> {
-    let derived = derive::differentiate(program).map_err(|e| e.to_string())?;
+    let derived = merit_gradient(program)?;
     let simplified = derive::simplify(&derived, dims).map_err(|e| e.to_string())?;
     let roots = simplified.derived.roots();
     let derived = simplified.derived.program;
@@ -38,6 +40,20 @@ pub fn stage(program: &Program, dims: &[u64]) -> Result<Staged, String> {
         given,
         function,
         function_roots,
+    })
+}
+
+/// A copy of `program` with the benchmarked merit and its gradient (unsimplified).
+pub fn merit_gradient(program: &Program) -> Result<derive::Derived, String> {
+    let mut program = program.clone();
+    let objective = crate::bench::merit(&mut program).ok_or("the model has no objective")?;
+    let vars: Vec<_> = program.variables().collect();
+    let grads = optc_compiler::autodiff::gradient(&mut program, objective, &vars)
+        .map_err(|e| e.to_string())?;
+    Ok(derive::Derived {
+        program,
+        objective,
+        gradient: vars.into_iter().zip(grads).collect(),
     })
 }
 

@@ -4,7 +4,7 @@
 //! their argument lists, library calls, host steps, copies) over planned buffers.
 //!
 //! The per-iteration function has one device buffer per input (the program's inputs, then one
-//! per setup value it reads), one per root (the objective, then the gradient of each variable)
+//! per setup value it reads), one per root (the merit, then the gradient of each variable)
 //! and one scratch buffer; a node's [`Storage`] says where its value lives.
 
 use optc_compiler::ir::{NodeId, Program};
@@ -117,14 +117,15 @@ pub enum Step {
     },
 }
 
-/// What a `gpu` artifact holds to evaluate the objective and its gradient on a device.
+/// What a `gpu` artifact holds to evaluate the merit `optc bench` times (the objective plus its
+/// scalar constraint functions, [`crate::bench::merit`]) and its gradient on a device.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GpuPlan {
     /// Sizes of the program's dims (by `DimId`) the kernels and buffers were planned for.
     pub dims: Vec<u64>,
-    /// The simplified objective and gradient program (its inputs are the artifact program's).
+    /// The simplified merit and gradient program (its inputs are the artifact program's).
     pub derived: Program,
-    /// The objective, then the gradient of each variable (in `Program::variables` order).
+    /// The merit, then the gradient of each variable (in `Program::variables` order).
     pub roots: Vec<NodeId>,
     /// Setup values of `derived` the per-iteration function reads (computed once per solve).
     pub given: Vec<NodeId>,

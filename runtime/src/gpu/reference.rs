@@ -1,8 +1,8 @@
 //! A [`Device`] in host memory that checks every call the executor makes as a GPU would take it,
-//! so the executor's orchestration is tested without a GPU: kernel parameters are decoded
-//! against the launch's operand list (five words per memref descriptor, with the buffer's own
-//! size; index words as planned), the grid must cover the node's elements, and a kernel may only
-//! read and write the memrefs passed to it. The kernel's computation itself is the interpreter's
+//! so the executor's orchestration is tested without a GPU: a launch must pass as many parameters
+//! as the kernel's PTX declares, they are decoded against the launch's operand list (five words
+//! per memref descriptor, with the buffer's own size; index words as planned), the grid must
+//! cover the node's elements, and a kernel may only read and write the memrefs passed to it. The kernel's computation itself is the interpreter's
 //! (the node with its fused arguments); the linear algebra is the interpreter's as well.
 
 use super::device::{
@@ -12,13 +12,14 @@ use super::exec::{eval_stored, ExecError};
 use super::plan::{LaunchOperand, Memory};
 use crate::linalg;
 use ndarray::{Array2, ArrayView2};
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 /// Host memory standing in for a device.
 #[derive(Default)]
 pub struct ReferenceDevice {
     buffers: Vec<Vec<f64>>,
-    modules: HashSet<String>,
+    /// Loaded modules and the number of parameters their kernel declares.
+    modules: HashMap<String, usize>,
     /// Kernel launches so far (for tests).
     pub launches: usize,
 }
@@ -133,13 +134,25 @@ impl Device for ReferenceDevice {
         if !ptx.contains(".entry") {
             return Err(invalid(format!("module `{name}` has no kernel entry")));
         }
-        self.modules.insert(name.to_string());
+        let params = ptx
+            .lines()
+            .filter(|l| l.trim_start().starts_with(".param"))
+            .count();
+        self.modules.insert(name.to_string(), params);
         Ok(())
     }
 
     fn launch(&mut self, call: &LaunchCall<'_>) -> DeviceResult<()> {
-        if !self.modules.contains(call.module) {
-            return Err(invalid(format!("module `{}` was not loaded", call.module)));
+        let declared = *self
+            .modules
+            .get(call.module)
+            .ok_or_else(|| invalid(format!("module `{}` was not loaded", call.module)))?;
+        if declared != call.params.len() {
+            return Err(invalid(format!(
+                "kernel `{}` declares {declared} parameters, the launch passes {}",
+                call.module,
+                call.params.len()
+            )));
         }
         let threads: u64 = call
             .grid
