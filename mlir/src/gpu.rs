@@ -51,7 +51,7 @@ pub fn gpu_function(
     roots: &[NodeId],
     dims: &[u64],
 ) -> Result<GpuFunction, MlirError> {
-    let plan = plan::plan(program, roots, dims)?;
+    let plan = plan::plan(program, roots, dims, true)?;
     let (text, _) = emit::module_text(program, &plan, dims, emit::Target::Gpu)?;
     let context = crate::context();
     let module = lower_to_ptx(&context, &text)?;

@@ -122,7 +122,7 @@ impl std::error::Error for MlirError {}
 
 /// The MLIR text of the function computing `roots` under `dims` (before any pass).
 pub fn mlir_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<String, MlirError> {
-    let plan = plan::plan(program, roots, dims)?;
+    let plan = plan::plan(program, roots, dims, false)?;
     Ok(emit::module_text(program, &plan, dims, Target::Cpu)?.0)
 }
 
@@ -134,7 +134,7 @@ pub fn mlir_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<St
 /// function, which this does not lower. Kernels that need libdevice (exp, log, sqrt, tanh, pow and
 /// the ops built on them) are refused, as its bitcode is not available here.
 pub fn ptx_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<String, MlirError> {
-    let plan = plan::plan(program, roots, dims)?;
+    let plan = plan::plan(program, roots, dims, true)?;
     let (text, _) = emit::module_text(program, &plan, dims, Target::Gpu)?;
     let context = context();
     let module = lower_to_ptx(&context, &text)?;
@@ -273,7 +273,7 @@ impl MlirCpuFn {
         dims: &[u64],
         symbols: &[(&str, *const u8)],
     ) -> Result<Self, MlirError> {
-        let plan = plan::plan(program, roots, dims)?;
+        let plan = plan::plan(program, roots, dims, false)?;
         let (text, kernels) = emit::module_text(program, &plan, dims, Target::Cpu)?;
         let mut addresses = Vec::with_capacity(kernels.len());
         for name in kernels {

@@ -95,7 +95,7 @@ fn check_against_interpreter(
     bindings: &Bindings,
     plan: GpuPlan,
     kernels: &[(String, String)],
-) -> usize {
+) -> (usize, usize) {
     let tol = if has_linear_algebra(&plan) {
         1e-9
     } else {
@@ -138,7 +138,7 @@ fn check_against_interpreter(
         &g_ref2,
         tol,
     );
-    exec.device().launches
+    (exec.device().launches, exec.device().factorizations)
 }
 
 /// A layout without fusion: every needed node is stored (roots in their output buffers), a
@@ -307,7 +307,7 @@ fn unfused_plans_of_every_example_match_the_interpreter() {
         };
         let name = file.file_name().unwrap().to_string_lossy().to_string();
         let (plan, kernels) = unfused_plan(&program, &bindings);
-        let launches = check_against_interpreter(&name, &program, &bindings, plan, &kernels);
+        let (launches, _) = check_against_interpreter(&name, &program, &bindings, plan, &kernels);
         assert!(launches > 0, "{name}: no kernel ran");
         checked.push(name);
     }
@@ -330,7 +330,19 @@ fn mlir_plans_of_every_example_match_the_interpreter() {
                     kernels.iter().all(|k| k.1.contains(".entry")),
                     "{name}: PTX"
                 );
-                check_against_interpreter(&name, &program, &bindings, plan, &kernels);
+                let sums = plan
+                    .steps
+                    .iter()
+                    .filter(|s| matches!(s, Step::Sum { .. }))
+                    .count();
+                let (_, factorizations) =
+                    check_against_interpreter(&name, &program, &bindings, plan, &kernels);
+                if name == "dagma.opt" {
+                    // The merit's logdet and its gradient's inverse share one LU per evaluation
+                    // (two evaluations); its sums of squares and of |W| are device sums.
+                    assert_eq!(factorizations, 2, "{name}");
+                    assert!(sums >= 2, "{name}: {sums} device sums");
+                }
                 checked.push(name);
             }
             Err(e) => {

@@ -72,7 +72,8 @@ pub struct Layout {
 }
 
 /// The plan of a staged function under a layout: its schedule becomes steps (the launches,
-/// library calls for matmul, logdet, inv and solve, host steps for the rest), then the copies.
+/// library calls for matmul, sums of stored values, logdet, inv and solve, host steps for the
+/// rest), then the copies.
 pub fn assemble(staged: Staged, layout: Layout) -> Result<GpuPlan, String> {
     let function = &staged.function;
     let shape = |id: NodeId| &layout.shapes[id.0 as usize];
@@ -103,6 +104,13 @@ pub fn assemble(staged: Staged, layout: Layout) -> Result<GpuPlan, String> {
                     m,
                     k,
                     n: sb.get(1).copied().unwrap_or(1),
+                }
+            }
+            Op::Sum { axis: None } if layout.storage[args[0].0 as usize].location().is_some() => {
+                Step::Sum {
+                    node,
+                    a: args[0],
+                    len: shape(args[0]).iter().product(),
                 }
             }
             Op::LogDet => Step::LogDet {

@@ -6,6 +6,8 @@
 //! **Untested on hardware** until a device session runs `scripts/gpu-check.sh`: this machine has
 //! no GPU; the executor above it is tested on the reference device.
 //!
+//! Sums of all elements are cuBLAS dot products with a vector of ones.
+//!
 //! # Row-major operands in column-major libraries
 //! A row-major `r × c` buffer is, read column-major, the `c × r` transpose. So:
 //! - `C = op(A)·op(B)` (row-major) is `Cᵀ = op(B)ᵀ·op(A)ᵀ`: cuBLAS `gemm` is called with the
@@ -61,6 +63,8 @@ struct LuWork {
     /// The diagonal of the factors (`n`), and the identity (`n × n`) for inverses.
     diagonal: sys::CUdeviceptr,
     identity: Option<sys::CUdeviceptr>,
+    /// Whether the factors are of a matrix with an exactly zero pivot.
+    singular: bool,
 }
 
 /// The first GPU, its stream, library handles and buffers.
@@ -77,6 +81,8 @@ pub struct CudaDevice {
     lu: Option<LuWork>,
     /// Column-major right-hand sides of `solve` (elements, allocation).
     rhs: Option<(usize, sys::CUdeviceptr)>,
+    /// A vector of ones (elements, allocation): sums are dot products with it.
+    ones: Option<(usize, sys::CUdeviceptr)>,
 }
 
 impl CudaDevice {
@@ -98,6 +104,7 @@ impl CudaDevice {
             solver: None,
             lu: None,
             rhs: None,
+            ones: None,
         })
     }
 
@@ -193,13 +200,13 @@ impl CudaDevice {
                 work,
                 diagonal,
                 identity: None,
+                singular: false,
             });
         }
         Ok(self.lu.as_mut().expect("just set"))
     }
 
-    /// Copies `a` into the work space and factorizes it; fails with [`DeviceError::Singular`]
-    /// when a pivot is exactly zero.
+    /// Copies `a` into the work space and factorizes it, noting whether a pivot is exactly zero.
     fn factorize(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
         let src = self.address(a, n * n)?;
         let handle = self.solver()?;
@@ -224,10 +231,24 @@ impl CudaDevice {
                 .map_err(cuda)?;
             result::stream::synchronize(stream).map_err(cuda)?;
         }
-        match status {
-            0 => Ok(()),
-            s if s > 0 => Err(DeviceError::Singular),
-            s => Err(DeviceError::Cuda(format!("getrf: argument {} invalid", -s))),
+        if status < 0 {
+            return Err(DeviceError::Cuda(format!(
+                "getrf: argument {} invalid",
+                -status
+            )));
+        }
+        self.lu.as_mut().expect("work space").singular = status > 0;
+        Ok(())
+    }
+
+    /// The factors of the last [`Device::lu_factor`], refusing singular ones when `invertible`.
+    fn factors(&self, invertible: bool) -> DeviceResult<&LuWork> {
+        match &self.lu {
+            None => Err(DeviceError::Invalid(
+                "an LU call before any factorization".into(),
+            )),
+            Some(w) if invertible && w.singular => Err(DeviceError::Singular),
+            Some(w) => Ok(w),
         }
     }
 
@@ -401,18 +422,53 @@ impl Device for CudaDevice {
         })
     }
 
-    fn sign_logdet(&mut self, a: DevPtr, n: usize) -> DeviceResult<(f64, f64)> {
+    fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
+        let from = self.address(x, len)?;
+        if len == 0 {
+            return Ok(0.0);
+        }
+        let ones = match self.ones {
+            Some((have, ptr)) if have >= len => ptr,
+            _ => {
+                let ptr = self.raw_alloc(len * 8)?;
+                // SAFETY: a fresh allocation of `len` elements.
+                unsafe { result::memcpy_htod_sync(ptr, &vec![1.0f64; len]) }.map_err(cuda)?;
+                self.extra.push(ptr);
+                self.ones = Some((len, ptr));
+                ptr
+            }
+        };
+        let handle = self.blas()?;
+        let mut total = 0.0f64;
+        // SAFETY: both vectors hold `len` elements; the result is written to a host f64 (the
+        // default host pointer mode: the call returns when it is there).
+        blas_ok(unsafe {
+            blas::cublasDdot_v2(handle, int(len)?, from as _, 1, ones as _, 1, &mut total)
+        })?;
+        Ok(total)
+    }
+
+    fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
+        if n == 0 {
+            self.address(a, 0)?;
+            self.lu_work(0)?.singular = false;
+            return Ok(());
+        }
+        self.factorize(a, n)
+    }
+
+    fn lu_sign_logdet(&mut self) -> DeviceResult<(f64, f64)> {
+        let w = self.factors(false)?;
+        let n = w.n;
         if n == 0 {
             return Ok((1.0, 0.0));
         }
-        match self.factorize(a, n) {
-            Ok(()) => {}
-            Err(DeviceError::Singular) => return Ok((0.0, f64::NEG_INFINITY)),
-            Err(e) => return Err(e),
+        if w.singular {
+            return Ok((0.0, f64::NEG_INFINITY));
         }
         let handle = self.blas()?;
         let stream = self.cu_stream();
-        let w = self.lu.as_ref().expect("factorized");
+        let w = self.factors(false)?;
         let (lu, diagonal, pivots) = (w.lu, w.diagonal, w.pivots);
         let mut diag = vec![0.0f64; n];
         let mut piv = vec![0i32; n];
@@ -446,12 +502,12 @@ impl Device for CudaDevice {
         Ok((sign, log_abs))
     }
 
-    fn inverse(&mut self, a: DevPtr, n: usize, out: DevPtr) -> DeviceResult<()> {
+    fn lu_inverse(&mut self, out: DevPtr) -> DeviceResult<()> {
+        let n = self.factors(true)?.n;
         let to = self.address(out, n * n)?;
         if n == 0 {
             return Ok(());
         }
-        self.factorize(a, n)?;
         if self.lu.as_ref().is_some_and(|w| w.identity.is_none()) {
             let eye = self.raw_alloc(n * n * 8)?;
             let mut host = vec![0.0f64; n * n];
@@ -463,7 +519,7 @@ impl Device for CudaDevice {
         }
         let handle = self.solver()?;
         let stream = self.cu_stream();
-        let w = self.lu.as_ref().expect("factorized");
+        let w = self.factors(true)?;
         let eye = w.identity.expect("just set");
         // SAFETY: n × n factors, pivots and right-hand side; info is one int.
         unsafe {
@@ -483,12 +539,12 @@ impl Device for CudaDevice {
         }
     }
 
-    fn solve(&mut self, a: DevPtr, b: DevPtr, n: usize, m: usize, out: DevPtr) -> DeviceResult<()> {
+    fn lu_solve(&mut self, b: DevPtr, m: usize, out: DevPtr) -> DeviceResult<()> {
+        let n = self.factors(true)?.n;
         let (from, to) = (self.address(b, n * m)?, self.address(out, n * m)?);
         if n == 0 || m == 0 {
             return Ok(());
         }
-        self.factorize(a, n)?;
         let stream = self.cu_stream();
         // The right-hand side, column-major n × m.
         let rhs = if m == 1 {
@@ -509,7 +565,7 @@ impl Device for CudaDevice {
             tmp
         };
         let handle = self.solver()?;
-        let w = self.lu.as_ref().expect("factorized");
+        let w = self.factors(true)?;
         // SAFETY: n × n factors and pivots, an n × m right-hand side.
         solver_ok(unsafe {
             solver::cusolverDnDgetrs(

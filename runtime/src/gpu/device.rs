@@ -1,6 +1,6 @@
 //! What the GPU executor needs from a device: buffers of f64, copies between host and device,
-//! launches of PTX kernels, and the dense linear algebra of the library calls (matrix product,
-//! LU with log-determinant, inverse, solve). Two implementations: [`super::cuda::CudaDevice`]
+//! launches of PTX kernels, and the library calls (matrix product, sum, LU with log-determinant,
+//! inverse, solve). Two implementations: [`super::cuda::CudaDevice`]
 //! (CUDA driver, cuBLAS, cuSOLVER through `cudarc`) and [`super::reference::ReferenceDevice`]
 //! (host memory, kernels run by the interpreter), which tests the executor here.
 //!
@@ -106,13 +106,18 @@ pub trait Device {
     fn load_module(&mut self, name: &str, ptx: &str) -> DeviceResult<()>;
     fn launch(&mut self, call: &LaunchCall<'_>) -> DeviceResult<()>;
     fn gemm(&mut self, g: &Gemm) -> DeviceResult<()>;
-    /// Sign and log of the absolute value of the determinant of the `n × n` matrix at `a` (from
-    /// an LU factorization; `a` is left unchanged).
-    fn sign_logdet(&mut self, a: DevPtr, n: usize) -> DeviceResult<(f64, f64)>;
-    /// `out = a⁻¹` (`n × n`).
-    fn inverse(&mut self, a: DevPtr, n: usize, out: DevPtr) -> DeviceResult<()>;
-    /// `out = a⁻¹ b`, `b` and `out` of `n × m`.
-    fn solve(&mut self, a: DevPtr, b: DevPtr, n: usize, m: usize, out: DevPtr) -> DeviceResult<()>;
+    /// The sum of the `len` elements at `x`.
+    fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64>;
+    /// LU-factorizes the `n × n` matrix at `a` (left unchanged); the device keeps the factors
+    /// for the `lu_*` calls until the next factorization.
+    fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()>;
+    /// Sign and log of the absolute value of the factorized matrix's determinant (sign 0 when it
+    /// is singular).
+    fn lu_sign_logdet(&mut self) -> DeviceResult<(f64, f64)>;
+    /// `out = A⁻¹` of the factorized matrix ([`DeviceError::Singular`] when it is singular).
+    fn lu_inverse(&mut self, out: DevPtr) -> DeviceResult<()>;
+    /// `out = A⁻¹ b` of the factorized matrix, `b` and `out` of `n × m`.
+    fn lu_solve(&mut self, b: DevPtr, m: usize, out: DevPtr) -> DeviceResult<()>;
     /// Waits for the queued work (timings, and errors of asynchronous launches).
     fn synchronize(&mut self) -> DeviceResult<()>;
 }
@@ -143,14 +148,20 @@ impl<D: Device + ?Sized> Device for Box<D> {
     fn gemm(&mut self, g: &Gemm) -> DeviceResult<()> {
         (**self).gemm(g)
     }
-    fn sign_logdet(&mut self, a: DevPtr, n: usize) -> DeviceResult<(f64, f64)> {
-        (**self).sign_logdet(a, n)
+    fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
+        (**self).sum(x, len)
     }
-    fn inverse(&mut self, a: DevPtr, n: usize, out: DevPtr) -> DeviceResult<()> {
-        (**self).inverse(a, n, out)
+    fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
+        (**self).lu_factor(a, n)
     }
-    fn solve(&mut self, a: DevPtr, b: DevPtr, n: usize, m: usize, out: DevPtr) -> DeviceResult<()> {
-        (**self).solve(a, b, n, m, out)
+    fn lu_sign_logdet(&mut self) -> DeviceResult<(f64, f64)> {
+        (**self).lu_sign_logdet()
+    }
+    fn lu_inverse(&mut self, out: DevPtr) -> DeviceResult<()> {
+        (**self).lu_inverse(out)
+    }
+    fn lu_solve(&mut self, b: DevPtr, m: usize, out: DevPtr) -> DeviceResult<()> {
+        (**self).lu_solve(b, m, out)
     }
     fn synchronize(&mut self) -> DeviceResult<()> {
         (**self).synchronize()

@@ -281,8 +281,25 @@ impl<D: Device> Executor<D> {
         params
     }
 
+    /// Factorizes the matrix of node `a` unless the device holds its factors from this
+    /// evaluation (`factored`): logdet, inverse and solves of one matrix share one LU. (Each node
+    /// is computed once per evaluation, before the steps that read it.)
+    fn factor(
+        &mut self,
+        a: NodeId,
+        n: usize,
+        factored: &mut Option<NodeId>,
+    ) -> Result<(), ExecError> {
+        if *factored != Some(a) {
+            self.device.lu_factor(self.place(a)?, n)?;
+            *factored = Some(a);
+        }
+        Ok(())
+    }
+
     fn run_steps(&mut self) -> Result<(), ExecError> {
         let input_lens = self.plan.input_lens();
+        let mut factored = None;
         for i in 0..self.plan.steps.len() {
             let step = self.plan.steps[i].clone();
             match step {
@@ -323,22 +340,29 @@ impl<D: Device> Executor<D> {
                     })?;
                 }
                 Step::LogDet { node, a, n } => {
-                    let (sign, log_abs) = self.device.sign_logdet(self.place(a)?, n)?;
+                    self.factor(a, n, &mut factored)?;
+                    let (sign, log_abs) = self.device.lu_sign_logdet()?;
                     if sign <= 0.0 {
                         return Err(EvalError::NonPositiveDet { node, sign }.into());
                     }
                     self.device.upload(self.place(node)?, &[log_abs])?;
                 }
+                Step::Sum { node, a, len } => {
+                    let total = self.device.sum(self.place(a)?, len)?;
+                    self.device.upload(self.place(node)?, &[total])?;
+                }
                 Step::Inv { node, a, n } => {
-                    let (a, out) = (self.place(a)?, self.place(node)?);
+                    self.factor(a, n, &mut factored)?;
+                    let out = self.place(node)?;
                     self.device
-                        .inverse(a, n, out)
+                        .lu_inverse(out)
                         .map_err(|e| singular(e, node, "inv"))?;
                 }
                 Step::Solve { node, a, b, n, m } => {
-                    let (a, b, out) = (self.place(a)?, self.place(b)?, self.place(node)?);
+                    self.factor(a, n, &mut factored)?;
+                    let (b, out) = (self.place(b)?, self.place(node)?);
                     self.device
-                        .solve(a, b, n, m, out)
+                        .lu_solve(b, m, out)
                         .map_err(|e| singular(e, node, "solve"))?;
                 }
                 Step::Host { node } => self.host_step(node)?,

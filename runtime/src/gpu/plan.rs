@@ -71,8 +71,8 @@ pub struct Launch {
     pub operands: Vec<LaunchOperand>,
 }
 
-/// One step of the per-iteration function, in execution order. Matrix operands name stored
-/// nodes, or [`Storage::TransposeFlag`] nodes whose argument is stored.
+/// One step of the per-iteration function, in execution order. Operands name stored nodes (or,
+/// of a matrix product, [`Storage::TransposeFlag`] nodes whose argument is stored).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Step {
     Launch(Launch),
@@ -90,6 +90,12 @@ pub enum Step {
         node: NodeId,
         a: NodeId,
         n: usize,
+    },
+    /// `node` = the sum of the `len` elements of `a`.
+    Sum {
+        node: NodeId,
+        a: NodeId,
+        len: usize,
     },
     /// `node = a⁻¹`.
     Inv {
@@ -251,9 +257,9 @@ impl GpuPlan {
                         })
                 }
                 Step::Gemm { node, a, b, .. } => stored(*node) && operand(*a) && operand(*b),
-                Step::LogDet { node, a, .. } | Step::Inv { node, a, .. } => {
-                    stored(*node) && stored(*a)
-                }
+                Step::LogDet { node, a, .. }
+                | Step::Inv { node, a, .. }
+                | Step::Sum { node, a, .. } => stored(*node) && stored(*a),
                 Step::Solve { node, a, b, .. } => stored(*node) && stored(*a) && stored(*b),
                 Step::Host { node } => stored(*node),
                 Step::Copy { node, output } => stored(*node) && *output < outputs,

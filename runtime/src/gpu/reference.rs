@@ -20,8 +20,11 @@ pub struct ReferenceDevice {
     buffers: Vec<Vec<f64>>,
     /// Loaded modules and the number of parameters their kernel declares.
     modules: HashMap<String, usize>,
-    /// Kernel launches so far (for tests).
+    /// The factors of the last `lu_factor`.
+    lu: Option<linalg::Lu>,
+    /// Kernel launches and LU factorizations so far (for tests).
     pub launches: usize,
+    pub factorizations: usize,
 }
 
 fn invalid(m: impl Into<String>) -> DeviceError {
@@ -31,6 +34,12 @@ fn invalid(m: impl Into<String>) -> DeviceError {
 impl ReferenceDevice {
     pub fn new() -> ReferenceDevice {
         ReferenceDevice::default()
+    }
+
+    fn factors(&self) -> DeviceResult<&linalg::Lu> {
+        self.lu
+            .as_ref()
+            .ok_or_else(|| invalid("an LU call before any factorization"))
     }
 
     fn slice(&self, p: DevPtr, len: usize) -> DeviceResult<&[f64]> {
@@ -213,17 +222,34 @@ impl Device for ReferenceDevice {
         self.store(g.c, &c)
     }
 
-    fn sign_logdet(&mut self, a: DevPtr, n: usize) -> DeviceResult<(f64, f64)> {
-        Ok(linalg::sign_logdet(self.matrix(a, n, n)?))
+    fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
+        Ok(self.slice(x, len)?.iter().sum())
     }
 
-    fn inverse(&mut self, a: DevPtr, n: usize, out: DevPtr) -> DeviceResult<()> {
-        let inv = linalg::inv(self.matrix(a, n, n)?).map_err(|_| DeviceError::Singular)?;
+    fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
+        self.lu = Some(linalg::Lu::new(self.matrix(a, n, n)?));
+        self.factorizations += 1;
+        Ok(())
+    }
+
+    fn lu_sign_logdet(&mut self) -> DeviceResult<(f64, f64)> {
+        Ok(self.factors()?.sign_logabs_det())
+    }
+
+    fn lu_inverse(&mut self, out: DevPtr) -> DeviceResult<()> {
+        let lu = self.factors()?;
+        let inv = lu
+            .solve(Array2::eye(lu.size()).view())
+            .map_err(|_| DeviceError::Singular)?;
         self.store(out, &inv)
     }
 
-    fn solve(&mut self, a: DevPtr, b: DevPtr, n: usize, m: usize, out: DevPtr) -> DeviceResult<()> {
-        let x = linalg::solve(self.matrix(a, n, n)?, self.matrix(b, n, m)?)
+    fn lu_solve(&mut self, b: DevPtr, m: usize, out: DevPtr) -> DeviceResult<()> {
+        let n = self.factors()?.size();
+        let rhs = self.matrix(b, n, m)?.to_owned();
+        let x = self
+            .factors()?
+            .solve(rhs.view())
             .map_err(|_| DeviceError::Singular)?;
         self.store(out, &x)
     }
