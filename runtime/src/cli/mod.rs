@@ -1123,15 +1123,20 @@ fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
         spec.random_data = Some(1);
     }
     let (_, model) = load_model_with(&a.model, spec, args::BackendArg::Cpu)?;
-    let mut executor = gpu::open(&artifact, &model.bindings).map_err(|d| fail(d, EXIT_MODEL))?;
+    // A failing CUDA call or missing CUDA library is the machine's (69); the rest the model's.
+    let failed = |d: Diagnostic| {
+        let code = if d.code == gpu::DEVICE_FAILED {
+            EXIT_UNAVAILABLE
+        } else {
+            EXIT_MODEL
+        };
+        fail(d, code)
+    };
+    let mut executor = gpu::open(&artifact, &model.bindings).map_err(failed)?;
     let x = model.x();
     let budget = std::time::Duration::from_millis(a.time_ms);
-    let run = |executor: &mut gpu::exec::Executor<_>| {
-        let (value, gradient) = executor.value_grad(&x)?;
-        let rate = gpu::evals_per_second(executor, &x, budget)?;
-        Ok::<_, gpu::exec::ExecError>((value, gradient, rate))
-    };
-    let (value, gradient, rate) = run(&mut executor).map_err(|e| fail(e.into(), EXIT_MODEL))?;
+    let (value, gradient, rate) =
+        gpu::measure(&mut executor, &x, budget).map_err(|e| failed(e.into()))?;
     let dims: serde_json::Map<String, serde_json::Value> = model
         .program
         .dims

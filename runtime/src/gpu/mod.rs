@@ -199,24 +199,44 @@ pub fn open(
         .iter()
         .map(|k| (k.name.clone(), k.ptx.clone()))
         .collect();
-    Ok(Executor::new(device()?, plan, &kernels, bindings)?)
+    Ok(guarded(|| {
+        Executor::new(device()?, plan, &kernels, bindings)
+    })?)
 }
 
-/// Value+gradient evaluations per second at `x`, measured for about `budget` after one warm-up
-/// evaluation (each evaluation waits for the device).
-pub fn evals_per_second<D: Device>(
+/// Runs `f`, turning a panic inside it (cudarc panics when a CUDA library or symbol it needs is
+/// missing) into a device error.
+fn guarded<T>(f: impl FnOnce() -> Result<T, ExecError>) -> Result<T, ExecError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a CUDA library call panicked");
+        Err(ExecError::Device(device::DeviceError::Library(
+            why.to_string(),
+        )))
+    })
+}
+
+/// The merit and its gradient at `x`, then value+gradient evaluations per second at `x`,
+/// measured for about `budget` after that first evaluation (the device is drained at the end).
+pub fn measure<D: Device>(
     executor: &mut Executor<D>,
     x: &[f64],
     budget: Duration,
-) -> Result<f64, ExecError> {
-    executor.value_grad(x)?;
-    executor.synchronize()?;
-    let start = Instant::now();
-    let mut count = 0u64;
-    while count == 0 || start.elapsed() < budget {
-        executor.value_grad(x)?;
-        count += 1;
-    }
-    executor.synchronize()?;
-    Ok(count as f64 / start.elapsed().as_secs_f64())
+) -> Result<(f64, Vec<f64>, f64), ExecError> {
+    guarded(|| {
+        let (value, gradient) = executor.value_grad(x)?;
+        executor.synchronize()?;
+        let start = Instant::now();
+        let mut count = 0u64;
+        while count == 0 || start.elapsed() < budget {
+            executor.value_grad(x)?;
+            count += 1;
+        }
+        executor.synchronize()?;
+        let rate = count as f64 / start.elapsed().as_secs_f64();
+        Ok((value, gradient, rate))
+    })
 }
