@@ -30,7 +30,6 @@ failed=0
 echo "== examples: merit and gradient against the CPU references"
 printf '%-14s %12s %12s %s\n' example value_rel grad_max_rel result
 for ref in "$dir"/ref/*.json; do
-  case "$ref" in *.eval.json) continue ;; esac
   name=$(basename "$ref" .json)
   art=$(ls "$dir"/examples/*/"$name.optx" 2> /dev/null | head -n 1)
   [[ -n "$art" ]] || continue
