@@ -18,9 +18,12 @@
 //! `optc_runtime::cpu::kernels::symbols()`). Transcendental functions become libm calls.
 
 mod emit;
+mod gpu;
 mod plan;
 
 pub use emit::{Kernel, ENTRY, KERNELS};
+pub use gpu::{gpu_function, GpuFunction, Launch, LaunchOperand};
+pub use plan::{Plan, Storage};
 
 use emit::Target;
 
@@ -119,7 +122,7 @@ impl std::error::Error for MlirError {}
 
 /// The MLIR text of the function computing `roots` under `dims` (before any pass).
 pub fn mlir_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<String, MlirError> {
-    let plan = plan::plan(program, roots, dims)?;
+    let plan = plan::plan(program, roots, dims, false)?;
     Ok(emit::module_text(program, &plan, dims, Target::Cpu)?.0)
 }
 
@@ -131,11 +134,32 @@ pub fn mlir_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<St
 /// function, which this does not lower. Kernels that need libdevice (exp, log, sqrt, tanh, pow and
 /// the ops built on them) are refused, as its bitcode is not available here.
 pub fn ptx_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<String, MlirError> {
-    let plan = plan::plan(program, roots, dims)?;
+    let plan = plan::plan(program, roots, dims, true)?;
     let (text, _) = emit::module_text(program, &plan, dims, Target::Gpu)?;
     let context = context();
-    let module = parse_and_lower(&context, &text, PTX_PIPELINE)?;
+    let module = lower_to_ptx(&context, &text)?;
     let mut ptx = String::new();
+    for (name, object) in ptx_modules(&module)? {
+        let _ = writeln!(ptx, "// gpu.module @{name}");
+        ptx.push_str(&object);
+    }
+    Ok(ptx)
+}
+
+/// Runs [`PTX_PIPELINE`] on `text`, then canonicalizes the host function (which folds the
+/// operands of its kernel launches to constants; the PTX is already final).
+fn lower_to_ptx<'c>(context: &'c Context, text: &str) -> Result<Module<'c>, MlirError> {
+    let pipeline = format!(
+        "{},func.func(canonicalize))",
+        PTX_PIPELINE.trim_end_matches(')')
+    );
+    parse_and_lower(context, text, &pipeline)
+}
+
+/// The PTX of each `gpu.binary` of a lowered module, with the binary's name; refuses PTX that
+/// calls external functions (libdevice).
+fn ptx_modules(module: &Module) -> Result<Vec<(String, String)>, MlirError> {
+    let mut modules = Vec::new();
     let mut next = module.body().first_operation();
     while let Some(op) = next {
         if op.name().as_string_ref().as_str() == Ok("gpu.binary") {
@@ -155,17 +179,16 @@ pub fn ptx_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Str
             let object = object
                 .as_str()
                 .map_err(|_| MlirError::Internal("PTX that is not UTF-8"))?;
-            let _ = writeln!(ptx, "// gpu.module @{}", name.trim_matches('"'));
-            ptx.push_str(object);
+            if object.contains(".extern .func") {
+                return Err(MlirError::Unsupported(
+                    "functions of libdevice in GPU kernels (not available)",
+                ));
+            }
+            modules.push((name.trim_matches('"').to_string(), object.to_string()));
         }
         next = op.next_in_block();
     }
-    if ptx.contains(".extern .func") {
-        return Err(MlirError::Unsupported(
-            "functions of libdevice in GPU kernels (not available)",
-        ));
-    }
-    Ok(ptx)
+    Ok(modules)
 }
 
 /// A context with every dialect, pass and LLVM translation registered; single-threaded (the
@@ -250,7 +273,7 @@ impl MlirCpuFn {
         dims: &[u64],
         symbols: &[(&str, *const u8)],
     ) -> Result<Self, MlirError> {
-        let plan = plan::plan(program, roots, dims)?;
+        let plan = plan::plan(program, roots, dims, false)?;
         let (text, kernels) = emit::module_text(program, &plan, dims, Target::Cpu)?;
         let mut addresses = Vec::with_capacity(kernels.len());
         for name in kernels {

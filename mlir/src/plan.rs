@@ -5,7 +5,9 @@
 //! The rules are the Cranelift backend's (`optc_runtime::cpu`) basic ones: a pointwise node is
 //! fused into its only consumer unless that consumer would evaluate it more than once per element
 //! (broadcast expansion, `diag`, the two passes of log-sum-exp); constants, sizes and identity
-//! matrices are fused everywhere; arguments of runtime kernels are always buffered. (The
+//! matrices are fused everywhere; arguments of runtime kernels are always buffered. For the GPU,
+//! the argument of a sum of all elements is buffered too (computed by a kernel, summed by a
+//! library call). (The
 //! Cranelift planner also recomputes one elementwise op of stored values in each of several
 //! consumers, and fuses a node read twice by one consumer; this planner does not yet.)
 
@@ -141,8 +143,15 @@ fn recomputes(program: &Program, shapes: &[Vec<usize>], consumer: NodeId, arg: N
     }
 }
 
-/// Plans the evaluation of `roots` under the dim sizes `dims`.
-pub fn plan(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Plan, MlirError> {
+/// Plans the evaluation of `roots` under the dim sizes `dims`. With `gpu`, the argument of a sum
+/// of all elements is stored rather than fused (a kernel computes it, and the GPU runtime sums it
+/// with a library call: a reduction is no GPU kernel here).
+pub fn plan(
+    program: &Program,
+    roots: &[NodeId],
+    dims: &[u64],
+    gpu: bool,
+) -> Result<Plan, MlirError> {
     let g = &program.graph;
     let n = g.len();
     if let Some(r) = roots.iter().find(|r| r.0 as usize >= n) {
@@ -191,7 +200,13 @@ pub fn plan(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<Plan, M
         let is_root = output_of(id).is_some();
         let loop_users = users.iter().all(|&u| !is_kernel(&g.node(u).op));
         let cheap = matches!(node.op, Op::Const(_) | Op::DimSize(_) | Op::Eye(_));
+        let summed_on_gpu = gpu
+            && !cheap
+            && users
+                .iter()
+                .any(|&u| matches!(g.node(u).op, Op::Sum { axis: None }));
         let fuse = !is_root
+            && !summed_on_gpu
             && is_pointwise(&node.op)
             && loop_users
             && (cheap || (users.len() == 1 && !recomputes(program, &shapes, users[0], id)));

@@ -16,6 +16,7 @@
 //! (bindings, derivatives, simplification, staging, native code, solve) runs where the artifact is
 //! run; an artifact is tied to the optc version that wrote it.
 
+use crate::gpu::plan::GpuPlan;
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::Program;
@@ -26,7 +27,7 @@ use std::path::Path;
 /// The first bytes of every artifact.
 pub const MAGIC: [u8; 8] = *b"OPTX\r\n\x1a\n";
 /// The container and payload format this optc writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The optc version recorded in artifacts written by this build.
 pub const OPTC_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -71,8 +72,10 @@ pub struct Artifact {
     pub program: Program,
     /// Dimension sizes fixed at build time (`--dims`).
     pub dims: Vec<(String, u64)>,
-    /// `gpu` target: the PTX kernels of the value and gradient at `dims`.
+    /// `gpu` target: the PTX module of each kernel of [`Artifact::gpu`]'s launches.
     pub kernels: Vec<Kernel>,
+    /// `gpu` target: the staged plan of the objective and gradient at `dims` (since version 2).
+    pub gpu: Option<GpuPlan>,
 }
 
 /// Why a file is not a usable artifact.
@@ -258,14 +261,24 @@ pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
     }
     let artifact: Artifact =
         serde_json::from_value(value).map_err(|e| corrupt(format!("bad content: {e}")))?;
-    let problems = optc_compiler::ir::verify(&artifact.program);
-    if let Some(first) = problems.first() {
-        return Err(corrupt(format!("malformed IR: {first}")));
+    let mut programs = vec![&artifact.program];
+    if let Some(plan) = &artifact.gpu {
+        programs.extend([&plan.derived, &plan.function]);
     }
-    if !dims_are_declared(&artifact.program) {
-        return Err(corrupt(
-            "malformed IR: a shape names an undeclared dimension".into(),
-        ));
+    for program in programs {
+        let problems = optc_compiler::ir::verify(program);
+        if let Some(first) = problems.first() {
+            return Err(corrupt(format!("malformed IR: {first}")));
+        }
+        if !dims_are_declared(program) {
+            return Err(corrupt(
+                "malformed IR: a shape names an undeclared dimension".into(),
+            ));
+        }
+    }
+    if let Some(plan) = &artifact.gpu {
+        plan.check()
+            .map_err(|why| corrupt(format!("GPU plan: {why}")))?;
     }
     Ok(artifact)
 }
@@ -313,6 +326,7 @@ mod tests {
             program: compiled.program.expect("ir"),
             dims: vec![("n".into(), 3)],
             kernels: Vec::new(),
+            gpu: None,
         }
     }
 

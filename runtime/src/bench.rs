@@ -11,7 +11,7 @@ use crate::model::Model;
 use crate::simulate::Rng;
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::autodiff::{self, AdError};
-use optc_compiler::ir::{BinaryOp, ConstraintKind, NodeId, Op};
+use optc_compiler::ir::{BinaryOp, ConstraintKind, NodeId, Op, Program};
 use optc_compiler::simplify::SimplifyError;
 use std::time::{Duration, Instant};
 
@@ -49,17 +49,10 @@ impl From<EvalError> for BenchError {
     }
 }
 
-/// Adds `function` of the merit to the model's program, simplifies it (unless `simplify` is
-/// false) and returns its roots; for [`Function::Hvp`] binds a seeded random direction.
-pub fn prepare(
-    model: &mut Model,
-    function: Function,
-    simplify: bool,
-) -> Result<Vec<NodeId>, BenchError> {
-    let program = &mut model.program;
-    let mut merit = program
-        .minimized_objective()
-        .ok_or(BenchError::NoObjective)?;
+/// Adds the benchmarked merit to `program`: the objective (as minimized) plus every scalar
+/// equality and inequality constraint function; `None` without an objective.
+pub fn merit(program: &mut Program) -> Option<NodeId> {
+    let mut merit = program.minimized_objective()?;
     let g = &mut program.graph;
     for c in &program.constraints {
         let scalar = g.shape(c.node).is_empty() && c.ranges.is_empty();
@@ -69,6 +62,18 @@ pub fn prepare(
                 .expect("adding scalars");
         }
     }
+    Some(merit)
+}
+
+/// Adds `function` of the merit to the model's program, simplifies it (unless `simplify` is
+/// false) and returns its roots; for [`Function::Hvp`] binds a seeded random direction.
+pub fn prepare(
+    model: &mut Model,
+    function: Function,
+    simplify: bool,
+) -> Result<Vec<NodeId>, BenchError> {
+    let program = &mut model.program;
+    let merit = merit(program).ok_or(BenchError::NoObjective)?;
     let vars: Vec<_> = model.vars.iter().map(|v| v.input).collect();
     let roots: Vec<NodeId> = match function {
         Function::ValueGrad => {

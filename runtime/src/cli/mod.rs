@@ -129,7 +129,10 @@ fn front_end(m: &ModelArgs) -> Result<Front, u8> {
             program: a.program,
             sources: SourceMap::new(),
             timings: vec![("artifact", start.elapsed())],
-            data_dir: a.source_dir.into(),
+            // Where the source was built, or (on another machine) beside the artifact.
+            data_dir: Some(std::path::PathBuf::from(a.source_dir))
+                .filter(|d| d.is_dir())
+                .unwrap_or_else(|| source_dir(&m.file)),
             dims: a.dims,
         }),
     }
@@ -239,8 +242,8 @@ fn build(a: &args::BuildArgs) -> Result<u8, u8> {
         eprintln!("error: `--dims {name}=..`: the model has no dimension `{name}`");
         return Err(EXIT_USAGE);
     }
-    let (target, kernels) = match a.target {
-        args::TargetArg::Cpu => (Target::Cpu, Vec::new()),
+    let (target, (kernels, gpu)) = match a.target {
+        args::TargetArg::Cpu => (Target::Cpu, (Vec::new(), None)),
         args::TargetArg::Gpu => (
             Target::Gpu,
             gpu_kernels(&program, &dims, &c.sources, &a.model)?,
@@ -258,6 +261,7 @@ fn build(a: &args::BuildArgs) -> Result<u8, u8> {
         program,
         dims,
         kernels,
+        gpu,
     };
     if let Err(e) = artifact::write(&a.output, &artifact) {
         report::print_diagnostics(&[e.into()], &SourceMap::new(), a.model.error_format);
@@ -278,22 +282,26 @@ fn build(a: &args::BuildArgs) -> Result<u8, u8> {
     Ok(EXIT_OK)
 }
 
-/// The PTX kernels of the simplified value and gradient at the given (or default) sizes.
+/// The PTX kernels and staged GPU plan of the simplified value and gradient at the given (or
+/// default) sizes.
 #[cfg(feature = "mlir")]
 fn gpu_kernels(
     program: &optc_compiler::ir::Program,
     dims: &[(String, u64)],
     sources: &SourceMap,
     m: &ModelArgs,
-) -> Result<Vec<artifact::Kernel>, u8> {
+) -> Result<GpuParts, u8> {
+    derive::differentiate(program).map_err(|e| derive_failed(&e, sources, m))?;
     let sizes = derive::cost_dims(program, dims);
-    let derived = derive::differentiate(program).map_err(|e| derive_failed(&e, sources, m))?;
-    let s = derive::simplify(&derived, &sizes).map_err(|e| internal(&e))?;
-    let ptx = optc_mlir::ptx_text(&s.derived.program, &s.derived.roots(), &sizes).map_err(|e| {
+    let (plan, kernels) = optc_runtime::gpu::build::gpu_plan(program, &sizes).map_err(|e| {
         eprintln!("error: {e}");
         EXIT_MODEL
     })?;
-    Ok(artifact::kernels_from_ptx(&ptx))
+    let kernels = kernels
+        .into_iter()
+        .map(|(name, ptx)| artifact::Kernel { name, ptx })
+        .collect();
+    Ok((kernels, Some(plan)))
 }
 
 #[cfg(not(feature = "mlir"))]
@@ -302,10 +310,16 @@ fn gpu_kernels(
     _: &[(String, u64)],
     _: &SourceMap,
     _: &ModelArgs,
-) -> Result<Vec<artifact::Kernel>, u8> {
+) -> Result<GpuParts, u8> {
     eprintln!("error: {}", args::WITHOUT_MLIR);
     Err(EXIT_USAGE)
 }
+
+/// The kernels and plan of a gpu artifact.
+type GpuParts = (
+    Vec<artifact::Kernel>,
+    Option<optc_runtime::gpu::plan::GpuPlan>,
+);
 
 fn explain(a: &args::ExplainArgs) -> Result<u8, u8> {
     use optc_runtime::codes;
@@ -949,6 +963,9 @@ fn explain_cost(a: &args::ExplainArgs, file: &std::path::Path) -> Result<u8, u8>
 fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
     use args::BackendArg;
     use optc_runtime::bench;
+    if a.backend == Some(BackendArg::Gpu) {
+        return bench_gpu(a);
+    }
     let mut spec = bind_spec(&a.bind)?;
     if !spec.dims.is_empty() {
         spec.random_data = Some(1);
@@ -1077,6 +1094,79 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
             "matmul peak (f64, {PEAK_SIZE}x{PEAK_SIZE}, one thread): {:.2} GFLOP/s",
             number(&json["matmul_peak"], "gflops")
         );
+    }
+    Ok(EXIT_OK)
+}
+
+/// `optc bench ART.optx --backend gpu`: the value and gradient at the initial point, and
+/// value+gradient evaluations per second, on the device (`optc_runtime::gpu`).
+fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
+    use optc_runtime::gpu;
+    let fail = |d: Diagnostic, code: u8| {
+        report::print_diagnostics(&[d], &SourceMap::new(), a.model.error_format);
+        code
+    };
+    let mut spec = bind_spec(&a.bind)?;
+    let artifact = match read_input(&a.model)? {
+        Input::Artifact(art) => art,
+        Input::Source(_) => return Err(fail(gpu::unavailable(), EXIT_UNAVAILABLE)),
+    };
+    gpu::check_artifact(&artifact, &spec.dims).map_err(|d| {
+        let code = if d.code == gpu::DIMS_DIFFER {
+            EXIT_USAGE
+        } else {
+            EXIT_UNAVAILABLE
+        };
+        fail(d, code)
+    })?;
+    if !spec.dims.is_empty() {
+        spec.random_data = Some(1);
+    }
+    let (_, model) = load_model_with(&a.model, spec, args::BackendArg::Cpu)?;
+    // A failing CUDA call or missing CUDA library is the machine's (69); the rest the model's.
+    let failed = |d: Diagnostic| {
+        let code = if d.code == gpu::DEVICE_FAILED {
+            EXIT_UNAVAILABLE
+        } else {
+            EXIT_MODEL
+        };
+        fail(d, code)
+    };
+    let mut executor = gpu::open(&artifact, &model.bindings).map_err(failed)?;
+    let x = model.x();
+    let budget = std::time::Duration::from_millis(a.time_ms);
+    let (value, gradient, rate) =
+        gpu::measure(&mut executor, &x, budget).map_err(|e| failed(e.into()))?;
+    let dims: serde_json::Map<String, serde_json::Value> = model
+        .program
+        .dims
+        .iter()
+        .zip(&model.bindings.dims)
+        .map(|(d, v)| (d.name.clone(), serde_json::json!(v)))
+        .collect();
+    let device = optc_runtime::gpu::device::Device::name(executor.device());
+    let gradient_norm = gradient.iter().map(|g| g * g).sum::<f64>().sqrt();
+    if a.json {
+        let mut entry = serde_json::json!({
+            "device": device,
+            "value_grad_per_s": rate,
+            "value": value,
+            "gradient_norm": gradient_norm,
+        });
+        // The whole gradient for comparisons, unless it is large.
+        if gradient.len() <= 100_000 {
+            entry["gradient"] = serde_json::json!(gradient);
+        }
+        let json = serde_json::json!({
+            "file": a.model.file.display().to_string(),
+            "dims": dims,
+            "backends": {"gpu": entry},
+        });
+        println!("{json}");
+    } else {
+        println!("{} on {device}", a.model.file.display());
+        println!("value {value:.12e}, gradient norm {gradient_norm:.6e}");
+        println!("value+grad /s {rate:.1} ({:.3} ms each)", 1e3 / rate);
     }
     Ok(EXIT_OK)
 }

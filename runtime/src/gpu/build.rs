@@ -1,0 +1,238 @@
+//! Builds the [`GpuPlan`] of a `gpu` artifact at `optc build` time: the objective and gradient
+//! are differentiated, simplified and staged as the CPU backend does it ([`stage`]); with the
+//! `mlir` feature the per-iteration function is lowered through MLIR ([`gpu_plan`]), whose memory
+//! plan, kernel launches and PTX become the artifact's step list ([`assemble`]).
+
+use super::plan::{GpuPlan, Launch, Step, Storage};
+#[cfg(feature = "mlir")]
+use super::plan::{LaunchOperand, Memory};
+use optc_compiler::derive;
+use optc_compiler::ir::{NodeId, Op, Program};
+use optc_compiler::simplify;
+
+/// The objective and gradient of a program, simplified and staged at fixed dims: the part of a
+/// [`GpuPlan`] that needs no MLIR.
+#[derive(Clone, Debug)]
+pub struct Staged {
+    pub dims: Vec<u64>,
+    pub derived: Program,
+    pub roots: Vec<NodeId>,
+    pub given: Vec<NodeId>,
+    pub function: Program,
+    pub function_roots: Vec<NodeId>,
+}
+
+/// Differentiates, simplifies and stages the merit of `program` that `optc bench` times (the
+/// objective plus its scalar constraint functions, [`crate::bench::merit`]) at the dim sizes
+/// `dims`, as the CPU backend does; the per-iteration function is the program cut at the setup
+/// values.
+pub fn stage(program: &Program, dims: &[u64]) -> Result<Staged, String> {
+    let derived = merit_gradient(program)?;
+    let simplified = derive::simplify(&derived, dims).map_err(|e| e.to_string())?;
+    let roots = simplified.derived.roots();
+    let derived = simplified.derived.program;
+    let given = handoff(&derived, &roots);
+    let (function, function_roots) = derived.cut(&roots, &given).map_err(|e| e.to_string())?;
+    Ok(Staged {
+        dims: dims.to_vec(),
+        derived,
+        roots,
+        given,
+        function,
+        function_roots,
+    })
+}
+
+/// A copy of `program` with the benchmarked merit and its gradient (unsimplified).
+pub fn merit_gradient(program: &Program) -> Result<derive::Derived, String> {
+    let mut program = program.clone();
+    let objective = crate::bench::merit(&mut program).ok_or("the model has no objective")?;
+    let vars: Vec<_> = program.variables().collect();
+    let grads = optc_compiler::autodiff::gradient(&mut program, objective, &vars)
+        .map_err(|e| e.to_string())?;
+    Ok(derive::Derived {
+        program,
+        objective,
+        gradient: vars.into_iter().zip(grads).collect(),
+    })
+}
+
+/// A memory plan of a staged function: where each node lives, which nodes are computed in
+/// which order, which roots are copies, and the kernel launches of its pointwise nodes.
+pub struct Layout {
+    pub shapes: Vec<Vec<usize>>,
+    pub storage: Vec<Storage>,
+    pub scratch_len: usize,
+    /// Stored nodes computed by the function, in order.
+    pub schedule: Vec<NodeId>,
+    /// `(root, node)`: roots copied from where another node lives.
+    pub copies: Vec<(u32, NodeId)>,
+    /// The kernel launches, in schedule order (each names the node it computes).
+    pub launches: Vec<Launch>,
+}
+
+/// The plan of a staged function under a layout: its schedule becomes steps (the launches,
+/// library calls for matmul, sums of stored values, logdet, inv and solve, host steps for the
+/// rest), then the copies.
+pub fn assemble(staged: Staged, layout: Layout) -> Result<GpuPlan, String> {
+    let function = &staged.function;
+    let shape = |id: NodeId| &layout.shapes[id.0 as usize];
+    let mut launches = layout.launches.into_iter().peekable();
+    let mut steps = Vec::new();
+    for &node in &layout.schedule {
+        let op = &function.graph.node(node).op;
+        let args = &function.graph.node(node).args;
+        let square = args
+            .first()
+            .and_then(|&a| shape(a).first().copied())
+            .unwrap_or(0);
+        let step = match op {
+            _ if launches.peek().is_some_and(|l| l.node == node) => {
+                Step::Launch(launches.next().expect("peeked"))
+            }
+            Op::MatMul => {
+                let (sa, sb) = (shape(args[0]), shape(args[1]));
+                let (m, k) = match sa[..] {
+                    [k] => (1, k),
+                    [m, k] => (m, k),
+                    _ => return Err("matmul operand of rank > 2".into()),
+                };
+                Step::Gemm {
+                    node,
+                    a: args[0],
+                    b: args[1],
+                    m,
+                    k,
+                    n: sb.get(1).copied().unwrap_or(1),
+                }
+            }
+            Op::Sum { axis: None } if layout.storage[args[0].0 as usize].location().is_some() => {
+                Step::Sum {
+                    node,
+                    a: args[0],
+                    len: shape(args[0]).iter().product(),
+                }
+            }
+            Op::LogDet => Step::LogDet {
+                node,
+                a: args[0],
+                n: square,
+            },
+            Op::Inv => Step::Inv {
+                node,
+                a: args[0],
+                n: square,
+            },
+            Op::Solve => Step::Solve {
+                node,
+                a: args[0],
+                b: args[1],
+                n: square,
+                m: shape(args[1]).get(1).copied().unwrap_or(1),
+            },
+            _ => Step::Host { node },
+        };
+        steps.push(step);
+    }
+    if launches.next().is_some() {
+        return Err("more kernel launches than pointwise nodes".into());
+    }
+    steps.extend(
+        layout
+            .copies
+            .iter()
+            .map(|&(output, node)| Step::Copy { node, output }),
+    );
+    let plan = GpuPlan {
+        dims: staged.dims,
+        derived: staged.derived,
+        roots: staged.roots,
+        given: staged.given,
+        function: staged.function,
+        function_roots: staged.function_roots,
+        shapes: layout.shapes,
+        storage: layout.storage,
+        scratch_len: layout.scratch_len,
+        steps,
+    };
+    plan.check()?;
+    Ok(plan)
+}
+
+/// The GPU plan of `program`'s objective and gradient at the dim sizes `dims` (one per dim),
+/// lowered through MLIR, and the PTX of its kernels (module name, text).
+#[cfg(feature = "mlir")]
+pub fn gpu_plan(
+    program: &Program,
+    dims: &[u64],
+) -> Result<(GpuPlan, Vec<(String, String)>), String> {
+    let staged = stage(program, dims)?;
+    let lowered = optc_mlir::gpu_function(&staged.function, &staged.function_roots, dims)
+        .map_err(|e| e.to_string())?;
+    let plan = lowered.plan;
+    let inputs = staged.function.inputs.len();
+    let outputs = plan.outputs;
+    let memory = |argument: usize| match argument.checked_sub(inputs) {
+        None => Memory::Input(argument as u32),
+        Some(k) if k < outputs => Memory::Output(k as u32),
+        Some(_) => Memory::Scratch,
+    };
+    let size = |s: u64| u32::try_from(s).map_err(|_| "a launch size over 2^32".to_string());
+    let launches = lowered
+        .launches
+        .iter()
+        .map(|l| {
+            Ok(Launch {
+                node: l.node,
+                module: l.module.clone(),
+                entry: l.entry.clone(),
+                grid: [size(l.grid[0])?, size(l.grid[1])?, size(l.grid[2])?],
+                block: [size(l.block[0])?, size(l.block[1])?, size(l.block[2])?],
+                operands: l
+                    .operands
+                    .iter()
+                    .map(|o| match *o {
+                        optc_mlir::LaunchOperand::Index(v) => LaunchOperand::Index(v),
+                        optc_mlir::LaunchOperand::Argument(a) => LaunchOperand::Memref(memory(a)),
+                    })
+                    .collect(),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let storage = plan
+        .storage
+        .iter()
+        .map(|s| match *s {
+            optc_mlir::Storage::Unused => Storage::Unused,
+            optc_mlir::Storage::Fused => Storage::Fused,
+            optc_mlir::Storage::TransposeFlag => Storage::TransposeFlag,
+            optc_mlir::Storage::Input(k) => Storage::Input(k),
+            optc_mlir::Storage::Output(k) => Storage::Output(k),
+            optc_mlir::Storage::Scratch(at) => Storage::Scratch(at),
+        })
+        .collect();
+    let layout = Layout {
+        shapes: plan.shapes,
+        storage,
+        scratch_len: plan.scratch_len,
+        schedule: plan.schedule,
+        copies: plan.copies,
+        launches,
+    };
+    Ok((assemble(staged, layout)?, lowered.kernels))
+}
+
+/// The setup values the per-iteration nodes of `roots` read, except inputs (passed anyway) and
+/// constants (free to recompute): the same handoff as the CPU backend's.
+fn handoff(program: &Program, roots: &[NodeId]) -> Vec<NodeId> {
+    simplify::stage(program, roots)
+        .handoff
+        .into_iter()
+        .filter(|&id| {
+            !matches!(
+                program.graph.node(id).op,
+                Op::Input(_) | Op::Const(_) | Op::DimSize(_) | Op::Eye(_)
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,594 @@
+//! The [`Device`] on an NVIDIA GPU: CUDA driver API, cuBLAS and cuSOLVER through `cudarc`, every
+//! library loaded at run time (nothing CUDA is needed to build optc). Only created after
+//! [`super::driver_present`]: cudarc panics when a library it needs is missing, so cuBLAS and
+//! cuSOLVER are also looked for before their first use.
+//!
+//! **Untested on hardware** until a device session runs `scripts/gpu-check.sh`: this machine has
+//! no GPU; the executor above it is tested on the reference device.
+//!
+//! Sums of all elements are cuBLAS dot products with a vector of ones.
+//!
+//! # Row-major operands in column-major libraries
+//! A row-major `r × c` buffer is, read column-major, the `c × r` transpose. So:
+//! - `C = op(A)·op(B)` (row-major) is `Cᵀ = op(B)ᵀ·op(A)ᵀ`: cuBLAS `gemm` is called with the
+//!   operands swapped (B's buffer first), `m ↔ n` exchanged, and each operand's own transpose
+//!   flag, with leading dimensions the row lengths of the buffers;
+//! - `log|det A| = log|det Aᵀ|`: the buffer is factorized as it is;
+//! - `A⁻¹`: the LU of the buffer (`Aᵀ`) solved against `I` gives `A⁻ᵀ` column-major, which is
+//!   `A⁻¹` row-major;
+//! - `A⁻¹B` with `B` of `n × m`: the LU of `Aᵀ` with `getrs(trans = T)` solves `A·Y = R`
+//!   column-major; `B` (row-major) is transposed into `R` with `geam` first and the result
+//!   transposed back (a vector, `m = 1`, needs neither).
+
+use super::device::{
+    DevBuf, DevPtr, Device, DeviceError, DeviceResult, Gemm, KernelParam, LaunchCall,
+};
+use cudarc::cublas::sys as blas;
+use cudarc::cusolver::sys as solver;
+use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaStream};
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::Arc;
+
+fn cuda(e: impl std::fmt::Debug) -> DeviceError {
+    DeviceError::Cuda(format!("{e:?}"))
+}
+
+fn blas_ok(status: blas::cublasStatus_t) -> DeviceResult<()> {
+    match status {
+        blas::cublasStatus_t::CUBLAS_STATUS_SUCCESS => Ok(()),
+        s => Err(DeviceError::Cuda(format!("cuBLAS: {s:?}"))),
+    }
+}
+
+fn solver_ok(status: solver::cusolverStatus_t) -> DeviceResult<()> {
+    match status {
+        solver::cusolverStatus_t::CUSOLVER_STATUS_SUCCESS => Ok(()),
+        s => Err(DeviceError::Cuda(format!("cuSOLVER: {s:?}"))),
+    }
+}
+
+fn int(n: usize) -> DeviceResult<i32> {
+    i32::try_from(n).map_err(|_| DeviceError::Invalid(format!("size {n} exceeds cuBLAS's int")))
+}
+
+/// Work space of LU factorizations of one size.
+struct LuWork {
+    n: usize,
+    /// The factorized copy (`n × n`).
+    lu: sys::CUdeviceptr,
+    pivots: sys::CUdeviceptr,
+    info: sys::CUdeviceptr,
+    work: sys::CUdeviceptr,
+    /// The diagonal of the factors (`n`), and the identity (`n × n`) for inverses.
+    diagonal: sys::CUdeviceptr,
+    identity: Option<sys::CUdeviceptr>,
+    /// Whether the factors are of a matrix with an exactly zero pivot.
+    singular: bool,
+}
+
+/// The first GPU, its stream, library handles and buffers.
+pub struct CudaDevice {
+    context: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    buffers: Vec<(sys::CUdeviceptr, usize)>,
+    /// Other device allocations (work spaces), freed on drop.
+    extra: Vec<sys::CUdeviceptr>,
+    modules: HashMap<String, Arc<CudaModule>>,
+    functions: HashMap<(String, String), CudaFunction>,
+    blas: Option<blas::cublasHandle_t>,
+    solver: Option<solver::cusolverDnHandle_t>,
+    lu: Option<LuWork>,
+    /// Column-major right-hand sides of `solve` (elements, allocation).
+    rhs: Option<(usize, sys::CUdeviceptr)>,
+    /// A vector of ones (elements, allocation): sums are dot products with it.
+    ones: Option<(usize, sys::CUdeviceptr)>,
+}
+
+impl CudaDevice {
+    /// Opens GPU `ordinal` (call only when the driver library is present).
+    pub fn new(ordinal: usize) -> DeviceResult<CudaDevice> {
+        let context = CudaContext::new(ordinal).map_err(cuda)?;
+        // One stream orders everything: no per-buffer events are needed.
+        // SAFETY: no cudarc-managed slices are used with other streams.
+        unsafe { context.disable_event_tracking() };
+        let stream = context.default_stream();
+        Ok(CudaDevice {
+            context,
+            stream,
+            buffers: Vec::new(),
+            extra: Vec::new(),
+            modules: HashMap::new(),
+            functions: HashMap::new(),
+            blas: None,
+            solver: None,
+            lu: None,
+            rhs: None,
+            ones: None,
+        })
+    }
+
+    fn address(&self, p: DevPtr, len: usize) -> DeviceResult<sys::CUdeviceptr> {
+        let &(base, size) = self
+            .buffers
+            .get(p.buf.0)
+            .ok_or_else(|| DeviceError::Invalid(format!("no buffer {:?}", p.buf)))?;
+        if p.offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(DeviceError::Invalid(format!(
+                "{len} elements at {p:?} are outside the buffer of {size}"
+            )));
+        }
+        Ok(base + (p.offset * 8) as u64)
+    }
+
+    fn raw_alloc(&mut self, bytes: usize) -> DeviceResult<sys::CUdeviceptr> {
+        // SAFETY: a fresh allocation, zeroed before use; freed on drop.
+        unsafe {
+            let ptr = result::malloc_sync(bytes.max(8)).map_err(cuda)?;
+            result::memset_d8_sync(ptr, 0, bytes.max(8)).map_err(cuda)?;
+            Ok(ptr)
+        }
+    }
+
+    fn cu_stream(&self) -> sys::CUstream {
+        self.stream.cu_stream()
+    }
+
+    fn blas(&mut self) -> DeviceResult<blas::cublasHandle_t> {
+        if let Some(h) = self.blas {
+            return Ok(h);
+        }
+        // SAFETY: looking for the library only loads it; the handle is bound to our stream.
+        unsafe {
+            if !blas::is_culib_present() {
+                return Err(DeviceError::Library("cuBLAS (libcublas) not found".into()));
+            }
+            let mut handle = std::ptr::null_mut();
+            blas_ok(blas::cublasCreate_v2(&mut handle))?;
+            blas_ok(blas::cublasSetStream_v2(handle, self.cu_stream() as _))?;
+            self.blas = Some(handle);
+            Ok(handle)
+        }
+    }
+
+    fn solver(&mut self) -> DeviceResult<solver::cusolverDnHandle_t> {
+        if let Some(h) = self.solver {
+            return Ok(h);
+        }
+        // SAFETY: as for cuBLAS.
+        unsafe {
+            if !solver::is_culib_present() {
+                return Err(DeviceError::Library(
+                    "cuSOLVER (libcusolver) not found".into(),
+                ));
+            }
+            let mut handle = std::ptr::null_mut();
+            solver_ok(solver::cusolverDnCreate(&mut handle))?;
+            solver_ok(solver::cusolverDnSetStream(handle, self.cu_stream() as _))?;
+            self.solver = Some(handle);
+            Ok(handle)
+        }
+    }
+
+    /// The LU work space for size `n` (reallocated when the size changes).
+    fn lu_work(&mut self, n: usize) -> DeviceResult<&mut LuWork> {
+        if self.lu.as_ref().is_none_or(|w| w.n != n) {
+            let handle = self.solver()?;
+            let lu = self.raw_alloc(n * n * 8)?;
+            let mut lwork = 0i32;
+            // SAFETY: a query on a valid handle and an n × n allocation.
+            solver_ok(unsafe {
+                solver::cusolverDnDgetrf_bufferSize(
+                    handle,
+                    int(n)?,
+                    int(n)?,
+                    lu as _,
+                    int(n)?,
+                    &mut lwork,
+                )
+            })?;
+            let pivots = self.raw_alloc(n * 4)?;
+            let info = self.raw_alloc(4)?;
+            let work = self.raw_alloc(lwork.max(1) as usize * 8)?;
+            let diagonal = self.raw_alloc(n * 8)?;
+            self.extra.extend([lu, pivots, info, work, diagonal]);
+            self.lu = Some(LuWork {
+                n,
+                lu,
+                pivots,
+                info,
+                work,
+                diagonal,
+                identity: None,
+                singular: false,
+            });
+        }
+        Ok(self.lu.as_mut().expect("just set"))
+    }
+
+    /// Copies `a` into the work space and factorizes it, noting whether a pivot is exactly zero.
+    fn factorize(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
+        let src = self.address(a, n * n)?;
+        let handle = self.solver()?;
+        let stream = self.cu_stream();
+        let w = self.lu_work(n)?;
+        let (lu, work, pivots, info) = (w.lu, w.work, w.pivots, w.info);
+        let mut status = 0i32;
+        // SAFETY: all pointers are live allocations of the sizes the calls read and write.
+        unsafe {
+            result::memcpy_dtod_async(lu, src, n * n * 8, stream).map_err(cuda)?;
+            solver_ok(solver::cusolverDnDgetrf(
+                handle,
+                int(n)?,
+                int(n)?,
+                lu as _,
+                int(n)?,
+                work as _,
+                pivots as _,
+                info as _,
+            ))?;
+            result::memcpy_dtoh_async(std::slice::from_mut(&mut status), info, stream)
+                .map_err(cuda)?;
+            result::stream::synchronize(stream).map_err(cuda)?;
+        }
+        if status < 0 {
+            return Err(DeviceError::Cuda(format!(
+                "getrf: argument {} invalid",
+                -status
+            )));
+        }
+        self.lu.as_mut().expect("work space").singular = status > 0;
+        Ok(())
+    }
+
+    /// The factors of the last [`Device::lu_factor`], refusing singular ones when `invertible`.
+    fn factors(&self, invertible: bool) -> DeviceResult<&LuWork> {
+        match &self.lu {
+            None => Err(DeviceError::Invalid(
+                "an LU call before any factorization".into(),
+            )),
+            Some(w) if invertible && w.singular => Err(DeviceError::Singular),
+            Some(w) => Ok(w),
+        }
+    }
+
+    fn geam_transpose(
+        &mut self,
+        src: sys::CUdeviceptr,
+        rows: usize,
+        cols: usize,
+        dst: sys::CUdeviceptr,
+    ) -> DeviceResult<()> {
+        // `src` is a column-major rows × cols matrix; `dst` receives its cols × rows transpose.
+        let handle = self.blas()?;
+        let (one, zero) = (1.0f64, 0.0f64);
+        // SAFETY: both buffers hold rows × cols elements; with beta = 0, B is not read.
+        blas_ok(unsafe {
+            blas::cublasDgeam(
+                handle,
+                blas::cublasOperation_t::CUBLAS_OP_T,
+                blas::cublasOperation_t::CUBLAS_OP_N,
+                int(cols)?,
+                int(rows)?,
+                &one,
+                src as _,
+                int(rows)?,
+                &zero,
+                dst as _,
+                int(cols)?,
+                dst as _,
+                int(cols)?,
+            )
+        })
+    }
+}
+
+impl Drop for CudaDevice {
+    fn drop(&mut self) {
+        // SAFETY: handles and allocations were made by this device and are not used after this.
+        // Errors while tearing down are ignored: nothing can be done about them here.
+        unsafe {
+            let _ = result::stream::synchronize(self.cu_stream());
+            if let Some(h) = self.blas.take() {
+                let _ = blas::cublasDestroy_v2(h);
+            }
+            if let Some(h) = self.solver.take() {
+                let _ = solver::cusolverDnDestroy(h);
+            }
+            for &(ptr, _) in &self.buffers {
+                let _ = result::free_sync(ptr);
+            }
+            for &ptr in &self.extra {
+                let _ = result::free_sync(ptr);
+            }
+        }
+    }
+}
+
+impl Device for CudaDevice {
+    fn name(&self) -> String {
+        self.context.name().unwrap_or_else(|_| "CUDA device".into())
+    }
+
+    fn alloc(&mut self, len: usize) -> DeviceResult<DevBuf> {
+        let ptr = self.raw_alloc(len * 8)?;
+        self.buffers.push((ptr, len));
+        Ok(DevBuf(self.buffers.len() - 1))
+    }
+
+    fn upload(&mut self, dst: DevPtr, data: &[f64]) -> DeviceResult<()> {
+        let to = self.address(dst, data.len())?;
+        // SAFETY: the destination holds `data.len()` elements; synchronous, so `data` may go.
+        unsafe { result::memcpy_htod_sync(to, data) }.map_err(cuda)
+    }
+
+    fn download(&mut self, src: DevPtr, out: &mut [f64]) -> DeviceResult<()> {
+        let from = self.address(src, out.len())?;
+        // SAFETY: the source holds `out.len()` elements; the stream is drained first.
+        unsafe {
+            result::stream::synchronize(self.cu_stream()).map_err(cuda)?;
+            result::memcpy_dtoh_sync(out, from).map_err(cuda)
+        }
+    }
+
+    fn copy(&mut self, src: DevPtr, dst: DevPtr, len: usize) -> DeviceResult<()> {
+        let (from, to) = (self.address(src, len)?, self.address(dst, len)?);
+        // SAFETY: both ranges were bounds-checked.
+        unsafe { result::memcpy_dtod_async(to, from, len * 8, self.cu_stream()) }.map_err(cuda)
+    }
+
+    fn load_module(&mut self, name: &str, ptx: &str) -> DeviceResult<()> {
+        let module = self
+            .context
+            .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+            .map_err(|e| DeviceError::Cuda(format!("loading the PTX of `{name}`: {e:?}")))?;
+        self.modules.insert(name.to_string(), module);
+        Ok(())
+    }
+
+    fn launch(&mut self, call: &LaunchCall<'_>) -> DeviceResult<()> {
+        let key = (call.module.to_string(), call.entry.to_string());
+        if !self.functions.contains_key(&key) {
+            let module = self.modules.get(call.module).ok_or_else(|| {
+                DeviceError::Invalid(format!("module `{}` was not loaded", call.module))
+            })?;
+            let function = module.load_function(call.entry).map_err(cuda)?;
+            self.functions.insert(key.clone(), function);
+        }
+        let mut words: Vec<u64> = Vec::with_capacity(call.params.len());
+        for p in call.params {
+            words.push(match *p {
+                KernelParam::Word(w) => w,
+                KernelParam::Ptr(ptr) => self.address(ptr, 0)?,
+            });
+        }
+        let mut params: Vec<*mut c_void> = words
+            .iter_mut()
+            .map(|w| w as *mut u64 as *mut c_void)
+            .collect();
+        let function = &self.functions[&key];
+        let [gx, gy, gz] = call.grid;
+        let [bx, by, bz] = call.block;
+        // SAFETY: the parameters follow the kernel's signature (the artifact's operand list, as
+        // MLIR outlined it: 64-bit words, five per memref); the words outlive the launch call,
+        // which copies them.
+        unsafe {
+            result::launch_kernel(
+                function.cu_function(),
+                (gx, gy, gz),
+                (bx, by, bz),
+                0,
+                self.cu_stream(),
+                &mut params,
+            )
+        }
+        .map_err(cuda)
+    }
+
+    fn gemm(&mut self, g: &Gemm) -> DeviceResult<()> {
+        let a = self.address(g.a, g.m * g.k)?;
+        let b = self.address(g.b, g.k * g.n)?;
+        let c = self.address(g.c, g.m * g.n)?;
+        let handle = self.blas()?;
+        let op = |t: bool| {
+            if t {
+                blas::cublasOperation_t::CUBLAS_OP_T
+            } else {
+                blas::cublasOperation_t::CUBLAS_OP_N
+            }
+        };
+        // Row-major C = op(A)·op(B) as column-major Cᵀ = op(B)ᵀ·op(A)ᵀ (see the module doc).
+        let ld_b = if g.trans_b { g.k } else { g.n };
+        let ld_a = if g.trans_a { g.m } else { g.k };
+        let (one, zero) = (1.0f64, 0.0f64);
+        // SAFETY: the three ranges were bounds-checked for these sizes.
+        blas_ok(unsafe {
+            blas::cublasDgemm_v2(
+                handle,
+                op(g.trans_b),
+                op(g.trans_a),
+                int(g.n)?,
+                int(g.m)?,
+                int(g.k)?,
+                &one,
+                b as _,
+                int(ld_b.max(1))?,
+                a as _,
+                int(ld_a.max(1))?,
+                &zero,
+                c as _,
+                int(g.n.max(1))?,
+            )
+        })
+    }
+
+    fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
+        let from = self.address(x, len)?;
+        if len == 0 {
+            return Ok(0.0);
+        }
+        let ones = match self.ones {
+            Some((have, ptr)) if have >= len => ptr,
+            _ => {
+                let ptr = self.raw_alloc(len * 8)?;
+                // SAFETY: a fresh allocation of `len` elements.
+                unsafe { result::memcpy_htod_sync(ptr, &vec![1.0f64; len]) }.map_err(cuda)?;
+                self.extra.push(ptr);
+                self.ones = Some((len, ptr));
+                ptr
+            }
+        };
+        let handle = self.blas()?;
+        let mut total = 0.0f64;
+        // SAFETY: both vectors hold `len` elements; the result is written to a host f64 (the
+        // default host pointer mode: the call returns when it is there).
+        blas_ok(unsafe {
+            blas::cublasDdot_v2(handle, int(len)?, from as _, 1, ones as _, 1, &mut total)
+        })?;
+        Ok(total)
+    }
+
+    fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
+        if n == 0 {
+            self.address(a, 0)?;
+            self.lu_work(0)?.singular = false;
+            return Ok(());
+        }
+        self.factorize(a, n)
+    }
+
+    fn lu_sign_logdet(&mut self) -> DeviceResult<(f64, f64)> {
+        let w = self.factors(false)?;
+        let n = w.n;
+        if n == 0 {
+            return Ok((1.0, 0.0));
+        }
+        if w.singular {
+            return Ok((0.0, f64::NEG_INFINITY));
+        }
+        let handle = self.blas()?;
+        let stream = self.cu_stream();
+        let w = self.factors(false)?;
+        let (lu, diagonal, pivots) = (w.lu, w.diagonal, w.pivots);
+        let mut diag = vec![0.0f64; n];
+        let mut piv = vec![0i32; n];
+        // SAFETY: the diagonal of the n × n factors, gathered with stride n + 1 into n elements;
+        // the pivots are n ints.
+        unsafe {
+            blas_ok(blas::cublasDcopy_v2(
+                handle,
+                int(n)?,
+                lu as _,
+                int(n + 1)?,
+                diagonal as _,
+                1,
+            ))?;
+            result::stream::synchronize(stream).map_err(cuda)?;
+            result::memcpy_dtoh_sync(&mut diag, diagonal).map_err(cuda)?;
+            result::memcpy_dtoh_sync(&mut piv, pivots).map_err(cuda)?;
+        }
+        let mut sign = 1.0;
+        let mut log_abs = 0.0;
+        for (i, (&d, &p)) in diag.iter().zip(&piv).enumerate() {
+            // getrf's pivots are 1-based: row i was swapped with row p - 1.
+            if p as usize != i + 1 {
+                sign = -sign;
+            }
+            if d < 0.0 {
+                sign = -sign;
+            }
+            log_abs += d.abs().ln();
+        }
+        Ok((sign, log_abs))
+    }
+
+    fn lu_inverse(&mut self, out: DevPtr) -> DeviceResult<()> {
+        let n = self.factors(true)?.n;
+        let to = self.address(out, n * n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if self.lu.as_ref().is_some_and(|w| w.identity.is_none()) {
+            let eye = self.raw_alloc(n * n * 8)?;
+            let mut host = vec![0.0f64; n * n];
+            host.iter_mut().step_by(n + 1).for_each(|x| *x = 1.0);
+            // SAFETY: a fresh n × n allocation.
+            unsafe { result::memcpy_htod_sync(eye, &host) }.map_err(cuda)?;
+            self.extra.push(eye);
+            self.lu.as_mut().expect("factorized").identity = Some(eye);
+        }
+        let handle = self.solver()?;
+        let stream = self.cu_stream();
+        let w = self.factors(true)?;
+        let eye = w.identity.expect("just set");
+        // SAFETY: n × n factors, pivots and right-hand side; info is one int.
+        unsafe {
+            result::memcpy_dtod_async(to, eye, n * n * 8, stream).map_err(cuda)?;
+            solver_ok(solver::cusolverDnDgetrs(
+                handle,
+                solver::cublasOperation_t::CUBLAS_OP_N,
+                int(n)?,
+                int(n)?,
+                w.lu as _,
+                int(n)?,
+                w.pivots as _,
+                to as _,
+                int(n)?,
+                w.info as _,
+            ))
+        }
+    }
+
+    fn lu_solve(&mut self, b: DevPtr, m: usize, out: DevPtr) -> DeviceResult<()> {
+        let n = self.factors(true)?.n;
+        let (from, to) = (self.address(b, n * m)?, self.address(out, n * m)?);
+        if n == 0 || m == 0 {
+            return Ok(());
+        }
+        let stream = self.cu_stream();
+        // The right-hand side, column-major n × m.
+        let rhs = if m == 1 {
+            // SAFETY: both hold n elements.
+            unsafe { result::memcpy_dtod_async(to, from, n * 8, stream) }.map_err(cuda)?;
+            to
+        } else {
+            let tmp = match self.rhs {
+                Some((len, ptr)) if len >= n * m => ptr,
+                _ => {
+                    let ptr = self.raw_alloc(n * m * 8)?;
+                    self.extra.push(ptr);
+                    self.rhs = Some((n * m, ptr));
+                    ptr
+                }
+            };
+            self.geam_transpose(from, m, n, tmp)?;
+            tmp
+        };
+        let handle = self.solver()?;
+        let w = self.factors(true)?;
+        // SAFETY: n × n factors and pivots, an n × m right-hand side.
+        solver_ok(unsafe {
+            solver::cusolverDnDgetrs(
+                handle,
+                solver::cublasOperation_t::CUBLAS_OP_T,
+                int(n)?,
+                int(m)?,
+                w.lu as _,
+                int(n)?,
+                w.pivots as _,
+                rhs as _,
+                int(n)?,
+                w.info as _,
+            )
+        })?;
+        if m > 1 {
+            self.geam_transpose(rhs, n, m, to)?;
+        }
+        Ok(())
+    }
+
+    fn synchronize(&mut self) -> DeviceResult<()> {
+        // SAFETY: our own stream.
+        unsafe { result::stream::synchronize(self.cu_stream()) }.map_err(cuda)
+    }
+}

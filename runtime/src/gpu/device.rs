@@ -1,0 +1,169 @@
+//! What the GPU executor needs from a device: buffers of f64, copies between host and device,
+//! launches of PTX kernels, and the library calls (matrix product, sum, LU with log-determinant,
+//! inverse, solve). Two implementations: [`super::cuda::CudaDevice`]
+//! (CUDA driver, cuBLAS, cuSOLVER through `cudarc`) and [`super::reference::ReferenceDevice`]
+//! (host memory, kernels run by the interpreter), which tests the executor here.
+//!
+//! All matrices are row-major, as everywhere in optc.
+
+use super::plan::{GpuPlan, LaunchOperand};
+use optc_compiler::ir::NodeId;
+use std::fmt;
+
+/// A device buffer, by the index the device gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DevBuf(pub usize);
+
+/// A position in a device buffer (element offset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevPtr {
+    pub buf: DevBuf,
+    pub offset: usize,
+}
+
+impl DevBuf {
+    pub fn at(self, offset: usize) -> DevPtr {
+        DevPtr { buf: self, offset }
+    }
+}
+
+/// One 64-bit kernel parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelParam {
+    /// A device address.
+    Ptr(DevPtr),
+    /// An integer (an `index` value, a memref offset, size or stride).
+    Word(u64),
+}
+
+/// A kernel launch as the executor makes it. `operands` and `node` say what the kernel computes,
+/// for devices that run it without its PTX; the CUDA device uses only the names, sizes and
+/// parameters.
+pub struct LaunchCall<'a> {
+    pub module: &'a str,
+    pub entry: &'a str,
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub params: &'a [KernelParam],
+    pub plan: &'a GpuPlan,
+    pub node: NodeId,
+    pub operands: &'a [LaunchOperand],
+}
+
+/// `c = op(a) · op(b)`, `c` of `m × n`, the product over `k`; `trans_a` means `a` is stored as
+/// `k × m` (and `b` as `n × k` with `trans_b`).
+#[derive(Clone, Copy, Debug)]
+pub struct Gemm {
+    pub a: DevPtr,
+    pub b: DevPtr,
+    pub c: DevPtr,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+}
+
+/// Why a device operation failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeviceError {
+    /// The driver or a CUDA library reported an error.
+    Cuda(String),
+    /// A library needed at run time (cuBLAS, cuSOLVER) could not be loaded.
+    Library(String),
+    /// A singular matrix where an inverse or solve was asked.
+    Singular,
+    /// A call that does not fit the buffers or the plan (a bug, or a damaged artifact).
+    Invalid(String),
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceError::Cuda(m) => write!(f, "CUDA error: {m}"),
+            DeviceError::Library(m) => write!(f, "cannot load a CUDA library: {m}"),
+            DeviceError::Singular => write!(f, "singular matrix"),
+            DeviceError::Invalid(m) => write!(f, "invalid device call: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for DeviceError {}
+
+pub type DeviceResult<T> = Result<T, DeviceError>;
+
+/// A device the executor runs a [`GpuPlan`] on.
+pub trait Device {
+    /// A name for reports (the card's name for a GPU).
+    fn name(&self) -> String;
+    /// A zeroed buffer of `len` elements.
+    fn alloc(&mut self, len: usize) -> DeviceResult<DevBuf>;
+    fn upload(&mut self, dst: DevPtr, data: &[f64]) -> DeviceResult<()>;
+    fn download(&mut self, src: DevPtr, out: &mut [f64]) -> DeviceResult<()>;
+    /// Device-to-device copy of `len` elements.
+    fn copy(&mut self, src: DevPtr, dst: DevPtr, len: usize) -> DeviceResult<()>;
+    /// Loads a PTX module under its name (once, before launches of its kernels).
+    fn load_module(&mut self, name: &str, ptx: &str) -> DeviceResult<()>;
+    fn launch(&mut self, call: &LaunchCall<'_>) -> DeviceResult<()>;
+    fn gemm(&mut self, g: &Gemm) -> DeviceResult<()>;
+    /// The sum of the `len` elements at `x`.
+    fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64>;
+    /// LU-factorizes the `n × n` matrix at `a` (left unchanged); the device keeps the factors
+    /// for the `lu_*` calls until the next factorization.
+    fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()>;
+    /// Sign and log of the absolute value of the factorized matrix's determinant (sign 0 when it
+    /// is singular).
+    fn lu_sign_logdet(&mut self) -> DeviceResult<(f64, f64)>;
+    /// `out = A⁻¹` of the factorized matrix ([`DeviceError::Singular`] when it is singular).
+    fn lu_inverse(&mut self, out: DevPtr) -> DeviceResult<()>;
+    /// `out = A⁻¹ b` of the factorized matrix, `b` and `out` of `n × m`.
+    fn lu_solve(&mut self, b: DevPtr, m: usize, out: DevPtr) -> DeviceResult<()>;
+    /// Waits for the queued work (timings, and errors of asynchronous launches).
+    fn synchronize(&mut self) -> DeviceResult<()>;
+}
+
+/// A boxed device is a device (the CLI picks one at run time).
+impl<D: Device + ?Sized> Device for Box<D> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn alloc(&mut self, len: usize) -> DeviceResult<DevBuf> {
+        (**self).alloc(len)
+    }
+    fn upload(&mut self, dst: DevPtr, data: &[f64]) -> DeviceResult<()> {
+        (**self).upload(dst, data)
+    }
+    fn download(&mut self, src: DevPtr, out: &mut [f64]) -> DeviceResult<()> {
+        (**self).download(src, out)
+    }
+    fn copy(&mut self, src: DevPtr, dst: DevPtr, len: usize) -> DeviceResult<()> {
+        (**self).copy(src, dst, len)
+    }
+    fn load_module(&mut self, name: &str, ptx: &str) -> DeviceResult<()> {
+        (**self).load_module(name, ptx)
+    }
+    fn launch(&mut self, call: &LaunchCall<'_>) -> DeviceResult<()> {
+        (**self).launch(call)
+    }
+    fn gemm(&mut self, g: &Gemm) -> DeviceResult<()> {
+        (**self).gemm(g)
+    }
+    fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
+        (**self).sum(x, len)
+    }
+    fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
+        (**self).lu_factor(a, n)
+    }
+    fn lu_sign_logdet(&mut self) -> DeviceResult<(f64, f64)> {
+        (**self).lu_sign_logdet()
+    }
+    fn lu_inverse(&mut self, out: DevPtr) -> DeviceResult<()> {
+        (**self).lu_inverse(out)
+    }
+    fn lu_solve(&mut self, b: DevPtr, m: usize, out: DevPtr) -> DeviceResult<()> {
+        (**self).lu_solve(b, m, out)
+    }
+    fn synchronize(&mut self) -> DeviceResult<()> {
+        (**self).synchronize()
+    }
+}

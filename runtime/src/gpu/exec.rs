@@ -1,0 +1,408 @@
+//! Runs a [`GpuPlan`] on a [`Device`]: setup once per solve (the setup values computed on the
+//! host by the interpreter; data, parameters and setup values uploaded once), then each
+//! evaluation uploads the variables, runs the steps on the device and downloads the objective
+//! and gradient.
+//!
+//! Per evaluation the host sends the variables (`dim` values) and receives `1 + dim` values;
+//! [`Step::Host`] steps also move their operands and result.
+
+use super::device::{DevBuf, DevPtr, Device, DeviceError, Gemm, KernelParam, LaunchCall};
+use super::plan::{GpuPlan, LaunchOperand, Memory, Step, Storage};
+use crate::interp::{self, Bindings, EvalError, NoSubproblems};
+use ndarray::{ArrayD, IxDyn};
+use optc_compiler::ir::{NodeId, Program};
+use std::fmt;
+
+/// Why the executor failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExecError {
+    /// The bound dims differ from those the artifact was built for.
+    Dims {
+        built: Vec<u64>,
+        bound: Vec<u64>,
+    },
+    /// The plan does not hold together (a damaged artifact).
+    Plan(String),
+    Device(DeviceError),
+    /// The interpreter's error (setup values, host steps), or a non-positive determinant.
+    Eval(EvalError),
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecError::Dims { built, bound } => write!(
+                f,
+                "the artifact was built for dims {built:?}, but the model is bound with {bound:?}"
+            ),
+            ExecError::Plan(m) => write!(f, "the artifact's GPU plan is inconsistent: {m}"),
+            ExecError::Device(e) => write!(f, "{e}"),
+            ExecError::Eval(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ExecError {}
+
+impl From<DeviceError> for ExecError {
+    fn from(e: DeviceError) -> ExecError {
+        ExecError::Device(e)
+    }
+}
+
+impl From<EvalError> for ExecError {
+    fn from(e: EvalError) -> ExecError {
+        ExecError::Eval(e)
+    }
+}
+
+/// The value of `node` of the plan's function, computed by the interpreter from the stored values
+/// it reads; `read(memory, offset, len)` gives those (row-major).
+pub fn eval_stored(
+    plan: &GpuPlan,
+    node: NodeId,
+    read: &mut dyn FnMut(Memory, usize, usize) -> Result<Vec<f64>, ExecError>,
+) -> Result<ArrayD<f64>, ExecError> {
+    let program: &Program = &plan.function;
+    let mut values: Vec<Option<ArrayD<f64>>> = vec![None; program.graph.len()];
+    for leaf in plan.stored_leaves(node) {
+        let (memory, offset) = plan
+            .storage(leaf)
+            .location()
+            .ok_or_else(|| ExecError::Plan(format!("{leaf} is not stored")))?;
+        let data = read(memory, offset, plan.numel(leaf))?;
+        let shape = IxDyn(&plan.shapes[leaf.0 as usize]);
+        values[leaf.0 as usize] = Some(
+            ArrayD::from_shape_vec(shape, data)
+                .map_err(|e| ExecError::Plan(format!("{leaf}: {e}")))?,
+        );
+    }
+    let bindings = Bindings {
+        dims: plan.dims.clone(),
+        inputs: vec![None; program.inputs.len()],
+        loop_indices: Vec::new(),
+    };
+    interp::eval_into(
+        program,
+        &bindings,
+        &mut values,
+        &[node],
+        &mut NoSubproblems,
+        false,
+    )?;
+    let value = values[node.0 as usize]
+        .take()
+        .ok_or_else(|| ExecError::Plan(format!("{node} was not computed")))?;
+    Ok(value.as_standard_layout().into_owned())
+}
+
+/// A singular matrix is the interpreter's coded error at the node.
+fn singular(e: DeviceError, node: NodeId, op: &'static str) -> ExecError {
+    match e {
+        DeviceError::Singular => ExecError::Eval(EvalError::Singular { node, op }),
+        other => ExecError::Device(other),
+    }
+}
+
+/// A plan loaded on a device, with its data uploaded.
+pub struct Executor<D: Device> {
+    device: D,
+    plan: GpuPlan,
+    inputs: Vec<DevBuf>,
+    outputs: Vec<DevBuf>,
+    scratch: DevBuf,
+    /// `(function input, length)` of each variable, in the flat vector's order.
+    variables: Vec<(u32, usize)>,
+}
+
+impl<D: Device> Executor<D> {
+    /// Checks the plan, loads the kernels, computes the setup values from `bindings` (the
+    /// artifact program's inputs at its build-time dims) and uploads everything but the
+    /// variables.
+    pub fn new(
+        mut device: D,
+        plan: GpuPlan,
+        kernels: &[(String, String)],
+        bindings: &Bindings,
+    ) -> Result<Executor<D>, ExecError> {
+        plan.check().map_err(ExecError::Plan)?;
+        if bindings.dims != plan.dims {
+            return Err(ExecError::Dims {
+                built: plan.dims.clone(),
+                bound: bindings.dims.clone(),
+            });
+        }
+        for (name, ptx) in kernels {
+            device.load_module(name, ptx)?;
+        }
+        for step in &plan.steps {
+            if let Step::Launch(l) = step {
+                if !kernels.iter().any(|(name, _)| *name == l.module) {
+                    return Err(ExecError::Plan(format!("no PTX for kernel `{}`", l.module)));
+                }
+            }
+        }
+        let setup = interp::eval(
+            &plan.derived,
+            bindings,
+            &plan.given,
+            &mut crate::interp::NoSubproblems,
+        )?;
+        let mut inputs = Vec::new();
+        for (k, len) in plan.input_lens().into_iter().enumerate() {
+            let buf = device.alloc(len)?;
+            let value = match k.checked_sub(plan.derived.inputs.len()) {
+                Some(j) => Some(&setup[j]),
+                None => bindings.inputs.get(k).and_then(Option::as_ref),
+            };
+            if let (Some(value), true) = (value, len > 0) {
+                let data = value.as_standard_layout();
+                let data = data.as_slice().expect("standard layout");
+                if data.len() != len {
+                    return Err(ExecError::Plan(format!(
+                        "input {k} has {} elements, the plan {len}",
+                        data.len()
+                    )));
+                }
+                device.upload(buf.at(0), data)?;
+            }
+            inputs.push(buf);
+        }
+        let outputs = plan
+            .output_lens()
+            .into_iter()
+            .map(|len| device.alloc(len))
+            .collect::<Result<Vec<_>, _>>()?;
+        let scratch = device.alloc(plan.scratch_len)?;
+        let lens = plan.input_lens();
+        let variables = plan
+            .derived
+            .variables()
+            .map(|v| (v.0, lens[v.0 as usize]))
+            .collect();
+        Ok(Executor {
+            device,
+            plan,
+            inputs,
+            outputs,
+            scratch,
+            variables,
+        })
+    }
+
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// Length of the flat variable vector.
+    pub fn dim(&self) -> usize {
+        self.variables.iter().map(|v| v.1).sum()
+    }
+
+    /// The objective and its gradient (flat, variables in order) at `x`.
+    pub fn value_grad(&mut self, x: &[f64]) -> Result<(f64, Vec<f64>), ExecError> {
+        if x.len() != self.dim() {
+            return Err(ExecError::Plan(format!(
+                "{} variable values for {} variables",
+                x.len(),
+                self.dim()
+            )));
+        }
+        let mut at = 0;
+        for &(k, len) in &self.variables {
+            self.device
+                .upload(self.inputs[k as usize].at(0), &x[at..at + len])?;
+            at += len;
+        }
+        self.run_steps()?;
+        let mut value = [0.0];
+        self.device.download(self.outputs[0].at(0), &mut value)?;
+        let mut grad = vec![0.0; x.len()];
+        let mut at = 0;
+        for (r, len) in self.plan.output_lens().into_iter().enumerate().skip(1) {
+            self.device
+                .download(self.outputs[r].at(0), &mut grad[at..at + len])?;
+            at += len;
+        }
+        Ok((value[0], grad))
+    }
+
+    fn buffer(&self, memory: Memory) -> DevBuf {
+        match memory {
+            Memory::Input(k) => self.inputs[k as usize],
+            Memory::Output(k) => self.outputs[k as usize],
+            Memory::Scratch => self.scratch,
+        }
+    }
+
+    /// Where a stored node's value lives.
+    fn place(&self, id: NodeId) -> Result<DevPtr, ExecError> {
+        let (memory, offset) = self
+            .plan
+            .storage(id)
+            .location()
+            .ok_or_else(|| ExecError::Plan(format!("{id} is not stored")))?;
+        Ok(self.buffer(memory).at(offset))
+    }
+
+    /// A matrix operand: where it lives and whether it is stored transposed.
+    fn operand(&self, id: NodeId) -> Result<(DevPtr, bool), ExecError> {
+        if self.plan.storage(id) == Storage::TransposeFlag {
+            Ok((self.place(self.plan.function.graph.node(id).args[0])?, true))
+        } else {
+            Ok((self.place(id)?, false))
+        }
+    }
+
+    /// The kernel parameters of a launch's operands (a memref is five words: allocated and
+    /// aligned pointer, offset 0, size, stride 1).
+    fn params(&self, operands: &[LaunchOperand], lens: &[usize]) -> Vec<KernelParam> {
+        let mut params = Vec::with_capacity(operands.len() * 5);
+        for o in operands {
+            match *o {
+                LaunchOperand::Index(v) => params.push(KernelParam::Word(v as u64)),
+                LaunchOperand::Memref(m) => {
+                    let ptr = KernelParam::Ptr(self.buffer(m).at(0));
+                    let len = match m {
+                        Memory::Input(k) => lens[k as usize],
+                        Memory::Output(k) => self.plan.numel(self.plan.function_roots[k as usize]),
+                        Memory::Scratch => self.plan.scratch_len,
+                    };
+                    params.extend([
+                        ptr,
+                        ptr,
+                        KernelParam::Word(0),
+                        KernelParam::Word(len as u64),
+                        KernelParam::Word(1),
+                    ]);
+                }
+            }
+        }
+        params
+    }
+
+    /// Factorizes the matrix of node `a` unless the device holds its factors from this
+    /// evaluation (`factored`): logdet, inverse and solves of one matrix share one LU. (Each node
+    /// is computed once per evaluation, before the steps that read it.)
+    fn factor(
+        &mut self,
+        a: NodeId,
+        n: usize,
+        factored: &mut Option<NodeId>,
+    ) -> Result<(), ExecError> {
+        if *factored != Some(a) {
+            self.device.lu_factor(self.place(a)?, n)?;
+            *factored = Some(a);
+        }
+        Ok(())
+    }
+
+    fn run_steps(&mut self) -> Result<(), ExecError> {
+        let input_lens = self.plan.input_lens();
+        let mut factored = None;
+        for i in 0..self.plan.steps.len() {
+            let step = self.plan.steps[i].clone();
+            match step {
+                Step::Launch(l) => {
+                    let params = self.params(&l.operands, &input_lens);
+                    let call = LaunchCall {
+                        module: &l.module,
+                        entry: &l.entry,
+                        grid: l.grid,
+                        block: l.block,
+                        params: &params,
+                        plan: &self.plan,
+                        node: l.node,
+                        operands: &l.operands,
+                    };
+                    self.device.launch(&call)?;
+                }
+                Step::Gemm {
+                    node,
+                    a,
+                    b,
+                    m,
+                    k,
+                    n,
+                } => {
+                    let (a, trans_a) = self.operand(a)?;
+                    let (b, trans_b) = self.operand(b)?;
+                    let c = self.place(node)?;
+                    self.device.gemm(&Gemm {
+                        a,
+                        b,
+                        c,
+                        m,
+                        k,
+                        n,
+                        trans_a,
+                        trans_b,
+                    })?;
+                }
+                Step::LogDet { node, a, n } => {
+                    self.factor(a, n, &mut factored)?;
+                    let (sign, log_abs) = self.device.lu_sign_logdet()?;
+                    if sign <= 0.0 {
+                        return Err(EvalError::NonPositiveDet { node, sign }.into());
+                    }
+                    self.device.upload(self.place(node)?, &[log_abs])?;
+                }
+                Step::Sum { node, a, len } => {
+                    let total = self.device.sum(self.place(a)?, len)?;
+                    self.device.upload(self.place(node)?, &[total])?;
+                }
+                Step::Inv { node, a, n } => {
+                    self.factor(a, n, &mut factored)?;
+                    let out = self.place(node)?;
+                    self.device
+                        .lu_inverse(out)
+                        .map_err(|e| singular(e, node, "inv"))?;
+                }
+                Step::Solve { node, a, b, n, m } => {
+                    self.factor(a, n, &mut factored)?;
+                    let (b, out) = (self.place(b)?, self.place(node)?);
+                    self.device
+                        .lu_solve(b, m, out)
+                        .map_err(|e| singular(e, node, "solve"))?;
+                }
+                Step::Host { node } => self.host_step(node)?,
+                Step::Copy { node, output } => {
+                    let len = self.plan.numel(node);
+                    let src = self.place(node)?;
+                    self.device
+                        .copy(src, self.outputs[output as usize].at(0), len)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Downloads what `node` reads, computes it on the host, uploads its value.
+    fn host_step(&mut self, node: NodeId) -> Result<(), ExecError> {
+        let buffers: Vec<DevBuf> = (0..self.inputs.len() as u32)
+            .map(|k| self.buffer(Memory::Input(k)))
+            .collect();
+        let (outputs, scratch) = (self.outputs.clone(), self.scratch);
+        let device = &mut self.device;
+        let mut read = |memory: Memory, offset: usize, len: usize| {
+            let buf = match memory {
+                Memory::Input(k) => buffers[k as usize],
+                Memory::Output(k) => outputs[k as usize],
+                Memory::Scratch => scratch,
+            };
+            let mut data = vec![0.0; len];
+            device.download(buf.at(offset), &mut data)?;
+            Ok(data)
+        };
+        let value = eval_stored(&self.plan, node, &mut read)?;
+        let data = value.as_slice().expect("standard layout");
+        let place = self.place(node)?;
+        self.device.upload(place, data)?;
+        Ok(())
+    }
+
+    /// Waits for the device (for timings).
+    pub fn synchronize(&mut self) -> Result<(), ExecError> {
+        Ok(self.device.synchronize()?)
+    }
+}

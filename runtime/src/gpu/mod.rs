@@ -1,0 +1,242 @@
+//! The GPU backend: runs the staged plan of a `gpu` artifact ([`plan::GpuPlan`], written by
+//! `optc build --target gpu` with the `mlir` feature) on a [`device::Device`].
+//!
+//! - [`device`]: what the executor needs from a device (buffers, copies, PTX launches, gemm, LU);
+//! - [`exec`]: the executor (setup once per solve, value and gradient per evaluation);
+//! - `cuda` (feature `cuda`): the device on an NVIDIA GPU through `cudarc` (driver API, cuBLAS,
+//!   cuSOLVER, all loaded at run time: nothing CUDA is needed to build optc);
+//! - [`reference`]: the same device interface in host memory, with the kernels run by the
+//!   interpreter, so the executor is tested on machines without a GPU;
+//! - [`build`]: the plan of an artifact (its PTX with the `mlir` feature).
+//!
+//! A GPU run needs the NVIDIA driver's `libcuda`; it is looked for before anything touches CUDA
+//! (cudarc panics without it), so its absence is a coded error, never a crash.
+
+pub mod build;
+pub mod device;
+pub mod exec;
+pub mod plan;
+pub mod reference;
+
+#[cfg(feature = "cuda")]
+pub mod cuda;
+
+use crate::artifact::{self, Artifact};
+use crate::interp::Bindings;
+use device::Device;
+use exec::{ExecError, Executor};
+use optc_compiler::codes::CodeInfo;
+use optc_compiler::diag::Diagnostic;
+use std::time::{Duration, Instant};
+
+pub const NO_DRIVER: &str = "E0380";
+pub const NOT_IN_BUILD: &str = "E0381";
+pub const DIMS_DIFFER: &str = "E0382";
+pub const NEEDS_GPU_ARTIFACT: &str = "E0383";
+pub const DEVICE_FAILED: &str = "E0384";
+
+/// Catalogue entries of GPU backend errors (E0380–E0389).
+pub const GPU_CODES: &[CodeInfo] = &[
+    CodeInfo {
+        code: NO_DRIVER,
+        title: "no CUDA driver found",
+        explanation: "`--backend gpu` needs the NVIDIA driver's library `libcuda.so.1` (installed with the NVIDIA driver, not with the CUDA toolkit), and none was found on the library search path. Run on the machine with the GPU, or use `--backend cpu`.",
+    },
+    CodeInfo {
+        code: NOT_IN_BUILD,
+        title: "GPU runtime not available in this build",
+        explanation: "The CUDA driver was found, but this optc was built without its GPU runtime (cargo feature `cuda`, on by default). Rebuild optc with default features, or use `--backend cpu`.",
+    },
+    CodeInfo {
+        code: DIMS_DIFFER,
+        title: "dimension sizes differ from the GPU artifact's",
+        explanation: "A `gpu` artifact's kernels, buffers and launch sizes are planned at the dimension sizes given to `optc build --target gpu --dims ...` (or the model's defaults). Run it with those sizes (data of those shapes, `--dims` equal to them), or build another artifact for the new sizes.",
+    },
+    CodeInfo {
+        code: NEEDS_GPU_ARTIFACT,
+        title: "`--backend gpu` needs a gpu artifact",
+        explanation: "The GPU backend runs the staged plan and PTX kernels of an artifact built with `optc build FILE.opt -o FILE.optx --target gpu` (by an optc with the `mlir` feature), in `optc bench`. A `.opt` source, a `cpu` artifact, or another command (`eval`, `run`) cannot run on it yet.",
+    },
+    CodeInfo {
+        code: DEVICE_FAILED,
+        title: "GPU device error",
+        explanation: "A call to the CUDA driver, cuBLAS or cuSOLVER failed (a missing library such as libcublas or libcusolver, out of device memory, a kernel the driver rejects). The message gives CUDA's own error.",
+    },
+];
+
+/// Names under which the driver library is looked for, most specific first.
+const DRIVER_NAMES: &[&str] = &["libcuda.so.1", "libcuda.so"];
+
+/// Environment variable that selects the device: `reference` runs the plan on the host
+/// reference device (kernels by the interpreter), without a GPU; anything else, the CUDA device.
+pub const DEVICE_ENV: &str = "OPTC_GPU_DEVICE";
+
+/// Whether the CUDA driver library can be loaded on this machine.
+pub fn driver_present() -> bool {
+    DRIVER_NAMES.iter().any(|name| {
+        // SAFETY: loading the NVIDIA driver library runs only its own initializers; nothing is
+        // called from it and it is unloaded when the handle drops.
+        unsafe { libloading::Library::new(name) }.is_ok()
+    })
+}
+
+fn no_driver() -> Diagnostic {
+    Diagnostic::error(
+        NO_DRIVER,
+        "no CUDA driver found (libcuda.so.1 is not on the library search path)",
+    )
+    .with_hint(
+        "run on a machine with an NVIDIA GPU and its driver installed, or use `--backend cpu`",
+    )
+}
+
+/// Why `--backend gpu` cannot run for a command other than `bench` of a gpu artifact: no
+/// driver, or (with one) the command needs the CPU.
+pub fn unavailable() -> Diagnostic {
+    if !driver_present() {
+        return no_driver();
+    }
+    Diagnostic::error(
+        NEEDS_GPU_ARTIFACT,
+        "`--backend gpu` runs gpu artifacts in `optc bench` only (not `eval` or `run` yet)",
+    )
+    .with_hint(
+        "build one with `optc build FILE.opt -o FILE.optx --target gpu`, or use `--backend cpu`",
+    )
+}
+
+/// Whether the device chosen by [`DEVICE_ENV`] is the host reference device.
+fn reference_chosen() -> bool {
+    std::env::var(DEVICE_ENV).is_ok_and(|v| v == "reference")
+}
+
+/// Checks, before any data is read, that `artifact` can run on the GPU here with the dim sizes
+/// `given` on the command line: a gpu artifact with a plan (E0383), `given` equal to its
+/// build-time sizes (E0382), a driver (E0380) and the GPU runtime in this build (E0381).
+pub fn check_artifact(artifact: &Artifact, given: &[(String, u64)]) -> Result<(), Diagnostic> {
+    if artifact.target != artifact::Target::Gpu || artifact.gpu.is_none() {
+        return Err(Diagnostic::error(
+            NEEDS_GPU_ARTIFACT,
+            format!(
+                "`--backend gpu` needs a gpu artifact, and this is a {} artifact without a GPU plan",
+                artifact.target.name()
+            ),
+        )
+        .with_hint("build one with `optc build FILE.opt -o FILE.optx --target gpu`"));
+    }
+    for (name, size) in given {
+        let built = artifact.dims.iter().find(|(n, _)| n == name).map(|d| d.1);
+        if built != Some(*size) {
+            return Err(Diagnostic::error(
+                DIMS_DIFFER,
+                format!(
+                    "`--dims {name}={size}`, but the gpu artifact was built for {name}={}",
+                    built.map_or("its default".to_string(), |b| b.to_string())
+                ),
+            )
+            .with_hint("drop `--dims`, or build an artifact for these sizes with `optc build --target gpu --dims ...`"));
+        }
+    }
+    if reference_chosen() {
+        return Ok(());
+    }
+    if !driver_present() {
+        return Err(no_driver());
+    }
+    if cfg!(feature = "cuda") {
+        Ok(())
+    } else {
+        Err(Diagnostic::error(
+            NOT_IN_BUILD,
+            "a CUDA driver is present, but this optc was built without its GPU runtime (feature `cuda`)",
+        )
+        .with_hint("rebuild optc with default features, or use `--backend cpu`"))
+    }
+}
+
+impl From<ExecError> for Diagnostic {
+    fn from(e: ExecError) -> Diagnostic {
+        match e {
+            ExecError::Dims { .. } => Diagnostic::error(DIMS_DIFFER, e.to_string()).with_hint(
+                "bind data of the artifact's build-time shapes, or build an artifact for these sizes",
+            ),
+            ExecError::Plan(_) => Diagnostic::error(artifact::CORRUPT, e.to_string())
+                .with_hint("rebuild the artifact with `optc build --target gpu`"),
+            ExecError::Device(_) => Diagnostic::error(DEVICE_FAILED, e.to_string()),
+            ExecError::Eval(e) => e.into(),
+        }
+    }
+}
+
+/// The device [`DEVICE_ENV`] chooses: the CUDA device (the first GPU), or the reference device.
+fn device() -> Result<Box<dyn Device>, ExecError> {
+    if reference_chosen() {
+        return Ok(Box::new(reference::ReferenceDevice::new()));
+    }
+    #[cfg(feature = "cuda")]
+    {
+        if driver_present() {
+            return Ok(Box::new(cuda::CudaDevice::new(0)?));
+        }
+    }
+    Err(ExecError::Device(device::DeviceError::Library(
+        "no CUDA driver, or no GPU runtime in this build".into(),
+    )))
+}
+
+/// Loads the artifact's plan and kernels on the chosen device and uploads the data of
+/// `bindings` (after [`check_artifact`]).
+pub fn open(
+    artifact: &Artifact,
+    bindings: &Bindings,
+) -> Result<Executor<Box<dyn Device>>, Diagnostic> {
+    let plan = artifact
+        .gpu
+        .clone()
+        .ok_or_else(|| Diagnostic::error(NEEDS_GPU_ARTIFACT, "the artifact has no GPU plan"))?;
+    let kernels: Vec<(String, String)> = artifact
+        .kernels
+        .iter()
+        .map(|k| (k.name.clone(), k.ptx.clone()))
+        .collect();
+    Ok(guarded(|| {
+        Executor::new(device()?, plan, &kernels, bindings)
+    })?)
+}
+
+/// Runs `f`, turning a panic inside it (cudarc panics when a CUDA library or symbol it needs is
+/// missing) into a device error.
+fn guarded<T>(f: impl FnOnce() -> Result<T, ExecError>) -> Result<T, ExecError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a CUDA library call panicked");
+        Err(ExecError::Device(device::DeviceError::Library(
+            why.to_string(),
+        )))
+    })
+}
+
+/// The merit and its gradient at `x`, then value+gradient evaluations per second at `x`,
+/// measured for about `budget` after that first evaluation (the device is drained at the end).
+pub fn measure<D: Device>(
+    executor: &mut Executor<D>,
+    x: &[f64],
+    budget: Duration,
+) -> Result<(f64, Vec<f64>, f64), ExecError> {
+    guarded(|| {
+        let (value, gradient) = executor.value_grad(x)?;
+        executor.synchronize()?;
+        let start = Instant::now();
+        let mut count = 0u64;
+        while count == 0 || start.elapsed() < budget {
+            executor.value_grad(x)?;
+            count += 1;
+        }
+        executor.synchronize()?;
+        let rate = count as f64 / start.elapsed().as_secs_f64();
+        Ok((value, gradient, rate))
+    })
+}

@@ -1,0 +1,273 @@
+//! The staged GPU plan a `gpu` artifact carries, so that an optc without MLIR can run it: the
+//! simplified value+gradient program, which of its values are computed once per solve (on the
+//! host), and the per-iteration function as an ordered list of device steps (kernel launches with
+//! their argument lists, library calls, host steps, copies) over planned buffers.
+//!
+//! The per-iteration function has one device buffer per input (the program's inputs, then one
+//! per setup value it reads), one per root (the merit, then the gradient of each variable)
+//! and one scratch buffer; a node's [`Storage`] says where its value lives.
+
+use optc_compiler::ir::{NodeId, Program};
+use serde::{Deserialize, Serialize};
+
+/// Where the value of a node of the per-iteration function lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Storage {
+    /// Not needed.
+    Unused,
+    /// Computed inside the kernel (or host step) that reads it; never stored.
+    Fused,
+    /// A transposed matrix passed to a matrix product as a flag: its argument is stored.
+    TransposeFlag,
+    /// The buffer of function input `k`.
+    Input(u32),
+    /// The buffer of root `k`.
+    Output(u32),
+    /// The scratch buffer from this element offset.
+    Scratch(usize),
+}
+
+/// A device buffer of the function, as kernel launches name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Memory {
+    Input(u32),
+    Output(u32),
+    Scratch,
+}
+
+impl Storage {
+    /// The buffer and element offset of a stored node.
+    pub fn location(self) -> Option<(Memory, usize)> {
+        match self {
+            Storage::Input(k) => Some((Memory::Input(k), 0)),
+            Storage::Output(k) => Some((Memory::Output(k), 0)),
+            Storage::Scratch(at) => Some((Memory::Scratch, at)),
+            Storage::Unused | Storage::Fused | Storage::TransposeFlag => None,
+        }
+    }
+}
+
+/// One operand of a kernel launch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LaunchOperand {
+    /// An `index` value: one 64-bit kernel parameter.
+    Index(i64),
+    /// A 1-D memref: five 64-bit kernel parameters (allocated pointer, aligned pointer, offset,
+    /// size, stride), MLIR's descriptor convention.
+    Memref(Memory),
+}
+
+/// A launch of one outlined pointwise kernel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launch {
+    /// The node the kernel computes (with its fused arguments) into its storage.
+    pub node: NodeId,
+    /// The PTX module (an entry of the artifact's `kernels`).
+    pub module: String,
+    /// The kernel function in that module.
+    pub entry: String,
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub operands: Vec<LaunchOperand>,
+}
+
+/// One step of the per-iteration function, in execution order. Operands name stored nodes (or,
+/// of a matrix product, [`Storage::TransposeFlag`] nodes whose argument is stored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Step {
+    Launch(Launch),
+    /// `node = a · b`, `a` of `m × k`, `b` of `k × n` (a vector operand is `1 × k` or `k × 1`).
+    Gemm {
+        node: NodeId,
+        a: NodeId,
+        b: NodeId,
+        m: usize,
+        k: usize,
+        n: usize,
+    },
+    /// `node = log det a` (`a` of `n × n`, positive determinant).
+    LogDet {
+        node: NodeId,
+        a: NodeId,
+        n: usize,
+    },
+    /// `node` = the sum of the `len` elements of `a`.
+    Sum {
+        node: NodeId,
+        a: NodeId,
+        len: usize,
+    },
+    /// `node = a⁻¹`.
+    Inv {
+        node: NodeId,
+        a: NodeId,
+        n: usize,
+    },
+    /// `node = a⁻¹ b`, `b` of `n × m` (or a vector, `m = 1`).
+    Solve {
+        node: NodeId,
+        a: NodeId,
+        b: NodeId,
+        n: usize,
+        m: usize,
+    },
+    /// Computed on the host from the stored values it reads (reductions and the matrix kernels
+    /// without a device form: the values travel device → host → device).
+    Host {
+        node: NodeId,
+    },
+    /// Copies the stored value of `node` into root `output`'s buffer.
+    Copy {
+        node: NodeId,
+        output: u32,
+    },
+}
+
+/// What a `gpu` artifact holds to evaluate the merit `optc bench` times (the objective plus its
+/// scalar constraint functions, [`crate::bench::merit`]) and its gradient on a device.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GpuPlan {
+    /// Sizes of the program's dims (by `DimId`) the kernels and buffers were planned for.
+    pub dims: Vec<u64>,
+    /// The simplified merit and gradient program (its inputs are the artifact program's).
+    pub derived: Program,
+    /// The merit, then the gradient of each variable (in `Program::variables` order).
+    pub roots: Vec<NodeId>,
+    /// Setup values of `derived` the per-iteration function reads (computed once per solve).
+    pub given: Vec<NodeId>,
+    /// The per-iteration function: `derived` cut at `given` (inputs: `derived`'s, then one per
+    /// given value); its roots are `function_roots`.
+    pub function: Program,
+    pub function_roots: Vec<NodeId>,
+    /// Concrete shape of each node of `function` (empty when unused).
+    pub shapes: Vec<Vec<usize>>,
+    pub storage: Vec<Storage>,
+    /// Elements of the scratch buffer.
+    pub scratch_len: usize,
+    pub steps: Vec<Step>,
+}
+
+impl GpuPlan {
+    pub fn numel(&self, id: NodeId) -> usize {
+        self.shapes[id.0 as usize].iter().product()
+    }
+
+    pub fn storage(&self, id: NodeId) -> Storage {
+        self.storage[id.0 as usize]
+    }
+
+    /// Element count of each function input's buffer (its declared shape at `dims`).
+    pub fn input_lens(&self) -> Vec<usize> {
+        self.function
+            .inputs
+            .iter()
+            .map(|i| {
+                i.shape
+                    .iter()
+                    .map(|d| usize::try_from(d.eval(&self.dims)).unwrap_or(0))
+                    .product()
+            })
+            .collect()
+    }
+
+    /// Element count of each root's buffer.
+    pub fn output_lens(&self) -> Vec<usize> {
+        self.function_roots.iter().map(|&r| self.numel(r)).collect()
+    }
+
+    /// The stored nodes whose values the computation of `node` reads: its arguments, through
+    /// fused nodes and transpose flags.
+    pub fn stored_leaves(&self, node: NodeId) -> Vec<NodeId> {
+        let mut leaves = Vec::new();
+        let mut work: Vec<NodeId> = self.function.graph.node(node).args.clone();
+        while let Some(id) = work.pop() {
+            match self.storage(id) {
+                Storage::Fused | Storage::TransposeFlag | Storage::Unused => {
+                    work.extend(self.function.graph.node(id).args.iter().copied())
+                }
+                _ => {
+                    if !leaves.contains(&id) {
+                        leaves.push(id)
+                    }
+                }
+            }
+        }
+        leaves
+    }
+
+    /// Checks that the plan holds together (indices in range, stored operands), so that running
+    /// it cannot index out of bounds: a plan from a damaged artifact is refused here.
+    pub fn check(&self) -> Result<(), String> {
+        let nodes = self.function.graph.len();
+        let node_ok = |id: NodeId| (id.0 as usize) < nodes;
+        if self.shapes.len() != nodes || self.storage.len() != nodes {
+            return Err("shapes or storage do not cover the function's nodes".into());
+        }
+        if self.dims.len() != self.function.dims.len() {
+            return Err("dims do not match the function's dims".into());
+        }
+        let inputs = self.function.inputs.len() as u32;
+        let outputs = self.function_roots.len() as u32;
+        for (i, s) in self.storage.iter().enumerate() {
+            let fits = match *s {
+                Storage::Input(k) => k < inputs,
+                Storage::Output(k) => k < outputs,
+                Storage::Scratch(at) => at + self.numel(NodeId(i as u32)) <= self.scratch_len,
+                _ => true,
+            };
+            if !fits {
+                return Err(format!("node %{i} is stored outside its buffers"));
+            }
+        }
+        if !self.function_roots.iter().all(|&r| node_ok(r))
+            || !self
+                .roots
+                .iter()
+                .all(|&r| (r.0 as usize) < self.derived.graph.len())
+            || !self
+                .given
+                .iter()
+                .all(|&r| (r.0 as usize) < self.derived.graph.len())
+            || self.function_roots.len() != self.roots.len()
+            || self.function.inputs.len() != self.derived.inputs.len() + self.given.len()
+        {
+            return Err("roots or setup values are not nodes of their programs".into());
+        }
+        let stored = |id: NodeId| node_ok(id) && self.storage(id).location().is_some();
+        let operand = |id: NodeId| {
+            node_ok(id)
+                && (stored(id)
+                    || (self.storage(id) == Storage::TransposeFlag
+                        && self
+                            .function
+                            .graph
+                            .node(id)
+                            .args
+                            .first()
+                            .is_some_and(|&a| stored(a))))
+        };
+        for step in &self.steps {
+            let ok = match step {
+                Step::Launch(l) => {
+                    stored(l.node)
+                        && l.operands.iter().all(|o| match o {
+                            LaunchOperand::Memref(Memory::Input(k)) => *k < inputs,
+                            LaunchOperand::Memref(Memory::Output(k)) => *k < outputs,
+                            _ => true,
+                        })
+                }
+                Step::Gemm { node, a, b, .. } => stored(*node) && operand(*a) && operand(*b),
+                Step::LogDet { node, a, .. }
+                | Step::Inv { node, a, .. }
+                | Step::Sum { node, a, .. } => stored(*node) && stored(*a),
+                Step::Solve { node, a, b, .. } => stored(*node) && stored(*a) && stored(*b),
+                Step::Host { node } => stored(*node),
+                Step::Copy { node, output } => stored(*node) && *output < outputs,
+            };
+            if !ok {
+                return Err(format!("step {step:?} names a node that is not stored"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,576 @@
+//! The GPU executor on the host reference device against the interpreter: the value and gradient
+//! of every example at its data's sizes, through plans laid out without fusion (every node
+//! stored, a kernel per pointwise node, transposes as flags of the matrix product) and, with the
+//! `mlir` feature, through the plans and kernel launches MLIR makes. Also: the artifact round
+//! trip with a GPU plan, refusal of damaged plans, the dims check, and the codes of
+//! `optc bench --backend gpu` where no GPU is.
+
+use ndarray::ArrayD;
+use optc_compiler::derive;
+use optc_compiler::driver::{compile, Until};
+use optc_compiler::ir::{NodeId, Op, Program};
+use optc_runtime::artifact::{self, Artifact, Target};
+use optc_runtime::gpu::build::{self, Layout, Staged};
+use optc_runtime::gpu::device::DeviceError;
+use optc_runtime::gpu::exec::{ExecError, Executor};
+use optc_runtime::gpu::plan::{GpuPlan, Launch, LaunchOperand, Memory, Step, Storage};
+use optc_runtime::gpu::reference::ReferenceDevice;
+use optc_runtime::interp::{self, Bindings, NoSubproblems};
+use optc_runtime::model::{self, BindSpec};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn examples() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "opt"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// An example's program and its bindings (the example data), or `None` when it has no gradient
+/// (lower-level problems).
+fn load(file: &Path) -> Option<(Program, Bindings)> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let c = compile(&file.display().to_string(), &text, Until::Ir).expect("example compiles");
+    let program = c.program.expect("ir");
+    derive::differentiate(&program).ok()?;
+    let bindings = model::bind(&program, file.parent().unwrap(), &BindSpec::default())
+        .expect("example data binds");
+    Some((program, bindings))
+}
+
+/// The interpreter's merit (objective plus scalar constraint functions) and its gradient
+/// (unsimplified), flat.
+fn reference(program: &Program, bindings: &Bindings) -> (f64, Vec<f64>) {
+    let d = build::merit_gradient(program).unwrap();
+    let values = interp::eval(&d.program, bindings, &d.roots(), &mut NoSubproblems).unwrap();
+    let value = values[0].iter().next().copied().unwrap();
+    let grad = values[1..].iter().flat_map(|a| a.iter().copied()).collect();
+    (value, grad)
+}
+
+fn flat_x(program: &Program, bindings: &Bindings) -> Vec<f64> {
+    program
+        .variables()
+        .flat_map(|v| {
+            bindings.inputs[v.0 as usize]
+                .clone()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Whether the plan has a step through dense linear algebra (looser tolerance).
+fn has_linear_algebra(plan: &GpuPlan) -> bool {
+    plan.steps.iter().any(|s| {
+        matches!(
+            s,
+            Step::LogDet { .. } | Step::Inv { .. } | Step::Solve { .. }
+        ) || matches!(s, Step::Host { node } if matches!(plan.function.graph.node(*node).op, Op::Expm | Op::NuclearNorm))
+    })
+}
+
+fn assert_close(what: &str, got: &[f64], expected: &[f64], tol: f64) {
+    assert_eq!(got.len(), expected.len(), "{what}: lengths");
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        assert!(
+            (g - e).abs() <= tol * e.abs().max(1.0),
+            "{what}[{i}]: {g} vs {e} (tol {tol})"
+        );
+    }
+}
+
+/// Runs the plan on the reference device and compares with the interpreter.
+fn check_against_interpreter(
+    name: &str,
+    program: &Program,
+    bindings: &Bindings,
+    plan: GpuPlan,
+    kernels: &[(String, String)],
+) -> (usize, usize) {
+    let tol = if has_linear_algebra(&plan) {
+        1e-9
+    } else {
+        1e-12
+    };
+    let mut exec = Executor::new(ReferenceDevice::new(), plan, kernels, bindings)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let x = flat_x(program, bindings);
+    let (value, grad) = exec
+        .value_grad(&x)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (v_ref, g_ref) = reference(program, bindings);
+    assert_close(&format!("{name} value"), &[value], &[v_ref], tol);
+    assert_close(&format!("{name} gradient"), &grad, &g_ref, tol);
+    // A second evaluation at another point reuses the uploaded setup.
+    let shifted: Vec<f64> = x
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v + 0.01 * ((i % 7) as f64 - 3.0))
+        .collect();
+    let (value2, grad2) = exec.value_grad(&shifted).unwrap();
+    let mut moved = bindings.clone();
+    let mut at = 0;
+    for v in program.variables() {
+        let a = moved.inputs[v.0 as usize].as_mut().unwrap();
+        let len = a.len();
+        *a = ArrayD::from_shape_vec(a.shape(), shifted[at..at + len].to_vec()).unwrap();
+        at += len;
+    }
+    let (v_ref2, g_ref2) = reference(program, &moved);
+    assert_close(
+        &format!("{name} value (2nd point)"),
+        &[value2],
+        &[v_ref2],
+        tol,
+    );
+    assert_close(
+        &format!("{name} gradient (2nd point)"),
+        &grad2,
+        &g_ref2,
+        tol,
+    );
+    (exec.device().launches, exec.device().factorizations)
+}
+
+/// A layout without fusion: every needed node is stored (roots in their output buffers), a
+/// kernel per pointwise node with elements, given every buffer it touches, and a transpose read
+/// only by one matrix product is a flag of that product.
+fn unfused_layout(staged: &Staged) -> Layout {
+    let f = &staged.function;
+    let g = &f.graph;
+    let n = g.len();
+    let mut needed = vec![false; n];
+    for r in &staged.function_roots {
+        needed[r.0 as usize] = true;
+    }
+    for i in (0..n).rev() {
+        if needed[i] {
+            for a in &g.node(NodeId(i as u32)).args {
+                needed[a.0 as usize] = true;
+            }
+        }
+    }
+    let mut consumers = vec![Vec::new(); n];
+    for (id, node) in g.nodes().filter(|(id, _)| needed[id.0 as usize]) {
+        for a in &node.args {
+            consumers[a.0 as usize].push(id);
+        }
+    }
+    let shapes: Vec<Vec<usize>> = g
+        .nodes()
+        .map(|(id, node)| {
+            if needed[id.0 as usize] {
+                node.shape
+                    .iter()
+                    .map(|d| d.eval(&staged.dims) as usize)
+                    .collect()
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    let numel = |id: NodeId| shapes[id.0 as usize].iter().product::<usize>();
+    let mut storage = vec![Storage::Unused; n];
+    let mut schedule = Vec::new();
+    let mut scratch_len = 0;
+    for (id, node) in g.nodes().filter(|(id, _)| needed[id.0 as usize]) {
+        let i = id.0 as usize;
+        let root = staged.function_roots.iter().position(|&r| r == id);
+        let users = &consumers[i];
+        storage[i] = match node.op {
+            Op::Input(k) => Storage::Input(k.0),
+            Op::Transpose
+                if root.is_none() && users.len() == 1 && g.node(users[0]).op == Op::MatMul =>
+            {
+                Storage::TransposeFlag
+            }
+            _ => {
+                schedule.push(id);
+                match root {
+                    Some(k) => Storage::Output(k as u32),
+                    None => {
+                        scratch_len += numel(id);
+                        Storage::Scratch(scratch_len - numel(id))
+                    }
+                }
+            }
+        };
+    }
+    let copies = staged
+        .function_roots
+        .iter()
+        .enumerate()
+        .filter(|&(k, r)| storage[r.0 as usize] != Storage::Output(k as u32))
+        .map(|(k, &r)| (k as u32, r))
+        .collect();
+    let memory = |s: Storage| s.location().unwrap().0;
+    let mut launches = Vec::new();
+    for &id in &schedule {
+        let pointwise = matches!(
+            g.node(id).op,
+            Op::Const(_)
+                | Op::Unary(_)
+                | Op::Binary(_)
+                | Op::BroadcastTo(_)
+                | Op::Eye(_)
+                | Op::Transpose
+                | Op::DiagPart
+                | Op::Diag
+                | Op::Select { .. }
+        );
+        if !pointwise || numel(id) == 0 {
+            continue;
+        }
+        let mut operands: Vec<LaunchOperand> = [256, 0, 1, 0, numel(id) as i64]
+            .into_iter()
+            .map(LaunchOperand::Index)
+            .collect();
+        let mut touched = vec![memory(storage[id.0 as usize])];
+        let mut work = g.node(id).args.clone();
+        while let Some(a) = work.pop() {
+            match storage[a.0 as usize].location() {
+                Some((m, _)) => touched.push(m),
+                None => work.extend(g.node(a).args.iter().copied()),
+            }
+        }
+        touched.dedup();
+        for m in touched {
+            if !operands.contains(&LaunchOperand::Memref(m)) {
+                operands.push(LaunchOperand::Memref(m));
+            }
+        }
+        launches.push(Launch {
+            node: id,
+            module: format!("k{}", id.0),
+            entry: "kernel".into(),
+            grid: [numel(id).div_ceil(256) as u32, 1, 1],
+            block: [256, 1, 1],
+            operands,
+        });
+    }
+    Layout {
+        shapes,
+        storage,
+        scratch_len,
+        schedule,
+        copies,
+        launches,
+    }
+}
+
+/// The unfused plan of `program` at its bindings' dims, with its stand-in kernels.
+fn unfused_plan(program: &Program, bindings: &Bindings) -> (GpuPlan, Vec<(String, String)>) {
+    let staged = build::stage(program, &bindings.dims).unwrap();
+    let plan = build::assemble(staged.clone(), unfused_layout(&staged)).unwrap();
+    let kernels = stand_in_kernels(&plan);
+    (plan, kernels)
+}
+
+/// A stand-in PTX module per launch: an entry declaring one 64-bit parameter per word the
+/// launch passes.
+fn stand_in_kernels(plan: &GpuPlan) -> Vec<(String, String)> {
+    plan.steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Launch(l) => {
+                let words: usize = l
+                    .operands
+                    .iter()
+                    .map(|o| match o {
+                        LaunchOperand::Index(_) => 1,
+                        LaunchOperand::Memref(_) => 5,
+                    })
+                    .sum();
+                let params = vec!["\t.param .u64 p"; words].join(",\n");
+                Some((l.module.clone(), format!(".entry kernel(\n{params}\n)\n")))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn unfused_plans_of_every_example_match_the_interpreter() {
+    let mut checked = Vec::new();
+    for file in examples() {
+        let Some((program, bindings)) = load(&file) else {
+            continue;
+        };
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let (plan, kernels) = unfused_plan(&program, &bindings);
+        let (launches, _) = check_against_interpreter(&name, &program, &bindings, plan, &kernels);
+        assert!(launches > 0, "{name}: no kernel ran");
+        checked.push(name);
+    }
+    assert!(checked.len() >= 6, "checked only {checked:?}");
+}
+
+#[cfg(feature = "mlir")]
+#[test]
+fn mlir_plans_of_every_example_match_the_interpreter() {
+    let mut checked = Vec::new();
+    let mut refused = Vec::new();
+    for file in examples() {
+        let Some((program, bindings)) = load(&file) else {
+            continue;
+        };
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        match build::gpu_plan(&program, &bindings.dims) {
+            Ok((plan, kernels)) => {
+                assert!(
+                    kernels.iter().all(|k| k.1.contains(".entry")),
+                    "{name}: PTX"
+                );
+                let sums = plan
+                    .steps
+                    .iter()
+                    .filter(|s| matches!(s, Step::Sum { .. }))
+                    .count();
+                let (_, factorizations) =
+                    check_against_interpreter(&name, &program, &bindings, plan, &kernels);
+                if name == "dagma.opt" {
+                    // The merit's logdet and its gradient's inverse share one LU per evaluation
+                    // (two evaluations); its sums of squares and of |W| are device sums.
+                    assert_eq!(factorizations, 2, "{name}");
+                    assert!(sums >= 2, "{name}: {sums} device sums");
+                }
+                checked.push(name);
+            }
+            Err(e) => {
+                assert!(e.contains("does not support"), "{name}: {e}");
+                refused.push(name);
+            }
+        }
+    }
+    // NOTEARS's merit has the trace of expm, whose derivative (expm Fréchet) the MLIR path
+    // refuses, as colide_nv's sort adjoints.
+    assert_eq!(
+        checked,
+        [
+            "colide.opt",
+            "dagma.opt",
+            "sparse_ot.opt",
+            "lasso.opt",
+            "ridge.opt"
+        ],
+        "refused: {refused:?}"
+    );
+    assert_eq!(refused, ["colide_nv.opt", "notears.opt"]);
+}
+
+fn lasso() -> (Program, Bindings) {
+    load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/regression/lasso.opt")).unwrap()
+}
+
+fn gpu_artifact(
+    program: &Program,
+    plan: GpuPlan,
+    kernels: Vec<(String, String)>,
+    dims: Vec<(String, u64)>,
+) -> Artifact {
+    Artifact {
+        optc_version: artifact::OPTC_VERSION.into(),
+        target: Target::Gpu,
+        source_name: "lasso.opt".into(),
+        source_dir: Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/regression")
+            .display()
+            .to_string(),
+        program: program.clone(),
+        dims,
+        kernels: kernels
+            .into_iter()
+            .map(|(name, ptx)| artifact::Kernel { name, ptx })
+            .collect(),
+        gpu: Some(plan),
+    }
+}
+
+#[test]
+fn artifact_round_trip_keeps_the_gpu_plan() {
+    let (program, bindings) = lasso();
+    let (plan, kernels) = unfused_plan(&program, &bindings);
+    let a = gpu_artifact(&program, plan, kernels, Vec::new());
+    let back = artifact::decode(&artifact::encode(&a)).unwrap();
+    assert_eq!(
+        serde_json::to_value(&back.gpu).unwrap(),
+        serde_json::to_value(&a.gpu).unwrap()
+    );
+    assert_eq!(back.kernels, a.kernels);
+    let kernels: Vec<(String, String)> = back
+        .kernels
+        .iter()
+        .map(|k| (k.name.clone(), k.ptx.clone()))
+        .collect();
+    check_against_interpreter(
+        "lasso (decoded)",
+        &program,
+        &bindings,
+        back.gpu.unwrap(),
+        &kernels,
+    );
+}
+
+#[test]
+fn damaged_plans_are_corrupt_artifacts() {
+    let (program, bindings) = lasso();
+    let (plan, kernels) = unfused_plan(&program, &bindings);
+    let damage: [&dyn Fn(&mut GpuPlan); 4] = [
+        &|p| p.scratch_len = 0,
+        &|p| p.storage.truncate(1),
+        &|p| {
+            p.steps.push(Step::Copy {
+                node: NodeId(0),
+                output: 99,
+            })
+        },
+        &|p| p.function_roots.clear(),
+    ];
+    for (i, damage) in damage.iter().enumerate() {
+        let mut bad = plan.clone();
+        damage(&mut bad);
+        let a = gpu_artifact(&program, bad, kernels.clone(), Vec::new());
+        let e = artifact::decode(&artifact::encode(&a)).unwrap_err();
+        assert_eq!(e.code(), artifact::CORRUPT, "damage {i}: {e}");
+    }
+}
+
+#[test]
+fn launches_that_do_not_fit_their_kernel_are_refused_by_the_reference_device() {
+    let (program, bindings) = lasso();
+    let (plan, kernels) = unfused_plan(&program, &bindings);
+    let x = flat_x(&program, &bindings);
+    let reads_input = |l: &Launch| {
+        l.operands
+            .iter()
+            .any(|o| matches!(o, LaunchOperand::Memref(Memory::Input(_))))
+    };
+    let mut missing = plan.clone();
+    for step in &mut missing.steps {
+        if let Step::Launch(l) = step {
+            if reads_input(l) {
+                l.operands
+                    .retain(|o| !matches!(o, LaunchOperand::Memref(Memory::Input(_))));
+                break;
+            }
+        }
+    }
+    // Against the PTX of the plan as it was: the parameter count differs; against PTX of the
+    // changed launch: the kernel reads a buffer it is not given.
+    for (kernels, expected) in [
+        (kernels, "parameters"),
+        (stand_in_kernels(&missing), "not given"),
+    ] {
+        let mut exec =
+            Executor::new(ReferenceDevice::new(), missing.clone(), &kernels, &bindings).unwrap();
+        match exec.value_grad(&x) {
+            Err(ExecError::Device(DeviceError::Invalid(m))) => {
+                assert!(m.contains(expected), "{m}")
+            }
+            other => panic!("expected a refused launch, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn bound_dims_must_be_the_build_dims() {
+    let (program, bindings) = lasso();
+    let (plan, kernels) = unfused_plan(&program, &bindings);
+    let mut other = bindings.clone();
+    other.dims[0] += 1;
+    match Executor::new(ReferenceDevice::new(), plan.clone(), &kernels, &other) {
+        Err(e @ ExecError::Dims { .. }) => {
+            let d = optc_compiler::diag::Diagnostic::from(e);
+            assert_eq!(d.code, optc_runtime::gpu::DIMS_DIFFER);
+        }
+        Err(e) => panic!("expected a dims error, got {e}"),
+        Ok(_) => panic!("expected a dims error"),
+    }
+    let dims: Vec<(String, u64)> = program
+        .dims
+        .iter()
+        .zip(&bindings.dims)
+        .map(|(d, &s)| (d.name.clone(), s))
+        .collect();
+    let a = gpu_artifact(&program, plan, kernels, dims.clone());
+    let mut wrong = dims.clone();
+    wrong[0].1 += 1;
+    let e = optc_runtime::gpu::check_artifact(&a, &wrong).unwrap_err();
+    assert_eq!(e.code, optc_runtime::gpu::DIMS_DIFFER);
+
+    // Through the command line: E0382 (exit 64) before any device is looked for, E0380 (exit
+    // 69) at the right dims without a driver, and the reference device's run otherwise.
+    let dir = std::env::temp_dir().join(format!("optc-gpu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lasso.optx");
+    artifact::write(&file, &a).unwrap();
+    let dims_arg = |d: &[(String, u64)]| {
+        d.iter()
+            .map(|(n, s)| format!("{n}={s}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let bench = |extra: &[&str], device: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_optc"));
+        c.args([
+            "bench",
+            file.to_str().unwrap(),
+            "--backend",
+            "gpu",
+            "--time-ms",
+            "20",
+            "--json",
+        ])
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .env_remove(optc_runtime::gpu::DEVICE_ENV);
+        if let Some(d) = device {
+            c.env(optc_runtime::gpu::DEVICE_ENV, d);
+        }
+        c.output().unwrap()
+    };
+    let o = bench(&["--dims", &dims_arg(&wrong)], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(64), "{err}");
+    assert!(err.contains("E0382"), "{err}");
+    if !optc_runtime::gpu::driver_present() {
+        let o = bench(&[], None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(69), "{err}");
+        assert!(err.contains("E0380"), "{err}");
+    }
+    let o = bench(&[], Some("reference"));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let gpu = &json["backends"]["gpu"];
+    assert!(gpu["value_grad_per_s"].as_f64().unwrap() > 0.0);
+    let (v_ref, g_ref) = reference(&program, &bindings);
+    assert_close(
+        "bench value",
+        &[gpu["value"].as_f64().unwrap()],
+        &[v_ref],
+        1e-12,
+    );
+    let grad: Vec<f64> = gpu["gradient"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_f64().unwrap())
+        .collect();
+    assert_close("bench gradient", &grad, &g_ref, 1e-12);
+    let _ = std::fs::remove_dir_all(&dir);
+}

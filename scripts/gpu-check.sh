@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs on a machine with an NVIDIA GPU and its driver; builds nothing. Takes the directory that
+# scripts/gpu-bundle.sh wrote (an mlir-free optc, gpu artifacts of the examples with their data
+# and reference results, DAGMA merit artifacts at n = 10000):
+#   1. runs each example's artifact with `optc bench --backend gpu` and compares the merit and
+#      its gradient at the initial point with the references computed on the CPU (maximum
+#      relative error; pass below 1e-9);
+#   2. times value+gradient of the DAGMA merit at n = 10000, d = 100, 500, 1000, 2000 on the
+#      GPU (data drawn by `optc bench --dims`, seeded) and prints a table.
+# Exit status: 0 when every comparison passes.
+#
+# Usage: bash gpu-check.sh [BUNDLE_DIR]   (default: this script's directory)
+# Environment: TIME_MS (timing budget per benchmark, default 3000).
+set -uo pipefail
+
+dir="$(cd "${1:-$(dirname "${BASH_SOURCE[0]}")}" && pwd)"
+optc="$dir/optc"
+time_ms="${TIME_MS:-3000}"
+export NO_COLOR=1
+unset OPTC_GPU_DEVICE
+# cuBLAS and cuSOLVER are loaded at run time; make the toolkit's usual places visible.
+for lib in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [[ -d "$lib" ]] && export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
+done
+
+echo "== optc: $("$optc" --version)"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2> /dev/null || true
+
+failed=0
+echo "== examples: merit and gradient against the CPU references"
+printf '%-14s %12s %12s %s\n' example value_rel grad_max_rel result
+for ref in "$dir"/ref/*.json; do
+  name=$(basename "$ref" .json)
+  art=$(ls "$dir"/examples/*/"$name.optx" 2> /dev/null | head -n 1)
+  [[ -n "$art" ]] || continue
+  got="$dir/out-$name.json"
+  if ! "$optc" bench "$art" --backend gpu --time-ms 200 --json > "$got" 2> "$dir/out-$name.err"; then
+    printf '%-14s %12s %12s FAIL: %s\n' "$name" - - "$(head -n 1 "$dir/out-$name.err")"
+    failed=1
+    continue
+  fi
+  python3 - "$ref" "$got" "$name" << 'EOF' || failed=1
+import json, sys
+ref = json.load(open(sys.argv[1]))["backends"]["gpu"]
+got = json.load(open(sys.argv[2]))["backends"]["gpu"]
+rel = lambda a, b: abs(a - b) / max(1.0, abs(b))
+value = rel(got["value"], ref["value"])
+grad = max((rel(a, b) for a, b in zip(got["gradient"], ref["gradient"])), default=0.0)
+same_len = len(got["gradient"]) == len(ref["gradient"])
+ok = same_len and value <= 1e-9 and grad <= 1e-9
+print(f"{sys.argv[3]:<14} {value:12.3e} {grad:12.3e} {'pass' if ok else 'FAIL'}")
+sys.exit(0 if ok else 1)
+EOF
+done
+
+echo "== DAGMA merit (least squares + L1 + log-det), value+gradient, n = 10000, f64"
+printf '%6s %14s %12s %s\n' d evals_per_s ms_each device
+for art in $(ls "$dir"/bench/dagma_d*.optx | sort -V); do
+  d=$(basename "$art" .optx)
+  d=${d#dagma_d}
+  json=$("$optc" bench "$art" --backend gpu --dims "n=10000,d=$d" --time-ms "$time_ms" --json 2> "$dir/bench-$d.err")
+  if [[ $? -ne 0 ]]; then
+    printf '%6s FAIL: %s\n' "$d" "$(head -n 1 "$dir/bench-$d.err")"
+    failed=1
+    continue
+  fi
+  echo "$json" | python3 -c '
+import json, sys
+g = json.load(sys.stdin)["backends"]["gpu"]
+r, device = g["value_grad_per_s"], g["device"]
+print(f"{sys.argv[1]:>6} {r:14.1f} {1e3 / r:12.3f} {device}")' "$d"
+done
+exit $failed
