@@ -227,7 +227,7 @@ impl Device for ReferenceDevice {
     }
 
     fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
-        self.lu = Some(linalg::Lu::new(self.matrix(a, n, n)?));
+        self.lu = Some(linalg::Lu::factor(self.slice(a, n * n)?, n));
         self.factorizations += 1;
         Ok(())
     }
@@ -237,21 +237,23 @@ impl Device for ReferenceDevice {
     }
 
     fn lu_inverse(&mut self, out: DevPtr) -> DeviceResult<()> {
-        let lu = self.factors()?;
-        let inv = lu
-            .solve(Array2::eye(lu.size()).view())
+        let n = self.factors()?.size();
+        let mut inv = vec![0.0; n * n];
+        self.factors()?
+            .inverse_into(&mut inv)
             .map_err(|_| DeviceError::Singular)?;
-        self.store(out, &inv)
+        self.slice_mut(out, n * n)?.copy_from_slice(&inv);
+        Ok(())
     }
 
     fn lu_solve(&mut self, b: DevPtr, m: usize, out: DevPtr) -> DeviceResult<()> {
         let n = self.factors()?.size();
-        let rhs = self.matrix(b, n, m)?.to_owned();
-        let x = self
-            .factors()?
-            .solve(rhs.view())
+        let mut x = self.slice(b, n * m)?.to_vec();
+        self.factors()?
+            .solve_in_place(&mut x, m)
             .map_err(|_| DeviceError::Singular)?;
-        self.store(out, &x)
+        self.slice_mut(out, n * m)?.copy_from_slice(&x);
+        Ok(())
     }
 
     fn synchronize(&mut self) -> DeviceResult<()> {
