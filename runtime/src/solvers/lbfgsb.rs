@@ -110,6 +110,15 @@ impl Bounds {
         &self.upper
     }
 
+    /// The box of y = x / c for positive scales c (the bounds divided by c; ±∞ stay).
+    pub fn scaled(&self, c: &[f64]) -> Bounds {
+        let divide = |bound: &[f64]| bound.iter().zip(c).map(|(b, c)| b / c).collect();
+        Bounds {
+            lower: divide(&self.lower),
+            upper: divide(&self.upper),
+        }
+    }
+
     /// Clamps `x` into the box in place.
     pub fn project(&self, x: &mut [f64]) {
         for ((xi, l), u) in x.iter_mut().zip(&self.lower).zip(&self.upper) {
