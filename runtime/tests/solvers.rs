@@ -637,8 +637,8 @@ fn barrier_minimiser(mu: f64, a: f64) -> f64 {
 
 #[test]
 fn lbfgs_path_backtracks_from_points_outside_the_domain() {
-    // μ(x − 3)²/2 + h(x) with h(x) = −log(1 − x²), whose domain is |x| < 1 (None outside). The
-    // first L-BFGS trial step from 0 has length 1 and lands on the boundary: the line search
+    // μ(x − 30)²/2 + h(x) with h(x) = −log(1 − x²), whose domain is |x| < 1 (None outside). The
+    // first quasi-Newton step extrapolates the secant far past the boundary: the line search
     // must back off, and each stage ends at the barrier minimiser.
     let outside = std::cell::Cell::new(0);
     let mut objective = FnPathObjective::new(1, |x: &[f64], mu: f64, _s: f64, g: &mut [f64]| {
@@ -647,8 +647,8 @@ fn lbfgs_path_backtracks_from_points_outside_the_domain() {
             outside.set(outside.get() + 1);
             return None;
         }
-        g[0] = mu * (x - 3.0) + 2.0 * x / (1.0 - x * x);
-        Some(mu * 0.5 * (x - 3.0).powi(2) - (1.0 - x * x).ln())
+        g[0] = mu * (x - 30.0) + 2.0 * x / (1.0 - x * x);
+        Some(mu * 0.5 * (x - 30.0).powi(2) - (1.0 - x * x).ln())
     });
     // Stages stop on the gradient alone (no relative-decrease rule), so x is exact to ~1e-12.
     let opts = PathOptions {
@@ -663,7 +663,7 @@ fn lbfgs_path_backtracks_from_points_outside_the_domain() {
     assert_eq!(result.restarts, 0);
     let x = result.report.x[0];
     assert!(x.is_finite() && x.abs() < 1.0);
-    assert!((x - barrier_minimiser(0.01, 3.0)).abs() < 1e-8, "{x}");
+    assert!((x - barrier_minimiser(0.01, 30.0)).abs() < 1e-8, "{x}");
     assert!(result.report.value.is_finite());
 }
 
@@ -695,6 +695,49 @@ fn lbfgs_path_restarts_with_larger_s_from_a_start_outside_the_domain() {
     );
     assert_eq!(result.s_used[1], 1.0);
     assert_close(&result.report.x, &[0.5], 1e-9);
+}
+
+#[test]
+fn lbfgs_path_stage_is_scaled_by_the_curvature_of_its_start_point() {
+    // μ·½Σ aᵢ(xᵢ − 1)² with curvatures aᵢ = 10^{-2 … 3} and x ≥ 0: the Hessian is diagonal,
+    // so the stage's scaling cᵢ = aᵢ^{-1/2} makes it the identity in y = x/c and the first
+    // L-BFGS-B step (x_c to the unconstrained minimiser) solves each stage. Unscaled, the
+    // condition number 10⁵ takes L-BFGS tens of iterations.
+    let n = 11;
+    let a: Vec<f64> = (0..n).map(|i| 10f64.powf(-2.0 + 0.5 * i as f64)).collect();
+    let mut objective = FnPathObjective::new(n, |x: &[f64], mu: f64, _s: f64, g: &mut [f64]| {
+        let mut value = 0.0;
+        for i in 0..n {
+            g[i] = mu * a[i] * (x[i] - 1.0);
+            value += 0.5 * mu * a[i] * (x[i] - 1.0).powi(2);
+        }
+        Some(value)
+    });
+    let opts = PathOptions {
+        stages: 2,
+        tol: 1e-9,
+        ..PathOptions::lbfgs(Bounds::nonneg(n))
+    };
+    let result = central_path(&mut objective, &vec![0.0; n], &opts, &mut go_on);
+    assert_eq!(result.report.status, Status::Converged);
+    assert_close(&result.report.x, &vec![1.0; n], 1e-6);
+    assert!(
+        result.report.iterations <= 4,
+        "{} iterations",
+        result.report.iterations
+    );
+}
+
+#[test]
+fn bounds_scaled_divides_finite_bounds_by_positive_scales() {
+    let bounds = Bounds::new(
+        vec![0.0, -2.0, f64::NEG_INFINITY],
+        vec![f64::INFINITY, 6.0, 1.0],
+    )
+    .unwrap();
+    let scaled = bounds.scaled(&[4.0, 2.0, 0.5]);
+    assert_eq!(scaled.lower(), &[0.0, -1.0, f64::NEG_INFINITY]);
+    assert_eq!(scaled.upper(), &[f64::INFINITY, 3.0, 2.0]);
 }
 
 #[test]

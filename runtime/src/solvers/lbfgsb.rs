@@ -36,11 +36,27 @@
 
 use super::more_thuente::{LineSearch, Next, Tolerances};
 use super::{
-    dot, small_relative_decrease, Callback, Control, IterInfo, LbfgsOptions, Problem, Report,
-    Status,
+    small_relative_decrease, Callback, Control, IterInfo, LbfgsOptions, Problem, Report, Status,
 };
-use ndarray::{Array1, Array2, ArrayView1};
+use ndarray::{Array1, Array2, ArrayView1, ArrayViewMut1, ShapeBuilder};
 use std::collections::VecDeque;
+
+/// xᵀy with four partial sums, which the compiler vectorizes (a single running sum is one
+/// dependent addition per entry); the products with stored pairs over all n variables dominate an
+/// iteration's own work when n is large.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut lanes = [0.0; 4];
+    for (a4, b4) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+        for k in 0..4 {
+            lanes[k] += a4[k] * b4[k];
+        }
+    }
+    let tail = n - n % 4;
+    let rest: f64 = (tail..n).map(|i| a[i] * b[i]).sum();
+    (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]) + rest
+}
 
 /// The line-search constants of L-BFGS-B (ftol, gtol, xtol of its `dcsrch` call).
 const LINE_SEARCH: Tolerances = Tolerances {
@@ -108,6 +124,15 @@ impl Bounds {
 
     pub fn upper(&self) -> &[f64] {
         &self.upper
+    }
+
+    /// The box of y = x / c for positive scales c (the bounds divided by c; ±∞ stay).
+    pub fn scaled(&self, c: &[f64]) -> Bounds {
+        let divide = |bound: &[f64]| bound.iter().zip(c).map(|(b, c)| b / c).collect();
+        Bounds {
+            lower: divide(&self.lower),
+            upper: divide(&self.upper),
+        }
     }
 
     /// Clamps `x` into the box in place.
@@ -225,15 +250,20 @@ impl CompactMemory {
         }
     }
 
-    /// The rows `indices` of W, as a matrix.
+    /// The rows `indices` of W, as a matrix (column-major: each column is gathered from one
+    /// stored vector).
     fn rows(&self, indices: &[usize]) -> Array2<f64> {
         let k = self.s.len();
-        let mut rows = Array2::zeros((indices.len(), 2 * k));
+        let mut rows = Array2::zeros((indices.len(), 2 * k).f());
         for (j, (s, y)) in self.s.iter().zip(&self.y).enumerate() {
-            for (r, &i) in indices.iter().enumerate() {
-                rows[[r, j]] = y[i];
-                rows[[r, k + j]] = self.theta * s[i];
-            }
+            let gather = |column: ArrayViewMut1<f64>, v: &[f64], factor: f64| {
+                column
+                    .into_iter()
+                    .zip(indices)
+                    .for_each(|(c, &i)| *c = factor * v[i])
+            };
+            gather(rows.column_mut(j), y, 1.0);
+            gather(rows.column_mut(k + j), s, self.theta);
         }
         rows
     }
