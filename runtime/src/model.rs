@@ -357,10 +357,19 @@ impl Model {
     /// Sets the variables from a flat vector.
     pub fn set_x(&mut self, x: &[f64]) {
         for v in &self.vars {
-            let a =
-                ArrayD::from_shape_vec(IxDyn(&v.shape), x[v.offset..v.offset + v.len()].to_vec())
-                    .expect("slot length matches its shape");
-            self.bindings.inputs[v.input.0 as usize] = Some(a);
+            let values = &x[v.offset..v.offset + v.len()];
+            let slot = &mut self.bindings.inputs[v.input.0 as usize];
+            // Overwrite the previous point's array in place when it has the layout (no allocation).
+            let previous = slot.as_mut().filter(|a| a.shape() == v.shape.as_slice());
+            match previous.and_then(|a| a.as_slice_mut()) {
+                Some(previous) => previous.copy_from_slice(values),
+                _ => {
+                    *slot = Some(
+                        ArrayD::from_shape_vec(IxDyn(&v.shape), values.to_vec())
+                            .expect("slot length matches its shape"),
+                    )
+                }
+            }
         }
     }
 

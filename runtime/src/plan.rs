@@ -356,15 +356,18 @@ fn eval_merit(
     match model.eval(&merit.roots()) {
         Ok(values) => {
             let (head, guards) = values.split_at(1 + merit.grads.len());
-            if guards.iter().any(|a| a.iter().any(|v| *v < 0.0)) {
+            let negative = |a: &ndarray::ArrayD<f64>| match a.as_slice_memory_order() {
+                Some(values) => values.iter().any(|v| *v < 0.0),
+                None => a.iter().any(|v| *v < 0.0),
+            };
+            if guards.iter().any(negative) {
                 return f64::NAN;
             }
             for (slot, grad) in model.vars.iter().zip(&head[1..]) {
-                for (gi, v) in g[slot.offset..slot.offset + slot.len()]
-                    .iter_mut()
-                    .zip(grad.iter())
-                {
-                    *gi = *v;
+                let g = &mut g[slot.offset..slot.offset + slot.len()];
+                match grad.as_slice() {
+                    Some(contiguous) => g.copy_from_slice(contiguous),
+                    None => g.iter_mut().zip(grad.iter()).for_each(|(gi, v)| *gi = *v),
                 }
             }
             head[0].iter().next().copied().unwrap_or(f64::NAN)

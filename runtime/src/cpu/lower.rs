@@ -440,8 +440,22 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
             let mask = self.b.ins().bitcast(VECTOR, flags, cond);
             self.b.ins().bitselect(mask, yes, no)
         } else {
-            self.b.ins().select(cond, yes, no)
+            self.select_scalar(cond, yes, no)
         }
+    }
+
+    /// `yes` if `cond`, else `no`, for scalars. Floats are selected as their bit patterns:
+    /// x64 has no conditional move between XMM registers, and Cranelift lowers a float `select`
+    /// to branches, which data-dependent conditions (`sign`, `abs` of mixed signs) mispredict.
+    fn select_scalar(&mut self, cond: Value, yes: Value, no: Value) -> Value {
+        if self.ty(yes) != F64 {
+            return self.b.ins().select(cond, yes, no);
+        }
+        let flags = MemFlagsData::new();
+        let yes = self.b.ins().bitcast(I64, flags, yes);
+        let no = self.b.ins().bitcast(I64, flags, no);
+        let bits = self.b.ins().select(cond, yes, no);
+        self.b.ins().bitcast(F64, flags, bits)
     }
 
     /// Compares `a` and `c` per lane.
@@ -816,7 +830,7 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
     fn indicator(&mut self, i: Value, j: Value) -> Value {
         let same = self.b.ins().icmp(IntCC::Equal, i, j);
         let (one, zero) = (self.float(1.0), self.float(0.0));
-        self.b.ins().select(same, one, zero)
+        self.select_scalar(same, one, zero)
     }
 
     /// `op` of the scalar or vector `x`.

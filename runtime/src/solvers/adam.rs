@@ -81,10 +81,12 @@ impl AdamState {
         self.t = self.t.saturating_add(1);
         let c1 = 1.0 - self.beta1.powi(self.t);
         let c2 = 1.0 - self.beta2.powi(self.t);
-        for i in 0..g.len() {
-            self.m[i] = self.beta1 * self.m[i] + (1.0 - self.beta1) * g[i];
-            self.v[i] = self.beta2 * self.v[i] + (1.0 - self.beta2) * g[i] * g[i];
-            update[i] = (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + self.eps);
+        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
+        // Zipped slices (no bounds checks) so that the loop vectorizes.
+        for (((m, v), &g), u) in self.m.iter_mut().zip(&mut self.v).zip(g).zip(update) {
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+            *u = (*m / c1) / ((*v / c2).sqrt() + eps);
         }
     }
 }
