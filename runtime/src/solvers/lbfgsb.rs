@@ -38,6 +38,7 @@ use super::more_thuente::{LineSearch, Next, Tolerances};
 use super::{
     small_relative_decrease, Callback, Control, IterInfo, LbfgsOptions, Problem, Report, Status,
 };
+use crate::linalg::Lu;
 use ndarray::{Array1, Array2, ArrayView1, ArrayViewMut1, ShapeBuilder};
 use std::collections::VecDeque;
 
@@ -240,13 +241,14 @@ impl CompactMemory {
                 a[(k + i) * w + k + j] = self.theta * self.ss[i][j];
             }
         }
-        match Lu::factor(&a, w) {
-            Some(lu) => {
-                self.middle = lu.inverse();
+        let mut middle = vec![0.0; w * w];
+        match Lu::factor(&a, w).inverse_into(&mut middle) {
+            Ok(()) => {
+                self.middle = middle;
                 self.middle_inverse = a;
                 true
             }
-            None => false,
+            Err(_) => false,
         }
     }
 
@@ -288,78 +290,6 @@ impl CompactMemory {
             .chunks(v.len().max(1))
             .map(|row| dot(row, v))
             .collect()
-    }
-}
-
-/// LU factors with partial pivoting of a small dense matrix.
-struct Lu {
-    n: usize,
-    /// L (unit lower, below the diagonal) and U (on and above it), row-major.
-    factors: Vec<f64>,
-    pivots: Vec<usize>,
-}
-
-impl Lu {
-    /// Factors the row-major n×n `a`; `None` if a pivot is zero or not finite.
-    fn factor(a: &[f64], n: usize) -> Option<Lu> {
-        let mut f = a.to_vec();
-        let mut pivots = vec![0; n];
-        for col in 0..n {
-            let pivot =
-                (col..n).max_by(|&i, &j| f[i * n + col].abs().total_cmp(&f[j * n + col].abs()))?;
-            let p = f[pivot * n + col];
-            if p == 0.0 || !p.is_finite() {
-                return None;
-            }
-            pivots[col] = pivot;
-            if pivot != col {
-                for j in 0..n {
-                    f.swap(col * n + j, pivot * n + j);
-                }
-            }
-            for i in col + 1..n {
-                let factor = f[i * n + col] / p;
-                f[i * n + col] = factor;
-                for j in col + 1..n {
-                    f[i * n + j] -= factor * f[col * n + j];
-                }
-            }
-        }
-        Some(Lu {
-            n,
-            factors: f,
-            pivots,
-        })
-    }
-
-    /// The solution of A x = b.
-    fn solve(&self, b: &[f64]) -> Vec<f64> {
-        let (n, f) = (self.n, &self.factors);
-        let mut x = b.to_vec();
-        for col in 0..n {
-            x.swap(col, self.pivots[col]);
-        }
-        for i in 0..n {
-            x[i] -= (0..i).map(|j| f[i * n + j] * x[j]).sum::<f64>();
-        }
-        for i in (0..n).rev() {
-            x[i] = (x[i] - (i + 1..n).map(|j| f[i * n + j] * x[j]).sum::<f64>()) / f[i * n + i];
-        }
-        x
-    }
-
-    /// A⁻¹, row-major.
-    fn inverse(&self) -> Vec<f64> {
-        let n = self.n;
-        let mut inverse = vec![0.0; n * n];
-        for col in 0..n {
-            let mut unit = vec![0.0; n];
-            unit[col] = 1.0;
-            for (row, v) in self.solve(&unit).into_iter().enumerate() {
-                inverse[row * n + col] = v;
-            }
-        }
-        inverse
     }
 }
 
@@ -492,7 +422,8 @@ fn subspace_point(
     let system: Vec<f64> = (memory.middle_inverse.iter().zip(gram.iter()))
         .map(|(m, a)| m - a / theta)
         .collect();
-    let v = Lu::factor(&system, width)?.solve(&rhs.to_vec());
+    let mut v = rhs.to_vec();
+    Lu::factor(&system, width).solve_in_place(&mut v, 1).ok()?;
     let step: Vec<f64> = (reduced / -theta - wz.dot(&Array1::from(v)) / (theta * theta)).to_vec();
     // L-BFGS-B 3.0: the projected subspace point, if no bound cuts it or it is still a
     // descent direction from x.
