@@ -36,28 +36,12 @@
 
 use super::more_thuente::{LineSearch, Next, Tolerances};
 use super::{
-    small_relative_decrease, Callback, Control, IterInfo, LbfgsOptions, Problem, Report, Status,
+    dot, small_relative_decrease, Callback, Control, IterInfo, LbfgsOptions, Problem, Report,
+    Status,
 };
 use crate::linalg::Lu;
 use ndarray::{Array1, Array2, ArrayView1, ArrayViewMut1, ShapeBuilder};
 use std::collections::VecDeque;
-
-/// xᵀy with four partial sums, which the compiler vectorizes (a single running sum is one
-/// dependent addition per entry); the products with stored pairs over all n variables dominate an
-/// iteration's own work when n is large.
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut lanes = [0.0; 4];
-    for (a4, b4) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
-        for k in 0..4 {
-            lanes[k] += a4[k] * b4[k];
-        }
-    }
-    let tail = n - n % 4;
-    let rest: f64 = (tail..n).map(|i| a[i] * b[i]).sum();
-    (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]) + rest
-}
 
 /// The line-search constants of L-BFGS-B (ftol, gtol, xtol of its `dcsrch` call).
 const LINE_SEARCH: Tolerances = Tolerances {
