@@ -12,13 +12,14 @@
 //! `f64x2` values (Cranelift's x64 backend encodes 128-bit vectors only, AVX merely re-encodes
 //! them, so wider vectors are not available), followed by one scalar step per remaining element.
 //! The same emitter builds both: an [`Ix`] carries the axis along which its lanes run, and
-//! [`Lower::eval`] loads a vector where that axis is the buffer's last one (stride 1) and a scalar
+//! [`Lower::eval`] loads a vector where that axis is the buffer's last one (stride 1), gathers the
+//! lanes with two scalar loads where it is another axis (transposed reads), and loads a scalar
 //! where the element does not depend on the lanes (stride 0: broadcasts, constants, `select` and
 //! `scatter` positions); scalars are splat only where they meet a vector; `eye` and `diag`
 //! compare a vector of lane positions. A loop stays scalar when a value that depends on the lanes
 //! calls a runtime function (exp, log, tanh, sigmoid, softplus, pow but squares: unpacking the
 //! lanes for one call each measured about 6% more instructions than the scalar loop), when a
-//! fused argument would be read along another axis (transposed or diagonal access) or when the
+//! fused index remapping has no lane axis for its argument (diagonal access) or when the
 //! lane index enters other index arithmetic (the padded axis of `pad`, the scattered axis of
 //! `scatter`); so do the index-tracking loops (argmax, trace) and the exp passes of log-sum-exp. Reductions keep vector accumulators that are combined lane by lane at the end (a
 //! sum adds each lane's partial sum, then the scalar tail), or, when the reduced axis is the lane
@@ -557,11 +558,12 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
 
     /// Whether `id`, read with lane axis `lane` (in a flat loop with `flat`), can be computed
     /// with vectors: every op whose value depends on the lanes has a vector form, and every
-    /// buffer below it is read along its last axis or at one element for all lanes.
+    /// buffer below it is read along one of its axes (gathered unless the last) or at one element
+    /// for all lanes.
     fn lanes_ok(&self, id: NodeId, lane: Lane, flat: bool) -> bool {
         match lane {
             None => true,
-            Some(l) if self.plan.is_buffered(id) => flat || l + 1 == self.plan.shape(id).len(),
+            Some(l) if self.plan.is_buffered(id) => flat || l < self.plan.shape(id).len(),
             Some(_) => self.op_lanes_ok(id, lane, flat),
         }
     }
@@ -644,19 +646,28 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         }
         let base = self.base(id)?;
         let offset = self.offset(id, ix);
-        let ty = match *ix {
-            Ix::Multi(_, Some(l)) if l + 1 != self.plan.shape(id).len() => {
-                return Err(CpuError::Internal("strided vector load"))
-            }
-            Ix::Flat(_, Some(_)) | Ix::Multi(_, Some(_)) => VECTOR,
-            _ => F64,
+        let shape = self.plan.shape(id);
+        // Elements between the lanes: 1 along the last axis, else a gathered (strided) read.
+        let (ty, lane_stride) = match *ix {
+            Ix::Multi(_, Some(l)) => (VECTOR, shape[l + 1..].iter().product::<usize>()),
+            Ix::Flat(_, Some(_)) => (VECTOR, 1),
+            _ => (F64, 1),
         };
         // The caller's input arrays are never written while the function runs, so their loads
         // may move (loop-invariant ones, such as scalars, leave the loop).
-        let flags = match self.plan.storage(id) {
+        let flags = |ty| match self.plan.storage(id) {
             Storage::Input(_) => Self::mem_flags(ty).with_readonly().with_can_move(),
             _ => Self::mem_flags(ty),
         };
+        if ty == VECTOR && lane_stride != 1 {
+            let flags = flags(F64);
+            let addr = self.address(base, offset);
+            let first = self.b.ins().load(F64, flags, addr, 0);
+            let second = self.b.ins().load(F64, flags, addr, 8 * lane_stride as i32);
+            let lanes = self.b.ins().scalar_to_vector(VECTOR, first);
+            return Ok(self.b.ins().insertlane(lanes, second, 1));
+        }
+        let flags = flags(ty);
         Ok(self.load_with(ty, flags, base, offset))
     }
 
