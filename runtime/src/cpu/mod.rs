@@ -36,7 +36,7 @@
 
 mod kernels;
 mod lower;
-mod plan;
+pub(crate) mod plan;
 
 pub use kernels::{symbols, Symbol, BAD_TOPK, NONPOSITIVE_DET, OK, SINGULAR, SVD_FAILED};
 

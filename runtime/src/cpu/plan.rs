@@ -5,8 +5,9 @@
 use super::CpuError;
 use optc_compiler::ir::{NodeId, Op, Program};
 
-/// Where the value of a node lives while the compiled function runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where the value of a node lives while the compiled function runs (also the GPU plan's, so it
+/// is serialized in gpu artifacts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Storage {
     /// Not needed by the roots.
     Unused,

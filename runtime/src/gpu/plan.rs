@@ -10,22 +10,8 @@
 use optc_compiler::ir::{NodeId, Program};
 use serde::{Deserialize, Serialize};
 
-/// Where the value of a node of the per-iteration function lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Storage {
-    /// Not needed.
-    Unused,
-    /// Computed inside the kernel (or host step) that reads it; never stored.
-    Fused,
-    /// A transposed matrix passed to a matrix product as a flag: its argument is stored.
-    TransposeFlag,
-    /// The buffer of function input `k`.
-    Input(u32),
-    /// The buffer of root `k`.
-    Output(u32),
-    /// The scratch buffer from this element offset.
-    Scratch(usize),
-}
+/// Where the value of a node of the per-iteration function lives: the CPU planner's notion.
+pub use crate::cpu::plan::Storage;
 
 /// A device buffer of the function, as kernel launches name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
