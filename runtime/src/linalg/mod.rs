@@ -1,5 +1,6 @@
-//! Small dense linear-algebra kernels on `ndarray` matrices: LU with partial pivoting and what is
-//! built on it (solve, inverse, log-determinant), the matrix exponential (scaling and squaring with
+//! Small dense linear-algebra kernels: LU with partial pivoting on row-major slices ([`Lu`], in
+//! `lu.rs`) and, on `ndarray` matrices, what is built on it (solve, inverse, log-determinant),
+//! the matrix exponential (scaling and squaring with
 //! a degree-13 Padé approximant, Higham 2005) and integer matrix powers (repeated squaring), both
 //! with their first and second Fréchet derivatives, and singular values (via faer).
 //!
