@@ -19,8 +19,8 @@ const BLOCK: usize = 32;
 pub struct Lu {
     n: usize,
     factors: Vec<f64>,
-    /// Row k of P A is row `perm[k]` of A.
-    perm: Vec<usize>,
+    /// P as LAPACK's row interchanges: step k swapped rows k and `swaps[k]`.
+    swaps: Vec<usize>,
     /// +1 or −1: the sign of the permutation.
     perm_sign: f64,
 }
@@ -33,13 +33,18 @@ impl Lu {
         let mut factors = buffer;
         factors.clear();
         factors.extend_from_slice(a);
-        let mut perm: Vec<usize> = (0..n).collect();
-        let swaps = factor_in_place(&mut factors, n, &mut perm);
-        let perm_sign = if swaps.is_multiple_of(2) { 1.0 } else { -1.0 };
+        let mut swaps: Vec<usize> = (0..n).collect();
+        factor_in_place(&mut factors, n, &mut swaps);
+        let exchanges = swaps.iter().enumerate().filter(|&(k, &p)| k != p).count();
+        let perm_sign = if exchanges.is_multiple_of(2) {
+            1.0
+        } else {
+            -1.0
+        };
         Lu {
             n,
             factors,
-            perm,
+            swaps,
             perm_sign,
         }
     }
@@ -93,10 +98,12 @@ impl Lu {
         if self.is_singular() {
             return Err(LinalgError::Singular);
         }
-        // P b: row k of the permuted right-hand side is row perm[k] of b.
-        let original = b.to_vec();
-        for (k, &from) in self.perm.iter().enumerate() {
-            b[k * m..(k + 1) * m].copy_from_slice(&original[from * m..(from + 1) * m]);
+        // P b, in place: the row interchanges in order.
+        for (k, &p) in self.swaps.iter().enumerate() {
+            if p != k {
+                let (upper, lower) = b.split_at_mut(p * m);
+                upper[k * m..(k + 1) * m].swap_with_slice(&mut lower[..m]);
+            }
         }
         solve_unit_lower(&self.factors, n, b, m, false);
         solve_upper(&self.factors, n, b, m);
@@ -121,12 +128,12 @@ impl Lu {
         }
         solve_unit_lower(&self.factors, n, out, n, true);
         solve_upper(&self.factors, n, out, n);
-        // A⁻¹ = (U⁻¹ L⁻¹) P: column k of U⁻¹ L⁻¹ is column perm[k] of A⁻¹.
-        let mut row = vec![0.0; n];
-        for i in 0..n {
-            row.copy_from_slice(&out[i * n..(i + 1) * n]);
-            for (k, &to) in self.perm.iter().enumerate() {
-                out[i * n + to] = row[k];
+        // A⁻¹ = (U⁻¹ L⁻¹) P: the interchanges applied to the columns, last first.
+        for (k, &p) in self.swaps.iter().enumerate().rev() {
+            if p != k {
+                for row in out.chunks_exact_mut(n) {
+                    row.swap(k, p);
+                }
             }
         }
         Ok(())
@@ -166,14 +173,14 @@ macro_rules! dispatch_fma {
     }};
 }
 
-/// Factorizes the row-major `n × n` matrix in `a` in place; returns the number of row swaps.
-fn factor_in_place(a: &mut [f64], n: usize, perm: &mut [usize]) -> usize {
-    dispatch_fma!(factor_blocked(a: &mut [f64], n: usize, perm: &mut [usize]) -> usize)
+/// Factorizes the row-major `n × n` matrix in `a` in place, writing the row interchanges to
+/// `swaps` (step j swaps rows j and `swaps[j]`).
+fn factor_in_place(a: &mut [f64], n: usize, swaps: &mut [usize]) {
+    dispatch_fma!(factor_blocked(a: &mut [f64], n: usize, swaps: &mut [usize]) -> ())
 }
 
 #[inline(always)]
-fn factor_blocked<const FMA: bool>(a: &mut [f64], n: usize, perm: &mut [usize]) -> usize {
-    let mut swaps = 0;
+fn factor_blocked<const FMA: bool>(a: &mut [f64], n: usize, swaps: &mut [usize]) {
     for k0 in (0..n).step_by(BLOCK) {
         let k1 = (k0 + BLOCK).min(n);
         // The panel: columns k0..k1 of rows k0..n, with partial pivoting over whole rows.
@@ -184,9 +191,8 @@ fn factor_blocked<const FMA: bool>(a: &mut [f64], n: usize, perm: &mut [usize]) 
             if pivot_row != j {
                 let (upper, lower) = a.split_at_mut(pivot_row * n);
                 upper[j * n..(j + 1) * n].swap_with_slice(&mut lower[..n]);
-                perm.swap(j, pivot_row);
-                swaps += 1;
             }
+            swaps[j] = pivot_row;
             let pivot = a[j * n + j];
             if pivot == 0.0 {
                 continue; // singular: nothing to eliminate with; `is_singular` reports it
@@ -207,7 +213,7 @@ fn factor_blocked<const FMA: bool>(a: &mut [f64], n: usize, perm: &mut [usize]) 
             }
         }
         if k1 == n {
-            break;
+            return;
         }
         // U's block row right of the panel: L11⁻¹ A[k0..k1, k1..n].
         for j in k0..k1 {
@@ -230,7 +236,6 @@ fn factor_blocked<const FMA: bool>(a: &mut [f64], n: usize, perm: &mut [usize]) 
             faer::linalg::matmul::matmul(a22, Accum::Add, l21, u12, -1.0, Par::Seq);
         }
     }
-    swaps
 }
 
 /// Overwrites the row-major `n × m` matrix `b` with `L⁻¹ b`, L the unit lower triangle of
@@ -301,8 +306,7 @@ fn solve_upper(factors: &[f64], n: usize, b: &mut [f64], m: usize) {
 
 #[inline(always)]
 fn upper_blocked<const FMA: bool>(factors: &[f64], n: usize, b: &mut [f64], m: usize) {
-    let blocks: Vec<usize> = (0..n).step_by(BLOCK).collect();
-    for &i0 in blocks.iter().rev() {
+    for i0 in (0..n).step_by(BLOCK).rev() {
         let i1 = (i0 + BLOCK).min(n);
         if i1 < n && m > 0 {
             let ptr = b.as_mut_ptr();
