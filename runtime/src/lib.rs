@@ -12,6 +12,7 @@ pub mod codes;
 pub mod cpu;
 pub mod dag;
 pub mod data;
+mod dispatch;
 pub mod gpu;
 pub mod gradcheck;
 pub mod interp;

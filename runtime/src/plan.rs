@@ -977,6 +977,7 @@ fn path(
         scale: InputId,
         h: NodeId,
         bounds: Bounds,
+        unbounded: bool,
         scales: Vec<ScaleVar>,
         error: &'a mut Option<Diagnostic>,
         current: (f64, f64),
@@ -1001,7 +1002,9 @@ fn path(
             v.is_finite().then_some(v)
         }
         fn after_step(&mut self, x: &mut [f64]) {
-            self.bounds.project(x);
+            if !self.unbounded {
+                self.bounds.project(x);
+            }
             if self.scales.is_empty() {
                 return;
             }
@@ -1026,6 +1029,7 @@ fn path(
         mu: mu_id,
         scale: scale_id,
         h: h_value,
+        unbounded: bounds.is_unbounded(),
         bounds,
         scales,
         error,

@@ -120,6 +120,14 @@ impl Bounds {
         }
     }
 
+    /// Whether no variable has a finite bound (projecting is then the identity).
+    pub fn is_unbounded(&self) -> bool {
+        self.lower
+            .iter()
+            .chain(&self.upper)
+            .all(|b| b.is_infinite())
+    }
+
     /// Clamps `x` into the box in place.
     pub fn project(&self, x: &mut [f64]) {
         for ((xi, l), u) in x.iter_mut().zip(&self.lower).zip(&self.upper) {
