@@ -587,6 +587,45 @@ fn path_interrupt_returns_the_best_point_of_the_stage() {
 }
 
 #[test]
+fn adam_path_stage_ends_when_its_best_objective_stops_improving() {
+    // One stage of μ·((x − 1)² + 1) with a large learning rate: Adam keeps oscillating around
+    // x = 1, so the objective at consecutive checkpoints differs by far more than tol, but the best
+    // objective soon stops improving, which ends the stage long before max_iter.
+    let mut objective = FnPathObjective::new(1, |x: &[f64], mu: f64, _s: f64, g: &mut [f64]| {
+        g[0] = mu * 2.0 * (x[0] - 1.0);
+        Some(mu * ((x[0] - 1.0).powi(2) + 1.0))
+    });
+    let opts = PathOptions {
+        stages: 1,
+        max_iter: 100_000,
+        lr: 0.05,
+        checkpoint: 100,
+        tol: 1e-6,
+        ..PathOptions::default()
+    };
+    let mut values = Vec::new();
+    let mut record = |info: &IterInfo| {
+        values.push(info.value);
+        Control::Continue
+    };
+    let result = central_path(&mut objective, &[0.0], &opts, &mut record).report;
+    assert_eq!(result.status, Status::Converged);
+    assert!(
+        result.iterations < 2_000,
+        "{} iterations",
+        result.iterations
+    );
+    assert_close(&result.x, &[1.0], 0.3);
+    // The test the `dagma` package uses would not have fired: the objective still moves by far
+    // more than tol between the last two checkpoints.
+    let (previous, last) = (values[values.len() - 101], values[values.len() - 1]);
+    assert!(
+        ((last - previous) / previous).abs() > 1e-4,
+        "{previous} {last}"
+    );
+}
+
+#[test]
 fn lbfgs_path_on_split_l1_reaches_the_soft_threshold() {
     // Stages of μ·(½‖x − a‖² + λ‖x‖₁) with h ≡ 0 over the split x = p − q, p, q ≥ 0: every stage
     // has the minimiser x = soft(a, λ) (the L1 term smooth and linear in (p, q)).
