@@ -356,8 +356,10 @@ fn eval_merit(
     match model.eval(&merit.roots()) {
         Ok(values) => {
             let (head, guards) = values.split_at(1 + merit.grads.len());
+            // Branch-free, so that it vectorizes: a guard is usually all nonnegative and scanned
+            // whole (DAGMA's is the d × d inverse, every step).
             let negative = |a: &ndarray::ArrayD<f64>| match a.as_slice_memory_order() {
-                Some(values) => values.iter().any(|v| *v < 0.0),
+                Some(values) => values.iter().fold(false, |any, v| any | (*v < 0.0)),
                 None => a.iter().any(|v| *v < 0.0),
             };
             if guards.iter().any(negative) {
