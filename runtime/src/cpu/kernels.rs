@@ -36,7 +36,7 @@ use crate::linalg::{self, LinalgError};
 use faer::{Accum, MatMut, MatRef, Par};
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use optc_compiler::ir::UnaryOp;
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::slice;
 
 pub const OK: i32 = 0;
@@ -100,8 +100,8 @@ pub unsafe extern "C" fn optc_kernel_matmul(
 }
 
 thread_local! {
-    /// The LU factors' allocation, reused by every LU kernel call on this thread.
-    static LU_BUFFER: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
+    /// The LU factorization whose allocations every LU kernel call on this thread reuses.
+    static LU: RefCell<linalg::Lu> = const { RefCell::new(linalg::Lu::new()) };
 }
 
 /// Runs `use_lu` on the LU factors of the row-major `n × n` matrix at `a`.
@@ -109,9 +109,10 @@ thread_local! {
 /// # Safety
 /// `a` must point to `n * n` readable f64 when `n > 0`.
 unsafe fn with_lu(a: *const f64, n: i64, use_lu: impl FnOnce(&linalg::Lu) -> i32) -> i32 {
-    let lu = linalg::Lu::factor_with(LU_BUFFER.take(), slice_ref(a, n * n), n as usize);
-    let status = use_lu(&lu);
-    LU_BUFFER.set(lu.into_buffer());
+    let status = LU.with_borrow_mut(|lu| {
+        lu.refactor(slice_ref(a, n * n), n as usize);
+        use_lu(lu)
+    });
     clear_upper_state();
     status
 }

@@ -36,38 +36,51 @@ pub struct Lu {
     perm_sign: f64,
 }
 
+impl Default for Lu {
+    fn default() -> Lu {
+        Lu::new()
+    }
+}
+
 impl Lu {
-    /// Factorizes the row-major `n × n` matrix `a`, reusing `buffer`'s allocation for the factors
-    /// (get it back with [`Lu::into_buffer`]). Never fails; see [`Lu::is_singular`].
-    pub fn factor_with(buffer: Vec<f64>, a: &[f64], n: usize) -> Lu {
+    /// An empty factorization (of a 0 × 0 matrix), whose allocations [`Lu::refactor`] grows.
+    pub const fn new() -> Lu {
+        Lu {
+            n: 0,
+            factors: Vec::new(),
+            swaps: Vec::new(),
+            perm_sign: 1.0,
+        }
+    }
+
+    /// Factorizes the row-major `n × n` matrix `a`. Never fails; see [`Lu::is_singular`].
+    pub fn factor(a: &[f64], n: usize) -> Lu {
+        let mut lu = Lu::new();
+        lu.refactor(a, n);
+        lu
+    }
+
+    /// Replaces this factorization by that of the row-major `n × n` matrix `a`, reusing its
+    /// allocations (no allocation when `n` is at most the largest size factored before).
+    pub fn refactor(&mut self, a: &[f64], n: usize) {
         assert_eq!(a.len(), n * n, "LU needs a square matrix");
-        let mut factors = buffer;
-        factors.clear();
-        factors.extend_from_slice(a);
-        let mut swaps: Vec<usize> = (0..n).collect();
-        factor_in_place(&mut factors, n, &mut swaps);
-        let exchanges = swaps.iter().enumerate().filter(|&(k, &p)| k != p).count();
-        let perm_sign = if exchanges.is_multiple_of(2) {
+        self.n = n;
+        self.factors.clear();
+        self.factors.extend_from_slice(a);
+        self.swaps.clear();
+        self.swaps.extend(0..n);
+        factor_in_place(&mut self.factors, n, &mut self.swaps);
+        let exchanges = self
+            .swaps
+            .iter()
+            .enumerate()
+            .filter(|&(k, &p)| k != p)
+            .count();
+        self.perm_sign = if exchanges.is_multiple_of(2) {
             1.0
         } else {
             -1.0
         };
-        Lu {
-            n,
-            factors,
-            swaps,
-            perm_sign,
-        }
-    }
-
-    /// Factorizes the row-major `n × n` matrix `a`.
-    pub fn factor(a: &[f64], n: usize) -> Lu {
-        Lu::factor_with(Vec::new(), a, n)
-    }
-
-    /// The factors' allocation, for the next [`Lu::factor_with`].
-    pub fn into_buffer(self) -> Vec<f64> {
-        self.factors
     }
 
     pub fn size(&self) -> usize {
@@ -367,13 +380,16 @@ mod tests {
         #[test]
         fn inverse_and_solve_by_their_definitions(
             n in 0usize..80,
+            other in 0usize..80,
             m in 1usize..5,
             shift in 0usize..7,
             entries in prop::collection::vec(-1.0f64..1.0, 80 * 80),
             rhs in prop::collection::vec(-1.0f64..1.0, 80 * 5),
         ) {
             let a = matrix(n, &entries, shift);
-            let lu = Lu::factor(&a, n);
+            // Reusing the allocations of another size's factorization, as the kernels do.
+            let mut lu = Lu::factor(&matrix(other, &entries, 1), other);
+            lu.refactor(&a, n);
             let mut inv = vec![0.0; n * n];
             lu.inverse_into(&mut inv).unwrap();
             let identity = product(&a, &inv, n, n);
