@@ -534,3 +534,69 @@ pub fn symbols() -> Vec<Symbol> {
         scalar("optc_pow", optc_pow as *const u8, &[F64, F64]),
     ]
 }
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// Whether the upper halves of the YMM registers are in use (bit 2 of XINUSE, read by
+    /// `xgetbv` with ECX = 1); `None` on a CPU that cannot tell.
+    fn upper_state_in_use() -> Option<bool> {
+        #[target_feature(enable = "xsave")]
+        unsafe fn xinuse() -> u64 {
+            std::arch::x86_64::_xgetbv(1)
+        }
+        let xgetbv1 = std::arch::x86_64::__cpuid_count(0xD, 1).eax & 4 != 0;
+        let can_tell = std::arch::is_x86_feature_detected!("avx")
+            && std::arch::is_x86_feature_detected!("xsave")
+            && xgetbv1;
+        // SAFETY: the CPU has XSAVE and XGETBV with ECX = 1.
+        can_tell.then(|| unsafe { xinuse() } & 4 != 0)
+    }
+
+    #[test]
+    fn vector_kernels_return_with_the_upper_ymm_state_clear() {
+        if upper_state_in_use().is_none() {
+            return; // this CPU cannot report it (no AVX or no XGETBV with ECX = 1)
+        }
+        let n = 48;
+        let a: Vec<f64> = (0..n * n)
+            .map(|i| match i % (n + 1) {
+                0 => 4.0,
+                r => (r % 13) as f64 / 50.0 - 0.12,
+            })
+            .collect();
+        let mut out = vec![0.0; n * n];
+        let mut logdet = 0.0;
+        let (a, o, l, m) = (
+            a.as_ptr(),
+            out.as_mut_ptr(),
+            &mut logdet as *mut f64,
+            n as i64,
+        );
+        // SAFETY: `a` and `out` hold n × n f64, `logdet` one.
+        let kernels: [(&str, &dyn Fn() -> i32); 5] = [
+            ("matmul", &|| unsafe {
+                optc_kernel_matmul(a, a, o, m, m, m, 0, 1)
+            }),
+            ("logdet_inv", &|| unsafe {
+                optc_kernel_logdet_inv(a, l, o, m)
+            }),
+            ("solve", &|| unsafe { optc_kernel_solve(a, a, o, m, m) }),
+            ("expm", &|| unsafe { optc_kernel_expm(a, o, m) }),
+            ("nuclear_norm", &|| unsafe {
+                optc_kernel_nuclear_norm(a, l, m, m)
+            }),
+        ];
+        for (name, run) in kernels {
+            let status = run();
+            let in_use = upper_state_in_use();
+            assert_eq!(status, OK, "{name}");
+            assert_eq!(
+                in_use,
+                Some(false),
+                "{name} returned with the upper YMM state in use"
+            );
+        }
+    }
+}
