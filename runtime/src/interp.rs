@@ -698,8 +698,9 @@ fn sorted_desc(v: ArrayView1<f64>) -> Vec<f64> {
     xs
 }
 
-/// A scalar index as a position along an axis of length `len`.
-fn position(node: NodeId, index: f64, len: usize) -> Result<usize, EvalError> {
+/// A scalar index as a position along an axis of length `len` (also the rule of the CPU
+/// backend's run-time index checks).
+pub(crate) fn position(node: NodeId, index: f64, len: usize) -> Result<usize, EvalError> {
     if index.fract() != 0.0 || !index.is_finite() {
         return Err(EvalError::NonIntegralIndex { node, index });
     }

@@ -8,7 +8,9 @@
 //! is compiled once, as the program cut at the setup values it reads ([`Program::cut`]); the setup
 //! values themselves come from the interpreter, once per solve (and again after a parameter
 //! changes). Roots the native backend cannot compile (e.g. `argmin`) fall back to the
-//! interpreter, and the reason is kept in [`Model::fallbacks`].
+//! interpreter, and the reason is kept in [`Model::fallbacks`]. A compiled function writes into
+//! output arrays it keeps, and [`Model::eval_ref`] lends them: after the first call for a root
+//! list, an evaluation on a native backend allocates nothing.
 
 use crate::cpu::CompiledFn;
 use crate::data;
@@ -264,6 +266,18 @@ struct NativeEval {
     given: Vec<NodeId>,
     /// `program.inputs.len()` when compiled: adding an input makes the function stale.
     inputs: usize,
+    /// The values of the roots, overwritten by every call.
+    outputs: Vec<ArrayD<f64>>,
+    /// The (empty) allocations of the argument lists of a call, kept for the next one.
+    spare_inputs: Vec<&'static [f64]>,
+    spare_outputs: Vec<&'static mut [f64]>,
+}
+
+/// `spare` emptied, as a vector of another element type that keeps its allocation: std collects
+/// the adapters of a vector's `into_iter` in place when the element layouts agree (here
+/// references of other lifetimes), so the argument lists of native calls reuse one allocation.
+fn recycle<A, B>(spare: Vec<A>) -> Vec<B> {
+    spare.into_iter().filter_map(|_| None).collect()
 }
 
 /// A program with bound inputs; evaluates nodes with a setup cache.
@@ -277,6 +291,8 @@ pub struct Model {
     backend: Backend,
     /// Compiled functions by their roots; `None` when the roots run on the interpreter.
     native: HashMap<Vec<NodeId>, Option<NativeEval>>,
+    /// The values of the last interpreted evaluation lent by [`Model::eval_ref`].
+    interpreted: Vec<ArrayD<f64>>,
     fallbacks: Vec<String>,
     codegen_time: Duration,
 }
@@ -312,6 +328,7 @@ impl Model {
             argmin,
             backend: Backend::Cpu,
             native: HashMap::new(),
+            interpreted: Vec::new(),
             fallbacks: Vec::new(),
             codegen_time: Duration::ZERO,
         })
@@ -415,21 +432,32 @@ impl Model {
 
     /// Values of `roots` at the current variables.
     pub fn eval(&mut self, roots: &[NodeId]) -> Result<Vec<ArrayD<f64>>, EvalError> {
-        if self.backend != Backend::Interp {
-            if let Some(values) = self.eval_native(roots)? {
-                return Ok(values);
-            }
-        }
-        self.eval_interp(roots)
+        self.eval_ref(roots).map(<[_]>::to_vec)
     }
 
-    /// Evaluates `roots` with native code, or `None` when the interpreter must do it (roots the
-    /// backend cannot compile, nothing per-iteration to compile, or a kernel failure, which the
-    /// interpreter then reports precisely).
-    fn eval_native(&mut self, roots: &[NodeId]) -> Result<Option<Vec<ArrayD<f64>>>, EvalError> {
+    /// Values of `roots` at the current variables, lent from arrays the model reuses: on a
+    /// native backend, every call after the first for a root list allocates nothing.
+    pub fn eval_ref(&mut self, roots: &[NodeId]) -> Result<&[ArrayD<f64>], EvalError> {
+        if self.backend == Backend::Interp || !self.eval_native(roots)? {
+            self.interpreted = self.eval_interp(roots)?;
+            return Ok(&self.interpreted);
+        }
+        match self.native.get(roots) {
+            Some(Some(native)) => Ok(&native.outputs),
+            _ => Err(EvalError::Internal {
+                node: roots[0],
+                message: "the native function of these roots is gone".into(),
+            }),
+        }
+    }
+
+    /// Evaluates `roots` with native code into the outputs of their [`NativeEval`]; false when
+    /// the interpreter must do it (roots the backend cannot compile, nothing per-iteration to
+    /// compile, or a kernel failure, which the interpreter then reports precisely).
+    fn eval_native(&mut self, roots: &[NodeId]) -> Result<bool, EvalError> {
         let g = &self.program.graph;
         if roots.iter().all(|&r| g.stage(r) < Stage::Var) {
-            return Ok(None);
+            return Ok(false);
         }
         let stale = match self.native.get(roots) {
             None => true,
@@ -453,27 +481,21 @@ impl Model {
             };
             self.native.insert(roots.to_vec(), entry);
         }
-        let Some(mut native) = self.native.remove(roots).flatten() else {
-            self.native.insert(roots.to_vec(), None);
-            return Ok(None);
-        };
-        let result = self.call_native(&mut native);
-        self.native.insert(roots.to_vec(), Some(native));
-        result
-    }
-
-    fn call_native(
-        &mut self,
-        native: &mut NativeEval,
-    ) -> Result<Option<Vec<ArrayD<f64>>>, EvalError> {
         self.cache.resize(self.program.graph.len(), None);
-        if native
-            .given
-            .iter()
-            .any(|g| self.cache[g.0 as usize].is_none())
-        {
-            self.eval_interp(&native.given)?;
+        let missing = match self.native.get(roots) {
+            Some(Some(native)) => native
+                .given
+                .iter()
+                .any(|g| self.cache[g.0 as usize].is_none())
+                .then(|| native.given.clone()),
+            _ => return Ok(false),
+        };
+        if let Some(given) = missing {
+            self.eval_interp(&given)?;
         }
+        let Some(Some(native)) = self.native.get_mut(roots) else {
+            return Ok(false);
+        };
         // The native code reads row-major arrays.
         let row_major = |slot: &mut Option<ArrayD<f64>>| {
             if let Some(a) = slot.as_mut().filter(|a| !a.is_standard_layout()) {
@@ -484,24 +506,26 @@ impl Model {
         for g in &native.given {
             row_major(&mut self.cache[g.0 as usize]);
         }
-        let inputs: Vec<&[f64]> = self
-            .bindings
-            .inputs
-            .iter()
-            .chain(native.given.iter().map(|g| &self.cache[g.0 as usize]))
-            .map(|a| a.as_ref().and_then(|a| a.as_slice()).unwrap_or(&[]))
-            .collect();
-        let mut outputs: Vec<ArrayD<f64>> = native
-            .function
-            .output_shapes()
-            .iter()
-            .map(|s| ArrayD::zeros(IxDyn(s)))
-            .collect();
-        let mut slices: Vec<&mut [f64]> = outputs
-            .iter_mut()
-            .map(|a| a.as_slice_mut().expect("fresh arrays are row-major"))
-            .collect();
-        Ok(native.function.run(&inputs, &mut slices).then_some(outputs))
+        let cache = &self.cache;
+        let mut inputs: Vec<&[f64]> = recycle(std::mem::take(&mut native.spare_inputs));
+        inputs.extend(
+            self.bindings
+                .inputs
+                .iter()
+                .chain(native.given.iter().map(|g| &cache[g.0 as usize]))
+                .map(|a| a.as_ref().and_then(|a| a.as_slice()).unwrap_or(&[])),
+        );
+        let mut outputs: Vec<&mut [f64]> = recycle(std::mem::take(&mut native.spare_outputs));
+        outputs.extend(
+            native
+                .outputs
+                .iter_mut()
+                .map(|a| a.as_slice_mut().expect("output arrays are row-major")),
+        );
+        let ok = native.function.run(&inputs, &mut outputs);
+        native.spare_inputs = recycle(inputs);
+        native.spare_outputs = recycle(outputs);
+        Ok(ok)
     }
 
     /// Values of `roots` computed by the interpreter, keeping the setup cache.
@@ -534,7 +558,7 @@ impl Model {
 
     /// A scalar node's value.
     pub fn eval_scalar(&mut self, node: NodeId) -> Result<f64, EvalError> {
-        Ok(self.eval(&[node])?[0]
+        Ok(self.eval_ref(&[node])?[0]
             .iter()
             .next()
             .copied()
@@ -660,10 +684,18 @@ fn compile_native(
             )
         }
     };
+    let outputs = function
+        .output_shapes()
+        .iter()
+        .map(|s| ArrayD::zeros(IxDyn(s)))
+        .collect();
     Ok(NativeEval {
         function,
         given,
         inputs: program.inputs.len(),
+        outputs,
+        spare_inputs: Vec::new(),
+        spare_outputs: Vec::new(),
     })
 }
 

@@ -289,25 +289,35 @@ fn binary(program: &mut Program, op: BinaryOp, a: NodeId, b: NodeId) -> NodeId {
 /// domain, evaluated together with it (so they share its work).
 #[derive(Clone, Debug)]
 struct Merit {
-    value: NodeId,
-    grads: Vec<NodeId>,
-    domain: Vec<NodeId>,
+    /// The value, the gradient nodes, then the domain guards: the roots of one evaluation, kept
+    /// as one list so that evaluating them allocates nothing.
+    roots: Vec<NodeId>,
+    num_grads: usize,
 }
 
 impl Merit {
-    fn roots(&self) -> Vec<NodeId> {
-        std::iter::once(self.value)
-            .chain(self.grads.iter().copied())
-            .chain(self.domain.iter().copied())
-            .collect()
+    fn roots(&self) -> &[NodeId] {
+        &self.roots
+    }
+
+    fn grads(&self) -> &[NodeId] {
+        &self.roots[1..1 + self.num_grads]
+    }
+
+    fn domain(&self) -> &[NodeId] {
+        &self.roots[1 + self.num_grads..]
+    }
+
+    fn set_domain(&mut self, domain: impl IntoIterator<Item = NodeId>) {
+        self.roots.truncate(1 + self.num_grads);
+        self.roots.extend(domain);
     }
 
     /// The same merit with its nodes renamed by `roots` (in the order of [`Merit::roots`]).
     fn renamed(&self, roots: &mut impl Iterator<Item = NodeId>) -> Merit {
         Merit {
-            value: roots.next().expect("root"),
-            grads: roots.take(self.grads.len()).collect(),
-            domain: roots.take(self.domain.len()).collect(),
+            roots: roots.take(self.roots.len()).collect(),
+            num_grads: self.num_grads,
         }
     }
 }
@@ -326,7 +336,7 @@ fn finalize(model: &mut Model, plan: &Plan, roots: Vec<NodeId>) -> Result<Vec<No
 /// A merit function and its gradient, simplified.
 fn simplified_merit(model: &mut Model, plan: &Plan, value: NodeId) -> Result<Merit, Diagnostic> {
     let merit = differentiate(model, value)?;
-    let roots = finalize(model, plan, merit.roots())?;
+    let roots = finalize(model, plan, merit.roots().to_vec())?;
     Ok(merit.renamed(&mut roots.into_iter()))
 }
 
@@ -335,9 +345,8 @@ fn differentiate(model: &mut Model, value: NodeId) -> Result<Merit, Diagnostic> 
     let grads = autodiff::gradient(&mut model.program, value, &vars)
         .map_err(|e| plan_error("E0363", format!("{e}")))?;
     Ok(Merit {
-        value,
-        grads,
-        domain: Vec::new(),
+        num_grads: grads.len(),
+        roots: std::iter::once(value).chain(grads).collect(),
     })
 }
 
@@ -353,9 +362,9 @@ fn eval_merit(
     error: &mut Option<Diagnostic>,
 ) -> f64 {
     model.set_x(x);
-    match model.eval(&merit.roots()) {
+    match model.eval_ref(merit.roots()) {
         Ok(values) => {
-            let (head, guards) = values.split_at(1 + merit.grads.len());
+            let (head, guards) = values.split_at(1 + merit.num_grads);
             // Branch-free, so that it vectorizes: a guard is usually all nonnegative and scanned
             // whole (DAGMA's is the d × d inverse, every step).
             let negative = |a: &ndarray::ArrayD<f64>| match a.as_slice_memory_order() {
@@ -365,17 +374,21 @@ fn eval_merit(
             if guards.iter().any(negative) {
                 return f64::NAN;
             }
-            for (slot, grad) in model.vars.iter().zip(&head[1..]) {
-                let g = &mut g[slot.offset..slot.offset + slot.len()];
+            // The flat gradient is the variables' gradients one after the other (the offsets of
+            // `Model::vars`).
+            let mut rest = g;
+            for grad in &head[1..] {
+                let (g, tail) = rest.split_at_mut(grad.len());
                 match grad.as_slice() {
                     Some(contiguous) => g.copy_from_slice(contiguous),
                     None => g.iter_mut().zip(grad.iter()).for_each(|(gi, v)| *gi = *v),
                 }
+                rest = tail;
             }
             head[0].iter().next().copied().unwrap_or(f64::NAN)
         }
         Err(e) => {
-            if error.is_none() && merit.domain.is_empty() {
+            if error.is_none() && merit.domain().is_empty() {
                 *error = Some(e.into());
             }
             f64::NAN
@@ -518,21 +531,18 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                     Ok((node, grads, len))
                 })
                 .collect::<Result<_, Diagnostic>>()?;
-            let mut roots = merit.roots();
+            let mut roots = merit.roots().to_vec();
             for (node, grads, _) in &constraints {
                 roots.push(*node);
                 roots.extend(grads);
             }
             let mut new = finalize(model, plan, roots)?.into_iter();
             let merit = merit.renamed(&mut new);
-            let constraints: Vec<(NodeId, Vec<NodeId>, usize)> = constraints
+            let constraints: Vec<(Vec<NodeId>, usize)> = constraints
                 .into_iter()
-                .map(|(_, grads, len)| {
-                    let node = new.next().expect("root");
-                    (node, new.by_ref().take(grads.len()).collect(), len)
-                })
+                .map(|(_, grads, len)| (new.by_ref().take(1 + grads.len()).collect(), len))
                 .collect();
-            let p: usize = constraints.iter().map(|c| c.2).sum();
+            let p: usize = constraints.iter().map(|c| c.1).sum();
             let b = bounds(model)?;
             let (al_opts, inner_opts) = split_auglag_options(&plan.options)?;
             let al = AugLagOptions::from_options(&al_opts).map_err(option_error)?;
@@ -588,7 +598,7 @@ fn component_gradients(
     let shape = model.program.graph.shape(node).clone();
     let mut out = Vec::new();
     if shape.is_empty() {
-        return Ok(differentiate(model, node)?.grads);
+        return Ok(differentiate(model, node)?.grads().to_vec());
     }
     // Select each component through a weighted sum with a one-hot constant built from Stack.
     let flat = if shape.len() == 1 {
@@ -606,7 +616,7 @@ fn component_gradients(
             .graph
             .add(Op::Select { axis: 0 }, vec![flat, index])
             .map_err(|e| plan_error("E0360", e.to_string()))?;
-        out.extend(differentiate(model, comp)?.grads);
+        out.extend_from_slice(differentiate(model, comp)?.grads());
     }
     Ok(out)
 }
@@ -900,20 +910,17 @@ fn path(
         .filter(|&id| matches!(model.program.graph.node(id).op, Op::LogDet))
         .map(|id| model.program.graph.node(id).args[0])
         .collect();
-    merit.domain = logdet_args
-        .into_iter()
-        .map(|arg| {
-            let g = &mut model.program.graph;
-            g.add(Op::Inv, vec![arg])
-                .expect("logdet arguments are square")
-        })
-        .collect();
+    merit.set_domain(logdet_args.into_iter().map(|arg| {
+        let g = &mut model.program.graph;
+        g.add(Op::Inv, vec![arg])
+            .expect("logdet arguments are square")
+    }));
     let mut scales = if colide {
         scale_vars(model, objective, c.node)?
     } else {
         Vec::new()
     };
-    let mut roots = merit.roots();
+    let mut roots = merit.roots().to_vec();
     roots.push(h);
     roots.extend(scales.iter().flat_map(|v| [v.slope, v.slope_at_double]));
     let mut new = finalize(model, plan, roots)?.into_iter();
@@ -1189,8 +1196,9 @@ impl PathObjective for SplitPath<'_> {
 struct ModelConstrained<'a> {
     model: &'a mut Model,
     merit: Merit,
-    /// (constraint node, gradient nodes per component and variable, number of components)
-    constraints: Vec<(NodeId, Vec<NodeId>, usize)>,
+    /// (the constraint node then its gradient nodes per component and variable, number of
+    /// components): the roots of one evaluation, kept so that evaluating them allocates nothing.
+    constraints: Vec<(Vec<NodeId>, usize)>,
     num_constraints: usize,
     error: &'a mut Option<Diagnostic>,
 }
@@ -1213,20 +1221,21 @@ impl solvers::ConstrainedProblem for ModelConstrained<'_> {
         self.model.set_x(x);
         let vars = self.model.vars.len();
         let mut row = 0;
-        for (node, grads, len) in &self.constraints {
-            let mut roots = vec![*node];
-            roots.extend(grads);
-            match self.model.eval(&roots) {
+        for (roots, len) in &self.constraints {
+            match self.model.eval_ref(roots) {
                 Ok(values) => {
                     for (k, v) in values[0].iter().enumerate() {
                         h[row + k] = *v;
                     }
                     for k in 0..*len {
-                        let per_var = &values[1 + k * vars..1 + (k + 1) * vars];
-                        for (slot, gv) in self.model.vars.iter().zip(per_var) {
+                        // A Jacobian row is the variables' gradients one after the other (the
+                        // offsets of `Model::vars`).
+                        let mut column = (row + k) * n;
+                        for gv in &values[1 + k * vars..1 + (k + 1) * vars] {
                             for (j, v) in gv.iter().enumerate() {
-                                jacobian[(row + k) * n + slot.offset + j] = *v;
+                                jacobian[column + j] = *v;
                             }
+                            column += gv.len();
                         }
                     }
                 }

@@ -458,6 +458,20 @@ fn clif_of_a_fused_sum_of_squares() {
     insta::assert_snapshot!(clif_text(&m.p, &[root], &m.b.dims).unwrap());
 }
 
+#[test]
+fn clif_of_a_select_at_a_run_time_index() {
+    // sum(x[:, at]) over x : [n, k] with n = 3, k = 4, `at` a scalar input: the index is checked
+    // once, before the loop (a cold block stores the fault record and returns status 5), and the
+    // loop (one f64x2 step and a scalar step) reads column `at` at the checked position.
+    let mut m = Model::new(4);
+    let (n, k) = (m.dim("n", 3), m.dim("k", 4));
+    let x = m.var(vec![n, k]);
+    let at = m.var_with(vec![], ArrayD::from_elem(IxDyn(&[]), 1.0));
+    let column = m.add(Op::Select { axis: 1 }, vec![x, at]);
+    let root = m.add(Op::Sum { axis: None }, vec![column]);
+    insta::assert_snapshot!(clif_text(&m.p, &[root], &m.b.dims).unwrap());
+}
+
 /// Sizes of the adjoint-op and fuzz tests: 0, 1, and sizes that are no multiple of a SIMD width.
 const ODD_SIZES: [u64; 8] = [0, 1, 2, 3, 5, 7, 9, 17];
 
@@ -535,6 +549,70 @@ fn scatter_matches_the_interpreter() {
         let y = m.add(Op::Scatter { axis, size: s }, vec![x, at]);
         m.check_in_context(y, 1e-12);
     }
+}
+
+/// `select` and `scatter` at an index read at run time (fused into a consumer, as a root, and an
+/// index that is itself selected) agree with the interpreter for an index in range, and fail
+/// with the interpreter's error (E0405 out of range, E0406 not an integer) for the others.
+#[test]
+fn run_time_indices_are_checked_as_by_the_interpreter() {
+    let mut m = Model::new(40);
+    let (n, k) = (m.dim("n", 3), m.dim("k", 4));
+    let x = m.var(vec![n, k]);
+    let v = m.var(vec![k]);
+    let w = m.var(vec![n, k]);
+    let picks = m.var_with(
+        vec![k],
+        ArrayD::from_shape_vec(IxDyn(&[4]), vec![2.0, 0.0, 1.0, 5.0]).unwrap(),
+    );
+    let at = m.var_with(vec![], ArrayD::from_elem(IxDyn(&[]), 0.0));
+    let at_input = m.b.inputs.len() - 1;
+
+    let tanh_x = m.un(UnaryOp::Tanh, x);
+    let row = m.add(Op::Select { axis: 0 }, vec![tanh_x, at]);
+    let row_sum = m.add(Op::Sum { axis: None }, vec![row]);
+    let column = m.add(Op::Select { axis: 1 }, vec![x, at]);
+    let pick = m.add(Op::Select { axis: 0 }, vec![picks, at]);
+    let picked_column = m.add(Op::Select { axis: 1 }, vec![x, pick]);
+    let scattered = m.add(Op::Scatter { axis: 0, size: n }, vec![v, at]);
+    let weighted = m.bin(BinaryOp::Mul, scattered, w);
+    let scatter_sum = m.add(Op::Sum { axis: None }, vec![weighted]);
+    let root_sets = [
+        vec![row_sum],
+        vec![column],
+        vec![picked_column],
+        vec![scatter_sum],
+        vec![scattered],
+    ];
+
+    let indices = [0.0, 2.0, 3.0, 4.0, -1.0, -0.0, 1.5, f64::NAN, f64::INFINITY];
+    let (mut checked, mut failed) = (0, 0);
+    for index in indices {
+        m.b.inputs[at_input] = Some(ArrayD::from_elem(IxDyn(&[]), index));
+        for roots in &root_sets {
+            match eval(&m.p, &m.b, roots, &mut NoSubproblems) {
+                Ok(_) => {
+                    m.check(roots, 1e-12);
+                    checked += 1;
+                }
+                Err(want) => {
+                    let got = m
+                        .native(roots)
+                        .expect_err("an index the interpreter rejects");
+                    let CpuError::BadIndex(got) = got else {
+                        panic!("index {index}: {got:?} instead of {want:?}");
+                    };
+                    assert!(matches!(want.code(), "E0405" | "E0406"), "{want:?}");
+                    // Debug text: NaN indices compare unequal.
+                    assert_eq!(format!("{got:?}"), format!("{want:?}"), "index {index}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    // In range: 0, 2 and -0 for every root set (picks 2, 1, 2); 3 for `column` only (axis of 4;
+    // its pick, 5, is out of range).
+    assert_eq!((checked, failed), (16, 29));
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! setup values handed to the native code, after a parameter change (the setup cache is
 //! refreshed), and code is generated once per root list.
 
+use optc_compiler::autodiff;
 use optc_compiler::driver::{compile, Until};
+use optc_compiler::ir::{InputId, NodeId};
 use optc_runtime::bench::{prepare, Function};
 use optc_runtime::model::{bind, Backend, BindSpec, Model};
 use optc_runtime::simulate::Rng;
@@ -135,6 +137,65 @@ fn hessian_vector_products_match_interpreter() {
         assert_close(&file, "Hessian-vector product", &a, &b);
         assert!(cpu.fallbacks().is_empty(), "{}", file.display());
     }
+}
+
+/// `sumsq(x) + 3 x[k]²` over `x : real[4]` with the `int` parameter `k` as its index at run time,
+/// at x = (1, -2, 0.5, 4), on `backend`: the model, its value and gradient roots, and `k`. Every
+/// node that reads `k` depends on `x`, so the native code is the one that meets the index.
+fn indexed_model(backend: Backend) -> (Model, Vec<NodeId>, InputId) {
+    let source = "dims n\nparam k : int = 1\nvar x : real[n] = 0\nminimize sumsq(x) + 3 * x[k]^2\n";
+    let program = compile("indexed.opt", source, Until::Ir)
+        .unwrap_or_else(|e| panic!("{:?}", e.diagnostics))
+        .program
+        .unwrap();
+    let spec = BindSpec {
+        dims: vec![("n".into(), 4)],
+        ..BindSpec::default()
+    };
+    let bindings = bind(&program, Path::new("."), &spec).unwrap();
+    let mut model = Model::new(program, bindings).unwrap();
+    model.set_backend(backend);
+    let objective = model.program.objective.clone().unwrap().node;
+    let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
+    let gradient = autodiff::gradient(&mut model.program, objective, &vars).unwrap();
+    model.set_x(&[1.0, -2.0, 0.5, 4.0]);
+    let k = model
+        .program
+        .inputs
+        .iter()
+        .position(|i| i.name == "k")
+        .unwrap();
+    let roots = std::iter::once(objective).chain(gradient).collect();
+    (model, roots, InputId(k as u32))
+}
+
+#[test]
+fn run_time_index_is_checked_on_both_backends() {
+    let (mut cpu, roots, k) = indexed_model(Backend::Cpu);
+    let (mut interp, same, _) = indexed_model(Backend::Interp);
+    // In range: value 21.25 + 3 x[k]², gradient 2x + 6 x[k] e_k.
+    for (index, value, grad) in [
+        (1.0, 33.25, [2.0, -16.0, 1.0, 8.0]),
+        (3.0, 69.25, [2.0, -4.0, 1.0, 32.0]),
+    ] {
+        cpu.set_param(k, index);
+        interp.set_param(k, index);
+        let a = cpu.eval(&roots).unwrap();
+        let b = interp.eval(&same).unwrap();
+        assert_eq!(a[0].iter().copied().collect::<Vec<_>>(), [value]);
+        assert_eq!(a[1].iter().copied().collect::<Vec<_>>(), grad);
+        assert_close(Path::new("indexed.opt"), "value and gradient", &a, &b);
+    }
+    // Outside the axis or not an integer: the interpreter's error on both, never a value.
+    for (index, code) in [(4.0, "E0405"), (-1.0, "E0405"), (1.5, "E0406")] {
+        cpu.set_param(k, index);
+        interp.set_param(k, index);
+        let a = cpu.eval(&roots).expect_err("an index outside its axis");
+        let b = interp.eval(&same).expect_err("an index outside its axis");
+        assert_eq!((a.code(), b.code()), (code, code), "index {index}");
+        assert_eq!(a.to_string(), b.to_string());
+    }
+    assert!(cpu.fallbacks().is_empty(), "{:?}", cpu.fallbacks());
 }
 
 #[cfg(feature = "mlir")]

@@ -5,6 +5,8 @@
 //! [`crate::linalg`] (the interpreter's kernels), and the sort adjoints the interpreter's
 //! [`descending_order`]; matmul uses faer (sequential). Every matrix is a dense row-major `f64` array; sizes are `i64`. Kernels return an `i32`
 //! status: [`OK`] or one of the error codes below, which the compiled function returns at once.
+//! The compiled code itself returns [`BAD_INDEX`] when an index of `select` or `scatter` fails its
+//! check (see [`super`]).
 //!
 //! Kernels that run vector code return with the upper halves of the YMM registers cleared
 //! (`vzeroupper`; see [`clear_upper_state`]).
@@ -44,6 +46,7 @@ pub const NONPOSITIVE_DET: i32 = 1;
 pub const SVD_FAILED: i32 = 2;
 pub const BAD_TOPK: i32 = 3;
 pub const SINGULAR: i32 = 4;
+pub const BAD_INDEX: i32 = 5;
 
 /// A row-major `rows × cols` view of `ptr` (empty when either size is 0).
 ///

@@ -29,6 +29,7 @@
 use super::kernels::{self, Param};
 use super::plan::{is_elementwise, is_pointwise, Plan, Storage};
 use super::CpuError;
+use crate::interp;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F64, F64X2, I32, I64, I64X2};
 use cranelift_codegen::ir::{
@@ -95,6 +96,9 @@ pub struct Lower<'a, 'f, M: Module> {
     scratch: Value,
     /// Returns its `i32` parameter.
     ret: Block,
+    /// The checked position (`i64`) of each `select` and `scatter`, defined before the loops of
+    /// the node that computes it (see [`Lower::check_indices`]).
+    positions: HashMap<NodeId, Value>,
 }
 
 impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
@@ -142,6 +146,7 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
             bases,
             scratch,
             ret,
+            positions: HashMap::new(),
         };
         for &id in &plan.schedule {
             lower.node(id)?;
@@ -760,18 +765,9 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
                 self.choose(same, v, zero)
             }
             Op::Select { axis } => {
-                let a = *axis as usize;
-                let len = self.size(args[0], a) as i64;
-                if len == 0 {
-                    return Ok(self.float(f64::NAN));
-                }
-                let position = self.eval(args[1], &Ix::Multi(Vec::new(), None))?;
-                let position = self.b.ins().fcvt_to_sint_sat(I64, position);
-                let (lo, hi) = (self.int(0), self.int(len - 1));
-                let position = self.b.ins().smax(position, lo);
-                let position = self.b.ins().smin(position, hi);
+                let position = self.position(id)?;
                 let mut idx = Self::multi(ix)?.to_vec();
-                idx.insert(a, position);
+                idx.insert(*axis as usize, position);
                 let ia = at(self, 0, idx)?;
                 self.eval(args[0], &ia)?
             }
@@ -805,8 +801,7 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
             Op::Scatter { axis, .. } => {
                 let mut idx = Self::multi(ix)?.to_vec();
                 let here = idx.remove(*axis as usize);
-                let position = self.eval(args[1], &Ix::Multi(Vec::new(), None))?;
-                let position = self.b.ins().fcvt_to_sint_sat(I64, position);
+                let position = self.position(id)?;
                 let hit = self.b.ins().icmp(IntCC::Equal, here, position);
                 let ia = at(self, 0, idx)?;
                 let v = self.eval(args[0], &ia)?;
@@ -815,6 +810,75 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
             }
             _ => return Err(CpuError::Internal("fused a non-pointwise op")),
         })
+    }
+
+    /// The position [`Self::check_indices`] defined for `select` or `scatter` node `id`.
+    fn position(&self, id: NodeId) -> Res<Value> {
+        self.positions
+            .get(&id)
+            .copied()
+            .ok_or(CpuError::Internal("an index read before its check"))
+    }
+
+    /// Checks the index of every `select` and `scatter` that the loops of `id` compute (`id`
+    /// itself and its fused arguments, the inner ones first, as an index may select) once, before
+    /// those loops, and records their positions. A constant index in range needs no check.
+    fn check_indices(&mut self, id: NodeId) -> Res<()> {
+        for &arg in self.args(id) {
+            if self.plan.storage(arg) == Storage::Fused && !self.positions.contains_key(&arg) {
+                self.check_indices(arg)?;
+            }
+        }
+        let len = match self.op(id) {
+            Op::Select { axis } => self.size(self.args(id)[0], *axis as usize),
+            Op::Scatter { axis, .. } => self.size(id, *axis as usize),
+            _ => return Ok(()),
+        };
+        let index_node = self.args(id)[1];
+        let known = match self.op(index_node) {
+            Op::Const(c) => Some(*c),
+            Op::DimSize(d) => Some(d.eval(self.dims) as f64),
+            _ => None,
+        };
+        let position = match known.map(|index| interp::position(id, index, len)) {
+            Some(Ok(p)) => self.int(p as i64),
+            _ => {
+                let index = self.eval(index_node, &Ix::Multi(Vec::new(), None))?;
+                self.checked_position(id, index, len)
+            }
+        };
+        self.positions.insert(id, position);
+        Ok(())
+    }
+
+    /// `index` as an `i64` position along an axis of length `len`, after a check that returns
+    /// [`kernels::BAD_INDEX`] from the function, with the fault record of node `id`, unless the
+    /// index is an integer in `0..len` (the interpreter's rule; NaN fails every comparison).
+    fn checked_position(&mut self, id: NodeId, index: Value, len: usize) -> Value {
+        let (zero, end) = (self.float(0.0), self.float(len as f64));
+        let whole = self.b.ins().floor(index);
+        let integral = self.b.ins().fcmp(FloatCC::Equal, whole, index);
+        let above = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, index, zero);
+        let below = self.b.ins().fcmp(FloatCC::LessThan, index, end);
+        let inside = self.b.ins().band(above, below);
+        let valid = self.b.ins().band(integral, inside);
+        let (fail, next) = (self.b.create_block(), self.b.create_block());
+        self.b.set_cold_block(fail);
+        self.b.ins().brif(valid, next, &[], fail, &[]);
+        self.b.switch_to_block(fail);
+        let record = self
+            .b
+            .ins()
+            .iadd_imm_s(self.scratch, (self.plan.scratch_len * 8) as i64);
+        let node = self.float(id.0 as f64);
+        let flags = MemFlagsData::trusted();
+        for (k, v) in [node, index, end].into_iter().enumerate() {
+            self.b.ins().store(flags, v, record, 8 * k as i32);
+        }
+        let status = self.b.ins().iconst(I32, kernels::BAD_INDEX as i64);
+        self.b.ins().jump(self.ret, &[status.into()]);
+        self.b.switch_to_block(next);
+        self.b.ins().fcvt_to_sint_sat(I64, index)
     }
 
     /// Whether axes `a` and `b` of `ix` have the same index: a condition, or with lanes along
@@ -999,6 +1063,7 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
     }
 
     fn node(&mut self, id: NodeId) -> Res<()> {
+        self.check_indices(id)?;
         let op = self.op(id);
         let args = self.args(id);
         let out = self.base(id)?;

@@ -8,16 +8,22 @@
 //! - `inputs[k]`: row-major data of input `InputId(k)` (every input of the program, in order;
 //!   inputs the roots do not read may be null);
 //! - `outputs[r]`: row-major array receiving root `r` (its element count under the dims);
-//! - `scratch`: `scratch_len` f64 owned by [`CompiledFn`], allocated once; every intermediate lives
-//!   at an offset planned at compile time;
-//! - returns 0, or the status of the first failing kernel (see [`kernels`]).
+//! - `scratch`: the planned scratch length plus [`INDEX_FAULT_LEN`] f64, owned by [`CompiledFn`],
+//!   allocated once; every intermediate lives at an offset planned at compile time, and a failed
+//!   index check writes its record (node id, index, axis length) after them;
+//! - returns 0, the status of the first failing kernel (see [`kernels`]) or [`BAD_INDEX`].
 //!
 //! # Lowering
 //! Every op of the IR is compiled, the adjoint ops of reverse mode included, except `argmin`
 //! (lower-level problems) and `for` loop indices, which are reported as
-//! [`CpuError::Unsupported`]. Unlike the interpreter, indices of `select` and `scatter` are not
-//! checked at run time: they are truncated to integers, `select` clamps them to its axis and
-//! `scatter` writes nothing for an index outside its axis.
+//! [`CpuError::Unsupported`].
+//!
+//! The index of each `select` and `scatter` is checked by the interpreter's rule (an integer in
+//! `0..len`) once before the loops of the node that computes it (the select or scatter itself, or
+//! the consumer it is fused into), and not at all when it is a constant or dim size in range. A
+//! failed check records the node, the index and the axis length and returns [`BAD_INDEX`], which
+//! [`CompiledFn::call`] reports as [`CpuError::BadIndex`] with the interpreter's error (E0405 or
+//! E0406).
 //!
 //! Elementwise ops (and index-remapping views: broadcast, transpose, slice, select, eye, diag,
 //! diagonal, and the adjoints expand, pad and scatter) are fused into the loop of their consumer
@@ -38,8 +44,11 @@ mod kernels;
 mod lower;
 pub(crate) mod plan;
 
-pub use kernels::{symbols, Symbol, BAD_TOPK, NONPOSITIVE_DET, OK, SINGULAR, SVD_FAILED};
+pub use kernels::{
+    symbols, Symbol, BAD_INDEX, BAD_TOPK, NONPOSITIVE_DET, OK, SINGULAR, SVD_FAILED,
+};
 
+use crate::interp::{self, EvalError};
 use cranelift_codegen::ir::types::I32;
 use cranelift_codegen::ir::{AbiParam, UserFuncName};
 use cranelift_codegen::settings::{self, Configurable};
@@ -48,6 +57,10 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
 use optc_compiler::ir::{NodeId, Program};
 use std::fmt;
+
+/// f64 after the planned scratch where a failed index check records the node id, the index and
+/// the axis length.
+pub const INDEX_FAULT_LEN: usize = 3;
 
 /// Why a program cannot be compiled or a compiled function cannot run.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,6 +98,9 @@ pub enum CpuError {
     SvdFailed,
     /// `topk` with k larger than the vector.
     BadTopK,
+    /// An index of `select` or `scatter` that is not an integer inside its axis: the
+    /// interpreter's error for that node.
+    BadIndex(EvalError),
 }
 
 impl fmt::Display for CpuError {
@@ -117,6 +133,7 @@ impl fmt::Display for CpuError {
             CpuError::Singular => write!(f, "solve or inv of a singular matrix"),
             CpuError::SvdFailed => write!(f, "the SVD of nuclear_norm did not converge"),
             CpuError::BadTopK => write!(f, "topk: k exceeds the vector length"),
+            CpuError::BadIndex(e) => write!(f, "{e}"),
         }
     }
 }
@@ -195,6 +212,8 @@ pub struct CompiledFn {
     module: Option<JITModule>,
     entry: Entry,
     scratch: Vec<f64>,
+    /// Offset of the index fault record in `scratch`.
+    fault: usize,
     /// Element count of each input the function reads (by `InputId`), `None` when unread.
     input_lens: Vec<Option<usize>>,
     output_shapes: Vec<Vec<usize>>,
@@ -218,7 +237,8 @@ impl CompiledFn {
         let output_shapes = roots.iter().map(|&r| plan.shape(r).to_vec()).collect();
         Ok(CompiledFn {
             entry,
-            scratch: vec![0.0; plan.scratch_len],
+            scratch: vec![0.0; plan.scratch_len + INDEX_FAULT_LEN],
+            fault: plan.scratch_len,
             input_lens,
             output_shapes,
             input_ptrs: Vec::with_capacity(program.inputs.len()),
@@ -232,7 +252,7 @@ impl CompiledFn {
         &self.output_shapes
     }
 
-    /// Length of the scratch arena, in f64.
+    /// Length of the scratch arena (intermediates and the index fault record), in f64.
     pub fn scratch_len(&self) -> usize {
         self.scratch.len()
     }
@@ -270,7 +290,18 @@ impl CompiledFn {
             SVD_FAILED => Err(CpuError::SvdFailed),
             SINGULAR => Err(CpuError::Singular),
             BAD_TOPK => Err(CpuError::BadTopK),
+            BAD_INDEX => Err(self.index_error()),
             _ => Err(CpuError::Internal("unknown kernel status")),
+        }
+    }
+
+    /// The interpreter's error for the index check that failed, read from the fault record.
+    fn index_error(&self) -> CpuError {
+        let record = &self.scratch[self.fault..];
+        let (node, index, len) = (NodeId(record[0] as u32), record[1], record[2] as usize);
+        match interp::position(node, index, len) {
+            Err(e) => CpuError::BadIndex(e),
+            Ok(_) => CpuError::Internal("an index check failed on a valid index"),
         }
     }
 }
