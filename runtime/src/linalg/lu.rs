@@ -2,11 +2,12 @@
 //! built on it: the sign and log-magnitude of the determinant, solves, the inverse.
 //!
 //! Blocked and right-looking (LAPACK's `getrf` order): each panel of `block_size(n)` columns is
-//! factored with row-segment updates, the block row of U to its right by unit-lower forward substitution,
-//! and the trailing matrix is updated by one matrix product (faer's gemm). The triangular solves
-//! are blocked the same way. The short row updates (`axpy`) are compiled twice, for AVX2 + FMA
-//! (chosen at run time when the CPU has them) and for the baseline target; everything works on the
-//! caller's row-major slices, so no layout conversion or copy is needed.
+//! factored in a column-major copy (contiguous pivot searches and column updates), the block row
+//! of U to its right by unit-lower forward substitution, and the trailing matrix is updated by one
+//! matrix product (faer's gemm). The triangular solves are blocked the same way. The row and
+//! column updates (`axpy`) are compiled twice, for AVX2 + FMA (chosen at run time when the CPU
+//! has them) and for the baseline target. The factors live in the caller's row-major layout, so
+//! solves and the inverse need no layout conversion.
 
 use super::LinalgError;
 use crate::dispatch::dispatch_fma;
@@ -34,6 +35,8 @@ pub struct Lu {
     swaps: Vec<usize>,
     /// +1 or −1: the sign of the permutation.
     perm_sign: f64,
+    /// Scratch for the current panel, column-major (kept to reuse its allocation).
+    panel: Vec<f64>,
 }
 
 impl Default for Lu {
@@ -50,6 +53,7 @@ impl Lu {
             factors: Vec::new(),
             swaps: Vec::new(),
             perm_sign: 1.0,
+            panel: Vec::new(),
         }
     }
 
@@ -69,7 +73,9 @@ impl Lu {
         self.factors.extend_from_slice(a);
         self.swaps.clear();
         self.swaps.extend(0..n);
-        factor_in_place(&mut self.factors, n, &mut self.swaps);
+        let panel_len = n * block_size(n).min(n);
+        self.panel.resize(panel_len, 0.0);
+        factor_in_place(&mut self.factors, n, &mut self.swaps, &mut self.panel);
         let exchanges = self
             .swaps
             .iter()
@@ -173,43 +179,76 @@ fn axpy<const FMA: bool>(y: &mut [f64], a: f64, x: &[f64]) {
 }
 
 /// Factorizes the row-major `n × n` matrix in `a` in place, writing the row interchanges to
-/// `swaps` (step j swaps rows j and `swaps[j]`).
-fn factor_in_place(a: &mut [f64], n: usize, swaps: &mut [usize]) {
-    dispatch_fma!(factor_blocked(a: &mut [f64], n: usize, swaps: &mut [usize]) -> ())
+/// `swaps` (step j swaps rows j and `swaps[j]`); `panel` holds at least `n · block_size(n)` f64.
+fn factor_in_place(a: &mut [f64], n: usize, swaps: &mut [usize], panel: &mut [f64]) {
+    dispatch_fma!(factor_blocked(a: &mut [f64], n: usize, swaps: &mut [usize], panel: &mut [f64]) -> ())
 }
 
 #[inline(always)]
-fn factor_blocked<const FMA: bool>(a: &mut [f64], n: usize, swaps: &mut [usize]) {
+fn factor_blocked<const FMA: bool>(
+    a: &mut [f64],
+    n: usize,
+    swaps: &mut [usize],
+    panel: &mut [f64],
+) {
     let width = block_size(n);
     for k0 in (0..n).step_by(width) {
         let k1 = (k0 + width).min(n);
-        // The panel: columns k0..k1 of rows k0..n, with partial pivoting over whole rows.
-        for j in k0..k1 {
-            let pivot_row = (j..n)
-                .max_by(|&p, &q| a[p * n + j].abs().total_cmp(&a[q * n + j].abs()))
-                .expect("j < n");
-            if pivot_row != j {
+        // The panel, columns k0..k1 of rows k0..n, is factored in a column-major copy, where the
+        // pivot search, the scaling of L's column and the updates of the panel's later columns
+        // all run along contiguous columns of length up to n (rows would give segments of at
+        // most `width`).
+        let (rows, cols) = (n - k0, k1 - k0);
+        let p = &mut panel[..rows * cols];
+        for r in 0..rows {
+            for c in 0..cols {
+                p[c * rows + r] = a[(k0 + r) * n + k0 + c];
+            }
+        }
+        for jj in 0..cols {
+            let j = k0 + jj;
+            let column = &p[jj * rows..(jj + 1) * rows];
+            let mut pivot_at = jj;
+            let mut largest = column[jj].abs();
+            for (r, v) in column.iter().enumerate().skip(jj + 1) {
+                // NaN never wins, so a NaN pivot only comes from an all-NaN column.
+                if v.abs() > largest {
+                    (pivot_at, largest) = (r, v.abs());
+                }
+            }
+            let pivot_row = k0 + pivot_at;
+            if pivot_at != jj {
+                for c in 0..cols {
+                    p.swap(c * rows + jj, c * rows + pivot_at);
+                }
+                // The rest of the two rows: L's columns left of the panel and A's right of it.
                 let (upper, lower) = a.split_at_mut(pivot_row * n);
-                upper[j * n..(j + 1) * n].swap_with_slice(&mut lower[..n]);
+                let (row_j, row_p) = (&mut upper[j * n..(j + 1) * n], &mut lower[..n]);
+                row_j[..k0].swap_with_slice(&mut row_p[..k0]);
+                row_j[k1..].swap_with_slice(&mut row_p[k1..]);
             }
             swaps[j] = pivot_row;
-            let pivot = a[j * n + j];
+            let pivot = p[jj * rows + jj];
             if pivot == 0.0 {
                 continue; // singular: nothing to eliminate with; `is_singular` reports it
             }
-            // Multiplying by the reciprocal is faster; a subnormal pivot's would overflow.
-            let reciprocal = 1.0 / pivot;
-            let normal = pivot.abs() >= f64::MIN_POSITIVE;
-            let (upper, lower) = a.split_at_mut((j + 1) * n);
-            let pivot_segment = &upper[j * n + j + 1..j * n + k1];
-            for row in lower.chunks_exact_mut(n) {
-                let l = if normal {
-                    row[j] * reciprocal
-                } else {
-                    row[j] / pivot
-                };
-                row[j] = l;
-                axpy::<FMA>(&mut row[j + 1..k1], -l, pivot_segment);
+            let (done, rest) = p.split_at_mut((jj + 1) * rows);
+            let l_column = &mut done[jj * rows + jj + 1..];
+            if pivot.abs() >= f64::MIN_POSITIVE {
+                // Multiplying by the reciprocal is faster; a subnormal pivot's would overflow.
+                let reciprocal = 1.0 / pivot;
+                l_column.iter_mut().for_each(|l| *l *= reciprocal);
+            } else {
+                l_column.iter_mut().for_each(|l| *l /= pivot);
+            }
+            for later in rest.chunks_exact_mut(rows) {
+                let u = later[jj];
+                axpy::<FMA>(&mut later[jj + 1..], -u, l_column);
+            }
+        }
+        for r in 0..rows {
+            for c in 0..cols {
+                a[(k0 + r) * n + k0 + c] = p[c * rows + r];
             }
         }
         if k1 == n {
