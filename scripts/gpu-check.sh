@@ -5,7 +5,10 @@
 #   1. runs each example's artifact with `optc bench --backend gpu` and compares the merit and
 #      its gradient at the initial point with the references computed on the CPU (maximum
 #      relative error; pass below 1e-9);
-#   2. times value+gradient of the DAGMA merit at n = 10000, d = 100, 500, 1000, 2000 on the
+#   2. solves the examples whose solver runs with the objective on the device (`optc run
+#      --backend gpu`: unconstrained lbfgs/adam problems) and compares the final objective with the
+#      reference device's solve (pass below 1e-8 relative, same status);
+#   3. times value+gradient of the DAGMA merit at n = 10000, d = 100, 500, 1000, 2000 on the
 #      GPU (data drawn by `optc bench --dims`, seeded) and prints a table.
 # Exit status: 0 when every comparison passes.
 #
@@ -49,6 +52,28 @@ grad = max((rel(a, b) for a, b in zip(got["gradient"], ref["gradient"])), defaul
 same_len = len(got["gradient"]) == len(ref["gradient"])
 ok = same_len and value <= 1e-9 and grad <= 1e-9
 print(f"{sys.argv[3]:<14} {value:12.3e} {grad:12.3e} {'pass' if ok else 'FAIL'}")
+sys.exit(0 if ok else 1)
+EOF
+done
+
+echo "== examples: whole solves (optc run --backend gpu) against the reference device's"
+printf '%-14s %12s %s\n' example objective_rel result
+for ref in "$dir"/ref-run/*.json; do
+  [[ -e "$ref" ]] || continue
+  name=$(basename "$ref" .json)
+  art=$(ls "$dir"/examples/*/"$name.optx" 2> /dev/null | head -n 1)
+  got="$dir/run-$name.json"
+  if ! "$optc" run "$art" --backend gpu --json -q > "$got" 2> "$dir/run-$name.err"; then
+    printf '%-14s %12s FAIL: %s\n' "$name" - "$(head -n 1 "$dir/run-$name.err")"
+    failed=1
+    continue
+  fi
+  python3 - "$ref" "$got" "$name" << 'EOF' || failed=1
+import json, sys
+ref, got = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+rel = abs(got["objective"] - ref["objective"]) / max(1.0, abs(ref["objective"]))
+ok = rel <= 1e-8 and got["status"] == ref["status"]
+print(f"{sys.argv[3]:<14} {rel:12.3e} {'pass' if ok else 'FAIL'} ({got['status']}, {got['iterations']} iterations)")
 sys.exit(0 if ok else 1)
 EOF
 done

@@ -6,7 +6,7 @@ use crate::prox;
 use crate::solvers::{
     self, adam, augmented_lagrangian, central_path, lbfgs, projected_lbfgs, proximal_gradient,
     AdamOptions, AugLagOptions, Bounds, Callback, FnProblem, FnRegularizer, InnerSolver,
-    LbfgsOptions, PathObjective, PathOptions, ProxGradOptions, Report, SetOption,
+    LbfgsOptions, PathObjective, PathOptions, Problem, ProxGradOptions, Report, SetOption,
 };
 use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
@@ -455,18 +455,10 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
         Method::Lbfgs | Method::ProjectedLbfgs | Method::Adam => {
             let merit = simplified_merit(model, plan, objective)?;
             let b = bounds(model)?;
-            let method = plan.method;
             let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| {
                 eval_merit(model, &merit, x, g, &mut error)
             });
-            match method {
-                Method::Adam => {
-                    let o = AdamOptions::from_options(opts).map_err(option_error)?;
-                    adam(&mut problem, &x0, &o, callback)
-                }
-                Method::Lbfgs => lbfgs(&mut problem, &x0, &lbfgs_options(opts)?, callback),
-                _ => projected_lbfgs(&mut problem, &x0, &b, &lbfgs_options(opts)?, callback),
-            }
+            solve_smooth(plan, &mut problem, &x0, &b, callback)?
         }
         Method::ProxGrad => {
             let (smooth, l1, matrix_terms) =
@@ -585,6 +577,75 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
         }
         Method::Path => path(model, plan, objective, &x0, callback, &mut error)?,
     };
+    model.set_x(&report.x);
+    Ok(Outcome { report, error })
+}
+
+/// Runs a method whose merit is the objective itself (lbfgs, projected lbfgs, adam) on `problem`.
+fn solve_smooth(
+    plan: &Plan,
+    problem: &mut dyn Problem,
+    x0: &[f64],
+    bounds: &Bounds,
+    callback: Callback,
+) -> Result<Report, Diagnostic> {
+    let opts = &plan.options;
+    Ok(match plan.method {
+        Method::Adam => {
+            let o = AdamOptions::from_options(opts).map_err(option_error)?;
+            adam(problem, x0, &o, callback)
+        }
+        Method::Lbfgs => lbfgs(problem, x0, &lbfgs_options(opts)?, callback),
+        _ => projected_lbfgs(problem, x0, bounds, &lbfgs_options(opts)?, callback),
+    })
+}
+
+/// Whether [`solve_external`] can run `plan` on `model`: an unconstrained problem (bounds
+/// aside) solved by lbfgs, projected lbfgs or adam, whose merit is the objective itself.
+pub fn runs_on_objective_alone(model: &Model, plan: &Plan) -> bool {
+    matches!(
+        plan.method,
+        Method::Lbfgs | Method::ProjectedLbfgs | Method::Adam
+    ) && model.program.constraints.is_empty()
+}
+
+/// The objective's value at `x`, its gradient written to the second argument.
+pub type ExternalValueGrad<'a> = &'a mut dyn FnMut(&[f64], &mut [f64]) -> Result<f64, Diagnostic>;
+
+/// Runs `plan` from the model's current variables with the objective's value and gradient given
+/// by `value_grad` (another device's evaluation of the same objective, e.g. the GPU executor)
+/// instead of the model's; leaves the model at the returned point. Only for plans where
+/// [`runs_on_objective_alone`] holds (E0385 otherwise). An error of `value_grad` is a NaN
+/// merit to the solver (which backs off) and the first one is kept in the outcome.
+pub fn solve_external(
+    model: &mut Model,
+    plan: &Plan,
+    value_grad: ExternalValueGrad,
+    callback: Callback,
+) -> Result<Outcome, Diagnostic> {
+    if !runs_on_objective_alone(model, plan) {
+        return Err(Diagnostic::error(
+            crate::gpu::METHOD_NOT_ON_GPU,
+            format!(
+                "`--backend gpu` solves problems without constraints by lbfgs, projected lbfgs or adam; this one is solved by `{}`",
+                plan.method.name()
+            ),
+        )
+        .with_hint("run it with `--backend cpu`"));
+    }
+    let x0 = model.x();
+    let b = bounds(model)?;
+    let mut error = None;
+    let mut problem = FnProblem::new(x0.len(), |x: &[f64], g: &mut [f64]| {
+        match value_grad(x, g) {
+            Ok(v) => v,
+            Err(e) => {
+                error.get_or_insert(e);
+                f64::NAN
+            }
+        }
+    });
+    let report = solve_smooth(plan, &mut problem, &x0, &b, callback)?;
     model.set_x(&report.x);
     Ok(Outcome { report, error })
 }

@@ -666,7 +666,15 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     use optc_runtime::plan;
     use optc_runtime::solvers::Control;
     let total = std::time::Instant::now();
-    let (front, mut model) = load_model(&a.model, &a.bind, a.backend)?;
+    // With `--backend gpu` the objective and gradient run on the device and everything else
+    // (the solver, outputs, violations) on the host, through a CPU model.
+    let (front, mut model, mut device) = if a.backend == args::BackendArg::Gpu {
+        let (front, model, executor) = open_gpu(&a.model, bind_spec(&a.bind)?)?;
+        (front, model, Some(executor))
+    } else {
+        let (front, model) = load_model(&a.model, &a.bind, a.backend)?;
+        (front, model, None)
+    };
     let check = if a.check_grad {
         Some(grad_check(&model, &front.sources, &a.model)?)
     } else {
@@ -690,15 +698,34 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
     let mut progress = Progress::new(a.quiet);
     let solve_start = std::time::Instant::now();
-    let outcome = plan::solve(&mut model, &the_plan, &mut |info| {
+    let mut on_iteration = |info: &optc_runtime::solvers::IterInfo| {
         progress.row(info);
         if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
             Control::Stop
         } else {
             Control::Continue
         }
-    })
-    .map_err(fail)?;
+    };
+    let outcome = match device.as_mut() {
+        Some(executor) => {
+            let mut value_grad = |x: &[f64], g: &mut [f64]| {
+                let (value, gradient) = optc_runtime::gpu::value_grad(executor, x)?;
+                g.copy_from_slice(&gradient);
+                Ok(value)
+            };
+            plan::solve_external(&mut model, &the_plan, &mut value_grad, &mut on_iteration)
+                .map_err(|d| {
+                    let unavailable = d.code == optc_runtime::gpu::METHOD_NOT_ON_GPU;
+                    let code = fail(d);
+                    if unavailable {
+                        EXIT_UNAVAILABLE
+                    } else {
+                        code
+                    }
+                })?
+        }
+        None => plan::solve(&mut model, &the_plan, &mut on_iteration).map_err(fail)?,
+    };
     progress.finish();
     // Code is generated lazily during the solve: report it apart.
     let codegen_time = model.codegen_time();
@@ -787,7 +814,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         "constraints": constraints,
         "outputs": arrays.iter().filter(|(_, v)| small(v)).map(|(n, v)| (n.clone(), array_json(v))).collect::<serde_json::Map<_, _>>(),
         "dag": certificates,
-        "backend": model.backend().name(),
+        "backend": if device.is_some() { "gpu" } else { model.backend().name() },
         "interpreter_fallbacks": model.fallbacks(),
         "timings": {
             "compile_s": front.timings.iter().map(|(_, t)| t.as_secs_f64()).sum::<f64>(),
@@ -1098,16 +1125,20 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
     Ok(EXIT_OK)
 }
 
-/// `optc bench ART.optx --backend gpu`: the value and gradient at the initial point, and
-/// value+gradient evaluations per second, on the device (`optc_runtime::gpu`).
-fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
+/// A gpu artifact's plan loaded on the device [`optc_runtime::gpu::DEVICE_ENV`] chooses.
+type GpuExecutor = optc_runtime::gpu::exec::Executor<Box<dyn optc_runtime::gpu::device::Device>>;
+
+/// The gpu artifact of `m` checked for this machine, its model bound by `spec` (on the CPU: it
+/// serves everything but the objective's value and gradient) and the executor of its GPU plan
+/// with the data uploaded. Exit codes: 64 for dims that differ from the artifact's, 69 for no
+/// usable device (or a `.opt` source), 65 for the model's errors.
+fn open_gpu(m: &ModelArgs, spec: BindSpec) -> Result<(Front, Model, GpuExecutor), u8> {
     use optc_runtime::gpu;
     let fail = |d: Diagnostic, code: u8| {
-        report::print_diagnostics(&[d], &SourceMap::new(), a.model.error_format);
+        report::print_diagnostics(&[d], &SourceMap::new(), m.error_format);
         code
     };
-    let mut spec = bind_spec(&a.bind)?;
-    let artifact = match read_input(&a.model)? {
+    let artifact = match read_input(m)? {
         Input::Artifact(art) => art,
         Input::Source(_) => return Err(fail(gpu::unavailable(), EXIT_UNAVAILABLE)),
     };
@@ -1119,10 +1150,28 @@ fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
         };
         fail(d, code)
     })?;
+    let (front, model) = load_model_with(m, spec, args::BackendArg::Cpu)?;
+    // A failing CUDA call or missing CUDA library is the machine's (69); the rest the model's.
+    let executor = gpu::open(&artifact, &model.bindings).map_err(|d| {
+        let code = if d.code == gpu::DEVICE_FAILED {
+            EXIT_UNAVAILABLE
+        } else {
+            EXIT_MODEL
+        };
+        fail(d, code)
+    })?;
+    Ok((front, model, executor))
+}
+
+/// `optc bench ART.optx --backend gpu`: the value and gradient at the initial point, and
+/// value+gradient evaluations per second, on the device (`optc_runtime::gpu`).
+fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
+    use optc_runtime::gpu;
+    let mut spec = bind_spec(&a.bind)?;
     if !spec.dims.is_empty() {
         spec.random_data = Some(1);
     }
-    let (_, model) = load_model_with(&a.model, spec, args::BackendArg::Cpu)?;
+    let (_, model, mut executor) = open_gpu(&a.model, spec)?;
     // A failing CUDA call or missing CUDA library is the machine's (69); the rest the model's.
     let failed = |d: Diagnostic| {
         let code = if d.code == gpu::DEVICE_FAILED {
@@ -1130,9 +1179,9 @@ fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
         } else {
             EXIT_MODEL
         };
-        fail(d, code)
+        report::print_diagnostics(&[d], &SourceMap::new(), a.model.error_format);
+        code
     };
-    let mut executor = gpu::open(&artifact, &model.bindings).map_err(failed)?;
     let x = model.x();
     let budget = std::time::Duration::from_millis(a.time_ms);
     let (value, gradient, rate) =

@@ -34,6 +34,7 @@ pub const NOT_IN_BUILD: &str = "E0381";
 pub const DIMS_DIFFER: &str = "E0382";
 pub const NEEDS_GPU_ARTIFACT: &str = "E0383";
 pub const DEVICE_FAILED: &str = "E0384";
+pub const METHOD_NOT_ON_GPU: &str = "E0385";
 
 /// Catalogue entries of GPU backend errors (E0380–E0389).
 pub const GPU_CODES: &[CodeInfo] = &[
@@ -55,12 +56,17 @@ pub const GPU_CODES: &[CodeInfo] = &[
     CodeInfo {
         code: NEEDS_GPU_ARTIFACT,
         title: "`--backend gpu` needs a gpu artifact",
-        explanation: "The GPU backend runs the staged plan and PTX kernels of an artifact built with `optc build FILE.opt -o FILE.optx --target gpu` (by an optc with the `mlir` feature), in `optc bench`. A `.opt` source, a `cpu` artifact, or another command (`eval`, `run`) cannot run on it yet.",
+        explanation: "The GPU backend runs the staged plan and PTX kernels of an artifact built with `optc build FILE.opt -o FILE.optx --target gpu` (by an optc with the `mlir` feature), in `optc bench` and `optc run`. A `.opt` source, a `cpu` artifact, or `optc eval` cannot run on it yet.",
     },
     CodeInfo {
         code: DEVICE_FAILED,
         title: "GPU device error",
         explanation: "A call to the CUDA driver, cuBLAS or cuSOLVER failed (a missing library such as libcublas or libcusolver, out of device memory, a kernel the driver rejects). The message gives CUDA's own error.",
+    },
+    CodeInfo {
+        code: METHOD_NOT_ON_GPU,
+        title: "this problem's solver does not run on the GPU yet",
+        explanation: "`optc run ART.optx --backend gpu` evaluates the objective and its gradient on the GPU and runs the solver on the host. So far that covers problems without constraints solved by `lbfgs`, projected `lbfgs` (bounds on the variables) or `adam`, whose merit is the objective itself. Penalties, constraints (`auglag`, `path`, `colide`) and proximal terms (`fista`) need functions the GPU plan does not hold yet: run those with `--backend cpu`.",
     },
 ];
 
@@ -90,15 +96,15 @@ fn no_driver() -> Diagnostic {
     )
 }
 
-/// Why `--backend gpu` cannot run for a command other than `bench` of a gpu artifact: no
-/// driver, or (with one) the command needs the CPU.
+/// Why `--backend gpu` cannot run a `.opt` source or `optc eval`: no driver, or (with one) the
+/// command needs a gpu artifact.
 pub fn unavailable() -> Diagnostic {
     if !driver_present() {
         return no_driver();
     }
     Diagnostic::error(
         NEEDS_GPU_ARTIFACT,
-        "`--backend gpu` runs gpu artifacts in `optc bench` only (not `eval` or `run` yet)",
+        "`--backend gpu` runs gpu artifacts (`optc build --target gpu`) in `optc run` and `optc bench` (not `eval` yet)",
     )
     .with_hint(
         "build one with `optc build FILE.opt -o FILE.optx --target gpu`, or use `--backend cpu`",
@@ -217,6 +223,15 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, ExecError>) -> Result<T, ExecError> 
             why.to_string(),
         )))
     })
+}
+
+/// The merit and its gradient at `x` on the executor's device, a panic of a CUDA library being
+/// a device error.
+pub fn value_grad<D: Device>(
+    executor: &mut Executor<D>,
+    x: &[f64],
+) -> Result<(f64, Vec<f64>), ExecError> {
+    guarded(|| executor.value_grad(x))
 }
 
 /// The merit and its gradient at `x`, then value+gradient evaluations per second at `x`,
