@@ -715,13 +715,9 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
             };
             plan::solve_external(&mut model, &the_plan, &mut value_grad, &mut on_iteration)
                 .map_err(|d| {
-                    let unavailable = d.code == optc_runtime::gpu::METHOD_NOT_ON_GPU;
-                    let code = fail(d);
-                    if unavailable {
-                        EXIT_UNAVAILABLE
-                    } else {
-                        code
-                    }
+                    let code = gpu_exit_code(&d);
+                    report::print_diagnostics(&[d], &front.sources, a.model.error_format);
+                    code
                 })?
         }
         None => plan::solve(&mut model, &the_plan, &mut on_iteration).map_err(fail)?,
@@ -1134,33 +1130,41 @@ type GpuExecutor = optc_runtime::gpu::exec::Executor<Box<dyn optc_runtime::gpu::
 /// usable device (or a `.opt` source), 65 for the model's errors.
 fn open_gpu(m: &ModelArgs, spec: BindSpec) -> Result<(Front, Model, GpuExecutor), u8> {
     use optc_runtime::gpu;
-    let fail = |d: Diagnostic, code: u8| {
+    let fail = |d: Diagnostic| {
+        let code = gpu_exit_code(&d);
         report::print_diagnostics(&[d], &SourceMap::new(), m.error_format);
         code
     };
     let artifact = match read_input(m)? {
         Input::Artifact(art) => art,
-        Input::Source(_) => return Err(fail(gpu::unavailable(), EXIT_UNAVAILABLE)),
+        Input::Source(_) => return Err(fail(gpu::unavailable())),
     };
-    gpu::check_artifact(&artifact, &spec.dims).map_err(|d| {
-        let code = if d.code == gpu::DIMS_DIFFER {
-            EXIT_USAGE
-        } else {
-            EXIT_UNAVAILABLE
-        };
-        fail(d, code)
-    })?;
+    gpu::check_artifact(&artifact, &spec.dims).map_err(fail)?;
     let (front, model) = load_model_with(m, spec, args::BackendArg::Cpu)?;
-    // A failing CUDA call or missing CUDA library is the machine's (69); the rest the model's.
-    let executor = gpu::open(&artifact, &model.bindings).map_err(|d| {
-        let code = if d.code == gpu::DEVICE_FAILED {
-            EXIT_UNAVAILABLE
-        } else {
-            EXIT_MODEL
-        };
-        fail(d, code)
-    })?;
+    let executor = gpu::open(&artifact, &model.bindings).map_err(fail)?;
     Ok((front, model, executor))
+}
+
+/// The exit code of a `--backend gpu` error: 64 for dims that differ from the artifact's, 69 for
+/// what this machine or build cannot do (no driver or GPU runtime, not a gpu artifact, a failing
+/// CUDA call or missing CUDA library, a solver not on the GPU yet), 65 for the model's errors.
+fn gpu_exit_code(d: &Diagnostic) -> u8 {
+    use optc_runtime::gpu;
+    match d.code {
+        c if c == gpu::DIMS_DIFFER => EXIT_USAGE,
+        c if [
+            gpu::NO_DRIVER,
+            gpu::NOT_IN_BUILD,
+            gpu::NEEDS_GPU_ARTIFACT,
+            gpu::DEVICE_FAILED,
+            gpu::METHOD_NOT_ON_GPU,
+        ]
+        .contains(&c) =>
+        {
+            EXIT_UNAVAILABLE
+        }
+        _ => EXIT_MODEL,
+    }
 }
 
 /// `optc bench ART.optx --backend gpu`: the value and gradient at the initial point, and
@@ -1174,11 +1178,7 @@ fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
     let (_, model, mut executor) = open_gpu(&a.model, spec)?;
     // A failing CUDA call or missing CUDA library is the machine's (69); the rest the model's.
     let failed = |d: Diagnostic| {
-        let code = if d.code == gpu::DEVICE_FAILED {
-            EXIT_UNAVAILABLE
-        } else {
-            EXIT_MODEL
-        };
+        let code = gpu_exit_code(&d);
         report::print_diagnostics(&[d], &SourceMap::new(), a.model.error_format);
         code
     };
