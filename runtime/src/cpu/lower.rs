@@ -99,6 +99,9 @@ pub struct Lower<'a, 'f, M: Module> {
     /// The checked position (`i64`) of each `select` and `scatter`, defined before the loops of
     /// the node that computes it (see [`Lower::check_indices`]).
     positions: HashMap<NodeId, Value>,
+    /// Whether [`Self::for_lanes`] runs two vector steps per iteration (set by [`Self::fold`],
+    /// whose two accumulators then take alternate steps).
+    unroll_vector_steps: bool,
 }
 
 impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
@@ -147,6 +150,7 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
             scratch,
             ret,
             positions: HashMap::new(),
+            unroll_vector_steps: false,
         };
         for &id in &plan.schedule {
             lower.node(id)?;
@@ -301,7 +305,25 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         } else {
             0
         };
-        self.for_step(grouped, LANES, |s, i| body(s, i, true))?;
+        // Unrolled: pairs of vector steps, then at most one vector step alone.
+        let pairs = if self.unroll_vector_steps {
+            grouped - grouped % (2 * LANES)
+        } else {
+            0
+        };
+        self.for_step(pairs, 2 * LANES, |s, i| {
+            body(s, i, true)?;
+            let next = s.b.ins().iadd_imm_s(i, LANES as i64);
+            body(s, next, true)
+        })?;
+        self.for_step(grouped - pairs, LANES, |s, j| {
+            let i = if pairs == 0 {
+                j
+            } else {
+                s.b.ins().iadd_imm_s(j, pairs as i64)
+            };
+            body(s, i, true)
+        })?;
         self.for_range(n - grouped, |s, j| {
             let i = if grouped == 0 {
                 j
@@ -956,25 +978,34 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
     }
 
     /// Folds every element of `arg`, mapped by `element`, into an accumulator starting at `init`
-    /// with `merge` (add or max). Vector steps fold into one accumulator per lane; the lanes
-    /// join the scalar accumulator (which took the remaining elements) at the end.
+    /// with `merge` (add or max). Vector steps fold into two vector accumulators, one per
+    /// alternate step of the unrolled loop, so that consecutive steps do not wait on each other;
+    /// they and the scalar accumulator (which took the remaining elements) join at the end.
     fn fold(&mut self, arg: NodeId, init: f64, merge: BinaryOp, element: Element) -> Res<Value> {
         let acc = self.b.declare_var(F64);
         let start = self.float(init);
         self.b.def_var(acc, start);
         let vector_element = !matches!(element, Element::ShiftedExp(_));
         let lanes = vector_element && self.scan_has_lanes(arg, false);
-        let lane_acc = if lanes {
-            let var = self.b.declare_var(VECTOR);
+        let lane_accs = if lanes {
             let starts = self.widen(start);
-            self.b.def_var(var, starts);
-            Some(var)
+            let vars = [self.b.declare_var(VECTOR), self.b.declare_var(VECTOR)];
+            for var in vars {
+                self.b.def_var(var, starts);
+            }
+            Some(vars)
         } else {
             None
         };
-        self.scan(arg, false, lanes, &mut |s, ix, x| {
-            let var = match lane_acc {
-                Some(var) if ix.lane().is_some() => var,
+        // Which vector accumulator the next emitted vector step folds into.
+        let mut turn = 0;
+        self.unroll_vector_steps = lanes;
+        let scanned = self.scan(arg, false, lanes, &mut |s, ix, x| {
+            let var = match lane_accs {
+                Some(vars) if ix.lane().is_some() => {
+                    turn ^= 1;
+                    vars[turn]
+                }
                 _ => acc,
             };
             let a = s.b.use_var(var);
@@ -982,12 +1013,15 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
             let next = s.binary(merge, a, e)?;
             s.b.def_var(var, next);
             Ok(())
-        })?;
+        });
+        self.unroll_vector_steps = false;
+        scanned?;
         let total = self.b.use_var(acc);
-        match lane_acc {
-            Some(var) => {
-                let v = self.b.use_var(var);
-                let lanes_total = self.combine_lanes(merge, v)?;
+        match lane_accs {
+            Some([first, second]) => {
+                let (a, b) = (self.b.use_var(first), self.b.use_var(second));
+                let both = self.binary(merge, a, b)?;
+                let lanes_total = self.combine_lanes(merge, both)?;
                 self.binary(merge, lanes_total, total)
             }
             None => Ok(total),
