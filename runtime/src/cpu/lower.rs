@@ -21,9 +21,11 @@
 //! lanes for one call each measured about 6% more instructions than the scalar loop), when a
 //! fused index remapping has no lane axis for its argument (diagonal access) or when the
 //! lane index enters other index arithmetic (the padded axis of `pad`, the scattered axis of
-//! `scatter`); so do the index-tracking loops (argmax, trace) and the exp passes of log-sum-exp. Reductions keep vector accumulators that are combined lane by lane at the end (a
-//! sum adds each lane's partial sum, then the scalar tail), or, when the reduced axis is the lane
-//! axis of a reduction into a buffer, combine the lanes of each group before adding it to the
+//! `scatter`); so do the index-tracking loops (argmax, trace) and the exp passes of log-sum-exp.
+//! Reductions to a scalar run their vector steps in unrolled pairs into two vector accumulators
+//! (so that consecutive adds do not wait on each other), combined lane by lane at the end (a sum
+//! adds the lanes' partial sums, then the scalar tail); when the reduced axis is the lane axis of
+//! a reduction into a buffer, the lanes of each group are combined before adding it to the
 //! buffer.
 
 use super::kernels::{self, Param};
