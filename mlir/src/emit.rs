@@ -7,15 +7,30 @@
 //! expression that is elementwise down to buffers of the loop's size (or of one element) runs as
 //! one flat loop. Reductions carry their accumulators through `iter_args`. Matrix kernels are
 //! `func.call`s to external C functions (see [`KERNELS`]); a nonzero status returns at once.
+//!
+//! The index of each `select` is checked by the interpreter's rule (an integer in `0..len`) once,
+//! before the loops of the node that computes it (the select itself or the consumer it is fused
+//! into), and not at all when it is a constant or dim size in range. A failed check writes the
+//! fault record (node id, index, axis length) at `%scratch[plan.scratch_len..]` and returns
+//! [`BAD_INDEX`]. GPU kernels cannot return a status: there an invalid index gives NaN (the load
+//! reads element 0 of the axis, or nothing when the axis is empty).
 
 use crate::plan::{is_elementwise, is_pointwise, Plan, Storage};
 use crate::MlirError;
 use optc_compiler::ir::{op_text, BinaryOp, NodeId, Op, Program, UnaryOp};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 
 /// Name of the entry function.
 pub const ENTRY: &str = "optc_main";
+
+/// Status of a failed index check: the Cranelift backend's (`optc_runtime::cpu::BAD_INDEX`), a
+/// value no kernel returns.
+pub const BAD_INDEX: i32 = 5;
+
+/// f64 after the planned scratch where a failed index check records the node id, the index and
+/// the axis length (the Cranelift backend's layout, `optc_runtime::cpu::INDEX_FAULT_LEN`).
+pub const INDEX_FAULT_LEN: usize = 3;
 
 /// A C kernel: name and MLIR parameter types; every kernel returns an `i32` status.
 pub struct Kernel {
@@ -110,6 +125,9 @@ pub struct Emitter<'a> {
     next_block: usize,
     /// Kernels called, declared at the end.
     used: BTreeSet<&'static str>,
+    /// The checked position (`index`) of each `select` on the CPU, defined before the loops of
+    /// the node that computes it (see [`Emitter::check_indices`]).
+    positions: HashMap<NodeId, Val>,
 }
 
 /// The MLIR module text of a plan: the entry function and the declarations of the kernels it
@@ -131,6 +149,7 @@ pub fn module_text(
         next_value: 0,
         next_block: 0,
         used: BTreeSet::new(),
+        positions: HashMap::new(),
     };
     for &id in &plan.schedule {
         e.node(id)?;
@@ -578,25 +597,115 @@ impl<'a> Emitter<'a> {
             }
             Op::Select { axis } => {
                 let a = *axis as usize;
-                let len = self.size(args[0], a) as i64;
+                let mut idx = Self::multi(ix)?.to_vec();
+                if self.target == Target::Cpu {
+                    idx.insert(a, self.checked(id)?);
+                    return self.eval(args[0], &Ix::Multi(idx));
+                }
+                let len = self.size(args[0], a);
                 if len == 0 {
                     return Ok(self.float(f64::NAN));
                 }
-                let at = self.eval(args[1], &Ix::Multi(Vec::new()))?;
-                let (lo, hi) = (self.float(0.0), self.float((len - 1) as f64));
-                let at = self.f64_op("arith.maximumf", &[&at, &lo]);
-                let at = self.f64_op("arith.minimumf", &[&at, &hi]);
-                // NaN (an invalid index) reads element 0.
-                let nan = self.cmpf("uno", &at, &at);
-                let at = self.select(&nan, &lo, &at);
-                let at = self.assign(format!("arith.fptosi {at} : f64 to i64"));
-                let at = self.assign(format!("arith.index_cast {at} : i64 to index"));
-                let mut idx = Self::multi(ix)?.to_vec();
-                idx.insert(a, at);
-                self.eval(args[0], &Ix::Multi(idx))?
+                let (valid, position) = match self.known_position(id, len) {
+                    Some(p) => (None, p),
+                    None => {
+                        let index = self.eval(args[1], &Ix::Multi(Vec::new()))?;
+                        let (valid, position) = self.position_of(&index, len);
+                        (Some(valid), position)
+                    }
+                };
+                idx.insert(a, position);
+                let x = self.eval(args[0], &Ix::Multi(idx))?;
+                match valid {
+                    Some(valid) => {
+                        let nan = self.float(f64::NAN);
+                        self.select(&valid, &x, &nan)
+                    }
+                    None => x,
+                }
             }
             _ => return Err(MlirError::Internal("fused a non-pointwise op")),
         })
+    }
+
+    /// The position [`Self::check_indices`] defined for `select` node `id`.
+    fn checked(&self, id: NodeId) -> Res<Val> {
+        self.positions
+            .get(&id)
+            .cloned()
+            .ok_or(MlirError::Internal("an index read before its check"))
+    }
+
+    /// The position of `select` node `id` along an axis of length `len` when its index is a
+    /// constant or dim size in range (an integer in `0..len`): an `index` constant.
+    fn known_position(&mut self, id: NodeId, len: usize) -> Option<Val> {
+        let index = match self.op(self.args(id)[1]) {
+            Op::Const(c) => *c,
+            Op::DimSize(d) => d.eval(self.dims) as f64,
+            _ => return None,
+        };
+        let valid = index.fract() == 0.0 && index >= 0.0 && index < len as f64;
+        valid.then(|| self.index(index as i64))
+    }
+
+    /// Whether f64 `index` is an integer in `0..len` (the interpreter's rule; NaN fails every
+    /// comparison), and its position as an `index` (0 when it is not in range, so that a read at
+    /// it stays inside a non-empty axis).
+    fn position_of(&mut self, index: &Val, len: usize) -> (Val, Val) {
+        let (zero, end) = (self.float(0.0), self.float(len as f64));
+        let above = self.cmpf("oge", index, &zero);
+        let below = self.cmpf("olt", index, &end);
+        let inside = self.assign(format!("arith.andi {above}, {below} : i1"));
+        // Converted only inside the axis (elsewhere `fptosi` is poison).
+        let safe = self.select(&inside, index, &zero);
+        let whole = self.assign(format!("arith.fptosi {safe} : f64 to i64"));
+        let back = self.assign(format!("arith.sitofp {whole} : i64 to f64"));
+        let integral = self.cmpf("oeq", &back, &safe);
+        let valid = self.assign(format!("arith.andi {inside}, {integral} : i1"));
+        let position = self.assign(format!("arith.index_cast {whole} : i64 to index"));
+        (valid, position)
+    }
+
+    /// Checks the index of every `select` that the loops of `id` compute (`id` itself and its
+    /// fused arguments, the inner ones first, as an index may select) once, before those loops,
+    /// and records their positions. A constant index in range needs no check; a failed check
+    /// stores the fault record and returns [`BAD_INDEX`].
+    fn check_indices(&mut self, id: NodeId) -> Res<()> {
+        for &arg in self.args(id) {
+            if self.plan.storage(arg) == Storage::Fused && !self.positions.contains_key(&arg) {
+                self.check_indices(arg)?;
+            }
+        }
+        let Op::Select { axis } = self.op(id) else {
+            return Ok(());
+        };
+        let len = self.size(self.args(id)[0], *axis as usize);
+        let position = match self.known_position(id, len) {
+            Some(position) => position,
+            None => {
+                let index = self.eval(self.args(id)[1], &Ix::Multi(Vec::new()))?;
+                let (valid, position) = self.position_of(&index, len);
+                let (fail, next) = (self.block(), self.block());
+                self.line(format!("cf.cond_br {valid}, {next}, {fail}"));
+                self.body.push_str(&format!("  {fail}:\n"));
+                let fields = [self.float(id.0 as f64), index, self.float(len as f64)];
+                for (k, field) in fields.iter().enumerate() {
+                    self.store(field, "%scratch", self.plan.scratch_len + k, None);
+                }
+                let status = self.int_const(BAD_INDEX as i64, "i32");
+                self.line(format!("cf.br ^ret({status} : i32)"));
+                self.body.push_str(&format!("  {next}:\n"));
+                position
+            }
+        };
+        self.positions.insert(id, position);
+        Ok(())
+    }
+
+    /// A fresh block label.
+    fn block(&mut self) -> String {
+        self.next_block += 1;
+        format!("^bb{}", self.next_block)
     }
 
     /// Refuses, inside GPU kernels, the math functions that NVPTX lowers to libdevice calls.
@@ -703,6 +812,9 @@ impl<'a> Emitter<'a> {
         let args = self.args(id);
         let (out, base) = self.buffer(id)?;
         let _ = writeln!(self.body, "    // {id} = {}", op_text(self.program, op));
+        if self.target == Target::Cpu {
+            self.check_indices(id)?;
+        }
         let add = |s: &mut Self, a: &Val, x: &Val| s.f64_op("arith.addf", &[a, x]);
         let max = |s: &mut Self, a: &Val, x: &Val| s.f64_op("arith.maximumf", &[a, x]);
         if is_pointwise(op) {
@@ -924,8 +1036,7 @@ impl<'a> Emitter<'a> {
         ));
         let zero = self.int_const(0, "i32");
         let failed = self.assign(format!("arith.cmpi ne, {status}, {zero} : i32"));
-        self.next_block += 1;
-        let next = format!("^bb{}", self.next_block);
+        let next = self.block();
         self.line(format!("cf.cond_br {failed}, ^ret({status} : i32), {next}"));
         self.body.push_str(&format!("  {next}:\n"));
     }

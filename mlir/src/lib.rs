@@ -9,8 +9,13 @@
 //! ```
 //! - `%ink`: row-major data of input `InputId(k)` (every input of the program, in order);
 //! - `%outr`: row-major array receiving root `r`;
-//! - `%scratch`: the intermediates, at offsets planned at compile time;
-//! - returns 0, or the nonzero status of the first failing kernel.
+//! - `%scratch`: the intermediates, at offsets planned at compile time, then [`INDEX_FAULT_LEN`]
+//!   f64 where a failed index check records the node id, the index and the axis length;
+//! - returns 0, the nonzero status of the first failing kernel, or [`BAD_INDEX`] when the index
+//!   of a `select` is not an integer inside its axis (the interpreter's rule, checked once before
+//!   the loops that read it; see [`emit`]), which [`MlirCpuFn::call`] reports as
+//!   [`MlirError::BadIndex`]. GPU kernels cannot return a status: there an invalid index gives
+//!   NaN.
 //!
 //! Fusion follows the Cranelift backend's rules (see [`plan`]). Matrix kernels (matmul, logdet,
 //! solve, inv, expm, sort, topk, nuclear norm) are calls to external C functions whose addresses
@@ -21,7 +26,7 @@ mod emit;
 mod gpu;
 mod plan;
 
-pub use emit::{Kernel, ENTRY, KERNELS};
+pub use emit::{Kernel, BAD_INDEX, ENTRY, INDEX_FAULT_LEN, KERNELS};
 pub use gpu::{gpu_function, GpuFunction, Launch, LaunchOperand};
 pub use plan::{Plan, Storage};
 
@@ -89,6 +94,13 @@ pub enum MlirError {
     },
     /// A kernel returned this nonzero status (the runtime's kernel error codes).
     KernelStatus(i32),
+    /// The index of `select` node `node` is not an integer in `0..len` (the fault record; the
+    /// interpreter reports it as E0405 or E0406).
+    BadIndex {
+        node: NodeId,
+        index: f64,
+        len: usize,
+    },
 }
 
 impl fmt::Display for MlirError {
@@ -114,6 +126,9 @@ impl fmt::Display for MlirError {
                 got,
             } => write!(f, "{what} {index} has {got} elements, expected {expected}"),
             MlirError::KernelStatus(status) => write!(f, "a kernel failed with status {status}"),
+            MlirError::BadIndex { node, index, len } => {
+                write!(f, "index {index} at {node} is not an integer in 0..{len}")
+            }
         }
     }
 }
@@ -258,7 +273,9 @@ pub struct MlirCpuFn {
     // Declared before the context: dropped first.
     engine: ExecutionEngine,
     _context: Context,
+    /// The intermediates, then the index fault record (at `fault`).
     scratch: Vec<f64>,
+    fault: usize,
     /// Element count of each input the function reads (by `InputId`), `None` when unread.
     input_lens: Vec<Option<usize>>,
     output_shapes: Vec<Vec<usize>>,
@@ -303,7 +320,8 @@ impl MlirCpuFn {
         Ok(MlirCpuFn {
             engine,
             _context: context,
-            scratch: vec![0.0; plan.scratch_len],
+            scratch: vec![0.0; plan.scratch_len + INDEX_FAULT_LEN],
+            fault: plan.scratch_len,
             input_lens,
             output_shapes,
         })
@@ -356,6 +374,14 @@ impl MlirCpuFn {
         }
         match status {
             0 => Ok(()),
+            BAD_INDEX => {
+                let record = &self.scratch[self.fault..];
+                Err(MlirError::BadIndex {
+                    node: NodeId(record[0] as u32),
+                    index: record[1],
+                    len: record[2] as usize,
+                })
+            }
             s => Err(MlirError::KernelStatus(s)),
         }
     }

@@ -1,13 +1,13 @@
 //! The MLIR CPU path against the reference interpreter: seeded random shapes (including 0, 1 and
-//! 7) for every op the backend lowers, composite objectives, errors, and a snapshot of the text
-//! of a fused reduction.
+//! 7) for every op the backend lowers, composite objectives, errors (run-time indices of
+//! `select` included), and snapshots of the text of a fused reduction and of an index check.
 
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::ir::{
     BinaryOp, Dim, DimId, DimInfo, ElemType, InputKind, NodeId, Op, Program, Shape, UnaryOp,
 };
 use optc_mlir::{mlir_text, MlirCpuFn, MlirError};
-use optc_runtime::interp::{eval, Bindings, NoSubproblems};
+use optc_runtime::interp::{eval, Bindings, EvalError, NoSubproblems};
 
 /// The runtime's kernel table, as `MlirCpuFn::compile` takes it.
 fn symbols() -> Vec<(&'static str, *const u8)> {
@@ -80,6 +80,20 @@ impl Model {
         let value = ArrayD::from_shape_vec(IxDyn(&dims), data).expect("shape of the data");
         self.b.inputs.push(Some(value));
         node
+    }
+
+    /// A variable of `shape` holding `data` (row-major); returns the node and its input index.
+    fn var_with(&mut self, shape: Shape, data: &[f64]) -> (NodeId, usize) {
+        let node = self.var(shape);
+        let input = self.b.inputs.len() - 1;
+        self.set(input, data);
+        (node, input)
+    }
+
+    /// Rebinds input `input` (of the same shape) to `data`.
+    fn set(&mut self, input: usize, data: &[f64]) {
+        let value = self.b.inputs[input].as_mut().expect("bound input");
+        value.iter_mut().zip(data).for_each(|(v, d)| *v = *d);
     }
 
     fn add(&mut self, op: Op, args: Vec<NodeId>) -> NodeId {
@@ -387,5 +401,106 @@ fn text_of_a_fused_sum_of_squares() {
     let two = m.c(2.0);
     let sq = m.bin(BinaryOp::Pow, d, two);
     let s = m.add(Op::Sum { axis: None }, vec![sq]);
+    insta::assert_snapshot!(mlir_text(&m.p, &[s], &m.b.dims).expect("lowers"));
+}
+
+/// `select` at an index read at run time (fused into a reduction, as a root, and an index that
+/// is itself selected) agrees with the interpreter for an index in range, and for the others
+/// fails with the fault the interpreter reports: same node and index, E0405 (out of range, with
+/// the axis length) or E0406 (not an integer).
+#[test]
+fn run_time_indices_are_checked_as_by_the_interpreter() {
+    let mut m = Model::new(40);
+    let (n, k) = (m.dim("n", 3), m.dim("k", 4));
+    let x = m.var(vec![n, k]);
+    let (picks, _) = m.var_with(vec![k], &[2.0, 0.0, 1.0, 5.0]);
+    let (at, at_input) = m.var_with(vec![], &[0.0]);
+    let tanh_x = m.un(UnaryOp::Tanh, x);
+    let row = m.add(Op::Select { axis: 0 }, vec![tanh_x, at]);
+    let row_sum = m.add(Op::Sum { axis: None }, vec![row]);
+    let column = m.add(Op::Select { axis: 1 }, vec![x, at]);
+    let pick = m.add(Op::Select { axis: 0 }, vec![picks, at]);
+    let picked_column = m.add(Op::Select { axis: 1 }, vec![x, pick]);
+    let root_sets = [vec![row_sum], vec![column], vec![picked_column]];
+
+    let indices = [0.0, 2.0, 3.0, 4.0, -1.0, -0.0, 1.5, f64::NAN, f64::INFINITY];
+    let (mut checked, mut failed) = (0, 0);
+    for index in indices {
+        m.set(at_input, &[index]);
+        for roots in &root_sets {
+            match eval(&m.p, &m.b, roots, &mut NoSubproblems) {
+                Ok(_) => {
+                    m.check(roots, 1e-12);
+                    checked += 1;
+                }
+                Err(want) => {
+                    let got = run_mlir(&m.p, &m.b, roots).expect_err("an invalid index");
+                    let MlirError::BadIndex {
+                        node,
+                        index: got_index,
+                        len,
+                    } = got
+                    else {
+                        panic!("index {index}: {got:?} instead of {want:?}");
+                    };
+                    let (want_node, want_index) = match want {
+                        EvalError::IndexOutOfRange {
+                            node,
+                            index,
+                            len: want_len,
+                        } => {
+                            assert_eq!(len, want_len, "index {index}");
+                            (node, index)
+                        }
+                        EvalError::NonIntegralIndex { node, index } => (node, index),
+                        other => panic!("index {index}: the interpreter gave {other:?}"),
+                    };
+                    assert_eq!(node, want_node, "index {index}");
+                    assert_eq!(got_index.to_bits(), want_index.to_bits(), "index {index}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    // In range: 0, 2 and -0 for every root set (picks 2, 1, 2); 3 for `column` only (the rows
+    // are 3, and its pick, 5, is outside the 4 columns).
+    assert_eq!((checked, failed), (10, 17));
+}
+
+/// A constant index in range reads its element without a check; one outside the axis fails when
+/// the function runs, as in the interpreter.
+#[test]
+fn constant_indices_in_range_are_not_checked() {
+    let mut m = Model::new(41);
+    let n = m.dim("n", 3);
+    let x = m.var(vec![n]);
+    let two = m.c(2.0);
+    let inside = m.add(Op::Select { axis: 0 }, vec![x, two]);
+    let text = mlir_text(&m.p, &[inside], &m.b.dims).expect("lowers");
+    assert!(!text.contains("cf.cond_br"), "{text}");
+    m.check(&[inside], 0.0);
+    let three = m.c(3.0);
+    let outside = m.add(Op::Select { axis: 0 }, vec![x, three]);
+    assert_eq!(
+        run_mlir(&m.p, &m.b, &[outside]).err(),
+        Some(MlirError::BadIndex {
+            node: outside,
+            index: 3.0,
+            len: 3
+        })
+    );
+}
+
+#[test]
+fn text_of_a_select_at_a_run_time_index() {
+    // sum(x[:, at]) over x : [3, 4], `at` a scalar input: the index is checked once, before the
+    // loop (the failing branch stores node, index and length after the scratch and returns 5),
+    // and the loop reads column `at` at the checked position.
+    let mut m = Model::new(42);
+    let (n, k) = (m.dim("n", 3), m.dim("k", 4));
+    let x = m.var(vec![n, k]);
+    let (at, _) = m.var_with(vec![], &[1.0]);
+    let column = m.add(Op::Select { axis: 1 }, vec![x, at]);
+    let s = m.add(Op::Sum { axis: None }, vec![column]);
     insta::assert_snapshot!(mlir_text(&m.p, &[s], &m.b.dims).expect("lowers"));
 }

@@ -1,5 +1,6 @@
 //! PTX for sm_90 of the outlined pointwise kernels: a fused chain with broadcasting and a
-//! transpose, every example's objective and gradient, and the refusal of libdevice functions.
+//! transpose, a select at a run-time index, every example's objective and gradient, and the
+//! refusal of libdevice functions.
 
 use optc_compiler::derive::{cost_dims, differentiate, simplify};
 use optc_compiler::driver::{compile, Until};
@@ -33,6 +34,22 @@ fn fused_chain_with_broadcast_and_transpose() {
         ptx_text(&p, &[e], &[3, 5]),
         Err(MlirError::Unsupported(_))
     ));
+}
+
+#[test]
+fn select_at_a_run_time_index_in_a_kernel() {
+    // x[:, at] + 1: a kernel cannot return a status, so the index is not checked there: its
+    // element is NaN when the index is invalid, and the read stays inside the axis (no libdevice
+    // function either: the integer test converts and compares).
+    let mut p = Program::default();
+    let (n, m) = (dim(&mut p, "n"), dim(&mut p, "m"));
+    let (_, x) = p.add_input("x", InputKind::Var, ElemType::Real, vec![n, m]);
+    let (_, at) = p.add_input("at", InputKind::Param, ElemType::Int, vec![]);
+    let g = &mut p.graph;
+    let column = g.add(Op::Select { axis: 1 }, vec![x, at]).unwrap();
+    let one = g.constant(1.0);
+    let root = g.add(Op::Binary(BinaryOp::Add), vec![column, one]).unwrap();
+    insta::assert_snapshot!(ptx_text(&p, &[root], &[3, 5]).expect("PTX"));
 }
 
 #[test]

@@ -169,33 +169,59 @@ fn indexed_model(backend: Backend) -> (Model, Vec<NodeId>, InputId) {
     (model, roots, InputId(k as u32))
 }
 
-#[test]
-fn run_time_index_is_checked_on_both_backends() {
-    let (mut cpu, roots, k) = indexed_model(Backend::Cpu);
-    let (mut interp, same, _) = indexed_model(Backend::Interp);
+/// On native `backend`, the value of [`indexed_model`] (and its gradient unless `value_only`) for
+/// `k` in range, and the interpreter's error (same code and message, never a value) for `k`
+/// outside the axis or not an integer, all from the native code (no fallback at compile time).
+fn check_run_time_index(backend: Backend, value_only: bool) {
+    let (mut native, mut roots, k) = indexed_model(backend);
+    let (mut interp, mut same, _) = indexed_model(Backend::Interp);
+    if value_only {
+        roots.truncate(1);
+        same.truncate(1);
+    }
     // In range: value 21.25 + 3 x[k]², gradient 2x + 6 x[k] e_k.
     for (index, value, grad) in [
         (1.0, 33.25, [2.0, -16.0, 1.0, 8.0]),
         (3.0, 69.25, [2.0, -4.0, 1.0, 32.0]),
     ] {
-        cpu.set_param(k, index);
+        native.set_param(k, index);
         interp.set_param(k, index);
-        let a = cpu.eval(&roots).unwrap();
+        let a = native.eval(&roots).unwrap();
         let b = interp.eval(&same).unwrap();
         assert_eq!(a[0].iter().copied().collect::<Vec<_>>(), [value]);
-        assert_eq!(a[1].iter().copied().collect::<Vec<_>>(), grad);
+        if !value_only {
+            assert_eq!(a[1].iter().copied().collect::<Vec<_>>(), grad);
+        }
         assert_close(Path::new("indexed.opt"), "value and gradient", &a, &b);
     }
     // Outside the axis or not an integer: the interpreter's error on both, never a value.
     for (index, code) in [(4.0, "E0405"), (-1.0, "E0405"), (1.5, "E0406")] {
-        cpu.set_param(k, index);
+        native.set_param(k, index);
         interp.set_param(k, index);
-        let a = cpu.eval(&roots).expect_err("an index outside its axis");
+        let a = native.eval(&roots).expect_err("an index outside its axis");
         let b = interp.eval(&same).expect_err("an index outside its axis");
         assert_eq!((a.code(), b.code()), (code, code), "index {index}");
         assert_eq!(a.to_string(), b.to_string());
     }
-    assert!(cpu.fallbacks().is_empty(), "{:?}", cpu.fallbacks());
+    assert!(native.fallbacks().is_empty(), "{:?}", native.fallbacks());
+}
+
+#[test]
+fn run_time_index_is_checked_on_both_backends() {
+    check_run_time_index(Backend::Cpu, false);
+}
+
+#[cfg(feature = "mlir")]
+#[test]
+fn run_time_index_is_checked_on_mlir_cpu() {
+    // Both native backends report a failed index check with the same status and fault record.
+    assert_eq!(optc_mlir::BAD_INDEX, optc_runtime::cpu::BAD_INDEX);
+    assert_eq!(
+        optc_mlir::INDEX_FAULT_LEN,
+        optc_runtime::cpu::INDEX_FAULT_LEN
+    );
+    // The value only: MLIR does not lower the gradient's adjoint op (scatter).
+    check_run_time_index(Backend::MlirCpu, true);
 }
 
 #[cfg(feature = "mlir")]
