@@ -912,14 +912,14 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
         let (i, j) = (idx[a], idx[b]);
         Ok(match ix.lane() {
             Some(l) if l == a || l == b => {
+                // Lane k holds `moving + k`: it equals `fixed` where `fixed − moving` is k.
                 let (moving, fixed) = if l == a { (i, j) } else { (j, i) };
-                let mut positions = self.b.ins().splat(I64X2, moving);
-                for lane in 1..LANES {
-                    let p = self.b.ins().iadd_imm_s(moving, lane as i64);
-                    positions = self.b.ins().insertlane(positions, p, lane as u8);
-                }
-                let fixed = self.b.ins().splat(I64X2, fixed);
-                self.b.ins().icmp(IntCC::Equal, positions, fixed)
+                let offset = self.b.ins().isub(fixed, moving);
+                let offsets = self.b.ins().splat(I64X2, offset);
+                let lane_numbers: Vec<u8> = (0..LANES as u64).flat_map(u64::to_le_bytes).collect();
+                let lane_numbers = self.b.func.dfg.constants.insert(lane_numbers.into());
+                let lane_numbers = self.b.ins().vconst(I64X2, lane_numbers);
+                self.b.ins().icmp(IntCC::Equal, offsets, lane_numbers)
             }
             _ => self.b.ins().icmp(IntCC::Equal, i, j),
         })
