@@ -635,17 +635,26 @@ pub fn solve_external(
     }
     let x0 = model.x();
     let b = bounds(model)?;
+    let objective = model.program.objective.as_ref().map(|o| o.node);
     let mut error = None;
-    let mut problem = FnProblem::new(x0.len(), |x: &[f64], g: &mut [f64]| {
-        match value_grad(x, g) {
-            Ok(v) => v,
-            Err(e) => {
+    let report = {
+        let mut problem = FnProblem::new(x0.len(), |x: &[f64], g: &mut [f64]| {
+            let value = value_grad(x, g).unwrap_or_else(|e| {
                 error.get_or_insert(e);
                 f64::NAN
+            });
+            // A NaN from another device may stand for an evaluation error it cannot report (a GPU
+            // kernel has no status for an index outside its axis): the host model names it.
+            if let (true, None, Some(node)) = (value.is_nan(), &error, objective) {
+                model.set_x(x);
+                if let Err(e) = model.eval_scalar(node) {
+                    error = Some(e.into());
+                }
             }
-        }
-    });
-    let report = solve_smooth(plan, &mut problem, &x0, &b, callback)?;
+            value
+        });
+        solve_smooth(plan, &mut problem, &x0, &b, callback)?
+    };
     model.set_x(&report.x);
     Ok(Outcome { report, error })
 }

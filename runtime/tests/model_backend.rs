@@ -207,6 +207,28 @@ fn check_run_time_index(backend: Backend, value_only: bool) {
 }
 
 #[test]
+fn a_nan_from_an_external_evaluation_is_explained_by_the_host_model() {
+    // A GPU kernel cannot report an index outside its axis and gives NaN instead: `solve_external`
+    // then evaluates the objective on the host, whose error (E0405 here) the outcome keeps.
+    let (mut model, _, k) = indexed_model(Backend::Cpu);
+    model.set_param(k, 4.0);
+    let plan = optc_runtime::plan::choose(&model.program).unwrap();
+    let mut device = |_: &[f64], g: &mut [f64]| {
+        g.fill(f64::NAN);
+        Ok(f64::NAN)
+    };
+    let mut go_on = |_: &optc_runtime::solvers::IterInfo| optc_runtime::solvers::Control::Continue;
+    let outcome =
+        optc_runtime::plan::solve_external(&mut model, &plan, &mut device, &mut go_on).unwrap();
+    assert_eq!(outcome.error.map(|e| e.code), Some("E0405"));
+    // In range, the same NaN has no host error to report.
+    model.set_param(k, 1.0);
+    let outcome =
+        optc_runtime::plan::solve_external(&mut model, &plan, &mut device, &mut go_on).unwrap();
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+}
+
+#[test]
 fn run_time_index_is_checked_on_both_backends() {
     check_run_time_index(Backend::Cpu, false);
 }
