@@ -263,7 +263,7 @@ pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
         serde_json::from_value(value).map_err(|e| corrupt(format!("bad content: {e}")))?;
     let mut programs = vec![&artifact.program];
     if let Some(plan) = &artifact.gpu {
-        programs.extend([&plan.derived, &plan.function]);
+        programs.extend([&plan.staged.derived, &plan.staged.function]);
     }
     for program in programs {
         let problems = optc_compiler::ir::verify(program);

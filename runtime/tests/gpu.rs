@@ -10,10 +10,10 @@ use optc_compiler::derive;
 use optc_compiler::driver::{compile, Until};
 use optc_compiler::ir::{NodeId, Op, Program};
 use optc_runtime::artifact::{self, Artifact, Target};
-use optc_runtime::gpu::build::{self, Layout, Staged};
+use optc_runtime::gpu::build::{self, Layout};
 use optc_runtime::gpu::device::DeviceError;
 use optc_runtime::gpu::exec::{ExecError, Executor};
-use optc_runtime::gpu::plan::{GpuPlan, Launch, LaunchOperand, Memory, Step, Storage};
+use optc_runtime::gpu::plan::{GpuPlan, Launch, LaunchOperand, Memory, Staged, Step, Storage};
 use optc_runtime::gpu::reference::ReferenceDevice;
 use optc_runtime::interp::{self, Bindings, NoSubproblems};
 use optc_runtime::model::{self, BindSpec};
@@ -74,7 +74,7 @@ fn has_linear_algebra(plan: &GpuPlan) -> bool {
         matches!(
             s,
             Step::LogDet { .. } | Step::Inv { .. } | Step::Solve { .. }
-        ) || matches!(s, Step::Host { node } if matches!(plan.function.graph.node(*node).op, Op::Expm | Op::NuclearNorm))
+        ) || matches!(s, Step::Host { node } if matches!(plan.staged.function.graph.node(*node).op, Op::Expm | Op::NuclearNorm))
     })
 }
 
@@ -433,7 +433,7 @@ fn damaged_plans_are_corrupt_artifacts() {
                 output: 99,
             })
         },
-        &|p| p.function_roots.clear(),
+        &|p| p.staged.function_roots.clear(),
     ];
     for (i, damage) in damage.iter().enumerate() {
         let mut bad = plan.clone();

@@ -3,24 +3,12 @@
 //! `mlir` feature the per-iteration function is lowered through MLIR ([`gpu_plan`]), whose memory
 //! plan, kernel launches and PTX become the artifact's step list ([`assemble`]).
 
-use super::plan::{GpuPlan, Launch, Step, Storage};
+use super::plan::{GpuPlan, Launch, Staged, Step, Storage};
 #[cfg(feature = "mlir")]
 use super::plan::{LaunchOperand, Memory};
 use optc_compiler::derive;
 use optc_compiler::ir::{NodeId, Op, Program};
 use optc_compiler::simplify;
-
-/// The objective and gradient of a program, simplified and staged at fixed dims: the part of a
-/// [`GpuPlan`] that needs no MLIR.
-#[derive(Clone, Debug)]
-pub struct Staged {
-    pub dims: Vec<u64>,
-    pub derived: Program,
-    pub roots: Vec<NodeId>,
-    pub given: Vec<NodeId>,
-    pub function: Program,
-    pub function_roots: Vec<NodeId>,
-}
 
 /// Differentiates, simplifies and stages the merit of `program` that `optc bench` times (the
 /// objective plus its scalar constraint functions, [`crate::bench::merit`]) at the dim sizes
@@ -144,12 +132,7 @@ pub fn assemble(staged: Staged, layout: Layout) -> Result<GpuPlan, String> {
             .map(|&(output, node)| Step::Copy { node, output }),
     );
     let plan = GpuPlan {
-        dims: staged.dims,
-        derived: staged.derived,
-        roots: staged.roots,
-        given: staged.given,
-        function: staged.function,
-        function_roots: staged.function_roots,
+        staged,
         shapes: layout.shapes,
         storage: layout.storage,
         scratch_len: layout.scratch_len,

@@ -63,7 +63,7 @@ pub fn eval_stored(
     node: NodeId,
     read: &mut dyn FnMut(Memory, usize, usize) -> Result<Vec<f64>, ExecError>,
 ) -> Result<ArrayD<f64>, ExecError> {
-    let program: &Program = &plan.function;
+    let program: &Program = &plan.staged.function;
     let mut values: Vec<Option<ArrayD<f64>>> = vec![None; program.graph.len()];
     for leaf in plan.stored_leaves(node) {
         let (memory, offset) = plan
@@ -78,7 +78,7 @@ pub fn eval_stored(
         );
     }
     let bindings = Bindings {
-        dims: plan.dims.clone(),
+        dims: plan.staged.dims.clone(),
         inputs: vec![None; program.inputs.len()],
         loop_indices: Vec::new(),
     };
@@ -126,9 +126,9 @@ impl<D: Device> Executor<D> {
         bindings: &Bindings,
     ) -> Result<Executor<D>, ExecError> {
         plan.check().map_err(ExecError::Plan)?;
-        if bindings.dims != plan.dims {
+        if bindings.dims != plan.staged.dims {
             return Err(ExecError::Dims {
-                built: plan.dims.clone(),
+                built: plan.staged.dims.clone(),
                 bound: bindings.dims.clone(),
             });
         }
@@ -143,15 +143,15 @@ impl<D: Device> Executor<D> {
             }
         }
         let setup = interp::eval(
-            &plan.derived,
+            &plan.staged.derived,
             bindings,
-            &plan.given,
+            &plan.staged.given,
             &mut crate::interp::NoSubproblems,
         )?;
         let mut inputs = Vec::new();
         for (k, len) in plan.input_lens().into_iter().enumerate() {
             let buf = device.alloc(len)?;
-            let value = match k.checked_sub(plan.derived.inputs.len()) {
+            let value = match k.checked_sub(plan.staged.derived.inputs.len()) {
                 Some(j) => Some(&setup[j]),
                 None => bindings.inputs.get(k).and_then(Option::as_ref),
             };
@@ -176,6 +176,7 @@ impl<D: Device> Executor<D> {
         let scratch = device.alloc(plan.scratch_len)?;
         let lens = plan.input_lens();
         let variables = plan
+            .staged
             .derived
             .variables()
             .map(|v| (v.0, lens[v.0 as usize]))
@@ -248,7 +249,10 @@ impl<D: Device> Executor<D> {
     /// A matrix operand: where it lives and whether it is stored transposed.
     fn operand(&self, id: NodeId) -> Result<(DevPtr, bool), ExecError> {
         if self.plan.storage(id) == Storage::TransposeFlag {
-            Ok((self.place(self.plan.function.graph.node(id).args[0])?, true))
+            Ok((
+                self.place(self.plan.staged.function.graph.node(id).args[0])?,
+                true,
+            ))
         } else {
             Ok((self.place(id)?, false))
         }
@@ -265,7 +269,9 @@ impl<D: Device> Executor<D> {
                     let ptr = KernelParam::Ptr(self.buffer(m).at(0));
                     let len = match m {
                         Memory::Input(k) => lens[k as usize],
-                        Memory::Output(k) => self.plan.numel(self.plan.function_roots[k as usize]),
+                        Memory::Output(k) => {
+                            self.plan.numel(self.plan.staged.function_roots[k as usize])
+                        }
                         Memory::Scratch => self.plan.scratch_len,
                     };
                     params.extend([

@@ -109,10 +109,11 @@ pub enum Step {
     },
 }
 
-/// What a `gpu` artifact holds to evaluate the merit `optc bench` times (the objective plus its
-/// scalar constraint functions, [`crate::bench::merit`]) and its gradient on a device.
+/// The merit of a program (the objective plus its scalar constraint functions,
+/// [`crate::bench::merit`]) and its gradient, simplified and staged at fixed dims: the part of a
+/// [`GpuPlan`] that needs no MLIR ([`super::build::stage`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct GpuPlan {
+pub struct Staged {
     /// Sizes of the program's dims (by `DimId`) the kernels and buffers were planned for.
     pub dims: Vec<u64>,
     /// The simplified merit and gradient program (its inputs are the artifact program's).
@@ -125,6 +126,15 @@ pub struct GpuPlan {
     /// given value); its roots are `function_roots`.
     pub function: Program,
     pub function_roots: Vec<NodeId>,
+}
+
+/// What a `gpu` artifact holds to evaluate the merit `optc bench` times and its gradient on a
+/// device: the staged program and the per-iteration function's memory plan and steps.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GpuPlan {
+    /// (Flattened: the artifact's JSON keeps one object of fields.)
+    #[serde(flatten)]
+    pub staged: Staged,
     /// Concrete shape of each node of `function` (empty when unused).
     pub shapes: Vec<Vec<usize>>,
     pub storage: Vec<Storage>,
@@ -144,13 +154,14 @@ impl GpuPlan {
 
     /// Element count of each function input's buffer (its declared shape at `dims`).
     pub fn input_lens(&self) -> Vec<usize> {
-        self.function
+        self.staged
+            .function
             .inputs
             .iter()
             .map(|i| {
                 i.shape
                     .iter()
-                    .map(|d| usize::try_from(d.eval(&self.dims)).unwrap_or(0))
+                    .map(|d| usize::try_from(d.eval(&self.staged.dims)).unwrap_or(0))
                     .product()
             })
             .collect()
@@ -158,18 +169,22 @@ impl GpuPlan {
 
     /// Element count of each root's buffer.
     pub fn output_lens(&self) -> Vec<usize> {
-        self.function_roots.iter().map(|&r| self.numel(r)).collect()
+        self.staged
+            .function_roots
+            .iter()
+            .map(|&r| self.numel(r))
+            .collect()
     }
 
     /// The stored nodes whose values the computation of `node` reads: its arguments, through
     /// fused nodes and transpose flags.
     pub fn stored_leaves(&self, node: NodeId) -> Vec<NodeId> {
         let mut leaves = Vec::new();
-        let mut work: Vec<NodeId> = self.function.graph.node(node).args.clone();
+        let mut work: Vec<NodeId> = self.staged.function.graph.node(node).args.clone();
         while let Some(id) = work.pop() {
             match self.storage(id) {
                 Storage::Fused | Storage::TransposeFlag | Storage::Unused => {
-                    work.extend(self.function.graph.node(id).args.iter().copied())
+                    work.extend(self.staged.function.graph.node(id).args.iter().copied())
                 }
                 _ => {
                     if !leaves.contains(&id) {
@@ -184,16 +199,16 @@ impl GpuPlan {
     /// Checks that the plan holds together (indices in range, stored operands), so that running
     /// it cannot index out of bounds: a plan from a damaged artifact is refused here.
     pub fn check(&self) -> Result<(), String> {
-        let nodes = self.function.graph.len();
+        let nodes = self.staged.function.graph.len();
         let node_ok = |id: NodeId| (id.0 as usize) < nodes;
         if self.shapes.len() != nodes || self.storage.len() != nodes {
             return Err("shapes or storage do not cover the function's nodes".into());
         }
-        if self.dims.len() != self.function.dims.len() {
+        if self.staged.dims.len() != self.staged.function.dims.len() {
             return Err("dims do not match the function's dims".into());
         }
-        let inputs = self.function.inputs.len() as u32;
-        let outputs = self.function_roots.len() as u32;
+        let inputs = self.staged.function.inputs.len() as u32;
+        let outputs = self.staged.function_roots.len() as u32;
         for (i, s) in self.storage.iter().enumerate() {
             let fits = match *s {
                 Storage::Input(k) => k < inputs,
@@ -205,17 +220,20 @@ impl GpuPlan {
                 return Err(format!("node %{i} is stored outside its buffers"));
             }
         }
-        if !self.function_roots.iter().all(|&r| node_ok(r))
+        if !self.staged.function_roots.iter().all(|&r| node_ok(r))
             || !self
+                .staged
                 .roots
                 .iter()
-                .all(|&r| (r.0 as usize) < self.derived.graph.len())
+                .all(|&r| (r.0 as usize) < self.staged.derived.graph.len())
             || !self
+                .staged
                 .given
                 .iter()
-                .all(|&r| (r.0 as usize) < self.derived.graph.len())
-            || self.function_roots.len() != self.roots.len()
-            || self.function.inputs.len() != self.derived.inputs.len() + self.given.len()
+                .all(|&r| (r.0 as usize) < self.staged.derived.graph.len())
+            || self.staged.function_roots.len() != self.staged.roots.len()
+            || self.staged.function.inputs.len()
+                != self.staged.derived.inputs.len() + self.staged.given.len()
         {
             return Err("roots or setup values are not nodes of their programs".into());
         }
@@ -225,6 +243,7 @@ impl GpuPlan {
                 && (stored(id)
                     || (self.storage(id) == Storage::TransposeFlag
                         && self
+                            .staged
                             .function
                             .graph
                             .node(id)
