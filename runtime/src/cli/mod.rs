@@ -1048,13 +1048,7 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
         );
     }
     let ms = |t: std::time::Duration| t.as_secs_f64() * 1e3;
-    let dims: serde_json::Map<String, serde_json::Value> = template
-        .program
-        .dims
-        .iter()
-        .zip(&template.bindings.dims)
-        .map(|(d, v)| (d.name.clone(), serde_json::json!(v)))
-        .collect();
+    let dims = dims_json(&template);
     const PEAK_SIZE: usize = 512;
     let mut json = serde_json::json!({
         "file": a.model.file.display().to_string(),
@@ -1119,6 +1113,15 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
         );
     }
     Ok(EXIT_OK)
+}
+
+/// The model's dimension sizes as a JSON object (`{"n": 1000, "d": 100}`).
+fn dims_json(model: &Model) -> serde_json::Map<String, serde_json::Value> {
+    let names = model.program.dims.iter().map(|d| d.name.clone());
+    names
+        .zip(&model.bindings.dims)
+        .map(|(name, size)| (name, serde_json::json!(size)))
+        .collect()
 }
 
 /// A gpu artifact's plan loaded on the device [`optc_runtime::gpu::DEVICE_ENV`] chooses.
@@ -1186,13 +1189,7 @@ fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
     let budget = std::time::Duration::from_millis(a.time_ms);
     let (value, gradient, rate) =
         gpu::measure(&mut executor, &x, budget).map_err(|e| failed(e.into()))?;
-    let dims: serde_json::Map<String, serde_json::Value> = model
-        .program
-        .dims
-        .iter()
-        .zip(&model.bindings.dims)
-        .map(|(d, v)| (d.name.clone(), serde_json::json!(v)))
-        .collect();
+    let dims = dims_json(&model);
     let device = optc_runtime::gpu::device::Device::name(executor.device());
     let gradient_norm = gradient.iter().map(|g| g * g).sum::<f64>().sqrt();
     if a.json {
