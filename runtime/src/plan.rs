@@ -546,8 +546,7 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 num_constraints: p,
                 error: &mut error,
             };
-            let unbounded = b.lower().iter().all(|v| v.is_infinite())
-                && b.upper().iter().all(|v| v.is_infinite());
+            let unbounded = b.is_unbounded();
             if l1.iter().any(|w| *w != 0.0) {
                 if !unbounded {
                     return Err(plan_error(
@@ -1056,7 +1055,6 @@ fn path(
         scale: InputId,
         h: NodeId,
         bounds: Bounds,
-        unbounded: bool,
         scales: Vec<ScaleVar>,
         error: &'a mut Option<Diagnostic>,
         current: (f64, f64),
@@ -1081,9 +1079,7 @@ fn path(
             v.is_finite().then_some(v)
         }
         fn after_step(&mut self, x: &mut [f64]) {
-            if !self.unbounded {
-                self.bounds.project(x);
-            }
+            self.bounds.project(x);
             if self.scales.is_empty() {
                 return;
             }
@@ -1108,7 +1104,6 @@ fn path(
         mu: mu_id,
         scale: scale_id,
         h: h_value,
-        unbounded: bounds.is_unbounded(),
         bounds,
         scales,
         error,

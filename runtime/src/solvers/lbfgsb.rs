@@ -58,6 +58,8 @@ const UNBOUNDED_STEP_MAX: f64 = 1e10;
 pub struct Bounds {
     lower: Vec<f64>,
     upper: Vec<f64>,
+    /// No entry is finite, so projecting is the identity (kept: solvers project every step).
+    unbounded: bool,
 }
 
 impl Bounds {
@@ -76,23 +78,26 @@ impl Bounds {
                 lower[i], upper[i]
             ));
         }
-        Ok(Bounds { lower, upper })
+        Ok(Bounds::from_limits(lower, upper))
+    }
+
+    fn from_limits(lower: Vec<f64>, upper: Vec<f64>) -> Self {
+        let unbounded = lower.iter().chain(&upper).all(|b| b.is_infinite());
+        Bounds {
+            lower,
+            upper,
+            unbounded,
+        }
     }
 
     /// x ≥ 0 for `n` variables.
     pub fn nonneg(n: usize) -> Self {
-        Bounds {
-            lower: vec![0.0; n],
-            upper: vec![f64::INFINITY; n],
-        }
+        Bounds::from_limits(vec![0.0; n], vec![f64::INFINITY; n])
     }
 
     /// No bounds for `n` variables.
     pub fn unbounded(n: usize) -> Self {
-        Bounds {
-            lower: vec![f64::NEG_INFINITY; n],
-            upper: vec![f64::INFINITY; n],
-        }
+        Bounds::from_limits(vec![f64::NEG_INFINITY; n], vec![f64::INFINITY; n])
     }
 
     pub fn len(&self) -> usize {
@@ -114,10 +119,7 @@ impl Bounds {
     /// The box of y = x / c for positive scales c (the bounds divided by c; ±∞ stay).
     pub fn scaled(&self, c: &[f64]) -> Bounds {
         let divide = |bound: &[f64]| bound.iter().zip(c).map(|(b, c)| b / c).collect();
-        Bounds {
-            lower: divide(&self.lower),
-            upper: divide(&self.upper),
-        }
+        Bounds::from_limits(divide(&self.lower), divide(&self.upper))
     }
 
     /// Whether no variable has a finite bound (projecting is then the identity).
