@@ -449,6 +449,30 @@ mod tests {
     }
 
     #[test]
+    fn inverse_by_its_definition_with_wide_blocks() {
+        // n ≥ 256 takes 32-wide panels (the proptest's sizes take 16), with a last partial panel.
+        let n = 260;
+        let entries: Vec<f64> = (0..n * n)
+            .map(|i| ((i * 7919 % 1009) as f64 / 1009.0) - 0.5)
+            .collect();
+        let a = matrix(n, &entries, 5);
+        let lu = Lu::factor(&a, n);
+        let mut inv = vec![0.0; n * n];
+        lu.inverse_into(&mut inv).unwrap();
+        let identity = product(&a, &inv, n, n);
+        for i in 0..n {
+            for j in 0..n {
+                let expected = if i == j { 1.0 } else { 0.0 };
+                assert!((identity[i * n + j] - expected).abs() < 1e-12, "({i}, {j})");
+            }
+        }
+        assert!(
+            lu.swaps.iter().enumerate().any(|(k, &p)| k != p),
+            "no pivoting exercised"
+        );
+    }
+
+    #[test]
     fn determinant_of_a_permuted_triangular_matrix() {
         // Rows of an upper triangular matrix with diagonal 1..=40, cyclically shifted by one
         // row: det = (−1)^39 · 40!, so log|det| = ln 40! and the sign is −1.
