@@ -909,3 +909,40 @@ fn options_are_set_by_name_and_unknown_names_are_rejected() {
     let err = PathOptions::default().set_option("ftol", 1e-9).unwrap_err();
     assert!(err.message.contains("inner = lbfgs"), "{err}");
 }
+
+#[test]
+fn iterates_keep_the_best_point_through_steps_that_swap_buffers() {
+    use optc_runtime::solvers::Iterates;
+    let mut x = Iterates::new(&[1.0, 2.0]);
+    assert_eq!(x.best(), (f64::INFINITY, &[1.0, 2.0][..]));
+    x.record(5.0); // (1, 2) is the best: the step writes into the spare buffer
+    x.step(0.5, &[2.0, 2.0]);
+    assert_eq!(x.current(), &[0.0, 1.0]);
+    assert_eq!(x.best(), (5.0, &[1.0, 2.0][..]));
+    x.record(7.0); // worse: the step is in place, the best stays
+    x.step(1.0, &[1.0, 0.0]);
+    assert_eq!(x.current(), &[-1.0, 1.0]);
+    assert_eq!(x.best(), (5.0, &[1.0, 2.0][..]));
+    x.record(3.0);
+    assert_eq!(x.best(), (3.0, &[-1.0, 1.0][..]));
+    x.step(1.0, &[1.0, 1.0]);
+    assert_eq!(x.best(), (3.0, &[-1.0, 1.0][..]));
+    x.current_mut()[0] = 10.0;
+    assert_eq!(x.best(), (3.0, &[-1.0, 1.0][..]));
+    assert_eq!(x.into_better(4.0), vec![-1.0, 1.0]);
+}
+
+#[test]
+fn projection_clamps_bounded_entries_and_leaves_free_ones() {
+    let inf = f64::INFINITY;
+    let bounds = Bounds::new(vec![-inf, 0.0, -inf, -1.0], vec![inf, inf, 2.0, 1.0]).unwrap();
+    let mut x = vec![-5.0, -5.0, 5.0, 0.5];
+    bounds.project(&mut x);
+    assert_eq!(x, vec![-5.0, 0.0, 2.0, 0.5]);
+    assert!(!bounds.is_unbounded());
+    assert!(Bounds::unbounded(3).is_unbounded());
+    let mut y = vec![-1e300, 1e300, f64::NAN];
+    Bounds::unbounded(3).project(&mut y);
+    assert_eq!(&y[..2], &[-1e300, 1e300]);
+    assert!(y[2].is_nan());
+}

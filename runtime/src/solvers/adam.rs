@@ -1,6 +1,7 @@
 //! Adam (Kingma & Ba 2015) with bias correction; the step is also used by the DAGMA/CoLiDE path.
 //!
-//! Adam is not monotone: when the callback stops it, the best point seen is returned.
+//! Adam is not monotone: when the callback stops it, the best point seen is returned
+//! ([`Iterates`] keeps it without copying).
 
 use super::options::impl_set_option;
 use super::{norm_inf, Callback, Control, IterInfo, Problem, Report, Status};
@@ -124,6 +125,84 @@ fn adam_update<const FMA: bool>(
     }
 }
 
+/// The iterates of a method that is not monotone, with the best evaluated point kept without a
+/// copy per step: when the current point is a new best, the step writes the next point into the
+/// spare buffer and the two trade places, so the spare buffer always holds the best point unless
+/// the current one is it.
+pub struct Iterates {
+    current: Vec<f64>,
+    spare: Vec<f64>,
+    best_value: f64,
+    current_is_best: bool,
+}
+
+impl Iterates {
+    pub fn new(x0: &[f64]) -> Iterates {
+        Iterates {
+            current: x0.to_vec(),
+            spare: x0.to_vec(),
+            best_value: f64::INFINITY,
+            current_is_best: false,
+        }
+    }
+
+    pub fn current(&self) -> &[f64] {
+        &self.current
+    }
+
+    /// The current point, to change in place (a projection, a step taken back).
+    pub fn current_mut(&mut self) -> &mut [f64] {
+        &mut self.current
+    }
+
+    /// Records the objective at the current point.
+    pub fn record(&mut self, value: f64) {
+        if value < self.best_value {
+            self.best_value = value;
+            self.current_is_best = true;
+        }
+    }
+
+    /// x ← x − lr·u.
+    pub fn step(&mut self, lr: f64, u: &[f64]) {
+        if self.current_is_best {
+            for ((next, x), u) in self.spare.iter_mut().zip(&self.current).zip(u) {
+                *next = x - lr * u;
+            }
+            std::mem::swap(&mut self.current, &mut self.spare);
+            self.current_is_best = false;
+        } else {
+            for (x, u) in self.current.iter_mut().zip(u) {
+                *x -= lr * u;
+            }
+        }
+    }
+
+    /// The lowest recorded objective (∞ before any) and its point (x0 before any).
+    pub fn best(&self) -> (f64, &[f64]) {
+        let x = if self.current_is_best {
+            &self.current
+        } else {
+            &self.spare
+        };
+        (self.best_value, x)
+    }
+
+    pub fn into_current(self) -> Vec<f64> {
+        self.current
+    }
+
+    /// The current point if `value`, its objective, is below the best recorded one; otherwise
+    /// the best point.
+    pub fn into_better(self, value: f64) -> Vec<f64> {
+        if value < self.best_value || self.current_is_best {
+            self.current
+        } else {
+            self.spare
+        }
+    }
+}
+
 pub fn adam(
     problem: &mut dyn Problem,
     x0: &[f64],
@@ -131,12 +210,11 @@ pub fn adam(
     callback: Callback,
 ) -> Report {
     let n = x0.len();
-    let mut x = x0.to_vec();
+    let mut x = Iterates::new(x0);
     let mut g = vec![0.0; n];
     let mut update = vec![0.0; n];
     let mut state = AdamState::new(n, opts.beta1, opts.beta2, opts.eps);
     let mut checkpoint_value = f64::INFINITY;
-    let mut best = (f64::INFINITY, x.clone());
     let finish = |status, iterations, x: Vec<f64>, value, g: &[f64]| Report {
         status,
         iterations,
@@ -146,27 +224,22 @@ pub fn adam(
         x,
     };
     for iter in 1..=opts.max_iter {
-        let value = problem.value_grad(&x, &mut g);
+        let value = problem.value_grad(x.current(), &mut g);
         if !value.is_finite() {
-            return finish(Status::Diverged, iter - 1, x, value, &g);
+            return finish(Status::Diverged, iter - 1, x.into_current(), value, &g);
         }
         if norm_inf(&g) <= opts.gtol {
-            return finish(Status::Converged, iter - 1, x, value, &g);
+            return finish(Status::Converged, iter - 1, x.into_current(), value, &g);
         }
         if opts.checkpoint > 0 && (iter - 1) % opts.checkpoint == 0 && iter > 1 {
             if ((checkpoint_value - value) / checkpoint_value).abs() <= opts.ftol {
-                return finish(Status::Converged, iter - 1, x, value, &g);
+                return finish(Status::Converged, iter - 1, x.into_current(), value, &g);
             }
             checkpoint_value = value;
         }
-        if value < best.0 {
-            best.0 = value;
-            best.1.copy_from_slice(&x);
-        }
+        x.record(value);
         state.direction(&g, &mut update);
-        for i in 0..n {
-            x[i] -= opts.lr * update[i];
-        }
+        x.step(opts.lr, &update);
         let info = IterInfo {
             iter,
             value,
@@ -175,14 +248,13 @@ pub fn adam(
             step: opts.lr,
         };
         if callback(&info) == Control::Stop {
+            let value = problem.value_grad(x.current(), &mut g);
+            let x = x.into_better(value);
             let value = problem.value_grad(&x, &mut g);
-            if value < best.0 {
-                return finish(Status::Interrupted, iter, x, value, &g);
-            }
-            let value = problem.value_grad(&best.1, &mut g);
-            return finish(Status::Interrupted, iter, best.1, value, &g);
+            return finish(Status::Interrupted, iter, x, value, &g);
         }
     }
+    let x = x.into_current();
     let value = problem.value_grad(&x, &mut g);
     finish(Status::MaxIter, opts.max_iter, x, value, &g)
 }

@@ -39,7 +39,7 @@
 
 use super::options::{count, float, invalid, unknown};
 use super::{
-    norm_inf, projected_lbfgs, AdamState, Bounds, Callback, Control, FnProblem, IterInfo,
+    norm_inf, projected_lbfgs, AdamState, Bounds, Callback, Control, FnProblem, IterInfo, Iterates,
     LbfgsOptions, OptionError, Report, SetOption, Status,
 };
 use ndarray::{Array1, Array2, ArrayView2};
@@ -415,65 +415,66 @@ impl Stage<'_> {
         let mut adam = AdamState::new(n, self.opts.beta1, self.opts.beta2, self.opts.eps);
         // The best objective of the stage up to the last checkpoint (1e16 before the first).
         let mut best_before = 1e16;
-        let mut best = (f64::INFINITY, x.to_vec());
-        for iter in 1..=max_iter {
-            let mut value = self.objective.value_grad(x, mu, s, &mut g);
-            while value.is_none() {
-                if iter == 1 || s <= 0.9 {
-                    return StageEnd::Restart;
+        let mut iterates = Iterates::new(x);
+        let end = 'steps: {
+            for iter in 1..=max_iter {
+                let mut value = self.objective.value_grad(iterates.current(), mu, s, &mut g);
+                while value.is_none() {
+                    if iter == 1 || s <= 0.9 {
+                        break 'steps StageEnd::Restart;
+                    }
+                    let y = iterates.current_mut();
+                    y.iter_mut().zip(&update).for_each(|(yi, u)| *yi += lr * u);
+                    lr *= 0.5;
+                    if lr <= 1e-16 {
+                        break 'steps StageEnd::Done;
+                    }
+                    y.iter_mut().zip(&update).for_each(|(yi, u)| *yi -= lr * u);
+                    value = self.objective.value_grad(iterates.current(), mu, s, &mut g);
                 }
-                x.iter_mut().zip(&update).for_each(|(xi, u)| *xi += lr * u);
-                lr *= 0.5;
-                if lr <= 1e-16 {
-                    return StageEnd::Done;
+                let Some(value) = value.filter(|v| v.is_finite()) else {
+                    break 'steps StageEnd::Diverged;
+                };
+                iterates.record(value);
+                adam.direction(&g, &mut update);
+                iterates.step(lr, &update);
+                self.objective.after_step(iterates.current_mut());
+                self.total_steps += 1;
+                self.last_value = value;
+                self.last_optimality = norm_inf(&g);
+                let info = IterInfo {
+                    iter: self.total_steps,
+                    value,
+                    optimality: self.last_optimality,
+                    violation: f64::NAN,
+                    step: lr,
+                };
+                if (self.callback)(&info) == Control::Stop {
+                    let value = self.objective.value_grad(iterates.current(), mu, s, &mut g);
+                    let value = value.unwrap_or(f64::INFINITY);
+                    self.last_value = value.min(iterates.best().0);
+                    x.copy_from_slice(&iterates.into_better(value));
+                    return StageEnd::Stopped;
                 }
-                x.iter_mut().zip(&update).for_each(|(xi, u)| *xi -= lr * u);
-                value = self.objective.value_grad(x, mu, s, &mut g);
-            }
-            let Some(value) = value.filter(|v| v.is_finite()) else {
-                return StageEnd::Diverged;
-            };
-            if value < best.0 {
-                best.0 = value;
-                best.1.copy_from_slice(x);
-            }
-            adam.direction(&g, &mut update);
-            x.iter_mut().zip(&update).for_each(|(xi, u)| *xi -= lr * u);
-            self.objective.after_step(x);
-            self.total_steps += 1;
-            self.last_value = value;
-            self.last_optimality = norm_inf(&g);
-            let info = IterInfo {
-                iter: self.total_steps,
-                value,
-                optimality: self.last_optimality,
-                violation: f64::NAN,
-                step: lr,
-            };
-            if (self.callback)(&info) == Control::Stop {
-                match self.objective.value_grad(x, mu, s, &mut g) {
-                    Some(v) if v < best.0 => self.last_value = v,
-                    _ => {
-                        x.copy_from_slice(&best.1);
-                        self.last_value = best.0;
+                let at_checkpoint = iter == max_iter
+                    || (self.opts.checkpoint > 0 && iter % self.opts.checkpoint == 0);
+                if at_checkpoint {
+                    if let Some(obj_new) =
+                        self.objective.value_grad(iterates.current(), mu, s, &mut g)
+                    {
+                        self.last_value = obj_new;
+                        let best_now = iterates.best().0.min(obj_new);
+                        if (best_before - best_now) / best_before.abs() <= self.opts.tol {
+                            break;
+                        }
+                        best_before = best_now;
                     }
                 }
-                return StageEnd::Stopped;
             }
-            let at_checkpoint =
-                iter == max_iter || (self.opts.checkpoint > 0 && iter % self.opts.checkpoint == 0);
-            if at_checkpoint {
-                if let Some(obj_new) = self.objective.value_grad(x, mu, s, &mut g) {
-                    self.last_value = obj_new;
-                    let best_now = best.0.min(obj_new);
-                    if (best_before - best_now) / best_before.abs() <= self.opts.tol {
-                        break;
-                    }
-                    best_before = best_now;
-                }
-            }
-        }
-        StageEnd::Done
+            StageEnd::Done
+        };
+        x.copy_from_slice(iterates.current());
+        end
     }
 }
 

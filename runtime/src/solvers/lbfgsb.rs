@@ -58,8 +58,9 @@ const UNBOUNDED_STEP_MAX: f64 = 1e10;
 pub struct Bounds {
     lower: Vec<f64>,
     upper: Vec<f64>,
-    /// No entry is finite, so projecting is the identity (kept: solvers project every step).
-    unbounded: bool,
+    /// The variables with a finite bound, the only ones projecting can move (solvers project
+    /// every step, and most variables of most models are free).
+    bounded: Vec<usize>,
 }
 
 impl Bounds {
@@ -82,11 +83,13 @@ impl Bounds {
     }
 
     fn from_limits(lower: Vec<f64>, upper: Vec<f64>) -> Self {
-        let unbounded = lower.iter().chain(&upper).all(|b| b.is_infinite());
+        let bounded = (0..lower.len())
+            .filter(|&i| lower[i].is_finite() || upper[i].is_finite())
+            .collect();
         Bounds {
             lower,
             upper,
-            unbounded,
+            bounded,
         }
     }
 
@@ -124,16 +127,14 @@ impl Bounds {
 
     /// Whether no variable has a finite bound (projecting is then the identity).
     pub fn is_unbounded(&self) -> bool {
-        self.lower
-            .iter()
-            .chain(&self.upper)
-            .all(|b| b.is_infinite())
+        self.bounded.is_empty()
     }
 
     /// Clamps `x` into the box in place.
     pub fn project(&self, x: &mut [f64]) {
-        for ((xi, l), u) in x.iter_mut().zip(&self.lower).zip(&self.upper) {
-            *xi = xi.clamp(*l, *u);
+        debug_assert_eq!(x.len(), self.lower.len());
+        for &i in &self.bounded {
+            x[i] = x[i].clamp(self.lower[i], self.upper[i]);
         }
     }
 

@@ -14,7 +14,7 @@ mod more_thuente;
 mod options;
 mod proxgrad;
 
-pub use adam::{adam, AdamOptions, AdamState};
+pub use adam::{adam, AdamOptions, AdamState, Iterates};
 pub use auglag::{
     augmented_lagrangian, AugLagOptions, AugLagReport, ConstrainedProblem, FnConstrained,
     InnerSolver,
