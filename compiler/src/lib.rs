@@ -7,6 +7,7 @@ pub mod codes;
 pub mod derive;
 pub mod diag;
 pub mod driver;
+pub mod fusion;
 pub mod ir;
 pub mod lower;
 pub mod render;

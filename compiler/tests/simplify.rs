@@ -704,17 +704,7 @@ fn random_expressions_keep_values() {
 #[test]
 fn lowered_dag_programs_are_staged() {
     for file in ["dagma_full.opt", "sema_notears.opt"] {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/ok")
-            .join(file);
-        let typed = common::check_file(&path).unwrap();
-        let mut p = optc_compiler::lower::lower(&typed).unwrap();
-        let vars: Vec<InputId> = p.variables().collect();
-        let f = p.objective.as_ref().unwrap().node;
-        let h = p.constraints[0].node;
-        let mut roots = vec![f, h];
-        roots.extend(gradient(&mut p, f, &vars).unwrap());
-        roots.extend(gradient(&mut p, h, &vars).unwrap());
+        let (p, roots) = common::objective_and_constraint_gradients(file);
         let n = p.dim_by_name("n").unwrap().0 as usize;
         let mut dims = vec![20; p.dims.len()];
         dims[n] = 1000;

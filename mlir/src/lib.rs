@@ -31,6 +31,7 @@ pub use gpu::{gpu_function, GpuFunction, Launch, LaunchOperand};
 pub use plan::{Plan, Storage};
 
 use emit::Target;
+use optc_compiler::fusion::PlanError;
 
 use melior::dialect::DialectRegistry;
 use melior::ir::attribute::ArrayAttribute;
@@ -69,17 +70,16 @@ cse,reconcile-unrealized-casts),gpu-module-to-binary{format=isa})";
 pub enum MlirError {
     /// An op the backend does not lower.
     Unsupported(&'static str),
-    /// A root that is not a node of the program.
-    BadRoot(NodeId),
-    /// A node whose size is negative under the given dims.
-    NegativeSize(NodeId),
+    /// The function cannot be planned at these dims (a bad root, a negative size, a range
+    /// outside its axis, not one size per dim).
+    Plan(PlanError),
     /// A kernel the function calls is missing from the symbol table given to `compile`.
     MissingSymbol(&'static str),
     /// MLIR rejected the module, a pass failed, or the function could not be invoked.
     Mlir(String),
     /// A bug of the backend itself.
     Internal(&'static str),
-    /// Wrong number of dim sizes, input or output arrays.
+    /// Wrong number of input or output arrays.
     ArrayCount {
         what: &'static str,
         expected: usize,
@@ -107,8 +107,7 @@ impl fmt::Display for MlirError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MlirError::Unsupported(what) => write!(f, "the MLIR backend does not support {what}"),
-            MlirError::BadRoot(id) => write!(f, "root {id} is not a node of the program"),
-            MlirError::NegativeSize(id) => write!(f, "node {id} has a negative size"),
+            MlirError::Plan(e) => write!(f, "{e}"),
             MlirError::MissingSymbol(name) => {
                 write!(f, "no address was given for the kernel `{name}`")
             }

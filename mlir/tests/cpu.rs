@@ -3,6 +3,7 @@
 //! `select` included), and snapshots of the text of a fused reduction and of an index check.
 
 use ndarray::{ArrayD, IxDyn};
+use optc_compiler::fusion::PlanError;
 use optc_compiler::ir::{
     BinaryOp, Dim, DimId, DimInfo, ElemType, InputKind, NodeId, Op, Program, Shape, UnaryOp,
 };
@@ -380,7 +381,7 @@ fn kernel_failures_and_unsupported_ops_are_errors() {
     );
     assert_eq!(
         mlir_text(&m.p, &[NodeId(999)], &m.b.dims).err(),
-        Some(MlirError::BadRoot(NodeId(999)))
+        Some(MlirError::Plan(PlanError::BadRoot(NodeId(999))))
     );
     let mut f = MlirCpuFn::compile(&m.p, &[a], &m.b.dims, &[]).expect("compiles");
     let short = [1.0; 4];

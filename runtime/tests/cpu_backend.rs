@@ -7,6 +7,7 @@ use ndarray::{ArrayD, IxDyn};
 use optc_compiler::autodiff::{gradient, hvp};
 use optc_compiler::derive::differentiate;
 use optc_compiler::driver::{compile, Until};
+use optc_compiler::fusion::PlanError;
 use optc_compiler::ir::{
     BinaryOp, ConstraintKind, Dim, DimId, DimInfo, ElemType, InputId, InputKind, NodeId, Op,
     Program, Shape, Subproblem, SubproblemId, UnaryOp,
@@ -532,7 +533,10 @@ fn pad_matches_the_interpreter() {
         },
         vec![x],
     );
-    assert_eq!(m.native(&[y]).unwrap_err(), CpuError::OutOfRange(y));
+    assert_eq!(
+        m.native(&[y]).unwrap_err(),
+        CpuError::Plan(PlanError::OutOfRange(y))
+    );
 }
 
 #[test]
@@ -721,7 +725,7 @@ fn matpow_with_a_negative_exponent_is_an_error() {
     let y = m.add(Op::MatPow(k), vec![a]);
     assert!(matches!(
         native(&m.p, &m.b, &[y]),
-        Err(CpuError::NegativeSize(_))
+        Err(CpuError::Plan(PlanError::NegativeSize(_)))
     ));
 }
 

@@ -1,7 +1,9 @@
 //! Shared front end for the integration tests: stdlib + file → parse → check.
 #![allow(dead_code)] // each test binary uses only some of these helpers
 
+use optc_compiler::autodiff::gradient;
 use optc_compiler::diag::{Diagnostics, SourceMap};
+use optc_compiler::ir::{InputId, NodeId, Program};
 use optc_compiler::sema::{self, TypedModule};
 use optc_compiler::{render, stdlib, syntax};
 use std::path::Path;
@@ -40,4 +42,21 @@ pub fn diagnostics_text(path: &Path) -> String {
         Err(d) => d,
     };
     render::render_human(&diags, &sources, false)
+}
+
+/// The lowered program of fixture `tests/ok/FILE` (an objective and a constraint) with roots: the
+/// objective, the first constraint, then the gradient of each with respect to every variable.
+pub fn objective_and_constraint_gradients(file: &str) -> (Program, Vec<NodeId>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/ok")
+        .join(file);
+    let typed = check_file(&path).unwrap();
+    let mut p = optc_compiler::lower::lower(&typed).unwrap();
+    let vars: Vec<InputId> = p.variables().collect();
+    let f = p.objective.as_ref().unwrap().node;
+    let h = p.constraints[0].node;
+    let mut roots = vec![f, h];
+    roots.extend(gradient(&mut p, f, &vars).unwrap());
+    roots.extend(gradient(&mut p, h, &vars).unwrap());
+    (p, roots)
 }

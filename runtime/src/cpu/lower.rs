@@ -39,6 +39,7 @@ use cranelift_codegen::ir::{
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::{Linkage, Module};
+use optc_compiler::fusion::PlanError;
 use optc_compiler::ir::{BinaryOp, NodeId, Op, Program, UnaryOp};
 use std::collections::HashMap;
 
@@ -1419,7 +1420,7 @@ impl<'a, 'f, M: Module> Lower<'a, 'f, M> {
             Op::MatPow(k) | Op::MatPowFrechet(k) | Op::MatPowFrechet2(k) => {
                 let k = k.eval(self.dims);
                 if k < 0 {
-                    return Err(CpuError::NegativeSize(id));
+                    return Err(CpuError::Plan(PlanError::NegativeSize(id)));
                 }
                 let name = match self.op(id) {
                     Op::MatPow(_) => "optc_kernel_matpow",

@@ -55,6 +55,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
+use optc_compiler::fusion::PlanError;
 use optc_compiler::ir::{NodeId, Program};
 use std::fmt;
 
@@ -67,12 +68,9 @@ pub const INDEX_FAULT_LEN: usize = 3;
 pub enum CpuError {
     /// An op the backend does not compile.
     Unsupported(&'static str),
-    /// A root that is not a node of the program.
-    BadRoot(NodeId),
-    /// A node whose size is negative under the given dims.
-    NegativeSize(NodeId),
-    /// A slice or pad node whose range does not fit its axis under the given dims.
-    OutOfRange(NodeId),
+    /// The function cannot be planned at these dims (a bad root, a negative size, a range
+    /// outside its axis, not one size per dim).
+    Plan(PlanError),
     /// Cranelift rejected the function.
     Codegen(String),
     /// A bug of the backend itself.
@@ -107,11 +105,7 @@ impl fmt::Display for CpuError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CpuError::Unsupported(what) => write!(f, "the CPU backend does not support {what}"),
-            CpuError::BadRoot(id) => write!(f, "root {id} is not a node of the program"),
-            CpuError::NegativeSize(id) => write!(f, "node {id} has a negative size"),
-            CpuError::OutOfRange(id) => {
-                write!(f, "the range of node {id} does not fit its axis")
-            }
+            CpuError::Plan(e) => write!(f, "{e}"),
             CpuError::Codegen(msg) => write!(f, "code generation failed: {msg}"),
             CpuError::Internal(msg) => write!(f, "internal error in the CPU backend: {msg}"),
             CpuError::ArrayCount {

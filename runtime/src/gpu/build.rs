@@ -3,7 +3,7 @@
 //! `mlir` feature the per-iteration function is lowered through MLIR ([`gpu_plan`]), whose memory
 //! plan, kernel launches and PTX become the artifact's step list ([`assemble`]).
 
-use super::plan::{GpuPlan, Launch, Staged, Step, Storage};
+use super::plan::{location, GpuPlan, Launch, Staged, Step, Storage};
 #[cfg(feature = "mlir")]
 use super::plan::{LaunchOperand, Memory};
 use optc_compiler::derive;
@@ -94,7 +94,7 @@ pub fn assemble(staged: Staged, layout: Layout) -> Result<GpuPlan, String> {
                     n: sb.get(1).copied().unwrap_or(1),
                 }
             }
-            Op::Sum { axis: None } if layout.storage[args[0].0 as usize].location().is_some() => {
+            Op::Sum { axis: None } if location(layout.storage[args[0].0 as usize]).is_some() => {
                 Step::Sum {
                     node,
                     a: args[0],
@@ -182,21 +182,9 @@ pub fn gpu_plan(
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let storage = plan
-        .storage
-        .iter()
-        .map(|s| match *s {
-            optc_mlir::Storage::Unused => Storage::Unused,
-            optc_mlir::Storage::Fused => Storage::Fused,
-            optc_mlir::Storage::TransposeFlag => Storage::TransposeFlag,
-            optc_mlir::Storage::Input(k) => Storage::Input(k),
-            optc_mlir::Storage::Output(k) => Storage::Output(k),
-            optc_mlir::Storage::Scratch(at) => Storage::Scratch(at),
-        })
-        .collect();
     let layout = Layout {
         shapes: plan.shapes,
-        storage,
+        storage: plan.storage,
         scratch_len: plan.scratch_len,
         schedule: plan.schedule,
         copies: plan.copies,

@@ -67,8 +67,7 @@ pub fn eval_stored(
     let mut values: Vec<Option<ArrayD<f64>>> = vec![None; program.graph.len()];
     for leaf in plan.stored_leaves(node) {
         let (memory, offset) = plan
-            .storage(leaf)
-            .location()
+            .location(leaf)
             .ok_or_else(|| ExecError::Plan(format!("{leaf} is not stored")))?;
         let data = read(memory, offset, plan.numel(leaf))?;
         let shape = IxDyn(&plan.shapes[leaf.0 as usize]);
@@ -240,8 +239,7 @@ impl<D: Device> Executor<D> {
     fn place(&self, id: NodeId) -> Result<DevPtr, ExecError> {
         let (memory, offset) = self
             .plan
-            .storage(id)
-            .location()
+            .location(id)
             .ok_or_else(|| ExecError::Plan(format!("{id} is not stored")))?;
         Ok(self.buffer(memory).at(offset))
     }

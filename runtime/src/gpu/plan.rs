@@ -11,7 +11,7 @@ use optc_compiler::ir::{NodeId, Program};
 use serde::{Deserialize, Serialize};
 
 /// Where the value of a node of the per-iteration function lives: the CPU planner's notion.
-pub use crate::cpu::plan::Storage;
+pub use optc_compiler::fusion::Storage;
 
 /// A device buffer of the function, as kernel launches name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,15 +21,13 @@ pub enum Memory {
     Scratch,
 }
 
-impl Storage {
-    /// The buffer and element offset of a stored node.
-    pub fn location(self) -> Option<(Memory, usize)> {
-        match self {
-            Storage::Input(k) => Some((Memory::Input(k), 0)),
-            Storage::Output(k) => Some((Memory::Output(k), 0)),
-            Storage::Scratch(at) => Some((Memory::Scratch, at)),
-            Storage::Unused | Storage::Fused | Storage::TransposeFlag => None,
-        }
+/// The buffer and element offset of a stored node.
+pub fn location(storage: Storage) -> Option<(Memory, usize)> {
+    match storage {
+        Storage::Input(k) => Some((Memory::Input(k), 0)),
+        Storage::Output(k) => Some((Memory::Output(k), 0)),
+        Storage::Scratch(at) => Some((Memory::Scratch, at)),
+        Storage::Unused | Storage::Fused | Storage::TransposeFlag => None,
     }
 }
 
@@ -152,6 +150,11 @@ impl GpuPlan {
         self.storage[id.0 as usize]
     }
 
+    /// The buffer and element offset of a stored node.
+    pub fn location(&self, id: NodeId) -> Option<(Memory, usize)> {
+        location(self.storage(id))
+    }
+
     /// Element count of each function input's buffer (its declared shape at `dims`).
     pub fn input_lens(&self) -> Vec<usize> {
         self.staged
@@ -237,7 +240,7 @@ impl GpuPlan {
         {
             return Err("roots or setup values are not nodes of their programs".into());
         }
-        let stored = |id: NodeId| node_ok(id) && self.storage(id).location().is_some();
+        let stored = |id: NodeId| node_ok(id) && self.location(id).is_some();
         let operand = |id: NodeId| {
             node_ok(id)
                 && (stored(id)

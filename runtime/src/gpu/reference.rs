@@ -198,8 +198,7 @@ impl Device for ReferenceDevice {
         })?;
         let (memory, offset) = call
             .plan
-            .storage(call.node)
-            .location()
+            .location(call.node)
             .ok_or_else(|| invalid("a kernel for a node that is not stored"))?;
         let out = passed(memory)?.at(offset);
         self.upload(out, value.as_slice().expect("standard layout"))?;
