@@ -9,6 +9,7 @@ pub mod diag;
 pub mod driver;
 pub mod fusion;
 pub mod ir;
+pub mod launch;
 pub mod lower;
 pub mod render;
 pub mod sema;

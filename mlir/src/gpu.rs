@@ -11,31 +11,7 @@ use melior::ir::block::BlockArgument;
 use melior::ir::operation::{OperationLike, OperationResult, WalkOrder, WalkResult};
 use melior::ir::OperationRef;
 use optc_compiler::ir::{NodeId, Program};
-
-/// One operand of a kernel launch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LaunchOperand {
-    /// An `index` constant (one 64-bit kernel parameter).
-    Index(i64),
-    /// The host function's memref argument of this position: inputs, then outputs, then the
-    /// scratch array (five kernel parameters: allocated and aligned pointer, offset, size,
-    /// stride).
-    Argument(usize),
-}
-
-/// One `gpu.launch_func`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Launch {
-    /// The buffered pointwise node the kernel computes.
-    pub node: NodeId,
-    /// The `gpu.module` holding the kernel (the name its PTX is filed under).
-    pub module: String,
-    /// The kernel's entry function in that module.
-    pub entry: String,
-    pub grid: [u64; 3],
-    pub block: [u64; 3],
-    pub operands: Vec<LaunchOperand>,
-}
+pub use optc_compiler::launch::{Launch, LaunchOperand, Memory};
 
 /// The GPU form of a function: its plan, the PTX of each kernel module (name, text) and the
 /// launches in execution order.
@@ -56,10 +32,13 @@ pub fn gpu_function(
     let context = crate::context();
     let module = lower_to_ptx(&context, &text)?;
     let kernels = crate::ptx_modules(&module)?;
+    let inputs = program.inputs.len();
     let found = std::cell::RefCell::new(Vec::<Result<Launch, MlirError>>::new());
     module.as_operation().walk(WalkOrder::PreOrder, |op| {
         if op.name().as_string_ref().as_str() == Ok("gpu.launch_func") {
-            found.borrow_mut().push(read_launch(&op));
+            found
+                .borrow_mut()
+                .push(read_launch(&op, inputs, plan.outputs));
         }
         WalkResult::Advance
     });
@@ -89,8 +68,9 @@ pub fn gpu_function(
 }
 
 /// Reads one `gpu.launch_func` (without async dependencies, cluster sizes or dynamic shared
-/// memory: operands are grid x/y/z, block x/y/z, then the kernel operands).
-fn read_launch(op: &OperationRef) -> Result<Launch, MlirError> {
+/// memory: operands are grid x/y/z, block x/y/z, then the kernel operands), whose function has
+/// `inputs` input and `outputs` output memrefs before its scratch array.
+fn read_launch(op: &OperationRef, inputs: usize, outputs: usize) -> Result<Launch, MlirError> {
     let kernel = op
         .attribute("kernel")
         .map_err(|e| MlirError::Mlir(e.to_string()))?
@@ -102,7 +82,11 @@ fn read_launch(op: &OperationRef) -> Result<Launch, MlirError> {
     let mut operands = Vec::with_capacity(op.operand_count());
     for value in op.operands() {
         let operand = if let Ok(argument) = BlockArgument::try_from(value) {
-            LaunchOperand::Argument(argument.argument_number())
+            LaunchOperand::Memref(Memory::of_argument(
+                argument.argument_number(),
+                inputs,
+                outputs,
+            ))
         } else {
             let owner = OperationResult::try_from(value)
                 .map_err(|e| MlirError::Mlir(e.to_string()))?
@@ -122,12 +106,14 @@ fn read_launch(op: &OperationRef) -> Result<Launch, MlirError> {
         return Err(MlirError::Internal("a launch without grid and block sizes"));
     }
     let size = |o: &LaunchOperand| match *o {
-        LaunchOperand::Index(v) if v > 0 => Ok(v as u64),
+        LaunchOperand::Index(v) if v > 0 => {
+            u32::try_from(v).map_err(|_| MlirError::Internal("a launch size over 2^32"))
+        }
         _ => Err(MlirError::Internal(
             "a launch size that is not a positive constant",
         )),
     };
-    let mut sizes = [0u64; 6];
+    let mut sizes = [0u32; 6];
     for (s, o) in sizes.iter_mut().zip(&operands) {
         *s = size(o)?;
     }

@@ -27,7 +27,7 @@ mod gpu;
 mod plan;
 
 pub use emit::{Kernel, BAD_INDEX, ENTRY, INDEX_FAULT_LEN, KERNELS};
-pub use gpu::{gpu_function, GpuFunction, Launch, LaunchOperand};
+pub use gpu::{gpu_function, GpuFunction};
 pub use plan::{Plan, Storage};
 
 use emit::Target;

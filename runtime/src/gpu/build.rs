@@ -4,8 +4,6 @@
 //! plan, kernel launches and PTX become the artifact's step list ([`assemble`]).
 
 use super::plan::{location, GpuPlan, Launch, Staged, Step, Storage};
-#[cfg(feature = "mlir")]
-use super::plan::{LaunchOperand, Memory};
 use optc_compiler::derive;
 use optc_compiler::ir::{NodeId, Op, Program};
 use optc_compiler::simplify;
@@ -153,42 +151,13 @@ pub fn gpu_plan(
     let lowered = optc_mlir::gpu_function(&staged.function, &staged.function_roots, dims)
         .map_err(|e| e.to_string())?;
     let plan = lowered.plan;
-    let inputs = staged.function.inputs.len();
-    let outputs = plan.outputs;
-    let memory = |argument: usize| match argument.checked_sub(inputs) {
-        None => Memory::Input(argument as u32),
-        Some(k) if k < outputs => Memory::Output(k as u32),
-        Some(_) => Memory::Scratch,
-    };
-    let size = |s: u64| u32::try_from(s).map_err(|_| "a launch size over 2^32".to_string());
-    let launches = lowered
-        .launches
-        .iter()
-        .map(|l| {
-            Ok(Launch {
-                node: l.node,
-                module: l.module.clone(),
-                entry: l.entry.clone(),
-                grid: [size(l.grid[0])?, size(l.grid[1])?, size(l.grid[2])?],
-                block: [size(l.block[0])?, size(l.block[1])?, size(l.block[2])?],
-                operands: l
-                    .operands
-                    .iter()
-                    .map(|o| match *o {
-                        optc_mlir::LaunchOperand::Index(v) => LaunchOperand::Index(v),
-                        optc_mlir::LaunchOperand::Argument(a) => LaunchOperand::Memref(memory(a)),
-                    })
-                    .collect(),
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
     let layout = Layout {
         shapes: plan.shapes,
         storage: plan.storage,
         scratch_len: plan.scratch_len,
         schedule: plan.schedule,
         copies: plan.copies,
-        launches,
+        launches: lowered.launches,
     };
     Ok((assemble(staged, layout)?, lowered.kernels))
 }

@@ -10,16 +10,10 @@
 use optc_compiler::ir::{NodeId, Program};
 use serde::{Deserialize, Serialize};
 
-/// Where the value of a node of the per-iteration function lives: the CPU planner's notion.
+/// Where the value of a node of the per-iteration function lives (the shared planner's notion),
+/// and the kernel launches of the MLIR backend.
 pub use optc_compiler::fusion::Storage;
-
-/// A device buffer of the function, as kernel launches name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Memory {
-    Input(u32),
-    Output(u32),
-    Scratch,
-}
+pub use optc_compiler::launch::{Launch, LaunchOperand, Memory};
 
 /// The buffer and element offset of a stored node.
 pub fn location(storage: Storage) -> Option<(Memory, usize)> {
@@ -29,30 +23,6 @@ pub fn location(storage: Storage) -> Option<(Memory, usize)> {
         Storage::Scratch(at) => Some((Memory::Scratch, at)),
         Storage::Unused | Storage::Fused | Storage::TransposeFlag => None,
     }
-}
-
-/// One operand of a kernel launch.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LaunchOperand {
-    /// An `index` value: one 64-bit kernel parameter.
-    Index(i64),
-    /// A 1-D memref: five 64-bit kernel parameters (allocated pointer, aligned pointer, offset,
-    /// size, stride), MLIR's descriptor convention.
-    Memref(Memory),
-}
-
-/// A launch of one outlined pointwise kernel.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Launch {
-    /// The node the kernel computes (with its fused arguments) into its storage.
-    pub node: NodeId,
-    /// The PTX module (an entry of the artifact's `kernels`).
-    pub module: String,
-    /// The kernel function in that module.
-    pub entry: String,
-    pub grid: [u32; 3],
-    pub block: [u32; 3],
-    pub operands: Vec<LaunchOperand>,
 }
 
 /// One step of the per-iteration function, in execution order. Operands name stored nodes (or,
