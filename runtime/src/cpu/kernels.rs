@@ -105,6 +105,8 @@ pub unsafe extern "C" fn optc_kernel_matmul(
 thread_local! {
     /// The LU factorization whose allocations every LU kernel call on this thread reuses.
     static LU: RefCell<linalg::Lu> = const { RefCell::new(linalg::Lu::new()) };
+    /// The workspace every `expm` kernel call on this thread reuses.
+    static EXPM: RefCell<linalg::ExpmWork> = const { RefCell::new(linalg::ExpmWork::new()) };
 }
 
 /// Runs `use_lu` on the LU factors of the row-major `n × n` matrix at `a`.
@@ -228,7 +230,10 @@ pub unsafe extern "C" fn optc_kernel_inv(a: *const f64, out: *mut f64, n: i64) -
 /// # Safety
 /// See the module table.
 pub unsafe extern "C" fn optc_kernel_expm(a: *const f64, out: *mut f64, n: i64) -> i32 {
-    write(out, Ok(linalg::expm(array(a, n, n))))
+    let n_usize = n as usize;
+    let (a, out) = (slice_ref(a, n * n), slice_mut(out, n * n));
+    EXPM.with(|work| linalg::expm_into(a, n_usize, out, &mut work.borrow_mut()));
+    OK
 }
 
 /// # Safety

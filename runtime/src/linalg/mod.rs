@@ -1,15 +1,18 @@
 //! Small dense linear-algebra kernels: LU with partial pivoting on row-major slices ([`Lu`], in
-//! `lu.rs`) and, on `ndarray` matrices, what is built on it (solve, inverse, log-determinant),
-//! the matrix exponential (scaling and squaring with
-//! a degree-13 Padé approximant, Higham 2005) and integer matrix powers (repeated squaring), both
-//! with their first and second Fréchet derivatives, and singular values (via faer).
+//! `lu.rs`) and the matrix exponential (scaling and squaring with a degree-13 Padé approximant,
+//! Higham 2005; [`expm_into`], in `expm.rs`), both with reusable workspaces; on `ndarray`
+//! matrices, what is built on them (solve, inverse, log-determinant, `expm`), integer matrix
+//! powers (repeated squaring), the first and second Fréchet derivatives of both, and singular
+//! values (via faer).
 //!
 //! Used by the reference interpreter and by the native backend's kernels.
 
 use ndarray::{s, Array2, ArrayView2};
 use std::fmt;
 
+mod expm;
 mod lu;
+pub use expm::{expm_into, ExpmWork};
 pub use lu::Lu;
 
 /// Why a kernel could not produce a result.
@@ -67,70 +70,15 @@ pub fn sign_logdet(a: ArrayView2<f64>) -> (f64, f64) {
     factor(a).sign_logabs_det()
 }
 
-/// Coefficients of the degree-13 Padé approximant of exp (Higham 2005, Table 10.4's `b_j`).
-const PADE13: [f64; 14] = [
-    64764752532480000.0,
-    32382376266240000.0,
-    7771770303897600.0,
-    1187353796428800.0,
-    129060195264000.0,
-    10559470521600.0,
-    670442572800.0,
-    33522128640.0,
-    1323241920.0,
-    40840800.0,
-    960960.0,
-    16380.0,
-    182.0,
-    1.0,
-];
-
-/// θ₁₃: the largest 1-norm for which the degree-13 approximant is accurate to double precision.
-const THETA13: f64 = 5.371920351148152;
-
-/// The largest absolute column sum.
-fn norm1(a: ArrayView2<f64>) -> f64 {
-    a.columns()
-        .into_iter()
-        .map(|c| c.iter().map(|x| x.abs()).sum::<f64>())
-        .fold(0.0, f64::max)
-}
-
 /// The matrix exponential: scale by 2⁻ˢ so that ‖A‖₁ ≤ θ₁₃, take the degree-13 Padé approximant,
-/// square `s` times. Non-finite input gives non-finite output (no error).
+/// square `s` times ([`expm_into`], with a workspace of its own). Non-finite input gives
+/// non-finite output (no error).
 pub fn expm(a: ArrayView2<f64>) -> Array2<f64> {
     let n = a.nrows();
     assert_eq!(n, a.ncols(), "expm needs a square matrix");
-    let norm = norm1(a);
-    if !norm.is_finite() {
-        return Array2::from_elem((n, n), f64::NAN);
-    }
-    let squarings = if norm > THETA13 {
-        (norm / THETA13).log2().ceil() as i32
-    } else {
-        0
-    };
-    let a = a.mapv(|x| x * 2f64.powi(-squarings));
-    let b = &PADE13;
-    let eye = Array2::<f64>::eye(n);
-    let a2 = a.dot(&a);
-    let a4 = a2.dot(&a2);
-    let a6 = a4.dot(&a2);
-    let u_inner = &a6 * b[13] + &a4 * b[11] + &a2 * b[9];
-    let u_poly = a6.dot(&u_inner) + &a6 * b[7] + &a4 * b[5] + &a2 * b[3] + &eye * b[1];
-    let u = a.dot(&u_poly);
-    let v_inner = &a6 * b[12] + &a4 * b[10] + &a2 * b[8];
-    let v = a6.dot(&v_inner) + &a6 * b[6] + &a4 * b[4] + &a2 * b[2] + &eye * b[0];
-    // (V − U) is well conditioned for ‖A‖₁ ≤ θ₁₃ (Higham 2005, §2), so the solve cannot fail
-    // for finite input; fall back to NaN rather than panic.
-    let mut r = match solve((&v - &u).view(), (&v + &u).view()) {
-        Ok(r) => r,
-        Err(_) => return Array2::from_elem((n, n), f64::NAN),
-    };
-    for _ in 0..squarings {
-        r = r.dot(&r);
-    }
-    r
+    let mut out = vec![0.0; n * n];
+    expm_into(&row_major(a), n, &mut out, &mut ExpmWork::new());
+    Array2::from_shape_vec((n, n), out).expect("n × n")
 }
 
 /// The Fréchet derivative of `expm` at `a` in direction `e`: d/dt expm(A + tE) at t = 0, the
