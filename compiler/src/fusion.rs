@@ -4,10 +4,11 @@
 //! output array, or an offset of one scratch array). What differs between backends is stated
 //! once in their [`Rules`].
 //!
-//! The rules: a pointwise node is fused into its consumers when all of them compute in loops and
+//! The rules: a pointwise node is fused into its consumers when all of them compute in loops,
 //! none would evaluate it more than once per element (broadcast expansion, `expand`, `pad`,
-//! `scatter`, `diag`, the two passes of log-sum-exp); constants, sizes and identity matrices are
-//! fused everywhere; arguments of runtime kernels are always buffered; a transpose read only by
+//! `scatter`, `diag`, the two passes of log-sum-exp), and it has one consumer (which may read it
+//! several times) or is one elementwise op of stored values (cheaper to redo in each consumer
+//! than to store and load back); constants, sizes and identity matrices are fused everywhere; arguments of runtime kernels are always buffered; a transpose read only by
 //! a matrix product becomes a flag of the product (its argument is then buffered).
 
 use crate::ir::{NodeId, Op, Program};
@@ -45,10 +46,6 @@ pub enum Access {
 pub struct Rules {
     /// Why the backend cannot lower an op (beyond what no backend lowers), if it cannot.
     pub unsupported: fn(&Op) -> Option<&'static str>,
-    /// Also fuse a node into several consumers when it is one elementwise op of stored values
-    /// (cheaper to redo in each loop than to store and load back), and a node one consumer reads
-    /// more than once.
-    pub recompute_shallow: bool,
     /// Store the argument of a sum of all elements (on the GPU a kernel computes it and a
     /// library call sums it: a reduction is no GPU kernel).
     pub store_summed: bool,
@@ -284,13 +281,9 @@ pub fn plan(
         let mut distinct_users = users.clone();
         distinct_users.sort();
         distinct_users.dedup();
-        let one_user = if rules.recompute_shallow {
-            distinct_users.len() == 1
-        } else {
-            users.len() == 1
-        };
-        let shallow = rules.recompute_shallow
-            && is_elementwise(&node.op)
+        // One elementwise op of stored values costs less to redo in each consumer's loop than a
+        // loop of its own that stores it (and loads it back).
+        let shallow = is_elementwise(&node.op)
             && node.args.iter().all(|a| {
                 storage[a.0 as usize] != Storage::Fused
                     || matches!(g.node(*a).op, Op::Const(_) | Op::DimSize(_))
@@ -300,7 +293,7 @@ pub fn plan(
             && is_pointwise(&node.op)
             && loop_users
             && (cheap
-                || ((one_user || shallow)
+                || ((distinct_users.len() == 1 || shallow)
                     && !distinct_users
                         .iter()
                         .any(|&u| recomputes(program, &shapes, u, id))));

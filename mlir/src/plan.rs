@@ -1,9 +1,7 @@
 //! The MLIR backend's fusion and memory plan: the planner shared with the Cranelift backend
 //! ([`optc_compiler::fusion`]) under this backend's rules. It lowers no `expand`, `pad`,
-//! `scatter`, `matpow` or Fréchet derivative; it fuses a node into a single consumer only (the
-//! Cranelift backend also recomputes one elementwise op of stored values in several consumers);
-//! for the GPU, the argument of a sum of all elements is stored (a kernel computes it, a library
-//! call sums it).
+//! `scatter`, `matpow` or Fréchet derivative; for the GPU, the argument of a sum of all elements
+//! is stored (a kernel computes it, a library call sums it).
 
 use crate::MlirError;
 use optc_compiler::fusion::{self, PlanError, Rules};
@@ -39,7 +37,6 @@ pub fn plan(
 ) -> Result<Plan, MlirError> {
     let rules = Rules {
         unsupported,
-        recompute_shallow: false,
         store_summed: gpu,
         lse_sums: false,
         share_lu: false,

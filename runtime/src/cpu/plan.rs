@@ -1,8 +1,7 @@
 //! The Cranelift backend's fusion and memory plan: the planner shared with the MLIR backend
 //! ([`optc_compiler::fusion`]) under this backend's rules. It lowers every op the planner
-//! accepts; it also fuses one elementwise op of stored values into each of several consumers and
-//! a node one consumer reads twice; log-sum-exp over an axis gets scratch for its running sums;
-//! a `logdet` and an `inv` of the same matrix share one LU.
+//! accepts; log-sum-exp over an axis gets scratch for its running sums; a `logdet` and an `inv`
+//! of the same matrix share one LU.
 
 use super::CpuError;
 use optc_compiler::fusion::{self, PlanError, Rules};
@@ -11,7 +10,6 @@ use optc_compiler::ir::{NodeId, Program};
 
 const RULES: Rules = Rules {
     unsupported: |_| None,
-    recompute_shallow: true,
     store_summed: false,
     lse_sums: true,
     share_lu: true,
