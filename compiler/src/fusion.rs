@@ -86,6 +86,81 @@ impl fmt::Display for PlanError {
     }
 }
 
+/// A call whose arrays do not fit the planned function: a wrong number of input or output
+/// arrays, or an array whose length is not the element count of its shape.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ArgumentError {
+    Count {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    Length {
+        what: &'static str,
+        index: usize,
+        expected: usize,
+        got: usize,
+    },
+}
+
+impl fmt::Display for ArgumentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgumentError::Count {
+                what,
+                expected,
+                got,
+            } => write!(f, "expected {expected} {what} arrays, got {got}"),
+            ArgumentError::Length {
+                what,
+                index,
+                expected,
+                got,
+            } => write!(f, "{what} {index} has {got} elements, expected {expected}"),
+        }
+    }
+}
+
+/// Checks the arrays of a call of a planned function: one per input, of `input_lens[k]`
+/// elements where that is given (an input the function does not read may have any length),
+/// and one per output, of its shape's element count.
+pub fn check_arguments(
+    input_lens: &[Option<usize>],
+    output_shapes: &[Vec<usize>],
+    inputs: &[&[f64]],
+    outputs: &[&mut [f64]],
+) -> Result<(), ArgumentError> {
+    let count = |what, expected, got| {
+        if expected == got {
+            Ok(())
+        } else {
+            Err(ArgumentError::Count {
+                what,
+                expected,
+                got,
+            })
+        }
+    };
+    let length = |what, index, expected: Option<usize>, got| match expected {
+        Some(expected) if expected != got => Err(ArgumentError::Length {
+            what,
+            index,
+            expected,
+            got,
+        }),
+        _ => Ok(()),
+    };
+    count("input", input_lens.len(), inputs.len())?;
+    count("output", output_shapes.len(), outputs.len())?;
+    for (index, (len, data)) in input_lens.iter().zip(inputs).enumerate() {
+        length("input", index, *len, data.len())?;
+    }
+    for (index, (shape, data)) in output_shapes.iter().zip(outputs).enumerate() {
+        length("output", index, Some(shape.iter().product()), data.len())?;
+    }
+    Ok(())
+}
+
 /// Ops whose value at an index is a cheap function of their arguments at (remapped) indices.
 pub fn is_pointwise(op: &Op) -> bool {
     matches!(

@@ -31,7 +31,7 @@ pub use gpu::{gpu_function, GpuFunction};
 pub use plan::{Plan, Storage};
 
 use emit::Target;
-use optc_compiler::fusion::PlanError;
+use optc_compiler::fusion::{check_arguments, ArgumentError, PlanError};
 
 use melior::dialect::DialectRegistry;
 use melior::ir::attribute::ArrayAttribute;
@@ -79,19 +79,8 @@ pub enum MlirError {
     Mlir(String),
     /// A bug of the backend itself.
     Internal(&'static str),
-    /// Wrong number of input or output arrays.
-    ArrayCount {
-        what: &'static str,
-        expected: usize,
-        got: usize,
-    },
-    /// An array whose length is not the element count of its shape.
-    ArrayLength {
-        what: &'static str,
-        index: usize,
-        expected: usize,
-        got: usize,
-    },
+    /// Input or output arrays that do not fit the function.
+    Arguments(ArgumentError),
     /// A kernel returned this nonzero status (the runtime's kernel error codes).
     KernelStatus(i32),
     /// The index of `select` node `node` is not an integer in `0..len` (the fault record; the
@@ -113,17 +102,7 @@ impl fmt::Display for MlirError {
             }
             MlirError::Mlir(msg) => write!(f, "MLIR failed: {msg}"),
             MlirError::Internal(msg) => write!(f, "internal error in the MLIR backend: {msg}"),
-            MlirError::ArrayCount {
-                what,
-                expected,
-                got,
-            } => write!(f, "expected {expected} {what} arrays, got {got}"),
-            MlirError::ArrayLength {
-                what,
-                index,
-                expected,
-                got,
-            } => write!(f, "{what} {index} has {got} elements, expected {expected}"),
+            MlirError::Arguments(e) => write!(f, "{e}"),
             MlirError::KernelStatus(status) => write!(f, "a kernel failed with status {status}"),
             MlirError::BadIndex { node, index, len } => {
                 write!(f, "index {index} at {node} is not an integer in 0..{len}")
@@ -334,16 +313,8 @@ impl MlirCpuFn {
     /// Evaluates the roots: `inputs[k]` is input `InputId(k)` (row-major; unread inputs may be
     /// empty), `outputs[r]` receives root `r`.
     pub fn call(&mut self, inputs: &[&[f64]], outputs: &mut [&mut [f64]]) -> Result<(), MlirError> {
-        check_count("input", self.input_lens.len(), inputs.len())?;
-        check_count("output", self.output_shapes.len(), outputs.len())?;
-        for (index, (len, data)) in self.input_lens.iter().zip(inputs).enumerate() {
-            if let Some(expected) = *len {
-                check_length("input", index, expected, data.len())?;
-            }
-        }
-        for (index, (shape, data)) in self.output_shapes.iter().zip(outputs.iter()).enumerate() {
-            check_length("output", index, shape.iter().product(), data.len())?;
-        }
+        check_arguments(&self.input_lens, &self.output_shapes, inputs, outputs)
+            .map_err(MlirError::Arguments)?;
         // The function only reads inputs through `memref.load`: casting away `const` is sound.
         let mut descriptors: Vec<MemRef1> = inputs
             .iter()
@@ -383,35 +354,5 @@ impl MlirCpuFn {
             }
             s => Err(MlirError::KernelStatus(s)),
         }
-    }
-}
-
-fn check_count(what: &'static str, expected: usize, got: usize) -> Result<(), MlirError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(MlirError::ArrayCount {
-            what,
-            expected,
-            got,
-        })
-    }
-}
-
-fn check_length(
-    what: &'static str,
-    index: usize,
-    expected: usize,
-    got: usize,
-) -> Result<(), MlirError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(MlirError::ArrayLength {
-            what,
-            index,
-            expected,
-            got,
-        })
     }
 }

@@ -55,7 +55,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
-use optc_compiler::fusion::PlanError;
+use optc_compiler::fusion::{check_arguments, ArgumentError, PlanError};
 use optc_compiler::ir::{NodeId, Program};
 use std::fmt;
 
@@ -75,19 +75,8 @@ pub enum CpuError {
     Codegen(String),
     /// A bug of the backend itself.
     Internal(&'static str),
-    /// Wrong number of input or output arrays.
-    ArrayCount {
-        what: &'static str,
-        expected: usize,
-        got: usize,
-    },
-    /// An array whose length is not the element count of its shape.
-    ArrayLength {
-        what: &'static str,
-        index: usize,
-        expected: usize,
-        got: usize,
-    },
+    /// Input or output arrays that do not fit the function.
+    Arguments(ArgumentError),
     /// `logdet` of a matrix whose determinant is not positive.
     NonPositiveDeterminant,
     /// `solve` or `inv` of a singular matrix.
@@ -108,19 +97,7 @@ impl fmt::Display for CpuError {
             CpuError::Plan(e) => write!(f, "{e}"),
             CpuError::Codegen(msg) => write!(f, "code generation failed: {msg}"),
             CpuError::Internal(msg) => write!(f, "internal error in the CPU backend: {msg}"),
-            CpuError::ArrayCount {
-                what,
-                expected,
-                got,
-            } => {
-                write!(f, "expected {expected} {what} arrays, got {got}")
-            }
-            CpuError::ArrayLength {
-                what,
-                index,
-                expected,
-                got,
-            } => write!(f, "{what} {index} has {got} elements, expected {expected}"),
+            CpuError::Arguments(e) => write!(f, "{e}"),
             CpuError::NonPositiveDeterminant => {
                 write!(f, "logdet of a matrix with determinant ≤ 0")
             }
@@ -254,16 +231,8 @@ impl CompiledFn {
     /// Evaluates the roots: `inputs[k]` is input `InputId(k)` (row-major; unread inputs may be
     /// empty), `outputs[r]` receives root `r`.
     pub fn call(&mut self, inputs: &[&[f64]], outputs: &mut [&mut [f64]]) -> Result<(), CpuError> {
-        check_count("input", self.input_lens.len(), inputs.len())?;
-        check_count("output", self.output_shapes.len(), outputs.len())?;
-        for (index, (len, data)) in self.input_lens.iter().zip(inputs).enumerate() {
-            if let Some(expected) = *len {
-                check_length("input", index, expected, data.len())?;
-            }
-        }
-        for (index, (shape, data)) in self.output_shapes.iter().zip(outputs.iter()).enumerate() {
-            check_length("output", index, shape.iter().product(), data.len())?;
-        }
+        check_arguments(&self.input_lens, &self.output_shapes, inputs, outputs)
+            .map_err(CpuError::Arguments)?;
         self.input_ptrs.clear();
         self.input_ptrs.extend(inputs.iter().map(|d| d.as_ptr()));
         self.output_ptrs.clear();
@@ -297,36 +266,6 @@ impl CompiledFn {
             Err(e) => CpuError::BadIndex(e),
             Ok(_) => CpuError::Internal("an index check failed on a valid index"),
         }
-    }
-}
-
-fn check_count(what: &'static str, expected: usize, got: usize) -> Result<(), CpuError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(CpuError::ArrayCount {
-            what,
-            expected,
-            got,
-        })
-    }
-}
-
-fn check_length(
-    what: &'static str,
-    index: usize,
-    expected: usize,
-    got: usize,
-) -> Result<(), CpuError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(CpuError::ArrayLength {
-            what,
-            index,
-            expected,
-            got,
-        })
     }
 }
 
