@@ -8,8 +8,9 @@
 //! none would evaluate it more than once per element (broadcast expansion, `expand`, `pad`,
 //! `scatter`, `diag`, the two passes of log-sum-exp), and it has one consumer (which may read it
 //! several times) or is one elementwise op of stored values (cheaper to redo in each consumer
-//! than to store and load back); constants, sizes and identity matrices are fused everywhere; arguments of runtime kernels are always buffered; a transpose read only by
-//! a matrix product becomes a flag of the product (its argument is then buffered).
+//! than to store and load back); constants, sizes and identity matrices are fused everywhere;
+//! arguments of runtime kernels are always buffered; a transpose read only by a matrix product
+//! becomes a flag of the product (its argument is then buffered).
 
 use crate::ir::{NodeId, Op, Program};
 use serde::{Deserialize, Serialize};

@@ -40,7 +40,7 @@ pub struct Kernel {
 
 /// The runtime kernels the lowering may call, with their C signatures (pointers to row-major f64
 /// arrays, sizes as i64, transpose flags as i32).
-pub const KERNELS: [Kernel; 8] = [
+pub const KERNELS: [Kernel; 9] = [
     Kernel {
         name: "optc_kernel_matmul",
         params: "!llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64, i64, i32, i32",
@@ -48,6 +48,10 @@ pub const KERNELS: [Kernel; 8] = [
     Kernel {
         name: "optc_kernel_logdet",
         params: "!llvm.ptr, !llvm.ptr, i64",
+    },
+    Kernel {
+        name: "optc_kernel_logdet_inv",
+        params: "!llvm.ptr, !llvm.ptr, !llvm.ptr, i64",
     },
     Kernel {
         name: "optc_kernel_solve",
@@ -1065,6 +1069,27 @@ impl<'a> Emitter<'a> {
                     call.push((self.int_const(flag as i64, "i32"), "i32"));
                 }
                 self.call_kernel("optc_kernel_matmul", &call);
+            }
+            Op::LogDet | Op::Inv if self.plan.shared_lu[id.0 as usize].is_some() => {
+                // A logdet and an inv of one matrix, from one LU (the plan's pairing).
+                let partner = self.plan.shared_lu[id.0 as usize].expect("checked");
+                let other = self.pointer(partner)?;
+                let (logdet, inv) = if *self.op(id) == Op::LogDet {
+                    (out, other)
+                } else {
+                    (other, out)
+                };
+                let a = self.pointer(args[0])?;
+                let n = i64_of(self, square);
+                self.call_kernel(
+                    "optc_kernel_logdet_inv",
+                    &[
+                        (a, "!llvm.ptr"),
+                        (logdet, "!llvm.ptr"),
+                        (inv, "!llvm.ptr"),
+                        n,
+                    ],
+                );
             }
             Op::LogDet | Op::Inv | Op::Expm | Op::SortDesc => {
                 let name = match self.op(id) {

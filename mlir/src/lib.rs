@@ -18,8 +18,9 @@
 //!   NaN.
 //!
 //! Fusion and memory planning are the Cranelift backend's (`optc_compiler::fusion`; see
-//! [`plan`]). Matrix kernels (matmul, logdet, solve, inv, expm, sort, topk, nuclear norm) are
-//! calls to external C functions whose addresses the caller gives ([`emit::KERNELS`] lists names and signatures; the runtime's table is
+//! [`plan`]). Matrix kernels (matmul, logdet, solve, inv, both from one LU, expm, sort, topk,
+//! nuclear norm) are calls to external C functions whose addresses the caller gives
+//! ([`emit::KERNELS`] lists names and signatures; the runtime's table is
 //! `optc_runtime::cpu::kernels::symbols()`). Transcendental functions become libm calls.
 
 mod emit;

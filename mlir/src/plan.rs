@@ -1,7 +1,9 @@
 //! The MLIR backend's fusion and memory plan: the planner shared with the Cranelift backend
 //! ([`optc_compiler::fusion`]) under this backend's rules. It lowers no `expand`, `pad`,
-//! `scatter`, `matpow` or Fréchet derivative; for the GPU, the argument of a sum of all elements
-//! is stored (a kernel computes it, a library call sums it).
+//! `scatter`, `matpow` or Fréchet derivative. On the CPU a `logdet` and an `inv` of one matrix
+//! share one LU kernel call; for the GPU each is its own step (the executor shares the device's
+//! factors), and the argument of a sum of all elements is stored (a kernel computes it, a
+//! library call sums it).
 
 use crate::MlirError;
 use optc_compiler::fusion::{self, PlanError, Rules};
@@ -39,7 +41,7 @@ pub fn plan(
         unsupported,
         store_summed: gpu,
         lse_sums: false,
-        share_lu: false,
+        share_lu: !gpu,
     };
     fusion::plan(program, roots, dims, &rules).map_err(MlirError::from)
 }
