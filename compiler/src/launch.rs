@@ -3,6 +3,7 @@
 //! `gpu` artifact stores for a runtime without MLIR. Kernel operands name the function's buffers
 //! ([`Memory`]), not addresses, so the runtime binds them to its own device buffers.
 
+use crate::fusion::Storage;
 use crate::ir::NodeId;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,17 @@ pub enum Memory {
 }
 
 impl Memory {
+    /// The buffer and element offset where a node with this storage lives (`None` for fused,
+    /// unused and transpose-flag nodes).
+    pub fn of_storage(storage: Storage) -> Option<(Memory, usize)> {
+        match storage {
+            Storage::Input(k) => Some((Memory::Input(k), 0)),
+            Storage::Output(k) => Some((Memory::Output(k), 0)),
+            Storage::Scratch(at) => Some((Memory::Scratch, at)),
+            Storage::Unused | Storage::Fused | Storage::TransposeFlag => None,
+        }
+    }
+
     /// The buffer of the host function's memref argument `argument` (inputs, then outputs,
     /// then the scratch array).
     pub fn of_argument(argument: usize, inputs: usize, outputs: usize) -> Memory {
@@ -49,4 +61,35 @@ pub struct Launch {
     pub grid: [u32; 3],
     pub block: [u32; 3],
     pub operands: Vec<LaunchOperand>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_and_storage_name_the_same_buffers() {
+        // Two inputs, one output, then the scratch array.
+        let of = |a| Memory::of_argument(a, 2, 1);
+        assert_eq!(
+            [of(0), of(1), of(2), of(3)],
+            [
+                Memory::Input(0),
+                Memory::Input(1),
+                Memory::Output(0),
+                Memory::Scratch
+            ]
+        );
+        assert_eq!(
+            Memory::of_storage(Storage::Input(1)),
+            Some((Memory::Input(1), 0))
+        );
+        assert_eq!(
+            Memory::of_storage(Storage::Scratch(12)),
+            Some((Memory::Scratch, 12))
+        );
+        for unstored in [Storage::Unused, Storage::Fused, Storage::TransposeFlag] {
+            assert_eq!(Memory::of_storage(unstored), None);
+        }
+    }
 }

@@ -13,9 +13,7 @@ use optc_runtime::artifact::{self, Artifact, Target};
 use optc_runtime::gpu::build::{self, Layout};
 use optc_runtime::gpu::device::DeviceError;
 use optc_runtime::gpu::exec::{ExecError, Executor};
-use optc_runtime::gpu::plan::{
-    location, GpuPlan, Launch, LaunchOperand, Memory, Staged, Step, Storage,
-};
+use optc_runtime::gpu::plan::{GpuPlan, Launch, LaunchOperand, Memory, Staged, Step, Storage};
 use optc_runtime::gpu::reference::ReferenceDevice;
 use optc_runtime::interp::{self, Bindings, NoSubproblems};
 use optc_runtime::model::{self, BindSpec};
@@ -214,7 +212,7 @@ fn unfused_layout(staged: &Staged) -> Layout {
         .filter(|&(k, r)| storage[r.0 as usize] != Storage::Output(k as u32))
         .map(|(k, &r)| (k as u32, r))
         .collect();
-    let memory = |s: Storage| location(s).unwrap().0;
+    let memory = |s: Storage| Memory::of_storage(s).unwrap().0;
     let mut launches = Vec::new();
     for &id in &schedule {
         let pointwise = matches!(
@@ -239,7 +237,7 @@ fn unfused_layout(staged: &Staged) -> Layout {
         let mut touched = vec![memory(storage[id.0 as usize])];
         let mut work = g.node(id).args.clone();
         while let Some(a) = work.pop() {
-            match location(storage[a.0 as usize]) {
+            match Memory::of_storage(storage[a.0 as usize]) {
                 Some((m, _)) => touched.push(m),
                 None => work.extend(g.node(a).args.iter().copied()),
             }

@@ -3,7 +3,7 @@
 //! `mlir` feature the per-iteration function is lowered through MLIR ([`gpu_plan`]), whose memory
 //! plan, kernel launches and PTX become the artifact's step list ([`assemble`]).
 
-use super::plan::{location, GpuPlan, Launch, Staged, Step, Storage};
+use super::plan::{GpuPlan, Launch, Memory, Staged, Step, Storage};
 use optc_compiler::derive;
 use optc_compiler::ir::{NodeId, Op, Program};
 use optc_compiler::simplify;
@@ -92,7 +92,9 @@ pub fn assemble(staged: Staged, layout: Layout) -> Result<GpuPlan, String> {
                     n: sb.get(1).copied().unwrap_or(1),
                 }
             }
-            Op::Sum { axis: None } if location(layout.storage[args[0].0 as usize]).is_some() => {
+            Op::Sum { axis: None }
+                if Memory::of_storage(layout.storage[args[0].0 as usize]).is_some() =>
+            {
                 Step::Sum {
                     node,
                     a: args[0],

@@ -15,16 +15,6 @@ use serde::{Deserialize, Serialize};
 pub use optc_compiler::fusion::Storage;
 pub use optc_compiler::launch::{Launch, LaunchOperand, Memory};
 
-/// The buffer and element offset of a stored node.
-pub fn location(storage: Storage) -> Option<(Memory, usize)> {
-    match storage {
-        Storage::Input(k) => Some((Memory::Input(k), 0)),
-        Storage::Output(k) => Some((Memory::Output(k), 0)),
-        Storage::Scratch(at) => Some((Memory::Scratch, at)),
-        Storage::Unused | Storage::Fused | Storage::TransposeFlag => None,
-    }
-}
-
 /// One step of the per-iteration function, in execution order. Operands name stored nodes (or,
 /// of a matrix product, [`Storage::TransposeFlag`] nodes whose argument is stored).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +112,7 @@ impl GpuPlan {
 
     /// The buffer and element offset of a stored node.
     pub fn location(&self, id: NodeId) -> Option<(Memory, usize)> {
-        location(self.storage(id))
+        Memory::of_storage(self.storage(id))
     }
 
     /// Element count of each function input's buffer (its declared shape at `dims`).
