@@ -4,9 +4,9 @@
 
 use ndarray::ArrayD;
 use optc_compiler::fusion::{ArgumentError, PlanError};
-use optc_compiler::ir::{BinaryOp, Dim, NodeId, Op, Program, UnaryOp};
+use optc_compiler::ir::{BinaryOp, Dim, NodeId, Op, Program};
 use optc_mlir::{mlir_text, MlirCpuFn, MlirError};
-use optc_runtime::interp::{eval, Bindings, EvalError, NoSubproblems};
+use optc_runtime::interp::{Bindings, EvalError};
 
 /// The runtime's kernel table, as `MlirCpuFn::compile` takes it.
 fn symbols() -> Vec<(&'static str, *const u8)> {
@@ -119,58 +119,38 @@ fn text_of_a_fused_sum_of_squares() {
 /// the axis length) or E0406 (not an integer).
 #[test]
 fn run_time_indices_are_checked_as_by_the_interpreter() {
-    let mut m = Model::new(40);
-    let (n, k) = (m.dim("n", 3), m.dim("k", 4));
-    let x = m.var(vec![n, k]);
-    let (picks, _) = m.var_data(vec![k], &[2.0, 0.0, 1.0, 5.0]);
-    let (at, at_input) = m.var_data(vec![], &[0.0]);
-    let tanh_x = m.un(UnaryOp::Tanh, x);
-    let row = m.add(Op::Select { axis: 0 }, vec![tanh_x, at]);
-    let row_sum = m.add(Op::Sum { axis: None }, vec![row]);
-    let column = m.add(Op::Select { axis: 1 }, vec![x, at]);
-    let pick = m.add(Op::Select { axis: 0 }, vec![picks, at]);
-    let picked_column = m.add(Op::Select { axis: 1 }, vec![x, pick]);
-    let root_sets = [vec![row_sum], vec![column], vec![picked_column]];
-
-    let indices = [0.0, 2.0, 3.0, 4.0, -1.0, -0.0, 1.5, f64::NAN, f64::INFINITY];
-    let (mut checked, mut failed) = (0, 0);
-    for index in indices {
-        m.set(at_input, &[index]);
-        for roots in &root_sets {
-            match eval(&m.p, &m.b, roots, &mut NoSubproblems) {
-                Ok(_) => {
-                    m.check(roots, 1e-12);
-                    checked += 1;
+    let (mut m, at_input, root_sets) = programs::run_time_index_model(40);
+    let (checked, failed) = programs::sweep_run_time_indices(
+        &mut m,
+        at_input,
+        &root_sets,
+        check_model,
+        |m, index, roots, want| {
+            let got = run_mlir(&m.p, &m.b, roots).expect_err("an invalid index");
+            let MlirError::BadIndex {
+                node,
+                index: got_index,
+                len,
+            } = got
+            else {
+                panic!("index {index}: {got:?} instead of {want:?}");
+            };
+            let (want_node, want_index) = match want {
+                EvalError::IndexOutOfRange {
+                    node,
+                    index,
+                    len: want_len,
+                } => {
+                    assert_eq!(len, want_len, "index {index}");
+                    (node, index)
                 }
-                Err(want) => {
-                    let got = run_mlir(&m.p, &m.b, roots).expect_err("an invalid index");
-                    let MlirError::BadIndex {
-                        node,
-                        index: got_index,
-                        len,
-                    } = got
-                    else {
-                        panic!("index {index}: {got:?} instead of {want:?}");
-                    };
-                    let (want_node, want_index) = match want {
-                        EvalError::IndexOutOfRange {
-                            node,
-                            index,
-                            len: want_len,
-                        } => {
-                            assert_eq!(len, want_len, "index {index}");
-                            (node, index)
-                        }
-                        EvalError::NonIntegralIndex { node, index } => (node, index),
-                        other => panic!("index {index}: the interpreter gave {other:?}"),
-                    };
-                    assert_eq!(node, want_node, "index {index}");
-                    assert_eq!(got_index.to_bits(), want_index.to_bits(), "index {index}");
-                    failed += 1;
-                }
-            }
-        }
-    }
+                EvalError::NonIntegralIndex { node, index } => (node, index),
+                other => panic!("index {index}: the interpreter gave {other:?}"),
+            };
+            assert_eq!(node, want_node, "index {index}");
+            assert_eq!(got_index.to_bits(), want_index.to_bits(), "index {index}");
+        },
+    );
     // In range: 0, 2 and -0 for every root set (picks 2, 1, 2); 3 for `column` only (the rows
     // are 3, and its pick, 5, is outside the 4 columns).
     assert_eq!((checked, failed), (10, 17));

@@ -290,60 +290,33 @@ fn scatter_matches_the_interpreter() {
 /// with the interpreter's error (E0405 out of range, E0406 not an integer) for the others.
 #[test]
 fn run_time_indices_are_checked_as_by_the_interpreter() {
-    let mut m = Model::new(40);
-    let (n, k) = (m.dim("n", 3), m.dim("k", 4));
-    let x = m.var(vec![n, k]);
+    let (mut m, at_input, mut root_sets) = programs::run_time_index_model(40);
+    // `scatter` at the same index, fused into a reduction and as a root.
+    let dim = |m: &Model, name| Dim::sym(m.p.dim_by_name(name).expect("the model's dim"));
+    let (n, k, at) = (dim(&m, "n"), dim(&m, "k"), m.p.input_nodes[at_input]);
     let v = m.var(vec![k]);
     let w = m.var(vec![n, k]);
-    let picks = m.var_with(
-        vec![k],
-        ArrayD::from_shape_vec(IxDyn(&[4]), vec![2.0, 0.0, 1.0, 5.0]).unwrap(),
-    );
-    let at = m.var_with(vec![], ArrayD::from_elem(IxDyn(&[]), 0.0));
-    let at_input = m.b.inputs.len() - 1;
-
-    let tanh_x = m.un(UnaryOp::Tanh, x);
-    let row = m.add(Op::Select { axis: 0 }, vec![tanh_x, at]);
-    let row_sum = m.add(Op::Sum { axis: None }, vec![row]);
-    let column = m.add(Op::Select { axis: 1 }, vec![x, at]);
-    let pick = m.add(Op::Select { axis: 0 }, vec![picks, at]);
-    let picked_column = m.add(Op::Select { axis: 1 }, vec![x, pick]);
     let scattered = m.add(Op::Scatter { axis: 0, size: n }, vec![v, at]);
     let weighted = m.bin(BinaryOp::Mul, scattered, w);
     let scatter_sum = m.add(Op::Sum { axis: None }, vec![weighted]);
-    let root_sets = [
-        vec![row_sum],
-        vec![column],
-        vec![picked_column],
-        vec![scatter_sum],
-        vec![scattered],
-    ];
-
-    let indices = [0.0, 2.0, 3.0, 4.0, -1.0, -0.0, 1.5, f64::NAN, f64::INFINITY];
-    let (mut checked, mut failed) = (0, 0);
-    for index in indices {
-        m.b.inputs[at_input] = Some(ArrayD::from_elem(IxDyn(&[]), index));
-        for roots in &root_sets {
-            match eval(&m.p, &m.b, roots, &mut NoSubproblems) {
-                Ok(_) => {
-                    m.check(roots, 1e-12);
-                    checked += 1;
-                }
-                Err(want) => {
-                    let got = m
-                        .native(roots)
-                        .expect_err("an index the interpreter rejects");
-                    let CpuError::BadIndex(got) = got else {
-                        panic!("index {index}: {got:?} instead of {want:?}");
-                    };
-                    assert!(matches!(want.code(), "E0405" | "E0406"), "{want:?}");
-                    // Debug text: NaN indices compare unequal.
-                    assert_eq!(format!("{got:?}"), format!("{want:?}"), "index {index}");
-                    failed += 1;
-                }
-            }
-        }
-    }
+    root_sets.extend([vec![scatter_sum], vec![scattered]]);
+    let (checked, failed) = programs::sweep_run_time_indices(
+        &mut m,
+        at_input,
+        &root_sets,
+        check,
+        |m, index, roots, want| {
+            let got = m
+                .native(roots)
+                .expect_err("an index the interpreter rejects");
+            let CpuError::BadIndex(got) = got else {
+                panic!("index {index}: {got:?} instead of {want:?}");
+            };
+            assert!(matches!(want.code(), "E0405" | "E0406"), "{want:?}");
+            // Debug text: NaN indices compare unequal.
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "index {index}");
+        },
+    );
     // In range: 0, 2 and -0 for every root set (picks 2, 1, 2); 3 for `column` only (axis of 4;
     // its pick, 5, is out of range).
     assert_eq!((checked, failed), (16, 29));

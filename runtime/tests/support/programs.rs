@@ -8,7 +8,7 @@ use ndarray::{ArrayD, IxDyn};
 use optc_compiler::ir::{
     BinaryOp, Dim, DimId, DimInfo, ElemType, InputKind, NodeId, Op, Program, Shape, UnaryOp,
 };
-use optc_runtime::interp::{eval, Bindings, NoSubproblems};
+use optc_runtime::interp::{eval, Bindings, EvalError, NoSubproblems};
 
 /// xorshift64*: a small deterministic generator.
 pub struct Rng(pub u64);
@@ -133,6 +133,58 @@ pub fn run_compiled<E>(
         .zip(data)
         .map(|(s, d)| ArrayD::from_shape_vec(IxDyn(s), d).expect("output shape"))
         .collect())
+}
+
+/// A model whose `select`s read an index at run time, from the scalar input it returns: fused
+/// into a reduction, as a root, and at an index that is itself selected (from picks 2, 0, 1, 5
+/// along an axis of 4). The root sets are the three `select`s, one per set.
+pub fn run_time_index_model(seed: u64) -> (Model, usize, Vec<Vec<NodeId>>) {
+    let mut m = Model::new(seed);
+    let (n, k) = (m.dim("n", 3), m.dim("k", 4));
+    let x = m.var(vec![n, k]);
+    let (picks, _) = m.var_data(vec![k], &[2.0, 0.0, 1.0, 5.0]);
+    let (at, at_input) = m.var_data(vec![], &[0.0]);
+    let tanh_x = m.un(UnaryOp::Tanh, x);
+    let row = m.add(Op::Select { axis: 0 }, vec![tanh_x, at]);
+    let row_sum = m.add(Op::Sum { axis: None }, vec![row]);
+    let column = m.add(Op::Select { axis: 1 }, vec![x, at]);
+    let pick = m.add(Op::Select { axis: 0 }, vec![picks, at]);
+    let picked_column = m.add(Op::Select { axis: 1 }, vec![x, pick]);
+    (
+        m,
+        at_input,
+        vec![vec![row_sum], vec![column], vec![picked_column]],
+    )
+}
+
+/// Sets the scalar input `at_input` to indices in range, outside it and not integers (−0, 1.5,
+/// NaN, ∞ included) and evaluates every root set at each: where the interpreter succeeds the
+/// backend must agree (`check`); where it fails, `rejected` gets the index, the roots and the
+/// interpreter's error. Returns how many evaluations were checked and how many rejected.
+pub fn sweep_run_time_indices(
+    m: &mut Model,
+    at_input: usize,
+    root_sets: &[Vec<NodeId>],
+    check: Check,
+    rejected: impl Fn(&Model, f64, &[NodeId], EvalError),
+) -> (usize, usize) {
+    let (mut checked, mut failed) = (0, 0);
+    for index in [0.0, 2.0, 3.0, 4.0, -1.0, -0.0, 1.5, f64::NAN, f64::INFINITY] {
+        m.set(at_input, &[index]);
+        for roots in root_sets {
+            match eval(&m.p, &m.b, roots, &mut NoSubproblems) {
+                Ok(_) => {
+                    check(m, roots, 1e-12);
+                    checked += 1;
+                }
+                Err(want) => {
+                    rejected(m, index, roots, want);
+                    failed += 1;
+                }
+            }
+        }
+    }
+    (checked, failed)
 }
 
 /// How a backend checks `roots` of a model against the interpreter, to relative error `tol`.
