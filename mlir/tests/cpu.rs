@@ -8,14 +8,6 @@ use optc_compiler::ir::{BinaryOp, Dim, NodeId, Op, Program};
 use optc_mlir::{mlir_text, MlirCpuFn, MlirError};
 use optc_runtime::interp::{Bindings, EvalError};
 
-/// The runtime's kernel table, as `MlirCpuFn::compile` takes it.
-fn symbols() -> Vec<(&'static str, *const u8)> {
-    optc_runtime::cpu::symbols()
-        .into_iter()
-        .map(|s| (s.name, s.address))
-        .collect()
-}
-
 #[macro_use]
 #[path = "../../runtime/tests/support/programs.rs"]
 mod programs;
@@ -24,7 +16,7 @@ use programs::Model;
 
 /// Values of `roots` computed through MLIR.
 fn run_mlir(p: &Program, b: &Bindings, roots: &[NodeId]) -> Result<Vec<ArrayD<f64>>, MlirError> {
-    let mut f = MlirCpuFn::compile(p, roots, &b.dims, &symbols())?;
+    let mut f = MlirCpuFn::compile(p, roots, &b.dims, &programs::kernel_symbols())?;
     let shapes = f.output_shapes().to_vec();
     programs::run_compiled(b, &shapes, |inputs, outputs| f.call(inputs, outputs))
 }

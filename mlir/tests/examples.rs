@@ -7,8 +7,11 @@ use optc_compiler::derive::{cost_dims, differentiate, simplify};
 use optc_compiler::driver::{compile, Until};
 use optc_compiler::ir::{InputKind, NodeId, Program};
 use optc_mlir::{mlir_text, MlirCpuFn, MlirError};
-use optc_runtime::interp::{eval, Bindings, NoSubproblems};
+use optc_runtime::interp::Bindings;
 use std::path::Path;
+
+#[path = "../../runtime/tests/support/programs.rs"]
+mod programs;
 
 /// Sizes of the numeric check: 7 for the first dim, 4 for the others.
 fn small_dims(program: &Program) -> Vec<u64> {
@@ -69,10 +72,7 @@ fn bindings(program: &Program, dims: Vec<u64>) -> Bindings {
 
 #[test]
 fn examples_text_and_values_match_the_interpreter() {
-    let symbols: Vec<(&str, *const u8)> = optc_runtime::cpu::symbols()
-        .into_iter()
-        .map(|s| (s.name, s.address))
-        .collect();
+    let symbols = programs::kernel_symbols();
     insta::glob!("../../examples", "*/*.opt", |path| {
         let (program, roots, differentiable) = derived(path);
         let dims = small_dims(&program);
@@ -90,29 +90,11 @@ fn examples_text_and_values_match_the_interpreter() {
         insta::assert_snapshot!(text);
 
         let b = bindings(&program, dims);
-        let want = eval(&program, &b, &roots, &mut NoSubproblems).expect("interpreter");
         let mut f = MlirCpuFn::compile(&program, &roots, &b.dims, &symbols).expect("compiles");
-        let inputs: Vec<&[f64]> = b
-            .inputs
-            .iter()
-            .map(|v| v.as_ref().and_then(|a| a.as_slice()).unwrap_or(&[]))
-            .collect();
-        let mut data: Vec<Vec<f64>> = f
-            .output_shapes()
-            .iter()
-            .map(|s| vec![f64::NAN; s.iter().product()])
-            .collect();
-        let mut outputs: Vec<&mut [f64]> = data.iter_mut().map(|d| d.as_mut_slice()).collect();
-        f.call(&inputs, &mut outputs).expect("runs");
-        for (k, (got, w)) in data.iter().zip(&want).enumerate() {
-            assert_eq!(got.len(), w.len(), "root {k}");
-            for (x, y) in got.iter().zip(w) {
-                assert!(
-                    (x - y).abs() <= 1e-9 * y.abs().max(1.0),
-                    "{}: root {k}: MLIR {x} vs interpreter {y}",
-                    path.display()
-                );
-            }
-        }
+        let shapes = f.output_shapes().to_vec();
+        let got = programs::run_compiled(&b, &shapes, |inputs, outputs| f.call(inputs, outputs))
+            .expect("runs");
+        let backend = format!("{}: MLIR", path.display());
+        programs::assert_matches_interpreter(&program, &b, &roots, &got, 1e-9, &backend);
     });
 }

@@ -1,8 +1,8 @@
-//! Random test programs shared by the backend suites (`runtime/tests/cpu_backend.rs` and
-//! `mlir/tests/cpu.rs` include this file by path): a seeded generator, a program builder with the
+//! Random test programs shared by the backend suites (`runtime/tests/cpu_backend.rs`,
+//! `mlir/tests/cpu.rs` and `mlir/tests/examples.rs` include this file by path): a seeded generator, a program builder with the
 //! values bound to it, and op-level cases that each backend checks against the interpreter with
 //! its own [`Check`].
-#![allow(dead_code)] // each suite uses only some of the helpers
+#![allow(dead_code, unused_macros)] // each suite uses only some of the helpers
 
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::ir::{
@@ -108,6 +108,14 @@ impl Model {
     pub fn un(&mut self, op: UnaryOp, a: NodeId) -> NodeId {
         self.add(Op::Unary(op), vec![a])
     }
+}
+
+/// The runtime's kernel table by name and address (as `optc_mlir::MlirCpuFn::compile` takes it).
+pub fn kernel_symbols() -> Vec<(&'static str, *const u8)> {
+    optc_runtime::cpu::symbols()
+        .into_iter()
+        .map(|s| (s.name, s.address))
+        .collect()
 }
 
 /// Runs a compiled function's `call` on the inputs bound in `b` and outputs of `shapes` (filled
