@@ -1,7 +1,8 @@
 //! Random test programs shared by the backend suites (`runtime/tests/cpu_backend.rs`,
-//! `mlir/tests/cpu.rs` and `mlir/tests/examples.rs` include this file by path): a seeded generator, a program builder with the
-//! values bound to it, and op-level cases that each backend checks against the interpreter with
-//! its own [`Check`].
+//! `mlir/tests/cpu.rs` and `mlir/tests/examples.rs` include this file by path): a seeded
+//! generator, a program builder with the values bound to it, the harness that calls a compiled
+//! function, and op-level cases that each backend checks against the interpreter with its own
+//! [`Check`].
 #![allow(dead_code, unused_macros)] // each suite uses only some of the helpers
 
 use ndarray::{ArrayD, IxDyn};
