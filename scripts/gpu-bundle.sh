@@ -56,7 +56,7 @@ for file in examples/*/*.opt; do
   fi
   rm -f "$out/ref/$name.build.txt"
   OPTC_GPU_DEVICE=reference "$out/optc" bench "$art" --backend gpu --time-ms 1 --json > "$out/ref/$name.json"
-  # Whole solves where the solver runs with the objective on the device (exit 69 otherwise).
+  # Whole solves where the solver runs with its merit on the device (exit 69 otherwise).
   mkdir -p "$out/ref-run"
   OPTC_GPU_DEVICE=reference "$out/optc" run "$art" --backend gpu --json -q \
     > "$out/ref-run/$name.json" 2> /dev/null || rm -f "$out/ref-run/$name.json"

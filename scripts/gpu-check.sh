@@ -5,9 +5,9 @@
 #   1. runs each example's artifact with `optc bench --backend gpu` and compares the merit and
 #      its gradient at the initial point with the references computed on the CPU (maximum
 #      relative error; pass below 1e-9);
-#   2. solves the examples whose solver runs with the objective on the device (`optc run
-#      --backend gpu`: unconstrained lbfgs/adam problems) and compares the final objective with the
-#      reference device's solve (pass below 1e-8 relative, same status);
+#   2. solves the examples whose solver runs with its merit on the device (`optc run
+#      --backend gpu`: unconstrained lbfgs/adam problems, DAGMA's central path) and compares the
+#      final objective with the reference device's solve (pass below 1e-8 relative, same status);
 #   3. times value+gradient of the DAGMA merit at n = 10000, d = 100, 500, 1000, 2000 on the
 #      GPU (data drawn by `optc bench --dims`, seeded) and prints a table.
 # Exit status: 0 when every comparison passes.

@@ -21,7 +21,7 @@ use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
-    ConstraintKind, DataSource, ElemType, InputId, InputKind, NodeId, Op, Program, SetKind, Stage,
+    ConstraintKind, DataSource, InputId, InputKind, NodeId, Op, Program, SetKind, Stage,
     SubproblemId,
 };
 use optc_compiler::simplify::{self, CostModel, SimplifyError};
@@ -392,15 +392,20 @@ impl Model {
 
     /// Adds a scalar parameter input with a value (used for penalty weights and path parameters).
     pub fn add_param(&mut self, name: &str, value: f64) -> (InputId, NodeId) {
-        let (id, node) = self
-            .program
-            .add_input(name, InputKind::Param, ElemType::Real, Vec::new());
-        let default = self.program.graph.constant(value);
-        self.program.inputs[id.0 as usize].value = Some(default);
-        self.bindings
-            .inputs
-            .push(Some(ArrayD::from_elem(IxDyn(&[]), value)));
+        let (id, node) = self.program.add_param(name, value);
+        self.bind_added_params();
         (id, node)
+    }
+
+    /// Binds the inputs added to the program since the model was made (scalar parameters of
+    /// [`Program::add_param`]) to their default values.
+    pub fn bind_added_params(&mut self) {
+        for k in self.bindings.inputs.len()..self.program.inputs.len() {
+            let value = self.program.param_default(InputId(k as u32)).unwrap_or(0.0);
+            self.bindings
+                .inputs
+                .push(Some(ArrayD::from_elem(IxDyn(&[]), value)));
+        }
     }
 
     /// Sets a parameter (a scalar broadcast to its shape) and forgets cached values that depend

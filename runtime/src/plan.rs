@@ -342,11 +342,84 @@ fn simplified_merit(model: &mut Model, plan: &Plan, value: NodeId) -> Result<Mer
 
 fn differentiate(model: &mut Model, value: NodeId) -> Result<Merit, Diagnostic> {
     let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
-    let grads = autodiff::gradient(&mut model.program, value, &vars)
+    merit_of(&mut model.program, &vars, value)
+}
+
+/// `value` with its gradient in `vars` (added to `program`).
+fn merit_of(program: &mut Program, vars: &[InputId], value: NodeId) -> Result<Merit, Diagnostic> {
+    let grads = autodiff::gradient(program, value, vars)
         .map_err(|e| plan_error("E0363", format!("{e}")))?;
     Ok(Merit {
         num_grads: grads.len(),
         roots: std::iter::once(value).chain(grads).collect(),
+    })
+}
+
+/// The stage merit of the central path, `mu · score + h(x / √s)`, added to a program: the
+/// path's two parameters (inputs `path.mu` and `path.inv_sqrt_s`, default 1), the merit with its
+/// gradient in `vars` and its domain guards, and the rescaled constraint function `h`.
+pub struct PathMerit {
+    merit: Merit,
+    pub mu: InputId,
+    pub scale: InputId,
+    pub h: NodeId,
+}
+
+impl PathMerit {
+    /// The merit's value, then its gradient nodes (one per variable, in order).
+    pub fn value_and_gradient(&self) -> &[NodeId] {
+        &self.merit.roots()[..1 + self.merit.num_grads]
+    }
+
+    /// Nodes that must be elementwise ≥ 0 at a point of the merit's domain: the inverses of
+    /// the log-determinants' arguments in `h` (DAGMA's M-matrix domain).
+    pub fn domain(&self) -> &[NodeId] {
+        self.merit.domain()
+    }
+}
+
+/// Builds the central path's stage merit of `score` and the constraint function `constraint`
+/// in `program` (see [`PathMerit`]).
+pub fn path_merit(
+    program: &mut Program,
+    vars: &[InputId],
+    score: NodeId,
+    constraint: NodeId,
+) -> Result<PathMerit, Diagnostic> {
+    let (mu_id, mu) = program.add_param("path.mu", 1.0);
+    let (scale_id, scale) = program.add_param("path.inv_sqrt_s", 1.0);
+    // Rescale every variable h reads by 1/√s.
+    let mut h = constraint;
+    for var in vars {
+        let var_node = program.input_nodes[var.0 as usize];
+        let scaled = binary(program, BinaryOp::Mul, var_node, scale);
+        h = program
+            .graph
+            .substitute(h, var_node, scaled)
+            .map_err(|e| plan_error("E0360", e.to_string()))?;
+    }
+    let weighted = binary(program, BinaryOp::Mul, mu, score);
+    let total = binary(program, BinaryOp::Add, weighted, h);
+    let mut merit = merit_of(program, vars, total)?;
+    // M-matrix guard: arguments of logdet in h must have a nonnegative inverse (as in DAGMA).
+    // Evaluated with the merit, whose gradient needs the same inverse. Only the logdets of the
+    // rescaled h count (the unscaled constraint's are of s = 1, implied by any s ≤ 1).
+    let logdet_args: Vec<NodeId> = optc_compiler::simplify::cost::reachable(program, &[h])
+        .into_iter()
+        .filter(|&id| matches!(program.graph.node(id).op, Op::LogDet))
+        .map(|id| program.graph.node(id).args[0])
+        .collect();
+    merit.set_domain(logdet_args.into_iter().map(|arg| {
+        program
+            .graph
+            .add(Op::Inv, vec![arg])
+            .expect("logdet arguments are square")
+    }));
+    Ok(PathMerit {
+        merit,
+        mu: mu_id,
+        scale: scale_id,
+        h,
     })
 }
 
@@ -599,8 +672,9 @@ fn solve_smooth(
     })
 }
 
-/// Whether [`solve_external`] can run `plan` on `model`: an unconstrained problem (bounds
-/// aside) solved by lbfgs, projected lbfgs or adam, whose merit is the objective itself.
+/// Whether [`solve_external`] can run `plan` on `model` with the device computing the objective:
+/// an unconstrained problem (bounds aside) solved by lbfgs, projected lbfgs or adam, whose merit
+/// is the objective itself.
 pub fn runs_on_objective_alone(model: &Model, plan: &Plan) -> bool {
     matches!(
         plan.method,
@@ -608,26 +682,111 @@ pub fn runs_on_objective_alone(model: &Model, plan: &Plan) -> bool {
     ) && model.program.constraints.is_empty()
 }
 
-/// The objective's value at `x`, its gradient written to the second argument.
-pub type ExternalValueGrad<'a> = &'a mut dyn FnMut(&[f64], &mut [f64]) -> Result<f64, Diagnostic>;
+/// Whether `plan` runs the central path with Adam stages and no noise scales: the solve a
+/// device runs from the stage merit of [`device_path`].
+fn adam_path(program: &Program, plan: &Plan) -> Result<bool, Diagnostic> {
+    if plan.method != Method::Path {
+        return Ok(false);
+    }
+    let kind = path_kind(program, plan)?;
+    Ok(!kind.colide && !kind.lbfgs_stages)
+}
 
-/// Runs `plan` from the model's current variables with the objective's value and gradient given
-/// by `value_grad` (another device's evaluation of the same objective, e.g. the GPU executor)
-/// instead of the model's; leaves the model at the returned point. Only for plans where
-/// [`runs_on_objective_alone`] holds (E0385 otherwise). An error of `value_grad` is a NaN
-/// merit to the solver (which backs off) and the first one is kept in the outcome.
+/// What a device computes for a model solved by the central path with Adam stages: `program`
+/// with the stage merit of [`path_merit`] added, and the roots of one evaluation.
+pub struct DevicePath {
+    pub program: Program,
+    /// The merit, its gradient in each variable (in order), the domain guard, then `h`. The
+    /// guard is the sum of `min(D, 0)` over the merit's domain nodes `D`: negative exactly when
+    /// an entry of one is (a sum of terms ≤ 0 does not cancel), so one scalar crosses from the
+    /// device instead of the d × d inverse.
+    pub roots: Vec<NodeId>,
+    /// The inputs μ and 1/√s.
+    pub mu: InputId,
+    pub scale: InputId,
+}
+
+/// The stage merit a device evaluates for `program`, when its solver is the central path with
+/// Adam stages (`solve with path(...)`, not `colide` or `inner = lbfgs`); `None` for any other
+/// solver (a device then computes the objective).
+pub fn device_path(program: &Program) -> Result<Option<DevicePath>, Diagnostic> {
+    let plan = choose(program)?;
+    if !adam_path(program, &plan)? {
+        return Ok(None);
+    }
+    let mut program = program.clone();
+    let score = program
+        .minimized_objective()
+        .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
+    let constraint = program.constraints[plan.structure.equalities[0]].node;
+    let vars: Vec<InputId> = program.variables().collect();
+    let merit = path_merit(&mut program, &vars, score, constraint)?;
+    let mut roots = merit.value_and_gradient().to_vec();
+    let mut guard = program.graph.constant(0.0);
+    for &d in merit.domain() {
+        let g = &mut program.graph;
+        let zero = g.constant(0.0);
+        let negative = g
+            .add(Op::Binary(BinaryOp::Min), vec![d, zero])
+            .expect("min with a scalar");
+        let sum = g
+            .add(Op::Sum { axis: None }, vec![negative])
+            .expect("sum to a scalar");
+        guard = binary(&mut program, BinaryOp::Add, guard, sum);
+    }
+    roots.extend([guard, merit.h]);
+    Ok(Some(DevicePath {
+        program,
+        roots,
+        mu: merit.mu,
+        scale: merit.scale,
+    }))
+}
+
+/// One evaluation on another device: the value at `x` (the gradient goes to the caller's
+/// buffer) and, for a stage merit ([`DevicePath`]), its guard and `h` (NaN otherwise).
+#[derive(Clone, Copy, Debug)]
+pub struct ExternalValues {
+    pub value: f64,
+    pub guard: f64,
+    pub h: f64,
+}
+
+/// Another device's evaluation of a model (e.g. the GPU executor): the objective, or the stage
+/// merit of [`device_path`] for a model solved by the central path with Adam stages.
+pub trait External {
+    /// Whether it computes the stage merit rather than the objective.
+    fn computes_path_merit(&self) -> bool;
+    /// Sets the stage merit's μ and 1/√s.
+    fn set_path(&mut self, mu: f64, inv_sqrt_s: f64) -> Result<(), Diagnostic>;
+    /// The values at `x`, the gradient written to `g`. A point where the merit is undefined (a
+    /// log-determinant of a matrix with determinant ≤ 0) gives NaN values, not an error.
+    fn eval(&mut self, x: &[f64], g: &mut [f64]) -> Result<ExternalValues, Diagnostic>;
+}
+
+/// Runs `plan` from the model's current variables with every evaluation of its merit made by
+/// `device` instead of the model; leaves the model at the returned point. For plans where
+/// [`runs_on_objective_alone`] holds, and for the central path with Adam stages when the device
+/// computes its stage merit; E0385 otherwise. An error of `device` is a NaN merit to the solver
+/// (which backs off) and the first one is kept in the outcome.
 pub fn solve_external(
     model: &mut Model,
     plan: &Plan,
-    value_grad: ExternalValueGrad,
+    device: &mut dyn External,
     callback: Callback,
 ) -> Result<Outcome, Diagnostic> {
-    if !runs_on_objective_alone(model, plan) {
+    if device.computes_path_merit() && adam_path(&model.program, plan)? {
+        return path_external(model, plan, device, callback);
+    }
+    if !runs_on_objective_alone(model, plan) || device.computes_path_merit() {
         return Err(Diagnostic::error(
             crate::gpu::METHOD_NOT_ON_GPU,
             format!(
-                "`--backend gpu` solves problems without constraints by lbfgs, projected lbfgs or adam; this one is solved by `{}`",
-                plan.method.name()
+                "`--backend gpu` solves problems without constraints by lbfgs, projected lbfgs or adam, and the central path with Adam stages (`path`); this one is solved by `{}`",
+                path_kind(&model.program, plan)
+                    .ok()
+                    .filter(|k| plan.method == Method::Path && k.colide)
+                    .map_or(plan.method.name(), |_| "colide")
             ),
         )
         .with_hint("run it with `--backend cpu`"));
@@ -638,7 +797,7 @@ pub fn solve_external(
     let mut error = None;
     let report = {
         let mut problem = FnProblem::new(x0.len(), |x: &[f64], g: &mut [f64]| {
-            let value = value_grad(x, g).unwrap_or_else(|e| {
+            let value = device.eval(x, g).map(|v| v.value).unwrap_or_else(|e| {
                 error.get_or_insert(e);
                 f64::NAN
             });
@@ -656,6 +815,81 @@ pub fn solve_external(
     };
     model.set_x(&report.x);
     Ok(Outcome { report, error })
+}
+
+/// The central path with Adam stages, each stage merit evaluated by `device` (see
+/// [`solve_external`]); the options, bounds and stopping rules are those of the host's path.
+fn path_external(
+    model: &mut Model,
+    plan: &Plan,
+    device: &mut dyn External,
+    callback: Callback,
+) -> Result<Outcome, Diagnostic> {
+    struct Objective<'a> {
+        device: &'a mut dyn External,
+        bounds: Bounds,
+        error: Option<Diagnostic>,
+        current: (f64, f64),
+        dim: usize,
+        scratch: Vec<f64>,
+    }
+    impl Objective<'_> {
+        fn eval(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> ExternalValues {
+            let undefined = ExternalValues {
+                value: f64::NAN,
+                guard: f64::NAN,
+                h: f64::NAN,
+            };
+            if self.current != (mu, s) {
+                if let Err(e) = self.device.set_path(mu, 1.0 / s.sqrt()) {
+                    self.error.get_or_insert(e);
+                    return undefined;
+                }
+                self.current = (mu, s);
+            }
+            self.device.eval(x, grad).unwrap_or_else(|e| {
+                self.error.get_or_insert(e);
+                undefined
+            })
+        }
+    }
+    impl PathObjective for Objective<'_> {
+        fn dim(&self) -> usize {
+            self.dim
+        }
+        fn value_grad(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> Option<f64> {
+            let v = self.eval(x, mu, s, grad);
+            // Outside the domain when the guard is negative (or NaN).
+            (v.guard >= 0.0 && v.value.is_finite()).then_some(v.value)
+        }
+        fn after_step(&mut self, x: &mut [f64]) {
+            self.bounds.project(x);
+        }
+        fn violation(&mut self, x: &[f64]) -> f64 {
+            let (mu, s) = self.current;
+            let mut grad = std::mem::take(&mut self.scratch);
+            let h = self.eval(x, mu, s, &mut grad).h;
+            self.scratch = grad;
+            h.abs()
+        }
+    }
+    let x0 = model.x();
+    let opts = path_options(plan, PathOptions::default())?;
+    let mut objective = Objective {
+        device,
+        bounds: bounds(model)?,
+        error: None,
+        // μ = 1 and s = 1: the parameters' defaults, which the device starts from.
+        current: (1.0, 1.0),
+        dim: x0.len(),
+        scratch: vec![0.0; x0.len()],
+    };
+    let report = central_path(&mut objective, &x0, &opts, callback).report;
+    model.set_x(&report.x);
+    Ok(Outcome {
+        report,
+        error: objective.error,
+    })
 }
 
 /// The gradients of each component of a constraint node (row-major), per variable.
@@ -942,48 +1176,24 @@ fn path(
     error: &mut Option<Diagnostic>,
 ) -> Result<Report, Diagnostic> {
     let c = model.program.constraints[plan.structure.equalities[0]].clone();
-    let spec_method = model
-        .program
-        .solve
-        .as_ref()
-        .map_or("path", |spec| spec.method.as_str());
-    let colide = spec_method == "colide";
-    let lbfgs_stages = path_uses_lbfgs(spec_method, &plan.names)?;
+    let PathKind {
+        colide,
+        lbfgs_stages,
+    } = path_kind(&model.program, plan)?;
     let (score, l1) = if lbfgs_stages {
         let (smooth, l1, _) = smooth_part(model, &plan.structure, objective, ProxScope::L1)?;
         (smooth, l1)
     } else {
         (objective, Vec::new())
     };
-    let (mu_id, mu) = model.add_param("path.mu", 1.0);
-    let (scale_id, scale) = model.add_param("path.inv_sqrt_s", 1.0);
-    // Rescale every variable h reads by 1/√s.
-    let mut h = c.node;
-    for slot in model.vars.clone() {
-        let var_node = model.program.input_nodes[slot.input.0 as usize];
-        let scaled = binary(&mut model.program, BinaryOp::Mul, var_node, scale);
-        h = model
-            .program
-            .graph
-            .substitute(h, var_node, scaled)
-            .map_err(|e| plan_error("E0360", e.to_string()))?;
-    }
-    let weighted = binary(&mut model.program, BinaryOp::Mul, mu, score);
-    let total = binary(&mut model.program, BinaryOp::Add, weighted, h);
-    let mut merit = differentiate(model, total)?;
-    // M-matrix guard: arguments of logdet in h must have a nonnegative inverse (as in DAGMA).
-    // Evaluated with the merit, whose gradient needs the same inverse. Only the logdets of the
-    // rescaled h count (the unscaled constraint's are of s = 1, implied by any s ≤ 1).
-    let logdet_args: Vec<NodeId> = optc_compiler::simplify::cost::reachable(&model.program, &[h])
-        .into_iter()
-        .filter(|&id| matches!(model.program.graph.node(id).op, Op::LogDet))
-        .map(|id| model.program.graph.node(id).args[0])
-        .collect();
-    merit.set_domain(logdet_args.into_iter().map(|arg| {
-        let g = &mut model.program.graph;
-        g.add(Op::Inv, vec![arg])
-            .expect("logdet arguments are square")
-    }));
+    let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
+    let PathMerit {
+        merit,
+        mu: mu_id,
+        scale: scale_id,
+        h,
+    } = path_merit(&mut model.program, &vars, score, c.node)?;
+    model.bind_added_params();
     let mut scales = if colide {
         scale_vars(model, objective, c.node)?
     } else {
@@ -1020,7 +1230,7 @@ fn path(
         .iter()
         .any(|w| *w != 0.0)
         .then_some(L1Split { weights: l1 });
-    let mut opts = if colide {
+    let opts = if colide {
         PathOptions::colide()
     } else if lbfgs_stages {
         PathOptions::lbfgs(match &split {
@@ -1030,24 +1240,7 @@ fn path(
     } else {
         PathOptions::default()
     };
-    for (k, v) in &plan.options {
-        match k.as_str() {
-            "mu" => opts.mu_init = *v,
-            "decay" => opts.mu_factor = *v,
-            other => opts.set_option(other, *v).map_err(option_error)?,
-        }
-    }
-    for (k, list) in &plan.lists {
-        match k.as_str() {
-            "s" => opts.s = list.clone(),
-            other => {
-                return Err(plan_error(
-                    "E0362",
-                    format!("option `{other}` of `path` takes a number, not a list"),
-                ))
-            }
-        }
-    }
+    let opts = path_options(plan, opts)?;
     struct Objective<'a> {
         model: &'a mut Model,
         merit: Merit,
@@ -1123,6 +1316,47 @@ fn path(
         }
         None => Ok(central_path(&mut objective, &x0, &opts, callback).report),
     }
+}
+
+/// Which central path `plan` runs: CoLiDE's (noise scales set in closed form) and whether its
+/// stages are solved by L-BFGS (`inner = lbfgs`) instead of Adam.
+struct PathKind {
+    colide: bool,
+    lbfgs_stages: bool,
+}
+
+fn path_kind(program: &Program, plan: &Plan) -> Result<PathKind, Diagnostic> {
+    let spec_method = program
+        .solve
+        .as_ref()
+        .map_or("path", |spec| spec.method.as_str());
+    Ok(PathKind {
+        colide: spec_method == "colide",
+        lbfgs_stages: path_uses_lbfgs(spec_method, &plan.names)?,
+    })
+}
+
+/// `opts` with the plan's options of `solve with path(...)` applied.
+fn path_options(plan: &Plan, mut opts: PathOptions) -> Result<PathOptions, Diagnostic> {
+    for (k, v) in &plan.options {
+        match k.as_str() {
+            "mu" => opts.mu_init = *v,
+            "decay" => opts.mu_factor = *v,
+            other => opts.set_option(other, *v).map_err(option_error)?,
+        }
+    }
+    for (k, list) in &plan.lists {
+        match k.as_str() {
+            "s" => opts.s = list.clone(),
+            other => {
+                return Err(plan_error(
+                    "E0362",
+                    format!("option `{other}` of `path` takes a number, not a list"),
+                ))
+            }
+        }
+    }
+    Ok(opts)
 }
 
 /// Splits `solve with auglag(...)` options into the outer loop's and the inner L-BFGS's; `rho`

@@ -582,7 +582,13 @@ fn run_gpu_artifact(example: &str, dir: &Path) -> (Option<i32>, serde_json::Valu
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples/regression")
         .join(example);
-    let (program, bindings) = load(&path).unwrap();
+    run_gpu_artifact_of(&path, dir)
+}
+
+/// [`run_gpu_artifact`] of the model file at `path`.
+fn run_gpu_artifact_of(path: &Path, dir: &Path) -> (Option<i32>, serde_json::Value, String) {
+    let example = path.file_name().unwrap().to_str().unwrap();
+    let (program, bindings) = load(path).unwrap();
     let (plan, kernels) = unfused_plan(&program, &bindings);
     let dims = program
         .dims
@@ -661,4 +667,132 @@ fn run_solves_on_the_device_as_the_interpreter_does() {
     assert_eq!(code, Some(69), "{err}");
     assert!(err.contains("E0385"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `optc run FILE --backend BACKEND --json -q`: the exit code, stdout JSON and stderr.
+fn run_source(file: &Path, backend: &str) -> (Option<i32>, serde_json::Value, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_optc"))
+        .args(["run", file.to_str().unwrap(), "--backend", backend])
+        .args(["--json", "-q"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        o.status.code(),
+        json,
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+#[test]
+fn the_central_path_runs_on_the_device_as_on_the_cpu() {
+    // examples/dag/dagma.opt with short stages: its artifact computes the stage merit
+    // μ·score + h(W/√s) with its domain guard and h on the device; the path runs on the host.
+    let dir = std::env::temp_dir().join(format!("optc-gpu-path-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let data = examples.join("data/X.npy").canonicalize().unwrap();
+    let source = std::fs::read_to_string(examples.join("dag/dagma.opt"))
+        .unwrap()
+        .replace("../data/X.npy", data.to_str().unwrap())
+        .replace(
+            "warm_iter = 30000, max_iter = 60000, lr = 3e-4, checkpoint = 1000",
+            "warm_iter = 600, max_iter = 1200, lr = 3e-3, checkpoint = 200",
+        );
+    assert!(
+        source.contains("warm_iter = 600"),
+        "dagma.opt's options changed"
+    );
+    let file = dir.join("dagma_short.opt");
+    std::fs::write(&file, source).unwrap();
+
+    let (program, _) = load(&file).unwrap();
+    let path = optc_runtime::plan::device_path(&program).unwrap().unwrap();
+    assert_eq!(path.roots.len(), 4, "merit, gradient of W, guard, h");
+
+    let (code, gpu, err) = run_gpu_artifact_of(&file, &dir);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, cpu, err) = run_source(&file, "cpu");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(gpu["backend"], "gpu");
+    assert_eq!(gpu["solver"], "path");
+    for key in ["status", "iterations"] {
+        assert_eq!(gpu[key], cpu[key], "{key}: {gpu} against {cpu}");
+    }
+    let number = |v: &serde_json::Value| v.as_f64().unwrap();
+    let (f_gpu, f_cpu) = (number(&gpu["objective"]), number(&cpu["objective"]));
+    assert!(
+        (f_gpu - f_cpu).abs() <= 1e-8 * f_cpu.abs(),
+        "{f_gpu} vs {f_cpu}"
+    );
+    let violation = |v: &serde_json::Value| number(&v["constraints"][0]["violation"]);
+    assert!((violation(&gpu) - violation(&cpu)).abs() <= 1e-8);
+    let flat = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row.as_array().unwrap().iter().map(number))
+            .collect()
+    };
+    assert_close(
+        "W",
+        &flat(&gpu["outputs"]["W"]),
+        &flat(&cpu["outputs"]["W"]),
+        1e-6,
+    );
+    assert_eq!(gpu["dag"], cpu["dag"], "the same graph");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_stage_merit_on_the_device_matches_the_interpreter_at_each_parameter() {
+    // DAGMA's stage merit at (μ, s) on the reference device against the interpreter: value,
+    // gradient, guard and h, after the parameters change (their setup values are recomputed).
+    let (program, bindings) =
+        load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dag/dagma.opt")).unwrap();
+    let (plan, kernels) = unfused_plan(&program, &bindings);
+    assert!(plan.staged.path.is_some());
+    let mut executor = Executor::new(ReferenceDevice::new(), plan, &kernels, &bindings).unwrap();
+    let path = optc_runtime::plan::device_path(&program).unwrap().unwrap();
+    let w = program.variables().next().unwrap();
+    let d = bindings.inputs[w.0 as usize].as_ref().unwrap().shape()[0];
+    let mut rng = 7u64;
+    let inside: Vec<f64> = (0..d * d)
+        .map(|_| {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((rng >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 0.2
+        })
+        .collect();
+    // Two 2-cycles of weight 1.2: det(I − W∘W) = (1 − 1.2⁴)² > 0, but the inverse has negative
+    // entries (outside DAGMA's M-matrix domain).
+    let mut outside = vec![0.0; d * d];
+    for (i, j) in [(0, 1), (1, 0), (2, 3), (3, 2)] {
+        outside[i * d + j] = 1.2;
+    }
+    for (mu, s) in [(1.0, 1.0), (0.1, 0.9), (1e-3, 0.7)] {
+        executor.set_path(mu, 1.0 / f64::sqrt(s)).unwrap();
+        for x in [&inside, &outside] {
+            let mut grad = vec![0.0; x.len()];
+            let value = executor.evaluate(x, &mut grad).unwrap();
+            let extra = executor.extra_roots().unwrap();
+            let mut b = bindings.clone();
+            b.inputs[w.0 as usize] = Some(ArrayD::from_shape_vec(vec![d, d], x.clone()).unwrap());
+            b.inputs.push(Some(ArrayD::from_elem(vec![], mu)));
+            b.inputs
+                .push(Some(ArrayD::from_elem(vec![], 1.0 / f64::sqrt(s))));
+            let expected =
+                interp::eval(&path.program, &b, &path.roots, &mut NoSubproblems).unwrap();
+            let scalar = |k: usize| expected[k].iter().next().copied().unwrap();
+            let what = format!("μ = {mu}, s = {s}");
+            assert_close(&what, &[value], &[scalar(0)], 1e-12);
+            let g: Vec<f64> = expected[1].iter().copied().collect();
+            assert_close(&what, &grad, &g, 1e-12);
+            assert_close(&what, &extra, &[scalar(2), scalar(3)], 1e-12);
+            let in_domain = std::ptr::eq(x, &inside);
+            assert_eq!(extra[0] >= 0.0, in_domain, "{what}: guard {}", extra[0]);
+        }
+    }
 }

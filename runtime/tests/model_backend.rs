@@ -213,10 +213,28 @@ fn a_nan_from_an_external_evaluation_is_explained_by_the_host_model() {
     let (mut model, _, k) = indexed_model(Backend::Cpu);
     model.set_param(k, 4.0);
     let plan = optc_runtime::plan::choose(&model.program).unwrap();
-    let mut device = |_: &[f64], g: &mut [f64]| {
-        g.fill(f64::NAN);
-        Ok(f64::NAN)
-    };
+    struct NanDevice;
+    impl optc_runtime::plan::External for NanDevice {
+        fn computes_path_merit(&self) -> bool {
+            false
+        }
+        fn set_path(&mut self, _: f64, _: f64) -> Result<(), optc_compiler::diag::Diagnostic> {
+            unreachable!("an objective, not a stage merit")
+        }
+        fn eval(
+            &mut self,
+            _: &[f64],
+            g: &mut [f64],
+        ) -> Result<optc_runtime::plan::ExternalValues, optc_compiler::diag::Diagnostic> {
+            g.fill(f64::NAN);
+            Ok(optc_runtime::plan::ExternalValues {
+                value: f64::NAN,
+                guard: f64::NAN,
+                h: f64::NAN,
+            })
+        }
+    }
+    let mut device = NanDevice;
     let mut go_on = |_: &optc_runtime::solvers::IterInfo| optc_runtime::solvers::Control::Continue;
     let outcome =
         optc_runtime::plan::solve_external(&mut model, &plan, &mut device, &mut go_on).unwrap();

@@ -654,6 +654,25 @@ impl Program {
         (id, node)
     }
 
+    /// Declares a scalar parameter input whose default value is `value` (the solvers' penalty
+    /// weights and path parameters) and adds its node.
+    pub fn add_param(&mut self, name: impl Into<String>, value: f64) -> (InputId, NodeId) {
+        let (id, node) = self.add_input(name, InputKind::Param, ElemType::Real, Vec::new());
+        let default = self.graph.constant(value);
+        self.inputs[id.0 as usize].value = Some(default);
+        (id, node)
+    }
+
+    /// The default value of a scalar input whose default is a constant (a parameter of
+    /// [`Program::add_param`]).
+    pub fn param_default(&self, id: InputId) -> Option<f64> {
+        let input = self.inputs.get(id.0 as usize)?;
+        match self.graph.node(input.value?).op {
+            Op::Const(c) if input.shape.is_empty() => Some(c),
+            _ => None,
+        }
+    }
+
     /// The objective as minimized (negated for `maximize`), or `None` without an objective.
     pub fn minimized_objective(&mut self) -> Option<NodeId> {
         let objective = self.objective.clone()?;

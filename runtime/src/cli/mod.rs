@@ -707,19 +707,12 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         }
     };
     let outcome = match device.as_mut() {
-        Some(executor) => {
-            let mut value_grad = |x: &[f64], g: &mut [f64]| {
-                let (value, gradient) = optc_runtime::gpu::value_grad(executor, x)?;
-                g.copy_from_slice(&gradient);
-                Ok(value)
-            };
-            plan::solve_external(&mut model, &the_plan, &mut value_grad, &mut on_iteration)
-                .map_err(|d| {
-                    let code = gpu_exit_code(&d);
-                    report::print_diagnostics(&[d], &front.sources, a.model.error_format);
-                    code
-                })?
-        }
+        Some(executor) => plan::solve_external(&mut model, &the_plan, executor, &mut on_iteration)
+            .map_err(|d| {
+                let code = gpu_exit_code(&d);
+                report::print_diagnostics(&[d], &front.sources, a.model.error_format);
+                code
+            })?,
         None => plan::solve(&mut model, &the_plan, &mut on_iteration).map_err(fail)?,
     };
     progress.finish();

@@ -3,20 +3,38 @@
 //! `mlir` feature the per-iteration function is lowered through MLIR ([`gpu_plan`]), whose memory
 //! plan, kernel launches and PTX become the artifact's step list ([`assemble`]).
 
-use super::plan::{GpuPlan, Launch, Memory, Staged, Step, Storage};
+use super::plan::{GpuPlan, Launch, Memory, PathInputs, Staged, Step, Storage};
+use crate::plan;
 use optc_compiler::derive;
 use optc_compiler::ir::{NodeId, Op, Program};
-use optc_compiler::simplify;
+use optc_compiler::simplify::{self, cost::CostModel};
 
-/// Differentiates, simplifies and stages the merit of `program` that `optc bench` times (the
-/// objective plus its scalar constraint functions, [`crate::bench::merit`]) at the dim sizes
-/// `dims`, as the CPU backend does; the per-iteration function is the program cut at the setup
-/// values.
+/// Differentiates, simplifies and stages what a device computes for `program` at the dim sizes
+/// `dims`, as the CPU backend does: the stage merit of [`plan::device_path`] for a model solved
+/// by the central path with Adam stages, else the merit `optc bench` times (the objective plus
+/// its scalar constraint functions, [`crate::bench::merit`]) and its gradient. The per-iteration
+/// function is the program cut at the setup values.
 pub fn stage(program: &Program, dims: &[u64]) -> Result<Staged, String> {
-    let derived = merit_gradient(program)?;
-    let simplified = derive::simplify(&derived, dims).map_err(|e| e.to_string())?;
-    let roots = simplified.derived.roots();
-    let derived = simplified.derived.program;
+    // A model without a solver plan (no objective, say) is still benchmarked.
+    let path = plan::device_path(program).ok().flatten();
+    let (derived, roots, path) = match path {
+        Some(p) => (
+            p.program,
+            p.roots,
+            Some(PathInputs {
+                mu: p.mu.0,
+                inv_sqrt_s: p.scale.0,
+            }),
+        ),
+        None => {
+            let d = merit_gradient(program)?;
+            let roots = d.roots();
+            (d.program, roots, None)
+        }
+    };
+    let simplified = simplify::simplify(&derived, &roots, &CostModel::new(dims.to_vec()))
+        .map_err(|e| e.to_string())?;
+    let (derived, roots) = (simplified.program, simplified.roots);
     let given = handoff(&derived, &roots);
     let (function, function_roots) = derived.cut(&roots, &given).map_err(|e| e.to_string())?;
     Ok(Staged {
@@ -26,6 +44,7 @@ pub fn stage(program: &Program, dims: &[u64]) -> Result<Staged, String> {
         given,
         function,
         function_roots,
+        path,
     })
 }
 

@@ -10,7 +10,7 @@ use super::device::{DevBuf, DevPtr, Device, DeviceError, Gemm, KernelParam, Laun
 use super::plan::{GpuPlan, LaunchOperand, Memory, Step, Storage};
 use crate::interp::{self, Bindings, EvalError, NoSubproblems};
 use ndarray::{ArrayD, IxDyn};
-use optc_compiler::ir::{NodeId, Program};
+use optc_compiler::ir::{InputId, InputKind, NodeId, Program, Stage};
 use std::fmt;
 
 /// Why the executor failed.
@@ -112,6 +112,11 @@ pub struct Executor<D: Device> {
     scratch: DevBuf,
     /// `(function input, length)` of each variable, in the flat vector's order.
     variables: Vec<(u32, usize)>,
+    /// The bindings of the plan's program (the artifact's, then the parameters the plan adds).
+    bindings: Bindings,
+    /// The interpreter's values of the setup computation, kept so that new parameter values
+    /// recompute only what depends on parameters.
+    setup: Vec<Option<ArrayD<f64>>>,
 }
 
 impl<D: Device> Executor<D> {
@@ -141,31 +146,17 @@ impl<D: Device> Executor<D> {
                 }
             }
         }
-        let setup = interp::eval(
-            &plan.staged.derived,
-            bindings,
-            &plan.staged.given,
-            &mut crate::interp::NoSubproblems,
-        )?;
+        let derived = &plan.staged.derived;
+        let mut bindings = bindings.clone();
+        for k in bindings.inputs.len()..derived.inputs.len() {
+            let default = derived.param_default(InputId(k as u32));
+            bindings
+                .inputs
+                .push(default.map(|v| ArrayD::from_elem(IxDyn(&[]), v)));
+        }
         let mut inputs = Vec::new();
-        for (k, len) in plan.input_lens().into_iter().enumerate() {
-            let buf = device.alloc(len)?;
-            let value = match k.checked_sub(plan.staged.derived.inputs.len()) {
-                Some(j) => Some(&setup[j]),
-                None => bindings.inputs.get(k).and_then(Option::as_ref),
-            };
-            if let (Some(value), true) = (value, len > 0) {
-                let data = value.as_standard_layout();
-                let data = data.as_slice().expect("standard layout");
-                if data.len() != len {
-                    return Err(ExecError::Plan(format!(
-                        "input {k} has {} elements, the plan {len}",
-                        data.len()
-                    )));
-                }
-                device.upload(buf.at(0), data)?;
-            }
-            inputs.push(buf);
+        for len in plan.input_lens() {
+            inputs.push(device.alloc(len)?);
         }
         let outputs = plan
             .output_lens()
@@ -180,14 +171,84 @@ impl<D: Device> Executor<D> {
             .variables()
             .map(|v| (v.0, lens[v.0 as usize]))
             .collect();
-        Ok(Executor {
+        let setup = vec![None; plan.staged.derived.graph.len()];
+        let mut executor = Executor {
             device,
             plan,
             inputs,
             outputs,
             scratch,
             variables,
-        })
+            bindings,
+            setup,
+        };
+        executor.upload_setup(false)?;
+        Ok(executor)
+    }
+
+    /// Computes the setup values on the host (with `params_only`, those that depend on
+    /// parameters) and uploads them with the inputs they come from (all but the variables).
+    fn upload_setup(&mut self, params_only: bool) -> Result<(), ExecError> {
+        let derived = &self.plan.staged.derived;
+        if params_only {
+            for (id, node) in derived.graph.nodes() {
+                if node.stage >= Stage::Param {
+                    self.setup[id.0 as usize] = None;
+                }
+            }
+        }
+        interp::eval_into(
+            derived,
+            &self.bindings,
+            &mut self.setup,
+            &self.plan.staged.given,
+            &mut NoSubproblems,
+            false,
+        )?;
+        for (k, len) in self.plan.input_lens().into_iter().enumerate() {
+            let value = match k.checked_sub(derived.inputs.len()) {
+                Some(j) => {
+                    let node = self.plan.staged.given[j];
+                    if params_only && derived.graph.node(node).stage < Stage::Param {
+                        continue;
+                    }
+                    self.setup[node.0 as usize].as_ref()
+                }
+                None if params_only && derived.inputs[k].kind != InputKind::Param => continue,
+                None => self.bindings.inputs.get(k).and_then(Option::as_ref),
+            };
+            if let (Some(value), true) = (value, len > 0) {
+                let data = value.as_standard_layout();
+                let data = data.as_slice().expect("standard layout");
+                if data.len() != len {
+                    return Err(ExecError::Plan(format!(
+                        "input {k} has {} elements, the plan {len}",
+                        data.len()
+                    )));
+                }
+                self.device.upload(self.inputs[k].at(0), data)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the stage merit's parameters μ and 1/√s (a plan of [`crate::plan::DevicePath`]) and
+    /// uploads them with the setup values that depend on them.
+    pub fn set_path(&mut self, mu: f64, inv_sqrt_s: f64) -> Result<(), ExecError> {
+        let path = self
+            .plan
+            .staged
+            .path
+            .ok_or_else(|| ExecError::Plan("the plan is not of a stage merit".into()))?;
+        for (input, value) in [(path.mu, mu), (path.inv_sqrt_s, inv_sqrt_s)] {
+            let slot = self
+                .bindings
+                .inputs
+                .get_mut(input as usize)
+                .ok_or_else(|| ExecError::Plan(format!("no input {input}")))?;
+            *slot = Some(ArrayD::from_elem(IxDyn(&[]), value));
+        }
+        self.upload_setup(true)
     }
 
     pub fn device(&self) -> &D {
@@ -201,7 +262,15 @@ impl<D: Device> Executor<D> {
 
     /// The objective and its gradient (flat, variables in order) at `x`.
     pub fn value_grad(&mut self, x: &[f64]) -> Result<(f64, Vec<f64>), ExecError> {
-        if x.len() != self.dim() {
+        let mut grad = vec![0.0; x.len()];
+        let value = self.evaluate(x, &mut grad)?;
+        Ok((value, grad))
+    }
+
+    /// The first root (the merit) at `x`, its gradient written to `grad` (flat, variables in
+    /// order); the roots after the gradient are read with [`Executor::extra_roots`].
+    pub fn evaluate(&mut self, x: &[f64], grad: &mut [f64]) -> Result<f64, ExecError> {
+        if x.len() != self.dim() || grad.len() != x.len() {
             return Err(ExecError::Plan(format!(
                 "{} variable values for {} variables",
                 x.len(),
@@ -217,14 +286,34 @@ impl<D: Device> Executor<D> {
         self.run_steps()?;
         let mut value = [0.0];
         self.device.download(self.outputs[0].at(0), &mut value)?;
-        let mut grad = vec![0.0; x.len()];
         let mut at = 0;
-        for (r, len) in self.plan.output_lens().into_iter().enumerate().skip(1) {
+        let lens = self.plan.output_lens();
+        for (r, &len) in lens.iter().enumerate().skip(1).take(self.variables.len()) {
             self.device
                 .download(self.outputs[r].at(0), &mut grad[at..at + len])?;
             at += len;
         }
-        Ok((value[0], grad))
+        Ok(value[0])
+    }
+
+    /// The values of the roots after the gradient (a stage merit's guard and `h`) at the point
+    /// of the last [`Executor::evaluate`], flat.
+    pub fn extra_roots(&mut self) -> Result<Vec<f64>, ExecError> {
+        let lens = self.plan.output_lens();
+        let first = 1 + self.variables.len();
+        let mut values = vec![0.0; lens.iter().skip(first).sum()];
+        let mut at = 0;
+        for (r, &len) in lens.iter().enumerate().skip(first) {
+            self.device
+                .download(self.outputs[r].at(0), &mut values[at..at + len])?;
+            at += len;
+        }
+        Ok(values)
+    }
+
+    /// The plan's stage-merit parameters, when it computes one.
+    pub fn path_inputs(&self) -> Option<super::plan::PathInputs> {
+        self.plan.staged.path
     }
 
     fn buffer(&self, memory: Memory) -> DevBuf {

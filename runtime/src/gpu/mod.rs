@@ -66,7 +66,7 @@ pub const GPU_CODES: &[CodeInfo] = &[
     CodeInfo {
         code: METHOD_NOT_ON_GPU,
         title: "this problem's solver does not run on the GPU yet",
-        explanation: "`optc run ART.optx --backend gpu` evaluates the objective and its gradient on the GPU and runs the solver on the host. So far that covers problems without constraints solved by `lbfgs`, projected `lbfgs` (bounds on the variables) or `adam`, whose merit is the objective itself. Penalties, constraints (`auglag`, `path`, `colide`) and proximal terms (`fista`) need functions the GPU plan does not hold yet: run those with `--backend cpu`.",
+        explanation: "`optc run ART.optx --backend gpu` evaluates the solver's merit and its gradient on the GPU and runs the solver on the host. So far that covers problems without constraints solved by `lbfgs`, projected `lbfgs` (bounds on the variables) or `adam`, whose merit is the objective itself, and the central path with Adam stages (`solve with path(...)`, DAGMA), whose stage merit μ·f(W) + h(W/√s), domain guard and h the artifact computes. The augmented Lagrangian (`auglag`), `colide` (its noise-scale updates), `path(inner = lbfgs)` and proximal terms (`fista`) need functions the GPU plan does not hold yet: run those with `--backend cpu`.",
     },
 ];
 
@@ -225,13 +225,51 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, ExecError>) -> Result<T, ExecError> 
     })
 }
 
-/// The merit and its gradient at `x` on the executor's device, a panic of a CUDA library being
-/// a device error.
-pub fn value_grad<D: Device>(
-    executor: &mut Executor<D>,
-    x: &[f64],
-) -> Result<(f64, Vec<f64>), ExecError> {
-    guarded(|| executor.value_grad(x))
+/// The executor as the solvers' other device ([`crate::plan::solve_external`]): a panic of a
+/// CUDA library is a device error, and a non-positive determinant or singular matrix (outside
+/// the merit's domain) gives NaN values.
+impl<D: Device> crate::plan::External for Executor<D> {
+    fn computes_path_merit(&self) -> bool {
+        self.path_inputs().is_some()
+    }
+
+    fn set_path(&mut self, mu: f64, inv_sqrt_s: f64) -> Result<(), Diagnostic> {
+        Ok(guarded(|| Executor::set_path(self, mu, inv_sqrt_s))?)
+    }
+
+    fn eval(
+        &mut self,
+        x: &[f64],
+        g: &mut [f64],
+    ) -> Result<crate::plan::ExternalValues, Diagnostic> {
+        let path = self.path_inputs().is_some();
+        let values = guarded(|| {
+            let value = self.evaluate(x, g)?;
+            let extra = if path {
+                self.extra_roots()?
+            } else {
+                Vec::new()
+            };
+            Ok((value, extra))
+        });
+        let undefined = f64::NAN;
+        match values {
+            Ok((value, extra)) => Ok(crate::plan::ExternalValues {
+                value,
+                guard: extra.first().copied().unwrap_or(undefined),
+                h: extra.get(1).copied().unwrap_or(undefined),
+            }),
+            Err(ExecError::Eval(
+                crate::interp::EvalError::NonPositiveDet { .. }
+                | crate::interp::EvalError::Singular { .. },
+            )) => Ok(crate::plan::ExternalValues {
+                value: undefined,
+                guard: undefined,
+                h: undefined,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// The merit and its gradient at `x`, then value+gradient evaluations per second at `x`,
