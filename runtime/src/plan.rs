@@ -682,6 +682,15 @@ pub fn runs_on_objective_alone(model: &Model, plan: &Plan) -> bool {
     ) && model.program.constraints.is_empty()
 }
 
+/// The solver as the model names it (`colide`, `path(inner = lbfgs)`), else the plan's method.
+fn solver_label(program: &Program, plan: &Plan) -> String {
+    match path_kind(program, plan) {
+        Ok(k) if plan.method == Method::Path && k.colide => "colide".into(),
+        Ok(k) if plan.method == Method::Path && k.lbfgs_stages => "path(inner = lbfgs)".into(),
+        _ => plan.method.name().into(),
+    }
+}
+
 /// Whether `plan` runs the central path with Adam stages and no noise scales: the solve a
 /// device runs from the stage merit of [`device_path`].
 fn adam_path(program: &Program, plan: &Plan) -> Result<bool, Diagnostic> {
@@ -783,10 +792,7 @@ pub fn solve_external(
             crate::gpu::METHOD_NOT_ON_GPU,
             format!(
                 "`--backend gpu` solves problems without constraints by lbfgs, projected lbfgs or adam, and the central path with Adam stages (`path`); this one is solved by `{}`",
-                path_kind(&model.program, plan)
-                    .ok()
-                    .filter(|k| plan.method == Method::Path && k.colide)
-                    .map_or(plan.method.name(), |_| "colide")
+                solver_label(&model.program, plan)
             ),
         )
         .with_hint("run it with `--backend cpu`"));
@@ -879,8 +885,8 @@ fn path_external(
         device,
         bounds: bounds(model)?,
         error: None,
-        // μ = 1 and s = 1: the parameters' defaults, which the device starts from.
-        current: (1.0, 1.0),
+        // Set on the first evaluation.
+        current: (f64::NAN, f64::NAN),
         dim: x0.len(),
         scratch: vec![0.0; x0.len()],
     };

@@ -666,6 +666,11 @@ fn run_solves_on_the_device_as_the_interpreter_does() {
     let (code, _, err) = run_gpu_artifact("lasso.opt", &dir);
     assert_eq!(code, Some(69), "{err}");
     assert!(err.contains("E0385"), "{err}");
+    // CoLiDE's noise-scale updates are not in the device's plan either.
+    let colide = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dag/colide.opt");
+    let (code, _, err) = run_gpu_artifact_of(&colide, &dir);
+    assert_eq!(code, Some(69), "{err}");
+    assert!(err.contains("E0385") && err.contains("`colide`"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -685,26 +690,27 @@ fn run_source(file: &Path, backend: &str) -> (Option<i32>, serde_json::Value, St
     )
 }
 
-#[test]
-fn the_central_path_runs_on_the_device_as_on_the_cpu() {
-    // examples/dag/dagma.opt with short stages: its artifact computes the stage merit
-    // μ·score + h(W/√s) with its domain guard and h on the device; the path runs on the host.
-    let dir = std::env::temp_dir().join(format!("optc-gpu-path-{}", std::process::id()));
+/// Runs examples/dag/dagma.opt with short stages and `acyclic` as given on the reference device
+/// (its artifact computes the stage merit μ·score + h(W/√s) with its domain guard and h; the
+/// path runs on the host) and on the CPU backend, and checks that both give the same solve.
+fn check_path_on_the_device(name: &str, acyclic: &str) {
+    let dir = std::env::temp_dir().join(format!("optc-gpu-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let data = examples.join("data/X.npy").canonicalize().unwrap();
-    let source = std::fs::read_to_string(examples.join("dag/dagma.opt"))
-        .unwrap()
+    let original = std::fs::read_to_string(examples.join("dag/dagma.opt")).unwrap();
+    let source = original
         .replace("../data/X.npy", data.to_str().unwrap())
         .replace(
             "warm_iter = 30000, max_iter = 60000, lr = 3e-4, checkpoint = 1000",
             "warm_iter = 600, max_iter = 1200, lr = 3e-3, checkpoint = 200",
-        );
+        )
+        .replace("acyclic: dagma_logdet(W, s = 1) == 0", acyclic);
     assert!(
-        source.contains("warm_iter = 600"),
+        source.contains("warm_iter = 600") && source.contains(acyclic),
         "dagma.opt's options changed"
     );
-    let file = dir.join("dagma_short.opt");
+    let file = dir.join(format!("{name}.opt"));
     std::fs::write(&file, source).unwrap();
 
     let (program, _) = load(&file).unwrap();
@@ -743,6 +749,13 @@ fn the_central_path_runs_on_the_device_as_on_the_cpu() {
     );
     assert_eq!(gpu["dag"], cpu["dag"], "the same graph");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_central_path_runs_on_the_device_as_on_the_cpu() {
+    check_path_on_the_device("dagma_short", "acyclic: dagma_logdet(W, s = 1) == 0");
+    // Without a log-determinant the merit has no domain guard (a constant 0 root).
+    check_path_on_the_device("poly_short", "acyclic: poly_acyclic(W) == 0");
 }
 
 #[test]
