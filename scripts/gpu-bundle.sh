@@ -28,6 +28,7 @@ if [[ -z "${OPTC_MLIR:-}" ]]; then
   # A copy: another build of the package (without the feature) would replace target/debug/optc.
   OPTC_MLIR="$(mktemp /tmp/optc-mlir.XXXXXX)"
   cp target/debug/optc "$OPTC_MLIR"
+  chmod +x "$OPTC_MLIR" # mktemp makes it 0600
   trap 'rm -f "$OPTC_MLIR"' EXIT
 fi
 
