@@ -600,25 +600,7 @@ fn run_gpu_artifact_of(path: &Path, dir: &Path) -> (Option<i32>, serde_json::Val
     art.source_name = example.into();
     let file = dir.join(example).with_extension("optx");
     artifact::write(&file, &art).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_optc"))
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--backend",
-            "gpu",
-            "--json",
-            "-q",
-        ])
-        .env("NO_COLOR", "1")
-        .env(optc_runtime::gpu::DEVICE_ENV, "reference")
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
-    (
-        o.status.code(),
-        json,
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
+    run_source(&file, "gpu")
 }
 
 #[test]
@@ -632,19 +614,8 @@ fn run_solves_on_the_device_as_the_interpreter_does() {
     assert_eq!(gpu["status"], "converged", "{gpu}");
     // The same solve with every evaluation on the interpreter.
     let ridge = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/regression/ridge.opt");
-    let o = Command::new(env!("CARGO_BIN_EXE_optc"))
-        .args([
-            "run",
-            ridge.to_str().unwrap(),
-            "--backend",
-            "interp",
-            "--json",
-            "-q",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let interp: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (code, interp, err) = run_source(&ridge, "interp");
+    assert_eq!(code, Some(0), "{err}");
     let number = |v: &serde_json::Value| v.as_f64().unwrap();
     let (f_gpu, f_interp) = (number(&gpu["objective"]), number(&interp["objective"]));
     assert!(
@@ -674,12 +645,14 @@ fn run_solves_on_the_device_as_the_interpreter_does() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `optc run FILE --backend BACKEND --json -q`: the exit code, stdout JSON and stderr.
+/// `optc run FILE --backend BACKEND --json -q` (`gpu`: on the reference device): the exit code,
+/// stdout JSON and stderr.
 fn run_source(file: &Path, backend: &str) -> (Option<i32>, serde_json::Value, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_optc"))
         .args(["run", file.to_str().unwrap(), "--backend", backend])
         .args(["--json", "-q"])
         .env("NO_COLOR", "1")
+        .env(optc_runtime::gpu::DEVICE_ENV, "reference")
         .output()
         .unwrap();
     let json = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
