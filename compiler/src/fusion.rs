@@ -47,6 +47,9 @@ pub enum Access {
 pub struct Rules {
     /// Why the backend cannot lower an op (beyond what no backend lowers), if it cannot.
     pub unsupported: fn(&Op) -> Option<&'static str>,
+    /// Ops computed outside the function (the GPU runtime's host steps): planned as kernels
+    /// are (stored, from stored arguments), and not lowered by the backend.
+    pub on_host: fn(&Op) -> bool,
     /// Store the argument of a sum of all elements (on the GPU a kernel computes it and a
     /// library call sums it: a reduction is no GPU kernel).
     pub store_summed: bool,
@@ -293,6 +296,7 @@ pub fn plan(
     }
     let access = |op: &Op| match (rules.unsupported)(op) {
         Some(why) => Err(PlanError::Unsupported(why)),
+        None if (rules.on_host)(op) => Ok(Access::Kernel),
         None => access(op).map_err(PlanError::Unsupported),
     };
     let mut needed = vec![false; n];
@@ -367,6 +371,7 @@ pub fn plan(
         let fuse = !is_root
             && !summed_by_library
             && is_pointwise(&node.op)
+            && !(rules.on_host)(&node.op)
             && loop_users
             && (cheap
                 || ((distinct_users.len() == 1 || shallow)

@@ -10,6 +10,7 @@ use optc_compiler::ir::{InputId, NodeId, Op, Program};
 
 const CRANELIFT: Rules = Rules {
     unsupported: |_| None,
+    on_host: |_| false,
     store_summed: false,
     lse_sums: true,
     share_lu: true,
@@ -17,6 +18,7 @@ const CRANELIFT: Rules = Rules {
 
 const GPU: Rules = Rules {
     unsupported: |op| matches!(op, Op::MatPow(_)).then_some("matpow"),
+    on_host: |op| matches!(op, Op::Scatter { .. } | Op::ExpmFrechet),
     store_summed: true,
     lse_sums: false,
     share_lu: false,

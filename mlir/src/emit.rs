@@ -816,6 +816,10 @@ impl<'a> Emitter<'a> {
         let args = self.args(id);
         let (out, base) = self.buffer(id)?;
         let _ = writeln!(self.body, "    // {id} = {}", op_text(self.program, op));
+        if self.target == Target::Gpu && crate::plan::on_host(op) {
+            // The GPU runtime computes it on the host from the stored arguments.
+            return Ok(());
+        }
         if self.target == Target::Cpu {
             self.check_indices(id)?;
         }

@@ -48,7 +48,10 @@ pub fn gpu_function(
         .schedule
         .iter()
         .copied()
-        .filter(|&n| is_pointwise(&program.graph.node(n).op) && plan.numel(n) > 0)
+        .filter(|&n| {
+            let op = &program.graph.node(n).op;
+            is_pointwise(op) && !plan::on_host(op) && plan.numel(n) > 0
+        })
         .collect();
     if launched.len() != found.len() {
         return Err(MlirError::Internal(

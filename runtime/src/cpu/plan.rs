@@ -10,6 +10,7 @@ use optc_compiler::ir::{NodeId, Program};
 
 const RULES: Rules = Rules {
     unsupported: |_| None,
+    on_host: |_| false,
     store_summed: false,
     lse_sums: true,
     share_lu: true,
