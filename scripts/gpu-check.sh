@@ -5,9 +5,11 @@
 #   1. runs each example's artifact with `optc bench --backend gpu` and compares the merit and
 #      its gradient at the initial point with the references computed on the CPU (maximum
 #      relative error; pass below 1e-9);
-#   2. solves the examples whose solver runs with its merit on the device (`optc run
-#      --backend gpu`: unconstrained lbfgs/adam problems, DAGMA's central path) and compares the
-#      final objective with the reference device's solve (pass below 1e-8 relative, same status);
+#   2. solves the examples whose solver runs with its functions on the device (`optc run
+#      --backend gpu`: unconstrained lbfgs/adam problems, DAGMA's path, NOTEARS's auglag) and
+#      compares the final objective with the reference device's solve (same status; pass below
+#      1e-8 relative, 1e-4 for auglag, whose inner L-BFGS-B stops at a projected gradient of
+#      1e-5 where rounding moves the final objective by ~1e-5);
 #   3. times value+gradient of the DAGMA merit at n = 10000, d = 100, 500, 1000, 2000 on the
 #      GPU (data drawn by `optc bench --dims`, seeded) and prints a table.
 # Exit status: 0 when every comparison passes.
@@ -72,7 +74,8 @@ for ref in "$dir"/ref-run/*.json; do
 import json, sys
 ref, got = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 rel = abs(got["objective"] - ref["objective"]) / max(1.0, abs(ref["objective"]))
-ok = rel <= 1e-8 and got["status"] == ref["status"]
+tol = 1e-4 if ref["solver"] == "auglag" else 1e-8
+ok = rel <= tol and got["status"] == ref["status"]
 print(f"{sys.argv[3]:<14} {rel:12.3e} {'pass' if ok else 'FAIL'} ({got['status']}, {got['iterations']} iterations)")
 sys.exit(0 if ok else 1)
 EOF

@@ -570,48 +570,18 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
         Method::AugLag => {
             // L1 terms are handled as in NOTEARS: x = p − q with p, q ≥ 0 and ‖x‖₁ = Σ(p + q).
             let (smooth, l1, _) = smooth_part(model, &plan.structure, objective, ProxScope::L1)?;
-            let merit = differentiate(model, smooth)?;
-            let constraints: Vec<(NodeId, Vec<NodeId>, usize)> = plan
-                .structure
-                .equalities
-                .iter()
-                .map(|&i| {
-                    let node = model.program.constraints[i].node;
-                    let len: usize = model
-                        .program
-                        .graph
-                        .shape(node)
-                        .iter()
-                        .map(|d| d.eval(&model.bindings.dims).max(0) as usize)
-                        .product();
-                    (node, len)
-                })
-                .collect::<Vec<_>>()
-                .into_iter()
-                .map(|(node, len)| {
-                    // ∇ of each component: differentiate sum(c .* e_k) per component is wasteful;
-                    // for the scalar constraints of DAG learning (and small vectors) we take the
-                    // gradient of each component via selection.
-                    let grads = component_gradients(model, node, len)?;
-                    Ok((node, grads, len))
-                })
-                .collect::<Result<_, Diagnostic>>()?;
-            let mut roots = merit.roots().to_vec();
-            for (node, grads, _) in &constraints {
-                roots.push(*node);
-                roots.extend(grads);
-            }
-            let mut new = finalize(model, plan, roots)?.into_iter();
-            let merit = merit.renamed(&mut new);
-            let constraints: Vec<(Vec<NodeId>, usize)> = constraints
+            let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
+            let dims = model.bindings.dims.clone();
+            let functions = auglag_functions(&mut model.program, &vars, plan, smooth, &dims)?;
+            let mut new = finalize(model, plan, functions.roots())?.into_iter();
+            let merit = functions.merit.renamed(&mut new);
+            let constraints: Vec<(Vec<NodeId>, usize)> = functions
+                .constraints
                 .into_iter()
                 .map(|(_, grads, len)| (new.by_ref().take(1 + grads.len()).collect(), len))
                 .collect();
             let p: usize = constraints.iter().map(|c| c.1).sum();
             let b = bounds(model)?;
-            let (al_opts, inner_opts) = split_auglag_options(&plan.options)?;
-            let al = AugLagOptions::from_options(&al_opts).map_err(option_error)?;
-            let inner_opts = lbfgs_options(&inner_opts)?;
             let mut problem = ModelConstrained {
                 model,
                 merit,
@@ -619,38 +589,55 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 num_constraints: p,
                 error: &mut error,
             };
-            let unbounded = b.is_unbounded();
-            if l1.iter().any(|w| *w != 0.0) {
-                if !unbounded {
-                    return Err(plan_error(
-                        "E0360",
-                        "auglag with an L1 term on a variable that also has bounds is not supported in this version",
-                    ));
-                }
-                let mut split = SplitL1 {
-                    inner: &mut problem,
-                    split: L1Split { weights: l1 },
-                    grad: vec![0.0; n],
-                    jacobian: Vec::new(),
-                };
-                let z0 = L1Split::split(&x0);
-                let inner = InnerSolver::ProjectedLbfgs(inner_opts, Bounds::nonneg(2 * n));
-                let mut r = augmented_lagrangian(&mut split, &z0, &inner, &al, callback).report;
-                r.x = split.split.join(&r.x);
-                r
-            } else {
-                let inner = if unbounded {
-                    InnerSolver::Lbfgs(inner_opts)
-                } else {
-                    InnerSolver::ProjectedLbfgs(inner_opts, b)
-                };
-                augmented_lagrangian(&mut problem, &x0, &inner, &al, callback).report
-            }
+            run_auglag(&mut problem, plan, l1, b, &x0, callback)?
         }
         Method::Path => path(model, plan, objective, &x0, callback, &mut error)?,
     };
     model.set_x(&report.x);
     Ok(Outcome { report, error })
+}
+
+/// The augmented Lagrangian with the plan's options on `problem` from `x0`, within the bounds
+/// `b`; with L1 weights `l1` (nonzero somewhere) on the split x = p − q, p, q ≥ 0, as NOTEARS.
+fn run_auglag(
+    problem: &mut dyn solvers::ConstrainedProblem,
+    plan: &Plan,
+    l1: Vec<f64>,
+    b: Bounds,
+    x0: &[f64],
+    callback: Callback,
+) -> Result<Report, Diagnostic> {
+    let (al_opts, inner_opts) = split_auglag_options(&plan.options)?;
+    let al = AugLagOptions::from_options(&al_opts).map_err(option_error)?;
+    let inner_opts = lbfgs_options(&inner_opts)?;
+    let unbounded = b.is_unbounded();
+    if l1.iter().any(|w| *w != 0.0) {
+        if !unbounded {
+            return Err(plan_error(
+                "E0360",
+                "auglag with an L1 term on a variable that also has bounds is not supported in this version",
+            ));
+        }
+        let n = x0.len();
+        let mut split = SplitL1 {
+            inner: problem,
+            split: L1Split { weights: l1 },
+            grad: vec![0.0; n],
+            jacobian: Vec::new(),
+        };
+        let z0 = L1Split::split(x0);
+        let inner = InnerSolver::ProjectedLbfgs(inner_opts, Bounds::nonneg(2 * n));
+        let mut r = augmented_lagrangian(&mut split, &z0, &inner, &al, callback).report;
+        r.x = split.split.join(&r.x);
+        Ok(r)
+    } else {
+        let inner = if unbounded {
+            InnerSolver::Lbfgs(inner_opts)
+        } else {
+            InnerSolver::ProjectedLbfgs(inner_opts, b)
+        };
+        Ok(augmented_lagrangian(problem, x0, &inner, &al, callback).report)
+    }
 }
 
 /// Runs a method whose merit is the objective itself (lbfgs, projected lbfgs, adam) on `problem`.
@@ -692,7 +679,7 @@ fn solver_label(program: &Program, plan: &Plan) -> String {
 }
 
 /// Whether `plan` runs the central path with Adam stages and no noise scales: the solve a
-/// device runs from the stage merit of [`device_path`].
+/// device runs from the stage merit of [`device_functions`].
 fn adam_path(program: &Program, plan: &Plan) -> Result<bool, Diagnostic> {
     if plan.method != Method::Path {
         return Ok(false);
@@ -701,34 +688,63 @@ fn adam_path(program: &Program, plan: &Plan) -> Result<bool, Diagnostic> {
     Ok(!kind.colide && !kind.lbfgs_stages)
 }
 
-/// What a device computes for a model solved by the central path with Adam stages: `program`
-/// with the stage merit of [`path_merit`] added, and the roots of one evaluation.
-pub struct DevicePath {
-    pub program: Program,
-    /// The merit, its gradient in each variable (in order), the domain guard, then `h`. The
-    /// guard is the sum of `min(D, 0)` over the merit's domain nodes `D`: negative exactly when
-    /// an entry of one is (a sum of terms ≤ 0 does not cancel), so one scalar crosses from the
-    /// device instead of the d × d inverse.
-    pub roots: Vec<NodeId>,
-    /// The inputs μ and 1/√s.
-    pub mu: InputId,
-    pub scale: InputId,
+/// The functions a device evaluates for a solver that builds its own (see [`device_functions`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceSolver {
+    /// The central path with Adam stages: the stage merit of [`path_merit`] with its gradient,
+    /// its domain guard and `h`; `mu` and `inv_sqrt_s` are its parameter inputs.
+    Path { mu: u32, inv_sqrt_s: u32 },
+    /// The augmented Lagrangian: the objective without its L1 terms with its gradient, then
+    /// each equality constraint with the gradients of its components, `components` of each.
+    Auglag { components: Vec<usize> },
 }
 
-/// The stage merit a device evaluates for `program`, when its solver is the central path with
-/// Adam stages (`solve with path(...)`, not `colide` or `inner = lbfgs`); `None` for any other
-/// solver (a device then computes the objective).
-pub fn device_path(program: &Program) -> Result<Option<DevicePath>, Diagnostic> {
-    let plan = choose(program)?;
-    if !adam_path(program, &plan)? {
+/// What a device computes for a model whose solver builds its own functions: `program` with
+/// them added, and the roots of one evaluation: a value, its gradient in each variable (in
+/// order), then the solver's other values.
+pub struct DeviceFunctions {
+    pub program: Program,
+    /// For the path: the merit, its gradient, the domain guard, then `h`. The guard is the sum
+    /// of `min(D, 0)` over the merit's domain nodes `D`: negative exactly when an entry of one
+    /// is (a sum of terms ≤ 0 does not cancel), so one scalar crosses from the device instead of
+    /// the d × d inverse. For the augmented Lagrangian: [`AuglagFunctions::roots`].
+    pub roots: Vec<NodeId>,
+    pub solver: DeviceSolver,
+}
+
+/// The functions a device evaluates for `program` at the dim sizes `dims`, when its solver is
+/// the central path with Adam stages (`solve with path(...)`, not `colide` or `inner = lbfgs`)
+/// or the augmented Lagrangian; `None` for any other solver, or none (a device then computes the
+/// merit `optc bench` times).
+pub fn device_functions(
+    program: &Program,
+    dims: &[u64],
+) -> Result<Option<DeviceFunctions>, Diagnostic> {
+    let Ok(plan) = choose(program) else {
+        return Ok(None);
+    };
+    let auglag = plan.method == Method::AugLag;
+    if !auglag && !adam_path(program, &plan)? {
         return Ok(None);
     }
     let mut program = program.clone();
     let score = program
         .minimized_objective()
         .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
-    let constraint = program.constraints[plan.structure.equalities[0]].node;
     let vars: Vec<InputId> = program.variables().collect();
+    if auglag {
+        let (smooth, _) = smooth_node(&mut program, &plan.structure, score, ProxScope::L1);
+        let functions = auglag_functions(&mut program, &vars, &plan, smooth, dims)?;
+        let roots = functions.roots();
+        let components = functions.constraints.iter().map(|c| c.2).collect();
+        return Ok(Some(DeviceFunctions {
+            program,
+            roots,
+            solver: DeviceSolver::Auglag { components },
+        }));
+    }
+    let constraint = program.constraints[plan.structure.equalities[0]].node;
     let merit = path_merit(&mut program, &vars, score, constraint)?;
     let mut roots = merit.value_and_gradient().to_vec();
     let mut guard = program.graph.constant(0.0);
@@ -744,58 +760,64 @@ pub fn device_path(program: &Program) -> Result<Option<DevicePath>, Diagnostic> 
         guard = binary(&mut program, BinaryOp::Add, guard, sum);
     }
     roots.extend([guard, merit.h]);
-    Ok(Some(DevicePath {
+    Ok(Some(DeviceFunctions {
         program,
         roots,
-        mu: merit.mu,
-        scale: merit.scale,
+        solver: DeviceSolver::Path {
+            mu: merit.mu.0,
+            inv_sqrt_s: merit.scale.0,
+        },
     }))
 }
 
-/// One evaluation on another device: the value at `x` (the gradient goes to the caller's
-/// buffer) and, for a stage merit ([`DevicePath`]), its guard and `h` (NaN otherwise).
-#[derive(Clone, Copy, Debug)]
-pub struct ExternalValues {
-    pub value: f64,
-    pub guard: f64,
-    pub h: f64,
-}
-
-/// Another device's evaluation of a model (e.g. the GPU executor): the objective, or the stage
-/// merit of [`device_path`] for a model solved by the central path with Adam stages.
+/// Another device's evaluation of a model (e.g. the GPU executor): the objective, or the
+/// functions of [`device_functions`] for a solver that builds its own.
 pub trait External {
-    /// Whether it computes the stage merit rather than the objective.
-    fn computes_path_merit(&self) -> bool;
-    /// Sets the stage merit's μ and 1/√s.
+    /// The solver's functions it computes, or `None` for the objective.
+    fn solver(&self) -> Option<&DeviceSolver>;
+    /// Sets the path's stage-merit parameters μ and 1/√s.
     fn set_path(&mut self, mu: f64, inv_sqrt_s: f64) -> Result<(), Diagnostic>;
-    /// The values at `x`, the gradient written to `g`. A point where the merit is undefined (a
-    /// log-determinant of a matrix with determinant ≤ 0) gives NaN values, not an error.
-    fn eval(&mut self, x: &[f64], g: &mut [f64]) -> Result<ExternalValues, Diagnostic>;
+    /// The value at `x` (the first root), the gradient written to `g` and the roots after it
+    /// to `rest` (flat, in root order). A point where the functions are undefined (a
+    /// log-determinant of a matrix with determinant ≤ 0, a singular matrix) gives NaN, not an
+    /// error.
+    fn eval(&mut self, x: &[f64], g: &mut [f64], rest: &mut [f64]) -> Result<f64, Diagnostic>;
 }
 
-/// Runs `plan` from the model's current variables with every evaluation of its merit made by
-/// `device` instead of the model; leaves the model at the returned point. For plans where
-/// [`runs_on_objective_alone`] holds, and for the central path with Adam stages when the device
-/// computes its stage merit; E0385 otherwise. An error of `device` is a NaN merit to the solver
-/// (which backs off) and the first one is kept in the outcome.
+/// Runs `plan` from the model's current variables with every evaluation made by `device`
+/// instead of the model; leaves the model at the returned point. For plans where
+/// [`runs_on_objective_alone`] holds when the device computes the objective, and for the central
+/// path with Adam stages and the augmented Lagrangian when it computes their functions
+/// ([`device_functions`]); E0385 otherwise. An error of `device` is a NaN to the solver (which
+/// backs off) and the first one is kept in the outcome.
 pub fn solve_external(
     model: &mut Model,
     plan: &Plan,
     device: &mut dyn External,
     callback: Callback,
 ) -> Result<Outcome, Diagnostic> {
-    if device.computes_path_merit() && adam_path(&model.program, plan)? {
-        return path_external(model, plan, device, callback);
-    }
-    if !runs_on_objective_alone(model, plan) || device.computes_path_merit() {
+    let runs = match device.solver() {
+        None => runs_on_objective_alone(model, plan),
+        Some(DeviceSolver::Path { .. }) => adam_path(&model.program, plan)?,
+        Some(DeviceSolver::Auglag { .. }) => plan.method == Method::AugLag,
+    };
+    if !runs {
         return Err(Diagnostic::error(
             crate::gpu::METHOD_NOT_ON_GPU,
             format!(
-                "`--backend gpu` solves problems without constraints by lbfgs, projected lbfgs or adam, and the central path with Adam stages (`path`); this one is solved by `{}`",
+                "`--backend gpu` solves problems without constraints by lbfgs, projected lbfgs or adam, and those of the central path with Adam stages (`path`) and the augmented Lagrangian (`auglag`); this one is solved by `{}`",
                 solver_label(&model.program, plan)
             ),
         )
         .with_hint("run it with `--backend cpu`"));
+    }
+    match device.solver() {
+        Some(DeviceSolver::Path { .. }) => return path_external(model, plan, device, callback),
+        Some(DeviceSolver::Auglag { components }) => {
+            let components = components.clone();
+            return auglag_external(model, plan, device, &components, callback);
+        }
+        None => {}
     }
     let x0 = model.x();
     let b = bounds(model)?;
@@ -803,7 +825,7 @@ pub fn solve_external(
     let mut error = None;
     let report = {
         let mut problem = FnProblem::new(x0.len(), |x: &[f64], g: &mut [f64]| {
-            let value = device.eval(x, g).map(|v| v.value).unwrap_or_else(|e| {
+            let value = device.eval(x, g, &mut []).unwrap_or_else(|e| {
                 error.get_or_insert(e);
                 f64::NAN
             });
@@ -840,23 +862,22 @@ fn path_external(
         scratch: Vec<f64>,
     }
     impl Objective<'_> {
-        fn eval(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> ExternalValues {
-            let undefined = ExternalValues {
-                value: f64::NAN,
-                guard: f64::NAN,
-                h: f64::NAN,
-            };
+        /// The merit at `x` (NaN where undefined), its gradient into `grad`, and its guard and
+        /// `h`.
+        fn eval(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> (f64, [f64; 2]) {
+            let mut rest = [f64::NAN; 2];
             if self.current != (mu, s) {
                 if let Err(e) = self.device.set_path(mu, 1.0 / s.sqrt()) {
                     self.error.get_or_insert(e);
-                    return undefined;
+                    return (f64::NAN, rest);
                 }
                 self.current = (mu, s);
             }
-            self.device.eval(x, grad).unwrap_or_else(|e| {
+            let value = self.device.eval(x, grad, &mut rest).unwrap_or_else(|e| {
                 self.error.get_or_insert(e);
-                undefined
-            })
+                f64::NAN
+            });
+            (value, rest)
         }
     }
     impl PathObjective for Objective<'_> {
@@ -864,9 +885,9 @@ fn path_external(
             self.dim
         }
         fn value_grad(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> Option<f64> {
-            let v = self.eval(x, mu, s, grad);
+            let (value, [guard, _]) = self.eval(x, mu, s, grad);
             // Outside the domain when the guard is negative (or NaN).
-            (v.guard >= 0.0 && v.value.is_finite()).then_some(v.value)
+            (guard >= 0.0 && value.is_finite()).then_some(value)
         }
         fn after_step(&mut self, x: &mut [f64]) {
             self.bounds.project(x);
@@ -874,7 +895,7 @@ fn path_external(
         fn violation(&mut self, x: &[f64]) -> f64 {
             let (mu, s) = self.current;
             let mut grad = std::mem::take(&mut self.scratch);
-            let h = self.eval(x, mu, s, &mut grad).h;
+            let (_, [_, h]) = self.eval(x, mu, s, &mut grad);
             self.scratch = grad;
             h.abs()
         }
@@ -898,16 +919,106 @@ fn path_external(
     })
 }
 
+/// The augmented Lagrangian with the smooth objective, the constraints and their gradients
+/// evaluated by `device` (see [`solve_external`]) in one evaluation per point; the L1 weights,
+/// bounds, options and stopping rules are those of the host's.
+fn auglag_external(
+    model: &mut Model,
+    plan: &Plan,
+    device: &mut dyn External,
+    components: &[usize],
+    callback: Callback,
+) -> Result<Outcome, Diagnostic> {
+    /// The device's values at the last point it evaluated.
+    struct Problem<'a> {
+        device: &'a mut dyn External,
+        components: Vec<usize>,
+        x: Option<Vec<f64>>,
+        value: f64,
+        grad: Vec<f64>,
+        /// Each constraint's values, then its Jacobian rows.
+        rest: Vec<f64>,
+        error: Option<Diagnostic>,
+    }
+    impl Problem<'_> {
+        fn at(&mut self, x: &[f64]) {
+            if self.x.as_deref() == Some(x) {
+                return;
+            }
+            self.value = self
+                .device
+                .eval(x, &mut self.grad, &mut self.rest)
+                .unwrap_or_else(|e| {
+                    self.error.get_or_insert(e);
+                    self.grad.fill(f64::NAN);
+                    self.rest.fill(f64::NAN);
+                    f64::NAN
+                });
+            self.x = Some(x.to_vec());
+        }
+    }
+    impl solvers::ConstrainedProblem for Problem<'_> {
+        fn dim(&self) -> usize {
+            self.grad.len()
+        }
+        fn num_constraints(&self) -> usize {
+            self.components.iter().sum()
+        }
+        fn objective(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+            self.at(x);
+            grad.copy_from_slice(&self.grad);
+            self.value
+        }
+        fn constraints(&mut self, x: &[f64], h: &mut [f64], jacobian: &mut [f64]) {
+            self.at(x);
+            let n = x.len();
+            let (mut row, mut at) = (0, 0);
+            for &len in &self.components {
+                h[row..row + len].copy_from_slice(&self.rest[at..at + len]);
+                at += len;
+                jacobian[row * n..(row + len) * n].copy_from_slice(&self.rest[at..at + len * n]);
+                at += len * n;
+                row += len;
+            }
+        }
+    }
+    let objective = model
+        .program
+        .minimized_objective()
+        .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
+    // The L1 weights (the device computes the objective without its L1 terms).
+    let (_, l1, _) = smooth_part(model, &plan.structure, objective, ProxScope::L1)?;
+    let x0 = model.x();
+    let n = x0.len();
+    let mut problem = Problem {
+        device,
+        components: components.to_vec(),
+        x: None,
+        value: f64::NAN,
+        grad: vec![0.0; n],
+        rest: vec![0.0; components.iter().map(|len| len * (1 + n)).sum()],
+        error: None,
+    };
+    let b = bounds(model)?;
+    let report = run_auglag(&mut problem, plan, l1, b, &x0, callback)?;
+    model.set_x(&report.x);
+    Ok(Outcome {
+        report,
+        error: problem.error,
+    })
+}
+
 /// The gradients of each component of a constraint node (row-major), per variable.
 fn component_gradients(
-    model: &mut Model,
+    program: &mut Program,
+    vars: &[InputId],
     node: NodeId,
     len: usize,
 ) -> Result<Vec<NodeId>, Diagnostic> {
-    let shape = model.program.graph.shape(node).clone();
+    let shape = program.graph.shape(node).clone();
     let mut out = Vec::new();
     if shape.is_empty() {
-        return Ok(differentiate(model, node)?.grads().to_vec());
+        return Ok(merit_of(program, vars, node)?.grads().to_vec());
     }
     // Select each component through a weighted sum with a one-hot constant built from Stack.
     let flat = if shape.len() == 1 {
@@ -919,15 +1030,62 @@ fn component_gradients(
         ));
     };
     for k in 0..len {
-        let index = model.program.graph.constant(k as f64);
-        let comp = model
-            .program
+        let index = program.graph.constant(k as f64);
+        let comp = program
             .graph
             .add(Op::Select { axis: 0 }, vec![flat, index])
             .map_err(|e| plan_error("E0360", e.to_string()))?;
-        out.extend_from_slice(differentiate(model, comp)?.grads());
+        out.extend_from_slice(merit_of(program, vars, comp)?.grads());
     }
     Ok(out)
+}
+
+/// The functions of the augmented Lagrangian added to a program: the objective without its L1
+/// terms (the solver splits x = p − q for them) with its gradient, and each equality
+/// constraint's node with the gradients of its components (per component, per variable) and
+/// its number of components at the dim sizes `dims`.
+struct AuglagFunctions {
+    merit: Merit,
+    constraints: Vec<(NodeId, Vec<NodeId>, usize)>,
+}
+
+impl AuglagFunctions {
+    /// The roots of one evaluation: the merit, its gradient, then each constraint and its
+    /// gradients.
+    fn roots(&self) -> Vec<NodeId> {
+        let mut roots = self.merit.roots().to_vec();
+        for (node, grads, _) in &self.constraints {
+            roots.push(*node);
+            roots.extend(grads);
+        }
+        roots
+    }
+}
+
+fn auglag_functions(
+    program: &mut Program,
+    vars: &[InputId],
+    plan: &Plan,
+    smooth: NodeId,
+    dims: &[u64],
+) -> Result<AuglagFunctions, Diagnostic> {
+    let merit = merit_of(program, vars, smooth)?;
+    let mut constraints = Vec::new();
+    for &i in &plan.structure.equalities {
+        let node = program.constraints[i].node;
+        let len: usize = program
+            .graph
+            .shape(node)
+            .iter()
+            .map(|d| d.eval(dims).max(0) as usize)
+            .product();
+        // ∇ of each component: differentiate sum(c .* e_k) per component is wasteful;
+        // for the scalar constraints of DAG learning (and small vectors) we take the
+        // gradient of each component via selection.
+        let grads = component_gradients(program, vars, node, len)?;
+        constraints.push((node, grads, len));
+    }
+    Ok(AuglagFunctions { merit, constraints })
 }
 
 /// Which prox terms a solver handles itself (the others stay in the smooth part).
@@ -993,41 +1151,8 @@ fn smooth_part(
     objective: NodeId,
     scope: ProxScope,
 ) -> Result<(NodeId, Vec<f64>, Vec<MatrixProx>), Diagnostic> {
-    let maximize = matches!(
-        model.program.objective.as_ref().map(|o| o.sense),
-        Some(Sense::Maximize)
-    );
+    let (smooth, split) = smooth_node(&mut model.program, s, objective, scope);
     let mut weights = vec![0.0; model.dim()];
-    let split: Vec<&ProxTerm> = s
-        .prox
-        .iter()
-        .filter(|t| scope == ProxScope::All || t.kind == ProxKind::L1)
-        .collect();
-    if maximize || split.is_empty() {
-        return Ok((objective, weights, Vec::new()));
-    }
-    let kept = s
-        .prox
-        .iter()
-        .filter(|t| !split.contains(t))
-        .map(|t| (1.0, t.node));
-    let mut smooth: Option<NodeId> = None;
-    for (sign, term) in s.smooth.iter().copied().chain(kept) {
-        let signed = if sign < 0.0 {
-            model
-                .program
-                .graph
-                .add(Op::Unary(optc_compiler::ir::UnaryOp::Neg), vec![term])
-                .expect("negation")
-        } else {
-            term
-        };
-        smooth = Some(match smooth {
-            None => signed,
-            Some(acc) => binary(&mut model.program, BinaryOp::Add, acc, signed),
-        });
-    }
-    let smooth = smooth.unwrap_or_else(|| model.program.graph.constant(0.0));
     let mut matrix_terms = Vec::new();
     for term in split {
         let w = match term.weight {
@@ -1054,6 +1179,50 @@ fn smooth_part(
         }
     }
     Ok((smooth, weights, matrix_terms))
+}
+
+/// The objective without the prox terms `scope` takes out, added to `program`, and those terms
+/// (none for a maximized objective).
+fn smooth_node<'s>(
+    program: &mut Program,
+    s: &'s Structure,
+    objective: NodeId,
+    scope: ProxScope,
+) -> (NodeId, Vec<&'s ProxTerm>) {
+    let maximize = matches!(
+        program.objective.as_ref().map(|o| o.sense),
+        Some(Sense::Maximize)
+    );
+    let split: Vec<&ProxTerm> = s
+        .prox
+        .iter()
+        .filter(|t| scope == ProxScope::All || t.kind == ProxKind::L1)
+        .collect();
+    if maximize || split.is_empty() {
+        return (objective, Vec::new());
+    }
+    let kept = s
+        .prox
+        .iter()
+        .filter(|t| !split.contains(t))
+        .map(|t| (1.0, t.node));
+    let mut smooth: Option<NodeId> = None;
+    for (sign, term) in s.smooth.iter().copied().chain(kept) {
+        let signed = if sign < 0.0 {
+            program
+                .graph
+                .add(Op::Unary(optc_compiler::ir::UnaryOp::Neg), vec![term])
+                .expect("negation")
+        } else {
+            term
+        };
+        smooth = Some(match smooth {
+            None => signed,
+            Some(acc) => binary(program, BinaryOp::Add, acc, signed),
+        });
+    }
+    let smooth = smooth.unwrap_or_else(|| program.graph.constant(0.0));
+    (smooth, split)
 }
 
 fn lbfgs_options(opts: &[(String, f64)]) -> Result<LbfgsOptions, Diagnostic> {
@@ -1436,14 +1605,14 @@ impl L1Split {
 
 /// An equality-constrained problem with weighted L1 terms over the split z = (p, q):
 /// f(p − q) + Σ wᵢ(pᵢ + qᵢ), constraints h(p − q) (to be solved with p, q ≥ 0).
-struct SplitL1<'a, P> {
+struct SplitL1<'a, P: ?Sized> {
     inner: &'a mut P,
     split: L1Split,
     grad: Vec<f64>,
     jacobian: Vec<f64>,
 }
 
-impl<P: solvers::ConstrainedProblem> solvers::ConstrainedProblem for SplitL1<'_, P> {
+impl<P: solvers::ConstrainedProblem + ?Sized> solvers::ConstrainedProblem for SplitL1<'_, P> {
     fn dim(&self) -> usize {
         2 * self.inner.dim()
     }

@@ -215,8 +215,8 @@ fn a_nan_from_an_external_evaluation_is_explained_by_the_host_model() {
     let plan = optc_runtime::plan::choose(&model.program).unwrap();
     struct NanDevice;
     impl optc_runtime::plan::External for NanDevice {
-        fn computes_path_merit(&self) -> bool {
-            false
+        fn solver(&self) -> Option<&optc_runtime::plan::DeviceSolver> {
+            None
         }
         fn set_path(&mut self, _: f64, _: f64) -> Result<(), optc_compiler::diag::Diagnostic> {
             unreachable!("an objective, not a stage merit")
@@ -225,13 +225,10 @@ fn a_nan_from_an_external_evaluation_is_explained_by_the_host_model() {
             &mut self,
             _: &[f64],
             g: &mut [f64],
-        ) -> Result<optc_runtime::plan::ExternalValues, optc_compiler::diag::Diagnostic> {
+            _: &mut [f64],
+        ) -> Result<f64, optc_compiler::diag::Diagnostic> {
             g.fill(f64::NAN);
-            Ok(optc_runtime::plan::ExternalValues {
-                value: f64::NAN,
-                guard: f64::NAN,
-                h: f64::NAN,
-            })
+            Ok(f64::NAN)
         }
     }
     let mut device = NanDevice;

@@ -3,29 +3,22 @@
 //! `mlir` feature the per-iteration function is lowered through MLIR ([`gpu_plan`]), whose memory
 //! plan, kernel launches and PTX become the artifact's step list ([`assemble`]).
 
-use super::plan::{GpuPlan, Launch, Memory, PathInputs, Staged, Step, Storage};
+use super::plan::{GpuPlan, Launch, Memory, Staged, Step, Storage};
 use crate::plan;
 use optc_compiler::derive;
 use optc_compiler::ir::{NodeId, Op, Program};
 use optc_compiler::simplify::{self, cost::CostModel};
 
 /// Differentiates, simplifies and stages what a device computes for `program` at the dim sizes
-/// `dims`, as the CPU backend does: the stage merit of [`plan::device_path`] for a model solved
-/// by the central path with Adam stages, else the merit `optc bench` times (the objective plus
-/// its scalar constraint functions, [`crate::bench::merit`]) and its gradient. The per-iteration
-/// function is the program cut at the setup values.
+/// `dims`, as the CPU backend does: the functions of [`plan::device_functions`] for a model
+/// whose solver builds its own (the central path with Adam stages, the augmented Lagrangian),
+/// else the merit `optc bench` times (the objective plus its scalar constraint functions,
+/// [`crate::bench::merit`]) and its gradient. The per-iteration function is the program cut at
+/// the setup values.
 pub fn stage(program: &Program, dims: &[u64]) -> Result<Staged, String> {
-    // A model without a solver plan (no objective, say) is still benchmarked.
-    let path = plan::device_path(program).ok().flatten();
-    let (derived, roots, path) = match path {
-        Some(p) => (
-            p.program,
-            p.roots,
-            Some(PathInputs {
-                mu: p.mu.0,
-                inv_sqrt_s: p.scale.0,
-            }),
-        ),
+    let functions = plan::device_functions(program, dims).map_err(|d| d.message)?;
+    let (derived, roots, solver) = match functions {
+        Some(f) => (f.program, f.roots, Some(f.solver)),
         None => {
             let d = merit_gradient(program)?;
             let roots = d.roots();
@@ -44,7 +37,7 @@ pub fn stage(program: &Program, dims: &[u64]) -> Result<Staged, String> {
         given,
         function,
         function_roots,
-        path,
+        solver,
     })
 }
 

@@ -7,7 +7,7 @@
 //! [`Step::Host`] steps also move their operands and result.
 
 use super::device::{DevBuf, DevPtr, Device, DeviceError, Gemm, KernelParam, LaunchCall};
-use super::plan::{GpuPlan, LaunchOperand, Memory, Step, Storage};
+use super::plan::{DeviceSolver, GpuPlan, LaunchOperand, Memory, Step, Storage};
 use crate::interp::{self, Bindings, EvalError, NoSubproblems};
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::ir::{InputId, InputKind, NodeId, Program, Stage};
@@ -232,15 +232,17 @@ impl<D: Device> Executor<D> {
         Ok(())
     }
 
-    /// Sets the stage merit's parameters μ and 1/√s (a plan of [`crate::plan::DevicePath`]) and
-    /// uploads them with the setup values that depend on them.
+    /// Sets the path's stage-merit parameters μ and 1/√s ([`DeviceSolver::Path`]) and uploads
+    /// them with the setup values that depend on them.
     pub fn set_path(&mut self, mu: f64, inv_sqrt_s: f64) -> Result<(), ExecError> {
-        let path = self
-            .plan
-            .staged
-            .path
-            .ok_or_else(|| ExecError::Plan("the plan is not of a stage merit".into()))?;
-        for (input, value) in [(path.mu, mu), (path.inv_sqrt_s, inv_sqrt_s)] {
+        let Some(DeviceSolver::Path {
+            mu: mu_input,
+            inv_sqrt_s: scale_input,
+        }) = self.plan.staged.solver
+        else {
+            return Err(ExecError::Plan("the plan is not of a stage merit".into()));
+        };
+        for (input, value) in [(mu_input, mu), (scale_input, inv_sqrt_s)] {
             let slot = self
                 .bindings
                 .inputs
@@ -296,24 +298,31 @@ impl<D: Device> Executor<D> {
         Ok(value[0])
     }
 
-    /// The values of the roots after the gradient (a stage merit's guard and `h`) at the point
-    /// of the last [`Executor::evaluate`], flat.
-    pub fn extra_roots(&mut self) -> Result<Vec<f64>, ExecError> {
+    /// Writes the values of the roots after the gradient (the solver's other values,
+    /// [`crate::plan::DeviceFunctions::roots`]) at the point of the last
+    /// [`Executor::evaluate`] to `rest`, flat.
+    pub fn rest_roots(&mut self, rest: &mut [f64]) -> Result<(), ExecError> {
         let lens = self.plan.output_lens();
         let first = 1 + self.variables.len();
-        let mut values = vec![0.0; lens.iter().skip(first).sum()];
+        if rest.len() != lens.iter().skip(first).sum::<usize>() {
+            return Err(ExecError::Plan(format!(
+                "{} values asked of roots with {}",
+                rest.len(),
+                lens.iter().skip(first).sum::<usize>()
+            )));
+        }
         let mut at = 0;
         for (r, &len) in lens.iter().enumerate().skip(first) {
             self.device
-                .download(self.outputs[r].at(0), &mut values[at..at + len])?;
+                .download(self.outputs[r].at(0), &mut rest[at..at + len])?;
             at += len;
         }
-        Ok(values)
+        Ok(())
     }
 
-    /// The plan's stage-merit parameters, when it computes one.
-    pub fn path_inputs(&self) -> Option<super::plan::PathInputs> {
-        self.plan.staged.path
+    /// The solver whose functions the plan computes (`None`: the objective's merit).
+    pub fn solver(&self) -> Option<&DeviceSolver> {
+        self.plan.staged.solver.as_ref()
     }
 
     fn buffer(&self, memory: Memory) -> DevBuf {

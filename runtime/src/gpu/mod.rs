@@ -66,7 +66,7 @@ pub const GPU_CODES: &[CodeInfo] = &[
     CodeInfo {
         code: METHOD_NOT_ON_GPU,
         title: "this problem's solver does not run on the GPU yet",
-        explanation: "`optc run ART.optx --backend gpu` evaluates the solver's merit and its gradient on the GPU and runs the solver on the host. So far that covers problems without constraints solved by `lbfgs`, projected `lbfgs` (bounds on the variables) or `adam`, whose merit is the objective itself, and the central path with Adam stages (`solve with path(...)`, DAGMA), whose stage merit μ·f(W) + h(W/√s), domain guard and h the artifact computes. The augmented Lagrangian (`auglag`), `colide` (its noise-scale updates), `path(inner = lbfgs)` and proximal terms (`fista`) need functions the GPU plan does not hold yet: run those with `--backend cpu`.",
+        explanation: "`optc run ART.optx --backend gpu` evaluates the solver's merit and its gradient on the GPU and runs the solver on the host. So far that covers problems without constraints solved by `lbfgs`, projected `lbfgs` (bounds on the variables) or `adam`, whose merit is the objective itself; the central path with Adam stages (`solve with path(...)`, DAGMA), whose stage merit μ·f(W) + h(W/√s), domain guard and h the artifact computes; and the augmented Lagrangian (`auglag`, NOTEARS), whose objective without its L1 terms and equality constraints, with their gradients, the artifact computes. `colide` (its noise-scale updates), `path(inner = lbfgs)` and proximal terms (`fista`) need functions the GPU plan does not hold yet: run those with `--backend cpu`.",
     },
 ];
 
@@ -229,44 +229,30 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, ExecError>) -> Result<T, ExecError> 
 /// CUDA library is a device error, and a non-positive determinant or singular matrix (outside
 /// the merit's domain) gives NaN values.
 impl<D: Device> crate::plan::External for Executor<D> {
-    fn computes_path_merit(&self) -> bool {
-        self.path_inputs().is_some()
+    fn solver(&self) -> Option<&crate::plan::DeviceSolver> {
+        Executor::solver(self)
     }
 
     fn set_path(&mut self, mu: f64, inv_sqrt_s: f64) -> Result<(), Diagnostic> {
         Ok(guarded(|| Executor::set_path(self, mu, inv_sqrt_s))?)
     }
 
-    fn eval(
-        &mut self,
-        x: &[f64],
-        g: &mut [f64],
-    ) -> Result<crate::plan::ExternalValues, Diagnostic> {
-        let path = self.path_inputs().is_some();
-        let values = guarded(|| {
+    fn eval(&mut self, x: &[f64], g: &mut [f64], rest: &mut [f64]) -> Result<f64, Diagnostic> {
+        let value = guarded(|| {
             let value = self.evaluate(x, g)?;
-            let extra = if path {
-                self.extra_roots()?
-            } else {
-                Vec::new()
-            };
-            Ok((value, extra))
+            self.rest_roots(rest)?;
+            Ok(value)
         });
-        let undefined = f64::NAN;
-        match values {
-            Ok((value, extra)) => Ok(crate::plan::ExternalValues {
-                value,
-                guard: extra.first().copied().unwrap_or(undefined),
-                h: extra.get(1).copied().unwrap_or(undefined),
-            }),
+        match value {
+            Ok(value) => Ok(value),
             Err(ExecError::Eval(
                 crate::interp::EvalError::NonPositiveDet { .. }
                 | crate::interp::EvalError::Singular { .. },
-            )) => Ok(crate::plan::ExternalValues {
-                value: undefined,
-                guard: undefined,
-                h: undefined,
-            }),
+            )) => {
+                g.fill(f64::NAN);
+                rest.fill(f64::NAN);
+                Ok(f64::NAN)
+            }
             Err(e) => Err(e.into()),
         }
     }

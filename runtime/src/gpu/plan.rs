@@ -7,6 +7,7 @@
 //! per setup value it reads), one per root (the merit, then the gradient of each variable)
 //! and one scratch buffer; a node's [`Storage`] says where its value lives.
 
+pub use crate::plan::DeviceSolver;
 use optc_compiler::ir::{NodeId, Program};
 use serde::{Deserialize, Serialize};
 
@@ -70,15 +71,16 @@ pub enum Step {
 /// What a device computes, simplified and staged at fixed dims: the part of a [`GpuPlan`] that
 /// needs no MLIR ([`super::build::stage`]). That is the merit of the program (the objective plus
 /// its scalar constraint functions, [`crate::bench::merit`]) and its gradient or, for a model
-/// solved by the central path with Adam stages, its stage merit ([`crate::plan::DevicePath`]).
+/// whose solver builds its own functions (the central path with Adam stages, the augmented
+/// Lagrangian), those ([`crate::plan::device_functions`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Staged {
     /// Sizes of the program's dims (by `DimId`) the kernels and buffers were planned for.
     pub dims: Vec<u64>,
     /// The simplified merit and gradient program (its inputs are the artifact program's).
     pub derived: Program,
-    /// The merit, then the gradient of each variable (in `Program::variables` order), then for
-    /// a stage merit its domain guard and `h`.
+    /// The merit, then the gradient of each variable (in `Program::variables` order), then the
+    /// solver's other values ([`crate::plan::DeviceFunctions::roots`]).
     pub roots: Vec<NodeId>,
     /// Setup values of `derived` the per-iteration function reads (computed once per solve).
     pub given: Vec<NodeId>,
@@ -86,16 +88,9 @@ pub struct Staged {
     /// given value); its roots are `function_roots`.
     pub function: Program,
     pub function_roots: Vec<NodeId>,
-    /// For a stage merit: its inputs μ and 1/√s (inputs of `derived`, default 1).
+    /// The solver whose functions these are (`None`: the merit `optc bench` times).
     #[serde(default)]
-    pub path: Option<PathInputs>,
-}
-
-/// The inputs of a stage merit's parameters ([`crate::plan::DevicePath`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PathInputs {
-    pub mu: u32,
-    pub inv_sqrt_s: u32,
+    pub solver: Option<DeviceSolver>,
 }
 
 /// What a `gpu` artifact holds to evaluate the merit `optc bench` times and its gradient on a
