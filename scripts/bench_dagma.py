@@ -2,6 +2,7 @@
 ({"shd", "edges", "fit_seconds"}); `shd` mode prints the SHD of an estimate instead.
 
 Usage: python bench_dagma.py DIR             (DIR holds X.npy and W_true.npy from `optc simulate dag`)
+       python bench_dagma.py steps DIR       (the same fit; also counts the Adam steps per stage)
        python bench_dagma.py shd W.npy W_true.npy
 The hyperparameters are the ones of examples/dag/dagma.opt (the DAGMA repository's `fit`
 defaults except lambda1 = 0.02, as in its test() and notebook).
@@ -28,9 +29,28 @@ def main():
         return
     from dagma.linear import DagmaLinear
 
-    data = sys.argv[1]
+    count = sys.argv[1] == "steps"
+    data = sys.argv[2] if count else sys.argv[1]
     x = np.load(f"{data}/X.npy")
     truth = np.load(f"{data}/W_true.npy")
+    stages = []
+    if count:
+        # Each Adam step calls `_adam_update` once; `minimize` runs one stage (or a retry).
+        minimize, adam_update, steps = DagmaLinear.minimize, DagmaLinear._adam_update, [0]
+
+        def counted_update(self, *args, **kwargs):
+            steps[0] += 1
+            return adam_update(self, *args, **kwargs)
+
+        def counted_minimize(self, w, mu, max_iter, s, lr, *args, **kwargs):
+            before, t0 = steps[0], time.perf_counter()
+            result = minimize(self, w, mu, max_iter, s, lr, *args, **kwargs)
+            stages.append(
+                {"mu": mu, "s": s, "steps": steps[0] - before, "seconds": time.perf_counter() - t0}
+            )
+            return result
+
+        DagmaLinear._adam_update, DagmaLinear.minimize = counted_update, counted_minimize
     start = time.perf_counter()
     model = DagmaLinear(loss_type="l2")
     w = model.fit(
@@ -47,7 +67,11 @@ def main():
         checkpoint=1000,
     )
     seconds = time.perf_counter() - start
-    print(json.dumps({"shd": shd(w, truth), "edges": int((w != 0).sum()), "fit_seconds": seconds}))
+    result = {"shd": shd(w, truth), "edges": int((w != 0).sum()), "fit_seconds": seconds}
+    if count:
+        result["stages"] = stages
+        result["steps"] = sum(st["steps"] for st in stages)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
