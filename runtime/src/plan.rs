@@ -523,7 +523,6 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
     let x0 = model.x();
     let n = x0.len();
     let mut error = None;
-    let opts = &plan.options;
     let report = match plan.method {
         Method::Lbfgs | Method::ProjectedLbfgs | Method::Adam => {
             let merit = simplified_merit(model, plan, objective)?;
@@ -541,31 +540,7 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
             let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| {
                 eval_merit(model, &merit, x, g, &mut error)
             });
-            let lower = b.lower().to_vec();
-            let upper = b.upper().to_vec();
-            let mut reg = FnRegularizer {
-                prox: |v: &[f64], step: f64, out: &mut [f64]| {
-                    for i in 0..v.len() {
-                        let t = step * l1[i];
-                        let soft = v[i].signum() * (v[i].abs() - t).max(0.0);
-                        out[i] = soft.clamp(lower[i], upper[i]);
-                    }
-                    for term in &matrix_terms {
-                        term.prox(out, step);
-                    }
-                },
-                value: |x: &[f64]| {
-                    let l1_part: f64 = x.iter().zip(&l1).map(|(v, w)| w * v.abs()).sum();
-                    l1_part + matrix_terms.iter().map(|t| t.value(x)).sum::<f64>()
-                },
-            };
-            proximal_gradient(
-                &mut problem,
-                &mut reg,
-                &x0,
-                &ProxGradOptions::from_options(opts).map_err(option_error)?,
-                callback,
-            )
+            run_prox_grad(&mut problem, plan, &l1, &matrix_terms, &b, &x0, callback)?
         }
         Method::AugLag => {
             // L1 terms are handled as in NOTEARS: x = p − q with p, q ≥ 0 and ‖x‖₁ = Σ(p + q).
@@ -595,6 +570,38 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
     };
     model.set_x(&report.x);
     Ok(Outcome { report, error })
+}
+
+/// Proximal gradient with the plan's options on `smooth` plus the prox terms (L1 weights `l1`,
+/// matrix terms) from `x0`, the prox also projecting onto the bounds `b`.
+fn run_prox_grad(
+    smooth: &mut dyn Problem,
+    plan: &Plan,
+    l1: &[f64],
+    matrix_terms: &[MatrixProx],
+    b: &Bounds,
+    x0: &[f64],
+    callback: Callback,
+) -> Result<Report, Diagnostic> {
+    let (lower, upper) = (b.lower(), b.upper());
+    let mut reg = FnRegularizer {
+        prox: |v: &[f64], step: f64, out: &mut [f64]| {
+            for i in 0..v.len() {
+                let t = step * l1[i];
+                let soft = v[i].signum() * (v[i].abs() - t).max(0.0);
+                out[i] = soft.clamp(lower[i], upper[i]);
+            }
+            for term in matrix_terms {
+                term.prox(out, step);
+            }
+        },
+        value: |x: &[f64]| {
+            let l1_part: f64 = x.iter().zip(l1).map(|(v, w)| w * v.abs()).sum();
+            l1_part + matrix_terms.iter().map(|t| t.value(x)).sum::<f64>()
+        },
+    };
+    let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
+    Ok(proximal_gradient(smooth, &mut reg, x0, &opts, callback))
 }
 
 /// The augmented Lagrangian with the plan's options on `problem` from `x0`, within the bounds
@@ -698,6 +705,8 @@ pub enum DeviceSolver {
     /// The augmented Lagrangian: the objective without its L1 terms with its gradient, then
     /// each equality constraint with the gradients of its components, `components` of each.
     Auglag { components: Vec<usize> },
+    /// Proximal gradient: the objective without its prox terms, with its gradient.
+    ProxGrad,
 }
 
 /// What a device computes for a model whose solver builds its own functions: `program` with
@@ -714,9 +723,9 @@ pub struct DeviceFunctions {
 }
 
 /// The functions a device evaluates for `program` at the dim sizes `dims`, when its solver is
-/// the central path with Adam stages (`solve with path(...)`, not `colide` or `inner = lbfgs`)
-/// or the augmented Lagrangian; `None` for any other solver, or none (a device then computes the
-/// merit `optc bench` times).
+/// the central path with Adam stages (`solve with path(...)`, not `colide` or `inner = lbfgs`),
+/// the augmented Lagrangian or proximal gradient; `None` for any other solver, or none (a device
+/// then computes the merit `optc bench` times).
 pub fn device_functions(
     program: &Program,
     dims: &[u64],
@@ -724,8 +733,8 @@ pub fn device_functions(
     let Ok(plan) = choose(program) else {
         return Ok(None);
     };
-    let auglag = plan.method == Method::AugLag;
-    if !auglag && !adam_path(program, &plan)? {
+    let own = matches!(plan.method, Method::AugLag | Method::ProxGrad);
+    if !own && !adam_path(program, &plan)? {
         return Ok(None);
     }
     let mut program = program.clone();
@@ -733,16 +742,28 @@ pub fn device_functions(
         .minimized_objective()
         .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
     let vars: Vec<InputId> = program.variables().collect();
-    if auglag {
-        let (smooth, _) = smooth_node(&mut program, &plan.structure, score, ProxScope::L1);
-        let functions = auglag_functions(&mut program, &vars, &plan, smooth, dims)?;
-        let roots = functions.roots();
-        let components = functions.constraints.iter().map(|c| c.2).collect();
-        return Ok(Some(DeviceFunctions {
-            program,
-            roots,
-            solver: DeviceSolver::Auglag { components },
-        }));
+    match plan.method {
+        Method::AugLag => {
+            let (smooth, _) = smooth_node(&mut program, &plan.structure, score, ProxScope::L1);
+            let functions = auglag_functions(&mut program, &vars, &plan, smooth, dims)?;
+            let roots = functions.roots();
+            let components = functions.constraints.iter().map(|c| c.2).collect();
+            return Ok(Some(DeviceFunctions {
+                program,
+                roots,
+                solver: DeviceSolver::Auglag { components },
+            }));
+        }
+        Method::ProxGrad => {
+            let (smooth, _) = smooth_node(&mut program, &plan.structure, score, ProxScope::All);
+            let roots = merit_of(&mut program, &vars, smooth)?.roots().to_vec();
+            return Ok(Some(DeviceFunctions {
+                program,
+                roots,
+                solver: DeviceSolver::ProxGrad,
+            }));
+        }
+        _ => {}
     }
     let constraint = program.constraints[plan.structure.equalities[0]].node;
     let merit = path_merit(&mut program, &vars, score, constraint)?;
@@ -800,12 +821,13 @@ pub fn solve_external(
         None => runs_on_objective_alone(model, plan),
         Some(DeviceSolver::Path { .. }) => adam_path(&model.program, plan)?,
         Some(DeviceSolver::Auglag { .. }) => plan.method == Method::AugLag,
+        Some(DeviceSolver::ProxGrad) => plan.method == Method::ProxGrad,
     };
     if !runs {
         return Err(Diagnostic::error(
             crate::gpu::METHOD_NOT_ON_GPU,
             format!(
-                "`--backend gpu` solves problems without constraints by lbfgs, projected lbfgs or adam, and those of the central path with Adam stages (`path`) and the augmented Lagrangian (`auglag`); this one is solved by `{}`",
+                "`--backend gpu` runs lbfgs, projected lbfgs and adam on problems without constraints, proximal gradient (`fista`), the central path with Adam stages (`path`) and the augmented Lagrangian (`auglag`); this one is solved by `{}`",
                 solver_label(&model.program, plan)
             ),
         )
@@ -817,6 +839,7 @@ pub fn solve_external(
             let components = components.clone();
             return auglag_external(model, plan, device, &components, callback);
         }
+        Some(DeviceSolver::ProxGrad) => return prox_grad_external(model, plan, device, callback),
         None => {}
     }
     let x0 = model.x();
@@ -917,6 +940,33 @@ fn path_external(
         report,
         error: objective.error,
     })
+}
+
+/// Proximal gradient with the objective without its prox terms evaluated by `device` (see
+/// [`solve_external`]); the prox terms, bounds and options are the host's.
+fn prox_grad_external(
+    model: &mut Model,
+    plan: &Plan,
+    device: &mut dyn External,
+    callback: Callback,
+) -> Result<Outcome, Diagnostic> {
+    let objective = model
+        .program
+        .minimized_objective()
+        .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
+    let (_, l1, matrix_terms) = smooth_part(model, &plan.structure, objective, ProxScope::All)?;
+    let x0 = model.x();
+    let b = bounds(model)?;
+    let mut error = None;
+    let mut problem = FnProblem::new(x0.len(), |x: &[f64], g: &mut [f64]| {
+        device.eval(x, g, &mut []).unwrap_or_else(|e| {
+            error.get_or_insert(e);
+            f64::NAN
+        })
+    });
+    let report = run_prox_grad(&mut problem, plan, &l1, &matrix_terms, &b, &x0, callback)?;
+    model.set_x(&report.x);
+    Ok(Outcome { report, error })
 }
 
 /// The augmented Lagrangian with the smooth objective, the constraints and their gradients

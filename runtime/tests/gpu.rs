@@ -638,19 +638,23 @@ fn run_gpu_artifact_of(path: &Path, dir: &Path) -> (Option<i32>, serde_json::Val
     run_source(&file, "gpu")
 }
 
-#[test]
-fn run_solves_on_the_device_as_the_interpreter_does() {
-    let dir = std::env::temp_dir().join(format!("optc-gpu-run-{}", std::process::id()));
+/// `example` (under examples/regression) solved on the reference device and by the
+/// interpreter: the same status, the objective to 1e-10 (relative), `outputs` to 1e-6.
+fn check_regression_on_the_device(example: &str, solver: &str, outputs: &[&str]) {
+    let dir = std::env::temp_dir().join(format!("optc-gpu-run-{example}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (code, gpu, err) = run_gpu_artifact("ridge.opt", &dir);
+    let (code, gpu, err) = run_gpu_artifact(example, &dir);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(gpu["backend"], "gpu");
-    assert_eq!(gpu["solver"], "lbfgs");
+    assert_eq!(gpu["solver"], solver);
     assert_eq!(gpu["status"], "converged", "{gpu}");
     // The same solve with every evaluation on the interpreter.
-    let ridge = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/regression/ridge.opt");
-    let (code, interp, err) = run_source(&ridge, "interp");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/regression")
+        .join(example);
+    let (code, interp, err) = run_source(&file, "interp");
     assert_eq!(code, Some(0), "{err}");
+    assert_eq!(gpu["iterations"], interp["iterations"]);
     let number = |v: &serde_json::Value| v.as_f64().unwrap();
     let (f_gpu, f_interp) = (number(&gpu["objective"]), number(&interp["objective"]));
     assert!(
@@ -663,16 +667,22 @@ fn run_solves_on_the_device_as_the_interpreter_does() {
             None => vec![number(v)],
         }
     };
-    for name in ["w", "b"] {
+    for name in outputs {
         let (g, i) = (flat(&gpu["outputs"][name]), flat(&interp["outputs"][name]));
         assert_close(name, &g, &i, 1e-6);
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
-    // Lasso is solved by fista (a prox term): not on the device yet, E0385 and exit 69.
-    let (code, _, err) = run_gpu_artifact("lasso.opt", &dir);
-    assert_eq!(code, Some(69), "{err}");
-    assert!(err.contains("E0385"), "{err}");
-    // CoLiDE's noise-scale updates are not in the device's plan either.
+#[test]
+fn run_solves_on_the_device_as_the_interpreter_does() {
+    check_regression_on_the_device("ridge.opt", "lbfgs", &["w", "b"]);
+    // Lasso: proximal gradient, the objective without its L1 term on the device.
+    check_regression_on_the_device("lasso.opt", "prox_grad", &["w"]);
+
+    // CoLiDE's noise-scale updates are not in the device's plan: E0385 and exit 69.
+    let dir = std::env::temp_dir().join(format!("optc-gpu-colide-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let colide = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dag/colide.opt");
     let (code, _, err) = run_gpu_artifact_of(&colide, &dir);
     assert_eq!(code, Some(69), "{err}");
