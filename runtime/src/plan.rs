@@ -685,21 +685,17 @@ fn solver_label(program: &Program, plan: &Plan) -> String {
     }
 }
 
-/// Whether `plan` runs the central path with Adam stages and no noise scales: the solve a
-/// device runs from the stage merit of [`device_functions`].
-fn adam_path(program: &Program, plan: &Plan) -> Result<bool, Diagnostic> {
-    if plan.method != Method::Path {
-        return Ok(false);
-    }
-    let kind = path_kind(program, plan)?;
-    Ok(!kind.colide && !kind.lbfgs_stages)
+/// Whether `plan` runs the central path without noise scales (not `colide`): the solve a device
+/// runs from the stage merit of [`device_functions`].
+fn device_path(program: &Program, plan: &Plan) -> Result<bool, Diagnostic> {
+    Ok(plan.method == Method::Path && !path_kind(program, plan)?.colide)
 }
 
 /// The functions a device evaluates for a solver that builds its own (see [`device_functions`]).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceSolver {
-    /// The central path with Adam stages: the stage merit of [`path_merit`] with its gradient,
+    /// The central path (not `colide`): the stage merit of [`path_merit`] with its gradient,
     /// its domain guard and `h`; `mu` and `inv_sqrt_s` are its parameter inputs.
     Path { mu: u32, inv_sqrt_s: u32 },
     /// The augmented Lagrangian: the objective without its L1 terms with its gradient, then
@@ -723,7 +719,8 @@ pub struct DeviceFunctions {
 }
 
 /// The functions a device evaluates for `program` at the dim sizes `dims`, when its solver is
-/// the central path with Adam stages (`solve with path(...)`, not `colide` or `inner = lbfgs`),
+/// the central path (`solve with path(...)`, not `colide`; with `inner = lbfgs` the score
+/// leaves out the L1 terms),
 /// the augmented Lagrangian or proximal gradient; `None` for any other solver, or none (a device
 /// then computes the merit `optc bench` times).
 pub fn device_functions(
@@ -734,7 +731,7 @@ pub fn device_functions(
         return Ok(None);
     };
     let own = matches!(plan.method, Method::AugLag | Method::ProxGrad);
-    if !own && !adam_path(program, &plan)? {
+    if !own && !device_path(program, &plan)? {
         return Ok(None);
     }
     let mut program = program.clone();
@@ -765,6 +762,12 @@ pub fn device_functions(
         }
         _ => {}
     }
+    // With L-BFGS-B stages the L1 terms leave the score (the host splits x = p − q for them).
+    let score = if path_kind(&program, &plan)?.lbfgs_stages {
+        smooth_node(&mut program, &plan.structure, score, ProxScope::L1).0
+    } else {
+        score
+    };
     let constraint = program.constraints[plan.structure.equalities[0]].node;
     let merit = path_merit(&mut program, &vars, score, constraint)?;
     let mut roots = merit.value_and_gradient().to_vec();
@@ -808,9 +811,9 @@ pub trait External {
 /// Runs `plan` from the model's current variables with every evaluation made by `device`
 /// instead of the model; leaves the model at the returned point. For plans where
 /// [`runs_on_objective_alone`] holds when the device computes the objective, and for the central
-/// path with Adam stages and the augmented Lagrangian when it computes their functions
-/// ([`device_functions`]); E0385 otherwise. An error of `device` is a NaN to the solver (which
-/// backs off) and the first one is kept in the outcome.
+/// path (not `colide`), the augmented Lagrangian and proximal gradient when it computes their
+/// functions ([`device_functions`]); E0385 otherwise. An error of `device` is a NaN to the solver
+/// (which backs off) and the first one is kept in the outcome.
 pub fn solve_external(
     model: &mut Model,
     plan: &Plan,
@@ -819,7 +822,7 @@ pub fn solve_external(
 ) -> Result<Outcome, Diagnostic> {
     let runs = match device.solver() {
         None => runs_on_objective_alone(model, plan),
-        Some(DeviceSolver::Path { .. }) => adam_path(&model.program, plan)?,
+        Some(DeviceSolver::Path { .. }) => device_path(&model.program, plan)?,
         Some(DeviceSolver::Auglag { .. }) => plan.method == Method::AugLag,
         Some(DeviceSolver::ProxGrad) => plan.method == Method::ProxGrad,
     };
@@ -827,7 +830,7 @@ pub fn solve_external(
         return Err(Diagnostic::error(
             crate::gpu::METHOD_NOT_ON_GPU,
             format!(
-                "`--backend gpu` runs lbfgs, projected lbfgs and adam on problems without constraints, proximal gradient (`fista`), the central path with Adam stages (`path`) and the augmented Lagrangian (`auglag`); this one is solved by `{}`",
+                "`--backend gpu` runs lbfgs, projected lbfgs and adam on problems without constraints, proximal gradient (`fista`), the central path (`path`) and the augmented Lagrangian (`auglag`); this one is solved by `{}`",
                 solver_label(&model.program, plan)
             ),
         )
@@ -868,8 +871,8 @@ pub fn solve_external(
     Ok(Outcome { report, error })
 }
 
-/// The central path with Adam stages, each stage merit evaluated by `device` (see
-/// [`solve_external`]); the options, bounds and stopping rules are those of the host's path.
+/// The central path, each stage merit evaluated by `device` (see [`solve_external`]); the
+/// options, bounds, L1 split and stopping rules are those of the host's path.
 fn path_external(
     model: &mut Model,
     plan: &Plan,
@@ -924,17 +927,27 @@ fn path_external(
         }
     }
     let x0 = model.x();
-    let opts = path_options(plan, PathOptions::default())?;
+    let kind = path_kind(&model.program, plan)?;
+    let l1 = if kind.lbfgs_stages {
+        let objective = model
+            .program
+            .minimized_objective()
+            .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
+        smooth_part(model, &plan.structure, objective, ProxScope::L1)?.1
+    } else {
+        Vec::new()
+    };
+    let bounds = bounds(model)?;
     let mut objective = Objective {
         device,
-        bounds: bounds(model)?,
+        bounds: bounds.clone(),
         error: None,
         // Set on the first evaluation.
         current: (f64::NAN, f64::NAN),
         dim: x0.len(),
         scratch: vec![0.0; x0.len()],
     };
-    let report = central_path(&mut objective, &x0, &opts, callback).report;
+    let report = run_path(&mut objective, plan, &kind, l1, &bounds, &x0, callback)?;
     model.set_x(&report.x);
     Ok(Outcome {
         report,
@@ -1451,21 +1464,6 @@ fn path(
             ));
         }
     }
-    let split = l1
-        .iter()
-        .any(|w| *w != 0.0)
-        .then_some(L1Split { weights: l1 });
-    let opts = if colide {
-        PathOptions::colide()
-    } else if lbfgs_stages {
-        PathOptions::lbfgs(match &split {
-            Some(_) => L1Split::bounds(&bounds)?,
-            None => bounds.clone(),
-        })
-    } else {
-        PathOptions::default()
-    };
-    let opts = path_options(plan, opts)?;
     struct Objective<'a> {
         model: &'a mut Model,
         merit: Merit,
@@ -1516,22 +1514,56 @@ fn path(
                 .unwrap_or(f64::NAN)
         }
     }
+    let kind = PathKind {
+        colide,
+        lbfgs_stages,
+    };
     let mut objective = Objective {
         model,
         merit,
         mu: mu_id,
         scale: scale_id,
         h: h_value,
-        bounds,
+        bounds: bounds.clone(),
         scales,
         error,
         current: (f64::NAN, f64::NAN),
     };
+    run_path(&mut objective, plan, &kind, l1, &bounds, &x0, callback)
+}
+
+/// The central path with the plan's options on `objective` from `x0`: Adam stages (CoLiDE's
+/// defaults for `colide`), or L-BFGS-B stages within `bounds`, on the split x = p − q when the
+/// L1 weights `l1` (terms left out of `objective`'s score) are nonzero somewhere.
+fn run_path(
+    objective: &mut dyn PathObjective,
+    plan: &Plan,
+    kind: &PathKind,
+    l1: Vec<f64>,
+    bounds: &Bounds,
+    x0: &[f64],
+    callback: Callback,
+) -> Result<Report, Diagnostic> {
+    let split = l1
+        .iter()
+        .any(|w| *w != 0.0)
+        .then_some(L1Split { weights: l1 });
+    let opts = if kind.colide {
+        PathOptions::colide()
+    } else if kind.lbfgs_stages {
+        PathOptions::lbfgs(match &split {
+            Some(_) => L1Split::bounds(bounds)?,
+            None => bounds.clone(),
+        })
+    } else {
+        PathOptions::default()
+    };
+    let opts = path_options(plan, opts)?;
     match split {
         Some(split) => {
-            let z0 = L1Split::split(&x0);
+            let z0 = L1Split::split(x0);
             let mut split = SplitPath {
-                inner: &mut objective,
+                inner: objective,
                 split,
                 grad: vec![0.0; x0.len()],
             };
@@ -1539,7 +1571,7 @@ fn path(
             report.x = split.split.join(&report.x);
             Ok(report)
         }
-        None => Ok(central_path(&mut objective, &x0, &opts, callback).report),
+        None => Ok(central_path(objective, x0, &opts, callback).report),
     }
 }
 

@@ -711,8 +711,10 @@ fn run_source(file: &Path, backend: &str) -> (Option<i32>, serde_json::Value, St
 /// Writes `source` (an example of examples/dag with its data path made absolute) as `name`.opt,
 /// runs it on the reference device (its artifact computes the functions its solver builds;
 /// the solver runs on the host) and on the CPU backend, and checks that both give the same
-/// solve by `solver`: the objective to `tol` (relative), W to `100 · tol`, the same graph;
-/// returns the device's functions' root count.
+/// solve by `solver`: the same status and graph, the objective to `tol` (relative), W to
+/// `100 · tol`, and, when `tol` ≤ 1e-8, the same iteration count (solvers that stop at a
+/// tolerance may stop some iterations apart under other rounding); returns the device's
+/// functions' root count.
 fn check_solve_on_the_device(name: &str, source: &str, solver: &str, tol: f64) -> usize {
     let dir = std::env::temp_dir().join(format!("optc-gpu-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -737,8 +739,9 @@ fn check_solve_on_the_device(name: &str, source: &str, solver: &str, tol: f64) -
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(gpu["backend"], "gpu");
     assert_eq!(gpu["solver"], solver);
-    for key in ["status", "iterations"] {
-        assert_eq!(gpu[key], cpu[key], "{key}: {gpu} against {cpu}");
+    assert_eq!(gpu["status"], cpu["status"]);
+    if tol <= 1e-8 {
+        assert_eq!(gpu["iterations"], cpu["iterations"]);
     }
     let number = |v: &serde_json::Value| v.as_f64().unwrap();
     let (f_gpu, f_cpu) = (number(&gpu["objective"]), number(&cpu["objective"]));
@@ -795,6 +798,20 @@ fn the_central_path_runs_on_the_device_as_on_the_cpu() {
     let poly = short_dagma("acyclic: poly_acyclic(W) == 0");
     assert_eq!(
         check_solve_on_the_device("poly_short", &poly, "path", 1e-8),
+        4
+    );
+    // L-BFGS-B stages: the score leaves out the L1 term, the host splits x = p − q for it. The
+    // stages stop at a tolerance: the CPU, interpreter and unsimplified runs take 1 227, 1 160
+    // and 1 202 iterations to objectives 5e-5 apart (relative), with the same graph.
+    let start = dagma.find("solve with").unwrap();
+    let end = dagma.find("output").unwrap();
+    let lbfgs = format!(
+        "{}solve with path(inner = lbfgs)\n{}",
+        &dagma[..start],
+        &dagma[end..]
+    );
+    assert_eq!(
+        check_solve_on_the_device("dagma_lbfgs", &lbfgs, "path", 1e-4),
         4
     );
 }

@@ -11,7 +11,7 @@ use optc_compiler::simplify::{self, cost::CostModel};
 
 /// Differentiates, simplifies and stages what a device computes for `program` at the dim sizes
 /// `dims`, as the CPU backend does: the functions of [`plan::device_functions`] for a model
-/// whose solver builds its own (the central path with Adam stages, the augmented Lagrangian),
+/// whose solver builds its own (the central path, the augmented Lagrangian, proximal gradient),
 /// else the merit `optc bench` times (the objective plus its scalar constraint functions,
 /// [`crate::bench::merit`]) and its gradient. The per-iteration function is the program cut at
 /// the setup values.

@@ -71,8 +71,8 @@ pub enum Step {
 /// What a device computes, simplified and staged at fixed dims: the part of a [`GpuPlan`] that
 /// needs no MLIR ([`super::build::stage`]). That is the merit of the program (the objective plus
 /// its scalar constraint functions, [`crate::bench::merit`]) and its gradient or, for a model
-/// whose solver builds its own functions (the central path with Adam stages, the augmented
-/// Lagrangian), those ([`crate::plan::device_functions`]).
+/// whose solver builds its own functions (the central path, the augmented Lagrangian, proximal
+/// gradient), those ([`crate::plan::device_functions`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Staged {
     /// Sizes of the program's dims (by `DimId`) the kernels and buffers were planned for.
