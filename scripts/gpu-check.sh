@@ -6,7 +6,7 @@
 #      its gradient at the initial point with the references computed on the CPU (maximum
 #      relative error; pass below 1e-9);
 #   2. solves the examples whose solver runs with its functions on the device (`optc run
-#      --backend gpu`: lbfgs/adam, fista, DAGMA's path, NOTEARS's auglag; not colide) and
+#      --backend gpu`: every solver; the bilevel example has no GPU plan) and
 #      compares the final objective with the reference device's solve (same status; pass below
 #      1e-8 relative, 1e-4 for auglag, whose inner L-BFGS-B stops at a projected gradient of
 #      1e-5 where rounding moves the final objective by ~1e-5);

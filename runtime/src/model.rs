@@ -208,6 +208,29 @@ impl VarSlot {
     }
 }
 
+/// The places of `program`'s variables in the flat vector at the dim sizes `dims`.
+pub fn var_slots(program: &Program, dims: &[u64]) -> Vec<VarSlot> {
+    let mut slots = Vec::new();
+    let mut offset = 0;
+    for id in program.variables() {
+        let input = program.input(id);
+        let shape: Vec<usize> = input
+            .shape
+            .iter()
+            .map(|d| d.eval(dims).max(0) as usize)
+            .collect();
+        let slot = VarSlot {
+            input: id,
+            name: input.name.clone(),
+            offset,
+            shape,
+        };
+        offset += slot.len();
+        slots.push(slot);
+    }
+    slots
+}
+
 /// Which engine evaluates the per-iteration part of a model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -301,24 +324,7 @@ impl Model {
     /// Prepares `program` (derivatives of lower-level problems are added) for evaluation.
     pub fn new(mut program: Program, bindings: Bindings) -> Result<Model, Diagnostic> {
         let argmin = ArgminSolver::new(&mut program)?;
-        let mut vars = Vec::new();
-        let mut offset = 0;
-        for id in program.variables().collect::<Vec<_>>() {
-            let input = program.input(id);
-            let shape: Vec<usize> = input
-                .shape
-                .iter()
-                .map(|d| d.eval(&bindings.dims).max(0) as usize)
-                .collect();
-            let slot = VarSlot {
-                input: id,
-                name: input.name.clone(),
-                offset,
-                shape,
-            };
-            offset += slot.len();
-            vars.push(slot);
-        }
+        let vars = var_slots(&program, &bindings.dims);
         let cache = vec![None; program.graph.len()];
         Ok(Model {
             program,

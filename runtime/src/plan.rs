@@ -1,7 +1,7 @@
 //! Solver plans: which solver a model gets (from `solve with` or from the structure analysis),
 //! why, and the merit functions the solvers call, built as IR and differentiated once.
 
-use crate::model::Model;
+use crate::model::{Model, VarSlot};
 use crate::prox;
 use crate::solvers::{
     self, adam, augmented_lagrangian, central_path, lbfgs, projected_lbfgs, proximal_gradient,
@@ -685,18 +685,13 @@ fn solver_label(program: &Program, plan: &Plan) -> String {
     }
 }
 
-/// Whether `plan` runs the central path without noise scales (not `colide`): the solve a device
-/// runs from the stage merit of [`device_functions`].
-fn device_path(program: &Program, plan: &Plan) -> Result<bool, Diagnostic> {
-    Ok(plan.method == Method::Path && !path_kind(program, plan)?.colide)
-}
-
 /// The functions a device evaluates for a solver that builds its own (see [`device_functions`]).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceSolver {
-    /// The central path (not `colide`): the stage merit of [`path_merit`] with its gradient,
-    /// its domain guard and `h`; `mu` and `inv_sqrt_s` are its parameter inputs.
+    /// The central path: the stage merit of [`path_merit`] with its gradient, its domain guard
+    /// and `h`, then for `colide` each noise scale's two slopes; `mu` and `inv_sqrt_s` are its
+    /// parameter inputs.
     Path { mu: u32, inv_sqrt_s: u32 },
     /// The augmented Lagrangian: the objective without its L1 terms with its gradient, then
     /// each equality constraint with the gradients of its components, `components` of each.
@@ -710,18 +705,19 @@ pub enum DeviceSolver {
 /// order), then the solver's other values.
 pub struct DeviceFunctions {
     pub program: Program,
-    /// For the path: the merit, its gradient, the domain guard, then `h`. The guard is the sum
-    /// of `min(D, 0)` over the merit's domain nodes `D`: negative exactly when an entry of one
-    /// is (a sum of terms ≤ 0 does not cancel), so one scalar crosses from the device instead of
-    /// the d × d inverse. For the augmented Lagrangian: [`AuglagFunctions::roots`].
+    /// For the path: the merit, its gradient, the domain guard, `h`, then for `colide` the
+    /// slopes of the objective in each noise scale σ at σ and 2σ. The guard is the sum of
+    /// `min(D, 0)` over the merit's domain nodes `D`: negative exactly when an entry of one is (a
+    /// sum of terms ≤ 0 does not cancel), so one scalar crosses from the device instead of the
+    /// d × d inverse. For the augmented Lagrangian: [`AuglagFunctions::roots`]. For proximal
+    /// gradient: the smooth part and its gradient.
     pub roots: Vec<NodeId>,
     pub solver: DeviceSolver,
 }
 
 /// The functions a device evaluates for `program` at the dim sizes `dims`, when its solver is
-/// the central path (`solve with path(...)`, not `colide`; with `inner = lbfgs` the score
-/// leaves out the L1 terms),
-/// the augmented Lagrangian or proximal gradient; `None` for any other solver, or none (a device
+/// the central path (`path`, with `inner = lbfgs` a score without the L1 terms; `colide`), the
+/// augmented Lagrangian or proximal gradient; `None` for any other solver, or none (a device
 /// then computes the merit `optc bench` times).
 pub fn device_functions(
     program: &Program,
@@ -730,8 +726,10 @@ pub fn device_functions(
     let Ok(plan) = choose(program) else {
         return Ok(None);
     };
-    let own = matches!(plan.method, Method::AugLag | Method::ProxGrad);
-    if !own && !device_path(program, &plan)? {
+    if !matches!(
+        plan.method,
+        Method::Path | Method::AugLag | Method::ProxGrad
+    ) {
         return Ok(None);
     }
     let mut program = program.clone();
@@ -763,7 +761,9 @@ pub fn device_functions(
         _ => {}
     }
     // With L-BFGS-B stages the L1 terms leave the score (the host splits x = p − q for them).
-    let score = if path_kind(&program, &plan)?.lbfgs_stages {
+    let kind = path_kind(&program, &plan)?;
+    let objective = score;
+    let score = if kind.lbfgs_stages {
         smooth_node(&mut program, &plan.structure, score, ProxScope::L1).0
     } else {
         score
@@ -784,6 +784,11 @@ pub fn device_functions(
         guard = binary(&mut program, BinaryOp::Add, guard, sum);
     }
     roots.extend([guard, merit.h]);
+    if kind.colide {
+        let slots = crate::model::var_slots(&program, dims);
+        let scales = scale_vars(&mut program, &slots, objective, constraint)?;
+        roots.extend(scales.iter().flat_map(|v| [v.slope, v.slope_at_double]));
+    }
     Ok(Some(DeviceFunctions {
         program,
         roots,
@@ -811,8 +816,8 @@ pub trait External {
 /// Runs `plan` from the model's current variables with every evaluation made by `device`
 /// instead of the model; leaves the model at the returned point. For plans where
 /// [`runs_on_objective_alone`] holds when the device computes the objective, and for the central
-/// path (not `colide`), the augmented Lagrangian and proximal gradient when it computes their
-/// functions ([`device_functions`]); E0385 otherwise. An error of `device` is a NaN to the solver
+/// path, the augmented Lagrangian and proximal gradient when it computes their functions
+/// ([`device_functions`]); E0385 otherwise. An error of `device` is a NaN to the solver
 /// (which backs off) and the first one is kept in the outcome.
 pub fn solve_external(
     model: &mut Model,
@@ -822,7 +827,7 @@ pub fn solve_external(
 ) -> Result<Outcome, Diagnostic> {
     let runs = match device.solver() {
         None => runs_on_objective_alone(model, plan),
-        Some(DeviceSolver::Path { .. }) => device_path(&model.program, plan)?,
+        Some(DeviceSolver::Path { .. }) => plan.method == Method::Path,
         Some(DeviceSolver::Auglag { .. }) => plan.method == Method::AugLag,
         Some(DeviceSolver::ProxGrad) => plan.method == Method::ProxGrad,
     };
@@ -882,71 +887,123 @@ fn path_external(
     struct Objective<'a> {
         device: &'a mut dyn External,
         bounds: Bounds,
+        /// CoLiDE's noise scales, whose slopes follow the guard and h among the roots.
+        scales: Vec<ScaleVar>,
         error: Option<Diagnostic>,
         current: (f64, f64),
-        dim: usize,
         scratch: Vec<f64>,
+        /// The roots after the gradient: the guard, h, then each scale's two slopes.
+        rest: Vec<f64>,
     }
     impl Objective<'_> {
-        /// The merit at `x` (NaN where undefined), its gradient into `grad`, and its guard and
-        /// `h`.
-        fn eval(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> (f64, [f64; 2]) {
-            let mut rest = [f64::NAN; 2];
+        /// The merit at `x` (NaN where undefined) with its gradient into `grad`; the other
+        /// roots into `self.rest`.
+        fn eval(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> f64 {
             if self.current != (mu, s) {
                 if let Err(e) = self.device.set_path(mu, 1.0 / s.sqrt()) {
                     self.error.get_or_insert(e);
-                    return (f64::NAN, rest);
+                    self.rest.fill(f64::NAN);
+                    return f64::NAN;
                 }
                 self.current = (mu, s);
             }
-            let value = self.device.eval(x, grad, &mut rest).unwrap_or_else(|e| {
-                self.error.get_or_insert(e);
-                f64::NAN
-            });
-            (value, rest)
+            self.device
+                .eval(x, grad, &mut self.rest)
+                .unwrap_or_else(|e| {
+                    self.error.get_or_insert(e);
+                    self.rest.fill(f64::NAN);
+                    f64::NAN
+                })
+        }
+
+        /// Sets the scales in `x` in closed form from their slopes at `x` (which do not depend
+        /// on μ and s: before the first stage, any will do).
+        fn update_scales(&mut self, x: &mut [f64]) -> Result<(), Diagnostic> {
+            let (mu, s) = match self.current {
+                (mu, _) if mu.is_nan() => (1.0, 1.0),
+                current => current,
+            };
+            let mut grad = std::mem::take(&mut self.scratch);
+            self.eval(x, mu, s, &mut grad);
+            self.scratch = grad;
+            let mut at = 2;
+            for v in &self.scales {
+                let (slope, rest) = self.rest[at..].split_at(v.len);
+                for k in 0..v.len {
+                    let i = v.offset + k;
+                    let (lower, upper) = (self.bounds.lower()[i], self.bounds.upper()[i]);
+                    x[i] = scale_update(v, x[i], slope[k], rest[k], lower, upper)?;
+                }
+                at += 2 * v.len;
+            }
+            Ok(())
         }
     }
     impl PathObjective for Objective<'_> {
         fn dim(&self) -> usize {
-            self.dim
+            self.scratch.len()
         }
         fn value_grad(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> Option<f64> {
-            let (value, [guard, _]) = self.eval(x, mu, s, grad);
+            let value = self.eval(x, mu, s, grad);
             // Outside the domain when the guard is negative (or NaN).
-            (guard >= 0.0 && value.is_finite()).then_some(value)
+            (self.rest[0] >= 0.0 && value.is_finite()).then_some(value)
         }
         fn after_step(&mut self, x: &mut [f64]) {
             self.bounds.project(x);
+            if self.scales.is_empty() {
+                return;
+            }
+            if let Err(e) = self.update_scales(x) {
+                // Keep the Adam step for the scales; report the first failure.
+                self.error.get_or_insert(e);
+            }
         }
         fn violation(&mut self, x: &[f64]) -> f64 {
             let (mu, s) = self.current;
             let mut grad = std::mem::take(&mut self.scratch);
-            let (_, [_, h]) = self.eval(x, mu, s, &mut grad);
+            self.eval(x, mu, s, &mut grad);
             self.scratch = grad;
-            h.abs()
+            self.rest[1].abs()
         }
     }
-    let x0 = model.x();
+    let mut x0 = model.x();
     let kind = path_kind(&model.program, plan)?;
+    let objective = model
+        .program
+        .minimized_objective()
+        .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
     let l1 = if kind.lbfgs_stages {
-        let objective = model
-            .program
-            .minimized_objective()
-            .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
         smooth_part(model, &plan.structure, objective, ProxScope::L1)?.1
     } else {
         Vec::new()
     };
+    // The scales' places and names (the device computes their slopes).
+    let scales = if kind.colide {
+        let constraint = model.program.constraints[plan.structure.equalities[0]].node;
+        let slots = model.vars.clone();
+        scale_vars(&mut model.program, &slots, objective, constraint)?
+    } else {
+        Vec::new()
+    };
     let bounds = bounds(model)?;
+    let rest = 2 + scales.iter().map(|v| 2 * v.len).sum::<usize>();
     let mut objective = Objective {
         device,
         bounds: bounds.clone(),
+        scales,
         error: None,
         // Set on the first evaluation.
         current: (f64::NAN, f64::NAN),
-        dim: x0.len(),
         scratch: vec![0.0; x0.len()],
+        rest: vec![f64::NAN; rest],
     };
+    if !objective.scales.is_empty() {
+        // Start from the closed-form scales; applying the update twice checks its form.
+        objective.update_scales(&mut x0)?;
+        let first = x0.clone();
+        objective.update_scales(&mut x0)?;
+        check_scale_form(&objective.scales, &first, &x0)?;
+    }
     let report = run_path(&mut objective, plan, &kind, l1, &bounds, &x0, callback)?;
     model.set_x(&report.x);
     Ok(Outcome {
@@ -1327,22 +1384,22 @@ struct ScaleVar {
 /// The scale variables of `solve with colide`: every variable that the acyclicity function `h`
 /// does not read (σ for CoLiDE-EV, σ ∈ R^d for CoLiDE-NV), with the slope nodes of `objective`.
 fn scale_vars(
-    model: &mut Model,
+    program: &mut Program,
+    slots: &[VarSlot],
     objective: NodeId,
     h: NodeId,
 ) -> Result<Vec<ScaleVar>, Diagnostic> {
     let mut scales = Vec::new();
-    for slot in model.vars.clone() {
-        let node = model.program.input_nodes[slot.input.0 as usize];
-        if depends_on(&model.program, h, node) {
+    for slot in slots {
+        let node = program.input_nodes[slot.input.0 as usize];
+        if depends_on(program, h, node) {
             continue;
         }
-        let slope = autodiff::gradient(&mut model.program, objective, &[slot.input])
+        let slope = autodiff::gradient(program, objective, &[slot.input])
             .map_err(|e| plan_error("E0363", format!("{e}")))?[0];
-        let two = model.program.graph.constant(2.0);
-        let doubled = binary(&mut model.program, BinaryOp::Mul, two, node);
-        let slope_at_double = model
-            .program
+        let two = program.graph.constant(2.0);
+        let doubled = binary(program, BinaryOp::Mul, two, node);
+        let slope_at_double = program
             .graph
             .substitute(slope, node, doubled)
             .map_err(|e| plan_error("E0360", e.to_string()))?;
@@ -1382,21 +1439,48 @@ fn update_scales(
     for (v, slopes) in scales.iter().zip(values.chunks(2)) {
         for (k, (g, g2)) in slopes[0].iter().zip(slopes[1].iter()).enumerate() {
             let i = v.offset + k;
-            x[i] = solvers::concomitant_scale(x[i], *g, *g2)
-                .ok_or_else(|| {
-                    plan_error(
-                        "E0360",
-                        format!(
-                            "`colide`: the objective is not of the form a/{0} + b·{0} (a ≥ 0, b > 0) in the scale `{0}`",
-                            v.name
-                        ),
-                    )
-                    .with_hint("the CoLiDE scores are 1/(2nσ)‖X − XW‖² + dσ/2 (EV) and Σⱼ ‖X_j − XW_j‖²/(2nσⱼ) + σⱼ/2 (NV)")
-                })?
-                .clamp(bounds.lower()[i], bounds.upper()[i]);
+            x[i] = scale_update(v, x[i], *g, *g2, bounds.lower()[i], bounds.upper()[i])?;
         }
     }
     Ok(())
+}
+
+/// Whether the closed-form scale update reached a fixed point: applied to `first` (itself an
+/// update) it gave `second`. Otherwise the objective is not of the form a/σ + b·σ in a scale.
+fn check_scale_form(scales: &[ScaleVar], first: &[f64], second: &[f64]) -> Result<(), Diagnostic> {
+    match scales.iter().find(|v| {
+        (v.offset..v.offset + v.len)
+            .any(|i| (second[i] - first[i]).abs() > 1e-6 * first[i].abs().max(1e-12))
+    }) {
+        Some(v) => Err(plan_error(
+            "E0360",
+            format!("`colide`: the objective is not of the form a/{0} + b·{0} in the scale `{0}` (its closed-form update does not reach a fixed point)", v.name),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The closed-form minimiser of a scale entry σ (now `sigma`) given the slopes `g` at σ and
+/// `g2` at 2σ of the objective in it, clamped to `[lower, upper]`.
+fn scale_update(
+    v: &ScaleVar,
+    sigma: f64,
+    g: f64,
+    g2: f64,
+    lower: f64,
+    upper: f64,
+) -> Result<f64, Diagnostic> {
+    let s = solvers::concomitant_scale(sigma, g, g2).ok_or_else(|| {
+        plan_error(
+            "E0360",
+            format!(
+                "`colide`: the objective is not of the form a/{0} + b·{0} (a ≥ 0, b > 0) in the scale `{0}`",
+                v.name
+            ),
+        )
+        .with_hint("the CoLiDE scores are 1/(2nσ)‖X − XW‖² + dσ/2 (EV) and Σⱼ ‖X_j − XW_j‖²/(2nσⱼ) + σⱼ/2 (NV)")
+    })?;
+    Ok(s.clamp(lower, upper))
 }
 
 /// The DAGMA-style central path: stage t minimizes μ_t·f(x) + h(W/√s_t), where h is the model's
@@ -1433,7 +1517,8 @@ fn path(
     } = path_merit(&mut model.program, &vars, score, c.node)?;
     model.bind_added_params();
     let mut scales = if colide {
-        scale_vars(model, objective, c.node)?
+        let slots = model.vars.clone();
+        scale_vars(&mut model.program, &slots, objective, c.node)?
     } else {
         Vec::new()
     };
@@ -1454,15 +1539,7 @@ fn path(
         update_scales(model, &scales, &bounds, &mut x0)?;
         let first = x0.clone();
         update_scales(model, &scales, &bounds, &mut x0)?;
-        if let Some(v) = scales.iter().find(|v| {
-            (v.offset..v.offset + v.len)
-                .any(|i| (x0[i] - first[i]).abs() > 1e-6 * first[i].abs().max(1e-12))
-        }) {
-            return Err(plan_error(
-                "E0360",
-                format!("`colide`: the objective is not of the form a/{0} + b·{0} in the scale `{0}` (its closed-form update does not reach a fixed point)", v.name),
-            ));
-        }
+        check_scale_form(&scales, &first, &x0)?;
     }
     struct Objective<'a> {
         model: &'a mut Model,

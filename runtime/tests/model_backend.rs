@@ -206,6 +206,31 @@ fn check_run_time_index(backend: Backend, value_only: bool) {
     assert!(native.fallbacks().is_empty(), "{:?}", native.fallbacks());
 }
 
+/// A device that computes the objective alone, and gives NaN everywhere.
+struct NanDevice;
+
+impl optc_runtime::plan::External for NanDevice {
+    fn solver(&self) -> Option<&optc_runtime::plan::DeviceSolver> {
+        None
+    }
+    fn set_path(&mut self, _: f64, _: f64) -> Result<(), optc_compiler::diag::Diagnostic> {
+        unreachable!("an objective, not a stage merit")
+    }
+    fn eval(
+        &mut self,
+        _: &[f64],
+        g: &mut [f64],
+        _: &mut [f64],
+    ) -> Result<f64, optc_compiler::diag::Diagnostic> {
+        g.fill(f64::NAN);
+        Ok(f64::NAN)
+    }
+}
+
+fn go_on(_: &optc_runtime::solvers::IterInfo) -> optc_runtime::solvers::Control {
+    optc_runtime::solvers::Control::Continue
+}
+
 #[test]
 fn a_nan_from_an_external_evaluation_is_explained_by_the_host_model() {
     // A GPU kernel cannot report an index outside its axis and gives NaN instead: `solve_external`
@@ -213,34 +238,28 @@ fn a_nan_from_an_external_evaluation_is_explained_by_the_host_model() {
     let (mut model, _, k) = indexed_model(Backend::Cpu);
     model.set_param(k, 4.0);
     let plan = optc_runtime::plan::choose(&model.program).unwrap();
-    struct NanDevice;
-    impl optc_runtime::plan::External for NanDevice {
-        fn solver(&self) -> Option<&optc_runtime::plan::DeviceSolver> {
-            None
-        }
-        fn set_path(&mut self, _: f64, _: f64) -> Result<(), optc_compiler::diag::Diagnostic> {
-            unreachable!("an objective, not a stage merit")
-        }
-        fn eval(
-            &mut self,
-            _: &[f64],
-            g: &mut [f64],
-            _: &mut [f64],
-        ) -> Result<f64, optc_compiler::diag::Diagnostic> {
-            g.fill(f64::NAN);
-            Ok(f64::NAN)
-        }
-    }
-    let mut device = NanDevice;
-    let mut go_on = |_: &optc_runtime::solvers::IterInfo| optc_runtime::solvers::Control::Continue;
     let outcome =
-        optc_runtime::plan::solve_external(&mut model, &plan, &mut device, &mut go_on).unwrap();
+        optc_runtime::plan::solve_external(&mut model, &plan, &mut NanDevice, &mut go_on).unwrap();
     assert_eq!(outcome.error.map(|e| e.code), Some("E0405"));
     // In range, the same NaN has no host error to report.
     model.set_param(k, 1.0);
     let outcome =
-        optc_runtime::plan::solve_external(&mut model, &plan, &mut device, &mut go_on).unwrap();
+        optc_runtime::plan::solve_external(&mut model, &plan, &mut NanDevice, &mut go_on).unwrap();
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
+}
+
+#[test]
+fn a_device_without_the_solvers_functions_is_refused() {
+    // The central path needs its stage merit from the device; one that computes the objective
+    // alone (an artifact's plan for another solver) is refused with E0385.
+    let dagma = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dag/dagma.opt");
+    let mut model = model(&dagma, Backend::Cpu);
+    let plan = optc_runtime::plan::choose(&model.program).unwrap();
+    let err = optc_runtime::plan::solve_external(&mut model, &plan, &mut NanDevice, &mut go_on)
+        .err()
+        .expect("refused");
+    assert_eq!(err.code, "E0385");
+    assert!(err.message.contains("solved by `path`"), "{}", err.message);
 }
 
 #[test]

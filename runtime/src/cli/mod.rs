@@ -1143,7 +1143,8 @@ fn open_gpu(m: &ModelArgs, spec: BindSpec) -> Result<(Front, Model, GpuExecutor)
 
 /// The exit code of a `--backend gpu` error: 64 for dims that differ from the artifact's, 69 for
 /// what this machine or build cannot do (no driver or GPU runtime, not a gpu artifact, a failing
-/// CUDA call or missing CUDA library, a solver not on the GPU yet), 65 for the model's errors.
+/// CUDA call or missing CUDA library, a plan without the solver's functions), 65 for the model's
+/// errors.
 fn gpu_exit_code(d: &Diagnostic) -> u8 {
     use optc_runtime::gpu;
     match d.code {

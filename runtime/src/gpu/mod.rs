@@ -65,8 +65,8 @@ pub const GPU_CODES: &[CodeInfo] = &[
     },
     CodeInfo {
         code: METHOD_NOT_ON_GPU,
-        title: "this problem's solver does not run on the GPU yet",
-        explanation: "`optc run ART.optx --backend gpu` evaluates the solver's merit and its gradient on the GPU and runs the solver on the host. So far that covers problems without constraints solved by `lbfgs`, projected `lbfgs` (bounds on the variables) or `adam`, whose merit is the objective itself; the central path (`solve with path(...)`, DAGMA, Adam or L-BFGS-B stages), whose stage merit μ·f(W) + h(W/√s), domain guard and h the artifact computes; the augmented Lagrangian (`auglag`, NOTEARS), whose objective without its L1 terms and equality constraints, with their gradients, the artifact computes; and proximal gradient (`fista`), whose objective without its prox terms the artifact computes. `colide` (its noise-scale updates) needs functions the GPU plan does not hold yet: run it with `--backend cpu`.",
+        title: "the GPU plan lacks this problem's solver functions",
+        explanation: "`optc run ART.optx --backend gpu` evaluates the solver's functions on the GPU and runs the solver on the host. That covers problems without constraints solved by `lbfgs`, projected `lbfgs` (bounds on the variables) or `adam`, whose merit is the objective itself; the central path (`solve with path(...)`, DAGMA, Adam or L-BFGS-B stages, and `colide`), whose stage merit μ·f(W) + h(W/√s), domain guard and h (and CoLiDE's noise-scale slopes) the artifact computes; the augmented Lagrangian (`auglag`, NOTEARS), whose objective without its L1 terms and equality constraints, with their gradients, the artifact computes; and proximal gradient (`fista`), whose objective without its prox terms the artifact computes. An artifact whose plan lacks the solver's functions (one written for another solver) is refused: rebuild it with `optc build --target gpu`, or use `--backend cpu`.",
     },
 ];
 
