@@ -79,7 +79,7 @@ pub enum BackendArg {
     MlirCpu,
     /// The reference interpreter.
     Interp,
-    /// An NVIDIA GPU through the CUDA driver (not in this build yet: a coded error, exit 69).
+    /// An NVIDIA GPU through the CUDA driver: the plan of a gpu artifact (`run`, `bench`).
     Gpu,
 }
 
