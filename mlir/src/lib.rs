@@ -13,12 +13,12 @@
 //!   f64 where a failed index check records the node id, the index and the axis length;
 //! - returns 0, the nonzero status of the first failing kernel, or [`BAD_INDEX`] when the index
 //!   of a `select` is not an integer inside its axis (the interpreter's rule, checked once before
-//!   the loops that read it; see [`emit`]), which [`MlirCpuFn::call`] reports as
+//!   the loops that read it; see `emit`), which [`MlirCpuFn::call`] reports as
 //!   [`MlirError::BadIndex`]. GPU kernels cannot return a status: there an invalid index gives
 //!   NaN.
 //!
 //! Fusion and memory planning are the Cranelift backend's (`optc_compiler::fusion`; see
-//! [`plan`]). Matrix kernels (matmul, logdet, solve, inv, both from one LU, expm, sort, topk,
+//! `plan`). Matrix kernels (matmul, logdet, solve, inv, both from one LU, expm, sort, topk,
 //! nuclear norm) are calls to external C functions whose addresses the caller gives
 //! ([`emit::KERNELS`] lists names and signatures; the runtime's table is
 //! `optc_runtime::cpu::kernels::symbols()`). Transcendental functions become libm calls.

@@ -685,7 +685,7 @@ fn sum_of(xs: ArrayView1<f64>) -> f64 {
 }
 
 /// Positions of the entries of `v` from largest to smallest (ties in index order), the order
-/// [`sorted_desc`] gives. Also the order of the native sort kernels.
+/// `sorted_desc` gives. Also the order of the native sort kernels.
 pub fn descending_order(v: ArrayView1<f64>) -> Vec<usize> {
     let mut order: Vec<usize> = (0..v.len()).collect();
     order.sort_by(|&i, &j| v[j].total_cmp(&v[i]));

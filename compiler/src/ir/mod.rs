@@ -275,7 +275,7 @@ pub enum Op {
     /// (the upper-right blocks of [[A, E, 0], [0, A, F], [0, 0, A]]^k and of the same with E and F
     /// swapped, summed).
     MatPowFrechet2(Dim),
-    /// Args `(x, g)`, vectors with len(g) ≤ len(x): zeros shaped like `x`, with g[i] at the
+    /// Args `(x, g)`, vectors with len(g) ≤ len(x): zeros shaped like `x`, with `g[i]` at the
     /// position of the i-th largest entry of `x` (ties in index order, as `SortDesc` orders
     /// them). The adjoint of `SortDesc` and `TopK`.
     SortScatter,

@@ -2,7 +2,7 @@
 //!
 //! [`check`] turns a parsed [`ast::Module`] (plus the parsed standard library) into a
 //! [`TypedModule`]: every declaration with its resolved type and shape, every expression with its
-//! element type, shape and a resolved reference. Shapes reuse the IR's symbolic [`Dim`]; the
+//! element type, shape and a resolved reference. Shapes reuse the IR's symbolic [`Dim`](crate::ir::Dim); the
 //! generic dims of a `fn` are extra dim symbols owned by that fn and bound at each call.
 
 mod builtins;

@@ -11,7 +11,7 @@
 //! - `scratch`: the planned scratch length plus [`INDEX_FAULT_LEN`] f64, owned by [`CompiledFn`],
 //!   allocated once; every intermediate lives at an offset planned at compile time, and a failed
 //!   index check writes its record (node id, index, axis length) after them;
-//! - returns 0, the status of the first failing kernel (see [`kernels`]) or [`BAD_INDEX`].
+//! - returns 0, the status of the first failing kernel (see `kernels`) or [`BAD_INDEX`].
 //!
 //! # Lowering
 //! Every op of the IR is compiled, the adjoint ops of reverse mode included, except `argmin`
@@ -32,7 +32,7 @@
 //! the interpreter) run as loops over their fused argument expression. Matrix kernels (matmul —
 //! with transposed operands folded into flags —, logdet, solve, inv, expm and matpow and their
 //! first and second Fréchet derivatives, sort, topk, the sort adjoints scatter/gather, nuclear norm) are calls into
-//! [`kernels`]. Transcendental functions are calls to the scalar helpers there.
+//! `kernels`. Transcendental functions are calls to the scalar helpers there.
 //!
 //! The innermost loops of elementwise ops and reductions run over `f64x2` vectors where every
 //! buffer they read is contiguous along the loop or one element for the whole vector and no

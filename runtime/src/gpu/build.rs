@@ -1,6 +1,6 @@
 //! Builds the [`GpuPlan`] of a `gpu` artifact at `optc build` time: the objective and gradient
 //! are differentiated, simplified and staged as the CPU backend does it ([`stage`]); with the
-//! `mlir` feature the per-iteration function is lowered through MLIR ([`gpu_plan`]), whose memory
+//! `mlir` feature the per-iteration function is lowered through MLIR (`gpu_plan`), whose memory
 //! plan, kernel launches and PTX become the artifact's step list ([`assemble`]).
 
 use super::plan::{GpuPlan, Launch, Memory, Staged, Step, Storage};

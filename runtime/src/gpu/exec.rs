@@ -270,7 +270,7 @@ impl<D: Device> Executor<D> {
     }
 
     /// The first root (the merit) at `x`, its gradient written to `grad` (flat, variables in
-    /// order); the roots after the gradient are read with [`Executor::extra_roots`].
+    /// order); the roots after the gradient are read with [`Executor::rest_roots`].
     pub fn evaluate(&mut self, x: &[f64], grad: &mut [f64]) -> Result<f64, ExecError> {
         if x.len() != self.dim() || grad.len() != x.len() {
             return Err(ExecError::Plan(format!(

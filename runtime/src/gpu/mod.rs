@@ -5,7 +5,7 @@
 //! - [`exec`]: the executor (setup once per solve, value and gradient per evaluation);
 //! - `cuda` (feature `cuda`): the device on an NVIDIA GPU through `cudarc` (driver API, cuBLAS,
 //!   cuSOLVER, all loaded at run time: nothing CUDA is needed to build optc);
-//! - [`reference`]: the same device interface in host memory, with the kernels run by the
+//! - [`mod@reference`]: the same device interface in host memory, with the kernels run by the
 //!   interpreter, so the executor is tested on machines without a GPU;
 //! - [`build`]: the plan of an artifact (its PTX with the `mlir` feature).
 //!

@@ -1,6 +1,6 @@
 //! Rewrite rules, grouped by topic, and the machinery they share.
 //!
-//! Every rule's right side goes through [`Checked`]: it is instantiated only when its optional
+//! Every rule's right side goes through `Checked`: it is instantiated only when its optional
 //! guard holds and every node it would add has a valid shape equal to the matched class's shape.
 //! Guards state the semantic side conditions (scalars, matrices, equal shapes); the shape check
 //! makes it impossible for a rule to add an ill-shaped node.
