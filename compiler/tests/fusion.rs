@@ -6,7 +6,7 @@ mod common;
 use optc_compiler::fusion::{
     access, is_elementwise, is_pointwise, plan, Access, Plan, Rules, Storage,
 };
-use optc_compiler::ir::{InputId, NodeId, Op, Program};
+use optc_compiler::ir::{InputId, NodeId, Op, Program, UnaryOp};
 
 const CRANELIFT: Rules = Rules {
     unsupported: |_| None,
@@ -159,6 +159,39 @@ fn rules_decide_lu_sharing_and_sum_arguments() {
                 trivial || gpu.storage(a) != Storage::Fused,
                 "sum argument {a} fused on the GPU"
             );
+        }
+    }
+}
+
+#[test]
+fn ops_left_to_the_host_are_stored_from_stored_arguments() {
+    // `sign(W)` in the L1 term's gradient is fused into its consumer by default; named by
+    // `on_host` it is computed apart (a GPU host step): stored, scheduled, from stored arguments.
+    let (p, roots, dims) = dagma();
+    let signs: Vec<NodeId> = p
+        .graph
+        .nodes()
+        .filter(|(_, n)| matches!(n.op, Op::Unary(UnaryOp::Sign)))
+        .map(|(id, _)| id)
+        .collect();
+    let fused = plan(&p, &roots, &dims, &CRANELIFT).unwrap();
+    assert!(signs.iter().any(|&id| fused.storage(id) == Storage::Fused));
+    let on_host = Rules {
+        on_host: |op| matches!(op, Op::Unary(UnaryOp::Sign)),
+        ..CRANELIFT
+    };
+    let apart = plan(&p, &roots, &dims, &on_host).unwrap();
+    check_invariants(&p, &roots, &apart);
+    for id in signs
+        .iter()
+        .filter(|&&id| apart.storage(id) != Storage::Unused)
+    {
+        assert!(
+            apart.is_buffered(*id) && apart.schedule.contains(id),
+            "{id}"
+        );
+        for a in &p.graph.node(*id).args {
+            assert!(apart.is_buffered(*a), "argument {a} of {id} is not stored");
         }
     }
 }
