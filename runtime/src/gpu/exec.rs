@@ -117,6 +117,13 @@ pub struct Executor<D: Device> {
     /// The interpreter's values of the setup computation, kept so that new parameter values
     /// recompute only what depends on parameters.
     setup: Vec<Option<ArrayD<f64>>>,
+    /// Element counts of the input and output buffers ([`GpuPlan::input_lens`],
+    /// [`GpuPlan::output_lens`]).
+    input_lens: Vec<usize>,
+    output_lens: Vec<usize>,
+    /// The kernel parameters of each step that is a launch (empty for the others): the buffers
+    /// are fixed, so they are made once.
+    launch_params: Vec<Vec<KernelParam>>,
 }
 
 impl<D: Device> Executor<D> {
@@ -154,22 +161,21 @@ impl<D: Device> Executor<D> {
                 .inputs
                 .push(default.map(|v| ArrayD::from_elem(IxDyn(&[]), v)));
         }
-        let mut inputs = Vec::new();
-        for len in plan.input_lens() {
-            inputs.push(device.alloc(len)?);
-        }
-        let outputs = plan
-            .output_lens()
-            .into_iter()
-            .map(|len| device.alloc(len))
+        let (input_lens, output_lens) = (plan.input_lens(), plan.output_lens());
+        let inputs = input_lens
+            .iter()
+            .map(|&len| device.alloc(len))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outputs = output_lens
+            .iter()
+            .map(|&len| device.alloc(len))
             .collect::<Result<Vec<_>, _>>()?;
         let scratch = device.alloc(plan.scratch_len)?;
-        let lens = plan.input_lens();
         let variables = plan
             .staged
             .derived
             .variables()
-            .map(|v| (v.0, lens[v.0 as usize]))
+            .map(|v| (v.0, input_lens[v.0 as usize]))
             .collect();
         let setup = vec![None; plan.staged.derived.graph.len()];
         let mut executor = Executor {
@@ -181,7 +187,19 @@ impl<D: Device> Executor<D> {
             variables,
             bindings,
             setup,
+            input_lens,
+            output_lens,
+            launch_params: Vec::new(),
         };
+        executor.launch_params = executor
+            .plan
+            .steps
+            .iter()
+            .map(|step| match step {
+                Step::Launch(l) => executor.params(&l.operands),
+                _ => Vec::new(),
+            })
+            .collect();
         executor.upload_setup(false)?;
         Ok(executor)
     }
@@ -205,7 +223,7 @@ impl<D: Device> Executor<D> {
             &mut NoSubproblems,
             false,
         )?;
-        for (k, len) in self.plan.input_lens().into_iter().enumerate() {
+        for (k, &len) in self.input_lens.iter().enumerate() {
             let value = match k.checked_sub(derived.inputs.len()) {
                 Some(j) => {
                     let node = self.plan.staged.given[j];
@@ -289,7 +307,7 @@ impl<D: Device> Executor<D> {
         let mut value = [0.0];
         self.device.download(self.outputs[0].at(0), &mut value)?;
         let mut at = 0;
-        let lens = self.plan.output_lens();
+        let lens = &self.output_lens;
         for (r, &len) in lens.iter().enumerate().skip(1).take(self.variables.len()) {
             self.device
                 .download(self.outputs[r].at(0), &mut grad[at..at + len])?;
@@ -302,7 +320,7 @@ impl<D: Device> Executor<D> {
     /// [`crate::plan::DeviceFunctions::roots`]) at the point of the last
     /// [`Executor::evaluate`] to `rest`, flat.
     pub fn rest_roots(&mut self, rest: &mut [f64]) -> Result<(), ExecError> {
-        let lens = self.plan.output_lens();
+        let lens = &self.output_lens;
         let first = 1 + self.variables.len();
         if rest.len() != lens.iter().skip(first).sum::<usize>() {
             return Err(ExecError::Plan(format!(
@@ -356,7 +374,7 @@ impl<D: Device> Executor<D> {
 
     /// The kernel parameters of a launch's operands (a memref is five words: allocated and
     /// aligned pointer, offset 0, size, stride 1).
-    fn params(&self, operands: &[LaunchOperand], lens: &[usize]) -> Vec<KernelParam> {
+    fn params(&self, operands: &[LaunchOperand]) -> Vec<KernelParam> {
         let mut params = Vec::with_capacity(operands.len() * 5);
         for o in operands {
             match *o {
@@ -364,10 +382,8 @@ impl<D: Device> Executor<D> {
                 LaunchOperand::Memref(m) => {
                     let ptr = KernelParam::Ptr(self.buffer(m).at(0));
                     let len = match m {
-                        Memory::Input(k) => lens[k as usize],
-                        Memory::Output(k) => {
-                            self.plan.numel(self.plan.staged.function_roots[k as usize])
-                        }
+                        Memory::Input(k) => self.input_lens[k as usize],
+                        Memory::Output(k) => self.output_lens[k as usize],
                         Memory::Scratch => self.plan.scratch_len,
                     };
                     params.extend([
@@ -400,19 +416,17 @@ impl<D: Device> Executor<D> {
     }
 
     fn run_steps(&mut self) -> Result<(), ExecError> {
-        let input_lens = self.plan.input_lens();
         let mut factored = None;
         for i in 0..self.plan.steps.len() {
             let step = self.plan.steps[i].clone();
             match step {
                 Step::Launch(l) => {
-                    let params = self.params(&l.operands, &input_lens);
                     let call = LaunchCall {
                         module: &l.module,
                         entry: &l.entry,
                         grid: l.grid,
                         block: l.block,
-                        params: &params,
+                        params: &self.launch_params[i],
                         plan: &self.plan,
                         node: l.node,
                         operands: &l.operands,
