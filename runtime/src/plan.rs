@@ -77,6 +77,13 @@ pub struct Plan {
     pub simplify: bool,
 }
 
+/// The objective as minimized (E0360 without one).
+fn minimized_objective(program: &mut Program) -> Result<NodeId, Diagnostic> {
+    program
+        .minimized_objective()
+        .ok_or_else(|| plan_error("E0360", "the model has no objective"))
+}
+
 fn plan_error(code: &'static str, message: impl Into<String>) -> Diagnostic {
     Diagnostic::error(code, message)
 }
@@ -516,10 +523,7 @@ pub struct Outcome {
 
 /// Runs the plan from the model's current variables; leaves the model at the returned point.
 pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outcome, Diagnostic> {
-    let objective = model
-        .program
-        .minimized_objective()
-        .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
+    let objective = minimized_objective(&mut model.program)?;
     let x0 = model.x();
     let n = x0.len();
     let mut error = None;
@@ -734,9 +738,7 @@ pub fn device_functions(
         return Ok(None);
     }
     let mut program = program.clone();
-    let score = program
-        .minimized_objective()
-        .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
+    let score = minimized_objective(&mut program)?;
     let vars: Vec<InputId> = program.variables().collect();
     match plan.method {
         Method::AugLag => {
@@ -969,10 +971,7 @@ fn path_external(
     }
     let mut x0 = model.x();
     let kind = path_kind(&model.program, plan)?;
-    let objective = model
-        .program
-        .minimized_objective()
-        .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
+    let objective = minimized_objective(&mut model.program)?;
     let l1 = if kind.lbfgs_stages {
         smooth_part(model, &plan.structure, objective, ProxScope::L1)?.1
     } else {
@@ -1021,10 +1020,7 @@ fn prox_grad_external(
     device: &mut dyn External,
     callback: Callback,
 ) -> Result<Outcome, Diagnostic> {
-    let objective = model
-        .program
-        .minimized_objective()
-        .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
+    let objective = minimized_objective(&mut model.program)?;
     let (_, l1, matrix_terms) = smooth_part(model, &plan.structure, objective, ProxScope::All)?;
     let x0 = model.x();
     let b = bounds(model)?;
@@ -1054,7 +1050,9 @@ fn auglag_external(
     struct Problem<'a> {
         device: &'a mut dyn External,
         components: Vec<usize>,
-        x: Option<Vec<f64>>,
+        /// The point of `value`, `grad` and `rest` (NaN before the first evaluation, so that no
+        /// point matches it).
+        x: Vec<f64>,
         value: f64,
         grad: Vec<f64>,
         /// Each constraint's values, then its Jacobian rows.
@@ -1063,7 +1061,7 @@ fn auglag_external(
     }
     impl Problem<'_> {
         fn at(&mut self, x: &[f64]) {
-            if self.x.as_deref() == Some(x) {
+            if self.x == x {
                 return;
             }
             self.value = self
@@ -1075,7 +1073,7 @@ fn auglag_external(
                     self.rest.fill(f64::NAN);
                     f64::NAN
                 });
-            self.x = Some(x.to_vec());
+            self.x.copy_from_slice(x);
         }
     }
     impl solvers::ConstrainedProblem for Problem<'_> {
@@ -1103,10 +1101,7 @@ fn auglag_external(
             }
         }
     }
-    let objective = model
-        .program
-        .minimized_objective()
-        .ok_or_else(|| plan_error("E0360", "the model has no objective"))?;
+    let objective = minimized_objective(&mut model.program)?;
     // The L1 weights (the device computes the objective without its L1 terms).
     let (_, l1, _) = smooth_part(model, &plan.structure, objective, ProxScope::L1)?;
     let x0 = model.x();
@@ -1114,7 +1109,7 @@ fn auglag_external(
     let mut problem = Problem {
         device,
         components: components.to_vec(),
-        x: None,
+        x: vec![f64::NAN; n],
         value: f64::NAN,
         grad: vec![0.0; n],
         rest: vec![0.0; components.iter().map(|len| len * (1 + n)).sum()],
