@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Prepares, on this (CPU) machine, everything scripts/gpu-check.sh needs on a GPU machine that has
 # the NVIDIA driver but no Rust or LLVM: an mlir-free optc (release, stripped; its GPU runtime
-# loads CUDA at run time), gpu artifacts of every example at its data's sizes with the example
-# data, reference results, and gpu artifacts of the DAGMA merit at n = 10000 for the benchmark
-# sizes (their data is drawn on the GPU machine by `optc bench --dims`, not shipped: X alone is
-# 160 MB at d = 2000). Prints the bundle's size (the GPU machine takes at most 64 MiB).
+# loads CUDA at run time), gpu artifacts of every example at its data's sizes, in f64 and in f32,
+# with the example data, reference results, and gpu artifacts of the DAGMA merit at n = 10000
+# for the benchmark sizes, in both precisions (their data is drawn on the GPU machine by
+# `optc bench --dims`, not shipped: X alone is 160 MB at d = 2000). Prints the bundle's size (the
+# GPU machine takes at most 64 MiB).
 #
 # References: the merit `optc bench` times (objective plus scalar constraint functions) and its
 # gradient at the initial point, by the interpreter through the same plan on the host reference
@@ -33,7 +34,7 @@ if [[ -z "${OPTC_MLIR:-}" ]]; then
 fi
 
 rm -rf "$out"
-mkdir -p "$out/examples" "$out/ref" "$out/bench"
+mkdir -p "$out/examples" "$out/ref" "$out/ref-f32" "$out/bench"
 cp target/release/optc "$out/optc"
 strip "$out/optc"
 cp -r examples/data "$out/examples/data"
@@ -57,6 +58,10 @@ for file in examples/*/*.opt; do
   fi
   rm -f "$out/ref/$name.build.txt"
   OPTC_GPU_DEVICE=reference "$out/optc" bench "$art" --backend gpu --time-ms 1 --json > "$out/ref/$name.json"
+  # The same in single precision (references from the reference device's f32 buffers).
+  "$OPTC_MLIR" build "$file" -o "${art%.optx}.f32.optx" --target gpu --precision f32 --dims "$dims" 2> /dev/null
+  OPTC_GPU_DEVICE=reference "$out/optc" bench "${art%.optx}.f32.optx" --backend gpu --time-ms 1 --json \
+    > "$out/ref-f32/$name.json"
   # Whole solves where the solver runs with its merit on the device (exit 69 otherwise).
   mkdir -p "$out/ref-run"
   OPTC_GPU_DEVICE=reference "$out/optc" run "$art" --backend gpu --json -q \
@@ -74,9 +79,11 @@ let Xc = X - mean(X, axis = 0)
 var W : real[d, d] = 0
 minimize 0.5 / n * sumsq(Xc - Xc @ W) + lambda1 * norm1(W) - logdet(eye(d) - W .* W)
 EOF
-for d in "${bench_d[@]}"; do
-  "$OPTC_MLIR" build "$out/bench/dagma_merit.opt" -o "$out/bench/dagma_d$d.optx" --target gpu \
-    --dims "n=10000,d=$d"
+for precision in f64 f32; do
+  for d in "${bench_d[@]}"; do
+    "$OPTC_MLIR" build "$out/bench/dagma_merit.opt" -o "$out/bench/dagma_${precision}_d$d.optx" \
+      --target gpu --precision "$precision" --dims "n=10000,d=$d"
+  done
 done
 
 du -sh "$out"

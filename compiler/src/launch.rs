@@ -39,6 +39,43 @@ impl Memory {
     }
 }
 
+/// The element type of a GPU function's buffers and of its kernels' arithmetic. The host always
+/// works in f64: values are rounded to f32 when they go to an f32 device and widened back when
+/// they come from it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F64,
+    F32,
+}
+
+impl Precision {
+    /// The MLIR (and artifact) name of the element type.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F64 => "f64",
+            Precision::F32 => "f32",
+        }
+    }
+
+    /// Bytes per element.
+    pub fn bytes(self) -> usize {
+        match self {
+            Precision::F64 => 8,
+            Precision::F32 => 4,
+        }
+    }
+
+    /// `x` as an element of this type holds it (rounded to nearest for f32).
+    pub fn round(self, x: f64) -> f64 {
+        match self {
+            Precision::F64 => x,
+            Precision::F32 => x as f32 as f64,
+        }
+    }
+}
+
 /// One operand of a kernel launch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LaunchOperand {
@@ -91,5 +128,17 @@ mod tests {
         for unstored in [Storage::Unused, Storage::Fused, Storage::TransposeFlag] {
             assert_eq!(Memory::of_storage(unstored), None);
         }
+    }
+
+    #[test]
+    fn f32_rounds_to_the_nearest_single_and_f64_keeps_every_value() {
+        let third = 1.0 / 3.0;
+        assert_eq!(Precision::F64.round(third), third);
+        let single = Precision::F32.round(third);
+        assert_ne!(single, third);
+        assert_eq!(single, f64::from(third as f32));
+        assert!((single - third).abs() <= third * f64::from(f32::EPSILON) / 2.0);
+        assert_eq!(Precision::F32.round(1e300), f64::INFINITY);
+        assert!(Precision::F32.round(f64::NAN).is_nan());
     }
 }

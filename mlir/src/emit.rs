@@ -1,5 +1,6 @@
 //! MLIR text of a planned function: one `func.func @optc_main` over rank-1 `memref<?xf64>` views
-//! of the caller's arrays, built from the func, arith, math, scf, memref and cf dialects.
+//! of the caller's arrays (`memref<?xf32>` for an f32 GPU function, whose arithmetic is then f32
+//! too), built from the func, arith, math, scf, memref and cf dialects.
 //!
 //! A buffered node is computed by a loop nest (`scf.for`) over its own index space; the value of
 //! each element is built by [`Emitter::eval`], which recurses through fused arguments (remapping
@@ -18,6 +19,7 @@
 use crate::plan::{is_elementwise, is_pointwise, Plan, Storage};
 use crate::MlirError;
 use optc_compiler::ir::{op_text, BinaryOp, NodeId, Op, Program, UnaryOp};
+pub use optc_compiler::launch::Precision;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 
@@ -111,14 +113,17 @@ enum Ix {
 pub enum Target {
     /// Sequential `scf.for` loops on the host.
     Cpu,
-    /// The loops of pointwise nodes become `scf.parallel` (for outlining to GPU kernels).
-    Gpu,
+    /// The loops of pointwise nodes become `scf.parallel` (for outlining to GPU kernels), over
+    /// buffers of the given element type.
+    Gpu(Precision),
 }
 
 /// A text emitter for the function of one plan.
 pub struct Emitter<'a> {
     program: &'a Program,
     target: Target,
+    /// The element type of the buffers and the arithmetic (f64 on the CPU).
+    precision: Precision,
     /// Inside a loop that becomes a GPU kernel.
     in_kernel: bool,
     plan: &'a Plan,
@@ -145,6 +150,10 @@ pub fn module_text(
     let mut e = Emitter {
         program,
         target,
+        precision: match target {
+            Target::Cpu => Precision::F64,
+            Target::Gpu(p) => p,
+        },
         in_kernel: false,
         plan,
         dims,
@@ -164,11 +173,12 @@ pub fn module_text(
     let ok = e.int_const(0, "i32");
     e.line(format!("cf.br ^ret({ok} : i32)"));
 
+    let memref = e.memref();
     let mut params: Vec<String> = (0..program.inputs.len())
-        .map(|k| format!("%in{k}: memref<?xf64>"))
+        .map(|k| format!("%in{k}: {memref}"))
         .collect();
-    params.extend((0..plan.outputs).map(|k| format!("%out{k}: memref<?xf64>")));
-    params.push("%scratch: memref<?xf64>".into());
+    params.extend((0..plan.outputs).map(|k| format!("%out{k}: {memref}")));
+    params.push(format!("%scratch: {memref}"));
 
     let mut text = String::from("module {\n");
     let _ = writeln!(
@@ -194,10 +204,15 @@ pub fn module_text(
     Ok((text, used))
 }
 
-/// An f64 literal MLIR parses back exactly (decimal with a point, or hex for non-finite values).
-fn float_literal(x: f64) -> String {
+/// A literal of `x` in `precision` (rounded to it) that MLIR parses back exactly: decimal with a
+/// point, or the bits in hex for non-finite values.
+fn float_literal(x: f64, precision: Precision) -> String {
+    let x = precision.round(x);
     if !x.is_finite() {
-        return format!("0x{:016X}", x.to_bits());
+        return match precision {
+            Precision::F64 => format!("0x{:016X}", x.to_bits()),
+            Precision::F32 => format!("0x{:08X}", (x as f32).to_bits()),
+        };
     }
     let s = format!("{x:?}");
     match (s.contains('.'), s.find('e')) {
@@ -248,13 +263,24 @@ impl<'a> Emitter<'a> {
         self.assign(format!("arith.constant {n} : {ty}"))
     }
 
-    fn float(&mut self, x: f64) -> Val {
-        self.assign(format!("arith.constant {} : f64", float_literal(x)))
+    /// The element type's name (`f64`, `f32`).
+    fn ty(&self) -> &'static str {
+        self.precision.name()
     }
 
-    fn f64_op(&mut self, op: &str, args: &[&Val]) -> Val {
+    /// The type of the function's buffers.
+    fn memref(&self) -> String {
+        format!("memref<?x{}>", self.ty())
+    }
+
+    fn float(&mut self, x: f64) -> Val {
+        let literal = float_literal(x, self.precision);
+        self.assign(format!("arith.constant {literal} : {}", self.ty()))
+    }
+
+    fn float_op(&mut self, op: &str, args: &[&Val]) -> Val {
         let list: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
-        self.assign(format!("{op} {} : f64", list.join(", ")))
+        self.assign(format!("{op} {} : {}", list.join(", "), self.ty()))
     }
 
     fn index_op(&mut self, op: &str, a: &Val, b: &Val) -> Val {
@@ -262,11 +288,11 @@ impl<'a> Emitter<'a> {
     }
 
     fn cmpf(&mut self, pred: &str, a: &Val, b: &Val) -> Val {
-        self.assign(format!("arith.cmpf {pred}, {a}, {b} : f64"))
+        self.assign(format!("arith.cmpf {pred}, {a}, {b} : {}", self.ty()))
     }
 
     fn select(&mut self, cond: &Val, a: &Val, b: &Val) -> Val {
-        self.assign(format!("arith.select {cond}, {a}, {b} : f64"))
+        self.assign(format!("arith.select {cond}, {a}, {b} : {}", self.ty()))
     }
 
     /// The memref holding a buffered node and the element offset of its first element.
@@ -293,15 +319,17 @@ impl<'a> Emitter<'a> {
 
     fn load(&mut self, memref: &str, base: usize, offset: Option<&Val>) -> Val {
         let at = self.position(base, offset);
-        self.assign(format!("memref.load {memref}[{at}] : memref<?xf64>"))
+        let ty = self.memref();
+        self.assign(format!("memref.load {memref}[{at}] : {ty}"))
     }
 
     fn store(&mut self, v: &Val, memref: &str, base: usize, offset: Option<&Val>) {
         let at = self.position(base, offset);
-        self.line(format!("memref.store {v}, {memref}[{at}] : memref<?xf64>"));
+        let ty = self.memref();
+        self.line(format!("memref.store {v}, {memref}[{at}] : {ty}"));
     }
 
-    /// Emits `scf.for` over `0..n` carrying `accs` (f64); `body(i, accs)` returns the next
+    /// Emits `scf.for` over `0..n` carrying `accs` (floats); `body(i, accs)` returns the next
     /// accumulators. Returns the final accumulators. Loops of length 0 and 1 are unrolled.
     fn for_range(
         &mut self,
@@ -330,7 +358,7 @@ impl<'a> Emitter<'a> {
                 .zip(&accs)
                 .map(|(c, a)| format!("{c} = {a}"))
                 .collect();
-            let types = vec!["f64"; accs.len()].join(", ");
+            let types = vec![self.ty(); accs.len()].join(", ");
             self.line(format!(
                 "{} = {header} iter_args({}) -> ({types}) {{",
                 results.join(", "),
@@ -340,7 +368,7 @@ impl<'a> Emitter<'a> {
         self.depth += 1;
         let next = body(self, &i, &carried)?;
         if !next.is_empty() {
-            let types = vec!["f64"; next.len()].join(", ");
+            let types = vec![self.ty(); next.len()].join(", ");
             self.line(format!("scf.yield {} : {types}", next.join(", ")));
         }
         self.depth -= 1;
@@ -563,7 +591,7 @@ impl<'a> Emitter<'a> {
                 let ia = self.broadcast_ix(args[0], ix);
                 let a = self.eval(args[0], &ia)?;
                 if *o == BinaryOp::Pow && self.op(args[1]) == &Op::Const(2.0) {
-                    return Ok(self.f64_op("arith.mulf", &[&a, &a]));
+                    return Ok(self.float_op("arith.mulf", &[&a, &a]));
                 }
                 let ib = self.broadcast_ix(args[1], ix);
                 let b = self.eval(args[1], &ib)?;
@@ -652,7 +680,7 @@ impl<'a> Emitter<'a> {
         valid.then(|| self.index(index as i64))
     }
 
-    /// Whether f64 `index` is an integer in `0..len` (the interpreter's rule; NaN fails every
+    /// Whether the float `index` is an integer in `0..len` (the interpreter's rule; NaN fails every
     /// comparison), and its position as an `index` (0 when it is not in range, so that a read at
     /// it stays inside a non-empty axis).
     fn position_of(&mut self, index: &Val, len: usize) -> (Val, Val) {
@@ -662,8 +690,9 @@ impl<'a> Emitter<'a> {
         let inside = self.assign(format!("arith.andi {above}, {below} : i1"));
         // Converted only inside the axis (elsewhere `fptosi` is poison).
         let safe = self.select(&inside, index, &zero);
-        let whole = self.assign(format!("arith.fptosi {safe} : f64 to i64"));
-        let back = self.assign(format!("arith.sitofp {whole} : i64 to f64"));
+        let ty = self.ty();
+        let whole = self.assign(format!("arith.fptosi {safe} : {ty} to i64"));
+        let back = self.assign(format!("arith.sitofp {whole} : i64 to {ty}"));
         let integral = self.cmpf("oeq", &back, &safe);
         let valid = self.assign(format!("arith.andi {inside}, {integral} : i1"));
         let position = self.assign(format!("arith.index_cast {whole} : i64 to index"));
@@ -723,12 +752,16 @@ impl<'a> Emitter<'a> {
     /// |x|: `math.absf`, or on the GPU (where NVPTX would call libdevice) the sign bit cleared.
     fn abs(&mut self, x: &Val) -> Val {
         if !self.in_kernel {
-            return self.f64_op("math.absf", &[x]);
+            return self.float_op("math.absf", &[x]);
         }
-        let bits = self.assign(format!("arith.bitcast {x} : f64 to i64"));
-        let mask = self.int_const(i64::MAX, "i64");
-        let cleared = self.assign(format!("arith.andi {bits}, {mask} : i64"));
-        self.assign(format!("arith.bitcast {cleared} : i64 to f64"))
+        let (ty, int, mask) = match self.precision {
+            Precision::F64 => ("f64", "i64", i64::MAX),
+            Precision::F32 => ("f32", "i32", i64::from(i32::MAX)),
+        };
+        let bits = self.assign(format!("arith.bitcast {x} : {ty} to {int}"));
+        let mask = self.int_const(mask, int);
+        let cleared = self.assign(format!("arith.andi {bits}, {mask} : {int}"));
+        self.assign(format!("arith.bitcast {cleared} : {int} to {ty}"))
     }
 
     fn unary(&mut self, op: UnaryOp, x: &Val) -> Res<Val> {
@@ -744,12 +777,12 @@ impl<'a> Emitter<'a> {
             self.check_gpu_math(LIBDEVICE)?;
         }
         Ok(match op {
-            UnaryOp::Neg => self.f64_op("arith.negf", &[x]),
-            UnaryOp::Exp => self.f64_op("math.exp", &[x]),
-            UnaryOp::Log => self.f64_op("math.log", &[x]),
-            UnaryOp::Sqrt => self.f64_op("math.sqrt", &[x]),
+            UnaryOp::Neg => self.float_op("arith.negf", &[x]),
+            UnaryOp::Exp => self.float_op("math.exp", &[x]),
+            UnaryOp::Log => self.float_op("math.log", &[x]),
+            UnaryOp::Sqrt => self.float_op("math.sqrt", &[x]),
             UnaryOp::Abs => self.abs(x),
-            UnaryOp::Tanh => self.f64_op("math.tanh", &[x]),
+            UnaryOp::Tanh => self.float_op("math.tanh", &[x]),
             UnaryOp::Sign => {
                 let zero = self.float(0.0);
                 let (one, minus_one) = (self.float(1.0), self.float(-1.0));
@@ -772,13 +805,13 @@ impl<'a> Emitter<'a> {
                 let zero = self.float(0.0);
                 let one = self.float(1.0);
                 let nonneg = self.cmpf("oge", x, &zero);
-                let minus_x = self.f64_op("arith.negf", &[x]);
-                let e_neg = self.f64_op("math.exp", &[&minus_x]);
-                let d_neg = self.f64_op("arith.addf", &[&one, &e_neg]);
-                let pos = self.f64_op("arith.divf", &[&one, &d_neg]);
-                let e = self.f64_op("math.exp", &[x]);
-                let d = self.f64_op("arith.addf", &[&one, &e]);
-                let neg = self.f64_op("arith.divf", &[&e, &d]);
+                let minus_x = self.float_op("arith.negf", &[x]);
+                let e_neg = self.float_op("math.exp", &[&minus_x]);
+                let d_neg = self.float_op("arith.addf", &[&one, &e_neg]);
+                let pos = self.float_op("arith.divf", &[&one, &d_neg]);
+                let e = self.float_op("math.exp", &[x]);
+                let d = self.float_op("arith.addf", &[&one, &e]);
+                let neg = self.float_op("arith.divf", &[&e, &d]);
                 self.select(&nonneg, &pos, &neg)
             }
             UnaryOp::Softplus => {
@@ -787,10 +820,10 @@ impl<'a> Emitter<'a> {
                 let positive = self.cmpf("ogt", x, &zero);
                 let relu = self.select(&positive, x, &zero);
                 let abs = self.abs(x);
-                let minus = self.f64_op("arith.negf", &[&abs]);
-                let e = self.f64_op("math.exp", &[&minus]);
-                let l = self.f64_op("math.log1p", &[&e]);
-                self.f64_op("arith.addf", &[&relu, &l])
+                let minus = self.float_op("arith.negf", &[&abs]);
+                let e = self.float_op("math.exp", &[&minus]);
+                let l = self.float_op("math.log1p", &[&e]);
+                self.float_op("arith.addf", &[&relu, &l])
             }
         })
     }
@@ -808,7 +841,7 @@ impl<'a> Emitter<'a> {
             BinaryOp::Min => "arith.minimumf",
             BinaryOp::Pow => "math.powf",
         };
-        Ok(self.f64_op(name, &[a, b]))
+        Ok(self.float_op(name, &[a, b]))
     }
 
     fn node(&mut self, id: NodeId) -> Res<()> {
@@ -816,19 +849,19 @@ impl<'a> Emitter<'a> {
         let args = self.args(id);
         let (out, base) = self.buffer(id)?;
         let _ = writeln!(self.body, "    // {id} = {}", op_text(self.program, op));
-        if self.target == Target::Gpu && crate::plan::on_host(op) {
+        if matches!(self.target, Target::Gpu(_)) && crate::plan::on_host(op) {
             // The GPU runtime computes it on the host from the stored arguments.
             return Ok(());
         }
         if self.target == Target::Cpu {
             self.check_indices(id)?;
         }
-        let add = |s: &mut Self, a: &Val, x: &Val| s.f64_op("arith.addf", &[a, x]);
-        let max = |s: &mut Self, a: &Val, x: &Val| s.f64_op("arith.maximumf", &[a, x]);
+        let add = |s: &mut Self, a: &Val, x: &Val| s.float_op("arith.addf", &[a, x]);
+        let max = |s: &mut Self, a: &Val, x: &Val| s.float_op("arith.maximumf", &[a, x]);
         if is_pointwise(op) {
             let numel = self.plan.numel(id);
             let flat = is_elementwise(op) && args.iter().all(|&a| self.flat_ok(a, numel));
-            if self.target == Target::Gpu {
+            if matches!(self.target, Target::Gpu(_)) {
                 let shape = self.plan.shape(id).to_vec();
                 return self.parallel_range(numel, &mut |s, i| {
                     let ix = if flat {
@@ -872,7 +905,7 @@ impl<'a> Emitter<'a> {
                         let nonzero = s.cmpf("ogt", &abs, &zero);
                         let one = s.float(1.0);
                         let inc = s.select(&nonzero, &one, &zero);
-                        s.f64_op("arith.addf", &[a, &inc])
+                        s.float_op("arith.addf", &[a, &inc])
                     })?,
                     _ => {
                         let all = self.plan.shape(args[0]).to_vec();
@@ -922,7 +955,7 @@ impl<'a> Emitter<'a> {
                 let zero = self.float(0.0);
                 let v = self.for_range(self.size(args[0], 0), vec![zero], &mut |s, i, accs| {
                     let x = s.eval(args[0], &Ix::Multi(vec![i.clone(), i.clone()]))?;
-                    Ok(vec![s.f64_op("arith.addf", &[&accs[0], &x])])
+                    Ok(vec![s.float_op("arith.addf", &[&accs[0], &x])])
                 })?;
                 self.store(&v[0], &out, base, None);
             }
@@ -956,21 +989,21 @@ impl<'a> Emitter<'a> {
         let minus_inf = self.float(f64::NEG_INFINITY);
         let m = self.for_each_index(over, vec![minus_inf], &mut |s, free, accs| {
             let x = s.eval(arg, &Ix::Multi(full(free)))?;
-            Ok(vec![s.f64_op("arith.maximumf", &[&accs[0], &x])])
+            Ok(vec![s.float_op("arith.maximumf", &[&accs[0], &x])])
         })?[0]
             .clone();
         let zero = self.float(0.0);
         let sum = self.for_each_index(over, vec![zero], &mut |s, free, accs| {
             let x = s.eval(arg, &Ix::Multi(full(free)))?;
-            let centered = s.f64_op("arith.subf", &[&x, &m]);
-            let e = s.f64_op("math.exp", &[&centered]);
-            Ok(vec![s.f64_op("arith.addf", &[&accs[0], &e])])
+            let centered = s.float_op("arith.subf", &[&x, &m]);
+            let e = s.float_op("math.exp", &[&centered]);
+            Ok(vec![s.float_op("arith.addf", &[&accs[0], &e])])
         })?[0]
             .clone();
-        let log = self.f64_op("math.log", &[&sum]);
-        let shifted = self.f64_op("arith.addf", &[&m, &log]);
+        let log = self.float_op("math.log", &[&sum]);
+        let shifted = self.float_op("arith.addf", &[&m, &log]);
         // A non-finite maximum is the result itself.
-        let diff = self.f64_op("arith.subf", &[&m, &m]);
+        let diff = self.float_op("arith.subf", &[&m, &m]);
         let finite = self.cmpf("oeq", &diff, &diff);
         Ok(self.select(&finite, &shifted, &m))
     }
@@ -997,7 +1030,7 @@ impl<'a> Emitter<'a> {
                     });
                 }
                 let x = s.eval(arg, &Ix::Multi(full))?;
-                Ok(vec![s.f64_op("arith.addf", &[&accs[0], &x])])
+                Ok(vec![s.float_op("arith.addf", &[&accs[0], &x])])
             })?;
             let o = s.linear(&shape, idx);
             s.store(&total[0], out, base, o.as_ref());
@@ -1009,14 +1042,15 @@ impl<'a> Emitter<'a> {
     /// An `!llvm.ptr` to the first element of buffered node `id`.
     fn pointer(&mut self, id: NodeId) -> Res<Val> {
         let (memref, base) = self.buffer(id)?;
+        let ty = self.memref();
         let address = self.assign(format!(
-            "memref.extract_aligned_pointer_as_index {memref} : memref<?xf64> -> index"
+            "memref.extract_aligned_pointer_as_index {memref} : {ty} -> index"
         ));
         let address = self.assign(format!("arith.index_cast {address} : index to i64"));
         let address = if base == 0 {
             address
         } else {
-            let bytes = self.int_const(base as i64 * 8, "i64");
+            let bytes = self.int_const((base * self.precision.bytes()) as i64, "i64");
             self.assign(format!("arith.addi {address}, {bytes} : i64"))
         };
         Ok(self.assign(format!("llvm.inttoptr {address} : i64 to !llvm.ptr")))

@@ -5,7 +5,7 @@
 //! the launch operands to constants.
 
 use crate::plan::{self, is_pointwise, Plan};
-use crate::{emit, lower_to_ptx, MlirError};
+use crate::{emit, lower_to_ptx, MlirError, Precision};
 use melior::ir::attribute::IntegerAttribute;
 use melior::ir::block::BlockArgument;
 use melior::ir::operation::{OperationLike, OperationResult, WalkOrder, WalkResult};
@@ -21,14 +21,16 @@ pub struct GpuFunction {
     pub launches: Vec<Launch>,
 }
 
-/// Lowers `roots` under `dims` to GPU kernels and records how the host function launches them.
+/// Lowers `roots` under `dims` to GPU kernels over `precision` buffers and records how the host
+/// function launches them.
 pub fn gpu_function(
     program: &Program,
     roots: &[NodeId],
     dims: &[u64],
+    precision: Precision,
 ) -> Result<GpuFunction, MlirError> {
     let plan = plan::plan(program, roots, dims, true)?;
-    let (text, _) = emit::module_text(program, &plan, dims, emit::Target::Gpu)?;
+    let (text, _) = emit::module_text(program, &plan, dims, emit::Target::Gpu(precision))?;
     let context = crate::context();
     let module = lower_to_ptx(&context, &text)?;
     let kernels = crate::ptx_modules(&module)?;

@@ -27,7 +27,7 @@ mod emit;
 mod gpu;
 mod plan;
 
-pub use emit::{Kernel, BAD_INDEX, ENTRY, INDEX_FAULT_LEN, KERNELS};
+pub use emit::{Kernel, Precision, BAD_INDEX, ENTRY, INDEX_FAULT_LEN, KERNELS};
 pub use gpu::{gpu_function, GpuFunction};
 pub use plan::{Plan, Storage};
 
@@ -120,16 +120,22 @@ pub fn mlir_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<St
     Ok(emit::module_text(program, &plan, dims, Target::Cpu)?.0)
 }
 
-/// The PTX (sm_90, f64) of the GPU kernels of the function computing `roots` under `dims`: one
+/// The PTX (sm_90, element type `precision`) of the GPU kernels of the function computing `roots`
+/// under `dims`: one
 /// kernel per buffered pointwise node (a fused elementwise/view expression), one thread per
 /// element. Each kernel is its own PTX module, introduced by a `// gpu.module @name` line.
 ///
 /// Only the pointwise loops are outlined: reductions and matrix kernels stay in the host
 /// function, which this does not lower. Kernels that need libdevice (exp, log, sqrt, tanh, pow and
 /// the ops built on them) are refused, as its bitcode is not available here.
-pub fn ptx_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<String, MlirError> {
+pub fn ptx_text(
+    program: &Program,
+    roots: &[NodeId],
+    dims: &[u64],
+    precision: Precision,
+) -> Result<String, MlirError> {
     let plan = plan::plan(program, roots, dims, true)?;
-    let (text, _) = emit::module_text(program, &plan, dims, Target::Gpu)?;
+    let (text, _) = emit::module_text(program, &plan, dims, Target::Gpu(precision))?;
     let context = context();
     let module = lower_to_ptx(&context, &text)?;
     let mut ptx = String::new();

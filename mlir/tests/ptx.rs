@@ -1,11 +1,11 @@
 //! PTX for sm_90 of the outlined pointwise kernels: a fused chain with broadcasting and a
-//! transpose, a select at a run-time index, every example's objective and gradient, and the
-//! refusal of libdevice functions.
+//! transpose (in f64 and f32), a select at a run-time index, every example's objective and
+//! gradient, and the refusal of libdevice functions.
 
 use optc_compiler::derive::{cost_dims, differentiate, simplify};
 use optc_compiler::driver::{compile, Until};
 use optc_compiler::ir::{BinaryOp, Dim, DimId, DimInfo, ElemType, InputKind, Op, Program, UnaryOp};
-use optc_mlir::{ptx_text, MlirError};
+use optc_mlir::{ptx_text, MlirError, Precision};
 
 fn dim(p: &mut Program, name: &str) -> Dim {
     p.dims.push(DimInfo {
@@ -17,6 +17,33 @@ fn dim(p: &mut Program, name: &str) -> Dim {
 
 #[test]
 fn fused_chain_with_broadcast_and_transpose() {
+    let (p, root) = fused_chain();
+    insta::assert_snapshot!(ptx_text(&p, &[root], &[3, 5], Precision::F64).expect("PTX"));
+
+    let mut p = p;
+    let e = p.graph.add(Op::Unary(UnaryOp::Exp), vec![root]).unwrap();
+    assert!(matches!(
+        ptx_text(&p, &[e], &[3, 5], Precision::F64),
+        Err(MlirError::Unsupported(_))
+    ));
+}
+
+#[test]
+fn fused_chain_in_single_precision() {
+    // f32 loads and stores 4 bytes apart, f32 arithmetic, |a| as the sign bit of a 32-bit word
+    // cleared; no f64 anywhere.
+    let (p, root) = fused_chain();
+    let ptx = ptx_text(&p, &[root], &[3, 5], Precision::F32).expect("PTX");
+    assert!(!ptx.contains("f64"), "{ptx}");
+    assert!(
+        ptx.contains("add.rn.f32") && ptx.contains("mul.rn.f32"),
+        "{ptx}"
+    );
+    insta::assert_snapshot!(ptx);
+}
+
+/// `|a| ∘ bᵀ + c` with `a` of `n × m` (a variable), `b` of `m × n`, `c` of `m`.
+fn fused_chain() -> (Program, optc_compiler::ir::NodeId) {
     let mut p = Program::default();
     let (n, m) = (dim(&mut p, "n"), dim(&mut p, "m"));
     let (_, a) = p.add_input("a", InputKind::Var, ElemType::Real, vec![n, m]);
@@ -27,13 +54,7 @@ fn fused_chain_with_broadcast_and_transpose() {
     let abs = g.add(Op::Unary(UnaryOp::Abs), vec![a]).unwrap();
     let prod = g.add(Op::Binary(BinaryOp::Mul), vec![abs, bt]).unwrap();
     let root = g.add(Op::Binary(BinaryOp::Add), vec![prod, c]).unwrap();
-    insta::assert_snapshot!(ptx_text(&p, &[root], &[3, 5]).expect("PTX"));
-
-    let e = p.graph.add(Op::Unary(UnaryOp::Exp), vec![root]).unwrap();
-    assert!(matches!(
-        ptx_text(&p, &[e], &[3, 5]),
-        Err(MlirError::Unsupported(_))
-    ));
+    (p, root)
 }
 
 #[test]
@@ -49,7 +70,7 @@ fn select_at_a_run_time_index_in_a_kernel() {
     let column = g.add(Op::Select { axis: 1 }, vec![x, at]).unwrap();
     let one = g.constant(1.0);
     let root = g.add(Op::Binary(BinaryOp::Add), vec![column, one]).unwrap();
-    insta::assert_snapshot!(ptx_text(&p, &[root], &[3, 5]).expect("PTX"));
+    insta::assert_snapshot!(ptx_text(&p, &[root], &[3, 5], Precision::F64).expect("PTX"));
 }
 
 #[test]
@@ -64,7 +85,12 @@ fn examples_emit_ptx_or_refuse_libdevice_functions() {
         };
         let s = simplify(&derived, &cost_dims(&program, &[])).expect("simplifies");
         let dims = vec![8; s.derived.program.dims.len()];
-        match ptx_text(&s.derived.program, &s.derived.roots(), &dims) {
+        match ptx_text(
+            &s.derived.program,
+            &s.derived.roots(),
+            &dims,
+            Precision::F64,
+        ) {
             Ok(ptx) => insta::assert_snapshot!(ptx),
             Err(e) => insta::assert_snapshot!(e.to_string()),
         }

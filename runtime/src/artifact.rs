@@ -27,7 +27,7 @@ use std::path::Path;
 /// The first bytes of every artifact.
 pub const MAGIC: [u8; 8] = *b"OPTX\r\n\x1a\n";
 /// The container and payload format this optc writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The optc version recorded in artifacts written by this build.
 pub const OPTC_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -74,7 +74,8 @@ pub struct Artifact {
     pub dims: Vec<(String, u64)>,
     /// `gpu` target: the PTX module of each kernel of [`Artifact::gpu`]'s launches.
     pub kernels: Vec<Kernel>,
-    /// `gpu` target: the staged plan of the objective and gradient at `dims` (since version 2).
+    /// `gpu` target: the staged plan of the objective and gradient at `dims` (since version 2;
+    /// with its element type, `precision`, since version 3).
     pub gpu: Option<GpuPlan>,
 }
 

@@ -263,3 +263,66 @@ fn gpu_target_artifact_holds_ptx_and_runs_on_the_cpu() {
     assert!(a.kernels.iter().all(|k| k.ptx.contains(".target sm_90")));
     ok(&optc(&["run", path(&optx), "-q", "--backend", "cpu"]));
 }
+
+#[test]
+fn precision_is_refused_where_it_means_nothing() {
+    // `--precision` sets the element type of GPU kernels: a cpu artifact or a stage other than
+    // PTX has none.
+    let dir = temp_dir("precision");
+    let ridge = example("regression/ridge.opt");
+    let out = dir.join("ridge.optx");
+    let build = optc(&["build", &ridge, "-o", path(&out), "--precision", "f32"]);
+    let emit = optc(&["emit", "--stage", "ir", &ridge, "--precision", "f32"]);
+    for o in [build, emit] {
+        assert_eq!(o.status.code(), Some(64));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--precision"));
+    }
+    assert!(!out.exists());
+}
+
+#[cfg(feature = "mlir")]
+#[test]
+fn an_f32_gpu_artifact_solves_to_single_precision_on_the_reference_device() {
+    let dir = temp_dir("gpu-f32");
+    let run = |optx: &Path| {
+        let o = Command::new(env!("CARGO_BIN_EXE_optc"))
+            .args(["run", path(optx), "--backend", "gpu", "--json", "-q"])
+            .env(optc_runtime::gpu::DEVICE_ENV, "reference")
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["objective"]
+            .as_f64()
+            .unwrap()
+    };
+    let mut objectives = Vec::new();
+    for precision in ["f64", "f32"] {
+        let optx = dir.join(format!("ridge_{precision}.optx"));
+        let flags = [
+            "--target",
+            "gpu",
+            "--dims",
+            "n=100,p=20",
+            "--precision",
+            precision,
+        ];
+        ok(&optc(
+            &[
+                &["build", &example("regression/ridge.opt"), "-o", path(&optx)][..],
+                &flags,
+            ]
+            .concat(),
+        ));
+        let a = artifact::read(&optx).unwrap();
+        assert_eq!(a.gpu.as_ref().unwrap().precision.name(), precision);
+        let other = if precision == "f32" { ".f64" } else { ".f32" };
+        assert!(a.kernels.iter().all(|k| !k.ptx.contains(other)));
+        objectives.push(run(&optx));
+    }
+    // L-BFGS with single-precision gradients stops at their accuracy: the same minimum to 1e-8
+    // (relative), where f64 gives it to the solver's tolerance.
+    let (f64_min, f32_min) = (objectives[0], objectives[1]);
+    assert!(
+        (f32_min - f64_min).abs() <= 1e-8 * f64_min,
+        "{f32_min} vs {f64_min}"
+    );
+}

@@ -133,11 +133,32 @@ pub enum Stage {
     Ptx,
 }
 
+/// The element type of GPU kernels and device buffers.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PrecisionArg {
+    #[default]
+    F64,
+    /// Single precision: half the memory traffic, and the GPU's higher f32 throughput.
+    F32,
+}
+
+impl From<PrecisionArg> for optc_compiler::launch::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F64 => Self::F64,
+            PrecisionArg::F32 => Self::F32,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct EmitArgs {
     /// Which form to print.
     #[arg(long, value_enum)]
     pub stage: Stage,
+    /// Element type of the kernels of `--stage ptx`.
+    #[arg(long, value_enum, default_value = "f64")]
+    pub precision: PrecisionArg,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -220,6 +241,13 @@ pub struct BuildArgs {
     /// Fix dimension sizes (the defaults of `optc run`'s `--dims`; the sizes of the GPU kernels).
     #[arg(long, value_name = "n=..,d=..")]
     pub dims: Option<String>,
+    /// Element type of the GPU kernels and device buffers (`--target gpu`); the solver on the
+    /// host works in f64 either way.
+    #[arg(long, value_enum, default_value = "f64")]
+    pub precision: PrecisionArg,
+    /// Print the time of each stage (front end; with `--target gpu` staging and PTX; writing).
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Args, Debug)]

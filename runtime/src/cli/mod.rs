@@ -156,6 +156,10 @@ fn check(model: &ModelArgs) -> Result<u8, u8> {
 
 fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
     use args::Stage;
+    if a.stage != Stage::Ptx && a.precision != args::PrecisionArg::F64 {
+        eprintln!("error: `--precision` sets the element type of `--stage ptx` kernels");
+        return Err(EXIT_USAGE);
+    }
     let text = match a.stage {
         Stage::Ast => optc_compiler::syntax::ast_to_text(&compile(&a.model, Until::Ast)?.ast),
         Stage::Typed => {
@@ -193,19 +197,20 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
                 eprintln!("error: the model has no objective to compile");
                 return Err(EXIT_MODEL);
             };
-            native_text(a.stage, program, objective.node, &sizes)?
+            native_text(a.stage, program, objective.node, &sizes, a.precision.into())?
         }
     };
     print!("{text}");
     Ok(EXIT_OK)
 }
 
-/// The CLIF, MLIR or PTX text of `root`'s function.
+/// The CLIF, MLIR or PTX text of `root`'s function (PTX kernels over `precision` buffers).
 fn native_text(
     stage: args::Stage,
     program: &optc_compiler::ir::Program,
     root: optc_compiler::ir::NodeId,
     sizes: &[u64],
+    precision: optc_compiler::launch::Precision,
 ) -> Result<String, u8> {
     let failed = |e: &dyn std::fmt::Display| {
         eprintln!("error: {e}");
@@ -218,9 +223,12 @@ fn native_text(
         #[cfg(feature = "mlir")]
         args::Stage::Mlir => optc_mlir::mlir_text(program, &[root], sizes).map_err(|e| failed(&e)),
         #[cfg(feature = "mlir")]
-        args::Stage::Ptx => optc_mlir::ptx_text(program, &[root], sizes).map_err(|e| failed(&e)),
+        args::Stage::Ptx => {
+            optc_mlir::ptx_text(program, &[root], sizes, precision).map_err(|e| failed(&e))
+        }
         #[cfg(not(feature = "mlir"))]
         args::Stage::Mlir | args::Stage::Ptx => {
+            let _ = precision;
             eprintln!("error: {}", args::WITHOUT_MLIR);
             Err(EXIT_USAGE)
         }
@@ -242,13 +250,28 @@ fn build(a: &args::BuildArgs) -> Result<u8, u8> {
         eprintln!("error: `--dims {name}=..`: the model has no dimension `{name}`");
         return Err(EXIT_USAGE);
     }
+    if a.target == args::TargetArg::Cpu && a.precision != args::PrecisionArg::F64 {
+        eprintln!(
+            "error: `--precision` sets the GPU kernels' element type: use it with `--target gpu`"
+        );
+        return Err(EXIT_USAGE);
+    }
+    let mut timings = c.timings.clone();
     let (target, (kernels, gpu)) = match a.target {
         args::TargetArg::Cpu => (Target::Cpu, (Vec::new(), None)),
         args::TargetArg::Gpu => (
             Target::Gpu,
-            gpu_kernels(&program, &dims, &c.sources, &a.model)?,
+            gpu_kernels(
+                &program,
+                &dims,
+                a.precision.into(),
+                &c.sources,
+                &a.model,
+                &mut timings,
+            )?,
         ),
     };
+    let start = std::time::Instant::now();
     let dir = source_dir(&a.model.file);
     let artifact = Artifact {
         optc_version: artifact::OPTC_VERSION.into(),
@@ -267,15 +290,28 @@ fn build(a: &args::BuildArgs) -> Result<u8, u8> {
         report::print_diagnostics(&[e.into()], &SourceMap::new(), a.model.error_format);
         return Err(EXIT_NO_INPUT);
     }
+    timings.push(("write", start.elapsed()));
+    if a.timings {
+        for (stage, t) in &timings {
+            eprintln!("time {stage:<10} {:>10.3} ms", t.as_secs_f64() * 1e3);
+        }
+    }
     if a.model.error_format == ErrorFormat::Human {
         eprintln!(
             "{}: wrote {} ({} target{})",
             a.model.file.display(),
             a.output.display(),
             artifact.target.name(),
-            match artifact.kernels.len() {
-                0 => String::new(),
-                n => format!(", {n} GPU kernels"),
+            match &artifact.gpu {
+                Some(plan) => format!(
+                    ", {} GPU kernels in {}",
+                    plan.steps
+                        .iter()
+                        .filter(|s| matches!(s, optc_runtime::gpu::plan::Step::Launch(_)))
+                        .count(),
+                    plan.precision.name()
+                ),
+                None => String::new(),
             }
         );
     }
@@ -283,20 +319,30 @@ fn build(a: &args::BuildArgs) -> Result<u8, u8> {
 }
 
 /// The PTX kernels and staged GPU plan of the simplified value and gradient at the given (or
-/// default) sizes.
+/// default) sizes; the time of staging (derivatives, simplification) and of the lowering to PTX
+/// are added to `timings`.
 #[cfg(feature = "mlir")]
 fn gpu_kernels(
     program: &optc_compiler::ir::Program,
     dims: &[(String, u64)],
+    precision: optc_compiler::launch::Precision,
     sources: &SourceMap,
     m: &ModelArgs,
+    timings: &mut Vec<(&'static str, std::time::Duration)>,
 ) -> Result<GpuParts, u8> {
+    use optc_runtime::gpu::build;
+    let start = std::time::Instant::now();
     derive::differentiate(program).map_err(|e| derive_failed(&e, sources, m))?;
     let sizes = derive::cost_dims(program, dims);
-    let (plan, kernels) = optc_runtime::gpu::build::gpu_plan(program, &sizes).map_err(|e| {
+    let failed = |e: String| {
         eprintln!("error: {e}");
         EXIT_MODEL
-    })?;
+    };
+    let staged = build::stage(program, &sizes).map_err(failed)?;
+    timings.push(("stage", start.elapsed()));
+    let start = std::time::Instant::now();
+    let (plan, kernels) = build::lower(staged, precision).map_err(failed)?;
+    timings.push(("ptx", start.elapsed()));
     let kernels = kernels
         .into_iter()
         .map(|(name, ptx)| artifact::Kernel { name, ptx })
@@ -308,8 +354,10 @@ fn gpu_kernels(
 fn gpu_kernels(
     _: &optc_compiler::ir::Program,
     _: &[(String, u64)],
+    _: optc_compiler::launch::Precision,
     _: &SourceMap,
     _: &ModelArgs,
+    _: &mut Vec<(&'static str, std::time::Duration)>,
 ) -> Result<GpuParts, u8> {
     eprintln!("error: {}", args::WITHOUT_MLIR);
     Err(EXIT_USAGE)

@@ -3,7 +3,7 @@
 //! `mlir` feature the per-iteration function is lowered through MLIR (`gpu_plan`), whose memory
 //! plan, kernel launches and PTX become the artifact's step list ([`assemble`]).
 
-use super::plan::{GpuPlan, Launch, Memory, Staged, Step, Storage};
+use super::plan::{GpuPlan, Launch, Memory, Precision, Staged, Step, Storage};
 use crate::plan;
 use optc_compiler::derive;
 use optc_compiler::ir::{NodeId, Op, Program};
@@ -69,10 +69,10 @@ pub struct Layout {
     pub launches: Vec<Launch>,
 }
 
-/// The plan of a staged function under a layout: its schedule becomes steps (the launches,
-/// library calls for matmul, sums of stored values, logdet, inv and solve, host steps for the
-/// rest), then the copies.
-pub fn assemble(staged: Staged, layout: Layout) -> Result<GpuPlan, String> {
+/// The plan of a staged function under a layout, on buffers of `precision`: its schedule becomes
+/// steps (the launches, library calls for matmul, sums of stored values, logdet, inv and solve,
+/// host steps for the rest), then the copies.
+pub fn assemble(staged: Staged, layout: Layout, precision: Precision) -> Result<GpuPlan, String> {
     let function = &staged.function;
     let shape = |id: NodeId| &layout.shapes[id.0 as usize];
     let mut launches = layout.launches.into_iter().peekable();
@@ -145,6 +145,7 @@ pub fn assemble(staged: Staged, layout: Layout) -> Result<GpuPlan, String> {
     );
     let plan = GpuPlan {
         staged,
+        precision,
         shapes: layout.shapes,
         storage: layout.storage,
         scratch_len: layout.scratch_len,
@@ -155,15 +156,27 @@ pub fn assemble(staged: Staged, layout: Layout) -> Result<GpuPlan, String> {
 }
 
 /// The GPU plan of `program`'s objective and gradient at the dim sizes `dims` (one per dim),
-/// lowered through MLIR, and the PTX of its kernels (module name, text).
+/// lowered through MLIR to kernels over `precision` buffers, and the PTX of its kernels (module
+/// name, text): [`stage`], then [`lower`].
 #[cfg(feature = "mlir")]
 pub fn gpu_plan(
     program: &Program,
     dims: &[u64],
+    precision: Precision,
 ) -> Result<(GpuPlan, Vec<(String, String)>), String> {
-    let staged = stage(program, dims)?;
-    let lowered = optc_mlir::gpu_function(&staged.function, &staged.function_roots, dims)
-        .map_err(|e| e.to_string())?;
+    lower(stage(program, dims)?, precision)
+}
+
+/// Lowers a staged function through MLIR to kernels over `precision` buffers: its plan and the
+/// PTX of its kernels (module name, text).
+#[cfg(feature = "mlir")]
+pub fn lower(
+    staged: Staged,
+    precision: Precision,
+) -> Result<(GpuPlan, Vec<(String, String)>), String> {
+    let (function, roots, dims) = (&staged.function, &staged.function_roots, &staged.dims);
+    let lowered =
+        optc_mlir::gpu_function(function, roots, dims, precision).map_err(|e| e.to_string())?;
     let plan = lowered.plan;
     let layout = Layout {
         shapes: plan.shapes,
@@ -173,7 +186,7 @@ pub fn gpu_plan(
         copies: plan.copies,
         launches: lowered.launches,
     };
-    Ok((assemble(staged, layout)?, lowered.kernels))
+    Ok((assemble(staged, layout, precision)?, lowered.kernels))
 }
 
 /// The setup values the per-iteration nodes of `roots` read, except inputs (passed anyway) and

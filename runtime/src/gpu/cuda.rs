@@ -8,6 +8,9 @@
 //!
 //! Sums of all elements are cuBLAS dot products with a vector of ones.
 //!
+//! Buffers hold f64 or, after `set_precision(F32)`, f32: host data is converted on upload and
+//! download, and each library call is its `D` or `S` variant.
+//!
 //! # Row-major operands in column-major libraries
 //! A row-major `r × c` buffer is, read column-major, the `c × r` transpose. So:
 //! - `C = op(A)·op(B)` (row-major) is `Cᵀ = op(B)ᵀ·op(A)ᵀ`: cuBLAS `gemm` is called with the
@@ -23,6 +26,7 @@
 use super::device::{
     DevBuf, DevPtr, Device, DeviceError, DeviceResult, Gemm, KernelParam, LaunchCall,
 };
+use super::plan::Precision;
 use cudarc::cublas::sys as blas;
 use cudarc::cusolver::sys as solver;
 use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaStream};
@@ -69,6 +73,7 @@ struct LuWork {
 
 /// The first GPU, its stream, library handles and buffers.
 pub struct CudaDevice {
+    precision: Precision,
     context: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     buffers: Vec<(sys::CUdeviceptr, usize)>,
@@ -94,6 +99,7 @@ impl CudaDevice {
         unsafe { context.disable_event_tracking() };
         let stream = context.default_stream();
         Ok(CudaDevice {
+            precision: Precision::F64,
             context,
             stream,
             buffers: Vec::new(),
@@ -118,7 +124,47 @@ impl CudaDevice {
                 "{len} elements at {p:?} are outside the buffer of {size}"
             )));
         }
-        Ok(base + (p.offset * 8) as u64)
+        Ok(base + (p.offset * self.bytes()) as u64)
+    }
+
+    /// Bytes per element.
+    fn bytes(&self) -> usize {
+        self.precision.bytes()
+    }
+
+    /// Copies `data` to `to`, converted to the device's precision (synchronous).
+    fn put(&self, to: sys::CUdeviceptr, data: &[f64]) -> DeviceResult<()> {
+        // SAFETY (both arms): `to` holds `data.len()` elements of the device's precision; the
+        // copy is synchronous, so the host data may go afterwards.
+        match self.precision {
+            Precision::F64 => unsafe { result::memcpy_htod_sync(to, data) },
+            Precision::F32 => {
+                let single: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+                unsafe { result::memcpy_htod_sync(to, &single) }
+            }
+        }
+        .map_err(cuda)
+    }
+
+    /// Copies `out.len()` elements from `from` into `out`, widened to f64 (after the stream's
+    /// work).
+    fn get(&self, from: sys::CUdeviceptr, out: &mut [f64]) -> DeviceResult<()> {
+        // SAFETY (both arms): `from` holds `out.len()` elements of the device's precision; the
+        // stream is drained first.
+        unsafe {
+            result::stream::synchronize(self.cu_stream()).map_err(cuda)?;
+            match self.precision {
+                Precision::F64 => result::memcpy_dtoh_sync(out, from).map_err(cuda),
+                Precision::F32 => {
+                    let mut single = vec![0f32; out.len()];
+                    result::memcpy_dtoh_sync(&mut single, from).map_err(cuda)?;
+                    for (o, s) in out.iter_mut().zip(single) {
+                        *o = f64::from(s);
+                    }
+                    Ok(())
+                }
+            }
+        }
     }
 
     fn raw_alloc(&mut self, bytes: usize) -> DeviceResult<sys::CUdeviceptr> {
@@ -174,23 +220,25 @@ impl CudaDevice {
     fn lu_work(&mut self, n: usize) -> DeviceResult<&mut LuWork> {
         if self.lu.as_ref().is_none_or(|w| w.n != n) {
             let handle = self.solver()?;
-            let lu = self.raw_alloc(n * n * 8)?;
+            let bytes = self.bytes();
+            let lu = self.raw_alloc(n * n * bytes)?;
             let mut lwork = 0i32;
+            let size = int(n)?;
             // SAFETY: a query on a valid handle and an n × n allocation.
             solver_ok(unsafe {
-                solver::cusolverDnDgetrf_bufferSize(
-                    handle,
-                    int(n)?,
-                    int(n)?,
-                    lu as _,
-                    int(n)?,
-                    &mut lwork,
-                )
+                match self.precision {
+                    Precision::F64 => solver::cusolverDnDgetrf_bufferSize(
+                        handle, size, size, lu as _, size, &mut lwork,
+                    ),
+                    Precision::F32 => solver::cusolverDnSgetrf_bufferSize(
+                        handle, size, size, lu as _, size, &mut lwork,
+                    ),
+                }
             })?;
             let pivots = self.raw_alloc(n * 4)?;
             let info = self.raw_alloc(4)?;
-            let work = self.raw_alloc(lwork.max(1) as usize * 8)?;
-            let diagonal = self.raw_alloc(n * 8)?;
+            let work = self.raw_alloc(lwork.max(1) as usize * bytes)?;
+            let diagonal = self.raw_alloc(n * bytes)?;
             self.extra.extend([lu, pivots, info, work, diagonal]);
             self.lu = Some(LuWork {
                 n,
@@ -214,19 +262,32 @@ impl CudaDevice {
         let w = self.lu_work(n)?;
         let (lu, work, pivots, info) = (w.lu, w.work, w.pivots, w.info);
         let mut status = 0i32;
+        let (size, bytes) = (int(n)?, self.bytes());
         // SAFETY: all pointers are live allocations of the sizes the calls read and write.
         unsafe {
-            result::memcpy_dtod_async(lu, src, n * n * 8, stream).map_err(cuda)?;
-            solver_ok(solver::cusolverDnDgetrf(
-                handle,
-                int(n)?,
-                int(n)?,
-                lu as _,
-                int(n)?,
-                work as _,
-                pivots as _,
-                info as _,
-            ))?;
+            result::memcpy_dtod_async(lu, src, n * n * bytes, stream).map_err(cuda)?;
+            solver_ok(match self.precision {
+                Precision::F64 => solver::cusolverDnDgetrf(
+                    handle,
+                    size,
+                    size,
+                    lu as _,
+                    size,
+                    work as _,
+                    pivots as _,
+                    info as _,
+                ),
+                Precision::F32 => solver::cusolverDnSgetrf(
+                    handle,
+                    size,
+                    size,
+                    lu as _,
+                    size,
+                    work as _,
+                    pivots as _,
+                    info as _,
+                ),
+            })?;
             result::memcpy_dtoh_async(std::slice::from_mut(&mut status), info, stream)
                 .map_err(cuda)?;
             result::stream::synchronize(stream).map_err(cuda)?;
@@ -261,24 +322,66 @@ impl CudaDevice {
     ) -> DeviceResult<()> {
         // `src` is a column-major rows × cols matrix; `dst` receives its cols × rows transpose.
         let handle = self.blas()?;
-        let (one, zero) = (1.0f64, 0.0f64);
+        let (t, n) = (
+            blas::cublasOperation_t::CUBLAS_OP_T,
+            blas::cublasOperation_t::CUBLAS_OP_N,
+        );
+        let (rows, cols) = (int(rows)?, int(cols)?);
         // SAFETY: both buffers hold rows × cols elements; with beta = 0, B is not read.
         blas_ok(unsafe {
-            blas::cublasDgeam(
-                handle,
-                blas::cublasOperation_t::CUBLAS_OP_T,
-                blas::cublasOperation_t::CUBLAS_OP_N,
-                int(cols)?,
-                int(rows)?,
-                &one,
-                src as _,
-                int(rows)?,
-                &zero,
-                dst as _,
-                int(cols)?,
-                dst as _,
-                int(cols)?,
-            )
+            match self.precision {
+                Precision::F64 => blas::cublasDgeam(
+                    handle, t, n, cols, rows, &1.0, src as _, rows, &0.0, dst as _, cols, dst as _,
+                    cols,
+                ),
+                Precision::F32 => blas::cublasSgeam(
+                    handle, t, n, cols, rows, &1.0, src as _, rows, &0.0, dst as _, cols, dst as _,
+                    cols,
+                ),
+            }
+        })
+    }
+
+    /// Solves with the factors of the last factorization, `trans` applied, the column-major
+    /// `n × m` right-hand side at `rhs` overwritten by the solution.
+    fn getrs(
+        &mut self,
+        trans: solver::cublasOperation_t,
+        m: usize,
+        rhs: sys::CUdeviceptr,
+    ) -> DeviceResult<()> {
+        let handle = self.solver()?;
+        let w = self.factors(true)?;
+        let (n, m) = (int(w.n)?, int(m)?);
+        let (lu, pivots, info) = (w.lu, w.pivots, w.info);
+        // SAFETY: n × n factors and pivots, an n × m right-hand side; info is one int.
+        solver_ok(unsafe {
+            match self.precision {
+                Precision::F64 => solver::cusolverDnDgetrs(
+                    handle,
+                    trans,
+                    n,
+                    m,
+                    lu as _,
+                    n,
+                    pivots as _,
+                    rhs as _,
+                    n,
+                    info as _,
+                ),
+                Precision::F32 => solver::cusolverDnSgetrs(
+                    handle,
+                    trans,
+                    n,
+                    m,
+                    lu as _,
+                    n,
+                    pivots as _,
+                    rhs as _,
+                    n,
+                    info as _,
+                ),
+            }
         })
     }
 }
@@ -310,31 +413,37 @@ impl Device for CudaDevice {
         self.context.name().unwrap_or_else(|_| "CUDA device".into())
     }
 
+    fn set_precision(&mut self, precision: Precision) -> DeviceResult<()> {
+        if !self.buffers.is_empty() && precision != self.precision {
+            return Err(DeviceError::Invalid(
+                "the precision changed after buffers were allocated".into(),
+            ));
+        }
+        self.precision = precision;
+        Ok(())
+    }
+
     fn alloc(&mut self, len: usize) -> DeviceResult<DevBuf> {
-        let ptr = self.raw_alloc(len * 8)?;
+        let ptr = self.raw_alloc(len * self.bytes())?;
         self.buffers.push((ptr, len));
         Ok(DevBuf(self.buffers.len() - 1))
     }
 
     fn upload(&mut self, dst: DevPtr, data: &[f64]) -> DeviceResult<()> {
         let to = self.address(dst, data.len())?;
-        // SAFETY: the destination holds `data.len()` elements; synchronous, so `data` may go.
-        unsafe { result::memcpy_htod_sync(to, data) }.map_err(cuda)
+        self.put(to, data)
     }
 
     fn download(&mut self, src: DevPtr, out: &mut [f64]) -> DeviceResult<()> {
         let from = self.address(src, out.len())?;
-        // SAFETY: the source holds `out.len()` elements; the stream is drained first.
-        unsafe {
-            result::stream::synchronize(self.cu_stream()).map_err(cuda)?;
-            result::memcpy_dtoh_sync(out, from).map_err(cuda)
-        }
+        self.get(from, out)
     }
 
     fn copy(&mut self, src: DevPtr, dst: DevPtr, len: usize) -> DeviceResult<()> {
         let (from, to) = (self.address(src, len)?, self.address(dst, len)?);
+        let bytes = len * self.bytes();
         // SAFETY: both ranges were bounds-checked.
-        unsafe { result::memcpy_dtod_async(to, from, len * 8, self.cu_stream()) }.map_err(cuda)
+        unsafe { result::memcpy_dtod_async(to, from, bytes, self.cu_stream()) }.map_err(cuda)
     }
 
     fn load_module(&mut self, name: &str, ptx: &str) -> DeviceResult<()> {
@@ -398,27 +507,22 @@ impl Device for CudaDevice {
             }
         };
         // Row-major C = op(A)·op(B) as column-major Cᵀ = op(B)ᵀ·op(A)ᵀ (see the module doc).
-        let ld_b = if g.trans_b { g.k } else { g.n };
-        let ld_a = if g.trans_a { g.m } else { g.k };
-        let (one, zero) = (1.0f64, 0.0f64);
+        let ld_b = int(if g.trans_b { g.k } else { g.n }.max(1))?;
+        let ld_a = int(if g.trans_a { g.m } else { g.k }.max(1))?;
+        let (ops, ld_c) = ((op(g.trans_b), op(g.trans_a)), int(g.n.max(1))?);
+        let (m, n, k) = (int(g.n)?, int(g.m)?, int(g.k)?);
         // SAFETY: the three ranges were bounds-checked for these sizes.
         blas_ok(unsafe {
-            blas::cublasDgemm_v2(
-                handle,
-                op(g.trans_b),
-                op(g.trans_a),
-                int(g.n)?,
-                int(g.m)?,
-                int(g.k)?,
-                &one,
-                b as _,
-                int(ld_b.max(1))?,
-                a as _,
-                int(ld_a.max(1))?,
-                &zero,
-                c as _,
-                int(g.n.max(1))?,
-            )
+            match self.precision {
+                Precision::F64 => blas::cublasDgemm_v2(
+                    handle, ops.0, ops.1, m, n, k, &1.0, b as _, ld_b, a as _, ld_a, &0.0, c as _,
+                    ld_c,
+                ),
+                Precision::F32 => blas::cublasSgemm_v2(
+                    handle, ops.0, ops.1, m, n, k, &1.0, b as _, ld_b, a as _, ld_a, &0.0, c as _,
+                    ld_c,
+                ),
+            }
         })
     }
 
@@ -430,22 +534,33 @@ impl Device for CudaDevice {
         let ones = match self.ones {
             Some((have, ptr)) if have >= len => ptr,
             _ => {
-                let ptr = self.raw_alloc(len * 8)?;
-                // SAFETY: a fresh allocation of `len` elements.
-                unsafe { result::memcpy_htod_sync(ptr, &vec![1.0f64; len]) }.map_err(cuda)?;
+                let ptr = self.raw_alloc(len * self.bytes())?;
+                self.put(ptr, &vec![1.0; len])?;
                 self.extra.push(ptr);
                 self.ones = Some((len, ptr));
                 ptr
             }
         };
         let handle = self.blas()?;
-        let mut total = 0.0f64;
-        // SAFETY: both vectors hold `len` elements; the result is written to a host f64 (the
+        let len = int(len)?;
+        // SAFETY: both vectors hold `len` elements; the result is written to a host float (the
         // default host pointer mode: the call returns when it is there).
-        blas_ok(unsafe {
-            blas::cublasDdot_v2(handle, int(len)?, from as _, 1, ones as _, 1, &mut total)
-        })?;
-        Ok(total)
+        unsafe {
+            match self.precision {
+                Precision::F64 => {
+                    let mut total = 0.0f64;
+                    let f = blas::cublasDdot_v2;
+                    blas_ok(f(handle, len, from as _, 1, ones as _, 1, &mut total))?;
+                    Ok(total)
+                }
+                Precision::F32 => {
+                    let mut total = 0.0f32;
+                    let f = blas::cublasSdot_v2;
+                    blas_ok(f(handle, len, from as _, 1, ones as _, 1, &mut total))?;
+                    Ok(f64::from(total))
+                }
+            }
+        }
     }
 
     fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
@@ -472,21 +587,22 @@ impl Device for CudaDevice {
         let (lu, diagonal, pivots) = (w.lu, w.diagonal, w.pivots);
         let mut diag = vec![0.0f64; n];
         let mut piv = vec![0i32; n];
+        let (len, stride) = (int(n)?, int(n + 1)?);
         // SAFETY: the diagonal of the n × n factors, gathered with stride n + 1 into n elements;
         // the pivots are n ints.
         unsafe {
-            blas_ok(blas::cublasDcopy_v2(
-                handle,
-                int(n)?,
-                lu as _,
-                int(n + 1)?,
-                diagonal as _,
-                1,
-            ))?;
+            blas_ok(match self.precision {
+                Precision::F64 => {
+                    blas::cublasDcopy_v2(handle, len, lu as _, stride, diagonal as _, 1)
+                }
+                Precision::F32 => {
+                    blas::cublasScopy_v2(handle, len, lu as _, stride, diagonal as _, 1)
+                }
+            })?;
             result::stream::synchronize(stream).map_err(cuda)?;
-            result::memcpy_dtoh_sync(&mut diag, diagonal).map_err(cuda)?;
             result::memcpy_dtoh_sync(&mut piv, pivots).map_err(cuda)?;
         }
+        self.get(diagonal, &mut diag)?;
         let mut sign = 1.0;
         let mut log_abs = 0.0;
         for (i, (&d, &p)) in diag.iter().zip(&piv).enumerate() {
@@ -509,34 +625,19 @@ impl Device for CudaDevice {
             return Ok(());
         }
         if self.lu.as_ref().is_some_and(|w| w.identity.is_none()) {
-            let eye = self.raw_alloc(n * n * 8)?;
+            let eye = self.raw_alloc(n * n * self.bytes())?;
             let mut host = vec![0.0f64; n * n];
             host.iter_mut().step_by(n + 1).for_each(|x| *x = 1.0);
-            // SAFETY: a fresh n × n allocation.
-            unsafe { result::memcpy_htod_sync(eye, &host) }.map_err(cuda)?;
+            self.put(eye, &host)?;
             self.extra.push(eye);
             self.lu.as_mut().expect("factorized").identity = Some(eye);
         }
-        let handle = self.solver()?;
         let stream = self.cu_stream();
-        let w = self.factors(true)?;
-        let eye = w.identity.expect("just set");
-        // SAFETY: n × n factors, pivots and right-hand side; info is one int.
-        unsafe {
-            result::memcpy_dtod_async(to, eye, n * n * 8, stream).map_err(cuda)?;
-            solver_ok(solver::cusolverDnDgetrs(
-                handle,
-                solver::cublasOperation_t::CUBLAS_OP_N,
-                int(n)?,
-                int(n)?,
-                w.lu as _,
-                int(n)?,
-                w.pivots as _,
-                to as _,
-                int(n)?,
-                w.info as _,
-            ))
-        }
+        let eye = self.factors(true)?.identity.expect("just set");
+        // SAFETY: n × n elements each.
+        unsafe { result::memcpy_dtod_async(to, eye, n * n * self.bytes(), stream) }
+            .map_err(cuda)?;
+        self.getrs(solver::cublasOperation_t::CUBLAS_OP_N, n, to)
     }
 
     fn lu_solve(&mut self, b: DevPtr, m: usize, out: DevPtr) -> DeviceResult<()> {
@@ -549,13 +650,14 @@ impl Device for CudaDevice {
         // The right-hand side, column-major n × m.
         let rhs = if m == 1 {
             // SAFETY: both hold n elements.
-            unsafe { result::memcpy_dtod_async(to, from, n * 8, stream) }.map_err(cuda)?;
+            unsafe { result::memcpy_dtod_async(to, from, n * self.bytes(), stream) }
+                .map_err(cuda)?;
             to
         } else {
             let tmp = match self.rhs {
                 Some((len, ptr)) if len >= n * m => ptr,
                 _ => {
-                    let ptr = self.raw_alloc(n * m * 8)?;
+                    let ptr = self.raw_alloc(n * m * self.bytes())?;
                     self.extra.push(ptr);
                     self.rhs = Some((n * m, ptr));
                     ptr
@@ -564,23 +666,7 @@ impl Device for CudaDevice {
             self.geam_transpose(from, m, n, tmp)?;
             tmp
         };
-        let handle = self.solver()?;
-        let w = self.factors(true)?;
-        // SAFETY: n × n factors and pivots, an n × m right-hand side.
-        solver_ok(unsafe {
-            solver::cusolverDnDgetrs(
-                handle,
-                solver::cublasOperation_t::CUBLAS_OP_T,
-                int(n)?,
-                int(m)?,
-                w.lu as _,
-                int(n)?,
-                w.pivots as _,
-                rhs as _,
-                int(n)?,
-                w.info as _,
-            )
-        })?;
+        self.getrs(solver::cublasOperation_t::CUBLAS_OP_T, m, rhs)?;
         if m > 1 {
             self.geam_transpose(rhs, n, m, to)?;
         }

@@ -1,4 +1,5 @@
-//! What the GPU executor needs from a device: buffers of f64, copies between host and device,
+//! What the GPU executor needs from a device: buffers of f64 or f32 (one [`Precision`] per device;
+//! the host side of every call is f64, converted on the way), copies between host and device,
 //! launches of PTX kernels, and the library calls (matrix product, sum, LU with log-determinant,
 //! inverse, solve). Two implementations: [`super::cuda::CudaDevice`]
 //! (CUDA driver, cuBLAS, cuSOLVER through `cudarc`) and [`super::reference::ReferenceDevice`]
@@ -6,7 +7,7 @@
 //!
 //! All matrices are row-major, as everywhere in optc.
 
-use super::plan::{GpuPlan, LaunchOperand};
+use super::plan::{GpuPlan, LaunchOperand, Precision};
 use optc_compiler::ir::NodeId;
 use std::fmt;
 
@@ -96,6 +97,9 @@ pub type DeviceResult<T> = Result<T, DeviceError>;
 pub trait Device {
     /// A name for reports (the card's name for a GPU).
     fn name(&self) -> String;
+    /// The element type of its buffers and library calls (f64 until set); set before the first
+    /// allocation.
+    fn set_precision(&mut self, precision: Precision) -> DeviceResult<()>;
     /// A zeroed buffer of `len` elements.
     fn alloc(&mut self, len: usize) -> DeviceResult<DevBuf>;
     fn upload(&mut self, dst: DevPtr, data: &[f64]) -> DeviceResult<()>;
@@ -106,7 +110,7 @@ pub trait Device {
     fn load_module(&mut self, name: &str, ptx: &str) -> DeviceResult<()>;
     fn launch(&mut self, call: &LaunchCall<'_>) -> DeviceResult<()>;
     fn gemm(&mut self, g: &Gemm) -> DeviceResult<()>;
-    /// The sum of the `len` elements at `x`.
+    /// The sum of the `len` elements at `x` (computed in the device's precision).
     fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64>;
     /// LU-factorizes the `n × n` matrix at `a` (left unchanged); the device keeps the factors
     /// for the `lu_*` calls until the next factorization.
@@ -126,6 +130,9 @@ pub trait Device {
 impl<D: Device + ?Sized> Device for Box<D> {
     fn name(&self) -> String {
         (**self).name()
+    }
+    fn set_precision(&mut self, precision: Precision) -> DeviceResult<()> {
+        (**self).set_precision(precision)
     }
     fn alloc(&mut self, len: usize) -> DeviceResult<DevBuf> {
         (**self).alloc(len)

@@ -4,7 +4,8 @@
 //! and gradient.
 //!
 //! Per evaluation the host sends the variables (`dim` values) and receives `1 + dim` values;
-//! [`Step::Host`] steps also move their operands and result.
+//! [`Step::Host`] steps also move their operands and result. The host works in f64; on an f32
+//! plan the device rounds what it receives and the host widens what it gets back.
 
 use super::device::{DevBuf, DevPtr, Device, DeviceError, Gemm, KernelParam, LaunchCall};
 use super::plan::{DeviceSolver, GpuPlan, LaunchOperand, Memory, Step, Storage};
@@ -143,6 +144,7 @@ impl<D: Device> Executor<D> {
                 bound: bindings.dims.clone(),
             });
         }
+        device.set_precision(plan.precision)?;
         for (name, ptx) in kernels {
             device.load_module(name, ptx)?;
         }

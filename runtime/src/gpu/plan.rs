@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// Where the value of a node of the per-iteration function lives (the shared planner's notion),
 /// and the kernel launches of the MLIR backend.
 pub use optc_compiler::fusion::Storage;
-pub use optc_compiler::launch::{Launch, LaunchOperand, Memory};
+pub use optc_compiler::launch::{Launch, LaunchOperand, Memory, Precision};
 
 /// One step of the per-iteration function, in execution order. Operands name stored nodes (or,
 /// of a matrix product, [`Storage::TransposeFlag`] nodes whose argument is stored).
@@ -100,6 +100,8 @@ pub struct GpuPlan {
     /// (Flattened: the artifact's JSON keeps one object of fields.)
     #[serde(flatten)]
     pub staged: Staged,
+    /// The element type of the device buffers and kernels.
+    pub precision: Precision,
     /// Concrete shape of each node of `function` (empty when unused).
     pub shapes: Vec<Vec<usize>>,
     pub storage: Vec<Storage>,

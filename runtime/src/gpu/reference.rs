@@ -4,12 +4,18 @@
 //! per memref descriptor, with the buffer's own size; index words as planned), the grid must
 //! cover the node's elements, and a kernel may only read and write the memrefs passed to it. The kernel's computation itself is the interpreter's
 //! (the node with its fused arguments); the linear algebra is the interpreter's as well.
+//!
+//! At [`Precision::F32`] the buffers still hold f64, but every value written to one (uploads,
+//! kernel and library results, sums) is rounded to the nearest f32 first: storage in single
+//! precision, as on an f32 GPU, with each kernel's arithmetic done in f64 before its result is
+//! rounded (a GPU rounds after every operation; the difference is within f32 rounding of the
+//! kernel's few operations).
 
 use super::device::{
     DevBuf, DevPtr, Device, DeviceError, DeviceResult, Gemm, KernelParam, LaunchCall,
 };
 use super::exec::{eval_stored, ExecError};
-use super::plan::{LaunchOperand, Memory};
+use super::plan::{LaunchOperand, Memory, Precision};
 use crate::linalg;
 use ndarray::{Array2, ArrayView2};
 use std::collections::HashMap;
@@ -17,9 +23,10 @@ use std::collections::HashMap;
 /// Host memory standing in for a device.
 #[derive(Default)]
 pub struct ReferenceDevice {
+    precision: Precision,
     buffers: Vec<Vec<f64>>,
-    /// Loaded modules and the number of parameters their kernel declares.
-    modules: HashMap<String, usize>,
+    /// Loaded modules: the number of parameters each of their kernels declares.
+    modules: HashMap<String, HashMap<String, usize>>,
     /// The factors of the last `lu_factor`.
     lu: Option<linalg::Lu>,
     /// Kernel launches and LU factorizations so far (for tests).
@@ -63,8 +70,16 @@ impl ReferenceDevice {
 
     fn store(&mut self, out: DevPtr, m: &Array2<f64>) -> DeviceResult<()> {
         let m = m.as_standard_layout();
-        let data = m.as_slice().expect("standard layout");
-        self.slice_mut(out, data.len())?.copy_from_slice(data);
+        self.upload(out, m.as_slice().expect("standard layout"))
+    }
+
+    /// Writes `data` at `out`, each value rounded to the device's precision.
+    fn write(&mut self, out: DevPtr, data: &[f64]) -> DeviceResult<()> {
+        let precision = self.precision;
+        let to = self.slice_mut(out, data.len())?;
+        for (t, &x) in to.iter_mut().zip(data) {
+            *t = precision.round(x);
+        }
         Ok(())
     }
 
@@ -116,7 +131,20 @@ impl ReferenceDevice {
 
 impl Device for ReferenceDevice {
     fn name(&self) -> String {
-        "reference device (host memory, interpreter kernels)".into()
+        format!(
+            "reference device (host memory, interpreter kernels, {})",
+            self.precision.name()
+        )
+    }
+
+    fn set_precision(&mut self, precision: Precision) -> DeviceResult<()> {
+        if !self.buffers.is_empty() && precision != self.precision {
+            return Err(invalid(
+                "the precision changed after buffers were allocated",
+            ));
+        }
+        self.precision = precision;
+        Ok(())
     }
 
     fn alloc(&mut self, len: usize) -> DeviceResult<DevBuf> {
@@ -125,8 +153,7 @@ impl Device for ReferenceDevice {
     }
 
     fn upload(&mut self, dst: DevPtr, data: &[f64]) -> DeviceResult<()> {
-        self.slice_mut(dst, data.len())?.copy_from_slice(data);
-        Ok(())
+        self.write(dst, data)
     }
 
     fn download(&mut self, src: DevPtr, out: &mut [f64]) -> DeviceResult<()> {
@@ -140,14 +167,28 @@ impl Device for ReferenceDevice {
     }
 
     fn load_module(&mut self, name: &str, ptx: &str) -> DeviceResult<()> {
-        if !ptx.contains(".entry") {
+        // Each `.entry NAME(` opens a parameter list of `.param` lines that `)` closes.
+        let mut entries = HashMap::new();
+        let mut open: Option<(String, usize)> = None;
+        for line in ptx.lines().map(str::trim) {
+            if let Some(rest) = line
+                .strip_prefix(".visible .entry ")
+                .or(line.strip_prefix(".entry "))
+            {
+                let entry = rest.split('(').next().unwrap_or_default().trim();
+                open = Some((entry.to_string(), 0));
+            } else if let Some((_, params)) = open.as_mut().filter(|_| line.starts_with(".param")) {
+                *params += 1;
+            } else if line.starts_with(')') {
+                if let Some((entry, params)) = open.take() {
+                    entries.insert(entry, params);
+                }
+            }
+        }
+        if entries.is_empty() {
             return Err(invalid(format!("module `{name}` has no kernel entry")));
         }
-        let params = ptx
-            .lines()
-            .filter(|l| l.trim_start().starts_with(".param"))
-            .count();
-        self.modules.insert(name.to_string(), params);
+        self.modules.insert(name.to_string(), entries);
         Ok(())
     }
 
@@ -155,11 +196,18 @@ impl Device for ReferenceDevice {
         let declared = *self
             .modules
             .get(call.module)
-            .ok_or_else(|| invalid(format!("module `{}` was not loaded", call.module)))?;
+            .ok_or_else(|| invalid(format!("module `{}` was not loaded", call.module)))?
+            .get(call.entry)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "module `{}` has no kernel `{}`",
+                    call.module, call.entry
+                ))
+            })?;
         if declared != call.params.len() {
             return Err(invalid(format!(
                 "kernel `{}` declares {declared} parameters, the launch passes {}",
-                call.module,
+                call.entry,
                 call.params.len()
             )));
         }
@@ -222,7 +270,7 @@ impl Device for ReferenceDevice {
     }
 
     fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
-        Ok(self.slice(x, len)?.iter().sum())
+        Ok(self.precision.round(self.slice(x, len)?.iter().sum()))
     }
 
     fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
@@ -241,8 +289,7 @@ impl Device for ReferenceDevice {
         self.factors()?
             .inverse_into(&mut inv)
             .map_err(|_| DeviceError::Singular)?;
-        self.slice_mut(out, n * n)?.copy_from_slice(&inv);
-        Ok(())
+        self.write(out, &inv)
     }
 
     fn lu_solve(&mut self, b: DevPtr, m: usize, out: DevPtr) -> DeviceResult<()> {
@@ -251,8 +298,7 @@ impl Device for ReferenceDevice {
         self.factors()?
             .solve_in_place(&mut x, m)
             .map_err(|_| DeviceError::Singular)?;
-        self.slice_mut(out, n * m)?.copy_from_slice(&x);
-        Ok(())
+        self.write(out, &x)
     }
 
     fn synchronize(&mut self) -> DeviceResult<()> {
