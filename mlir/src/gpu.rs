@@ -1,7 +1,7 @@
 //! What a GPU runtime needs to run a function without MLIR: the PTX of each outlined kernel and,
 //! for each `gpu.launch_func` of the host function (in execution order), the kernel it launches,
 //! its grid and block sizes and its operands (index constants, or the function's memref
-//! arguments). Read from the module after [`crate::PTX_PIPELINE`] and a canonicalization that folds
+//! arguments). Read from the module after [`crate::PTX_PIPELINE`], whose canonicalization folds
 //! the launch operands to constants.
 
 use crate::plan::{self, is_pointwise, Plan};

@@ -35,10 +35,10 @@ use emit::Target;
 use optc_compiler::fusion::{check_arguments, ArgumentError, PlanError};
 
 use melior::dialect::DialectRegistry;
-use melior::ir::attribute::ArrayAttribute;
+use melior::ir::attribute::{ArrayAttribute, StringAttribute};
 use melior::ir::block::BlockLike;
-use melior::ir::operation::OperationLike;
-use melior::ir::{AttributeLike, Module};
+use melior::ir::operation::{OperationLike, OperationRef, WalkOrder, WalkResult};
+use melior::ir::{Attribute, AttributeLike, Module, RegionLike};
 use melior::pass::PassManager;
 use melior::utility::{
     parse_pass_pipeline, register_all_dialects, register_all_llvm_translations, register_all_passes,
@@ -46,7 +46,10 @@ use melior::utility::{
 use melior::Context;
 use melior::ExecutionEngine;
 use melior::StringRef;
-use mlir_sys::mlirGPUObjectAttrGetObject;
+use mlir_sys::{
+    mlirGPUObjectAttrGetObject, mlirOperationDestroy, mlirOperationMoveAfter,
+    mlirOperationRemoveFromParent, mlirOperationSetAttributeByName,
+};
 use optc_compiler::ir::{NodeId, Program};
 use std::cell::RefCell;
 use std::fmt::{self, Write};
@@ -58,13 +61,18 @@ convert-scf-to-cf,convert-math-to-llvm,expand-strided-metadata,finalize-memref-t
 convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,\
 reconcile-unrealized-casts)";
 
-/// Outlines the `scf.parallel` loops to GPU kernels (256 threads a block) and lowers them to PTX
-/// for sm_90 (each `gpu.module` becomes a `gpu.binary` holding its PTX).
-pub const PTX_PIPELINE: &str = "builtin.module(func.func(scf-parallel-loop-tiling{\
+/// Outlines the `scf.parallel` loops to GPU kernels (256 threads a block), each in its own
+/// `gpu.module`, which [`merge_gpu_modules`] then gathers into one.
+pub const OUTLINE_PIPELINE: &str = "builtin.module(func.func(scf-parallel-loop-tiling{\
 parallel-loop-tile-sizes=256 no-min-max-bounds=true},gpu-map-parallel-loops,\
-convert-parallel-loops-to-gpu),gpu-kernel-outlining,nvvm-attach-target{chip=sm_90 \
-features=+ptx80 O=3},gpu.module(lower-affine,convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,\
-cse,reconcile-unrealized-casts),gpu-module-to-binary{format=isa})";
+convert-parallel-loops-to-gpu),gpu-kernel-outlining)";
+
+/// Lowers the `gpu.module` to PTX for sm_90 (it becomes a `gpu.binary` holding its PTX), then
+/// canonicalizes the host function (which folds the operands of its kernel launches to
+/// constants).
+pub const PTX_PIPELINE: &str = "builtin.module(nvvm-attach-target{chip=sm_90 features=+ptx80 \
+O=3},gpu.module(lower-affine,convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,cse,\
+reconcile-unrealized-casts),gpu-module-to-binary{format=isa},func.func(canonicalize))";
 
 /// Why a program cannot be lowered or a compiled function cannot run.
 #[derive(Clone, Debug, PartialEq)]
@@ -121,9 +129,8 @@ pub fn mlir_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<St
 }
 
 /// The PTX (sm_90, element type `precision`) of the GPU kernels of the function computing `roots`
-/// under `dims`: one
-/// kernel per buffered pointwise node (a fused elementwise/view expression), one thread per
-/// element. Each kernel is its own PTX module, introduced by a `// gpu.module @name` line.
+/// under `dims`: one kernel per buffered pointwise node (a fused elementwise/view expression), one
+/// thread per element, all in one PTX module introduced by a `// gpu.module @name` line.
 ///
 /// Only the pointwise loops are outlined: reductions and matrix kernels stay in the host
 /// function, which this does not lower. Kernels that need libdevice (exp, log, sqrt, tanh, pow and
@@ -146,14 +153,99 @@ pub fn ptx_text(
     Ok(ptx)
 }
 
-/// Runs [`PTX_PIPELINE`] on `text`, then canonicalizes the host function (which folds the
-/// operands of its kernel launches to constants; the PTX is already final).
+/// Runs [`OUTLINE_PIPELINE`], [`merge_gpu_modules`] and [`PTX_PIPELINE`] on `text`.
 fn lower_to_ptx<'c>(context: &'c Context, text: &str) -> Result<Module<'c>, MlirError> {
-    let pipeline = format!(
-        "{},func.func(canonicalize))",
-        PTX_PIPELINE.trim_end_matches(')')
-    );
-    parse_and_lower(context, text, &pipeline)
+    parse_and_lower(
+        context,
+        text,
+        &[OUTLINE_PIPELINE, PTX_PIPELINE],
+        &|module| merge_gpu_modules(context, module),
+    )
+}
+
+/// Moves every outlined kernel into the first `gpu.module`, renamed after the module it came from
+/// (kernel names are unique that way), points its launches there and erases the emptied modules:
+/// NVPTX then compiles one module, where each module costs its own target set-up (about 6 ms a
+/// kernel).
+fn merge_gpu_modules(context: &Context, module: &Module) -> Result<(), MlirError> {
+    let internal = |what| MlirError::Internal(what);
+    let name_of = |op: &OperationRef| -> Result<String, MlirError> {
+        let name = op
+            .attribute("sym_name")
+            .map_err(|e| MlirError::Mlir(e.to_string()))?;
+        Ok(name.to_string().trim_matches('"').to_string())
+    };
+    let mut gpu_modules = Vec::new();
+    let mut next = module.body().first_operation();
+    while let Some(op) = next {
+        if op.name().as_string_ref().as_str() == Ok("gpu.module") {
+            gpu_modules.push(op);
+        }
+        next = op.next_in_block();
+    }
+    let Some((first, rest)) = gpu_modules.split_first() else {
+        return Ok(());
+    };
+    let target = name_of(first)?;
+    let body = first
+        .region(0)
+        .ok()
+        .and_then(|r| r.first_block())
+        .ok_or(internal("a gpu.module without a body"))?;
+    let mut last = body
+        .first_operation()
+        .ok_or(internal("an empty gpu.module"))?;
+    while let Some(op) = last.next_in_block() {
+        last = op;
+    }
+    let mut moved = std::collections::HashMap::new();
+    for gpu_module in rest {
+        let name = name_of(gpu_module)?;
+        let kernel = gpu_module
+            .region(0)
+            .ok()
+            .and_then(|r| r.first_block())
+            .and_then(|b| b.first_operation())
+            .filter(|op| op.name().as_string_ref().as_str() == Ok("gpu.func"))
+            .ok_or(internal("an outlined module without its kernel"))?;
+        let entry = name_of(&kernel)?;
+        let symbol = StringAttribute::new(context, &name);
+        // SAFETY: both operations belong to `module`; the kernel moves into the first module's
+        // body (after its last operation), and the module it leaves is then empty and erased.
+        unsafe {
+            mlirOperationSetAttributeByName(
+                kernel.to_raw(),
+                StringRef::new("sym_name").to_raw(),
+                symbol.to_raw(),
+            );
+            mlirOperationMoveAfter(kernel.to_raw(), last.to_raw());
+            mlirOperationRemoveFromParent(gpu_module.to_raw());
+            mlirOperationDestroy(gpu_module.to_raw());
+        }
+        last = kernel;
+        moved.insert(format!("@{name}::@{entry}"), format!("@{target}::@{name}"));
+    }
+    let mut relinked = Ok(());
+    module.as_operation().walk(WalkOrder::PreOrder, |op| {
+        if op.name().as_string_ref().as_str() == Ok("gpu.launch_func") {
+            let kernel = op.attribute("kernel").map(|a| a.to_string());
+            if let Some(new) = kernel.ok().and_then(|k| moved.get(&k)) {
+                match Attribute::parse(context, new) {
+                    // SAFETY: an attribute of the context set on an operation of the module.
+                    Some(a) => unsafe {
+                        mlirOperationSetAttributeByName(
+                            op.to_raw(),
+                            StringRef::new("kernel").to_raw(),
+                            a.to_raw(),
+                        )
+                    },
+                    None => relinked = Err(internal("a kernel symbol that does not parse")),
+                }
+            }
+        }
+        WalkResult::Advance
+    });
+    relinked
 }
 
 /// The PTX of each `gpu.binary` of a lowered module, with the binary's name; refuses PTX that
@@ -192,22 +284,25 @@ fn ptx_modules(module: &Module) -> Result<Vec<(String, String)>, MlirError> {
 }
 
 /// A context with every dialect, pass and LLVM translation registered; single-threaded (the
-/// modules are small, and each compiled function keeps its context).
+/// modules are small, and each compiled function keeps its context). Dialects load as the parser
+/// and the passes need them: loading all of them up front took 15 ms, most of the fixed cost of a
+/// lowering.
 fn context() -> Context {
     let registry = DialectRegistry::new();
     register_all_dialects(&registry);
     let context = Context::new_with_registry(&registry, false);
-    context.load_all_available_dialects();
     register_all_llvm_translations(&context);
     register_all_passes();
     context
 }
 
-/// Parses `text` and runs `pipeline` on it; errors carry MLIR's diagnostics.
+/// Parses `text` and runs each of `pipelines` on it, `between` after each but the last; errors
+/// carry MLIR's diagnostics.
 fn parse_and_lower<'c>(
     context: &'c Context,
     text: &str,
-    pipeline: &str,
+    pipelines: &[&str],
+    between: &dyn Fn(&Module<'c>) -> Result<(), MlirError>,
 ) -> Result<Module<'c>, MlirError> {
     let messages = Rc::new(RefCell::new(Vec::<String>::new()));
     let sink = messages.clone();
@@ -221,10 +316,15 @@ fn parse_and_lower<'c>(
     };
     let result = (|| {
         let mut module = Module::parse(context, text).ok_or_else(|| failure("parse"))?;
-        let manager = PassManager::new(context);
-        parse_pass_pipeline(manager.as_operation_pass_manager(), pipeline)
-            .map_err(|e| MlirError::Mlir(e.to_string()))?;
-        manager.run(&mut module).map_err(|_| failure("lowering"))?;
+        for (k, pipeline) in pipelines.iter().enumerate() {
+            if k > 0 {
+                between(&module)?;
+            }
+            let manager = PassManager::new(context);
+            parse_pass_pipeline(manager.as_operation_pass_manager(), pipeline)
+                .map_err(|e| MlirError::Mlir(e.to_string()))?;
+            manager.run(&mut module).map_err(|_| failure("lowering"))?;
+        }
         Ok(module)
     })();
     context.detach_diagnostic_handler(handler);
@@ -289,7 +389,7 @@ impl MlirCpuFn {
         let context = context();
         // The engine translates the module to LLVM IR and owns that copy.
         let engine = {
-            let module = parse_and_lower(&context, &text, CPU_PIPELINE)?;
+            let module = parse_and_lower(&context, &text, &[CPU_PIPELINE], &|_| Ok(()))?;
             ExecutionEngine::new(&module, 2, &[], false, false)
         };
         for (name, address) in addresses {

@@ -1,6 +1,6 @@
 //! PTX for sm_90 of the outlined pointwise kernels: a fused chain with broadcasting and a
 //! transpose (in f64 and f32), a select at a run-time index, every example's objective and
-//! gradient, and the refusal of libdevice functions.
+//! gradient (all kernels in one module), and the refusal of libdevice functions.
 
 use optc_compiler::derive::{cost_dims, differentiate, simplify};
 use optc_compiler::driver::{compile, Until};
@@ -91,7 +91,17 @@ fn examples_emit_ptx_or_refuse_libdevice_functions() {
             &dims,
             Precision::F64,
         ) {
-            Ok(ptx) => insta::assert_snapshot!(ptx),
+            Ok(ptx) => {
+                // Every kernel in one module (one NVPTX compilation), each under its own name.
+                assert_eq!(ptx.matches("// gpu.module @").count(), 1, "{path:?}");
+                let entries: Vec<&str> = ptx
+                    .lines()
+                    .filter_map(|l| l.strip_prefix(".visible .entry "))
+                    .collect();
+                let unique: std::collections::BTreeSet<_> = entries.iter().collect();
+                assert_eq!(unique.len(), entries.len(), "{path:?}");
+                insta::assert_snapshot!(ptx)
+            }
             Err(e) => insta::assert_snapshot!(e.to_string()),
         }
     });
