@@ -50,8 +50,8 @@ pub struct Rules {
     /// Ops computed outside the function (the GPU runtime's host steps): planned as kernels
     /// are (stored, from stored arguments), and not lowered by the backend.
     pub on_host: fn(&Op) -> bool,
-    /// Store the argument of a sum of all elements (on the GPU a kernel computes it and a
-    /// library call sums it: a reduction is no GPU kernel).
+    /// Store the argument of a sum of all elements, or of a `sum_to` a scalar (on the GPU a
+    /// kernel computes it and a library call sums it).
     pub store_summed: bool,
     /// Give each log-sum-exp over an axis scratch for its running sums ([`Plan::lse_sums`]).
     pub lse_sums: bool,
@@ -355,9 +355,11 @@ pub fn plan(
         let cheap = matches!(node.op, Op::Const(_) | Op::DimSize(_) | Op::Eye(_));
         let summed_by_library = rules.store_summed
             && !cheap
-            && users
-                .iter()
-                .any(|&u| matches!(g.node(u).op, Op::Sum { axis: None }));
+            && users.iter().any(|&u| match &g.node(u).op {
+                Op::Sum { axis: None } => true,
+                Op::SumTo(shape) => shape.is_empty(),
+                _ => false,
+            });
         let mut distinct_users = users.clone();
         distinct_users.sort();
         distinct_users.dedup();

@@ -222,6 +222,60 @@ fn float_literal(x: f64, precision: Precision) -> String {
     }
 }
 
+/// Reductions computed one output element at a time, each folding a line (or a few lines) of
+/// the argument: a sum or maximum along an axis, a `sum_to`, a trace.
+pub fn is_line_reduction(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Sum { axis: Some(_) } | Op::Max { axis: Some(_) } | Op::SumTo(_) | Op::Trace
+    )
+}
+
+/// Whether NVPTX lowers `op` to a libdevice call (refused in GPU kernels); a square is a
+/// multiplication.
+fn calls_libdevice(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Unary(
+            UnaryOp::Exp
+                | UnaryOp::Log
+                | UnaryOp::Sqrt
+                | UnaryOp::Tanh
+                | UnaryOp::Sigmoid
+                | UnaryOp::Softplus
+        ) | Op::Binary(BinaryOp::Pow)
+            | Op::LogSumExp { .. }
+    )
+}
+
+/// Whether the loops computing `id` (with its fused arguments) call libdevice.
+fn loops_call_libdevice(program: &Program, plan: &Plan, id: NodeId) -> bool {
+    let node = program.graph.node(id);
+    let square = node.op == Op::Binary(BinaryOp::Pow)
+        && program.graph.node(node.args[1]).op == Op::Const(2.0);
+    (calls_libdevice(&node.op) && !square)
+        || node
+            .args
+            .iter()
+            .any(|&a| plan.storage(a) == Storage::Fused && loops_call_libdevice(program, plan, a))
+}
+
+/// Whether the GPU function computes `id` in a kernel of its own, one thread per element: a
+/// pointwise node the backend lowers, or a line reduction whose loops need no libdevice function
+/// (a `sum_to` to one element is a library sum instead). The rest are library calls or the
+/// runtime's host steps.
+pub fn outlined(program: &Program, plan: &Plan, id: NodeId) -> bool {
+    let op = &program.graph.node(id).op;
+    plan.numel(id) > 0
+        && if is_pointwise(op) {
+            !crate::plan::on_host(op)
+        } else {
+            is_line_reduction(op)
+                && !(matches!(op, Op::SumTo(_)) && plan.numel(id) == 1)
+                && !loops_call_libdevice(program, plan, id)
+        }
+}
+
 impl<'a> Emitter<'a> {
     fn line(&mut self, text: impl AsRef<str>) {
         for _ in 0..self.depth {
@@ -618,6 +672,11 @@ impl<'a> Emitter<'a> {
                 idx[a] = self.index_op("arith.addi", &idx[a], &start);
                 self.eval(args[0], &Ix::Multi(idx))?
             }
+            Op::Expand { axis, .. } => {
+                let mut idx = Self::multi(ix)?.to_vec();
+                idx.remove(*axis as usize);
+                self.eval(args[0], &Ix::Multi(idx))?
+            }
             Op::DiagPart => {
                 let i = Self::multi(ix)?[0].clone();
                 self.eval(args[0], &Ix::Multi(vec![i.clone(), i]))?
@@ -765,15 +824,7 @@ impl<'a> Emitter<'a> {
     }
 
     fn unary(&mut self, op: UnaryOp, x: &Val) -> Res<Val> {
-        if matches!(
-            op,
-            UnaryOp::Exp
-                | UnaryOp::Log
-                | UnaryOp::Sqrt
-                | UnaryOp::Tanh
-                | UnaryOp::Sigmoid
-                | UnaryOp::Softplus
-        ) {
+        if calls_libdevice(&Op::Unary(op)) {
             self.check_gpu_math(LIBDEVICE)?;
         }
         Ok(match op {
@@ -829,7 +880,7 @@ impl<'a> Emitter<'a> {
     }
 
     fn binary(&mut self, op: BinaryOp, a: &Val, b: &Val) -> Res<Val> {
-        if op == BinaryOp::Pow {
+        if calls_libdevice(&Op::Binary(op)) {
             self.check_gpu_math(LIBDEVICE)?;
         }
         let name = match op {
@@ -891,6 +942,28 @@ impl<'a> Emitter<'a> {
             })?;
             return Ok(());
         }
+        if is_line_reduction(op) {
+            let shape = self.plan.shape(id).to_vec();
+            if matches!(self.target, Target::Gpu(_)) {
+                if !outlined(self.program, self.plan, id) {
+                    // A host step of the GPU runtime.
+                    return Ok(());
+                }
+                return self.parallel_range(self.plan.numel(id), &mut |s, i| {
+                    let idx = s.unflatten(&shape, i);
+                    let v = s.reduced(id, &idx)?;
+                    s.store(&v, &out, base, Some(i));
+                    Ok(())
+                });
+            }
+            self.for_each_index(&shape, Vec::new(), &mut |s, idx, _| {
+                let v = s.reduced(id, idx)?;
+                let o = s.linear(&shape, idx);
+                s.store(&v, &out, base, o.as_ref());
+                Ok(Vec::new())
+            })?;
+            return Ok(());
+        }
         match op {
             Op::Sum { axis: None }
             | Op::Max { axis: None }
@@ -914,50 +987,21 @@ impl<'a> Emitter<'a> {
                 };
                 self.store(&v, &out, base, None);
             }
-            Op::Sum { axis: Some(axis) }
-            | Op::Max { axis: Some(axis) }
-            | Op::LogSumExp { axis: Some(axis) } => {
+            Op::LogSumExp { axis: Some(axis) } => {
                 let a = *axis as usize;
                 let shape = self.plan.shape(id).to_vec();
                 let len = self.size(args[0], a);
                 self.for_each_index(&shape, Vec::new(), &mut |s, idx, _| {
-                    let v = match op {
-                        Op::LogSumExp { .. } => {
-                            let line = |free: &[Val]| {
-                                let mut full = idx.to_vec();
-                                full.insert(a, free[0].clone());
-                                full
-                            };
-                            s.log_sum_exp(args[0], &[len], &line)?
-                        }
-                        _ => {
-                            let (init, combine): (f64, &Combine<'_, 'a>) = match op {
-                                Op::Sum { .. } => (0.0, &add),
-                                _ => (f64::NEG_INFINITY, &max),
-                            };
-                            let start = s.float(init);
-                            s.for_range(len, vec![start], &mut |s, j, accs| {
-                                let mut full = idx.to_vec();
-                                full.insert(a, j.clone());
-                                let x = s.eval(args[0], &Ix::Multi(full))?;
-                                Ok(vec![combine(s, &accs[0], &x)])
-                            })?[0]
-                                .clone()
-                        }
+                    let line = |free: &[Val]| {
+                        let mut full = idx.to_vec();
+                        full.insert(a, free[0].clone());
+                        full
                     };
+                    let v = s.log_sum_exp(args[0], &[len], &line)?;
                     let o = s.linear(&shape, idx);
                     s.store(&v, &out, base, o.as_ref());
                     Ok(Vec::new())
                 })?;
-            }
-            Op::SumTo(_) => self.sum_to(id, &out, base)?,
-            Op::Trace => {
-                let zero = self.float(0.0);
-                let v = self.for_range(self.size(args[0], 0), vec![zero], &mut |s, i, accs| {
-                    let x = s.eval(args[0], &Ix::Multi(vec![i.clone(), i.clone()]))?;
-                    Ok(vec![s.float_op("arith.addf", &[&accs[0], &x])])
-                })?;
-                self.store(&v[0], &out, base, None);
             }
             Op::Stack => {
                 let inner = self.plan.numel(args[0]);
@@ -1008,35 +1052,56 @@ impl<'a> Emitter<'a> {
         Ok(self.select(&finite, &shifted, &m))
     }
 
-    /// `sum_to`: each output element sums the argument over the leading axes and over the axes
-    /// where the output has size 1 and the argument does not.
-    fn sum_to(&mut self, id: NodeId, out: &str, base: usize) -> Res<()> {
+    /// Element `idx` of line reduction `id` ([`is_line_reduction`]): its line of the argument
+    /// folded (for `sum_to`, the leading axes and those where the output has size 1 and the
+    /// argument does not; for a trace, the diagonal).
+    fn reduced(&mut self, id: NodeId, idx: &[Val]) -> Res<Val> {
+        let op = self.op(id);
         let arg = self.args(id)[0];
-        let shape = self.plan.shape(id).to_vec();
         let arg_shape = self.plan.shape(arg).to_vec();
-        let lead = arg_shape.len() - shape.len();
-        let reduced: Vec<usize> = (0..arg_shape.len())
-            .filter(|&j| j < lead || (shape[j - lead] == 1 && arg_shape[j] != 1))
-            .collect();
-        let reduced_sizes: Vec<usize> = reduced.iter().map(|&j| arg_shape[j]).collect();
-        self.for_each_index(&shape, Vec::new(), &mut |s, idx, _| {
-            let zero = s.float(0.0);
-            let total = s.for_each_index(&reduced_sizes, vec![zero], &mut |s, free, accs| {
-                let mut full = Vec::with_capacity(arg_shape.len());
-                for j in 0..arg_shape.len() {
-                    full.push(match reduced.iter().position(|&r| r == j) {
+        let lead = arg_shape.len() - idx.len();
+        // The reduced axes of the argument (for a trace, one index for both).
+        let reduced: Vec<usize> = match op {
+            Op::Sum { axis: Some(a) } | Op::Max { axis: Some(a) } => vec![*a as usize],
+            Op::SumTo(_) => {
+                let shape = self.plan.shape(id);
+                (0..arg_shape.len())
+                    .filter(|&j| j < lead || (shape[j - lead] == 1 && arg_shape[j] != 1))
+                    .collect()
+            }
+            Op::Trace => vec![0],
+            _ => return Err(MlirError::Internal("a line reduction of another op")),
+        };
+        // The argument's index at the reduced axes' indices `free`.
+        let full = |free: &[Val]| -> Vec<Val> {
+            match op {
+                Op::Trace => vec![free[0].clone(), free[0].clone()],
+                Op::SumTo(_) => (0..arg_shape.len())
+                    .map(|j| match reduced.iter().position(|&r| r == j) {
                         Some(k) => free[k].clone(),
                         None => idx[j - lead].clone(),
-                    });
+                    })
+                    .collect(),
+                _ => {
+                    let mut full = idx.to_vec();
+                    full.insert(reduced[0], free[0].clone());
+                    full
                 }
-                let x = s.eval(arg, &Ix::Multi(full))?;
-                Ok(vec![s.float_op("arith.addf", &[&accs[0], &x])])
-            })?;
-            let o = s.linear(&shape, idx);
-            s.store(&total[0], out, base, o.as_ref());
-            Ok(Vec::new())
+            }
+        };
+        let is_max = matches!(op, Op::Max { .. });
+        let start = self.float(if is_max { f64::NEG_INFINITY } else { 0.0 });
+        let combine = if is_max {
+            "arith.maximumf"
+        } else {
+            "arith.addf"
+        };
+        let sizes: Vec<usize> = reduced.iter().map(|&j| arg_shape[j]).collect();
+        let total = self.for_each_index(&sizes, vec![start], &mut |s, free, accs| {
+            let x = s.eval(arg, &Ix::Multi(full(free)))?;
+            Ok(vec![s.float_op(combine, &[&accs[0], &x])])
         })?;
-        Ok(())
+        Ok(total[0].clone())
     }
 
     /// An `!llvm.ptr` to the first element of buffered node `id`.

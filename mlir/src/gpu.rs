@@ -4,7 +4,7 @@
 //! arguments). Read from the module after [`crate::PTX_PIPELINE`], whose canonicalization folds
 //! the launch operands to constants.
 
-use crate::plan::{self, is_pointwise, Plan};
+use crate::plan::{self, Plan};
 use crate::{emit, lower_to_ptx, MlirError, Precision};
 use melior::ir::attribute::IntegerAttribute;
 use melior::ir::block::BlockArgument;
@@ -45,19 +45,16 @@ pub fn gpu_function(
         WalkResult::Advance
     });
     let found: Vec<Launch> = found.into_inner().into_iter().collect::<Result<_, _>>()?;
-    // Each buffered pointwise node with elements is one launch, in schedule order.
+    // Each outlined node is one launch, in schedule order.
     let launched: Vec<NodeId> = plan
         .schedule
         .iter()
         .copied()
-        .filter(|&n| {
-            let op = &program.graph.node(n).op;
-            is_pointwise(op) && !plan::on_host(op) && plan.numel(n) > 0
-        })
+        .filter(|&n| emit::outlined(program, &plan, n))
         .collect();
     if launched.len() != found.len() {
         return Err(MlirError::Internal(
-            "the host function launches a different number of kernels than the plan has pointwise nodes",
+            "the host function launches a different number of kernels than the plan outlines",
         ));
     }
     let launches = found

@@ -62,7 +62,7 @@ convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-l
 reconcile-unrealized-casts)";
 
 /// Outlines the `scf.parallel` loops to GPU kernels (256 threads a block), each in its own
-/// `gpu.module`, which [`merge_gpu_modules`] then gathers into one.
+/// `gpu.module`, which `merge_gpu_modules` then gathers into one.
 pub const OUTLINE_PIPELINE: &str = "builtin.module(func.func(scf-parallel-loop-tiling{\
 parallel-loop-tile-sizes=256 no-min-max-bounds=true},gpu-map-parallel-loops,\
 convert-parallel-loops-to-gpu),gpu-kernel-outlining)";
@@ -129,12 +129,15 @@ pub fn mlir_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<St
 }
 
 /// The PTX (sm_90, element type `precision`) of the GPU kernels of the function computing `roots`
-/// under `dims`: one kernel per buffered pointwise node (a fused elementwise/view expression), one
-/// thread per element, all in one PTX module introduced by a `// gpu.module @name` line.
+/// under `dims`, all in one PTX module introduced by a `// gpu.module @name` line: a kernel per
+/// buffered pointwise node (a fused elementwise/view expression, a thread per element) and per
+/// reduction along lines (a sum or maximum along an axis, a `sum_to`, a trace: a thread per
+/// output element folding its line).
 ///
-/// Only the pointwise loops are outlined: reductions and matrix kernels stay in the host
-/// function, which this does not lower. Kernels that need libdevice (exp, log, sqrt, tanh, pow and
-/// the ops built on them) are refused, as its bitcode is not available here.
+/// The other reductions and the matrix kernels stay in the host function, which this does not
+/// lower. A pointwise kernel that needs libdevice (exp, log, sqrt, tanh, pow and the ops built on
+/// them) is refused, as its bitcode is not available here; a reduction whose line needs it stays
+/// in the host function.
 pub fn ptx_text(
     program: &Program,
     roots: &[NodeId],

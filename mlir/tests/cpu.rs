@@ -56,15 +56,16 @@ fn kernel_failures_and_unsupported_ops_are_errors() {
         run_mlir(&m.p, &m.b, &[inv]),
         Err(MlirError::KernelStatus(s)) if s == optc_runtime::cpu::SINGULAR
     ));
-    let expand = m.add(
-        Op::Expand {
+    let pad = m.add(
+        Op::Pad {
             axis: 0,
-            size: Dim::fixed(2),
+            start: Dim::fixed(1),
+            size: Dim::fixed(5),
         },
         vec![a],
     );
     assert!(matches!(
-        mlir_text(&m.p, &[expand], &m.b.dims),
+        mlir_text(&m.p, &[pad], &m.b.dims),
         Err(MlirError::Unsupported(_))
     ));
     let power = m.add(Op::MatPow(n), vec![a]);

@@ -42,6 +42,23 @@ fn fused_chain_in_single_precision() {
     insta::assert_snapshot!(ptx);
 }
 
+#[test]
+fn reductions_along_lines_are_kernels_unless_they_need_libdevice() {
+    // Column sums of the fused chain: one kernel, a thread per column folding its rows.
+    let (mut p, root) = fused_chain();
+    let columns = p.graph.add(Op::Sum { axis: Some(0) }, vec![root]).unwrap();
+    let ptx = ptx_text(&p, &[columns], &[3, 5], Precision::F64).expect("PTX");
+    assert_eq!(ptx.matches(".visible .entry").count(), 1, "{ptx}");
+    insta::assert_snapshot!(ptx);
+    // Row maxima of exp(a): the exponential is fused into the reduction, which is then no
+    // kernel (the GPU runtime computes it on the host).
+    let a = p.input_nodes[0];
+    let e = p.graph.add(Op::Unary(UnaryOp::Exp), vec![a]).unwrap();
+    let rows = p.graph.add(Op::Max { axis: Some(1) }, vec![e]).unwrap();
+    let ptx = ptx_text(&p, &[rows], &[3, 5], Precision::F64).expect("PTX");
+    assert_eq!(ptx.matches(".entry").count(), 0, "{ptx}");
+}
+
 /// `|a| ∘ bᵀ + c` with `a` of `n × m` (a variable), `b` of `m × n`, `c` of `m`.
 fn fused_chain() -> (Program, optc_compiler::ir::NodeId) {
     let mut p = Program::default();

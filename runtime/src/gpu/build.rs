@@ -104,8 +104,9 @@ pub fn assemble(staged: Staged, layout: Layout, precision: Precision) -> Result<
                     n: sb.get(1).copied().unwrap_or(1),
                 }
             }
-            Op::Sum { axis: None }
-                if Memory::of_storage(layout.storage[args[0].0 as usize]).is_some() =>
+            Op::Sum { axis: None } | Op::SumTo(_)
+                if shape(node).is_empty()
+                    && Memory::of_storage(layout.storage[args[0].0 as usize]).is_some() =>
             {
                 Step::Sum {
                     node,

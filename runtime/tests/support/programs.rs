@@ -338,7 +338,8 @@ pub fn reductions_fused_with_producers(check: Check) {
     }
 }
 
-/// Trace, diagonals, transposes, sorting, top-k, stacking and views of square matrices.
+/// Trace, diagonals, transposes, sorting, top-k, stacking, expansions and views of square
+/// matrices.
 pub fn square_matrix_ops_and_views(check: Check) {
     for seed in 0..20 {
         let mut m = Model::new(200 + seed);
@@ -357,9 +358,19 @@ pub fn square_matrix_ops_and_views(check: Check) {
             m.add(Op::TopK(Dim::fixed(size.min(2) as i64)), vec![v]),
             m.add(Op::Stack, vec![v, v]),
             m.add(Op::DimSize(n), vec![]),
+            m.add(
+                Op::Expand {
+                    axis: 1,
+                    size: Dim::fixed(3),
+                },
+                vec![v],
+            ),
             a,
             a,
         ];
+        // An expansion fused into its consumer.
+        let rows = m.add(Op::Expand { axis: 0, size: n }, vec![v]);
+        roots.push(m.bin(BinaryOp::Mul, rows, ex));
         let t = m.add(Op::Transpose, vec![a]);
         let plus = m.bin(BinaryOp::Add, a, t);
         roots.push(m.add(Op::Sum { axis: Some(0) }, vec![plus]));
