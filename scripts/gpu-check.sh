@@ -12,7 +12,8 @@
 #      1e-8 relative, 1e-4 for auglag, whose inner L-BFGS-B stops at a projected gradient of
 #      1e-5 where rounding moves the final objective by ~1e-5);
 #   3. times value+gradient of the DAGMA merit at n = 10000, d = 100, 500, 1000, 2000 on the
-#      GPU in f64 and f32 (data drawn by `optc bench --dims`, seeded) and prints a table.
+#      GPU in f64 and f32 (data drawn by `optc bench --dims`, seeded) and prints a table: with W
+#      and the gradient kept on the device (as JAX is timed), and with their transfers.
 # Exit status: 0 when every comparison passes.
 #
 # Usage: bash gpu-check.sh [BUNDLE_DIR]   (default: this script's directory)
@@ -92,7 +93,7 @@ done
 
 echo "== DAGMA merit (least squares + L1 + log-det), value+gradient, n = 10000"
 echo "   (JAX on an H100, f32: 0.64 / 1.89 / 3.63 / 8.17 ms at d = 100 / 500 / 1000 / 2000)"
-printf '%4s %6s %14s %12s %s\n' prec d evals_per_s ms_each device
+printf '%4s %6s %14s %12s %16s %s\n' prec d evals_per_s ms_each ms_w_transfers device
 for precision in f64 f32; do
   for art in $(ls "$dir"/bench/dagma_"$precision"_d*.optx | sort -V); do
     d=$(basename "$art" .optx)
@@ -108,7 +109,8 @@ for precision in f64 f32; do
 import json, sys
 g = json.load(sys.stdin)["backends"]["gpu"]
 r, device = g["value_grad_per_s"], g["device"]
-print(f"{sys.argv[1]:>4} {sys.argv[2]:>6} {r:14.1f} {1e3 / r:12.3f} {device}")' "$precision" "$d"
+t = g["value_grad_with_transfers_per_s"]
+print(f"{sys.argv[1]:>4} {sys.argv[2]:>6} {r:14.1f} {1e3 / r:12.3f} {1e3 / t:16.3f} {device}")' "$precision" "$d"
   done
 done
 exit $failed

@@ -84,7 +84,7 @@ pub const KERNELS: [Kernel; 9] = [
 type Res<T> = Result<T, MlirError>;
 
 /// Why GPU kernels refuse exp, log, tanh, sigmoid, softplus and pow.
-const LIBDEVICE: &str = "exp, log, sqrt, tanh, sigmoid, softplus and pow in GPU kernels (NVPTX lowers them to libdevice, which is not available)";
+const LIBDEVICE: &str = "exp, log, tanh, sigmoid, softplus and pow in GPU kernels (NVPTX lowers them to libdevice, which is not available)";
 
 /// An SSA value name (`%v12`).
 type Val = String;
@@ -237,12 +237,7 @@ fn calls_libdevice(op: &Op) -> bool {
     matches!(
         op,
         Op::Unary(
-            UnaryOp::Exp
-                | UnaryOp::Log
-                | UnaryOp::Sqrt
-                | UnaryOp::Tanh
-                | UnaryOp::Sigmoid
-                | UnaryOp::Softplus
+            UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Softplus
         ) | Op::Binary(BinaryOp::Pow)
             | Op::LogSumExp { .. }
     )
@@ -831,6 +826,17 @@ impl<'a> Emitter<'a> {
             UnaryOp::Neg => self.float_op("arith.negf", &[x]),
             UnaryOp::Exp => self.float_op("math.exp", &[x]),
             UnaryOp::Log => self.float_op("math.log", &[x]),
+            // In a kernel, NVVM's correctly rounded square root, the `sqrt.rn` instruction
+            // (`math.sqrt` and `llvm.intr.sqrt` become libdevice calls).
+            UnaryOp::Sqrt if self.in_kernel => {
+                let (ty, intrinsic) = match self.precision {
+                    Precision::F64 => ("f64", "llvm.nvvm.sqrt.rn.d"),
+                    Precision::F32 => ("f32", "llvm.nvvm.sqrt.rn.f"),
+                };
+                self.assign(format!(
+                    "llvm.call_intrinsic \"{intrinsic}\"({x}) : ({ty}) -> {ty}"
+                ))
+            }
             UnaryOp::Sqrt => self.float_op("math.sqrt", &[x]),
             UnaryOp::Abs => self.abs(x),
             UnaryOp::Tanh => self.float_op("math.tanh", &[x]),

@@ -135,7 +135,7 @@ pub fn mlir_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<St
 /// output element folding its line).
 ///
 /// The other reductions and the matrix kernels stay in the host function, which this does not
-/// lower. A pointwise kernel that needs libdevice (exp, log, sqrt, tanh, pow and the ops built on
+/// lower. A pointwise kernel that needs libdevice (exp, log, tanh, pow and the ops built on
 /// them) is refused, as its bitcode is not available here; a reduction whose line needs it stays
 /// in the host function.
 pub fn ptx_text(

@@ -59,6 +59,22 @@ fn reductions_along_lines_are_kernels_unless_they_need_libdevice() {
     assert_eq!(ptx.matches(".entry").count(), 0, "{ptx}");
 }
 
+#[test]
+fn square_roots_in_kernels_are_the_sqrt_instruction() {
+    // No libdevice call: LLVM's sqrt intrinsic, which NVPTX lowers to `sqrt.rn`.
+    let (mut p, root) = fused_chain();
+    let abs = p.graph.add(Op::Unary(UnaryOp::Abs), vec![root]).unwrap();
+    let root = p.graph.add(Op::Unary(UnaryOp::Sqrt), vec![abs]).unwrap();
+    for (precision, instruction) in [
+        (Precision::F64, "sqrt.rn.f64"),
+        (Precision::F32, "sqrt.rn.f32"),
+    ] {
+        let ptx = ptx_text(&p, &[root], &[3, 5], precision).expect("PTX");
+        assert!(ptx.contains(instruction), "{ptx}");
+        assert!(!ptx.contains(".extern"), "{ptx}");
+    }
+}
+
 /// `|a| ∘ bᵀ + c` with `a` of `n × m` (a variable), `b` of `m × n`, `c` of `m`.
 fn fused_chain() -> (Program, optc_compiler::ir::NodeId) {
     let mut p = Program::default();

@@ -138,6 +138,8 @@ fn check_against_interpreter(
     let mut rest = vec![0.0; rest_ref.len()];
     exec.rest_roots(&mut rest).unwrap();
     assert_close(&format!("{name} other roots"), &rest, &rest_ref, tol);
+    // Run again where the point already is: the same merit.
+    assert_eq!(exec.rerun().unwrap().to_bits(), value.to_bits(), "{name}");
     let returned = std::iter::once(&value).chain(&grad).chain(&rest);
     assert!(
         returned
@@ -646,6 +648,7 @@ fn bound_dims_must_be_the_build_dims() {
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let gpu = &json["backends"]["gpu"];
     assert!(gpu["value_grad_per_s"].as_f64().unwrap() > 0.0);
+    assert!(gpu["value_grad_with_transfers_per_s"].as_f64().unwrap() > 0.0);
     let (v_ref, g_ref, _) = reference(&program, &bindings);
     assert_close(
         "bench value",

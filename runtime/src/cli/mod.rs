@@ -1229,8 +1229,12 @@ fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
     };
     let x = model.x();
     let budget = std::time::Duration::from_millis(a.time_ms);
-    let (value, gradient, rate) =
-        gpu::measure(&mut executor, &x, budget).map_err(|e| failed(e.into()))?;
+    let gpu::Measured {
+        value,
+        gradient,
+        resident_per_s: rate,
+        with_transfers_per_s,
+    } = gpu::measure(&mut executor, &x, budget).map_err(|e| failed(e.into()))?;
     let dims = dims_json(&model);
     let device = optc_runtime::gpu::device::Device::name(executor.device());
     let gradient_norm = gradient.iter().map(|g| g * g).sum::<f64>().sqrt();
@@ -1238,6 +1242,7 @@ fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
         let mut entry = serde_json::json!({
             "device": device,
             "value_grad_per_s": rate,
+            "value_grad_with_transfers_per_s": with_transfers_per_s,
             "value": value,
             "gradient_norm": gradient_norm,
         });
@@ -1255,6 +1260,10 @@ fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
         println!("{} on {device}", a.model.file.display());
         println!("value {value:.12e}, gradient norm {gradient_norm:.6e}");
         println!("value+grad /s {rate:.1} ({:.3} ms each)", 1e3 / rate);
+        println!(
+            "value+grad /s {with_transfers_per_s:.1} ({:.3} ms each) uploading the point and downloading the gradient",
+            1e3 / with_transfers_per_s
+        );
     }
     Ok(EXIT_OK)
 }

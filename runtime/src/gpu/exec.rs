@@ -318,6 +318,16 @@ impl<D: Device> Executor<D> {
         Ok(value[0])
     }
 
+    /// Runs the steps again at the point of the last [`Executor::evaluate`], which is still on
+    /// the device, and reads back only the merit: the gradient stays in its device buffer (what
+    /// a solver on the device would pay per step; `optc bench` times it).
+    pub fn rerun(&mut self) -> Result<f64, ExecError> {
+        self.run_steps()?;
+        let mut value = [0.0];
+        self.device.download(self.outputs[0].at(0), &mut value)?;
+        Ok(value[0])
+    }
+
     /// Writes the values of the roots after the gradient (the solver's other values,
     /// [`crate::plan::DeviceFunctions::roots`]) at the point of the last
     /// [`Executor::evaluate`] to `rest`, flat.

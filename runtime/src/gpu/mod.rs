@@ -258,24 +258,48 @@ impl<D: Device> crate::plan::External for Executor<D> {
     }
 }
 
-/// The merit and its gradient at `x`, then value+gradient evaluations per second at `x`,
-/// measured for about `budget` after that first evaluation (the device is drained at the end).
+/// What [`measure`] found.
+pub struct Measured {
+    /// The merit and its gradient at the point.
+    pub value: f64,
+    pub gradient: Vec<f64>,
+    /// Value+gradient evaluations per second with the point and the gradient kept on the device
+    /// (only the merit read back: [`Executor::rerun`]).
+    pub resident_per_s: f64,
+    /// The same, uploading the point and downloading the gradient each time, as a solver on the
+    /// host does ([`Executor::value_grad`]).
+    pub with_transfers_per_s: f64,
+}
+
+/// The merit and its gradient at `x`, then value+gradient evaluations per second at `x`, each
+/// way measured for about `budget` after that first evaluation (the device is drained at the
+/// end of each).
 pub fn measure<D: Device>(
     executor: &mut Executor<D>,
     x: &[f64],
     budget: Duration,
-) -> Result<(f64, Vec<f64>, f64), ExecError> {
+) -> Result<Measured, ExecError> {
     guarded(|| {
         let (value, gradient) = executor.value_grad(x)?;
         executor.synchronize()?;
-        let start = Instant::now();
-        let mut count = 0u64;
-        while count == 0 || start.elapsed() < budget {
-            executor.value_grad(x)?;
-            count += 1;
-        }
-        executor.synchronize()?;
-        let rate = count as f64 / start.elapsed().as_secs_f64();
-        Ok((value, gradient, rate))
+        let mut rate = |once: &mut dyn FnMut(&mut Executor<D>) -> Result<(), ExecError>| {
+            let start = Instant::now();
+            let mut count = 0u64;
+            while count == 0 || start.elapsed() < budget {
+                once(executor)?;
+                count += 1;
+            }
+            executor.synchronize()?;
+            Ok::<f64, ExecError>(count as f64 / start.elapsed().as_secs_f64())
+        };
+        let with_transfers_per_s = rate(&mut |e| e.value_grad(x).map(|_| ()))?;
+        // The last evaluation was at `x`: it is on the device.
+        let resident_per_s = rate(&mut |e| e.rerun().map(|_| ()))?;
+        Ok(Measured {
+            value,
+            gradient,
+            resident_per_s,
+            with_transfers_per_s,
+        })
     })
 }
