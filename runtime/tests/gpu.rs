@@ -572,6 +572,32 @@ fn launches_that_do_not_fit_their_kernel_are_refused_by_the_reference_device() {
 }
 
 #[test]
+fn values_beyond_f32_are_refused_by_an_f32_plan() {
+    let (program, bindings) = lasso();
+    let (plan, kernels) = unfused_plan_in(&program, &bindings, Precision::F32);
+    // Data that f32 cannot hold: refused before anything runs, naming the input.
+    let mut huge = bindings.clone();
+    let x_data = program.inputs.iter().position(|i| i.name == "X").unwrap();
+    huge.inputs[x_data].as_mut().unwrap()[[0, 0]] = 1e300;
+    match Executor::new(ReferenceDevice::new(), plan.clone(), &kernels, &huge) {
+        Err(e @ ExecError::Range { .. }) => {
+            assert!(e.to_string().contains("`X`"), "{e}");
+            let d: optc_compiler::diag::Diagnostic = e.into();
+            assert_eq!(d.code, "E0386");
+        }
+        other => panic!("expected a range error, got {:?}", other.err()),
+    }
+    // A point beyond f32's range; f64 plans take both.
+    let mut exec = Executor::new(ReferenceDevice::new(), plan, &kernels, &bindings).unwrap();
+    let mut x = flat_x(&program, &bindings);
+    x[0] = -1e39;
+    assert!(matches!(exec.value_grad(&x), Err(ExecError::Range { .. })));
+    let (plan, kernels) = unfused_plan(&program, &bindings);
+    let mut exec = Executor::new(ReferenceDevice::new(), plan, &kernels, &huge).unwrap();
+    assert!(exec.value_grad(&x).is_ok());
+}
+
+#[test]
 fn bound_dims_must_be_the_build_dims() {
     let (program, bindings) = lasso();
     let (plan, kernels) = unfused_plan(&program, &bindings);

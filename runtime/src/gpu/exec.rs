@@ -8,7 +8,7 @@
 //! plan the device rounds what it receives and the host widens what it gets back.
 
 use super::device::{DevBuf, DevPtr, Device, DeviceError, Gemm, KernelParam, LaunchCall};
-use super::plan::{DeviceSolver, GpuPlan, LaunchOperand, Memory, Step, Storage};
+use super::plan::{DeviceSolver, GpuPlan, LaunchOperand, Memory, Precision, Step, Storage};
 use crate::interp::{self, Bindings, EvalError, NoSubproblems};
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::ir::{InputId, InputKind, NodeId, Program, Stage};
@@ -27,6 +27,11 @@ pub enum ExecError {
     Device(DeviceError),
     /// The interpreter's error (setup values, host steps), or a non-positive determinant.
     Eval(EvalError),
+    /// A finite value sent to an f32 device that f32 cannot hold (it would become infinite).
+    Range {
+        what: String,
+        value: f64,
+    },
 }
 
 impl fmt::Display for ExecError {
@@ -39,6 +44,11 @@ impl fmt::Display for ExecError {
             ExecError::Plan(m) => write!(f, "the artifact's GPU plan is inconsistent: {m}"),
             ExecError::Device(e) => write!(f, "{e}"),
             ExecError::Eval(e) => write!(f, "{e}"),
+            ExecError::Range { what, value } => write!(
+                f,
+                "{what} holds {value:e}, outside the range of the artifact's f32 buffers (±{:e})",
+                f32::MAX
+            ),
         }
     }
 }
@@ -94,6 +104,28 @@ pub fn eval_stored(
         .take()
         .ok_or_else(|| ExecError::Plan(format!("{node} was not computed")))?;
     Ok(value.as_standard_layout().into_owned())
+}
+
+/// Refuses a finite value of `data` that `precision` cannot hold (f32 beyond ±3.4e38), naming
+/// `what` holds it: rounded, it would reach the device as an infinity.
+fn check_range(
+    precision: Precision,
+    what: &dyn Fn() -> String,
+    data: &[f64],
+) -> Result<(), ExecError> {
+    if precision == Precision::F64 {
+        return Ok(());
+    }
+    match data
+        .iter()
+        .find(|v| v.is_finite() && precision.round(**v).is_infinite())
+    {
+        Some(&value) => Err(ExecError::Range {
+            what: what(),
+            value,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// A singular matrix is the interpreter's coded error at the node.
@@ -246,6 +278,11 @@ impl<D: Device> Executor<D> {
                         data.len()
                     )));
                 }
+                let what = || match derived.inputs.get(k) {
+                    Some(input) => format!("`{}`", input.name),
+                    None => "a value computed once per solve from the data".to_string(),
+                };
+                check_range(self.plan.precision, &what, data)?;
                 self.device.upload(self.inputs[k].at(0), data)?;
             }
         }
@@ -299,6 +336,7 @@ impl<D: Device> Executor<D> {
                 self.dim()
             )));
         }
+        check_range(self.plan.precision, &|| "the point".into(), x)?;
         let mut at = 0;
         for &(k, len) in &self.variables {
             self.device

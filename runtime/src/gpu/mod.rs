@@ -35,6 +35,7 @@ pub const DIMS_DIFFER: &str = "E0382";
 pub const NEEDS_GPU_ARTIFACT: &str = "E0383";
 pub const DEVICE_FAILED: &str = "E0384";
 pub const METHOD_NOT_ON_GPU: &str = "E0385";
+pub const OUTSIDE_F32: &str = "E0386";
 
 /// Catalogue entries of GPU backend errors (E0380–E0389).
 pub const GPU_CODES: &[CodeInfo] = &[
@@ -67,6 +68,11 @@ pub const GPU_CODES: &[CodeInfo] = &[
         code: METHOD_NOT_ON_GPU,
         title: "the GPU plan lacks this problem's solver functions",
         explanation: "`optc run ART.optx --backend gpu` evaluates the solver's functions on the GPU and runs the solver on the host. That covers problems without constraints solved by `lbfgs`, projected `lbfgs` (bounds on the variables) or `adam`, whose merit is the objective itself; the central path (`solve with path(...)`, DAGMA, Adam or L-BFGS-B stages, and `colide`), whose stage merit μ·f(W) + h(W/√s), domain guard and h (and CoLiDE's noise-scale slopes) the artifact computes; the augmented Lagrangian (`auglag`, NOTEARS), whose objective without its L1 terms and equality constraints, with their gradients, the artifact computes; and proximal gradient (`fista`), whose objective without its prox terms the artifact computes. An artifact whose plan lacks the solver's functions (one written for another solver) is refused: rebuild it with `optc build --target gpu`, or use `--backend cpu`.",
+    },
+    CodeInfo {
+        code: OUTSIDE_F32,
+        title: "a value outside the range of f32",
+        explanation: "An artifact built with `--precision f32` keeps its data, setup values and variables in single precision on the GPU. A finite value beyond ±3.4e38 (in the data, a parameter, a value computed from them once per solve, or the point a solver evaluates at) would become infinite there, so it is refused instead of being computed with. Build the artifact with `--precision f64` (the default), or rescale the data.",
     },
 ];
 
@@ -170,6 +176,9 @@ impl From<ExecError> for Diagnostic {
                 .with_hint("rebuild the artifact with `optc build --target gpu`"),
             ExecError::Device(_) => Diagnostic::error(DEVICE_FAILED, e.to_string()),
             ExecError::Eval(e) => e.into(),
+            ExecError::Range { .. } => Diagnostic::error(OUTSIDE_F32, e.to_string()).with_hint(
+                "build the artifact with `--precision f64`, or rescale the data",
+            ),
         }
     }
 }
