@@ -34,6 +34,18 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::Arc;
 
+/// Calls the `D` (f64) or the `S` (f32) variant of a cuBLAS or cuSOLVER routine, as `precision`
+/// says, with the same arguments (their pointer casts and float literals take each variant's
+/// types).
+macro_rules! by_precision {
+    ($precision:expr, $double:path | $single:path, ($($arg:expr),* $(,)?)) => {
+        match $precision {
+            Precision::F64 => $double($($arg),*),
+            Precision::F32 => $single($($arg),*),
+        }
+    };
+}
+
 fn cuda(e: impl std::fmt::Debug) -> DeviceError {
     DeviceError::Cuda(format!("{e:?}"))
 }
@@ -226,14 +238,11 @@ impl CudaDevice {
             let size = int(n)?;
             // SAFETY: a query on a valid handle and an n × n allocation.
             solver_ok(unsafe {
-                match self.precision {
-                    Precision::F64 => solver::cusolverDnDgetrf_bufferSize(
-                        handle, size, size, lu as _, size, &mut lwork,
-                    ),
-                    Precision::F32 => solver::cusolverDnSgetrf_bufferSize(
-                        handle, size, size, lu as _, size, &mut lwork,
-                    ),
-                }
+                by_precision!(
+                    self.precision,
+                    solver::cusolverDnDgetrf_bufferSize | solver::cusolverDnSgetrf_bufferSize,
+                    (handle, size, size, lu as _, size, &mut lwork)
+                )
             })?;
             let pivots = self.raw_alloc(n * 4)?;
             let info = self.raw_alloc(4)?;
@@ -266,8 +275,10 @@ impl CudaDevice {
         // SAFETY: all pointers are live allocations of the sizes the calls read and write.
         unsafe {
             result::memcpy_dtod_async(lu, src, n * n * bytes, stream).map_err(cuda)?;
-            solver_ok(match self.precision {
-                Precision::F64 => solver::cusolverDnDgetrf(
+            solver_ok(by_precision!(
+                self.precision,
+                solver::cusolverDnDgetrf | solver::cusolverDnSgetrf,
+                (
                     handle,
                     size,
                     size,
@@ -275,19 +286,9 @@ impl CudaDevice {
                     size,
                     work as _,
                     pivots as _,
-                    info as _,
-                ),
-                Precision::F32 => solver::cusolverDnSgetrf(
-                    handle,
-                    size,
-                    size,
-                    lu as _,
-                    size,
-                    work as _,
-                    pivots as _,
-                    info as _,
-                ),
-            })?;
+                    info as _
+                )
+            ))?;
             result::memcpy_dtoh_async(std::slice::from_mut(&mut status), info, stream)
                 .map_err(cuda)?;
             result::stream::synchronize(stream).map_err(cuda)?;
@@ -329,16 +330,14 @@ impl CudaDevice {
         let (rows, cols) = (int(rows)?, int(cols)?);
         // SAFETY: both buffers hold rows × cols elements; with beta = 0, B is not read.
         blas_ok(unsafe {
-            match self.precision {
-                Precision::F64 => blas::cublasDgeam(
+            by_precision!(
+                self.precision,
+                blas::cublasDgeam | blas::cublasSgeam,
+                (
                     handle, t, n, cols, rows, &1.0, src as _, rows, &0.0, dst as _, cols, dst as _,
-                    cols,
-                ),
-                Precision::F32 => blas::cublasSgeam(
-                    handle, t, n, cols, rows, &1.0, src as _, rows, &0.0, dst as _, cols, dst as _,
-                    cols,
-                ),
-            }
+                    cols
+                )
+            )
         })
     }
 
@@ -356,8 +355,10 @@ impl CudaDevice {
         let (lu, pivots, info) = (w.lu, w.pivots, w.info);
         // SAFETY: n × n factors and pivots, an n × m right-hand side; info is one int.
         solver_ok(unsafe {
-            match self.precision {
-                Precision::F64 => solver::cusolverDnDgetrs(
+            by_precision!(
+                self.precision,
+                solver::cusolverDnDgetrs | solver::cusolverDnSgetrs,
+                (
                     handle,
                     trans,
                     n,
@@ -367,21 +368,9 @@ impl CudaDevice {
                     pivots as _,
                     rhs as _,
                     n,
-                    info as _,
-                ),
-                Precision::F32 => solver::cusolverDnSgetrs(
-                    handle,
-                    trans,
-                    n,
-                    m,
-                    lu as _,
-                    n,
-                    pivots as _,
-                    rhs as _,
-                    n,
-                    info as _,
-                ),
-            }
+                    info as _
+                )
+            )
         })
     }
 }
@@ -513,16 +502,14 @@ impl Device for CudaDevice {
         let (m, n, k) = (int(g.n)?, int(g.m)?, int(g.k)?);
         // SAFETY: the three ranges were bounds-checked for these sizes.
         blas_ok(unsafe {
-            match self.precision {
-                Precision::F64 => blas::cublasDgemm_v2(
+            by_precision!(
+                self.precision,
+                blas::cublasDgemm_v2 | blas::cublasSgemm_v2,
+                (
                     handle, ops.0, ops.1, m, n, k, &1.0, b as _, ld_b, a as _, ld_a, &0.0, c as _,
-                    ld_c,
-                ),
-                Precision::F32 => blas::cublasSgemm_v2(
-                    handle, ops.0, ops.1, m, n, k, &1.0, b as _, ld_b, a as _, ld_a, &0.0, c as _,
-                    ld_c,
-                ),
-            }
+                    ld_c
+                )
+            )
         })
     }
 
@@ -591,14 +578,11 @@ impl Device for CudaDevice {
         // SAFETY: the diagonal of the n × n factors, gathered with stride n + 1 into n elements;
         // the pivots are n ints.
         unsafe {
-            blas_ok(match self.precision {
-                Precision::F64 => {
-                    blas::cublasDcopy_v2(handle, len, lu as _, stride, diagonal as _, 1)
-                }
-                Precision::F32 => {
-                    blas::cublasScopy_v2(handle, len, lu as _, stride, diagonal as _, 1)
-                }
-            })?;
+            blas_ok(by_precision!(
+                self.precision,
+                blas::cublasDcopy_v2 | blas::cublasScopy_v2,
+                (handle, len, lu as _, stride, diagonal as _, 1)
+            ))?;
             result::stream::synchronize(stream).map_err(cuda)?;
             result::memcpy_dtoh_sync(&mut piv, pivots).map_err(cuda)?;
         }
