@@ -86,6 +86,9 @@ struct LuWork {
 /// The first GPU, its stream, library handles and buffers.
 pub struct CudaDevice {
     precision: Precision,
+    /// Host f32 values on their way to or from an f32 device (kept: the point and the gradient
+    /// cross every evaluation).
+    staging: Vec<f32>,
     context: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     buffers: Vec<(sys::CUdeviceptr, usize)>,
@@ -112,6 +115,7 @@ impl CudaDevice {
         let stream = context.default_stream();
         Ok(CudaDevice {
             precision: Precision::F64,
+            staging: Vec::new(),
             context,
             stream,
             buffers: Vec::new(),
@@ -145,14 +149,15 @@ impl CudaDevice {
     }
 
     /// Copies `data` to `to`, converted to the device's precision (synchronous).
-    fn put(&self, to: sys::CUdeviceptr, data: &[f64]) -> DeviceResult<()> {
+    fn put(&mut self, to: sys::CUdeviceptr, data: &[f64]) -> DeviceResult<()> {
         // SAFETY (both arms): `to` holds `data.len()` elements of the device's precision; the
         // copy is synchronous, so the host data may go afterwards.
         match self.precision {
             Precision::F64 => unsafe { result::memcpy_htod_sync(to, data) },
             Precision::F32 => {
-                let single: Vec<f32> = data.iter().map(|&x| x as f32).collect();
-                unsafe { result::memcpy_htod_sync(to, &single) }
+                self.staging.clear();
+                self.staging.extend(data.iter().map(|&x| x as f32));
+                unsafe { result::memcpy_htod_sync(to, &self.staging) }
             }
         }
         .map_err(cuda)
@@ -160,7 +165,7 @@ impl CudaDevice {
 
     /// Copies `out.len()` elements from `from` into `out`, widened to f64 (after the stream's
     /// work).
-    fn get(&self, from: sys::CUdeviceptr, out: &mut [f64]) -> DeviceResult<()> {
+    fn get(&mut self, from: sys::CUdeviceptr, out: &mut [f64]) -> DeviceResult<()> {
         // SAFETY (both arms): `from` holds `out.len()` elements of the device's precision; the
         // stream is drained first.
         unsafe {
@@ -168,9 +173,9 @@ impl CudaDevice {
             match self.precision {
                 Precision::F64 => result::memcpy_dtoh_sync(out, from).map_err(cuda),
                 Precision::F32 => {
-                    let mut single = vec![0f32; out.len()];
-                    result::memcpy_dtoh_sync(&mut single, from).map_err(cuda)?;
-                    for (o, s) in out.iter_mut().zip(single) {
+                    self.staging.resize(out.len(), 0.0);
+                    result::memcpy_dtoh_sync(&mut self.staging, from).map_err(cuda)?;
+                    for (o, &s) in out.iter_mut().zip(&self.staging) {
                         *o = f64::from(s);
                     }
                     Ok(())
