@@ -122,8 +122,6 @@ pub enum Target {
 pub struct Emitter<'a> {
     program: &'a Program,
     target: Target,
-    /// The element type of the buffers and the arithmetic (f64 on the CPU).
-    precision: Precision,
     /// Inside a loop that becomes a GPU kernel.
     in_kernel: bool,
     plan: &'a Plan,
@@ -150,10 +148,6 @@ pub fn module_text(
     let mut e = Emitter {
         program,
         target,
-        precision: match target {
-            Target::Cpu => Precision::F64,
-            Target::Gpu(p) => p,
-        },
         in_kernel: false,
         plan,
         dims,
@@ -312,9 +306,17 @@ impl<'a> Emitter<'a> {
         self.assign(format!("arith.constant {n} : {ty}"))
     }
 
+    /// The element type of the buffers and the arithmetic (f64 on the CPU).
+    fn precision(&self) -> Precision {
+        match self.target {
+            Target::Cpu => Precision::F64,
+            Target::Gpu(p) => p,
+        }
+    }
+
     /// The element type's name (`f64`, `f32`).
     fn ty(&self) -> &'static str {
-        self.precision.name()
+        self.precision().name()
     }
 
     /// The type of the function's buffers.
@@ -323,7 +325,7 @@ impl<'a> Emitter<'a> {
     }
 
     fn float(&mut self, x: f64) -> Val {
-        let literal = float_literal(x, self.precision);
+        let literal = float_literal(x, self.precision());
         self.assign(format!("arith.constant {literal} : {}", self.ty()))
     }
 
@@ -808,7 +810,7 @@ impl<'a> Emitter<'a> {
         if !self.in_kernel {
             return self.float_op("math.absf", &[x]);
         }
-        let (ty, int, mask) = match self.precision {
+        let (ty, int, mask) = match self.precision() {
             Precision::F64 => ("f64", "i64", i64::MAX),
             Precision::F32 => ("f32", "i32", i64::from(i32::MAX)),
         };
@@ -829,7 +831,7 @@ impl<'a> Emitter<'a> {
             // In a kernel, NVVM's correctly rounded square root, the `sqrt.rn` instruction
             // (`math.sqrt` and `llvm.intr.sqrt` become libdevice calls).
             UnaryOp::Sqrt if self.in_kernel => {
-                let (ty, intrinsic) = match self.precision {
+                let (ty, intrinsic) = match self.precision() {
                     Precision::F64 => ("f64", "llvm.nvvm.sqrt.rn.d"),
                     Precision::F32 => ("f32", "llvm.nvvm.sqrt.rn.f"),
                 };
@@ -1121,7 +1123,7 @@ impl<'a> Emitter<'a> {
         let address = if base == 0 {
             address
         } else {
-            let bytes = self.int_const((base * self.precision.bytes()) as i64, "i64");
+            let bytes = self.int_const((base * self.precision().bytes()) as i64, "i64");
             self.assign(format!("arith.addi {address}, {bytes} : i64"))
         };
         Ok(self.assign(format!("llvm.inttoptr {address} : i64 to !llvm.ptr")))
