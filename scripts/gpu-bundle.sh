@@ -59,7 +59,9 @@ for file in examples/*/*.opt; do
   rm -f "$out/ref/$name.build.txt"
   OPTC_GPU_DEVICE=reference "$out/optc" bench "$art" --backend gpu --time-ms 1 --json > "$out/ref/$name.json"
   # The same in single precision (references from the reference device's f32 buffers).
-  "$OPTC_MLIR" build "$file" -o "${art%.optx}.f32.optx" --target gpu --precision f32 --dims "$dims" 2> /dev/null
+  "$OPTC_MLIR" build "$file" -o "${art%.optx}.f32.optx" --target gpu --precision f32 --dims "$dims" \
+    2> "$out/ref/$name.build.txt" || { cat "$out/ref/$name.build.txt" >&2; exit 1; }
+  rm -f "$out/ref/$name.build.txt"
   OPTC_GPU_DEVICE=reference "$out/optc" bench "${art%.optx}.f32.optx" --backend gpu --time-ms 1 --json \
     > "$out/ref-f32/$name.json"
   # Whole solves where the solver runs with its merit on the device (exit 69 otherwise).

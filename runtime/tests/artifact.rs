@@ -326,3 +326,27 @@ fn an_f32_gpu_artifact_solves_to_single_precision_on_the_reference_device() {
         "{f32_min} vs {f64_min}"
     );
 }
+
+#[test]
+fn build_timings_name_each_stage() {
+    let dir = temp_dir("timings");
+    let ridge = example("regression/ridge.opt");
+    let stages_of = |extra: &[&str]| -> Vec<String> {
+        let out = dir.join("ridge.optx");
+        let o = optc(&[&["build", &ridge, "-o", path(&out), "--timings"][..], extra].concat());
+        ok(&o);
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter_map(|l| l.strip_prefix("time "))
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(stages_of(&[]), ["parse", "check", "lower", "write"]);
+    if cfg!(feature = "mlir") {
+        let gpu = ["--target", "gpu", "--dims", "n=100,p=20"];
+        assert_eq!(
+            stages_of(&gpu),
+            ["parse", "check", "lower", "stage", "ptx", "write"]
+        );
+    }
+}
