@@ -468,9 +468,9 @@ impl<D: Device> Executor<D> {
     fn run_steps(&mut self) -> Result<(), ExecError> {
         let mut factored = None;
         for i in 0..self.plan.steps.len() {
-            let step = self.plan.steps[i].clone();
-            match step {
-                Step::Launch(l) => {
+            // Matched in place: the other steps' fields are copied out, a launch is borrowed.
+            match self.plan.steps[i] {
+                Step::Launch(ref l) => {
                     let call = LaunchCall {
                         module: &l.module,
                         entry: &l.entry,
