@@ -192,10 +192,25 @@ impl Iterates {
         self.current
     }
 
+    /// Whether the current point, of objective `value`, is at least as good as the best
+    /// recorded one.
+    fn current_is_better(&self, value: f64) -> bool {
+        value < self.best_value || self.current_is_best
+    }
+
     /// The current point if `value`, its objective, is below the best recorded one; otherwise
     /// the best point.
+    pub fn better(&self, value: f64) -> &[f64] {
+        if self.current_is_better(value) {
+            &self.current
+        } else {
+            &self.spare
+        }
+    }
+
+    /// [`Iterates::better`], without a copy.
     pub fn into_better(self, value: f64) -> Vec<f64> {
-        if value < self.best_value || self.current_is_best {
+        if self.current_is_better(value) {
             self.current
         } else {
             self.spare

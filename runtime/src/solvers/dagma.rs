@@ -58,6 +58,102 @@ pub trait PathObjective {
     fn violation(&mut self, _x: &[f64]) -> f64 {
         0.0
     }
+    /// The iterates of one Adam stage from `x0` with Adam's `constants`: by default kept on the
+    /// host and evaluated with [`PathObjective::value_grad`] ([`HostAdam`]); a device that
+    /// runs Adam's step itself keeps them in its own memory.
+    fn adam_iterates(
+        &mut self,
+        x0: &[f64],
+        constants: AdamConstants,
+    ) -> Box<dyn AdamIterates + '_> {
+        Box::new(HostAdam::new(self, x0, constants))
+    }
+}
+
+/// Adam's decay rates and denominator guard.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConstants {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+/// The state of one Adam stage of the path: the point, Adam's moments and last direction u,
+/// and the stage's best point. [`minimize_adam`](Stage::minimize_adam) is written once over
+/// it, whether the state lives on the host ([`HostAdam`]) or on a device.
+pub trait AdamIterates {
+    /// The stage merit μ·score + h^s at the current point, or `None` outside the domain of h^s;
+    /// its gradient is kept for the next [`AdamIterates::step`].
+    fn evaluate(&mut self, mu: f64, s: f64) -> Option<f64>;
+    /// ‖∇‖∞ of the last evaluation's gradient.
+    fn optimality(&mut self) -> f64;
+    /// Records `value`, the merit at the current point, for the best point.
+    fn record(&mut self, value: f64);
+    /// Adam's step with the last gradient: the moments updated, x ← x − lr·u, then
+    /// [`PathObjective::after_step`].
+    fn step(&mut self, lr: f64);
+    /// x ← x + by·u (u of the last step).
+    fn shift(&mut self, by: f64);
+    /// The lowest recorded merit (∞ before any).
+    fn best_value(&self) -> f64;
+    /// Writes the current point to `x`; given `Some(value)`, the merit at the current point,
+    /// the best point instead when it is lower.
+    fn read(&mut self, x: &mut [f64], current_value: Option<f64>);
+}
+
+/// [`AdamIterates`] in host memory, evaluated by a [`PathObjective`].
+pub struct HostAdam<'a, O: PathObjective + ?Sized> {
+    objective: &'a mut O,
+    iterates: Iterates,
+    adam: AdamState,
+    grad: Vec<f64>,
+    update: Vec<f64>,
+}
+
+impl<'a, O: PathObjective + ?Sized> HostAdam<'a, O> {
+    pub fn new(objective: &'a mut O, x0: &[f64], c: AdamConstants) -> Self {
+        let n = x0.len();
+        HostAdam {
+            objective,
+            iterates: Iterates::new(x0),
+            adam: AdamState::new(n, c.beta1, c.beta2, c.eps),
+            grad: vec![0.0; n],
+            update: vec![0.0; n],
+        }
+    }
+}
+
+impl<O: PathObjective + ?Sized> AdamIterates for HostAdam<'_, O> {
+    fn evaluate(&mut self, mu: f64, s: f64) -> Option<f64> {
+        self.objective
+            .value_grad(self.iterates.current(), mu, s, &mut self.grad)
+    }
+    fn optimality(&mut self) -> f64 {
+        norm_inf(&self.grad)
+    }
+    fn record(&mut self, value: f64) {
+        self.iterates.record(value);
+    }
+    fn step(&mut self, lr: f64) {
+        self.adam.direction(&self.grad, &mut self.update);
+        self.iterates.step(lr, &self.update);
+        self.objective.after_step(self.iterates.current_mut());
+    }
+    fn shift(&mut self, by: f64) {
+        let x = self.iterates.current_mut();
+        x.iter_mut()
+            .zip(&self.update)
+            .for_each(|(xi, u)| *xi += by * u);
+    }
+    fn best_value(&self) -> f64 {
+        self.iterates.best().0
+    }
+    fn read(&mut self, x: &mut [f64], current_value: Option<f64>) {
+        x.copy_from_slice(match current_value {
+            Some(value) => self.iterates.better(value),
+            None => self.iterates.current(),
+        });
+    }
 }
 
 /// A [`PathObjective`] from closures: `value_grad(x, μ, s, grad) -> Option<value>` and an
@@ -408,62 +504,59 @@ impl Stage<'_> {
         max_iter: usize,
         lr: f64,
     ) -> StageEnd {
-        let n = x.len();
         let mut lr = lr;
-        let mut g = vec![0.0; n];
-        let mut update = vec![0.0; n];
-        let mut adam = AdamState::new(n, self.opts.beta1, self.opts.beta2, self.opts.eps);
+        let constants = AdamConstants {
+            beta1: self.opts.beta1,
+            beta2: self.opts.beta2,
+            eps: self.opts.eps,
+        };
+        let mut iterates = self.objective.adam_iterates(x, constants);
         // The best objective of the stage up to the last checkpoint (1e16 before the first).
         let mut best_before = 1e16;
-        let mut iterates = Iterates::new(x);
         let end = 'steps: {
             for iter in 1..=max_iter {
-                let mut value = self.objective.value_grad(iterates.current(), mu, s, &mut g);
+                let mut value = iterates.evaluate(mu, s);
                 while value.is_none() {
                     if iter == 1 || s <= 0.9 {
                         break 'steps StageEnd::Restart;
                     }
-                    let y = iterates.current_mut();
-                    y.iter_mut().zip(&update).for_each(|(yi, u)| *yi += lr * u);
+                    iterates.shift(lr);
                     lr *= 0.5;
                     if lr <= 1e-16 {
                         break 'steps StageEnd::Done;
                     }
-                    y.iter_mut().zip(&update).for_each(|(yi, u)| *yi -= lr * u);
-                    value = self.objective.value_grad(iterates.current(), mu, s, &mut g);
+                    iterates.shift(-lr);
+                    value = iterates.evaluate(mu, s);
                 }
                 let Some(value) = value.filter(|v| v.is_finite()) else {
                     break 'steps StageEnd::Diverged;
                 };
                 iterates.record(value);
-                adam.direction(&g, &mut update);
-                iterates.step(lr, &update);
-                self.objective.after_step(iterates.current_mut());
+                // Before the step: `after_step` may evaluate at the new point.
+                let optimality = iterates.optimality();
+                iterates.step(lr);
                 self.total_steps += 1;
                 self.last_value = value;
-                self.last_optimality = norm_inf(&g);
+                self.last_optimality = optimality;
                 let info = IterInfo {
                     iter: self.total_steps,
                     value,
-                    optimality: self.last_optimality,
+                    optimality,
                     violation: f64::NAN,
                     step: lr,
                 };
                 if (self.callback)(&info) == Control::Stop {
-                    let value = self.objective.value_grad(iterates.current(), mu, s, &mut g);
-                    let value = value.unwrap_or(f64::INFINITY);
-                    self.last_value = value.min(iterates.best().0);
-                    x.copy_from_slice(&iterates.into_better(value));
+                    let value = iterates.evaluate(mu, s).unwrap_or(f64::INFINITY);
+                    self.last_value = value.min(iterates.best_value());
+                    iterates.read(x, Some(value));
                     return StageEnd::Stopped;
                 }
                 let at_checkpoint = iter == max_iter
                     || (self.opts.checkpoint > 0 && iter % self.opts.checkpoint == 0);
                 if at_checkpoint {
-                    if let Some(obj_new) =
-                        self.objective.value_grad(iterates.current(), mu, s, &mut g)
-                    {
+                    if let Some(obj_new) = iterates.evaluate(mu, s) {
                         self.last_value = obj_new;
-                        let best_now = iterates.best().0.min(obj_new);
+                        let best_now = iterates.best_value().min(obj_new);
                         if (best_before - best_now) / best_before.abs() <= self.opts.tol {
                             break;
                         }
@@ -473,7 +566,7 @@ impl Stage<'_> {
             }
             StageEnd::Done
         };
-        x.copy_from_slice(iterates.current());
+        iterates.read(x, None);
         end
     }
 }

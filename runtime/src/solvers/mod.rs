@@ -20,8 +20,8 @@ pub use auglag::{
     InnerSolver,
 };
 pub use dagma::{
-    central_path, colide_sigma_ev, colide_sigma_nv, concomitant_scale, FnPathObjective, PathInner,
-    PathObjective, PathOptions, PathReport,
+    central_path, colide_sigma_ev, colide_sigma_nv, concomitant_scale, AdamConstants, AdamIterates,
+    FnPathObjective, HostAdam, PathInner, PathObjective, PathOptions, PathReport,
 };
 pub use lbfgs::{lbfgs, LbfgsOptions};
 pub use lbfgsb::{projected_lbfgs, Bounds};
