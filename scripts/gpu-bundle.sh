@@ -81,9 +81,13 @@ let Xc = X - mean(X, axis = 0)
 var W : real[d, d] = 0
 minimize 0.5 / n * sumsq(Xc - Xc @ W) + lambda1 * norm1(W) - logdet(eye(d) - W .* W)
 EOF
+# And DAGMA's central path (examples/dag/dagma.opt) at the same sizes, whose Adam steps
+# `optc bench` times with the iterates on the device.
 for precision in f64 f32; do
   for d in "${bench_d[@]}"; do
     "$OPTC_MLIR" build "$out/bench/dagma_merit.opt" -o "$out/bench/dagma_${precision}_d$d.optx" \
+      --target gpu --precision "$precision" --dims "n=10000,d=$d"
+    "$OPTC_MLIR" build examples/dag/dagma.opt -o "$out/bench/path_${precision}_d$d.optx" \
       --target gpu --precision "$precision" --dims "n=10000,d=$d"
   done
 done

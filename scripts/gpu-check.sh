@@ -13,7 +13,10 @@
 #      1e-5 where rounding moves the final objective by ~1e-5);
 #   3. times value+gradient of the DAGMA merit at n = 10000, d = 100, 500, 1000, 2000 on the
 #      GPU in f64 and f32 (data drawn by `optc bench --dims`, seeded) and prints a table: with W
-#      and the gradient kept on the device (as JAX is timed), and with their transfers.
+#      and the gradient kept on the device (as JAX is timed), and with their transfers;
+#   4. times one Adam step of DAGMA's central path (examples/dag/dagma.opt) at the same sizes,
+#      as `optc run` takes it: the stage merit, its gradient, the domain guard and h evaluated,
+#      Adam's step taken on the device, only scalars read back.
 # Exit status: 0 when every comparison passes.
 #
 # Usage: bash gpu-check.sh [BUNDLE_DIR]   (default: this script's directory)
@@ -111,6 +114,27 @@ g = json.load(sys.stdin)["backends"]["gpu"]
 r, device = g["value_grad_per_s"], g["device"]
 t = g["value_grad_with_transfers_per_s"]
 print(f"{sys.argv[1]:>4} {sys.argv[2]:>6} {r:14.1f} {1e3 / r:12.3f} {1e3 / t:16.3f} {device}")' "$precision" "$d"
+  done
+done
+
+echo "== DAGMA central path (examples/dag/dagma.opt): one Adam step with the iterates on the device, n = 10000"
+printf '%4s %6s %14s %12s %14s %s\n' prec d steps_per_s ms_per_step ms_value_grad device
+for precision in f64 f32; do
+  for art in $(ls "$dir"/bench/path_"$precision"_d*.optx | sort -V); do
+    d=$(basename "$art" .optx)
+    d=${d#path_"$precision"_d}
+    err="$dir/path-$precision-$d.err"
+    json=$("$optc" bench "$art" --backend gpu --dims "n=10000,d=$d" --time-ms "$time_ms" --json 2> "$err")
+    if [[ $? -ne 0 ]]; then
+      printf '%4s %6s FAIL: %s\n' "$precision" "$d" "$(head -n 1 "$err")"
+      failed=1
+      continue
+    fi
+    echo "$json" | python3 -c '
+import json, sys
+g = json.load(sys.stdin)["backends"]["gpu"]
+s, r, device = g["adam_steps_per_s"], g["value_grad_per_s"], g["device"]
+print(f"{sys.argv[1]:>4} {sys.argv[2]:>6} {s:14.1f} {1e3 / s:12.3f} {1e3 / r:14.3f} {device}")' "$precision" "$d"
   done
 done
 exit $failed

@@ -5,13 +5,17 @@ use crate::model::{Model, VarSlot};
 use crate::prox;
 use crate::solvers::{
     self, adam, augmented_lagrangian, central_path, lbfgs, projected_lbfgs, proximal_gradient,
-    AdamOptions, AugLagOptions, Bounds, Callback, FnProblem, FnRegularizer, InnerSolver,
-    LbfgsOptions, PathObjective, PathOptions, Problem, ProxGradOptions, Report, SetOption,
+    AdamConstants, AdamIterates, AdamOptions, AugLagOptions, Bounds, Callback, FnProblem,
+    FnRegularizer, HostAdam, InnerSolver, LbfgsOptions, PathObjective, PathOptions, Problem,
+    ProxGradOptions, Report, SetOption,
 };
 use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
-use optc_compiler::ir::{BinaryOp, InputId, NodeId, Op, OptionValue, Program, Sense, SolveSpec};
+use optc_compiler::ir::{
+    BinaryOp, ElemType, InputId, InputKind, NodeId, Op, OptionValue, Program, Sense, SolveSpec,
+    UnaryOp,
+};
 use optc_compiler::structure::{self, ProxKind, ProxTerm, Structure};
 
 /// Catalogue entries of planning errors (E0360–E0369).
@@ -695,14 +699,38 @@ fn solver_label(program: &Program, plan: &Plan) -> String {
 pub enum DeviceSolver {
     /// The central path: the stage merit of [`path_merit`] with its gradient, its domain guard
     /// and `h`, then for `colide` each noise scale's two slopes; `mu` and `inv_sqrt_s` are its
-    /// parameter inputs.
-    Path { mu: u32, inv_sqrt_s: u32 },
+    /// parameter inputs. With Adam stages, `adam` is Adam's step, computed by the device too.
+    Path {
+        mu: u32,
+        inv_sqrt_s: u32,
+        adam: Option<AdamStep>,
+    },
     /// The augmented Lagrangian: the objective without its L1 terms with its gradient, then
     /// each equality constraint with the gradients of its components, `components` of each.
     Auglag { components: Vec<usize> },
     /// Proximal gradient: the objective without its prox terms, with its gradient.
     ProxGrad,
 }
+
+/// Adam's step for the central path's stages, computed by a device that keeps the iterates in
+/// its memory: for each variable x, with gradient g and Adam's moments m and v (inputs the
+/// device keeps), m' = β1·m + (1 − β1)·g, v' = β2·v + (1 − β2)·g², the direction
+/// u = m'·c1 / (√(v'·c2) + ε) and x' = x − lr·u projected on x's bounds. The host sets the
+/// scalars: c1 = 1/(1 − β1ᵗ) and c2 = 1/(1 − β2ᵗ) at step t. The same arithmetic as
+/// [`solvers::AdamState`] and [`solvers::HostAdam`] (whose `after_step` projects).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AdamStep {
+    /// The inputs m and v of each variable, in order.
+    pub moments: Vec<(u32, u32)>,
+    /// The scalar inputs, in the order lr, β1, β2, ε, c1, c2.
+    pub scalars: [u32; 6],
+    /// The index of the step's first root: m', v', u and x' of each variable follow, variable
+    /// after variable, after the roots of the evaluation.
+    pub first_root: u32,
+}
+
+/// The number of roots of [`AdamStep`] per variable (m', v', u, x').
+pub const ADAM_ROOTS_PER_VARIABLE: usize = 4;
 
 /// What a device computes for a model whose solver builds its own functions: `program` with
 /// them added, and the roots of one evaluation: a value, its gradient in each variable (in
@@ -717,6 +745,9 @@ pub struct DeviceFunctions {
     /// gradient, then each equality constraint and its components' gradients (per component,
     /// per variable). For proximal gradient: the smooth part and its gradient.
     pub roots: Vec<NodeId>,
+    /// The roots of Adam's step ([`AdamStep`]), computed after those of the evaluation and only
+    /// when the solver steps (empty without Adam stages).
+    pub step_roots: Vec<NodeId>,
     pub solver: DeviceSolver,
 }
 
@@ -749,6 +780,7 @@ pub fn device_functions(
             return Ok(Some(DeviceFunctions {
                 program,
                 roots,
+                step_roots: Vec::new(),
                 solver: DeviceSolver::Auglag { components },
             }));
         }
@@ -758,6 +790,7 @@ pub fn device_functions(
             return Ok(Some(DeviceFunctions {
                 program,
                 roots,
+                step_roots: Vec::new(),
                 solver: DeviceSolver::ProxGrad,
             }));
         }
@@ -792,14 +825,118 @@ pub fn device_functions(
         let scales = scale_vars(&mut program, &slots, objective, constraint)?;
         roots.extend(scales.iter().flat_map(|v| [v.slope, v.slope_at_double]));
     }
+    let (adam, step_roots) = if kind.lbfgs_stages {
+        (None, Vec::new())
+    } else {
+        let grads = roots[1..=vars.len()].to_vec();
+        let (step, step_roots) = adam_step(&mut program, &vars, &grads, roots.len())?;
+        (Some(step), step_roots)
+    };
     Ok(Some(DeviceFunctions {
         program,
         roots,
+        step_roots,
         solver: DeviceSolver::Path {
             mu: merit.mu.0,
             inv_sqrt_s: merit.scale.0,
+            adam,
         },
     }))
+}
+
+/// Adds [`AdamStep`]'s inputs and arithmetic to `program` for the variables `vars` with
+/// gradient nodes `grads`, its roots following `first_root` others; returns the step and its
+/// roots.
+fn adam_step(
+    program: &mut Program,
+    vars: &[InputId],
+    grads: &[NodeId],
+    first_root: usize,
+) -> Result<(AdamStep, Vec<NodeId>), Diagnostic> {
+    let mut scalars = [0u32; 6];
+    let mut nodes = [NodeId(0); 6];
+    for (k, name) in ["lr", "beta1", "beta2", "eps", "c1", "c2"]
+        .iter()
+        .enumerate()
+    {
+        let (id, node) = program.add_input(
+            format!("adam.{name}"),
+            InputKind::Direction,
+            ElemType::Real,
+            Vec::new(),
+        );
+        (scalars[k], nodes[k]) = (id.0, node);
+    }
+    let [lr, beta1, beta2, eps, c1, c2] = nodes;
+    let mut moments = Vec::with_capacity(vars.len());
+    let mut roots = Vec::with_capacity(ADAM_ROOTS_PER_VARIABLE * vars.len());
+    for (&var, &g) in vars.iter().zip(grads) {
+        let input = program.input(var).clone();
+        let x = program.input_nodes[var.0 as usize];
+        let (m_id, m) = program.add_input(
+            format!("adam.m.{}", input.name),
+            InputKind::Direction,
+            ElemType::Real,
+            input.shape.clone(),
+        );
+        let (v_id, v) = program.add_input(
+            format!("adam.v.{}", input.name),
+            InputKind::Direction,
+            ElemType::Real,
+            input.shape.clone(),
+        );
+        moments.push((m_id.0, v_id.0));
+        // Scalars with the variable's values, or two of its shape: they cannot fail.
+        let graph = &mut program.graph;
+        let one = graph.constant(1.0);
+        let mut op = |op: Op, args: Vec<NodeId>| {
+            graph
+                .add(op, args)
+                .expect("elementwise on the variable's shape")
+        };
+        let [add, sub, mul, div] =
+            [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div].map(Op::Binary);
+        let m_next = {
+            let decay = op(sub.clone(), vec![one, beta1]);
+            let kept = op(mul.clone(), vec![beta1, m]);
+            let new = op(mul.clone(), vec![decay, g]);
+            op(add.clone(), vec![kept, new])
+        };
+        let v_next = {
+            let decay = op(sub.clone(), vec![one, beta2]);
+            let kept = op(mul.clone(), vec![beta2, v]);
+            let g2 = op(mul.clone(), vec![g, g]);
+            let new = op(mul.clone(), vec![decay, g2]);
+            op(add.clone(), vec![kept, new])
+        };
+        let corrected = op(mul.clone(), vec![m_next, c1]);
+        let scaled = op(mul.clone(), vec![v_next, c2]);
+        let root = op(Op::Unary(UnaryOp::Sqrt), vec![scaled]);
+        let denominator = op(add, vec![root, eps]);
+        let direction = op(div, vec![corrected, denominator]);
+        let step = op(mul, vec![lr, direction]);
+        let mut x_next = op(sub, vec![x, step]);
+        for (bound, clamp) in [(input.lower, BinaryOp::Max), (input.upper, BinaryOp::Min)] {
+            if let Some(bound) = bound {
+                x_next = program
+                    .graph
+                    .add(Op::Binary(clamp), vec![x_next, bound])
+                    .map_err(|e| {
+                        plan_error(
+                            "E0362",
+                            format!("the bound of `{}` does not fit its shape: {e}", input.name),
+                        )
+                    })?;
+            }
+        }
+        roots.extend([m_next, v_next, direction, x_next]);
+    }
+    let step = AdamStep {
+        moments,
+        scalars,
+        first_root: first_root as u32,
+    };
+    Ok((step, roots))
 }
 
 /// Another device's evaluation of a model (e.g. the GPU executor): the objective, or the
@@ -814,6 +951,36 @@ pub trait External {
     /// log-determinant of a matrix with determinant ≤ 0, a singular matrix) gives NaN, not an
     /// error.
     fn eval(&mut self, x: &[f64], g: &mut [f64], rest: &mut [f64]) -> Result<f64, Diagnostic>;
+    /// The path's Adam iterates in the device's memory, when it computes Adam's step
+    /// ([`AdamStep`]); `None`: the host keeps them.
+    fn adam(&mut self) -> Option<&mut dyn DeviceAdam> {
+        None
+    }
+}
+
+/// Adam's iterates of a path stage kept by a device that computes [`AdamStep`]: the point,
+/// the moments and the stage's best point stay in its memory, so that per step only scalars
+/// cross (and CoLiDE's noise scales). The host's loop drives it through [`AdamIterates`].
+pub trait DeviceAdam {
+    /// Starts a stage at `x0`: zero moments, `x0` the best point.
+    fn start(&mut self, x0: &[f64], constants: AdamConstants) -> Result<(), Diagnostic>;
+    /// The value at the device's point, the roots after the gradient written to `rest`; NaN
+    /// where the functions are undefined, as [`External::eval`].
+    fn eval(&mut self, rest: &mut [f64]) -> Result<f64, Diagnostic>;
+    /// ‖∇‖∞ of the last evaluation.
+    fn optimality(&mut self) -> Result<f64, Diagnostic>;
+    /// Records the value at the device's point for the best point.
+    fn record(&mut self, value: f64) -> Result<(), Diagnostic>;
+    /// Adam's step with the last evaluation's gradient (see [`AdamStep`]).
+    fn step(&mut self, lr: f64) -> Result<(), Diagnostic>;
+    /// x ← x + by·u, u the direction of the last step.
+    fn shift(&mut self, by: f64) -> Result<(), Diagnostic>;
+    /// The lowest recorded value of the stage (∞ before any).
+    fn best_value(&self) -> f64;
+    /// Reads `out.len()` values of the flat point (or of the best point) from `offset`.
+    fn read(&mut self, best: bool, offset: usize, out: &mut [f64]) -> Result<(), Diagnostic>;
+    /// Writes `values` into the flat point from `offset`.
+    fn write(&mut self, offset: usize, values: &[f64]) -> Result<(), Diagnostic>;
 }
 
 /// Runs `plan` from the model's current variables with every evaluation made by `device`
@@ -887,6 +1054,8 @@ fn path_external(
     device: &mut dyn External,
     callback: Callback,
 ) -> Result<Outcome, Diagnostic> {
+    /// Why the device's Adam iterates are there: `adam_iterates` chose them for it.
+    const RESIDENT: &str = "a device that keeps Adam's iterates";
     struct Objective<'a> {
         device: &'a mut dyn External,
         bounds: Bounds,
@@ -899,44 +1068,99 @@ fn path_external(
         rest: Vec<f64>,
     }
     impl Objective<'_> {
-        /// The merit at `x` (NaN where undefined) with its gradient into `grad`; the other
-        /// roots into `self.rest`.
-        fn eval(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> f64 {
+        /// Keeps the first error of the device; its value stands in.
+        fn noted<T>(&mut self, result: Result<T, Diagnostic>, instead: T) -> T {
+            result.unwrap_or_else(|e| {
+                self.error.get_or_insert(e);
+                self.rest.fill(f64::NAN);
+                instead
+            })
+        }
+
+        /// Sets the device's μ and s unless they are set; false when that failed.
+        fn set_path(&mut self, mu: f64, s: f64) -> bool {
             if self.current != (mu, s) {
-                if let Err(e) = self.device.set_path(mu, 1.0 / s.sqrt()) {
-                    self.error.get_or_insert(e);
-                    self.rest.fill(f64::NAN);
-                    return f64::NAN;
+                let set = self.device.set_path(mu, 1.0 / s.sqrt());
+                if !self.noted(set.map(|_| true), false) {
+                    return false;
                 }
                 self.current = (mu, s);
             }
-            self.device
-                .eval(x, grad, &mut self.rest)
-                .unwrap_or_else(|e| {
-                    self.error.get_or_insert(e);
-                    self.rest.fill(f64::NAN);
-                    f64::NAN
-                })
+            true
         }
 
-        /// Sets the scales in `x` in closed form from their slopes at `x` (which do not depend
-        /// on μ and s: before the first stage, any will do).
-        fn update_scales(&mut self, x: &mut [f64]) -> Result<(), Diagnostic> {
-            let (mu, s) = match self.current {
+        /// The merit at `x` (NaN where undefined) with its gradient into `grad`; the other
+        /// roots into `self.rest`.
+        fn eval(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> f64 {
+            if !self.set_path(mu, s) {
+                return f64::NAN;
+            }
+            let value = self.device.eval(x, grad, &mut self.rest);
+            self.noted(value, f64::NAN)
+        }
+
+        /// `value` unless the point is outside the domain: the guard (the first root after
+        /// the gradient) negative or NaN, or `value` not finite.
+        fn in_domain(&self, value: f64) -> Option<f64> {
+            (self.rest[0] >= 0.0 && value.is_finite()).then_some(value)
+        }
+
+        /// The μ and s the device is set to (before the first stage, any will do: the slopes do
+        /// not depend on them).
+        fn path_now(&self) -> (f64, f64) {
+            match self.current {
                 (mu, _) if mu.is_nan() => (1.0, 1.0),
                 current => current,
-            };
+            }
+        }
+
+        /// Sets the scales in `x` in closed form from their slopes at `x`.
+        fn update_scales(&mut self, x: &mut [f64]) -> Result<(), Diagnostic> {
+            let (mu, s) = self.path_now();
             let mut grad = std::mem::take(&mut self.scratch);
             self.eval(x, mu, s, &mut grad);
             self.scratch = grad;
             let mut at = 2;
             for v in &self.scales {
-                let (slope, rest) = self.rest[at..].split_at(v.len);
-                for k in 0..v.len {
-                    let i = v.offset + k;
-                    let (lower, upper) = (self.bounds.lower()[i], self.bounds.upper()[i]);
-                    x[i] = scale_update(v, x[i], slope[k], rest[k], lower, upper)?;
-                }
+                self.new_scales(v, at, &mut x[v.offset..v.offset + v.len])?;
+                at += 2 * v.len;
+            }
+            Ok(())
+        }
+
+        /// The closed-form values of the scale `v`, now `current`, from its slopes in
+        /// `self.rest` from `at`.
+        fn new_scales(
+            &self,
+            v: &ScaleVar,
+            at: usize,
+            current: &mut [f64],
+        ) -> Result<(), Diagnostic> {
+            let (slope, rest) = self.rest[at..].split_at(v.len);
+            for (k, sigma) in current.iter_mut().enumerate() {
+                let i = v.offset + k;
+                let (lower, upper) = (self.bounds.lower()[i], self.bounds.upper()[i]);
+                *sigma = scale_update(v, *sigma, slope[k], rest[k], lower, upper)?;
+            }
+            Ok(())
+        }
+
+        /// [`Objective::update_scales`] at the device's point.
+        fn update_resident_scales(&mut self) -> Result<(), Diagnostic> {
+            self.device.adam().expect(RESIDENT).eval(&mut self.rest)?;
+            let mut at = 2;
+            let mut current = Vec::new();
+            for v in &self.scales {
+                current.resize(v.len, 0.0);
+                self.device
+                    .adam()
+                    .expect(RESIDENT)
+                    .read(false, v.offset, &mut current)?;
+                self.new_scales(v, at, &mut current)?;
+                self.device
+                    .adam()
+                    .expect(RESIDENT)
+                    .write(v.offset, &current)?;
                 at += 2 * v.len;
             }
             Ok(())
@@ -948,8 +1172,7 @@ fn path_external(
         }
         fn value_grad(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> Option<f64> {
             let value = self.eval(x, mu, s, grad);
-            // Outside the domain when the guard is negative (or NaN).
-            (self.rest[0] >= 0.0 && value.is_finite()).then_some(value)
+            self.in_domain(value)
         }
         fn after_step(&mut self, x: &mut [f64]) {
             self.bounds.project(x);
@@ -967,6 +1190,73 @@ fn path_external(
             self.eval(x, mu, s, &mut grad);
             self.scratch = grad;
             self.rest[1].abs()
+        }
+        fn adam_iterates(
+            &mut self,
+            x0: &[f64],
+            constants: AdamConstants,
+        ) -> Box<dyn AdamIterates + '_> {
+            let Some(adam) = self.device.adam() else {
+                return Box::new(HostAdam::new(self, x0, constants));
+            };
+            let started = adam.start(x0, constants);
+            self.noted(started, ());
+            Box::new(Resident { objective: self })
+        }
+    }
+    /// The stage's iterates in the device's memory; the bounds are projected on by the device's
+    /// step, the scales set here after it.
+    struct Resident<'a, 'b> {
+        objective: &'a mut Objective<'b>,
+    }
+    impl Resident<'_, '_> {
+        fn adam(&mut self) -> &mut dyn DeviceAdam {
+            self.objective.device.adam().expect(RESIDENT)
+        }
+        fn noted<T>(&mut self, result: Result<T, Diagnostic>, instead: T) -> T {
+            self.objective.noted(result, instead)
+        }
+    }
+    impl AdamIterates for Resident<'_, '_> {
+        fn evaluate(&mut self, mu: f64, s: f64) -> Option<f64> {
+            if !self.objective.set_path(mu, s) {
+                return None;
+            }
+            let mut rest = std::mem::take(&mut self.objective.rest);
+            let value = self.adam().eval(&mut rest);
+            self.objective.rest = rest;
+            let value = self.noted(value, f64::NAN);
+            self.objective.in_domain(value)
+        }
+        fn optimality(&mut self) -> f64 {
+            let norm = self.adam().optimality();
+            self.noted(norm, f64::NAN)
+        }
+        fn record(&mut self, value: f64) {
+            let recorded = self.adam().record(value);
+            self.noted(recorded, ());
+        }
+        fn step(&mut self, lr: f64) {
+            let stepped = self.adam().step(lr);
+            self.noted(stepped, ());
+            if !self.objective.scales.is_empty() {
+                let updated = self.objective.update_resident_scales();
+                // Keep the Adam step for the scales; report the first failure.
+                self.noted(updated, ());
+            }
+        }
+        fn shift(&mut self, by: f64) {
+            let shifted = self.adam().shift(by);
+            self.noted(shifted, ());
+        }
+        fn best_value(&mut self) -> f64 {
+            self.adam().best_value()
+        }
+        fn read(&mut self, x: &mut [f64], current_value: Option<f64>) {
+            let best_value = self.adam().best_value();
+            let best = current_value.is_some_and(|v| !(v < best_value));
+            let read = self.adam().read(best, 0, x);
+            self.noted(read, ());
         }
     }
     let mut x0 = model.x();

@@ -1234,6 +1234,7 @@ fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
         gradient,
         resident_per_s: rate,
         with_transfers_per_s,
+        adam_steps_per_s,
     } = gpu::measure(&mut executor, &x, budget).map_err(|e| failed(e.into()))?;
     let dims = dims_json(&model);
     let device = optc_runtime::gpu::device::Device::name(executor.device());
@@ -1246,6 +1247,9 @@ fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
             "value": value,
             "gradient_norm": gradient_norm,
         });
+        if let Some(steps) = adam_steps_per_s {
+            entry["adam_steps_per_s"] = serde_json::json!(steps);
+        }
         // The whole gradient for comparisons, unless it is large.
         if gradient.len() <= 100_000 {
             entry["gradient"] = serde_json::json!(gradient);
@@ -1264,6 +1268,12 @@ fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
             "value+grad /s {with_transfers_per_s:.1} ({:.3} ms each) uploading the point and downloading the gradient",
             1e3 / with_transfers_per_s
         );
+        if let Some(steps) = adam_steps_per_s {
+            println!(
+                "Adam steps /s {steps:.1} ({:.3} ms each) with the path's iterates on the device",
+                1e3 / steps
+            );
+        }
     }
     Ok(EXIT_OK)
 }

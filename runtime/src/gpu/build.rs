@@ -18,7 +18,10 @@ use optc_compiler::simplify::{self, cost::CostModel};
 pub fn stage(program: &Program, dims: &[u64]) -> Result<Staged, String> {
     let functions = plan::device_functions(program, dims).map_err(|d| d.message)?;
     let (derived, roots, solver) = match functions {
-        Some(f) => (f.program, f.roots, Some(f.solver)),
+        Some(f) => {
+            let roots = f.roots.into_iter().chain(f.step_roots).collect();
+            (f.program, roots, Some(f.solver))
+        }
         None => {
             let d = merit_gradient(program)?;
             let roots = d.roots();

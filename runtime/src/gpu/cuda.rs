@@ -555,6 +555,59 @@ impl Device for CudaDevice {
         }
     }
 
+    fn max_abs(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
+        let from = self.address(x, len)?;
+        if len == 0 {
+            return Ok(0.0);
+        }
+        let handle = self.blas()?;
+        let mut index: std::ffi::c_int = 0;
+        // SAFETY: `from` holds `len` elements; the 1-based index of the largest |x| is written
+        // to a host int (the default host pointer mode: the call returns when it is there).
+        unsafe {
+            blas_ok(by_precision!(
+                self.precision,
+                blas::cublasIdamax_v2 | blas::cublasIsamax_v2,
+                (handle, int(len)?, from as _, 1, &mut index)
+            ))?;
+        }
+        let at = usize::try_from(index)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .filter(|&i| i < len)
+            .ok_or_else(|| DeviceError::Cuda(format!("cuBLAS i*amax returned {index}")))?;
+        let mut value = [0.0];
+        self.get(from + (at * self.bytes()) as u64, &mut value)?;
+        Ok(value[0].abs())
+    }
+
+    fn axpy(&mut self, alpha: f64, x: DevPtr, y: DevPtr, len: usize) -> DeviceResult<()> {
+        let (from, to) = (self.address(x, len)?, self.address(y, len)?);
+        if len == 0 {
+            return Ok(());
+        }
+        let handle = self.blas()?;
+        let n = int(len)?;
+        // SAFETY: both vectors hold `len` elements of the device's precision; `alpha` is read
+        // from the host before the call returns.
+        unsafe {
+            match self.precision {
+                Precision::F64 => blas_ok(blas::cublasDaxpy_v2(
+                    handle, n, &alpha, from as _, 1, to as _, 1,
+                )),
+                Precision::F32 => blas_ok(blas::cublasSaxpy_v2(
+                    handle,
+                    n,
+                    &(alpha as f32),
+                    from as _,
+                    1,
+                    to as _,
+                    1,
+                )),
+            }
+        }
+    }
+
     fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
         if n == 0 {
             self.address(a, 0)?;

@@ -112,6 +112,10 @@ pub trait Device {
     fn gemm(&mut self, g: &Gemm) -> DeviceResult<()>;
     /// The sum of the `len` elements at `x` (computed in the device's precision).
     fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64>;
+    /// The largest absolute value of the `len` elements at `x` (0 when `len` is 0).
+    fn max_abs(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64>;
+    /// `y ← y + alpha·x`, `len` elements each.
+    fn axpy(&mut self, alpha: f64, x: DevPtr, y: DevPtr, len: usize) -> DeviceResult<()>;
     /// LU-factorizes the `n × n` matrix at `a` (left unchanged); the device keeps the factors
     /// for the `lu_*` calls until the next factorization.
     fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()>;
@@ -157,6 +161,12 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
         (**self).sum(x, len)
+    }
+    fn max_abs(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
+        (**self).max_abs(x, len)
+    }
+    fn axpy(&mut self, alpha: f64, x: DevPtr, y: DevPtr, len: usize) -> DeviceResult<()> {
+        (**self).axpy(alpha, x, y, len)
     }
     fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
         (**self).lu_factor(a, n)

@@ -6,10 +6,16 @@
 //! Per evaluation the host sends the variables (`dim` values) and receives `1 + dim` values;
 //! [`Step::Host`] steps also move their operands and result. The host works in f64; on an f32
 //! plan the device rounds what it receives and the host widens what it gets back.
+//!
+//! A plan with Adam's step ([`AdamStep`]) has two phases: the steps of an evaluation and those
+//! of the step. Its Adam iterates (point, moments, best point) stay on the device for a whole
+//! path stage ([`Executor::start_adam`], [`Executor::rerun`], [`Executor::step_adam`]): per step
+//! only scalars cross.
 
 use super::device::{DevBuf, DevPtr, Device, DeviceError, Gemm, KernelParam, LaunchCall};
 use super::plan::{DeviceSolver, GpuPlan, LaunchOperand, Memory, Precision, Step, Storage};
 use crate::interp::{self, Bindings, EvalError, NoSubproblems};
+use crate::plan::{AdamStep, ADAM_ROOTS_PER_VARIABLE};
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::ir::{InputId, InputKind, NodeId, Program, Stage};
 use std::fmt;
@@ -157,6 +163,29 @@ pub struct Executor<D: Device> {
     /// The kernel parameters of each step that is a launch (empty for the others): the buffers
     /// are fixed, so they are made once.
     launch_params: Vec<Vec<KernelParam>>,
+    /// The steps of an evaluation, and those of Adam's step ([`AdamStep`]; none without it),
+    /// by index in the plan's steps.
+    eval_steps: Vec<usize>,
+    step_steps: Vec<usize>,
+    /// The roots of an evaluation (all of them without an Adam step).
+    eval_roots: usize,
+    /// Adam's iterates on the device, for a plan with its step.
+    adam: Option<ResidentAdam>,
+}
+
+/// The device side of Adam's iterates ([`AdamStep`]): the point lives in the variables' input
+/// buffers, the moments in their own inputs, the stage's best point in `best`.
+struct ResidentAdam {
+    step: AdamStep,
+    /// A buffer per variable holding the best recorded point.
+    best: Vec<DevBuf>,
+    best_value: f64,
+    /// Adam's step count in the stage, and its decay rates.
+    t: i32,
+    beta1: f64,
+    beta2: f64,
+    /// The learning rate on the device (NaN before the first step).
+    lr: f64,
 }
 
 impl<D: Device> Executor<D> {
@@ -224,7 +253,12 @@ impl<D: Device> Executor<D> {
             input_lens,
             output_lens,
             launch_params: Vec::new(),
+            eval_steps: Vec::new(),
+            step_steps: Vec::new(),
+            eval_roots: 0,
+            adam: None,
         };
+        executor.split_steps()?;
         executor.launch_params = executor
             .plan
             .steps
@@ -236,6 +270,83 @@ impl<D: Device> Executor<D> {
             .collect();
         executor.upload_setup(false)?;
         Ok(executor)
+    }
+
+    /// Splits the steps into those of an evaluation (the nodes its roots need) and those of
+    /// Adam's step (the rest), and allocates the best point's buffers of a plan with that step.
+    fn split_steps(&mut self) -> Result<(), ExecError> {
+        let roots = &self.plan.staged.function_roots;
+        let step = match &self.plan.staged.solver {
+            Some(DeviceSolver::Path {
+                adam: Some(step), ..
+            }) => Some(step.clone()),
+            _ => None,
+        };
+        self.eval_roots = step.as_ref().map_or(roots.len(), |s| s.first_root as usize);
+        let first = 1 + self.variables.len();
+        let valid = step.as_ref().is_none_or(|s| {
+            s.moments.len() == self.variables.len()
+                && self.eval_roots >= first
+                && roots.len() == self.eval_roots + ADAM_ROOTS_PER_VARIABLE * s.moments.len()
+                && s.moments
+                    .iter()
+                    .flat_map(|&(m, v)| [m, v])
+                    .chain(s.scalars)
+                    .all(|k| (k as usize) < self.inputs.len())
+        });
+        if !valid {
+            return Err(ExecError::Plan(
+                "Adam's step does not match the variables and roots".into(),
+            ));
+        }
+        // Arguments precede their nodes in the graph: one backward sweep marks what the
+        // evaluation's roots need.
+        let graph = &self.plan.staged.function.graph;
+        let mut needed = vec![false; graph.len()];
+        for r in &roots[..self.eval_roots] {
+            needed[r.0 as usize] = true;
+        }
+        for i in (0..graph.len()).rev() {
+            if needed[i] {
+                for a in &graph.node(NodeId(i as u32)).args {
+                    needed[a.0 as usize] = true;
+                }
+            }
+        }
+        for (i, step) in self.plan.steps.iter().enumerate() {
+            let of_eval = match *step {
+                Step::Copy { output, .. } => (output as usize) < self.eval_roots,
+                Step::Launch(ref l) => needed[l.node.0 as usize],
+                Step::Gemm { node, .. }
+                | Step::LogDet { node, .. }
+                | Step::Sum { node, .. }
+                | Step::Inv { node, .. }
+                | Step::Solve { node, .. }
+                | Step::Host { node } => needed[node.0 as usize],
+            };
+            if of_eval {
+                self.eval_steps.push(i)
+            } else {
+                self.step_steps.push(i)
+            }
+        }
+        if let Some(step) = step {
+            let best = self
+                .variables
+                .iter()
+                .map(|&(_, len)| self.device.alloc(len))
+                .collect::<Result<_, _>>()?;
+            self.adam = Some(ResidentAdam {
+                step,
+                best,
+                best_value: f64::INFINITY,
+                t: 0,
+                beta1: f64::NAN,
+                beta2: f64::NAN,
+                lr: f64::NAN,
+            });
+        }
+        Ok(())
     }
 
     /// Computes the setup values on the host (with `params_only`, those that depend on
@@ -295,6 +406,7 @@ impl<D: Device> Executor<D> {
         let Some(DeviceSolver::Path {
             mu: mu_input,
             inv_sqrt_s: scale_input,
+            ..
         }) = self.plan.staged.solver
         else {
             return Err(ExecError::Plan("the plan is not of a stage merit".into()));
@@ -336,14 +448,8 @@ impl<D: Device> Executor<D> {
                 self.dim()
             )));
         }
-        check_range(self.plan.precision, &|| "the point".into(), x)?;
-        let mut at = 0;
-        for &(k, len) in &self.variables {
-            self.device
-                .upload(self.inputs[k as usize].at(0), &x[at..at + len])?;
-            at += len;
-        }
-        self.run_steps()?;
+        self.write_point(0, x)?;
+        self.run_steps(Phase::Evaluation)?;
         let mut value = [0.0];
         self.device.download(self.outputs[0].at(0), &mut value)?;
         let mut at = 0;
@@ -356,31 +462,39 @@ impl<D: Device> Executor<D> {
         Ok(value[0])
     }
 
-    /// Runs the steps again at the point of the last [`Executor::evaluate`], which is still on
-    /// the device, and reads back only the merit: the gradient stays in its device buffer (what
-    /// a solver on the device would pay per step; `optc bench` times it).
+    /// Evaluates at the point on the device (that of the last [`Executor::evaluate`], or
+    /// Adam's) and reads back only the merit: the gradient stays in its device buffers (what a
+    /// solver on the device pays per step; `optc bench` times it).
     pub fn rerun(&mut self) -> Result<f64, ExecError> {
-        self.run_steps()?;
+        self.run_steps(Phase::Evaluation)?;
         let mut value = [0.0];
         self.device.download(self.outputs[0].at(0), &mut value)?;
         Ok(value[0])
+    }
+
+    /// The number of values [`Executor::rest_roots`] writes.
+    pub fn rest_len(&self) -> usize {
+        self.output_lens[1 + self.variables.len()..self.eval_roots]
+            .iter()
+            .sum()
     }
 
     /// Writes the values of the roots after the gradient (the solver's other values,
     /// [`crate::plan::DeviceFunctions::roots`]) at the point of the last
     /// [`Executor::evaluate`] to `rest`, flat.
     pub fn rest_roots(&mut self, rest: &mut [f64]) -> Result<(), ExecError> {
-        let lens = &self.output_lens;
-        let first = 1 + self.variables.len();
-        if rest.len() != lens.iter().skip(first).sum::<usize>() {
+        if rest.len() != self.rest_len() {
             return Err(ExecError::Plan(format!(
                 "{} values asked of roots with {}",
                 rest.len(),
-                lens.iter().skip(first).sum::<usize>()
+                self.rest_len()
             )));
         }
+        let first = 1 + self.variables.len();
+        let lens = &self.output_lens[first..self.eval_roots];
         let mut at = 0;
-        for (r, &len) in lens.iter().enumerate().skip(first) {
+        for (r, &len) in lens.iter().enumerate() {
+            let r = first + r;
             self.device
                 .download(self.outputs[r].at(0), &mut rest[at..at + len])?;
             at += len;
@@ -465,9 +579,26 @@ impl<D: Device> Executor<D> {
         Ok(())
     }
 
-    fn run_steps(&mut self) -> Result<(), ExecError> {
+    fn run_steps(&mut self, phase: Phase) -> Result<(), ExecError> {
         let mut factored = None;
-        for i in 0..self.plan.steps.len() {
+        let order = match phase {
+            Phase::Evaluation => std::mem::take(&mut self.eval_steps),
+            Phase::AdamStep => std::mem::take(&mut self.step_steps),
+        };
+        let done = self.run_in_order(&order, &mut factored);
+        match phase {
+            Phase::Evaluation => self.eval_steps = order,
+            Phase::AdamStep => self.step_steps = order,
+        }
+        done
+    }
+
+    fn run_in_order(
+        &mut self,
+        order: &[usize],
+        factored: &mut Option<NodeId>,
+    ) -> Result<(), ExecError> {
+        for &i in order {
             // Matched in place: the other steps' fields are copied out, a launch is borrowed.
             match self.plan.steps[i] {
                 Step::Launch(ref l) => {
@@ -506,7 +637,7 @@ impl<D: Device> Executor<D> {
                     })?;
                 }
                 Step::LogDet { node, a, n } => {
-                    self.factor(a, n, &mut factored)?;
+                    self.factor(a, n, factored)?;
                     let (sign, log_abs) = self.device.lu_sign_logdet()?;
                     if sign <= 0.0 {
                         return Err(EvalError::NonPositiveDet { node, sign }.into());
@@ -518,14 +649,14 @@ impl<D: Device> Executor<D> {
                     self.device.upload(self.place(node)?, &[total])?;
                 }
                 Step::Inv { node, a, n } => {
-                    self.factor(a, n, &mut factored)?;
+                    self.factor(a, n, factored)?;
                     let out = self.place(node)?;
                     self.device
                         .lu_inverse(out)
                         .map_err(|e| singular(e, node, "inv"))?;
                 }
                 Step::Solve { node, a, b, n, m } => {
-                    self.factor(a, n, &mut factored)?;
+                    self.factor(a, n, factored)?;
                     let (b, out) = (self.place(b)?, self.place(node)?);
                     self.device
                         .lu_solve(b, m, out)
@@ -571,4 +702,189 @@ impl<D: Device> Executor<D> {
     pub fn synchronize(&mut self) -> Result<(), ExecError> {
         Ok(self.device.synchronize()?)
     }
+
+    /// Adam's step the plan computes, if it does.
+    pub fn adam_step(&self) -> Option<&AdamStep> {
+        self.adam.as_ref().map(|a| &a.step)
+    }
+
+    fn resident(&mut self) -> Result<&mut ResidentAdam, ExecError> {
+        self.adam
+            .as_mut()
+            .ok_or_else(|| ExecError::Plan("the plan has no Adam step".into()))
+    }
+
+    /// Starts an Adam stage at `x0` with decay rates `beta1`, `beta2` and guard `eps`: the
+    /// point uploaded, the moments zeroed, `x0` the best point (of no recorded value).
+    pub fn start_adam(
+        &mut self,
+        x0: &[f64],
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    ) -> Result<(), ExecError> {
+        self.write_point(0, x0)?;
+        let adam = self.resident()?;
+        (adam.t, adam.beta1, adam.beta2, adam.lr) = (0, beta1, beta2, f64::NAN);
+        adam.best_value = f64::INFINITY;
+        let step = adam.step.clone();
+        let [_, b1, b2, e, ..] = step.scalars;
+        for (input, value) in [(b1, beta1), (b2, beta2), (e, eps)] {
+            self.set_scalar(input, value)?;
+        }
+        for (k, &(m, v)) in step.moments.iter().enumerate() {
+            let zeros = vec![0.0; self.variables[k].1];
+            self.device.upload(self.inputs[m as usize].at(0), &zeros)?;
+            self.device.upload(self.inputs[v as usize].at(0), &zeros)?;
+        }
+        self.keep_best()
+    }
+
+    fn set_scalar(&mut self, input: u32, value: f64) -> Result<(), ExecError> {
+        check_range(self.plan.precision, &|| "an Adam constant".into(), &[value])?;
+        Ok(self
+            .device
+            .upload(self.inputs[input as usize].at(0), &[value])?)
+    }
+
+    /// Copies the point into the best point's buffers.
+    fn keep_best(&mut self) -> Result<(), ExecError> {
+        let best = self.resident()?.best.clone();
+        for (&(k, len), buf) in self.variables.clone().iter().zip(best) {
+            self.device
+                .copy(self.inputs[k as usize].at(0), buf.at(0), len)?;
+        }
+        Ok(())
+    }
+
+    /// ‖∇‖∞ of the last evaluation's gradient, on the device.
+    pub fn gradient_norm(&mut self) -> Result<f64, ExecError> {
+        let mut norm: f64 = 0.0;
+        for k in 0..self.variables.len() {
+            let len = self.output_lens[1 + k];
+            norm = norm.max(self.device.max_abs(self.outputs[1 + k].at(0), len)?);
+        }
+        Ok(norm)
+    }
+
+    /// Records `value`, the merit at the point, for the best point.
+    pub fn record(&mut self, value: f64) -> Result<(), ExecError> {
+        let adam = self.resident()?;
+        if value < adam.best_value {
+            adam.best_value = value;
+            self.keep_best()?;
+        }
+        Ok(())
+    }
+
+    /// The lowest recorded merit of the stage (∞ before any).
+    pub fn best_value(&self) -> f64 {
+        self.adam.as_ref().map_or(f64::INFINITY, |a| a.best_value)
+    }
+
+    /// Adam's step with the gradient of the last evaluation: the moments updated, the point
+    /// moved to x − lr·u (projected on the bounds), u kept for [`Executor::shift`].
+    pub fn step_adam(&mut self, lr: f64) -> Result<(), ExecError> {
+        let adam = self.resident()?;
+        adam.t = adam.t.saturating_add(1);
+        let (t, beta1, beta2, lr_now) = (adam.t, adam.beta1, adam.beta2, adam.lr);
+        adam.lr = lr;
+        let step = adam.step.clone();
+        let [lr_input, _, _, _, c1, c2] = step.scalars;
+        if lr != lr_now {
+            self.set_scalar(lr_input, lr)?;
+        }
+        self.set_scalar(c1, 1.0 / (1.0 - beta1.powi(t)))?;
+        self.set_scalar(c2, 1.0 / (1.0 - beta2.powi(t)))?;
+        self.run_steps(Phase::AdamStep)?;
+        let first = step.first_root as usize;
+        for (k, &(m, v)) in step.moments.iter().enumerate() {
+            let (x, len) = self.variables[k];
+            let roots = first + ADAM_ROOTS_PER_VARIABLE * k;
+            for (root, input) in [(roots, m), (roots + 1, v), (roots + 3, x)] {
+                self.device.copy(
+                    self.outputs[root].at(0),
+                    self.inputs[input as usize].at(0),
+                    len,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// x ← x + by·u, u the direction of the last [`Executor::step_adam`].
+    pub fn shift(&mut self, by: f64) -> Result<(), ExecError> {
+        let first = self.resident()?.step.first_root as usize;
+        for (k, &(x, len)) in self.variables.clone().iter().enumerate() {
+            let u = self.outputs[first + ADAM_ROOTS_PER_VARIABLE * k + 2];
+            self.device
+                .axpy(by, u.at(0), self.inputs[x as usize].at(0), len)?;
+        }
+        Ok(())
+    }
+
+    /// Reads `out.len()` values of the flat point (variables in order) from `offset`: of the
+    /// point on the device, or of the best one with `best`.
+    pub fn read_point(
+        &mut self,
+        best: bool,
+        offset: usize,
+        out: &mut [f64],
+    ) -> Result<(), ExecError> {
+        let best = match best {
+            true => Some(self.resident()?.best.clone()),
+            false => None,
+        };
+        for (k, range, at) in self.segments(offset, out.len())? {
+            let buf = match &best {
+                Some(best) => best[k],
+                None => self.inputs[self.variables[k].0 as usize],
+            };
+            self.device.download(buf.at(at), &mut out[range])?;
+        }
+        Ok(())
+    }
+
+    /// Writes `values` into the flat point on the device from `offset`.
+    pub fn write_point(&mut self, offset: usize, values: &[f64]) -> Result<(), ExecError> {
+        check_range(self.plan.precision, &|| "the point".into(), values)?;
+        for (k, range, at) in self.segments(offset, values.len())? {
+            let buf = self.inputs[self.variables[k].0 as usize];
+            self.device.upload(buf.at(at), &values[range])?;
+        }
+        Ok(())
+    }
+
+    /// The pieces of the flat point's `len` values from `offset`: (variable, range in the
+    /// piece's slice, offset in the variable).
+    fn segments(
+        &self,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<(usize, std::ops::Range<usize>, usize)>, ExecError> {
+        if offset + len > self.dim() {
+            return Err(ExecError::Plan(format!(
+                "values {offset}..{} of a point of {}",
+                offset + len,
+                self.dim()
+            )));
+        }
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        for (k, &(_, n)) in self.variables.iter().enumerate() {
+            let (from, to) = (offset.max(start), (offset + len).min(start + n));
+            if from < to {
+                pieces.push((k, from - offset..to - offset, from - start));
+            }
+            start += n;
+        }
+        Ok(pieces)
+    }
+}
+
+/// Which steps [`Executor::run_steps`] runs.
+#[derive(Clone, Copy)]
+enum Phase {
+    Evaluation,
+    AdamStep,
 }

@@ -252,18 +252,69 @@ impl<D: Device> crate::plan::External for Executor<D> {
             self.rest_roots(rest)?;
             Ok(value)
         });
-        match value {
-            Ok(value) => Ok(value),
-            Err(ExecError::Eval(
-                crate::interp::EvalError::NonPositiveDet { .. }
-                | crate::interp::EvalError::Singular { .. },
-            )) => {
-                g.fill(f64::NAN);
-                rest.fill(f64::NAN);
-                Ok(f64::NAN)
-            }
-            Err(e) => Err(e.into()),
+        undefined_is_nan(value, &mut [g, rest])
+    }
+
+    fn adam(&mut self) -> Option<&mut dyn crate::plan::DeviceAdam> {
+        match self.adam_step() {
+            Some(_) => Some(self),
+            None => None,
         }
+    }
+}
+
+/// A point where the functions are undefined (a non-positive determinant, a singular matrix)
+/// gives NaN values (`values` filled with NaN), other errors their diagnostic.
+fn undefined_is_nan(
+    value: Result<f64, ExecError>,
+    values: &mut [&mut [f64]],
+) -> Result<f64, Diagnostic> {
+    match value {
+        Ok(value) => Ok(value),
+        Err(ExecError::Eval(
+            crate::interp::EvalError::NonPositiveDet { .. }
+            | crate::interp::EvalError::Singular { .. },
+        )) => {
+            values.iter_mut().for_each(|v| v.fill(f64::NAN));
+            Ok(f64::NAN)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The executor keeps the path's Adam iterates when its plan computes Adam's step.
+impl<D: Device> crate::plan::DeviceAdam for Executor<D> {
+    fn start(&mut self, x0: &[f64], c: crate::solvers::AdamConstants) -> Result<(), Diagnostic> {
+        Ok(guarded(|| self.start_adam(x0, c.beta1, c.beta2, c.eps))?)
+    }
+    fn eval(&mut self, rest: &mut [f64]) -> Result<f64, Diagnostic> {
+        let value = guarded(|| {
+            let value = self.rerun()?;
+            self.rest_roots(rest)?;
+            Ok(value)
+        });
+        undefined_is_nan(value, &mut [rest])
+    }
+    fn optimality(&mut self) -> Result<f64, Diagnostic> {
+        Ok(guarded(|| self.gradient_norm())?)
+    }
+    fn record(&mut self, value: f64) -> Result<(), Diagnostic> {
+        Ok(guarded(|| Executor::record(self, value))?)
+    }
+    fn step(&mut self, lr: f64) -> Result<(), Diagnostic> {
+        Ok(guarded(|| self.step_adam(lr))?)
+    }
+    fn shift(&mut self, by: f64) -> Result<(), Diagnostic> {
+        Ok(guarded(|| Executor::shift(self, by))?)
+    }
+    fn best_value(&self) -> f64 {
+        Executor::best_value(self)
+    }
+    fn read(&mut self, best: bool, offset: usize, out: &mut [f64]) -> Result<(), Diagnostic> {
+        Ok(guarded(|| self.read_point(best, offset, out))?)
+    }
+    fn write(&mut self, offset: usize, values: &[f64]) -> Result<(), Diagnostic> {
+        Ok(guarded(|| self.write_point(offset, values))?)
     }
 }
 
@@ -278,37 +329,59 @@ pub struct Measured {
     /// The same, uploading the point and downloading the gradient each time, as a solver on the
     /// host does ([`Executor::value_grad`]).
     pub with_transfers_per_s: f64,
+    /// For a plan with Adam's step ([`crate::plan::AdamStep`]): the path's Adam steps per second
+    /// with the iterates on the device, each as the solver takes it (evaluate, read the merit,
+    /// the other roots and ‖∇‖∞, record, step), with a learning rate of 0 so that the point
+    /// stays.
+    pub adam_steps_per_s: Option<f64>,
 }
 
-/// The merit and its gradient at `x`, then value+gradient evaluations per second at `x`, each
-/// way measured for about `budget` after that first evaluation (the device is drained at the
-/// end of each).
+/// The merit and its gradient at `x`, then value+gradient evaluations (and Adam steps) per
+/// second at `x`, each way measured for about `budget` after that first evaluation (the device
+/// is drained at the end of each).
 pub fn measure<D: Device>(
     executor: &mut Executor<D>,
     x: &[f64],
     budget: Duration,
 ) -> Result<Measured, ExecError> {
+    let rate = |executor: &mut Executor<D>,
+                once: &mut dyn FnMut(&mut Executor<D>) -> Result<(), ExecError>| {
+        let start = Instant::now();
+        let mut count = 0u64;
+        while count == 0 || start.elapsed() < budget {
+            once(executor)?;
+            count += 1;
+        }
+        executor.synchronize()?;
+        Ok::<f64, ExecError>(count as f64 / start.elapsed().as_secs_f64())
+    };
     guarded(|| {
         let (value, gradient) = executor.value_grad(x)?;
         executor.synchronize()?;
-        let mut rate = |once: &mut dyn FnMut(&mut Executor<D>) -> Result<(), ExecError>| {
-            let start = Instant::now();
-            let mut count = 0u64;
-            while count == 0 || start.elapsed() < budget {
-                once(executor)?;
-                count += 1;
-            }
-            executor.synchronize()?;
-            Ok::<f64, ExecError>(count as f64 / start.elapsed().as_secs_f64())
-        };
-        let with_transfers_per_s = rate(&mut |e| e.value_grad(x).map(|_| ()))?;
+        let with_transfers_per_s = rate(executor, &mut |e| e.value_grad(x).map(|_| ()))?;
         // The last evaluation was at `x`: it is on the device.
-        let resident_per_s = rate(&mut |e| e.rerun().map(|_| ()))?;
+        let resident_per_s = rate(executor, &mut |e| e.rerun().map(|_| ()))?;
+        let adam_steps_per_s = match executor.adam_step() {
+            Some(_) => {
+                let defaults = crate::solvers::PathOptions::default();
+                executor.start_adam(x, defaults.beta1, defaults.beta2, defaults.eps)?;
+                let mut rest = vec![0.0; executor.rest_len()];
+                Some(rate(executor, &mut |e| {
+                    let value = e.rerun()?;
+                    e.rest_roots(&mut rest)?;
+                    e.gradient_norm()?;
+                    e.record(value)?;
+                    e.step_adam(0.0)
+                })?)
+            }
+            None => None,
+        };
         Ok(Measured {
             value,
             gradient,
             resident_per_s,
             with_transfers_per_s,
+            adam_steps_per_s,
         })
     })
 }

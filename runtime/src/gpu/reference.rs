@@ -29,9 +29,11 @@ pub struct ReferenceDevice {
     modules: HashMap<String, HashMap<String, usize>>,
     /// The factors of the last `lu_factor`.
     lu: Option<linalg::Lu>,
-    /// Kernel launches and LU factorizations so far (for tests).
+    /// Kernel launches, LU factorizations and elements moved between host and device (uploads
+    /// and downloads) so far (for tests).
     pub launches: usize,
     pub factorizations: usize,
+    pub transferred: usize,
 }
 
 fn invalid(m: impl Into<String>) -> DeviceError {
@@ -70,7 +72,7 @@ impl ReferenceDevice {
 
     fn store(&mut self, out: DevPtr, m: &Array2<f64>) -> DeviceResult<()> {
         let m = m.as_standard_layout();
-        self.upload(out, m.as_slice().expect("standard layout"))
+        self.write(out, m.as_slice().expect("standard layout"))
     }
 
     /// Writes `data` at `out`, each value rounded to the device's precision.
@@ -153,17 +155,19 @@ impl Device for ReferenceDevice {
     }
 
     fn upload(&mut self, dst: DevPtr, data: &[f64]) -> DeviceResult<()> {
+        self.transferred += data.len();
         self.write(dst, data)
     }
 
     fn download(&mut self, src: DevPtr, out: &mut [f64]) -> DeviceResult<()> {
+        self.transferred += out.len();
         out.copy_from_slice(self.slice(src, out.len())?);
         Ok(())
     }
 
     fn copy(&mut self, src: DevPtr, dst: DevPtr, len: usize) -> DeviceResult<()> {
         let data = self.slice(src, len)?.to_vec();
-        self.upload(dst, &data)
+        self.write(dst, &data)
     }
 
     fn load_module(&mut self, name: &str, ptx: &str) -> DeviceResult<()> {
@@ -249,7 +253,7 @@ impl Device for ReferenceDevice {
             .location(call.node)
             .ok_or_else(|| invalid("a kernel for a node that is not stored"))?;
         let out = passed(memory)?.at(offset);
-        self.upload(out, value.as_slice().expect("standard layout"))?;
+        self.write(out, value.as_slice().expect("standard layout"))?;
         self.launches += 1;
         Ok(())
     }
@@ -271,6 +275,23 @@ impl Device for ReferenceDevice {
 
     fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
         Ok(self.precision.round(self.slice(x, len)?.iter().sum()))
+    }
+
+    fn max_abs(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
+        Ok(self
+            .slice(x, len)?
+            .iter()
+            .fold(0.0, |m: f64, v| m.max(v.abs())))
+    }
+
+    fn axpy(&mut self, alpha: f64, x: DevPtr, y: DevPtr, len: usize) -> DeviceResult<()> {
+        let sum: Vec<f64> = self
+            .slice(x, len)?
+            .iter()
+            .zip(self.slice(y, len)?)
+            .map(|(x, y)| y + alpha * x)
+            .collect();
+        self.write(y, &sum)
     }
 
     fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {

@@ -95,7 +95,7 @@ pub trait AdamIterates {
     /// x ← x + by·u (u of the last step).
     fn shift(&mut self, by: f64);
     /// The lowest recorded merit (∞ before any).
-    fn best_value(&self) -> f64;
+    fn best_value(&mut self) -> f64;
     /// Writes the current point to `x`; given `Some(value)`, the merit at the current point,
     /// the best point instead when it is lower.
     fn read(&mut self, x: &mut [f64], current_value: Option<f64>);
@@ -145,7 +145,7 @@ impl<O: PathObjective + ?Sized> AdamIterates for HostAdam<'_, O> {
             .zip(&self.update)
             .for_each(|(xi, u)| *xi += by * u);
     }
-    fn best_value(&self) -> f64 {
+    fn best_value(&mut self) -> f64 {
         self.iterates.best().0
     }
     fn read(&mut self, x: &mut [f64], current_value: Option<f64>) {
