@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/install-mlir.sh > /dev/null
 export MLIR_SYS_220_PREFIX=/usr/lib/llvm-22 TABLEGEN_220_PREFIX=/usr/lib/llvm-22
 cargo test --workspace "$@"
-# The runtime with the MLIR backend compiled in: mlir-cpu against the interpreter, and the CLI.
-cargo test -p optc --features mlir --test model_backend --test cli "$@"
+# The runtime with the MLIR backend compiled in: mlir-cpu against the interpreter, the CLI, and
+# the GPU plans MLIR makes (their PTX, run on the reference device) and their artifacts.
+cargo test -p optc --features mlir --test model_backend --test cli --test gpu --test artifact "$@"
