@@ -518,10 +518,11 @@ impl Device for CudaDevice {
         })
     }
 
-    fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
+    fn sum(&mut self, x: DevPtr, len: usize, out: DevPtr) -> DeviceResult<()> {
         let from = self.address(x, len)?;
+        let to = self.address(out, 1)?;
         if len == 0 {
-            return Ok(0.0);
+            return self.put(to, &[0.0]);
         }
         let ones = match self.ones {
             Some((have, ptr)) if have >= len => ptr,
@@ -535,23 +536,20 @@ impl Device for CudaDevice {
         };
         let handle = self.blas()?;
         let len = int(len)?;
-        // SAFETY: both vectors hold `len` elements; the result is written to a host float (the
-        // default host pointer mode: the call returns when it is there).
+        // SAFETY: both vectors hold `len` elements and `to` one; in the device pointer mode the
+        // result is written to device memory by the queued call (no wait for it), then the
+        // handle is set back to the host pointer mode the other calls use.
         unsafe {
-            match self.precision {
-                Precision::F64 => {
-                    let mut total = 0.0f64;
-                    let f = blas::cublasDdot_v2;
-                    blas_ok(f(handle, len, from as _, 1, ones as _, 1, &mut total))?;
-                    Ok(total)
-                }
-                Precision::F32 => {
-                    let mut total = 0.0f32;
-                    let f = blas::cublasSdot_v2;
-                    blas_ok(f(handle, len, from as _, 1, ones as _, 1, &mut total))?;
-                    Ok(f64::from(total))
-                }
-            }
+            let device = blas::cublasPointerMode_t::CUBLAS_POINTER_MODE_DEVICE;
+            blas_ok(blas::cublasSetPointerMode_v2(handle, device))?;
+            let dot = blas_ok(by_precision!(
+                self.precision,
+                blas::cublasDdot_v2 | blas::cublasSdot_v2,
+                (handle, len, from as _, 1, ones as _, 1, to as _)
+            ));
+            let host = blas::cublasPointerMode_t::CUBLAS_POINTER_MODE_HOST;
+            blas_ok(blas::cublasSetPointerMode_v2(handle, host))?;
+            dot
         }
     }
 

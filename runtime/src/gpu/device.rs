@@ -1,7 +1,7 @@
 //! What the GPU executor needs from a device: buffers of f64 or f32 (one [`Precision`] per device;
 //! the host side of every call is f64, converted on the way), copies between host and device,
-//! launches of PTX kernels, and the library calls (matrix product, sum, LU with log-determinant,
-//! inverse, solve). Two implementations: [`super::cuda::CudaDevice`]
+//! launches of PTX kernels, and the library calls (matrix product, sum, largest |x|, axpy, LU
+//! with log-determinant, inverse, solve). Two implementations: [`super::cuda::CudaDevice`]
 //! (CUDA driver, cuBLAS, cuSOLVER through `cudarc`) and [`super::reference::ReferenceDevice`]
 //! (host memory, kernels run by the interpreter), which tests the executor here.
 //!
@@ -110,8 +110,9 @@ pub trait Device {
     fn load_module(&mut self, name: &str, ptx: &str) -> DeviceResult<()>;
     fn launch(&mut self, call: &LaunchCall<'_>) -> DeviceResult<()>;
     fn gemm(&mut self, g: &Gemm) -> DeviceResult<()>;
-    /// The sum of the `len` elements at `x` (computed in the device's precision).
-    fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64>;
+    /// Writes the sum of the `len` elements at `x` to `out`, on the device (in its precision;
+    /// nothing crosses to the host).
+    fn sum(&mut self, x: DevPtr, len: usize, out: DevPtr) -> DeviceResult<()>;
     /// The largest absolute value of the `len` elements at `x` (0 when `len` is 0).
     fn max_abs(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64>;
     /// `y ← y + alpha·x`, `len` elements each.
@@ -159,8 +160,8 @@ impl<D: Device + ?Sized> Device for Box<D> {
     fn gemm(&mut self, g: &Gemm) -> DeviceResult<()> {
         (**self).gemm(g)
     }
-    fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
-        (**self).sum(x, len)
+    fn sum(&mut self, x: DevPtr, len: usize, out: DevPtr) -> DeviceResult<()> {
+        (**self).sum(x, len, out)
     }
     fn max_abs(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
         (**self).max_abs(x, len)

@@ -645,8 +645,7 @@ impl<D: Device> Executor<D> {
                     self.device.upload(self.place(node)?, &[log_abs])?;
                 }
                 Step::Sum { node, a, len } => {
-                    let total = self.device.sum(self.place(a)?, len)?;
-                    self.device.upload(self.place(node)?, &[total])?;
+                    self.device.sum(self.place(a)?, len, self.place(node)?)?;
                 }
                 Step::Inv { node, a, n } => {
                     self.factor(a, n, factored)?;

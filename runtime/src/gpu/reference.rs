@@ -273,8 +273,9 @@ impl Device for ReferenceDevice {
         self.store(g.c, &c)
     }
 
-    fn sum(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
-        Ok(self.precision.round(self.slice(x, len)?.iter().sum()))
+    fn sum(&mut self, x: DevPtr, len: usize, out: DevPtr) -> DeviceResult<()> {
+        let total = self.slice(x, len)?.iter().sum();
+        self.write(out, &[total])
     }
 
     fn max_abs(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
