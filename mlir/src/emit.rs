@@ -83,11 +83,23 @@ pub const KERNELS: [Kernel; 9] = [
 
 type Res<T> = Result<T, MlirError>;
 
-/// Why GPU kernels refuse exp, log, tanh, sigmoid, softplus and pow.
-const LIBDEVICE: &str = "exp, log, tanh, sigmoid, softplus and pow in GPU kernels (NVPTX lowers them to libdevice, which is not available)";
+/// Why GPU kernels refuse a power other than an integer constant.
+const LIBDEVICE: &str = "`^` with an exponent other than an integer constant of at most 16 in magnitude, in GPU kernels (NVPTX lowers `pow` to libdevice, which is not available)";
+
+/// The largest |n| of a constant integer exponent computed by multiplications.
+const MAX_INTEGER_EXPONENT: f64 = 16.0;
 
 /// An SSA value name (`%v12`).
 type Val = String;
+
+/// The math functions [`Emitter::math`] computes.
+#[derive(Clone, Copy)]
+enum MathFn {
+    Exp,
+    Log,
+    Log1p,
+    Tanh,
+}
 
 /// The body of a loop over one index: the index and the carried accumulators in, the next
 /// accumulators out.
@@ -116,6 +128,9 @@ pub enum Target {
     /// The loops of pointwise nodes become `scf.parallel` (for outlining to GPU kernels), over
     /// buffers of the given element type.
     Gpu(Precision),
+    /// [`Target::Cpu`] with exp, log and their kin computed as in GPU kernels ([`crate::math`])
+    /// instead of by libm: tests run that arithmetic on the host.
+    CpuKernelMath,
 }
 
 /// A text emitter for the function of one plan.
@@ -200,7 +215,7 @@ pub fn module_text(
 
 /// A literal of `x` in `precision` (rounded to it) that MLIR parses back exactly: decimal with a
 /// point, or the bits in hex for non-finite values.
-fn float_literal(x: f64, precision: Precision) -> String {
+pub(crate) fn float_literal(x: f64, precision: Precision) -> String {
     let x = precision.round(x);
     if !x.is_finite() {
         return match precision {
@@ -217,32 +232,41 @@ fn float_literal(x: f64, precision: Precision) -> String {
 }
 
 /// Reductions computed one output element at a time, each folding a line (or a few lines) of
-/// the argument: a sum or maximum along an axis, a `sum_to`, a trace.
+/// the argument: a sum, maximum or log-sum-exp along an axis, a `sum_to`, a trace.
 pub fn is_line_reduction(op: &Op) -> bool {
     matches!(
         op,
-        Op::Sum { axis: Some(_) } | Op::Max { axis: Some(_) } | Op::SumTo(_) | Op::Trace
+        Op::Sum { axis: Some(_) }
+            | Op::Max { axis: Some(_) }
+            | Op::SumTo(_)
+            | Op::Trace
+            | Op::LogSumExp { axis: Some(_) }
     )
 }
 
-/// Whether NVPTX lowers `op` to a libdevice call (refused in GPU kernels); a square is a
-/// multiplication.
-fn calls_libdevice(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Unary(
-            UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Softplus
-        ) | Op::Binary(BinaryOp::Pow)
-            | Op::LogSumExp { .. }
-    )
+/// The exponent of a power `id` that is computed by multiplications: an integer constant of
+/// magnitude at most [`MAX_INTEGER_EXPONENT`].
+fn integer_exponent(program: &Program, id: NodeId) -> Option<i32> {
+    let node = program.graph.node(id);
+    match (
+        &node.op,
+        node.args.get(1).map(|&e| &program.graph.node(e).op),
+    ) {
+        (Op::Binary(BinaryOp::Pow), Some(&Op::Const(n)))
+            if n.fract() == 0.0 && n.abs() <= MAX_INTEGER_EXPONENT =>
+        {
+            Some(n as i32)
+        }
+        _ => None,
+    }
 }
 
-/// Whether the loops computing `id` (with its fused arguments) call libdevice.
+/// Whether the loops computing `id` (with its fused arguments) need libdevice, which GPU kernels
+/// refuse: a power other than an integer constant (exp, log and their kin are arithmetic there,
+/// [`crate::math`]).
 fn loops_call_libdevice(program: &Program, plan: &Plan, id: NodeId) -> bool {
     let node = program.graph.node(id);
-    let square = node.op == Op::Binary(BinaryOp::Pow)
-        && program.graph.node(node.args[1]).op == Op::Const(2.0);
-    (calls_libdevice(&node.op) && !square)
+    (node.op == Op::Binary(BinaryOp::Pow) && integer_exponent(program, id).is_none())
         || node
             .args
             .iter()
@@ -309,8 +333,69 @@ impl<'a> Emitter<'a> {
     /// The element type of the buffers and the arithmetic (f64 on the CPU).
     fn precision(&self) -> Precision {
         match self.target {
-            Target::Cpu => Precision::F64,
+            Target::Cpu | Target::CpuKernelMath => Precision::F64,
             Target::Gpu(p) => p,
+        }
+    }
+
+    fn on_cpu(&self) -> bool {
+        !matches!(self.target, Target::Gpu(_))
+    }
+
+    /// `function` (exp, log, log1p, tanh) of `x`: libm's on the CPU; in GPU kernels (and for
+    /// [`Target::CpuKernelMath`]) arithmetic ([`crate::math`]), in f64 on f32 buffers too.
+    fn math(&mut self, function: MathFn, x: &Val) -> Val {
+        if !self.in_kernel && self.target == Target::Cpu {
+            let name = match function {
+                MathFn::Exp => "math.exp",
+                MathFn::Log => "math.log",
+                MathFn::Log1p => "math.log1p",
+                MathFn::Tanh => "math.tanh",
+            };
+            return self.float_op(name, &[x]);
+        }
+        let single = self.precision() == Precision::F32;
+        let wide = match single {
+            true => self.assign(format!("arith.extf {x} : f32 to f64")),
+            false => x.clone(),
+        };
+        let mut f64_ops = crate::math::F64 { lines: self };
+        let y = match function {
+            MathFn::Exp => f64_ops.exp(&wide),
+            MathFn::Log => f64_ops.log(&wide),
+            MathFn::Log1p => f64_ops.log1p(&wide),
+            MathFn::Tanh => f64_ops.tanh(&wide),
+        };
+        match single {
+            true => self.assign(format!("arith.truncf {y} : f64 to f32")),
+            false => y,
+        }
+    }
+
+    /// `x^n` by multiplications (binary powering), `1 / x^|n|` for a negative `n`.
+    fn integer_power(&mut self, x: &Val, n: i32) -> Val {
+        let mut result: Option<Val> = None;
+        let mut base = x.clone();
+        let mut k = n.unsigned_abs();
+        while k > 0 {
+            if k & 1 == 1 {
+                result = Some(match result {
+                    None => base.clone(),
+                    Some(r) => self.float_op("arith.mulf", &[&r, &base]),
+                });
+            }
+            k >>= 1;
+            if k > 0 {
+                base = self.float_op("arith.mulf", &[&base, &base]);
+            }
+        }
+        match result {
+            None => self.float(1.0),
+            Some(r) if n < 0 => {
+                let one = self.float(1.0);
+                self.float_op("arith.divf", &[&one, &r])
+            }
+            Some(r) => r,
         }
     }
 
@@ -641,8 +726,8 @@ impl<'a> Emitter<'a> {
             Op::Binary(o) => {
                 let ia = self.broadcast_ix(args[0], ix);
                 let a = self.eval(args[0], &ia)?;
-                if *o == BinaryOp::Pow && self.op(args[1]) == &Op::Const(2.0) {
-                    return Ok(self.float_op("arith.mulf", &[&a, &a]));
+                if let Some(n) = integer_exponent(self.program, id) {
+                    return Ok(self.integer_power(&a, n));
                 }
                 let ib = self.broadcast_ix(args[1], ix);
                 let b = self.eval(args[1], &ib)?;
@@ -686,7 +771,7 @@ impl<'a> Emitter<'a> {
             Op::Select { axis } => {
                 let a = *axis as usize;
                 let mut idx = Self::multi(ix)?.to_vec();
-                if self.target == Target::Cpu {
+                if self.on_cpu() {
                     idx.insert(a, self.checked(id)?);
                     return self.eval(args[0], &Ix::Multi(idx));
                 }
@@ -821,13 +906,10 @@ impl<'a> Emitter<'a> {
     }
 
     fn unary(&mut self, op: UnaryOp, x: &Val) -> Res<Val> {
-        if calls_libdevice(&Op::Unary(op)) {
-            self.check_gpu_math(LIBDEVICE)?;
-        }
         Ok(match op {
             UnaryOp::Neg => self.float_op("arith.negf", &[x]),
-            UnaryOp::Exp => self.float_op("math.exp", &[x]),
-            UnaryOp::Log => self.float_op("math.log", &[x]),
+            UnaryOp::Exp => self.math(MathFn::Exp, x),
+            UnaryOp::Log => self.math(MathFn::Log, x),
             // In a kernel, NVVM's correctly rounded square root, the `sqrt.rn` instruction
             // (`math.sqrt` and `llvm.intr.sqrt` become libdevice calls).
             UnaryOp::Sqrt if self.in_kernel => {
@@ -841,7 +923,7 @@ impl<'a> Emitter<'a> {
             }
             UnaryOp::Sqrt => self.float_op("math.sqrt", &[x]),
             UnaryOp::Abs => self.abs(x),
-            UnaryOp::Tanh => self.float_op("math.tanh", &[x]),
+            UnaryOp::Tanh => self.math(MathFn::Tanh, x),
             UnaryOp::Sign => {
                 let zero = self.float(0.0);
                 let (one, minus_one) = (self.float(1.0), self.float(-1.0));
@@ -865,10 +947,10 @@ impl<'a> Emitter<'a> {
                 let one = self.float(1.0);
                 let nonneg = self.cmpf("oge", x, &zero);
                 let minus_x = self.float_op("arith.negf", &[x]);
-                let e_neg = self.float_op("math.exp", &[&minus_x]);
+                let e_neg = self.math(MathFn::Exp, &minus_x);
                 let d_neg = self.float_op("arith.addf", &[&one, &e_neg]);
                 let pos = self.float_op("arith.divf", &[&one, &d_neg]);
-                let e = self.float_op("math.exp", &[x]);
+                let e = self.math(MathFn::Exp, x);
                 let d = self.float_op("arith.addf", &[&one, &e]);
                 let neg = self.float_op("arith.divf", &[&e, &d]);
                 self.select(&nonneg, &pos, &neg)
@@ -880,15 +962,15 @@ impl<'a> Emitter<'a> {
                 let relu = self.select(&positive, x, &zero);
                 let abs = self.abs(x);
                 let minus = self.float_op("arith.negf", &[&abs]);
-                let e = self.float_op("math.exp", &[&minus]);
-                let l = self.float_op("math.log1p", &[&e]);
+                let e = self.math(MathFn::Exp, &minus);
+                let l = self.math(MathFn::Log1p, &e);
                 self.float_op("arith.addf", &[&relu, &l])
             }
         })
     }
 
     fn binary(&mut self, op: BinaryOp, a: &Val, b: &Val) -> Res<Val> {
-        if calls_libdevice(&Op::Binary(op)) {
+        if op == BinaryOp::Pow {
             self.check_gpu_math(LIBDEVICE)?;
         }
         let name = match op {
@@ -912,7 +994,7 @@ impl<'a> Emitter<'a> {
             // The GPU runtime computes it on the host from the stored arguments.
             return Ok(());
         }
-        if self.target == Target::Cpu {
+        if self.on_cpu() {
             self.check_indices(id)?;
         }
         let add = |s: &mut Self, a: &Val, x: &Val| s.float_op("arith.addf", &[a, x]);
@@ -995,22 +1077,6 @@ impl<'a> Emitter<'a> {
                 };
                 self.store(&v, &out, base, None);
             }
-            Op::LogSumExp { axis: Some(axis) } => {
-                let a = *axis as usize;
-                let shape = self.plan.shape(id).to_vec();
-                let len = self.size(args[0], a);
-                self.for_each_index(&shape, Vec::new(), &mut |s, idx, _| {
-                    let line = |free: &[Val]| {
-                        let mut full = idx.to_vec();
-                        full.insert(a, free[0].clone());
-                        full
-                    };
-                    let v = s.log_sum_exp(args[0], &[len], &line)?;
-                    let o = s.linear(&shape, idx);
-                    s.store(&v, &out, base, o.as_ref());
-                    Ok(Vec::new())
-                })?;
-            }
             Op::Stack => {
                 let inner = self.plan.numel(args[0]);
                 for (k, &arg) in args.iter().enumerate() {
@@ -1048,11 +1114,11 @@ impl<'a> Emitter<'a> {
         let sum = self.for_each_index(over, vec![zero], &mut |s, free, accs| {
             let x = s.eval(arg, &Ix::Multi(full(free)))?;
             let centered = s.float_op("arith.subf", &[&x, &m]);
-            let e = s.float_op("math.exp", &[&centered]);
+            let e = s.math(MathFn::Exp, &centered);
             Ok(vec![s.float_op("arith.addf", &[&accs[0], &e])])
         })?[0]
             .clone();
-        let log = self.float_op("math.log", &[&sum]);
+        let log = self.math(MathFn::Log, &sum);
         let shifted = self.float_op("arith.addf", &[&m, &log]);
         // A non-finite maximum is the result itself.
         let diff = self.float_op("arith.subf", &[&m, &m]);
@@ -1062,11 +1128,20 @@ impl<'a> Emitter<'a> {
 
     /// Element `idx` of line reduction `id` ([`is_line_reduction`]): its line of the argument
     /// folded (for `sum_to`, the leading axes and those where the output has size 1 and the
-    /// argument does not; for a trace, the diagonal).
+    /// argument does not; for a trace, the diagonal; for log-sum-exp, by [`Self::log_sum_exp`]).
     fn reduced(&mut self, id: NodeId, idx: &[Val]) -> Res<Val> {
         let op = self.op(id);
         let arg = self.args(id)[0];
         let arg_shape = self.plan.shape(arg).to_vec();
+        if let Op::LogSumExp { axis: Some(a) } = *op {
+            let a = a as usize;
+            let line = |free: &[Val]| {
+                let mut full = idx.to_vec();
+                full.insert(a, free[0].clone());
+                full
+            };
+            return self.log_sum_exp(arg, &[arg_shape[a]], &line);
+        }
         let lead = arg_shape.len() - idx.len();
         // The reduced axes of the argument (for a trace, one index for both).
         let reduced: Vec<usize> = match op {
@@ -1257,5 +1332,11 @@ impl<'a> Emitter<'a> {
             Ok(Vec::new())
         })?;
         Ok(())
+    }
+}
+
+impl crate::math::Lines for Emitter<'_> {
+    fn assign(&mut self, rhs: &str) -> Val {
+        Emitter::assign(self, rhs)
     }
 }

@@ -25,6 +25,7 @@
 
 mod emit;
 mod gpu;
+mod math;
 mod plan;
 
 pub use emit::{Kernel, Precision, BAD_INDEX, ENTRY, INDEX_FAULT_LEN, KERNELS};
@@ -135,9 +136,10 @@ pub fn mlir_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<St
 /// output element folding its line).
 ///
 /// The other reductions and the matrix kernels stay in the host function, which this does not
-/// lower. A pointwise kernel that needs libdevice (exp, log, tanh, pow and the ops built on
-/// them) is refused, as its bitcode is not available here; a reduction whose line needs it stays
-/// in the host function.
+/// lower. Exp, log and their kin are f64 arithmetic in kernels (`math`); a pointwise kernel with a
+/// power whose exponent is not a small integer constant would need libdevice, whose bitcode is
+/// not available here, and is refused; a reduction whose line needs one stays in the host
+/// function.
 pub fn ptx_text(
     program: &Program,
     roots: &[NodeId],
@@ -378,8 +380,29 @@ impl MlirCpuFn {
         dims: &[u64],
         symbols: &[(&str, *const u8)],
     ) -> Result<Self, MlirError> {
+        Self::compile_for(Target::Cpu, program, roots, dims, symbols)
+    }
+
+    /// [`MlirCpuFn::compile`] with exp, log, log1p and tanh computed as in GPU kernels (f64
+    /// arithmetic instead of libm), so that tests check that arithmetic on the host.
+    pub fn compile_with_kernel_math(
+        program: &Program,
+        roots: &[NodeId],
+        dims: &[u64],
+        symbols: &[(&str, *const u8)],
+    ) -> Result<Self, MlirError> {
+        Self::compile_for(Target::CpuKernelMath, program, roots, dims, symbols)
+    }
+
+    fn compile_for(
+        target: Target,
+        program: &Program,
+        roots: &[NodeId],
+        dims: &[u64],
+        symbols: &[(&str, *const u8)],
+    ) -> Result<Self, MlirError> {
         let plan = plan::plan(program, roots, dims, false)?;
-        let (text, kernels) = emit::module_text(program, &plan, dims, Target::Cpu)?;
+        let (text, kernels) = emit::module_text(program, &plan, dims, target)?;
         let mut addresses = Vec::with_capacity(kernels.len());
         for name in kernels {
             let address = symbols

@@ -4,7 +4,7 @@
 
 use ndarray::ArrayD;
 use optc_compiler::fusion::{ArgumentError, PlanError};
-use optc_compiler::ir::{BinaryOp, Dim, NodeId, Op, Program};
+use optc_compiler::ir::{BinaryOp, Dim, NodeId, Op, Program, UnaryOp};
 use optc_mlir::{mlir_text, MlirCpuFn, MlirError};
 use optc_runtime::interp::{Bindings, EvalError};
 
@@ -185,4 +185,118 @@ fn text_of_a_select_at_a_run_time_index() {
     let column = m.add(Op::Select { axis: 1 }, vec![x, at]);
     let s = m.add(Op::Sum { axis: None }, vec![column]);
     insta::assert_snapshot!(mlir_text(&m.p, &[s], &m.b.dims).expect("lowers"));
+}
+
+/// The op-level cases again with exp, log, log1p and tanh computed as GPU kernels compute them
+/// (arithmetic, not libm), on the host.
+mod kernel_math {
+    use super::*;
+
+    fn check_model(m: &Model, roots: &[NodeId], tol: f64) {
+        let mut f = MlirCpuFn::compile_with_kernel_math(
+            &m.p,
+            roots,
+            &m.b.dims,
+            &programs::kernel_symbols(),
+        )
+        .expect("MLIR");
+        let shapes = f.output_shapes().to_vec();
+        let got = programs::run_compiled(&m.b, &shapes, |inputs, outputs| f.call(inputs, outputs))
+            .expect("MLIR");
+        programs::assert_matches_interpreter(&m.p, &m.b, roots, &got, tol, "MLIR kernel math");
+    }
+
+    backend_cases!(check_model);
+
+    /// Points where the functions are hard: specials, the ends of the finite range, subnormals,
+    /// the reduction boundaries, and a sweep over many magnitudes of both signs.
+    fn hard_points() -> Vec<f64> {
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            2.0,
+            f64::MIN_POSITIVE,
+            5e-324,
+            1e-310,
+            f64::MAX,
+            -f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            709.78,
+            709.79,
+            710.0,
+            -708.5,
+            -745.1,
+            -745.2,
+            -746.0,
+            std::f64::consts::LN_2 / 2.0,
+            -std::f64::consts::LN_2 / 2.0,
+            std::f64::consts::SQRT_2,
+            std::f64::consts::FRAC_1_SQRT_2,
+            1.0 + f64::EPSILON,
+            1.0 - f64::EPSILON / 2.0,
+            19.0,
+            -19.0,
+            40.0,
+        ];
+        for i in 0..=4000 {
+            let t = -320.0 + 640.0 * f64::from(i) / 4000.0;
+            xs.extend([10f64.powf(t), -(10f64.powf(t)), t / 8.0]);
+        }
+        xs
+    }
+
+    #[test]
+    fn exp_log_tanh_and_their_kin_match_libm_to_a_few_ulp() {
+        let xs = hard_points();
+        let mut m = Model::new(1);
+        let n = m.dim("n", xs.len() as u64);
+        let (x, _) = m.var_data(vec![n], &xs);
+        let ops = [
+            UnaryOp::Exp,
+            UnaryOp::Log,
+            UnaryOp::Tanh,
+            UnaryOp::Sigmoid,
+            UnaryOp::Softplus,
+        ];
+        let roots: Vec<NodeId> = ops.iter().map(|&op| m.un(op, x)).collect();
+        let mut f = MlirCpuFn::compile_with_kernel_math(
+            &m.p,
+            &roots,
+            &m.b.dims,
+            &programs::kernel_symbols(),
+        )
+        .unwrap();
+        let shapes = f.output_shapes().to_vec();
+        let got = programs::run_compiled(&m.b, &shapes, |inputs, outputs| f.call(inputs, outputs))
+            .unwrap();
+        // The interpreter computes with Rust's f64 functions (the platform's libm).
+        let want = optc_runtime::interp::eval(
+            &m.p,
+            &m.b,
+            &roots,
+            &mut optc_runtime::interp::NoSubproblems,
+        )
+        .unwrap();
+        for (k, op) in ops.iter().enumerate() {
+            let mut worst: f64 = 0.0;
+            for ((g, w), x) in got[k].iter().zip(&want[k]).zip(&xs) {
+                let same = g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
+                // Relative error, with subnormal results judged by their absolute error.
+                let error = (g - w).abs() / w.abs().max(f64::MIN_POSITIVE);
+                assert!(
+                    same || (g.is_finite() && error <= 1e-15) || (g - w).abs() <= 1e-322,
+                    "{op:?}({x:e}): {g:e} vs libm {w:e}"
+                );
+                if !same && w.is_finite() && w.abs() >= f64::MIN_POSITIVE {
+                    worst = worst.max(error);
+                }
+            }
+            assert!(worst <= 1e-15, "{op:?}: worst relative error {worst:e}");
+        }
+    }
 }

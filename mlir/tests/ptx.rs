@@ -1,6 +1,7 @@
 //! PTX for sm_90 of the outlined pointwise kernels: a fused chain with broadcasting and a
 //! transpose (in f64 and f32), a select at a run-time index, every example's objective and
-//! gradient (all kernels in one module), and the refusal of libdevice functions.
+//! gradient (all kernels in one module), math functions as arithmetic in kernels, and the refusal
+//! of powers that would need libdevice.
 
 use optc_compiler::derive::{cost_dims, differentiate, simplify};
 use optc_compiler::driver::{compile, Until};
@@ -19,13 +20,6 @@ fn dim(p: &mut Program, name: &str) -> Dim {
 fn fused_chain_with_broadcast_and_transpose() {
     let (p, root) = fused_chain();
     insta::assert_snapshot!(ptx_text(&p, &[root], &[3, 5], Precision::F64).expect("PTX"));
-
-    let mut p = p;
-    let e = p.graph.add(Op::Unary(UnaryOp::Exp), vec![root]).unwrap();
-    assert!(matches!(
-        ptx_text(&p, &[e], &[3, 5], Precision::F64),
-        Err(MlirError::Unsupported(_))
-    ));
 }
 
 #[test]
@@ -50,13 +44,72 @@ fn reductions_along_lines_are_kernels_unless_they_need_libdevice() {
     let ptx = ptx_text(&p, &[columns], &[3, 5], Precision::F64).expect("PTX");
     assert_eq!(ptx.matches(".visible .entry").count(), 1, "{ptx}");
     insta::assert_snapshot!(ptx);
-    // Row maxima of exp(a): the exponential is fused into the reduction, which is then no
-    // kernel (the GPU runtime computes it on the host).
+    // Row maxima of exp(a): the exponential (arithmetic in kernels) is fused into the
+    // reduction's kernel.
     let a = p.input_nodes[0];
     let e = p.graph.add(Op::Unary(UnaryOp::Exp), vec![a]).unwrap();
     let rows = p.graph.add(Op::Max { axis: Some(1) }, vec![e]).unwrap();
     let ptx = ptx_text(&p, &[rows], &[3, 5], Precision::F64).expect("PTX");
+    assert_eq!(ptx.matches(".visible .entry").count(), 1, "{ptx}");
+    // Row log-sum-exps: a kernel too.
+    let lse = p
+        .graph
+        .add(Op::LogSumExp { axis: Some(1) }, vec![a])
+        .unwrap();
+    let ptx = ptx_text(&p, &[lse], &[3, 5], Precision::F32).expect("PTX");
+    assert_eq!(ptx.matches(".visible .entry").count(), 1, "{ptx}");
+    // Row maxima of a^0.5: a power that needs libdevice, so no kernel (the GPU runtime computes
+    // it on the host).
+    let half = p.graph.constant(0.5);
+    let root = p
+        .graph
+        .add(Op::Binary(BinaryOp::Pow), vec![a, half])
+        .unwrap();
+    let rows = p.graph.add(Op::Max { axis: Some(1) }, vec![root]).unwrap();
+    let ptx = ptx_text(&p, &[rows], &[3, 5], Precision::F64).expect("PTX");
     assert_eq!(ptx.matches(".entry").count(), 0, "{ptx}");
+}
+
+#[test]
+fn math_functions_in_kernels_are_arithmetic() {
+    // exp, log, tanh, sigmoid, softplus and an integer power in one kernel: no libdevice call
+    // (an unresolved `.extern` the driver would refuse), in both precisions; f32 kernels compute
+    // them in f64.
+    let (mut p, root) = fused_chain();
+    let g = &mut p.graph;
+    let mut x = root;
+    for op in [
+        UnaryOp::Exp,
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Softplus,
+        UnaryOp::Log,
+    ] {
+        x = g.add(Op::Unary(op), vec![x]).unwrap();
+    }
+    let exp_alone = g.add(Op::Unary(UnaryOp::Exp), vec![root]).unwrap();
+    insta::assert_snapshot!(
+        "exp_in_a_kernel",
+        ptx_text(&p, &[exp_alone], &[3, 5], Precision::F64).expect("PTX")
+    );
+    let g = &mut p.graph;
+    let cube = g.constant(-3.0);
+    let root = g.add(Op::Binary(BinaryOp::Pow), vec![x, cube]).unwrap();
+    for precision in [Precision::F64, Precision::F32] {
+        let ptx = ptx_text(&p, &[root], &[3, 5], precision).expect("PTX");
+        assert_eq!(ptx.matches(".visible .entry").count(), 1, "{ptx}");
+        assert!(!ptx.contains(".extern") && !ptx.contains("call"), "{ptx}");
+    }
+    // A power with another exponent still needs libdevice: refused in a kernel.
+    let half = p.graph.constant(0.5);
+    let root = p
+        .graph
+        .add(Op::Binary(BinaryOp::Pow), vec![root, half])
+        .unwrap();
+    assert!(matches!(
+        ptx_text(&p, &[root], &[3, 5], Precision::F64),
+        Err(MlirError::Unsupported(why)) if why.contains("integer constant")
+    ));
 }
 
 #[test]

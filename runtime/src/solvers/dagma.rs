@@ -79,7 +79,7 @@ pub struct AdamConstants {
 }
 
 /// The state of one Adam stage of the path: the point, Adam's moments and last direction u,
-/// and the stage's best point. [`minimize_adam`](Stage::minimize_adam) is written once over
+/// and the stage's best point. The Adam stage of [`central_path`] is written once over
 /// it, whether the state lives on the host ([`HostAdam`]) or on a device.
 pub trait AdamIterates {
     /// The stage merit μ·score + h^s at the current point, or `None` outside the domain of h^s;
