@@ -804,14 +804,9 @@ fn check_solve_on_the_device(name: &str, source: &str, solver: &str, tol: f64) -
     check_solve_on_the_device_in(name, source, solver, tol, Precision::F64)
 }
 
-/// [`check_solve_on_the_device`] with the device's buffers of `precision`.
-fn check_solve_on_the_device_in(
-    name: &str,
-    source: &str,
-    solver: &str,
-    tol: f64,
-    precision: Precision,
-) -> usize {
+/// Writes `source` (an example of examples/dag) as `name`.opt in a new temporary directory, its
+/// data path made absolute; returns the directory and the file.
+fn write_dag_source(name: &str, source: &str) -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("optc-gpu-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let data = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -824,6 +819,18 @@ fn check_solve_on_the_device_in(
         source.replace("../data/X.npy", data.to_str().unwrap()),
     )
     .unwrap();
+    (dir, file)
+}
+
+/// [`check_solve_on_the_device`] with the device's buffers of `precision`.
+fn check_solve_on_the_device_in(
+    name: &str,
+    source: &str,
+    solver: &str,
+    tol: f64,
+    precision: Precision,
+) -> usize {
+    let (dir, file) = write_dag_source(name, source);
     let (program, bindings) = load(&file).unwrap();
     let functions = optc_runtime::plan::device_functions(&program, &bindings.dims)
         .unwrap()
@@ -924,18 +931,7 @@ fn solve_on_the_reference_device(
     source: &str,
     stop_after: usize,
 ) -> (optc_runtime::plan::Outcome, usize, Vec<f64>) {
-    let dir = std::env::temp_dir().join(format!("optc-gpu-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/data/X.npy")
-        .canonicalize()
-        .unwrap();
-    let file = dir.join(format!("{name}.opt"));
-    std::fs::write(
-        &file,
-        source.replace("../data/X.npy", data.to_str().unwrap()),
-    )
-    .unwrap();
+    let (dir, file) = write_dag_source(name, source);
     let (program, bindings) = load(&file).unwrap();
     // `optc bench` times the path's Adam steps with the iterates on the device.
     let art = write_gpu_artifact_of(&file, &dir, Precision::F64);

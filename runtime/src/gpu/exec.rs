@@ -726,12 +726,12 @@ impl<D: Device> Executor<D> {
         let adam = self.resident()?;
         (adam.t, adam.beta1, adam.beta2, adam.lr) = (0, beta1, beta2, f64::NAN);
         adam.best_value = f64::INFINITY;
-        let step = adam.step.clone();
-        let [_, b1, b2, e, ..] = step.scalars;
+        let [_, b1, b2, e, ..] = adam.step.scalars;
         for (input, value) in [(b1, beta1), (b2, beta2), (e, eps)] {
             self.set_scalar(input, value)?;
         }
-        for (k, &(m, v)) in step.moments.iter().enumerate() {
+        for k in 0..self.variables.len() {
+            let (m, v) = self.resident()?.step.moments[k];
             let zeros = vec![0.0; self.variables[k].1];
             self.device.upload(self.inputs[m as usize].at(0), &zeros)?;
             self.device.upload(self.inputs[v as usize].at(0), &zeros)?;
@@ -748,10 +748,11 @@ impl<D: Device> Executor<D> {
 
     /// Copies the point into the best point's buffers.
     fn keep_best(&mut self) -> Result<(), ExecError> {
-        let best = self.resident()?.best.clone();
-        for (&(k, len), buf) in self.variables.clone().iter().zip(best) {
+        for k in 0..self.variables.len() {
+            let (x, len) = self.variables[k];
+            let best = self.resident()?.best[k];
             self.device
-                .copy(self.inputs[k as usize].at(0), buf.at(0), len)?;
+                .copy(self.inputs[x as usize].at(0), best.at(0), len)?;
         }
         Ok(())
     }
@@ -788,16 +789,16 @@ impl<D: Device> Executor<D> {
         adam.t = adam.t.saturating_add(1);
         let (t, beta1, beta2, lr_now) = (adam.t, adam.beta1, adam.beta2, adam.lr);
         adam.lr = lr;
-        let step = adam.step.clone();
-        let [lr_input, _, _, _, c1, c2] = step.scalars;
+        let [lr_input, _, _, _, c1, c2] = adam.step.scalars;
+        let first = adam.step.first_root as usize;
         if lr != lr_now {
             self.set_scalar(lr_input, lr)?;
         }
         self.set_scalar(c1, 1.0 / (1.0 - beta1.powi(t)))?;
         self.set_scalar(c2, 1.0 / (1.0 - beta2.powi(t)))?;
         self.run_steps(Phase::AdamStep)?;
-        let first = step.first_root as usize;
-        for (k, &(m, v)) in step.moments.iter().enumerate() {
+        for k in 0..self.variables.len() {
+            let (m, v) = self.resident()?.step.moments[k];
             let (x, len) = self.variables[k];
             let roots = first + ADAM_ROOTS_PER_VARIABLE * k;
             for (root, input) in [(roots, m), (roots + 1, v), (roots + 3, x)] {
@@ -814,7 +815,8 @@ impl<D: Device> Executor<D> {
     /// x ← x + by·u, u the direction of the last [`Executor::step_adam`].
     pub fn shift(&mut self, by: f64) -> Result<(), ExecError> {
         let first = self.resident()?.step.first_root as usize;
-        for (k, &(x, len)) in self.variables.clone().iter().enumerate() {
+        for k in 0..self.variables.len() {
+            let (x, len) = self.variables[k];
             let u = self.outputs[first + ADAM_ROOTS_PER_VARIABLE * k + 2];
             self.device
                 .axpy(by, u.at(0), self.inputs[x as usize].at(0), len)?;
@@ -830,14 +832,10 @@ impl<D: Device> Executor<D> {
         offset: usize,
         out: &mut [f64],
     ) -> Result<(), ExecError> {
-        let best = match best {
-            true => Some(self.resident()?.best.clone()),
-            false => None,
-        };
         for (k, range, at) in self.segments(offset, out.len())? {
-            let buf = match &best {
-                Some(best) => best[k],
-                None => self.inputs[self.variables[k].0 as usize],
+            let buf = match best {
+                true => self.resident()?.best[k],
+                false => self.inputs[self.variables[k].0 as usize],
             };
             self.device.download(buf.at(at), &mut out[range])?;
         }
