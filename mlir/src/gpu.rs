@@ -9,7 +9,7 @@ use crate::{emit, lower_to_ptx, MlirError, Precision};
 use melior::ir::attribute::IntegerAttribute;
 use melior::ir::block::BlockArgument;
 use melior::ir::operation::{OperationLike, OperationResult, WalkOrder, WalkResult};
-use melior::ir::OperationRef;
+use melior::ir::{OperationRef, ValueLike};
 use optc_compiler::ir::{NodeId, Program};
 pub use optc_compiler::launch::{Launch, LaunchOperand, Memory};
 
@@ -83,13 +83,17 @@ fn read_launch(op: &OperationRef, inputs: usize, outputs: usize) -> Result<Launc
         .ok_or(MlirError::Internal("a kernel symbol without a module"))?;
     let mut operands = Vec::with_capacity(op.operand_count());
     for value in op.operands() {
-        let operand = if let Ok(argument) = BlockArgument::try_from(value) {
+        // Asked first: melior's failed conversions print the value, which costs about a
+        // millisecond each here.
+        let operand = if value.is_block_argument() {
+            let argument =
+                BlockArgument::try_from(value).map_err(|e| MlirError::Mlir(e.to_string()))?;
             LaunchOperand::Memref(Memory::of_argument(
                 argument.argument_number(),
                 inputs,
                 outputs,
             ))
-        } else {
+        } else if value.is_operation_result() {
             let owner = OperationResult::try_from(value)
                 .map_err(|e| MlirError::Mlir(e.to_string()))?
                 .owner();
@@ -101,6 +105,10 @@ fn read_launch(op: &OperationRef, inputs: usize, outputs: usize) -> Result<Launc
                     "a launch operand that is neither a constant nor a function argument",
                 ))?;
             LaunchOperand::Index(constant.value())
+        } else {
+            return Err(MlirError::Internal(
+                "a launch operand that is neither a value nor a function argument",
+            ));
         };
         operands.push(operand);
     }
