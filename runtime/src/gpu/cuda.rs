@@ -24,7 +24,7 @@
 //!   transposed back (a vector, `m = 1`, needs neither).
 
 use super::device::{
-    DevBuf, DevPtr, Device, DeviceError, DeviceResult, Gemm, KernelParam, LaunchCall,
+    ptx_entries, DevBuf, DevPtr, Device, DeviceError, DeviceResult, Gemm, KernelParam, LaunchCall,
 };
 use super::plan::Precision;
 use cudarc::cublas::sys as blas;
@@ -83,6 +83,13 @@ struct LuWork {
     singular: bool,
 }
 
+/// A loaded PTX module (kept alive for its functions) and its kernels by entry name, with the
+/// number of parameters each declares.
+struct LoadedModule {
+    _module: Arc<CudaModule>,
+    kernels: HashMap<String, (CudaFunction, usize)>,
+}
+
 /// The first GPU, its stream, library handles and buffers.
 pub struct CudaDevice {
     precision: Precision,
@@ -94,11 +101,16 @@ pub struct CudaDevice {
     buffers: Vec<(sys::CUdeviceptr, usize)>,
     /// Other device allocations (work spaces), freed on drop.
     extra: Vec<sys::CUdeviceptr>,
-    modules: HashMap<String, Arc<CudaModule>>,
-    functions: HashMap<(String, String), CudaFunction>,
+    modules: HashMap<String, LoadedModule>,
+    /// A launch's parameter words and the pointers to them (kept: no allocation per launch).
+    words: Vec<u64>,
+    params: Vec<*mut c_void>,
     blas: Option<blas::cublasHandle_t>,
     solver: Option<solver::cusolverDnHandle_t>,
-    lu: Option<LuWork>,
+    /// LU work spaces by size (a plan may factorize matrices of several sizes per evaluation),
+    /// and the size of the last factorization.
+    lu: HashMap<usize, LuWork>,
+    factored: Option<usize>,
     /// Column-major right-hand sides of `solve` (elements, allocation).
     rhs: Option<(usize, sys::CUdeviceptr)>,
     /// A vector of ones (elements, allocation): sums are dot products with it.
@@ -121,10 +133,12 @@ impl CudaDevice {
             buffers: Vec::new(),
             extra: Vec::new(),
             modules: HashMap::new(),
-            functions: HashMap::new(),
+            words: Vec::new(),
+            params: Vec::new(),
             blas: None,
             solver: None,
-            lu: None,
+            lu: HashMap::new(),
+            factored: None,
             rhs: None,
             ones: None,
         })
@@ -184,10 +198,12 @@ impl CudaDevice {
         }
     }
 
+    /// A zeroed work-space allocation, kept in `extra` (freed on drop) as soon as it is made.
     fn raw_alloc(&mut self, bytes: usize) -> DeviceResult<sys::CUdeviceptr> {
         // SAFETY: a fresh allocation, zeroed before use; freed on drop.
         unsafe {
             let ptr = result::malloc_sync(bytes.max(8)).map_err(cuda)?;
+            self.extra.push(ptr);
             result::memset_d8_sync(ptr, 0, bytes.max(8)).map_err(cuda)?;
             Ok(ptr)
         }
@@ -208,8 +224,9 @@ impl CudaDevice {
             }
             let mut handle = std::ptr::null_mut();
             blas_ok(blas::cublasCreate_v2(&mut handle))?;
-            blas_ok(blas::cublasSetStream_v2(handle, self.cu_stream() as _))?;
+            // Kept before the next call can fail: destroyed on drop.
             self.blas = Some(handle);
+            blas_ok(blas::cublasSetStream_v2(handle, self.cu_stream() as _))?;
             Ok(handle)
         }
     }
@@ -227,34 +244,36 @@ impl CudaDevice {
             }
             let mut handle = std::ptr::null_mut();
             solver_ok(solver::cusolverDnCreate(&mut handle))?;
-            solver_ok(solver::cusolverDnSetStream(handle, self.cu_stream() as _))?;
             self.solver = Some(handle);
+            solver_ok(solver::cusolverDnSetStream(handle, self.cu_stream() as _))?;
             Ok(handle)
         }
     }
 
-    /// The LU work space for size `n` (reallocated when the size changes).
+    /// The LU work space for size `n` (made on first use), which becomes the current one.
     fn lu_work(&mut self, n: usize) -> DeviceResult<&mut LuWork> {
-        if self.lu.as_ref().is_none_or(|w| w.n != n) {
+        if !self.lu.contains_key(&n) {
             let handle = self.solver()?;
             let bytes = self.bytes();
             let lu = self.raw_alloc(n * n * bytes)?;
             let mut lwork = 0i32;
             let size = int(n)?;
-            // SAFETY: a query on a valid handle and an n × n allocation.
-            solver_ok(unsafe {
-                by_precision!(
-                    self.precision,
-                    solver::cusolverDnDgetrf_bufferSize | solver::cusolverDnSgetrf_bufferSize,
-                    (handle, size, size, lu as _, size, &mut lwork)
-                )
-            })?;
+            // SAFETY: a query on a valid handle and an n × n allocation (cuSOLVER refuses a
+            // leading dimension below 1, even for n = 0, which needs no work space).
+            if n > 0 {
+                solver_ok(unsafe {
+                    by_precision!(
+                        self.precision,
+                        solver::cusolverDnDgetrf_bufferSize | solver::cusolverDnSgetrf_bufferSize,
+                        (handle, size, size, lu as _, size, &mut lwork)
+                    )
+                })?;
+            }
             let pivots = self.raw_alloc(n * 4)?;
             let info = self.raw_alloc(4)?;
             let work = self.raw_alloc(lwork.max(1) as usize * bytes)?;
             let diagonal = self.raw_alloc(n * bytes)?;
-            self.extra.extend([lu, pivots, info, work, diagonal]);
-            self.lu = Some(LuWork {
+            let work_space = LuWork {
                 n,
                 lu,
                 pivots,
@@ -263,9 +282,18 @@ impl CudaDevice {
                 diagonal,
                 identity: None,
                 singular: false,
-            });
+            };
+            self.lu.insert(n, work_space);
         }
-        Ok(self.lu.as_mut().expect("just set"))
+        self.factored = Some(n);
+        Ok(self.lu.get_mut(&n).expect("just made"))
+    }
+
+    /// The work space of the last factorization.
+    fn current_lu(&mut self) -> DeviceResult<&mut LuWork> {
+        self.factored
+            .and_then(|n| self.lu.get_mut(&n))
+            .ok_or_else(|| DeviceError::Invalid("an LU call before any factorization".into()))
     }
 
     /// Copies `a` into the work space and factorizes it, noting whether a pivot is exactly zero.
@@ -304,18 +332,15 @@ impl CudaDevice {
                 -status
             )));
         }
-        self.lu.as_mut().expect("work space").singular = status > 0;
+        self.current_lu()?.singular = status > 0;
         Ok(())
     }
 
     /// The factors of the last [`Device::lu_factor`], refusing singular ones when `invertible`.
-    fn factors(&self, invertible: bool) -> DeviceResult<&LuWork> {
-        match &self.lu {
-            None => Err(DeviceError::Invalid(
-                "an LU call before any factorization".into(),
-            )),
-            Some(w) if invertible && w.singular => Err(DeviceError::Singular),
-            Some(w) => Ok(w),
+    fn factors(&mut self, invertible: bool) -> DeviceResult<&LuWork> {
+        match self.current_lu()? {
+            w if invertible && w.singular => Err(DeviceError::Singular),
+            w => Ok(w),
         }
     }
 
@@ -445,47 +470,75 @@ impl Device for CudaDevice {
             .context
             .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
             .map_err(|e| DeviceError::Cuda(format!("loading the PTX of `{name}`: {e:?}")))?;
-        self.modules.insert(name.to_string(), module);
+        let mut kernels = HashMap::new();
+        for (entry, params) in ptx_entries(ptx) {
+            let function = module.load_function(&entry).map_err(cuda)?;
+            kernels.insert(entry, (function, params));
+        }
+        if kernels.is_empty() {
+            return Err(DeviceError::Invalid(format!(
+                "module `{name}` has no kernel entry"
+            )));
+        }
+        let loaded = LoadedModule {
+            _module: module,
+            kernels,
+        };
+        self.modules.insert(name.to_string(), loaded);
         Ok(())
     }
 
     fn launch(&mut self, call: &LaunchCall<'_>) -> DeviceResult<()> {
-        let key = (call.module.to_string(), call.entry.to_string());
-        if !self.functions.contains_key(&key) {
-            let module = self.modules.get(call.module).ok_or_else(|| {
+        let (function, declared) = self
+            .modules
+            .get(call.module)
+            .ok_or_else(|| {
                 DeviceError::Invalid(format!("module `{}` was not loaded", call.module))
+            })?
+            .kernels
+            .get(call.entry)
+            .ok_or_else(|| {
+                DeviceError::Invalid(format!(
+                    "module `{}` has no kernel `{}`",
+                    call.module, call.entry
+                ))
             })?;
-            let function = module.load_function(call.entry).map_err(cuda)?;
-            self.functions.insert(key.clone(), function);
+        if *declared != call.params.len() {
+            return Err(DeviceError::Invalid(format!(
+                "kernel `{}` declares {declared} parameters, the launch passes {}",
+                call.entry,
+                call.params.len()
+            )));
         }
-        let mut words: Vec<u64> = Vec::with_capacity(call.params.len());
+        let function = function.cu_function();
+        let mut words = std::mem::take(&mut self.words);
+        words.clear();
         for p in call.params {
             words.push(match *p {
                 KernelParam::Word(w) => w,
                 KernelParam::Ptr(ptr) => self.address(ptr, 0)?,
             });
         }
-        let mut params: Vec<*mut c_void> = words
-            .iter_mut()
-            .map(|w| w as *mut u64 as *mut c_void)
-            .collect();
-        let function = &self.functions[&key];
+        let mut params = std::mem::take(&mut self.params);
+        params.clear();
+        params.extend(words.iter_mut().map(|w| w as *mut u64 as *mut c_void));
         let [gx, gy, gz] = call.grid;
         let [bx, by, bz] = call.block;
-        // SAFETY: the parameters follow the kernel's signature (the artifact's operand list, as
-        // MLIR outlined it: 64-bit words, five per memref); the words outlive the launch call,
+        // SAFETY: as many 64-bit words as the kernel declares (checked above; the artifact's
+        // operand list as MLIR outlined it: five per memref); the words outlive the launch call,
         // which copies them.
-        unsafe {
+        let launched = unsafe {
             result::launch_kernel(
-                function.cu_function(),
+                function,
                 (gx, gy, gz),
                 (bx, by, bz),
                 0,
                 self.cu_stream(),
                 &mut params,
             )
-        }
-        .map_err(cuda)
+        };
+        (self.words, self.params) = (words, params);
+        launched.map_err(cuda)
     }
 
     fn gemm(&mut self, g: &Gemm) -> DeviceResult<()> {
@@ -529,7 +582,6 @@ impl Device for CudaDevice {
             _ => {
                 let ptr = self.raw_alloc(len * self.bytes())?;
                 self.put(ptr, &vec![1.0; len])?;
-                self.extra.push(ptr);
                 self.ones = Some((len, ptr));
                 ptr
             }
@@ -664,13 +716,12 @@ impl Device for CudaDevice {
         if n == 0 {
             return Ok(());
         }
-        if self.lu.as_ref().is_some_and(|w| w.identity.is_none()) {
+        if self.current_lu()?.identity.is_none() {
             let eye = self.raw_alloc(n * n * self.bytes())?;
             let mut host = vec![0.0f64; n * n];
             host.iter_mut().step_by(n + 1).for_each(|x| *x = 1.0);
             self.put(eye, &host)?;
-            self.extra.push(eye);
-            self.lu.as_mut().expect("factorized").identity = Some(eye);
+            self.current_lu()?.identity = Some(eye);
         }
         let stream = self.cu_stream();
         let eye = self.factors(true)?.identity.expect("just set");
@@ -698,7 +749,6 @@ impl Device for CudaDevice {
                 Some((len, ptr)) if len >= n * m => ptr,
                 _ => {
                     let ptr = self.raw_alloc(n * m * self.bytes())?;
-                    self.extra.push(ptr);
                     self.rhs = Some((n * m, ptr));
                     ptr
                 }

@@ -9,6 +9,7 @@
 
 use super::plan::{GpuPlan, LaunchOperand, Precision};
 use optc_compiler::ir::NodeId;
+use std::collections::HashMap;
 use std::fmt;
 
 /// A device buffer, by the index the device gave it.
@@ -92,6 +93,30 @@ impl fmt::Display for DeviceError {
 impl std::error::Error for DeviceError {}
 
 pub type DeviceResult<T> = Result<T, DeviceError>;
+
+/// The kernels of a PTX module with the number of parameters each declares: an entry
+/// (`.entry NAME(`) opens a list of `.param` lines that `)` closes. Devices check launches
+/// against it, so that a damaged artifact is an error, not a kernel reading past its arguments.
+pub fn ptx_entries(ptx: &str) -> HashMap<String, usize> {
+    let mut entries = HashMap::new();
+    let mut open: Option<(String, usize)> = None;
+    for line in ptx.lines().map(str::trim) {
+        if let Some(rest) = line
+            .strip_prefix(".visible .entry ")
+            .or(line.strip_prefix(".entry "))
+        {
+            let entry = rest.split('(').next().unwrap_or_default().trim();
+            open = Some((entry.to_string(), 0));
+        } else if let Some((_, params)) = open.as_mut().filter(|_| line.starts_with(".param")) {
+            *params += 1;
+        } else if line.starts_with(')') {
+            if let Some((entry, params)) = open.take() {
+                entries.insert(entry, params);
+            }
+        }
+    }
+    entries
+}
 
 /// A device the executor runs a [`GpuPlan`] on.
 pub trait Device {

@@ -12,7 +12,7 @@
 //! kernel's few operations).
 
 use super::device::{
-    DevBuf, DevPtr, Device, DeviceError, DeviceResult, Gemm, KernelParam, LaunchCall,
+    ptx_entries, DevBuf, DevPtr, Device, DeviceError, DeviceResult, Gemm, KernelParam, LaunchCall,
 };
 use super::exec::{eval_stored, ExecError};
 use super::plan::{LaunchOperand, Memory, Precision};
@@ -171,24 +171,7 @@ impl Device for ReferenceDevice {
     }
 
     fn load_module(&mut self, name: &str, ptx: &str) -> DeviceResult<()> {
-        // Each `.entry NAME(` opens a parameter list of `.param` lines that `)` closes.
-        let mut entries = HashMap::new();
-        let mut open: Option<(String, usize)> = None;
-        for line in ptx.lines().map(str::trim) {
-            if let Some(rest) = line
-                .strip_prefix(".visible .entry ")
-                .or(line.strip_prefix(".entry "))
-            {
-                let entry = rest.split('(').next().unwrap_or_default().trim();
-                open = Some((entry.to_string(), 0));
-            } else if let Some((_, params)) = open.as_mut().filter(|_| line.starts_with(".param")) {
-                *params += 1;
-            } else if line.starts_with(')') {
-                if let Some((entry, params)) = open.take() {
-                    entries.insert(entry, params);
-                }
-            }
-        }
+        let entries = ptx_entries(ptx);
         if entries.is_empty() {
             return Err(invalid(format!("module `{name}` has no kernel entry")));
         }
