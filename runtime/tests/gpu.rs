@@ -978,6 +978,7 @@ fn the_paths_adam_iterates_stay_on_the_device() {
         optc_runtime::solvers::Status::Interrupted
     );
     assert!(steps >= 1000, "{steps} steps");
+    eprintln!("DAGMA: {moved} values moved in {steps} steps of {n} variables");
     // A host loop moves the point and the gradient, 2n values, every step.
     assert!(
         moved < 8 * steps + 20 * n,
