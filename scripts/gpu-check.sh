@@ -15,7 +15,8 @@
 #      projected gradient of 1e-5 where rounding moves the final objective by ~1e-5);
 #   3. times value+gradient of the DAGMA merit at n = 10000, d = 100, 500, 1000, 2000 on the
 #      GPU in f64 and f32 (data drawn by `optc bench --dims`, seeded) and prints a table: with W
-#      and the gradient kept on the device (as JAX is timed), and with their transfers;
+#      and the gradient kept on the device (as JAX is timed), and with their transfers, and the
+#      time the driver took to load (JIT-compile) the kernels;
 #   4. times one Adam step of DAGMA's central path (examples/dag/dagma.opt) at the same sizes,
 #      as `optc run` takes it: the stage merit, its gradient, the domain guard and h evaluated,
 #      Adam's step taken on the device, only scalars read back.
@@ -123,8 +124,8 @@ print(f'{sys.argv[1]:>4} {sys.argv[2]:>6} ' + ' '.join(numbers) + ' ' + g['devic
 
 echo "== DAGMA merit (least squares + L1 + log-det), value+gradient, n = 10000"
 echo "   (JAX on an H100, f32: 0.64 / 1.89 / 3.63 / 8.17 ms at d = 100 / 500 / 1000 / 2000)"
-printf '%4s %6s %14s %12s %16s %s\n' prec d evals_per_s ms_each ms_w_transfers device
-bench_table dagma "[f'{g[\"value_grad_per_s\"]:14.1f}', f'{1e3 / g[\"value_grad_per_s\"]:12.3f}', f'{1e3 / g[\"value_grad_with_transfers_per_s\"]:16.3f}']"
+printf '%4s %6s %14s %12s %16s %8s %s\n' prec d evals_per_s ms_each ms_w_transfers jit_ms device
+bench_table dagma "[f'{g[\"value_grad_per_s\"]:14.1f}', f'{1e3 / g[\"value_grad_per_s\"]:12.3f}', f'{1e3 / g[\"value_grad_with_transfers_per_s\"]:16.3f}', f'{g[\"kernel_load_ms\"]:8.1f}']"
 
 echo "== DAGMA central path (examples/dag/dagma.opt): one Adam step with the iterates on the device, n = 10000"
 printf '%4s %6s %14s %12s %14s %s\n' prec d steps_per_s ms_per_step ms_value_grad device

@@ -675,6 +675,7 @@ fn bound_dims_must_be_the_build_dims() {
     let gpu = &json["backends"]["gpu"];
     assert!(gpu["value_grad_per_s"].as_f64().unwrap() > 0.0);
     assert!(gpu["value_grad_with_transfers_per_s"].as_f64().unwrap() > 0.0);
+    assert!(gpu["kernel_load_ms"].as_f64().unwrap() >= 0.0);
     // Proximal gradient's functions have no Adam step.
     assert!(gpu.get("adam_steps_per_s").is_none(), "{gpu}");
     let (v_ref, g_ref, _) = reference(&program, &bindings);

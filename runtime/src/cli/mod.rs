@@ -1239,11 +1239,13 @@ fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
     let dims = dims_json(&model);
     let device = optc_runtime::gpu::device::Device::name(executor.device());
     let gradient_norm = gradient.iter().map(|g| g * g).sum::<f64>().sqrt();
+    let kernel_load_ms = executor.kernel_load_time().as_secs_f64() * 1e3;
     if a.json {
         let mut entry = serde_json::json!({
             "device": device,
             "value_grad_per_s": rate,
             "value_grad_with_transfers_per_s": with_transfers_per_s,
+            "kernel_load_ms": kernel_load_ms,
             "value": value,
             "gradient_norm": gradient_norm,
         });
@@ -1262,6 +1264,7 @@ fn bench_gpu(a: &args::BenchArgs) -> Result<u8, u8> {
         println!("{json}");
     } else {
         println!("{} on {device}", a.model.file.display());
+        println!("kernels loaded in {kernel_load_ms:.1} ms");
         println!("value {value:.12e}, gradient norm {gradient_norm:.6e}");
         println!("value+grad /s {rate:.1} ({:.3} ms each)", 1e3 / rate);
         println!(

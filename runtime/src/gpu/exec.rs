@@ -171,6 +171,9 @@ pub struct Executor<D: Device> {
     eval_roots: usize,
     /// Adam's iterates on the device, for a plan with its step.
     adam: Option<ResidentAdam>,
+    /// The time the device took to load the kernels (for the CUDA driver: JIT-compiling the
+    /// PTX).
+    kernel_load: std::time::Duration,
 }
 
 /// The device side of Adam's iterates ([`AdamStep`]): the point lives in the variables' input
@@ -206,9 +209,11 @@ impl<D: Device> Executor<D> {
             });
         }
         device.set_precision(plan.precision)?;
+        let loading = std::time::Instant::now();
         for (name, ptx) in kernels {
             device.load_module(name, ptx)?;
         }
+        let kernel_load = loading.elapsed();
         for step in &plan.steps {
             if let Step::Launch(l) = step {
                 if !kernels.iter().any(|(name, _)| *name == l.module) {
@@ -257,6 +262,7 @@ impl<D: Device> Executor<D> {
             step_steps: Vec::new(),
             eval_roots: 0,
             adam: None,
+            kernel_load,
         };
         executor.split_steps()?;
         executor.launch_params = executor
@@ -424,6 +430,12 @@ impl<D: Device> Executor<D> {
 
     pub fn device(&self) -> &D {
         &self.device
+    }
+
+    /// The time the device took to load the plan's kernels (the CUDA driver JIT-compiles the
+    /// PTX then).
+    pub fn kernel_load_time(&self) -> std::time::Duration {
+        self.kernel_load
     }
 
     /// Length of the flat variable vector.
