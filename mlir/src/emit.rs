@@ -1,6 +1,7 @@
 //! MLIR text of a planned function: one `func.func @optc_main` over rank-1 `memref<?xf64>` views
 //! of the caller's arrays (`memref<?xf32>` for an f32 GPU function, whose arithmetic is then f32
-//! too), built from the func, arith, math, scf, memref and cf dialects.
+//! too, but for exp, log, log1p and tanh, computed in f64 by `crate::math`), built from the
+//! func, arith, math, scf, memref and cf dialects.
 //!
 //! A buffered node is computed by a loop nest (`scf.for`) over its own index space; the value of
 //! each element is built by [`Emitter::eval`], which recurses through fused arguments (remapping

@@ -21,7 +21,9 @@
 //! `plan`). Matrix kernels (matmul, logdet, solve, inv, both from one LU, expm, sort, topk,
 //! nuclear norm) are calls to external C functions whose addresses the caller gives
 //! ([`emit::KERNELS`] lists names and signatures; the runtime's table is
-//! `optc_runtime::cpu::kernels::symbols()`). Transcendental functions become libm calls.
+//! `optc_runtime::cpu::kernels::symbols()`). Transcendental functions become libm calls on the
+//! CPU; GPU kernels compute exp, log, log1p and tanh as f64 arithmetic (`math`), and constant
+//! integer powers are multiplications on both.
 
 mod emit;
 mod gpu;

@@ -11,8 +11,8 @@
 //!   to s²¹ (|s| ≤ 0.172: truncation below 1e-17), e·ln 2 added in two parts; subnormals are
 //!   scaled first;
 //! - `expm1` (Taylor polynomial for |y| < ln 2 / 2, else e^y − 1), `log1p` (log(1 + u)·u / ((1 +
-//!   u) − 1), exact where 1 + u rounds), `tanh` (−expm1(−2|x|) / (2 + expm1(−2|x|)), sign
-//!   restored).
+//!   u) − 1), exact where 1 + u rounds), `tanh` (−expm1(−2|x|) / (2 + expm1(−2|x|)), x's sign
+//!   bit copied on).
 //!
 //! Special values follow IEEE and libm: NaN in, NaN out; exp(±∞) = ∞, 0; log(0) = −∞, log of a
 //! negative number NaN, log(∞) = ∞.
@@ -263,10 +263,12 @@ impl<L: Lines + ?Sized> F64<'_, L> {
         let denominator = self.add(&e, &two);
         let quotient = self.div(&e, &denominator);
         let t = self.lines.assign(&format!("arith.negf {quotient} : f64"));
-        let zero = self.c(0.0);
-        let negative = self.cmp("olt", x, &zero);
-        let minus_t = self.lines.assign(&format!("arith.negf {t} : f64"));
-        self.select(&negative, &minus_t, &t)
+        // x's sign on |tanh x| (so that tanh(−0) = −0).
+        let (x_bits, t_bits) = (self.bits_of(x), self.bits_of(&t));
+        let sign = self.int(i64::MIN);
+        let x_sign = self.iop("arith.andi", &x_bits, &sign);
+        let signed = self.iop("arith.ori", &t_bits, &x_sign);
+        self.float_of(&signed)
     }
 }
 

@@ -286,6 +286,11 @@ mod kernel_math {
             let mut worst: f64 = 0.0;
             for ((g, w), x) in got[k].iter().zip(&want[k]).zip(&xs) {
                 let same = g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
+                // Zeros keep their sign (tanh(−0) = −0).
+                assert!(
+                    *w != 0.0 || g.to_bits() == w.to_bits(),
+                    "{op:?}({x:e}): {g:e} vs libm {w:e}"
+                );
                 // Relative error, with subnormal results judged by their absolute error.
                 let error = (g - w).abs() / w.abs().max(f64::MIN_POSITIVE);
                 assert!(

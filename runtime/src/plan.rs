@@ -716,8 +716,9 @@ pub enum DeviceSolver {
 /// its memory: for each variable x, with gradient g and Adam's moments m and v (inputs the
 /// device keeps), m' = β1·m + (1 − β1)·g, v' = β2·v + (1 − β2)·g², the direction
 /// u = m'·c1 / (√(v'·c2) + ε) and x' = x − lr·u projected on x's bounds. The host sets the
-/// scalars: c1 = 1/(1 − β1ᵗ) and c2 = 1/(1 − β2ᵗ) at step t. The same arithmetic as
-/// [`solvers::AdamState`] and [`solvers::HostAdam`] (whose `after_step` projects).
+/// scalars: c1 = 1/(1 − β1ᵗ) and c2 = 1/(1 − β2ᵗ) at step t. The formulas of
+/// [`solvers::AdamState`] and [`solvers::HostAdam`] (whose `after_step` projects); the order of
+/// some operations differs, so results agree to rounding.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AdamStep {
     /// The inputs m and v of each variable, in order.
@@ -752,9 +753,9 @@ pub struct DeviceFunctions {
 }
 
 /// The functions a device evaluates for `program` at the dim sizes `dims`, when its solver is
-/// the central path (`path`, with `inner = lbfgs` a score without the L1 terms; `colide`), the
-/// augmented Lagrangian or proximal gradient; `None` for any other solver, or none (a device
-/// then computes the merit `optc bench` times).
+/// the central path (`path`, with `inner = lbfgs` a score without the L1 terms; `colide`; with
+/// Adam stages also Adam's step, [`AdamStep`]), the augmented Lagrangian or proximal gradient;
+/// `None` for any other solver, or none (a device then computes the merit `optc bench` times).
 pub fn device_functions(
     program: &Program,
     dims: &[u64],
@@ -960,7 +961,8 @@ pub trait External {
 
 /// Adam's iterates of a path stage kept by a device that computes [`AdamStep`]: the point,
 /// the moments and the stage's best point stay in its memory, so that per step only scalars
-/// cross (and CoLiDE's noise scales). The host's loop drives it through [`AdamIterates`].
+/// cross (and CoLiDE's noise scales, and what the evaluation itself reads back, such as a
+/// log-determinant's LU diagonal). The host's loop drives it through [`AdamIterates`].
 pub trait DeviceAdam {
     /// Starts a stage at `x0`: zero moments, `x0` the best point.
     fn start(&mut self, x0: &[f64], constants: AdamConstants) -> Result<(), Diagnostic>;
@@ -1047,7 +1049,9 @@ pub fn solve_external(
 }
 
 /// The central path, each stage merit evaluated by `device` (see [`solve_external`]); the
-/// options, bounds, L1 split and stopping rules are those of the host's path.
+/// options, bounds, L1 split and stopping rules are those of the host's path. When the device
+/// computes Adam's step ([`External::adam`]), it keeps each Adam stage's iterates and projects
+/// on the bounds in that step (the IR clamps x'), and CoLiDE's scales are set after it.
 fn path_external(
     model: &mut Model,
     plan: &Plan,
@@ -1066,6 +1070,8 @@ fn path_external(
         scratch: Vec<f64>,
         /// The roots after the gradient: the guard, h, then each scale's two slopes.
         rest: Vec<f64>,
+        /// A scale's values read from a device that keeps the point.
+        scale_values: Vec<f64>,
     }
     impl Objective<'_> {
         /// Keeps the first error of the device; its value stands in.
@@ -1149,7 +1155,7 @@ fn path_external(
         fn update_resident_scales(&mut self) -> Result<(), Diagnostic> {
             self.device.adam().expect(RESIDENT).eval(&mut self.rest)?;
             let mut at = 2;
-            let mut current = Vec::new();
+            let mut current = std::mem::take(&mut self.scale_values);
             for v in &self.scales {
                 current.resize(v.len, 0.0);
                 self.device
@@ -1163,6 +1169,7 @@ fn path_external(
                     .write(v.offset, &current)?;
                 at += 2 * v.len;
             }
+            self.scale_values = current;
             Ok(())
         }
     }
@@ -1286,6 +1293,7 @@ fn path_external(
         current: (f64::NAN, f64::NAN),
         scratch: vec![0.0; x0.len()],
         rest: vec![f64::NAN; rest],
+        scale_values: Vec::new(),
     };
     if !objective.scales.is_empty() {
         // Start from the closed-form scales; applying the update twice checks its form.

@@ -99,8 +99,8 @@ pub struct CudaDevice {
     context: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     buffers: Vec<(sys::CUdeviceptr, usize)>,
-    /// Other device allocations (work spaces), freed on drop.
-    extra: Vec<sys::CUdeviceptr>,
+    /// Every device allocation (the buffers and the work spaces), freed on drop.
+    allocations: Vec<sys::CUdeviceptr>,
     modules: HashMap<String, LoadedModule>,
     /// A launch's parameter words and the pointers to them (kept: no allocation per launch).
     words: Vec<u64>,
@@ -131,7 +131,7 @@ impl CudaDevice {
             context,
             stream,
             buffers: Vec::new(),
-            extra: Vec::new(),
+            allocations: Vec::new(),
             modules: HashMap::new(),
             words: Vec::new(),
             params: Vec::new(),
@@ -198,12 +198,12 @@ impl CudaDevice {
         }
     }
 
-    /// A zeroed work-space allocation, kept in `extra` (freed on drop) as soon as it is made.
+    /// A zeroed device allocation, kept in `allocations` (freed on drop) as soon as it is made.
     fn raw_alloc(&mut self, bytes: usize) -> DeviceResult<sys::CUdeviceptr> {
         // SAFETY: a fresh allocation, zeroed before use; freed on drop.
         unsafe {
             let ptr = result::malloc_sync(bytes.max(8)).map_err(cuda)?;
-            self.extra.push(ptr);
+            self.allocations.push(ptr);
             result::memset_d8_sync(ptr, 0, bytes.max(8)).map_err(cuda)?;
             Ok(ptr)
         }
@@ -417,10 +417,7 @@ impl Drop for CudaDevice {
             if let Some(h) = self.solver.take() {
                 let _ = solver::cusolverDnDestroy(h);
             }
-            for &(ptr, _) in &self.buffers {
-                let _ = result::free_sync(ptr);
-            }
-            for &ptr in &self.extra {
+            for &ptr in &self.allocations {
                 let _ = result::free_sync(ptr);
             }
         }

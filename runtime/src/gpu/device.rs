@@ -105,8 +105,14 @@ pub fn ptx_entries(ptx: &str) -> HashMap<String, usize> {
             .strip_prefix(".visible .entry ")
             .or(line.strip_prefix(".entry "))
         {
-            let entry = rest.split('(').next().unwrap_or_default().trim();
-            open = Some((entry.to_string(), 0));
+            let (entry, params) = rest.split_once('(').unwrap_or((rest, ""));
+            let entry = entry.trim().to_string();
+            if params.trim_start().starts_with(')') {
+                // `.entry name()`: no parameters.
+                entries.insert(entry, 0);
+            } else {
+                open = Some((entry, 0));
+            }
         } else if let Some((_, params)) = open.as_mut().filter(|_| line.starts_with(".param")) {
             *params += 1;
         } else if line.starts_with(')') {

@@ -10,7 +10,8 @@
 //! A plan with Adam's step ([`AdamStep`]) has two phases: the steps of an evaluation and those
 //! of the step. Its Adam iterates (point, moments, best point) stay on the device for a whole
 //! path stage ([`Executor::start_adam`], [`Executor::rerun`], [`Executor::step_adam`]): per step
-//! only scalars cross.
+//! only scalars cross, besides what the evaluation's own steps read back (a log-determinant's LU
+//! diagonal and pivots, host steps).
 
 use super::device::{DevBuf, DevPtr, Device, DeviceError, Gemm, KernelParam, LaunchCall};
 use super::plan::{DeviceSolver, GpuPlan, LaunchOperand, Memory, Precision, Step, Storage};
@@ -19,6 +20,7 @@ use crate::plan::{AdamStep, ADAM_ROOTS_PER_VARIABLE};
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::ir::{InputId, InputKind, NodeId, Program, Stage};
 use std::fmt;
+use std::ops::Range;
 
 /// Why the executor failed.
 #[derive(Clone, Debug, PartialEq)]
@@ -149,8 +151,10 @@ pub struct Executor<D: Device> {
     inputs: Vec<DevBuf>,
     outputs: Vec<DevBuf>,
     scratch: DevBuf,
-    /// `(function input, length)` of each variable, in the flat vector's order.
+    /// `(function input, length)` of each variable, in the flat vector's order, and where each
+    /// starts in it.
     variables: Vec<(u32, usize)>,
+    starts: Vec<usize>,
     /// The bindings of the plan's program (the artifact's, then the parameters the plan adds).
     bindings: Bindings,
     /// The interpreter's values of the setup computation, kept so that new parameter values
@@ -244,6 +248,13 @@ impl<D: Device> Executor<D> {
             .derived
             .variables()
             .map(|v| (v.0, input_lens[v.0 as usize]))
+            .collect::<Vec<_>>();
+        let starts = variables
+            .iter()
+            .scan(0, |at, &(_, len)| {
+                *at += len;
+                Some(*at - len)
+            })
             .collect();
         let setup = vec![None; plan.staged.derived.graph.len()];
         let mut executor = Executor {
@@ -253,6 +264,7 @@ impl<D: Device> Executor<D> {
             outputs,
             scratch,
             variables,
+            starts,
             bindings,
             setup,
             input_lens,
@@ -492,8 +504,8 @@ impl<D: Device> Executor<D> {
     }
 
     /// Writes the values of the roots after the gradient (the solver's other values,
-    /// [`crate::plan::DeviceFunctions::roots`]) at the point of the last
-    /// [`Executor::evaluate`] to `rest`, flat.
+    /// [`crate::plan::DeviceFunctions::roots`]) of the last evaluation ([`Executor::evaluate`]
+    /// or [`Executor::rerun`]) to `rest`, flat.
     pub fn rest_roots(&mut self, rest: &mut [f64]) -> Result<(), ExecError> {
         if rest.len() != self.rest_len() {
             return Err(ExecError::Plan(format!(
@@ -844,12 +856,15 @@ impl<D: Device> Executor<D> {
         offset: usize,
         out: &mut [f64],
     ) -> Result<(), ExecError> {
-        for (k, range, at) in self.segments(offset, out.len())? {
-            let buf = match best {
-                true => self.resident()?.best[k],
-                false => self.inputs[self.variables[k].0 as usize],
-            };
-            self.device.download(buf.at(at), &mut out[range])?;
+        self.check_span(offset, out.len())?;
+        for k in 0..self.variables.len() {
+            if let Some((range, at)) = self.piece(k, offset, out.len()) {
+                let buf = match best {
+                    true => self.resident()?.best[k],
+                    false => self.inputs[self.variables[k].0 as usize],
+                };
+                self.device.download(buf.at(at), &mut out[range])?;
+            }
         }
         Ok(())
     }
@@ -857,20 +872,18 @@ impl<D: Device> Executor<D> {
     /// Writes `values` into the flat point on the device from `offset`.
     pub fn write_point(&mut self, offset: usize, values: &[f64]) -> Result<(), ExecError> {
         check_range(self.plan.precision, &|| "the point".into(), values)?;
-        for (k, range, at) in self.segments(offset, values.len())? {
-            let buf = self.inputs[self.variables[k].0 as usize];
-            self.device.upload(buf.at(at), &values[range])?;
+        self.check_span(offset, values.len())?;
+        for k in 0..self.variables.len() {
+            if let Some((range, at)) = self.piece(k, offset, values.len()) {
+                let buf = self.inputs[self.variables[k].0 as usize];
+                self.device.upload(buf.at(at), &values[range])?;
+            }
         }
         Ok(())
     }
 
-    /// The pieces of the flat point's `len` values from `offset`: (variable, range in the
-    /// piece's slice, offset in the variable).
-    fn segments(
-        &self,
-        offset: usize,
-        len: usize,
-    ) -> Result<Vec<(usize, std::ops::Range<usize>, usize)>, ExecError> {
+    /// Refuses values `offset..offset + len` beyond the flat point.
+    fn check_span(&self, offset: usize, len: usize) -> Result<(), ExecError> {
         if offset + len > self.dim() {
             return Err(ExecError::Plan(format!(
                 "values {offset}..{} of a point of {}",
@@ -878,16 +891,15 @@ impl<D: Device> Executor<D> {
                 self.dim()
             )));
         }
-        let mut pieces = Vec::new();
-        let mut start = 0;
-        for (k, &(_, n)) in self.variables.iter().enumerate() {
-            let (from, to) = (offset.max(start), (offset + len).min(start + n));
-            if from < to {
-                pieces.push((k, from - offset..to - offset, from - start));
-            }
-            start += n;
-        }
-        Ok(pieces)
+        Ok(())
+    }
+
+    /// Where the flat point's values `offset..offset + len` meet variable `k`: their range
+    /// among those values and the offset in the variable (`None`: they miss it).
+    fn piece(&self, k: usize, offset: usize, len: usize) -> Option<(Range<usize>, usize)> {
+        let (start, n) = (self.starts[k], self.variables[k].1);
+        let (from, to) = (offset.max(start), (offset + len).min(start + n));
+        (from < to).then(|| (from - offset..to - offset, from - start))
     }
 }
 

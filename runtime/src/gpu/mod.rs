@@ -2,7 +2,8 @@
 //! `optc build --target gpu` with the `mlir` feature) on a [`device::Device`].
 //!
 //! - [`device`]: what the executor needs from a device (buffers, copies, PTX launches, gemm, LU);
-//! - [`exec`]: the executor (setup once per solve, value and gradient per evaluation);
+//! - [`exec`]: the executor (setup once per solve, value and gradient per evaluation; for the
+//!   path's Adam stages, the iterates kept on the device);
 //! - `cuda` (feature `cuda`): the device on an NVIDIA GPU through `cudarc` (driver API, cuBLAS,
 //!   cuSOLVER, all loaded at run time: nothing CUDA is needed to build optc);
 //! - [`mod@reference`]: the same device interface in host memory, with the kernels run by the

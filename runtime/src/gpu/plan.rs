@@ -4,8 +4,9 @@
 //! their argument lists, library calls, host steps, copies) over planned buffers.
 //!
 //! The per-iteration function has one device buffer per input (the program's inputs, then one
-//! per setup value it reads), one per root (the merit, then the gradient of each variable)
-//! and one scratch buffer; a node's [`Storage`] says where its value lives.
+//! per setup value it reads), one per root (the merit, the gradient of each variable, the
+//! solver's other values, then those of Adam's step, [`crate::plan::AdamStep`]) and one scratch
+//! buffer; a node's [`Storage`] says where its value lives.
 
 pub use crate::plan::DeviceSolver;
 use optc_compiler::ir::{NodeId, Program};
@@ -80,7 +81,8 @@ pub struct Staged {
     /// The simplified merit and gradient program (its inputs are the artifact program's).
     pub derived: Program,
     /// The merit, then the gradient of each variable (in `Program::variables` order), then the
-    /// solver's other values ([`crate::plan::DeviceFunctions::roots`]).
+    /// solver's other values ([`crate::plan::DeviceFunctions::roots`]), then the roots of Adam's
+    /// step if the solver's plan has one ([`crate::plan::DeviceFunctions::step_roots`]).
     pub roots: Vec<NodeId>,
     /// Setup values of `derived` the per-iteration function reads (computed once per solve).
     pub given: Vec<NodeId>,

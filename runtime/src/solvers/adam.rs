@@ -93,7 +93,6 @@ impl AdamState {
     }
 }
 
-/// Minimises `problem` from `x0` with Adam.
 /// The constants of one Adam step: decay rates, ε and the bias corrections 1/(1 − βᵗ).
 #[derive(Clone, Copy)]
 struct Moments {
@@ -218,6 +217,7 @@ impl Iterates {
     }
 }
 
+/// Minimises `problem` from `x0` with Adam.
 pub fn adam(
     problem: &mut dyn Problem,
     x0: &[f64],

@@ -36,6 +36,8 @@
 //!
 //! Block-coordinate variants (CoLiDE: one Adam step on W, then the closed-form σ) use
 //! [`PathObjective::after_step`], which may overwrite coordinates of the new point (Adam only).
+//! An objective whose device keeps the Adam iterates ([`PathObjective::adam_iterates`]) does
+//! that, and the projection, in its own step instead.
 
 use super::options::{count, float, invalid, unknown};
 use super::{
@@ -51,8 +53,9 @@ pub trait PathObjective {
     /// Returns μ·score(x) + h^s(x) and writes its (sub)gradient into `grad`, or `None` if `x`
     /// is outside the domain of h^s.
     fn value_grad(&mut self, x: &[f64], mu: f64, s: f64, grad: &mut [f64]) -> Option<f64>;
-    /// Called after every Adam step (not by the L-BFGS inner solver) with the new point, which it may change in place
-    /// (projections, closed-form block updates). Does nothing by default.
+    /// Called after every Adam step of [`HostAdam`] (not by the L-BFGS inner solver) with the
+    /// new point, which it may change in place (projections, closed-form block updates). Does
+    /// nothing by default.
     fn after_step(&mut self, _x: &mut [f64]) {}
     /// The constraint violation reported for the final point (0 by default).
     fn violation(&mut self, _x: &[f64]) -> f64 {
