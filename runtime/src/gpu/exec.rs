@@ -310,7 +310,13 @@ impl<D: Device> Executor<D> {
                     .iter()
                     .flat_map(|&(m, v)| [m, v])
                     .chain(s.scalars)
-                    .all(|k| (k as usize) < self.inputs.len())
+                    .all(|k| {
+                        // Adam's inputs are the solver's, never data or setup values.
+                        let inputs = &self.plan.staged.derived.inputs;
+                        inputs
+                            .get(k as usize)
+                            .is_some_and(|i| i.kind == InputKind::Direction)
+                    })
         });
         if !valid {
             return Err(ExecError::Plan(
