@@ -1,7 +1,8 @@
 //! The GPU executor on the host reference device against the interpreter: the value and gradient
 //! of every example at its data's sizes, through plans laid out without fusion (every node
 //! stored, a kernel per pointwise node, transposes as flags of the matrix product) and, with the
-//! `mlir` feature, through the plans and kernel launches MLIR makes. Also: the artifact round
+//! `mlir` feature, through the plans and kernel launches MLIR makes (with the path's Adam step,
+//! two steps against the host's Adam). Also: the artifact round
 //! trip with a GPU plan, refusal of damaged plans, the dims check, and the codes of
 //! `optc bench --backend gpu` where no GPU is.
 
@@ -19,6 +20,7 @@ use optc_runtime::gpu::plan::{
 use optc_runtime::gpu::reference::ReferenceDevice;
 use optc_runtime::interp::{self, Bindings, NoSubproblems};
 use optc_runtime::model::{self, BindSpec};
+use optc_runtime::solvers::AdamState;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -110,7 +112,8 @@ fn assert_close(what: &str, got: &[f64], expected: &[f64], tol: f64) {
 
 /// Runs the plan on the reference device and compares with the interpreter: to 1e-12 (1e-9
 /// through dense linear algebra) in f64; in f32 to 1e-4 (1e-3), every value the device returns
-/// being an f32.
+/// being an f32. A plan with Adam's step also takes two steps ([`check_adam_step`]). Returns the
+/// launches and LU factorizations of the evaluations.
 fn check_against_interpreter(
     name: &str,
     program: &Program,
@@ -175,7 +178,43 @@ fn check_against_interpreter(
         &g_ref2,
         tol,
     );
-    (exec.device().launches, exec.device().factorizations)
+    let counts = (exec.device().launches, exec.device().factorizations);
+    if exec.adam_step().is_some() {
+        check_adam_step(name, &mut exec, &shifted, &grad2, tol);
+    }
+    counts
+}
+
+/// Two of Adam's steps from `x` (where the gradient is `grad`) on the device, against
+/// [`AdamState`] on the host: the step's kernels, their launches and the copies into place. The
+/// learning rate is small enough to keep bounded variables (CoLiDE's σ ≥ 1e-6) off their bounds.
+fn check_adam_step(
+    name: &str,
+    exec: &mut Executor<ReferenceDevice>,
+    x: &[f64],
+    grad: &[f64],
+    tol: f64,
+) {
+    let (beta1, beta2, eps, lr) = (0.9, 0.999, 1e-8, 1e-3);
+    exec.start_adam(x, beta1, beta2, eps).unwrap();
+    let mut host = AdamState::new(x.len(), beta1, beta2, eps);
+    let mut expected = x.to_vec();
+    let mut g = grad.to_vec();
+    let mut u = vec![0.0; x.len()];
+    let mut rest = vec![0.0; exec.rest_len()];
+    for step in 0..2 {
+        if step > 0 {
+            // The gradient at the new point (the first step's is `grad`, still on the device).
+            g = exec.value_grad(&expected).unwrap().1;
+        }
+        exec.rest_roots(&mut rest).unwrap();
+        exec.step_adam(lr).unwrap();
+        host.direction(&g, &mut u);
+        expected.iter_mut().zip(&u).for_each(|(x, u)| *x -= lr * u);
+        let mut got = vec![0.0; x.len()];
+        exec.read_point(false, 0, &mut got).unwrap();
+        assert_close(&format!("{name}: Adam step {step}"), &got, &expected, tol);
+    }
 }
 
 /// A layout without fusion: every needed node is stored (roots in their output buffers), a
