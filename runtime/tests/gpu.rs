@@ -2,9 +2,9 @@
 //! of every example at its data's sizes, through plans laid out without fusion (every node
 //! stored, a kernel per pointwise node, transposes as flags of the matrix product) and, with the
 //! `mlir` feature, through the plans and kernel launches MLIR makes (with the path's Adam step,
-//! two steps against the host's Adam). Also: the artifact round
-//! trip with a GPU plan, refusal of damaged plans, the dims check, and the codes of
-//! `optc bench --backend gpu` where no GPU is.
+//! two steps against the host's Adam). Also: whole solves against the CPU backend, the path's
+//! Adam iterates kept on the device, the artifact round trip with a GPU plan, refusal of damaged
+//! plans, the dims check, and the codes of `optc bench --backend gpu` where no GPU is.
 
 use ndarray::ArrayD;
 use optc_compiler::derive;
