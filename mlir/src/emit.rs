@@ -84,9 +84,6 @@ pub const KERNELS: [Kernel; 9] = [
 
 type Res<T> = Result<T, MlirError>;
 
-/// Why GPU kernels refuse a power other than an integer constant.
-const LIBDEVICE: &str = "`^` with an exponent other than an integer constant of at most 16 in magnitude, in GPU kernels (NVPTX lowers `pow` to libdevice, which is not available)";
-
 /// The largest |n| of a constant integer exponent computed by multiplications.
 const MAX_INTEGER_EXPONENT: f64 = 16.0;
 
@@ -100,6 +97,7 @@ enum MathFn {
     Log,
     Log1p,
     Tanh,
+    Pow,
 }
 
 /// The body of a loop over one index: the index and the carried accumulators in, the next
@@ -262,31 +260,16 @@ fn integer_exponent(program: &Program, id: NodeId) -> Option<i32> {
     }
 }
 
-/// Whether the loops computing `id` (with its fused arguments) need libdevice, which GPU kernels
-/// refuse: a power other than an integer constant (exp, log and their kin are arithmetic there,
-/// [`crate::math`]).
-fn loops_call_libdevice(program: &Program, plan: &Plan, id: NodeId) -> bool {
-    let node = program.graph.node(id);
-    (node.op == Op::Binary(BinaryOp::Pow) && integer_exponent(program, id).is_none())
-        || node
-            .args
-            .iter()
-            .any(|&a| plan.storage(a) == Storage::Fused && loops_call_libdevice(program, plan, a))
-}
-
 /// Whether the GPU function computes `id` in a kernel of its own, one thread per element: a
-/// pointwise node the backend lowers, or a line reduction whose loops need no libdevice function
-/// (a `sum_to` to one element is a library sum instead). The rest are library calls or the
-/// runtime's host steps.
+/// pointwise node the backend lowers, or a line reduction (a `sum_to` to one element is a
+/// library sum instead). The rest are library calls or the runtime's host steps.
 pub fn outlined(program: &Program, plan: &Plan, id: NodeId) -> bool {
     let op = &program.graph.node(id).op;
     plan.numel(id) > 0
         && if is_pointwise(op) {
             !crate::plan::on_host(op)
         } else {
-            is_line_reduction(op)
-                && !(matches!(op, Op::SumTo(_)) && plan.numel(id) == 1)
-                && !loops_call_libdevice(program, plan, id)
+            is_line_reduction(op) && !(matches!(op, Op::SumTo(_)) && plan.numel(id) == 1)
         }
 }
 
@@ -343,29 +326,35 @@ impl<'a> Emitter<'a> {
         !matches!(self.target, Target::Gpu(_))
     }
 
-    /// `function` (exp, log, log1p, tanh) of `x`: libm's on the CPU; in GPU kernels (and for
-    /// [`Target::CpuKernelMath`]) arithmetic ([`crate::math`]), in f64 on f32 buffers too.
-    fn math(&mut self, function: MathFn, x: &Val) -> Val {
+    /// `function` (exp, log, log1p, tanh of one argument, pow of two) of `args`: libm's on the
+    /// CPU; in GPU kernels (and for [`Target::CpuKernelMath`]) arithmetic ([`crate::math`]), in
+    /// f64 on f32 buffers too.
+    fn math(&mut self, function: MathFn, args: &[&Val]) -> Val {
         if !self.in_kernel && self.target == Target::Cpu {
             let name = match function {
                 MathFn::Exp => "math.exp",
                 MathFn::Log => "math.log",
                 MathFn::Log1p => "math.log1p",
                 MathFn::Tanh => "math.tanh",
+                MathFn::Pow => "math.powf",
             };
-            return self.float_op(name, &[x]);
+            return self.float_op(name, args);
         }
         let single = self.precision() == Precision::F32;
-        let wide = match single {
-            true => self.assign(format!("arith.extf {x} : f32 to f64")),
-            false => x.clone(),
-        };
+        let wide: Vec<Val> = args
+            .iter()
+            .map(|&x| match single {
+                true => self.assign(format!("arith.extf {x} : f32 to f64")),
+                false => x.clone(),
+            })
+            .collect();
         let mut f64_ops = crate::math::F64 { lines: self };
         let y = match function {
-            MathFn::Exp => f64_ops.exp(&wide),
-            MathFn::Log => f64_ops.log(&wide),
-            MathFn::Log1p => f64_ops.log1p(&wide),
-            MathFn::Tanh => f64_ops.tanh(&wide),
+            MathFn::Exp => f64_ops.exp(&wide[0]),
+            MathFn::Log => f64_ops.log(&wide[0]),
+            MathFn::Log1p => f64_ops.log1p(&wide[0]),
+            MathFn::Tanh => f64_ops.tanh(&wide[0]),
+            MathFn::Pow => f64_ops.pow(&wide[0], &wide[1]),
         };
         match single {
             true => self.assign(format!("arith.truncf {y} : f64 to f32")),
@@ -722,7 +711,7 @@ impl<'a> Emitter<'a> {
             Op::DimSize(d) => self.float(d.eval(self.dims) as f64),
             Op::Unary(u) => {
                 let x = self.eval(args[0], ix)?;
-                self.unary(*u, &x)?
+                self.unary(*u, &x)
             }
             Op::Binary(o) => {
                 let ia = self.broadcast_ix(args[0], ix);
@@ -732,7 +721,7 @@ impl<'a> Emitter<'a> {
                 }
                 let ib = self.broadcast_ix(args[1], ix);
                 let b = self.eval(args[1], &ib)?;
-                self.binary(*o, &a, &b)?
+                self.binary(*o, &a, &b)
             }
             Op::BroadcastTo(_) => {
                 let ia = self.broadcast_ix(args[0], ix);
@@ -883,14 +872,6 @@ impl<'a> Emitter<'a> {
         format!("^bb{}", self.next_block)
     }
 
-    /// Refuses, inside GPU kernels, the math functions that NVPTX lowers to libdevice calls.
-    fn check_gpu_math(&self, what: &'static str) -> Res<()> {
-        if self.in_kernel {
-            return Err(MlirError::Unsupported(what));
-        }
-        Ok(())
-    }
-
     /// |x|: `math.absf`, or on the GPU (where NVPTX would call libdevice) the sign bit cleared.
     fn abs(&mut self, x: &Val) -> Val {
         if !self.in_kernel {
@@ -906,11 +887,11 @@ impl<'a> Emitter<'a> {
         self.assign(format!("arith.bitcast {cleared} : {int} to {ty}"))
     }
 
-    fn unary(&mut self, op: UnaryOp, x: &Val) -> Res<Val> {
-        Ok(match op {
+    fn unary(&mut self, op: UnaryOp, x: &Val) -> Val {
+        match op {
             UnaryOp::Neg => self.float_op("arith.negf", &[x]),
-            UnaryOp::Exp => self.math(MathFn::Exp, x),
-            UnaryOp::Log => self.math(MathFn::Log, x),
+            UnaryOp::Exp => self.math(MathFn::Exp, &[x]),
+            UnaryOp::Log => self.math(MathFn::Log, &[x]),
             // In a kernel, NVVM's correctly rounded square root, the `sqrt.rn` instruction
             // (`math.sqrt` and `llvm.intr.sqrt` become libdevice calls).
             UnaryOp::Sqrt if self.in_kernel => {
@@ -924,7 +905,7 @@ impl<'a> Emitter<'a> {
             }
             UnaryOp::Sqrt => self.float_op("math.sqrt", &[x]),
             UnaryOp::Abs => self.abs(x),
-            UnaryOp::Tanh => self.math(MathFn::Tanh, x),
+            UnaryOp::Tanh => self.math(MathFn::Tanh, &[x]),
             UnaryOp::Sign => {
                 let zero = self.float(0.0);
                 let (one, minus_one) = (self.float(1.0), self.float(-1.0));
@@ -948,10 +929,10 @@ impl<'a> Emitter<'a> {
                 let one = self.float(1.0);
                 let nonneg = self.cmpf("oge", x, &zero);
                 let minus_x = self.float_op("arith.negf", &[x]);
-                let e_neg = self.math(MathFn::Exp, &minus_x);
+                let e_neg = self.math(MathFn::Exp, &[&minus_x]);
                 let d_neg = self.float_op("arith.addf", &[&one, &e_neg]);
                 let pos = self.float_op("arith.divf", &[&one, &d_neg]);
-                let e = self.math(MathFn::Exp, x);
+                let e = self.math(MathFn::Exp, &[x]);
                 let d = self.float_op("arith.addf", &[&one, &e]);
                 let neg = self.float_op("arith.divf", &[&e, &d]);
                 self.select(&nonneg, &pos, &neg)
@@ -963,17 +944,14 @@ impl<'a> Emitter<'a> {
                 let relu = self.select(&positive, x, &zero);
                 let abs = self.abs(x);
                 let minus = self.float_op("arith.negf", &[&abs]);
-                let e = self.math(MathFn::Exp, &minus);
-                let l = self.math(MathFn::Log1p, &e);
+                let e = self.math(MathFn::Exp, &[&minus]);
+                let l = self.math(MathFn::Log1p, &[&e]);
                 self.float_op("arith.addf", &[&relu, &l])
             }
-        })
+        }
     }
 
-    fn binary(&mut self, op: BinaryOp, a: &Val, b: &Val) -> Res<Val> {
-        if op == BinaryOp::Pow {
-            self.check_gpu_math(LIBDEVICE)?;
-        }
+    fn binary(&mut self, op: BinaryOp, a: &Val, b: &Val) -> Val {
         let name = match op {
             BinaryOp::Add => "arith.addf",
             BinaryOp::Sub => "arith.subf",
@@ -981,9 +959,9 @@ impl<'a> Emitter<'a> {
             BinaryOp::Div => "arith.divf",
             BinaryOp::Max => "arith.maximumf",
             BinaryOp::Min => "arith.minimumf",
-            BinaryOp::Pow => "math.powf",
+            BinaryOp::Pow => return self.math(MathFn::Pow, &[a, b]),
         };
-        Ok(self.float_op(name, &[a, b]))
+        self.float_op(name, &[a, b])
     }
 
     fn node(&mut self, id: NodeId) -> Res<()> {
@@ -1115,11 +1093,11 @@ impl<'a> Emitter<'a> {
         let sum = self.for_each_index(over, vec![zero], &mut |s, free, accs| {
             let x = s.eval(arg, &Ix::Multi(full(free)))?;
             let centered = s.float_op("arith.subf", &[&x, &m]);
-            let e = s.math(MathFn::Exp, &centered);
+            let e = s.math(MathFn::Exp, &[&centered]);
             Ok(vec![s.float_op("arith.addf", &[&accs[0], &e])])
         })?[0]
             .clone();
-        let log = self.math(MathFn::Log, &sum);
+        let log = self.math(MathFn::Log, &[&sum]);
         let shifted = self.float_op("arith.addf", &[&m, &log]);
         // A non-finite maximum is the result itself.
         let diff = self.float_op("arith.subf", &[&m, &m]);

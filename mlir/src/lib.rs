@@ -22,8 +22,8 @@
 //! nuclear norm) are calls to external C functions whose addresses the caller gives
 //! ([`emit::KERNELS`] lists names and signatures; the runtime's table is
 //! `optc_runtime::cpu::kernels::symbols()`). Transcendental functions become libm calls on the
-//! CPU; GPU kernels compute exp, log, log1p and tanh as f64 arithmetic (`math`), and constant
-//! integer powers are multiplications on both.
+//! CPU; GPU kernels compute exp, log, log1p, tanh and pow as f64 arithmetic (`math`), and
+//! constant integer powers are multiplications on both.
 
 mod emit;
 mod gpu;
@@ -138,10 +138,8 @@ pub fn mlir_text(program: &Program, roots: &[NodeId], dims: &[u64]) -> Result<St
 /// output element folding its line).
 ///
 /// The other reductions and the matrix kernels stay in the host function, which this does not
-/// lower. Exp, log and their kin are f64 arithmetic in kernels (`math`); a pointwise kernel with a
-/// power whose exponent is not a small integer constant would need libdevice, whose bitcode is
-/// not available here, and is refused; a reduction whose line needs one stays in the host
-/// function.
+/// lower. Exp, log, tanh, pow and their kin are f64 arithmetic in kernels (`math`): NVPTX would
+/// call libdevice for them, whose bitcode is not available here.
 pub fn ptx_text(
     program: &Program,
     roots: &[NodeId],

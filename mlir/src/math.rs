@@ -1,5 +1,5 @@
-//! Math functions as f64 arithmetic, for GPU kernels: MLIR lowers `math.exp`, `math.log` and
-//! their kin to libdevice calls for NVPTX, and libdevice is not available (see
+//! Math functions as f64 arithmetic, for GPU kernels: MLIR lowers `math.exp`, `math.log`,
+//! `math.powf` and their kin to libdevice calls for NVPTX, and libdevice is not available (see
 //! `mlir-gpu-notes.md`). Only `arith` operations and bit manipulation are used, so the text
 //! lowers to plain PTX, and the same text runs on the CPU (the tests compare it with the
 //! platform's libm there).
@@ -12,7 +12,7 @@
 //!   scaled first;
 //! - `expm1` (Taylor polynomial for |y| < ln 2 / 2, else e^y − 1), `log1p` (log(1 + u)·u / ((1 +
 //!   u) − 1), exact where 1 + u rounds), `tanh` (−expm1(−2|x|) / (2 + expm1(−2|x|)), x's sign
-//!   bit copied on).
+//!   bit copied on), `pow` (e^(y·log|x|) with libm's signs and special cases).
 //!
 //! Special values follow IEEE and libm: NaN in, NaN out; exp(±∞) = ∞, 0; log(0) = −∞, log of a
 //! negative number NaN, log(∞) = ∞.
@@ -252,6 +252,86 @@ impl<L: Lines + ?Sized> F64<'_, L> {
         let inf = self.c(f64::INFINITY);
         let is_inf = self.cmp("oeq", u, &inf);
         self.select(&is_inf, u, &r)
+    }
+
+    /// Whether `y` is an integer, and whether it is an odd one (i1 values).
+    fn integer_and_odd(&mut self, y: &Val) -> (Val, Val) {
+        // Every f64 of magnitude ≥ 2^52 is an integer, and every one ≥ 2^53 even; below 2^52,
+        // adding and subtracting 2^52 to |y| rounds it to the nearest integer (the sum lies where
+        // the spacing is 1).
+        let a = self.abs(y);
+        let (two52, two53) = (self.c(2f64.powi(52)), self.c(2f64.powi(53)));
+        let shifted = self.add(&a, &two52);
+        let rounded = self.sub(&shifted, &two52);
+        let exact = self.cmp("oeq", &rounded, &a);
+        let large = self.cmp("oge", &a, &two52);
+        let integer = self
+            .lines
+            .assign(&format!("arith.ori {exact}, {large} : i1"));
+        let small = self.cmp("olt", &a, &two53);
+        let zero = self.c(0.0);
+        let whole = self.select(&large, &a, &rounded);
+        let safe = self.select(&small, &whole, &zero);
+        let n = self
+            .lines
+            .assign(&format!("arith.fptosi {safe} : f64 to i64"));
+        let one = self.int(1);
+        let low_bit = self.iop("arith.andi", &n, &one);
+        let odd_bit = self
+            .lines
+            .assign(&format!("arith.cmpi eq, {low_bit}, {one} : i64"));
+        let odd = self
+            .lines
+            .assign(&format!("arith.andi {odd_bit}, {integer} : i1"));
+        (integer, odd)
+    }
+
+    /// x^y as libm's `pow`: e^(y·log|x|), negated for a negative x (or −0, −∞) and an odd integer
+    /// y, NaN for a negative finite x and a non-integer y; x^±0 = 1 and 1^y = 1 even for NaN,
+    /// (−1)^±∞ = 1. The relative error grows with |y·log x| (about 1e-16 per unit).
+    pub fn pow(&mut self, x: &Val, y: &Val) -> Val {
+        let ax = self.abs(x);
+        let log = self.log(&ax);
+        let exponent = self.mul(y, &log);
+        let magnitude = self.exp(&exponent);
+        // |x| = 1 with y = ±∞ (0·∞): 1.
+        let one = self.c(1.0);
+        let unit = self.cmp("oeq", &ax, &one);
+        let magnitude = self.select(&unit, &one, &magnitude);
+        let (integer, odd) = self.integer_and_odd(y);
+        let (x_bits, m_bits) = (self.bits_of(x), self.bits_of(&magnitude));
+        let sign = self.int(i64::MIN);
+        let x_sign = self.iop("arith.andi", &x_bits, &sign);
+        let zero_bits = self.int(0);
+        let kept = self
+            .lines
+            .assign(&format!("arith.select {odd}, {x_sign}, {zero_bits} : i64"));
+        let signed_bits = self.iop("arith.ori", &m_bits, &kept);
+        let signed = self.float_of(&signed_bits);
+        // A negative finite x and a non-integer y: NaN.
+        let zero = self.c(0.0);
+        let negative = self.cmp("olt", x, &zero);
+        let inf = self.c(f64::INFINITY);
+        let finite = self.cmp("one", &ax, &inf);
+        let negative_finite = self
+            .lines
+            .assign(&format!("arith.andi {negative}, {finite} : i1"));
+        let true_bit = self.lines.assign("arith.constant true");
+        let fractional = self
+            .lines
+            .assign(&format!("arith.xori {integer}, {true_bit} : i1"));
+        let invalid = self
+            .lines
+            .assign(&format!("arith.andi {negative_finite}, {fractional} : i1"));
+        let nan = self.c(f64::NAN);
+        let r = self.select(&invalid, &nan, &signed);
+        // x^±0 = 1 and 1^y = 1, NaN or not.
+        let y_zero = self.cmp("oeq", y, &zero);
+        let x_one = self.cmp("oeq", x, &one);
+        let trivial = self
+            .lines
+            .assign(&format!("arith.ori {y_zero}, {x_one} : i1"));
+        self.select(&trivial, &one, &r)
     }
 
     pub fn tanh(&mut self, x: &Val) -> Val {

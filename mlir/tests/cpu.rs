@@ -304,4 +304,69 @@ mod kernel_math {
             assert!(worst <= 1e-15, "{op:?}: worst relative error {worst:e}");
         }
     }
+
+    #[test]
+    fn powers_match_libm_with_its_special_cases() {
+        // Every pair of bases and exponents: specials (±0, ±1, ±∞, NaN, integers odd and even,
+        // halves, huge and tiny) and a spread of magnitudes, both signs.
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            2.0,
+            -2.0,
+            3.0,
+            -3.0,
+            0.5,
+            -0.5,
+            2.5,
+            1e-300,
+            1e300,
+            5e-324,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            2f64.powi(53),
+            2f64.powi(53) + 2.0,
+            2f64.powi(52) + 1.0,
+            1.0 + f64::EPSILON,
+        ];
+        for i in 0..=40 {
+            let t = -8.0 + 16.0 * f64::from(i) / 40.0;
+            values.extend([10f64.powf(t), -(10f64.powf(t)), t]);
+        }
+        let pairs: Vec<(f64, f64)> = values
+            .iter()
+            .flat_map(|&x| values.iter().map(move |&y| (x, y)))
+            .collect();
+        let mut m = Model::new(2);
+        let n = m.dim("n", pairs.len() as u64);
+        let xs: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+        let ys: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        let (x, _) = m.var_data(vec![n], &xs);
+        let (y, _) = m.var_data(vec![n], &ys);
+        let root = m.bin(BinaryOp::Pow, x, y);
+        let mut f = MlirCpuFn::compile_with_kernel_math(
+            &m.p,
+            &[root],
+            &m.b.dims,
+            &programs::kernel_symbols(),
+        )
+        .unwrap();
+        let shapes = f.output_shapes().to_vec();
+        let got = programs::run_compiled(&m.b, &shapes, |inputs, outputs| f.call(inputs, outputs))
+            .unwrap();
+        for (g, &(x, y)) in got[0].iter().zip(&pairs) {
+            let w = x.powf(y);
+            let same = g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
+            // e^(y·log|x|): the rounding of y·log|x| is amplified by its size.
+            let scale = (y * x.abs().ln()).abs().max(1.0);
+            let close = w.is_finite()
+                && w != 0.0
+                && (g - w).abs() <= 1e-15 * scale * w.abs().max(f64::MIN_POSITIVE);
+            let tiny = w.abs() < f64::MIN_POSITIVE && (g - w).abs() <= 1e-300 * scale;
+            assert!(same || close || tiny, "{x:e}^{y:e}: {g:e} vs libm {w:e}");
+        }
+    }
 }
