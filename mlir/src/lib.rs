@@ -383,7 +383,7 @@ impl MlirCpuFn {
         Self::compile_for(Target::Cpu, program, roots, dims, symbols)
     }
 
-    /// [`MlirCpuFn::compile`] with exp, log, log1p and tanh computed as in GPU kernels (f64
+    /// [`MlirCpuFn::compile`] with exp, log, log1p, tanh and pow computed as in GPU kernels (f64
     /// arithmetic instead of libm), so that tests check that arithmetic on the host.
     pub fn compile_with_kernel_math(
         program: &Program,

@@ -1,6 +1,7 @@
 //! The MLIR CPU path against the reference interpreter: seeded random shapes (including 0, 1 and
 //! 7) for every op the backend lowers, composite objectives, errors (run-time indices of
-//! `select` included), and snapshots of the text of a fused reduction and of an index check.
+//! `select` included), snapshots of the text of a fused reduction and of an index check, and the
+//! GPU kernels' math functions run on the host against libm.
 
 use ndarray::ArrayD;
 use optc_compiler::fusion::{ArgumentError, PlanError};
@@ -14,11 +15,25 @@ mod programs;
 
 use programs::Model;
 
-/// Values of `roots` computed through MLIR.
-fn run_mlir(p: &Program, b: &Bindings, roots: &[NodeId]) -> Result<Vec<ArrayD<f64>>, MlirError> {
-    let mut f = MlirCpuFn::compile(p, roots, &b.dims, &programs::kernel_symbols())?;
+/// A way of compiling a function through MLIR ([`MlirCpuFn::compile`], or with the kernels' math).
+type Compile =
+    fn(&Program, &[NodeId], &[u64], &[(&str, *const u8)]) -> Result<MlirCpuFn, MlirError>;
+
+/// Values of `roots` computed through MLIR, compiled by `compile`.
+fn run_with(
+    compile: Compile,
+    p: &Program,
+    b: &Bindings,
+    roots: &[NodeId],
+) -> Result<Vec<ArrayD<f64>>, MlirError> {
+    let mut f = compile(p, roots, &b.dims, &programs::kernel_symbols())?;
     let shapes = f.output_shapes().to_vec();
     programs::run_compiled(b, &shapes, |inputs, outputs| f.call(inputs, outputs))
+}
+
+/// Values of `roots` computed through MLIR.
+fn run_mlir(p: &Program, b: &Bindings, roots: &[NodeId]) -> Result<Vec<ArrayD<f64>>, MlirError> {
+    run_with(MlirCpuFn::compile, p, b, roots)
 }
 
 /// Asserts that MLIR and interpreted values of `roots` agree to relative error `tol`.
@@ -187,22 +202,18 @@ fn text_of_a_select_at_a_run_time_index() {
     insta::assert_snapshot!(mlir_text(&m.p, &[s], &m.b.dims).expect("lowers"));
 }
 
-/// The op-level cases again with exp, log, log1p and tanh computed as GPU kernels compute them
-/// (arithmetic, not libm), on the host.
+/// The op-level cases again with exp, log, log1p, tanh and pow computed as GPU kernels compute
+/// them (arithmetic, not libm), on the host; and those functions against libm on hard points.
 mod kernel_math {
     use super::*;
 
+    /// Values of `roots` with the kernels' math.
+    fn run(m: &Model, roots: &[NodeId]) -> Vec<ArrayD<f64>> {
+        run_with(MlirCpuFn::compile_with_kernel_math, &m.p, &m.b, roots).expect("MLIR")
+    }
+
     fn check_model(m: &Model, roots: &[NodeId], tol: f64) {
-        let mut f = MlirCpuFn::compile_with_kernel_math(
-            &m.p,
-            roots,
-            &m.b.dims,
-            &programs::kernel_symbols(),
-        )
-        .expect("MLIR");
-        let shapes = f.output_shapes().to_vec();
-        let got = programs::run_compiled(&m.b, &shapes, |inputs, outputs| f.call(inputs, outputs))
-            .expect("MLIR");
+        let got = run(m, roots);
         programs::assert_matches_interpreter(&m.p, &m.b, roots, &got, tol, "MLIR kernel math");
     }
 
@@ -264,16 +275,7 @@ mod kernel_math {
             UnaryOp::Softplus,
         ];
         let roots: Vec<NodeId> = ops.iter().map(|&op| m.un(op, x)).collect();
-        let mut f = MlirCpuFn::compile_with_kernel_math(
-            &m.p,
-            &roots,
-            &m.b.dims,
-            &programs::kernel_symbols(),
-        )
-        .unwrap();
-        let shapes = f.output_shapes().to_vec();
-        let got = programs::run_compiled(&m.b, &shapes, |inputs, outputs| f.call(inputs, outputs))
-            .unwrap();
+        let got = run(&m, &roots);
         // The interpreter computes with Rust's f64 functions (the platform's libm).
         let want = optc_runtime::interp::eval(
             &m.p,
@@ -347,16 +349,7 @@ mod kernel_math {
         let (x, _) = m.var_data(vec![n], &xs);
         let (y, _) = m.var_data(vec![n], &ys);
         let root = m.bin(BinaryOp::Pow, x, y);
-        let mut f = MlirCpuFn::compile_with_kernel_math(
-            &m.p,
-            &[root],
-            &m.b.dims,
-            &programs::kernel_symbols(),
-        )
-        .unwrap();
-        let shapes = f.output_shapes().to_vec();
-        let got = programs::run_compiled(&m.b, &shapes, |inputs, outputs| f.call(inputs, outputs))
-            .unwrap();
+        let got = run(&m, &[root]);
         for (g, &(x, y)) in got[0].iter().zip(&pairs) {
             let w = x.powf(y);
             let same = g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
