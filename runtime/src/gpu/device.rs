@@ -216,3 +216,37 @@ impl<D: Device + ?Sized> Device for Box<D> {
         (**self).synchronize()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ptx_entries;
+
+    #[test]
+    fn ptx_entries_count_each_kernels_parameters() {
+        let ptx = "\
+.version 8.0
+.visible .entry first(
+\t.param .u64 first_param_0,
+\t.param .u64 .ptr .align 1 first_param_1
+)
+{
+\tret;
+}
+.visible .entry empty()
+{
+\tret;
+}
+.entry second(
+\t.param .u64 second_param_0
+)
+{
+\tret;
+}
+";
+        let entries = ptx_entries(ptx);
+        assert_eq!(entries.len(), 3, "{entries:?}");
+        assert_eq!(entries["first"], 2);
+        assert_eq!(entries["empty"], 0);
+        assert_eq!(entries["second"], 1);
+    }
+}
