@@ -4,10 +4,10 @@
 use crate::model::{Model, VarSlot};
 use crate::prox;
 use crate::solvers::{
-    self, adam, augmented_lagrangian, central_path, lbfgs, projected_lbfgs, proximal_gradient,
-    AdamConstants, AdamIterates, AdamOptions, AugLagOptions, Bounds, Callback, FnProblem,
-    FnRegularizer, HostAdam, InnerSolver, LbfgsOptions, PathObjective, PathOptions, Problem,
-    ProxGradOptions, Report, SetOption,
+    self, adam, augmented_lagrangian, central_path, lbfgs, lbfgs_in, projected_lbfgs,
+    proximal_gradient, AdamConstants, AdamIterates, AdamOptions, AugLagOptions, Bounds, Callback,
+    FnProblem, FnRegularizer, HostAdam, InnerSolver, LbfgsOptions, PathObjective, PathOptions,
+    Problem, ProxGradOptions, Report, SetOption, Slot,
 };
 use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
@@ -957,6 +957,118 @@ pub trait External {
     fn adam(&mut self) -> Option<&mut dyn DeviceAdam> {
         None
     }
+    /// L-BFGS's vectors in the device's memory, when it computes the objective; `None`: the
+    /// host keeps them.
+    fn vectors(&mut self) -> Option<&mut dyn DeviceVectors> {
+        None
+    }
+}
+
+/// L-BFGS's vectors ([`solvers::Vectors`]) kept by a device that computes the objective: the
+/// point, the gradients and the correction pairs stay in its memory, so that per iteration only
+/// scalars cross (values, dot products, norms); the start point goes there once, the result
+/// comes back once.
+pub trait DeviceVectors {
+    /// Makes slots `0..count` of the point's length.
+    fn allocate(&mut self, count: usize) -> Result<(), Diagnostic>;
+    fn write(&mut self, slot: Slot, values: &[f64]) -> Result<(), Diagnostic>;
+    fn read(&mut self, slot: Slot, out: &mut [f64]) -> Result<(), Diagnostic>;
+    /// The objective at `x`, its gradient into `g`; NaN where it is undefined, as
+    /// [`External::eval`].
+    fn value_grad(&mut self, x: Slot, g: Slot) -> Result<f64, Diagnostic>;
+    fn dot(&mut self, a: Slot, b: Slot) -> Result<f64, Diagnostic>;
+    fn norm_inf(&mut self, a: Slot) -> Result<f64, Diagnostic>;
+    /// `y ← y + alpha·x`.
+    fn axpy(&mut self, alpha: f64, x: Slot, y: Slot) -> Result<(), Diagnostic>;
+    /// `x ← alpha·x`.
+    fn scale(&mut self, alpha: f64, x: Slot) -> Result<(), Diagnostic>;
+    fn copy(&mut self, from: Slot, to: Slot) -> Result<(), Diagnostic>;
+}
+
+/// [`solvers::Vectors`] on a [`DeviceVectors`]: the first error of the device is kept (its
+/// value stands in: NaN for numbers), and a NaN objective without one is named by the host
+/// model at that point.
+struct ResidentVectors<'a> {
+    device: &'a mut dyn DeviceVectors,
+    dim: usize,
+    model: &'a mut Model,
+    objective: Option<NodeId>,
+    error: Option<Diagnostic>,
+}
+
+impl ResidentVectors<'_> {
+    fn noted<T>(&mut self, result: Result<T, Diagnostic>, instead: T) -> T {
+        result.unwrap_or_else(|e| {
+            self.error.get_or_insert(e);
+            instead
+        })
+    }
+}
+
+impl solvers::Vectors for ResidentVectors<'_> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn allocate(&mut self, count: usize) {
+        let made = self.device.allocate(count);
+        self.noted(made, ());
+    }
+    fn write(&mut self, slot: Slot, values: &[f64]) {
+        let written = self.device.write(slot, values);
+        self.noted(written, ());
+    }
+    fn read(&mut self, slot: Slot, out: &mut [f64]) {
+        let read = self.device.read(slot, out);
+        self.noted(read, ());
+    }
+    fn value_grad(&mut self, x: Slot, g: Slot) -> f64 {
+        let value = self.device.value_grad(x, g);
+        let value = self.noted(value, f64::NAN);
+        if value.is_nan() && self.error.is_none() {
+            let mut point = vec![0.0; self.dim];
+            match self.device.read(x, &mut point) {
+                Ok(()) => name_undefined(self.model, self.objective, &point, &mut self.error),
+                Err(e) => self.error = Some(e),
+            }
+        }
+        value
+    }
+    fn dot(&mut self, a: Slot, b: Slot) -> f64 {
+        let dot = self.device.dot(a, b);
+        self.noted(dot, f64::NAN)
+    }
+    fn norm_inf(&mut self, a: Slot) -> f64 {
+        let norm = self.device.norm_inf(a);
+        self.noted(norm, f64::NAN)
+    }
+    fn axpy(&mut self, alpha: f64, x: Slot, y: Slot) {
+        let done = self.device.axpy(alpha, x, y);
+        self.noted(done, ());
+    }
+    fn scale(&mut self, alpha: f64, x: Slot) {
+        let done = self.device.scale(alpha, x);
+        self.noted(done, ());
+    }
+    fn copy(&mut self, from: Slot, to: Slot) {
+        let done = self.device.copy(from, to);
+        self.noted(done, ());
+    }
+}
+
+/// A NaN from another device may stand for an evaluation error it cannot report (a GPU kernel
+/// has no status for an index outside its axis): the host model names it at `x` into `error`.
+fn name_undefined(
+    model: &mut Model,
+    objective: Option<NodeId>,
+    x: &[f64],
+    error: &mut Option<Diagnostic>,
+) {
+    if let (None, Some(node)) = (&error, objective) {
+        model.set_x(x);
+        if let Err(e) = model.eval_scalar(node) {
+            *error = Some(e.into());
+        }
+    }
 }
 
 /// Adam's iterates of a path stage kept by a device that computes [`AdamStep`]: the point,
@@ -990,7 +1102,8 @@ pub trait DeviceAdam {
 /// [`runs_on_objective_alone`] holds when the device computes the objective, and for the central
 /// path, the augmented Lagrangian and proximal gradient when it computes their functions
 /// ([`device_functions`]); E0385 otherwise. An error of `device` is a NaN to the solver
-/// (which backs off) and the first one is kept in the outcome.
+/// (which backs off) and the first one is kept in the outcome. L-BFGS keeps its vectors on a
+/// device that offers them ([`External::vectors`]).
 pub fn solve_external(
     model: &mut Model,
     plan: &Plan,
@@ -1026,23 +1139,33 @@ pub fn solve_external(
     let b = bounds(model)?;
     let objective = model.program.objective.as_ref().map(|o| o.node);
     let mut error = None;
-    let report = {
-        let mut problem = FnProblem::new(x0.len(), |x: &[f64], g: &mut [f64]| {
-            let value = device.eval(x, g, &mut []).unwrap_or_else(|e| {
-                error.get_or_insert(e);
-                f64::NAN
-            });
-            // A NaN from another device may stand for an evaluation error it cannot report (a GPU
-            // kernel has no status for an index outside its axis): the host model names it.
-            if let (true, None, Some(node)) = (value.is_nan(), &error, objective) {
-                model.set_x(x);
-                if let Err(e) = model.eval_scalar(node) {
-                    error = Some(e.into());
+    let report = match device.vectors() {
+        Some(device) if plan.method == Method::Lbfgs => {
+            let opts = lbfgs_options(&plan.options)?;
+            let mut vectors = ResidentVectors {
+                device,
+                dim: x0.len(),
+                model: &mut *model,
+                objective,
+                error: None,
+            };
+            let report = lbfgs_in(&mut vectors, &x0, &opts, callback);
+            error = vectors.error;
+            report
+        }
+        _ => {
+            let mut problem = FnProblem::new(x0.len(), |x: &[f64], g: &mut [f64]| {
+                let value = device.eval(x, g, &mut []).unwrap_or_else(|e| {
+                    error.get_or_insert(e);
+                    f64::NAN
+                });
+                if value.is_nan() {
+                    name_undefined(model, objective, x, &mut error);
                 }
-            }
-            value
-        });
-        solve_smooth(plan, &mut problem, &x0, &b, callback)?
+                value
+            });
+            solve_smooth(plan, &mut problem, &x0, &b, callback)?
+        }
     };
     model.set_x(&report.x);
     Ok(Outcome { report, error })

@@ -965,7 +965,8 @@ fn the_central_path_runs_on_the_device_as_on_the_cpu() {
 
 /// Solves `source` (an example of examples/dag, its data path made absolute) through
 /// `solve_external` on the reference device, with an unfused plan, stopping after `stop_after`
-/// steps: the outcome and the elements moved between host and device.
+/// iterations: the outcome, the elements moved between host and device, and the point of the
+/// same solve on the host.
 fn solve_on_the_reference_device(
     name: &str,
     source: &str,
@@ -973,17 +974,6 @@ fn solve_on_the_reference_device(
 ) -> (optc_runtime::plan::Outcome, usize, Vec<f64>) {
     let (dir, file) = write_dag_source(name, source);
     let (program, bindings) = load(&file).unwrap();
-    // `optc bench` times the path's Adam steps with the iterates on the device.
-    let art = write_gpu_artifact_of(&file, &dir, Precision::F64);
-    let o = Command::new(env!("CARGO_BIN_EXE_optc"))
-        .args(["bench", art.to_str().unwrap(), "--backend", "gpu"])
-        .args(["--time-ms", "20", "--json"])
-        .env(optc_runtime::gpu::DEVICE_ENV, "reference")
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    let steps = json["backends"]["gpu"]["adam_steps_per_s"].as_f64();
-    assert!(steps.is_some_and(|s| s > 0.0), "{json}");
     let _ = std::fs::remove_dir_all(&dir);
     let (plan, kernels) = unfused_plan(&program, &bindings);
     let mut executor = Executor::new(ReferenceDevice::new(), plan, &kernels, &bindings).unwrap();
@@ -1004,12 +994,59 @@ fn solve_on_the_reference_device(
     (outcome, moved, host.report.x)
 }
 
+/// `optc bench` of `source`'s artifact on the reference device times the path's Adam steps
+/// with the iterates on the device.
+fn assert_bench_times_adam_steps(name: &str, source: &str) {
+    let (dir, file) = write_dag_source(name, source);
+    let art = write_gpu_artifact_of(&file, &dir, Precision::F64);
+    let o = Command::new(env!("CARGO_BIN_EXE_optc"))
+        .args(["bench", art.to_str().unwrap(), "--backend", "gpu"])
+        .args(["--time-ms", "20", "--json"])
+        .env(optc_runtime::gpu::DEVICE_ENV, "reference")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    let steps = json["backends"]["gpu"]["adam_steps_per_s"].as_f64();
+    assert!(steps.is_some_and(|s| s > 0.0), "{json}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn lbfgs_keeps_its_vectors_on_the_device() {
+    // A smooth fit of 100 variables: per iteration only scalars cross (the value and the dot
+    // products and norms of the two-loop recursion and the line search), per solve the start
+    // point and the result.
+    let source = "dims n, d
+data X : real[n, d] = load(\"../data/X.npy\")
+var W : real[d, d] = 0
+minimize 0.5 / n * sumsq(X - X @ W) + 0.1 * sum(sqrt(1 + W .* W))
+solve with lbfgs(tol = 1e-12)
+";
+    let (outcome, moved, host_x) = solve_on_the_reference_device("lbfgs_resident", source, 25);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let (iterations, n) = (outcome.report.iterations, outcome.report.x.len());
+    assert_eq!(
+        outcome.report.status,
+        optc_runtime::solvers::Status::Interrupted
+    );
+    assert_eq!((iterations, n), (25, 100));
+    eprintln!("L-BFGS: {moved} values moved in {iterations} iterations of {n} variables");
+    // A host loop moves the point and the gradient, 2n values, every evaluation.
+    assert!(
+        moved < 40 * iterations + 2 * n,
+        "{moved} values moved in {iterations} iterations of {n} variables"
+    );
+    // The same iterates as on the host, up to the order of the sums in dot products.
+    assert_close("W", &outcome.report.x, &host_x, 1e-8);
+}
+
 #[test]
 fn the_paths_adam_iterates_stay_on_the_device() {
     // DAGMA's plan computes Adam's step: per step only scalars cross (the merit, the guard, h,
-    // c1 and c2, and the log-determinant the host computes from the LU's diagonal: 7 per step
-    // here), and per stage the start point, the zeroed moments and the end point.
+    // ‖∇‖∞, c1 and c2, and the log-determinant the host computes from the LU's diagonal: 8 per
+    // step here), and per stage the start point, the zeroed moments and the end point.
     let dagma = short_dagma("acyclic: dagma_logdet(W, s = 1) == 0");
+    assert_bench_times_adam_steps("dagma_bench", &dagma);
     let (outcome, moved, host_x) = solve_on_the_reference_device("dagma_resident", &dagma, 1000);
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
     let (steps, n) = (outcome.report.iterations, outcome.report.x.len());
@@ -1021,7 +1058,7 @@ fn the_paths_adam_iterates_stay_on_the_device() {
     eprintln!("DAGMA: {moved} values moved in {steps} steps of {n} variables");
     // A host loop moves the point and the gradient, 2n values, every step.
     assert!(
-        moved < 8 * steps + 20 * n,
+        moved < 9 * steps + 20 * n,
         "{moved} values moved in {steps} steps of {n} variables"
     );
     // Stopped mid-stage, the best point of the stage is returned, as on the host.

@@ -93,6 +93,80 @@ fn lbfgs_minimizes_rosenbrock() {
     assert_close(&report.x, &[1.0, 1.0], 1e-7);
 }
 
+/// The chained Rosenbrock function Σ 100 (xᵢ₊₁ − xᵢ²)² + (1 − xᵢ)² (minimum 0 at x = 1), with its
+/// gradient in `g`.
+fn chained(x: &[f64], g: &mut [f64]) -> f64 {
+    g.fill(0.0);
+    let mut value = 0.0;
+    for i in 0..x.len() - 1 {
+        let t = x[i + 1] - x[i] * x[i];
+        value += 100.0 * t * t + (1.0 - x[i]).powi(2);
+        g[i] += -400.0 * x[i] * t - 2.0 * (1.0 - x[i]);
+        g[i + 1] += 200.0 * t;
+    }
+    value
+}
+
+/// The classic start (−1.2, 1, −1.2, 1, …) of [`chained`] in `n` variables.
+fn chained_start(n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| if i % 2 == 0 { -1.2 } else { 1.0 })
+        .collect()
+}
+
+#[test]
+fn lbfgs_converges_with_every_memory_size() {
+    // Chained Rosenbrock in 12 variables (minimum at x = 1): many more iterations than memory
+    // pairs, so stored pairs are dropped and their slots reused; with memory 0 steepest descent
+    // on a tridiagonal quadratic with condition number 3 (A = tridiag(−0.5, 2, −0.5)).
+    let n = 12;
+    let x0 = chained_start(n);
+    let mut iterations = Vec::new();
+    for memory in [1, 2, 5, 10] {
+        let mut problem = FnProblem::new(n, chained);
+        let opts = LbfgsOptions {
+            memory,
+            gtol: 1e-8,
+            ftol: 0.0,
+            max_iter: 5000,
+            ..Default::default()
+        };
+        let report = lbfgs(&mut problem, &x0, &opts, &mut go_on);
+        assert_eq!(report.status, Status::Converged, "memory {memory}");
+        assert!(
+            report.iterations > 2 * memory,
+            "{} iterations",
+            report.iterations
+        );
+        assert_close(&report.x, &[1.0; 12], 1e-6);
+        iterations.push(report.iterations);
+    }
+    // More memory, fewer iterations, from one pair to ten.
+    assert!(iterations[3] < iterations[0], "{iterations:?}");
+    let mut a = vec![0.0; n * n];
+    for i in 0..n {
+        a[i * n + i] = 2.0;
+        if i + 1 < n {
+            (a[i * n + i + 1], a[(i + 1) * n + i]) = (-0.5, -0.5);
+        }
+    }
+    let x_star: Vec<f64> = (0..n).map(|i| (i as f64 - 5.5) / 4.0).collect();
+    let b: Vec<f64> = (0..n)
+        .map(|i| (0..n).map(|j| a[i * n + j] * x_star[j]).sum())
+        .collect();
+    let mut problem = FnProblem::new(n, quadratic(a, b));
+    let opts = LbfgsOptions {
+        memory: 0,
+        gtol: 1e-10,
+        ftol: 0.0,
+        ..Default::default()
+    };
+    let report = lbfgs(&mut problem, &[0.0; 12], &opts, &mut go_on);
+    assert_eq!(report.status, Status::Converged);
+    // It ends when f stops decreasing in floating point: ‖x − x*‖ of order √ε.
+    assert_close(&report.x, &x_star, 1e-7);
+}
+
 /// f(x) = Σ xᵢ − ln xᵢ (minimum 2 at x = 1; NaN for some xᵢ < 0), with its gradient in `g`.
 fn x_minus_log_x(x: &[f64], g: &mut [f64]) -> f64 {
     let mut value = 0.0;
@@ -299,21 +373,8 @@ fn lbfgsb_without_bounds_solves_a_2d_quadratic_in_few_iterations() {
 fn lbfgsb_matches_scipy_on_chained_rosenbrock_with_scipy_defaults() {
     // Twelve variables, every third one in [−1, 0.8], the others in [−2, 2]: more iterations
     // than memory pairs, and bounds that become active and inactive along the way.
-    fn chained(x: &[f64], g: &mut [f64]) -> f64 {
-        g.fill(0.0);
-        let mut value = 0.0;
-        for i in 0..x.len() - 1 {
-            let t = x[i + 1] - x[i] * x[i];
-            value += 100.0 * t * t + (1.0 - x[i]).powi(2);
-            g[i] += -400.0 * x[i] * t - 2.0 * (1.0 - x[i]);
-            g[i + 1] += 200.0 * t;
-        }
-        value
-    }
     let n = 12;
-    let x0: Vec<f64> = (0..n)
-        .map(|i| if i % 2 == 0 { -1.2 } else { 1.0 })
-        .collect();
+    let x0 = chained_start(n);
     let third = |i: usize| i.is_multiple_of(3);
     let lower = (0..n).map(|i| if third(i) { -1.0 } else { -2.0 }).collect();
     let upper = (0..n).map(|i| if third(i) { 0.8 } else { 2.0 }).collect();

@@ -655,6 +655,54 @@ impl Device for CudaDevice {
         }
     }
 
+    fn scale(&mut self, alpha: f64, x: DevPtr, len: usize) -> DeviceResult<()> {
+        let at = self.address(x, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let handle = self.blas()?;
+        let n = int(len)?;
+        // SAFETY: the vector holds `len` elements of the device's precision; `alpha` is read
+        // from the host before the call returns.
+        unsafe {
+            match self.precision {
+                Precision::F64 => blas_ok(blas::cublasDscal_v2(handle, n, &alpha, at as _, 1)),
+                Precision::F32 => {
+                    blas_ok(blas::cublasSscal_v2(handle, n, &(alpha as f32), at as _, 1))
+                }
+            }
+        }
+    }
+
+    fn dot(&mut self, x: DevPtr, y: DevPtr, len: usize) -> DeviceResult<f64> {
+        let (a, b) = (self.address(x, len)?, self.address(y, len)?);
+        if len == 0 {
+            return Ok(0.0);
+        }
+        let handle = self.blas()?;
+        let n = int(len)?;
+        // SAFETY: both vectors hold `len` elements; in the default host pointer mode the
+        // result is written to the host variable before the call returns.
+        unsafe {
+            match self.precision {
+                Precision::F64 => {
+                    let mut out = 0.0f64;
+                    blas_ok(blas::cublasDdot_v2(
+                        handle, n, a as _, 1, b as _, 1, &mut out,
+                    ))?;
+                    Ok(out)
+                }
+                Precision::F32 => {
+                    let mut out = 0.0f32;
+                    blas_ok(blas::cublasSdot_v2(
+                        handle, n, a as _, 1, b as _, 1, &mut out,
+                    ))?;
+                    Ok(out as f64)
+                }
+            }
+        }
+    }
+
     fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
         if n == 0 {
             self.address(a, 0)?;

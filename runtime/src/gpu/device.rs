@@ -1,6 +1,7 @@
 //! What the GPU executor needs from a device: buffers of f64 or f32 (one [`Precision`] per device;
 //! the host side of every call is f64, converted on the way), copies between host and device,
-//! launches of PTX kernels, and the library calls (matrix product, sum, largest |x|, axpy, LU
+//! launches of PTX kernels, and the library calls (matrix product, sum, largest |x|, axpy,
+//! scaling, dot product, LU
 //! with log-determinant, inverse, solve). Two implementations: [`super::cuda::CudaDevice`]
 //! (CUDA driver, cuBLAS, cuSOLVER through `cudarc`) and [`super::reference::ReferenceDevice`]
 //! (host memory, kernels run by the interpreter), which tests the executor here.
@@ -148,6 +149,10 @@ pub trait Device {
     fn max_abs(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64>;
     /// `y ← y + alpha·x`, `len` elements each.
     fn axpy(&mut self, alpha: f64, x: DevPtr, y: DevPtr, len: usize) -> DeviceResult<()>;
+    /// `x ← alpha·x`, `len` elements.
+    fn scale(&mut self, alpha: f64, x: DevPtr, len: usize) -> DeviceResult<()>;
+    /// `xᵀy` of `len` elements each, read back to the host.
+    fn dot(&mut self, x: DevPtr, y: DevPtr, len: usize) -> DeviceResult<f64>;
     /// LU-factorizes the `n × n` matrix at `a` (left unchanged); the device keeps the factors
     /// for the `lu_*` calls until the next factorization.
     fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()>;
@@ -199,6 +204,12 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn axpy(&mut self, alpha: f64, x: DevPtr, y: DevPtr, len: usize) -> DeviceResult<()> {
         (**self).axpy(alpha, x, y, len)
+    }
+    fn scale(&mut self, alpha: f64, x: DevPtr, len: usize) -> DeviceResult<()> {
+        (**self).scale(alpha, x, len)
+    }
+    fn dot(&mut self, x: DevPtr, y: DevPtr, len: usize) -> DeviceResult<f64> {
+        (**self).dot(x, y, len)
     }
     fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
         (**self).lu_factor(a, n)

@@ -12,6 +12,10 @@
 //! path stage ([`Executor::start_adam`], [`Executor::rerun`], [`Executor::step_adam`]): per step
 //! only scalars cross, besides what the evaluation's own steps read back (a log-determinant's LU
 //! diagonal and pivots, host steps).
+//!
+//! L-BFGS on a plan of the objective keeps its vectors on the device too
+//! ([`Executor::allocate_vectors`], [`Executor::evaluate_vector`] and the BLAS-like calls on
+//! them): the start point goes there once, the result comes back once.
 
 use super::device::{DevBuf, DevPtr, Device, DeviceError, Gemm, KernelParam, LaunchCall};
 use super::plan::{DeviceSolver, GpuPlan, LaunchOperand, Memory, Precision, Step, Storage};
@@ -175,6 +179,9 @@ pub struct Executor<D: Device> {
     eval_roots: usize,
     /// Adam's iterates on the device, for a plan with its step.
     adam: Option<ResidentAdam>,
+    /// Flat vectors of the point's length, for a solver that keeps its iterates on the device
+    /// ([`Executor::allocate_vectors`]).
+    vectors: Vec<DevBuf>,
     /// The time the device took to load the kernels (for the CUDA driver: JIT-compiling the
     /// PTX).
     kernel_load: std::time::Duration,
@@ -274,6 +281,7 @@ impl<D: Device> Executor<D> {
             step_steps: Vec::new(),
             eval_roots: 0,
             adam: None,
+            vectors: Vec::new(),
             kernel_load,
         };
         executor.split_steps()?;
@@ -906,6 +914,85 @@ impl<D: Device> Executor<D> {
         let (start, n) = (self.starts[k], self.variables[k].1);
         let (from, to) = (offset.max(start), (offset + len).min(start + n));
         (from < to).then(|| (from - offset..to - offset, from - start))
+    }
+}
+
+/// Flat vectors on the device, for L-BFGS ([`crate::solvers::Vectors`]): its point, gradients
+/// and correction pairs stay there, and per iteration only scalars cross (values, dot products,
+/// norms).
+impl<D: Device> Executor<D> {
+    /// Makes sure there are `count` flat vectors of the point's length (zeroed when new),
+    /// numbered from 0.
+    pub fn allocate_vectors(&mut self, count: usize) -> Result<(), ExecError> {
+        let dim = self.dim();
+        while self.vectors.len() < count {
+            let buf = self.device.alloc(dim)?;
+            self.vectors.push(buf);
+        }
+        Ok(())
+    }
+
+    fn vector(&self, slot: usize) -> Result<DevBuf, ExecError> {
+        self.vectors
+            .get(slot)
+            .copied()
+            .ok_or_else(|| ExecError::Plan(format!("vector {slot} of {}", self.vectors.len())))
+    }
+
+    /// The objective at vector `x`, its gradient (flat) into vector `g`: the point and the
+    /// gradient are copied on the device, only the value is read back.
+    pub fn evaluate_vector(&mut self, x: usize, g: usize) -> Result<f64, ExecError> {
+        let (x, g) = (self.vector(x)?, self.vector(g)?);
+        for (k, &(input, len)) in self.variables.iter().enumerate() {
+            let to = self.inputs[input as usize].at(0);
+            self.device.copy(x.at(self.starts[k]), to, len)?;
+        }
+        let value = self.rerun()?;
+        for (k, &(_, len)) in self.variables.iter().enumerate() {
+            let from = self.outputs[1 + k].at(0);
+            self.device.copy(from, g.at(self.starts[k]), len)?;
+        }
+        Ok(value)
+    }
+
+    pub fn write_vector(&mut self, slot: usize, values: &[f64]) -> Result<(), ExecError> {
+        check_range(self.plan.precision, &|| "the point".into(), values)?;
+        self.check_span(0, values.len())?;
+        let to = self.vector(slot)?;
+        Ok(self.device.upload(to.at(0), values)?)
+    }
+
+    pub fn read_vector(&mut self, slot: usize, out: &mut [f64]) -> Result<(), ExecError> {
+        self.check_span(0, out.len())?;
+        let from = self.vector(slot)?;
+        Ok(self.device.download(from.at(0), out)?)
+    }
+
+    pub fn vector_dot(&mut self, a: usize, b: usize) -> Result<f64, ExecError> {
+        let (a, b, dim) = (self.vector(a)?, self.vector(b)?, self.dim());
+        Ok(self.device.dot(a.at(0), b.at(0), dim)?)
+    }
+
+    pub fn vector_norm_inf(&mut self, a: usize) -> Result<f64, ExecError> {
+        let (a, dim) = (self.vector(a)?, self.dim());
+        Ok(self.device.max_abs(a.at(0), dim)?)
+    }
+
+    /// `y ← y + alpha·x`.
+    pub fn vector_axpy(&mut self, alpha: f64, x: usize, y: usize) -> Result<(), ExecError> {
+        let (x, y, dim) = (self.vector(x)?, self.vector(y)?, self.dim());
+        Ok(self.device.axpy(alpha, x.at(0), y.at(0), dim)?)
+    }
+
+    /// `x ← alpha·x`.
+    pub fn vector_scale(&mut self, alpha: f64, x: usize) -> Result<(), ExecError> {
+        let (x, dim) = (self.vector(x)?, self.dim());
+        Ok(self.device.scale(alpha, x.at(0), dim)?)
+    }
+
+    pub fn vector_copy(&mut self, from: usize, to: usize) -> Result<(), ExecError> {
+        let (from, to, dim) = (self.vector(from)?, self.vector(to)?, self.dim());
+        Ok(self.device.copy(from.at(0), to.at(0), dim)?)
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! - [`device`]: what the executor needs from a device (buffers, copies, PTX launches, gemm, LU);
 //! - [`exec`]: the executor (setup once per solve, value and gradient per evaluation; for the
-//!   path's Adam stages, the iterates kept on the device);
+//!   path's Adam stages and for L-BFGS, the iterates kept on the device);
 //! - `cuda` (feature `cuda`): the device on an NVIDIA GPU through `cudarc` (driver API, cuBLAS,
 //!   cuSOLVER, all loaded at run time: nothing CUDA is needed to build optc);
 //! - [`mod@reference`]: the same device interface in host memory, with the kernels run by the
@@ -24,6 +24,7 @@ pub mod cuda;
 
 use crate::artifact::{self, Artifact};
 use crate::interp::Bindings;
+use crate::solvers::Slot;
 use device::Device;
 use exec::{ExecError, Executor};
 use optc_compiler::codes::CodeInfo;
@@ -262,6 +263,13 @@ impl<D: Device> crate::plan::External for Executor<D> {
             None => None,
         }
     }
+
+    fn vectors(&mut self) -> Option<&mut dyn crate::plan::DeviceVectors> {
+        match Executor::solver(self) {
+            None => Some(self),
+            Some(_) => None,
+        }
+    }
 }
 
 /// A point where the functions are undefined (a non-positive determinant, a singular matrix)
@@ -316,6 +324,37 @@ impl<D: Device> crate::plan::DeviceAdam for Executor<D> {
     }
     fn write(&mut self, offset: usize, values: &[f64]) -> Result<(), Diagnostic> {
         Ok(guarded(|| self.write_point(offset, values))?)
+    }
+}
+
+/// The executor keeps L-BFGS's vectors when its plan computes the objective.
+impl<D: Device> crate::plan::DeviceVectors for Executor<D> {
+    fn allocate(&mut self, count: usize) -> Result<(), Diagnostic> {
+        Ok(guarded(|| self.allocate_vectors(count))?)
+    }
+    fn write(&mut self, slot: Slot, values: &[f64]) -> Result<(), Diagnostic> {
+        Ok(guarded(|| self.write_vector(slot.0, values))?)
+    }
+    fn read(&mut self, slot: Slot, out: &mut [f64]) -> Result<(), Diagnostic> {
+        Ok(guarded(|| self.read_vector(slot.0, out))?)
+    }
+    fn value_grad(&mut self, x: Slot, g: Slot) -> Result<f64, Diagnostic> {
+        undefined_is_nan(guarded(|| self.evaluate_vector(x.0, g.0)), &mut [])
+    }
+    fn dot(&mut self, a: Slot, b: Slot) -> Result<f64, Diagnostic> {
+        Ok(guarded(|| self.vector_dot(a.0, b.0))?)
+    }
+    fn norm_inf(&mut self, a: Slot) -> Result<f64, Diagnostic> {
+        Ok(guarded(|| self.vector_norm_inf(a.0))?)
+    }
+    fn axpy(&mut self, alpha: f64, x: Slot, y: Slot) -> Result<(), Diagnostic> {
+        Ok(guarded(|| self.vector_axpy(alpha, x.0, y.0))?)
+    }
+    fn scale(&mut self, alpha: f64, x: Slot) -> Result<(), Diagnostic> {
+        Ok(guarded(|| self.vector_scale(alpha, x.0))?)
+    }
+    fn copy(&mut self, from: Slot, to: Slot) -> Result<(), Diagnostic> {
+        Ok(guarded(|| self.vector_copy(from.0, to.0))?)
     }
 }
 

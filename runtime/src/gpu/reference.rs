@@ -29,8 +29,8 @@ pub struct ReferenceDevice {
     modules: HashMap<String, HashMap<String, usize>>,
     /// The factors of the last `lu_factor`.
     lu: Option<linalg::Lu>,
-    /// Kernel launches, LU factorizations and elements moved between host and device (uploads
-    /// and downloads) so far (for tests).
+    /// Kernel launches, LU factorizations and elements moved between host and device (uploads,
+    /// downloads, and the scalars `max_abs` and `dot` return) so far (for tests).
     pub launches: usize,
     pub factorizations: usize,
     pub transferred: usize,
@@ -262,6 +262,7 @@ impl Device for ReferenceDevice {
     }
 
     fn max_abs(&mut self, x: DevPtr, len: usize) -> DeviceResult<f64> {
+        self.transferred += 1;
         Ok(self
             .slice(x, len)?
             .iter()
@@ -276,6 +277,17 @@ impl Device for ReferenceDevice {
             .map(|(x, y)| y + alpha * x)
             .collect();
         self.write(y, &sum)
+    }
+
+    fn scale(&mut self, alpha: f64, x: DevPtr, len: usize) -> DeviceResult<()> {
+        let scaled: Vec<f64> = self.slice(x, len)?.iter().map(|v| alpha * v).collect();
+        self.write(x, &scaled)
+    }
+
+    fn dot(&mut self, x: DevPtr, y: DevPtr, len: usize) -> DeviceResult<f64> {
+        self.transferred += 1;
+        let (x, y) = (self.slice(x, len)?, self.slice(y, len)?);
+        Ok(x.iter().zip(y).map(|(x, y)| x * y).sum())
     }
 
     fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {

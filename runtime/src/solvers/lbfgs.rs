@@ -1,5 +1,6 @@
 //! Limited-memory BFGS with a strong-Wolfe line search (bracketing + zoom with safeguarded cubic
-//! interpolation, Nocedal & Wright Algorithms 3.5/3.6).
+//! interpolation, Nocedal & Wright Algorithms 3.5/3.6), over [`Vectors`]: the iterates, gradients
+//! and correction pairs live in its slots, in host memory or on a device.
 //!
 //! The sufficient-decrease test allows a round-off slack of 8ε|f(x)|. Non-finite trial values are treated as "step too long": the line search shrinks the step
 //! towards the last finite point instead of failing. If the search fails along a quasi-Newton
@@ -54,90 +55,186 @@ impl_set_option!(LbfgsOptions {
     max_linesearch: count,
 });
 
-/// Stored correction pairs and the two-loop recursion.
-pub(crate) struct Memory {
+/// One vector of the problem's dimension held by [`Vectors`], by index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot(pub usize);
+
+/// Where L-BFGS keeps its vectors and evaluates the objective: host memory (for [`lbfgs`]), or
+/// a device's, so that a solve there moves only scalars per iteration (the start point in, the
+/// result out). L-BFGS touches its vectors through these calls only.
+pub trait Vectors {
+    /// Number of variables.
+    fn dim(&self) -> usize;
+    /// Makes slots `0..count` of `dim` values each; called once, before any other call.
+    fn allocate(&mut self, count: usize);
+    fn write(&mut self, slot: Slot, values: &[f64]);
+    fn read(&mut self, slot: Slot, out: &mut [f64]);
+    /// f at `x` (NaN where it is undefined), its gradient written to `g`.
+    fn value_grad(&mut self, x: Slot, g: Slot) -> f64;
+    fn dot(&mut self, a: Slot, b: Slot) -> f64;
+    fn norm_inf(&mut self, a: Slot) -> f64;
+    /// `y ← y + alpha·x` (`x` ≠ `y`).
+    fn axpy(&mut self, alpha: f64, x: Slot, y: Slot);
+    /// `x ← alpha·x`.
+    fn scale(&mut self, alpha: f64, x: Slot);
+    /// `to ← from`.
+    fn copy(&mut self, from: Slot, to: Slot);
+}
+
+/// A [`Problem`]'s vectors in host memory.
+pub struct HostVectors<'a> {
+    problem: &'a mut dyn Problem,
+    slots: Vec<Vec<f64>>,
+}
+
+impl<'a> HostVectors<'a> {
+    pub fn new(problem: &'a mut dyn Problem) -> Self {
+        HostVectors {
+            problem,
+            slots: Vec::new(),
+        }
+    }
+}
+
+/// Slot `from` to read and slot `to` to write (distinct).
+fn pair(slots: &mut [Vec<f64>], from: Slot, to: Slot) -> (&[f64], &mut [f64]) {
+    assert_ne!(from, to, "L-BFGS reads and writes one slot at once");
+    if from.0 < to.0 {
+        let (low, high) = slots.split_at_mut(to.0);
+        (&low[from.0], &mut high[0])
+    } else {
+        let (low, high) = slots.split_at_mut(from.0);
+        (&high[0], &mut low[to.0])
+    }
+}
+
+impl Vectors for HostVectors<'_> {
+    fn dim(&self) -> usize {
+        self.problem.dim()
+    }
+    fn allocate(&mut self, count: usize) {
+        self.slots = vec![vec![0.0; self.problem.dim()]; count];
+    }
+    fn write(&mut self, slot: Slot, values: &[f64]) {
+        self.slots[slot.0].copy_from_slice(values);
+    }
+    fn read(&mut self, slot: Slot, out: &mut [f64]) {
+        out.copy_from_slice(&self.slots[slot.0]);
+    }
+    fn value_grad(&mut self, x: Slot, g: Slot) -> f64 {
+        let (x, g) = pair(&mut self.slots, x, g);
+        self.problem.value_grad(x, g)
+    }
+    fn dot(&mut self, a: Slot, b: Slot) -> f64 {
+        dot(&self.slots[a.0], &self.slots[b.0])
+    }
+    fn norm_inf(&mut self, a: Slot) -> f64 {
+        norm_inf(&self.slots[a.0])
+    }
+    fn axpy(&mut self, alpha: f64, x: Slot, y: Slot) {
+        let (x, y) = pair(&mut self.slots, x, y);
+        y.iter_mut().zip(x).for_each(|(y, x)| *y += alpha * x);
+    }
+    fn scale(&mut self, alpha: f64, x: Slot) {
+        self.slots[x.0].iter_mut().for_each(|v| *v *= alpha);
+    }
+    fn copy(&mut self, from: Slot, to: Slot) {
+        let (from, to) = pair(&mut self.slots, from, to);
+        to.copy_from_slice(from);
+    }
+}
+
+/// A stored correction pair: s = x₊ − x, y = ∇f(x₊) − ∇f(x), ρ = 1/(s·y).
+struct Pair {
+    s: Slot,
+    y: Slot,
+    rho: f64,
+}
+
+/// Stored correction pairs (in slots of [`Vectors`]) and the two-loop recursion.
+struct Memory {
     capacity: usize,
-    s: VecDeque<Vec<f64>>,
-    y: VecDeque<Vec<f64>>,
-    rho: VecDeque<f64>,
+    /// Oldest first.
+    pairs: VecDeque<Pair>,
+    /// Slots for pairs not stored; the last one receives the next candidate pair.
+    free: Vec<(Slot, Slot)>,
+    /// s·y / y·y of the newest pair: H₀ = γ I.
+    gamma: f64,
 }
 
 impl Memory {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A memory of `capacity` pairs in the slots from `first` on (2·(capacity + 1) of them:
+    /// one pair more, so that a candidate is computed without losing the oldest pair).
+    fn new(capacity: usize, first: usize) -> Self {
+        let free = (0..=capacity)
+            .map(|k| (Slot(first + 2 * k), Slot(first + 2 * k + 1)))
+            .collect();
         Memory {
             capacity,
-            s: VecDeque::new(),
-            y: VecDeque::new(),
-            rho: VecDeque::new(),
+            pairs: VecDeque::new(),
+            free,
+            gamma: 1.0,
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.s.is_empty()
+    fn slots(capacity: usize) -> usize {
+        2 * (capacity + 1)
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.s.clear();
-        self.y.clear();
-        self.rho.clear();
+    fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
     }
 
-    /// Stores (s, y) if the curvature s·y is safely positive; returns whether it was stored.
-    pub(crate) fn push(&mut self, s: Vec<f64>, y: Vec<f64>) -> bool {
-        let sy = dot(&s, &y);
-        let yy = dot(&y, &y);
-        if self.capacity == 0 || !(sy > 1e-12 * yy) || !sy.is_finite() {
+    fn clear(&mut self) {
+        self.free.extend(self.pairs.drain(..).map(|p| (p.s, p.y)));
+    }
+
+    /// Stores (x₊ − x, g₊ − g) if the curvature s·y is safely positive; returns whether it was
+    /// stored.
+    fn push(&mut self, v: &mut dyn Vectors, [x, x_next, g, g_next]: [Slot; 4]) -> bool {
+        let Some(&(s, y)) = self.free.last().filter(|_| self.capacity > 0) else {
+            return false;
+        };
+        v.copy(x_next, s);
+        v.axpy(-1.0, x, s);
+        v.copy(g_next, y);
+        v.axpy(-1.0, g, y);
+        let (sy, yy) = (v.dot(s, y), v.dot(y, y));
+        if !(sy > 1e-12 * yy) || !sy.is_finite() {
             return false;
         }
-        if self.s.len() == self.capacity {
-            self.s.pop_front();
-            self.y.pop_front();
-            self.rho.pop_front();
+        self.free.pop();
+        if self.pairs.len() == self.capacity {
+            let oldest = self.pairs.pop_front().expect("a full memory");
+            self.free.push((oldest.s, oldest.y));
         }
-        self.s.push_back(s);
-        self.y.push_back(y);
-        self.rho.push_back(1.0 / sy);
+        self.pairs.push_back(Pair {
+            s,
+            y,
+            rho: 1.0 / sy,
+        });
+        self.gamma = sy / yy;
         true
     }
 
-    /// Writes d = −H·g (two-loop recursion, H₀ = (s·y / y·y) I from the newest pair).
-    /// Components where `mask` is false are treated as zero in g and set to zero in d.
-    pub(crate) fn direction(&self, g: &[f64], mask: Option<&[bool]>, d: &mut [f64]) {
-        let keep = |i: usize| mask.is_none_or(|m| m[i]);
-        for (i, (di, gi)) in d.iter_mut().zip(g).enumerate() {
-            *di = if keep(i) { -gi } else { 0.0 };
+    /// Writes d = −H·g (two-loop recursion, H₀ = (s·y / y·y) I from the newest pair) and
+    /// returns the slope g·d.
+    fn direction(&self, v: &mut dyn Vectors, g: Slot, d: Slot) -> f64 {
+        v.copy(g, d);
+        v.scale(-1.0, d);
+        let mut alpha = vec![0.0; self.pairs.len()];
+        for (a, p) in alpha.iter_mut().zip(&self.pairs).rev() {
+            *a = p.rho * v.dot(p.s, d);
+            v.axpy(-*a, p.y, d);
         }
-        let k = self.s.len();
-        let mut alpha = vec![0.0; k];
-        for j in (0..k).rev() {
-            alpha[j] = self.rho[j] * masked_dot(&self.s[j], d, &keep);
-            axpy_masked(-alpha[j], &self.y[j], d, &keep);
+        if !self.is_empty() {
+            v.scale(self.gamma, d);
         }
-        if let (Some(s), Some(y)) = (self.s.back(), self.y.back()) {
-            let gamma = dot(s, y) / dot(y, y);
-            d.iter_mut().for_each(|v| *v *= gamma);
+        for (a, p) in alpha.iter().zip(&self.pairs) {
+            let beta = p.rho * v.dot(p.y, d);
+            v.axpy(a - beta, p.s, d);
         }
-        for (j, a) in alpha.iter().enumerate().take(k) {
-            let beta = self.rho[j] * masked_dot(&self.y[j], d, &keep);
-            axpy_masked(a - beta, &self.s[j], d, &keep);
-        }
-    }
-}
-
-fn masked_dot(a: &[f64], b: &[f64], keep: &impl Fn(usize) -> bool) -> f64 {
-    a.iter()
-        .zip(b)
-        .enumerate()
-        .filter(|(i, _)| keep(*i))
-        .map(|(_, (x, y))| x * y)
-        .sum()
-}
-
-fn axpy_masked(a: f64, x: &[f64], y: &mut [f64], keep: &impl Fn(usize) -> bool) {
-    for (i, (yi, xi)) in y.iter_mut().zip(x).enumerate() {
-        if keep(i) {
-            *yi += a * xi;
-        }
+        v.dot(g, d)
     }
 }
 
@@ -309,82 +406,91 @@ pub fn lbfgs(
     opts: &LbfgsOptions,
     callback: Callback,
 ) -> Report {
-    let n = x0.len();
-    let mut x = x0.to_vec();
-    let mut g = vec![0.0; n];
-    let mut f = problem.value_grad(&x, &mut g);
-    let report = |status, iterations, x: Vec<f64>, f: f64, g: &[f64]| Report {
-        status,
-        iterations,
-        value: f,
-        optimality: norm_inf(g),
-        violation: 0.0,
-        x,
-    };
-    if !f.is_finite() || g.iter().any(|v| !v.is_finite()) {
-        return report(Status::Diverged, 0, x, f, &g);
-    }
-    let mut memory = Memory::new(opts.memory);
-    let mut d = vec![0.0; n];
-    let mut x_trial = vec![0.0; n];
-    let mut g_trial = vec![0.0; n];
-    for iter in 1..=opts.max_iter {
-        if norm_inf(&g) <= opts.gtol {
-            return report(Status::Converged, iter - 1, x, f, &g);
+    lbfgs_in(&mut HostVectors::new(problem), x0, opts, callback)
+}
+
+/// Minimises the objective of `v` from `x0` with L-BFGS, its vectors kept by `v`.
+pub fn lbfgs_in(
+    v: &mut dyn Vectors,
+    x0: &[f64],
+    opts: &LbfgsOptions,
+    callback: Callback,
+) -> Report {
+    let [mut x, mut g, d, mut x_trial, mut g_trial] = [0, 1, 2, 3, 4].map(Slot);
+    let mut memory = Memory::new(opts.memory, 5);
+    v.allocate(5 + Memory::slots(opts.memory));
+    v.write(x, x0);
+    let mut f = v.value_grad(x, g);
+    let mut g_norm = v.norm_inf(g);
+    let report = |v: &mut dyn Vectors, status, iterations, x: Slot, f: f64, g_norm: f64| {
+        let mut out = vec![0.0; x0.len()];
+        v.read(x, &mut out);
+        Report {
+            status,
+            iterations,
+            value: f,
+            optimality: g_norm,
+            violation: 0.0,
+            x: out,
         }
-        memory.direction(&g, None, &mut d);
-        let mut slope = dot(&g, &d);
+    };
+    // ‖g‖∞ passes over NaN; g·g does not.
+    if !f.is_finite() || !v.dot(g, g).is_finite() {
+        return report(v, Status::Diverged, 0, x, f, g_norm);
+    }
+    for iter in 1..=opts.max_iter {
+        if g_norm <= opts.gtol {
+            return report(v, Status::Converged, iter - 1, x, f, g_norm);
+        }
+        let mut slope = memory.direction(v, g, d);
         if !(slope < 0.0) {
             memory.clear();
-            memory.direction(&g, None, &mut d);
-            slope = dot(&g, &d);
+            slope = memory.direction(v, g, d);
         }
         let accepted = loop {
+            // Without pairs d = −g.
             let alpha_init = if memory.is_empty() {
-                (1.0 / norm_inf(&d)).min(1.0)
+                (1.0 / g_norm).min(1.0)
             } else {
                 1.0
             };
             let mut phi = |alpha: f64| {
-                for i in 0..n {
-                    x_trial[i] = x[i] + alpha * d[i];
-                }
-                let value = problem.value_grad(&x_trial, &mut g_trial);
-                (value, dot(&g_trial, &d))
+                v.copy(x, x_trial);
+                v.axpy(alpha, d, x_trial);
+                let value = v.value_grad(x_trial, g_trial);
+                (value, v.dot(g_trial, d))
             };
             match strong_wolfe(&mut phi, f, slope, alpha_init, opts) {
                 Some(point) => break Some(point),
                 None if !memory.is_empty() => {
                     memory.clear();
-                    memory.direction(&g, None, &mut d);
-                    slope = dot(&g, &d);
+                    slope = memory.direction(v, g, d);
                 }
                 None => break None,
             }
         };
         let Some(point) = accepted else {
-            return report(Status::LineSearchFailed, iter - 1, x, f, &g);
+            return report(v, Status::LineSearchFailed, iter - 1, x, f, g_norm);
         };
-        let s: Vec<f64> = x_trial.iter().zip(&x).map(|(a, b)| a - b).collect();
-        let y: Vec<f64> = g_trial.iter().zip(&g).map(|(a, b)| a - b).collect();
-        memory.push(s, y);
+        memory.push(v, [x, x_trial, g, g_trial]);
         let f_prev = f;
         std::mem::swap(&mut x, &mut x_trial);
         std::mem::swap(&mut g, &mut g_trial);
         f = point.value;
+        g_norm = v.norm_inf(g);
         let info = IterInfo {
             iter,
             value: f,
-            optimality: norm_inf(&g),
+            optimality: g_norm,
             violation: 0.0,
             step: point.alpha,
         };
         if callback(&info) == Control::Stop {
-            return report(Status::Interrupted, iter, x, f, &g);
+            return report(v, Status::Interrupted, iter, x, f, g_norm);
         }
-        if norm_inf(&g) <= opts.gtol || small_relative_decrease(f_prev, f, opts.ftol) {
-            return report(Status::Converged, iter, x, f, &g);
+        if g_norm <= opts.gtol || small_relative_decrease(f_prev, f, opts.ftol) {
+            return report(v, Status::Converged, iter, x, f, g_norm);
         }
     }
-    report(Status::MaxIter, opts.max_iter, x, f, &g)
+    report(v, Status::MaxIter, opts.max_iter, x, f, g_norm)
 }

@@ -23,7 +23,7 @@ pub use dagma::{
     central_path, colide_sigma_ev, colide_sigma_nv, concomitant_scale, AdamConstants, AdamIterates,
     FnPathObjective, HostAdam, PathInner, PathObjective, PathOptions, PathReport,
 };
-pub use lbfgs::{lbfgs, LbfgsOptions};
+pub use lbfgs::{lbfgs, lbfgs_in, LbfgsOptions, Slot, Vectors};
 pub use lbfgsb::{projected_lbfgs, Bounds};
 pub use options::{OptionError, SetOption};
 pub use proxgrad::{proximal_gradient, FnRegularizer, L1Penalty, ProxGradOptions, Regularizer};
