@@ -417,8 +417,10 @@ pub fn lbfgs_in(
     callback: Callback,
 ) -> Report {
     let [mut x, mut g, d, mut x_trial, mut g_trial] = [0, 1, 2, 3, 4].map(Slot);
-    let mut memory = Memory::new(opts.memory, 5);
-    v.allocate(5 + Memory::slots(opts.memory));
+    // No more pairs than iterations are ever stored: a huge `memory` allocates no more.
+    let capacity = opts.memory.min(opts.max_iter);
+    let mut memory = Memory::new(capacity, 5);
+    v.allocate(5 + Memory::slots(capacity));
     v.write(x, x0);
     let mut f = v.value_grad(x, g);
     let mut g_norm = v.norm_inf(g);
