@@ -5,9 +5,9 @@ use crate::model::{Model, VarSlot};
 use crate::prox;
 use crate::solvers::{
     self, adam, augmented_lagrangian, central_path, lbfgs, lbfgs_in, projected_lbfgs,
-    proximal_gradient, AdamConstants, AdamIterates, AdamOptions, AugLagOptions, Bounds, Callback,
-    FnProblem, FnRegularizer, HostAdam, InnerSolver, LbfgsOptions, PathObjective, PathOptions,
-    Problem, ProxGradOptions, Report, SetOption, Slot,
+    proximal_gradient, proximal_gradient_in, AdamConstants, AdamIterates, AdamOptions,
+    AugLagOptions, Bounds, Callback, FnProblem, FnRegularizer, HostAdam, InnerSolver, LbfgsOptions,
+    PathObjective, PathOptions, Problem, ProxGradOptions, Regularizer, Report, SetOption, Slot,
 };
 use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
@@ -591,9 +591,21 @@ fn run_prox_grad(
     x0: &[f64],
     callback: Callback,
 ) -> Result<Report, Diagnostic> {
+    let mut reg = prox_regularizer(l1, matrix_terms, b);
+    let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
+    Ok(proximal_gradient(smooth, &mut reg, x0, &opts, callback))
+}
+
+/// The prox terms as a regularizer: L1 weights `l1`, matrix terms, the bounds `b` projected on
+/// after soft-thresholding (their exact prox: bounded variables have only L1 terms).
+fn prox_regularizer<'a>(
+    l1: &'a [f64],
+    matrix_terms: &'a [MatrixProx],
+    b: &'a Bounds,
+) -> impl Regularizer + 'a {
     let (lower, upper) = (b.lower(), b.upper());
-    let mut reg = FnRegularizer {
-        prox: |v: &[f64], step: f64, out: &mut [f64]| {
+    FnRegularizer {
+        prox: move |v: &[f64], step: f64, out: &mut [f64]| {
             for i in 0..v.len() {
                 let t = step * l1[i];
                 let soft = v[i].signum() * (v[i].abs() - t).max(0.0);
@@ -603,13 +615,11 @@ fn run_prox_grad(
                 term.prox(out, step);
             }
         },
-        value: |x: &[f64]| {
+        value: move |x: &[f64]| {
             let l1_part: f64 = x.iter().zip(l1).map(|(v, w)| w * v.abs()).sum();
             l1_part + matrix_terms.iter().map(|t| t.value(x)).sum::<f64>()
         },
-    };
-    let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
-    Ok(proximal_gradient(smooth, &mut reg, x0, &opts, callback))
+    }
 }
 
 /// The augmented Lagrangian with the plan's options on `problem` from `x0`, within the bounds
@@ -708,8 +718,25 @@ pub enum DeviceSolver {
     /// The augmented Lagrangian: the objective without its L1 terms with its gradient, then
     /// each equality constraint with the gradients of its components, `components` of each.
     Auglag { components: Vec<usize> },
-    /// Proximal gradient: the objective without its prox terms, with its gradient.
-    ProxGrad,
+    /// Proximal gradient: the objective without its prox terms, with its gradient. When every
+    /// prox term is an L1 term, `prox` is their prox step, computed by the device too.
+    #[serde(rename = "proxgrad")]
+    ProxGrad { prox: Option<ProxStep> },
+}
+
+/// The prox step of proximal gradient when every prox term is L1 (weights wₖ, one per
+/// variable, 0 without a term), computed by a device that keeps the iterates in its memory: for
+/// each variable, from the point v (an input the device keeps) and the step τ (a scalar input),
+/// x' = clamp(sign(v)·max(|v| − τ·w, 0), lower, upper), the prox of τ·(w‖x‖₁ + the bounds'
+/// indicator); then r(x') = Σₖ wₖ‖x'ₖ‖₁. The formulas of the host's prox (`run_prox_grad`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProxStep {
+    /// The input v of each variable, in order.
+    pub points: Vec<u32>,
+    /// The scalar input τ.
+    pub step: u32,
+    /// The index of the step's first root: x' of each variable, in order, then r(x').
+    pub first_root: u32,
 }
 
 /// Adam's step for the central path's stages, computed by a device that keeps the iterates in
@@ -786,13 +813,24 @@ pub fn device_functions(
             }));
         }
         Method::ProxGrad => {
-            let (smooth, _) = smooth_node(&mut program, &plan.structure, score, ProxScope::All);
+            let (smooth, terms) = smooth_node(&mut program, &plan.structure, score, ProxScope::All);
+            let l1: Option<Vec<(InputId, Option<NodeId>)>> = terms
+                .iter()
+                .map(|t| (t.kind == ProxKind::L1).then_some((t.var, t.weight)))
+                .collect();
             let roots = merit_of(&mut program, &vars, smooth)?.roots().to_vec();
+            let (prox, step_roots) = match l1 {
+                Some(l1) => {
+                    let (step, step_roots) = prox_step(&mut program, &vars, &l1, roots.len())?;
+                    (Some(step), step_roots)
+                }
+                None => (None, Vec::new()),
+            };
             return Ok(Some(DeviceFunctions {
                 program,
                 roots,
-                step_roots: Vec::new(),
-                solver: DeviceSolver::ProxGrad,
+                step_roots,
+                solver: DeviceSolver::ProxGrad { prox },
             }));
         }
         _ => {}
@@ -916,25 +954,100 @@ fn adam_step(
         let denominator = op(add, vec![root, eps]);
         let direction = op(div, vec![corrected, denominator]);
         let step = op(mul, vec![lr, direction]);
-        let mut x_next = op(sub, vec![x, step]);
-        for (bound, clamp) in [(input.lower, BinaryOp::Max), (input.upper, BinaryOp::Min)] {
-            if let Some(bound) = bound {
-                x_next = program
-                    .graph
-                    .add(Op::Binary(clamp), vec![x_next, bound])
-                    .map_err(|e| {
-                        plan_error(
-                            "E0362",
-                            format!("the bound of `{}` does not fit its shape: {e}", input.name),
-                        )
-                    })?;
-            }
-        }
+        let x_next = op(sub, vec![x, step]);
+        let x_next = clamp_to_bounds(program, &input, x_next)?;
         roots.extend([m_next, v_next, direction, x_next]);
     }
     let step = AdamStep {
         moments,
         scalars,
+        first_root: first_root as u32,
+    };
+    Ok((step, roots))
+}
+
+/// `x` (of `input`'s shape) projected on `input`'s bounds.
+fn clamp_to_bounds(
+    program: &mut Program,
+    input: &optc_compiler::ir::Input,
+    mut x: NodeId,
+) -> Result<NodeId, Diagnostic> {
+    for (bound, clamp) in [(input.lower, BinaryOp::Max), (input.upper, BinaryOp::Min)] {
+        if let Some(bound) = bound {
+            x = program
+                .graph
+                .add(Op::Binary(clamp), vec![x, bound])
+                .map_err(|e| {
+                    plan_error(
+                        "E0362",
+                        format!("the bound of `{}` does not fit its shape: {e}", input.name),
+                    )
+                })?;
+        }
+    }
+    Ok(x)
+}
+
+/// The roots of [`ProxStep`] for the variables `vars` with the L1 terms `l1` (variable and
+/// weight, none for 1; several on one variable add up), after `first_root` roots.
+fn prox_step(
+    program: &mut Program,
+    vars: &[InputId],
+    l1: &[(InputId, Option<NodeId>)],
+    first_root: usize,
+) -> Result<(ProxStep, Vec<NodeId>), Diagnostic> {
+    let (step_id, step) = program.add_input(
+        "prox.step".to_string(),
+        InputKind::Direction,
+        ElemType::Real,
+        Vec::new(),
+    );
+    let mut points = Vec::with_capacity(vars.len());
+    let mut roots = Vec::with_capacity(vars.len() + 1);
+    let mut penalty = program.graph.constant(0.0);
+    for &var in vars {
+        let input = program.input(var).clone();
+        let (v_id, v) = program.add_input(
+            format!("prox.v.{}", input.name),
+            InputKind::Direction,
+            ElemType::Real,
+            input.shape.clone(),
+        );
+        points.push(v_id.0);
+        let graph = &mut program.graph;
+        let mut weight = graph.constant(0.0);
+        for (_, w) in l1.iter().filter(|(v, _)| *v == var) {
+            let w = w.unwrap_or_else(|| graph.constant(1.0));
+            weight = graph
+                .add(Op::Binary(BinaryOp::Add), vec![weight, w])
+                .expect("scalar weights");
+        }
+        let zero = graph.constant(0.0);
+        // Scalars with the variable's values, or two of its shape: they cannot fail.
+        let mut op = |op: Op, args: Vec<NodeId>| {
+            graph
+                .add(op, args)
+                .expect("elementwise on the variable's shape")
+        };
+        let threshold = op(Op::Binary(BinaryOp::Mul), vec![step, weight]);
+        let magnitude = op(Op::Unary(UnaryOp::Abs), vec![v]);
+        let shrunk = op(Op::Binary(BinaryOp::Sub), vec![magnitude, threshold]);
+        let kept = op(Op::Binary(BinaryOp::Max), vec![shrunk, zero]);
+        let sign = op(Op::Unary(UnaryOp::Sign), vec![v]);
+        let soft = op(Op::Binary(BinaryOp::Mul), vec![sign, kept]);
+        let x_next = clamp_to_bounds(program, &input, soft)?;
+        let graph = &mut program.graph;
+        let mut op = |op: Op, args: Vec<NodeId>| graph.add(op, args).expect("a scalar sum");
+        let magnitude = op(Op::Unary(UnaryOp::Abs), vec![x_next]);
+        let norm = op(Op::Sum { axis: None }, vec![magnitude]);
+        let term = op(Op::Binary(BinaryOp::Mul), vec![weight, norm]);
+        penalty = op(Op::Binary(BinaryOp::Add), vec![penalty, term]);
+        roots.push(x_next);
+    }
+    roots.push(penalty);
+    let step = ProxStep {
+        points,
+        step: step_id.0,
         first_root: first_root as u32,
     };
     Ok((step, roots))
@@ -983,16 +1096,20 @@ pub trait DeviceVectors {
     /// `x ← alpha·x`.
     fn scale(&mut self, alpha: f64, x: Slot) -> Result<(), Diagnostic>;
     fn copy(&mut self, from: Slot, to: Slot) -> Result<(), Diagnostic>;
+    /// The prox step ([`ProxStep`]) from `v` with step `step` into `out`; r at the result.
+    fn prox(&mut self, v: Slot, step: f64, out: Slot) -> Result<f64, Diagnostic>;
 }
 
 /// [`solvers::Vectors`] on a [`DeviceVectors`]: the first error of the device is kept (its
 /// value stands in: NaN for numbers), and a NaN objective without one is named by the host
-/// model at that point.
+/// model at that point. With `regularizer`, the [`solvers::ProxVectors`] of proximal gradient:
+/// the device's prox step, and r at the start point on the host.
 struct ResidentVectors<'a> {
     device: &'a mut dyn DeviceVectors,
     dim: usize,
     model: &'a mut Model,
     objective: Option<NodeId>,
+    regularizer: Option<&'a mut dyn Regularizer>,
     error: Option<Diagnostic>,
 }
 
@@ -1055,6 +1172,16 @@ impl solvers::Vectors for ResidentVectors<'_> {
     }
 }
 
+impl solvers::ProxVectors for ResidentVectors<'_> {
+    fn prox(&mut self, v: Slot, step: f64, out: Slot) -> f64 {
+        let penalty = self.device.prox(v, step, out);
+        self.noted(penalty, f64::NAN)
+    }
+    fn regularizer(&mut self, x: &[f64]) -> f64 {
+        self.regularizer.as_mut().map_or(0.0, |r| r.value(x))
+    }
+}
+
 /// A NaN from another device may stand for an evaluation error it cannot report (a GPU kernel
 /// has no status for an index outside its axis): the host model names it at `x` into `error`.
 fn name_undefined(
@@ -1114,7 +1241,7 @@ pub fn solve_external(
         None => runs_on_objective_alone(model, plan),
         Some(DeviceSolver::Path { .. }) => plan.method == Method::Path,
         Some(DeviceSolver::Auglag { .. }) => plan.method == Method::AugLag,
-        Some(DeviceSolver::ProxGrad) => plan.method == Method::ProxGrad,
+        Some(DeviceSolver::ProxGrad { .. }) => plan.method == Method::ProxGrad,
     };
     if !runs {
         return Err(Diagnostic::error(
@@ -1132,7 +1259,9 @@ pub fn solve_external(
             let components = components.clone();
             return auglag_external(model, plan, device, &components, callback);
         }
-        Some(DeviceSolver::ProxGrad) => return prox_grad_external(model, plan, device, callback),
+        Some(DeviceSolver::ProxGrad { .. }) => {
+            return prox_grad_external(model, plan, device, callback)
+        }
         None => {}
     }
     let x0 = model.x();
@@ -1147,6 +1276,7 @@ pub fn solve_external(
                 dim: x0.len(),
                 model: &mut *model,
                 objective,
+                regularizer: None,
                 error: None,
             };
             let report = lbfgs_in(&mut vectors, &x0, &opts, callback);
@@ -1442,17 +1572,38 @@ fn prox_grad_external(
     callback: Callback,
 ) -> Result<Outcome, Diagnostic> {
     let objective = minimized_objective(&mut model.program)?;
-    let (_, l1, matrix_terms) = smooth_part(model, &plan.structure, objective, ProxScope::All)?;
+    let (smooth, l1, matrix_terms) =
+        smooth_part(model, &plan.structure, objective, ProxScope::All)?;
     let x0 = model.x();
     let b = bounds(model)?;
     let mut error = None;
-    let mut problem = FnProblem::new(x0.len(), |x: &[f64], g: &mut [f64]| {
-        device.eval(x, g, &mut []).unwrap_or_else(|e| {
-            error.get_or_insert(e);
-            f64::NAN
-        })
-    });
-    let report = run_prox_grad(&mut problem, plan, &l1, &matrix_terms, &b, &x0, callback)?;
+    let report = match device.vectors() {
+        // The device's prox step is that of L1 terms and bounds.
+        Some(device) if matrix_terms.is_empty() => {
+            let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
+            let mut reg = prox_regularizer(&l1, &[], &b);
+            let mut vectors = ResidentVectors {
+                device,
+                dim: x0.len(),
+                model: &mut *model,
+                objective: Some(smooth),
+                regularizer: Some(&mut reg),
+                error: None,
+            };
+            let report = proximal_gradient_in(&mut vectors, &x0, &opts, callback);
+            error = vectors.error;
+            report
+        }
+        _ => {
+            let mut problem = FnProblem::new(x0.len(), |x: &[f64], g: &mut [f64]| {
+                device.eval(x, g, &mut []).unwrap_or_else(|e| {
+                    error.get_or_insert(e);
+                    f64::NAN
+                })
+            });
+            run_prox_grad(&mut problem, plan, &l1, &matrix_terms, &b, &x0, callback)?
+        }
+    };
     model.set_x(&report.x);
     Ok(Outcome { report, error })
 }

@@ -182,7 +182,70 @@ fn check_against_interpreter(
     if exec.adam_step().is_some() {
         check_adam_step(name, &mut exec, &shifted, &grad2, tol);
     }
+    check_prox_step(name, &mut exec, program, bindings, &shifted, tol);
     counts
+}
+
+/// For a plan with the prox step: the step from `v` on the device against the interpreter's
+/// values of the step's roots (the unsimplified functions), at the first step size of 1, 0.1,
+/// 0.01, … that zeroes some entries and not all.
+fn check_prox_step(
+    name: &str,
+    exec: &mut Executor<ReferenceDevice>,
+    program: &Program,
+    bindings: &Bindings,
+    v: &[f64],
+    tol: f64,
+) {
+    let Some(optc_runtime::plan::DeviceSolver::ProxGrad { prox: Some(_) }) = exec.solver() else {
+        return;
+    };
+    let f = optc_runtime::plan::device_functions(program, &bindings.dims)
+        .unwrap()
+        .unwrap();
+    let optc_runtime::plan::DeviceSolver::ProxGrad { prox: Some(prox) } = f.solver else {
+        panic!("{name}: the functions have no prox step");
+    };
+    let mut b = bindings.clone();
+    for k in b.inputs.len()..f.program.inputs.len() {
+        let default = f
+            .program
+            .param_default(optc_compiler::ir::InputId(k as u32));
+        b.inputs.push(default.map(|v| ArrayD::from_elem(vec![], v)));
+    }
+    let mut at = 0;
+    for (var, &point) in program.variables().zip(&prox.points) {
+        let shape = bindings.inputs[var.0 as usize]
+            .as_ref()
+            .unwrap()
+            .shape()
+            .to_vec();
+        let len = shape.iter().product::<usize>();
+        let piece = ArrayD::from_shape_vec(shape, v[at..at + len].to_vec()).unwrap();
+        b.inputs[point as usize] = Some(piece);
+        at += len;
+    }
+    let step_of = |tau: f64| {
+        let mut b = b.clone();
+        b.inputs[prox.step as usize] = Some(ArrayD::from_elem(vec![], tau));
+        let values = interp::eval(&f.program, &b, &f.step_roots, &mut NoSubproblems).unwrap();
+        let (points, penalty) = values.split_at(values.len() - 1);
+        let point: Vec<f64> = points.iter().flat_map(|a| a.iter().copied()).collect();
+        (point, penalty[0].iter().next().copied().unwrap())
+    };
+    let mixed = |x: &[f64]| x.contains(&0.0) && x.iter().any(|&x| x != 0.0);
+    let (tau, (expected, penalty)) = (0..8)
+        .map(|k| 10f64.powi(-k))
+        .map(|tau| (tau, step_of(tau)))
+        .find(|(_, (x, _))| mixed(x))
+        .unwrap_or_else(|| panic!("{name}: no step size zeroes some entries of the point"));
+    exec.allocate_vectors(2).unwrap();
+    exec.write_vector(0, v).unwrap();
+    let got_penalty = exec.prox_vector(0, tau, 1).unwrap();
+    let mut got = vec![0.0; v.len()];
+    exec.read_vector(1, &mut got).unwrap();
+    assert_close(&format!("{name}: prox step"), &got, &expected, tol);
+    assert_close(&format!("{name}: r"), &[got_penalty], &[penalty], tol);
 }
 
 /// Two of Adam's steps from `x` (where the gradient is `grad`) on the device, against
@@ -844,21 +907,18 @@ fn check_solve_on_the_device(name: &str, source: &str, solver: &str, tol: f64) -
     check_solve_on_the_device_in(name, source, solver, tol, Precision::F64)
 }
 
-/// Writes `source` (an example of examples/dag) as `name`.opt in a new temporary directory, its
-/// data path made absolute; returns the directory and the file.
-fn write_dag_source(name: &str, source: &str) -> (PathBuf, PathBuf) {
+/// Writes `source` (an example under examples/) as `name`.opt in a new temporary directory, its
+/// data paths made absolute; returns the directory and the file.
+fn write_example_source(name: &str, source: &str) -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("optc-gpu-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let data = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/data/X.npy")
+        .join("../examples/data")
         .canonicalize()
         .unwrap();
     let file = dir.join(format!("{name}.opt"));
-    std::fs::write(
-        &file,
-        source.replace("../data/X.npy", data.to_str().unwrap()),
-    )
-    .unwrap();
+    let data = format!("{}/", data.to_str().unwrap());
+    std::fs::write(&file, source.replace("../data/", &data)).unwrap();
     (dir, file)
 }
 
@@ -870,7 +930,7 @@ fn check_solve_on_the_device_in(
     tol: f64,
     precision: Precision,
 ) -> usize {
-    let (dir, file) = write_dag_source(name, source);
+    let (dir, file) = write_example_source(name, source);
     let (program, bindings) = load(&file).unwrap();
     let functions = optc_runtime::plan::device_functions(&program, &bindings.dims)
         .unwrap()
@@ -963,41 +1023,90 @@ fn the_central_path_runs_on_the_device_as_on_the_cpu() {
     );
 }
 
-/// Solves `source` (an example of examples/dag, its data path made absolute) through
+/// A solve on the reference device ([`solve_on_the_reference_device`]).
+struct DeviceSolve {
+    outcome: optc_runtime::plan::Outcome,
+    /// Elements moved between host and device.
+    moved: usize,
+    /// The same with the solver's iterates on the host ([`HostKept`]).
+    moved_host_kept: usize,
+    /// The same solve on the host.
+    host: optc_runtime::solvers::Report,
+}
+
+/// The executor with the solver's iterates on the host: every evaluation uploads the point and
+/// downloads the gradient.
+struct HostKept<'a>(&'a mut Executor<ReferenceDevice>);
+
+impl optc_runtime::plan::External for HostKept<'_> {
+    fn solver(&self) -> Option<&optc_runtime::plan::DeviceSolver> {
+        self.0.solver()
+    }
+    fn set_path(
+        &mut self,
+        mu: f64,
+        inv_sqrt_s: f64,
+    ) -> Result<(), optc_compiler::diag::Diagnostic> {
+        optc_runtime::plan::External::set_path(self.0, mu, inv_sqrt_s)
+    }
+    fn eval(
+        &mut self,
+        x: &[f64],
+        g: &mut [f64],
+        rest: &mut [f64],
+    ) -> Result<f64, optc_compiler::diag::Diagnostic> {
+        optc_runtime::plan::External::eval(self.0, x, g, rest)
+    }
+}
+
+/// Solves `source` (an example under examples/, its data paths made absolute) through
 /// `solve_external` on the reference device, with an unfused plan, stopping after `stop_after`
-/// iterations: the outcome, the elements moved between host and device, and the point of the
-/// same solve on the host.
-fn solve_on_the_reference_device(
-    name: &str,
-    source: &str,
-    stop_after: usize,
-) -> (optc_runtime::plan::Outcome, usize, Vec<f64>) {
-    let (dir, file) = write_dag_source(name, source);
+/// iterations: with the iterates on the device where the solver keeps them there, then on the
+/// host, and on the host alone.
+fn solve_on_the_reference_device(name: &str, source: &str, stop_after: usize) -> DeviceSolve {
+    let (dir, file) = write_example_source(name, source);
     let (program, bindings) = load(&file).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let (plan, kernels) = unfused_plan(&program, &bindings);
-    let mut executor = Executor::new(ReferenceDevice::new(), plan, &kernels, &bindings).unwrap();
     let the_plan = optc_runtime::plan::choose(&program).unwrap();
-    let mut model = model::Model::new(program.clone(), bindings.clone()).unwrap();
     let mut stop = |info: &optc_runtime::solvers::IterInfo| match info.iter >= stop_after {
         true => optc_runtime::solvers::Control::Stop,
         false => optc_runtime::solvers::Control::Continue,
     };
-    let before = executor.device().transferred;
-    let outcome =
-        optc_runtime::plan::solve_external(&mut model, &the_plan, &mut executor, &mut stop)
-            .unwrap();
-    let moved = executor.device().transferred - before;
-    // The same solve on the host (the interpreter's model), stopped alike.
+    let mut solve = |host_kept: bool| {
+        let mut executor =
+            Executor::new(ReferenceDevice::new(), plan.clone(), &kernels, &bindings).unwrap();
+        let mut model = model::Model::new(program.clone(), bindings.clone()).unwrap();
+        let before = executor.device().transferred;
+        let outcome = match host_kept {
+            true => optc_runtime::plan::solve_external(
+                &mut model,
+                &the_plan,
+                &mut HostKept(&mut executor),
+                &mut stop,
+            ),
+            false => {
+                optc_runtime::plan::solve_external(&mut model, &the_plan, &mut executor, &mut stop)
+            }
+        };
+        (outcome.unwrap(), executor.device().transferred - before)
+    };
+    let (outcome, moved) = solve(false);
+    let (_, moved_host_kept) = solve(true);
     let mut model = model::Model::new(program, bindings).unwrap();
     let host = optc_runtime::plan::solve(&mut model, &the_plan, &mut stop).unwrap();
-    (outcome, moved, host.report.x)
+    DeviceSolve {
+        outcome,
+        moved,
+        moved_host_kept,
+        host: host.report,
+    }
 }
 
 /// `optc bench` of `source`'s artifact on the reference device times the path's Adam steps
 /// with the iterates on the device.
 fn assert_bench_times_adam_steps(name: &str, source: &str) {
-    let (dir, file) = write_dag_source(name, source);
+    let (dir, file) = write_example_source(name, source);
     let art = write_gpu_artifact_of(&file, &dir, Precision::F64);
     let o = Command::new(env!("CARGO_BIN_EXE_optc"))
         .args(["bench", art.to_str().unwrap(), "--backend", "gpu"])
@@ -1022,7 +1131,12 @@ var W : real[d, d] = 0
 minimize 0.5 / n * sumsq(X - X @ W) + 0.1 * sum(sqrt(1 + W .* W))
 solve with lbfgs(tol = 1e-12)
 ";
-    let (outcome, moved, host_x) = solve_on_the_reference_device("lbfgs_resident", source, 25);
+    let DeviceSolve {
+        outcome,
+        moved,
+        moved_host_kept,
+        host,
+    } = solve_on_the_reference_device("lbfgs_resident", source, 25);
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
     let (iterations, n) = (outcome.report.iterations, outcome.report.x.len());
     assert_eq!(
@@ -1030,14 +1144,92 @@ solve with lbfgs(tol = 1e-12)
         optc_runtime::solvers::Status::Interrupted
     );
     assert_eq!((iterations, n), (25, 100));
-    eprintln!("L-BFGS: {moved} values moved in {iterations} iterations of {n} variables");
+    eprintln!(
+        "L-BFGS: {moved} values moved in {iterations} iterations of {n} variables \
+         ({moved_host_kept} with the iterates on the host)"
+    );
     // A host loop moves the point and the gradient, 2n values, every evaluation.
+    assert!(
+        moved_host_kept >= 2 * n * (iterations + 1),
+        "{moved_host_kept}"
+    );
     assert!(
         moved < 40 * iterations + 2 * n,
         "{moved} values moved in {iterations} iterations of {n} variables"
     );
     // The same iterates as on the host, up to the order of the sums in dot products.
-    assert_close("W", &outcome.report.x, &host_x, 1e-8);
+    assert_close("W", &outcome.report.x, &host.x, 1e-8);
+}
+
+#[test]
+fn proximal_gradient_keeps_its_vectors_on_the_device() {
+    // Lasso: the plan computes the prox step of the L1 term (soft-thresholding by τ·λ).
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let lasso = std::fs::read_to_string(examples.join("regression/lasso.opt")).unwrap();
+    let (dir, file) = write_example_source("lasso_prox", &lasso);
+    let (program, bindings) = load(&file).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (plan, kernels) = unfused_plan(&program, &bindings);
+    assert!(matches!(
+        plan.staged.solver,
+        Some(optc_runtime::plan::DeviceSolver::ProxGrad { prox: Some(_) })
+    ));
+    let mut exec = Executor::new(ReferenceDevice::new(), plan, &kernels, &bindings).unwrap();
+    // The step against the host's formula at points on both sides of the threshold.
+    let p = 20;
+    let (lambda, tau) = (0.1, 0.7);
+    let v: Vec<f64> = (0..p).map(|i| (i as f64 - 9.5) * 0.02).collect();
+    exec.allocate_vectors(2).unwrap();
+    exec.write_vector(0, &v).unwrap();
+    let penalty = exec.prox_vector(0, tau, 1).unwrap();
+    let mut got = vec![0.0; p];
+    exec.read_vector(1, &mut got).unwrap();
+    let expected: Vec<f64> = v
+        .iter()
+        .map(|v| v.signum() * (v.abs() - tau * lambda).max(0.0))
+        .collect();
+    assert!(expected.contains(&0.0) && expected.iter().any(|&x| x != 0.0));
+    assert_close("prox", &got, &expected, 1e-15);
+    let l1: f64 = expected.iter().map(|x| lambda * x.abs()).sum();
+    assert!((penalty - l1).abs() <= 1e-15, "{penalty} vs {l1}");
+    // The solve: per iteration only scalars cross (the smooth part at y and at the trial point,
+    // r there, two dot products and the step's ‖·‖∞), per solve the start point and the result.
+    let DeviceSolve {
+        outcome,
+        moved,
+        moved_host_kept,
+        host,
+    } = solve_on_the_reference_device("lasso_resident", &lasso, 5000);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let (iterations, n) = (outcome.report.iterations, outcome.report.x.len());
+    assert_eq!(
+        outcome.report.status,
+        optc_runtime::solvers::Status::Converged
+    );
+    assert_eq!((iterations, n), (host.iterations, p));
+    eprintln!(
+        "FISTA: {moved} values moved in {iterations} iterations of {n} variables \
+         ({moved_host_kept} with the iterates on the host)"
+    );
+    // A host loop moves the point and the gradient, 2n values, twice an iteration.
+    assert!(moved_host_kept >= 4 * n * iterations, "{moved_host_kept}");
+    assert!(
+        moved < 10 * iterations + 4 * n,
+        "{moved} values moved in {iterations} iterations of {n} variables"
+    );
+    // The same iterations; FISTA's momentum carries the rounding of sums taken in another order
+    // to about 1e-9 in w.
+    assert_close("w", &outcome.report.x, &host.x, 1e-8);
+    // With bounds the step also clamps (their exact prox with the L1 term's).
+    let bounded = lasso.replace("var w : real[p] = 0", "var w : real[p] >= 0 <= 0.5 = 0");
+    assert_ne!(bounded, lasso);
+    let DeviceSolve { outcome, host, .. } =
+        solve_on_the_reference_device("lasso_bounded", &bounded, 5000);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.report.iterations, host.iterations);
+    let w = &outcome.report.x;
+    assert!(w.contains(&0.0) && w.contains(&0.5), "{w:?}");
+    assert_close("w (bounded)", w, &host.x, 1e-8);
 }
 
 #[test]
@@ -1047,7 +1239,12 @@ fn the_paths_adam_iterates_stay_on_the_device() {
     // step here), and per stage the start point, the zeroed moments and the end point.
     let dagma = short_dagma("acyclic: dagma_logdet(W, s = 1) == 0");
     assert_bench_times_adam_steps("dagma_bench", &dagma);
-    let (outcome, moved, host_x) = solve_on_the_reference_device("dagma_resident", &dagma, 1000);
+    let DeviceSolve {
+        outcome,
+        moved,
+        moved_host_kept,
+        host,
+    } = solve_on_the_reference_device("dagma_resident", &dagma, 1000);
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
     let (steps, n) = (outcome.report.iterations, outcome.report.x.len());
     assert_eq!(
@@ -1055,26 +1252,40 @@ fn the_paths_adam_iterates_stay_on_the_device() {
         optc_runtime::solvers::Status::Interrupted
     );
     assert!(steps >= 1000, "{steps} steps");
-    eprintln!("DAGMA: {moved} values moved in {steps} steps of {n} variables");
+    eprintln!(
+        "DAGMA: {moved} values moved in {steps} steps of {n} variables \
+         ({moved_host_kept} with the iterates on the host)"
+    );
     // A host loop moves the point and the gradient, 2n values, every step.
+    assert!(moved_host_kept >= 2 * n * steps, "{moved_host_kept}");
     assert!(
         moved < 9 * steps + 20 * n,
         "{moved} values moved in {steps} steps of {n} variables"
     );
     // Stopped mid-stage, the best point of the stage is returned, as on the host.
-    assert_close("W", &outcome.report.x, &host_x, 1e-8);
+    assert_close("W", &outcome.report.x, &host.x, 1e-8);
     // CoLiDE: each step also evaluates at the new point for the noise scale's slopes, and
     // moves σ and its slopes.
     let dag = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dag");
     let ev = std::fs::read_to_string(dag.join("colide.opt")).unwrap();
-    let (outcome, moved, host_x) = solve_on_the_reference_device("colide_resident", &ev, 300);
+    let DeviceSolve {
+        outcome,
+        moved,
+        moved_host_kept,
+        host,
+    } = solve_on_the_reference_device("colide_resident", &ev, 300);
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
     let (steps, n) = (outcome.report.iterations, outcome.report.x.len());
+    eprintln!(
+        "CoLiDE: {moved} values moved in {steps} steps of {n} variables \
+         ({moved_host_kept} with the iterates on the host)"
+    );
+    assert!(moved_host_kept >= 2 * n * steps, "{moved_host_kept}");
     assert!(
         moved < 32 * steps + 20 * n,
         "{moved} values moved in {steps} steps of {n} variables"
     );
-    assert_close("W and σ", &outcome.report.x, &host_x, 1e-8);
+    assert_close("W and σ", &outcome.report.x, &host.x, 1e-8);
 }
 
 #[test]

@@ -13,9 +13,10 @@
 //! only scalars cross, besides what the evaluation's own steps read back (a log-determinant's LU
 //! diagonal and pivots, host steps).
 //!
-//! L-BFGS on a plan of the objective keeps its vectors on the device too
-//! ([`Executor::allocate_vectors`], [`Executor::evaluate_vector`] and the BLAS-like calls on
-//! them): the start point goes there once, the result comes back once.
+//! L-BFGS on a plan of the objective, and proximal gradient on a plan with the prox step
+//! ([`crate::plan::ProxStep`]), keep their vectors on the device too ([`Executor::allocate_vectors`],
+//! [`Executor::evaluate_vector`], [`Executor::prox_vector`] and the BLAS-like calls on them):
+//! the start point goes there once, the result comes back once.
 
 use super::device::{DevBuf, DevPtr, Device, DeviceError, Gemm, KernelParam, LaunchCall};
 use super::plan::{DeviceSolver, GpuPlan, LaunchOperand, Memory, Precision, Step, Storage};
@@ -298,37 +299,52 @@ impl<D: Device> Executor<D> {
         Ok(executor)
     }
 
-    /// Splits the steps into those of an evaluation (the nodes its roots need) and those of
-    /// Adam's step (the rest), and allocates the best point's buffers of a plan with that step.
+    /// Splits the steps into those of an evaluation (the nodes its roots need) and those of the
+    /// solver's step (Adam's or the prox step: the rest), and allocates the best point's buffers
+    /// of a plan with Adam's step.
     fn split_steps(&mut self) -> Result<(), ExecError> {
         let roots = &self.plan.staged.function_roots;
-        let step = match &self.plan.staged.solver {
+        let inputs = &self.plan.staged.derived.inputs;
+        // The step's inputs are the solver's, never data or setup values.
+        let solver_inputs = |mut ids: Box<dyn Iterator<Item = u32> + '_>| {
+            ids.all(|k| {
+                inputs
+                    .get(k as usize)
+                    .is_some_and(|i| i.kind == InputKind::Direction)
+            })
+        };
+        let first = 1 + self.variables.len();
+        let vars = self.variables.len();
+        let (step, valid) = match &self.plan.staged.solver {
             Some(DeviceSolver::Path {
                 adam: Some(step), ..
-            }) => Some(step.clone()),
-            _ => None,
+            }) => {
+                self.eval_roots = step.first_root as usize;
+                let valid = step.moments.len() == vars
+                    && roots.len() == self.eval_roots + ADAM_ROOTS_PER_VARIABLE * vars
+                    && solver_inputs(Box::new(
+                        step.moments
+                            .iter()
+                            .flat_map(|&(m, v)| [m, v])
+                            .chain(step.scalars),
+                    ));
+                (Some(step.clone()), valid)
+            }
+            Some(DeviceSolver::ProxGrad { prox: Some(prox) }) => {
+                self.eval_roots = prox.first_root as usize;
+                let valid = prox.points.len() == vars
+                    && roots.len() == self.eval_roots + vars + 1
+                    && solver_inputs(Box::new(prox.points.iter().copied().chain([prox.step])));
+                (None, valid)
+            }
+            _ => {
+                self.eval_roots = roots.len();
+                (None, true)
+            }
         };
-        self.eval_roots = step.as_ref().map_or(roots.len(), |s| s.first_root as usize);
-        let first = 1 + self.variables.len();
-        let valid = step.as_ref().is_none_or(|s| {
-            s.moments.len() == self.variables.len()
-                && self.eval_roots >= first
-                && roots.len() == self.eval_roots + ADAM_ROOTS_PER_VARIABLE * s.moments.len()
-                && s.moments
-                    .iter()
-                    .flat_map(|&(m, v)| [m, v])
-                    .chain(s.scalars)
-                    .all(|k| {
-                        // Adam's inputs are the solver's, never data or setup values.
-                        let inputs = &self.plan.staged.derived.inputs;
-                        inputs
-                            .get(k as usize)
-                            .is_some_and(|i| i.kind == InputKind::Direction)
-                    })
-        });
-        if !valid {
+        if !valid || self.eval_roots < first {
             return Err(ExecError::Plan(
-                "Adam's step does not match the variables and roots".into(),
+                "the solver's step does not match the variables and roots".into(),
             ));
         }
         // Arguments precede their nodes in the graph: one backward sweep marks what the
@@ -621,12 +637,12 @@ impl<D: Device> Executor<D> {
         let mut factored = None;
         let order = match phase {
             Phase::Evaluation => std::mem::take(&mut self.eval_steps),
-            Phase::AdamStep => std::mem::take(&mut self.step_steps),
+            Phase::SolverStep => std::mem::take(&mut self.step_steps),
         };
         let done = self.run_in_order(&order, &mut factored);
         match phase {
             Phase::Evaluation => self.eval_steps = order,
-            Phase::AdamStep => self.step_steps = order,
+            Phase::SolverStep => self.step_steps = order,
         }
         done
     }
@@ -834,7 +850,7 @@ impl<D: Device> Executor<D> {
         }
         self.set_scalar(c1, 1.0 / (1.0 - beta1.powi(t)))?;
         self.set_scalar(c2, 1.0 / (1.0 - beta2.powi(t)))?;
-        self.run_steps(Phase::AdamStep)?;
+        self.run_steps(Phase::SolverStep)?;
         for k in 0..self.variables.len() {
             let (m, v) = self.resident()?.step.moments[k];
             let (x, len) = self.variables[k];
@@ -994,11 +1010,39 @@ impl<D: Device> Executor<D> {
         let (from, to, dim) = (self.vector(from)?, self.vector(to)?, self.dim());
         Ok(self.device.copy(from.at(0), to.at(0), dim)?)
     }
+
+    /// The prox step ([`crate::plan::ProxStep`]) from vector `v` with step `step` into vector `out`; returns
+    /// r at the result.
+    pub fn prox_vector(&mut self, v: usize, step: f64, out: usize) -> Result<f64, ExecError> {
+        let Some(DeviceSolver::ProxGrad { prox: Some(prox) }) = &self.plan.staged.solver else {
+            return Err(ExecError::Plan("the plan has no prox step".into()));
+        };
+        let (points, step_input, first) =
+            (prox.points.clone(), prox.step, prox.first_root as usize);
+        let (v, out) = (self.vector(v)?, self.vector(out)?);
+        for (k, &(_, len)) in self.variables.iter().enumerate() {
+            let to = self.inputs[points[k] as usize].at(0);
+            self.device.copy(v.at(self.starts[k]), to, len)?;
+        }
+        check_range(self.plan.precision, &|| "the prox step".into(), &[step])?;
+        self.device
+            .upload(self.inputs[step_input as usize].at(0), &[step])?;
+        self.run_steps(Phase::SolverStep)?;
+        for (k, &(_, len)) in self.variables.iter().enumerate() {
+            let from = self.outputs[first + k].at(0);
+            self.device.copy(from, out.at(self.starts[k]), len)?;
+        }
+        let mut penalty = [0.0];
+        let at = first + self.variables.len();
+        self.device.download(self.outputs[at].at(0), &mut penalty)?;
+        Ok(penalty[0])
+    }
 }
 
 /// Which steps [`Executor::run_steps`] runs.
 #[derive(Clone, Copy)]
 enum Phase {
     Evaluation,
-    AdamStep,
+    /// Adam's step or the prox step.
+    SolverStep,
 }

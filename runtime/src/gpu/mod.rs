@@ -265,8 +265,9 @@ impl<D: Device> crate::plan::External for Executor<D> {
     }
 
     fn vectors(&mut self) -> Option<&mut dyn crate::plan::DeviceVectors> {
+        use crate::plan::DeviceSolver;
         match Executor::solver(self) {
-            None => Some(self),
+            None | Some(DeviceSolver::ProxGrad { prox: Some(_) }) => Some(self),
             Some(_) => None,
         }
     }
@@ -327,7 +328,8 @@ impl<D: Device> crate::plan::DeviceAdam for Executor<D> {
     }
 }
 
-/// The executor keeps L-BFGS's vectors when its plan computes the objective.
+/// The executor keeps L-BFGS's vectors when its plan computes the objective, and proximal
+/// gradient's when it computes the prox step.
 impl<D: Device> crate::plan::DeviceVectors for Executor<D> {
     fn allocate(&mut self, count: usize) -> Result<(), Diagnostic> {
         Ok(guarded(|| self.allocate_vectors(count))?)
@@ -355,6 +357,9 @@ impl<D: Device> crate::plan::DeviceVectors for Executor<D> {
     }
     fn copy(&mut self, from: Slot, to: Slot) -> Result<(), Diagnostic> {
         Ok(guarded(|| self.vector_copy(from.0, to.0))?)
+    }
+    fn prox(&mut self, v: Slot, step: f64, out: Slot) -> Result<f64, Diagnostic> {
+        Ok(guarded(|| self.prox_vector(v.0, step, out.0))?)
     }
 }
 

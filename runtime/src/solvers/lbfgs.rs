@@ -7,9 +7,8 @@
 //! direction, the memory is cleared and steepest descent is tried once before giving up.
 
 use super::options::impl_set_option;
-use super::{
-    dot, norm_inf, small_relative_decrease, Callback, Control, IterInfo, Problem, Report, Status,
-};
+use super::vectors::{HostVectors, Slot, Vectors};
+use super::{small_relative_decrease, Callback, Control, IterInfo, Problem, Report, Status};
 use std::collections::VecDeque;
 
 /// L-BFGS options (defaults in parentheses).
@@ -54,95 +53,6 @@ impl_set_option!(LbfgsOptions {
     c2: float,
     max_linesearch: count,
 });
-
-/// One vector of the problem's dimension held by [`Vectors`], by index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Slot(pub usize);
-
-/// Where L-BFGS keeps its vectors and evaluates the objective: host memory (for [`lbfgs`]), or
-/// a device's, so that a solve there moves only scalars per iteration (the start point in, the
-/// result out). L-BFGS touches its vectors through these calls only.
-pub trait Vectors {
-    /// Number of variables.
-    fn dim(&self) -> usize;
-    /// Makes slots `0..count` of `dim` values each; called once, before any other call.
-    fn allocate(&mut self, count: usize);
-    fn write(&mut self, slot: Slot, values: &[f64]);
-    fn read(&mut self, slot: Slot, out: &mut [f64]);
-    /// f at `x` (NaN where it is undefined), its gradient written to `g`.
-    fn value_grad(&mut self, x: Slot, g: Slot) -> f64;
-    fn dot(&mut self, a: Slot, b: Slot) -> f64;
-    fn norm_inf(&mut self, a: Slot) -> f64;
-    /// `y ← y + alpha·x` (`x` ≠ `y`).
-    fn axpy(&mut self, alpha: f64, x: Slot, y: Slot);
-    /// `x ← alpha·x`.
-    fn scale(&mut self, alpha: f64, x: Slot);
-    /// `to ← from`.
-    fn copy(&mut self, from: Slot, to: Slot);
-}
-
-/// A [`Problem`]'s vectors in host memory.
-pub struct HostVectors<'a> {
-    problem: &'a mut dyn Problem,
-    slots: Vec<Vec<f64>>,
-}
-
-impl<'a> HostVectors<'a> {
-    pub fn new(problem: &'a mut dyn Problem) -> Self {
-        HostVectors {
-            problem,
-            slots: Vec::new(),
-        }
-    }
-}
-
-/// Slot `from` to read and slot `to` to write (distinct).
-fn pair(slots: &mut [Vec<f64>], from: Slot, to: Slot) -> (&[f64], &mut [f64]) {
-    assert_ne!(from, to, "L-BFGS reads and writes one slot at once");
-    if from.0 < to.0 {
-        let (low, high) = slots.split_at_mut(to.0);
-        (&low[from.0], &mut high[0])
-    } else {
-        let (low, high) = slots.split_at_mut(from.0);
-        (&high[0], &mut low[to.0])
-    }
-}
-
-impl Vectors for HostVectors<'_> {
-    fn dim(&self) -> usize {
-        self.problem.dim()
-    }
-    fn allocate(&mut self, count: usize) {
-        self.slots = vec![vec![0.0; self.problem.dim()]; count];
-    }
-    fn write(&mut self, slot: Slot, values: &[f64]) {
-        self.slots[slot.0].copy_from_slice(values);
-    }
-    fn read(&mut self, slot: Slot, out: &mut [f64]) {
-        out.copy_from_slice(&self.slots[slot.0]);
-    }
-    fn value_grad(&mut self, x: Slot, g: Slot) -> f64 {
-        let (x, g) = pair(&mut self.slots, x, g);
-        self.problem.value_grad(x, g)
-    }
-    fn dot(&mut self, a: Slot, b: Slot) -> f64 {
-        dot(&self.slots[a.0], &self.slots[b.0])
-    }
-    fn norm_inf(&mut self, a: Slot) -> f64 {
-        norm_inf(&self.slots[a.0])
-    }
-    fn axpy(&mut self, alpha: f64, x: Slot, y: Slot) {
-        let (x, y) = pair(&mut self.slots, x, y);
-        y.iter_mut().zip(x).for_each(|(y, x)| *y += alpha * x);
-    }
-    fn scale(&mut self, alpha: f64, x: Slot) {
-        self.slots[x.0].iter_mut().for_each(|v| *v *= alpha);
-    }
-    fn copy(&mut self, from: Slot, to: Slot) {
-        let (from, to) = pair(&mut self.slots, from, to);
-        to.copy_from_slice(from);
-    }
-}
 
 /// A stored correction pair: s = x₊ − x, y = ∇f(x₊) − ∇f(x), ρ = 1/(s·y).
 struct Pair {
@@ -406,7 +316,7 @@ pub fn lbfgs(
     opts: &LbfgsOptions,
     callback: Callback,
 ) -> Report {
-    lbfgs_in(&mut HostVectors::new(problem), x0, opts, callback)
+    lbfgs_in(&mut HostVectors::new(problem, None), x0, opts, callback)
 }
 
 /// Minimises the objective of `v` from `x0` with L-BFGS, its vectors kept by `v`.

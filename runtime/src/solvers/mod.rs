@@ -13,6 +13,7 @@ mod lbfgsb;
 mod more_thuente;
 mod options;
 mod proxgrad;
+mod vectors;
 
 pub use adam::{adam, AdamOptions, AdamState, Iterates};
 pub use auglag::{
@@ -23,10 +24,13 @@ pub use dagma::{
     central_path, colide_sigma_ev, colide_sigma_nv, concomitant_scale, AdamConstants, AdamIterates,
     FnPathObjective, HostAdam, PathInner, PathObjective, PathOptions, PathReport,
 };
-pub use lbfgs::{lbfgs, lbfgs_in, LbfgsOptions, Slot, Vectors};
+pub use lbfgs::{lbfgs, lbfgs_in, LbfgsOptions};
 pub use lbfgsb::{projected_lbfgs, Bounds};
 pub use options::{OptionError, SetOption};
-pub use proxgrad::{proximal_gradient, FnRegularizer, L1Penalty, ProxGradOptions, Regularizer};
+pub use proxgrad::{
+    proximal_gradient, proximal_gradient_in, FnRegularizer, L1Penalty, ProxGradOptions, Regularizer,
+};
+pub use vectors::{ProxVectors, Slot, Vectors};
 
 /// A smooth objective: value and gradient at a point.
 pub trait Problem {

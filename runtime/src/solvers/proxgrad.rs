@@ -5,9 +5,11 @@
 //! f(x) ≤ f(y) + ∇f(y)ᵀ(x − y) + (L/2)‖x − y‖², with x = prox_{r/L}(y − ∇f(y)/L).
 //! Optional adaptive restart (O'Donoghue & Candès, gradient scheme) resets the momentum when
 //! (y − x)ᵀ(x − x_prev) > 0. The optimality measure is the gradient mapping ‖L(y − x)‖∞.
-//! The returned point is the best one seen (FISTA is not monotone).
+//! The returned point is the best one seen (FISTA is not monotone). Written over
+//! [`ProxVectors`]: the iterates live in host memory or on a device.
 
 use super::options::impl_set_option;
+use super::vectors::{HostVectors, ProxVectors, Slot};
 use super::{Callback, Control, IterInfo, Problem, Report, Status};
 use crate::prox::soft_threshold;
 
@@ -105,85 +107,90 @@ pub fn proximal_gradient(
     opts: &ProxGradOptions,
     callback: Callback,
 ) -> Report {
-    let n = x0.len();
+    let mut vectors = HostVectors::new(smooth, Some(reg));
+    proximal_gradient_in(&mut vectors, x0, opts, callback)
+}
+
+/// Minimises f(x) + r(x) of `v` from `x0`, its vectors kept by `v`.
+pub fn proximal_gradient_in(
+    v: &mut dyn ProxVectors,
+    x0: &[f64],
+    opts: &ProxGradOptions,
+    callback: Callback,
+) -> Report {
+    // `diff` = x₊ − y (the step), `change` = x₊ − x (the momentum's direction).
+    let [mut x, y, gy, scratch, mut x_next, best, diff, change] =
+        [0, 1, 2, 3, 4, 5, 6, 7].map(Slot);
+    v.allocate(8);
+    v.write(x, x0);
+    v.copy(x, y);
+    v.copy(x, best);
     let mut lipschitz = opts.lipschitz;
-    let mut x = x0.to_vec();
-    let mut y = x0.to_vec();
-    let mut gy = vec![0.0; n];
-    let mut scratch = vec![0.0; n];
-    let mut x_next = vec![0.0; n];
     let mut t: f64 = 1.0;
-    let mut best_x = x.clone();
-    let mut best_value = smooth.value_grad(&x, &mut scratch) + reg.value(&x);
+    let mut best_value = v.value_grad(x, scratch) + v.regularizer(x0);
     let mut optimality = f64::INFINITY;
-    let finish = |status, iterations, x: Vec<f64>, value, optimality| Report {
-        status,
-        iterations,
-        value,
-        optimality,
-        violation: 0.0,
-        x,
+    let finish = |v: &mut dyn ProxVectors, status, iterations, value, optimality| {
+        let mut out = vec![0.0; x0.len()];
+        v.read(best, &mut out);
+        Report {
+            status,
+            iterations,
+            value,
+            optimality,
+            violation: 0.0,
+            x: out,
+        }
     };
     if best_value.is_nan() {
-        return finish(Status::Diverged, 0, best_x, best_value, optimality);
+        return finish(v, Status::Diverged, 0, best_value, optimality);
     }
     for iter in 1..=opts.max_iter {
-        let fy = smooth.value_grad(&y, &mut gy);
+        let fy = v.value_grad(y, gy);
         if !fy.is_finite() {
-            return finish(Status::Diverged, iter - 1, best_x, best_value, optimality);
+            return finish(v, Status::Diverged, iter - 1, best_value, optimality);
         }
         let mut accepted = None;
         for _ in 0..opts.max_backtrack {
-            for i in 0..n {
-                scratch[i] = y[i] - gy[i] / lipschitz;
-            }
-            reg.prox(&scratch, 1.0 / lipschitz, &mut x_next);
-            let fx = smooth.value_grad(&x_next, &mut scratch);
-            let (mut linear, mut quadratic) = (0.0, 0.0);
-            for i in 0..n {
-                let dx = x_next[i] - y[i];
-                linear += gy[i] * dx;
-                quadratic += dx * dx;
-            }
+            v.copy(y, scratch);
+            v.axpy(-1.0 / lipschitz, gy, scratch);
+            let r_next = v.prox(scratch, 1.0 / lipschitz, x_next);
+            let fx = v.value_grad(x_next, scratch);
+            v.copy(x_next, diff);
+            v.axpy(-1.0, y, diff);
+            let (linear, quadratic) = (v.dot(gy, diff), v.dot(diff, diff));
             if fx.is_finite() && fx <= fy + linear + 0.5 * lipschitz * quadratic + 1e-12 * fy.abs()
             {
-                accepted = Some(fx);
+                accepted = Some(fx + r_next);
                 break;
             }
             lipschitz *= opts.eta;
         }
-        let Some(fx) = accepted else {
+        let Some(value) = accepted else {
             return finish(
+                v,
                 Status::LineSearchFailed,
                 iter - 1,
-                best_x,
                 best_value,
                 optimality,
             );
         };
-        optimality = lipschitz
-            * y.iter()
-                .zip(&x_next)
-                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-        let value = fx + reg.value(&x_next);
+        optimality = lipschitz * v.norm_inf(diff);
         if value < best_value || (value.is_finite() && !best_value.is_finite()) {
             best_value = value;
-            best_x.copy_from_slice(&x_next);
+            v.copy(x_next, best);
         }
-        let restart = opts.restart
-            && (0..n)
-                .map(|i| (y[i] - x_next[i]) * (x_next[i] - x[i]))
-                .sum::<f64>()
-                > 0.0;
+        if opts.accelerated || opts.restart {
+            v.copy(x_next, change);
+            v.axpy(-1.0, x, change);
+        }
+        // (y − x₊)·(x₊ − x) > 0: the momentum points uphill.
+        let restart = opts.restart && v.dot(diff, change) < 0.0;
+        v.copy(x_next, y);
         if !opts.accelerated || restart {
             t = 1.0;
-            y.copy_from_slice(&x_next);
         } else {
             let t_next = 0.5 * (1.0 + (1.0 + 4.0 * t * t).sqrt());
-            let momentum = (t - 1.0) / t_next;
-            for i in 0..n {
-                y[i] = x_next[i] + momentum * (x_next[i] - x[i]);
-            }
+            v.axpy((t - 1.0) / t_next, change, y);
             t = t_next;
         }
         std::mem::swap(&mut x, &mut x_next);
@@ -195,17 +202,11 @@ pub fn proximal_gradient(
             step: 1.0 / lipschitz,
         };
         if callback(&info) == Control::Stop {
-            return finish(Status::Interrupted, iter, best_x, best_value, optimality);
+            return finish(v, Status::Interrupted, iter, best_value, optimality);
         }
         if optimality <= opts.tol {
-            return finish(Status::Converged, iter, best_x, best_value, optimality);
+            return finish(v, Status::Converged, iter, best_value, optimality);
         }
     }
-    finish(
-        Status::MaxIter,
-        opts.max_iter,
-        best_x,
-        best_value,
-        optimality,
-    )
+    finish(v, Status::MaxIter, opts.max_iter, best_value, optimality)
 }
