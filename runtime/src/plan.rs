@@ -4,10 +4,11 @@
 use crate::model::{Model, VarSlot};
 use crate::prox;
 use crate::solvers::{
-    self, adam, augmented_lagrangian, central_path, lbfgs, lbfgs_in, projected_lbfgs,
-    proximal_gradient, proximal_gradient_in, AdamConstants, AdamIterates, AdamOptions,
-    AugLagOptions, Bounds, Callback, FnProblem, FnRegularizer, HostAdam, InnerSolver, LbfgsOptions,
-    PathObjective, PathOptions, Problem, ProxGradOptions, Regularizer, Report, SetOption, Slot,
+    self, adam_in, adam_within, augmented_lagrangian, central_path, lbfgs, lbfgs_in,
+    projected_lbfgs, proximal_gradient, proximal_gradient_in, AdamConstants, AdamIterates,
+    AdamOptions, AugLagOptions, Bounds, Callback, FnProblem, FnRegularizer, HostAdam, InnerSolver,
+    LbfgsOptions, PathObjective, PathOptions, Problem, ProxGradOptions, Regularizer, Report,
+    SetOption, Slot,
 };
 use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
@@ -677,7 +678,7 @@ fn solve_smooth(
     Ok(match plan.method {
         Method::Adam => {
             let o = AdamOptions::from_options(opts).map_err(option_error)?;
-            adam(problem, x0, &o, callback)
+            adam_within(problem, bounds, x0, &o, callback)
         }
         Method::Lbfgs => lbfgs(problem, x0, &lbfgs_options(opts)?, callback),
         _ => projected_lbfgs(problem, x0, bounds, &lbfgs_options(opts)?, callback),
@@ -718,6 +719,9 @@ pub enum DeviceSolver {
     /// The augmented Lagrangian: the objective without its L1 terms with its gradient, then
     /// each equality constraint with the gradients of its components, `components` of each.
     Auglag { components: Vec<usize> },
+    /// Adam on a problem without constraints: the objective with its gradient, and Adam's step
+    /// (projecting on the bounds).
+    Adam { adam: AdamStep },
     /// Proximal gradient: the objective without its prox terms, with its gradient. When every
     /// prox term is an L1 term, `prox` is their prox step, computed by the device too.
     #[serde(rename = "proxgrad")]
@@ -781,8 +785,10 @@ pub struct DeviceFunctions {
 
 /// The functions a device evaluates for `program` at the dim sizes `dims`, when its solver is
 /// the central path (`path`, with `inner = lbfgs` a score without the L1 terms; `colide`; with
-/// Adam stages also Adam's step, [`AdamStep`]), the augmented Lagrangian or proximal gradient;
-/// `None` for any other solver, or none (a device then computes the merit `optc bench` times).
+/// Adam stages also Adam's step, [`AdamStep`]), the augmented Lagrangian, proximal gradient (with
+/// L1 terms only also the prox step, [`ProxStep`]) or Adam without constraints (the objective
+/// and Adam's step); `None` for any other solver, or none (a device then computes the merit
+/// `optc bench` times).
 pub fn device_functions(
     program: &Program,
     dims: &[u64],
@@ -790,16 +796,29 @@ pub fn device_functions(
     let Ok(plan) = choose(program) else {
         return Ok(None);
     };
-    if !matches!(
-        plan.method,
-        Method::Path | Method::AugLag | Method::ProxGrad
-    ) {
+    let adam_alone = plan.method == Method::Adam && program.constraints.is_empty();
+    if !adam_alone
+        && !matches!(
+            plan.method,
+            Method::Path | Method::AugLag | Method::ProxGrad
+        )
+    {
         return Ok(None);
     }
     let mut program = program.clone();
     let score = minimized_objective(&mut program)?;
     let vars: Vec<InputId> = program.variables().collect();
     match plan.method {
+        Method::Adam => {
+            let roots = merit_of(&mut program, &vars, score)?.roots().to_vec();
+            let (adam, step_roots) = adam_step(&mut program, &vars, &roots[1..], roots.len())?;
+            return Ok(Some(DeviceFunctions {
+                program,
+                roots,
+                step_roots,
+                solver: DeviceSolver::Adam { adam },
+            }));
+        }
         Method::AugLag => {
             let (smooth, _) = smooth_node(&mut program, &plan.structure, score, ProxScope::L1);
             let functions = auglag_functions(&mut program, &vars, &plan, smooth, dims)?;
@@ -1222,6 +1241,8 @@ pub trait DeviceAdam {
     fn read(&mut self, best: bool, offset: usize, out: &mut [f64]) -> Result<(), Diagnostic>;
     /// Writes `values` into the flat point from `offset`.
     fn write(&mut self, offset: usize, values: &[f64]) -> Result<(), Diagnostic>;
+    /// Makes the best recorded point the current one.
+    fn restore_best(&mut self) -> Result<(), Diagnostic>;
 }
 
 /// Runs `plan` from the model's current variables with every evaluation made by `device`
@@ -1242,6 +1263,9 @@ pub fn solve_external(
         Some(DeviceSolver::Path { .. }) => plan.method == Method::Path,
         Some(DeviceSolver::Auglag { .. }) => plan.method == Method::AugLag,
         Some(DeviceSolver::ProxGrad { .. }) => plan.method == Method::ProxGrad,
+        Some(DeviceSolver::Adam { .. }) => {
+            plan.method == Method::Adam && model.program.constraints.is_empty()
+        }
     };
     if !runs {
         return Err(Diagnostic::error(
@@ -1253,6 +1277,7 @@ pub fn solve_external(
         )
         .with_hint("run it with `--backend cpu`"));
     }
+    let keeps_adam = device.adam().is_some();
     match device.solver() {
         Some(DeviceSolver::Path { .. }) => return path_external(model, plan, device, callback),
         Some(DeviceSolver::Auglag { components }) => {
@@ -1262,7 +1287,11 @@ pub fn solve_external(
         Some(DeviceSolver::ProxGrad { .. }) => {
             return prox_grad_external(model, plan, device, callback)
         }
-        None => {}
+        Some(DeviceSolver::Adam { .. }) if keeps_adam => {
+            return adam_external(model, plan, device, callback)
+        }
+        // A device that does not keep the iterates evaluates the objective.
+        Some(DeviceSolver::Adam { .. }) | None => {}
     }
     let x0 = model.x();
     let b = bounds(model)?;
@@ -1299,6 +1328,78 @@ pub fn solve_external(
     };
     model.set_x(&report.x);
     Ok(Outcome { report, error })
+}
+
+/// Adam with its iterates on `device`, which computes the objective and Adam's step (see
+/// [`solve_external`]): per step only scalars cross (the value, ‖∇‖∞, the step's constants).
+fn adam_external(
+    model: &mut Model,
+    plan: &Plan,
+    device: &mut dyn External,
+    callback: Callback,
+) -> Result<Outcome, Diagnostic> {
+    /// The iterates in the device's memory (its step projects on the bounds).
+    struct Resident<'a> {
+        device: &'a mut dyn DeviceAdam,
+        error: Option<Diagnostic>,
+    }
+    impl Resident<'_> {
+        fn noted<T>(&mut self, result: Result<T, Diagnostic>, instead: T) -> T {
+            result.unwrap_or_else(|e| {
+                self.error.get_or_insert(e);
+                instead
+            })
+        }
+    }
+    impl AdamIterates for Resident<'_> {
+        fn evaluate(&mut self, _mu: f64, _s: f64) -> Option<f64> {
+            let value = self.device.eval(&mut []);
+            Some(self.noted(value, f64::NAN))
+        }
+        fn optimality(&mut self) -> f64 {
+            let norm = self.device.optimality();
+            self.noted(norm, f64::NAN)
+        }
+        fn record(&mut self, value: f64) {
+            let recorded = self.device.record(value);
+            self.noted(recorded, ());
+        }
+        fn step(&mut self, lr: f64) {
+            let stepped = self.device.step(lr);
+            self.noted(stepped, ());
+        }
+        fn shift(&mut self, by: f64) {
+            let shifted = self.device.shift(by);
+            self.noted(shifted, ());
+        }
+        fn best_value(&mut self) -> f64 {
+            self.device.best_value()
+        }
+        fn read(&mut self, x: &mut [f64], current_value: Option<f64>) {
+            let best_value = self.device.best_value();
+            let best = current_value.is_some_and(|v| !(v < best_value));
+            let read = self.device.read(best, 0, x);
+            self.noted(read, ());
+        }
+        fn restore_best(&mut self) {
+            let restored = self.device.restore_best();
+            self.noted(restored, ());
+        }
+    }
+    let opts = AdamOptions::from_options(&plan.options).map_err(option_error)?;
+    let x0 = model.x();
+    let device = device.adam().expect("solve_external checked it");
+    device.start(&x0, opts.constants())?;
+    let mut iterates = Resident {
+        device,
+        error: None,
+    };
+    let report = adam_in(&mut iterates, x0.len(), &opts, callback);
+    model.set_x(&report.x);
+    Ok(Outcome {
+        report,
+        error: iterates.error,
+    })
 }
 
 /// The central path, each stage merit evaluated by `device` (see [`solve_external`]); the
@@ -1517,6 +1618,10 @@ fn path_external(
             let best = current_value.is_some_and(|v| !(v < best_value));
             let read = self.adam().read(best, 0, x);
             self.noted(read, ());
+        }
+        fn restore_best(&mut self) {
+            let restored = self.adam().restore_best();
+            self.noted(restored, ());
         }
     }
     let mut x0 = model.x();

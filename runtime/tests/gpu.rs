@@ -1162,6 +1162,53 @@ solve with lbfgs(tol = 1e-12)
 }
 
 #[test]
+fn adam_keeps_its_iterates_on_the_device() {
+    // The plan computes the objective and Adam's step: per step the value, ‖∇‖∞, c1 and c2
+    // cross; per solve the start point, the zeroed moments and the result.
+    let source = "dims n, d
+data X : real[n, d] = load(\"../data/X.npy\")
+var W : real[d, d] = 0
+minimize 0.5 / n * sumsq(X - X @ W) + 0.1 * sum(sqrt(1 + W .* W))
+solve with adam(lr = 1e-2, max_iter = 5000)
+";
+    for (name, source) in [
+        ("adam_resident", source.to_string()),
+        // Bounds: the device's step projects.
+        (
+            "adam_bounded",
+            source.replace(
+                "var W : real[d, d] = 0",
+                "var W : real[d, d] >= 0 <= 0.3 = 0",
+            ),
+        ),
+    ] {
+        let DeviceSolve {
+            outcome,
+            moved,
+            moved_host_kept,
+            host,
+        } = solve_on_the_reference_device(name, &source, 300);
+        assert!(outcome.error.is_none(), "{name}: {:?}", outcome.error);
+        let (steps, n) = (outcome.report.iterations, outcome.report.x.len());
+        assert_eq!(
+            outcome.report.status,
+            optc_runtime::solvers::Status::Interrupted
+        );
+        assert_eq!((steps, n), (300, 100));
+        eprintln!(
+            "{name}: {moved} values moved in {steps} steps of {n} variables \
+             ({moved_host_kept} with the iterates on the host)"
+        );
+        assert!(moved_host_kept >= 2 * n * steps, "{moved_host_kept}");
+        assert!(moved < 5 * steps + 5 * n, "{name}: {moved} values moved");
+        // The better of the last and the best point, as on the host.
+        assert_close(name, &outcome.report.x, &host.x, 1e-8);
+        let (value, host_value) = (outcome.report.value, host.value);
+        assert!((value - host_value).abs() <= 1e-10 * host_value.abs());
+    }
+}
+
+#[test]
 fn proximal_gradient_keeps_its_vectors_on_the_device() {
     // Lasso: the plan computes the prox step of the L1 term (soft-thresholding by τ·λ).
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");

@@ -4,10 +4,10 @@
 use optc_runtime::prox::soft_threshold;
 use optc_runtime::simulate::regression;
 use optc_runtime::solvers::{
-    adam, augmented_lagrangian, central_path, concomitant_scale, lbfgs, projected_lbfgs,
-    proximal_gradient, AdamOptions, AugLagOptions, Bounds, Control, FnConstrained, FnPathObjective,
-    FnProblem, InnerSolver, IterInfo, L1Penalty, LbfgsOptions, PathInner, PathOptions,
-    ProxGradOptions, SetOption, Status,
+    adam, adam_within, augmented_lagrangian, central_path, concomitant_scale, lbfgs,
+    projected_lbfgs, proximal_gradient, AdamOptions, AugLagOptions, Bounds, Control, FnConstrained,
+    FnPathObjective, FnProblem, InnerSolver, IterInfo, L1Penalty, LbfgsOptions, PathInner,
+    PathOptions, ProxGradOptions, SetOption, Status,
 };
 
 fn go_on(_: &IterInfo) -> Control {
@@ -586,6 +586,37 @@ fn adam_minimizes_quadratic() {
     assert_close(&report.x, &[1.5 / 1.75, -2.5 / 1.75], 1e-4);
 }
 
+#[test]
+fn adam_within_bounds_ends_at_the_kkt_point() {
+    // The same quadratic on x₂ ≥ −1: the bound is active; x₁ minimises with x₂ = −1:
+    // 2·x₁ + 0.5·(−1) = 1 → x₁ = 0.75.
+    let a = vec![2.0, 0.5, 0.5, 1.0];
+    let mut problem = FnProblem::new(2, quadratic(a, vec![1.0, -1.0]));
+    let opts = AdamOptions {
+        lr: 0.01,
+        max_iter: 20_000,
+        gtol: 0.0,
+        ..Default::default()
+    };
+    let bounds = Bounds::new(vec![f64::NEG_INFINITY, -1.0], vec![f64::INFINITY; 2]).unwrap();
+    let mut lowest = f64::INFINITY;
+    let mut watch = |info: &IterInfo| {
+        lowest = lowest.min(info.value);
+        Control::Continue
+    };
+    let report = adam_within(&mut problem, &bounds, &[0.0, 0.0], &opts, &mut watch);
+    assert_ne!(report.status, Status::Diverged);
+    assert_close(&report.x, &[0.75, -1.0], 1e-4);
+    assert!(report.x[1] >= -1.0);
+    // Every evaluated point is in the box: no value below the box's minimum f(0.75, −1) =
+    // −1.0625 (the unconstrained minimum is lower).
+    let f_min = 0.5 * (2.0 * 0.5625 - 0.75 + 1.0) - (0.75 + 1.0);
+    assert!(
+        lowest >= f_min - 1e-12,
+        "{lowest} below the box's minimum {f_min}"
+    );
+}
+
 fn stop(_: &IterInfo) -> Control {
     Control::Stop
 }
@@ -990,7 +1021,12 @@ fn iterates_keep_the_best_point_through_steps_that_swap_buffers() {
     assert_eq!(x.best(), (3.0, &[-1.0, 1.0][..]));
     x.current_mut()[0] = 10.0;
     assert_eq!(x.best(), (3.0, &[-1.0, 1.0][..]));
-    assert_eq!(x.into_better(4.0), vec![-1.0, 1.0]);
+    assert_eq!(x.better(4.0), &[-1.0, 1.0]);
+    assert_eq!(x.better(2.0), &[10.0, 0.0]);
+    // Back to the best point: it is current, and stays the best.
+    x.restore_best();
+    assert_eq!(x.current(), &[-1.0, 1.0]);
+    assert_eq!(x.best(), (3.0, &[-1.0, 1.0][..]));
 }
 
 #[test]

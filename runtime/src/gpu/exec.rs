@@ -318,7 +318,8 @@ impl<D: Device> Executor<D> {
         let (step, valid) = match &self.plan.staged.solver {
             Some(DeviceSolver::Path {
                 adam: Some(step), ..
-            }) => {
+            })
+            | Some(DeviceSolver::Adam { adam: step }) => {
                 self.eval_roots = step.first_root as usize;
                 let valid = step.moments.len() == vars
                     && roots.len() == self.eval_roots + ADAM_ROOTS_PER_VARIABLE * vars
@@ -807,6 +808,17 @@ impl<D: Device> Executor<D> {
             let best = self.resident()?.best[k];
             self.device
                 .copy(self.inputs[x as usize].at(0), best.at(0), len)?;
+        }
+        Ok(())
+    }
+
+    /// Copies the best point's buffers into the point (the start point before any record).
+    pub fn restore_best(&mut self) -> Result<(), ExecError> {
+        for k in 0..self.variables.len() {
+            let (x, len) = self.variables[k];
+            let best = self.resident()?.best[k];
+            self.device
+                .copy(best.at(0), self.inputs[x as usize].at(0), len)?;
         }
         Ok(())
     }

@@ -326,6 +326,9 @@ impl<D: Device> crate::plan::DeviceAdam for Executor<D> {
     fn write(&mut self, offset: usize, values: &[f64]) -> Result<(), Diagnostic> {
         Ok(guarded(|| self.write_point(offset, values))?)
     }
+    fn restore_best(&mut self) -> Result<(), Diagnostic> {
+        Ok(guarded(|| Executor::restore_best(self))?)
+    }
 }
 
 /// The executor keeps L-BFGS's vectors when its plan computes the objective, and proximal

@@ -4,7 +4,10 @@
 //! ([`Iterates`] keeps it without copying).
 
 use super::options::impl_set_option;
-use super::{norm_inf, Callback, Control, IterInfo, Problem, Report, Status};
+use super::{
+    AdamConstants, AdamIterates, Bounds, Callback, Control, FnPathObjective, HostAdam, IterInfo,
+    Problem, Report, Status,
+};
 use crate::dispatch::dispatch_fma;
 
 /// Adam options (defaults in parentheses: Kingma & Ba's, except the stopping rules).
@@ -39,6 +42,17 @@ impl Default for AdamOptions {
             gtol: 1e-6,
             checkpoint: 1000,
             ftol: 1e-6,
+        }
+    }
+}
+
+impl AdamOptions {
+    /// Adam's decay rates and guard.
+    pub fn constants(&self) -> AdamConstants {
+        AdamConstants {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
         }
     }
 }
@@ -187,8 +201,12 @@ impl Iterates {
         (self.best_value, x)
     }
 
-    pub fn into_current(self) -> Vec<f64> {
-        self.current
+    /// Makes the best recorded point the current one.
+    pub fn restore_best(&mut self) {
+        if !self.current_is_best {
+            self.current.copy_from_slice(&self.spare);
+            self.current_is_best = self.best_value.is_finite();
+        }
     }
 
     /// Whether the current point, of objective `value`, is at least as good as the best
@@ -206,15 +224,6 @@ impl Iterates {
             &self.spare
         }
     }
-
-    /// [`Iterates::better`], without a copy.
-    pub fn into_better(self, value: f64) -> Vec<f64> {
-        if self.current_is_better(value) {
-            self.current
-        } else {
-            self.spare
-        }
-    }
 }
 
 /// Minimises `problem` from `x0` with Adam.
@@ -224,52 +233,78 @@ pub fn adam(
     opts: &AdamOptions,
     callback: Callback,
 ) -> Report {
-    let n = x0.len();
-    let mut x = Iterates::new(x0);
-    let mut g = vec![0.0; n];
-    let mut update = vec![0.0; n];
-    let mut state = AdamState::new(n, opts.beta1, opts.beta2, opts.eps);
-    let mut checkpoint_value = f64::INFINITY;
-    let finish = |status, iterations, x: Vec<f64>, value, g: &[f64]| Report {
-        status,
-        iterations,
-        value,
-        optimality: norm_inf(g),
-        violation: 0.0,
-        x,
+    adam_within(problem, &Bounds::unbounded(x0.len()), x0, opts, callback)
+}
+
+/// Minimises `problem` within `bounds` from `x0` with Adam, each step projected on them.
+pub fn adam_within(
+    problem: &mut dyn Problem,
+    bounds: &Bounds,
+    x0: &[f64],
+    opts: &AdamOptions,
+    callback: Callback,
+) -> Report {
+    let mut objective = FnPathObjective::with_after_step(
+        x0.len(),
+        |x: &[f64], _, _, g: &mut [f64]| Some(problem.value_grad(x, g)),
+        |x: &mut [f64]| bounds.project(x),
+    );
+    let mut iterates = HostAdam::new(&mut objective, x0, opts.constants());
+    adam_in(&mut iterates, x0.len(), opts, callback)
+}
+
+/// Minimises with Adam from the current point of `x` (of `dim` variables), whose iterates
+/// live on the host or on a device; the objective is `x`'s merit at μ = s = 1.
+pub fn adam_in(
+    x: &mut dyn AdamIterates,
+    dim: usize,
+    opts: &AdamOptions,
+    callback: Callback,
+) -> Report {
+    // The objective at the current point (NaN where undefined) and its ‖∇‖∞.
+    let evaluate = |x: &mut dyn AdamIterates| {
+        let value = x.evaluate(1.0, 1.0).unwrap_or(f64::NAN);
+        (value, x.optimality())
     };
+    let finish = |x: &mut dyn AdamIterates, status, iterations, value, optimality| {
+        let mut point = vec![0.0; dim];
+        x.read(&mut point, None);
+        Report::unconstrained(status, iterations, value, optimality, point)
+    };
+    let mut checkpoint_value = f64::INFINITY;
     for iter in 1..=opts.max_iter {
-        let value = problem.value_grad(x.current(), &mut g);
+        let (value, optimality) = evaluate(x);
         if !value.is_finite() {
-            return finish(Status::Diverged, iter - 1, x.into_current(), value, &g);
+            return finish(x, Status::Diverged, iter - 1, value, optimality);
         }
-        if norm_inf(&g) <= opts.gtol {
-            return finish(Status::Converged, iter - 1, x.into_current(), value, &g);
+        if optimality <= opts.gtol {
+            return finish(x, Status::Converged, iter - 1, value, optimality);
         }
         if opts.checkpoint > 0 && (iter - 1) % opts.checkpoint == 0 && iter > 1 {
             if ((checkpoint_value - value) / checkpoint_value).abs() <= opts.ftol {
-                return finish(Status::Converged, iter - 1, x.into_current(), value, &g);
+                return finish(x, Status::Converged, iter - 1, value, optimality);
             }
             checkpoint_value = value;
         }
         x.record(value);
-        state.direction(&g, &mut update);
-        x.step(opts.lr, &update);
+        x.step(opts.lr);
         let info = IterInfo {
             iter,
             value,
-            optimality: norm_inf(&g),
+            optimality,
             violation: 0.0,
             step: opts.lr,
         };
         if callback(&info) == Control::Stop {
-            let value = problem.value_grad(x.current(), &mut g);
-            let x = x.into_better(value);
-            let value = problem.value_grad(&x, &mut g);
-            return finish(Status::Interrupted, iter, x, value, &g);
+            // The better of the current point and the best one seen.
+            let (mut value, mut optimality) = evaluate(x);
+            if !(value < x.best_value()) {
+                x.restore_best();
+                (value, optimality) = evaluate(x);
+            }
+            return finish(x, Status::Interrupted, iter, value, optimality);
         }
     }
-    let x = x.into_current();
-    let value = problem.value_grad(&x, &mut g);
-    finish(Status::MaxIter, opts.max_iter, x, value, &g)
+    let (value, optimality) = evaluate(x);
+    finish(x, Status::MaxIter, opts.max_iter, value, optimality)
 }

@@ -102,6 +102,8 @@ pub trait AdamIterates {
     /// Writes the current point to `x`; given `Some(value)`, the merit at the current point,
     /// the best point instead when it is lower.
     fn read(&mut self, x: &mut [f64], current_value: Option<f64>);
+    /// Makes the best recorded point the current one (the start point before any).
+    fn restore_best(&mut self);
 }
 
 /// [`AdamIterates`] in host memory, evaluated by a [`PathObjective`].
@@ -156,6 +158,9 @@ impl<O: PathObjective + ?Sized> AdamIterates for HostAdam<'_, O> {
             Some(value) => self.iterates.better(value),
             None => self.iterates.current(),
         });
+    }
+    fn restore_best(&mut self) {
+        self.iterates.restore_best();
     }
 }
 

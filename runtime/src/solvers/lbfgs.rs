@@ -337,14 +337,7 @@ pub fn lbfgs_in(
     let report = |v: &mut dyn Vectors, status, iterations, x: Slot, f: f64, g_norm: f64| {
         let mut out = vec![0.0; x0.len()];
         v.read(x, &mut out);
-        Report {
-            status,
-            iterations,
-            value: f,
-            optimality: g_norm,
-            violation: 0.0,
-            x: out,
-        }
+        Report::unconstrained(status, iterations, f, g_norm, out)
     };
     // ‖g‖∞ passes over NaN; g·g does not.
     if !f.is_finite() || !v.dot(g, g).is_finite() {

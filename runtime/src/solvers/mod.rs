@@ -15,7 +15,7 @@ mod options;
 mod proxgrad;
 mod vectors;
 
-pub use adam::{adam, AdamOptions, AdamState, Iterates};
+pub use adam::{adam, adam_in, adam_within, AdamOptions, AdamState, Iterates};
 pub use auglag::{
     augmented_lagrangian, AugLagOptions, AugLagReport, ConstrainedProblem, FnConstrained,
     InnerSolver,
@@ -92,6 +92,26 @@ pub struct Report {
     pub violation: f64,
     /// The returned point.
     pub x: Vec<f64>,
+}
+
+impl Report {
+    /// The report of a solver without constraints (violation 0).
+    pub(crate) fn unconstrained(
+        status: Status,
+        iterations: usize,
+        value: f64,
+        optimality: f64,
+        x: Vec<f64>,
+    ) -> Report {
+        Report {
+            status,
+            iterations,
+            value,
+            optimality,
+            violation: 0.0,
+            x,
+        }
+    }
 }
 
 /// Progress information passed to the callback once per iteration.

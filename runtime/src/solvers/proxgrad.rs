@@ -132,14 +132,7 @@ pub fn proximal_gradient_in(
     let finish = |v: &mut dyn ProxVectors, status, iterations, value, optimality| {
         let mut out = vec![0.0; x0.len()];
         v.read(best, &mut out);
-        Report {
-            status,
-            iterations,
-            value,
-            optimality,
-            violation: 0.0,
-            x: out,
-        }
+        Report::unconstrained(status, iterations, value, optimality, out)
     };
     if best_value.is_nan() {
         return finish(v, Status::Diverged, 0, best_value, optimality);
