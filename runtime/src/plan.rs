@@ -724,7 +724,6 @@ pub enum DeviceSolver {
     Adam { adam: AdamStep },
     /// Proximal gradient: the objective without its prox terms, with its gradient. When every
     /// prox term is an L1 term, `prox` is their prox step, computed by the device too.
-    #[serde(rename = "proxgrad")]
     ProxGrad { prox: Option<ProxStep> },
 }
 
@@ -1239,6 +1238,17 @@ pub trait DeviceAdam {
     fn best_value(&self) -> f64;
     /// Reads `out.len()` values of the flat point (or of the best point) from `offset`.
     fn read(&mut self, best: bool, offset: usize, out: &mut [f64]) -> Result<(), Diagnostic>;
+    /// Reads the whole point into `out`; given `Some(value)`, the merit at the point, the best
+    /// point instead when it is not lower ([`AdamIterates::read`]).
+    fn read_better(
+        &mut self,
+        out: &mut [f64],
+        current_value: Option<f64>,
+    ) -> Result<(), Diagnostic> {
+        let best_value = self.best_value();
+        let best = current_value.is_some_and(|v| !(v < best_value));
+        self.read(best, 0, out)
+    }
     /// Writes `values` into the flat point from `offset`.
     fn write(&mut self, offset: usize, values: &[f64]) -> Result<(), Diagnostic>;
     /// Makes the best recorded point the current one.
@@ -1376,9 +1386,7 @@ fn adam_external(
             self.device.best_value()
         }
         fn read(&mut self, x: &mut [f64], current_value: Option<f64>) {
-            let best_value = self.device.best_value();
-            let best = current_value.is_some_and(|v| !(v < best_value));
-            let read = self.device.read(best, 0, x);
+            let read = self.device.read_better(x, current_value);
             self.noted(read, ());
         }
         fn restore_best(&mut self) {
@@ -1614,9 +1622,7 @@ fn path_external(
             self.adam().best_value()
         }
         fn read(&mut self, x: &mut [f64], current_value: Option<f64>) {
-            let best_value = self.adam().best_value();
-            let best = current_value.is_some_and(|v| !(v < best_value));
-            let read = self.adam().read(best, 0, x);
+            let read = self.adam().read_better(x, current_value);
             self.noted(read, ());
         }
         fn restore_best(&mut self) {

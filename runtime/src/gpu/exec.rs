@@ -1026,19 +1026,18 @@ impl<D: Device> Executor<D> {
     /// The prox step ([`crate::plan::ProxStep`]) from vector `v` with step `step` into vector `out`; returns
     /// r at the result.
     pub fn prox_vector(&mut self, v: usize, step: f64, out: usize) -> Result<f64, ExecError> {
+        let (v, out) = (self.vector(v)?, self.vector(out)?);
         let Some(DeviceSolver::ProxGrad { prox: Some(prox) }) = &self.plan.staged.solver else {
             return Err(ExecError::Plan("the plan has no prox step".into()));
         };
-        let (points, step_input, first) =
-            (prox.points.clone(), prox.step, prox.first_root as usize);
-        let (v, out) = (self.vector(v)?, self.vector(out)?);
         for (k, &(_, len)) in self.variables.iter().enumerate() {
-            let to = self.inputs[points[k] as usize].at(0);
+            let to = self.inputs[prox.points[k] as usize].at(0);
             self.device.copy(v.at(self.starts[k]), to, len)?;
         }
         check_range(self.plan.precision, &|| "the prox step".into(), &[step])?;
         self.device
-            .upload(self.inputs[step_input as usize].at(0), &[step])?;
+            .upload(self.inputs[prox.step as usize].at(0), &[step])?;
+        let first = prox.first_root as usize;
         self.run_steps(Phase::SolverStep)?;
         for (k, &(_, len)) in self.variables.iter().enumerate() {
             let from = self.outputs[first + k].at(0);

@@ -70,6 +70,8 @@ struct Memory {
     free: Vec<(Slot, Slot)>,
     /// s·y / y·y of the newest pair: H₀ = γ I.
     gamma: f64,
+    /// The two-loop recursion's coefficients, one per pair (kept to reuse its allocation).
+    alpha: Vec<f64>,
 }
 
 impl Memory {
@@ -84,6 +86,7 @@ impl Memory {
             pairs: VecDeque::new(),
             free,
             gamma: 1.0,
+            alpha: Vec::with_capacity(capacity),
         }
     }
 
@@ -129,15 +132,17 @@ impl Memory {
 
     /// Writes d = −H·g (two-loop recursion, H₀ = (s·y / y·y) I from the newest pair) and
     /// returns the slope g·d.
-    fn direction(&self, v: &mut dyn Vectors, g: Slot, d: Slot) -> f64 {
+    fn direction(&mut self, v: &mut dyn Vectors, g: Slot, d: Slot) -> f64 {
         v.copy(g, d);
         v.scale(-1.0, d);
-        let mut alpha = vec![0.0; self.pairs.len()];
+        let alpha = &mut self.alpha;
+        alpha.clear();
+        alpha.resize(self.pairs.len(), 0.0);
         for (a, p) in alpha.iter_mut().zip(&self.pairs).rev() {
             *a = p.rho * v.dot(p.s, d);
             v.axpy(-*a, p.y, d);
         }
-        if !self.is_empty() {
+        if !self.pairs.is_empty() {
             v.scale(self.gamma, d);
         }
         for (a, p) in alpha.iter().zip(&self.pairs) {
