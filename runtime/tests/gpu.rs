@@ -95,7 +95,7 @@ fn has_linear_algebra(plan: &GpuPlan) -> bool {
     plan.steps.iter().any(|s| {
         matches!(
             s,
-            Step::LogDet { .. } | Step::Inv { .. } | Step::Solve { .. }
+            Step::LogDet { .. } | Step::Inv { .. } | Step::Solve { .. } | Step::Expm { .. }
         ) || matches!(s, Step::Host { node } if matches!(plan.staged.function.graph.node(*node).op, Op::Expm | Op::NuclearNorm))
     })
 }
@@ -506,9 +506,11 @@ fn check_mlir_plans(precision: Precision) {
                     .iter()
                     .filter(|s| matches!(s, Step::Sum { .. }))
                     .count();
-                // Only what has no device form runs on the host: NOTEARS's matrix exponential
-                // and its Fréchet derivative. Reductions along lines (colide_nv's column sums,
-                // NOTEARS's trace), expansions and sums to a scalar (ridge) run on the device.
+                // Nothing runs on the host: NOTEARS's matrix exponential is a device step
+                // (the gradient of its trace is the exponential's transpose, no Fréchet
+                // derivative). Reductions along lines (colide_nv's column sums, NOTEARS's
+                // trace and the exponential's column sums), expansions and sums to a scalar
+                // (ridge) run on the device.
                 let on_host: Vec<&Op> = plan
                     .steps
                     .iter()
@@ -517,11 +519,13 @@ fn check_mlir_plans(precision: Precision) {
                         _ => None,
                     })
                     .collect();
-                let expected: &[Op] = match name.as_str() {
-                    "notears.opt" => &[Op::Expm, Op::ExpmFrechet],
-                    _ => &[],
-                };
-                assert_eq!(on_host, expected.iter().collect::<Vec<_>>(), "{name}");
+                assert_eq!(on_host, Vec::<&Op>::new(), "{name}");
+                let exponentials = plan
+                    .steps
+                    .iter()
+                    .filter(|s| matches!(s, Step::Expm { .. }))
+                    .count();
+                assert_eq!(exponentials, usize::from(name == "notears.opt"), "{name}");
                 let (_, factorizations) =
                     check_against_interpreter(&name, &program, &bindings, plan, &kernels);
                 if name == "dagma.opt" {
@@ -539,8 +543,7 @@ fn check_mlir_plans(precision: Precision) {
             }
         }
     }
-    // Every example has a plan: what MLIR does not lower (NOTEARS's expm Fréchet derivative,
-    // colide_nv's sort adjoints) is a host step.
+    // Every example has a plan.
     assert_eq!(
         checked,
         [
@@ -555,6 +558,69 @@ fn check_mlir_plans(precision: Precision) {
         "refused: {refused:?}"
     );
     assert!(refused.is_empty());
+}
+
+/// `d = 6` bindings of a source without data, its variables at their initial values.
+fn bind_source(source: &str) -> (Program, Bindings) {
+    let c = compile("model.opt", source, Until::Ir).expect("compiles");
+    let program = c.program.expect("ir");
+    let spec = BindSpec {
+        dims: vec![("d".into(), 6)],
+        ..BindSpec::default()
+    };
+    let bindings = model::bind(&program, Path::new("."), &spec).expect("binds");
+    (program, bindings)
+}
+
+/// The matrix exponential runs on the device by the host's algorithm: scaled by the largest
+/// column sum of |A| that the plan's kernel computes, the Padé approximant, then the squarings.
+/// It matches the interpreter at inputs that need no squaring (entries up to 0.1 and 0.7) and
+/// some (2.5: ‖W‖₁ ≤ 15 and ‖W∘W‖₁ ≤ 37.5, up to two and three squarings; the test fails
+/// without them); non-finite input gives NaN, as on the host.
+#[test]
+fn matrix_exponentials_run_on_the_device() {
+    // The gradient of the trace is the exponential's transpose; that of `sum(expm(W))` is a
+    // Fréchet derivative, a host step.
+    let (program, mut bindings) = bind_source(
+        "dims d\nvar W : real[d, d] = 0\nminimize sum(expm(W)) + 2 * trace(expm(W .* W))\n",
+    );
+    let w = program.input_by_name("W").unwrap().0 as usize;
+    for precision in [Precision::F64, Precision::F32] {
+        let (plan, kernels) = unfused_plan_in(&program, &bindings, precision);
+        let exponentials = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Expm { .. }))
+            .count();
+        let on_host: Vec<&Op> = plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Host { node } => Some(&plan.staged.function.graph.node(*node).op),
+                _ => None,
+            })
+            // (Without fusion, reductions are host steps too.)
+            .filter(|op| !matches!(op, Op::Sum { .. } | Op::Trace))
+            .collect();
+        assert_eq!(exponentials, 2);
+        assert_eq!(on_host, [&Op::ExpmFrechet]);
+        for (k, scale) in [0.1, 0.7, 2.5].into_iter().enumerate() {
+            let mut state = 17 + k as u64;
+            bindings.inputs[w] = Some(ArrayD::from_shape_fn(vec![6, 6], |_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                scale * (2.0 * ((state >> 11) as f64 / (1u64 << 53) as f64) - 1.0)
+            }));
+            let name = format!("exponentials at scale {scale} in {}", precision.name());
+            check_against_interpreter(&name, &program, &bindings, plan.clone(), &kernels);
+        }
+        let mut exec = Executor::new(ReferenceDevice::new(), plan, &kernels, &bindings).unwrap();
+        let mut x = flat_x(&program, &bindings);
+        x[3] = f64::INFINITY;
+        let (value, _) = exec.value_grad(&x).unwrap();
+        assert!(value.is_nan(), "{value}");
+    }
 }
 
 fn lasso() -> (Program, Bindings) {

@@ -6,7 +6,7 @@
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::autodiff::{gradient, hvp};
 use optc_compiler::driver::{compile, Until};
-use optc_compiler::ir::{verify, InputKind, NodeId, Program};
+use optc_compiler::ir::{verify, InputKind, NodeId, Op, Program};
 use optc_compiler::simplify::{simplify, CostModel};
 use optc_runtime::interp::{eval, Bindings, NoSubproblems};
 
@@ -129,4 +129,42 @@ fn hessian_vector_products_keep_their_values() {
     roots.extend(&h.hvp);
     let b = bindings(&p, 8, 3, &[("lambda1", 0.02)]);
     assert_same_values(&p, &roots, &b);
+}
+
+/// The number of nodes of `program` with the op `op`.
+fn count(program: &Program, op: &Op) -> usize {
+    program.graph.nodes().filter(|(_, n)| n.op == *op).count()
+}
+
+/// The adjoint of `trace(expm(·))` is a multiple of the identity, so the gradient of the
+/// augmented Lagrangian's NOTEARS terms reuses the value's exponential (no Fréchet derivative
+/// is left) and the Hessian-vector product needs one first-order Fréchet derivative instead of
+/// a second-order one; the values do not change.
+#[test]
+fn derivatives_of_a_trace_of_expm_reuse_the_exponential() {
+    let mut p = lowered(
+        "dims d
+param rho = 3
+param alpha = 0.5
+var W : real[d, d] = 0
+minimize 0.5 * rho * notears(W) ^ 2 + alpha * notears(W)
+",
+    );
+    let vars: Vec<_> = p.variables().collect();
+    let f = p.objective.as_ref().unwrap().node;
+    let h = hvp(&mut p, f, &vars).unwrap();
+    let mut roots = vec![f];
+    roots.extend(&h.gradient);
+    let gradient_roots = roots.clone();
+    roots.extend(&h.hvp);
+    let b = bindings(&p, 1, 5, &[("rho", 3.0), ("alpha", 0.5)]);
+    assert_same_values(&p, &roots, &b);
+    let model = CostModel::new(vec![20]);
+    let gradient = simplify(&p, &gradient_roots, &model).unwrap().program;
+    assert_eq!(count(&gradient, &Op::Expm), 1);
+    assert_eq!(count(&gradient, &Op::ExpmFrechet), 0);
+    let with_hvp = simplify(&p, &roots, &model).unwrap().program;
+    assert_eq!(count(&with_hvp, &Op::Expm), 1);
+    assert_eq!(count(&with_hvp, &Op::ExpmFrechet), 1);
+    assert_eq!(count(&with_hvp, &Op::ExpmFrechet2), 0);
 }

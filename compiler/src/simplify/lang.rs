@@ -196,6 +196,8 @@ const NAMED_OPS: &[(&str, TensorOp)] = &[
     ("T", TensorOp::Transpose),
     ("trace", TensorOp::Trace),
     ("expm", TensorOp::Expm),
+    ("expm_frechet", TensorOp::ExpmFrechet),
+    ("expm_frechet2", TensorOp::ExpmFrechet2),
     ("logdet", TensorOp::LogDet),
     ("solve", TensorOp::Solve),
     ("inv", TensorOp::Inv),

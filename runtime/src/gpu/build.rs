@@ -6,7 +6,7 @@
 use super::plan::{GpuPlan, Launch, Memory, Precision, Staged, Step, Storage};
 use crate::plan;
 use optc_compiler::derive;
-use optc_compiler::ir::{NodeId, Op, Program};
+use optc_compiler::ir::{NodeId, Op, Program, UnaryOp};
 use optc_compiler::simplify::{self, cost::CostModel};
 
 /// Differentiates, simplifies and stages what a device computes for `program` at the dim sizes
@@ -33,6 +33,7 @@ pub fn stage(program: &Program, dims: &[u64]) -> Result<Staged, String> {
     let (derived, roots) = (simplified.program, simplified.roots);
     let given = handoff(&derived, &roots);
     let (function, function_roots) = derived.cut(&roots, &given).map_err(|e| e.to_string())?;
+    let (function, function_roots, expm_norms) = with_expm_norms(&function, &function_roots)?;
     Ok(Staged {
         dims: dims.to_vec(),
         derived,
@@ -40,8 +41,78 @@ pub fn stage(program: &Program, dims: &[u64]) -> Result<Staged, String> {
         given,
         function,
         function_roots,
+        expm_norms,
         solver,
     })
+}
+
+/// `function` rebuilt with, before each matrix exponential exp(A), the column sums of |A|,
+/// which its device step reads for the scaling ([`Step::Expm`]): those are roots after
+/// `roots`. Returns the function, its roots, and how many were added.
+fn with_expm_norms(
+    function: &Program,
+    roots: &[NodeId],
+) -> Result<(Program, Vec<NodeId>, usize), String> {
+    let mut out = Program {
+        dims: function.dims.clone(),
+        ..Program::default()
+    };
+    for input in &function.inputs {
+        out.add_input(
+            input.name.clone(),
+            input.kind,
+            input.elem,
+            input.shape.clone(),
+        );
+    }
+    let mut mapped = Vec::with_capacity(function.graph.len());
+    let mut norms = Vec::new();
+    for (_, node) in function.graph.nodes() {
+        let new = match node.op {
+            Op::Input(k) => out.input_nodes[k.0 as usize],
+            Op::Argmin(_) => return Err("an argmin in a device function".into()),
+            ref op => {
+                let args: Vec<NodeId> = node.args.iter().map(|a| mapped[a.0 as usize]).collect();
+                if *op == Op::Expm {
+                    let g = &mut out.graph;
+                    let abs = g
+                        .add(Op::Unary(UnaryOp::Abs), args.clone())
+                        .map_err(|e| e.to_string())?;
+                    let sums = g
+                        .add(Op::Sum { axis: Some(0) }, vec![abs])
+                        .map_err(|e| e.to_string())?;
+                    if !norms.contains(&sums) {
+                        norms.push(sums);
+                    }
+                }
+                out.graph.add(op.clone(), args).map_err(|e| e.to_string())?
+            }
+        };
+        mapped.push(new);
+    }
+    let count = norms.len();
+    let roots = roots
+        .iter()
+        .map(|r| mapped[r.0 as usize])
+        .chain(norms)
+        .collect();
+    Ok((out, roots, count))
+}
+
+/// The root holding the column sums of |a| for an exponential of `a` ([`with_expm_norms`]).
+fn norms_root(staged: &Staged, a: NodeId) -> Result<u32, String> {
+    let roots = &staged.function_roots;
+    let graph = &staged.function.graph;
+    let first = roots.len() - staged.expm_norms.min(roots.len());
+    (first..roots.len())
+        .find(|&k| {
+            let sums = graph.node(roots[k]);
+            sums.op == Op::Sum { axis: Some(0) }
+                && graph.node(sums.args[0]).op == Op::Unary(UnaryOp::Abs)
+                && graph.node(sums.args[0]).args[0] == a
+        })
+        .map(|k| k as u32)
+        .ok_or_else(|| "a matrix exponential without its column sums".into())
 }
 
 /// A copy of `program` with the benchmarked merit and its gradient (unsimplified).
@@ -74,7 +145,7 @@ pub struct Layout {
 
 /// The plan of a staged function under a layout, on buffers of `precision`: its schedule becomes
 /// steps (the launches, library calls for matmul, sums of stored values, logdet, inv and solve,
-/// host steps for the rest), then the copies.
+/// the exponential's steps, host steps for the rest), then the copies.
 pub fn assemble(staged: Staged, layout: Layout, precision: Precision) -> Result<GpuPlan, String> {
     let function = &staged.function;
     let shape = |id: NodeId| &layout.shapes[id.0 as usize];
@@ -126,6 +197,12 @@ pub fn assemble(staged: Staged, layout: Layout, precision: Precision) -> Result<
                 node,
                 a: args[0],
                 n: square,
+            },
+            Op::Expm => Step::Expm {
+                node,
+                a: args[0],
+                n: square,
+                norms: norms_root(&staged, args[0])?,
             },
             Op::Solve => Step::Solve {
                 node,

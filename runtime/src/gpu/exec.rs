@@ -21,6 +21,7 @@
 use super::device::{DevBuf, DevPtr, Device, DeviceError, Gemm, KernelParam, LaunchCall};
 use super::plan::{DeviceSolver, GpuPlan, LaunchOperand, Memory, Precision, Step, Storage};
 use crate::interp::{self, Bindings, EvalError, NoSubproblems};
+use crate::linalg::{self, PadeMatrix, PadeSteps};
 use crate::plan::{AdamStep, ADAM_ROOTS_PER_VARIABLE};
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::ir::{InputId, InputKind, NodeId, Program, Stage};
@@ -183,6 +184,8 @@ pub struct Executor<D: Device> {
     /// Flat vectors of the point's length, for a solver that keeps its iterates on the device
     /// ([`Executor::allocate_vectors`]).
     vectors: Vec<DevBuf>,
+    /// The buffers of the matrix exponentials ([`Step::Expm`]), one workspace per size.
+    expm_work: Vec<ExpmWorkspace>,
     /// The time the device took to load the kernels (for the CUDA driver: JIT-compiling the
     /// PTX).
     kernel_load: std::time::Duration,
@@ -283,9 +286,11 @@ impl<D: Device> Executor<D> {
             eval_roots: 0,
             adam: None,
             vectors: Vec::new(),
+            expm_work: Vec::new(),
             kernel_load,
         };
         executor.split_steps()?;
+        executor.allocate_expm_work()?;
         executor.launch_params = executor
             .plan
             .steps
@@ -303,8 +308,10 @@ impl<D: Device> Executor<D> {
     /// solver's step (Adam's or the prox step: the rest), and allocates the best point's buffers
     /// of a plan with Adam's step.
     fn split_steps(&mut self) -> Result<(), ExecError> {
-        let roots = &self.plan.staged.function_roots;
-        let inputs = &self.plan.staged.derived.inputs;
+        let staged = &self.plan.staged;
+        // The solver's roots; the exponentials' column sums come after them.
+        let roots = &staged.function_roots[..staged.function_roots.len() - staged.expm_norms];
+        let inputs = &staged.derived.inputs;
         // The step's inputs are the solver's, never data or setup values.
         let solver_inputs = |mut ids: Box<dyn Iterator<Item = u32> + '_>| {
             ids.all(|k| {
@@ -352,25 +359,46 @@ impl<D: Device> Executor<D> {
         // evaluation's roots need.
         let graph = &self.plan.staged.function.graph;
         let mut needed = vec![false; graph.len()];
-        for r in &roots[..self.eval_roots] {
-            needed[r.0 as usize] = true;
-        }
-        for i in (0..graph.len()).rev() {
-            if needed[i] {
-                for a in &graph.node(NodeId(i as u32)).args {
-                    needed[a.0 as usize] = true;
+        let mark = |needed: &mut Vec<bool>, from: &[NodeId]| {
+            for r in from {
+                needed[r.0 as usize] = true;
+            }
+            for i in (0..graph.len()).rev() {
+                if needed[i] {
+                    for a in &graph.node(NodeId(i as u32)).args {
+                        needed[a.0 as usize] = true;
+                    }
                 }
             }
-        }
+        };
+        mark(&mut needed, &roots[..self.eval_roots]);
+        // An exponential's column sums are needed where it is.
+        let all_roots = &self.plan.staged.function_roots;
+        let sums: Vec<NodeId> = self
+            .plan
+            .steps
+            .iter()
+            .filter_map(|step| match *step {
+                Step::Expm { node, norms, .. } if needed[node.0 as usize] => {
+                    all_roots.get(norms as usize).copied()
+                }
+                _ => None,
+            })
+            .collect();
+        mark(&mut needed, &sums);
         for (i, step) in self.plan.steps.iter().enumerate() {
             let of_eval = match *step {
-                Step::Copy { output, .. } => (output as usize) < self.eval_roots,
+                Step::Copy { output, node } => {
+                    (output as usize) < self.eval_roots
+                        || (output as usize >= roots.len() && needed[node.0 as usize])
+                }
                 Step::Launch(ref l) => needed[l.node.0 as usize],
                 Step::Gemm { node, .. }
                 | Step::LogDet { node, .. }
                 | Step::Sum { node, .. }
                 | Step::Inv { node, .. }
                 | Step::Solve { node, .. }
+                | Step::Expm { node, .. }
                 | Step::Host { node } => needed[node.0 as usize],
             };
             if of_eval {
@@ -394,6 +422,19 @@ impl<D: Device> Executor<D> {
                 beta2: f64::NAN,
                 lr: f64::NAN,
             });
+        }
+        Ok(())
+    }
+
+    /// A workspace for each size of matrix exponential the plan computes.
+    fn allocate_expm_work(&mut self) -> Result<(), ExecError> {
+        for step in &self.plan.steps {
+            if let Step::Expm { n, .. } = *step {
+                if !self.expm_work.iter().any(|w| w.n == n) {
+                    let work = ExpmWorkspace::new(&mut self.device, n)?;
+                    self.expm_work.push(work);
+                }
+            }
         }
         Ok(())
     }
@@ -716,6 +757,11 @@ impl<D: Device> Executor<D> {
                         .lu_solve(b, m, out)
                         .map_err(|e| singular(e, node, "solve"))?;
                 }
+                Step::Expm { node, a, n, norms } => {
+                    self.expm(node, a, n, norms)?;
+                    // Its Padé solve replaced the device's factors.
+                    *factored = None;
+                }
                 Step::Host { node } => self.host_step(node)?,
                 Step::Copy { node, output } => {
                     let len = self.plan.numel(node);
@@ -726,6 +772,25 @@ impl<D: Device> Executor<D> {
             }
         }
         Ok(())
+    }
+
+    /// `node = exp(a)` on the device: [`linalg::scaling_and_squaring`] over the workspace of
+    /// its size ([`DevicePade`]).
+    fn expm(&mut self, node: NodeId, a: NodeId, n: usize, norms: u32) -> Result<(), ExecError> {
+        let (input, out) = (self.place(a)?, self.place(node)?);
+        let norms = self.outputs[norms as usize].at(0);
+        let work = self
+            .expm_work
+            .iter()
+            .find(|w| w.n == n)
+            .ok_or_else(|| ExecError::Plan(format!("no exponential workspace of size {n}")))?;
+        linalg::scaling_and_squaring(&mut DevicePade {
+            device: &mut self.device,
+            work,
+            input,
+            norms,
+            out,
+        })
     }
 
     /// Downloads what `node` reads, computes it on the host, uploads its value.
@@ -1047,6 +1112,145 @@ impl<D: Device> Executor<D> {
         let at = first + self.variables.len();
         self.device.download(self.outputs[at].at(0), &mut penalty)?;
         Ok(penalty[0])
+    }
+}
+
+/// The device buffers of a matrix exponential of size `n × n`: one per [`PadeMatrix`], a
+/// product's temporary, and the identity.
+struct ExpmWorkspace {
+    n: usize,
+    matrices: [DevBuf; 7],
+    temporary: DevBuf,
+    identity: DevBuf,
+}
+
+impl ExpmWorkspace {
+    fn new<D: Device>(device: &mut D, n: usize) -> Result<ExpmWorkspace, ExecError> {
+        let mut alloc = || device.alloc(n * n);
+        let matrices = [
+            alloc()?,
+            alloc()?,
+            alloc()?,
+            alloc()?,
+            alloc()?,
+            alloc()?,
+            alloc()?,
+        ];
+        let (temporary, identity) = (alloc()?, alloc()?);
+        let eye: Vec<f64> = (0..n * n).map(|k| f64::from(k % (n + 1) == 0)).collect();
+        device.upload(identity.at(0), &eye)?;
+        Ok(ExpmWorkspace {
+            n,
+            matrices,
+            temporary,
+            identity,
+        })
+    }
+}
+
+/// [`PadeSteps`] on device buffers: the products are matrix products of the device's library,
+/// the combinations copies, scalings and axpys, the quotient an LU solve; the 1-norm is the
+/// largest of the column sums of |A| that the plan's kernel wrote to `norms`.
+struct DevicePade<'a, D: Device> {
+    device: &'a mut D,
+    work: &'a ExpmWorkspace,
+    input: DevPtr,
+    norms: DevPtr,
+    out: DevPtr,
+}
+
+impl<D: Device> DevicePade<'_, D> {
+    fn len(&self) -> usize {
+        self.work.n * self.work.n
+    }
+
+    fn at(&self, m: PadeMatrix) -> DevPtr {
+        self.work.matrices[m as usize].at(0)
+    }
+
+    fn gemm(&mut self, c: DevPtr, a: DevPtr, b: DevPtr) -> Result<(), ExecError> {
+        let n = self.work.n;
+        Ok(self.device.gemm(&Gemm {
+            a,
+            b,
+            c,
+            m: n,
+            k: n,
+            n,
+            trans_a: false,
+            trans_b: false,
+        })?)
+    }
+}
+
+impl<D: Device> PadeSteps for DevicePade<'_, D> {
+    type Error = ExecError;
+
+    fn norm1(&mut self) -> Result<f64, ExecError> {
+        // The column sums are not negative: the largest magnitude is the largest sum.
+        Ok(self.device.max_abs(self.norms, self.work.n)?)
+    }
+
+    fn scale_input(&mut self, factor: f64) -> Result<(), ExecError> {
+        let (scaled, len) = (self.at(PadeMatrix::Scaled), self.len());
+        self.device.copy(self.input, scaled, len)?;
+        Ok(self.device.scale(factor, scaled, len)?)
+    }
+
+    fn product(
+        &mut self,
+        c: PadeMatrix,
+        a: PadeMatrix,
+        b: PadeMatrix,
+        accumulate: bool,
+    ) -> Result<(), ExecError> {
+        let (a, b, c) = (self.at(a), self.at(b), self.at(c));
+        if accumulate {
+            let temporary = self.work.temporary.at(0);
+            self.gemm(temporary, a, b)?;
+            Ok(self.device.axpy(1.0, temporary, c, self.len())?)
+        } else {
+            self.gemm(c, a, b)
+        }
+    }
+
+    fn combine(&mut self, out: PadeMatrix, [c6, c4, c2, c0]: [f64; 4]) -> Result<(), ExecError> {
+        use PadeMatrix::*;
+        let (out, len) = (self.at(out), self.len());
+        self.device.copy(self.at(Sixth), out, len)?;
+        self.device.scale(c6, out, len)?;
+        self.device.axpy(c4, self.at(Fourth), out, len)?;
+        self.device.axpy(c2, self.at(Square), out, len)?;
+        if c0 != 0.0 {
+            self.device.axpy(c0, self.work.identity.at(0), out, len)?;
+        }
+        Ok(())
+    }
+
+    fn pade_quotient(&mut self) -> Result<bool, ExecError> {
+        use PadeMatrix::*;
+        let (n, len) = (self.work.n, self.len());
+        let (inner, poly, u) = (self.at(Inner), self.at(Poly), self.at(U));
+        self.device.copy(poly, inner, len)?;
+        self.device.axpy(-1.0, u, inner, len)?;
+        self.device.axpy(1.0, u, poly, len)?;
+        self.device.lu_factor(inner, n)?;
+        match self.device.lu_solve(poly, n, self.out) {
+            Ok(()) => Ok(true),
+            Err(DeviceError::Singular) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn square_output(&mut self) -> Result<(), ExecError> {
+        let temporary = self.work.temporary.at(0);
+        self.gemm(temporary, self.out, self.out)?;
+        Ok(self.device.copy(temporary, self.out, self.len())?)
+    }
+
+    fn output_nan(&mut self) -> Result<(), ExecError> {
+        let nan = vec![f64::NAN; self.len()];
+        Ok(self.device.upload(self.out, &nan)?)
     }
 }
 

@@ -57,6 +57,16 @@ pub enum Step {
         n: usize,
         m: usize,
     },
+    /// `node = exp(a)` (`a` of `n × n`) by the host's algorithm
+    /// ([`crate::linalg::scaling_and_squaring`]) in matrix products, one LU solve and vector
+    /// operations on the device; root `norms` holds the column sums of |a| the function
+    /// computes before it (for the scaling).
+    Expm {
+        node: NodeId,
+        a: NodeId,
+        n: usize,
+        norms: u32,
+    },
     /// Computed on the host from the stored values it reads (reductions and the matrix kernels
     /// without a device form: the values travel device → host → device).
     Host {
@@ -87,9 +97,13 @@ pub struct Staged {
     /// Setup values of `derived` the per-iteration function reads (computed once per solve).
     pub given: Vec<NodeId>,
     /// The per-iteration function: `derived` cut at `given` (inputs: `derived`'s, then one per
-    /// given value); its roots are `function_roots`.
+    /// given value); its roots are `function_roots`: those of `roots`, then `expm_norms` more,
+    /// the column sums of |A| of each matrix exponential's argument A, each computed before
+    /// its exponential ([`Step::Expm`]).
     pub function: Program,
     pub function_roots: Vec<NodeId>,
+    #[serde(default)]
+    pub expm_norms: usize,
     /// The solver whose functions these are (`None`: the merit `optc bench` times).
     #[serde(default)]
     pub solver: Option<DeviceSolver>,
@@ -205,7 +219,7 @@ impl GpuPlan {
                 .given
                 .iter()
                 .all(|&r| (r.0 as usize) < self.staged.derived.graph.len())
-            || self.staged.function_roots.len() != self.staged.roots.len()
+            || self.staged.function_roots.len() != self.staged.roots.len() + self.staged.expm_norms
             || self.staged.function.inputs.len()
                 != self.staged.derived.inputs.len() + self.staged.given.len()
         {
@@ -240,6 +254,9 @@ impl GpuPlan {
                 | Step::Inv { node, a, .. }
                 | Step::Sum { node, a, .. } => stored(*node) && stored(*a),
                 Step::Solve { node, a, b, .. } => stored(*node) && stored(*a) && stored(*b),
+                Step::Expm { node, a, norms, .. } => {
+                    stored(*node) && stored(*a) && *norms < outputs
+                }
                 Step::Host { node } => stored(*node),
                 Step::Copy { node, output } => stored(*node) && *output < outputs,
             };

@@ -1,8 +1,9 @@
 //! The matrix exponential by scaling and squaring with the degree-13 Padé approximant (Higham
-//! 2005), on row-major slices with a reusable workspace: once the workspace has grown to the
-//! size, a call allocates nothing (the `expm` kernel keeps one workspace per thread, as the LU
-//! kernels keep their factorization). Products go through faer's matrix product; the Padé
-//! polynomials are combined in single passes.
+//! 2005), written once over where its matrices live ([`PadeSteps`], [`scaling_and_squaring`]):
+//! on row-major host slices here ([`expm_into`]), on device buffers in the GPU executor. On the
+//! host a workspace is reused: once it has grown to the size, a call allocates nothing (the
+//! `expm` kernel keeps one workspace per thread, as the LU kernels keep their factorization).
+//! Products go through faer's matrix product; the Padé polynomials are combined in single passes.
 
 use super::lu::Lu;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -29,17 +30,94 @@ const PADE13: [f64; 14] = [
     1.0,
 ];
 
-/// Buffers of [`expm_into`], grown to the largest size seen.
+/// The matrices of the algorithm besides its input and output: the scaled input S, its powers
+/// S², S⁴, S⁶, two polynomial buffers, and U.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PadeMatrix {
+    Scaled,
+    Square,
+    Fourth,
+    Sixth,
+    Inner,
+    Poly,
+    U,
+}
+
+/// The steps of [`scaling_and_squaring`] on n × n matrices, wherever they live.
+pub trait PadeSteps {
+    type Error;
+    /// ‖A‖₁ of the input A.
+    fn norm1(&mut self) -> Result<f64, Self::Error>;
+    /// S = factor·A.
+    fn scale_input(&mut self, factor: f64) -> Result<(), Self::Error>;
+    /// `c = a·b`, or `c += a·b` with `accumulate`.
+    fn product(
+        &mut self,
+        c: PadeMatrix,
+        a: PadeMatrix,
+        b: PadeMatrix,
+        accumulate: bool,
+    ) -> Result<(), Self::Error>;
+    /// `out = c6·S⁶ + c4·S⁴ + c2·S² + c0·I`.
+    fn combine(&mut self, out: PadeMatrix, coefficients: [f64; 4]) -> Result<(), Self::Error>;
+    /// The output = (V − U)⁻¹ (V + U), V in `Poly` (which may be overwritten, as `Inner`);
+    /// false when V − U is singular.
+    fn pade_quotient(&mut self) -> Result<bool, Self::Error>;
+    /// The output squared.
+    fn square_output(&mut self) -> Result<(), Self::Error>;
+    /// The output set to NaN.
+    fn output_nan(&mut self) -> Result<(), Self::Error>;
+}
+
+/// The number of squarings for an input of 1-norm `norm` (finite): none up to θ₁₃, else
+/// enough to bring the norm below it.
+fn squarings(norm: f64) -> i32 {
+    if norm > THETA13 {
+        (norm / THETA13).log2().ceil() as i32
+    } else {
+        0
+    }
+}
+
+/// exp(A) by scaling and squaring: S = 2⁻ˢA with ‖S‖₁ ≤ θ₁₃, the degree-13 Padé approximant
+/// r(S) = (V − U)⁻¹ (V + U), then s squarings. Non-finite input, or a singular V − U (which for
+/// ‖S‖₁ ≤ θ₁₃ is well conditioned, Higham 2005 §2, so only non-finite input makes it so), gives
+/// NaN.
+pub fn scaling_and_squaring<P: PadeSteps>(p: &mut P) -> Result<(), P::Error> {
+    use PadeMatrix::*;
+    let norm = p.norm1()?;
+    if !norm.is_finite() {
+        return p.output_nan();
+    }
+    let squarings = squarings(norm);
+    p.scale_input(2f64.powi(-squarings))?;
+    p.product(Square, Scaled, Scaled, false)?;
+    p.product(Fourth, Square, Square, false)?;
+    p.product(Sixth, Fourth, Square, false)?;
+    let b = &PADE13;
+    // U = S (S⁶ (b13 S⁶ + b11 S⁴ + b9 S²) + b7 S⁶ + b5 S⁴ + b3 S² + b1 I).
+    p.combine(Inner, [b[13], b[11], b[9], 0.0])?;
+    p.combine(Poly, [b[7], b[5], b[3], b[1]])?;
+    p.product(Poly, Sixth, Inner, true)?;
+    p.product(U, Scaled, Poly, false)?;
+    // V = S⁶ (b12 S⁶ + b10 S⁴ + b8 S²) + b6 S⁶ + b4 S⁴ + b2 S² + b0 I, into `Poly`.
+    p.combine(Inner, [b[12], b[10], b[8], 0.0])?;
+    p.combine(Poly, [b[6], b[4], b[2], b[0]])?;
+    p.product(Poly, Sixth, Inner, true)?;
+    if !p.pade_quotient()? {
+        return p.output_nan();
+    }
+    for _ in 0..squarings {
+        p.square_output()?;
+    }
+    Ok(())
+}
+
+/// Buffers of [`expm_into`] (one per [`PadeMatrix`]), grown to the largest size seen.
 #[derive(Default)]
 pub struct ExpmWork {
     column_sums: Vec<f64>,
-    scaled: Vec<f64>,
-    a2: Vec<f64>,
-    a4: Vec<f64>,
-    a6: Vec<f64>,
-    inner: Vec<f64>,
-    poly: Vec<f64>,
-    u: Vec<f64>,
+    matrices: [Vec<f64>; 7],
     lu: Lu,
 }
 
@@ -47,13 +125,7 @@ impl ExpmWork {
     pub const fn new() -> ExpmWork {
         ExpmWork {
             column_sums: Vec::new(),
-            scaled: Vec::new(),
-            a2: Vec::new(),
-            a4: Vec::new(),
-            a6: Vec::new(),
-            inner: Vec::new(),
-            poly: Vec::new(),
-            u: Vec::new(),
+            matrices: [const { Vec::new() }; 7],
             lu: Lu::new(),
         }
     }
@@ -71,16 +143,6 @@ fn product(c: &mut [f64], a: &[f64], b: &[f64], n: usize, accum: Accum) {
     );
 }
 
-/// `out = c6·A⁶ + c4·A⁴ + c2·A² + c0·I` in one pass.
-fn combine(out: &mut [f64], w: &ExpmWork, [c6, c4, c2, c0]: [f64; 4], n: usize) {
-    for (((o, a6), a4), a2) in out.iter_mut().zip(&w.a6).zip(&w.a4).zip(&w.a2) {
-        *o = c6 * a6 + c4 * a4 + c2 * a2;
-    }
-    for diagonal in out.iter_mut().step_by(n + 1) {
-        *diagonal += c0;
-    }
-}
-
 /// The largest absolute column sum of the row-major `n × n` matrix `a` (`sums`: scratch).
 fn norm1(a: &[f64], n: usize, sums: &mut Vec<f64>) -> f64 {
     sums.clear();
@@ -93,72 +155,107 @@ fn norm1(a: &[f64], n: usize, sums: &mut Vec<f64>) -> f64 {
     sums.iter().copied().fold(0.0, f64::max)
 }
 
+/// [`PadeSteps`] on host slices.
+struct HostPade<'a> {
+    a: &'a [f64],
+    out: &'a mut [f64],
+    n: usize,
+    w: &'a mut ExpmWork,
+}
+
+impl HostPade<'_> {
+    fn matrix(&self, m: PadeMatrix) -> &[f64] {
+        &self.w.matrices[m as usize]
+    }
+}
+
+impl PadeSteps for HostPade<'_> {
+    type Error = std::convert::Infallible;
+
+    fn norm1(&mut self) -> Result<f64, Self::Error> {
+        Ok(norm1(self.a, self.n, &mut self.w.column_sums))
+    }
+
+    fn scale_input(&mut self, factor: f64) -> Result<(), Self::Error> {
+        let len = self.n * self.n;
+        for buffer in &mut self.w.matrices {
+            buffer.resize(len, 0.0);
+        }
+        for (s, x) in self.w.matrices[PadeMatrix::Scaled as usize]
+            .iter_mut()
+            .zip(self.a)
+        {
+            *s = x * factor;
+        }
+        Ok(())
+    }
+
+    fn product(
+        &mut self,
+        c: PadeMatrix,
+        a: PadeMatrix,
+        b: PadeMatrix,
+        accumulate: bool,
+    ) -> Result<(), Self::Error> {
+        let mut target = std::mem::take(&mut self.w.matrices[c as usize]);
+        let accum = if accumulate {
+            Accum::Add
+        } else {
+            Accum::Replace
+        };
+        product(&mut target, self.matrix(a), self.matrix(b), self.n, accum);
+        self.w.matrices[c as usize] = target;
+        Ok(())
+    }
+
+    fn combine(&mut self, out: PadeMatrix, [c6, c4, c2, c0]: [f64; 4]) -> Result<(), Self::Error> {
+        use PadeMatrix::*;
+        let mut target = std::mem::take(&mut self.w.matrices[out as usize]);
+        let (s6, s4, s2) = (self.matrix(Sixth), self.matrix(Fourth), self.matrix(Square));
+        for (((o, x6), x4), x2) in target.iter_mut().zip(s6).zip(s4).zip(s2) {
+            *o = c6 * x6 + c4 * x4 + c2 * x2;
+        }
+        for diagonal in target.iter_mut().step_by(self.n + 1) {
+            *diagonal += c0;
+        }
+        self.w.matrices[out as usize] = target;
+        Ok(())
+    }
+
+    fn pade_quotient(&mut self) -> Result<bool, Self::Error> {
+        use PadeMatrix::*;
+        let [_, _, _, _, inner, poly, u] = &mut self.w.matrices;
+        for ((d, v), u) in inner.iter_mut().zip(poly.iter()).zip(u.iter()) {
+            *d = v - u;
+        }
+        for (o, (v, u)) in self.out.iter_mut().zip(poly.iter().zip(u.iter())) {
+            *o = v + u;
+        }
+        self.w.lu.refactor(&self.w.matrices[Inner as usize], self.n);
+        Ok(self.w.lu.solve_in_place(self.out, self.n).is_ok())
+    }
+
+    fn square_output(&mut self) -> Result<(), Self::Error> {
+        let inner = &mut self.w.matrices[PadeMatrix::Inner as usize];
+        product(inner, self.out, self.out, self.n, Accum::Replace);
+        self.out.copy_from_slice(inner);
+        Ok(())
+    }
+
+    fn output_nan(&mut self) -> Result<(), Self::Error> {
+        self.out.fill(f64::NAN);
+        Ok(())
+    }
+}
+
 /// Writes `exp(A)` of the row-major `n × n` matrix `a` to `out` (row-major). Non-finite input
 /// gives non-finite output (no error).
 pub fn expm_into(a: &[f64], n: usize, out: &mut [f64], w: &mut ExpmWork) {
-    let len = n * n;
     assert!(
-        a.len() == len && out.len() == len,
+        a.len() == n * n && out.len() == n * n,
         "expm needs square n × n buffers"
     );
-    let norm = norm1(a, n, &mut w.column_sums);
-    if !norm.is_finite() {
-        out.fill(f64::NAN);
-        return;
-    }
-    let squarings = if norm > THETA13 {
-        (norm / THETA13).log2().ceil() as i32
-    } else {
-        0
-    };
-    for buffer in [
-        &mut w.scaled,
-        &mut w.a2,
-        &mut w.a4,
-        &mut w.a6,
-        &mut w.inner,
-        &mut w.poly,
-        &mut w.u,
-    ] {
-        buffer.resize(len, 0.0);
-    }
-    let scale = 2f64.powi(-squarings);
-    for (s, x) in w.scaled.iter_mut().zip(a) {
-        *s = x * scale;
-    }
-    product(&mut w.a2, &w.scaled, &w.scaled, n, Accum::Replace);
-    product(&mut w.a4, &w.a2, &w.a2, n, Accum::Replace);
-    product(&mut w.a6, &w.a4, &w.a2, n, Accum::Replace);
-    let b = &PADE13;
-    // U = A (A⁶ (b13 A⁶ + b11 A⁴ + b9 A²) + b7 A⁶ + b5 A⁴ + b3 A² + b1 I).
-    let mut inner = std::mem::take(&mut w.inner);
-    let mut poly = std::mem::take(&mut w.poly);
-    combine(&mut inner, w, [b[13], b[11], b[9], 0.0], n);
-    combine(&mut poly, w, [b[7], b[5], b[3], b[1]], n);
-    product(&mut poly, &w.a6, &inner, n, Accum::Add);
-    product(&mut w.u, &w.scaled, &poly, n, Accum::Replace);
-    // V = A⁶ (b12 A⁶ + b10 A⁴ + b8 A²) + b6 A⁶ + b4 A⁴ + b2 A² + b0 I, into `poly`.
-    combine(&mut inner, w, [b[12], b[10], b[8], 0.0], n);
-    combine(&mut poly, w, [b[6], b[4], b[2], b[0]], n);
-    product(&mut poly, &w.a6, &inner, n, Accum::Add);
-    // r = (V − U)⁻¹ (V + U): V − U is well conditioned for ‖A‖₁ ≤ θ₁₃ (Higham 2005, §2), so
-    // the solve fails only for non-finite input, which gives NaN.
-    for ((d, v), u) in inner.iter_mut().zip(&poly).zip(&w.u) {
-        *d = v - u;
-    }
-    for (o, (v, u)) in out.iter_mut().zip(poly.iter().zip(&w.u)) {
-        *o = v + u;
-    }
-    w.lu.refactor(&inner, n);
-    if w.lu.solve_in_place(out, n).is_err() {
-        out.fill(f64::NAN);
-    }
-    for _ in 0..squarings {
-        product(&mut inner, out, out, n, Accum::Replace);
-        out.copy_from_slice(&inner);
-    }
-    w.inner = inner;
-    w.poly = poly;
+    let Ok(()) = scaling_and_squaring(&mut HostPade { a, out, n, w });
 }
 
 #[cfg(test)]

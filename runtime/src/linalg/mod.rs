@@ -5,14 +5,15 @@
 //! powers (repeated squaring), the first and second Fréchet derivatives of both, and singular
 //! values (via faer).
 //!
-//! Used by the reference interpreter and by the native backend's kernels.
+//! Used by the reference interpreter and by the native backend's kernels; the GPU executor runs
+//! the exponential's algorithm ([`scaling_and_squaring`]) on device buffers.
 
 use ndarray::{s, Array2, ArrayView2};
 use std::fmt;
 
 mod expm;
 mod lu;
-pub use expm::{expm_into, ExpmWork};
+pub use expm::{expm_into, scaling_and_squaring, ExpmWork, PadeMatrix, PadeSteps};
 pub use lu::Lu;
 
 /// Why a kernel could not produce a result.

@@ -1,5 +1,5 @@
 //! Exponentials, logarithms and log-determinants: identities valid for every input
-//! (no `exp(log x) = x`, which needs `x > 0`).
+//! (no `exp(log x) = x`, which needs `x > 0`). The matrix exponential's are in `matfn.rs`.
 
 use super::{is_scalar, rule, rule_if, TensorRewrite};
 
@@ -17,6 +17,5 @@ pub fn rules() -> Vec<TensorRewrite> {
         rule("log-sqrt", "(log (sqrt ?x))", "(* 0.5 (log ?x))"),
         rule("logdet-transpose", "(logdet (T ?a))", "(logdet ?a)"),
         rule("logdet-inv", "(logdet (inv ?a))", "(neg (logdet ?a))"),
-        rule("expm-transpose", "(expm (T ?a))", "(T (expm ?a))"),
     ]
 }

@@ -8,6 +8,7 @@
 mod arith;
 mod explog;
 mod linalg;
+mod matfn;
 mod reduce;
 mod trace;
 
@@ -29,6 +30,7 @@ pub fn all_rules() -> Vec<TensorRewrite> {
     let mut rules = Vec::new();
     rules.extend(arith::rules());
     rules.extend(linalg::rules());
+    rules.extend(matfn::rules());
     rules.extend(trace::rules());
     rules.extend(reduce::rules());
     rules.extend(explog::rules());
