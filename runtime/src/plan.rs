@@ -14,8 +14,8 @@ use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
-    BinaryOp, ElemType, InputId, InputKind, NodeId, Op, OptionValue, Program, Sense, SolveSpec,
-    UnaryOp,
+    BinaryOp, Dim, ElemType, InputId, InputKind, NodeId, Op, OptionValue, Program, Sense,
+    SolveSpec, UnaryOp,
 };
 use optc_compiler::structure::{self, ProxKind, ProxTerm, Structure};
 
@@ -722,16 +722,19 @@ pub enum DeviceSolver {
     /// Adam on a problem without constraints: the objective with its gradient, and Adam's step
     /// (projecting on the bounds).
     Adam { adam: AdamStep },
-    /// Proximal gradient: the objective without its prox terms, with its gradient. When every
-    /// prox term is an L1 term, `prox` is their prox step, computed by the device too.
+    /// Proximal gradient: the objective without its prox terms, with its gradient. Without a
+    /// nuclear norm, `prox` is the prox step of the L1 terms and group norms, computed by the
+    /// device too.
     ProxGrad { prox: Option<ProxStep> },
 }
 
-/// The prox step of proximal gradient when every prox term is L1 (weights wₖ, one per
-/// variable, 0 without a term), computed by a device that keeps the iterates in its memory: for
-/// each variable, from the point v (an input the device keeps) and the step τ (a scalar input),
-/// x' = clamp(sign(v)·max(|v| − τ·w, 0), lower, upper), the prox of τ·(w‖x‖₁ + the bounds'
-/// indicator); then r(x') = Σₖ wₖ‖x'ₖ‖₁. The formulas of the host's prox (`run_prox_grad`).
+/// The prox step of proximal gradient when the prox terms are L1 terms and group norms (L1
+/// weights wₖ, one per variable, 0 without a term), computed by a device that keeps the
+/// iterates in its memory: for each variable, from the point v (an input the device keeps) and
+/// the step τ (a scalar input), x' = clamp(sign(v)·max(|v| − τ·w, 0), lower, upper), the prox
+/// of τ·(w‖x‖₁ + the bounds' indicator), then for each group norm of weight g on it in turn,
+/// each row (or column) ℓ of x' scaled by max(‖ℓ‖ − τ·g, 0)/‖ℓ‖; then r(x') = the terms' sum
+/// at x'. The formulas of the host's prox (`run_prox_grad`), in its order.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProxStep {
     /// The input v of each variable, in order.
@@ -832,17 +835,12 @@ pub fn device_functions(
         }
         Method::ProxGrad => {
             let (smooth, terms) = smooth_node(&mut program, &plan.structure, score, ProxScope::All);
-            let l1: Option<Vec<(InputId, Option<NodeId>)>> = terms
-                .iter()
-                .map(|t| (t.kind == ProxKind::L1).then_some((t.var, t.weight)))
-                .collect();
             let roots = merit_of(&mut program, &vars, smooth)?.roots().to_vec();
-            let (prox, step_roots) = match l1 {
-                Some(l1) => {
-                    let (step, step_roots) = prox_step(&mut program, &vars, &l1, roots.len())?;
-                    (Some(step), step_roots)
-                }
-                None => (None, Vec::new()),
+            let (prox, step_roots) = if terms.iter().all(|t| t.kind != ProxKind::Nuclear) {
+                let (step, step_roots) = prox_step(&mut program, &vars, &terms, roots.len())?;
+                (Some(step), step_roots)
+            } else {
+                (None, Vec::new())
             };
             return Ok(Some(DeviceFunctions {
                 program,
@@ -1006,12 +1004,14 @@ fn clamp_to_bounds(
     Ok(x)
 }
 
-/// The roots of [`ProxStep`] for the variables `vars` with the L1 terms `l1` (variable and
-/// weight, none for 1; several on one variable add up), after `first_root` roots.
+/// The roots of [`ProxStep`] for the variables `vars` with the prox terms `terms` (L1 terms and
+/// group norms), after `first_root` roots. Several terms on one variable compose as the host's
+/// prox applies them: the L1 weights add up, then the bounds clamp, then each group norm
+/// shrinks in turn.
 fn prox_step(
     program: &mut Program,
     vars: &[InputId],
-    l1: &[(InputId, Option<NodeId>)],
+    terms: &[&ProxTerm],
     first_root: usize,
 ) -> Result<(ProxStep, Vec<NodeId>), Diagnostic> {
     let (step_id, step) = program.add_input(
@@ -1033,12 +1033,21 @@ fn prox_step(
         );
         points.push(v_id.0);
         let graph = &mut program.graph;
-        let mut weight = graph.constant(0.0);
-        for (_, w) in l1.iter().filter(|(v, _)| *v == var) {
-            let w = w.unwrap_or_else(|| graph.constant(1.0));
-            weight = graph
-                .add(Op::Binary(BinaryOp::Add), vec![weight, w])
-                .expect("scalar weights");
+        let mut term_weight = |t: &ProxTerm| t.weight.unwrap_or_else(|| graph.constant(1.0));
+        let mut l1_weights = Vec::new();
+        let mut groups = Vec::new();
+        for t in terms.iter().filter(|t| t.var == var) {
+            match t.kind {
+                ProxKind::L1 => l1_weights.push(term_weight(t)),
+                ProxKind::GroupRows => groups.push((1, term_weight(t))),
+                ProxKind::GroupCols => groups.push((0, term_weight(t))),
+                ProxKind::Nuclear => {
+                    return Err(plan_error(
+                        "E0360",
+                        "the device's prox step has no nuclear norm",
+                    ))
+                }
+            }
         }
         let zero = graph.constant(0.0);
         // Scalars with the variable's values, or two of its shape: they cannot fail.
@@ -1047,19 +1056,36 @@ fn prox_step(
                 .add(op, args)
                 .expect("elementwise on the variable's shape")
         };
+        let weight = l1_weights
+            .into_iter()
+            .fold(zero, |sum, w| op(Op::Binary(BinaryOp::Add), vec![sum, w]));
         let threshold = op(Op::Binary(BinaryOp::Mul), vec![step, weight]);
         let magnitude = op(Op::Unary(UnaryOp::Abs), vec![v]);
         let shrunk = op(Op::Binary(BinaryOp::Sub), vec![magnitude, threshold]);
         let kept = op(Op::Binary(BinaryOp::Max), vec![shrunk, zero]);
         let sign = op(Op::Unary(UnaryOp::Sign), vec![v]);
         let soft = op(Op::Binary(BinaryOp::Mul), vec![sign, kept]);
-        let x_next = clamp_to_bounds(program, &input, soft)?;
+        let mut x_next = clamp_to_bounds(program, &input, soft)?;
         let graph = &mut program.graph;
-        let mut op = |op: Op, args: Vec<NodeId>| graph.add(op, args).expect("a scalar sum");
+        let mut op = |op: Op, args: Vec<NodeId>| {
+            graph
+                .add(op, args)
+                .expect("scalars, the variable's shape and its lines")
+        };
+        for &(axis, w) in &groups {
+            let t = op(Op::Binary(BinaryOp::Mul), vec![step, w]);
+            x_next = group_shrink(&mut op, x_next, (axis, input.shape[axis as usize]), t);
+        }
         let magnitude = op(Op::Unary(UnaryOp::Abs), vec![x_next]);
         let norm = op(Op::Sum { axis: None }, vec![magnitude]);
-        let term = op(Op::Binary(BinaryOp::Mul), vec![weight, norm]);
-        penalty = op(Op::Binary(BinaryOp::Add), vec![penalty, term]);
+        let mut r = op(Op::Binary(BinaryOp::Mul), vec![weight, norm]);
+        for &(axis, w) in &groups {
+            let norms = line_norms(&mut op, x_next, axis);
+            let total = op(Op::Sum { axis: None }, vec![norms]);
+            let term = op(Op::Binary(BinaryOp::Mul), vec![w, total]);
+            r = op(Op::Binary(BinaryOp::Add), vec![r, term]);
+        }
+        penalty = op(Op::Binary(BinaryOp::Add), vec![penalty, r]);
         roots.push(x_next);
     }
     roots.push(penalty);
@@ -1069,6 +1095,34 @@ fn prox_step(
         first_root: first_root as u32,
     };
     Ok((step, roots))
+}
+
+/// The Euclidean norms of the lines of the matrix `x` along `axis` (of its rows for 1).
+fn line_norms(op: &mut impl FnMut(Op, Vec<NodeId>) -> NodeId, x: NodeId, axis: u32) -> NodeId {
+    let squares = op(Op::Binary(BinaryOp::Mul), vec![x, x]);
+    let sums = op(Op::Sum { axis: Some(axis) }, vec![squares]);
+    op(Op::Unary(UnaryOp::Sqrt), vec![sums])
+}
+
+/// The prox of t·Σ‖line‖₂ over the lines of the matrix `x` along `axis`, whose length is
+/// `size` (group shrinkage, as `prox::group_shrink`): each line scaled by
+/// max(‖line‖ − t, 0) / ‖line‖, a zero line kept zero (its norm is floored at the least normal
+/// f32, so no 0/0 arises in either precision).
+fn group_shrink(
+    op: &mut impl FnMut(Op, Vec<NodeId>) -> NodeId,
+    x: NodeId,
+    (axis, size): (u32, Dim),
+    t: NodeId,
+) -> NodeId {
+    let norms = line_norms(op, x, axis);
+    let zero = op(Op::Const(0.0), Vec::new());
+    let floor = op(Op::Const(f64::from(f32::MIN_POSITIVE)), Vec::new());
+    let excess = op(Op::Binary(BinaryOp::Sub), vec![norms, t]);
+    let kept = op(Op::Binary(BinaryOp::Max), vec![excess, zero]);
+    let divisor = op(Op::Binary(BinaryOp::Max), vec![norms, floor]);
+    let factor = op(Op::Binary(BinaryOp::Div), vec![kept, divisor]);
+    let spread = op(Op::Expand { axis, size }, vec![factor]);
+    op(Op::Binary(BinaryOp::Mul), vec![x, spread])
 }
 
 /// Another device's evaluation of a model (e.g. the GPU executor): the objective, or the
@@ -1689,10 +1743,10 @@ fn prox_grad_external(
     let b = bounds(model)?;
     let mut error = None;
     let report = match device.vectors() {
-        // The device's prox step is that of L1 terms and bounds.
-        Some(device) if matrix_terms.is_empty() => {
+        // The device's prox step is that of L1 terms, bounds and group norms.
+        Some(device) if matrix_terms.iter().all(|t| t.kind != ProxKind::Nuclear) => {
             let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
-            let mut reg = prox_regularizer(&l1, &[], &b);
+            let mut reg = prox_regularizer(&l1, &matrix_terms, &b);
             let mut vectors = ResidentVectors {
                 device,
                 dim: x0.len(),
