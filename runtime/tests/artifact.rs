@@ -2,8 +2,11 @@
 //! source gives, corrupt artifacts give their codes (never a crash), and the GPU target and
 //! backend fail with their documented codes where they are not available.
 
+#[path = "support/temp.rs"]
+mod temp;
+
 use optc_runtime::artifact;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn optc_in(cwd: &Path, args: &[&str]) -> Output {
@@ -27,11 +30,8 @@ fn example(path: &str) -> String {
         .to_string()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("optc-artifact-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp_dir(name: &str) -> temp::TempDir {
+    temp::TempDir::new("artifact", name)
 }
 
 fn ok(o: &Output) -> &Output {

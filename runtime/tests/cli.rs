@@ -1,6 +1,9 @@
 //! End-to-end tests of the `optc` binary: exit codes, stdout/stderr conventions, JSON output,
 //! data binding and errors, `--out` files, and solutions checked against known optima.
 
+#[path = "support/temp.rs"]
+mod temp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -32,11 +35,8 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("optc-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp_dir(name: &str) -> temp::TempDir {
+    temp::TempDir::new("cli", name)
 }
 
 fn write_model(dir: &Path, text: &str) -> String {

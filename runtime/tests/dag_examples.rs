@@ -3,6 +3,9 @@
 //! Hamming distance of `DIR/W.npy` against the planted graph is checked. The returned graph must
 //! always be acyclic.
 
+#[path = "support/temp.rs"]
+mod temp;
+
 use ndarray::Ix2;
 use optc_runtime::dag::{graph_metrics, is_dag};
 use optc_runtime::data::read_npy;
@@ -16,11 +19,8 @@ fn optc(args: &[&str]) -> std::process::Output {
         .expect("optc runs")
 }
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("optc-dag-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn dir(name: &str) -> temp::TempDir {
+    temp::TempDir::new("dag", name)
 }
 
 fn matrix(path: &Path) -> ndarray::Array2<f64> {

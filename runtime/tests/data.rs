@@ -1,6 +1,9 @@
 //! Data loading: npy files built byte by byte, csv parsing, atomic writing, and binding arrays to
 //! a program's declarations, each error case with its code.
 
+#[path = "support/temp.rs"]
+mod temp;
+
 use ndarray::{arr0, array, ArrayD, IxDyn};
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
@@ -9,14 +12,10 @@ use optc_compiler::ir::{
 use optc_runtime::data::{
     bind_inputs, load, npy_bytes, parse_csv, parse_npy, read_npy, write_npy, DataError, Dtype,
 };
-use std::path::PathBuf;
 
 /// A fresh directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("optc-data-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> temp::TempDir {
+    temp::TempDir::new("data", name)
 }
 
 /// An npy file of format `version` with the given header dict and data bytes.

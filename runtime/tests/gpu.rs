@@ -6,6 +6,9 @@
 //! Adam iterates kept on the device, the artifact round trip with a GPU plan, refusal of damaged
 //! plans, the dims check, and the codes of `optc bench --backend gpu` where no GPU is.
 
+#[path = "support/temp.rs"]
+mod temp;
+
 use ndarray::ArrayD;
 use optc_compiler::derive;
 use optc_compiler::driver::{compile, Until};
@@ -796,8 +799,7 @@ fn bound_dims_must_be_the_build_dims() {
 
     // Through the command line: E0382 (exit 64) before any device is looked for, E0380 (exit
     // 69) at the right dims without a driver, and the reference device's run otherwise.
-    let dir = std::env::temp_dir().join(format!("optc-gpu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp::TempDir::new("gpu", "dims");
     let file = dir.join("lasso.optx");
     artifact::write(&file, &a).unwrap();
     let dims_arg = |d: &[(String, u64)]| {
@@ -863,7 +865,6 @@ fn bound_dims_must_be_the_build_dims() {
         .map(|g| g.as_f64().unwrap())
         .collect();
     assert_close("bench gradient", &grad, &g_ref, 1e-12);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `optc run ART.optx --backend gpu` on the reference device (`OPTC_GPU_DEVICE=reference`),
@@ -907,8 +908,7 @@ fn write_gpu_artifact_of(path: &Path, dir: &Path, precision: Precision) -> PathB
 /// `example` (under examples/regression) solved on the reference device and by the
 /// interpreter: the same status, the objective to 1e-10 (relative), `outputs` to 1e-6.
 fn check_regression_on_the_device(example: &str, solver: &str, outputs: &[&str]) {
-    let dir = std::env::temp_dir().join(format!("optc-gpu-run-{example}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp::TempDir::new("gpu", &format!("run-{example}"));
     let (code, gpu, err) = run_gpu_artifact(example, &dir);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(gpu["backend"], "gpu");
@@ -937,7 +937,6 @@ fn check_regression_on_the_device(example: &str, solver: &str, outputs: &[&str])
         let (g, i) = (flat(&gpu["outputs"][name]), flat(&interp["outputs"][name]));
         assert_close(name, &g, &i, 1e-6);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -977,10 +976,9 @@ fn check_solve_on_the_device(name: &str, source: &str, solver: &str, tol: f64) -
 }
 
 /// Writes `source` (an example under examples/) as `name`.opt in a new temporary directory, its
-/// data paths made absolute; returns the directory and the file.
-fn write_example_source(name: &str, source: &str) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("optc-gpu-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// data paths made absolute; returns the directory (removed when dropped) and the file.
+fn write_example_source(name: &str, source: &str) -> (temp::TempDir, PathBuf) {
+    let dir = temp::TempDir::new("gpu", name);
     let data = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples/data")
         .canonicalize()
@@ -1041,7 +1039,6 @@ fn check_solve_on_the_device_in(
         100.0 * tol,
     );
     assert_eq!(gpu["dag"], cpu["dag"], "the same graph");
-    let _ = std::fs::remove_dir_all(&dir);
     functions.roots.len()
 }
 
@@ -1133,9 +1130,8 @@ impl optc_runtime::plan::External for HostKept<'_> {
 /// iterations: with the iterates on the device where the solver keeps them there, then on the
 /// host, and on the host alone.
 fn solve_on_the_reference_device(name: &str, source: &str, stop_after: usize) -> DeviceSolve {
-    let (dir, file) = write_example_source(name, source);
+    let (_dir, file) = write_example_source(name, source);
     let (program, bindings) = load(&file).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     let (plan, kernels) = unfused_plan(&program, &bindings);
     let the_plan = optc_runtime::plan::choose(&program).unwrap();
     let mut stop = |info: &optc_runtime::solvers::IterInfo| match info.iter >= stop_after {
@@ -1186,7 +1182,6 @@ fn assert_bench_times_adam_steps(name: &str, source: &str) {
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
     let steps = json["backends"]["gpu"]["adam_steps_per_s"].as_f64();
     assert!(steps.is_some_and(|s| s > 0.0), "{json}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -1282,9 +1277,8 @@ fn proximal_gradient_keeps_its_vectors_on_the_device() {
     // Lasso: the plan computes the prox step of the L1 term (soft-thresholding by τ·λ).
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let lasso = std::fs::read_to_string(examples.join("regression/lasso.opt")).unwrap();
-    let (dir, file) = write_example_source("lasso_prox", &lasso);
+    let (_dir, file) = write_example_source("lasso_prox", &lasso);
     let (program, bindings) = load(&file).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     let (plan, kernels) = unfused_plan(&program, &bindings);
     assert!(matches!(
         plan.staged.solver,
@@ -1373,9 +1367,8 @@ output W
     ] {
         // The step against the interpreter, without fusion and (with MLIR) in the kernels MLIR
         // makes, in both precisions.
-        let (dir, file) = write_example_source(name, &source);
+        let (_dir, file) = write_example_source(name, &source);
         let (program, bindings) = load(&file).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
         let (plan, kernels) = unfused_plan(&program, &bindings);
         check_against_interpreter(name, &program, &bindings, plan, &kernels);
         #[cfg(feature = "mlir")]
