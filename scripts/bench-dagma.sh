@@ -2,11 +2,14 @@
 # Benchmark: optc's examples/dag/dagma.opt against the `dagma` Python package (linear DAGMA) on
 # the same data from `optc simulate dag` (ER2: 2d edges, n = 1000, Gaussian equal-variance noise),
 # with the same hyperparameters (those of examples/dag/dagma.opt; see scripts/bench_dagma.py).
+# With PEER=notears: examples/dag/notears.opt against linear NOTEARS in numpy/scipy, the authors'
+# algorithm and defaults (scripts/notears_reference.py).
 # Prints d, seed, SHD and wall time of each (whole process: optc includes compiling the model,
-# dagma includes starting Python and importing numpy/scipy; dagma's fit alone in its own column)
-# and the ratio of wall times dagma/optc. Both run single-threaded (dagma with one BLAS thread).
+# the peer includes starting Python and importing numpy/scipy; the peer's fit alone in its own
+# column) and the ratio of wall times peer/optc. Both run single-threaded (the peer with one BLAS
+# thread).
 #
-# Usage: scripts/bench-dagma.sh [D ...]          (default: 20 50 100)
+# Usage: [PEER=dagma|notears] scripts/bench-dagma.sh [D ...]          (default: 20 50 100)
 # Environment: OPTC (an optc binary to use instead of building target/release/optc);
 # SEEDS (default "1"); VENV (default /tmp/optc-bench-dagma-venv, created on first use: numpy,
 # scipy, tqdm, dagma without its torch/igraph dependencies); WORK (default: a fresh mktemp dir).
@@ -30,6 +33,12 @@ if ! "$venv/bin/python" -c "from dagma.linear import DagmaLinear" 2> /dev/null; 
 fi
 python="$venv/bin/python"
 bench="$root/scripts/bench_dagma.py"
+peer="${PEER:-dagma}"
+case "$peer" in
+  dagma) mode=() ;;
+  notears) mode=(notears) ;;
+  *) echo "PEER is dagma or notears" >&2; exit 64 ;;
+esac
 
 if [[ -n "${OPTC:-}" ]]; then
   optc="$OPTC"
@@ -42,7 +51,7 @@ now() { date +%s.%N; }
 
 echo "data in $work" >&2
 printf '%5s %5s %9s %10s %9s %10s %12s %7s\n' \
-  d seed shd_optc shd_dagma t_optc_s t_dagma_s t_dagma_fit_s ratio
+  d seed shd_optc "shd_$peer" t_optc_s "t_${peer}_s" "t_${peer}_fit_s" ratio
 for d in "${dims[@]}"; do
   for seed in "${seeds[@]}"; do
     data="$work/d$d-s$seed"
@@ -51,7 +60,7 @@ for d in "${dims[@]}"; do
 
     start=$(now)
     # Exit code 1 means "stopped at a limit" and still writes W.npy.
-    "$optc" run "$root/examples/dag/dagma.opt" --data "X=$data/X.npy" --out "$data/optc" \
+    "$optc" run "$root/examples/dag/$peer.opt" --data "X=$data/X.npy" --out "$data/optc" \
       --json -q > "$data/optc.json" || [[ $? -eq 1 ]]
     t_optc=$(echo "$(now) - $start" | bc -l)
     shd_optc=$("$python" "$bench" shd "$data/optc/W.npy" "$data/W_true.npy")
@@ -59,13 +68,13 @@ for d in "${dims[@]}"; do
     start=$(now)
     # Single-threaded BLAS, as optc (multi-threaded OpenBLAS thrashes on a shared machine).
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-      "$python" "$bench" "$data" > "$data/dagma.json" 2> "$data/dagma.err" # tqdm progress bar
-    t_dagma=$(echo "$(now) - $start" | bc -l)
-    read -r shd_dagma t_fit < <("$python" -c \
+      "$python" "$bench" "${mode[@]}" "$data" > "$data/$peer.json" 2> "$data/$peer.err" # tqdm bar
+    t_peer=$(echo "$(now) - $start" | bc -l)
+    read -r shd_peer t_fit < <("$python" -c \
       'import json, sys; r = json.load(open(sys.argv[1])); print(r["shd"], r["fit_seconds"])' \
-      "$data/dagma.json")
+      "$data/$peer.json")
 
     printf '%5s %5s %9s %10s %9.2f %10.2f %12.2f %7.2f\n' "$d" "$seed" "$shd_optc" \
-      "$shd_dagma" "$t_optc" "$t_dagma" "$t_fit" "$(echo "$t_dagma / $t_optc" | bc -l)"
+      "$shd_peer" "$t_optc" "$t_peer" "$t_fit" "$(echo "$t_peer / $t_optc" | bc -l)"
   done
 done

@@ -1,11 +1,15 @@
 """Runs the `dagma` package's linear DAGMA on one simulated data set and prints one JSON line
-({"shd", "edges", "fit_seconds"}); `shd` mode prints the SHD of an estimate instead.
+({"shd", "edges", "fit_seconds"}); `notears` mode runs linear NOTEARS instead (a numpy/scipy
+implementation of the authors' algorithm, notears_reference.py); `shd` mode prints the SHD of an
+estimate.
 
 Usage: python bench_dagma.py DIR             (DIR holds X.npy and W_true.npy from `optc simulate dag`)
        python bench_dagma.py steps DIR       (the same fit; also counts the Adam steps per stage)
+       python bench_dagma.py notears DIR
        python bench_dagma.py shd W.npy W_true.npy
 The hyperparameters are the ones of examples/dag/dagma.opt (the DAGMA repository's `fit`
-defaults except lambda1 = 0.02, as in its test() and notebook).
+defaults except lambda1 = 0.02, as in its test() and notebook) and of examples/dag/notears.opt
+(the NOTEARS repository's `notears_linear` defaults with lambda1 = 0.1).
 """
 import json
 import sys
@@ -26,6 +30,16 @@ def shd(estimate, truth):
 def main():
     if sys.argv[1] == "shd":
         print(shd(np.load(sys.argv[2]), np.load(sys.argv[3])))
+        return
+    if sys.argv[1] == "notears":
+        from notears_reference import notears_linear
+
+        x = np.load(f"{sys.argv[2]}/X.npy")
+        truth = np.load(f"{sys.argv[2]}/W_true.npy")
+        start = time.perf_counter()
+        w = notears_linear(x, lambda1=0.1, w_threshold=0.3)
+        seconds = time.perf_counter() - start
+        print(json.dumps({"shd": shd(w, truth), "edges": int((w != 0).sum()), "fit_seconds": seconds}))
         return
     from dagma.linear import DagmaLinear
 

@@ -103,6 +103,25 @@ fn has_linear_algebra(plan: &GpuPlan) -> bool {
     })
 }
 
+/// The ops of the plan's host steps, in order.
+fn host_ops(plan: &GpuPlan) -> Vec<&Op> {
+    plan.steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Host { node } => Some(&plan.staged.function.graph.node(*node).op),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The number of the plan's matrix exponential steps.
+fn exponentials(plan: &GpuPlan) -> usize {
+    plan.steps
+        .iter()
+        .filter(|s| matches!(s, Step::Expm { .. }))
+        .count()
+}
+
 fn assert_close(what: &str, got: &[f64], expected: &[f64], tol: f64) {
     assert_eq!(got.len(), expected.len(), "{what}: lengths");
     for (i, (g, e)) in got.iter().zip(expected).enumerate() {
@@ -517,21 +536,9 @@ fn check_mlir_plans(precision: Precision) {
                 // derivative). Reductions along lines (colide_nv's column sums, NOTEARS's
                 // trace and the exponential's column sums), expansions and sums to a scalar
                 // (ridge) run on the device.
-                let on_host: Vec<&Op> = plan
-                    .steps
-                    .iter()
-                    .filter_map(|s| match s {
-                        Step::Host { node } => Some(&plan.staged.function.graph.node(*node).op),
-                        _ => None,
-                    })
-                    .collect();
-                assert_eq!(on_host, Vec::<&Op>::new(), "{name}");
-                let exponentials = plan
-                    .steps
-                    .iter()
-                    .filter(|s| matches!(s, Step::Expm { .. }))
-                    .count();
-                assert_eq!(exponentials, usize::from(name == "notears.opt"), "{name}");
+                assert_eq!(host_ops(&plan), Vec::<&Op>::new(), "{name}");
+                let expected = usize::from(name == "notears.opt");
+                assert_eq!(exponentials(&plan), expected, "{name}");
                 let (_, factorizations) =
                     check_against_interpreter(&name, &program, &bindings, plan, &kernels);
                 if name == "dagma.opt" {
@@ -593,22 +600,12 @@ fn matrix_exponentials_run_on_the_device() {
     let w = program.input_by_name("W").unwrap().0 as usize;
     for precision in [Precision::F64, Precision::F32] {
         let (plan, kernels) = unfused_plan_in(&program, &bindings, precision);
-        let exponentials = plan
-            .steps
-            .iter()
-            .filter(|s| matches!(s, Step::Expm { .. }))
-            .count();
-        let on_host: Vec<&Op> = plan
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::Host { node } => Some(&plan.staged.function.graph.node(*node).op),
-                _ => None,
-            })
-            // (Without fusion, the other reductions are host steps too.)
+        // (Without fusion, the other reductions are host steps too.)
+        let on_host: Vec<&Op> = host_ops(&plan)
+            .into_iter()
             .filter(|op| !matches!(op, Op::Sum { .. } | Op::Trace))
             .collect();
-        assert_eq!(exponentials, 2);
+        assert_eq!(exponentials(&plan), 2);
         assert_eq!(on_host, [&Op::ExpmFrechet]);
         for (k, scale) in [0.1, 0.7, 2.5].into_iter().enumerate() {
             let mut state = 17 + k as u64;

@@ -685,16 +685,9 @@ impl Program {
         })
     }
 
-    /// A program computing `roots` in which each `given` node is replaced by a new data input,
-    /// declared after the existing inputs in the order of `given` (so a caller passes its value
-    /// there), and nothing else is kept: this is how setup values computed once reach a function
-    /// compiled for the per-iteration work. Returns the program and the roots' ids in it.
-    /// Inputs keep their ids but not their defaults or bounds; subproblems are not kept.
-    pub fn cut(
-        &self,
-        roots: &[NodeId],
-        given: &[NodeId],
-    ) -> Result<(Program, Vec<NodeId>), ShapeError> {
+    /// A program with this one's dims and inputs (same ids; no defaults or bounds) and no other
+    /// node: the start of a program rebuilt from this one.
+    pub fn inputs_only(&self) -> Program {
         let mut out = Program {
             dims: self.dims.clone(),
             ..Program::default()
@@ -707,6 +700,20 @@ impl Program {
                 input.shape.clone(),
             );
         }
+        out
+    }
+
+    /// A program computing `roots` in which each `given` node is replaced by a new data input,
+    /// declared after the existing inputs in the order of `given` (so a caller passes its value
+    /// there), and nothing else is kept: this is how setup values computed once reach a function
+    /// compiled for the per-iteration work. Returns the program and the roots' ids in it.
+    /// Inputs keep their ids but not their defaults or bounds; subproblems are not kept.
+    pub fn cut(
+        &self,
+        roots: &[NodeId],
+        given: &[NodeId],
+    ) -> Result<(Program, Vec<NodeId>), ShapeError> {
+        let mut out = self.inputs_only();
         let g = &self.graph;
         let mut mapped: Vec<Option<NodeId>> = vec![None; g.len()];
         for (j, &node) in given.iter().enumerate() {

@@ -53,18 +53,7 @@ fn with_expm_norms(
     function: &Program,
     roots: &[NodeId],
 ) -> Result<(Program, Vec<NodeId>, usize), String> {
-    let mut out = Program {
-        dims: function.dims.clone(),
-        ..Program::default()
-    };
-    for input in &function.inputs {
-        out.add_input(
-            input.name.clone(),
-            input.kind,
-            input.elem,
-            input.shape.clone(),
-        );
-    }
+    let mut out = function.inputs_only();
     let mut mapped = Vec::with_capacity(function.graph.len());
     let mut norms = Vec::new();
     for (_, node) in function.graph.nodes() {
