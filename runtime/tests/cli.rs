@@ -480,6 +480,17 @@ fn bench_reports_compile_time_and_rates_per_backend() {
     let o = optc(&["bench", &example("dag/dagma.opt"), "--dims", "n=50"]);
     assert_eq!(code(&o), 65);
     assert!(stderr(&o).contains("E0352"), "{}", stderr(&o));
+    // A gradient through an argmin (the bilevel solver's, not symbolic) is a coded diagnostic.
+    let o = optc(&[
+        "bench",
+        &example("bilevel/tv_denoise.opt"),
+        "--error-format",
+        "json",
+    ]);
+    assert_eq!(code(&o), 65);
+    let d = json(stderr(&o).lines().next().unwrap_or_default());
+    assert_eq!(d["code"], "E0363", "{}", stderr(&o));
+    assert!(d["message"].as_str().unwrap().contains("argmin"), "{d}");
 }
 
 #[cfg(feature = "mlir")]

@@ -194,8 +194,8 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
             let program = c.program.as_ref().expect("ir stage");
             let sizes = derive::cost_dims(program, &given_dims(a.bind.dims.as_deref())?);
             let Some(objective) = &program.objective else {
-                eprintln!("error: the model has no objective to compile");
-                return Err(EXIT_MODEL);
+                // The front end refuses a model without an objective (E0131).
+                return Err(internal(&"a checked model without an objective"));
             };
             native_text(a.stage, program, objective.node, &sizes, a.precision.into())?
         }
@@ -954,10 +954,23 @@ fn given_dims(text: Option<&str>) -> Result<Vec<(String, u64)>, u8> {
 }
 
 fn derive_failed(e: &optc_compiler::autodiff::AdError, sources: &SourceMap, m: &ModelArgs) -> u8 {
-    let d = optc_compiler::diag::Diagnostic::error("E0363", format!("{e}"))
-        .with_hint("the solver needs a gradient: use differentiable operations in the objective");
+    let d = optc_compiler::diag::Diagnostic::error("E0363", format!("{e}")).with_hint(
+        "optc differentiates the objective and constraints symbolically: use operations that \
+         have derivatives there (spec/builtins.md)",
+    );
     report::print_diagnostics(&[d], sources, m.error_format);
     EXIT_MODEL
+}
+
+/// A failed benchmark as a coded diagnostic (exit 65). The front end refuses a model without an
+/// objective (E0131), and the simplifier does not fail on a valid program: those are bugs.
+fn bench_failed(e: optc_runtime::bench::BenchError, sources: &SourceMap, m: &ModelArgs) -> u8 {
+    use optc_runtime::bench::BenchError;
+    match e {
+        BenchError::Derivative(e) => derive_failed(&e, sources, m),
+        BenchError::NoObjective | BenchError::Simplify(_) => internal(&e),
+        BenchError::Eval(e) => eval_failed(e, sources, m),
+    }
 }
 
 /// A failure that is a bug in optc.
@@ -1046,10 +1059,7 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
         None => vec![BackendArg::Cpu, BackendArg::Interp],
     };
     let budget = std::time::Duration::from_millis(a.time_ms);
-    let fail = |e: bench::BenchError| {
-        eprintln!("error: {e}");
-        EXIT_MODEL
-    };
+    let fail = |e: bench::BenchError| bench_failed(e, &front.sources, &a.model);
     let mut results = serde_json::Map::new();
     let mut compile = None;
     for backend in backends {
