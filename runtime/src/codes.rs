@@ -9,6 +9,7 @@ const RUNTIME_AREAS: &[&[CodeInfo]] = &[
     crate::interp::EVAL,
     crate::artifact::ARTIFACT_CODES,
     crate::gpu::GPU_CODES,
+    crate::cpu::NATIVE_CODES,
 ];
 
 /// Every code any part of optc reports.

@@ -403,6 +403,19 @@ fn emit_prints_every_stage() {
         assert_eq!(code(&o), 0, "{stage}: {}", stderr(&o));
         assert!(!stdout(&o).is_empty(), "{stage}");
     }
+    // A function the backend cannot compile (an argmin) is E0390, exit 65.
+    let o = optc(&[
+        "emit",
+        "--stage",
+        "clif",
+        &example("bilevel/tv_denoise.opt"),
+        "--error-format",
+        "json",
+    ]);
+    assert_eq!(code(&o), 65, "{}", stderr(&o));
+    let d = json(stderr(&o).lines().next().unwrap_or_default());
+    assert_eq!(d["code"], "E0390", "{d}");
+    assert!(d["message"].as_str().unwrap().contains("argmin"), "{d}");
 }
 
 #[test]
@@ -514,6 +527,12 @@ fn mlir_backend_runs_and_emits_mlir_and_ptx() {
     let o = optc(&["emit", "--stage", "ptx", &example("regression/ridge.opt")]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains(".target sm_90"));
+    // What MLIR does not lower (an argmin) is E0390, exit 65.
+    for stage in ["mlir", "ptx"] {
+        let o = optc(&["emit", "--stage", stage, &example("bilevel/tv_denoise.opt")]);
+        assert_eq!(code(&o), 65, "{stage}: {}", stderr(&o));
+        assert!(stderr(&o).contains("E0390"), "{stage}: {}", stderr(&o));
+    }
 }
 
 #[cfg(not(feature = "mlir"))]

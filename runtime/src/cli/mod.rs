@@ -189,6 +189,11 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
             }
         }
         Stage::Clif | Stage::Mlir | Stage::Ptx => {
+            #[cfg(not(feature = "mlir"))]
+            if a.stage != Stage::Clif {
+                eprintln!("error: {}", args::WITHOUT_MLIR);
+                return Err(EXIT_USAGE);
+            }
             // The native code of the objective's value at the given (or default) sizes.
             let c = compile(&a.model, Until::Ir)?;
             let program = c.program.as_ref().expect("ir stage");
@@ -197,42 +202,48 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
                 // The front end refuses a model without an objective (E0131).
                 return Err(internal(&"a checked model without an objective"));
             };
-            native_text(a.stage, program, objective.node, &sizes, a.precision.into())?
+            native_text(a.stage, program, objective.node, &sizes, a.precision.into())
+                .map_err(|e| not_compilable(e, &c.sources, &a.model))?
         }
     };
     print!("{text}");
     Ok(EXIT_OK)
 }
 
-/// The CLIF, MLIR or PTX text of `root`'s function (PTX kernels over `precision` buffers).
+/// E0390 (exit 65): a native backend refused a function, for the reason `message`.
+fn not_compilable(message: String, sources: &SourceMap, m: &ModelArgs) -> u8 {
+    let d = optc_compiler::diag::Diagnostic::error(optc_runtime::cpu::NOT_COMPILABLE, message)
+        .with_hint(
+            "`optc run`, `eval` and `bench` still run the model on the CPU (the interpreter \
+             computes what the native backend cannot)",
+        );
+    report::print_diagnostics(&[d], sources, m.error_format);
+    EXIT_MODEL
+}
+
+/// The CLIF, MLIR or PTX text of `root`'s function (PTX kernels over `precision` buffers), or
+/// why the backend refused it. An optc without the `mlir` feature is told before (exit 64).
 fn native_text(
     stage: args::Stage,
     program: &optc_compiler::ir::Program,
     root: optc_compiler::ir::NodeId,
     sizes: &[u64],
     precision: optc_compiler::launch::Precision,
-) -> Result<String, u8> {
-    let failed = |e: &dyn std::fmt::Display| {
-        eprintln!("error: {e}");
-        EXIT_MODEL
-    };
+) -> Result<String, String> {
+    let _ = precision;
     match stage {
         args::Stage::Clif => {
-            optc_runtime::cpu::clif_text(program, &[root], sizes).map_err(|e| failed(&e))
+            optc_runtime::cpu::clif_text(program, &[root], sizes).map_err(|e| e.to_string())
         }
         #[cfg(feature = "mlir")]
-        args::Stage::Mlir => optc_mlir::mlir_text(program, &[root], sizes).map_err(|e| failed(&e)),
+        args::Stage::Mlir => {
+            optc_mlir::mlir_text(program, &[root], sizes).map_err(|e| e.to_string())
+        }
         #[cfg(feature = "mlir")]
         args::Stage::Ptx => {
-            optc_mlir::ptx_text(program, &[root], sizes, precision).map_err(|e| failed(&e))
+            optc_mlir::ptx_text(program, &[root], sizes, precision).map_err(|e| e.to_string())
         }
-        #[cfg(not(feature = "mlir"))]
-        args::Stage::Mlir | args::Stage::Ptx => {
-            let _ = precision;
-            eprintln!("error: {}", args::WITHOUT_MLIR);
-            Err(EXIT_USAGE)
-        }
-        _ => unreachable!("called for the native-code stages only"),
+        _ => unreachable!("called for the native-code stages the build has"),
     }
 }
 
@@ -334,11 +345,11 @@ fn gpu_kernels(
     let start = std::time::Instant::now();
     derive::differentiate(program).map_err(|e| derive_failed(&e, sources, m))?;
     let sizes = derive::cost_dims(program, dims);
-    let failed = |e: String| {
-        eprintln!("error: {e}");
+    let failed = |e: String| not_compilable(e, sources, m);
+    let staged = build::stage(program, &sizes).map_err(|d| {
+        report::print_diagnostics(&[d], sources, m.error_format);
         EXIT_MODEL
-    };
-    let staged = build::stage(program, &sizes).map_err(failed)?;
+    })?;
     timings.push(("stage", start.elapsed()));
     let start = std::time::Instant::now();
     let (plan, kernels) = build::lower(staged, precision).map_err(failed)?;

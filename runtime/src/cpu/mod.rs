@@ -55,9 +55,21 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
+use optc_compiler::codes::CodeInfo;
 use optc_compiler::fusion::{check_arguments, ArgumentError, PlanError};
 use optc_compiler::ir::{NodeId, Program};
 use std::fmt;
+
+/// Code of a function a native backend cannot compile (`emit --stage clif|mlir|ptx`,
+/// `build --target gpu`).
+pub const NOT_COMPILABLE: &str = "E0390";
+
+/// Catalogue entries of native code generation (E0390–E0394).
+pub const NATIVE_CODES: &[CodeInfo] = &[CodeInfo {
+    code: NOT_COMPILABLE,
+    title: "a native backend cannot compile this function",
+    explanation: "`optc emit --stage clif|mlir|ptx` and `optc build --target gpu` compile the model's functions to native code, and each backend lowers only some operations: the Cranelift and MLIR backends have no `argmin` (a lower-level problem is solved by its own solver when the model runs), the PTX path refuses math functions it would need libdevice for, and a GPU plan has no functions for a bilevel model. The message names what was refused. `optc run`, `eval` and `bench` still work on the CPU: what the native backend cannot compile runs on the interpreter.",
+}];
 
 /// f64 after the planned scratch where a failed index check records the node id, the index and
 /// the axis length.

@@ -6,6 +6,7 @@
 use super::plan::{GpuPlan, Launch, Memory, Precision, Staged, Step, Storage};
 use crate::plan;
 use optc_compiler::derive;
+use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{NodeId, Op, Program, UnaryOp};
 use optc_compiler::simplify::{self, cost::CostModel};
 
@@ -15,25 +16,32 @@ use optc_compiler::simplify::{self, cost::CostModel};
 /// else the merit `optc bench` times (the objective plus its scalar constraint functions,
 /// [`crate::bench::merit`]) and its gradient. The per-iteration function is the program cut at
 /// the setup values.
-pub fn stage(program: &Program, dims: &[u64]) -> Result<Staged, String> {
-    let functions = plan::device_functions(program, dims).map_err(|d| d.message)?;
+///
+/// A planning error keeps its code (e.g. E0361 for a solver this version lacks); the rest is
+/// E0390, a function the GPU backend cannot compile.
+pub fn stage(program: &Program, dims: &[u64]) -> Result<Staged, Diagnostic> {
+    let refused = |e: String| Diagnostic::error(crate::cpu::NOT_COMPILABLE, e);
+    let functions = plan::device_functions(program, dims)?;
     let (derived, roots, solver) = match functions {
         Some(f) => {
             let roots = f.roots.into_iter().chain(f.step_roots).collect();
             (f.program, roots, Some(f.solver))
         }
         None => {
-            let d = merit_gradient(program)?;
+            let d = merit_gradient(program).map_err(refused)?;
             let roots = d.roots();
             (d.program, roots, None)
         }
     };
     let simplified = simplify::simplify(&derived, &roots, &CostModel::new(dims.to_vec()))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| refused(e.to_string()))?;
     let (derived, roots) = (simplified.program, simplified.roots);
     let given = handoff(&derived, &roots);
-    let (function, function_roots) = derived.cut(&roots, &given).map_err(|e| e.to_string())?;
-    let (function, function_roots, expm_norms) = with_expm_norms(&function, &function_roots)?;
+    let (function, function_roots) = derived
+        .cut(&roots, &given)
+        .map_err(|e| refused(e.to_string()))?;
+    let (function, function_roots, expm_norms) =
+        with_expm_norms(&function, &function_roots).map_err(refused)?;
     Ok(Staged {
         dims: dims.to_vec(),
         derived,
@@ -234,7 +242,7 @@ pub fn gpu_plan(
     dims: &[u64],
     precision: Precision,
 ) -> Result<(GpuPlan, Vec<(String, String)>), String> {
-    lower(stage(program, dims)?, precision)
+    lower(stage(program, dims).map_err(|d| d.message)?, precision)
 }
 
 /// Lowers a staged function through MLIR to kernels over `precision` buffers: its plan and the
