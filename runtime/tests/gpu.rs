@@ -618,6 +618,14 @@ fn matrix_exponentials_run_on_the_device() {
             let name = format!("exponentials at scale {scale} in {}", precision.name());
             check_against_interpreter(&name, &program, &bindings, plan.clone(), &kernels);
         }
+        // A damaged step (its column sums in the scalar merit's buffer) is refused.
+        let mut damaged = plan.clone();
+        for step in &mut damaged.steps {
+            if let Step::Expm { norms, .. } = step {
+                *norms = 0;
+            }
+        }
+        assert!(damaged.check().is_err());
         let mut exec = Executor::new(ReferenceDevice::new(), plan, &kernels, &bindings).unwrap();
         let mut x = flat_x(&program, &bindings);
         x[3] = f64::INFINITY;

@@ -254,8 +254,15 @@ impl GpuPlan {
                 | Step::Inv { node, a, .. }
                 | Step::Sum { node, a, .. } => stored(*node) && stored(*a),
                 Step::Solve { node, a, b, .. } => stored(*node) && stored(*a) && stored(*b),
-                Step::Expm { node, a, norms, .. } => {
-                    stored(*node) && stored(*a) && *norms < outputs
+                Step::Expm { node, a, n, norms } => {
+                    let square = |id: NodeId| stored(id) && self.numel(id) == n * n;
+                    square(*node)
+                        && square(*a)
+                        && self
+                            .staged
+                            .function_roots
+                            .get(*norms as usize)
+                            .is_some_and(|&r| self.numel(r) == *n)
                 }
                 Step::Host { node } => stored(*node),
                 Step::Copy { node, output } => stored(*node) && *output < outputs,
