@@ -110,23 +110,25 @@ fn dagma_recovers_er2_d20() {
     check("dag/dagma.opt", 20, 2);
 }
 
-/// examples/dag/dagma.opt with its `solve with` statement replaced by `solve`.
-fn dagma_with(name: &str, solve: &str) -> PathBuf {
+/// examples/dag/dagma.opt with its `solve with` statement replaced by `solve`, in a new
+/// directory (removed when dropped).
+fn dagma_with(name: &str, solve: &str) -> (temp::TempDir, PathBuf) {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dag/dagma.opt");
     let text = std::fs::read_to_string(example).unwrap();
     let start = text.find("solve with").unwrap();
     let end = text.find("output").unwrap();
-    let path = dir(name).join("dagma.opt");
+    let dir = dir(name);
+    let path = dir.join("dagma.opt");
     std::fs::write(
         &path,
         format!("{}{solve}\n{}", &text[..start], &text[end..]),
     )
     .unwrap();
-    path
+    (dir, path)
 }
 
 fn check_lbfgs_stages(d: usize) {
-    let model = dagma_with(
+    let (_dir, model) = dagma_with(
         &format!("dagma-lbfgs-{d}"),
         "solve with path(inner = lbfgs)",
     );
