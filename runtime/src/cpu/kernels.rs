@@ -18,7 +18,7 @@
 //! | `optc_kernel_solve` | `a, b, out, n, m` | `out[n×m] = a⁻¹ b`; [`SINGULAR`] |
 //! | `optc_kernel_inv` | `a, out, n` | `out = a⁻¹`; [`SINGULAR`] |
 //! | `optc_kernel_logdet_inv` | `a, logdet, inv, n` | both of the above from one LU (a `logdet` and an `inv` of the same matrix); [`NONPOSITIVE_DET`], [`SINGULAR`] |
-//! | `optc_kernel_expm` | `a, out, n` | `out = exp(a)` (Padé 13, scaling and squaring) |
+//! | `optc_kernel_expm` | `a, out, n` | `out = exp(a)` (Padé degree 3–13, scaling and squaring) |
 //! | `optc_kernel_sort_desc` | `x, out, n` | `out = x` sorted descending |
 //! | `optc_kernel_topk` | `x, out, n, k` | `out[k]` = the `k` largest of `x`, descending |
 //! | `optc_kernel_nuclear_norm` | `a, out, m, n` | `out[0]` = sum of singular values; [`SVD_FAILED`] |

@@ -21,7 +21,7 @@
 use super::device::{DevBuf, DevPtr, Device, DeviceError, Gemm, KernelParam, LaunchCall};
 use super::plan::{DeviceSolver, GpuPlan, LaunchOperand, Memory, Precision, Step, Storage};
 use crate::interp::{self, Bindings, EvalError, NoSubproblems};
-use crate::linalg::{self, PadeMatrix, PadeSteps};
+use crate::linalg::{self, PadeMatrix, PadeSteps, PADE_MATRICES};
 use crate::plan::{AdamStep, ADAM_ROOTS_PER_VARIABLE};
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::ir::{InputId, InputKind, NodeId, Program, Stage};
@@ -1119,24 +1119,19 @@ impl<D: Device> Executor<D> {
 /// product's temporary, and the identity.
 struct ExpmWorkspace {
     n: usize,
-    matrices: [DevBuf; 7],
+    matrices: [DevBuf; PADE_MATRICES],
     temporary: DevBuf,
     identity: DevBuf,
 }
 
 impl ExpmWorkspace {
     fn new<D: Device>(device: &mut D, n: usize) -> Result<ExpmWorkspace, ExecError> {
-        let mut alloc = || device.alloc(n * n);
-        let matrices = [
-            alloc()?,
-            alloc()?,
-            alloc()?,
-            alloc()?,
-            alloc()?,
-            alloc()?,
-            alloc()?,
-        ];
-        let (temporary, identity) = (alloc()?, alloc()?);
+        let mut buffers = (0..PADE_MATRICES + 2)
+            .map(|_| device.alloc(n * n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (temporary, identity) = (buffers[PADE_MATRICES], buffers[PADE_MATRICES + 1]);
+        buffers.truncate(PADE_MATRICES);
+        let matrices = buffers.try_into().expect("one buffer per matrix");
         let eye: Vec<f64> = (0..n * n).map(|k| f64::from(k % (n + 1) == 0)).collect();
         device.upload(identity.at(0), &eye)?;
         Ok(ExpmWorkspace {
@@ -1214,15 +1209,24 @@ impl<D: Device> PadeSteps for DevicePade<'_, D> {
         }
     }
 
-    fn combine(&mut self, out: PadeMatrix, [c6, c4, c2, c0]: [f64; 4]) -> Result<(), ExecError> {
-        use PadeMatrix::*;
+    fn combine(
+        &mut self,
+        out: PadeMatrix,
+        terms: &[(f64, PadeMatrix)],
+        identity: f64,
+    ) -> Result<(), ExecError> {
         let (out, len) = (self.at(out), self.len());
-        self.device.copy(self.at(Sixth), out, len)?;
-        self.device.scale(c6, out, len)?;
-        self.device.axpy(c4, self.at(Fourth), out, len)?;
-        self.device.axpy(c2, self.at(Square), out, len)?;
-        if c0 != 0.0 {
-            self.device.axpy(c0, self.work.identity.at(0), out, len)?;
+        let ((c, first), rest) = terms
+            .split_first()
+            .ok_or_else(|| ExecError::Plan("an empty Padé combination".into()))?;
+        self.device.copy(self.at(*first), out, len)?;
+        self.device.scale(*c, out, len)?;
+        for &(c, m) in rest {
+            self.device.axpy(c, self.at(m), out, len)?;
+        }
+        if identity != 0.0 {
+            self.device
+                .axpy(identity, self.work.identity.at(0), out, len)?;
         }
         Ok(())
     }

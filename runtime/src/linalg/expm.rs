@@ -1,9 +1,10 @@
-//! The matrix exponential by scaling and squaring with the degree-13 Padé approximant (Higham
-//! 2005), written once over where its matrices live ([`PadeSteps`], [`scaling_and_squaring`]):
-//! on row-major host slices here ([`expm_into`]), on device buffers in the GPU executor. On the
-//! host a workspace is reused: once it has grown to the size, a call allocates nothing (the
-//! `expm` kernel keeps one workspace per thread, as the LU kernels keep their factorization).
-//! Products go through faer's matrix product; the Padé polynomials are combined in single passes.
+//! The matrix exponential by scaling and squaring with Padé approximants (Higham 2005,
+//! Algorithm 2.3: degree 3, 5, 7 or 9 without scaling when ‖A‖₁ is small enough, else degree 13
+//! after scaling), written once over where its matrices live ([`PadeSteps`],
+//! [`scaling_and_squaring`]): on row-major host slices here ([`expm_into`]), on device buffers in
+//! the GPU executor. On the host a workspace is reused: once it has grown to the size, a call
+//! allocates nothing (the `expm` kernel keeps one workspace per thread, as the LU kernels keep
+//! their factorization). Products go through faer's matrix product.
 
 use super::lu::Lu;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -11,6 +12,37 @@ use faer::{Accum, MatMut, MatRef, Par};
 /// θ₁₃: the largest ‖A‖₁ for which the degree-13 Padé approximant is accurate to double
 /// precision (Higham 2005, Table 2.3).
 const THETA13: f64 = 5.371_920_351_148_152;
+
+/// The lower degrees m with their θₘ (Higham 2005, Table 2.3) and the coefficients bⱼ of their
+/// Padé approximants (j = 0..=m), tried in order before scaling.
+const LOW_DEGREES: [(f64, &[f64]); 4] = [
+    (1.495_585_217_958_292e-2, &[120.0, 60.0, 12.0, 1.0]),
+    (
+        2.539_398_330_063_23e-1,
+        &[30240.0, 15120.0, 3360.0, 420.0, 30.0, 1.0],
+    ),
+    (
+        9.504_178_996_162_932e-1,
+        &[
+            17297280.0, 8648640.0, 1995840.0, 277200.0, 25200.0, 1512.0, 56.0, 1.0,
+        ],
+    ),
+    (
+        2.097_847_961_257_068,
+        &[
+            17643225600.0,
+            8821612800.0,
+            2075673600.0,
+            302702400.0,
+            30270240.0,
+            2162160.0,
+            110880.0,
+            3960.0,
+            90.0,
+            1.0,
+        ],
+    ),
+];
 
 /// Coefficients of the degree-13 Padé approximant of exp (Higham 2005, Table 10.4's `b_j`).
 const PADE13: [f64; 14] = [
@@ -31,17 +63,29 @@ const PADE13: [f64; 14] = [
 ];
 
 /// The matrices of the algorithm besides its input and output: the scaled input S, its powers
-/// S², S⁴, S⁶, two polynomial buffers, and U.
+/// S², S⁴, S⁶, S⁸, two polynomial buffers, and U.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PadeMatrix {
     Scaled,
     Square,
     Fourth,
     Sixth,
+    Eighth,
     Inner,
     Poly,
     U,
 }
+
+/// The number of [`PadeMatrix`] buffers.
+pub const PADE_MATRICES: usize = 8;
+
+/// S², S⁴, S⁶, S⁸: the even powers a polynomial combines.
+const EVEN_POWERS: [PadeMatrix; 4] = [
+    PadeMatrix::Square,
+    PadeMatrix::Fourth,
+    PadeMatrix::Sixth,
+    PadeMatrix::Eighth,
+];
 
 /// The steps of [`scaling_and_squaring`] on n × n matrices, wherever they live.
 pub trait PadeSteps {
@@ -58,8 +102,13 @@ pub trait PadeSteps {
         b: PadeMatrix,
         accumulate: bool,
     ) -> Result<(), Self::Error>;
-    /// `out = c6·S⁶ + c4·S⁴ + c2·S² + c0·I`.
-    fn combine(&mut self, out: PadeMatrix, coefficients: [f64; 4]) -> Result<(), Self::Error>;
+    /// `out = Σ cₖ·Mₖ + c·I` over `terms` (cₖ, Mₖ), at least one.
+    fn combine(
+        &mut self,
+        out: PadeMatrix,
+        terms: &[(f64, PadeMatrix)],
+        identity: f64,
+    ) -> Result<(), Self::Error>;
     /// The output = (V − U)⁻¹ (V + U), V in `Poly` (which may be overwritten, as `Inner`);
     /// false when V − U is singular.
     fn pade_quotient(&mut self) -> Result<bool, Self::Error>;
@@ -79,15 +128,19 @@ fn squarings(norm: f64) -> i32 {
     }
 }
 
-/// exp(A) by scaling and squaring: S = 2⁻ˢA with ‖S‖₁ ≤ θ₁₃, the degree-13 Padé approximant
-/// r(S) = (V − U)⁻¹ (V + U), then s squarings. Non-finite input, or a singular V − U (which for
-/// ‖S‖₁ ≤ θ₁₃ is well conditioned, Higham 2005 §2, so only non-finite input makes it so), gives
-/// NaN.
+/// exp(A) by scaling and squaring: when ‖A‖₁ ≤ θₘ for m = 3, 5, 7 or 9, the degree-m Padé
+/// approximant r(A) = (V − U)⁻¹ (V + U) (Higham 2005, Algorithm 2.3); else S = 2⁻ˢA with
+/// ‖S‖₁ ≤ θ₁₃, the degree-13 approximant of S, then s squarings. Non-finite input, or a singular
+/// V − U (which is well conditioned for these norms, Higham 2005 §2, so only non-finite input
+/// makes it so), gives NaN.
 pub fn scaling_and_squaring<P: PadeSteps>(p: &mut P) -> Result<(), P::Error> {
     use PadeMatrix::*;
     let norm = p.norm1()?;
     if !norm.is_finite() {
         return p.output_nan();
+    }
+    if let Some(&(_, b)) = LOW_DEGREES.iter().find(|(theta, _)| norm <= *theta) {
+        return low_degree(p, b);
     }
     let squarings = squarings(norm);
     p.scale_input(2f64.powi(-squarings))?;
@@ -96,13 +149,21 @@ pub fn scaling_and_squaring<P: PadeSteps>(p: &mut P) -> Result<(), P::Error> {
     p.product(Sixth, Fourth, Square, false)?;
     let b = &PADE13;
     // U = S (S⁶ (b13 S⁶ + b11 S⁴ + b9 S²) + b7 S⁶ + b5 S⁴ + b3 S² + b1 I).
-    p.combine(Inner, [b[13], b[11], b[9], 0.0])?;
-    p.combine(Poly, [b[7], b[5], b[3], b[1]])?;
+    p.combine(
+        Inner,
+        &[(b[13], Sixth), (b[11], Fourth), (b[9], Square)],
+        0.0,
+    )?;
+    p.combine(Poly, &[(b[7], Sixth), (b[5], Fourth), (b[3], Square)], b[1])?;
     p.product(Poly, Sixth, Inner, true)?;
     p.product(U, Scaled, Poly, false)?;
     // V = S⁶ (b12 S⁶ + b10 S⁴ + b8 S²) + b6 S⁶ + b4 S⁴ + b2 S² + b0 I, into `Poly`.
-    p.combine(Inner, [b[12], b[10], b[8], 0.0])?;
-    p.combine(Poly, [b[6], b[4], b[2], b[0]])?;
+    p.combine(
+        Inner,
+        &[(b[12], Sixth), (b[10], Fourth), (b[8], Square)],
+        0.0,
+    )?;
+    p.combine(Poly, &[(b[6], Sixth), (b[4], Fourth), (b[2], Square)], b[0])?;
     p.product(Poly, Sixth, Inner, true)?;
     if !p.pade_quotient()? {
         return p.output_nan();
@@ -113,11 +174,36 @@ pub fn scaling_and_squaring<P: PadeSteps>(p: &mut P) -> Result<(), P::Error> {
     Ok(())
 }
 
+/// The degree-m Padé approximant of A itself (m = b.len() − 1, odd, at most 9): the even powers
+/// up to A^(m−1), U = A (Σ b₂ₖ₊₁ A²ᵏ), V = Σ b₂ₖ A²ᵏ, the quotient.
+fn low_degree<P: PadeSteps>(p: &mut P, b: &[f64]) -> Result<(), P::Error> {
+    use PadeMatrix::*;
+    let powers = &EVEN_POWERS[..(b.len() - 2) / 2];
+    p.scale_input(1.0)?;
+    p.product(Square, Scaled, Scaled, false)?;
+    for pair in powers.windows(2) {
+        p.product(pair[1], pair[0], Square, false)?;
+    }
+    // (b₂ₖ₊₁, A²ᵏ) and (b₂ₖ, A²ᵏ) for k ≥ 1.
+    let (mut odd, mut even) = ([(0.0, Square); 4], [(0.0, Square); 4]);
+    for (k, &m) in powers.iter().enumerate() {
+        odd[k] = (b[2 * k + 3], m);
+        even[k] = (b[2 * k + 2], m);
+    }
+    p.combine(Poly, &odd[..powers.len()], b[1])?;
+    p.product(U, Scaled, Poly, false)?;
+    p.combine(Poly, &even[..powers.len()], b[0])?;
+    if !p.pade_quotient()? {
+        return p.output_nan();
+    }
+    Ok(())
+}
+
 /// Buffers of [`expm_into`] (one per [`PadeMatrix`]), grown to the largest size seen.
 #[derive(Default)]
 pub struct ExpmWork {
     column_sums: Vec<f64>,
-    matrices: [Vec<f64>; 7],
+    matrices: [Vec<f64>; PADE_MATRICES],
     lu: Lu,
 }
 
@@ -125,7 +211,7 @@ impl ExpmWork {
     pub const fn new() -> ExpmWork {
         ExpmWork {
             column_sums: Vec::new(),
-            matrices: [const { Vec::new() }; 7],
+            matrices: [const { Vec::new() }; PADE_MATRICES],
             lu: Lu::new(),
         }
     }
@@ -208,15 +294,24 @@ impl PadeSteps for HostPade<'_> {
         Ok(())
     }
 
-    fn combine(&mut self, out: PadeMatrix, [c6, c4, c2, c0]: [f64; 4]) -> Result<(), Self::Error> {
-        use PadeMatrix::*;
+    fn combine(
+        &mut self,
+        out: PadeMatrix,
+        terms: &[(f64, PadeMatrix)],
+        identity: f64,
+    ) -> Result<(), Self::Error> {
         let mut target = std::mem::take(&mut self.w.matrices[out as usize]);
-        let (s6, s4, s2) = (self.matrix(Sixth), self.matrix(Fourth), self.matrix(Square));
-        for (((o, x6), x4), x2) in target.iter_mut().zip(s6).zip(s4).zip(s2) {
-            *o = c6 * x6 + c4 * x4 + c2 * x2;
+        let ((c, first), rest) = terms.split_first().expect("a term to combine");
+        for (o, x) in target.iter_mut().zip(self.matrix(*first)) {
+            *o = c * x;
+        }
+        for &(c, m) in rest {
+            for (o, x) in target.iter_mut().zip(self.matrix(m)) {
+                *o += c * x;
+            }
         }
         for diagonal in target.iter_mut().step_by(self.n + 1) {
-            *diagonal += c0;
+            *diagonal += identity;
         }
         self.w.matrices[out as usize] = target;
         Ok(())
@@ -224,7 +319,7 @@ impl PadeSteps for HostPade<'_> {
 
     fn pade_quotient(&mut self) -> Result<bool, Self::Error> {
         use PadeMatrix::*;
-        let [_, _, _, _, inner, poly, u] = &mut self.w.matrices;
+        let [.., inner, poly, u] = &mut self.w.matrices;
         for ((d, v), u) in inner.iter_mut().zip(poly.iter()).zip(u.iter()) {
             *d = v - u;
         }
@@ -324,6 +419,32 @@ mod tests {
                 assert!(
                     (g - s).abs() <= 1e-13 * largest,
                     "n {n} scale {scale}: {g} vs {s}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_pade_degree_matches_the_taylor_series() {
+        // ‖A‖₁ at 0.01, 0.2, 0.9, 2 and 4 selects degree 3, 5, 7, 9 and 13 (no squaring).
+        for (k, target) in [0.01, 0.2, 0.9, 2.0, 4.0].into_iter().enumerate() {
+            let n = 12;
+            let mut a = matrix(n, 40 + k as u64, 1.0);
+            let norm = norm1(&a, n, &mut Vec::new());
+            a.iter_mut().for_each(|x| *x *= target / norm);
+            let mut term: Vec<f64> = (0..n * n).map(|k| f64::from(k % (n + 1) == 0)).collect();
+            let mut series = term.clone();
+            for j in 1..60 {
+                term = product_of(&term, &a, n);
+                term.iter_mut().for_each(|t| *t /= j as f64);
+                series.iter_mut().zip(&term).for_each(|(s, t)| *s += t);
+            }
+            let got = expm_fresh(&a, n);
+            let largest = series.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            for (g, s) in got.iter().zip(&series) {
+                assert!(
+                    (g - s).abs() <= 1e-14 * largest,
+                    "‖A‖₁ = {target}: {g} vs {s}"
                 );
             }
         }

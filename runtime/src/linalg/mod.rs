@@ -1,6 +1,6 @@
 //! Small dense linear-algebra kernels: LU with partial pivoting on row-major slices ([`Lu`], in
-//! `lu.rs`) and the matrix exponential (scaling and squaring with a degree-13 Padé approximant,
-//! Higham 2005; [`expm_into`], in `expm.rs`), both with reusable workspaces; on `ndarray`
+//! `lu.rs`) and the matrix exponential (scaling and squaring with Padé approximants of degree
+//! 3 to 13, Higham 2005; [`expm_into`], in `expm.rs`), both with reusable workspaces; on `ndarray`
 //! matrices, what is built on them (solve, inverse, log-determinant, `expm`), integer matrix
 //! powers (repeated squaring), the first and second Fréchet derivatives of both, and singular
 //! values (via faer).
@@ -13,7 +13,7 @@ use std::fmt;
 
 mod expm;
 mod lu;
-pub use expm::{expm_into, scaling_and_squaring, ExpmWork, PadeMatrix, PadeSteps};
+pub use expm::{expm_into, scaling_and_squaring, ExpmWork, PadeMatrix, PadeSteps, PADE_MATRICES};
 pub use lu::Lu;
 
 /// Why a kernel could not produce a result.
@@ -71,8 +71,9 @@ pub fn sign_logdet(a: ArrayView2<f64>) -> (f64, f64) {
     factor(a).sign_logabs_det()
 }
 
-/// The matrix exponential: scale by 2⁻ˢ so that ‖A‖₁ ≤ θ₁₃, take the degree-13 Padé approximant,
-/// square `s` times ([`expm_into`], with a workspace of its own). Non-finite input gives
+/// The matrix exponential: a Padé approximant of degree 3 to 9 when ‖A‖₁ is small, else scale by
+/// 2⁻ˢ so that ‖A‖₁ ≤ θ₁₃, take the degree-13 approximant, square `s` times ([`expm_into`], with
+/// a workspace of its own). Non-finite input gives
 /// non-finite output (no error).
 pub fn expm(a: ArrayView2<f64>) -> Array2<f64> {
     let n = a.nrows();
