@@ -264,6 +264,54 @@ fn gpu_target_artifact_holds_ptx_and_runs_on_the_cpu() {
     ok(&optc(&["run", path(&optx), "-q", "--backend", "cpu"]));
 }
 
+/// Without `--dims`, a gpu plan is built for the sizes of the model's data (ridge: n = 100,
+/// p = 20), so that the artifact runs on that data as it is; a model whose data cannot be read
+/// gets the default sizes and a note.
+#[cfg(feature = "mlir")]
+#[test]
+fn gpu_target_takes_its_sizes_from_the_data() {
+    let dir = temp_dir("gpu-sizes");
+    let optx = dir.join("ridge.optx");
+    let built = optc(&[
+        "build",
+        &example("regression/ridge.opt"),
+        "-o",
+        path(&optx),
+        "--target",
+        "gpu",
+    ]);
+    ok(&built);
+    let a = artifact::read(&optx).unwrap();
+    assert_eq!(a.gpu.unwrap().staged.dims, [100, 20]);
+    assert!(a.dims.is_empty(), "the run's sizes stay free: {:?}", a.dims);
+    let o = Command::new(env!("CARGO_BIN_EXE_optc"))
+        .args(["run", path(&optx), "--backend", "gpu", "-q"])
+        .env(optc_runtime::gpu::DEVICE_ENV, "reference")
+        .output()
+        .unwrap();
+    ok(&o);
+    let model = dir.join("nodata.opt");
+    std::fs::write(
+        &model,
+        "dims n, d\ndata X : real[n, d] = load(\"missing.npy\")\nvar W : real[d, d] = 0\nminimize sumsq(X @ W)\n",
+    )
+    .unwrap();
+    let o = optc(&[
+        "build",
+        path(&model),
+        "-o",
+        path(&dir.join("nodata.optx")),
+        "--target",
+        "gpu",
+    ]);
+    ok(&o);
+    let note = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        note.contains("n=100,d=100") && note.contains("--dims"),
+        "{note}"
+    );
+}
+
 #[test]
 fn precision_is_refused_where_it_means_nothing() {
     // `--precision` sets the element type of GPU kernels: a cpu artifact or a stage other than

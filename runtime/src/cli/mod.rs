@@ -247,6 +247,52 @@ fn native_text(
     }
 }
 
+#[cfg(feature = "mlir")]
+/// The sizes a gpu plan is built for: `--dims`, and for the dims they leave open the sizes of
+/// the model's data as `run` binds them (its `load` files), else the defaults, with a note.
+fn gpu_sizes(
+    program: &optc_compiler::ir::Program,
+    m: &ModelArgs,
+    given: &[(String, u64)],
+) -> Vec<(String, u64)> {
+    if program
+        .dims
+        .iter()
+        .all(|d| given.iter().any(|(name, _)| *name == d.name))
+    {
+        return given.to_vec();
+    }
+    let spec = BindSpec {
+        dims: given.to_vec(),
+        ..BindSpec::default()
+    };
+    match model::bind(program, &source_dir(&m.file), &spec) {
+        Ok(bound) => program
+            .dims
+            .iter()
+            .zip(&bound.dims)
+            .map(|(d, &size)| (d.name.clone(), size))
+            .collect(),
+        Err(_) => {
+            if m.error_format == ErrorFormat::Human {
+                let sizes = derive::cost_dims(program, given);
+                let sizes: Vec<String> = program
+                    .dims
+                    .iter()
+                    .zip(sizes)
+                    .map(|(d, size)| format!("{}={size}", d.name))
+                    .collect();
+                eprintln!(
+                    "note: the model's data cannot be bound here; the GPU plan is built for {} \
+                     (`--dims` sets the sizes)",
+                    sizes.join(",")
+                );
+            }
+            given.to_vec()
+        }
+    }
+}
+
 /// `optc build`: the model after the front end (and, for `--target gpu`, its kernels) as an
 /// artifact.
 fn build(a: &args::BuildArgs) -> Result<u8, u8> {
@@ -314,14 +360,18 @@ fn build(a: &args::BuildArgs) -> Result<u8, u8> {
             a.output.display(),
             artifact.target.name(),
             match &artifact.gpu {
-                Some(plan) => format!(
-                    ", {} GPU kernels in {}",
-                    plan.steps
+                Some(plan) => {
+                    let launches = plan
+                        .steps
                         .iter()
                         .filter(|s| matches!(s, optc_runtime::gpu::plan::Step::Launch(_)))
-                        .count(),
-                    plan.precision.name()
-                ),
+                        .count();
+                    let plural = if launches == 1 { "" } else { "s" };
+                    format!(
+                        ", {launches} GPU kernel{plural} in {}",
+                        plan.precision.name()
+                    )
+                }
                 None => String::new(),
             }
         );
@@ -344,7 +394,7 @@ fn gpu_kernels(
     use optc_runtime::gpu::build;
     let start = std::time::Instant::now();
     derive::differentiate(program).map_err(|e| derive_failed(&e, sources, m))?;
-    let sizes = derive::cost_dims(program, dims);
+    let sizes = derive::cost_dims(program, &gpu_sizes(program, m, dims));
     let failed = |e: String| not_compilable(e, sources, m);
     let staged = build::stage(program, &sizes).map_err(|d| {
         report::print_diagnostics(&[d], sources, m.error_format);
