@@ -1178,14 +1178,33 @@ pub trait DeviceVectors {
 /// the device's prox step, and r at the start point on the host.
 struct ResidentVectors<'a> {
     device: &'a mut dyn DeviceVectors,
-    dim: usize,
     model: &'a mut Model,
     objective: Option<NodeId>,
     regularizer: Option<&'a mut dyn Regularizer>,
     error: Option<Diagnostic>,
 }
 
-impl ResidentVectors<'_> {
+impl<'a> ResidentVectors<'a> {
+    /// Runs `solve` over `device`'s vectors for `model`'s point, whose objective (for naming a
+    /// NaN) is `objective`: the report and the device's first error.
+    fn run(
+        device: &'a mut dyn DeviceVectors,
+        model: &'a mut Model,
+        objective: Option<NodeId>,
+        regularizer: Option<&'a mut dyn Regularizer>,
+        solve: impl FnOnce(&mut Self) -> Report,
+    ) -> (Report, Option<Diagnostic>) {
+        let mut vectors = ResidentVectors {
+            device,
+            model,
+            objective,
+            regularizer,
+            error: None,
+        };
+        let report = solve(&mut vectors);
+        (report, vectors.error)
+    }
+
     fn noted<T>(&mut self, result: Result<T, Diagnostic>, instead: T) -> T {
         result.unwrap_or_else(|e| {
             self.error.get_or_insert(e);
@@ -1196,7 +1215,7 @@ impl ResidentVectors<'_> {
 
 impl solvers::Vectors for ResidentVectors<'_> {
     fn dim(&self) -> usize {
-        self.dim
+        self.model.dim()
     }
     fn allocate(&mut self, count: usize) {
         let made = self.device.allocate(count);
@@ -1214,7 +1233,7 @@ impl solvers::Vectors for ResidentVectors<'_> {
         let value = self.device.value_grad(x, g);
         let value = self.noted(value, f64::NAN);
         if value.is_nan() && self.error.is_none() {
-            let mut point = vec![0.0; self.dim];
+            let mut point = vec![0.0; self.model.dim()];
             match self.device.read(x, &mut point) {
                 Ok(()) => name_undefined(self.model, self.objective, &point, &mut self.error),
                 Err(e) => self.error = Some(e),
@@ -1252,6 +1271,27 @@ impl solvers::ProxVectors for ResidentVectors<'_> {
     fn regularizer(&mut self, x: &[f64]) -> f64 {
         self.regularizer.as_mut().map_or(0.0, |r| r.value(x))
     }
+}
+
+/// `device`'s evaluation as a host [`Problem`] in `model`'s variables (the point crosses per
+/// evaluation): its first error is kept in `error`, and a NaN value is named by the host model
+/// at `objective` ([`name_undefined`]).
+fn device_problem<'a>(
+    device: &'a mut dyn External,
+    model: &'a mut Model,
+    objective: Option<NodeId>,
+    error: &'a mut Option<Diagnostic>,
+) -> FnProblem<impl FnMut(&[f64], &mut [f64]) -> f64 + 'a> {
+    FnProblem::new(model.dim(), move |x: &[f64], g: &mut [f64]| {
+        let value = device.eval(x, g, &mut []).unwrap_or_else(|e| {
+            error.get_or_insert(e);
+            f64::NAN
+        });
+        if value.is_nan() {
+            name_undefined(model, objective, x, error);
+        }
+        value
+    })
 }
 
 /// A NaN from another device may stand for an evaluation error it cannot report (a GPU kernel
@@ -1360,34 +1400,19 @@ pub fn solve_external(
     let x0 = model.x();
     let b = bounds(model)?;
     let objective = model.program.objective.as_ref().map(|o| o.node);
-    let mut error = None;
-    let report = match device.vectors() {
-        Some(device) if plan.method == Method::Lbfgs => {
+    let (report, error) = match device.vectors() {
+        Some(vectors) if plan.method == Method::Lbfgs => {
             let opts = lbfgs_options(&plan.options)?;
-            let mut vectors = ResidentVectors {
-                device,
-                dim: x0.len(),
-                model: &mut *model,
-                objective,
-                regularizer: None,
-                error: None,
-            };
-            let report = lbfgs_in(&mut vectors, &x0, &opts, callback);
-            error = vectors.error;
-            report
+            ResidentVectors::run(vectors, model, objective, None, |v| {
+                lbfgs_in(v, &x0, &opts, callback)
+            })
         }
         _ => {
-            let mut problem = FnProblem::new(x0.len(), |x: &[f64], g: &mut [f64]| {
-                let value = device.eval(x, g, &mut []).unwrap_or_else(|e| {
-                    error.get_or_insert(e);
-                    f64::NAN
-                });
-                if value.is_nan() {
-                    name_undefined(model, objective, x, &mut error);
-                }
-                value
-            });
-            solve_smooth(plan, &mut problem, &x0, &b, callback)?
+            let mut error = None;
+            let mut problem = device_problem(device, model, objective, &mut error);
+            let report = solve_smooth(plan, &mut problem, &x0, &b, callback)?;
+            drop(problem);
+            (report, error)
         }
     };
     model.set_x(&report.x);
@@ -1741,32 +1766,21 @@ fn prox_grad_external(
         smooth_part(model, &plan.structure, objective, ProxScope::All)?;
     let x0 = model.x();
     let b = bounds(model)?;
-    let mut error = None;
-    let report = match device.vectors() {
+    let (report, error) = match device.vectors() {
         // The device's prox step is that of L1 terms, bounds and group norms.
-        Some(device) if matrix_terms.iter().all(|t| t.kind != ProxKind::Nuclear) => {
+        Some(vectors) if matrix_terms.iter().all(|t| t.kind != ProxKind::Nuclear) => {
             let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
             let mut reg = prox_regularizer(&l1, &matrix_terms, &b);
-            let mut vectors = ResidentVectors {
-                device,
-                dim: x0.len(),
-                model: &mut *model,
-                objective: Some(smooth),
-                regularizer: Some(&mut reg),
-                error: None,
-            };
-            let report = proximal_gradient_in(&mut vectors, &x0, &opts, callback);
-            error = vectors.error;
-            report
+            ResidentVectors::run(vectors, model, Some(smooth), Some(&mut reg), |v| {
+                proximal_gradient_in(v, &x0, &opts, callback)
+            })
         }
         _ => {
-            let mut problem = FnProblem::new(x0.len(), |x: &[f64], g: &mut [f64]| {
-                device.eval(x, g, &mut []).unwrap_or_else(|e| {
-                    error.get_or_insert(e);
-                    f64::NAN
-                })
-            });
-            run_prox_grad(&mut problem, plan, &l1, &matrix_terms, &b, &x0, callback)?
+            let mut error = None;
+            let mut problem = device_problem(device, model, Some(smooth), &mut error);
+            let report = run_prox_grad(&mut problem, plan, &l1, &matrix_terms, &b, &x0, callback)?;
+            drop(problem);
+            (report, error)
         }
     };
     model.set_x(&report.x);
