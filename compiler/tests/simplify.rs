@@ -506,6 +506,36 @@ fn least_squares_snapshot() {
     insta::assert_snapshot!("least_squares_with_gradient", print_program(&s.program));
 }
 
+/// The augmented Lagrangian's NOTEARS terms ρ/2·h² + α·h, h = trace(expm(W∘W)) − d: the
+/// gradient's Fréchet derivative in the direction (ρh + α)·I becomes the transpose of the
+/// value's exponential (rules/matfn.rs), so one `expm` and no `expm_frechet` remain.
+#[test]
+fn trace_of_expm_gradient_snapshot() {
+    let mut b = Builder::new(&["d"]);
+    let d = b.dim("d");
+    let w = b.input("W", InputKind::Var, vec![d, d]);
+    let rho = b.input("rho", InputKind::Param, vec![]);
+    let alpha = b.input("alpha", InputKind::Param, vec![]);
+    let s = b.bin(BinaryOp::Mul, w, w);
+    let e = b.op(Op::Expm, &[s]);
+    let t = b.op(Op::Trace, &[e]);
+    let size = b.size("d");
+    let h = b.bin(BinaryOp::Sub, t, size);
+    let h2 = b.bin(BinaryOp::Mul, h, h);
+    let half = b.c(0.5);
+    let scaled = b.bin(BinaryOp::Mul, half, rho);
+    let penalty = b.bin(BinaryOp::Mul, scaled, h2);
+    let dual = b.bin(BinaryOp::Mul, alpha, h);
+    let f = b.bin(BinaryOp::Add, penalty, dual);
+    b.minimize(f);
+    let wid = b.p.input_by_name("W").unwrap();
+    let g = gradient(&mut b.p, f, &[wid]).unwrap();
+    let s = run(&b.p, &[f, g[0]], vec![20]);
+    let count = |op: Op| s.program.graph.nodes().filter(|(_, n)| n.op == op).count();
+    assert_eq!((count(Op::Expm), count(Op::ExpmFrechet)), (1, 0));
+    insta::assert_snapshot!("trace_of_expm_gradient", print_program(&s.program));
+}
+
 #[test]
 fn dagma_objective_simplifies_quickly_and_verifies() {
     let (p, roots) = dagma();
