@@ -242,9 +242,13 @@ fn gpu_target_needs_the_mlir_feature() {
     assert!(!dir.join("ridge.optx").exists());
 }
 
+/// A gpu artifact holds sm_90 PTX and runs on the CPU (its IR) and on the reference device.
+/// Without `--dims` its plan is built for the sizes of the model's data (ridge: n = 100,
+/// p = 20), so that it runs on that data as it is; a model whose data cannot be read gets the
+/// default sizes and a note.
 #[cfg(feature = "mlir")]
 #[test]
-fn gpu_target_artifact_holds_ptx_and_runs_on_the_cpu() {
+fn gpu_target_artifact_holds_ptx_and_takes_its_sizes_from_the_data() {
     let dir = temp_dir("gpu-target");
     let optx = dir.join("ridge.optx");
     ok(&optc(&[
@@ -254,36 +258,14 @@ fn gpu_target_artifact_holds_ptx_and_runs_on_the_cpu() {
         path(&optx),
         "--target",
         "gpu",
-        "--dims",
-        "n=100,p=20",
     ]));
     let a = artifact::read(&optx).unwrap();
     assert_eq!(a.target, artifact::Target::Gpu);
     assert!(!a.kernels.is_empty());
     assert!(a.kernels.iter().all(|k| k.ptx.contains(".target sm_90")));
-    ok(&optc(&["run", path(&optx), "-q", "--backend", "cpu"]));
-}
-
-/// Without `--dims`, a gpu plan is built for the sizes of the model's data (ridge: n = 100,
-/// p = 20), so that the artifact runs on that data as it is; a model whose data cannot be read
-/// gets the default sizes and a note.
-#[cfg(feature = "mlir")]
-#[test]
-fn gpu_target_takes_its_sizes_from_the_data() {
-    let dir = temp_dir("gpu-sizes");
-    let optx = dir.join("ridge.optx");
-    let built = optc(&[
-        "build",
-        &example("regression/ridge.opt"),
-        "-o",
-        path(&optx),
-        "--target",
-        "gpu",
-    ]);
-    ok(&built);
-    let a = artifact::read(&optx).unwrap();
     assert_eq!(a.gpu.unwrap().staged.dims, [100, 20]);
     assert!(a.dims.is_empty(), "the run's sizes stay free: {:?}", a.dims);
+    ok(&optc(&["run", path(&optx), "-q", "--backend", "cpu"]));
     let o = Command::new(env!("CARGO_BIN_EXE_optc"))
         .args(["run", path(&optx), "--backend", "gpu", "-q"])
         .env(optc_runtime::gpu::DEVICE_ENV, "reference")

@@ -66,6 +66,13 @@ fn write_npy(path: &Path, shape: &[usize], values: &[f64]) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The first diagnostic of `args` run with `--error-format json`, which must exit 65.
+fn model_error(args: &[&str]) -> serde_json::Value {
+    let o = optc(&[args, &["--error-format", "json"]].concat());
+    assert_eq!(code(&o), 65, "{args:?}: {}", stderr(&o));
+    json(stderr(&o).lines().next().unwrap_or_default())
+}
+
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
@@ -404,16 +411,12 @@ fn emit_prints_every_stage() {
         assert!(!stdout(&o).is_empty(), "{stage}");
     }
     // A function the backend cannot compile (an argmin) is E0390, exit 65.
-    let o = optc(&[
+    let d = model_error(&[
         "emit",
         "--stage",
         "clif",
         &example("bilevel/tv_denoise.opt"),
-        "--error-format",
-        "json",
     ]);
-    assert_eq!(code(&o), 65, "{}", stderr(&o));
-    let d = json(stderr(&o).lines().next().unwrap_or_default());
     assert_eq!(d["code"], "E0390", "{d}");
     assert!(d["message"].as_str().unwrap().contains("argmin"), "{d}");
 }
@@ -494,15 +497,8 @@ fn bench_reports_compile_time_and_rates_per_backend() {
     assert_eq!(code(&o), 65);
     assert!(stderr(&o).contains("E0352"), "{}", stderr(&o));
     // A gradient through an argmin (the bilevel solver's, not symbolic) is a coded diagnostic.
-    let o = optc(&[
-        "bench",
-        &example("bilevel/tv_denoise.opt"),
-        "--error-format",
-        "json",
-    ]);
-    assert_eq!(code(&o), 65);
-    let d = json(stderr(&o).lines().next().unwrap_or_default());
-    assert_eq!(d["code"], "E0363", "{}", stderr(&o));
+    let d = model_error(&["bench", &example("bilevel/tv_denoise.opt")]);
+    assert_eq!(d["code"], "E0363", "{d}");
     assert!(d["message"].as_str().unwrap().contains("argmin"), "{d}");
 }
 

@@ -23,7 +23,7 @@ use optc_runtime::gpu::plan::{
 use optc_runtime::gpu::reference::ReferenceDevice;
 use optc_runtime::interp::{self, Bindings, NoSubproblems};
 use optc_runtime::model::{self, BindSpec};
-use optc_runtime::solvers::AdamState;
+use optc_runtime::solvers::{AdamState, Status};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -1105,6 +1105,42 @@ struct DeviceSolve {
     host: optc_runtime::solvers::Report,
 }
 
+impl DeviceSolve {
+    /// What every residency test asserts, printing the counts under `name`: no device error,
+    /// the status (when given), the host alone's point to 1e-8; with the iterates on the host
+    /// at least `host_per_variable`·n values crossed per iteration (the point and the gradient
+    /// per evaluation), on the device fewer than `per_iteration` per iteration plus
+    /// `per_variable` per variable. Returns the iterations and n.
+    fn assert_resident(
+        &self,
+        name: &str,
+        status: Option<optc_runtime::solvers::Status>,
+        host_per_variable: usize,
+        (per_iteration, per_variable): (usize, usize),
+    ) -> (usize, usize) {
+        let (outcome, moved, host_kept) = (&self.outcome, self.moved, self.moved_host_kept);
+        assert!(outcome.error.is_none(), "{name}: {:?}", outcome.error);
+        let (iterations, n) = (outcome.report.iterations, outcome.report.x.len());
+        if let Some(status) = status {
+            assert_eq!(outcome.report.status, status, "{name}");
+        }
+        eprintln!(
+            "{name}: {moved} values moved in {iterations} iterations of {n} variables \
+             ({host_kept} with the iterates on the host)"
+        );
+        assert!(
+            host_kept >= host_per_variable * n * iterations,
+            "{name}: {host_kept}"
+        );
+        assert!(
+            moved < per_iteration * iterations + per_variable * n,
+            "{name}: {moved} values moved in {iterations} iterations of {n} variables"
+        );
+        assert_close(name, &outcome.report.x, &self.host.x, 1e-8);
+        (iterations, n)
+    }
+}
+
 /// The executor with the solver's iterates on the host: every evaluation uploads the point and
 /// downloads the gradient.
 struct HostKept<'a>(&'a mut Executor<ReferenceDevice>);
@@ -1189,59 +1225,37 @@ fn assert_bench_times_adam_steps(name: &str, source: &str) {
     assert!(steps.is_some_and(|s| s > 0.0), "{json}");
 }
 
-#[test]
-fn lbfgs_keeps_its_vectors_on_the_device() {
-    // A smooth fit of 100 variables: per iteration only scalars cross (the value and the dot
-    // products and norms of the two-loop recursion and the line search), per solve the start
-    // point and the result.
-    let source = "dims n, d
+/// A smooth fit of W (100 variables, no constraints), its `solve with` line appended.
+fn smooth_fit(solve: &str) -> String {
+    format!(
+        "dims n, d
 data X : real[n, d] = load(\"../data/X.npy\")
 var W : real[d, d] = 0
 minimize 0.5 / n * sumsq(X - X @ W) + 0.1 * sum(sqrt(1 + W .* W))
-solve with lbfgs(tol = 1e-12)
-";
-    let DeviceSolve {
-        outcome,
-        moved,
-        moved_host_kept,
-        host,
-    } = solve_on_the_reference_device("lbfgs_resident", source, 25);
-    assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    let (iterations, n) = (outcome.report.iterations, outcome.report.x.len());
-    assert_eq!(
-        outcome.report.status,
-        optc_runtime::solvers::Status::Interrupted
-    );
-    assert_eq!((iterations, n), (25, 100));
-    eprintln!(
-        "L-BFGS: {moved} values moved in {iterations} iterations of {n} variables \
-         ({moved_host_kept} with the iterates on the host)"
-    );
-    // A host loop moves the point and the gradient, 2n values, every evaluation.
-    assert!(
-        moved_host_kept >= 2 * n * (iterations + 1),
-        "{moved_host_kept}"
-    );
-    assert!(
-        moved < 40 * iterations + 2 * n,
-        "{moved} values moved in {iterations} iterations of {n} variables"
-    );
-    // The same iterates as on the host, up to the order of the sums in dot products.
-    assert_close("W", &outcome.report.x, &host.x, 1e-8);
+{solve}
+"
+    )
+}
+
+#[test]
+fn lbfgs_keeps_its_vectors_on_the_device() {
+    // Per iteration only scalars cross (the value and the dot products and norms of the
+    // two-loop recursion and the line search), per solve the start point and the result.
+    let source = smooth_fit("solve with lbfgs(tol = 1e-12)");
+    // A host loop moves the point and the gradient, 2n values, every evaluation; the iterates
+    // are the host's up to the order of the sums in dot products.
+    let solve = solve_on_the_reference_device("lbfgs_resident", &source, 25);
+    let counts = solve.assert_resident("L-BFGS", Some(Status::Interrupted), 2, (40, 2));
+    assert_eq!(counts, (25, 100));
 }
 
 #[test]
 fn adam_keeps_its_iterates_on_the_device() {
     // The plan computes the objective and Adam's step: per step the value, ‖∇‖∞, c1 and c2
     // cross; per solve the start point, the zeroed moments and the result.
-    let source = "dims n, d
-data X : real[n, d] = load(\"../data/X.npy\")
-var W : real[d, d] = 0
-minimize 0.5 / n * sumsq(X - X @ W) + 0.1 * sum(sqrt(1 + W .* W))
-solve with adam(lr = 1e-2, max_iter = 5000)
-";
+    let source = smooth_fit("solve with adam(lr = 1e-2, max_iter = 5000)");
     for (name, source) in [
-        ("adam_resident", source.to_string()),
+        ("adam_resident", source.clone()),
         // Bounds: the device's step projects.
         (
             "adam_bounded",
@@ -1251,28 +1265,11 @@ solve with adam(lr = 1e-2, max_iter = 5000)
             ),
         ),
     ] {
-        let DeviceSolve {
-            outcome,
-            moved,
-            moved_host_kept,
-            host,
-        } = solve_on_the_reference_device(name, &source, 300);
-        assert!(outcome.error.is_none(), "{name}: {:?}", outcome.error);
-        let (steps, n) = (outcome.report.iterations, outcome.report.x.len());
-        assert_eq!(
-            outcome.report.status,
-            optc_runtime::solvers::Status::Interrupted
-        );
-        assert_eq!((steps, n), (300, 100));
-        eprintln!(
-            "{name}: {moved} values moved in {steps} steps of {n} variables \
-             ({moved_host_kept} with the iterates on the host)"
-        );
-        assert!(moved_host_kept >= 2 * n * steps, "{moved_host_kept}");
-        assert!(moved < 5 * steps + 5 * n, "{name}: {moved} values moved");
         // The better of the last and the best point, as on the host.
-        assert_close(name, &outcome.report.x, &host.x, 1e-8);
-        let (value, host_value) = (outcome.report.value, host.value);
+        let solve = solve_on_the_reference_device(name, &source, 300);
+        let counts = solve.assert_resident(name, Some(Status::Interrupted), 2, (5, 5));
+        assert_eq!(counts, (300, 100));
+        let (value, host_value) = (solve.outcome.report.value, solve.host.value);
         assert!((value - host_value).abs() <= 1e-10 * host_value.abs());
     }
 }
@@ -1309,32 +1306,12 @@ fn proximal_gradient_keeps_its_vectors_on_the_device() {
     assert!((penalty - l1).abs() <= 1e-15, "{penalty} vs {l1}");
     // The solve: per iteration only scalars cross (the smooth part at y and at the trial point,
     // r there, two dot products and the step's ‖·‖∞), per solve the start point and the result.
-    let DeviceSolve {
-        outcome,
-        moved,
-        moved_host_kept,
-        host,
-    } = solve_on_the_reference_device("lasso_resident", &lasso, 5000);
-    assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    let (iterations, n) = (outcome.report.iterations, outcome.report.x.len());
-    assert_eq!(
-        outcome.report.status,
-        optc_runtime::solvers::Status::Converged
-    );
-    assert_eq!((iterations, n), (host.iterations, p));
-    eprintln!(
-        "FISTA: {moved} values moved in {iterations} iterations of {n} variables \
-         ({moved_host_kept} with the iterates on the host)"
-    );
-    // A host loop moves the point and the gradient, 2n values, twice an iteration.
-    assert!(moved_host_kept >= 4 * n * iterations, "{moved_host_kept}");
-    assert!(
-        moved < 10 * iterations + 4 * n,
-        "{moved} values moved in {iterations} iterations of {n} variables"
-    );
-    // The same iterations; FISTA's momentum carries the rounding of sums taken in another order
-    // to about 1e-9 in w.
-    assert_close("w", &outcome.report.x, &host.x, 1e-8);
+    // A host loop moves the point and the gradient, 2n values, twice an iteration. The same
+    // iterations; FISTA's momentum carries the rounding of sums taken in another order to about
+    // 1e-9 in w.
+    let solve = solve_on_the_reference_device("lasso_resident", &lasso, 5000);
+    let counts = solve.assert_resident("FISTA", Some(Status::Converged), 4, (10, 4));
+    assert_eq!(counts, (solve.host.iterations, p));
     // With bounds the step also clamps (their exact prox with the L1 term's).
     let bounded = lasso.replace("var w : real[p] = 0", "var w : real[p] >= 0 <= 0.5 = 0");
     assert_ne!(bounded, lasso);
@@ -1381,22 +1358,10 @@ output W
             let (plan, kernels) = build::gpu_plan(&program, &bindings.dims, precision).unwrap();
             check_against_interpreter(name, &program, &bindings, plan, &kernels);
         }
-        let DeviceSolve {
-            outcome,
-            moved,
-            moved_host_kept,
-            host,
-        } = solve_on_the_reference_device(name, &source, 20000);
-        assert!(outcome.error.is_none(), "{name}: {:?}", outcome.error);
-        let (iterations, n) = (outcome.report.iterations, outcome.report.x.len());
-        assert_eq!(
-            outcome.report.status,
-            optc_runtime::solvers::Status::Converged,
-            "{name}"
-        );
-        assert_eq!(iterations, host.iterations, "{name}");
-        assert_close(name, &outcome.report.x, &host.x, 1e-8);
-        let w = ndarray::Array2::from_shape_vec((10, 10), outcome.report.x.clone()).unwrap();
+        let solve = solve_on_the_reference_device(name, &source, 20000);
+        let (iterations, _) = solve.assert_resident(name, Some(Status::Converged), 4, (10, 4));
+        assert_eq!(iterations, solve.host.iterations, "{name}");
+        let w = ndarray::Array2::from_shape_vec((10, 10), solve.outcome.report.x.clone()).unwrap();
         let zero_lines = w
             .axis_iter(ndarray::Axis(1 - axis))
             .filter(|line| line.iter().all(|&v| v == 0.0))
@@ -1404,18 +1369,6 @@ output W
         assert!(
             (1..10).contains(&zero_lines),
             "{name}: {zero_lines} zero lines in {w}"
-        );
-        eprintln!(
-            "{name}: {moved} values moved in {iterations} iterations of {n} variables \
-             ({moved_host_kept} with the iterates on the host)"
-        );
-        assert!(
-            moved_host_kept >= 4 * n * iterations,
-            "{name}: {moved_host_kept}"
-        );
-        assert!(
-            moved < 10 * iterations + 4 * n,
-            "{name}: {moved} values moved in {iterations} iterations of {n} variables"
         );
     }
 }
@@ -1427,53 +1380,17 @@ fn the_paths_adam_iterates_stay_on_the_device() {
     // step here), and per stage the start point, the zeroed moments and the end point.
     let dagma = short_dagma("acyclic: dagma_logdet(W, s = 1) == 0");
     assert_bench_times_adam_steps("dagma_bench", &dagma);
-    let DeviceSolve {
-        outcome,
-        moved,
-        moved_host_kept,
-        host,
-    } = solve_on_the_reference_device("dagma_resident", &dagma, 1000);
-    assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    let (steps, n) = (outcome.report.iterations, outcome.report.x.len());
-    assert_eq!(
-        outcome.report.status,
-        optc_runtime::solvers::Status::Interrupted
-    );
+    // A host loop moves the point and the gradient, 2n values, every step. Stopped mid-stage,
+    // the best point of the stage is returned, as on the host.
+    let solve = solve_on_the_reference_device("dagma_resident", &dagma, 1000);
+    let (steps, _) = solve.assert_resident("DAGMA", Some(Status::Interrupted), 2, (9, 20));
     assert!(steps >= 1000, "{steps} steps");
-    eprintln!(
-        "DAGMA: {moved} values moved in {steps} steps of {n} variables \
-         ({moved_host_kept} with the iterates on the host)"
-    );
-    // A host loop moves the point and the gradient, 2n values, every step.
-    assert!(moved_host_kept >= 2 * n * steps, "{moved_host_kept}");
-    assert!(
-        moved < 9 * steps + 20 * n,
-        "{moved} values moved in {steps} steps of {n} variables"
-    );
-    // Stopped mid-stage, the best point of the stage is returned, as on the host.
-    assert_close("W", &outcome.report.x, &host.x, 1e-8);
     // CoLiDE: each step also evaluates at the new point for the noise scale's slopes, and
     // moves σ and its slopes.
     let dag = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dag");
     let ev = std::fs::read_to_string(dag.join("colide.opt")).unwrap();
-    let DeviceSolve {
-        outcome,
-        moved,
-        moved_host_kept,
-        host,
-    } = solve_on_the_reference_device("colide_resident", &ev, 300);
-    assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    let (steps, n) = (outcome.report.iterations, outcome.report.x.len());
-    eprintln!(
-        "CoLiDE: {moved} values moved in {steps} steps of {n} variables \
-         ({moved_host_kept} with the iterates on the host)"
-    );
-    assert!(moved_host_kept >= 2 * n * steps, "{moved_host_kept}");
-    assert!(
-        moved < 32 * steps + 20 * n,
-        "{moved} values moved in {steps} steps of {n} variables"
-    );
-    assert_close("W and σ", &outcome.report.x, &host.x, 1e-8);
+    let solve = solve_on_the_reference_device("colide_resident", &ev, 300);
+    solve.assert_resident("CoLiDE", None, 2, (32, 20));
 }
 
 #[test]
