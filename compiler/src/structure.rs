@@ -92,7 +92,7 @@ pub fn analyze(program: &Program) -> Structure {
 }
 
 /// Collects the additive terms of a sum (`a + b - c` → `+a, +b, -c`).
-fn flatten_sum(p: &Program, node: NodeId, sign: f64, out: &mut Vec<(f64, NodeId)>) {
+pub(crate) fn flatten_sum(p: &Program, node: NodeId, sign: f64, out: &mut Vec<(f64, NodeId)>) {
     // Iterative on the left spine, recursive on the right: sums in the IR are left-deep.
     let mut stack = vec![(sign, node)];
     while let Some((sign, node)) = stack.pop() {

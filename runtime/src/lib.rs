@@ -22,3 +22,4 @@ pub mod plan;
 pub mod prox;
 pub mod simulate;
 pub mod solvers;
+pub mod transport;

@@ -18,6 +18,7 @@ use optc_compiler::ir::{
     SolveSpec, UnaryOp,
 };
 use optc_compiler::structure::{self, ProxKind, ProxTerm, Structure};
+use optc_compiler::transport::{self, TransportForm};
 
 /// Catalogue entries of planning errors (E0360–E0369).
 pub const PLAN_CODES: &[CodeInfo] = &[
@@ -29,7 +30,7 @@ pub const PLAN_CODES: &[CodeInfo] = &[
     CodeInfo {
         code: "E0361",
         title: "solver not available in this version",
-        explanation: "The model asks for a method that this version of optc does not implement yet (the bilevel method `maid` and the `dual` formulation). The model is still checked and can be evaluated with `optc eval`.",
+        explanation: "The model asks for a method that this version of optc does not implement yet (the bilevel method `maid`). The model is still checked and can be evaluated with `optc eval`.",
     },
     CodeInfo {
         code: "E0362",
@@ -51,6 +52,8 @@ pub enum Method {
     AugLag,
     Path,
     Adam,
+    /// The (semi-)dual of a transport problem (`transport`).
+    Dual,
 }
 
 impl Method {
@@ -62,6 +65,7 @@ impl Method {
             Method::AugLag => "auglag",
             Method::Path => "path",
             Method::Adam => "adam",
+            Method::Dual => "dual",
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct Plan {
     pub names: Vec<(String, String)>,
     /// Simplify the derivative programs with the e-graph before solving (on by default).
     pub simplify: bool,
+    /// The transport form `Method::Dual` solves.
+    pub transport: Option<TransportForm>,
 }
 
 /// The objective as minimized (E0360 without one).
@@ -173,9 +179,58 @@ fn path_uses_lbfgs(method: &str, names: &[(String, String)]) -> Result<bool, Dia
     Ok(lbfgs)
 }
 
+/// `dual`'s options: the inner method (`lbfgs` or `lbfgs(...)`, positional or `inner = ...`),
+/// whose numeric options become the plan's, and `form = "semi" | "full"`.
+fn dual_options(spec: &SolveSpec) -> Result<(NumberOptions, NameOptions), Diagnostic> {
+    let inner = spec.positional.iter().chain(
+        spec.options
+            .iter()
+            .filter(|(k, _)| k == "inner")
+            .map(|(_, v)| v),
+    );
+    let mut numbers = Vec::new();
+    for value in inner {
+        let inner_spec = match value {
+            OptionValue::Name(name) if name == "lbfgs" => None,
+            OptionValue::Call(call) if call.method == "lbfgs" && call.positional.is_empty() => {
+                Some(call)
+            }
+            _ => {
+                return Err(plan_error(
+                    "E0362",
+                    "the inner method of `dual` must be `lbfgs` or `lbfgs(...)`",
+                )
+                .with_hint("e.g. `solve with dual(lbfgs(max_iter = 500, tol = 1e-9))`"))
+            }
+        };
+        if let Some(call) = inner_spec {
+            numbers.extend(flatten_options(call)?.0);
+        }
+    }
+    let mut names = Vec::new();
+    for (name, value) in &spec.options {
+        match (name.as_str(), value) {
+            ("inner", _) => {}
+            ("form", OptionValue::Str(form) | OptionValue::Name(form)) => {
+                if crate::transport::DualForm::parse(form).is_none() {
+                    return Err(plan_error("E0362", format!("`dual` has no form `{form}`"))
+                        .with_hint("the forms are \"semi\" (the default) and \"full\""));
+                }
+                names.push(("form".to_string(), form.clone()))
+            }
+            _ => {
+                return Err(plan_error("E0362", format!("`dual` has no option `{name}` of this kind"))
+                    .with_hint("`dual` takes its inner method and `form = \"semi\"` or `form = \"full\"`; the inner method takes the iteration options"))
+            }
+        }
+    }
+    Ok((numbers, names))
+}
+
 /// Chooses the solver for `program`.
 pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
     let s = structure::analyze(program);
+    let transport = transport::transport_form(program);
     let unsupported_constraints: Vec<String> = s
         .inequalities
         .iter()
@@ -184,6 +239,16 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         .map(|&i| program.constraints[i].name.clone())
         .collect();
     let (method, reason, options, lists, names) = match &program.solve {
+        Some(spec) if spec.method == "dual" => {
+            let (options, names) = dual_options(spec)?;
+            (
+                Method::Dual,
+                "`solve with dual` in the model".to_string(),
+                options,
+                Vec::new(),
+                names,
+            )
+        }
         Some(spec) => {
             let (options, lists, names) = flatten_options(spec)?;
             let method = match spec.method.as_str() {
@@ -197,7 +262,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
                         "E0361",
                         format!("the solve method `{other}` is not available in this version of optc"),
                     )
-                    .with_hint("remove the `solve with` line to let optc choose, or use lbfgs, fista, adam, auglag or path"))
+                    .with_hint("remove the `solve with` line to let optc choose, or use lbfgs, fista, adam, auglag, path or dual"))
                 }
             };
             if method == Method::Path {
@@ -219,6 +284,13 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
                 names,
             )
         }
+        None if transport.is_ok() => (
+            Method::Dual,
+            "a regularized transport problem: L-BFGS on its semi-dual".to_string(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
         None if !s.equalities.is_empty() => (
             Method::AugLag,
             "equality constraints: augmented Lagrangian".to_string(),
@@ -248,7 +320,18 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
             Vec::new(),
         ),
     };
-    if let Some(name) = unsupported_constraints.first() {
+    let transport = match (method, transport) {
+        (Method::Dual, Ok(form)) => Some(form),
+        (Method::Dual, Err(why)) => {
+            return Err(plan_error("E0360", format!("`dual` solves regularized transport problems: {why}"))
+                .with_hint("the form is `minimize sum(C .* T) + gamma / 2 * sumsq(T)` over `var T : real[m, n] >= 0` with `sum(T, axis = 1) == a`, `sum(T, axis = 0) == b` and optionally `for j in 0..n: card(T[:, j]) <= k`"))
+        }
+        _ => None,
+    };
+    if let Some(name) = unsupported_constraints
+        .first()
+        .filter(|_| transport.is_none())
+    {
         return Err(plan_error(
             "E0360",
             format!("constraint `{name}` (an inequality, set or cardinality constraint) cannot be handled by `{}` in this version", method.name()),
@@ -286,6 +369,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         lists,
         names,
         simplify: true,
+        transport,
     })
 }
 
@@ -524,6 +608,8 @@ pub struct Outcome {
     pub report: Report,
     /// An evaluation error met during the solve (the solver then stopped or backed off).
     pub error: Option<Diagnostic>,
+    /// A lower bound on the optimal value, where the method gives one (`dual`: the dual value).
+    pub bound: Option<f64>,
 }
 
 /// Runs the plan from the model's current variables; leaves the model at the returned point.
@@ -576,9 +662,25 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
             run_auglag(&mut problem, plan, l1, b, &x0, callback)?
         }
         Method::Path => path(model, plan, objective, &x0, callback, &mut error)?,
+        Method::Dual => {
+            let form = plan
+                .transport
+                .as_ref()
+                .expect("a dual plan has its transport form");
+            let solve = crate::transport::solve_dual(model, plan, form, callback)?;
+            return Ok(Outcome {
+                report: solve.report,
+                error: None,
+                bound: Some(solve.bound),
+            });
+        }
     };
     model.set_x(&report.x);
-    Ok(Outcome { report, error })
+    Ok(Outcome {
+        report,
+        error,
+        bound: None,
+    })
 }
 
 /// Proximal gradient with the plan's options on `smooth` plus the prox terms (L1 weights `l1`,
@@ -1362,6 +1464,11 @@ pub fn solve_external(
     device: &mut dyn External,
     callback: Callback,
 ) -> Result<Outcome, Diagnostic> {
+    // The dual's work is a sort per unit of the data's plan, with nothing of the model's functions
+    // to evaluate: it runs on the host for every backend.
+    if plan.method == Method::Dual {
+        return solve(model, plan, callback);
+    }
     let runs = match device.solver() {
         None => runs_on_objective_alone(model, plan),
         Some(DeviceSolver::Path { .. }) => plan.method == Method::Path,
@@ -1416,7 +1523,11 @@ pub fn solve_external(
         }
     };
     model.set_x(&report.x);
-    Ok(Outcome { report, error })
+    Ok(Outcome {
+        report,
+        error,
+        bound: None,
+    })
 }
 
 /// Adam with its iterates on `device`, which computes the objective and Adam's step (see
@@ -1486,6 +1597,7 @@ fn adam_external(
     Ok(Outcome {
         report,
         error: iterates.error,
+        bound: None,
     })
 }
 
@@ -1750,6 +1862,7 @@ fn path_external(
     Ok(Outcome {
         report,
         error: objective.error,
+        bound: None,
     })
 }
 
@@ -1784,7 +1897,11 @@ fn prox_grad_external(
         }
     };
     model.set_x(&report.x);
-    Ok(Outcome { report, error })
+    Ok(Outcome {
+        report,
+        error,
+        bound: None,
+    })
 }
 
 /// The augmented Lagrangian with the smooth objective, the constraints and their gradients
@@ -1872,6 +1989,7 @@ fn auglag_external(
     Ok(Outcome {
         report,
         error: problem.error,
+        bound: None,
     })
 }
 

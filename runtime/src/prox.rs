@@ -100,8 +100,13 @@ pub fn project_simplex(x: &mut [f64], radius: f64) {
 /// Indices of the k largest entries by `key` (ties broken by the lower index).
 fn top_k_indices(x: &[f64], k: usize, key: impl Fn(f64) -> f64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..x.len()).collect();
-    order.sort_by(|&a, &b| key(x[b]).total_cmp(&key(x[a])).then(a.cmp(&b)));
-    order.truncate(k);
+    let descending = |&a: &usize, &b: &usize| key(x[b]).total_cmp(&key(x[a])).then(a.cmp(&b));
+    // Select the k first in O(len), then sort only those.
+    if k < order.len() {
+        order.select_nth_unstable_by(k, descending);
+        order.truncate(k);
+    }
+    order.sort_by(descending);
     order
 }
 
@@ -115,15 +120,28 @@ pub fn project_sparse_simplex(x: &mut [f64], k: usize, radius: f64) {
     keep.iter().zip(kept).for_each(|(&i, v)| x[i] = v);
 }
 
-/// Hard thresholding to the k entries of largest magnitude (projection onto ‖x‖₀ ≤ k).
-pub fn hard_threshold_top_k(x: &mut [f64], k: usize) {
-    let keep = top_k_indices(x, k, f64::abs);
+/// Projection onto the nonnegative k-sparse vectors {x ≥ 0, ‖x‖₀ ≤ k}: the k largest entries'
+/// positive parts, zero elsewhere.
+pub fn project_nonneg_sparse(x: &mut [f64], k: usize) {
+    if k < x.len() {
+        zero_all_but(x, &top_k_indices(x, k, |v| v));
+    }
+    project_nonneg(x);
+}
+
+/// Sets every entry of `x` outside `keep` to 0.
+fn zero_all_but(x: &mut [f64], keep: &[usize]) {
     let mut mask = vec![false; x.len()];
     keep.iter().for_each(|&i| mask[i] = true);
     x.iter_mut()
         .zip(mask)
         .filter(|(_, m)| !m)
         .for_each(|(v, _)| *v = 0.0);
+}
+
+/// Hard thresholding to the k entries of largest magnitude (projection onto ‖x‖₀ ≤ k).
+pub fn hard_threshold_top_k(x: &mut [f64], k: usize) {
+    zero_all_but(x, &top_k_indices(x, k, f64::abs));
 }
 
 fn hard_threshold_lane(mut lane: ArrayViewMut1<f64>, k: usize) {

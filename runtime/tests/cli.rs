@@ -593,3 +593,23 @@ fn nuclear_norm_is_solved_by_singular_value_thresholding() {
         assert!((got - want).abs() < 1e-8, "{w:?}");
     }
 }
+
+#[test]
+fn run_solves_the_sparse_transport_example_through_its_dual() {
+    let o = optc(&["run", &example("ot/sparse_ot.opt"), "--json", "-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&stdout(&o));
+    assert_eq!(v["solver"], "dual");
+    assert_eq!(v["status"], "converged");
+    // A feasible plan with at most k = 3 nonzeros per column, certified by the dual bound.
+    for c in v["constraints"].as_array().unwrap() {
+        assert!(c["violation"].as_f64().unwrap() < 1e-6, "{c}");
+    }
+    let (objective, bound) = (
+        v["objective"].as_f64().unwrap(),
+        v["dual_bound"].as_f64().unwrap(),
+    );
+    assert!(objective - bound > -1e-9 && objective - bound < 1e-6 * objective);
+    let text = optc(&["run", &example("ot/sparse_ot.opt"), "-q"]);
+    assert!(stdout(&text).contains("dual bound"), "{}", stdout(&text));
+}

@@ -1486,3 +1486,21 @@ fn the_stage_merit_on_the_device_matches_the_interpreter_at_each_parameter() {
         }
     }
 }
+
+#[test]
+fn the_transport_dual_of_a_gpu_artifact_runs_on_the_host() {
+    // `dual` evaluates none of the model's functions: `--backend gpu` solves as the CPU does.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ot/sparse_ot.opt");
+    let dir = temp::TempDir::new("gpu", "run-sparse_ot");
+    let (code, gpu, err) = run_gpu_artifact_of(&path, &dir, Precision::F64);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        (&gpu["solver"], &gpu["backend"]),
+        (&"dual".into(), &"gpu".into())
+    );
+    let (code, cpu, err) = run_source(&path, "cpu");
+    assert_eq!(code, Some(0), "{err}");
+    for field in ["objective", "dual_bound", "iterations"] {
+        assert_eq!(gpu[field], cpu[field], "{field}");
+    }
+}

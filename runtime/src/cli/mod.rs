@@ -909,6 +909,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         "iterations": report.iterations,
         "objective": objective,
         "optimality": report.optimality,
+        "dual_bound": outcome.bound,
         "constraints": constraints,
         "outputs": arrays.iter().filter(|(_, v)| small(v)).map(|(n, v)| (n.clone(), array_json(v))).collect::<serde_json::Map<_, _>>(),
         "dag": certificates,
@@ -960,6 +961,9 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         );
         println!("objective   {objective:.10e}");
         println!("optimality  {:.3e}", report.optimality);
+        if let Some(bound) = outcome.bound {
+            println!("dual bound  {bound:.10e}  (gap {:.3e})", objective - bound);
+        }
         for c in &constraints {
             println!(
                 "constraint  {} ({})  violation {:.3e}",
