@@ -220,7 +220,8 @@ pub fn solve_dual(
     let bound = -report.value;
     // A relaxed plan (1 < k < the support) meets the bound but may miss a marginal: the problem
     // restricted to its support is smooth and convex, and feasible plans there have k nonzeros.
-    if report.status != Status::Converged && transport.k < transport.len {
+    let stalled = matches!(report.status, Status::LineSearchFailed | Status::MaxIter);
+    if stalled && transport.k < transport.len {
         let restricted = Transport {
             k: usize::MAX,
             support: Some(units.iter().map(|v| *v > 0.0).collect()),
