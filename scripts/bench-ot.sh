@@ -76,7 +76,8 @@ EOF2
 import json, sys
 r = json.load(sys.stdin)
 err = max(c["violation"] for c in r["constraints"])
-print(f"{r[\"timings\"][\"solve_s\"]:.4f} {err:.1e} {r[\"objective\"]:.6e}")')"
+t, f = r["timings"]["solve_s"], r["objective"]
+print(f"{t:.4f} {err:.1e} {f:.6e}")')"
   printf "%6s %3s | %10s %10s %12s | %10s %10.4f %10s %12s | %6.1f\n" \
     "$n" "$k" "$pot_s" "$pot_err" "$pot_obj" "$optc_s" "$wall" "$optc_err" "$optc_obj" \
     "$(echo "$pot_s / $optc_s" | bc -l)"
