@@ -8,6 +8,7 @@
 
 pub mod artifact;
 pub mod bench;
+pub mod bilevel;
 pub mod codes;
 pub mod cpu;
 pub mod dag;

@@ -380,20 +380,15 @@ impl Model {
     /// Sets the variables from a flat vector.
     pub fn set_x(&mut self, x: &[f64]) {
         for v in &self.vars {
-            let values = &x[v.offset..v.offset + v.len()];
             let slot = &mut self.bindings.inputs[v.input.0 as usize];
-            // Overwrite the previous point's array in place when it has the layout (no allocation).
-            let previous = slot.as_mut().filter(|a| a.shape() == v.shape.as_slice());
-            match previous.and_then(|a| a.as_slice_mut()) {
-                Some(previous) => previous.copy_from_slice(values),
-                _ => {
-                    *slot = Some(
-                        ArrayD::from_shape_vec(IxDyn(&v.shape), values.to_vec())
-                            .expect("slot length matches its shape"),
-                    )
-                }
-            }
+            bind_values(slot, &v.shape, &x[v.offset..v.offset + v.len()]);
         }
+    }
+
+    /// Binds `input` (a variable, or a variable-stage input the runtime added: a lower-level
+    /// point, a direction) to `values` of `shape`, row-major.
+    pub fn set_input(&mut self, input: InputId, shape: &[usize], values: &[f64]) {
+        bind_values(&mut self.bindings.inputs[input.0 as usize], shape, values);
     }
 
     /// Adds a scalar parameter input with a value (used for penalty weights and path parameters).
@@ -434,11 +429,15 @@ impl Model {
     /// returns the new ids of `roots`. Inputs keep their ids; cached values are dropped.
     pub fn simplify(&mut self, roots: &[NodeId]) -> Result<Vec<NodeId>, SimplifyError> {
         let cost = CostModel::new(self.bindings.dims.clone());
-        let s = simplify::simplify(&self.program, roots, &cost)?;
+        // The lower-level problems' functions are kept (and renamed) with the roots.
+        let all: Vec<NodeId> = roots.iter().chain(&self.argmin.nodes()).copied().collect();
+        let s = simplify::simplify(&self.program, &all, &cost)?;
         self.program = s.program;
         self.cache = vec![None; self.program.graph.len()];
         self.native.clear();
-        Ok(s.roots)
+        let (roots, kept) = s.roots.split_at(roots.len());
+        self.argmin.rename(kept);
+        Ok(roots.to_vec())
     }
 
     /// Values of `roots` at the current variables.
@@ -710,6 +709,21 @@ fn compile_native(
     })
 }
 
+/// Sets `slot` to `values` of `shape`, overwriting the previous array in place when it has that
+/// shape (no allocation).
+fn bind_values(slot: &mut Option<ArrayD<f64>>, shape: &[usize], values: &[f64]) {
+    let previous = slot.as_mut().filter(|a| a.shape() == shape);
+    match previous.and_then(|a| a.as_slice_mut()) {
+        Some(previous) => previous.copy_from_slice(values),
+        _ => {
+            *slot = Some(
+                ArrayD::from_shape_vec(IxDyn(shape), values.to_vec())
+                    .expect("values match the shape"),
+            )
+        }
+    }
+}
+
 fn scalar(a: &ArrayD<f64>) -> f64 {
     a.iter().next().copied().unwrap_or(f64::NAN)
 }
@@ -736,6 +750,18 @@ impl ArgminSolver {
         }
         let last = vec![None; derivs.len()];
         Ok(ArgminSolver { derivs, last })
+    }
+
+    /// The nodes it evaluates: each subproblem's objective and gradient.
+    fn nodes(&self) -> Vec<NodeId> {
+        self.derivs.iter().flat_map(|&(f, g)| [f, g]).collect()
+    }
+
+    /// Takes the new ids of [`ArgminSolver::nodes`], in order.
+    fn rename(&mut self, nodes: &[NodeId]) {
+        for (d, pair) in self.derivs.iter_mut().zip(nodes.chunks_exact(2)) {
+            *d = (pair[0], pair[1]);
+        }
     }
 }
 

@@ -30,7 +30,7 @@ pub const PLAN_CODES: &[CodeInfo] = &[
     CodeInfo {
         code: "E0361",
         title: "solver not available in this version",
-        explanation: "The model asks for a method that this version of optc does not implement yet (the bilevel method `maid`). The model is still checked and can be evaluated with `optc eval`.",
+        explanation: "The model asks for a method that this version of optc does not implement. The model is still checked and can be evaluated with `optc eval`.",
     },
     CodeInfo {
         code: "E0362",
@@ -41,6 +41,11 @@ pub const PLAN_CODES: &[CodeInfo] = &[
         code: "E0363",
         title: "cannot differentiate the objective",
         explanation: "The objective or a constraint uses an operation without a derivative (e.g. `card` or `sort`) in a place where the solver needs a gradient.",
+    },
+    CodeInfo {
+        code: "E0364",
+        title: "lower level not strongly convex",
+        explanation: "`maid` needs an `argmin` objective that is strongly convex in its variable (a unique, differentiable solution). It estimates the convexity constant from the smallest eigenvalue of the lower level's Hessian at the first solution; a value that is not positive stops the solve. Add a strongly convex term (e.g. `0.5 * sumsq(z - y)`), or give the constant with `maid(mu = ...)`.",
     },
 ];
 
@@ -54,6 +59,8 @@ pub enum Method {
     Adam,
     /// The (semi-)dual of a transport problem (`transport`).
     Dual,
+    /// MAID, for a model with an `argmin` (`bilevel`).
+    Maid,
 }
 
 impl Method {
@@ -66,6 +73,7 @@ impl Method {
             Method::Path => "path",
             Method::Adam => "adam",
             Method::Dual => "dual",
+            Method::Maid => "maid",
         }
     }
 }
@@ -257,6 +265,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
                 "adam" => Method::Adam,
                 "auglag" => Method::AugLag,
                 "path" | "colide" => Method::Path,
+                "maid" => Method::Maid,
                 other => {
                     return Err(plan_error(
                         "E0361",
@@ -284,6 +293,13 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
                 names,
             )
         }
+        None if !program.subproblems.is_empty() => (
+            Method::Maid,
+            "a bilevel problem (an `argmin`): MAID".to_string(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
         None if transport.is_ok() => (
             Method::Dual,
             "a regularized transport problem: L-BFGS on its semi-dual".to_string(),
@@ -419,7 +435,11 @@ impl Merit {
 }
 
 /// Simplifies the program for these roots (when the plan asks for it) and returns their new ids.
-fn finalize(model: &mut Model, plan: &Plan, roots: Vec<NodeId>) -> Result<Vec<NodeId>, Diagnostic> {
+pub(crate) fn finalize(
+    model: &mut Model,
+    plan: &Plan,
+    roots: Vec<NodeId>,
+) -> Result<Vec<NodeId>, Diagnostic> {
     if !plan.simplify {
         return Ok(roots);
     }
@@ -608,8 +628,32 @@ pub struct Outcome {
     pub report: Report,
     /// An evaluation error met during the solve (the solver then stopped or backed off).
     pub error: Option<Diagnostic>,
-    /// A lower bound on the optimal value, where the method gives one (`dual`: the dual value).
-    pub bound: Option<f64>,
+    /// What the method reports beyond the report.
+    pub details: Details,
+}
+
+/// What a method reports beyond its [`Report`].
+#[derive(Clone, Debug, Default)]
+pub enum Details {
+    #[default]
+    None,
+    /// `dual`: the dual value, a lower bound on the optimal objective.
+    Dual { bound: f64 },
+    /// `maid`: the strong-convexity constant used and the accuracy trail.
+    Maid {
+        mu: f64,
+        trail: Vec<solvers::AccuracyStep>,
+    },
+}
+
+impl Details {
+    /// The dual bound of a `dual` solve.
+    pub fn dual_bound(&self) -> Option<f64> {
+        match self {
+            Details::Dual { bound } => Some(*bound),
+            _ => None,
+        }
+    }
 }
 
 /// Runs the plan from the model's current variables; leaves the model at the returned point.
@@ -662,6 +706,7 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
             run_auglag(&mut problem, plan, l1, b, &x0, callback)?
         }
         Method::Path => path(model, plan, objective, &x0, callback, &mut error)?,
+        Method::Maid => return crate::bilevel::solve_maid(model, plan, callback),
         Method::Dual => {
             let form = plan
                 .transport
@@ -671,7 +716,7 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
             return Ok(Outcome {
                 report: solve.report,
                 error: None,
-                bound: Some(solve.bound),
+                details: Details::Dual { bound: solve.bound },
             });
         }
     };
@@ -679,7 +724,7 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
     Ok(Outcome {
         report,
         error,
-        bound: None,
+        details: Details::None,
     })
 }
 
@@ -1526,7 +1571,7 @@ pub fn solve_external(
     Ok(Outcome {
         report,
         error,
-        bound: None,
+        details: Details::None,
     })
 }
 
@@ -1597,7 +1642,7 @@ fn adam_external(
     Ok(Outcome {
         report,
         error: iterates.error,
-        bound: None,
+        details: Details::None,
     })
 }
 
@@ -1862,7 +1907,7 @@ fn path_external(
     Ok(Outcome {
         report,
         error: objective.error,
-        bound: None,
+        details: Details::None,
     })
 }
 
@@ -1900,7 +1945,7 @@ fn prox_grad_external(
     Ok(Outcome {
         report,
         error,
-        bound: None,
+        details: Details::None,
     })
 }
 
@@ -1989,7 +2034,7 @@ fn auglag_external(
     Ok(Outcome {
         report,
         error: problem.error,
-        bound: None,
+        details: Details::None,
     })
 }
 

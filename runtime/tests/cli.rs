@@ -613,3 +613,20 @@ fn run_solves_the_sparse_transport_example_through_its_dual() {
     let text = optc(&["run", &example("ot/sparse_ot.opt"), "-q"]);
     assert!(stdout(&text).contains("dual bound"), "{}", stdout(&text));
 }
+
+#[test]
+fn run_solves_the_bilevel_example_with_maid_and_reports_its_accuracy_trail() {
+    let o = optc(&["run", &example("bilevel/tv_denoise.opt"), "--json", "-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&stdout(&o));
+    assert_eq!(v["solver"], "maid");
+    assert_eq!(v["status"], "converged");
+    assert!(v["optimality"].as_f64().unwrap() <= 1e-5);
+    // The weight moved from exp(-3) and the denoised signal is an output.
+    let theta = v["outputs"]["theta"].as_f64().unwrap();
+    assert!((-2.6..-2.45).contains(&theta), "{theta}");
+    assert_eq!(v["outputs"]["x_hat"].as_array().unwrap().len(), 64);
+    let trail = v["maid"]["trail"].as_array().unwrap();
+    assert_eq!(trail.len() as u64, v["iterations"].as_u64().unwrap());
+    assert!(trail.iter().all(|t| t["eps"].as_f64().unwrap() > 0.0));
+}

@@ -104,7 +104,7 @@ fn one_nonzero_per_column_is_unregularized_transport() {
         "{:?}",
         s.violations
     );
-    let bound = s.outcome.bound.unwrap();
+    let bound = s.outcome.details.dual_bound().unwrap();
     assert!((s.objective - (EMD_COST + ONE_PER_COLUMN_REGULARIZER)).abs() < 1e-9);
     assert!(
         (bound - s.objective).abs() < 1e-9,
@@ -128,7 +128,7 @@ fn a_bound_above_the_support_is_quadratically_regularized_transport() {
             s.cost
         );
         assert!(s.violations.iter().all(|v| *v < 1e-7), "{:?}", s.violations);
-        let bound = s.outcome.bound.unwrap();
+        let bound = s.outcome.details.dual_bound().unwrap();
         // A plan whose marginals are 1e-8 off may sit that far below the bound.
         assert!(
             (s.objective - bound).abs() < 1e-8,
@@ -144,7 +144,11 @@ fn intermediate_bounds_give_feasible_sparse_plans_with_a_certified_gap() {
     // (as POT's: 1.5e-2 at k = 2, 1.1e-2 at k = 3). The problem restricted to that plan's
     // support then gives a feasible plan with k nonzeros per column; its objective is within a
     // small gap above the dual bound. The bounds decrease as k grows.
-    let mut previous = solve(1, "semi", false).outcome.bound.unwrap();
+    let mut previous = solve(1, "semi", false)
+        .outcome
+        .details
+        .dual_bound()
+        .unwrap();
     for k in [2, 3] {
         let s = solve(k, "semi", false);
         assert_eq!(s.outcome.report.status, Status::Converged, "k = {k}");
@@ -154,14 +158,18 @@ fn intermediate_bounds_give_feasible_sparse_plans_with_a_certified_gap() {
             s.violations
         );
         assert_eq!(s.violations[2], 0.0, "k = {k}");
-        let bound = s.outcome.bound.unwrap();
+        let bound = s.outcome.details.dual_bound().unwrap();
         let gap = s.objective - bound;
         // Measured: 0.4 % of the bound at k = 2, 0.02 % at k = 3.
         assert!(gap > -1e-8 && gap < 1e-2 * bound, "k = {k}: gap {gap}");
         assert!(bound < previous, "k = {k}: {bound} !< {previous}");
         previous = bound;
     }
-    let quadratic = solve(5, "semi", false).outcome.bound.unwrap();
+    let quadratic = solve(5, "semi", false)
+        .outcome
+        .details
+        .dual_bound()
+        .unwrap();
     assert!(quadratic < previous);
 }
 
@@ -173,7 +181,10 @@ fn a_bound_per_row_solves_the_transposed_problem() {
         let rows = solve(k, form, true);
         assert!((columns.cost - rows.cost).abs() < 1e-12, "k = {k}, {form}");
         assert_eq!(rows.violations[2], 0.0);
-        let (a, b) = (columns.outcome.bound.unwrap(), rows.outcome.bound.unwrap());
+        let (a, b) = (
+            columns.outcome.details.dual_bound().unwrap(),
+            rows.outcome.details.dual_bound().unwrap(),
+        );
         assert!((a - b).abs() < 1e-12, "k = {k}, {form}: {a} {b}");
     }
 }

@@ -909,7 +909,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         "iterations": report.iterations,
         "objective": objective,
         "optimality": report.optimality,
-        "dual_bound": outcome.bound,
+        "dual_bound": outcome.details.dual_bound(),
         "constraints": constraints,
         "outputs": arrays.iter().filter(|(_, v)| small(v)).map(|(n, v)| (n.clone(), array_json(v))).collect::<serde_json::Map<_, _>>(),
         "dag": certificates,
@@ -922,6 +922,14 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
             "total_s": total.elapsed().as_secs_f64(),
         },
     });
+    if let optc_runtime::plan::Details::Maid { mu, trail } = &outcome.details {
+        result["maid"] = serde_json::json!({
+            "mu": mu,
+            "trail": trail.iter().map(|t| serde_json::json!({
+                "eps": t.eps, "delta": t.delta, "step": t.step,
+            })).collect::<Vec<_>>(),
+        });
+    }
     if let Some(check) = check {
         result["grad_check"] = check;
     }
@@ -961,7 +969,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         );
         println!("objective   {objective:.10e}");
         println!("optimality  {:.3e}", report.optimality);
-        if let Some(bound) = outcome.bound {
+        if let Some(bound) = outcome.details.dual_bound() {
             println!("dual bound  {bound:.10e}  (gap {:.3e})", objective - bound);
         }
         for c in &constraints {

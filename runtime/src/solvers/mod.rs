@@ -1,6 +1,6 @@
 //! Numerical solvers over closures: the shared interface (problems, reports, progress callbacks,
 //! options) and the algorithms (L-BFGS, L-BFGS-B for bounds, proximal gradient / FISTA, Adam,
-//! augmented Lagrangian, the DAGMA / CoLiDE central path).
+//! augmented Lagrangian, the DAGMA / CoLiDE central path, MAID for bilevel problems).
 //!
 //! Solvers never print: each iteration is reported to a `&mut dyn FnMut(&IterInfo) -> Control`
 //! callback, and returning [`Control::Stop`] ends the solve with [`Status::Interrupted`].
@@ -10,6 +10,7 @@ mod auglag;
 mod dagma;
 mod lbfgs;
 mod lbfgsb;
+mod maid;
 mod more_thuente;
 mod options;
 mod proxgrad;
@@ -26,6 +27,7 @@ pub use dagma::{
 };
 pub use lbfgs::{lbfgs, lbfgs_in, LbfgsOptions};
 pub use lbfgsb::{projected_lbfgs, Bounds};
+pub use maid::{maid, AccuracyStep, BilevelProblem, MaidError, MaidOptions, MaidReport};
 pub use options::{OptionError, SetOption};
 pub use proxgrad::{
     proximal_gradient, proximal_gradient_in, FnRegularizer, L1Penalty, ProxGradOptions, Regularizer,

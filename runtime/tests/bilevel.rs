@@ -1,0 +1,163 @@
+//! `solve with maid` on bilevel models: known optima of ridge-type lower levels (scalar and
+//! vector hyperparameters), the TV-denoising example against the interpreter's own minimization
+//! of F(θ) = G(x̂(θ)), and the errors.
+
+use optc_compiler::driver::{compile, Until};
+use optc_runtime::model::{bind, BindSpec, Model};
+use optc_runtime::plan::{self, Details, Method, Outcome};
+use optc_runtime::solvers::{Control, IterInfo, Status};
+use std::path::Path;
+
+fn go_on(_: &IterInfo) -> Control {
+    Control::Continue
+}
+
+/// `source` with N = 12 and its data drawn (seeded), or with the data it loads from `dir`.
+fn model(source: &str, dir: &Path) -> Model {
+    let program = compile("bilevel.opt", source, Until::Ir)
+        .unwrap_or_else(|e| panic!("{:?}", e.diagnostics))
+        .program
+        .unwrap();
+    let loads = source.contains("load(");
+    let spec = BindSpec {
+        dims: if loads {
+            Vec::new()
+        } else {
+            vec![("N".into(), 12)]
+        },
+        random_data: (!loads).then_some(4),
+        ..BindSpec::default()
+    };
+    let bindings = bind(&program, dir, &spec).unwrap();
+    Model::new(program, bindings).unwrap()
+}
+
+fn solve(model: &mut Model) -> Outcome {
+    let plan = plan::choose(&model.program).unwrap();
+    assert_eq!(plan.method, Method::Maid);
+    plan::solve(model, &plan, &mut go_on).unwrap()
+}
+
+#[test]
+fn a_ridge_weight_reaches_its_closed_form_optimum() {
+    // x̂(θ) = y / (1 + e^θ) matches 0.25·y exactly at e^θ = 3.
+    let source = "dims N
+data y : real[N]
+var theta : real = 0
+let x = argmin z : real[N] { 0.5 * sumsq(z - y) + 0.5 * exp(theta) * sumsq(z) }
+minimize 0.5 * sumsq(x - 0.25 * y)
+solve with maid(tol = 1e-8)
+";
+    let mut m = model(source, Path::new("."));
+    let outcome = solve(&mut m);
+    let r = &outcome.report;
+    assert_eq!(r.status, Status::Converged, "{r:?}");
+    assert!((r.x[0] - 3f64.ln()).abs() < 1e-6, "θ = {}", r.x[0]);
+    assert!(r.value < 1e-8, "{}", r.value);
+    let Details::Maid { mu, trail } = &outcome.details else {
+        panic!("no accuracy trail")
+    };
+    // h's Hessian is (1 + e^θ)·I at θ = 0: μ is estimated as 0.9 · 2.
+    assert!((mu - 1.8).abs() < 1e-6, "{mu}");
+    assert_eq!(trail.len(), r.iterations);
+    assert!(trail
+        .iter()
+        .all(|t| t.eps > 0.0 && t.delta > 0.0 && t.step > 0.0));
+}
+
+#[test]
+fn a_weight_per_coordinate_reaches_each_optimum() {
+    // θ ∈ R^N: x̂ᵢ = yᵢ / (1 + e^θᵢ) matches cᵢ·yᵢ at θᵢ = log(1/cᵢ − 1), cᵢ = 0.2 + 0.05·i
+    // (yᵢ = 1 + 0.1·i: every coordinate's curvature is of the same order).
+    let source = "dims N
+data y : real[N]
+data c : real[N]
+var theta : real[N] = 0
+let x = argmin z : real[N] { 0.5 * sumsq(z - y) + 0.5 * sum(exp(theta) .* z .* z) }
+minimize 0.5 * sumsq(x - c .* y)
+solve with maid(max_iter = 1000)
+";
+    let mut m = model(source, Path::new("."));
+    let c: Vec<f64> = (0..12).map(|i| 0.2 + 0.05 * i as f64).collect();
+    let y: Vec<f64> = (0..12).map(|i| 1.0 + 0.1 * i as f64).collect();
+    for (name, values) in [("c", &c), ("y", &y)] {
+        let input = m
+            .program
+            .inputs
+            .iter()
+            .position(|i| i.name == name)
+            .unwrap();
+        m.bindings.inputs[input] =
+            Some(ndarray::ArrayD::from_shape_vec(vec![12], values.clone()).unwrap());
+    }
+    let outcome = solve(&mut m);
+    let r = &outcome.report;
+    assert_eq!(r.status, Status::Converged, "{r:?}");
+    for (i, (theta, ci)) in r.x.iter().zip(&c).enumerate() {
+        let expected = (1.0 / ci - 1.0).ln();
+        assert!(
+            (theta - expected).abs() < 1e-3,
+            "θ{i} = {theta}, expected {expected}"
+        );
+    }
+    assert!(r.value < 1e-8, "{}", r.value);
+}
+
+#[test]
+fn the_tv_example_stops_at_a_minimum_of_the_upper_objective() {
+    // F(θ) = ½‖x̂(θ) − x_clean‖² on the example's data, evaluated by the interpreter's own
+    // lower-level solves around MAID's θ: a minimum, with a central difference near 0 (at a
+    // step above the noise of those solves).
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bilevel/tv_denoise.opt");
+    let source = std::fs::read_to_string(&file).unwrap();
+    let mut m = model(&source, file.parent().unwrap());
+    let outcome = solve(&mut m);
+    assert_eq!(outcome.report.status, Status::Converged);
+    let theta = outcome.report.x[0];
+    let objective = m.program.objective.as_ref().unwrap().node;
+    let mut f = |t: f64| {
+        m.set_x(&[t]);
+        m.eval_scalar(objective).unwrap()
+    };
+    let (at, h) = (f(theta), 2e-2);
+    let (left, right) = (f(theta - h), f(theta + h));
+    assert!(left > at && right > at, "{left} {at} {right}");
+    let slope = (right - left) / (2.0 * h);
+    assert!(slope.abs() < 1e-4, "F'(θ) ≈ {slope}");
+    // Better than the starting weight.
+    assert!(at < f(-3.0));
+}
+
+#[test]
+fn a_lower_level_without_strong_convexity_is_refused() {
+    let source = "dims N
+data y : real[N]
+var theta : real = 0
+let x = argmin z : real[N] { exp(theta) * (sum(z) - sum(y)) ^ 2 }
+minimize 0.5 * sumsq(x - y)
+";
+    let mut m = model(source, Path::new("."));
+    let plan = plan::choose(&m.program).unwrap();
+    let e = plan::solve(&mut m, &plan, &mut go_on)
+        .err()
+        .expect("refused");
+    assert_eq!(e.code, "E0364", "{}", e.message);
+}
+
+#[test]
+fn unknown_maid_options_are_named() {
+    let source = "dims N
+data y : real[N]
+var theta : real = 0
+let x = argmin z : real[N] { 0.5 * sumsq(z - y) + exp(theta) * sumsq(z) }
+minimize sumsq(x)
+solve with maid(steps = 3)
+";
+    let mut m = model(source, Path::new("."));
+    let plan = plan::choose(&m.program).unwrap();
+    let e = plan::solve(&mut m, &plan, &mut go_on)
+        .err()
+        .expect("refused");
+    assert_eq!(e.code, "E0362");
+    assert!(e.message.contains("eps0"), "{}", e.message);
+}
