@@ -1,10 +1,11 @@
 //! Structure analysis: which terms of the objective are smooth and which have a known prox (L1,
-//! group and nuclear norms of a variable), and how each constraint is handled (a projection, or a
-//! penalty/Lagrangian term). The solver plan in the runtime is chosen from this, and `optc run`
+//! group and nuclear norms of a variable), and how each constraint is handled (a projection of a
+//! variable or of all its lines, or a penalty/Lagrangian term). The solver plan in the runtime is chosen from this, and `optc run`
 //! prints why.
 
 use crate::ir::{
-    BinaryOp, ConstraintKind, InputId, InputKind, NodeId, Op, Program, Stage, UnaryOp,
+    BinaryOp, Constraint, ConstraintKind, Dim, InputId, InputKind, NodeId, Op, Program, Stage,
+    UnaryOp,
 };
 
 /// A nonsmooth atom of one variable with a known prox.
@@ -58,6 +59,73 @@ impl Structure {
             && self.projections.is_empty()
             && self.cardinality.is_empty())
     }
+}
+
+/// A set or cardinality constraint on a variable, or on every line of a matrix variable
+/// (`for j in 0..n: T[:, j] in simplex`), enforced by projection in proximal methods.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Projection {
+    /// The index of the constraint in `Program::constraints`.
+    pub constraint: usize,
+    pub var: InputId,
+    /// `None` for the whole variable; else the axis its lines are selected along (1 for the
+    /// columns `T[:, j]`, 0 for the rows `T[i, :]`).
+    pub lines: Option<u32>,
+}
+
+/// The projection that enforces constraint `index`, when it is an `in` or `card` constraint on a
+/// variable or on all its lines (bounds of `box` and `card` of stage ≤ Param).
+pub fn projection(p: &Program, index: usize) -> Option<Projection> {
+    let c = &p.constraints[index];
+    let parameters = match &c.kind {
+        ConstraintKind::In(crate::ir::SetKind::Box { lower, upper }) => vec![*lower, *upper],
+        ConstraintKind::In(_) => Vec::new(),
+        ConstraintKind::Card { bound } => vec![*bound],
+        _ => return None,
+    };
+    if parameters.iter().any(|&n| p.graph.stage(n) > Stage::Param) {
+        return None;
+    }
+    let var_of = |node: NodeId| match p.graph.node(node).op {
+        Op::Input(i) if p.input(i).kind == InputKind::Var => Some(i),
+        _ => None,
+    };
+    if c.ranges.is_empty() {
+        return var_of(c.node).map(|var| Projection {
+            constraint: index,
+            var,
+            lines: None,
+        });
+    }
+    let n = p.graph.node(c.node);
+    let (Op::Select { .. }, [x, _]) = (&n.op, n.args.as_slice()) else {
+        return None;
+    };
+    let var = var_of(*x)?;
+    let axis = lines_of(p, c, *x)?;
+    Some(Projection {
+        constraint: index,
+        var,
+        lines: Some(axis),
+    })
+}
+
+/// The axis of a `for` constraint on every line of the matrix `x`: `for j in 0..n: f(x[:, j])`
+/// gives 1, `for i in 0..m: f(x[i, :])` gives 0 (one loop over the whole axis, the constraint's
+/// node selecting at its index).
+pub fn lines_of(p: &Program, c: &Constraint, x: NodeId) -> Option<u32> {
+    let [range] = c.ranges.as_slice() else {
+        return None;
+    };
+    let n = p.graph.node(c.node);
+    let (Op::Select { axis }, [selected, index]) = (&n.op, n.args.as_slice()) else {
+        return None;
+    };
+    let shape = p.graph.shape(x);
+    let whole =
+        shape.len() == 2 && range.start == Dim::fixed(0) && range.end == shape[*axis as usize];
+    let indexed = matches!(p.graph.node(*index).op, Op::LoopIndex(level) if level == range.level);
+    (*selected == x && whole && indexed).then_some(*axis)
 }
 
 /// Splits the objective of `program` into terms and sorts its constraints.

@@ -10,10 +10,8 @@
 //! stage ≤ Param; X, γ, a, b and k do not depend on T. The runtime evaluates those nodes and
 //! solves the concave (semi-)dual; this module only finds them, or says which part does not fit.
 
-use crate::ir::{
-    BinaryOp, ConstraintKind, Dim, InputId, NodeId, Op, Program, Sense, SetKind, Stage,
-};
-use crate::structure::flatten_sum;
+use crate::ir::{BinaryOp, ConstraintKind, InputId, NodeId, Op, Program, Sense, SetKind, Stage};
+use crate::structure::{flatten_sum, lines_of};
 
 /// A term of the objective, `sign · weight · atom`, with `weight` a scalar node or 1.
 #[derive(Clone, Debug, PartialEq)]
@@ -139,19 +137,17 @@ pub fn transport_form(p: &Program) -> Result<TransportForm, String> {
                 nonneg = true;
                 true
             }
-            ConstraintKind::Card { bound } if sparsity.is_none() => {
-                match slices(p, c, t, &input.shape) {
-                    Some(axis) if p.graph.stage(*bound) <= Stage::Param => {
-                        sparsity = Some(Sparsity {
-                            constraint: i,
-                            axis,
-                            bound: *bound,
-                        });
-                        true
-                    }
-                    _ => false,
+            ConstraintKind::Card { bound } if sparsity.is_none() => match lines_of(p, c, t) {
+                Some(axis) if p.graph.stage(*bound) <= Stage::Param => {
+                    sparsity = Some(Sparsity {
+                        constraint: i,
+                        axis,
+                        bound: *bound,
+                    });
+                    true
                 }
-            }
+                _ => false,
+            },
             _ => false,
         };
         if !fits {
@@ -245,19 +241,4 @@ fn marginal(p: &Program, node: NodeId, t: NodeId) -> Option<(u32, NodeId)> {
             _ => None,
         }
     })
-}
-
-/// The axis of a `for`-constraint on every slice of T: `for j in 0..n: card(T[:, j])` gives 1,
-/// `for i in 0..m: card(T[i, :])` gives 0.
-fn slices(p: &Program, c: &crate::ir::Constraint, t: NodeId, shape: &[Dim]) -> Option<u32> {
-    let [range] = c.ranges.as_slice() else {
-        return None;
-    };
-    let n = p.graph.node(c.node);
-    let (Op::Select { axis }, [x, index]) = (&n.op, n.args.as_slice()) else {
-        return None;
-    };
-    let whole = range.start == Dim::fixed(0) && range.end == shape[*axis as usize];
-    let indexed = matches!(p.graph.node(*index).op, Op::LoopIndex(level) if level == range.level);
-    (*x == t && whole && indexed).then_some(*axis)
 }

@@ -14,10 +14,10 @@ use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
-    BinaryOp, Dim, ElemType, InputId, InputKind, NodeId, Op, OptionValue, Program, Sense,
-    SolveSpec, UnaryOp,
+    BinaryOp, ConstraintKind, Dim, ElemType, InputId, InputKind, NodeId, Op, OptionValue, Program,
+    Sense, SetKind, SolveSpec, UnaryOp,
 };
-use optc_compiler::structure::{self, ProxKind, ProxTerm, Structure};
+use optc_compiler::structure::{self, Projection, ProxKind, ProxTerm, Structure};
 use optc_compiler::transport::{self, TransportForm};
 
 /// Catalogue entries of planning errors (E0360–E0369).
@@ -94,6 +94,8 @@ pub struct Plan {
     pub simplify: bool,
     /// The transport form `Method::Dual` solves.
     pub transport: Option<TransportForm>,
+    /// The set and cardinality constraints `Method::ProxGrad` projects onto.
+    pub projections: Vec<Projection>,
 }
 
 /// The objective as minimized (E0360 without one).
@@ -239,13 +241,18 @@ fn dual_options(spec: &SolveSpec) -> Result<(NumberOptions, NameOptions), Diagno
 pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
     let s = structure::analyze(program);
     let transport = transport::transport_form(program);
-    let unsupported_constraints: Vec<String> = s
-        .inequalities
+    // Set and cardinality constraints that proximal gradient enforces by projection.
+    let sets: Vec<usize> = s
+        .projections
         .iter()
-        .chain(&s.projections)
         .chain(&s.cardinality)
-        .map(|&i| program.constraints[i].name.clone())
+        .copied()
         .collect();
+    let projections: Vec<Projection> = sets
+        .iter()
+        .filter_map(|&i| structure::projection(program, i))
+        .collect();
+    let all_projected = projections.len() == sets.len();
     let (method, reason, options, lists, names) = match &program.solve {
         Some(spec) if spec.method == "dual" => {
             let (options, names) = dual_options(spec)?;
@@ -307,6 +314,20 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
             Vec::new(),
             Vec::new(),
         ),
+        None if !sets.is_empty()
+            && all_projected
+            && s.equalities.is_empty()
+            && s.inequalities.is_empty() =>
+        {
+            (
+                Method::ProxGrad,
+                "set and cardinality constraints by projection: proximal gradient (FISTA)"
+                    .to_string(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            )
+        }
         None if !s.equalities.is_empty() => (
             Method::AugLag,
             "equality constraints: augmented Lagrangian".to_string(),
@@ -344,15 +365,25 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         }
         _ => None,
     };
-    if let Some(name) = unsupported_constraints
-        .first()
-        .filter(|_| transport.is_none())
-    {
+    let projections = if method == Method::ProxGrad {
+        projections
+    } else {
+        Vec::new()
+    };
+    let handled = |i: &usize| transport.is_some() || projections.iter().any(|p| p.constraint == *i);
+    let unsupported_constraints: Vec<String> = s
+        .inequalities
+        .iter()
+        .chain(&sets)
+        .filter(|i| !handled(i))
+        .map(|&i| program.constraints[i].name.clone())
+        .collect();
+    if let Some(name) = unsupported_constraints.first() {
         return Err(plan_error(
             "E0360",
             format!("constraint `{name}` (an inequality, set or cardinality constraint) cannot be handled by `{}` in this version", method.name()),
         )
-        .with_hint("equality constraints and variable bounds (`var x : real[n] >= 0`) are supported"));
+        .with_hint("equality constraints and variable bounds (`var x : real[n] >= 0`) are supported, and `fista` enforces `in` and `card` constraints on a variable or on all its rows or columns by projection"));
     }
     match method {
         Method::Lbfgs | Method::ProxGrad | Method::ProjectedLbfgs | Method::Adam
@@ -386,6 +417,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         names,
         simplify: true,
         transport,
+        projections,
     })
 }
 
@@ -672,14 +704,21 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
             solve_smooth(plan, &mut problem, &x0, &b, callback)?
         }
         Method::ProxGrad => {
-            let (smooth, l1, matrix_terms) =
+            let (smooth, mut l1, matrix_terms) =
                 smooth_part(model, &plan.structure, objective, ProxScope::All)?;
+            let projections = slot_projections(model, plan, &mut l1)?;
             let merit = simplified_merit(model, plan, smooth)?;
             let b = bounds(model)?;
             let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| {
                 eval_merit(model, &merit, x, g, &mut error)
             });
-            run_prox_grad(&mut problem, plan, &l1, &matrix_terms, &b, &x0, callback)?
+            let prox = ProxParts {
+                l1: &l1,
+                matrix_terms: &matrix_terms,
+                bounds: &b,
+                projections: &projections,
+            };
+            run_prox_grad(&mut problem, plan, &prox, &x0, callback)?
         }
         Method::AugLag => {
             // L1 terms are handled as in NOTEARS: x = p − q with p, q ≥ 0 and ‖x‖₁ = Σ(p + q).
@@ -728,30 +767,143 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
     })
 }
 
-/// Proximal gradient with the plan's options on `smooth` plus the prox terms (L1 weights `l1`,
-/// matrix terms) from `x0`, the prox also projecting onto the bounds `b`.
+/// What the proximal step of `fista` applies, in order: soft-thresholding by the L1 weights and
+/// clamping to the bounds, the matrix terms' prox, the set projections.
+struct ProxParts<'a> {
+    l1: &'a [f64],
+    matrix_terms: &'a [MatrixProx],
+    bounds: &'a Bounds,
+    projections: &'a [prox::SlotProjection],
+}
+
+/// Proximal gradient with the plan's options on `smooth` plus the prox parts from `x0`.
 fn run_prox_grad(
     smooth: &mut dyn Problem,
     plan: &Plan,
-    l1: &[f64],
-    matrix_terms: &[MatrixProx],
-    b: &Bounds,
+    parts: &ProxParts,
     x0: &[f64],
     callback: Callback,
 ) -> Result<Report, Diagnostic> {
-    let mut reg = prox_regularizer(l1, matrix_terms, b);
+    let mut reg = prox_regularizer(parts);
     let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
-    Ok(proximal_gradient(smooth, &mut reg, x0, &opts, callback))
+    // The regularizer's value leaves out the sets' indicators: start inside them, as every
+    // later iterate (a prox output) is.
+    let mut start = x0.to_vec();
+    parts.projections.iter().for_each(|p| p.apply(&mut start));
+    Ok(proximal_gradient(smooth, &mut reg, &start, &opts, callback))
 }
 
-/// The prox terms as a regularizer: L1 weights `l1`, matrix terms, the bounds `b` projected on
-/// after soft-thresholding (their exact prox: bounded variables have only L1 terms).
-fn prox_regularizer<'a>(
-    l1: &'a [f64],
-    matrix_terms: &'a [MatrixProx],
-    b: &'a Bounds,
-) -> impl Regularizer + 'a {
-    let (lower, upper) = (b.lower(), b.upper());
+/// The set projections of the plan on the model's flat vector. Each is exact with what comes
+/// before it in the prox step: one set per variable; L1 terms (soft-thresholding first: exact
+/// for nonnegativity, boxes and `card`; on the simplex the L1 norm is constant, so its weights
+/// are dropped from `l1`); no group or nuclear norm on the variable; declared bounds only with
+/// `nonneg` and `box` (clamping twice), and with `card` a bound `>= 0` alone.
+fn slot_projections(
+    model: &mut Model,
+    plan: &Plan,
+    l1: &mut [f64],
+) -> Result<Vec<prox::SlotProjection>, Diagnostic> {
+    let mut out: Vec<(InputId, prox::SlotProjection)> = Vec::new();
+    for p in &plan.projections {
+        let c = model.program.constraints[p.constraint].clone();
+        let slot = model
+            .vars
+            .iter()
+            .find(|v| v.input == p.var)
+            .expect("a projection of a variable")
+            .clone();
+        let refuse = |why: String| plan_error("E0360", format!("constraint `{}`: {why}", c.name));
+        if let Some((_, other)) = out.iter().find(|(v, _)| *v == p.var) {
+            return Err(refuse(format!(
+                "`{}` already has a set constraint ({:?}); proximal gradient projects each variable onto one set",
+                slot.name, other.set
+            )));
+        }
+        if plan
+            .structure
+            .prox
+            .iter()
+            .any(|t| t.var == p.var && t.kind != ProxKind::L1)
+        {
+            return Err(refuse(format!(
+                "`{}` also has a group or nuclear norm, whose prox does not compose with a projection",
+                slot.name
+            )));
+        }
+        let set = match &c.kind {
+            ConstraintKind::In(SetKind::Nonneg) => prox::Set::Nonneg,
+            ConstraintKind::In(SetKind::Box { lower, upper }) => prox::Set::Box {
+                lower: model.eval_scalar(*lower).map_err(Diagnostic::from)?,
+                upper: model.eval_scalar(*upper).map_err(Diagnostic::from)?,
+            },
+            ConstraintKind::In(SetKind::Simplex) => prox::Set::Simplex,
+            ConstraintKind::Card { bound } => {
+                let k = model.eval_scalar(*bound).map_err(Diagnostic::from)?;
+                if !(k >= 0.0 && k.fract() == 0.0) {
+                    return Err(plan_error(
+                        "E0362",
+                        format!(
+                            "the bound of `{}` must be a nonnegative integer, not {k}",
+                            c.name
+                        ),
+                    ));
+                }
+                prox::Set::Card(k as usize)
+            }
+            _ => unreachable!("projections are of `in` and `card` constraints"),
+        };
+        let input = model.program.input(p.var).clone();
+        let bounded = input.lower.is_some() || input.upper.is_some();
+        let nonneg_only = input.upper.is_none()
+            && match input.lower {
+                Some(lower) => model
+                    .eval(&[lower])
+                    .map_err(Diagnostic::from)?
+                    .remove(0)
+                    .iter()
+                    .all(|v| *v == 0.0),
+                None => true,
+            };
+        match set {
+            prox::Set::Simplex if bounded => {
+                return Err(refuse(format!(
+                    "the simplex implies `{} >= 0`: drop the variable's declared bound",
+                    slot.name
+                )))
+            }
+            prox::Set::Card(_) if !nonneg_only => {
+                return Err(refuse(format!(
+                    "`card` composes with the bound `>= 0` alone; `{}` has another",
+                    slot.name
+                )))
+            }
+            prox::Set::Simplex => l1[slot.offset..slot.offset + slot.len()].fill(0.0),
+            _ => {}
+        }
+        out.push((
+            p.var,
+            prox::SlotProjection {
+                set,
+                offset: slot.offset,
+                shape: slot.shape.clone(),
+                lines: p.lines,
+            },
+        ));
+    }
+    Ok(out.into_iter().map(|(_, p)| p).collect())
+}
+
+/// The prox parts as a regularizer: the bounds are projected on after soft-thresholding (their
+/// exact prox: bounded variables have only L1 terms), the sets last (see [`slot_projections`]
+/// for when that is exact).
+fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
+    let ProxParts {
+        l1,
+        matrix_terms,
+        bounds,
+        projections,
+    } = *parts;
+    let (lower, upper) = (bounds.lower(), bounds.upper());
     FnRegularizer {
         prox: move |v: &[f64], step: f64, out: &mut [f64]| {
             for i in 0..v.len() {
@@ -761,6 +913,9 @@ fn prox_regularizer<'a>(
             }
             for term in matrix_terms {
                 term.prox(out, step);
+            }
+            for projection in projections {
+                projection.apply(out);
             }
         },
         value: move |x: &[f64]| {
@@ -946,6 +1101,10 @@ pub fn device_functions(
         return Ok(None);
     };
     let adam_alone = plan.method == Method::Adam && program.constraints.is_empty();
+    // The device's prox step has no set projections (sorts): such plans run on the CPU.
+    if !plan.projections.is_empty() {
+        return Ok(None);
+    }
     if !adam_alone
         && !matches!(
             plan.method,
@@ -1924,11 +2083,18 @@ fn prox_grad_external(
         smooth_part(model, &plan.structure, objective, ProxScope::All)?;
     let x0 = model.x();
     let b = bounds(model)?;
+    // Plans with set projections have no device functions: they never come here.
+    let prox = ProxParts {
+        l1: &l1,
+        matrix_terms: &matrix_terms,
+        bounds: &b,
+        projections: &[],
+    };
     let (report, error) = match device.vectors() {
         // The device's prox step is that of L1 terms, bounds and group norms.
         Some(vectors) if matrix_terms.iter().all(|t| t.kind != ProxKind::Nuclear) => {
             let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
-            let mut reg = prox_regularizer(&l1, &matrix_terms, &b);
+            let mut reg = prox_regularizer(&prox);
             ResidentVectors::run(vectors, model, Some(smooth), Some(&mut reg), |v| {
                 proximal_gradient_in(v, &x0, &opts, callback)
             })
@@ -1936,7 +2102,7 @@ fn prox_grad_external(
         _ => {
             let mut error = None;
             let mut problem = device_problem(device, model, Some(smooth), &mut error);
-            let report = run_prox_grad(&mut problem, plan, &l1, &matrix_terms, &b, &x0, callback)?;
+            let report = run_prox_grad(&mut problem, plan, &prox, &x0, callback)?;
             drop(problem);
             (report, error)
         }

@@ -161,3 +161,67 @@ pub fn hard_threshold_top_k_rows(m: &mut Array2<f64>, k: usize) {
     m.axis_iter_mut(Axis(0))
         .for_each(|row| hard_threshold_lane(row, k));
 }
+
+/// A set that proximal methods project onto (the `in` and `card` constraints of a variable).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Set {
+    Nonneg,
+    Box {
+        lower: f64,
+        upper: f64,
+    },
+    /// {x ≥ 0, Σx = 1}.
+    Simplex,
+    /// At most k nonzeros (the k largest magnitudes kept).
+    Card(usize),
+}
+
+impl Set {
+    /// Projects `x` onto the set in place.
+    pub fn project(&self, x: &mut [f64]) {
+        match *self {
+            Set::Nonneg => project_nonneg(x),
+            Set::Box { lower, upper } => project_box(x, lower, upper),
+            Set::Simplex => project_simplex(x, 1.0),
+            Set::Card(k) => hard_threshold_top_k(x, k),
+        }
+    }
+}
+
+/// A projection of a variable's slot of the flat vector (`offset`, row-major `shape`) onto `set`:
+/// the whole slot, or each of its lines along `lines` (1: the columns of a matrix, 0: its rows).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlotProjection {
+    pub set: Set,
+    pub offset: usize,
+    pub shape: Vec<usize>,
+    pub lines: Option<u32>,
+}
+
+impl SlotProjection {
+    /// Projects the slot of `x` in place.
+    pub fn apply(&self, x: &mut [f64]) {
+        let len: usize = self.shape.iter().product();
+        let slot = &mut x[self.offset..self.offset + len];
+        match (self.lines, self.shape.as_slice()) {
+            (Some(0), &[_, cols]) if cols > 0 => slot
+                .chunks_exact_mut(cols)
+                .for_each(|row| self.set.project(row)),
+            (Some(1), &[rows, cols]) => {
+                let mut column = vec![0.0; rows];
+                for j in 0..cols {
+                    column
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(i, v)| *v = slot[i * cols + j]);
+                    self.set.project(&mut column);
+                    column
+                        .iter()
+                        .enumerate()
+                        .for_each(|(i, v)| slot[i * cols + j] = *v);
+                }
+            }
+            _ => self.set.project(slot),
+        }
+    }
+}
