@@ -44,7 +44,7 @@ subject to
   rows: sum(T, axis = 1) == a
   cols: sum(T, axis = 0) == b
   sparse: for j in 0..n: card(T[:, j]) <= k
-solve with dual(lbfgs(max_iter = 1000))
+solve with dual(lbfgs(max_iter = 5000))
 EOF2
 
 printf "%6s %3s | %10s %10s %12s | %10s %10s %10s %12s | %6s\n" \

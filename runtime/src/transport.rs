@@ -173,6 +173,10 @@ impl Transport {
     }
 }
 
+/// Iterations over which the nonsmooth dual must gain [`STALL_GAIN`] (relative) to go on.
+const STALL_WINDOW: usize = 50;
+const STALL_GAIN: f64 = 1e-7;
+
 /// What [`solve_dual`] found.
 pub struct DualSolve {
     /// The L-BFGS report on −D, with `x` replaced by the plan (the model's flat variable) and
@@ -286,19 +290,32 @@ fn maximize(
     let mut problem = FnProblem::new(dim, |y: &[f64], g: &mut [f64]| {
         transport.negative_dual(form, y, g)
     });
+    // The nonsmooth dual (1 < k < the support) creeps along its kinks: it has stalled when D
+    // gained less than STALL_GAIN (relative) over STALL_WINDOW iterations.
+    let nonsmooth = transport.k < transport.len && transport.support.is_none();
+    let mut history: Vec<f64> = Vec::new();
+    let mut stalled = false;
     let mut as_dual = |info: &IterInfo| -> Control {
+        let value = -info.value;
+        history.push(value);
+        if nonsmooth && history.len() > STALL_WINDOW {
+            let before = history[history.len() - 1 - STALL_WINDOW];
+            if value - before <= STALL_GAIN * value.abs() {
+                stalled = true;
+                return Control::Stop;
+            }
+        }
         callback(&IterInfo {
             iter: done + info.iter,
-            value: -info.value,
+            value,
             violation: info.optimality,
             ..*info
         })
     };
     let mut report = lbfgs(&mut problem, &vec![0.0; dim], opts, &mut as_dual);
     // With `ftol` 0, L-BFGS's "converged" without a small gradient means a step that no longer
-    // decreases: a kink of the nonsmooth dual (1 < k < the support), where it stalls, or an
-    // infeasible restriction.
-    if report.status == Status::Converged && report.optimality > opts.gtol {
+    // decreases: a kink of the nonsmooth dual, where it stalls, or an infeasible restriction.
+    if stalled || (report.status == Status::Converged && report.optimality > opts.gtol) {
         report.status = Status::LineSearchFailed;
     }
     let plan = transport.plan(form, &report.x);
