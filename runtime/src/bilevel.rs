@@ -38,7 +38,6 @@ struct ModelBilevel<'a> {
     f: Functions,
     /// The shape of z (and x, v, q).
     shape: Vec<usize>,
-    outer: usize,
     error: Option<Diagnostic>,
 }
 
@@ -91,14 +90,6 @@ fn copy(value: &ArrayD<f64>, out: &mut [f64]) {
 }
 
 impl BilevelProblem for ModelBilevel<'_> {
-    fn outer_dim(&self) -> usize {
-        self.outer
-    }
-
-    fn inner_dim(&self) -> usize {
-        self.shape.iter().product()
-    }
-
     fn lower(&mut self, theta: &[f64], x: &[f64], grad: &mut [f64]) -> f64 {
         let roots = self.f.lower.clone();
         self.eval(theta, &[(self.f.z, x)], &roots, &mut [&mut [], grad])
@@ -228,13 +219,11 @@ pub fn solve_maid(
         .map(|d| d.eval(&model.bindings.dims).max(0) as usize)
         .collect();
     let theta0 = model.x();
-    let outer = theta0.len();
     let inner = shape.iter().product();
     let mut problem = ModelBilevel {
         model,
         f,
         shape,
-        outer,
         error: None,
     };
     let result = maid(&mut problem, &theta0, &vec![0.0; inner], &opts, callback);

@@ -25,8 +25,6 @@ const NEWTON_STEPS: usize = 8;
 
 /// A bilevel problem: the outer variables θ, the lower level h(x, θ) and the upper level G(x, θ).
 pub trait BilevelProblem {
-    fn outer_dim(&self) -> usize;
-    fn inner_dim(&self) -> usize;
     /// h(x, θ), with ∇_x h into `grad`.
     fn lower(&mut self, theta: &[f64], x: &[f64], grad: &mut [f64]) -> f64;
     /// ∇²_xx h(x, θ) · v into `out`.
@@ -115,11 +113,10 @@ pub struct AccuracyStep {
 }
 
 /// What MAID found: the report (x = θ, value = G at the last lower-level solution, optimality =
-/// ‖z‖), the lower-level solution, μ and the accuracy trail.
+/// ‖z‖), μ and the accuracy trail.
 #[derive(Clone, Debug)]
 pub struct MaidReport {
     pub report: Report,
-    pub inner: Vec<f64>,
     pub mu: f64,
     pub trail: Vec<AccuracyStep>,
 }
@@ -460,7 +457,6 @@ pub fn maid(
     }
     Ok(MaidReport {
         report: Report::unconstrained(status, iterations, hyper.value, norm(&hyper.z), theta),
-        inner: x,
         mu: run.mu,
         trail,
     })
