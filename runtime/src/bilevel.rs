@@ -11,7 +11,6 @@
 use crate::model::Model;
 use crate::plan::{Details, Outcome, Plan};
 use crate::solvers::{maid, BilevelProblem, Callback, MaidError, MaidOptions, SetOption};
-use ndarray::ArrayD;
 use optc_compiler::autodiff;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{ElemType, InputId, InputKind, NodeId, Op, SubproblemId};
@@ -32,80 +31,67 @@ struct Functions {
     q: InputId,
 }
 
-/// The model as a bilevel problem; errors met while evaluating are kept (the value becomes NaN).
+/// The model as a bilevel problem: its evaluator and MAID's functions.
 struct ModelBilevel<'a> {
-    model: &'a mut Model,
+    eval: Evaluator<'a>,
     f: Functions,
-    /// The shape of z (and x, v, q).
+}
+
+/// Evaluates roots of the model at θ with inputs of the shape of z bound; errors met while
+/// evaluating are kept (the first one; the values become NaN).
+struct Evaluator<'a> {
+    model: &'a mut Model,
     shape: Vec<usize>,
     error: Option<Diagnostic>,
 }
 
-impl ModelBilevel<'_> {
-    /// The lengths of the outer variables, in the order of θ.
-    fn var_lens(&self) -> Vec<usize> {
-        self.model.vars.iter().map(|v| v.len()).collect()
-    }
-
-    /// Evaluates `roots` at θ with the inputs `bound` set; copies each root's value into the
-    /// matching entry of `outs` and returns the first root's first entry (the scalar of a
-    /// value-and-gradient list).
-    fn eval(
+impl Evaluator<'_> {
+    /// Evaluates `roots` at θ with the inputs `bound` set; writes the values of the roots after
+    /// the first `skip` into `outs`, one after the other as one flat sequence, and returns the
+    /// first root's first entry (the value of a value-and-gradient list).
+    fn run(
         &mut self,
         theta: &[f64],
         bound: &[(InputId, &[f64])],
         roots: &[NodeId],
+        skip: usize,
         outs: &mut [&mut [f64]],
     ) -> f64 {
         self.model.set_x(theta);
         for (input, values) in bound {
             self.model.set_input(*input, &self.shape, values);
         }
+        let targets = outs.iter_mut().flat_map(|o| o.iter_mut());
         match self.model.eval_ref(roots) {
             Ok(values) => {
-                let mut first = f64::NAN;
-                for (k, value) in values.iter().enumerate() {
-                    if k == 0 {
-                        first = value.iter().next().copied().unwrap_or(f64::NAN);
-                    }
-                    if let Some(out) = outs.get_mut(k) {
-                        copy(value, out);
-                    }
-                }
-                first
+                let computed = values[skip..].iter().flat_map(|a| a.iter());
+                targets.zip(computed).for_each(|(t, v)| *t = *v);
+                values[0].iter().next().copied().unwrap_or(f64::NAN)
             }
             Err(e) => {
-                if self.error.is_none() {
-                    self.error = Some(e.into());
-                }
-                outs.iter_mut().for_each(|o| o.fill(f64::NAN));
+                self.error.get_or_insert(e.into());
+                targets.for_each(|t| *t = f64::NAN);
                 f64::NAN
             }
         }
     }
 }
 
-fn copy(value: &ArrayD<f64>, out: &mut [f64]) {
-    out.iter_mut().zip(value.iter()).for_each(|(o, v)| *o = *v);
-}
-
 impl BilevelProblem for ModelBilevel<'_> {
     fn lower(&mut self, theta: &[f64], x: &[f64], grad: &mut [f64]) -> f64 {
-        let roots = self.f.lower.clone();
-        self.eval(theta, &[(self.f.z, x)], &roots, &mut [&mut [], grad])
+        let bound = [(self.f.z, x)];
+        self.eval.run(theta, &bound, &self.f.lower, 1, &mut [grad])
     }
 
     fn lower_hvp(&mut self, theta: &[f64], x: &[f64], v: &[f64], out: &mut [f64]) {
-        let roots = self.f.hvp.clone();
         let bound = [(self.f.z, x), (self.f.v, v)];
-        self.eval(theta, &bound, &roots, &mut [out]);
+        self.eval.run(theta, &bound, &self.f.hvp, 0, &mut [out]);
     }
 
     fn mixed(&mut self, theta: &[f64], x: &[f64], q: &[f64], out: &mut [f64]) {
-        let roots = self.f.mixed.clone();
-        let mut parts = split(out, &self.var_lens());
+        // One root per variable: their values one after the other are θ's flat layout.
         let bound = [(self.f.z, x), (self.f.q, q)];
-        self.eval(theta, &bound, &roots, &mut parts);
+        self.eval.run(theta, &bound, &self.f.mixed, 0, &mut [out]);
     }
 
     fn upper(
@@ -115,24 +101,10 @@ impl BilevelProblem for ModelBilevel<'_> {
         grad_x: &mut [f64],
         grad_theta: &mut [f64],
     ) -> f64 {
-        let roots = self.f.upper.clone();
-        let lens = self.var_lens();
-        let mut outs: Vec<&mut [f64]> = vec![&mut [], grad_x];
-        outs.extend(split(grad_theta, &lens));
-        self.eval(theta, &[(self.f.x, x)], &roots, &mut outs)
+        let bound = [(self.f.x, x)];
+        self.eval
+            .run(theta, &bound, &self.f.upper, 1, &mut [grad_x, grad_theta])
     }
-}
-
-/// `out` cut into consecutive parts of the lengths `lens`.
-fn split<'o>(out: &'o mut [f64], lens: &[usize]) -> Vec<&'o mut [f64]> {
-    let mut parts = Vec::with_capacity(lens.len());
-    let mut rest = out;
-    for &len in lens {
-        let (part, tail) = std::mem::take(&mut rest).split_at_mut(len);
-        parts.push(part);
-        rest = tail;
-    }
-    parts
 }
 
 fn plan_error(message: impl Into<String>) -> Diagnostic {
@@ -141,6 +113,8 @@ fn plan_error(message: impl Into<String>) -> Diagnostic {
 
 /// Builds MAID's functions in the model's program (see the module docs).
 fn functions(model: &mut Model, plan: &Plan) -> Result<Functions, Diagnostic> {
+    // θ in the order of the flat vector: the gradients in θ, one root per variable, are its layout.
+    let thetas: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
     let program = &mut model.program;
     if program.subproblems.len() != 1 {
         return Err(plan_error(format!(
@@ -169,7 +143,6 @@ fn functions(model: &mut Model, plan: &Plan) -> Result<Functions, Diagnostic> {
         .graph
         .substitute(objective, argmin, x_node)
         .map_err(|e| plan_error(e.to_string()))?;
-    let thetas: Vec<InputId> = program.variables().collect();
     let cannot = |what: &str, e: autodiff::AdError| {
         Diagnostic::error("E0363", format!("cannot differentiate the {what}: {e}"))
     };
@@ -208,8 +181,7 @@ pub fn solve_maid(
     plan: &Plan,
     callback: Callback,
 ) -> Result<Outcome, Diagnostic> {
-    let opts = MaidOptions::from_options(&plan.options)
-        .map_err(|e| Diagnostic::error("E0362", e.to_string()))?;
+    let opts = MaidOptions::from_options(&plan.options).map_err(crate::plan::option_error)?;
     let f = functions(model, plan)?;
     let shape: Vec<usize> = model
         .program
@@ -221,13 +193,15 @@ pub fn solve_maid(
     let theta0 = model.x();
     let inner = shape.iter().product();
     let mut problem = ModelBilevel {
-        model,
+        eval: Evaluator {
+            model,
+            shape,
+            error: None,
+        },
         f,
-        shape,
-        error: None,
     };
     let result = maid(&mut problem, &theta0, &vec![0.0; inner], &opts, callback);
-    let error = problem.error.take();
+    let error = problem.eval.error.take();
     let solved = result.map_err(|MaidError::NotStronglyConvex(lambda)| {
         Diagnostic::error(
             "E0364",

@@ -365,6 +365,22 @@ impl Model {
         self.vars.iter().map(VarSlot::len).sum()
     }
 
+    /// The slot of the variable `input` in the flat vector (panics for another input).
+    pub fn slot(&self, input: InputId) -> &VarSlot {
+        self.vars
+            .iter()
+            .find(|v| v.input == input)
+            .expect("a variable of the model")
+    }
+
+    /// A scalar weight of stage ≤ Param (a prox term's, a transport term's): 1 when absent.
+    pub fn eval_weight(&mut self, weight: Option<NodeId>) -> Result<f64, Diagnostic> {
+        match weight {
+            Some(node) => self.eval_scalar(node).map_err(Diagnostic::from),
+            None => Ok(1.0),
+        }
+    }
+
     /// The current variable values, flattened.
     pub fn x(&self) -> Vec<f64> {
         let mut x = Vec::with_capacity(self.dim());

@@ -651,7 +651,7 @@ fn bounds(model: &mut Model) -> Result<Bounds, Diagnostic> {
     Bounds::new(lower, upper).map_err(|m| plan_error("E0362", m))
 }
 
-fn option_error(e: solvers::OptionError) -> Diagnostic {
+pub(crate) fn option_error(e: solvers::OptionError) -> Diagnostic {
     plan_error("E0362", e.to_string())
 }
 
@@ -806,12 +806,7 @@ fn slot_projections(
     let mut out: Vec<(InputId, prox::SlotProjection)> = Vec::new();
     for p in &plan.projections {
         let c = model.program.constraints[p.constraint].clone();
-        let slot = model
-            .vars
-            .iter()
-            .find(|v| v.input == p.var)
-            .expect("a projection of a variable")
-            .clone();
+        let slot = model.slot(p.var).clone();
         let refuse = |why: String| plan_error("E0360", format!("constraint `{}`: {why}", c.name));
         if let Some((_, other)) = out.iter().find(|(v, _)| *v == p.var) {
             return Err(refuse(format!(
@@ -2351,16 +2346,8 @@ fn smooth_part(
     let mut weights = vec![0.0; model.dim()];
     let mut matrix_terms = Vec::new();
     for term in split {
-        let w = match term.weight {
-            Some(node) => model.eval_scalar(node).map_err(Diagnostic::from)?,
-            None => 1.0,
-        };
-        let slot = model
-            .vars
-            .iter()
-            .find(|v| v.input == term.var)
-            .expect("prox term on a variable")
-            .clone();
+        let w = model.eval_weight(term.weight)?;
+        let slot = model.slot(term.var).clone();
         if term.kind == ProxKind::L1 {
             for wi in &mut weights[slot.offset..slot.offset + slot.len()] {
                 *wi += w;
@@ -2422,7 +2409,14 @@ fn smooth_node<'s>(
 }
 
 fn lbfgs_options(opts: &[(String, f64)]) -> Result<LbfgsOptions, Diagnostic> {
-    let mut o = LbfgsOptions::default();
+    lbfgs_options_from(LbfgsOptions::default(), opts)
+}
+
+/// `base` with the plan's options set by name (`tol` is `gtol`).
+pub(crate) fn lbfgs_options_from(
+    mut o: LbfgsOptions,
+    opts: &[(String, f64)],
+) -> Result<LbfgsOptions, Diagnostic> {
     for (k, v) in opts {
         let key = if k == "tol" { "gtol" } else { k.as_str() };
         o.set_option(key, *v).map_err(option_error)?;

@@ -207,19 +207,13 @@ pub fn solve_dual(
     // The dual's values are of the order of the cost times the mass: no relative-decrease test
     // (`ftol`), only the gradient, which is the marginals' residual: `tol` is relative to the
     // total mass.
-    let mut opts = LbfgsOptions {
+    let base = LbfgsOptions {
+        gtol: 1e-7,
         ftol: 0.0,
         ..LbfgsOptions::default()
     };
-    let mut tol = 1e-7;
-    for (k, v) in &plan.options {
-        match k.as_str() {
-            "tol" => tol = *v,
-            key => crate::solvers::SetOption::set_option(&mut opts, key, *v)
-                .map_err(|e| Diagnostic::error("E0362", e.to_string()))?,
-        }
-    }
-    opts.gtol = tol * transport.mass.iter().sum::<f64>();
+    let mut opts = crate::plan::lbfgs_options_from(base, &plan.options)?;
+    opts.gtol *= transport.mass.iter().sum::<f64>();
     let (mut report, mut units) = maximize(&transport, dual_form, &opts, 0, callback);
     let bound = -report.value;
     // A relaxed plan (1 < k < the support) meets the bound but may miss a marginal: the problem
@@ -324,11 +318,7 @@ fn maximize(
 
 /// The sizes m × n of the plan variable.
 fn shape(model: &Model, form: &TransportForm) -> (usize, usize) {
-    let slot = model
-        .vars
-        .iter()
-        .find(|v| v.input == form.var)
-        .expect("the plan is a variable");
+    let slot = model.slot(form.var);
     (slot.shape[0], slot.shape[1])
 }
 
@@ -336,11 +326,7 @@ fn shape(model: &Model, form: &TransportForm) -> (usize, usize) {
 fn evaluate(model: &mut Model, form: &TransportForm) -> Result<Transport, Diagnostic> {
     let (m, n) = shape(model, form);
     let scalar = |model: &mut Model, w: &Weighted| -> Result<f64, Diagnostic> {
-        let weight = match w.weight {
-            Some(node) => model.eval_scalar(node).map_err(Diagnostic::from)?,
-            None => 1.0,
-        };
-        Ok(w.sign * weight)
+        Ok(w.sign * model.eval_weight(w.weight)?)
     };
     let mut gamma = 0.0;
     for q in &form.quadratic {

@@ -161,3 +161,23 @@ solve with maid(steps = 3)
     assert_eq!(e.code, "E0362");
     assert!(e.message.contains("eps0"), "{}", e.message);
 }
+
+#[test]
+fn two_outer_variables_each_reach_their_optimum() {
+    // Each weight acts on one half of z: x̂ is y / (1 + e^a) there and y / (1 + e^b) on the
+    // other half, so matching 0.25·y and 0.5·y gives a = log 3, b = 0 (checks θ's layout across
+    // variables).
+    let source = "dims N
+data y : real[N]
+var a : real = 0
+var b : real = 1
+let x = argmin z : real[N] { 0.5 * sumsq(z - y) + 0.5 * exp(a) * sumsq(z[0:6]) + 0.5 * exp(b) * sumsq(z[6:12]) }
+minimize 0.5 * sumsq(x[0:6] - 0.25 * y[0:6]) + 0.5 * sumsq(x[6:12] - 0.5 * y[6:12])
+solve with maid(tol = 1e-8, max_iter = 1000)
+";
+    let mut m = model(source, Path::new("."));
+    let r = solve(&mut m).report;
+    assert_eq!(r.status, Status::Converged, "{r:?}");
+    assert!((r.x[0] - 3f64.ln()).abs() < 1e-5, "a = {}", r.x[0]);
+    assert!(r.x[1].abs() < 1e-5, "b = {}", r.x[1]);
+}
