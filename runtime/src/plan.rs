@@ -7,8 +7,8 @@ use crate::solvers::{
     self, adam_in, adam_within, augmented_lagrangian, central_path, lbfgs, lbfgs_in,
     projected_lbfgs, proximal_gradient, proximal_gradient_in, AdamConstants, AdamIterates,
     AdamOptions, AugLagOptions, Bounds, Callback, FnProblem, FnRegularizer, HostAdam, InnerSolver,
-    LbfgsOptions, PathObjective, PathOptions, Problem, ProxGradOptions, Regularizer, Report,
-    SetOption, Slot,
+    LbfgsOptions, MeritValue, PathObjective, PathOptions, Problem, ProxGradOptions, Regularizer,
+    Relation, Report, SetOption, Slot,
 };
 use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
@@ -328,9 +328,9 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
                 Vec::new(),
             )
         }
-        None if !s.equalities.is_empty() => (
+        None if !s.equalities.is_empty() || !s.inequalities.is_empty() => (
             Method::AugLag,
-            "equality constraints: augmented Lagrangian".to_string(),
+            "equality or inequality constraints: augmented Lagrangian".to_string(),
             Vec::new(),
             Vec::new(),
             Vec::new(),
@@ -370,7 +370,11 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
     } else {
         Vec::new()
     };
-    let handled = |i: &usize| transport.is_some() || projections.iter().any(|p| p.constraint == *i);
+    let handled = |i: &usize| {
+        transport.is_some()
+            || projections.iter().any(|p| p.constraint == *i)
+            || (method == Method::AugLag && s.inequalities.contains(i))
+    };
     let unsupported_constraints: Vec<String> = s
         .inequalities
         .iter()
@@ -383,7 +387,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
             "E0360",
             format!("constraint `{name}` (an inequality, set or cardinality constraint) cannot be handled by `{}` in this version", method.name()),
         )
-        .with_hint("equality constraints and variable bounds (`var x : real[n] >= 0`) are supported, and `fista` enforces `in` and `card` constraints on a variable or on all its rows or columns by projection"));
+        .with_hint("`auglag` handles equality and inequality constraints (with variable bounds such as `var x : real[n] >= 0`), and `fista` enforces `in` and `card` constraints on a variable or on all its rows or columns by projection"));
     }
     match method {
         Method::Lbfgs | Method::ProxGrad | Method::ProjectedLbfgs | Method::Adam
@@ -442,10 +446,6 @@ struct Merit {
 impl Merit {
     fn roots(&self) -> &[NodeId] {
         &self.roots
-    }
-
-    fn grads(&self) -> &[NodeId] {
-        &self.roots[1..1 + self.num_grads]
     }
 
     fn domain(&self) -> &[NodeId] {
@@ -595,17 +595,7 @@ fn eval_merit(
             if guards.iter().any(negative) {
                 return f64::NAN;
             }
-            // The flat gradient is the variables' gradients one after the other (the offsets of
-            // `Model::vars`).
-            let mut rest = g;
-            for grad in &head[1..] {
-                let (g, tail) = rest.split_at_mut(grad.len());
-                match grad.as_slice() {
-                    Some(contiguous) => g.copy_from_slice(contiguous),
-                    None => g.iter_mut().zip(grad.iter()).for_each(|(gi, v)| *gi = *v),
-                }
-                rest = tail;
-            }
+            write_gradient(&head[1..], g);
             head[0].iter().next().copied().unwrap_or(f64::NAN)
         }
         Err(e) => {
@@ -614,6 +604,20 @@ fn eval_merit(
             }
             f64::NAN
         }
+    }
+}
+
+/// Writes the variables' gradients `grads` into the flat gradient `g`, one after the other (the
+/// offsets of `Model::vars`).
+fn write_gradient(grads: &[ndarray::ArrayD<f64>], g: &mut [f64]) {
+    let mut rest = g;
+    for grad in grads {
+        let (g, tail) = rest.split_at_mut(grad.len());
+        match grad.as_slice() {
+            Some(contiguous) => g.copy_from_slice(contiguous),
+            None => g.iter_mut().zip(grad.iter()).for_each(|(gi, v)| *gi = *v),
+        }
+        rest = tail;
     }
 }
 
@@ -726,20 +730,29 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
             let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
             let dims = model.bindings.dims.clone();
             let functions = auglag_functions(&mut model.program, &vars, plan, smooth, &dims)?;
-            let mut new = finalize(model, plan, functions.roots())?.into_iter();
-            let merit = functions.merit.renamed(&mut new);
-            let constraints: Vec<(Vec<NodeId>, usize)> = functions
-                .constraints
-                .into_iter()
-                .map(|(_, grads, len)| (new.by_ref().take(1 + grads.len()).collect(), len))
+            model.bind_added_params();
+            // Each instance's multipliers input with its shape at these dims.
+            let multipliers = functions
+                .instances
+                .iter()
+                .map(|(node, m)| {
+                    let shape = model.program.graph.shape(*node);
+                    let shape = shape
+                        .iter()
+                        .map(|d| d.eval(&dims).max(0) as usize)
+                        .collect();
+                    (InputId(m.input), shape)
+                })
                 .collect();
-            let p: usize = constraints.iter().map(|c| c.1).sum();
+            let roots = finalize(model, plan, functions.roots())?;
             let b = bounds(model)?;
             let mut problem = ModelConstrained {
                 model,
-                merit,
-                constraints,
-                num_constraints: p,
+                roots,
+                num_grads: vars.len(),
+                relations: functions.relations(),
+                multipliers,
+                rho: functions.rho,
                 error: &mut error,
             };
             run_auglag(&mut problem, plan, l1, b, &x0, callback)?
@@ -946,7 +959,6 @@ fn run_auglag(
             inner: problem,
             split: L1Split { weights: l1 },
             grad: vec![0.0; n],
-            jacobian: Vec::new(),
         };
         let z0 = L1Split::split(x0);
         let inner = InnerSolver::ProjectedLbfgs(inner_opts, Bounds::nonneg(2 * n));
@@ -1013,9 +1025,13 @@ pub enum DeviceSolver {
         inv_sqrt_s: u32,
         adam: Option<AdamStep>,
     },
-    /// The augmented Lagrangian: the objective without its L1 terms with its gradient, then
-    /// each equality constraint with the gradients of its components, `components` of each.
-    Auglag { components: Vec<usize> },
+    /// The augmented Lagrangian: its merit L_ρ(·, α) with its gradient, the objective without
+    /// its L1 terms, then each constraint instance's values; `rho` and each instance's
+    /// `multipliers` are its inputs, set at each dual step.
+    Auglag {
+        rho: u32,
+        multipliers: Vec<Multipliers>,
+    },
     /// Adam on a problem without constraints: the objective with its gradient, and Adam's step
     /// (projecting on the bounds).
     Adam { adam: AdamStep },
@@ -1126,12 +1142,14 @@ pub fn device_functions(
             let (smooth, _) = smooth_node(&mut program, &plan.structure, score, ProxScope::L1);
             let functions = auglag_functions(&mut program, &vars, &plan, smooth, dims)?;
             let roots = functions.roots();
-            let components = functions.constraints.iter().map(|c| c.2).collect();
             return Ok(Some(DeviceFunctions {
                 program,
                 roots,
                 step_roots: Vec::new(),
-                solver: DeviceSolver::Auglag { components },
+                solver: DeviceSolver::Auglag {
+                    rho: functions.rho.0,
+                    multipliers: functions.instances.into_iter().map(|(_, m)| m).collect(),
+                },
             }));
         }
         Method::ProxGrad => {
@@ -1433,6 +1451,9 @@ pub trait External {
     fn solver(&self) -> Option<&DeviceSolver>;
     /// Sets the path's stage-merit parameters μ and 1/√s.
     fn set_path(&mut self, mu: f64, inv_sqrt_s: f64) -> Result<(), Diagnostic>;
+    /// Sets the augmented Lagrangian's multipliers α (every instance's, one after the other)
+    /// and penalty ρ ([`DeviceSolver::Auglag`]).
+    fn set_multipliers(&mut self, alpha: &[f64], rho: f64) -> Result<(), Diagnostic>;
     /// The value at `x` (the first root), the gradient written to `g` and the roots after it
     /// to `rest` (flat, in root order). A point where the functions are undefined (a
     /// log-determinant of a matrix with determinant ≤ 0, a singular matrix) gives NaN, not an
@@ -1690,9 +1711,9 @@ pub fn solve_external(
     let keeps_adam = device.adam().is_some();
     match device.solver() {
         Some(DeviceSolver::Path { .. }) => return path_external(model, plan, device, callback),
-        Some(DeviceSolver::Auglag { components }) => {
-            let components = components.clone();
-            return auglag_external(model, plan, device, &components, callback);
+        Some(DeviceSolver::Auglag { multipliers, .. }) => {
+            let relations = relations_of(multipliers);
+            return auglag_external(model, plan, device, relations, callback);
         }
         Some(DeviceSolver::ProxGrad { .. }) => {
             return prox_grad_external(model, plan, device, callback)
@@ -2117,61 +2138,44 @@ fn auglag_external(
     model: &mut Model,
     plan: &Plan,
     device: &mut dyn External,
-    components: &[usize],
+    relations: Vec<Relation>,
     callback: Callback,
 ) -> Result<Outcome, Diagnostic> {
-    /// The device's values at the last point it evaluated.
+    /// The device's augmented Lagrangian ([`DeviceSolver::Auglag`]).
     struct Problem<'a> {
         device: &'a mut dyn External,
-        components: Vec<usize>,
-        /// The point of `value`, `grad` and `rest` (NaN before the first evaluation, so that no
-        /// point matches it).
-        x: Vec<f64>,
-        value: f64,
-        grad: Vec<f64>,
-        /// Each constraint's values, then its Jacobian rows.
+        dim: usize,
+        relations: Vec<Relation>,
+        /// The roots after the gradient: the objective, then the constraints' values.
         rest: Vec<f64>,
         error: Option<Diagnostic>,
     }
-    impl Problem<'_> {
-        fn at(&mut self, x: &[f64]) {
-            if self.x == x {
-                return;
+    impl solvers::ConstrainedProblem for Problem<'_> {
+        fn dim(&self) -> usize {
+            self.dim
+        }
+        fn relations(&self) -> &[Relation] {
+            &self.relations
+        }
+        fn set_multipliers(&mut self, alpha: &[f64], rho: f64) {
+            if let Err(e) = self.device.set_multipliers(alpha, rho) {
+                self.error.get_or_insert(e);
             }
-            self.value = self
+        }
+        fn merit(&mut self, x: &[f64], grad: &mut [f64], constraints: &mut [f64]) -> MeritValue {
+            let merit = self
                 .device
-                .eval(x, &mut self.grad, &mut self.rest)
+                .eval(x, grad, &mut self.rest)
                 .unwrap_or_else(|e| {
                     self.error.get_or_insert(e);
-                    self.grad.fill(f64::NAN);
+                    grad.fill(f64::NAN);
                     self.rest.fill(f64::NAN);
                     f64::NAN
                 });
-            self.x.copy_from_slice(x);
-        }
-    }
-    impl solvers::ConstrainedProblem for Problem<'_> {
-        fn dim(&self) -> usize {
-            self.grad.len()
-        }
-        fn num_constraints(&self) -> usize {
-            self.components.iter().sum()
-        }
-        fn objective(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
-            self.at(x);
-            grad.copy_from_slice(&self.grad);
-            self.value
-        }
-        fn constraints(&mut self, x: &[f64], h: &mut [f64], jacobian: &mut [f64]) {
-            self.at(x);
-            let n = x.len();
-            let (mut row, mut at) = (0, 0);
-            for &len in &self.components {
-                h[row..row + len].copy_from_slice(&self.rest[at..at + len]);
-                at += len;
-                jacobian[row * n..(row + len) * n].copy_from_slice(&self.rest[at..at + len * n]);
-                at += len * n;
-                row += len;
+            constraints.copy_from_slice(&self.rest[1..]);
+            MeritValue {
+                merit,
+                objective: self.rest[0],
             }
         }
     }
@@ -2182,11 +2186,9 @@ fn auglag_external(
     let n = x0.len();
     let mut problem = Problem {
         device,
-        components: components.to_vec(),
-        x: vec![f64::NAN; n],
-        value: f64::NAN,
-        grad: vec![0.0; n],
-        rest: vec![0.0; components.iter().map(|len| len * (1 + n)).sum()],
+        dim: n,
+        rest: vec![0.0; 1 + relations.len()],
+        relations,
         error: None,
     };
     let b = bounds(model)?;
@@ -2199,58 +2201,50 @@ fn auglag_external(
     })
 }
 
-/// The gradients of each component of a constraint node (row-major), per variable.
-fn component_gradients(
-    program: &mut Program,
-    vars: &[InputId],
-    node: NodeId,
-    len: usize,
-) -> Result<Vec<NodeId>, Diagnostic> {
-    let shape = program.graph.shape(node).clone();
-    let mut out = Vec::new();
-    if shape.is_empty() {
-        return Ok(merit_of(program, vars, node)?.grads().to_vec());
-    }
-    // Select each component through a weighted sum with a one-hot constant built from Stack.
-    let flat = if shape.len() == 1 {
-        node
-    } else {
-        return Err(plan_error(
-            "E0360",
-            "equality constraints of rank above 1 are not supported by auglag in this version",
-        ));
-    };
-    for k in 0..len {
-        let index = program.graph.constant(k as f64);
-        let comp = program
-            .graph
-            .add(Op::Select { axis: 0 }, vec![flat, index])
-            .map_err(|e| plan_error("E0360", e.to_string()))?;
-        out.extend_from_slice(merit_of(program, vars, comp)?.grads());
-    }
-    Ok(out)
+/// One instance of an equality or inequality constraint for the augmented Lagrangian: the
+/// constraint's node (its `for` indices replaced by their values), the input of its multipliers
+/// α (of the node's shape) and its number of components at the solve's dims.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Multipliers {
+    pub input: u32,
+    pub len: usize,
+    pub relation: Relation,
 }
 
-/// The functions of the augmented Lagrangian added to a program: the objective without its L1
-/// terms (the solver splits x = p − q for them) with its gradient, and each equality
-/// constraint's node with the gradients of its components (per component, per variable) and
-/// its number of components at the dim sizes `dims`.
+/// The functions of the augmented Lagrangian added to a program: the merit L_ρ(·, α)
+/// (`solvers::ConstrainedProblem`) of the objective without its L1 terms (the solver splits
+/// x = p − q for them) and of every equality and inequality constraint, one instance per index
+/// of its `for` ranges, with its gradient; then the objective and each instance's values. The
+/// multipliers of each instance and the penalty ρ are inputs the solver sets at each dual step.
 struct AuglagFunctions {
     merit: Merit,
-    constraints: Vec<(NodeId, Vec<NodeId>, usize)>,
+    objective: NodeId,
+    instances: Vec<(NodeId, Multipliers)>,
+    rho: InputId,
 }
 
 impl AuglagFunctions {
-    /// The roots of one evaluation: the merit, its gradient, then each constraint and its
-    /// gradients.
+    /// The roots of one evaluation: the merit, its gradient, the objective, then each
+    /// instance's values.
     fn roots(&self) -> Vec<NodeId> {
         let mut roots = self.merit.roots().to_vec();
-        for (node, grads, _) in &self.constraints {
-            roots.push(*node);
-            roots.extend(grads);
-        }
+        roots.push(self.objective);
+        roots.extend(self.instances.iter().map(|(node, _)| *node));
         roots
     }
+
+    /// The relation of each component, instance after instance.
+    fn relations(&self) -> Vec<Relation> {
+        relations_of(self.instances.iter().map(|(_, m)| m))
+    }
+}
+
+/// The relation of each component of these instances, one after the other.
+fn relations_of<'a>(instances: impl IntoIterator<Item = &'a Multipliers>) -> Vec<Relation> {
+    instances
+        .into_iter()
+        .flat_map(|m| std::iter::repeat_n(m.relation, m.len))
+        .collect()
 }
 
 fn auglag_functions(
@@ -2260,23 +2254,144 @@ fn auglag_functions(
     smooth: NodeId,
     dims: &[u64],
 ) -> Result<AuglagFunctions, Diagnostic> {
-    let merit = merit_of(program, vars, smooth)?;
-    let mut constraints = Vec::new();
-    for &i in &plan.structure.equalities {
-        let node = program.constraints[i].node;
-        let len: usize = program
-            .graph
-            .shape(node)
-            .iter()
-            .map(|d| d.eval(dims).max(0) as usize)
-            .product();
-        // ∇ of each component: differentiate sum(c .* e_k) per component is wasteful;
-        // for the scalar constraints of DAG learning (and small vectors) we take the
-        // gradient of each component via selection.
-        let grads = component_gradients(program, vars, node, len)?;
-        constraints.push((node, grads, len));
+    let (rho, rho_node) = program.add_input(
+        "auglag.rho",
+        InputKind::Direction,
+        ElemType::Real,
+        Vec::new(),
+    );
+    let mut instances = Vec::new();
+    let relations = [
+        (Relation::Equal, &plan.structure.equalities),
+        (Relation::AtMost, &plan.structure.inequalities),
+    ];
+    for (relation, constraints) in relations {
+        for &i in constraints {
+            for node in constraint_instances(program, i, dims)? {
+                let shape = program.graph.shape(node).clone();
+                let len = shape.iter().map(|d| d.eval(dims).max(0) as usize).product();
+                let name = format!("auglag.alpha{}", instances.len());
+                let (alpha, _) =
+                    program.add_input(name, InputKind::Direction, ElemType::Real, shape);
+                let input = alpha.0;
+                instances.push((
+                    node,
+                    Multipliers {
+                        input,
+                        len,
+                        relation,
+                    },
+                ));
+            }
+        }
     }
-    Ok(AuglagFunctions { merit, constraints })
+    let mut total = smooth;
+    for (node, m) in &instances {
+        let alpha = program.input_nodes[m.input as usize];
+        let term = penalty_term(program, m.relation, *node, alpha, rho_node)?;
+        total = binary(program, BinaryOp::Add, total, term);
+    }
+    let merit = merit_of(program, vars, total)?;
+    Ok(AuglagFunctions {
+        merit,
+        objective: smooth,
+        instances,
+        rho,
+    })
+}
+
+/// The term of `solvers::penalty` for a constraint node c with multipliers α (of c's shape) and
+/// penalty ρ (a scalar): Σ(α c + (ρ/2) c²) for an equality, Σ(max(α + ρ c, 0)² − α²) / (2ρ)
+/// for an inequality c ≤ 0.
+fn penalty_term(
+    program: &mut Program,
+    relation: Relation,
+    c: NodeId,
+    alpha: NodeId,
+    rho: NodeId,
+) -> Result<NodeId, Diagnostic> {
+    let half = program.graph.constant(0.5);
+    let zero = program.graph.constant(0.0);
+    let graph = &mut program.graph;
+    let mut bin = |op: BinaryOp, a: NodeId, b: NodeId| {
+        graph
+            .add(Op::Binary(op), vec![a, b])
+            .map_err(|e| plan_error("E0360", e.to_string()))
+    };
+    use BinaryOp::{Add, Div, Max, Mul, Sub};
+    let elementwise = match relation {
+        Relation::Equal => {
+            // (α + (ρ/2) c) c
+            let half_rho = bin(Mul, half, rho)?;
+            let half_rho_c = bin(Mul, half_rho, c)?;
+            let weight = bin(Add, alpha, half_rho_c)?;
+            bin(Mul, weight, c)?
+        }
+        Relation::AtMost => {
+            let rho_c = bin(Mul, rho, c)?;
+            let shifted = bin(Add, alpha, rho_c)?;
+            let w = bin(Max, shifted, zero)?;
+            let w2 = bin(Mul, w, w)?;
+            let a2 = bin(Mul, alpha, alpha)?;
+            let difference = bin(Sub, w2, a2)?;
+            let two_rho = bin(Add, rho, rho)?;
+            bin(Div, difference, two_rho)?
+        }
+    };
+    graph
+        .add(Op::Sum { axis: None }, vec![elementwise])
+        .map_err(|e| plan_error("E0360", e.to_string()))
+}
+
+/// The instances of constraint `i`: its node, or for a constraint under `for` ranges one node
+/// per index tuple (row-major), with the loop indices replaced by their values.
+fn constraint_instances(
+    program: &mut Program,
+    i: usize,
+    dims: &[u64],
+) -> Result<Vec<NodeId>, Diagnostic> {
+    let c = program.constraints[i].clone();
+    let ranges: Vec<(u32, i64, i64)> = c
+        .ranges
+        .iter()
+        .map(|r| (r.level, r.start.eval(dims), r.end.eval(dims)))
+        .collect();
+    let indices: Vec<(u32, NodeId)> = optc_compiler::simplify::cost::reachable(program, &[c.node])
+        .into_iter()
+        .filter_map(|id| match program.graph.node(id).op {
+            Op::LoopIndex(level) => Some((level, id)),
+            _ => None,
+        })
+        .collect();
+    let mut tuples: Vec<Vec<i64>> = vec![Vec::new()];
+    for &(_, start, end) in &ranges {
+        tuples = tuples
+            .into_iter()
+            .flat_map(|t| {
+                (start..end).map(move |k| {
+                    let mut t = t.clone();
+                    t.push(k);
+                    t
+                })
+            })
+            .collect();
+    }
+    let mut out = Vec::with_capacity(tuples.len());
+    for tuple in tuples {
+        let mut node = c.node;
+        for &(level, index) in &indices {
+            let Some(position) = ranges.iter().position(|r| r.0 == level) else {
+                continue;
+            };
+            let value = program.graph.constant(tuple[position] as f64);
+            node = program
+                .graph
+                .substitute(node, index, value)
+                .map_err(|e| plan_error("E0360", e.to_string()))?;
+        }
+        out.push(node);
+    }
+    Ok(out)
 }
 
 /// Which prox terms a solver handles itself (the others stay in the smooth part).
@@ -2832,13 +2947,12 @@ impl L1Split {
     }
 }
 
-/// An equality-constrained problem with weighted L1 terms over the split z = (p, q):
-/// f(p − q) + Σ wᵢ(pᵢ + qᵢ), constraints h(p − q) (to be solved with p, q ≥ 0).
+/// A constrained problem with weighted L1 terms over the split z = (p, q): the merit of x = p − q
+/// plus Σ wᵢ(pᵢ + qᵢ) (to be solved with p, q ≥ 0).
 struct SplitL1<'a, P: ?Sized> {
     inner: &'a mut P,
     split: L1Split,
     grad: Vec<f64>,
-    jacobian: Vec<f64>,
 }
 
 impl<P: solvers::ConstrainedProblem + ?Sized> solvers::ConstrainedProblem for SplitL1<'_, P> {
@@ -2846,27 +2960,22 @@ impl<P: solvers::ConstrainedProblem + ?Sized> solvers::ConstrainedProblem for Sp
         2 * self.inner.dim()
     }
 
-    fn num_constraints(&self) -> usize {
-        self.inner.num_constraints()
+    fn relations(&self) -> &[Relation] {
+        self.inner.relations()
     }
 
-    fn objective(&mut self, z: &[f64], grad: &mut [f64]) -> f64 {
-        let f = self.inner.objective(&self.split.join(z), &mut self.grad);
-        self.split.lift(z, f, &self.grad, 1.0, grad)
+    fn set_multipliers(&mut self, alpha: &[f64], rho: f64) {
+        self.inner.set_multipliers(alpha, rho);
     }
 
-    fn constraints(&mut self, z: &[f64], h: &mut [f64], jacobian: &mut [f64]) {
-        let n = self.inner.dim();
-        let m = self.inner.num_constraints();
-        self.jacobian.resize(m * n, 0.0);
-        self.inner
-            .constraints(&self.split.join(z), h, &mut self.jacobian);
-        for k in 0..m {
-            for i in 0..n {
-                let d = self.jacobian[k * n + i];
-                jacobian[k * 2 * n + i] = d;
-                jacobian[k * 2 * n + n + i] = -d;
-            }
+    fn merit(&mut self, z: &[f64], grad: &mut [f64], constraints: &mut [f64]) -> MeritValue {
+        let inner = self
+            .inner
+            .merit(&self.split.join(z), &mut self.grad, constraints);
+        let merit = self.split.lift(z, inner.merit, &self.grad, 1.0, grad);
+        MeritValue {
+            merit,
+            objective: inner.objective + (merit - inner.merit),
         }
     }
 }
@@ -2895,14 +3004,17 @@ impl PathObjective for SplitPath<'_> {
     }
 }
 
-/// Equality constraints of a model for the augmented Lagrangian: values and dense Jacobian rows.
+/// A model's augmented Lagrangian ([`AuglagFunctions`]), evaluated by the model with the
+/// multipliers and the penalty bound as inputs.
 struct ModelConstrained<'a> {
     model: &'a mut Model,
-    merit: Merit,
-    /// (the constraint node then its gradient nodes per component and variable, number of
-    /// components): the roots of one evaluation, kept so that evaluating them allocates nothing.
-    constraints: Vec<(Vec<NodeId>, usize)>,
-    num_constraints: usize,
+    /// Each instance's multipliers input and shape.
+    multipliers: Vec<(InputId, Vec<usize>)>,
+    rho: InputId,
+    /// [`AuglagFunctions::roots`] in the (simplified) model's program.
+    roots: Vec<NodeId>,
+    num_grads: usize,
+    relations: Vec<Relation>,
     error: &'a mut Option<Diagnostic>,
 }
 
@@ -2911,45 +3023,49 @@ impl solvers::ConstrainedProblem for ModelConstrained<'_> {
         self.model.dim()
     }
 
-    fn num_constraints(&self) -> usize {
-        self.num_constraints
+    fn relations(&self) -> &[Relation] {
+        &self.relations
     }
 
-    fn objective(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
-        eval_merit(self.model, &self.merit, x, grad, self.error)
+    fn set_multipliers(&mut self, alpha: &[f64], rho: f64) {
+        let mut at = 0;
+        for (input, shape) in &self.multipliers {
+            let len = shape.iter().product::<usize>();
+            self.model.set_input(*input, shape, &alpha[at..at + len]);
+            at += len;
+        }
+        self.model.set_input(self.rho, &[], &[rho]);
     }
 
-    fn constraints(&mut self, x: &[f64], h: &mut [f64], jacobian: &mut [f64]) {
-        let n = x.len();
+    fn merit(&mut self, x: &[f64], grad: &mut [f64], constraints: &mut [f64]) -> MeritValue {
         self.model.set_x(x);
-        let vars = self.model.vars.len();
-        let mut row = 0;
-        for (roots, len) in &self.constraints {
-            match self.model.eval_ref(roots) {
-                Ok(values) => {
-                    for (k, v) in values[0].iter().enumerate() {
-                        h[row + k] = *v;
-                    }
-                    for k in 0..*len {
-                        // A Jacobian row is the variables' gradients one after the other (the
-                        // offsets of `Model::vars`).
-                        let mut column = (row + k) * n;
-                        for gv in &values[1 + k * vars..1 + (k + 1) * vars] {
-                            for (j, v) in gv.iter().enumerate() {
-                                jacobian[column + j] = *v;
-                            }
-                            column += gv.len();
-                        }
-                    }
+        match self.model.eval_ref(&self.roots) {
+            Ok(values) => {
+                write_gradient(&values[1..1 + self.num_grads], grad);
+                let mut at = 0;
+                for v in &values[2 + self.num_grads..] {
+                    v.iter().for_each(|c| {
+                        constraints[at] = *c;
+                        at += 1;
+                    });
                 }
-                Err(e) => {
-                    h[row..row + len].fill(f64::NAN);
-                    if self.error.is_none() {
-                        *self.error = Some(e.into());
-                    }
+                let scalar =
+                    |a: &ndarray::ArrayD<f64>| a.iter().next().copied().unwrap_or(f64::NAN);
+                MeritValue {
+                    merit: scalar(&values[0]),
+                    objective: scalar(&values[1 + self.num_grads]),
                 }
             }
-            row += len;
+            Err(e) => {
+                constraints.fill(f64::NAN);
+                if self.error.is_none() {
+                    *self.error = Some(e.into());
+                }
+                MeritValue {
+                    merit: f64::NAN,
+                    objective: f64::NAN,
+                }
+            }
         }
     }
 }

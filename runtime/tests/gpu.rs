@@ -12,7 +12,7 @@ mod temp;
 use ndarray::ArrayD;
 use optc_compiler::derive;
 use optc_compiler::driver::{compile, Until};
-use optc_compiler::ir::{NodeId, Op, Program};
+use optc_compiler::ir::{InputKind, NodeId, Op, Program};
 use optc_runtime::artifact::{self, Artifact, Target};
 use optc_runtime::gpu::build::{self, Layout};
 use optc_runtime::gpu::device::DeviceError;
@@ -66,12 +66,25 @@ fn reference(program: &Program, bindings: &Bindings) -> (f64, Vec<f64>, Vec<f64>
         }
     };
     let mut bindings = bindings.clone();
-    // The parameters the functions add; Adam's step's inputs are not read by these roots.
+    // The parameters the functions add; Adam's step's inputs are not read by these roots. The
+    // augmented Lagrangian's multipliers and penalty are at the executor's start, α = 0, ρ = 1.
     for k in bindings.inputs.len()..p.inputs.len() {
-        let default = p.param_default(optc_compiler::ir::InputId(k as u32));
-        bindings
-            .inputs
-            .push(default.map(|v| ArrayD::from_elem(vec![], v)));
+        let input = &p.inputs[k];
+        let value = match (input.name.as_str(), input.kind) {
+            ("auglag.rho", _) => Some(ArrayD::from_elem(vec![], 1.0)),
+            (_, InputKind::Direction) if input.name.starts_with("auglag.alpha") => {
+                let shape: Vec<usize> = input
+                    .shape
+                    .iter()
+                    .map(|d| d.eval(&bindings.dims) as usize)
+                    .collect();
+                Some(ArrayD::zeros(shape))
+            }
+            _ => p
+                .param_default(optc_compiler::ir::InputId(k as u32))
+                .map(|v| ArrayD::from_elem(vec![], v)),
+        };
+        bindings.inputs.push(value);
     }
     let values = interp::eval(&p, &bindings, &roots, &mut NoSubproblems).unwrap();
     let value = values[0].iter().next().copied().unwrap();
@@ -1156,6 +1169,13 @@ impl optc_runtime::plan::External for HostKept<'_> {
     ) -> Result<(), optc_compiler::diag::Diagnostic> {
         optc_runtime::plan::External::set_path(self.0, mu, inv_sqrt_s)
     }
+    fn set_multipliers(
+        &mut self,
+        alpha: &[f64],
+        rho: f64,
+    ) -> Result<(), optc_compiler::diag::Diagnostic> {
+        optc_runtime::plan::External::set_multipliers(self.0, alpha, rho)
+    }
     fn eval(
         &mut self,
         x: &[f64],
@@ -1426,6 +1446,18 @@ fn the_augmented_lagrangian_runs_on_the_device_as_on_the_cpu() {
     assert_eq!(
         check_solve_on_the_device("notears", &source, "auglag", 1e-4),
         4
+    );
+}
+
+#[test]
+fn inequalities_and_constraints_under_for_run_on_the_device_as_on_the_cpu() {
+    // The merit with an L1 term (split on the host), three row-sum equalities (one instance per
+    // index) and two matrix inequalities; its roots: the merit, its gradient, the objective and
+    // five constraint instances.
+    let source = "var W : real[3, 3] = 0.3\nlet C = [[0.9, 0.2, -0.3], [0.1, 0.8, 0.5], [0.4, 0.4, 0.4]]\nminimize sumsq(W - C) + 0.05 * norm1(W)\nsubject to\n  for i in 0..3: sum(W[i, :]) == 1\n  W <= 0.6\n  W >= -0.1\noutput W\n";
+    assert_eq!(
+        check_solve_on_the_device("inequalities", source, "auglag", 1e-6),
+        8
     );
 }
 

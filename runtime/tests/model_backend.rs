@@ -216,6 +216,13 @@ impl optc_runtime::plan::External for NanDevice {
     fn set_path(&mut self, _: f64, _: f64) -> Result<(), optc_compiler::diag::Diagnostic> {
         unreachable!("an objective, not a stage merit")
     }
+    fn set_multipliers(
+        &mut self,
+        _: &[f64],
+        _: f64,
+    ) -> Result<(), optc_compiler::diag::Diagnostic> {
+        unreachable!("an objective, not an augmented Lagrangian")
+    }
     fn eval(
         &mut self,
         _: &[f64],

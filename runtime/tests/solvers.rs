@@ -4,10 +4,10 @@
 use optc_runtime::prox::soft_threshold;
 use optc_runtime::simulate::regression;
 use optc_runtime::solvers::{
-    adam, adam_within, augmented_lagrangian, central_path, concomitant_scale, lbfgs,
-    projected_lbfgs, proximal_gradient, AdamOptions, AugLagOptions, Bounds, Control, FnConstrained,
-    FnPathObjective, FnProblem, InnerSolver, IterInfo, L1Penalty, LbfgsOptions, PathInner,
-    PathOptions, ProxGradOptions, SetOption, Status,
+    adam, adam_within, augmented_lagrangian, central_path, concomitant_scale, lbfgs, penalty,
+    projected_lbfgs, proximal_gradient, AdamOptions, AugLagOptions, Bounds, ConstrainedProblem,
+    Control, FnConstrained, FnPathObjective, FnProblem, InnerSolver, IterInfo, L1Penalty,
+    LbfgsOptions, PathInner, PathOptions, ProxGradOptions, Relation, SetOption, Status,
 };
 
 fn go_on(_: &IterInfo) -> Control {
@@ -887,28 +887,30 @@ fn concomitant_scale_is_the_minimiser_of_a_over_sigma_plus_b_sigma() {
     assert_eq!(concomitant_scale(0.0, -1.0, 0.0), None);
 }
 
+/// ½‖x − c‖² with its gradient.
+fn distance_to(c: &[f64], x: &[f64], g: &mut [f64]) -> f64 {
+    x.iter()
+        .zip(c)
+        .zip(g)
+        .map(|((x, c), g)| {
+            *g = x - c;
+            0.5 * *g * *g
+        })
+        .sum()
+}
+
 /// min ½‖x − c‖² s.t. x₁ + x₂ + x₃ = 1, x₁ − x₃ = 0.
-fn equality_qp(
-    c: [f64; 3],
-) -> FnConstrained<impl FnMut(&[f64], &mut [f64]) -> f64, impl FnMut(&[f64], &mut [f64], &mut [f64])>
-{
-    FnConstrained {
-        dim: 3,
-        num_constraints: 2,
-        objective: move |x: &[f64], g: &mut [f64]| {
-            (0..3)
-                .map(|i| {
-                    g[i] = x[i] - c[i];
-                    0.5 * g[i] * g[i]
-                })
-                .sum()
-        },
-        constraints: |x: &[f64], h: &mut [f64], jac: &mut [f64]| {
+fn equality_qp(c: [f64; 3]) -> impl ConstrainedProblem {
+    FnConstrained::new(
+        3,
+        vec![Relation::Equal; 2],
+        move |x: &[f64], g: &mut [f64]| distance_to(&c, x, g),
+        |x: &[f64], h: &mut [f64], jac: &mut [f64]| {
             h[0] = x[0] + x[1] + x[2] - 1.0;
             h[1] = x[0] - x[2];
             jac.copy_from_slice(&[1.0, 1.0, 1.0, 1.0, 0.0, -1.0]);
         },
-    }
+    )
 }
 
 #[test]
@@ -938,22 +940,15 @@ fn augmented_lagrangian_with_bounds_projects_onto_simplex() {
     // min ½‖x − c‖² s.t. Σx = 1, x ≥ 0 is the simplex projection of c = (1, 0.5, −1):
     // threshold θ = 0.25 gives (0.75, 0.25, 0).
     let c = [1.0, 0.5, -1.0];
-    let mut problem = FnConstrained {
-        dim: 3,
-        num_constraints: 1,
-        objective: move |x: &[f64], g: &mut [f64]| {
-            (0..3)
-                .map(|i| {
-                    g[i] = x[i] - c[i];
-                    0.5 * g[i] * g[i]
-                })
-                .sum::<f64>()
-        },
-        constraints: |x: &[f64], h: &mut [f64], jac: &mut [f64]| {
+    let mut problem = FnConstrained::new(
+        3,
+        vec![Relation::Equal],
+        move |x: &[f64], g: &mut [f64]| distance_to(&c, x, g),
+        |x: &[f64], h: &mut [f64], jac: &mut [f64]| {
             h[0] = x.iter().sum::<f64>() - 1.0;
             jac.fill(1.0);
         },
-    };
+    );
     let opts = LbfgsOptions {
         gtol: 1e-12,
         ftol: 0.0,
@@ -969,6 +964,95 @@ fn augmented_lagrangian_with_bounds_projects_onto_simplex() {
     );
     assert_eq!(result.report.status, Status::Converged);
     assert_close(&result.report.x, &[0.75, 0.25, 0.0], 1e-7);
+}
+
+/// min ½‖x − c‖² over the simplex {Σx = 1, x ≥ 0} with x₁ ≥ 0.5 (the inequality 0.5 − x₁ ≤ 0).
+fn simplex_with_floor(c: [f64; 3]) -> impl ConstrainedProblem {
+    FnConstrained::new(
+        3,
+        vec![Relation::Equal, Relation::AtMost],
+        move |x: &[f64], g: &mut [f64]| distance_to(&c, x, g),
+        |x: &[f64], h: &mut [f64], jac: &mut [f64]| {
+            h[0] = x.iter().sum::<f64>() - 1.0;
+            h[1] = 0.5 - x[0];
+            jac.copy_from_slice(&[1.0, 1.0, 1.0, -1.0, 0.0, 0.0]);
+        },
+    )
+}
+
+fn tight_inner(n: usize) -> InnerSolver {
+    let opts = LbfgsOptions {
+        gtol: 1e-12,
+        ftol: 0.0,
+        ..Default::default()
+    };
+    InnerSolver::ProjectedLbfgs(opts, Bounds::nonneg(n))
+}
+
+#[test]
+fn augmented_lagrangian_with_an_active_inequality_matches_kkt_solution() {
+    // c = (0.1, 0.6, 0.5): the floor is active, x₁ = 0.5 and (x₂, x₃) is the projection of
+    // (0.6, 0.5) onto {sum = 0.5}: (0.3, 0.2). Stationarity x − c + ν·1 − λe₁ = 0 gives
+    // ν = 0.3 (from x₂) and λ = 0.7 (from x₁).
+    let mut problem = simplex_with_floor([0.1, 0.6, 0.5]);
+    let result = augmented_lagrangian(
+        &mut problem,
+        &[1.0 / 3.0; 3],
+        &tight_inner(3),
+        &AugLagOptions::default(),
+        &mut go_on,
+    );
+    assert_eq!(result.report.status, Status::Converged);
+    assert!(
+        result.report.violation <= 1e-8,
+        "{}",
+        result.report.violation
+    );
+    assert_close(&result.report.x, &[0.5, 0.3, 0.2], 1e-7);
+    assert_close(&result.multipliers, &[0.3, 0.7], 1e-5);
+}
+
+#[test]
+fn augmented_lagrangian_with_an_inactive_inequality_keeps_its_multiplier_at_zero() {
+    // c = (0.9, 0.3, 0.1): the simplex projection (θ = 0.1) is (0.8, 0.2, 0), above the floor.
+    let mut problem = simplex_with_floor([0.9, 0.3, 0.1]);
+    let result = augmented_lagrangian(
+        &mut problem,
+        &[1.0 / 3.0; 3],
+        &tight_inner(3),
+        &AugLagOptions::default(),
+        &mut go_on,
+    );
+    assert_eq!(result.report.status, Status::Converged);
+    assert_close(&result.report.x, &[0.8, 0.2, 0.0], 1e-7);
+    assert_eq!(result.multipliers[1], 0.0);
+}
+
+#[test]
+fn the_penalty_terms_derivative_matches_finite_differences() {
+    let h = 1e-6;
+    for relation in [Relation::Equal, Relation::AtMost] {
+        for (alpha, rho, c) in [
+            (0.7, 10.0, 0.3),
+            (0.7, 10.0, -0.3),
+            (0.0, 1.0, -0.5),
+            (-0.2, 3.0, 0.1),
+        ] {
+            if relation == Relation::AtMost && alpha < 0.0 {
+                continue;
+            }
+            let (_, derivative) = penalty(relation, alpha, rho, c);
+            let fd = (penalty(relation, alpha, rho, c + h).0
+                - penalty(relation, alpha, rho, c - h).0)
+                / (2.0 * h);
+            assert!(
+                (derivative - fd).abs() < 1e-6,
+                "{relation:?} α={alpha} ρ={rho} c={c}: {derivative} vs {fd}"
+            );
+        }
+    }
+    // An inactive inequality (α + ρc ≤ 0) contributes −α²/(2ρ) and no gradient.
+    assert_eq!(penalty(Relation::AtMost, 1.0, 2.0, -1.0), (-0.25, 0.0));
 }
 
 #[test]

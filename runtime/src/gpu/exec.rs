@@ -301,6 +301,12 @@ impl<D: Device> Executor<D> {
             })
             .collect();
         executor.upload_setup(false)?;
+        // The augmented Lagrangian's merit is defined before the solver sets its multipliers:
+        // α = 0, ρ = 1 (the quadratic penalty).
+        if let Some(DeviceSolver::Auglag { multipliers, .. }) = &executor.plan.staged.solver {
+            let zeros = vec![0.0; multipliers.iter().map(|m| m.len).sum()];
+            executor.set_multipliers(&zeros, 1.0)?;
+        }
         Ok(executor)
     }
 
@@ -510,6 +516,45 @@ impl<D: Device> Executor<D> {
             *slot = Some(ArrayD::from_elem(IxDyn(&[]), value));
         }
         self.upload_setup(true)
+    }
+
+    /// Sets the augmented Lagrangian's multipliers α (every instance's, one after the other)
+    /// and penalty ρ ([`DeviceSolver::Auglag`]): inputs of the merit, uploaded as they are.
+    pub fn set_multipliers(&mut self, alpha: &[f64], rho: f64) -> Result<(), ExecError> {
+        let Some(DeviceSolver::Auglag {
+            rho: rho_input,
+            multipliers,
+        }) = &self.plan.staged.solver
+        else {
+            return Err(ExecError::Plan(
+                "the plan is not of an augmented Lagrangian".into(),
+            ));
+        };
+        let total: usize = multipliers.iter().map(|m| m.len).sum();
+        if alpha.len() != total {
+            return Err(ExecError::Plan(format!(
+                "{} multipliers given, the plan has {total}",
+                alpha.len()
+            )));
+        }
+        let uploads: Vec<(u32, std::ops::Range<usize>)> = multipliers
+            .iter()
+            .scan(0, |at, m| {
+                *at += m.len;
+                Some((m.input, *at - m.len..*at))
+            })
+            .collect();
+        let rho_input = *rho_input;
+        let what = || "an augmented-Lagrangian multiplier".to_string();
+        check_range(self.plan.precision, &what, alpha)?;
+        check_range(self.plan.precision, &|| "the penalty ρ".into(), &[rho])?;
+        for (input, range) in uploads {
+            self.device
+                .upload(self.inputs[input as usize].at(0), &alpha[range])?;
+        }
+        Ok(self
+            .device
+            .upload(self.inputs[rho_input as usize].at(0), &[rho])?)
     }
 
     pub fn device(&self) -> &D {

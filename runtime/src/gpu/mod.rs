@@ -248,6 +248,10 @@ impl<D: Device> crate::plan::External for Executor<D> {
         Ok(guarded(|| Executor::set_path(self, mu, inv_sqrt_s))?)
     }
 
+    fn set_multipliers(&mut self, alpha: &[f64], rho: f64) -> Result<(), Diagnostic> {
+        Ok(guarded(|| Executor::set_multipliers(self, alpha, rho))?)
+    }
+
     fn eval(&mut self, x: &[f64], g: &mut [f64], rest: &mut [f64]) -> Result<f64, Diagnostic> {
         let value = guarded(|| {
             let value = self.evaluate(x, g)?;

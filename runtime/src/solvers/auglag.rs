@@ -1,9 +1,13 @@
-//! Augmented Lagrangian for min f(x) s.t. h(x) = 0 (optionally with bounds), NOTEARS schedule.
+//! Augmented Lagrangian (Powell–Hestenes–Rockafellar) for min f(x) s.t. h(x) = 0, g(x) ≤ 0
+//! (optionally with bounds on x), with the NOTEARS schedule.
 //!
-//! L_ρ(x, α) = f(x) + αᵀh(x) + (ρ/2)‖h(x)‖². Starting from ρ = ρ₀, α = 0, ‖h_prev‖ = ∞, each
-//! dual step re-solves min_x L_ρ from the current point, multiplying ρ by `rho_factor` while
-//! ‖h_new‖ > `progress`·‖h_prev‖ (and ρ < ρ_max); then α ← α + ρ·h_new. The loop stops when
-//! ‖h‖ ≤ h_tol, ρ ≥ ρ_max, or after `max_outer` dual steps.
+//! L_ρ(x, α) = f(x) + Σ_eq (αₖhₖ + (ρ/2)hₖ²) + Σ_ineq (max(0, αₖ + ρgₖ)² − αₖ²) / (2ρ).
+//! Starting from ρ = ρ₀, α = 0, V_prev = ∞, each dual step re-solves min_x L_ρ from the current
+//! point, multiplying ρ by `rho_factor` while V_new > `progress`·V_prev (and ρ < ρ_max); then
+//! αₖ ← αₖ + ρhₖ for equalities and αₖ ← max(0, αₖ + ρgₖ) for inequalities. V is the norm of
+//! (h, max(g, −α/ρ)): zero exactly at a feasible point where every inequality with a positive
+//! multiplier is active (for equalities alone, ‖h‖ as in NOTEARS). The loop stops when
+//! V ≤ h_tol, ρ ≥ ρ_max, or after `max_outer` dual steps.
 
 use super::options::impl_set_option;
 use super::{
@@ -11,24 +15,79 @@ use super::{
     Status,
 };
 
-/// An equality-constrained problem: objective f and constraints h: Rⁿ → Rᵖ.
+/// The relation of one constraint component to zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Relation {
+    /// h(x) = 0.
+    Equal,
+    /// g(x) ≤ 0.
+    AtMost,
+}
+
+/// One component's term of L_ρ and its derivative in the component's value `c`.
+pub fn penalty(relation: Relation, alpha: f64, rho: f64, c: f64) -> (f64, f64) {
+    match relation {
+        Relation::Equal => (alpha * c + 0.5 * rho * c * c, alpha + rho * c),
+        Relation::AtMost => {
+            let w = (alpha + rho * c).max(0.0);
+            ((w * w - alpha * alpha) / (2.0 * rho), w)
+        }
+    }
+}
+
+/// One evaluation of L_ρ(·, α).
+#[derive(Clone, Copy, Debug)]
+pub struct MeritValue {
+    /// L_ρ(x, α).
+    pub merit: f64,
+    /// f(x).
+    pub objective: f64,
+}
+
+/// A constrained problem as the augmented Lagrangian sees it: its merit L_ρ(·, α) for the
+/// multipliers and penalty last set.
 pub trait ConstrainedProblem {
     /// Number of variables n.
     fn dim(&self) -> usize;
-    /// Number of equality constraints p.
-    fn num_constraints(&self) -> usize;
-    /// Returns f(x) and writes ∇f(x) into `grad`.
-    fn objective(&mut self, x: &[f64], grad: &mut [f64]) -> f64;
-    /// Writes h(x) into `h` (length p) and the Jacobian into `jacobian` (p×n, row-major).
-    fn constraints(&mut self, x: &[f64], h: &mut [f64], jacobian: &mut [f64]);
+    /// The relation of each constraint component (one per component).
+    fn relations(&self) -> &[Relation];
+    /// Sets α (one per component) and ρ for the following evaluations.
+    fn set_multipliers(&mut self, alpha: &[f64], rho: f64);
+    /// L_ρ(x, α) and f(x); writes ∇ₓL_ρ into `grad` and the constraints' values into
+    /// `constraints` (one per component).
+    fn merit(&mut self, x: &[f64], grad: &mut [f64], constraints: &mut [f64]) -> MeritValue;
 }
 
-/// A [`ConstrainedProblem`] from two closures.
+/// A [`ConstrainedProblem`] from two closures: f with its gradient, and the constraints with
+/// their Jacobian (p×n, row-major).
 pub struct FnConstrained<F, H> {
-    pub dim: usize,
-    pub num_constraints: usize,
-    pub objective: F,
-    pub constraints: H,
+    dim: usize,
+    relations: Vec<Relation>,
+    objective: F,
+    constraints: H,
+    alpha: Vec<f64>,
+    rho: f64,
+    jacobian: Vec<f64>,
+}
+
+impl<F, H> FnConstrained<F, H>
+where
+    F: FnMut(&[f64], &mut [f64]) -> f64,
+    H: FnMut(&[f64], &mut [f64], &mut [f64]),
+{
+    pub fn new(dim: usize, relations: Vec<Relation>, objective: F, constraints: H) -> Self {
+        let p = relations.len();
+        FnConstrained {
+            dim,
+            relations,
+            objective,
+            constraints,
+            alpha: vec![0.0; p],
+            rho: 1.0,
+            jacobian: vec![0.0; p * dim],
+        }
+    }
 }
 
 impl<F, H> ConstrainedProblem for FnConstrained<F, H>
@@ -39,14 +98,24 @@ where
     fn dim(&self) -> usize {
         self.dim
     }
-    fn num_constraints(&self) -> usize {
-        self.num_constraints
+    fn relations(&self) -> &[Relation] {
+        &self.relations
     }
-    fn objective(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
-        (self.objective)(x, grad)
+    fn set_multipliers(&mut self, alpha: &[f64], rho: f64) {
+        self.alpha.copy_from_slice(alpha);
+        self.rho = rho;
     }
-    fn constraints(&mut self, x: &[f64], h: &mut [f64], jacobian: &mut [f64]) {
-        (self.constraints)(x, h, jacobian)
+    fn merit(&mut self, x: &[f64], grad: &mut [f64], constraints: &mut [f64]) -> MeritValue {
+        let objective = (self.objective)(x, grad);
+        (self.constraints)(x, constraints, &mut self.jacobian);
+        let mut merit = objective;
+        for (k, &c) in constraints.iter().enumerate() {
+            let (value, weight) = penalty(self.relations[k], self.alpha[k], self.rho, c);
+            merit += value;
+            let row = &self.jacobian[k * self.dim..(k + 1) * self.dim];
+            grad.iter_mut().zip(row).for_each(|(g, j)| *g += weight * j);
+        }
+        MeritValue { merit, objective }
     }
 }
 
@@ -57,6 +126,25 @@ pub enum InnerSolver {
     ProjectedLbfgs(LbfgsOptions, Bounds),
 }
 
+impl InnerSolver {
+    fn solve(&self, problem: &mut dyn Problem, x0: &[f64]) -> Report {
+        let mut silent = |_: &IterInfo| Control::Continue;
+        match self {
+            InnerSolver::Lbfgs(o) => lbfgs(problem, x0, o, &mut silent),
+            InnerSolver::ProjectedLbfgs(o, b) => projected_lbfgs(problem, x0, b, o, &mut silent),
+        }
+    }
+
+    fn gtol(&self) -> f64 {
+        match self {
+            InnerSolver::Lbfgs(o) | InnerSolver::ProjectedLbfgs(o, _) => o.gtol,
+        }
+    }
+}
+
+/// How many times one subproblem's solve is resumed after a stall (see [`augmented_lagrangian`]).
+const MAX_RESUMES: usize = 20;
+
 /// Augmented-Lagrangian options (NOTEARS defaults in parentheses).
 #[derive(Clone, Debug)]
 pub struct AugLagOptions {
@@ -66,9 +154,9 @@ pub struct AugLagOptions {
     pub rho_factor: f64,
     /// Largest penalty ρ_max (1e16).
     pub rho_max: f64,
-    /// Required reduction: grow ρ while ‖h_new‖ > progress·‖h_prev‖ (0.25).
+    /// Required reduction: grow ρ while V_new > progress·V_prev (0.25).
     pub progress: f64,
-    /// Feasibility tolerance on ‖h‖₂ (1e-8).
+    /// Tolerance on V, the norm of (h, max(g, −α/ρ)) (1e-8).
     pub h_tol: f64,
     /// Maximum dual steps (100).
     pub max_outer: usize,
@@ -96,7 +184,8 @@ impl_set_option!(AugLagOptions {
     max_outer: count,
 });
 
-/// The augmented-Lagrangian outcome: `report.value` is f(x), `report.violation` is ‖h(x)‖₂,
+/// The augmented-Lagrangian outcome: `report.value` is f(x), `report.violation` the norm of
+/// (h(x), max(g(x), 0)),
 /// `report.optimality` the last inner solve's optimality measure.
 #[derive(Clone, Debug)]
 pub struct AugLagReport {
@@ -109,22 +198,10 @@ pub struct AugLagReport {
     pub inner_iterations: usize,
 }
 
-/// The subproblem L_ρ(·, α) as a [`Problem`]; also records f and h at the last evaluation.
+/// The subproblem L_ρ(·, α) as a [`Problem`].
 struct Subproblem<'a> {
     inner: &'a mut dyn ConstrainedProblem,
-    rho: f64,
-    alpha: &'a [f64],
-    h: Vec<f64>,
-    jacobian: Vec<f64>,
-}
-
-impl Subproblem<'_> {
-    /// f(x) and h(x) (stored in `self.h`) at `x`.
-    fn evaluate(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
-        let f = self.inner.objective(x, grad);
-        self.inner.constraints(x, &mut self.h, &mut self.jacobian);
-        f
-    }
+    constraints: Vec<f64>,
 }
 
 impl Problem for Subproblem<'_> {
@@ -132,25 +209,38 @@ impl Problem for Subproblem<'_> {
         self.inner.dim()
     }
     fn value_grad(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
-        let f = self.evaluate(x, grad);
-        let n = x.len();
-        let mut value = f;
-        for (k, hk) in self.h.iter().enumerate() {
-            let weight = self.alpha[k] + self.rho * hk;
-            value += self.alpha[k] * hk + 0.5 * self.rho * hk * hk;
-            let row = &self.jacobian[k * n..(k + 1) * n];
-            grad.iter_mut().zip(row).for_each(|(g, j)| *g += weight * j);
-        }
-        value
+        self.inner.merit(x, grad, &mut self.constraints).merit
     }
 }
 
-fn norm2(v: &[f64]) -> f64 {
-    v.iter().map(|a| a * a).sum::<f64>().sqrt()
+fn norm2(v: impl Iterator<Item = f64>) -> f64 {
+    v.map(|a| a * a).sum::<f64>().sqrt()
 }
 
-/// Solves min f(x) s.t. h(x) = 0 from `x0` with the NOTEARS augmented-Lagrangian schedule.
-/// The callback sees one [`IterInfo`] per dual step (value f, violation ‖h‖, step ρ).
+/// The norm of (h, max(g, −α/ρ)), the progress measure V.
+fn progress_measure(relations: &[Relation], alpha: &[f64], rho: f64, c: &[f64]) -> f64 {
+    norm2(
+        relations
+            .iter()
+            .zip(alpha)
+            .zip(c)
+            .map(|((s, a), c)| match s {
+                Relation::Equal => *c,
+                Relation::AtMost => c.max(-a / rho),
+            }),
+    )
+}
+
+/// The norm of (h, max(g, 0)), the violation of the constraints.
+fn infeasibility(relations: &[Relation], c: &[f64]) -> f64 {
+    norm2(relations.iter().zip(c).map(|(s, c)| match s {
+        Relation::Equal => *c,
+        Relation::AtMost => c.max(0.0),
+    }))
+}
+
+/// Solves min f(x) s.t. h(x) = 0, g(x) ≤ 0 from `x0` with the NOTEARS augmented-Lagrangian
+/// schedule. The callback sees one [`IterInfo`] per dual step (value f, the violation, step ρ).
 pub fn augmented_lagrangian(
     problem: &mut dyn ConstrainedProblem,
     x0: &[f64],
@@ -159,11 +249,13 @@ pub fn augmented_lagrangian(
     callback: Callback,
 ) -> AugLagReport {
     let n = problem.dim();
-    let p = problem.num_constraints();
+    let relations = problem.relations().to_vec();
+    let p = relations.len();
+    let piecewise = relations.contains(&Relation::AtMost);
     let mut alpha = vec![0.0; p];
     let mut rho = opts.rho_init;
     let mut x = x0.to_vec();
-    let mut h_norm = f64::INFINITY;
+    let mut measure = f64::INFINITY;
     let mut inner_iterations = 0;
     let mut last = Report {
         status: Status::MaxIter,
@@ -175,36 +267,45 @@ pub fn augmented_lagrangian(
     };
     let mut status = Status::MaxIter;
     let mut outer = 0;
+    let mut grad = vec![0.0; n];
     while outer < opts.max_outer {
         outer += 1;
-        let (x_new, h_new, inner_report) = loop {
+        let (c, new_measure, inner_report) = loop {
+            problem.set_multipliers(&alpha, rho);
             let mut sub = Subproblem {
                 inner: &mut *problem,
-                rho,
-                alpha: &alpha,
-                h: vec![0.0; p],
-                jacobian: vec![0.0; p * n],
+                constraints: vec![0.0; p],
             };
-            let mut silent = |_: &IterInfo| Control::Continue;
-            let solved = match inner {
-                InnerSolver::Lbfgs(o) => lbfgs(&mut sub, &x, o, &mut silent),
-                InnerSolver::ProjectedLbfgs(o, b) => {
-                    projected_lbfgs(&mut sub, &x, b, o, &mut silent)
-                }
-            };
+            let mut solved = inner.solve(&mut sub, &x);
             inner_iterations += solved.iterations;
-            let mut grad = vec![0.0; n];
-            let f = sub.evaluate(&solved.x, &mut grad);
-            let h_new = sub.h.clone();
+            // With inequalities the merit is only piecewise smooth, and L-BFGS can stall on a
+            // negligible decrease far from stationarity, its memory holding curvature of
+            // another piece: resume from a fresh memory while that makes progress.
+            if piecewise {
+                for _ in 0..MAX_RESUMES {
+                    if solved.status != Status::Converged || solved.optimality <= inner.gtol() {
+                        break;
+                    }
+                    let resumed = inner.solve(&mut sub, &solved.x);
+                    inner_iterations += resumed.iterations;
+                    if resumed.value >= solved.value {
+                        break;
+                    }
+                    solved = resumed;
+                }
+            }
+            let mut c = vec![0.0; p];
+            let value = problem.merit(&solved.x, &mut grad, &mut c);
+            let new_measure = progress_measure(&relations, &alpha, rho, &c);
             let report = Report {
-                value: f,
-                violation: norm2(&h_new),
+                value: value.objective,
+                violation: infeasibility(&relations, &c),
                 ..solved
             };
-            if norm2(&h_new) > opts.progress * h_norm && rho < opts.rho_max {
+            if new_measure > opts.progress * measure && rho < opts.rho_max {
                 rho *= opts.rho_factor;
             } else {
-                break (report.x.clone(), h_new, report);
+                break (c, new_measure, report);
             }
         };
         if matches!(inner_report.status, Status::Diverged) {
@@ -212,25 +313,27 @@ pub fn augmented_lagrangian(
             status = Status::Diverged;
             break;
         }
-        x = x_new;
-        h_norm = norm2(&h_new);
-        alpha
-            .iter_mut()
-            .zip(&h_new)
-            .for_each(|(a, h)| *a += rho * h);
+        x.copy_from_slice(&inner_report.x);
+        measure = new_measure;
+        for ((a, s), c) in alpha.iter_mut().zip(&relations).zip(&c) {
+            *a = match s {
+                Relation::Equal => *a + rho * c,
+                Relation::AtMost => (*a + rho * c).max(0.0),
+            };
+        }
         last = inner_report;
         let info = IterInfo {
             iter: outer,
             value: last.value,
             optimality: last.optimality,
-            violation: h_norm,
+            violation: last.violation,
             step: rho,
         };
         if callback(&info) == Control::Stop {
             status = Status::Interrupted;
             break;
         }
-        if h_norm <= opts.h_tol {
+        if measure <= opts.h_tol {
             status = Status::Converged;
             break;
         }

@@ -18,8 +18,8 @@ mod vectors;
 
 pub use adam::{adam, adam_in, adam_within, AdamOptions, AdamState, Iterates};
 pub use auglag::{
-    augmented_lagrangian, AugLagOptions, AugLagReport, ConstrainedProblem, FnConstrained,
-    InnerSolver,
+    augmented_lagrangian, penalty, AugLagOptions, AugLagReport, ConstrainedProblem, FnConstrained,
+    InnerSolver, MeritValue, Relation,
 };
 pub use dagma::{
     central_path, colide_sigma_ev, colide_sigma_nv, concomitant_scale, AdamConstants, AdamIterates,

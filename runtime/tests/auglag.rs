@@ -1,0 +1,168 @@
+//! The augmented Lagrangian on models, against known solutions: inequality constraints (active
+//! and inactive, with bounds), constraints under `for` ranges, and matrix-valued constraints.
+
+use optc_compiler::driver::{compile, Until};
+use optc_runtime::model::{bind, BindSpec, Model};
+use optc_runtime::plan::{self, Method};
+use optc_runtime::solvers::{Control, IterInfo, Status};
+use std::path::Path;
+
+fn assert_close(actual: &[f64], expected: &[f64], tol: f64) {
+    assert_eq!(actual.len(), expected.len());
+    for (a, e) in actual.iter().zip(expected) {
+        assert!((a - e).abs() <= tol, "{actual:?} vs {expected:?}");
+    }
+}
+
+fn go_on(_: &IterInfo) -> Control {
+    Control::Continue
+}
+
+fn model(source: &str) -> Model {
+    let program = compile("constraints.opt", source, Until::Ir)
+        .unwrap_or_else(|e| panic!("{:?}", e.diagnostics))
+        .program
+        .unwrap();
+    let bindings = bind(&program, Path::new("."), &BindSpec::default()).unwrap();
+    Model::new(program, bindings).unwrap()
+}
+
+/// The solution of `source` by the method optc chooses (which must be `auglag`) and the
+/// constraints' violations.
+fn solve(source: &str) -> (Vec<f64>, Vec<f64>) {
+    let mut m = model(source);
+    let plan = plan::choose(&m.program).unwrap();
+    assert_eq!(plan.method, Method::AugLag, "{}", plan.reason);
+    let outcome = plan::solve(&mut m, &plan, &mut go_on).unwrap();
+    assert_eq!(
+        outcome.report.status,
+        Status::Converged,
+        "{:?}",
+        outcome.report
+    );
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let violations = (0..m.program.constraints.len())
+        .map(|i| m.violation(i).unwrap())
+        .collect();
+    (outcome.report.x, violations)
+}
+
+const VARIANCES: [f64; 4] = [1.0, 2.0, 4.0, 8.0];
+const RETURNS: [f64; 4] = [0.05, 0.08, 0.12, 0.2];
+
+/// Minimum variance Σ sᵢxᵢ² of a long-only portfolio with a return floor `r`.
+fn portfolio(r: f64) -> String {
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "var x : real[4] >= 0 = 0.25\nlet s = [{}]\nlet mu = [{}]\nminimize sum(s .* x .* x)\nsubject to\n  budget: sum(x) == 1\n  floor: sum(mu .* x) >= {r}\n",
+        list(&VARIANCES),
+        list(&RETURNS)
+    )
+}
+
+#[test]
+fn a_binding_return_floor_gives_the_kkt_portfolio() {
+    // Stationarity 2sᵢxᵢ = ν + λμᵢ with both constraints active: xᵢ = (ν + λμᵢ)/(2sᵢ), and
+    // Σx = 1, Σμx = r give ν, λ from a 2×2 system.
+    let r = 0.12;
+    let sum = |f: &dyn Fn(f64, f64) -> f64| -> f64 {
+        VARIANCES.iter().zip(RETURNS).map(|(s, m)| f(*s, m)).sum()
+    };
+    let a = sum(&|s, _| 0.5 / s);
+    let b = sum(&|s, m| 0.5 * m / s);
+    let c = sum(&|s, m| 0.5 * m * m / s);
+    let det = a * c - b * b;
+    let (nu, lambda) = ((c - b * r) / det, (a * r - b) / det);
+    assert!(lambda > 0.0, "the floor binds");
+    let expected: Vec<f64> = VARIANCES
+        .iter()
+        .zip(RETURNS)
+        .map(|(s, m)| (nu + lambda * m) / (2.0 * s))
+        .collect();
+    assert!(expected.iter().all(|x| *x > 0.0), "no bound is active");
+    let (x, violations) = solve(&portfolio(r));
+    assert_close(&x, &expected, 1e-6);
+    assert!(violations.iter().all(|v| *v <= 1e-8), "{violations:?}");
+}
+
+#[test]
+fn a_slack_return_floor_gives_the_minimum_variance_portfolio() {
+    // Without the floor xᵢ ∝ 1/sᵢ, whose return (about 0.077) is above 0.05.
+    let total: f64 = VARIANCES.iter().map(|s| 1.0 / s).sum();
+    let expected: Vec<f64> = VARIANCES.iter().map(|s| 1.0 / s / total).collect();
+    let (x, violations) = solve(&portfolio(0.05));
+    assert_close(&x, &expected, 1e-6);
+    assert!(
+        violations.iter().all(|v| *v == 0.0 || *v <= 1e-8),
+        "{violations:?}"
+    );
+}
+
+#[test]
+fn a_floor_that_forces_a_bound_keeps_it() {
+    // A return of 0.2 is only reached by x = (0, 0, 0, 1).
+    let (x, violations) = solve(&portfolio(0.2));
+    assert_close(&x, &[0.0, 0.0, 0.0, 1.0], 1e-4);
+    assert!(violations.iter().all(|v| *v <= 1e-6), "{violations:?}");
+}
+
+#[test]
+fn constraints_under_for_ranges_hold_for_every_index() {
+    // The nearest matrix with unit row sums: each row shifted by (1 − its sum)/3.
+    let c = [[0.5, 0.2, 0.9], [0.1, -0.4, 0.6]];
+    let (x, violations) = solve(
+        "var X : real[2, 3] = 0\nlet C = [[0.5, 0.2, 0.9], [0.1, -0.4, 0.6]]\nminimize sumsq(X - C)\nsubject to\n  for i in 0..2: sum(X[i, :]) == 1\n",
+    );
+    let expected: Vec<f64> = c
+        .iter()
+        .flat_map(|row| {
+            let shift = (1.0 - row.iter().sum::<f64>()) / 3.0;
+            row.iter().map(move |v| v + shift)
+        })
+        .collect();
+    assert_close(&x, &expected, 1e-7);
+    assert!(violations[0] <= 1e-8, "{violations:?}");
+}
+
+#[test]
+fn matrix_valued_inequalities_hold_elementwise() {
+    // The nearest matrix to C below U (above L) is min(C, U) (max(C, L)).
+    let source = |relation: &str, limit: &str| {
+        format!(
+            "var X : real[2, 2] = 0\nlet C = [[1.0, -2.0], [0.5, 3.0]]\nlet B = [[0.0, 0.0], [1.0, 2.0]]\nminimize sumsq(X - C)\nsubject to\n  X {relation} {limit}\n"
+        )
+    };
+    let (x, violations) = solve(&source("<=", "B"));
+    assert_close(&x, &[0.0, -2.0, 0.5, 2.0], 1e-6);
+    assert!(violations[0] <= 1e-8, "{violations:?}");
+    let (x, violations) = solve(&source(">=", "B"));
+    assert_close(&x, &[1.0, 0.0, 1.0, 3.0], 1e-6);
+    assert!(violations[0] <= 1e-8, "{violations:?}");
+    // An equality of matrices: X Xᵀ = I with X square is an orthogonal X; from C the
+    // nearest is the polar factor, here checked through its defining property.
+    let (x, violations) = solve(
+        "var X : real[2, 2] = [[1, 0.1], [0.2, 1]]\nlet C = [[2.0, 0.5], [-0.3, 1.0]]\nminimize sumsq(X - C)\nsubject to\n  X @ transpose(X) == eye(2)\n",
+    );
+    let gram = [
+        x[0] * x[0] + x[1] * x[1],
+        x[0] * x[2] + x[1] * x[3],
+        x[2] * x[2] + x[3] * x[3],
+    ];
+    assert_close(&gram, &[1.0, 0.0, 1.0], 1e-7);
+    assert!(violations[0] <= 1e-7, "{violations:?}");
+}
+
+#[test]
+fn methods_without_inequalities_refuse_them() {
+    let mut source = portfolio(0.12);
+    source.push_str("solve with lbfgs\n");
+    let m = model(&source);
+    let e = plan::choose(&m.program).unwrap_err();
+    assert_eq!(e.code, "E0360");
+    assert!(e.message.contains("floor"), "{}", e.message);
+}
