@@ -14,8 +14,8 @@ use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
-    BinaryOp, ConstraintKind, Dim, ElemType, InputId, InputKind, NodeId, Op, OptionValue, Program,
-    Sense, SetKind, SolveSpec, UnaryOp,
+    BinaryOp, ConstraintKind, Dim, ElemType, ForRange, InputId, InputKind, NodeId, Op, OptionValue,
+    Program, Sense, SetKind, SolveSpec, UnaryOp,
 };
 use optc_compiler::structure::{self, Projection, ProxKind, ProxTerm, Structure};
 use optc_compiler::transport::{self, TransportForm};
@@ -94,7 +94,9 @@ pub struct Plan {
     pub simplify: bool,
     /// The transport form `Method::Dual` solves.
     pub transport: Option<TransportForm>,
-    /// The set and cardinality constraints `Method::ProxGrad` projects onto.
+    /// The set and cardinality constraints `Method::ProxGrad` projects onto; for
+    /// `Method::AugLag`, the `in` constraints it enforces as bounds of its inner solver (a
+    /// `simplex` also as the equality sum = 1 in its merit).
     pub projections: Vec<Projection>,
 }
 
@@ -365,10 +367,18 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         }
         _ => None,
     };
-    let projections = if method == Method::ProxGrad {
-        projections
-    } else {
-        Vec::new()
+    let projections = match method {
+        Method::ProxGrad => projections,
+        Method::AugLag => projections
+            .into_iter()
+            .filter(|p| {
+                matches!(
+                    program.constraints[p.constraint].kind,
+                    ConstraintKind::In(_)
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
     };
     let handled = |i: &usize| {
         transport.is_some()
@@ -655,6 +665,31 @@ fn bounds(model: &mut Model) -> Result<Bounds, Diagnostic> {
     Bounds::new(lower, upper).map_err(|m| plan_error("E0362", m))
 }
 
+/// The bounds of the augmented Lagrangian's inner solver: the variables' declared bounds
+/// intersected with their `in` constraints (`nonneg`: x ≥ 0, `box(lo, hi)`, `simplex`:
+/// 0 ≤ x ≤ 1, its sum being an equality of the merit, [`auglag_functions`]).
+fn auglag_bounds(model: &mut Model, plan: &Plan) -> Result<Bounds, Diagnostic> {
+    let declared = bounds(model)?;
+    let (mut lower, mut upper) = (declared.lower().to_vec(), declared.upper().to_vec());
+    for p in &plan.projections {
+        let (lo, hi) = match model.program.constraints[p.constraint].kind.clone() {
+            ConstraintKind::In(SetKind::Nonneg) => (0.0, f64::INFINITY),
+            ConstraintKind::In(SetKind::Simplex) => (0.0, 1.0),
+            ConstraintKind::In(SetKind::Box { lower, upper }) => (
+                model.eval_scalar(lower).map_err(Diagnostic::from)?,
+                model.eval_scalar(upper).map_err(Diagnostic::from)?,
+            ),
+            _ => unreachable!("auglag's sets are `in` constraints"),
+        };
+        let slot = model.slot(p.var).clone();
+        for k in slot.offset..slot.offset + slot.len() {
+            lower[k] = lower[k].max(lo);
+            upper[k] = upper[k].min(hi);
+        }
+    }
+    Bounds::new(lower, upper).map_err(|m| plan_error("E0362", m))
+}
+
 pub(crate) fn option_error(e: solvers::OptionError) -> Diagnostic {
     plan_error("E0362", e.to_string())
 }
@@ -745,7 +780,7 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 })
                 .collect();
             let roots = finalize(model, plan, functions.roots())?;
-            let b = bounds(model)?;
+            let b = auglag_bounds(model, plan)?;
             let mut problem = ModelConstrained {
                 model,
                 roots,
@@ -946,14 +981,7 @@ fn run_auglag(
     let (al_opts, inner_opts) = split_auglag_options(&plan.options)?;
     let al = AugLagOptions::from_options(&al_opts).map_err(option_error)?;
     let inner_opts = lbfgs_options(&inner_opts)?;
-    let unbounded = b.is_unbounded();
     if l1.iter().any(|w| *w != 0.0) {
-        if !unbounded {
-            return Err(plan_error(
-                "E0360",
-                "auglag with an L1 term on a variable that also has bounds is not supported in this version",
-            ));
-        }
         let n = x0.len();
         let mut split = SplitL1 {
             inner: problem,
@@ -961,12 +989,12 @@ fn run_auglag(
             grad: vec![0.0; n],
         };
         let z0 = L1Split::split(x0);
-        let inner = InnerSolver::ProjectedLbfgs(inner_opts, Bounds::nonneg(2 * n));
+        let inner = InnerSolver::ProjectedLbfgs(inner_opts, L1Split::bounds(&b)?);
         let mut r = augmented_lagrangian(&mut split, &z0, &inner, &al, callback).report;
         r.x = split.split.join(&r.x);
         Ok(r)
     } else {
-        let inner = if unbounded {
+        let inner = if b.is_unbounded() {
             InnerSolver::Lbfgs(inner_opts)
         } else {
             InnerSolver::ProjectedLbfgs(inner_opts, b)
@@ -1113,7 +1141,7 @@ pub fn device_functions(
     };
     let adam_alone = plan.method == Method::Adam && program.constraints.is_empty();
     // The device's prox step has no set projections (sorts): such plans run on the CPU.
-    if !plan.projections.is_empty() {
+    if plan.method == Method::ProxGrad && !plan.projections.is_empty() {
         return Ok(None);
     }
     if !adam_alone
@@ -2191,7 +2219,7 @@ fn auglag_external(
         relations,
         error: None,
     };
-    let b = bounds(model)?;
+    let b = auglag_bounds(model, plan)?;
     let report = run_auglag(&mut problem, plan, l1, b, &x0, callback)?;
     model.set_x(&report.x);
     Ok(Outcome {
@@ -2265,24 +2293,45 @@ fn auglag_functions(
         (Relation::Equal, &plan.structure.equalities),
         (Relation::AtMost, &plan.structure.inequalities),
     ];
-    for (relation, constraints) in relations {
-        for &i in constraints {
-            for node in constraint_instances(program, i, dims)? {
-                let shape = program.graph.shape(node).clone();
-                let len = shape.iter().map(|d| d.eval(dims).max(0) as usize).product();
-                let name = format!("auglag.alpha{}", instances.len());
-                let (alpha, _) =
-                    program.add_input(name, InputKind::Direction, ElemType::Real, shape);
-                let input = alpha.0;
-                instances.push((
-                    node,
-                    Multipliers {
-                        input,
-                        len,
-                        relation,
-                    },
-                ));
-            }
+    // A `simplex` enforced through bounds needs its sum: the equality sum(x) − 1 == 0 (per line).
+    let simplex_sums: Vec<usize> = plan
+        .projections
+        .iter()
+        .map(|p| p.constraint)
+        .filter(|&i| program.constraints[i].kind == ConstraintKind::In(SetKind::Simplex))
+        .collect();
+    let mut constraints: Vec<(Relation, NodeId, Vec<ForRange>)> = Vec::new();
+    for (relation, indices) in relations {
+        for &i in indices {
+            let c = &program.constraints[i];
+            constraints.push((relation, c.node, c.ranges.clone()));
+        }
+    }
+    for i in simplex_sums {
+        let c = program.constraints[i].clone();
+        let g = &mut program.graph;
+        let one = g.constant(1.0);
+        let sum = g
+            .add(Op::Sum { axis: None }, vec![c.node])
+            .map_err(|e| plan_error("E0360", e.to_string()))?;
+        let node = binary(program, BinaryOp::Sub, sum, one);
+        constraints.push((Relation::Equal, node, c.ranges));
+    }
+    for (relation, node, ranges) in constraints {
+        for node in constraint_instances(program, node, &ranges, dims)? {
+            let shape = program.graph.shape(node).clone();
+            let len = shape.iter().map(|d| d.eval(dims).max(0) as usize).product();
+            let name = format!("auglag.alpha{}", instances.len());
+            let (alpha, _) = program.add_input(name, InputKind::Direction, ElemType::Real, shape);
+            let input = alpha.0;
+            instances.push((
+                node,
+                Multipliers {
+                    input,
+                    len,
+                    relation,
+                },
+            ));
         }
     }
     let mut total = smooth;
@@ -2343,20 +2392,19 @@ fn penalty_term(
         .map_err(|e| plan_error("E0360", e.to_string()))
 }
 
-/// The instances of constraint `i`: its node, or for a constraint under `for` ranges one node
-/// per index tuple (row-major), with the loop indices replaced by their values.
+/// The instances of a constraint's `node` under its `for` ranges: the node itself without
+/// ranges, else one node per index tuple (row-major), the loop indices replaced by their values.
 fn constraint_instances(
     program: &mut Program,
-    i: usize,
+    node: NodeId,
+    ranges: &[ForRange],
     dims: &[u64],
 ) -> Result<Vec<NodeId>, Diagnostic> {
-    let c = program.constraints[i].clone();
-    let ranges: Vec<(u32, i64, i64)> = c
-        .ranges
+    let ranges: Vec<(u32, i64, i64)> = ranges
         .iter()
         .map(|r| (r.level, r.start.eval(dims), r.end.eval(dims)))
         .collect();
-    let indices: Vec<(u32, NodeId)> = optc_compiler::simplify::cost::reachable(program, &[c.node])
+    let indices: Vec<(u32, NodeId)> = optc_compiler::simplify::cost::reachable(program, &[node])
         .into_iter()
         .filter_map(|id| match program.graph.node(id).op {
             Op::LoopIndex(level) => Some((level, id)),
@@ -2378,18 +2426,18 @@ fn constraint_instances(
     }
     let mut out = Vec::with_capacity(tuples.len());
     for tuple in tuples {
-        let mut node = c.node;
+        let mut instance = node;
         for &(level, index) in &indices {
             let Some(position) = ranges.iter().position(|r| r.0 == level) else {
                 continue;
             };
             let value = program.graph.constant(tuple[position] as f64);
-            node = program
+            instance = program
                 .graph
-                .substitute(node, index, value)
+                .substitute(instance, index, value)
                 .map_err(|e| plan_error("E0360", e.to_string()))?;
         }
-        out.push(node);
+        out.push(instance);
     }
     Ok(out)
 }

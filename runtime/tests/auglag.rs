@@ -1,5 +1,6 @@
 //! The augmented Lagrangian on models, against known solutions: inequality constraints (active
-//! and inactive, with bounds), constraints under `for` ranges, and matrix-valued constraints.
+//! and inactive, with bounds), constraints under `for` ranges, matrix-valued constraints, `in`
+//! constraints as bounds (and sums), and L1 terms on bounded variables.
 
 use optc_compiler::driver::{compile, Until};
 use optc_runtime::model::{bind, BindSpec, Model};
@@ -50,8 +51,14 @@ fn solve(source: &str) -> (Vec<f64>, Vec<f64>) {
 const VARIANCES: [f64; 4] = [1.0, 2.0, 4.0, 8.0];
 const RETURNS: [f64; 4] = [0.05, 0.08, 0.12, 0.2];
 
-/// Minimum variance Σ sᵢxᵢ² of a long-only portfolio with a return floor `r`.
+/// Minimum variance Σ sᵢxᵢ² of a long-only portfolio with a return floor `r`: the budget as an
+/// equality and the bound `x >= 0`.
 fn portfolio(r: f64) -> String {
+    portfolio_with(r, ">= 0 ", "budget: sum(x) == 1")
+}
+
+/// The same portfolio with the variable's bound `bound` and the budget constraint `budget`.
+fn portfolio_with(r: f64, bound: &str, budget: &str) -> String {
     let list = |v: &[f64]| {
         v.iter()
             .map(|x| format!("{x}"))
@@ -59,7 +66,7 @@ fn portfolio(r: f64) -> String {
             .join(", ")
     };
     format!(
-        "var x : real[4] >= 0 = 0.25\nlet s = [{}]\nlet mu = [{}]\nminimize sum(s .* x .* x)\nsubject to\n  budget: sum(x) == 1\n  floor: sum(mu .* x) >= {r}\n",
+        "var x : real[4] {bound}= 0.25\nlet s = [{}]\nlet mu = [{}]\nminimize sum(s .* x .* x)\nsubject to\n  {budget}\n  floor: sum(mu .* x) >= {r}\n",
         list(&VARIANCES),
         list(&RETURNS)
     )
@@ -86,6 +93,10 @@ fn a_binding_return_floor_gives_the_kkt_portfolio() {
         .collect();
     assert!(expected.iter().all(|x| *x > 0.0), "no bound is active");
     let (x, violations) = solve(&portfolio(r));
+    assert_close(&x, &expected, 1e-6);
+    assert!(violations.iter().all(|v| *v <= 1e-8), "{violations:?}");
+    // The budget and the bound as `x in simplex`: bounds 0 ≤ x ≤ 1 and the equality Σx = 1.
+    let (x, violations) = solve(&portfolio_with(r, "", "x in simplex"));
     assert_close(&x, &expected, 1e-6);
     assert!(violations.iter().all(|v| *v <= 1e-8), "{violations:?}");
 }
@@ -155,6 +166,30 @@ fn matrix_valued_inequalities_hold_elementwise() {
     ];
     assert_close(&gram, &[1.0, 0.0, 1.0], 1e-7);
     assert!(violations[0] <= 1e-7, "{violations:?}");
+}
+
+#[test]
+fn sets_on_every_column_become_bounds_and_sums() {
+    // Each column of X on the simplex, nearest to C, with the total weight on row 0 at most 0.5:
+    // without the cap the columns' projections put 0.8 + 0.7 = 1.5 on row 0 (columns (0.8, 0.2)
+    // and (0.7, 0.3), thresholds 0.1 and 0.2 of C's columns (0.9, 0.3) and (0.9, 0.5)). With it,
+    // both columns shift by the same amount t (equal multipliers by symmetry of the squared
+    // distance): 0.8 − t + 0.7 − t = 0.5 gives t = 0.5, X = [[0.3, 0.2], [0.7, 0.8]].
+    let (x, violations) = solve(
+        "var X : real[2, 2] = 0.5\nlet C = [[0.9, 0.9], [0.3, 0.5]]\nminimize sumsq(X - C)\nsubject to\n  for j in 0..2: X[:, j] in simplex\n  cap: sum(X[0, :]) <= 0.5\n",
+    );
+    assert_close(&x, &[0.3, 0.2, 0.7, 0.8], 1e-6);
+    assert!(violations.iter().all(|v| *v <= 1e-8), "{violations:?}");
+}
+
+#[test]
+fn an_l1_term_on_a_bounded_variable_splits_within_the_bounds() {
+    // Separable: xᵢ = clamp(soft(cᵢ, 0.05), −0.5, 0.5) for sumsq(x − c) + 0.1·‖x‖₁, the
+    // inequality Σx ≤ 10 being slack.
+    let (x, _) = solve(
+        "var x : real[3] >= -0.5 <= 0.5 = 0\nlet c = [1.0, 0.02, -0.3]\nminimize sumsq(x - c) + 0.1 * norm1(x)\nsubject to\n  sum(x) <= 10\n",
+    );
+    assert_close(&x, &[0.5, 0.0, -0.25], 1e-7);
 }
 
 #[test]
