@@ -371,10 +371,11 @@ mod tests {
     #[test]
     fn version_and_optc_mismatches_say_which() {
         let mut bytes = encode(&sample());
-        bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
+        let other_version = FORMAT_VERSION + 1;
+        bytes[8..12].copy_from_slice(&other_version.to_le_bytes());
         let e = decode(&bytes).unwrap_err();
-        assert_eq!(e, ArtifactError::UnsupportedVersion(7));
-        assert!(e.to_string().contains("version 7"));
+        assert_eq!(e, ArtifactError::UnsupportedVersion(other_version));
+        assert!(e.to_string().contains(&format!("version {other_version}")));
         assert!(e
             .to_string()
             .contains(&format!("reads version {FORMAT_VERSION}")));
