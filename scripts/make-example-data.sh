@@ -23,3 +23,6 @@ mkdir -p "$out"
 
 # Bilevel TV denoising (bilevel/tv_denoise.opt): y.npy, x_clean.npy with N = 64
 "$optc" simulate denoise --n 64 --seed 4 --out "$out"
+
+# Portfolio (finance/portfolio.opt): R.npy, 250 periods of returns of 20 assets
+"$optc" simulate portfolio --n 250 --p 20 --seed 5 --out "$out"

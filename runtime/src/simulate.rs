@@ -344,3 +344,22 @@ pub fn denoise(len: usize, seed: u64) -> (Array1<f64>, Array1<f64>) {
     let noisy = clean.mapv(|v| v + 0.1 * rng.normal());
     (noisy, clean)
 }
+
+/// Portfolio example: `periods` returns of `assets` assets from a one-factor model,
+/// rₜᵢ = μᵢ + βᵢ fₜ + εₜᵢ with μᵢ ~ U[0.02, 0.12], βᵢ ~ U[0.5, 1.5], a market factor
+/// fₜ ~ N(0, 0.15²) and idiosyncratic εₜᵢ ~ N(0, σᵢ²), σᵢ ~ U[0.05, 0.25] (annual scale).
+/// Returns R, `periods` × `assets`.
+pub fn portfolio(periods: usize, assets: usize, seed: u64) -> Array2<f64> {
+    let mut rng = Rng::new(seed);
+    let mean: Vec<f64> = (0..assets).map(|_| rng.uniform_range(0.02, 0.12)).collect();
+    let beta: Vec<f64> = (0..assets).map(|_| rng.uniform_range(0.5, 1.5)).collect();
+    let sigma: Vec<f64> = (0..assets).map(|_| rng.uniform_range(0.05, 0.25)).collect();
+    let mut returns = Array2::zeros((periods, assets));
+    for mut row in returns.rows_mut() {
+        let market = 0.15 * rng.normal();
+        for (i, r) in row.iter_mut().enumerate() {
+            *r = mean[i] + beta[i] * market + sigma[i] * rng.normal();
+        }
+    }
+    returns
+}

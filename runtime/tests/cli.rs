@@ -88,6 +88,7 @@ fn check_accepts_every_example() {
         "dag/colide_nv.opt",
         "ot/sparse_ot.opt",
         "bilevel/tv_denoise.opt",
+        "finance/portfolio.opt",
     ] {
         let o = optc(&["check", &example(model)]);
         assert_eq!(code(&o), 0, "{model}: {}", stderr(&o));
@@ -371,6 +372,7 @@ fn check_grad_reports_small_errors_in_json() {
         "regression/lasso.opt",
         "regression/ridge.opt",
         "ot/sparse_ot.opt",
+        "finance/portfolio.opt",
     ] {
         let o = optc(&["eval", &example(model), "--check-grad", "--json"]);
         assert_eq!(code(&o), 0, "{model}: {}", stderr(&o));
@@ -612,6 +614,37 @@ fn run_solves_the_sparse_transport_example_through_its_dual() {
     assert!(objective - bound > -1e-9 && objective - bound < 1e-6 * objective);
     let text = optc(&["run", &example("ot/sparse_ot.opt"), "-q"]);
     assert!(stdout(&text).contains("dual bound"), "{}", stdout(&text));
+}
+
+#[test]
+fn run_solves_the_portfolio_example_as_scipy_slsqp_does() {
+    // The reference: scipy 1.17's SLSQP (ftol 1e-15) on the same sample covariance, mean
+    // returns and constraints; the return floor binds.
+    let o = optc(&["run", &example("finance/portfolio.opt"), "--json", "-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&stdout(&o));
+    assert_eq!(v["solver"], "auglag");
+    assert_eq!(v["status"], "converged");
+    let objective = v["objective"].as_f64().unwrap();
+    let reference = 0.015228705568883115;
+    assert!(
+        ((objective - reference) / reference).abs() < 1e-7,
+        "{objective}"
+    );
+    for c in v["constraints"].as_array().unwrap() {
+        assert!(c["violation"].as_f64().unwrap() < 1e-8, "{c}");
+    }
+    let w: Vec<f64> = v["outputs"]["w"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let held: Vec<usize> = (0..w.len()).filter(|&i| w[i] > 1e-6).collect();
+    assert_eq!(held, [2, 7, 10, 13], "{w:?}");
+    for (i, expected) in [(2, 0.07027), (7, 0.713377), (10, 0.148969), (13, 0.067384)] {
+        assert!((w[i] - expected).abs() < 1e-4, "w[{i}] = {}", w[i]);
+    }
 }
 
 #[test]

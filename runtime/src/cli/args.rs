@@ -293,6 +293,7 @@ pub enum SimKind {
     Regression,
     Ot,
     Denoise,
+    Portfolio,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -329,7 +330,7 @@ pub struct SimulateArgs {
     /// DAG: expected number of edges (default 2·d).
     #[arg(long)]
     pub edges: Option<usize>,
-    /// Number of samples (DAG, regression) or signal length (denoise).
+    /// Number of samples (DAG, regression), signal length (denoise) or periods (portfolio).
     #[arg(long, default_value_t = 200)]
     pub n: usize,
     /// DAG: noise distribution.
@@ -338,7 +339,7 @@ pub struct SimulateArgs {
     /// DAG: unequal noise variances (U[0.5, 10]).
     #[arg(long)]
     pub unequal_variance: bool,
-    /// Regression: number of features; OT: number of sources/targets.
+    /// Regression: number of features; OT: number of sources/targets; portfolio: assets.
     #[arg(long, default_value_t = 20)]
     pub p: usize,
 }

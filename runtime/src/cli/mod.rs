@@ -667,6 +667,7 @@ fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
             let (y, clean) = sim::denoise(a.n, a.seed);
             vec![("y", y.into_dyn()), ("x_clean", clean.into_dyn())]
         }
+        SimKind::Portfolio => vec![("R", sim::portfolio(a.n, a.p, a.seed).into_dyn())],
     };
     write_arrays(&a.out, arrays)?;
     Ok(EXIT_OK)
