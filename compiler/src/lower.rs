@@ -183,6 +183,7 @@ impl<'a> Lowerer<'a> {
                     end: self.dim(l.end, &top),
                 })
                 .collect();
+            let flipped = matches!(&c.kind, ConstraintKind::Compare { op: CmpOp::Ge, .. });
             let (node, kind) = match &c.kind {
                 ConstraintKind::Compare { lhs, op, rhs } => {
                     let (a, b) = (self.expr(lhs, &top)?, self.expr(rhs, &top)?);
@@ -216,6 +217,7 @@ impl<'a> Lowerer<'a> {
                 node,
                 kind,
                 ranges,
+                flipped,
             });
         }
         self.p.solve = m.solve.clone();

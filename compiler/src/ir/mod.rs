@@ -569,6 +569,8 @@ pub struct Constraint {
     pub node: NodeId,
     pub kind: ConstraintKind,
     pub ranges: Vec<ForRange>,
+    /// A `Le` written `lhs >= rhs` (its node is rhs − lhs); results show it as written.
+    pub flipped: bool,
 }
 
 /// `argmin var { objective }`: the objective may read outer nodes.

@@ -564,7 +564,7 @@ fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
             .violation(i)
             .map_err(|e| eval_failed(e, &front.sources, &a.model))?;
         let c = &model.program.constraints[i];
-        constraints.push((c.name.clone(), constraint_kind(&c.kind), v));
+        constraints.push((c.name.clone(), constraint_kind(c), v));
     }
     if a.json {
         let mut json = serde_json::json!({
@@ -586,10 +586,12 @@ fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
     Ok(EXIT_OK)
 }
 
-fn constraint_kind(kind: &optc_compiler::ir::ConstraintKind) -> &'static str {
+/// The constraint's relation as written (`>=` for a flipped `<=`).
+fn constraint_kind(c: &optc_compiler::ir::Constraint) -> &'static str {
     use optc_compiler::ir::{ConstraintKind, SetKind};
-    match kind {
+    match &c.kind {
         ConstraintKind::Eq => "==",
+        ConstraintKind::Le if c.flipped => ">=",
         ConstraintKind::Le => "<=",
         ConstraintKind::In(SetKind::Nonneg) => "in nonneg",
         ConstraintKind::In(SetKind::Simplex) => "in simplex",
@@ -854,7 +856,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         let v = model.violation(i).unwrap_or(f64::NAN);
         let c = &model.program.constraints[i];
         constraints.push(serde_json::json!({
-            "name": c.name, "kind": constraint_kind(&c.kind), "violation": v,
+            "name": c.name, "kind": constraint_kind(c), "violation": v,
         }));
     }
 
