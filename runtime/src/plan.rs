@@ -330,13 +330,18 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
                 Vec::new(),
             )
         }
-        None if !s.equalities.is_empty() || !s.inequalities.is_empty() => (
-            Method::AugLag,
-            "equality or inequality constraints: augmented Lagrangian".to_string(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        ),
+        None if !s.equalities.is_empty()
+            || !s.inequalities.is_empty()
+            || (!s.projections.is_empty() && s.cardinality.is_empty()) =>
+        {
+            (
+                Method::AugLag,
+                "equality, inequality or set constraints: augmented Lagrangian".to_string(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            )
+        }
         None if !s.prox.is_empty() => (
             Method::ProxGrad,
             "smooth terms plus terms with a prox (L1, group, nuclear norms): proximal gradient (FISTA)".to_string(),
@@ -383,7 +388,8 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
     let handled = |i: &usize| {
         transport.is_some()
             || projections.iter().any(|p| p.constraint == *i)
-            || (method == Method::AugLag && s.inequalities.contains(i))
+            || (method == Method::AugLag
+                && (s.inequalities.contains(i) || s.projections.contains(i)))
     };
     let unsupported_constraints: Vec<String> = s
         .inequalities
@@ -2293,13 +2299,6 @@ fn auglag_functions(
         (Relation::Equal, &plan.structure.equalities),
         (Relation::AtMost, &plan.structure.inequalities),
     ];
-    // A `simplex` enforced through bounds needs its sum: the equality sum(x) − 1 == 0 (per line).
-    let simplex_sums: Vec<usize> = plan
-        .projections
-        .iter()
-        .map(|p| p.constraint)
-        .filter(|&i| program.constraints[i].kind == ConstraintKind::In(SetKind::Simplex))
-        .collect();
     let mut constraints: Vec<(Relation, NodeId, Vec<ForRange>)> = Vec::new();
     for (relation, indices) in relations {
         for &i in indices {
@@ -2307,15 +2306,47 @@ fn auglag_functions(
             constraints.push((relation, c.node, c.ranges.clone()));
         }
     }
-    for i in simplex_sums {
-        let c = program.constraints[i].clone();
-        let g = &mut program.graph;
-        let one = g.constant(1.0);
-        let sum = g
-            .add(Op::Sum { axis: None }, vec![c.node])
-            .map_err(|e| plan_error("E0360", e.to_string()))?;
-        let node = binary(program, BinaryOp::Sub, sum, one);
-        constraints.push((Relation::Equal, node, c.ranges));
+    // `in` constraints: on a variable (or all its lines) they are bounds, a simplex adding its
+    // sum; on an expression e, `nonneg` is −e ≤ 0, `box(lo, hi)` is lo − e ≤ 0 and e − hi ≤ 0,
+    // and `simplex` is −e ≤ 0 with sum(e) − 1 == 0.
+    for (i, c) in program.constraints.clone().into_iter().enumerate() {
+        let ConstraintKind::In(set) = &c.kind else {
+            continue;
+        };
+        let bounds = plan.projections.iter().any(|p| p.constraint == i);
+        let zero = program.graph.constant(0.0);
+        let mut sets = Vec::new();
+        match set {
+            SetKind::Nonneg | SetKind::Simplex if !bounds => {
+                sets.push((
+                    Relation::AtMost,
+                    binary(program, BinaryOp::Sub, zero, c.node),
+                ));
+            }
+            SetKind::Box { lower, upper } if !bounds => {
+                sets.push((
+                    Relation::AtMost,
+                    binary(program, BinaryOp::Sub, *lower, c.node),
+                ));
+                sets.push((
+                    Relation::AtMost,
+                    binary(program, BinaryOp::Sub, c.node, *upper),
+                ));
+            }
+            _ => {}
+        }
+        if *set == SetKind::Simplex {
+            let one = program.graph.constant(1.0);
+            let sum = program
+                .graph
+                .add(Op::Sum { axis: None }, vec![c.node])
+                .map_err(|e| plan_error("E0360", e.to_string()))?;
+            sets.push((Relation::Equal, binary(program, BinaryOp::Sub, sum, one)));
+        }
+        constraints.extend(
+            sets.into_iter()
+                .map(|(r, node)| (r, node, c.ranges.clone())),
+        );
     }
     for (relation, node, ranges) in constraints {
         for node in constraint_instances(program, node, &ranges, dims)? {

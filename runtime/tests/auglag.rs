@@ -1,6 +1,7 @@
 //! The augmented Lagrangian on models, against known solutions: inequality constraints (active
 //! and inactive, with bounds), constraints under `for` ranges, matrix-valued constraints, `in`
-//! constraints as bounds (and sums), and L1 terms on bounded variables.
+//! constraints as bounds (and sums) or, on expressions, as inequalities, and L1 terms on bounded
+//! variables.
 
 use optc_compiler::driver::{compile, Until};
 use optc_runtime::model::{bind, BindSpec, Model};
@@ -190,6 +191,34 @@ fn an_l1_term_on_a_bounded_variable_splits_within_the_bounds() {
         "var x : real[3] >= -0.5 <= 0.5 = 0\nlet c = [1.0, 0.02, -0.3]\nminimize sumsq(x - c) + 0.1 * norm1(x)\nsubject to\n  sum(x) <= 10\n",
     );
     assert_close(&x, &[0.5, 0.0, -0.25], 1e-7);
+}
+
+#[test]
+fn sets_on_expressions_become_inequalities() {
+    // Isotonic regression, `x[1:3] - x[0:2] in nonneg`: pooling adjacent violators gives
+    // (3, 1, 2) → (2, 2, 2) and (1, 3, 2) → (1, 2.5, 2.5).
+    let isotonic = |c: &str| {
+        format!("var x : real[3] = 0\nlet c = {c}\nminimize sumsq(x - c)\nsubject to\n  x[1:3] - x[0:2] in nonneg\n")
+    };
+    let (x, _) = solve(&isotonic("[3.0, 1.0, 2.0]"));
+    assert_close(&x, &[2.0, 2.0, 2.0], 1e-6);
+    let (x, _) = solve(&isotonic("[1.0, 3.0, 2.0]"));
+    assert_close(&x, &[1.0, 2.5, 2.5], 1e-6);
+    // A box on a sum: from (1, 1) the sum is capped at 1, from (−1, −1) floored at 0.
+    let boxed = |c: &str| {
+        format!("var x : real[2] = 0\nlet c = {c}\nminimize sumsq(x - c)\nsubject to\n  x[0] + x[1] in box(0, 1)\n")
+    };
+    let (x, violations) = solve(&boxed("[1.0, 1.0]"));
+    assert_close(&x, &[0.5, 0.5], 1e-6);
+    assert!(violations[0] <= 1e-8, "{violations:?}");
+    let (x, _) = solve(&boxed("[-1.0, -1.0]"));
+    assert_close(&x, &[0.0, 0.0], 1e-6);
+    // `2 * x in simplex`: x ≥ 0 with Σx = 0.5; from (0.5, 0.3, −0.2) the threshold is 0.15.
+    let (x, violations) = solve(
+        "var x : real[3] = 0\nlet c = [0.5, 0.3, -0.2]\nminimize sumsq(x - c)\nsubject to\n  2 * x in simplex\n",
+    );
+    assert_close(&x, &[0.35, 0.15, 0.0], 1e-6);
+    assert!(violations[0] <= 1e-8, "{violations:?}");
 }
 
 #[test]

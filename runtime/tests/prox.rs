@@ -190,6 +190,7 @@ fn compositions_that_a_projection_would_not_solve_are_refused() {
         .contains("drop the variable's declared bound"));
     assert!(refusal(&with("", "  s: x in simplex\n  c: card(x) <= 1\n")).contains("one set"));
     assert!(refusal(&with(">= -1", "  c: card(x) <= 1\n")).contains("`>= 0` alone"));
-    // A set on an expression is no projection.
-    assert!(refusal(&with("", "  e: x + 1 in nonneg\n")).contains("cannot be handled"));
+    // A cardinality constraint on an expression is no projection (a set on an expression is
+    // an inequality of `auglag`, tests/auglag.rs).
+    assert!(refusal(&with("", "  e: card(x + 1) <= 1\n")).contains("cannot be handled"));
 }
