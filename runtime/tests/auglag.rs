@@ -3,31 +3,12 @@
 //! constraints as bounds (and sums) or, on expressions, as inequalities, and L1 terms on bounded
 //! variables.
 
-use optc_compiler::driver::{compile, Until};
-use optc_runtime::model::{bind, BindSpec, Model};
+#[path = "support/solve.rs"]
+mod support;
+
 use optc_runtime::plan::{self, Method};
-use optc_runtime::solvers::{Control, IterInfo, Status};
-use std::path::Path;
-
-fn assert_close(actual: &[f64], expected: &[f64], tol: f64) {
-    assert_eq!(actual.len(), expected.len());
-    for (a, e) in actual.iter().zip(expected) {
-        assert!((a - e).abs() <= tol, "{actual:?} vs {expected:?}");
-    }
-}
-
-fn go_on(_: &IterInfo) -> Control {
-    Control::Continue
-}
-
-fn model(source: &str) -> Model {
-    let program = compile("constraints.opt", source, Until::Ir)
-        .unwrap_or_else(|e| panic!("{:?}", e.diagnostics))
-        .program
-        .unwrap();
-    let bindings = bind(&program, Path::new("."), &BindSpec::default()).unwrap();
-    Model::new(program, bindings).unwrap()
-}
+use optc_runtime::solvers::Status;
+use support::{assert_close, go_on, model};
 
 /// The solution of `source` by the method optc chooses (which must be `auglag`) and the
 /// constraints' violations.

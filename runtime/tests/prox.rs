@@ -2,20 +2,14 @@
 //! `card` constraints by projection: known solutions (projections of a point, minimum variance on
 //! the simplex, sparsity per column and per row), and the compositions it refuses.
 
+#[path = "support/solve.rs"]
+mod support;
+
 use ndarray::{array, Array2};
-use optc_compiler::driver::{compile, Until};
-use optc_runtime::model::{bind, BindSpec, Model};
 use optc_runtime::plan::{self, Method};
 use optc_runtime::prox::*;
-use optc_runtime::solvers::{Control, IterInfo, Status};
-use std::path::Path;
-
-fn assert_close(actual: &[f64], expected: &[f64], tol: f64) {
-    assert_eq!(actual.len(), expected.len());
-    for (a, e) in actual.iter().zip(expected) {
-        assert!((a - e).abs() <= tol, "{actual:?} vs {expected:?}");
-    }
-}
+use optc_runtime::solvers::Status;
+use support::{assert_close, go_on, model};
 
 #[test]
 fn soft_threshold_shrinks_towards_zero() {
@@ -100,19 +94,6 @@ fn hard_threshold_keeps_largest_magnitudes() {
     let mut m = array![[1.0, -5.0, 2.0], [-2.0, 4.0, 0.0]];
     hard_threshold_top_k_rows(&mut m, 2);
     assert_eq!(m, array![[0.0, -5.0, 2.0], [-2.0, 4.0, 0.0]]);
-}
-
-fn go_on(_: &IterInfo) -> Control {
-    Control::Continue
-}
-
-fn model(source: &str) -> Model {
-    let program = compile("sets.opt", source, Until::Ir)
-        .unwrap_or_else(|e| panic!("{:?}", e.diagnostics))
-        .program
-        .unwrap();
-    let bindings = bind(&program, Path::new("."), &BindSpec::default()).unwrap();
-    Model::new(program, bindings).unwrap()
 }
 
 /// The solution of `source` (one variable) and the constraints' violations.

@@ -1,28 +1,18 @@
 //! Solver tests on problems with known solutions.
 #![allow(clippy::needless_range_loop, clippy::type_complexity)]
 
+#[path = "support/solve.rs"]
+mod support;
+
 use optc_runtime::prox::soft_threshold;
 use optc_runtime::simulate::regression;
 use optc_runtime::solvers::{
     adam, adam_within, augmented_lagrangian, central_path, concomitant_scale, lbfgs, penalty,
-    projected_lbfgs, proximal_gradient, AdamOptions, AugLagOptions, Bounds, ConstrainedProblem,
-    Control, FnConstrained, FnPathObjective, FnProblem, InnerSolver, IterInfo, L1Penalty,
-    LbfgsOptions, PathInner, PathOptions, ProxGradOptions, Relation, SetOption, Status,
+    projected_lbfgs, proximal_gradient, AdamOptions, AugLagOptions, AugLagReport, Bounds,
+    ConstrainedProblem, Control, FnConstrained, FnPathObjective, FnProblem, InnerSolver, IterInfo,
+    L1Penalty, LbfgsOptions, PathInner, PathOptions, ProxGradOptions, Relation, SetOption, Status,
 };
-
-fn go_on(_: &IterInfo) -> Control {
-    Control::Continue
-}
-
-fn assert_close(actual: &[f64], expected: &[f64], tol: f64) {
-    assert_eq!(actual.len(), expected.len());
-    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!(
-            (a - e).abs() <= tol,
-            "entry {i}: {a} vs {e} (tol {tol}); all: {actual:?}"
-        );
-    }
-}
+use support::{assert_close, go_on};
 
 /// f(x) = ½ xᵀAx − bᵀx for a dense row-major SPD A.
 fn quadratic(a: Vec<f64>, b: Vec<f64>) -> impl FnMut(&[f64], &mut [f64]) -> f64 {
@@ -966,9 +956,10 @@ fn augmented_lagrangian_with_bounds_projects_onto_simplex() {
     assert_close(&result.report.x, &[0.75, 0.25, 0.0], 1e-7);
 }
 
-/// min ½‖x − c‖² over the simplex {Σx = 1, x ≥ 0} with x₁ ≥ 0.5 (the inequality 0.5 − x₁ ≤ 0).
-fn simplex_with_floor(c: [f64; 3]) -> impl ConstrainedProblem {
-    FnConstrained::new(
+/// Solves min ½‖x − c‖² over the simplex {Σx = 1, x ≥ 0} with x₁ ≥ 0.5 (the inequality
+/// 0.5 − x₁ ≤ 0) to a tight inner tolerance.
+fn simplex_with_floor(c: [f64; 3]) -> AugLagReport {
+    let mut problem = FnConstrained::new(
         3,
         vec![Relation::Equal, Relation::AtMost],
         move |x: &[f64], g: &mut [f64]| distance_to(&c, x, g),
@@ -977,16 +968,23 @@ fn simplex_with_floor(c: [f64; 3]) -> impl ConstrainedProblem {
             h[1] = 0.5 - x[0];
             jac.copy_from_slice(&[1.0, 1.0, 1.0, -1.0, 0.0, 0.0]);
         },
-    )
-}
-
-fn tight_inner(n: usize) -> InnerSolver {
+    );
     let opts = LbfgsOptions {
         gtol: 1e-12,
         ftol: 0.0,
         ..Default::default()
     };
-    InnerSolver::ProjectedLbfgs(opts, Bounds::nonneg(n))
+    let inner = InnerSolver::ProjectedLbfgs(opts, Bounds::nonneg(3));
+    let start = [1.0 / 3.0; 3];
+    let result = augmented_lagrangian(
+        &mut problem,
+        &start,
+        &inner,
+        &AugLagOptions::default(),
+        &mut go_on,
+    );
+    assert_eq!(result.report.status, Status::Converged);
+    result
 }
 
 #[test]
@@ -994,20 +992,9 @@ fn augmented_lagrangian_with_an_active_inequality_matches_kkt_solution() {
     // c = (0.1, 0.6, 0.5): the floor is active, x₁ = 0.5 and (x₂, x₃) is the projection of
     // (0.6, 0.5) onto {sum = 0.5}: (0.3, 0.2). Stationarity x − c + ν·1 − λe₁ = 0 gives
     // ν = 0.3 (from x₂) and λ = 0.7 (from x₁).
-    let mut problem = simplex_with_floor([0.1, 0.6, 0.5]);
-    let result = augmented_lagrangian(
-        &mut problem,
-        &[1.0 / 3.0; 3],
-        &tight_inner(3),
-        &AugLagOptions::default(),
-        &mut go_on,
-    );
-    assert_eq!(result.report.status, Status::Converged);
-    assert!(
-        result.report.violation <= 1e-8,
-        "{}",
-        result.report.violation
-    );
+    let result = simplex_with_floor([0.1, 0.6, 0.5]);
+    let violation = result.report.violation;
+    assert!(violation <= 1e-8, "{violation}");
     assert_close(&result.report.x, &[0.5, 0.3, 0.2], 1e-7);
     assert_close(&result.multipliers, &[0.3, 0.7], 1e-5);
 }
@@ -1015,15 +1002,7 @@ fn augmented_lagrangian_with_an_active_inequality_matches_kkt_solution() {
 #[test]
 fn augmented_lagrangian_with_an_inactive_inequality_keeps_its_multiplier_at_zero() {
     // c = (0.9, 0.3, 0.1): the simplex projection (θ = 0.1) is (0.8, 0.2, 0), above the floor.
-    let mut problem = simplex_with_floor([0.9, 0.3, 0.1]);
-    let result = augmented_lagrangian(
-        &mut problem,
-        &[1.0 / 3.0; 3],
-        &tight_inner(3),
-        &AugLagOptions::default(),
-        &mut go_on,
-    );
-    assert_eq!(result.report.status, Status::Converged);
+    let result = simplex_with_floor([0.9, 0.3, 0.1]);
     assert_close(&result.report.x, &[0.8, 0.2, 0.0], 1e-7);
     assert_eq!(result.multipliers[1], 0.0);
 }
