@@ -716,6 +716,11 @@ pub enum Details {
     None,
     /// `dual`: the dual value, a lower bound on the optimal objective.
     Dual { bound: f64 },
+    /// `auglag`: the final multipliers of the comparison constraints (`==`, `<=`, `>=`), by
+    /// constraint index, shaped as the constraint (its `for` ranges first).
+    Auglag {
+        multipliers: Vec<(usize, ndarray::ArrayD<f64>)>,
+    },
     /// `maid`: the strong-convexity constant used and the accuracy trail.
     Maid {
         mu: f64,
@@ -724,6 +729,17 @@ pub enum Details {
 }
 
 impl Details {
+    /// The final multipliers of constraint `index` of an `auglag` solve.
+    pub fn multipliers(&self, index: usize) -> Option<&ndarray::ArrayD<f64>> {
+        match self {
+            Details::Auglag { multipliers } => multipliers
+                .iter()
+                .find(|(i, _)| *i == index)
+                .map(|(_, a)| a),
+            _ => None,
+        }
+    }
+
     /// The dual bound of a `dual` solve.
     pub fn dual_bound(&self) -> Option<f64> {
         match self {
@@ -787,6 +803,8 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 .collect();
             let roots = finalize(model, plan, functions.roots())?;
             let b = auglag_bounds(model, plan)?;
+            let instances: Vec<Multipliers> =
+                functions.instances.iter().map(|(_, m)| m.clone()).collect();
             let mut problem = ModelConstrained {
                 model,
                 roots,
@@ -796,7 +814,14 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 rho: functions.rho,
                 error: &mut error,
             };
-            run_auglag(&mut problem, plan, l1, b, &x0, callback)?
+            let (report, alpha) = run_auglag(&mut problem, plan, l1, b, &x0, callback)?;
+            let multipliers = constraint_multipliers(model, &instances, &alpha);
+            model.set_x(&report.x);
+            return Ok(Outcome {
+                report,
+                error,
+                details: Details::Auglag { multipliers },
+            });
         }
         Method::Path => path(model, plan, objective, &x0, callback, &mut error)?,
         Method::Maid => return crate::bilevel::solve_maid(model, plan, callback),
@@ -983,7 +1008,7 @@ fn run_auglag(
     b: Bounds,
     x0: &[f64],
     callback: Callback,
-) -> Result<Report, Diagnostic> {
+) -> Result<(Report, Vec<f64>), Diagnostic> {
     let (al_opts, inner_opts) = split_auglag_options(&plan.options)?;
     let al = AugLagOptions::from_options(&al_opts).map_err(option_error)?;
     let inner_opts = lbfgs_options(&inner_opts)?;
@@ -996,16 +1021,17 @@ fn run_auglag(
         };
         let z0 = L1Split::split(x0);
         let inner = InnerSolver::ProjectedLbfgs(inner_opts, L1Split::bounds(&b)?);
-        let mut r = augmented_lagrangian(&mut split, &z0, &inner, &al, callback).report;
-        r.x = split.split.join(&r.x);
-        Ok(r)
+        let mut r = augmented_lagrangian(&mut split, &z0, &inner, &al, callback);
+        r.report.x = split.split.join(&r.report.x);
+        Ok((r.report, r.multipliers))
     } else {
         let inner = if b.is_unbounded() {
             InnerSolver::Lbfgs(inner_opts)
         } else {
             InnerSolver::ProjectedLbfgs(inner_opts, b)
         };
-        Ok(augmented_lagrangian(problem, x0, &inner, &al, callback).report)
+        let r = augmented_lagrangian(problem, x0, &inner, &al, callback);
+        Ok((r.report, r.multipliers))
     }
 }
 
@@ -1746,8 +1772,8 @@ pub fn solve_external(
     match device.solver() {
         Some(DeviceSolver::Path { .. }) => return path_external(model, plan, device, callback),
         Some(DeviceSolver::Auglag { multipliers, .. }) => {
-            let relations = relations_of(multipliers);
-            return auglag_external(model, plan, device, relations, callback);
+            let instances = multipliers.clone();
+            return auglag_external(model, plan, device, &instances, callback);
         }
         Some(DeviceSolver::ProxGrad { .. }) => {
             return prox_grad_external(model, plan, device, callback)
@@ -2172,9 +2198,10 @@ fn auglag_external(
     model: &mut Model,
     plan: &Plan,
     device: &mut dyn External,
-    relations: Vec<Relation>,
+    instances: &[Multipliers],
     callback: Callback,
 ) -> Result<Outcome, Diagnostic> {
+    let relations = relations_of(instances);
     /// The device's augmented Lagrangian ([`DeviceSolver::Auglag`]).
     struct Problem<'a> {
         device: &'a mut dyn External,
@@ -2226,12 +2253,14 @@ fn auglag_external(
         error: None,
     };
     let b = auglag_bounds(model, plan)?;
-    let report = run_auglag(&mut problem, plan, l1, b, &x0, callback)?;
+    let (report, alpha) = run_auglag(&mut problem, plan, l1, b, &x0, callback)?;
     model.set_x(&report.x);
     Ok(Outcome {
         report,
         error: problem.error,
-        details: Details::None,
+        details: Details::Auglag {
+            multipliers: constraint_multipliers(model, instances, &alpha),
+        },
     })
 }
 
@@ -2243,6 +2272,8 @@ pub struct Multipliers {
     pub input: u32,
     pub len: usize,
     pub relation: Relation,
+    /// The index of the model's constraint the instance enforces.
+    pub constraint: usize,
 }
 
 /// The functions of the augmented Lagrangian added to a program: the merit L_ρ(·, α)
@@ -2273,6 +2304,49 @@ impl AuglagFunctions {
     }
 }
 
+/// The multipliers `alpha` (one per component of `instances`, in order) of each comparison
+/// constraint, its `for` instances stacked: shaped [range lengths..., the constraint's shape].
+fn constraint_multipliers(
+    model: &Model,
+    instances: &[Multipliers],
+    alpha: &[f64],
+) -> Vec<(usize, ndarray::ArrayD<f64>)> {
+    let dims = &model.bindings.dims;
+    let mut out: Vec<(usize, Vec<f64>)> = Vec::new();
+    let mut at = 0;
+    for m in instances {
+        let values = &alpha[at..at + m.len];
+        at += m.len;
+        let c = &model.program.constraints[m.constraint];
+        if !matches!(c.kind, ConstraintKind::Eq | ConstraintKind::Le) {
+            continue;
+        }
+        match out.iter_mut().find(|(i, _)| *i == m.constraint) {
+            Some((_, all)) => all.extend_from_slice(values),
+            None => out.push((m.constraint, values.to_vec())),
+        }
+    }
+    out.into_iter()
+        .map(|(i, values)| {
+            let c = &model.program.constraints[i];
+            let ranges = c
+                .ranges
+                .iter()
+                .map(|r| (r.end.eval(dims) - r.start.eval(dims)).max(0));
+            let shape = model
+                .program
+                .graph
+                .shape(c.node)
+                .iter()
+                .map(|d| d.eval(dims).max(0));
+            let shape: Vec<usize> = ranges.chain(shape).map(|d| d as usize).collect();
+            let array = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), values)
+                .expect("one multiplier per component of every instance");
+            (i, array)
+        })
+        .collect()
+}
+
 /// The relation of each component of these instances, one after the other.
 fn relations_of<'a>(instances: impl IntoIterator<Item = &'a Multipliers>) -> Vec<Relation> {
     instances
@@ -2299,11 +2373,11 @@ fn auglag_functions(
         (Relation::Equal, &plan.structure.equalities),
         (Relation::AtMost, &plan.structure.inequalities),
     ];
-    let mut constraints: Vec<(Relation, NodeId, Vec<ForRange>)> = Vec::new();
+    let mut constraints: Vec<(Relation, NodeId, Vec<ForRange>, usize)> = Vec::new();
     for (relation, indices) in relations {
         for &i in indices {
             let c = &program.constraints[i];
-            constraints.push((relation, c.node, c.ranges.clone()));
+            constraints.push((relation, c.node, c.ranges.clone(), i));
         }
     }
     // `in` constraints: on a variable (or all its lines) they are bounds, a simplex adding its
@@ -2345,10 +2419,10 @@ fn auglag_functions(
         }
         constraints.extend(
             sets.into_iter()
-                .map(|(r, node)| (r, node, c.ranges.clone())),
+                .map(|(r, node)| (r, node, c.ranges.clone(), i)),
         );
     }
-    for (relation, node, ranges) in constraints {
+    for (relation, node, ranges, constraint) in constraints {
         for node in constraint_instances(program, node, &ranges, dims)? {
             let shape = program.graph.shape(node).clone();
             let len = shape.iter().map(|d| d.eval(dims).max(0) as usize).product();
@@ -2361,6 +2435,7 @@ fn auglag_functions(
                     input,
                     len,
                     relation,
+                    constraint,
                 },
             ));
         }

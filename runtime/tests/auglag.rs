@@ -6,13 +6,19 @@
 #[path = "support/solve.rs"]
 mod support;
 
-use optc_runtime::plan::{self, Method};
+use optc_runtime::plan::{self, Details, Method};
 use optc_runtime::solvers::Status;
 use support::{assert_close, go_on, model};
 
 /// The solution of `source` by the method optc chooses (which must be `auglag`) and the
 /// constraints' violations.
 fn solve(source: &str) -> (Vec<f64>, Vec<f64>) {
+    let (x, violations, _) = solve_with_details(source);
+    (x, violations)
+}
+
+/// [`solve`] and what the method reports beyond its report (the multipliers).
+fn solve_with_details(source: &str) -> (Vec<f64>, Vec<f64>, Details) {
     let mut m = model(source);
     let plan = plan::choose(&m.program).unwrap();
     assert_eq!(plan.method, Method::AugLag, "{}", plan.reason);
@@ -27,7 +33,7 @@ fn solve(source: &str) -> (Vec<f64>, Vec<f64>) {
     let violations = (0..m.program.constraints.len())
         .map(|i| m.violation(i).unwrap())
         .collect();
-    (outcome.report.x, violations)
+    (outcome.report.x, violations, outcome.details)
 }
 
 const VARIANCES: [f64; 4] = [1.0, 2.0, 4.0, 8.0];
@@ -74,9 +80,20 @@ fn a_binding_return_floor_gives_the_kkt_portfolio() {
         .map(|(s, m)| (nu + lambda * m) / (2.0 * s))
         .collect();
     assert!(expected.iter().all(|x| *x > 0.0), "no bound is active");
-    let (x, violations) = solve(&portfolio(r));
+    let (x, violations, details) = solve_with_details(&portfolio(r));
     assert_close(&x, &expected, 1e-6);
     assert!(violations.iter().all(|v| *v <= 1e-8), "{violations:?}");
+    // The multipliers of f + α_b (Σx − 1) + α_f (r − μ·x): α_b = −ν, α_f = λ.
+    let multiplier = |i| {
+        details
+            .multipliers(i)
+            .unwrap()
+            .iter()
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    assert_close(&multiplier(0), &[-nu], 1e-5);
+    assert_close(&multiplier(1), &[lambda], 1e-5);
     // The budget and the bound as `x in simplex`: bounds 0 ≤ x ≤ 1 and the equality Σx = 1.
     let (x, violations) = solve(&portfolio_with(r, "", "x in simplex"));
     assert_close(&x, &expected, 1e-6);
@@ -108,9 +125,10 @@ fn a_floor_that_forces_a_bound_keeps_it() {
 fn constraints_under_for_ranges_hold_for_every_index() {
     // The nearest matrix with unit row sums: each row shifted by (1 − its sum)/3.
     let c = [[0.5, 0.2, 0.9], [0.1, -0.4, 0.6]];
-    let (x, violations) = solve(
+    let (x, violations, details) = solve_with_details(
         "var X : real[2, 3] = 0\nlet C = [[0.5, 0.2, 0.9], [0.1, -0.4, 0.6]]\nminimize sumsq(X - C)\nsubject to\n  for i in 0..2: sum(X[i, :]) == 1\n",
     );
+    // One multiplier per row: 2(x − c) + α = 0 gives α = −2·shift.
     let expected: Vec<f64> = c
         .iter()
         .flat_map(|row| {
@@ -120,6 +138,13 @@ fn constraints_under_for_ranges_hold_for_every_index() {
         .collect();
     assert_close(&x, &expected, 1e-7);
     assert!(violations[0] <= 1e-8, "{violations:?}");
+    let alpha = details.multipliers(0).unwrap();
+    assert_eq!(alpha.shape(), [2]);
+    let shifts: Vec<f64> = c
+        .iter()
+        .map(|row| -2.0 * (1.0 - row.iter().sum::<f64>()) / 3.0)
+        .collect();
+    assert_close(alpha.as_slice().unwrap(), &shifts, 1e-6);
 }
 
 #[test]

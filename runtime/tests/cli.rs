@@ -634,6 +634,16 @@ fn run_solves_the_portfolio_example_as_scipy_slsqp_does() {
     for c in v["constraints"].as_array().unwrap() {
         assert!(c["violation"].as_f64().unwrap() < 1e-8, "{c}");
     }
+    // The floor's multiplier is the shadow price CVXPY reports as its dual value (Clarabel at
+    // tolerances 1e-12: 1.0203482); the simplex, bounds of the inner solver, has none.
+    let floor = &v["constraints"][1];
+    assert_eq!(floor["kind"], ">=");
+    let multiplier = floor["multiplier"].as_f64().unwrap();
+    assert!((multiplier - 1.0203482).abs() < 1e-4, "{multiplier}");
+    assert!(v["constraints"][0].get("multiplier").is_none());
+    let text = stdout(&optc(&["run", &example("finance/portfolio.opt"), "-q"]));
+    assert!(text.contains("expected_return (>=)"), "{text}");
+    assert!(text.contains("multiplier 1.02"), "{text}");
     let w: Vec<f64> = v["outputs"]["w"]
         .as_array()
         .unwrap()

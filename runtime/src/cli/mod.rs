@@ -855,9 +855,13 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     for i in 0..model.program.constraints.len() {
         let v = model.violation(i).unwrap_or(f64::NAN);
         let c = &model.program.constraints[i];
-        constraints.push(serde_json::json!({
+        let mut entry = serde_json::json!({
             "name": c.name, "kind": constraint_kind(c), "violation": v,
-        }));
+        });
+        if let Some(m) = outcome.details.multipliers(i) {
+            entry["multiplier"] = array_json(m);
+        }
+        constraints.push(entry);
     }
 
     // Outputs: declared ones (post-processed), else every variable.
@@ -976,8 +980,13 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
             println!("dual bound  {bound:.10e}  (gap {:.3e})", objective - bound);
         }
         for c in &constraints {
+            // A scalar multiplier is printed; arrays are in `--json` and result.json.
+            let multiplier = match c.get("multiplier") {
+                Some(serde_json::Value::Number(m)) => format!("  multiplier {m}"),
+                _ => String::new(),
+            };
             println!(
-                "constraint  {} ({})  violation {:.3e}",
+                "constraint  {} ({})  violation {:.3e}{multiplier}",
                 c["name"].as_str().unwrap_or(""),
                 c["kind"].as_str().unwrap_or(""),
                 c["violation"].as_f64().unwrap_or(f64::NAN)
