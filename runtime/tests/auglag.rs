@@ -8,6 +8,7 @@ mod support;
 
 use optc_runtime::plan::{self, Details, Method};
 use optc_runtime::solvers::Status;
+use std::path::Path;
 use support::{assert_close, go_on, model};
 
 /// The solution of `source` by the method optc chooses (which must be `auglag`) and the
@@ -225,6 +226,30 @@ fn sets_on_expressions_become_inequalities() {
     );
     assert_close(&x, &[0.35, 0.15, 0.0], 1e-6);
     assert!(violations[0] <= 1e-8, "{violations:?}");
+}
+
+#[test]
+fn a_quadratic_risk_budget_when_maximizing_the_return_matches_cvxpy() {
+    // The portfolio example's data, the mean return maximized under a variance budget (a convex
+    // quadratic inequality). CVXPY 1.9 with Clarabel: objective 0.11375893929, the budget's dual
+    // value 0.64828 (for `maximize`, the multiplier of the minimized −objective, as here).
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data/R.npy");
+    let source = format!(
+        "dims n, p\ndata R : real[n, p] = load(\"{}\")\nvar w : real[p] = 0\nlet mu = mean(R, axis = 0)\nmaximize sum(mu .* w)\nsubject to\n  w in simplex\n  risk: sumsq((R - mu) @ w) / (n - 1) <= 0.02\n",
+        data.display()
+    );
+    let mut m = model(&source);
+    let plan = plan::choose(&m.program).unwrap();
+    let outcome = plan::solve(&mut m, &plan, &mut go_on).unwrap();
+    assert_eq!(outcome.report.status, Status::Converged);
+    let objective = m.program.objective.clone().unwrap().node;
+    let value = m.eval_scalar(objective).unwrap();
+    assert!((value - 0.11375893929).abs() < 1e-7, "{value}");
+    let risk = outcome.details.multipliers(1).unwrap();
+    assert!(
+        (risk.iter().next().unwrap() - 0.64828).abs() < 1e-3,
+        "{risk}"
+    );
 }
 
 #[test]
