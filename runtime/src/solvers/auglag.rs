@@ -185,8 +185,7 @@ impl_set_option!(AugLagOptions {
 });
 
 /// The augmented-Lagrangian outcome: `report.value` is f(x), `report.violation` the norm of
-/// (h(x), max(g(x), 0)),
-/// `report.optimality` the last inner solve's optimality measure.
+/// (h(x), max(g(x), 0)), `report.optimality` the last inner solve's optimality measure.
 #[derive(Clone, Debug)]
 pub struct AugLagReport {
     pub report: Report,
@@ -224,7 +223,7 @@ fn progress_measure(relations: &[Relation], alpha: &[f64], rho: f64, c: &[f64]) 
             .iter()
             .zip(alpha)
             .zip(c)
-            .map(|((s, a), c)| match s {
+            .map(|((r, a), c)| match r {
                 Relation::Equal => *c,
                 Relation::AtMost => c.max(-a / rho),
             }),
@@ -233,7 +232,7 @@ fn progress_measure(relations: &[Relation], alpha: &[f64], rho: f64, c: &[f64]) 
 
 /// The norm of (h, max(g, 0)), the violation of the constraints.
 fn infeasibility(relations: &[Relation], c: &[f64]) -> f64 {
-    norm2(relations.iter().zip(c).map(|(s, c)| match s {
+    norm2(relations.iter().zip(c).map(|(r, c)| match r {
         Relation::Equal => *c,
         Relation::AtMost => c.max(0.0),
     }))
@@ -315,8 +314,8 @@ pub fn augmented_lagrangian(
         }
         x.copy_from_slice(&inner_report.x);
         measure = new_measure;
-        for ((a, s), c) in alpha.iter_mut().zip(&relations).zip(&c) {
-            *a = match s {
+        for ((a, r), c) in alpha.iter_mut().zip(&relations).zip(&c) {
+            *a = match r {
                 Relation::Equal => *a + rho * c,
                 Relation::AtMost => (*a + rho * c).max(0.0),
             };
