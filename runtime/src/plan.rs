@@ -1149,8 +1149,8 @@ pub struct DeviceFunctions {
     /// `min(D, 0)` over the merit's domain nodes `D`: negative exactly when an entry of one is (a
     /// sum of terms ≤ 0 does not cancel), so one scalar crosses from the device instead of the
     /// d × d inverse. For the augmented Lagrangian: its merit and gradient, the objective without
-    /// its L1 terms, then each constraint instance's values ([`AuglagFunctions`]). For proximal
-    /// gradient: the smooth part and its gradient.
+    /// its L1 terms, then each constraint instance's values. For proximal gradient: the smooth
+    /// part and its gradient.
     pub roots: Vec<NodeId>,
     /// The roots of Adam's step ([`AdamStep`]), computed after those of the evaluation and only
     /// when the solver steps (empty without Adam stages).
