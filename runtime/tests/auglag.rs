@@ -149,6 +149,43 @@ fn constraints_under_for_ranges_hold_for_every_index() {
 }
 
 #[test]
+fn columns_with_their_own_targets_and_unbatched_for_constraints() {
+    // `for j: sum(X[:, j]) == t[j]` (one node for all columns: the index selects columns of X
+    // and entries of t): each column shifted by (tⱼ − its sum)/2.
+    let c = [[0.5, 0.2, 0.9], [0.1, -0.4, 0.6]];
+    let t = [1.0, 0.0, 2.0];
+    let (x, violations, details) = solve_with_details(
+        "var X : real[2, 3] = 0\nlet C = [[0.5, 0.2, 0.9], [0.1, -0.4, 0.6]]\nlet t = [1.0, 0.0, 2.0]\nminimize sumsq(X - C)\nsubject to\n  for j in 0..3: sum(X[:, j]) == t[j]\n",
+    );
+    let shift: Vec<f64> = (0..3).map(|j| (t[j] - c[0][j] - c[1][j]) / 2.0).collect();
+    let expected: Vec<f64> = (0..2)
+        .flat_map(|i| (0..3).map(move |j| (i, j)))
+        .map(|(i, j)| c[i][j] + shift[j])
+        .collect();
+    assert_close(&x, &expected, 1e-7);
+    assert!(violations[0] <= 1e-8, "{violations:?}");
+    let alpha = details.multipliers(0).unwrap();
+    let minus_twice: Vec<f64> = shift.iter().map(|s| -2.0 * s).collect();
+    assert_close(alpha.as_slice().unwrap(), &minus_twice, 1e-6);
+    // A matrix product under the loop is not batched: one instance per row, the same answer.
+    // Each row i: Xᵢ = Cᵢ + (1 − Cᵢ·w) w/‖w‖².
+    let w = [1.0, 2.0, -1.0];
+    let (x, violations) = solve(
+        "var X : real[2, 3] = 0\nlet C = [[0.5, 0.2, 0.9], [0.1, -0.4, 0.6]]\nlet w = [1.0, 2.0, -1.0]\nminimize sumsq(X - C)\nsubject to\n  for i in 0..2: X[i, :] @ w == 1\n",
+    );
+    let norm2: f64 = w.iter().map(|v| v * v).sum();
+    let expected: Vec<f64> = c
+        .iter()
+        .flat_map(|row| {
+            let gap = 1.0 - row.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
+            row.iter().zip(&w).map(move |(a, b)| a + gap * b / norm2)
+        })
+        .collect();
+    assert_close(&x, &expected, 1e-7);
+    assert!(violations[0] <= 1e-8, "{violations:?}");
+}
+
+#[test]
 fn matrix_valued_inequalities_hold_elementwise() {
     // The nearest matrix to C below U (above L) is min(C, U) (max(C, L)).
     let source = |relation: &str, limit: &str| {
