@@ -1007,6 +1007,147 @@ fn augmented_lagrangian_with_an_inactive_inequality_keeps_its_multiplier_at_zero
     assert_eq!(result.multipliers[1], 0.0);
 }
 
+/// A covariance (AᵀA/20 of a 20 × 8 Gaussian A) and mean returns for `stalled_inner_solves_resume`.
+const COVARIANCE: [[f64; 8]; 8] = [
+    [
+        1.12322376346817,
+        -0.16318038613542524,
+        0.28233564809906214,
+        -0.6042879262450993,
+        -0.22345805550861644,
+        0.3032343868343298,
+        0.31116512999482043,
+        -0.2029814173309481,
+    ],
+    [
+        -0.16318038613542524,
+        1.1421913259634286,
+        0.14925449148080755,
+        -0.20502863725983542,
+        0.3663031622605214,
+        0.0023722247562681987,
+        -0.4318203272749422,
+        0.1469899738734567,
+    ],
+    [
+        0.28233564809906214,
+        0.14925449148080755,
+        0.7070005150810443,
+        -0.4619870764176296,
+        -0.13808240952326475,
+        0.5188723047401577,
+        0.018307250559748585,
+        -0.007666722486725416,
+    ],
+    [
+        -0.6042879262450993,
+        -0.20502863725983542,
+        -0.4619870764176296,
+        1.180161282056949,
+        0.014150267004811737,
+        -0.19425252520130723,
+        -0.008122819767260776,
+        0.2058567247741831,
+    ],
+    [
+        -0.22345805550861644,
+        0.3663031622605214,
+        -0.13808240952326475,
+        0.014150267004811737,
+        0.7007635447738367,
+        -0.23339974398836763,
+        -0.5251830170175239,
+        -0.10200938085479419,
+    ],
+    [
+        0.3032343868343298,
+        0.0023722247562681987,
+        0.5188723047401577,
+        -0.19425252520130723,
+        -0.23339974398836763,
+        1.0891966024339665,
+        -0.12463418885824744,
+        0.13321317596634077,
+    ],
+    [
+        0.31116512999482043,
+        -0.4318203272749422,
+        0.018307250559748585,
+        -0.008122819767260776,
+        -0.5251830170175239,
+        -0.12463418885824744,
+        1.6055459720053071,
+        0.224697696278053,
+    ],
+    [
+        -0.2029814173309481,
+        0.1469899738734567,
+        -0.007666722486725416,
+        0.2058567247741831,
+        -0.10200938085479419,
+        0.13321317596634077,
+        0.224697696278053,
+        1.1735242222675333,
+    ],
+];
+const RETURNS: [f64; 8] = [
+    0.052446287358665925,
+    0.04689148560917992,
+    0.061220146557185225,
+    0.05577401170563699,
+    0.038030140090018615,
+    0.042143651433123666,
+    0.08538950569320812,
+    0.03258393983399234,
+];
+
+#[test]
+fn stalled_inner_solves_resume_from_a_fresh_memory() {
+    // min xᵀSx on the simplex with μ·x ≥ 0.07: at ρ = 1e4 an inner L-BFGS-B solve stalls with
+    // a projected gradient of 0.37 (scipy's does too); without resuming, ρ then climbs to ρ_max
+    // and the run ends at 0.2647, infeasible. The optimum, by scipy's SLSQP (ftol 1e-15), is
+    // 0.3532085287.
+    let n = 8;
+    let mut problem = FnConstrained::new(
+        n,
+        vec![Relation::Equal, Relation::AtMost],
+        |x: &[f64], g: &mut [f64]| {
+            let mut f = 0.0;
+            for i in 0..n {
+                let sx: f64 = (0..n).map(|j| COVARIANCE[i][j] * x[j]).sum();
+                g[i] = 2.0 * sx;
+                f += x[i] * sx;
+            }
+            f
+        },
+        |x: &[f64], c: &mut [f64], jac: &mut [f64]| {
+            c[0] = x.iter().sum::<f64>() - 1.0;
+            c[1] = 0.07 - RETURNS.iter().zip(x).map(|(m, x)| m * x).sum::<f64>();
+            jac[..n].fill(1.0);
+            jac[n..].iter_mut().zip(RETURNS).for_each(|(j, m)| *j = -m);
+        },
+    );
+    let inner = InnerSolver::ProjectedLbfgs(LbfgsOptions::default(), Bounds::nonneg(n));
+    let result = augmented_lagrangian(
+        &mut problem,
+        &[0.1; 8],
+        &inner,
+        &AugLagOptions::default(),
+        &mut go_on,
+    );
+    assert_eq!(result.report.status, Status::Converged);
+    assert!(
+        result.report.violation <= 1e-8,
+        "{}",
+        result.report.violation
+    );
+    assert!(
+        (result.report.value - 0.3532085287).abs() < 1e-6,
+        "{}",
+        result.report.value
+    );
+}
+
 #[test]
 fn the_penalty_terms_derivative_matches_finite_differences() {
     let h = 1e-6;
