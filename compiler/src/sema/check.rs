@@ -2,7 +2,9 @@
 
 use super::builtins::{Builtin, Kind};
 use super::*;
-use crate::ast::{Arg, ConstraintKind as AstConstraint, Expr, ExprKind, IndexExpr, Item, ItemKind};
+use crate::ast::{
+    Arg, ConstraintKind as AstConstraint, Expr, ExprKind, IndexExpr, Item, ItemKind, UnOp,
+};
 use crate::diag::Diagnostic;
 use crate::ir::{broadcast_shapes, Dim, OptionValue, PostOp};
 use std::collections::HashMap;
@@ -102,7 +104,12 @@ enum Place {
 enum Local {
     FnParam(u32, Ty),
     Dim(DimId),
-    LoopIndex(u32),
+    /// A `for` index: its level and its range `start..end`.
+    LoopIndex {
+        level: u32,
+        start: Dim,
+        end: Dim,
+    },
     ArgminVar(u32),
 }
 
@@ -958,7 +965,9 @@ impl Checker {
             return Some(match local.clone() {
                 Local::FnParam(k, ty) => mk(TExprKind::Ref(Ref::FnParam(k)), ty, span),
                 Local::Dim(d) => mk(TExprKind::Ref(Ref::Dim(d)), int, span),
-                Local::LoopIndex(l) => mk(TExprKind::Ref(Ref::LoopIndex(l)), int, span),
+                Local::LoopIndex { level, .. } => {
+                    mk(TExprKind::Ref(Ref::LoopIndex(level)), int, span)
+                }
                 Local::ArgminVar(v) => {
                     let ty = self.argmin_vars[v as usize].ty.clone();
                     mk(TExprKind::Ref(Ref::ArgminVar(v)), ty, span)
@@ -1178,6 +1187,64 @@ impl Checker {
         d
     }
 
+    /// The least and greatest value an index takes when that is known before solving: a size
+    /// (`3`, `n - 1`), or a `for` index plus or minus literals (`i + 1`) over its range, if the
+    /// range is not empty.
+    fn index_extent(&mut self, e: &Expr) -> Option<(Dim, Dim)> {
+        if let Some(d) = self.static_dim(e) {
+            return Some((d, d));
+        }
+        let shift = |d: Dim, k: i64| {
+            Some(Dim {
+                sym: d.sym,
+                offset: d.offset.checked_add(k)?,
+            })
+        };
+        match &e.kind {
+            ExprKind::Name(n) => match self.locals.iter().rev().find(|(m, _)| m == n) {
+                Some((_, Local::LoopIndex { start, end, .. })) => {
+                    let empty = end
+                        .minus(*start)
+                        .is_none_or(|len| len.sym.is_none() && len.offset <= 0);
+                    if empty {
+                        None
+                    } else {
+                        Some((*start, shift(*end, -1)?))
+                    }
+                }
+                _ => None,
+            },
+            ExprKind::Unary {
+                op: UnOp::Neg,
+                expr,
+            } => match expr.kind {
+                ExprKind::Int(k) => Some((Dim::fixed(k.checked_neg()?), Dim::fixed(-k))),
+                _ => None,
+            },
+            ExprKind::Binary {
+                op: op @ (BinOp::Add | BinOp::Sub),
+                lhs,
+                rhs,
+            } => {
+                let (inner, k) = match (&lhs.kind, &rhs.kind) {
+                    (_, ExprKind::Int(k)) => (
+                        lhs,
+                        if *op == BinOp::Add {
+                            *k
+                        } else {
+                            k.checked_neg()?
+                        },
+                    ),
+                    (ExprKind::Int(k), _) if *op == BinOp::Add => (rhs, *k),
+                    _ => return None,
+                };
+                let (lo, hi) = self.index_extent(inner)?;
+                Some((shift(lo, k)?, shift(hi, k)?))
+            }
+            _ => None,
+        }
+    }
+
     fn index(
         &mut self,
         base: TExpr,
@@ -1215,6 +1282,35 @@ impl Checker {
                                 .with_hint("use an int literal, a dim, or a `for` index; `a:b` selects a range"),
                         );
                         return None;
+                    }
+                    if let Some((lo, hi)) = self.index_extent(e) {
+                        let negative = lo.sym.is_none() && lo.offset < 0;
+                        let past_end = hi
+                            .minus(axis_dim)
+                            .is_some_and(|over| over.sym.is_none() && over.offset >= 0);
+                        if negative || past_end {
+                            let message = if lo == hi {
+                                format!(
+                                    "the index {} is outside an axis of size {}",
+                                    self.dim_text(lo),
+                                    self.dim_text(axis_dim)
+                                )
+                            } else {
+                                format!(
+                                    "the index runs from {} to {}, outside an axis of size {}",
+                                    self.dim_text(lo),
+                                    self.dim_text(hi),
+                                    self.dim_text(axis_dim)
+                                )
+                            };
+                            self.error(
+                                Diagnostic::error("E0127", message)
+                                .with_primary(e.span, "out of range")
+                                .with_label(base.span, format!("this is {}", self.ty_text(&base.ty)))
+                                .with_hint("indices are 0-based: an axis of size n has the indices 0 to n - 1"),
+                            );
+                            return None;
+                        }
                     }
                     typed.push(TIndex::Single(i));
                 }
@@ -1829,7 +1925,7 @@ impl Checker {
                     end,
                 });
                 self.locals
-                    .push((index.name.clone(), Local::LoopIndex(level)));
+                    .push((index.name.clone(), Local::LoopIndex { level, start, end }));
                 // The label of a `for` applies to the constraint it wraps.
                 let body_c = ast::Constraint {
                     label: c.label.clone().or_else(|| body.label.clone()),

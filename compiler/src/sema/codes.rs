@@ -186,11 +186,13 @@ Fix: pass arguments whose sizes agree.",
     CodeInfo {
         code: "E0127",
         title: "index out of range",
-        explanation: "More indices than axes, or a range that reaches past the end of its axis.
+        explanation: "More indices than axes, or an index or range that reaches past the end of its axis. Indices known before solving are checked: sizes (`3`, `n - 1`) and `for` indices plus or minus literals, over their whole range.
 
 Bad:
     w[0, 1]     # w : real[n]
     w[0:n + 1]
+    w[n]
+    for i in 0..n: w[i + 1] >= w[i]
 
 Fix: one index or range per axis, within the axis size.",
     },
