@@ -19,7 +19,10 @@ use optc_compiler::ir::{
 };
 use optc_compiler::structure::{self, Projection, ProxKind, ProxTerm, Structure};
 use optc_compiler::transport::{self, TransportForm};
-use std::collections::HashMap;
+
+mod instances;
+
+use instances::constraint_instances;
 
 /// Catalogue entries of planning errors (E0360–E0369).
 pub const PLAN_CODES: &[CodeInfo] = &[
@@ -2497,152 +2500,6 @@ fn penalty_term(
     graph
         .add(Op::Sum { axis: None }, vec![elementwise])
         .map_err(|e| plan_error("E0360", e.to_string()))
-}
-
-/// The instances of `node` for every index of `range`, stacked along a new leading axis, when
-/// the loop index is only the index of `Select`s of tensors that do not depend on it, and what
-/// lies between those and `node` is elementwise arithmetic, sums, selections and slices (the
-/// instances' shapes then align under broadcasting); `None` otherwise.
-fn batched(program: &mut Program, node: NodeId, range: &ForRange) -> Option<NodeId> {
-    let reachable = optc_compiler::simplify::cost::reachable(program, &[node]);
-    let index = *reachable
-        .iter()
-        .find(|&&id| program.graph.node(id).op == Op::LoopIndex(range.level))?;
-    // Each node on a path from the index to `node`: its batched form (a leading axis of the
-    // range's length), built bottom-up.
-    let mut out: HashMap<NodeId, NodeId> = HashMap::new();
-    for id in reachable.into_iter().filter(|id| id.0 > index.0) {
-        let n = program.graph.node(id).clone();
-        let batched_args: Vec<Option<NodeId>> =
-            n.args.iter().map(|a| out.get(a).copied()).collect();
-        if n.args.contains(&index) || batched_args.iter().any(Option::is_some) {
-            let rank = |id: NodeId, program: &Program| program.graph.shape(id).len();
-            let new = match (&n.op, n.args.as_slice()) {
-                (Op::Select { axis }, [tensor, i]) if *i == index && !out.contains_key(tensor) => {
-                    let slice = Op::Slice {
-                        axis: *axis,
-                        start: range.start,
-                        end: range.end,
-                    };
-                    let sliced = program.graph.add(slice, vec![*tensor]).ok()?;
-                    match (axis, rank(*tensor, program)) {
-                        (0, _) => sliced,
-                        (1, 2) => program.graph.add(Op::Transpose, vec![sliced]).ok()?,
-                        _ => return None,
-                    }
-                }
-                (Op::Select { axis }, [tensor, i]) if !out.contains_key(i) && *i != index => {
-                    let tensor = out.get(tensor).copied()?;
-                    let op = Op::Select { axis: axis + 1 };
-                    program.graph.add(op, vec![tensor, *i]).ok()?
-                }
-                (Op::Slice { axis, start, end }, [tensor]) => {
-                    let op = Op::Slice {
-                        axis: axis + 1,
-                        start: *start,
-                        end: *end,
-                    };
-                    program
-                        .graph
-                        .add(op, vec![out.get(tensor).copied()?])
-                        .ok()?
-                }
-                (Op::Unary(_), [x]) => program
-                    .graph
-                    .add(n.op.clone(), vec![out.get(x).copied()?])
-                    .ok()?,
-                (Op::Binary(_), [a, b]) => {
-                    // An instance's operands broadcast together when the unbatched one has at
-                    // most the batched one's rank per instance, or both are batched with one
-                    // rank: then the leading axis aligns.
-                    let (ra, rb) = (rank(*a, program), rank(*b, program));
-                    let args = match (out.get(a), out.get(b)) {
-                        (Some(&x), Some(&y)) if ra == rb => vec![x, y],
-                        (Some(&x), None) if rb <= ra => vec![x, *b],
-                        (None, Some(&y)) if ra <= rb => vec![*a, y],
-                        _ => return None,
-                    };
-                    program.graph.add(n.op.clone(), args).ok()?
-                }
-                (Op::Sum { axis: Some(axis) }, [x]) => {
-                    let op = Op::Sum {
-                        axis: Some(axis + 1),
-                    };
-                    program.graph.add(op, vec![out.get(x).copied()?]).ok()?
-                }
-                (Op::Sum { axis: None }, [x]) => {
-                    let mut sum = out.get(x).copied()?;
-                    for _ in 0..rank(*x, program) {
-                        sum = program
-                            .graph
-                            .add(Op::Sum { axis: Some(1) }, vec![sum])
-                            .ok()?;
-                    }
-                    sum
-                }
-                _ => return None,
-            };
-            out.insert(id, new);
-        }
-    }
-    out.get(&node).copied()
-}
-
-/// The instances of a constraint's `node` under its `for` ranges: the node itself without
-/// ranges; under one range, when the index only selects along an axis of tensors that do not
-/// depend on it, one node holding every instance along a new leading axis ([`batched`]); else
-/// one node per index tuple (row-major), the loop indices replaced by their values.
-fn constraint_instances(
-    program: &mut Program,
-    node: NodeId,
-    ranges: &[ForRange],
-    dims: &[u64],
-) -> Result<Vec<NodeId>, Diagnostic> {
-    if let [range] = ranges {
-        if let Some(all) = batched(program, node, range) {
-            return Ok(vec![all]);
-        }
-    }
-    let ranges: Vec<(u32, i64, i64)> = ranges
-        .iter()
-        .map(|r| (r.level, r.start.eval(dims), r.end.eval(dims)))
-        .collect();
-    let indices: Vec<(u32, NodeId)> = optc_compiler::simplify::cost::reachable(program, &[node])
-        .into_iter()
-        .filter_map(|id| match program.graph.node(id).op {
-            Op::LoopIndex(level) => Some((level, id)),
-            _ => None,
-        })
-        .collect();
-    let mut tuples: Vec<Vec<i64>> = vec![Vec::new()];
-    for &(_, start, end) in &ranges {
-        tuples = tuples
-            .into_iter()
-            .flat_map(|t| {
-                (start..end).map(move |k| {
-                    let mut t = t.clone();
-                    t.push(k);
-                    t
-                })
-            })
-            .collect();
-    }
-    let mut out = Vec::with_capacity(tuples.len());
-    for tuple in tuples {
-        let mut instance = node;
-        for &(level, index) in &indices {
-            let Some(position) = ranges.iter().position(|r| r.0 == level) else {
-                continue;
-            };
-            let value = program.graph.constant(tuple[position] as f64);
-            instance = program
-                .graph
-                .substitute(instance, index, value)
-                .map_err(|e| plan_error("E0360", e.to_string()))?;
-        }
-        out.push(instance);
-    }
-    Ok(out)
 }
 
 /// Which prox terms a solver handles itself (the others stay in the smooth part).
