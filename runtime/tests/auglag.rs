@@ -298,3 +298,64 @@ fn methods_without_inequalities_refuse_them() {
     assert_eq!(e.code, "E0360");
     assert!(e.message.contains("floor"), "{}", e.message);
 }
+
+/// Isotonic regression by pooling adjacent violators: the nondecreasing x nearest to `y`.
+fn pool_adjacent_violators(y: &[f64]) -> Vec<f64> {
+    let mut blocks: Vec<(f64, usize)> = Vec::new();
+    for &v in y {
+        blocks.push((v, 1));
+        while let [.., (s0, n0), (s1, n1)] = blocks[..] {
+            if s0 / n0 as f64 <= s1 / n1 as f64 {
+                break;
+            }
+            blocks.pop();
+            *blocks.last_mut().unwrap() = (s0 + s1, n0 + n1);
+        }
+    }
+    blocks
+        .iter()
+        .flat_map(|&(s, n)| std::iter::repeat_n(s / n as f64, n))
+        .collect()
+}
+
+#[test]
+fn a_long_chain_of_inequalities_converges_where_the_inner_solver_hits_its_limit() {
+    // Isotonic regression of a noisy random walk, n = 1000, written as a `for` range over the
+    // chain x[i] <= x[i + 1]. Its multipliers converge slowly and ρ must grow large, where
+    // L-BFGS reaches its iteration limit. Growing ρ further from there made every later
+    // subproblem unsolvable: the run stopped at ρ_max short of the solution (for 4 of 8 such
+    // walks, this one among them).
+    let n = 1000;
+    let mut state = 1u64;
+    let mut uniform = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut normal = || {
+        let (u, v) = (uniform(), uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    };
+    let mut walk = 0.0;
+    let y: Vec<f64> = (0..n)
+        .map(|_| {
+            walk += 0.3 * normal();
+            walk + normal()
+        })
+        .collect();
+    let literal = y
+        .iter()
+        .map(|v| format!("{v:.6}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let y: Vec<f64> = literal.split(", ").map(|v| v.parse().unwrap()).collect();
+    let (x, violations) = solve(&format!(
+        "var x : real[{n}] = 0\nlet y = [{literal}]\nminimize sumsq(x - y)\nsubject to\n  for i in 0..{}: x[i] <= x[i + 1]\n",
+        n - 1
+    ));
+    let expected = pool_adjacent_violators(&y);
+    assert_close(&x, &expected, 1e-3);
+    let objective = |x: &[f64]| x.iter().zip(&y).map(|(a, b)| (a - b).powi(2)).sum::<f64>();
+    let (found, best) = (objective(&x), objective(&expected));
+    assert!((found - best).abs() <= 1e-7 * best, "{found} vs {best}");
+    assert!(violations[0] <= 1e-8, "{violations:?}");
+}
