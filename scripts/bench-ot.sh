@@ -16,20 +16,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 sizes=("$@")
 [[ ${#sizes[@]} -gt 0 ]] || sizes=(100 300 1000)
 k="${K:-3}"
-venv="${VENV:-/tmp/optc-bench-ot-venv}"
 work="$(mktemp -d /tmp/optc-bench-ot.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-
-if ! "$venv/bin/python" -c "import ot" 2> /dev/null; then
-  echo "creating $venv (numpy, scipy, pot)" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q numpy scipy pot
-fi
-if [[ -z "${OPTC:-}" ]]; then
-  cargo build --release -q -p optc --manifest-path "$root/Cargo.toml"
-  OPTC="$root/target/release/optc"
-fi
+source "$root/scripts/bench-peer-setup.sh"
+peer_setup "import ot" numpy scipy pot
 
 cat > "$work/ot.opt" << EOF2
 dims m, n

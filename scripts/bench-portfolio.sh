@@ -17,20 +17,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 sizes=("$@")
 [[ ${#sizes[@]} -gt 0 ]] || sizes=(20 100 300)
-venv="${VENV:-/tmp/optc-bench-ot-venv}"
 work="$(mktemp -d /tmp/optc-bench-portfolio.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 RAYON_NUM_THREADS=1
-
-if ! "$venv/bin/python" -c "import cvxpy, scipy" 2> /dev/null; then
-  echo "creating $venv (numpy, scipy, cvxpy)" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q numpy scipy cvxpy
-fi
-if [[ -z "${OPTC:-}" ]]; then
-  cargo build --release -q -p optc --manifest-path "$root/Cargo.toml"
-  OPTC="$root/target/release/optc"
-fi
+source "$root/scripts/bench-peer-setup.sh"
+peer_setup "import cvxpy, scipy" numpy scipy cvxpy
 sed 's|"../data/R.npy"|"R.npy"|' "$root/examples/finance/portfolio.opt" > "$work/portfolio.opt"
 
 printf "%5s | %-9s %9s %9s %9s %9s | %9s %9s\n" p solver "rel obj" violation "solve s" "wall s" \

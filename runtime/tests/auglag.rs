@@ -328,7 +328,9 @@ fn a_long_chain_of_inequalities_converges_where_the_inner_solver_hits_its_limit(
     let n = 1000;
     let mut state = 1u64;
     let mut uniform = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     };
     let mut normal = || {
@@ -356,6 +358,8 @@ fn a_long_chain_of_inequalities_converges_where_the_inner_solver_hits_its_limit(
     assert_close(&x, &expected, 1e-3);
     let objective = |x: &[f64]| x.iter().zip(&y).map(|(a, b)| (a - b).powi(2)).sum::<f64>();
     let (found, best) = (objective(&x), objective(&expected));
-    assert!((found - best).abs() <= 1e-7 * best, "{found} vs {best}");
+    // Each of the 999 components may be violated by up to h_tol = 1e-8: with multipliers in
+    // the hundreds, f may end ~1e-3 below the optimum (1e-7 relative).
+    assert!((found - best).abs() <= 1e-6 * best, "{found} vs {best}");
     assert!(violations[0] <= 1e-8, "{violations:?}");
 }

@@ -5,9 +5,10 @@
 //! Starting from ρ = ρ₀, α = 0, V_prev = ∞, each dual step re-solves min_x L_ρ from the current
 //! point, multiplying ρ by `rho_factor` while V_new > `progress`·V_prev (and ρ < ρ_max, and the
 //! inner solver did not stop at its iteration limit: the subproblem would only get harder); then
-//! αₖ ← αₖ + ρhₖ for equalities and αₖ ← max(0, αₖ + ρgₖ) for inequalities. V is the norm of
-//! (h, max(g, −α/ρ)): zero exactly at a feasible point where every inequality with a positive
-//! multiplier is active (for equalities alone, ‖h‖ as in NOTEARS). The loop stops when
+//! αₖ ← αₖ + ρhₖ for equalities and αₖ ← max(0, αₖ + ρgₖ) for inequalities. V is the largest entry
+//! of (|h|, max(g, −α/ρ)) (the ∞-norm, so that `h_tol` bounds every component however many there
+//! are): zero exactly at a feasible point where every inequality with a positive multiplier is
+//! active (for one equality, |h| as in NOTEARS). The loop stops when
 //! V ≤ h_tol, ρ ≥ ρ_max, or after `max_outer` dual steps.
 
 use super::options::impl_set_option;
@@ -157,7 +158,7 @@ pub struct AugLagOptions {
     pub rho_max: f64,
     /// Required reduction: grow ρ while V_new > progress·V_prev (0.25).
     pub progress: f64,
-    /// Tolerance on V, the norm of (h, max(g, −α/ρ)) (1e-8).
+    /// Tolerance on V, the largest entry of (|h|, max(g, −α/ρ)) (1e-8).
     pub h_tol: f64,
     /// Maximum dual steps (100).
     pub max_outer: usize,
@@ -185,8 +186,9 @@ impl_set_option!(AugLagOptions {
     max_outer: count,
 });
 
-/// The augmented-Lagrangian outcome: `report.value` is f(x), `report.violation` the norm of
-/// (h(x), max(g(x), 0)), `report.optimality` the last inner solve's optimality measure.
+/// The augmented-Lagrangian outcome: `report.value` is f(x), `report.violation` the largest
+/// entry of (|h(x)|, max(g(x), 0)), `report.optimality` the last inner solve's optimality
+/// measure.
 #[derive(Clone, Debug)]
 pub struct AugLagReport {
     pub report: Report,
@@ -213,13 +215,13 @@ impl Problem for Subproblem<'_> {
     }
 }
 
-fn norm2(v: impl Iterator<Item = f64>) -> f64 {
-    v.map(|a| a * a).sum::<f64>().sqrt()
+fn norm_inf(v: impl Iterator<Item = f64>) -> f64 {
+    v.fold(0.0, |m: f64, a| m.max(a.abs()))
 }
 
-/// The norm of (h, max(g, −α/ρ)), the progress measure V.
+/// The largest entry of (|h|, max(g, −α/ρ)), the progress measure V.
 fn progress_measure(relations: &[Relation], alpha: &[f64], rho: f64, c: &[f64]) -> f64 {
-    norm2(
+    norm_inf(
         relations
             .iter()
             .zip(alpha)
@@ -231,9 +233,9 @@ fn progress_measure(relations: &[Relation], alpha: &[f64], rho: f64, c: &[f64]) 
     )
 }
 
-/// The norm of (h, max(g, 0)), the violation of the constraints.
+/// The largest entry of (|h|, max(g, 0)), the violation of the constraints.
 fn infeasibility(relations: &[Relation], c: &[f64]) -> f64 {
-    norm2(relations.iter().zip(c).map(|(r, c)| match r {
+    norm_inf(relations.iter().zip(c).map(|(r, c)| match r {
         Relation::Equal => *c,
         Relation::AtMost => c.max(0.0),
     }))
