@@ -610,17 +610,18 @@ impl Model {
         if ranges.iter().any(|(a, b)| a >= b) {
             return Ok(0.0);
         }
+        let mut roots = vec![c.node];
+        if let ConstraintKind::Card { bound } = c.kind {
+            roots.push(bound);
+        }
+        if let ConstraintKind::In(SetKind::Box { lower, upper }) = c.kind {
+            roots.extend([lower, upper]);
+        }
         loop {
-            let mut bindings = self.bindings.clone();
-            bindings.loop_indices = idx.iter().map(|&i| i as u64).collect();
-            let mut roots = vec![c.node];
-            if let ConstraintKind::Card { bound } = c.kind {
-                roots.push(bound);
-            }
-            if let ConstraintKind::In(SetKind::Box { lower, upper }) = c.kind {
-                roots.extend([lower, upper]);
-            }
-            let v = interp::eval(&self.program, &bindings, &roots, &mut self.argmin)?;
+            self.bindings.loop_indices = idx.iter().map(|&i| i as u64).collect();
+            let v = interp::eval(&self.program, &self.bindings, &roots, &mut self.argmin);
+            self.bindings.loop_indices.clear();
+            let v = v?;
             let x = &v[0];
             let amount = match &c.kind {
                 ConstraintKind::Eq => x.iter().fold(0.0f64, |m, v| m.max(v.abs())),
