@@ -26,3 +26,6 @@ mkdir -p "$out"
 
 # Portfolio (finance/portfolio.opt): R.npy, 250 periods of returns of 20 assets
 "$optc" simulate portfolio --n 250 --p 20 --seed 5 --out "$out"
+
+# Isotonic regression (regression/isotonic.opt): y_iso.npy, f_iso.npy, 200 samples of a logistic curve
+"$optc" simulate isotonic --n 200 --seed 6 --out "$out"

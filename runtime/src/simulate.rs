@@ -345,6 +345,18 @@ pub fn denoise(len: usize, seed: u64) -> (Array1<f64>, Array1<f64>) {
     (noisy, clean)
 }
 
+/// Isotonic-regression example: `len` noisy samples of an increasing curve, yᵢ = f(tᵢ) + εᵢ with
+/// f(t) = 4 / (1 + e^(−10(t − 1/2))) at tᵢ = i/(len − 1) and εᵢ ~ N(0, 0.5²). Returns (y, f(t)).
+pub fn isotonic(len: usize, seed: u64) -> (Array1<f64>, Array1<f64>) {
+    let mut rng = Rng::new(seed);
+    let step = 1.0 / (len.max(2) - 1) as f64;
+    let curve = Array1::from_shape_fn(len, |i| {
+        4.0 / (1.0 + (-10.0 * (i as f64 * step - 0.5)).exp())
+    });
+    let noisy = curve.mapv(|v| v + 0.5 * rng.normal());
+    (noisy, curve)
+}
+
 /// Portfolio example: `periods` returns of `assets` assets from a one-factor model,
 /// rₜᵢ = μᵢ + βᵢ fₜ + εₜᵢ with μᵢ ~ U[0.02, 0.12], βᵢ ~ U[0.5, 1.5], a market factor
 /// fₜ ~ N(0, 0.15²) and idiosyncratic εₜᵢ ~ N(0, σᵢ²), σᵢ ~ U[0.05, 0.25] (annual scale).

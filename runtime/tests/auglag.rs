@@ -3,12 +3,15 @@
 //! constraints as bounds (and sums) or, on expressions, as inequalities, and L1 terms on bounded
 //! variables.
 
+#[path = "support/isotonic.rs"]
+mod isotonic;
 #[path = "support/solve.rs"]
 mod support;
 
 use optc_runtime::plan::{self, Details, Method};
 use optc_runtime::solvers::Status;
 use std::path::Path;
+use isotonic::pool_adjacent_violators;
 use support::{assert_close, go_on, model};
 
 /// The solution of `source` by the method optc chooses (which must be `auglag`) and the
@@ -297,25 +300,6 @@ fn methods_without_inequalities_refuse_them() {
     let e = plan::choose(&m.program).unwrap_err();
     assert_eq!(e.code, "E0360");
     assert!(e.message.contains("floor"), "{}", e.message);
-}
-
-/// Isotonic regression by pooling adjacent violators: the nondecreasing x nearest to `y`.
-fn pool_adjacent_violators(y: &[f64]) -> Vec<f64> {
-    let mut blocks: Vec<(f64, usize)> = Vec::new();
-    for &v in y {
-        blocks.push((v, 1));
-        while let [.., (s0, n0), (s1, n1)] = blocks[..] {
-            if s0 / n0 as f64 <= s1 / n1 as f64 {
-                break;
-            }
-            blocks.pop();
-            *blocks.last_mut().unwrap() = (s0 + s1, n0 + n1);
-        }
-    }
-    blocks
-        .iter()
-        .flat_map(|&(s, n)| std::iter::repeat_n(s / n as f64, n))
-        .collect()
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! End-to-end tests of the `optc` binary: exit codes, stdout/stderr conventions, JSON output,
 //! data binding and errors, `--out` files, and solutions checked against known optima.
 
+#[path = "support/isotonic.rs"]
+mod isotonic;
 #[path = "support/temp.rs"]
 mod temp;
 
@@ -89,6 +91,7 @@ fn check_accepts_every_example() {
         "ot/sparse_ot.opt",
         "bilevel/tv_denoise.opt",
         "finance/portfolio.opt",
+        "regression/isotonic.opt",
     ] {
         let o = optc(&["check", &example(model)]);
         assert_eq!(code(&o), 0, "{model}: {}", stderr(&o));
@@ -373,6 +376,7 @@ fn check_grad_reports_small_errors_in_json() {
         "regression/ridge.opt",
         "ot/sparse_ot.opt",
         "finance/portfolio.opt",
+        "regression/isotonic.opt",
     ] {
         let o = optc(&["eval", &example(model), "--check-grad", "--json"]);
         assert_eq!(code(&o), 0, "{model}: {}", stderr(&o));
@@ -614,6 +618,38 @@ fn run_solves_the_sparse_transport_example_through_its_dual() {
     assert!(objective - bound > -1e-9 && objective - bound < 1e-6 * objective);
     let text = optc(&["run", &example("ot/sparse_ot.opt"), "-q"]);
     assert!(stdout(&text).contains("dual bound"), "{}", stdout(&text));
+}
+
+#[test]
+fn run_solves_the_isotonic_example_as_pooling_adjacent_violators_does() {
+    let o = optc(&["run", &example("regression/isotonic.opt"), "--json", "-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&stdout(&o));
+    assert_eq!(v["solver"], "auglag");
+    assert_eq!(v["status"], "converged");
+    let (y, _) = optc_runtime::data::read_npy(Path::new(&example("data/y_iso.npy"))).unwrap();
+    let expected = isotonic::pool_adjacent_violators(y.as_slice().unwrap());
+    let x: Vec<f64> = v["outputs"]["x"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(x.len(), expected.len());
+    for (i, (a, e)) in x.iter().zip(&expected).enumerate() {
+        assert!((a - e).abs() < 1e-5, "x[{i}] = {a}, pooled {e}");
+    }
+    let increasing = &v["constraints"][0];
+    assert!(increasing["violation"].as_f64().unwrap() < 1e-8, "{increasing}");
+    // One multiplier per index of the range; stationarity, 2(x − y) + Dᵀα = 0, makes each the
+    // cumulative sum of 2(y − x) up to it (zero between the pooled blocks).
+    let alpha = increasing["multiplier"].as_array().unwrap();
+    assert_eq!(alpha.len(), x.len() - 1);
+    let mut cumulative = 0.0;
+    for (i, a) in alpha.iter().enumerate() {
+        cumulative += 2.0 * (y[i] - x[i]);
+        assert!((a.as_f64().unwrap() - cumulative).abs() < 1e-4, "alpha[{i}]");
+    }
 }
 
 #[test]

@@ -579,6 +579,7 @@ fn check_mlir_plans(precision: Precision) {
             "notears.opt",
             "portfolio.opt",
             "sparse_ot.opt",
+            "isotonic.opt",
             "lasso.opt",
             "ridge.opt"
         ],

@@ -153,4 +153,11 @@ fn example_generators_have_the_documented_structure() {
     assert!((1..=4).contains(&jumps), "{jumps} jumps");
     let (_, noise_var) = mean_var(&(&noisy - &clean).to_vec());
     assert!((noise_var.sqrt() - 0.1).abs() < 0.02);
+    // An increasing logistic curve from near 0 to near 4, through 2 at the middle, plus
+    // N(0, 0.5²) noise.
+    let (noisy, curve) = isotonic(2001, 5);
+    assert!(curve.windows(2).into_iter().all(|w| w[0] < w[1]));
+    assert!(curve[0] < 0.03 && curve[2000] > 3.97 && (curve[1000] - 2.0).abs() < 1e-12);
+    let (noise_mean, noise_var) = mean_var(&(&noisy - &curve).to_vec());
+    assert!(noise_mean.abs() < 0.04 && (noise_var.sqrt() - 0.5).abs() < 0.03);
 }

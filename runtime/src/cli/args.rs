@@ -294,6 +294,7 @@ pub enum SimKind {
     Ot,
     Denoise,
     Portfolio,
+    Isotonic,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -330,7 +331,8 @@ pub struct SimulateArgs {
     /// DAG: expected number of edges (default 2·d).
     #[arg(long)]
     pub edges: Option<usize>,
-    /// Number of samples (DAG, regression), signal length (denoise) or periods (portfolio).
+    /// Number of samples (DAG, regression, isotonic), signal length (denoise) or periods
+    /// (portfolio).
     #[arg(long, default_value_t = 200)]
     pub n: usize,
     /// DAG: noise distribution.

@@ -670,6 +670,10 @@ fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
             vec![("y", y.into_dyn()), ("x_clean", clean.into_dyn())]
         }
         SimKind::Portfolio => vec![("R", sim::portfolio(a.n, a.p, a.seed).into_dyn())],
+        SimKind::Isotonic => {
+            let (y, curve) = sim::isotonic(a.n, a.seed);
+            vec![("y_iso", y.into_dyn()), ("f_iso", curve.into_dyn())]
+        }
     };
     write_arrays(&a.out, arrays)?;
     Ok(EXIT_OK)
