@@ -174,8 +174,8 @@ fn functions(model: &mut Model, plan: &Plan) -> Result<Functions, Diagnostic> {
     })
 }
 
-/// Solves the model (one `argmin`, its outer variables free) by MAID from its variables'
-/// initial values; leaves the model at the returned θ.
+/// Solves the model (one `argmin`, its outer variables free or within their declared bounds) by
+/// MAID from its variables' initial values; leaves the model at the returned θ.
 pub fn solve_maid(
     model: &mut Model,
     plan: &Plan,
@@ -191,6 +191,7 @@ pub fn solve_maid(
         .map(|d| d.eval(&model.bindings.dims).max(0) as usize)
         .collect();
     let theta0 = model.x();
+    let bounds = crate::plan::bounds(model)?;
     let inner = shape.iter().product();
     let mut problem = ModelBilevel {
         eval: Evaluator {
@@ -200,7 +201,14 @@ pub fn solve_maid(
         },
         f,
     };
-    let result = maid(&mut problem, &theta0, &vec![0.0; inner], &opts, callback);
+    let result = maid(
+        &mut problem,
+        &theta0,
+        &vec![0.0; inner],
+        &bounds,
+        &opts,
+        callback,
+    );
     let error = problem.eval.error.take();
     let solved = result.map_err(|MaidError::NotStronglyConvex(lambda)| {
         Diagnostic::error(

@@ -8,10 +8,10 @@ mod isotonic;
 #[path = "support/solve.rs"]
 mod support;
 
+use isotonic::pool_adjacent_violators;
 use optc_runtime::plan::{self, Details, Method};
 use optc_runtime::solvers::Status;
 use std::path::Path;
-use isotonic::pool_adjacent_violators;
 use support::{assert_close, go_on, model};
 
 /// The solution of `source` by the method optc chooses (which must be `auglag`) and the

@@ -1,5 +1,5 @@
 //! `solve with maid` on bilevel models: known optima of ridge-type lower levels (scalar and
-//! vector hyperparameters), the TV-denoising example against the interpreter's own minimization
+//! vector hyperparameters, free or bounded), the TV-denoising example against the interpreter's own minimization
 //! of F(θ) = G(x̂(θ)), and the errors.
 
 use optc_compiler::driver::{compile, Until};
@@ -63,6 +63,33 @@ solve with maid(tol = 1e-8)
     assert!(trail
         .iter()
         .all(|t| t.eps > 0.0 && t.delta > 0.0 && t.step > 0.0));
+}
+
+#[test]
+fn declared_bounds_on_the_outer_variables_hold() {
+    // F(θ) = ½‖y/(1 + e^θ) − y/4‖² decreases up to θ = ln 3 ≈ 1.0986 and increases after: a
+    // bound below it is where F is least, and slack bounds leave the optimum where it was.
+    let source = |bounds: &str| {
+        format!(
+            "dims N
+data y : real[N]
+var theta : real {bounds}= 0
+let x = argmin z : real[N] {{ 0.5 * sumsq(z - y) + 0.5 * exp(theta) * sumsq(z) }}
+minimize 0.5 * sumsq(x - 0.25 * y)
+solve with maid(tol = 1e-8)
+"
+        )
+    };
+    for (bounds, expected) in [
+        ("<= 0.5 ", 0.5),
+        (">= 1.5 ", 1.5),
+        (">= -1 <= 2 ", 3f64.ln()),
+    ] {
+        let mut m = model(&source(bounds), Path::new("."));
+        let r = solve(&mut m).report;
+        assert_eq!(r.status, Status::Converged, "{bounds}: {r:?}");
+        assert!((r.x[0] - expected).abs() < 1e-6, "{bounds}: θ = {}", r.x[0]);
+    }
 }
 
 #[test]

@@ -640,7 +640,10 @@ fn run_solves_the_isotonic_example_as_pooling_adjacent_violators_does() {
         assert!((a - e).abs() < 1e-5, "x[{i}] = {a}, pooled {e}");
     }
     let increasing = &v["constraints"][0];
-    assert!(increasing["violation"].as_f64().unwrap() < 1e-8, "{increasing}");
+    assert!(
+        increasing["violation"].as_f64().unwrap() < 1e-8,
+        "{increasing}"
+    );
     // One multiplier per index of the range; stationarity, 2(x − y) + Dᵀα = 0, makes each the
     // cumulative sum of 2(y − x) up to it (zero between the pooled blocks).
     let alpha = increasing["multiplier"].as_array().unwrap();
@@ -648,7 +651,10 @@ fn run_solves_the_isotonic_example_as_pooling_adjacent_violators_does() {
     let mut cumulative = 0.0;
     for (i, a) in alpha.iter().enumerate() {
         cumulative += 2.0 * (y[i] - x[i]);
-        assert!((a.as_f64().unwrap() - cumulative).abs() < 1e-4, "alpha[{i}]");
+        assert!(
+            (a.as_f64().unwrap() - cumulative).abs() < 1e-4,
+            "alpha[{i}]"
+        );
     }
 }
 

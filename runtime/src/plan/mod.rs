@@ -642,7 +642,7 @@ fn write_gradient(grads: &[ndarray::ArrayD<f64>], g: &mut [f64]) {
 }
 
 /// Elementwise bounds of the flat vector from the variables' declared bounds.
-fn bounds(model: &mut Model) -> Result<Bounds, Diagnostic> {
+pub(crate) fn bounds(model: &mut Model) -> Result<Bounds, Diagnostic> {
     let n = model.dim();
     let mut lower = vec![f64::NEG_INFINITY; n];
     let mut upper = vec![f64::INFINITY; n];

@@ -11,10 +11,14 @@
 //! against a lower bound on F(θ)) accepts θ − α z; after a success ε and δ grow by ν and the next
 //! first step is the accepted one × 10/9; after a failed search (10 + j trials on retry j) ε and
 //! δ shrink and the hypergradient is recomputed, until ε reaches rounding or the budget is spent.
+//!
+//! Bounds on θ are kept by projection P (projected MAID): trial points are P(θ − αz), sufficient
+//! decrease is measured by ‖θ⁺ − θ‖²/α, and the descent and stationarity tests use the length of
+//! the projected step ‖P(θ − z) − θ‖ in place of ‖z‖ (without bounds all three are MAID's own).
 
 use super::lbfgs::{lbfgs, LbfgsOptions};
 use super::options::impl_set_option;
-use super::{dot, Callback, Control, FnProblem, IterInfo, Report, Status};
+use super::{dot, Bounds, Callback, Control, FnProblem, IterInfo, Report, Status};
 
 /// The accuracy below which MAID stops tightening (the lower level's gradient test has reached
 /// rounding).
@@ -44,12 +48,13 @@ pub trait BilevelProblem {
 /// MAID's options (`solve with maid(...)`), defaults of the reference code.
 #[derive(Clone, Debug)]
 pub struct MaidOptions {
-    /// Stop when ‖z‖ ≤ tol (1e-5).
+    /// Stop when ‖P(θ − z) − θ‖ (‖z‖ without bounds) ≤ tol (1e-5).
     pub tol: f64,
     /// Initial lower-level accuracy ε (0.1) and CG residual δ (0.1).
     pub eps0: f64,
     pub delta0: f64,
-    /// Descent constant η (1e-4): the bound test ω ≤ (1 − η)‖z‖, sufficient decrease η²‖z‖²α.
+    /// Descent constant η (1e-4): the bound test ω ≤ (1 − η)‖z‖, sufficient decrease η²‖z‖²α
+    /// (with bounds: the projected step's length for ‖z‖, ‖θ⁺ − θ‖²/α for ‖z‖²α).
     pub eta: f64,
     /// Backtracking factor ρ (0.9), shrink factor τ of ε and δ (0.5), growth ν after a success (1.05).
     pub rho: f64,
@@ -136,6 +141,7 @@ fn norm(v: &[f64]) -> f64 {
 struct Run<'a> {
     problem: &'a mut dyn BilevelProblem,
     opts: &'a MaidOptions,
+    bounds: &'a Bounds,
     mu: f64,
     /// Lower-level and CG iterations so far.
     spent: usize,
@@ -151,8 +157,26 @@ struct Hyper {
     value: f64,
     grad_x_norm: f64,
     z: Vec<f64>,
-    /// ‖z‖ ≤ tol with the bound ω ≤ tol: θ is stationary to 2·tol.
+    /// ‖P(θ − z) − θ‖, the length of the projected step (‖z‖ without bounds).
+    measure: f64,
+    /// measure ≤ tol with the bound ω ≤ tol: θ is stationary to 2·tol.
     stationary: bool,
+}
+
+/// P(θ − αz), the step of length α along −z projected onto the bounds.
+fn projected_trial(bounds: &Bounds, theta: &[f64], z: &[f64], alpha: f64) -> Vec<f64> {
+    let mut trial: Vec<f64> = theta.iter().zip(z).map(|(t, z)| t - alpha * z).collect();
+    bounds.project(&mut trial);
+    trial
+}
+
+/// ‖a − b‖.
+fn distance(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt()
 }
 
 impl Run<'_> {
@@ -303,17 +327,10 @@ impl Run<'_> {
                 self.problem.lower_hvp(theta, &moved, &q, &mut hq_shifted);
                 self.problem
                     .upper(theta, &moved, &mut gx_shifted, &mut gt_scratch);
-                let diff = |a: &[f64], b: &[f64]| {
-                    a.iter()
-                        .zip(b)
-                        .map(|(x, y)| (x - y) * (x - y))
-                        .sum::<f64>()
-                        .sqrt()
-                };
                 self.b = self.b.max(norm(&mixed) / q_norm);
-                self.l_b = self.l_b.max(diff(&shifted, &mixed) / (u_norm * q_norm));
-                self.l_h = self.l_h.max(diff(&hq_shifted, &hq) / (u_norm * q_norm));
-                self.l_g = self.l_g.max(diff(&gx_shifted, &gx) / u_norm);
+                self.l_b = self.l_b.max(distance(&shifted, &mixed) / (u_norm * q_norm));
+                self.l_h = self.l_h.max(distance(&hq_shifted, &hq) / (u_norm * q_norm));
+                self.l_g = self.l_g.max(distance(&gx_shifted, &gx) / u_norm);
             }
             let grad_x_norm = norm(&gx);
             let mu = self.mu;
@@ -321,16 +338,18 @@ impl Run<'_> {
             let c = self.b / mu + l_inverse * grad_x_norm * self.b + self.l_b * grad_x_norm / mu;
             let acc = *accuracy;
             let omega = c * acc + self.b / mu * *delta + self.l_b / mu * acc * acc;
-            let z_norm = norm(&z);
+            let measure = distance(&projected_trial(self.bounds, theta, &z, 1.0), theta);
             let exhausted = *eps < MIN_EPS || self.spent >= self.opts.budget;
-            // A descent direction, or a small one certified small: ‖∇F‖ ≤ ‖z‖ + ω ≤ 2·tol.
-            let descent = omega <= (1.0 - self.opts.eta) * z_norm;
-            let stationary = z_norm <= self.opts.tol && omega <= self.opts.tol;
+            // A descent direction, or a small step certified small (the projection being
+            // nonexpansive, the exact projected step is at most measure + ω ≤ 2·tol long).
+            let descent = omega <= (1.0 - self.opts.eta) * measure;
+            let stationary = measure <= self.opts.tol && omega <= self.opts.tol;
             if descent || stationary || exhausted {
                 return Hyper {
                     value,
                     grad_x_norm,
                     z,
+                    measure,
                     stationary,
                 };
             }
@@ -341,20 +360,23 @@ impl Run<'_> {
     }
 }
 
-/// Runs MAID from θ₀ (the lower level warm-started from `x0`).
+/// Runs MAID from θ₀ (projected onto `bounds`; the lower level warm-started from `x0`).
 pub fn maid(
     problem: &mut dyn BilevelProblem,
     theta0: &[f64],
     x0: &[f64],
+    bounds: &Bounds,
     opts: &MaidOptions,
     callback: Callback,
 ) -> Result<MaidReport, MaidError> {
     let mut theta = theta0.to_vec();
+    bounds.project(&mut theta);
     let mut x = x0.to_vec();
     let (mut eps, mut delta, mut beta) = (opts.eps0, opts.delta0, opts.beta0);
     let mut run = Run {
         problem,
         opts,
+        bounds,
         mu: if opts.mu > 0.0 { opts.mu } else { 1.0 },
         spent: 0,
         b: 0.0,
@@ -391,22 +413,18 @@ pub fn maid(
             if eps < MIN_EPS || run.spent >= opts.budget || hyper.stationary {
                 break;
             }
-            let z_norm = norm(&hyper.z);
             let lower_bound = hyper.value - hyper.grad_x_norm * accuracy;
             let mut alpha = beta;
             for _ in 0..10 + retry {
-                let trial: Vec<f64> = theta
-                    .iter()
-                    .zip(&hyper.z)
-                    .map(|(t, z)| t - alpha * z)
-                    .collect();
+                let trial = projected_trial(bounds, &theta, &hyper.z, alpha);
+                let moved = distance(&trial, &theta);
                 let mut trial_x = x.clone();
                 let trial_accuracy = run.solve_lower(&trial, &mut trial_x, eps);
                 let value = run.problem.upper(&trial, &trial_x, &mut gx, &mut gt);
                 let upper_bound = value
                     + norm(&gx) * trial_accuracy
                     + 0.5 * run.l_g * trial_accuracy * trial_accuracy;
-                if upper_bound - lower_bound <= -alpha * opts.eta * opts.eta * z_norm * z_norm {
+                if upper_bound - lower_bound <= -opts.eta * opts.eta * moved * moved / alpha {
                     accepted = Some((alpha, trial, trial_x, trial_accuracy));
                     break 'retries;
                 }
@@ -443,7 +461,7 @@ pub fn maid(
         let info = IterInfo {
             iter,
             value: hyper.value,
-            optimality: norm(&hyper.z),
+            optimality: hyper.measure,
             violation: 0.0,
             step: alpha,
         };
@@ -456,7 +474,7 @@ pub fn maid(
         status = Status::Converged;
     }
     Ok(MaidReport {
-        report: Report::unconstrained(status, iterations, hyper.value, norm(&hyper.z), theta),
+        report: Report::unconstrained(status, iterations, hyper.value, hyper.measure, theta),
         mu: run.mu,
         trail,
     })
