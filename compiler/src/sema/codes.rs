@@ -278,6 +278,18 @@ Bad:
 Fix: use the variable in the body.",
     },
     CodeInfo {
+        code: "E0136",
+        title: "constraint reads no variable (warning)",
+        explanation: "A constraint depends only on data, parameters and constants, so it holds or fails whatever the solution; a solver cannot change it (a violated one ends the solve unconverged). Usually it names a data array or a `let` where a variable was meant.
+
+Bad:
+    var x : real[n]
+    subject to
+      sum(y) == 1     # y is data
+
+Fix: constrain the variable (`sum(x) == 1`), or check the data before solving.",
+    },
+    CodeInfo {
         code: "E0140",
         title: "threshold/as_dag outside output",
         explanation: "`threshold` and `as_dag` post-process reported results; they are not differentiable model operations.
