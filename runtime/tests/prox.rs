@@ -175,3 +175,22 @@ fn compositions_that_a_projection_would_not_solve_are_refused() {
     // an inequality of `auglag`, tests/auglag.rs).
     assert!(refusal(&with("", "  e: card(x + 1) <= 1\n")).contains("cannot be handled"));
 }
+
+#[test]
+fn a_start_outside_the_bounds_is_never_returned() {
+    // From x = 0, outside x ≥ 1: the start's objective (0) is below every feasible one, and the
+    // best point seen used to be that start. The solution is the bound, x = 1.
+    for method in ["fista", "adam(max_iter = 20000)"] {
+        let mut m = model(&format!(
+            "var x : real[2] >= 1 = 0\nminimize sumsq(x) + 0.1 * norm1(x)\nsolve with {method}\n"
+        ));
+        let plan = plan::choose(&m.program).unwrap();
+        let outcome = plan::solve(&mut m, &plan, &mut go_on).unwrap();
+        assert_close(&outcome.report.x, &[1.0, 1.0], 1e-6);
+        assert!(
+            (outcome.report.value - 2.2).abs() < 1e-6,
+            "{method}: {:?}",
+            outcome.report
+        );
+    }
+}

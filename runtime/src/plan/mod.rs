@@ -869,9 +869,10 @@ fn run_prox_grad(
 ) -> Result<Report, Diagnostic> {
     let mut reg = prox_regularizer(parts);
     let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
-    // The regularizer's value leaves out the sets' indicators: start inside them, as every
-    // later iterate (a prox output) is.
+    // The regularizer's value leaves out the bounds' and sets' indicators: start inside them, as
+    // every later iterate (a prox output) is, so that an infeasible start is never the best point.
     let mut start = x0.to_vec();
+    parts.bounds.project(&mut start);
     parts.projections.iter().for_each(|p| p.apply(&mut start));
     Ok(proximal_gradient(smooth, &mut reg, &start, &opts, callback))
 }
@@ -1869,7 +1870,9 @@ fn adam_external(
         }
     }
     let opts = AdamOptions::from_options(&plan.options).map_err(option_error)?;
-    let x0 = model.x();
+    // Start inside the bounds, as every step ends.
+    let mut x0 = model.x();
+    bounds(model)?.project(&mut x0);
     let device = device.adam().expect("solve_external checked it");
     device.start(&x0, opts.constants())?;
     let mut iterates = Resident {

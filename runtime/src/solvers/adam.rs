@@ -236,7 +236,7 @@ pub fn adam(
     adam_within(problem, &Bounds::unbounded(x0.len()), x0, opts, callback)
 }
 
-/// Minimises `problem` within `bounds` from `x0` with Adam, each step projected on them.
+/// Minimises `problem` within `bounds` from `x0` (projected on them, as each step is) with Adam.
 pub fn adam_within(
     problem: &mut dyn Problem,
     bounds: &Bounds,
@@ -244,6 +244,9 @@ pub fn adam_within(
     opts: &AdamOptions,
     callback: Callback,
 ) -> Report {
+    let mut start = x0.to_vec();
+    bounds.project(&mut start);
+    let x0 = start.as_slice();
     let mut objective = FnPathObjective::with_after_step(
         x0.len(),
         |x: &[f64], _, _, g: &mut [f64]| Some(problem.value_grad(x, g)),
