@@ -749,6 +749,26 @@ impl<'a> Emitter<'a> {
                 idx.remove(*axis as usize);
                 self.eval(args[0], &Ix::Multi(idx))?
             }
+            Op::Pad { axis, start, .. } => {
+                let a = *axis as usize;
+                let len = self.size(args[0], a) as i64;
+                if len == 0 {
+                    return Ok(self.float(0.0));
+                }
+                let mut idx = Self::multi(ix)?.to_vec();
+                let begin = self.index(start.eval(self.dims));
+                let shifted = self.index_op("arith.subi", &idx[a], &begin);
+                let (zero, last) = (self.index(0), self.index(len - 1));
+                let above = self.assign(format!("arith.cmpi sge, {shifted}, {zero} : index"));
+                let below = self.assign(format!("arith.cmpi sle, {shifted}, {last} : index"));
+                let inside = self.assign(format!("arith.andi {above}, {below} : i1"));
+                // Padding positions read the nearest element in range, then select 0.
+                let clamped = self.index_op("arith.maxsi", &shifted, &zero);
+                idx[a] = self.index_op("arith.minsi", &clamped, &last);
+                let x = self.eval(args[0], &Ix::Multi(idx))?;
+                let zero = self.float(0.0);
+                self.select(&inside, &x, &zero)
+            }
             Op::DiagPart => {
                 let i = Self::multi(ix)?[0].clone();
                 self.eval(args[0], &Ix::Multi(vec![i.clone(), i]))?

@@ -1,7 +1,7 @@
 //! The MLIR backend's fusion and memory plan: the planner shared with the Cranelift backend
-//! ([`optc_compiler::fusion`]) under this backend's rules. It lowers no `pad`, `scatter`,
-//! `matpow` or Fréchet derivative: on the CPU they are refused, for the GPU they are planned as
-//! the runtime's host steps ([`on_host`]). On the CPU a `logdet` and an `inv` of one
+//! ([`optc_compiler::fusion`]) under this backend's rules. It lowers no `scatter`, `matpow` or
+//! Fréchet derivative: on the CPU they are refused, for the GPU they are planned as the
+//! runtime's host steps ([`on_host`]). On the CPU a `logdet` and an `inv` of one
 //! matrix share one LU kernel call; for the GPU each is its own step (the executor shares the
 //! device's factors), and the argument of a sum of all elements is stored (a kernel computes it,
 //! a library call sums it).
@@ -23,13 +23,12 @@ fn unsupported(op: &Op) -> Option<&'static str> {
             Some("matpow and its derivatives")
         }
         Op::ArgmaxMask { .. }
-        | Op::Pad { .. }
         | Op::Scatter { .. }
         | Op::ExpmFrechet
         | Op::ExpmFrechet2
         | Op::SortScatter
         | Op::SortGather(_) => Some(
-            "the adjoint ops of reverse mode (pad, scatter, argmax mask, expm Fréchet, sort scatter/gather)",
+            "the adjoint ops of reverse mode (scatter, argmax mask, expm Fréchet, sort scatter/gather)",
         ),
         _ => None,
     }
