@@ -4,7 +4,7 @@
 //! `run` report exactly the same diagnostics for the same file.
 
 use crate::ast::Module;
-use crate::diag::{Diagnostic, Diagnostics, FileId, SourceMap};
+use crate::diag::{Diagnostics, FileId, SourceMap};
 use crate::ir::Program;
 use crate::sema::TypedModule;
 use std::time::{Duration, Instant};
@@ -97,31 +97,14 @@ pub fn compile(name: &str, text: &str, until: Until) -> Result<Compiled, Box<Fai
         Err(e) => return fail(compiled.sources, e),
     };
     debug_assert!(crate::ir::verify(&program).is_empty());
-    warnings.extend(constraints_without_variables(&typed, &program));
+    warnings.extend(crate::lower::constraints_without_variables(
+        &typed, &program,
+    ));
     compiled.timings.push(("lower", start.elapsed()));
     compiled.typed = Some(typed);
     compiled.program = Some(program);
     compiled.warnings = warnings;
     Ok(compiled)
-}
-
-/// A warning (E0136) for each constraint whose value does not depend on any variable. The
-/// lowered constraints are the checked ones, in order.
-fn constraints_without_variables(typed: &TypedModule, program: &Program) -> Diagnostics {
-    typed
-        .constraints
-        .iter()
-        .zip(&program.constraints)
-        .filter(|(_, c)| program.graph.stage(c.node) < crate::ir::Stage::Var)
-        .map(|(checked, c)| {
-            Diagnostic::warning(
-                "E0136",
-                format!("constraint `{}` does not depend on any variable", c.name),
-            )
-            .with_primary(checked.span, "reads only data, parameters and constants")
-            .with_hint("it holds or fails whatever the solution; constrain a variable here")
-        })
-        .collect()
 }
 
 /// Catalogue entries of the driver's own diagnostics (E0500–E0519).

@@ -531,3 +531,22 @@ impl<'a> Lowerer<'a> {
         stage
     }
 }
+
+/// A warning (E0136) for each constraint whose value does not depend on any variable. The
+/// lowered constraints are the checked ones, in order.
+pub fn constraints_without_variables(typed: &TypedModule, program: &Program) -> Diagnostics {
+    typed
+        .constraints
+        .iter()
+        .zip(&program.constraints)
+        .filter(|(_, c)| program.graph.stage(c.node) < Stage::Var)
+        .map(|(checked, c)| {
+            Diagnostic::warning(
+                "E0136",
+                format!("constraint `{}` does not depend on any variable", c.name),
+            )
+            .with_primary(checked.span, "reads only data, parameters and constants")
+            .with_hint("it holds or fails whatever the solution; constrain a variable here")
+        })
+        .collect()
+}

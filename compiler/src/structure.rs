@@ -4,8 +4,8 @@
 //! prints why.
 
 use crate::ir::{
-    BinaryOp, Constraint, ConstraintKind, Dim, InputId, InputKind, NodeId, Op, Program, Stage,
-    UnaryOp,
+    BinaryOp, Constraint, ConstraintKind, Dim, InputId, InputKind, NodeId, Op, Program, Sense,
+    Stage, UnaryOp,
 };
 
 /// A nonsmooth atom of one variable with a known prox.
@@ -35,9 +35,10 @@ pub struct ProxTerm {
 /// The objective split into additive terms.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Structure {
-    /// Terms that are differentiable (or treated with subgradients), with their signs.
+    /// Terms that are differentiable (or treated with subgradients), with their signs in the
+    /// minimized objective (the model's, negated for `maximize`).
     pub smooth: Vec<(f64, NodeId)>,
-    /// Terms with a known prox (positive sign only). A variable has at most one term of each
+    /// Terms with a known prox (positive sign in the minimized objective only). A variable has at most one term of each
     /// kind, and besides L1 at most one group or nuclear term, which then composes exactly with
     /// soft-thresholding only for group norms (sparse group lasso): so `Nuclear` never shares
     /// its variable, and bounded variables have only L1 terms (clamping after soft-thresholding
@@ -132,8 +133,13 @@ pub fn lines_of(p: &Program, c: &Constraint, x: NodeId) -> Option<u32> {
 pub fn analyze(program: &Program) -> Structure {
     let mut s = Structure::default();
     if let Some(objective) = &program.objective {
+        // Signs in the minimized objective: a maximized one is negated.
+        let sign = match objective.sense {
+            Sense::Minimize => 1.0,
+            Sense::Maximize => -1.0,
+        };
         let mut terms = Vec::new();
-        flatten_sum(program, objective.node, 1.0, &mut terms);
+        flatten_sum(program, objective.node, sign, &mut terms);
         for (sign, node) in terms {
             match prox_term(program, node) {
                 Some(term) if sign > 0.0 && composes(program, &s.prox, &term) => s.prox.push(term),
@@ -159,7 +165,7 @@ pub fn analyze(program: &Program) -> Structure {
     s
 }
 
-/// Collects the additive terms of a sum (`a + b - c` → `+a, +b, -c`).
+/// Collects the additive terms of a sum (`a + b - c` → `+a, +b, -c`; `-(a - b)` → `-a, +b`).
 pub(crate) fn flatten_sum(p: &Program, node: NodeId, sign: f64, out: &mut Vec<(f64, NodeId)>) {
     // Iterative on the left spine, recursive on the right: sums in the IR are left-deep.
     let mut stack = vec![(sign, node)];
@@ -174,6 +180,7 @@ pub(crate) fn flatten_sum(p: &Program, node: NodeId, sign: f64, out: &mut Vec<(f
                 stack.push((-sign, *b));
                 stack.push((sign, *a));
             }
+            (Op::Unary(UnaryOp::Neg), [a]) if scalar(p, *a) => stack.push((-sign, *a)),
             _ => out.push((sign, node)),
         }
     }

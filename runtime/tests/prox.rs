@@ -194,3 +194,27 @@ fn a_start_outside_the_bounds_is_never_returned() {
         );
     }
 }
+
+#[test]
+fn a_maximized_objective_minus_an_l1_term_gets_its_prox() {
+    // max −‖x − c‖² − 0.1‖x‖₁ is min ‖x − c‖² + 0.1‖x‖₁: x = soft(c, 0.05). Its L1 term used to
+    // be taken for a smooth one (L-BFGS on a kink, ending in a failed line search).
+    for objective in [
+        "maximize -sumsq(x - c) - 0.1 * norm1(x)",
+        "maximize -(sumsq(x - c) + 0.1 * norm1(x))",
+    ] {
+        let mut m = model(&format!(
+            "var x : real[3] = 0\nlet c = [1.0, 0.02, -0.3]\n{objective}\n"
+        ));
+        let plan = plan::choose(&m.program).unwrap();
+        assert_eq!(
+            plan.method,
+            Method::ProxGrad,
+            "{objective}: {}",
+            plan.reason
+        );
+        let outcome = plan::solve(&mut m, &plan, &mut go_on).unwrap();
+        assert_eq!(outcome.report.status, Status::Converged, "{objective}");
+        assert_close(&outcome.report.x, &[0.95, 0.0, -0.25], 1e-9);
+    }
+}

@@ -15,7 +15,7 @@ use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
     BinaryOp, ConstraintKind, Dim, ElemType, ForRange, InputId, InputKind, NodeId, Op, OptionValue,
-    Program, Sense, SetKind, SolveSpec, UnaryOp,
+    Program, SetKind, SolveSpec, UnaryOp,
 };
 use optc_compiler::structure::{self, Projection, ProxKind, ProxTerm, Structure};
 use optc_compiler::transport::{self, TransportForm};
@@ -2590,24 +2590,20 @@ fn smooth_part(
     Ok((smooth, weights, matrix_terms))
 }
 
-/// The objective without the prox terms `scope` takes out, added to `program`, and those terms
-/// (none for a maximized objective).
+/// The minimized objective without the prox terms `scope` takes out, added to `program`, and
+/// those terms.
 fn smooth_node<'s>(
     program: &mut Program,
     s: &'s Structure,
     objective: NodeId,
     scope: ProxScope,
 ) -> (NodeId, Vec<&'s ProxTerm>) {
-    let maximize = matches!(
-        program.objective.as_ref().map(|o| o.sense),
-        Some(Sense::Maximize)
-    );
     let split: Vec<&ProxTerm> = s
         .prox
         .iter()
         .filter(|t| scope == ProxScope::All || t.kind == ProxKind::L1)
         .collect();
-    if maximize || split.is_empty() {
+    if split.is_empty() {
         return (objective, Vec::new());
     }
     let kept = s
