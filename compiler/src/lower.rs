@@ -4,7 +4,8 @@
 //! builtins become core ops (`mean` → sum / size, `min` → −max(−x), `sumsq` → sum(x^2),
 //! `norm1` → sum(|x|), `norm2` → sqrt(sumsq)); `*` and `.*` both become `Mul` (broadcasting is
 //! implicit in binary ops); `a >= b` becomes `b - a <= 0`; each `argmin` becomes a subproblem
-//! over a fresh `InnerVar` input.
+//! over a fresh `InnerVar` input. [`constraints_without_variables`] warns about the constraints
+//! of the lowered program that no variable reaches.
 
 use crate::ast::{BinOp, CmpOp, Sense};
 use crate::diag::{Diagnostic, Diagnostics, Span};
