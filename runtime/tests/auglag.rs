@@ -347,3 +347,34 @@ fn a_long_chain_of_inequalities_converges_where_the_inner_solver_hits_its_limit(
     assert!((found - best).abs() <= 1e-6 * best, "{found} vs {best}");
     assert!(violations[0] <= 1e-8, "{violations:?}");
 }
+
+#[test]
+fn a_for_index_past_its_axis_is_named_before_solving() {
+    // The range has m = 5 indices and x has n = 3 entries: sizes the checker cannot compare
+    // (two dims), known once the data are bound.
+    let source = "dims m, n\ndata a : real[m]\nvar x : real[n] = 0\nminimize sumsq(x)\nsubject to\n  floor: for i in 0..m: x[i] >= a[i]\n";
+    let program =
+        optc_compiler::driver::compile("model.opt", source, optc_compiler::driver::Until::Ir)
+            .unwrap()
+            .program
+            .unwrap();
+    let spec = optc_runtime::model::BindSpec {
+        dims: vec![("m".into(), 5), ("n".into(), 3)],
+        random_data: Some(1),
+        ..Default::default()
+    };
+    let bindings = optc_runtime::model::bind(&program, Path::new("."), &spec).unwrap();
+    let mut m = optc_runtime::model::Model::new(program, bindings).unwrap();
+    let plan = plan::choose(&m.program).unwrap();
+    let e = plan::solve(&mut m, &plan, &mut go_on)
+        .err()
+        .expect("refused");
+    assert_eq!(e.code, "E0405");
+    assert!(
+        e.message.contains("floor")
+            && e.message
+                .contains("positions 0 to 4 of an axis of length 3"),
+        "{}",
+        e.message
+    );
+}

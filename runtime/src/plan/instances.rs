@@ -67,6 +67,49 @@ fn index_shift(program: &Program, n: &Node, shifts: &HashMap<NodeId, i64>) -> Op
     }
 }
 
+/// Checks every selection by a loop index plus a constant (`x[i + 1]`) in `node` over its `for`
+/// range at `dims`, before anything is evaluated: the first that reaches outside its axis is
+/// the error (the checker rejects those it can see at compile time, when the sizes share a dim).
+pub(super) fn check_loop_indices(
+    program: &Program,
+    node: NodeId,
+    ranges: &[ForRange],
+    dims: &[u64],
+) -> Result<(), String> {
+    let reachable = optc_compiler::simplify::cost::reachable(program, &[node]);
+    for range in ranges {
+        let (start, end) = (range.start.eval(dims), range.end.eval(dims));
+        if start >= end {
+            continue;
+        }
+        let mut shifts: HashMap<NodeId, i64> = HashMap::new();
+        for &id in &reachable {
+            let n = program.graph.node(id);
+            if n.op == Op::LoopIndex(range.level) {
+                shifts.insert(id, 0);
+            } else if let Some(k) = index_shift(program, n, &shifts) {
+                shifts.insert(id, k);
+            } else if let (Op::Select { axis }, [tensor, i]) = (&n.op, n.args.as_slice()) {
+                let Some(&k) = shifts.get(i) else {
+                    continue;
+                };
+                let len = program.graph.shape(*tensor)[*axis as usize].eval(dims);
+                let (lo, hi) = (start + k, end - 1 + k);
+                if lo < 0 || hi >= len {
+                    return Err(format!(
+                        "a `for` index over {start}..{end}{} selects positions {lo} to {hi} of an axis of length {len}",
+                        match k {
+                            0 => String::new(),
+                            k => format!(" (shifted by {k})"),
+                        }
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The batched forms built so far by [`batched`], and what it batches over.
 struct Batch<'a> {
     out: &'a HashMap<NodeId, NodeId>,

@@ -2430,6 +2430,16 @@ fn auglag_functions(
         );
     }
     for (relation, node, ranges, constraint) in constraints {
+        instances::check_loop_indices(program, node, &ranges, dims).map_err(|why| {
+            plan_error(
+                "E0405",
+                format!(
+                    "constraint `{}`: {why}",
+                    program.constraints[constraint].name
+                ),
+            )
+            .with_hint("the range and the axis it indexes have different sizes with these data")
+        })?;
         for node in constraint_instances(program, node, &ranges, dims)? {
             let shape = program.graph.shape(node).clone();
             let len = shape.iter().map(|d| d.eval(dims).max(0) as usize).product();
