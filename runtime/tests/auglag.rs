@@ -378,3 +378,22 @@ fn a_for_index_past_its_axis_is_named_before_solving() {
         e.message
     );
 }
+
+#[test]
+fn a_maximized_objective_splits_its_l1_term() {
+    // max μ·w − 0.1‖w‖₁ on the unit ball: w = s/‖s‖ with s = soft(μ, 0.1), the ball's
+    // multiplier ‖s‖/2 (for the minimized −objective). The L1 term splits as when minimizing.
+    let (w, violations, details) = solve_with_details(
+        "var w : real[4] = 0\nlet mu = [0.5, -0.3, 0.05, 0.2]\nmaximize sum(mu .* w) - 0.1 * norm1(w)\nsubject to\n  ball: sumsq(w) <= 1\n",
+    );
+    let soft = [0.4, -0.2, 0.0, 0.1];
+    let norm = soft.iter().map(|v: &f64| v * v).sum::<f64>().sqrt();
+    let expected: Vec<f64> = soft.iter().map(|v| v / norm).collect();
+    assert_close(&w, &expected, 1e-6);
+    assert!(violations[0] <= 1e-8, "{violations:?}");
+    let alpha = details.multipliers(0).unwrap();
+    assert!(
+        (alpha.iter().next().unwrap() - norm / 2.0).abs() < 1e-6,
+        "{alpha}"
+    );
+}
