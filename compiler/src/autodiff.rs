@@ -416,8 +416,18 @@ fn local_adjoints(
                 UnaryOp::Exp => b.mul(g, y)?,
                 UnaryOp::Log => b.binary(BinaryOp::Div, g, x)?,
                 UnaryOp::Sqrt => {
+                    // 1/(2√x), taken as 0 at x = 0 (where it is infinite): so ‖x‖₂ = √Σx² has
+                    // the subgradient 0 at x = 0, not 0/0.
                     let half = b.constant(0.5);
-                    let dy = b.binary(BinaryOp::Div, half, y)?;
+                    let at_zero = {
+                        let minus = b.neg(y)?;
+                        b.unary(UnaryOp::Step, minus)?
+                    };
+                    let one = b.constant(1.0);
+                    let positive = b.binary(BinaryOp::Sub, one, at_zero)?;
+                    let denominator = b.binary(BinaryOp::Add, y, at_zero)?;
+                    let scaled = b.mul(half, positive)?;
+                    let dy = b.binary(BinaryOp::Div, scaled, denominator)?;
                     b.mul(g, dy)?
                 }
                 UnaryOp::Abs => {

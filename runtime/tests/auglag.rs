@@ -397,3 +397,30 @@ fn a_maximized_objective_splits_its_l1_term() {
         "{alpha}"
     );
 }
+
+#[test]
+fn the_euclidean_norm_from_the_zero_start() {
+    // ‖x‖₂ = √Σx² has the subgradient 0 at x = 0; its derivative there used to be 0/0, and
+    // both solves below "diverged" at their zero start. c = (1, 2, 2), ‖c‖ = 3.
+    let (x, violations) = solve(
+        "var x : real[3] = 0\nlet c = [1.0, 2.0, 2.0]\nminimize sumsq(x - c)\nsubject to\n  ball: norm2(x) <= 1\n",
+    );
+    assert_close(&x, &[1.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0], 1e-7);
+    assert!(violations[0] <= 1e-8, "{violations:?}");
+    // Unconstrained, the penalty shrinks c by 1/(2‖c‖): x = c·5/6.
+    let mut m =
+        model("var x : real[3] = 0\nlet c = [1.0, 2.0, 2.0]\nminimize sumsq(x - c) + norm2(x)\n");
+    let plan = plan::choose(&m.program).unwrap();
+    let outcome = plan::solve(&mut m, &plan, &mut go_on).unwrap();
+    assert_eq!(
+        outcome.report.status,
+        Status::Converged,
+        "{:?}",
+        outcome.report
+    );
+    assert_close(
+        &outcome.report.x,
+        &[5.0 / 6.0, 10.0 / 6.0, 10.0 / 6.0],
+        1e-7,
+    );
+}
