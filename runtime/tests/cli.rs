@@ -715,3 +715,22 @@ fn run_solves_the_bilevel_example_with_maid_and_reports_its_accuracy_trail() {
     assert_eq!(trail.len() as u64, v["iterations"].as_u64().unwrap());
     assert!(trail.iter().all(|t| t["eps"].as_f64().unwrap() > 0.0));
 }
+
+#[test]
+fn an_error_at_a_rejected_trial_point_of_a_converged_solve_is_a_warning() {
+    // From I, L-BFGS's line search tries a point where det X < 0 and backs off; the solve
+    // converges to C⁻¹ all the same, so the error is reported as a warning.
+    let dir = temp_dir("trial");
+    let model = write_model(
+        &dir,
+        "var X : real[3, 3] = eye(3)\nlet C = [[1.0, 0.5, 0.2], [0.5, 2.0, 0.1], [0.2, 0.1, 3.0]]\nminimize -logdet(X) + trace(C @ X)\noutput X\n",
+    );
+    let o = optc(&["run", &model, "--json", "-q"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning[E0408]") && err.contains("rejected") && !err.contains("error["),
+        "{err}"
+    );
+    assert_eq!(json(&stdout(&o))["status"], "converged");
+}

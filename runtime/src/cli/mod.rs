@@ -9,7 +9,7 @@ use optc_runtime::model::{self, BindSpec, Model};
 
 use args::{Cli, Command, ErrorFormat, ModelArgs, Unavailable};
 use optc_compiler::derive;
-use optc_compiler::diag::{Diagnostic, SourceMap};
+use optc_compiler::diag::{Diagnostic, Severity, SourceMap};
 use optc_compiler::driver::{self, Compiled, Until};
 
 /// Exit codes, documented in README.md and spec/cli.md.
@@ -841,11 +841,18 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         }
     }
     if let Some(e) = &outcome.error {
-        report::print_diagnostics(
-            std::slice::from_ref(e),
-            &front.sources,
-            a.model.error_format,
-        );
+        // After a converged solve the error was met at a trial point the solver backed off
+        // from: a warning, since the result does not depend on it.
+        let shown = match outcome.report.status {
+            optc_runtime::solvers::Status::Converged => Diagnostic {
+                severity: Severity::Warning,
+                message: format!("a trial point was rejected: {}", e.message),
+                hint: Some("the solver backed off from it and converged elsewhere".into()),
+                ..e.clone()
+            },
+            _ => e.clone(),
+        };
+        report::print_diagnostics(&[shown], &front.sources, a.model.error_format);
     }
     let report = &outcome.report;
     let (status, code) = status_name(report.status);
