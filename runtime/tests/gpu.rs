@@ -1344,6 +1344,13 @@ fn proximal_gradient_keeps_its_vectors_on_the_device() {
     let w = &outcome.report.x;
     assert!(w.contains(&0.0) && w.contains(&0.5), "{w:?}");
     assert_close("w (bounded)", w, &host.x, 1e-8);
+    // From x = 0, outside x ≥ 1, whose objective (0) is below every feasible one: the first
+    // point is the start's prox, on the device as on the host, never the start itself.
+    let outside = "var x : real[4] >= 1 <= 2 = 0\nminimize sumsq(x) + 0.1 * norm1(x)\nsolve with fista\noutput x\n";
+    let DeviceSolve { outcome, host, .. } =
+        solve_on_the_reference_device("start_outside", outside, 5000);
+    assert_close("x (start outside)", &outcome.report.x, &[1.0; 4], 1e-12);
+    assert_close("x (start outside, host)", &host.x, &[1.0; 4], 1e-12);
 }
 
 /// Proximal gradient with group norms keeps its vectors on the device too: the plan's prox step

@@ -869,12 +869,7 @@ fn run_prox_grad(
 ) -> Result<Report, Diagnostic> {
     let mut reg = prox_regularizer(parts);
     let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
-    // The regularizer's value leaves out the bounds' and sets' indicators: start inside them, as
-    // every later iterate (a prox output) is, so that an infeasible start is never the best point.
-    let mut start = x0.to_vec();
-    parts.bounds.project(&mut start);
-    parts.projections.iter().for_each(|p| p.apply(&mut start));
-    Ok(proximal_gradient(smooth, &mut reg, &start, &opts, callback))
+    Ok(proximal_gradient(smooth, &mut reg, x0, &opts, callback))
 }
 
 /// The set projections of the plan on the model's flat vector. Each is exact with what comes
@@ -1561,13 +1556,12 @@ pub trait DeviceVectors {
 
 /// [`solvers::Vectors`] on a [`DeviceVectors`]: the first error of the device is kept (its
 /// value stands in: NaN for numbers), and a NaN objective without one is named by the host
-/// model at that point. With `regularizer`, the [`solvers::ProxVectors`] of proximal gradient:
-/// the device's prox step, and r at the start point on the host.
+/// model at that point. Also the [`solvers::ProxVectors`] of proximal gradient: the device's
+/// prox step.
 struct ResidentVectors<'a> {
     device: &'a mut dyn DeviceVectors,
     model: &'a mut Model,
     objective: Option<NodeId>,
-    regularizer: Option<&'a mut dyn Regularizer>,
     error: Option<Diagnostic>,
 }
 
@@ -1578,14 +1572,12 @@ impl<'a> ResidentVectors<'a> {
         device: &'a mut dyn DeviceVectors,
         model: &'a mut Model,
         objective: Option<NodeId>,
-        regularizer: Option<&'a mut dyn Regularizer>,
         solve: impl FnOnce(&mut Self) -> Report,
     ) -> (Report, Option<Diagnostic>) {
         let mut vectors = ResidentVectors {
             device,
             model,
             objective,
-            regularizer,
             error: None,
         };
         let report = solve(&mut vectors);
@@ -1654,9 +1646,6 @@ impl solvers::ProxVectors for ResidentVectors<'_> {
     fn prox(&mut self, v: Slot, step: f64, out: Slot) -> f64 {
         let penalty = self.device.prox(v, step, out);
         self.noted(penalty, f64::NAN)
-    }
-    fn regularizer(&mut self, x: &[f64]) -> f64 {
-        self.regularizer.as_mut().map_or(0.0, |r| r.value(x))
     }
 }
 
@@ -1795,7 +1784,7 @@ pub fn solve_external(
     let (report, error) = match device.vectors() {
         Some(vectors) if plan.method == Method::Lbfgs => {
             let opts = lbfgs_options(&plan.options)?;
-            ResidentVectors::run(vectors, model, objective, None, |v| {
+            ResidentVectors::run(vectors, model, objective, |v| {
                 lbfgs_in(v, &x0, &opts, callback)
             })
         }
@@ -2177,8 +2166,7 @@ fn prox_grad_external(
         // The device's prox step is that of L1 terms, bounds and group norms.
         Some(vectors) if matrix_terms.iter().all(|t| t.kind != ProxKind::Nuclear) => {
             let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
-            let mut reg = prox_regularizer(&prox);
-            ResidentVectors::run(vectors, model, Some(smooth), Some(&mut reg), |v| {
+            ResidentVectors::run(vectors, model, Some(smooth), |v| {
                 proximal_gradient_in(v, &x0, &opts, callback)
             })
         }

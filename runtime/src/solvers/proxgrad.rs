@@ -122,12 +122,15 @@ pub fn proximal_gradient_in(
     let [mut x, y, gy, scratch, mut x_next, best, diff, change] =
         [0, 1, 2, 3, 4, 5, 6, 7].map(Slot);
     v.allocate(8);
-    v.write(x, x0);
+    // Start at the prox of x0 with step 0: x0 projected onto the bounds and sets, whose
+    // indicators r leaves out of its value, so that an infeasible start is never the best point.
+    v.write(y, x0);
+    let r0 = v.prox(y, 0.0, x);
     v.copy(x, y);
     v.copy(x, best);
     let mut lipschitz = opts.lipschitz;
     let mut t: f64 = 1.0;
-    let mut best_value = v.value_grad(x, scratch) + v.regularizer(x0);
+    let mut best_value = v.value_grad(x, scratch) + r0;
     let mut optimality = f64::INFINITY;
     let finish = |v: &mut dyn ProxVectors, status, iterations, value, optimality| {
         let mut out = vec![0.0; x0.len()];

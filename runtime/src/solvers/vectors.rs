@@ -34,8 +34,6 @@ pub trait Vectors {
 pub trait ProxVectors: Vectors {
     /// Writes prox_{step·r}(v) to `out` and returns r(out).
     fn prox(&mut self, v: Slot, step: f64, out: Slot) -> f64;
-    /// r at `x`, a point on the host (the start point).
-    fn regularizer(&mut self, x: &[f64]) -> f64;
 }
 
 /// A [`Problem`]'s vectors in host memory, with a [`Regularizer`] (none: r = 0).
@@ -116,8 +114,5 @@ impl ProxVectors for HostVectors<'_> {
                 0.0
             }
         }
-    }
-    fn regularizer(&mut self, x: &[f64]) -> f64 {
-        self.regularizer.as_mut().map_or(0.0, |r| r.value(x))
     }
 }
