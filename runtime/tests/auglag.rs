@@ -12,7 +12,7 @@ use isotonic::pool_adjacent_violators;
 use optc_runtime::plan::{self, Details, Method};
 use optc_runtime::solvers::Status;
 use std::path::Path;
-use support::{assert_close, go_on, model};
+use support::{assert_close, go_on, model, solve_by};
 
 /// The solution of `source` by the method optc chooses (which must be `auglag`) and the
 /// constraints' violations.
@@ -23,17 +23,13 @@ fn solve(source: &str) -> (Vec<f64>, Vec<f64>) {
 
 /// [`solve`] and what the method reports beyond its report (the multipliers).
 fn solve_with_details(source: &str) -> (Vec<f64>, Vec<f64>, Details) {
-    let mut m = model(source);
-    let plan = plan::choose(&m.program).unwrap();
-    assert_eq!(plan.method, Method::AugLag, "{}", plan.reason);
-    let outcome = plan::solve(&mut m, &plan, &mut go_on).unwrap();
+    let (mut m, outcome) = solve_by(source, Method::AugLag);
     assert_eq!(
         outcome.report.status,
         Status::Converged,
         "{:?}",
         outcome.report
     );
-    assert!(outcome.error.is_none(), "{:?}", outcome.error);
     let violations = (0..m.program.constraints.len())
         .map(|i| m.violation(i).unwrap())
         .collect();
@@ -408,10 +404,10 @@ fn the_euclidean_norm_from_the_zero_start() {
     assert_close(&x, &[1.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0], 1e-7);
     assert!(violations[0] <= 1e-8, "{violations:?}");
     // Unconstrained, the penalty shrinks c by 1/(2‖c‖): x = c·5/6.
-    let mut m =
-        model("var x : real[3] = 0\nlet c = [1.0, 2.0, 2.0]\nminimize sumsq(x - c) + norm2(x)\n");
-    let plan = plan::choose(&m.program).unwrap();
-    let outcome = plan::solve(&mut m, &plan, &mut go_on).unwrap();
+    let (_, outcome) = solve_by(
+        "var x : real[3] = 0\nlet c = [1.0, 2.0, 2.0]\nminimize sumsq(x - c) + norm2(x)\n",
+        Method::Lbfgs,
+    );
     assert_eq!(
         outcome.report.status,
         Status::Converged,

@@ -9,7 +9,7 @@ use ndarray::{array, Array2};
 use optc_runtime::plan::{self, Method};
 use optc_runtime::prox::*;
 use optc_runtime::solvers::Status;
-use support::{assert_close, go_on, model};
+use support::{assert_close, go_on, model, solve_by};
 
 #[test]
 fn soft_threshold_shrinks_towards_zero() {
@@ -180,12 +180,16 @@ fn compositions_that_a_projection_would_not_solve_are_refused() {
 fn a_start_outside_the_bounds_is_never_returned() {
     // From x = 0, outside x ≥ 1: the start's objective (0) is below every feasible one, and the
     // best point seen used to be that start. The solution is the bound, x = 1.
-    for method in ["fista", "adam(max_iter = 20000)"] {
-        let mut m = model(&format!(
-            "var x : real[2] >= 1 = 0\nminimize sumsq(x) + 0.1 * norm1(x)\nsolve with {method}\n"
-        ));
-        let plan = plan::choose(&m.program).unwrap();
-        let outcome = plan::solve(&mut m, &plan, &mut go_on).unwrap();
+    for (method, chosen) in [
+        ("fista", Method::ProxGrad),
+        ("adam(max_iter = 20000)", Method::Adam),
+    ] {
+        let (_, outcome) = solve_by(
+            &format!(
+                "var x : real[2] >= 1 = 0\nminimize sumsq(x) + 0.1 * norm1(x)\nsolve with {method}\n"
+            ),
+            chosen,
+        );
         assert_close(&outcome.report.x, &[1.0, 1.0], 1e-6);
         assert!(
             (outcome.report.value - 2.2).abs() < 1e-6,
@@ -203,17 +207,10 @@ fn a_maximized_objective_minus_an_l1_term_gets_its_prox() {
         "maximize -sumsq(x - c) - 0.1 * norm1(x)",
         "maximize -(sumsq(x - c) + 0.1 * norm1(x))",
     ] {
-        let mut m = model(&format!(
-            "var x : real[3] = 0\nlet c = [1.0, 0.02, -0.3]\n{objective}\n"
-        ));
-        let plan = plan::choose(&m.program).unwrap();
-        assert_eq!(
-            plan.method,
+        let (_, outcome) = solve_by(
+            &format!("var x : real[3] = 0\nlet c = [1.0, 0.02, -0.3]\n{objective}\n"),
             Method::ProxGrad,
-            "{objective}: {}",
-            plan.reason
         );
-        let outcome = plan::solve(&mut m, &plan, &mut go_on).unwrap();
         assert_eq!(outcome.report.status, Status::Converged, "{objective}");
         assert_close(&outcome.report.x, &[0.95, 0.0, -0.25], 1e-9);
     }

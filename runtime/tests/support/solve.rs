@@ -1,10 +1,11 @@
 //! Helpers of the suites that solve small problems (`solvers.rs`, `prox.rs`, `auglag.rs` include
-//! this file by path): a callback that never stops, a tolerance check on vectors, and a model
-//! from source text.
+//! this file by path): a callback that never stops, a tolerance check on vectors, a model from
+//! source text, and its solve by the method optc chooses.
 #![allow(dead_code)] // each suite uses only some of the helpers
 
 use optc_compiler::driver::{compile, Until};
 use optc_runtime::model::{bind, BindSpec, Model};
+use optc_runtime::plan::{self, Method, Outcome};
 use optc_runtime::solvers::{Control, IterInfo};
 use std::path::Path;
 
@@ -31,4 +32,15 @@ pub fn model(source: &str) -> Model {
         .unwrap();
     let bindings = bind(&program, Path::new("."), &BindSpec::default()).unwrap();
     Model::new(program, bindings).unwrap()
+}
+
+/// The model of `source` solved by the method optc chooses, which must be `method`; the solve
+/// met no evaluation error.
+pub fn solve_by(source: &str, method: Method) -> (Model, Outcome) {
+    let mut m = model(source);
+    let plan = plan::choose(&m.program).unwrap();
+    assert_eq!(plan.method, method, "{}", plan.reason);
+    let outcome = plan::solve(&mut m, &plan, &mut go_on).unwrap();
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    (m, outcome)
 }
