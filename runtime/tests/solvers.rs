@@ -926,6 +926,41 @@ fn augmented_lagrangian_matches_kkt_solution() {
 }
 
 #[test]
+fn the_augmented_lagrangians_tolerance_bounds_each_component() {
+    // min ½‖x − 1‖² s.t. xᵢ = 0 (4 components): the first subproblem (α = 0, ρ = 1) gives
+    // x = 1/2, each component violated by 1/2, their 2-norm 1. With h_tol = 0.6 one dual step
+    // converges: the tolerance bounds the largest component, as the results report it.
+    let ones = [1.0; 4];
+    let mut problem = FnConstrained::new(
+        4,
+        vec![Relation::Equal; 4],
+        move |x: &[f64], g: &mut [f64]| distance_to(&ones, x, g),
+        |x: &[f64], h: &mut [f64], jac: &mut [f64]| {
+            h.copy_from_slice(x);
+            jac.fill(0.0);
+            (0..4).for_each(|i| jac[i * 4 + i] = 1.0);
+        },
+    );
+    let inner = InnerSolver::Lbfgs(LbfgsOptions {
+        gtol: 1e-12,
+        ftol: 0.0,
+        ..Default::default()
+    });
+    let opts = AugLagOptions {
+        h_tol: 0.6,
+        max_outer: 1,
+        ..Default::default()
+    };
+    let result = augmented_lagrangian(&mut problem, &[0.0; 4], &inner, &opts, &mut go_on);
+    assert_eq!(result.report.status, Status::Converged);
+    assert!(
+        (result.report.violation - 0.5).abs() < 1e-10,
+        "{:?}",
+        result.report
+    );
+}
+
+#[test]
 fn augmented_lagrangian_with_bounds_projects_onto_simplex() {
     // min ½‖x − c‖² s.t. Σx = 1, x ≥ 0 is the simplex projection of c = (1, 0.5, −1):
     // threshold θ = 0.25 gives (0.75, 0.25, 0).
