@@ -90,8 +90,8 @@ pub struct Report {
     /// First-order optimality measure at `x`: ‖∇f‖∞, the prox-gradient mapping norm, or the
     /// projected-gradient norm, depending on the solver.
     pub optimality: f64,
-    /// Constraint violation at `x` (‖(h(x), max(g(x), 0))‖₂ for the augmented Lagrangian, h^s for
-    /// the DAG path, else 0).
+    /// Constraint violation at `x` (the largest entry of (|h(x)|, max(g(x), 0)) for the augmented
+    /// Lagrangian, h^s for the DAG path, else 0).
     pub violation: f64,
     /// The returned point.
     pub x: Vec<f64>,
