@@ -1,7 +1,7 @@
 //! Proximal operators and projections (in place on slices or ndarray matrices).
 
 use faer::Mat;
-use ndarray::{Array2, ArrayViewMut1, Axis};
+use ndarray::{Array2, Axis};
 
 /// prox of t‖·‖₁: x_i ← sign(x_i)·max(|x_i| − t, 0).
 pub fn soft_threshold(x: &mut [f64], t: f64) {
@@ -72,11 +72,6 @@ pub fn project_nonneg(x: &mut [f64]) {
     x.iter_mut().for_each(|v| *v = v.max(0.0));
 }
 
-/// Projection onto the box lower ≤ x ≤ upper (scalar bounds).
-pub fn project_box(x: &mut [f64], lower: f64, upper: f64) {
-    x.iter_mut().for_each(|v| *v = v.clamp(lower, upper));
-}
-
 /// Euclidean projection onto the simplex {x ≥ 0, Σx = radius} (sort-based, Held et al. /
 /// Duchi et al. 2008). `radius` must be positive.
 pub fn project_simplex(x: &mut [f64], radius: f64) {
@@ -139,51 +134,46 @@ fn zero_all_but(x: &mut [f64], keep: &[usize]) {
         .for_each(|(v, _)| *v = 0.0);
 }
 
-/// Hard thresholding to the k entries of largest magnitude (projection onto ‖x‖₀ ≤ k).
-pub fn hard_threshold_top_k(x: &mut [f64], k: usize) {
-    zero_all_but(x, &top_k_indices(x, k, f64::abs));
-}
-
-fn hard_threshold_lane(mut lane: ArrayViewMut1<f64>, k: usize) {
-    let mut values = lane.to_vec();
-    hard_threshold_top_k(&mut values, k);
-    lane.iter_mut().zip(values).for_each(|(dst, v)| *dst = v);
-}
-
-/// At most k nonzeros per column (largest magnitudes kept).
-pub fn hard_threshold_top_k_cols(m: &mut Array2<f64>, k: usize) {
-    m.axis_iter_mut(Axis(1))
-        .for_each(|col| hard_threshold_lane(col, k));
-}
-
-/// At most k nonzeros per row (largest magnitudes kept).
-pub fn hard_threshold_top_k_rows(m: &mut Array2<f64>, k: usize) {
-    m.axis_iter_mut(Axis(0))
-        .for_each(|row| hard_threshold_lane(row, k));
-}
-
-/// A set that proximal methods project onto (the `in` and `card` constraints of a variable).
+/// A set that proximal methods project each line of a variable onto, after soft-thresholding
+/// and clamping to the bounds (which hold the elementwise sets).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Set {
-    Nonneg,
-    Box {
-        lower: f64,
-        upper: f64,
-    },
     /// {x ≥ 0, Σx = 1}.
     Simplex,
-    /// At most k nonzeros (the k largest magnitudes kept).
+    /// At most k nonzeros: the k entries of largest gain are kept, the gain of an entry being
+    /// what its prox value saves over 0 (its magnitude's half square without L1 weights and
+    /// bounds), which makes the step the exact prox of the model's terms and bounds with the
+    /// constraint.
     Card(usize),
+    /// The simplex with at most k ≥ 1 nonzeros ([`project_sparse_simplex`]).
+    SparseSimplex(usize),
 }
 
 impl Set {
-    /// Projects `x` onto the set in place.
-    pub fn project(&self, x: &mut [f64]) {
+    /// The bound k of a cardinality constraint.
+    pub fn card_bound(&self) -> Option<usize> {
         match *self {
-            Set::Nonneg => project_nonneg(x),
-            Set::Box { lower, upper } => project_box(x, lower, upper),
+            Set::Card(k) | Set::SparseSimplex(k) => Some(k),
+            Set::Simplex => None,
+        }
+    }
+
+    /// The set with its cardinality bound replaced by `k`.
+    pub fn with_card_bound(&self, k: usize) -> Set {
+        match self {
+            Set::Card(_) => Set::Card(k),
+            Set::SparseSimplex(_) => Set::SparseSimplex(k),
+            Set::Simplex => Set::Simplex,
+        }
+    }
+
+    /// Projects `x` onto the set in place, `gain` being each entry's gain for [`Set::Card`].
+    pub fn project(&self, x: &mut [f64], gain: &[f64]) {
+        match *self {
             Set::Simplex => project_simplex(x, 1.0),
-            Set::Card(k) => hard_threshold_top_k(x, k),
+            Set::Card(k) if k < x.len() => zero_all_but(x, &top_k_indices(gain, k, |g| g)),
+            Set::Card(_) => {}
+            Set::SparseSimplex(k) => project_sparse_simplex(x, k, 1.0),
         }
     }
 }
@@ -199,29 +189,39 @@ pub struct SlotProjection {
 }
 
 impl SlotProjection {
-    /// Projects the slot of `x` in place.
-    pub fn apply(&self, x: &mut [f64]) {
-        let len: usize = self.shape.iter().product();
-        let slot = &mut x[self.offset..self.offset + len];
+    /// The length of each line projected onto the set.
+    pub fn line_len(&self) -> usize {
+        match (self.lines, self.shape.as_slice()) {
+            (Some(0), &[_, cols]) => cols,
+            (Some(1), &[rows, _]) => rows,
+            _ => self.shape.iter().product(),
+        }
+    }
+
+    /// Projects the slot of `x` in place; `gain` holds each entry's gain (see [`Set::Card`]),
+    /// indexed as `x`.
+    pub fn apply(&self, x: &mut [f64], gain: &[f64]) {
+        let range = self.offset..self.offset + self.shape.iter().product::<usize>();
+        let (slot, gain) = (&mut x[range.clone()], &gain[range]);
         match (self.lines, self.shape.as_slice()) {
             (Some(0), &[_, cols]) if cols > 0 => slot
                 .chunks_exact_mut(cols)
-                .for_each(|row| self.set.project(row)),
+                .zip(gain.chunks_exact(cols))
+                .for_each(|(row, g)| self.set.project(row, g)),
             (Some(1), &[rows, cols]) => {
-                let mut column = vec![0.0; rows];
+                let (mut column, mut column_gain) = (vec![0.0; rows], vec![0.0; rows]);
                 for j in 0..cols {
-                    column
-                        .iter_mut()
-                        .enumerate()
-                        .for_each(|(i, v)| *v = slot[i * cols + j]);
-                    self.set.project(&mut column);
-                    column
-                        .iter()
-                        .enumerate()
-                        .for_each(|(i, v)| slot[i * cols + j] = *v);
+                    for i in 0..rows {
+                        column[i] = slot[i * cols + j];
+                        column_gain[i] = gain[i * cols + j];
+                    }
+                    self.set.project(&mut column, &column_gain);
+                    for (i, v) in column.iter().enumerate() {
+                        slot[i * cols + j] = *v;
+                    }
                 }
             }
-            _ => self.set.project(slot),
+            _ => self.set.project(slot, gain),
         }
     }
 }

@@ -577,6 +577,7 @@ fn check_mlir_plans(precision: Precision) {
             "colide_nv.opt",
             "dagma.opt",
             "notears.opt",
+            "index_tracking.opt",
             "portfolio.opt",
             "sparse_ot.opt",
             "isotonic.opt",

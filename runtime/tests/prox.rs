@@ -51,13 +51,10 @@ fn singular_value_threshold_on_known_svd() {
 }
 
 #[test]
-fn projections_onto_nonneg_and_box() {
+fn projection_onto_nonneg() {
     let mut x = [-1.0, 0.5, 2.0];
     project_nonneg(&mut x);
     assert_eq!(x, [0.0, 0.5, 2.0]);
-    let mut x = [-1.0, 0.5, 2.0];
-    project_box(&mut x, 0.0, 1.0);
-    assert_eq!(x, [0.0, 0.5, 1.0]);
 }
 
 #[test]
@@ -83,17 +80,47 @@ fn sparse_simplex_projection_matches_methods_check_value() {
     assert_eq!(x, [0.0, 0.0, 0.0, 1.0]);
 }
 
+/// Each entry's gain without L1 weights or bounds: half its square.
+fn half_squares(x: &[f64]) -> Vec<f64> {
+    x.iter().map(|v| 0.5 * v * v).collect()
+}
+
 #[test]
-fn hard_threshold_keeps_largest_magnitudes() {
+fn card_keeps_the_largest_gains_of_the_slot_or_of_each_line() {
+    let project = |x: &mut [f64], shape: Vec<usize>, lines, set| {
+        let gain = half_squares(x);
+        let p = SlotProjection {
+            set,
+            offset: 0,
+            shape,
+            lines,
+        };
+        p.apply(x, &gain);
+    };
     let mut x = [0.1, -3.0, 2.0, 0.5];
-    hard_threshold_top_k(&mut x, 2);
+    project(&mut x, vec![4], None, Set::Card(2));
     assert_eq!(x, [0.0, -3.0, 2.0, 0.0]);
-    let mut m = array![[1.0, -5.0], [-2.0, 4.0], [3.0, 0.1]];
-    hard_threshold_top_k_cols(&mut m, 1);
-    assert_eq!(m, array![[0.0, -5.0], [0.0, 0.0], [3.0, 0.0]]);
-    let mut m = array![[1.0, -5.0, 2.0], [-2.0, 4.0, 0.0]];
-    hard_threshold_top_k_rows(&mut m, 2);
-    assert_eq!(m, array![[0.0, -5.0, 2.0], [-2.0, 4.0, 0.0]]);
+    // Columns of a 3×2 matrix, then rows of a 2×3 one.
+    let mut m = [1.0, -5.0, -2.0, 4.0, 3.0, 0.1];
+    project(&mut m, vec![3, 2], Some(1), Set::Card(1));
+    assert_eq!(m, [0.0, -5.0, 0.0, 0.0, 3.0, 0.0]);
+    let mut m = [1.0, -5.0, 2.0, -2.0, 4.0, 0.0];
+    project(&mut m, vec![2, 3], Some(0), Set::Card(2));
+    assert_eq!(m, [0.0, -5.0, 2.0, -2.0, 4.0, 0.0]);
+    // The k largest entries of each row onto the simplex.
+    let mut m = [0.5, 0.3, 0.2, 0.9, 3.0, 1.0, 0.0, 0.0];
+    project(&mut m, vec![2, 4], Some(0), Set::SparseSimplex(2));
+    assert_close(&m, &[0.3, 0.0, 0.0, 0.7, 1.0, 0.0, 0.0, 0.0], 1e-15);
+    // The gains decide, not the magnitudes: 2.0 clamped to 0.5 gains 0.5·2 − 0.125.
+    let mut x = [0.5, 0.7];
+    let p = SlotProjection {
+        set: Set::Card(1),
+        offset: 0,
+        shape: vec![2],
+        lines: None,
+    };
+    p.apply(&mut x, &[0.875, 0.245]);
+    assert_eq!(x, [0.5, 0.0]);
 }
 
 /// The solution of `source` (one variable) and the constraints' violations.
@@ -169,8 +196,14 @@ fn compositions_that_a_projection_would_not_solve_are_refused() {
     let with = |bound: &str, constraints: &str| base.replace("BOUND", bound) + constraints;
     assert!(refusal(&with(">= 0", "  s: x in simplex\n"))
         .contains("drop the variable's declared bound"));
-    assert!(refusal(&with("", "  s: x in simplex\n  c: card(x) <= 1\n")).contains("one set"));
-    assert!(refusal(&with(">= -1", "  c: card(x) <= 1\n")).contains("`>= 0` alone"));
+    assert!(refusal(&with("", "  s: x in simplex\n  n: x in nonneg\n"))
+        .contains("drop the variable's declared bound or other set"));
+    assert!(refusal(&with("", "  a: card(x) <= 1\n  b: card(x) <= 2\n"))
+        .contains("one simplex and one `card`"));
+    assert!(refusal(&with("", "  s: x in simplex\n  c: card(x) <= 0\n"))
+        .contains("no point of the simplex"));
+    assert!(refusal(&with(">= 0.5", "  c: card(x) <= 1\n")).contains("free to be 0"));
+    assert!(refusal(&with(">= 1", "  b: x in box(-1, 0.5)\n")).contains("leaves no value"));
     // A cardinality constraint on an expression is no projection (a set on an expression is
     // an inequality of `auglag`, tests/auglag.rs).
     assert!(refusal(&with("", "  e: card(x + 1) <= 1\n")).contains("cannot be handled"));
@@ -214,4 +247,158 @@ fn a_maximized_objective_minus_an_l1_term_gets_its_prox() {
         assert_eq!(outcome.report.status, Status::Converged, "{objective}");
         assert_close(&outcome.report.x, &[0.95, 0.0, -0.25], 1e-9);
     }
+}
+
+/// A deterministic generator of test points (xorshift64*), uniform in [lo, hi).
+struct Points(u64);
+
+impl Points {
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let bits = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+        lo + (hi - lo) * (bits as f64 / (1u64 << 53) as f64)
+    }
+}
+
+/// min over [lo, hi] of the convex h(z) = ½(z − v)² + t|z|, by golden-section search: a check
+/// of the prox's closed form that does not use it.
+fn least_on_interval(v: f64, t: f64, lo: f64, hi: f64) -> f64 {
+    let h = |z: f64| 0.5 * (z - v) * (z - v) + t * z.abs();
+    let (mut a, mut b) = (lo, hi);
+    let ratio = (5f64.sqrt() - 1.0) / 2.0;
+    for _ in 0..200 {
+        let (c, d) = (b - ratio * (b - a), a + ratio * (b - a));
+        if h(c) <= h(d) {
+            b = d;
+        } else {
+            a = c;
+        }
+    }
+    h(0.5 * (a + b)).min(h(lo)).min(h(hi))
+}
+
+/// The index sets of `size` entries out of `n`.
+fn supports(n: usize, size: usize) -> Vec<Vec<usize>> {
+    (0u32..1 << n)
+        .filter(|m| m.count_ones() as usize == size)
+        .map(|m| (0..n).filter(|i| m >> i & 1 == 1).collect())
+        .collect()
+}
+
+fn literal(v: &[f64]) -> String {
+    let entries: Vec<String> = v.iter().map(|x| format!("{x:?}")).collect();
+    format!("[{}]", entries.join(", "))
+}
+
+#[test]
+fn the_step_with_card_bounds_and_l1_is_the_exact_prox() {
+    // min ½‖x − y‖² + t‖x‖₁ over the bounds and a box with card(x) ≤ k is the prox at y, where
+    // fista lands at its first step (its Lipschitz estimate 1 is exact) and stays. Against every
+    // support of k entries, each entry's minimum found by search.
+    let mut points = Points(0x9e37_79b9_7f4a_7c15);
+    let n = 6;
+    for case in 0..40 {
+        let y: Vec<f64> = (0..n).map(|_| points.uniform(-2.0, 2.0)).collect();
+        let lower: Vec<f64> = (0..n).map(|_| points.uniform(-1.5, 0.0)).collect();
+        let upper: Vec<f64> = (0..n).map(|_| points.uniform(0.0, 1.5)).collect();
+        let (box_lo, box_hi) = (points.uniform(-1.0, 0.0), points.uniform(0.0, 1.0));
+        let t = if case % 3 == 0 {
+            0.0
+        } else {
+            points.uniform(0.0, 0.5)
+        };
+        let k = case % (n + 1);
+        let with_box = case % 2 == 1;
+        let source = format!(
+            "var x : real[{n}] >= {} <= {} = 0\nlet y = {}\nminimize 0.5 * sumsq(x - y) + {t:?} * norm1(x)\nsubject to\n  c: card(x) <= {k}\n{}",
+            literal(&lower),
+            literal(&upper),
+            literal(&y),
+            if with_box { format!("  b: x in box({box_lo:?}, {box_hi:?})\n") } else { String::new() }
+        );
+        let (mut m, outcome) = solve_by(&source, Method::ProxGrad);
+        let (lo, hi): (Vec<f64>, Vec<f64>) = (0..n)
+            .map(|i| match with_box {
+                true => (lower[i].max(box_lo), upper[i].min(box_hi)),
+                false => (lower[i], upper[i]),
+            })
+            .unzip();
+        let best = supports(n, k)
+            .iter()
+            .map(|s| {
+                (0..n)
+                    .map(|i| match s.contains(&i) {
+                        true => least_on_interval(y[i], t, lo[i], hi[i]),
+                        false => 0.5 * y[i] * y[i],
+                    })
+                    .sum::<f64>()
+            })
+            .fold(f64::INFINITY, f64::min);
+        let x = &outcome.report.x;
+        let value: f64 = (0..n)
+            .map(|i| 0.5 * (x[i] - y[i]).powi(2) + t * x[i].abs())
+            .sum();
+        assert!(
+            (value - best).abs() <= 1e-9,
+            "case {case}: {value} vs {best} at {x:?}\n{source}"
+        );
+        assert!(
+            (0..n).all(|i| lo[i] <= x[i] && x[i] <= hi[i]),
+            "case {case}"
+        );
+        assert_eq!(m.violation(0).unwrap(), 0.0, "case {case}");
+    }
+}
+
+#[test]
+fn the_step_with_card_on_the_simplex_is_the_exact_projection() {
+    // The nearest point of the k-sparse simplex, whole or per column, against every support.
+    let mut points = Points(7);
+    let nearest = |y: &[f64], k: usize| -> f64 {
+        supports(y.len(), k)
+            .iter()
+            .map(|s| {
+                let mut kept: Vec<f64> = s.iter().map(|&i| y[i]).collect();
+                project_simplex(&mut kept, 1.0);
+                let outside: f64 = (0..y.len())
+                    .filter(|i| !s.contains(i))
+                    .map(|i| y[i] * y[i])
+                    .sum();
+                s.iter()
+                    .zip(&kept)
+                    .map(|(&i, v)| (v - y[i]).powi(2))
+                    .sum::<f64>()
+                    + outside
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    for case in 0..20 {
+        let y: Vec<f64> = (0..5).map(|_| points.uniform(-1.0, 2.0)).collect();
+        let k = 1 + case % 5;
+        let source = format!(
+            "var x : real[5] = 0\nlet y = {}\nminimize sumsq(x - y)\nsubject to\n  s: x in simplex\n  c: card(x) <= {k}\n",
+            literal(&y)
+        );
+        let (_, outcome) = solve_by(&source, Method::ProxGrad);
+        assert!(
+            (outcome.report.value - nearest(&y, k)).abs() <= 1e-12,
+            "case {case}: {:?}",
+            outcome.report
+        );
+    }
+    // Each column of a 4×3 matrix onto the 2-sparse simplex.
+    let y: Vec<f64> = (0..12).map(|_| points.uniform(-1.0, 2.0)).collect();
+    let rows: Vec<String> = y.chunks(3).map(literal).collect();
+    let source = format!(
+        "var T : real[4, 3] = 0\nlet Y = [{}]\nminimize sumsq(T - Y)\nsubject to\n  for j in 0..3: T[:, j] in simplex\n  for j in 0..3: card(T[:, j]) <= 2\n",
+        rows.join(", ")
+    );
+    let (mut m, outcome) = solve_by(&source, Method::ProxGrad);
+    let best: f64 = (0..3)
+        .map(|j| nearest(&[y[j], y[3 + j], y[6 + j], y[9 + j]], 2))
+        .sum();
+    assert!((outcome.report.value - best).abs() <= 1e-12);
+    assert_eq!(m.violation(0).unwrap() + m.violation(1).unwrap(), 0.0);
 }

@@ -679,25 +679,52 @@ pub(crate) fn bounds(model: &mut Model) -> Result<Bounds, Diagnostic> {
 /// intersected with their `in` constraints (`nonneg`: x ≥ 0, `box(lo, hi)`, `simplex`:
 /// 0 ≤ x ≤ 1, its sum being an equality of the merit, [`auglag_functions`]).
 fn auglag_bounds(model: &mut Model, plan: &Plan) -> Result<Bounds, Diagnostic> {
+    let (lower, upper) = bounds_with_sets(model, plan, true)?;
+    Bounds::new(lower, upper).map_err(|m| plan_error("E0362", m))
+}
+
+/// The variables' declared bounds intersected with the elementwise sets among the plan's
+/// projections: `nonneg`, `box(lo, hi)`, and with `simplex_as_box` a simplex as 0 ≤ x ≤ 1.
+/// An empty intersection is refused (E0360), naming the set.
+fn bounds_with_sets(
+    model: &mut Model,
+    plan: &Plan,
+    simplex_as_box: bool,
+) -> Result<(Vec<f64>, Vec<f64>), Diagnostic> {
     let declared = bounds(model)?;
     let (mut lower, mut upper) = (declared.lower().to_vec(), declared.upper().to_vec());
     for p in &plan.projections {
-        let (lo, hi) = match model.program.constraints[p.constraint].kind.clone() {
+        let c = &model.program.constraints[p.constraint];
+        let name = c.name.clone();
+        let (lo, hi) = match c.kind.clone() {
             ConstraintKind::In(SetKind::Nonneg) => (0.0, f64::INFINITY),
-            ConstraintKind::In(SetKind::Simplex) => (0.0, 1.0),
+            ConstraintKind::In(SetKind::Simplex) if simplex_as_box => (0.0, 1.0),
             ConstraintKind::In(SetKind::Box { lower, upper }) => (
                 model.eval_scalar(lower).map_err(Diagnostic::from)?,
                 model.eval_scalar(upper).map_err(Diagnostic::from)?,
             ),
-            _ => unreachable!("auglag's sets are `in` constraints"),
+            _ => continue,
         };
         let slot = model.slot(p.var).clone();
         for k in slot.offset..slot.offset + slot.len() {
             lower[k] = lower[k].max(lo);
             upper[k] = upper[k].min(hi);
+            if !(lower[k] <= upper[k]) {
+                return Err(plan_error(
+                    "E0360",
+                    format!(
+                        "constraint `{name}` leaves no value for `{}`: with its other bounds, entry {} would lie in [{}, {}]",
+                        slot.name,
+                        k - slot.offset,
+                        lower[k],
+                        upper[k]
+                    ),
+                )
+                .with_hint("the variable's declared bounds and its `in` sets must overlap"));
+            }
         }
     }
-    Bounds::new(lower, upper).map_err(|m| plan_error("E0362", m))
+    Ok((lower, upper))
 }
 
 pub(crate) fn option_error(e: solvers::OptionError) -> Diagnostic {
@@ -771,9 +798,8 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
         Method::ProxGrad => {
             let (smooth, mut l1, matrix_terms) =
                 smooth_part(model, &plan.structure, objective, ProxScope::All)?;
-            let projections = slot_projections(model, plan, &mut l1)?;
+            let (b, projections) = prox_sets(model, plan, &mut l1)?;
             let merit = simplified_merit(model, plan, smooth)?;
-            let b = bounds(model)?;
             let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| {
                 eval_merit(model, &merit, x, g, &mut error)
             });
@@ -859,7 +885,16 @@ struct ProxParts<'a> {
     projections: &'a [prox::SlotProjection],
 }
 
-/// Proximal gradient with the plan's options on `smooth` plus the prox parts from `x0`.
+/// Iterations of each stage of [`run_prox_grad`] but the last.
+const CARD_STAGE_ITERATIONS: usize = 500;
+
+/// Proximal gradient with the plan's options on `smooth` plus the prox parts from `x0`. With
+/// `card` constraints (unless `continuation = false`), in stages: each bound k starts at its
+/// lines' length (no constraint) and drops by a tenth, by 1 at least, per stage until it is k;
+/// each stage starts from the last one's point and runs at most [`CARD_STAGE_ITERATIONS`], the
+/// last to the options' stopping rule. Projecting onto k entries from the start keeps the
+/// support of the first point wherever the weights outweigh a gradient step (iterative hard
+/// thresholding from the simplex's uniform point never moves).
 fn run_prox_grad(
     smooth: &mut dyn Problem,
     plan: &Plan,
@@ -867,32 +902,94 @@ fn run_prox_grad(
     x0: &[f64],
     callback: Callback,
 ) -> Result<Report, Diagnostic> {
-    let mut reg = prox_regularizer(parts);
     let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
-    Ok(proximal_gradient(smooth, &mut reg, x0, &opts, callback))
+    let targets: Vec<Option<usize>> = parts
+        .projections
+        .iter()
+        .map(|p| p.set.card_bound())
+        .collect();
+    let mut bounds: Vec<Option<usize>> = (parts.projections.iter().zip(&targets))
+        .map(|(p, k)| {
+            k.map(|k| {
+                if opts.continuation {
+                    p.line_len().max(k)
+                } else {
+                    k
+                }
+            })
+        })
+        .collect();
+    let (mut x, mut iterations) = (x0.to_vec(), 0);
+    loop {
+        let last = bounds == targets;
+        let stage: Vec<prox::SlotProjection> = (parts.projections.iter().zip(&bounds))
+            .map(|(p, k)| prox::SlotProjection {
+                set: k.map_or(p.set.clone(), |k| p.set.with_card_bound(k)),
+                ..p.clone()
+            })
+            .collect();
+        let mut reg = prox_regularizer(&ProxParts {
+            projections: &stage,
+            ..*parts
+        });
+        let stage_opts = ProxGradOptions {
+            max_iter: match last {
+                true => opts.max_iter,
+                false => opts.max_iter.min(CARD_STAGE_ITERATIONS),
+            },
+            ..opts.clone()
+        };
+        let offset = iterations;
+        let mut report = proximal_gradient(
+            smooth,
+            &mut reg,
+            &x,
+            &stage_opts,
+            &mut |info: &solvers::IterInfo| {
+                callback(&solvers::IterInfo {
+                    iter: info.iter + offset,
+                    ..*info
+                })
+            },
+        );
+        iterations += report.iterations;
+        report.iterations = iterations;
+        let stage_ended = matches!(
+            report.status,
+            solvers::Status::Converged | solvers::Status::MaxIter
+        );
+        if last || !stage_ended {
+            return Ok(report);
+        }
+        x = report.x;
+        for (k, target) in bounds.iter_mut().zip(&targets) {
+            if let (Some(k), Some(target)) = (k.as_mut(), target) {
+                *k = (*target).max((*k - 1).min(*k * 9 / 10));
+            }
+        }
+    }
 }
 
-/// The set projections of the plan on the model's flat vector. Each is exact with what comes
-/// before it in the prox step: one set per variable; L1 terms (soft-thresholding first: exact
-/// for nonnegativity, boxes and `card`; on the simplex the L1 norm is constant, so its weights
-/// are dropped from `l1`); no group or nuclear norm on the variable; declared bounds only with
-/// `nonneg` and `box` (clamping twice), and with `card` a bound `>= 0` alone.
-fn slot_projections(
+/// The bounds and set projections of the plan's proximal step on the model's flat vector. The
+/// elementwise sets (`nonneg`, `box`) join the declared bounds; per variable at most one
+/// simplex and one `card` remain to project onto, each exact with what comes before it:
+/// soft-thresholding by the L1 weights (on the simplex the L1 norm is constant, so its weights
+/// are dropped from `l1`), then clamping to the bounds, then keeping the `k` entries whose prox
+/// gains most over 0 ([`prox::Set::Card`]), or projecting the `k` largest onto the simplex
+/// (Kyrillidis et al. 2013). Refused (E0360): a group or nuclear norm on a projected variable, a
+/// second simplex or `card`, bounds or a `box` with the simplex, a `card` whose bounds exclude
+/// 0, and a simplex and a `card` over different lines.
+fn prox_sets(
     model: &mut Model,
     plan: &Plan,
     l1: &mut [f64],
-) -> Result<Vec<prox::SlotProjection>, Diagnostic> {
+) -> Result<(Bounds, Vec<prox::SlotProjection>), Diagnostic> {
+    let (lower, upper) = bounds_with_sets(model, plan, false)?;
     let mut out: Vec<(InputId, prox::SlotProjection)> = Vec::new();
     for p in &plan.projections {
         let c = model.program.constraints[p.constraint].clone();
         let slot = model.slot(p.var).clone();
         let refuse = |why: String| plan_error("E0360", format!("constraint `{}`: {why}", c.name));
-        if let Some((_, other)) = out.iter().find(|(v, _)| *v == p.var) {
-            return Err(refuse(format!(
-                "`{}` already has a set constraint ({:?}); proximal gradient projects each variable onto one set",
-                slot.name, other.set
-            )));
-        }
         if plan
             .structure
             .prox
@@ -904,13 +1001,22 @@ fn slot_projections(
                 slot.name
             )));
         }
+        let entries = slot.offset..slot.offset + slot.len();
         let set = match &c.kind {
-            ConstraintKind::In(SetKind::Nonneg) => prox::Set::Nonneg,
-            ConstraintKind::In(SetKind::Box { lower, upper }) => prox::Set::Box {
-                lower: model.eval_scalar(*lower).map_err(Diagnostic::from)?,
-                upper: model.eval_scalar(*upper).map_err(Diagnostic::from)?,
-            },
-            ConstraintKind::In(SetKind::Simplex) => prox::Set::Simplex,
+            ConstraintKind::In(SetKind::Nonneg | SetKind::Box { .. }) => continue,
+            ConstraintKind::In(SetKind::Simplex) => {
+                if entries
+                    .clone()
+                    .any(|k| lower[k] > f64::NEG_INFINITY || upper[k] < f64::INFINITY)
+                {
+                    return Err(refuse(format!(
+                        "the simplex implies `{} >= 0`: drop the variable's declared bound or other set",
+                        slot.name
+                    )));
+                }
+                l1[entries].fill(0.0);
+                prox::Set::Simplex
+            }
             ConstraintKind::Card { bound } => {
                 let k = model.eval_scalar(*bound).map_err(Diagnostic::from)?;
                 if !(k >= 0.0 && k.fract() == 0.0) {
@@ -922,54 +1028,62 @@ fn slot_projections(
                         ),
                     ));
                 }
+                if let Some(k) = entries.clone().find(|&k| lower[k] > 0.0 || upper[k] < 0.0) {
+                    return Err(refuse(format!(
+                        "`card` needs each entry of `{}` free to be 0, and its bounds keep entry {} in [{}, {}]",
+                        slot.name,
+                        k - slot.offset,
+                        lower[k],
+                        upper[k]
+                    )));
+                }
                 prox::Set::Card(k as usize)
             }
             _ => unreachable!("projections are of `in` and `card` constraints"),
         };
-        let input = model.program.input(p.var).clone();
-        let bounded = input.lower.is_some() || input.upper.is_some();
-        let nonneg_only = input.upper.is_none()
-            && match input.lower {
-                Some(lower) => model
-                    .eval(&[lower])
-                    .map_err(Diagnostic::from)?
-                    .remove(0)
-                    .iter()
-                    .all(|v| *v == 0.0),
-                None => true,
-            };
-        match set {
-            prox::Set::Simplex if bounded => {
-                return Err(refuse(format!(
-                    "the simplex implies `{} >= 0`: drop the variable's declared bound",
-                    slot.name
-                )))
+        let projection = prox::SlotProjection {
+            set,
+            offset: slot.offset,
+            shape: slot.shape.clone(),
+            lines: p.lines,
+        };
+        match out.iter_mut().find(|(v, _)| *v == p.var) {
+            None => out.push((p.var, projection)),
+            Some((_, other)) => {
+                let k = match (&other.set, &projection.set) {
+                    (prox::Set::Simplex, prox::Set::Card(k))
+                    | (prox::Set::Card(k), prox::Set::Simplex) => *k,
+                    _ => {
+                        return Err(refuse(format!(
+                            "`{}` already has a constraint of this kind; proximal gradient projects a variable onto one simplex and one `card`",
+                            slot.name
+                        )))
+                    }
+                };
+                if other.lines != projection.lines {
+                    return Err(refuse(format!(
+                        "the simplex and the `card` of `{}` must apply to the same lines (the whole variable, or each of its rows or columns)",
+                        slot.name
+                    )));
+                }
+                if k == 0 {
+                    return Err(refuse(format!(
+                        "no point of the simplex has at most 0 nonzeros (`{}`)",
+                        slot.name
+                    )));
+                }
+                other.set = prox::Set::SparseSimplex(k);
             }
-            prox::Set::Card(_) if !nonneg_only => {
-                return Err(refuse(format!(
-                    "`card` composes with the bound `>= 0` alone; `{}` has another",
-                    slot.name
-                )))
-            }
-            prox::Set::Simplex => l1[slot.offset..slot.offset + slot.len()].fill(0.0),
-            _ => {}
         }
-        out.push((
-            p.var,
-            prox::SlotProjection {
-                set,
-                offset: slot.offset,
-                shape: slot.shape.clone(),
-                lines: p.lines,
-            },
-        ));
     }
-    Ok(out.into_iter().map(|(_, p)| p).collect())
+    let bounds = Bounds::new(lower, upper).map_err(|m| plan_error("E0362", m))?;
+    Ok((bounds, out.into_iter().map(|(_, p)| p).collect()))
 }
 
 /// The prox parts as a regularizer: the bounds are projected on after soft-thresholding (their
-/// exact prox: bounded variables have only L1 terms), the sets last (see [`slot_projections`]
-/// for when that is exact).
+/// exact prox: bounded variables have only L1 terms), the sets last (see [`prox_sets`] for when
+/// that is exact), a `card` keeping the entries of largest gain ½v² − h(p) with h(z) =
+/// ½(z − v)² + t|z|, p = clamp(soft(v, t)): what each kept entry saves over 0.
 fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
     let ProxParts {
         l1,
@@ -978,6 +1092,7 @@ fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
         projections,
     } = *parts;
     let (lower, upper) = (bounds.lower(), bounds.upper());
+    let mut gain = vec![0.0; if projections.is_empty() { 0 } else { l1.len() }];
     FnRegularizer {
         prox: move |v: &[f64], step: f64, out: &mut [f64]| {
             for i in 0..v.len() {
@@ -985,11 +1100,17 @@ fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
                 let soft = v[i].signum() * (v[i].abs() - t).max(0.0);
                 out[i] = soft.clamp(lower[i], upper[i]);
             }
+            if !projections.is_empty() {
+                for i in 0..v.len() {
+                    let p = out[i];
+                    gain[i] = p * (v[i] - 0.5 * p) - step * l1[i] * p.abs();
+                }
+            }
             for term in matrix_terms {
                 term.prox(out, step);
             }
             for projection in projections {
-                projection.apply(out);
+                projection.apply(out, &gain);
             }
         },
         value: move |x: &[f64]| {

@@ -63,7 +63,8 @@ pub struct ProxGradOptions {
     pub max_iter: usize,
     /// Stop when the gradient mapping ‖L(y − x)‖∞ ≤ tol (1e-6).
     pub tol: f64,
-    /// Initial Lipschitz estimate L₀ (1).
+    /// Initial Lipschitz estimate L₀; 0 (the default) estimates it by a secant along the
+    /// gradient at the start (`secant_curvature`).
     pub lipschitz: f64,
     /// Backtracking growth factor for L (2).
     pub eta: f64,
@@ -73,6 +74,9 @@ pub struct ProxGradOptions {
     pub restart: bool,
     /// Backtracking steps allowed per iteration (60).
     pub max_backtrack: usize,
+    /// Whether a model's `card` constraints are approached in stages (true): read by the plan,
+    /// which runs this solver once per stage (`plan::run_prox_grad`).
+    pub continuation: bool,
 }
 
 impl Default for ProxGradOptions {
@@ -80,11 +84,12 @@ impl Default for ProxGradOptions {
         ProxGradOptions {
             max_iter: 5000,
             tol: 1e-6,
-            lipschitz: 1.0,
+            lipschitz: 0.0,
             eta: 2.0,
             accelerated: true,
             restart: false,
             max_backtrack: 60,
+            continuation: true,
         }
     }
 }
@@ -97,6 +102,7 @@ impl_set_option!(ProxGradOptions {
     accelerated: flag,
     restart: flag,
     max_backtrack: count,
+    continuation: flag,
 });
 
 /// Minimises f(x) + r(x) from `x0` (FISTA or ISTA with backtracking).
@@ -128,10 +134,13 @@ pub fn proximal_gradient_in(
     let r0 = v.prox(y, 0.0, x);
     v.copy(x, y);
     v.copy(x, best);
-    let mut lipschitz = opts.lipschitz;
     let mut t: f64 = 1.0;
     let mut best_value = v.value_grad(x, scratch) + r0;
     let mut optimality = f64::INFINITY;
+    let mut lipschitz = match opts.lipschitz {
+        given if given > 0.0 => given,
+        _ => secant_curvature(v, x, scratch, [gy, x_next]).unwrap_or(1.0),
+    };
     let finish = |v: &mut dyn ProxVectors, status, iterations, value, optimality| {
         let mut out = vec![0.0; x0.len()];
         v.read(best, &mut out);
@@ -205,4 +214,28 @@ pub fn proximal_gradient_in(
         }
     }
     finish(v, Status::MaxIter, opts.max_iter, best_value, optimality)
+}
+
+/// ‖∇f(x − τg) − g‖ / ‖τg‖ for the gradient `g` at `x` and a step τ that moves x by 10⁻³ of
+/// its largest entry (or of 1): the curvature of f along g, a first Lipschitz estimate that
+/// backtracking then raises where needed. The start's default of 1 mistakes f's scale for its
+/// curvature: a flat objective got steps far below 1/L, and a nonconvex set's projection
+/// (`card`) then kept the support of its first point. None where f is linear along g or
+/// undefined at the trial point. Uses the slots `work`.
+fn secant_curvature(v: &mut dyn ProxVectors, x: Slot, g: Slot, work: [Slot; 2]) -> Option<f64> {
+    let [g_trial, trial] = work;
+    let g_norm = v.dot(g, g).sqrt();
+    let g_max = v.norm_inf(g);
+    if !(g_max > 0.0 && g_max.is_finite()) {
+        return None;
+    }
+    let tau = 1e-3 * v.norm_inf(x).max(1.0) / g_max;
+    v.copy(x, trial);
+    v.axpy(-tau, g, trial);
+    if !v.value_grad(trial, g_trial).is_finite() {
+        return None;
+    }
+    v.axpy(-1.0, g, g_trial);
+    let curvature = v.dot(g_trial, g_trial).sqrt() / (tau * g_norm);
+    (curvature > 0.0 && curvature.is_finite()).then_some(curvature)
 }
