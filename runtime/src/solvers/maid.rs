@@ -316,20 +316,38 @@ impl Run<'_> {
             let q = self.cg(theta, x, &gx, *delta);
             self.problem.mixed(theta, x, &q, &mut mixed);
             let z: Vec<f64> = gt.iter().zip(&mixed).map(|(g, m)| g - m).collect();
-            // Constants by a perturbation of x of size eps along q.
+            // Constants by a perturbation of x of size eps along q; along ∇_x G while q is 0
+            // (‖∇_x G‖ ≤ δ, CG's tolerance): B must be measured before ω can bound the error of
+            // a zero q (B = 0 certified any start stationary where ∇_x G was small).
             let q_norm = norm(&q);
-            if q_norm > 0.0 {
-                let u_scale = *eps / q_norm;
-                let moved: Vec<f64> = x.iter().zip(&q).map(|(xi, qi)| xi + u_scale * qi).collect();
-                let u_norm = u_scale * q_norm;
-                self.problem.mixed(theta, &moved, &q, &mut shifted);
-                self.problem.lower_hvp(theta, x, &q, &mut hq);
-                self.problem.lower_hvp(theta, &moved, &q, &mut hq_shifted);
+            let probe_mixed;
+            let (probe, probe_mixed) = if q_norm > 0.0 {
+                (&q, &mixed)
+            } else {
+                let mut at_gx = vec![0.0; p];
+                self.problem.mixed(theta, x, &gx, &mut at_gx);
+                probe_mixed = at_gx;
+                (&gx, &probe_mixed)
+            };
+            let probe_norm = norm(probe);
+            if probe_norm > 0.0 {
+                let u_scale = *eps / probe_norm;
+                let moved: Vec<f64> = x
+                    .iter()
+                    .zip(probe)
+                    .map(|(xi, qi)| xi + u_scale * qi)
+                    .collect();
+                let u_norm = u_scale * probe_norm;
+                self.problem.mixed(theta, &moved, probe, &mut shifted);
+                self.problem.lower_hvp(theta, x, probe, &mut hq);
+                self.problem
+                    .lower_hvp(theta, &moved, probe, &mut hq_shifted);
                 self.problem
                     .upper(theta, &moved, &mut gx_shifted, &mut gt_scratch);
-                self.b = self.b.max(norm(&mixed) / q_norm);
-                self.l_b = self.l_b.max(distance(&shifted, &mixed) / (u_norm * q_norm));
-                self.l_h = self.l_h.max(distance(&hq_shifted, &hq) / (u_norm * q_norm));
+                let scale = u_norm * probe_norm;
+                self.b = self.b.max(norm(probe_mixed) / probe_norm);
+                self.l_b = self.l_b.max(distance(&shifted, probe_mixed) / scale);
+                self.l_h = self.l_h.max(distance(&hq_shifted, &hq) / scale);
                 self.l_g = self.l_g.max(distance(&gx_shifted, &gx) / u_norm);
             }
             let grad_x_norm = norm(&gx);
