@@ -96,6 +96,7 @@ fn check_accepts_every_example() {
         "dag/colide_nv.opt",
         "ot/sparse_ot.opt",
         "bilevel/tv_denoise.opt",
+        "bilevel/ridge_cv.opt",
         "finance/portfolio.opt",
         "finance/index_tracking.opt",
         "regression/isotonic.opt",
