@@ -402,3 +402,27 @@ fn the_step_with_card_on_the_simplex_is_the_exact_projection() {
     assert!((outcome.report.value - best).abs() <= 1e-12);
     assert_eq!(m.violation(0).unwrap() + m.violation(1).unwrap(), 0.0);
 }
+
+#[test]
+fn flags_take_true_and_false() {
+    // ISTA (accelerated = false) reaches FISTA's solution in more iterations; `true`/`false`
+    // are the flag's 1 and 0, and another value is refused.
+    let source = |flag: &str| {
+        format!("var x : real[3] = 0\nlet y = [0.5, -0.3, 1.2]\nlet s = [1.0, 10.0, 100.0]\nminimize sum(s .* (x - y) .* (x - y)) + 0.1 * norm1(x)\nsolve with fista(accelerated = {flag}, tol = 1e-9)\n")
+    };
+    let (_, ista) = solve_by(&source("false"), Method::ProxGrad);
+    let (_, fista) = solve_by(&source("true"), Method::ProxGrad);
+    assert_close(&ista.report.x, &fista.report.x, 1e-8);
+    assert!(
+        ista.report.iterations > fista.report.iterations,
+        "{} vs {}",
+        ista.report.iterations,
+        fista.report.iterations
+    );
+    let mut m = model(&source("2"));
+    let plan = plan::choose(&m.program).unwrap();
+    let e = plan::solve(&mut m, &plan, &mut go_on)
+        .err()
+        .expect("refused");
+    assert!(e.message.contains("expected 0 or 1"), "{}", e.message);
+}

@@ -130,6 +130,10 @@ fn flatten_options(
     for (name, value) in &spec.options {
         match value {
             OptionValue::Number(v) => numbers.push((name.clone(), *v)),
+            // Flags: `true` and `false` are 1 and 0.
+            OptionValue::Name(v) if v == "true" || v == "false" => {
+                numbers.push((name.clone(), f64::from(u8::from(v == "true"))))
+            }
             OptionValue::Name(v) => names.push((name.clone(), v.clone())),
             OptionValue::List(items) => {
                 let mut out = Vec::new();
@@ -886,7 +890,7 @@ struct ProxParts<'a> {
 }
 
 /// Iterations of each stage of [`run_prox_grad`] but the last.
-const CARD_STAGE_ITERATIONS: usize = 500;
+const CARD_STAGE_ITERATIONS: usize = 100;
 
 /// Proximal gradient with the plan's options on `smooth` plus the prox parts from `x0`. With
 /// `card` constraints (unless `continuation = false`), in stages: each bound k starts at its
