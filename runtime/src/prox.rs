@@ -6,7 +6,16 @@ use ndarray::{Array2, Axis};
 /// prox of t‖·‖₁: x_i ← sign(x_i)·max(|x_i| − t, 0).
 pub fn soft_threshold(x: &mut [f64], t: f64) {
     for v in x.iter_mut() {
-        *v = v.signum() * (v.abs() - t).max(0.0);
+        *v = shrink(*v, t);
+    }
+}
+
+/// sign(v)·max(|v| − t, 0), with +0 (not −0) where the magnitude is within t.
+pub fn shrink(v: f64, t: f64) -> f64 {
+    if v.abs() > t {
+        v - t.copysign(v)
+    } else {
+        0.0
     }
 }
 

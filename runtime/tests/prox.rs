@@ -16,6 +16,8 @@ fn soft_threshold_shrinks_towards_zero() {
     let mut x = [3.0, -0.5, 0.2, -2.0, 0.0];
     soft_threshold(&mut x, 1.0);
     assert_eq!(x, [2.0, 0.0, 0.0, -1.0, 0.0]);
+    // Zeros are +0: results print `0.0`, not `-0.0`.
+    assert!(x.iter().all(|v| v.is_sign_positive() || *v < 0.0), "{x:?}");
 }
 
 #[test]

@@ -1100,9 +1100,7 @@ fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
     FnRegularizer {
         prox: move |v: &[f64], step: f64, out: &mut [f64]| {
             for i in 0..v.len() {
-                let t = step * l1[i];
-                let soft = v[i].signum() * (v[i].abs() - t).max(0.0);
-                out[i] = soft.clamp(lower[i], upper[i]);
+                out[i] = prox::shrink(v[i], step * l1[i]).clamp(lower[i], upper[i]);
             }
             if !projections.is_empty() {
                 for i in 0..v.len() {
