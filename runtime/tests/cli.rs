@@ -505,6 +505,7 @@ fn bench_reports_compile_time_and_rates_per_backend() {
     let d = model_error(&["bench", &example("bilevel/tv_denoise.opt")]);
     assert_eq!(d["code"], "E0363", "{d}");
     assert!(d["message"].as_str().unwrap().contains("argmin"), "{d}");
+    assert!(d["hint"].as_str().unwrap().contains("`maid`"), "{d}");
 }
 
 #[cfg(feature = "mlir")]

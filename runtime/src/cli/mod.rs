@@ -1050,10 +1050,15 @@ fn given_dims(text: Option<&str>) -> Result<Vec<(String, u64)>, u8> {
 }
 
 fn derive_failed(e: &optc_compiler::autodiff::AdError, sources: &SourceMap, m: &ModelArgs) -> u8 {
-    let d = optc_compiler::diag::Diagnostic::error("E0363", format!("{e}")).with_hint(
+    let hint = if e.op.starts_with("Argmin") {
+        "an objective that reads an `argmin` has no symbolic gradient: `optc run` solves it with \
+         `maid`, which differentiates the lower level implicitly; `bench`, `explain --cost` and \
+         `eval --check-grad` need a model without `argmin`"
+    } else {
         "optc differentiates the objective and constraints symbolically: use operations that \
-         have derivatives there (spec/builtins.md)",
-    );
+         have derivatives there (spec/builtins.md)"
+    };
+    let d = optc_compiler::diag::Diagnostic::error("E0363", format!("{e}")).with_hint(hint);
     report::print_diagnostics(&[d], sources, m.error_format);
     EXIT_MODEL
 }

@@ -312,7 +312,10 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         }
         None if !program.subproblems.is_empty() => (
             Method::Maid,
-            "a bilevel problem (an `argmin`): MAID".to_string(),
+            match program.subproblems.len() {
+                1 => "a bilevel problem (an `argmin`): MAID".to_string(),
+                k => format!("a bilevel problem ({k} `argmin`s side by side): MAID"),
+            },
             Vec::new(),
             Vec::new(),
             Vec::new(),
