@@ -206,6 +206,12 @@ fn compositions_that_a_projection_would_not_solve_are_refused() {
         .contains("no point of the simplex"));
     assert!(refusal(&with(">= 0.5", "  c: card(x) <= 1\n")).contains("free to be 0"));
     assert!(refusal(&with(">= 1", "  b: x in box(-1, 0.5)\n")).contains("leaves no value"));
+    // A simplex per column and a `card` per row are different lines.
+    let matrix = "var T : real[2, 2] = 0\nminimize sumsq(T - 1)\nsubject to\n";
+    assert!(refusal(&format!(
+        "{matrix}  for j in 0..2: T[:, j] in simplex\n  for i in 0..2: card(T[i, :]) <= 1\n"
+    ))
+    .contains("same lines"));
     // A cardinality constraint on an expression is no projection (a set on an expression is
     // an inequality of `auglag`, tests/auglag.rs).
     assert!(refusal(&with("", "  e: card(x + 1) <= 1\n")).contains("cannot be handled"));
@@ -427,4 +433,17 @@ fn flags_take_true_and_false() {
         .err()
         .expect("refused");
     assert!(e.message.contains("expected 0 or 1"), "{}", e.message);
+}
+
+#[test]
+fn card_per_row_composes_with_a_box_on_the_whole_variable() {
+    // Elementwise sets join the bounds, so the lines of `card` are free: per row, the entry of
+    // largest gain within [-0.5, 1], the others 0.
+    let (x, v) = solve(
+        "var W : real[2, 3] = 0\nlet Y = [[2.0, -0.9, 0.3], [-0.2, 0.6, -1.5]]\nminimize 0.5 * sumsq(W - Y)\nsubject to\n  b: W in box(-0.5, 1)\n  for i in 0..2: card(W[i, :]) <= 1\n",
+    );
+    // Row 0: 2 → 1 gains 1.5, −0.9 → −0.5 gains 0.325. Row 1: −1.5 → −0.5 gains 0.625, 0.6 → 0.6
+    // gains 0.18.
+    assert_close(&x, &[1.0, 0.0, 0.0, 0.0, 0.0, -0.5], 1e-12);
+    assert_eq!(v, [0.0, 0.0]);
 }
