@@ -165,7 +165,11 @@ fn input_nodes(program: &Program, f: NodeId, wrt: &[InputId]) -> Result<Vec<Node
 }
 
 fn op_name(op: &Op) -> String {
-    format!("{op:?}")
+    match op {
+        // As the model counts them, in order of appearance.
+        Op::Argmin(s) => format!("argmin number {}", s.0 + 1),
+        op => format!("{op:?}"),
+    }
 }
 
 /// Node construction for derivative rules, with errors attributed to the node being

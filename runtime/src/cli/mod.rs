@@ -1050,7 +1050,7 @@ fn given_dims(text: Option<&str>) -> Result<Vec<(String, u64)>, u8> {
 }
 
 fn derive_failed(e: &optc_compiler::autodiff::AdError, sources: &SourceMap, m: &ModelArgs) -> u8 {
-    let hint = if e.op.starts_with("Argmin") {
+    let hint = if e.op.starts_with("argmin") {
         "an objective that reads an `argmin` has no symbolic gradient: `optc run` solves it with \
          `maid`, which differentiates the lower level implicitly; `bench`, `explain --cost` and \
          `eval --check-grad` need a model without `argmin`"
