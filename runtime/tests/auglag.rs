@@ -243,25 +243,34 @@ fn sets_on_expressions_become_inequalities() {
     let isotonic = |c: &str| {
         format!("var x : real[3] = 0\nlet c = {c}\nminimize sumsq(x - c)\nsubject to\n  x[1:3] - x[0:2] in nonneg\n")
     };
-    let (x, _) = solve(&isotonic("[3.0, 1.0, 2.0]"));
+    // Their multipliers, from stationarity 2(x − c) = Dᵀα with e = Dx: α = (2, 0) for e ≥ 0;
+    // (1, 1) and (−1, −1) bind the box's upper and lower ends: μ = 2(c − x) = 1, then −2, the
+    // upper end's minus the lower end's; `2 * x in simplex`, that of its sum: 2(x₀ − c₀) + 2ν = 0
+    // with x₀ = 0.35 > 0 gives ν = 0.15.
+    let multiplier = |details: &Details| details.multipliers(0).unwrap().clone();
+    let (x, _, details) = solve_with_details(&isotonic("[3.0, 1.0, 2.0]"));
     assert_close(&x, &[2.0, 2.0, 2.0], 1e-6);
+    assert_close(multiplier(&details).as_slice().unwrap(), &[2.0, 0.0], 1e-5);
     let (x, _) = solve(&isotonic("[1.0, 3.0, 2.0]"));
     assert_close(&x, &[1.0, 2.5, 2.5], 1e-6);
     // A box on a sum: from (1, 1) the sum is capped at 1, from (−1, −1) floored at 0.
     let boxed = |c: &str| {
         format!("var x : real[2] = 0\nlet c = {c}\nminimize sumsq(x - c)\nsubject to\n  x[0] + x[1] in box(0, 1)\n")
     };
-    let (x, violations) = solve(&boxed("[1.0, 1.0]"));
+    let (x, violations, details) = solve_with_details(&boxed("[1.0, 1.0]"));
     assert_close(&x, &[0.5, 0.5], 1e-6);
     assert!(violations[0] <= 1e-8, "{violations:?}");
-    let (x, _) = solve(&boxed("[-1.0, -1.0]"));
+    assert_close(multiplier(&details).as_slice().unwrap(), &[1.0], 1e-5);
+    let (x, _, details) = solve_with_details(&boxed("[-1.0, -1.0]"));
     assert_close(&x, &[0.0, 0.0], 1e-6);
+    assert_close(multiplier(&details).as_slice().unwrap(), &[-2.0], 1e-5);
     // `2 * x in simplex`: x ≥ 0 with Σx = 0.5; from (0.5, 0.3, −0.2) the threshold is 0.15.
-    let (x, violations) = solve(
+    let (x, violations, details) = solve_with_details(
         "var x : real[3] = 0\nlet c = [0.5, 0.3, -0.2]\nminimize sumsq(x - c)\nsubject to\n  2 * x in simplex\n",
     );
     assert_close(&x, &[0.35, 0.15, 0.0], 1e-6);
     assert!(violations[0] <= 1e-8, "{violations:?}");
+    assert_close(multiplier(&details).as_slice().unwrap(), &[0.15], 1e-5);
 }
 
 #[test]

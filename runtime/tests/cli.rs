@@ -672,12 +672,14 @@ fn run_solves_the_portfolio_example_as_scipy_slsqp_does() {
         assert!(c["violation"].as_f64().unwrap() < 1e-8, "{c}");
     }
     // The floor's multiplier is the shadow price CVXPY reports as its dual value (Clarabel at
-    // tolerances 1e-12: 1.0203482); the simplex, bounds of the inner solver, has none.
+    // tolerances 1e-12: 1.0203482); the simplex's is that of its sum = 1, the budget's shadow
+    // price (CVXPY's dual of `sum(w) == 1`: 0.0817809).
     let floor = &v["constraints"][1];
     assert_eq!(floor["kind"], ">=");
     let multiplier = floor["multiplier"].as_f64().unwrap();
     assert!((multiplier - 1.0203482).abs() < 1e-4, "{multiplier}");
-    assert!(v["constraints"][0].get("multiplier").is_none());
+    let budget = v["constraints"][0]["multiplier"].as_f64().unwrap();
+    assert!((budget - 0.0817809).abs() < 1e-5, "{budget}");
     let text = stdout(&optc(&["run", &example("finance/portfolio.opt"), "-q"]));
     assert!(text.contains("expected_return (>=)"), "{text}");
     assert!(text.contains("multiplier 1.02"), "{text}");

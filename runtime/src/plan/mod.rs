@@ -2425,45 +2425,64 @@ impl AuglagFunctions {
     }
 }
 
-/// The multipliers `alpha` (one per component of `instances`, in order) of each comparison
-/// constraint, its `for` instances stacked: shaped [range lengths..., the constraint's shape].
+/// The multipliers `alpha` (one per component of `instances`, in order) of each constraint the
+/// merit enforces, its `for` instances stacked: shaped [range lengths..., the constraint's
+/// shape]. For a comparison, those of its components; for `e in nonneg`, those of −e ≤ 0 (≥ 0);
+/// for `e in box(lo, hi)`, those of e − hi ≤ 0 minus those of lo − e ≤ 0 (positive where the
+/// upper bound binds); for a simplex, that of its sum = 1, shaped [range lengths...]. `in`
+/// constraints that are bounds of the inner solver (on variables) have none but the simplex's.
 fn constraint_multipliers(
     model: &Model,
     instances: &[Multipliers],
     alpha: &[f64],
 ) -> Vec<(usize, ndarray::ArrayD<f64>)> {
     let dims = &model.bindings.dims;
-    let mut out: Vec<(usize, Vec<f64>)> = Vec::new();
+    // Per constraint: the values of all its instances, and of its equality instances.
+    let mut out: Vec<(usize, Vec<f64>, Vec<f64>)> = Vec::new();
     let mut at = 0;
     for m in instances {
         let values = &alpha[at..at + m.len];
         at += m.len;
-        let c = &model.program.constraints[m.constraint];
-        if !matches!(c.kind, ConstraintKind::Eq | ConstraintKind::Le) {
-            continue;
-        }
-        match out.iter_mut().find(|(i, _)| *i == m.constraint) {
-            Some((_, all)) => all.extend_from_slice(values),
-            None => out.push((m.constraint, values.to_vec())),
+        let index = match out.iter().position(|(i, _, _)| *i == m.constraint) {
+            Some(index) => index,
+            None => {
+                out.push((m.constraint, Vec::new(), Vec::new()));
+                out.len() - 1
+            }
+        };
+        out[index].1.extend_from_slice(values);
+        if m.relation == Relation::Equal {
+            out[index].2.extend_from_slice(values);
         }
     }
     out.into_iter()
-        .map(|(i, values)| {
+        .filter_map(|(i, all, equalities)| {
             let c = &model.program.constraints[i];
             let ranges = c
                 .ranges
                 .iter()
-                .map(|r| (r.end.eval(dims) - r.start.eval(dims)).max(0));
-            let shape = model
+                .map(|r| (r.end.eval(dims) - r.start.eval(dims)).max(0) as usize);
+            let entries = model
                 .program
                 .graph
                 .shape(c.node)
                 .iter()
-                .map(|d| d.eval(dims).max(0));
-            let shape: Vec<usize> = ranges.chain(shape).map(|d| d as usize).collect();
+                .map(|d| d.eval(dims).max(0) as usize);
+            let (values, shape): (Vec<f64>, Vec<usize>) = match &c.kind {
+                ConstraintKind::Eq | ConstraintKind::Le | ConstraintKind::In(SetKind::Nonneg) => {
+                    (all, ranges.chain(entries).collect())
+                }
+                ConstraintKind::In(SetKind::Box { .. }) => {
+                    let (lower, upper) = all.split_at(all.len() / 2);
+                    let signed = upper.iter().zip(lower).map(|(u, l)| u - l).collect();
+                    (signed, ranges.chain(entries).collect())
+                }
+                ConstraintKind::In(SetKind::Simplex) => (equalities, ranges.collect()),
+                _ => return None,
+            };
             let array = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), values)
                 .expect("one multiplier per component of every instance");
-            (i, array)
+            Some((i, array))
         })
         .collect()
 }
