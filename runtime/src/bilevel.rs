@@ -180,6 +180,13 @@ fn functions(model: &mut Model, plan: &Plan) -> Result<Functions, Diagnostic> {
         );
     }
     let subs = program.subproblems.clone();
+    if subs.is_empty() {
+        return Err(
+            plan_error("`maid` solves bilevel models, and this one has no `argmin`").with_hint(
+                "remove `solve with maid` to let optc choose a method for a single-level model",
+            ),
+        );
+    }
     if let Some(k) = subs.iter().position(|s| reads_argmin(program, s.objective)) {
         return Err(plan_error(format!(
             "the objective of `argmin` number {} uses another `argmin`: `maid` solves lower levels side by side, not nested",

@@ -196,6 +196,15 @@ minimize sumsq(b - y)
 }
 
 #[test]
+fn maid_on_a_model_without_argmin_is_refused() {
+    let e = refusal(
+        "dims N\ndata y : real[N]\nvar x : real = 1\nminimize (x - sum(y)) ^ 2\nsolve with maid\n",
+    );
+    assert_eq!(e.code, "E0360");
+    assert!(e.message.contains("no `argmin`"), "{}", e.message);
+}
+
+#[test]
 fn unknown_maid_options_are_named() {
     let source = "dims N
 data y : real[N]
