@@ -851,3 +851,25 @@ fn run_tracks_the_index_within_a_tenth_of_the_best_support() {
         );
     }
 }
+
+#[test]
+fn outputs_are_evaluated_as_written() {
+    // With k = 20 the uniform weights track the index exactly. The solver's form of the
+    // tracking error is the expanded quadratic (RᵀR hoisted), which rounds to −7e−18 there; the
+    // output `sqrt(...)` of that was NaN (`null`). Outputs are evaluated as written.
+    let o = optc(&[
+        "run",
+        &example("finance/index_tracking.opt"),
+        "--param",
+        "k=20",
+        "--json",
+        "-q",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&stdout(&o));
+    let error = v["outputs"]["tracking_error"].as_f64();
+    assert!(
+        error.is_some_and(|e| (0.0..1e-12).contains(&e)),
+        "{error:?}"
+    );
+}

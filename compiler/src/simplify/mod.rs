@@ -68,8 +68,8 @@ impl fmt::Display for SimplifyError {
 
 impl std::error::Error for SimplifyError {}
 
-/// Every node the program itself refers to (objective, constraints, input values and bounds,
-/// subproblems, outputs), so that the rebuilt program stays complete.
+/// Every node the program itself refers to but its outputs (objective, constraints, input
+/// values and bounds, subproblems), so that the rebuilt program stays complete.
 fn program_refs(p: &Program) -> Vec<NodeId> {
     let mut refs = Vec::new();
     refs.extend(p.objective.as_ref().map(|o| o.node));
@@ -85,7 +85,6 @@ fn program_refs(p: &Program) -> Vec<NodeId> {
         refs.extend(input.value.iter().chain(&input.lower).chain(&input.upper));
     }
     refs.extend(p.subproblems.iter().map(|s| s.objective));
-    refs.extend(p.outputs.iter().map(|o| o.node));
     refs
 }
 
@@ -235,6 +234,42 @@ impl Rebuilder<'_> {
     }
 }
 
+/// Copies the nodes `root` depends on from `program` into `out` as they are (inputs and
+/// `argmin`s as `out`'s), memoized in `copied`.
+fn copy_as_written(
+    program: &Program,
+    out: &mut Program,
+    root: NodeId,
+    copied: &mut HashMap<NodeId, NodeId>,
+) -> Result<NodeId, SimplifyError> {
+    let mut cone = Vec::new();
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        if copied.contains_key(&n) || cone.contains(&n) {
+            continue;
+        }
+        cone.push(n);
+        stack.extend(&program.graph.node(n).args);
+    }
+    // Arguments come before their users in the graph.
+    cone.sort();
+    for n in cone {
+        let node = program.graph.node(n);
+        let new = match &node.op {
+            Op::Input(i) => out.input_nodes[i.0 as usize],
+            Op::Argmin(s) => out.graph.argmin(*s, node.shape.clone(), node.stage),
+            op => {
+                let args = node.args.iter().map(|a| copied[a]).collect();
+                out.graph.add(op.clone(), args).map_err(|e| SimplifyError {
+                    message: format!("copying an output: {e}"),
+                })?
+            }
+        };
+        copied.insert(n, new);
+    }
+    Ok(copied[&root])
+}
+
 /// Simplifies the program's graph for `roots` (and everything the program itself refers to)
 /// and returns a new program with the cheapest forms found under `cost`.
 pub fn simplify(
@@ -242,6 +277,10 @@ pub fn simplify(
     roots: &[NodeId],
     cost: &CostModel,
 ) -> Result<Simplified, SimplifyError> {
+    // The outputs are evaluated once, after the solve: they are copied as written, not
+    // simplified into the form cheapest per iteration, which may be less accurate (an expanded
+    // sum of squares near 0 goes negative).
+    let outputs: Vec<NodeId> = program.outputs.iter().map(|o| o.node).collect();
     let refs = program_refs(program);
     let len = program.graph.len() as u32;
     if let Some(bad) = roots.iter().chain(&refs).find(|r| r.0 >= len) {
@@ -300,7 +339,15 @@ pub fn simplify(
         let new = rebuilder.build(&mut out, classes[&old])?;
         new_ids.insert(old, new);
     }
+    let mut written = HashMap::new();
+    let outputs = outputs
+        .into_iter()
+        .map(|n| copy_as_written(program, &mut out, n, &mut written))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut named = std::mem::take(&mut out.outputs);
     remap_program_refs(&mut out, |n| new_ids[&n]);
+    named.iter_mut().zip(outputs).for_each(|(o, n)| o.node = n);
+    out.outputs = named;
 
     Ok(Simplified {
         roots: roots.iter().map(|r| new_ids[r]).collect(),
