@@ -3,10 +3,14 @@
 //! own minimization of F(θ) = G(x̂(θ)), two lower levels side by side (the cross-validation
 //! example) against the closed form, and the errors.
 
+#[path = "support/search.rs"]
+mod search;
+
 use optc_compiler::driver::{compile, Until};
 use optc_runtime::model::{bind, BindSpec, Model};
 use optc_runtime::plan::{self, Details, Method, Outcome};
 use optc_runtime::solvers::{Control, IterInfo, Status};
+use search::golden_section;
 use std::path::Path;
 
 fn go_on(_: &IterInfo) -> Control {
@@ -317,17 +321,7 @@ fn two_lower_levels_choose_the_cross_validated_penalty() {
         let outcome = solve(&mut m);
         assert_eq!(outcome.report.status, Status::Converged, "{folds} folds");
         let f = |t: f64| cross_validation_error(r, t, folds);
-        let (mut a, mut b) = (-6.0, 0.0);
-        let ratio = (5f64.sqrt() - 1.0) / 2.0;
-        while b - a > 1e-9 {
-            let (c, d) = (b - ratio * (b - a), a + ratio * (b - a));
-            if f(c) <= f(d) {
-                b = d;
-            } else {
-                a = c;
-            }
-        }
-        let best = 0.5 * (a + b);
+        let best = golden_section(f, -6.0, 0.0, 1e-9);
         let theta = outcome.report.x[0];
         assert!(
             (theta - best).abs() < 1e-3,

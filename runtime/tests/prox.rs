@@ -2,6 +2,8 @@
 //! `card` constraints by projection: known solutions (projections of a point, minimum variance on
 //! the simplex, sparsity per column and per row), and the compositions it refuses.
 
+#[path = "support/search.rs"]
+mod search;
 #[path = "support/solve.rs"]
 mod support;
 
@@ -9,6 +11,7 @@ use ndarray::{array, Array2};
 use optc_runtime::plan::{self, Method};
 use optc_runtime::prox::*;
 use optc_runtime::solvers::Status;
+use search::golden_section;
 use support::{assert_close, go_on, model, solve_by};
 
 #[test]
@@ -274,17 +277,7 @@ impl Points {
 /// of the prox's closed form that does not use it.
 fn least_on_interval(v: f64, t: f64, lo: f64, hi: f64) -> f64 {
     let h = |z: f64| 0.5 * (z - v) * (z - v) + t * z.abs();
-    let (mut a, mut b) = (lo, hi);
-    let ratio = (5f64.sqrt() - 1.0) / 2.0;
-    for _ in 0..200 {
-        let (c, d) = (b - ratio * (b - a), a + ratio * (b - a));
-        if h(c) <= h(d) {
-            b = d;
-        } else {
-            a = c;
-        }
-    }
-    h(0.5 * (a + b)).min(h(lo)).min(h(hi))
+    h(golden_section(h, lo, hi, 1e-12)).min(h(lo)).min(h(hi))
 }
 
 /// The index sets of `size` entries out of `n`.

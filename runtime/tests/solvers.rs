@@ -561,6 +561,40 @@ fn fista_and_ista_match_coordinate_descent_on_lasso() {
 }
 
 #[test]
+fn proximal_gradient_steps_by_the_curvature_it_measures_at_the_start() {
+    // f = (c/2)‖x − y‖² has curvature c along every direction: the secant's first estimate is
+    // c, accepted without backtracking, so every step is 1/c (with the former L₀ = 1, 1 on this
+    // flat objective, as L only grows) and the unaccelerated method lands on y at once.
+    let (c, y) = (0.01, [3.0, -1.0, 2.0]);
+    let mut problem = FnProblem::new(3, |x: &[f64], g: &mut [f64]| {
+        (0..3).for_each(|i| g[i] = c * (x[i] - y[i]));
+        0.5 * c * (0..3).map(|i| (x[i] - y[i]).powi(2)).sum::<f64>()
+    });
+    let opts = ProxGradOptions {
+        accelerated: false,
+        ..Default::default()
+    };
+    let mut steps = Vec::new();
+    let report = proximal_gradient(
+        &mut problem,
+        &mut L1Penalty { lambda: 0.0 },
+        &[0.0; 3],
+        &opts,
+        &mut |info: &IterInfo| {
+            steps.push(info.step);
+            Control::Continue
+        },
+    );
+    assert_eq!(report.status, Status::Converged);
+    assert!(report.iterations <= 2, "{report:?}");
+    assert_close(&report.x, &y, 1e-10);
+    assert!(
+        steps.iter().all(|s| (s * c - 1.0).abs() < 1e-9),
+        "{steps:?}"
+    );
+}
+
+#[test]
 fn adam_minimizes_quadratic() {
     let a = vec![2.0, 0.5, 0.5, 1.0];
     let mut problem = FnProblem::new(2, quadratic(a, vec![1.0, -1.0]));
