@@ -1099,13 +1099,15 @@ fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
         projections,
     } = *parts;
     let (lower, upper) = (bounds.lower(), bounds.upper());
+    // Gains are computed only where a `card` reads them (the simplex's projection does not).
+    let cards = projections.iter().any(|p| p.set.card_bound().is_some());
     let mut gain = vec![0.0; if projections.is_empty() { 0 } else { l1.len() }];
     FnRegularizer {
         prox: move |v: &[f64], step: f64, out: &mut [f64]| {
             for i in 0..v.len() {
                 out[i] = prox::shrink(v[i], step * l1[i]).clamp(lower[i], upper[i]);
             }
-            if !projections.is_empty() {
+            if cards {
                 for i in 0..v.len() {
                     let p = out[i];
                     gain[i] = p * (v[i] - 0.5 * p) - step * l1[i] * p.abs();
