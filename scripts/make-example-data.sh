@@ -24,7 +24,7 @@ mkdir -p "$out"
 # Bilevel TV denoising (bilevel/tv_denoise.opt): y.npy, x_clean.npy with N = 64
 "$optc" simulate denoise --n 64 --seed 4 --out "$out"
 
-# Portfolios (finance/portfolio.opt, finance/index_tracking.opt; bilevel/ridge_cv.opt): R.npy, 250 periods of returns of 20 assets
+# Portfolios (finance/portfolio.opt, finance/index_tracking.opt, finance/sparse_portfolio.opt; bilevel/ridge_cv.opt): R.npy, 250 periods of returns of 20 assets
 "$optc" simulate portfolio --n 250 --p 20 --seed 5 --out "$out"
 
 # Isotonic regression (regression/isotonic.opt): y_iso.npy, f_iso.npy, 200 samples of a logistic curve

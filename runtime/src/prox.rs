@@ -189,12 +189,15 @@ impl Set {
 
 /// A projection of a variable's slot of the flat vector (`offset`, row-major `shape`) onto `set`:
 /// the whole slot, or each of its lines along `lines` (1: the columns of a matrix, 0: its rows).
+/// With a `support` (entries of the slot, for a whole slot), onto the points of the set that
+/// are 0 off the support: the support's entries are projected onto the set, the others set to 0.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SlotProjection {
     pub set: Set,
     pub offset: usize,
     pub shape: Vec<usize>,
     pub lines: Option<u32>,
+    pub support: Option<Vec<usize>>,
 }
 
 impl SlotProjection {
@@ -230,7 +233,18 @@ impl SlotProjection {
                     }
                 }
             }
-            _ => self.set.project(slot, gain),
+            _ => match &self.support {
+                None => self.set.project(slot, gain),
+                Some(support) => {
+                    let mut kept: Vec<f64> = support.iter().map(|&i| slot[i]).collect();
+                    let kept_gain: Vec<f64> = support.iter().map(|&i| gain[i]).collect();
+                    self.set.project(&mut kept, &kept_gain);
+                    slot.fill(0.0);
+                    for (&i, v) in support.iter().zip(kept) {
+                        slot[i] = v;
+                    }
+                }
+            },
         }
     }
 }

@@ -1,16 +1,19 @@
 //! The augmented Lagrangian on models, against known solutions: inequality constraints (active
 //! and inactive, with bounds), constraints under `for` ranges, matrix-valued constraints, `in`
-//! constraints as bounds (and sums) or, on expressions, as inequalities, and L1 terms on bounded
-//! variables.
+//! constraints as bounds (and sums) or, on expressions, as inequalities, L1 terms on bounded
+//! variables, and `card` constraints with subproblems solved by proximal gradient.
 
 #[path = "support/isotonic.rs"]
 mod isotonic;
+#[path = "support/search.rs"]
+mod search;
 #[path = "support/solve.rs"]
 mod support;
 
 use isotonic::pool_adjacent_violators;
 use optc_runtime::plan::{self, Details, Method};
 use optc_runtime::solvers::Status;
+use search::golden_section;
 use std::path::Path;
 use support::{assert_close, go_on, model, solve_by};
 
@@ -98,6 +101,137 @@ fn a_binding_return_floor_gives_the_kkt_portfolio() {
     let (x, violations) = solve(&portfolio_with(r, "", "x in simplex"));
     assert_close(&x, &expected, 1e-6);
     assert!(violations.iter().all(|v| *v <= 1e-8), "{violations:?}");
+}
+
+/// The least of Σ fᵢ(xᵢ) over the points with two nonzeros at most, x_i = t and x_j = 1 − t
+/// for a pair (i, j), within `[lo, hi]` for t where the other constraints leave t (a convex
+/// function of t, by golden section; None where the interval is empty): every support of a
+/// `card(x) <= 2` with Σx = 1.
+fn best_pair(
+    n: usize,
+    objective: impl Fn(&[f64]) -> f64,
+    interval: impl Fn(usize, usize) -> Option<(f64, f64)>,
+) -> f64 {
+    let mut best = f64::INFINITY;
+    for i in 0..n {
+        for j in i + 1..n {
+            let Some((lo, hi)) = interval(i, j) else {
+                continue;
+            };
+            let at = |t: f64| {
+                let mut x = vec![0.0; n];
+                (x[i], x[j]) = (t, 1.0 - t);
+                objective(&x)
+            };
+            let t = golden_section(at, lo, hi, 1e-12);
+            best = best.min(at(t)).min(at(lo)).min(at(hi));
+        }
+    }
+    best
+}
+
+#[test]
+fn card_with_a_return_floor_is_the_best_sparse_portfolio() {
+    // At most 2 of the 4 assets, a floor r on the return: the augmented Lagrangian with
+    // proximal-gradient subproblems against every pair, with the budget as a projected simplex
+    // and as an equality next to the bound x ≥ 0 (the `card` then keeps the largest gains).
+    // The stages alone end at (2) with the simplex at r = 0.12, 2.25× the best pair (1, 3),
+    // and 1.14× with the equality: the swaps of the search after them find it. (At r = 0.1 from
+    // the simplex they stop at (1, 2), 1.125× the best pair (0, 3), two swaps away.)
+    let variance = |x: &[f64]| x.iter().zip(VARIANCES).map(|(x, s)| s * x * x).sum::<f64>();
+    for r in [0.12, 0.15, 0.18] {
+        // x_i = t ∈ [0, 1], x_j = 1 − t with μ_j + t(μ_i − μ_j) ≥ r.
+        let interval = |i: usize, j: usize| {
+            let (slope, start) = (RETURNS[i] - RETURNS[j], RETURNS[j]);
+            let (lo, hi) = match slope {
+                s if s > 0.0 => (((r - start) / s).max(0.0), 1.0),
+                s if s < 0.0 => (0.0, ((r - start) / s).min(1.0)),
+                _ if start >= r => (0.0, 1.0),
+                _ => return None,
+            };
+            (lo <= hi).then_some((lo, hi))
+        };
+        let best = best_pair(4, variance, interval);
+        for (bound, budget) in [("", "x in simplex"), (">= 0 ", "budget: sum(x) == 1")] {
+            let source = portfolio_with(r, bound, budget)
+                + "  few: card(x) <= 2
+";
+            let (x, violations) = solve(&source);
+            assert!(x.iter().filter(|v| **v != 0.0).count() <= 2, "{x:?}");
+            assert!(violations.iter().all(|v| *v <= 1e-8), "{violations:?}");
+            assert!(
+                (variance(&x) - best).abs() <= 1e-6 * best,
+                "floor {r}, `{budget}`: {x:?} ({}) vs the best pair's {best}",
+                variance(&x)
+            );
+        }
+    }
+}
+
+#[test]
+fn card_with_an_equality_and_l1_terms_is_the_best_of_every_support() {
+    // min ‖x − y‖² + 0.3‖x‖₁ s.t. Σx = 1, card(x) ≤ 2 over free x: the prox soft-thresholds and
+    // keeps the two largest gains. The reported objective counts the L1 term.
+    let y = [0.9, -0.6, 0.5, 0.1];
+    let objective = |x: &[f64]| {
+        x.iter()
+            .zip(y)
+            .map(|(x, y)| (x - y) * (x - y) + 0.3 * x.abs())
+            .sum::<f64>()
+    };
+    let best = best_pair(4, objective, |_, _| Some((-5.0, 5.0)));
+    let source = "var x : real[4] = 0
+let y = [0.9, -0.6, 0.5, 0.1]
+\
+                  minimize sumsq(x - y) + 0.3 * norm1(x)
+subject to
+  \
+                  budget: sum(x) == 1
+  few: card(x) <= 2
+";
+    let (_, outcome) = solve_by(source, Method::AugLag);
+    let x = &outcome.report.x;
+    assert!(x.iter().filter(|v| **v != 0.0).count() <= 2, "{x:?}");
+    assert!((x.iter().sum::<f64>() - 1.0).abs() <= 1e-8, "{x:?}");
+    assert!((objective(x) - best).abs() <= 1e-6, "{x:?} vs {best}");
+    assert!((outcome.report.value - objective(x)).abs() <= 1e-9);
+}
+
+#[test]
+fn card_next_to_a_set_on_an_expression_is_solved_by_auglag() {
+    // x + 1 ≥ 0 is an inequality of the merit; of y's entries, 0.9 and −1.6 (clipped to −1)
+    // gain most: 0.81 and 1.6² − 0.6² against 0.25 and 0.01.
+    let (x, violations) = solve(
+        "var x : real[4] = 0\nlet y = [0.9, -1.6, 0.5, 0.1]\nminimize sumsq(x - y)\n\
+         subject to\n  few: card(x) <= 2\n  floor: x + 1 in nonneg\n",
+    );
+    assert_close(&x, &[0.9, -1.0, 0.0, 0.0], 1e-6);
+    assert!(violations.iter().all(|v| *v <= 1e-8), "{violations:?}");
+}
+
+#[test]
+fn card_takes_the_inner_proximal_gradient_options() {
+    let source = portfolio_with(0.1, "", "x in simplex")
+        + "  few: card(x) <= 2
+";
+    let plan = plan::choose(&model(&source).program).unwrap();
+    assert!(plan.auglag_by_prox(), "{}", plan.reason);
+    let (_, outcome) = solve_by(
+        &format!(
+            "{source}solve with auglag(continuation = false, max_backtrack = 30)
+"
+        ),
+        Method::AugLag,
+    );
+    assert_eq!(outcome.report.status, Status::Converged);
+    let mut m = model(&format!(
+        "{source}solve with auglag(memory = 5)
+"
+    ));
+    let plan = plan::choose(&m.program).unwrap();
+    let e = plan::solve(&mut m, &plan, &mut go_on).err().unwrap();
+    assert_eq!(e.code, "E0362");
+    assert!(e.hint.as_deref().unwrap().contains("continuation"), "{e:?}");
 }
 
 #[test]

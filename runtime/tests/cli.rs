@@ -99,6 +99,7 @@ fn check_accepts_every_example() {
         "bilevel/ridge_cv.opt",
         "finance/portfolio.opt",
         "finance/index_tracking.opt",
+        "finance/sparse_portfolio.opt",
         "regression/isotonic.opt",
     ] {
         let o = optc(&["check", &example(model)]);
@@ -375,6 +376,7 @@ fn check_grad_reports_small_errors_in_json() {
         "ot/sparse_ot.opt",
         "finance/portfolio.opt",
         "finance/index_tracking.opt",
+        "finance/sparse_portfolio.opt",
         "regression/isotonic.opt",
     ] {
         let o = optc(&["eval", &example(model), "--check-grad", "--json"]);
@@ -750,60 +752,88 @@ impl LeastSquares {
         LeastSquares { gram, p, c, bb }
     }
 
-    /// The least ‖A w − b‖² over the simplex of the columns `support`: the best of the
-    /// equality-constrained least squares of each subset of the support whose solution is
-    /// nonnegative (the optimum's own support is one of them).
+    /// The least ‖A w − b‖² over the simplex of the columns `support`.
     fn on_simplex(&self, support: &[usize]) -> f64 {
+        self.on_simplex_above(support, None)
+    }
+
+    /// The least ‖A w − b‖² over the simplex of the columns `support` with, given a `floor`
+    /// (a, r), aᵀw ≥ r: the best of the equality-constrained least squares of each subset of
+    /// the support, with aᵀw = r or without it, whose solution is feasible (the optimum's own
+    /// support and active constraints are one of them). Infinite where no point is feasible.
+    fn on_simplex_above(&self, support: &[usize], floor: Option<(&[f64], f64)>) -> f64 {
         let mut best = f64::INFINITY;
         for mask in 1u32..1 << support.len() {
             let t: Vec<usize> = (0..support.len())
                 .filter(|i| mask >> i & 1 == 1)
                 .map(|i| support[i])
                 .collect();
-            // KKT of min wᵀGw − 2cᵀw s.t. Σw = 1: [G 1; 1ᵀ 0][w; ν] = [c; 1].
-            let m = t.len() + 1;
-            let mut kkt = vec![vec![0.0; m + 1]; m];
-            for (i, &ci) in t.iter().enumerate() {
-                for (j, &cj) in t.iter().enumerate() {
-                    kkt[i][j] = self.gram[ci * self.p + cj];
-                }
-                kkt[i][m - 1] = 1.0;
-                kkt[m - 1][i] = 1.0;
-                kkt[i][m] = self.c[ci];
+            let ones = (vec![1.0; t.len()], 1.0);
+            let mut candidates = vec![self.kkt(&t, std::slice::from_ref(&ones))];
+            if let Some((a, r)) = floor {
+                let row = (t.iter().map(|&j| a[j]).collect(), r);
+                candidates.push(self.kkt(&t, &[ones, row]));
             }
-            kkt[m - 1][m] = 1.0;
-            // Gaussian elimination with partial pivoting.
-            for col in 0..m {
-                let pivot = (col..m)
-                    .max_by(|&x, &y| kkt[x][col].abs().total_cmp(&kkt[y][col].abs()))
-                    .unwrap();
-                kkt.swap(col, pivot);
-                let pivot_row = kkt[col].clone();
-                for row in kkt.iter_mut().skip(col + 1) {
-                    let f = row[col] / pivot_row[col];
-                    row.iter_mut()
-                        .zip(&pivot_row)
-                        .skip(col)
-                        .for_each(|(v, p)| *v -= f * p);
-                }
-            }
-            let mut w = vec![0.0; m];
-            for r in (0..m).rev() {
-                w[r] = (kkt[r][m] - (r + 1..m).map(|k| kkt[r][k] * w[k]).sum::<f64>()) / kkt[r][r];
-            }
-            let w = &w[..t.len()];
-            if w.iter().all(|v| *v >= 0.0) {
-                let mut value = self.bb;
-                for (i, &ci) in t.iter().enumerate() {
-                    value -= 2.0 * self.c[ci] * w[i];
-                    for (j, &cj) in t.iter().enumerate() {
-                        value += w[i] * self.gram[ci * self.p + cj] * w[j];
+            for w in candidates {
+                let feasible = w.iter().all(|v| v.is_finite() && *v >= 0.0)
+                    && floor.is_none_or(|(a, r)| {
+                        t.iter().zip(&w).map(|(&j, v)| a[j] * v).sum::<f64>() >= r - 1e-12
+                    });
+                if feasible {
+                    let mut value = self.bb;
+                    for (i, &ci) in t.iter().enumerate() {
+                        value -= 2.0 * self.c[ci] * w[i];
+                        for (j, &cj) in t.iter().enumerate() {
+                            value += w[i] * self.gram[ci * self.p + cj] * w[j];
+                        }
                     }
+                    best = best.min(value);
                 }
-                best = best.min(value);
             }
         }
         best
+    }
+
+    /// The minimizer over the columns `t` of wᵀGw − 2cᵀw subject to the equalities `rows`
+    /// (coefficients over `t`, right-hand side), from its KKT system
+    /// [G Eᵀ; E 0][w; ν] = [c; e] (not finite where the system is singular).
+    fn kkt(&self, t: &[usize], rows: &[(Vec<f64>, f64)]) -> Vec<f64> {
+        let m = t.len() + rows.len();
+        let mut kkt = vec![vec![0.0; m + 1]; m];
+        for (i, &ci) in t.iter().enumerate() {
+            for (j, &cj) in t.iter().enumerate() {
+                kkt[i][j] = self.gram[ci * self.p + cj];
+            }
+            kkt[i][m] = self.c[ci];
+        }
+        for (r, (coefficients, rhs)) in rows.iter().enumerate() {
+            for (i, &e) in coefficients.iter().enumerate() {
+                kkt[i][t.len() + r] = e;
+                kkt[t.len() + r][i] = e;
+            }
+            kkt[t.len() + r][m] = *rhs;
+        }
+        // Gaussian elimination with partial pivoting.
+        for col in 0..m {
+            let pivot = (col..m)
+                .max_by(|&x, &y| kkt[x][col].abs().total_cmp(&kkt[y][col].abs()))
+                .unwrap();
+            kkt.swap(col, pivot);
+            let pivot_row = kkt[col].clone();
+            for row in kkt.iter_mut().skip(col + 1) {
+                let f = row[col] / pivot_row[col];
+                row.iter_mut()
+                    .zip(&pivot_row)
+                    .skip(col)
+                    .for_each(|(v, p)| *v -= f * p);
+            }
+        }
+        let mut w = vec![0.0; m];
+        for r in (0..m).rev() {
+            w[r] = (kkt[r][m] - (r + 1..m).map(|k| kkt[r][k] * w[k]).sum::<f64>()) / kkt[r][r];
+        }
+        w.truncate(t.len());
+        w
     }
 }
 
@@ -845,9 +875,63 @@ fn run_tracks_the_index_within_a_tenth_of_the_best_support() {
                 tracking.on_simplex(&(0..p).filter(|j| mask >> j & 1 == 1).collect::<Vec<_>>())
             })
             .fold(f64::INFINITY, f64::min);
+        // The search over swapped supports after the stages finds the best at k = 3 (the
+        // stages alone: 5.9 % above it); at k = 5 no single swap improves on 5.1 % above it.
+        let slack = if k == 3 { 1e-6 } else { 0.1 };
         assert!(
-            objective <= 1.1 * best,
+            objective <= (1.0 + slack) * best,
             "k = {k}: {objective} vs the best support's {best}"
+        );
+    }
+}
+
+#[test]
+fn sparse_portfolios_are_the_best_of_all_supports() {
+    // A return floor and `card` (auglag with proximal-gradient subproblems) against every
+    // support of k of the 20 assets, each solved exactly through its KKT systems.
+    let (r, _) = optc_runtime::data::read_npy(Path::new(&example("data/R.npy"))).unwrap();
+    let (n, p) = (r.shape()[0], r.shape()[1]);
+    let r = r.as_slice().unwrap();
+    let mu: Vec<f64> = (0..p)
+        .map(|j| (0..n).map(|i| r[i * p + j]).sum::<f64>() / n as f64)
+        .collect();
+    // wᵀ Σ w = ‖A w‖² with A = (R − μ) / √(n − 1).
+    let scale = ((n - 1) as f64).sqrt();
+    let centred: Vec<f64> = (0..n * p).map(|ij| (r[ij] - mu[ij % p]) / scale).collect();
+    let variance = LeastSquares::new(&centred, p, &vec![0.0; n]);
+    for (target, k) in [(0.09, 2usize), (0.11, 2), (0.11, 3), (0.12, 3)] {
+        let o = optc(&[
+            "run",
+            &example("finance/sparse_portfolio.opt"),
+            "--param",
+            &format!("k={k}"),
+            "--param",
+            &format!("target={target}"),
+            "--json",
+            "-q",
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let v = json(&stdout(&o));
+        assert_eq!(
+            (&v["solver"], &v["status"]),
+            (&"auglag".into(), &"converged".into())
+        );
+        let w = numbers(&v["outputs"]["w"]);
+        assert!(w.iter().filter(|x| **x != 0.0).count() <= k, "{w:?}");
+        assert!(w.iter().all(|x| *x >= 0.0) && (w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        let expected_return = v["outputs"]["expected_return"].as_f64().unwrap();
+        assert!(expected_return >= target - 1e-6, "{expected_return}");
+        let best = (0u32..1 << p)
+            .filter(|mask| mask.count_ones() as usize == k)
+            .map(|mask| {
+                let support: Vec<usize> = (0..p).filter(|j| mask >> j & 1 == 1).collect();
+                variance.on_simplex_above(&support, Some((&mu, target)))
+            })
+            .fold(f64::INFINITY, f64::min);
+        let objective = v["objective"].as_f64().unwrap();
+        assert!(
+            (objective - best).abs() < 1e-6 * best,
+            "target {target}, k = {k}: {objective} vs the best support's {best}"
         );
     }
 }

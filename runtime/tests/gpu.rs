@@ -579,6 +579,7 @@ fn check_mlir_plans(precision: Precision) {
             "notears.opt",
             "index_tracking.opt",
             "portfolio.opt",
+            "sparse_portfolio.opt",
             "sparse_ot.opt",
             "isotonic.opt",
             "lasso.opt",

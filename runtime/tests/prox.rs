@@ -99,6 +99,7 @@ fn card_keeps_the_largest_gains_of_the_slot_or_of_each_line() {
             offset: 0,
             shape,
             lines,
+            support: None,
         };
         p.apply(x, &gain);
     };
@@ -123,9 +124,22 @@ fn card_keeps_the_largest_gains_of_the_slot_or_of_each_line() {
         offset: 0,
         shape: vec![2],
         lines: None,
+        support: None,
     };
     p.apply(&mut x, &[0.875, 0.245]);
     assert_eq!(x, [0.5, 0.0]);
+    // On a support: its entries onto the set, the others 0 (0.5 and 0.2 onto the simplex).
+    let mut x = [0.5, 0.3, 0.2, 0.9];
+    let p = SlotProjection {
+        set: Set::SparseSimplex(2),
+        offset: 0,
+        shape: vec![4],
+        lines: None,
+        support: Some(vec![0, 2]),
+    };
+    let gain = half_squares(&x);
+    p.apply(&mut x, &gain);
+    assert_close(&x, &[0.65, 0.0, 0.35, 0.0], 1e-15);
 }
 
 /// The solution of `source` (one variable) and the constraints' violations.

@@ -941,7 +941,7 @@ fn equality_qp(c: [f64; 3]) -> impl ConstrainedProblem {
 fn augmented_lagrangian_matches_kkt_solution() {
     // KKT: x = c − Aᵀλ, Ax = b; for c = (1, 2, 3): λ = (5/3, −1), x = (1/3, 1/3, 1/3).
     let mut problem = equality_qp([1.0, 2.0, 3.0]);
-    let inner = InnerSolver::Lbfgs(LbfgsOptions {
+    let mut inner = InnerSolver::Lbfgs(LbfgsOptions {
         gtol: 1e-12,
         ftol: 0.0,
         ..Default::default()
@@ -949,7 +949,7 @@ fn augmented_lagrangian_matches_kkt_solution() {
     let result = augmented_lagrangian(
         &mut problem,
         &[0.0; 3],
-        &inner,
+        &mut inner,
         &AugLagOptions::default(),
         &mut go_on,
     );
@@ -975,7 +975,7 @@ fn the_augmented_lagrangians_tolerance_bounds_each_component() {
             (0..4).for_each(|i| jac[i * 4 + i] = 1.0);
         },
     );
-    let inner = InnerSolver::Lbfgs(LbfgsOptions {
+    let mut inner = InnerSolver::Lbfgs(LbfgsOptions {
         gtol: 1e-12,
         ftol: 0.0,
         ..Default::default()
@@ -985,7 +985,7 @@ fn the_augmented_lagrangians_tolerance_bounds_each_component() {
         max_outer: 1,
         ..Default::default()
     };
-    let result = augmented_lagrangian(&mut problem, &[0.0; 4], &inner, &opts, &mut go_on);
+    let result = augmented_lagrangian(&mut problem, &[0.0; 4], &mut inner, &opts, &mut go_on);
     assert_eq!(result.report.status, Status::Converged);
     assert!(
         (result.report.violation - 0.5).abs() < 1e-10,
@@ -1013,11 +1013,11 @@ fn augmented_lagrangian_with_bounds_projects_onto_simplex() {
         ftol: 0.0,
         ..Default::default()
     };
-    let inner = InnerSolver::ProjectedLbfgs(opts, Bounds::nonneg(3));
+    let mut inner = InnerSolver::ProjectedLbfgs(opts, Bounds::nonneg(3));
     let result = augmented_lagrangian(
         &mut problem,
         &[0.0; 3],
-        &inner,
+        &mut inner,
         &AugLagOptions::default(),
         &mut go_on,
     );
@@ -1043,12 +1043,12 @@ fn simplex_with_floor(c: [f64; 3]) -> AugLagReport {
         ftol: 0.0,
         ..Default::default()
     };
-    let inner = InnerSolver::ProjectedLbfgs(opts, Bounds::nonneg(3));
+    let mut inner = InnerSolver::ProjectedLbfgs(opts, Bounds::nonneg(3));
     let start = [1.0 / 3.0; 3];
     let result = augmented_lagrangian(
         &mut problem,
         &start,
-        &inner,
+        &mut inner,
         &AugLagOptions::default(),
         &mut go_on,
     );
@@ -1196,11 +1196,11 @@ fn stalled_inner_solves_resume_from_a_fresh_memory() {
             jac[n..].iter_mut().zip(RETURNS).for_each(|(j, m)| *j = -m);
         },
     );
-    let inner = InnerSolver::ProjectedLbfgs(LbfgsOptions::default(), Bounds::nonneg(n));
+    let mut inner = InnerSolver::ProjectedLbfgs(LbfgsOptions::default(), Bounds::nonneg(n));
     let result = augmented_lagrangian(
         &mut problem,
         &[0.1; 8],
-        &inner,
+        &mut inner,
         &AugLagOptions::default(),
         &mut go_on,
     );

@@ -21,6 +21,7 @@ use optc_compiler::structure::{self, Projection, ProxKind, ProxTerm, Structure};
 use optc_compiler::transport::{self, TransportForm};
 
 mod instances;
+mod swaps;
 
 use instances::constraint_instances;
 
@@ -99,9 +100,23 @@ pub struct Plan {
     /// The transport form `Method::Dual` solves.
     pub transport: Option<TransportForm>,
     /// The set and cardinality constraints `Method::ProxGrad` projects onto; for
-    /// `Method::AugLag`, the `in` constraints it enforces as bounds of its inner solver (a
-    /// `simplex` also as the equality sum = 1 in its merit).
+    /// `Method::AugLag`, those its inner solver enforces: as bounds of L-BFGS-B (a `simplex`
+    /// also as the equality sum = 1 in its merit), or with a `card` all by the prox of proximal
+    /// gradient ([`Plan::auglag_by_prox`]).
     pub projections: Vec<Projection>,
+}
+
+impl Plan {
+    /// Whether the augmented Lagrangian solves its subproblems by proximal gradient (the staged
+    /// `fista` of `run_prox_grad`), projecting onto every set on a variable: when the plan has
+    /// a `card` constraint, whose projection L-BFGS cannot take.
+    pub fn auglag_by_prox(&self) -> bool {
+        self.method == Method::AugLag
+            && self
+                .projections
+                .iter()
+                .any(|p| self.structure.cardinality.contains(&p.constraint))
+    }
 }
 
 /// The objective as minimized (E0360 without one).
@@ -343,11 +358,16 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         }
         None if !s.equalities.is_empty()
             || !s.inequalities.is_empty()
-            || (!s.projections.is_empty() && s.cardinality.is_empty()) =>
+            || !s.projections.is_empty() =>
         {
             (
                 Method::AugLag,
-                "equality, inequality or set constraints: augmented Lagrangian".to_string(),
+                if s.cardinality.is_empty() {
+                    "equality, inequality or set constraints: augmented Lagrangian"
+                } else {
+                    "equality or inequality constraints with `card`: augmented Lagrangian, its subproblems by proximal gradient"
+                }
+                .to_string(),
                 Vec::new(),
                 Vec::new(),
                 Vec::new(),
@@ -384,16 +404,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         _ => None,
     };
     let projections = match method {
-        Method::ProxGrad => projections,
-        Method::AugLag => projections
-            .into_iter()
-            .filter(|p| {
-                matches!(
-                    program.constraints[p.constraint].kind,
-                    ConstraintKind::In(_)
-                )
-            })
-            .collect(),
+        Method::ProxGrad | Method::AugLag => projections,
         _ => Vec::new(),
     };
     let handled = |i: &usize| {
@@ -414,7 +425,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
             "E0360",
             format!("constraint `{name}` (an inequality, set or cardinality constraint) cannot be handled by `{}` in this version", method.name()),
         )
-        .with_hint("`auglag` handles equality and inequality constraints (with variable bounds such as `var x : real[n] >= 0`), and `fista` enforces `in` and `card` constraints on a variable or on all its rows or columns by projection"));
+        .with_hint("`auglag` handles equality and inequality constraints (with variable bounds such as `var x : real[n] >= 0`, and `in` and `card` constraints on variables), and `fista` enforces `in` and `card` constraints on a variable or on all its rows or columns by projection"));
     }
     match method {
         Method::Lbfgs | Method::ProxGrad | Method::ProjectedLbfgs | Method::Adam
@@ -806,6 +817,7 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
             let (smooth, mut l1, matrix_terms) =
                 smooth_part(model, &plan.structure, objective, ProxScope::All)?;
             let (b, projections) = prox_sets(model, plan, &mut l1)?;
+            let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
             let merit = simplified_merit(model, plan, smooth)?;
             let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| {
                 eval_merit(model, &merit, x, g, &mut error)
@@ -816,11 +828,20 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 bounds: &b,
                 projections: &projections,
             };
-            run_prox_grad(&mut problem, plan, &prox, &x0, callback)?
+            let staged = run_prox_grad(&mut problem, &opts, &prox, &x0, callback);
+            search_fista_supports(&mut problem, &opts, prox, staged)
         }
         Method::AugLag => {
-            // L1 terms are handled as in NOTEARS: x = p − q with p, q ≥ 0 and ‖x‖₁ = Σ(p + q).
-            let (smooth, l1, _) = smooth_part(model, &plan.structure, objective, ProxScope::L1)?;
+            // L1 terms are handled by the prox of proximal gradient, or for L-BFGS as in
+            // NOTEARS: x = p − q with p, q ≥ 0 and ‖x‖₁ = Σ(p + q).
+            let by_prox = plan.auglag_by_prox();
+            let scope = if by_prox {
+                ProxScope::All
+            } else {
+                ProxScope::L1
+            };
+            let (smooth, mut l1, matrix_terms) =
+                smooth_part(model, &plan.structure, objective, scope)?;
             let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
             let dims = model.bindings.dims.clone();
             let functions = auglag_functions(&mut model.program, &vars, plan, smooth, &dims)?;
@@ -839,7 +860,19 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 })
                 .collect();
             let roots = finalize(model, plan, functions.roots())?;
-            let b = auglag_bounds(model, plan)?;
+            let (b, projections) = match by_prox {
+                true => prox_sets(model, plan, &mut l1)?,
+                false => (auglag_bounds(model, plan)?, Vec::new()),
+            };
+            let inner = match by_prox {
+                true => AuglagInner::Prox(ProxParts {
+                    l1: &l1,
+                    matrix_terms: &matrix_terms,
+                    bounds: &b,
+                    projections: &projections,
+                }),
+                false => AuglagInner::Lbfgs { l1, bounds: b },
+            };
             let instances: Vec<Multipliers> =
                 functions.instances.iter().map(|(_, m)| m.clone()).collect();
             let mut problem = ModelConstrained {
@@ -851,7 +884,7 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 rho: functions.rho,
                 error: &mut error,
             };
-            let (report, alpha) = run_auglag(&mut problem, plan, l1, b, &x0, callback)?;
+            let (report, alpha) = run_auglag(&mut problem, plan, inner, &x0, callback)?;
             let multipliers = constraint_multipliers(model, &instances, &alpha);
             model.set_x(&report.x);
             return Ok(Outcome {
@@ -885,11 +918,21 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
 
 /// What the proximal step of `fista` applies, in order: soft-thresholding by the L1 weights and
 /// clamping to the bounds, the matrix terms' prox, the set projections.
+#[derive(Clone, Copy)]
 struct ProxParts<'a> {
     l1: &'a [f64],
     matrix_terms: &'a [MatrixProx],
     bounds: &'a Bounds,
     projections: &'a [prox::SlotProjection],
+}
+
+impl ProxParts<'_> {
+    /// The value of the L1 and matrix terms at x (the bounds' and sets' indicators, 0 on their
+    /// points, are left out).
+    fn value(&self, x: &[f64]) -> f64 {
+        let l1_part: f64 = x.iter().zip(self.l1).map(|(v, w)| w * v.abs()).sum();
+        l1_part + self.matrix_terms.iter().map(|t| t.value(x)).sum::<f64>()
+    }
 }
 
 /// Iterations of each stage of [`run_prox_grad`] but the last.
@@ -904,12 +947,11 @@ const CARD_STAGE_ITERATIONS: usize = 100;
 /// thresholding from the simplex's uniform point never moves).
 fn run_prox_grad(
     smooth: &mut dyn Problem,
-    plan: &Plan,
+    opts: &ProxGradOptions,
     parts: &ProxParts,
     x0: &[f64],
     callback: Callback,
-) -> Result<Report, Diagnostic> {
-    let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
+) -> Report {
     let targets: Vec<Option<usize>> = parts
         .projections
         .iter()
@@ -966,7 +1008,7 @@ fn run_prox_grad(
             solvers::Status::Converged | solvers::Status::MaxIter
         );
         if last || !stage_ended {
-            return Ok(report);
+            return report;
         }
         x = report.x;
         for (k, target) in bounds.iter_mut().zip(&targets) {
@@ -975,6 +1017,77 @@ fn run_prox_grad(
             }
         }
     }
+}
+
+/// Whether the local search over `card` supports ([`swaps`]) applies after a staged solve with
+/// these projections and options that ended with `report`.
+fn searches_supports(
+    projections: &[prox::SlotProjection],
+    opts: &ProxGradOptions,
+    report: &Report,
+) -> bool {
+    opts.swaps > 0
+        && matches!(
+            report.status,
+            solvers::Status::Converged | solvers::Status::MaxIter
+        )
+        && projections
+            .iter()
+            .any(|p| p.set.card_bound().is_some() && p.lines.is_none())
+}
+
+/// The options of a solve restricted to a support: no stages (the support fixes the entries).
+fn restricted_options(opts: &ProxGradOptions) -> ProxGradOptions {
+    ProxGradOptions {
+        continuation: false,
+        ..opts.clone()
+    }
+}
+
+/// The local search over `card` supports ([`swaps`]) after `fista`'s `staged` solve of `smooth`
+/// plus the prox parts.
+fn search_fista_supports(
+    smooth: &mut dyn Problem,
+    opts: &ProxGradOptions,
+    parts: ProxParts,
+    staged: Report,
+) -> Report {
+    if !searches_supports(parts.projections, opts, &staged) {
+        return staged;
+    }
+    struct Fista<'a, 'p> {
+        smooth: &'a mut dyn Problem,
+        opts: ProxGradOptions,
+        parts: ProxParts<'p>,
+    }
+    impl swaps::SupportSolver<()> for Fista<'_, '_> {
+        fn gradient(&mut self, solution: &(Report, ())) -> Vec<f64> {
+            let mut g = vec![0.0; solution.0.x.len()];
+            self.smooth.value_grad(&solution.0.x, &mut g);
+            g
+        }
+        fn solve(&mut self, projections: &[prox::SlotProjection], start: &[f64]) -> (Report, ()) {
+            let parts = ProxParts {
+                projections,
+                ..self.parts
+            };
+            let silent = &mut |_: &solvers::IterInfo| solvers::Control::Continue;
+            (
+                run_prox_grad(self.smooth, &self.opts, &parts, start, silent),
+                (),
+            )
+        }
+        fn better(&self, candidate: &Report, best: &Report) -> bool {
+            swaps::lower_value(candidate, best)
+        }
+    }
+    let mut fista = Fista {
+        smooth,
+        opts: restricted_options(opts),
+        parts,
+    };
+    let rounds = opts.swaps;
+    swaps::search_supports(&mut fista, parts.projections, (staged, ()), rounds).0
 }
 
 /// The bounds and set projections of the plan's proximal step on the model's flat vector. The
@@ -1053,6 +1166,7 @@ fn prox_sets(
             offset: slot.offset,
             shape: slot.shape.clone(),
             lines: p.lines,
+            support: None,
         };
         match out.iter_mut().find(|(v, _)| *v == p.var) {
             None => out.push((p.var, projection)),
@@ -1092,12 +1206,13 @@ fn prox_sets(
 /// that is exact), a `card` keeping the entries of largest gain ½v² − h(p) with h(z) =
 /// ½(z − v)² + t|z|, p = clamp(soft(v, t)): what each kept entry saves over 0.
 fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
+    let parts = *parts;
     let ProxParts {
         l1,
         matrix_terms,
         bounds,
         projections,
-    } = *parts;
+    } = parts;
     let (lower, upper) = (bounds.lower(), bounds.upper());
     // Gains are computed only where a `card` reads them (the simplex's projection does not).
     let cards = projections.iter().any(|p| p.set.card_bound().is_some());
@@ -1120,46 +1235,163 @@ fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
                 projection.apply(out, &gain);
             }
         },
-        value: move |x: &[f64]| {
-            let l1_part: f64 = x.iter().zip(l1).map(|(v, w)| w * v.abs()).sum();
-            l1_part + matrix_terms.iter().map(|t| t.value(x)).sum::<f64>()
-        },
+        value: move |x: &[f64]| parts.value(x),
     }
 }
 
-/// The augmented Lagrangian with the plan's options on `problem` from `x0`, within the bounds
-/// `b`; with L1 weights `l1` (nonzero somewhere) on the split x = p − q, p, q ≥ 0, as NOTEARS.
+/// What solves the augmented Lagrangian's subproblems.
+enum AuglagInner<'a> {
+    /// L-BFGS, projected onto `bounds` unless they are unbounded; with L1 weights `l1`
+    /// (nonzero somewhere) on the split x = p − q, p, q ≥ 0, as NOTEARS.
+    Lbfgs { l1: Vec<f64>, bounds: Bounds },
+    /// The staged proximal gradient of `fista` ([`run_prox_grad`]) with these prox parts.
+    Prox(ProxParts<'a>),
+}
+
+/// The augmented Lagrangian with the plan's options on `problem` from `x0`, its subproblems
+/// solved by `inner` (the plan's other options are the inner solver's).
 fn run_auglag(
     problem: &mut dyn solvers::ConstrainedProblem,
     plan: &Plan,
-    l1: Vec<f64>,
-    b: Bounds,
+    inner: AuglagInner,
     x0: &[f64],
     callback: Callback,
 ) -> Result<(Report, Vec<f64>), Diagnostic> {
-    let (al_opts, inner_opts) = split_auglag_options(&plan.options)?;
+    let by_prox = matches!(inner, AuglagInner::Prox(_));
+    let (al_opts, inner_opts) = split_auglag_options(&plan.options, by_prox)?;
     let al = AugLagOptions::from_options(&al_opts).map_err(option_error)?;
-    let inner_opts = lbfgs_options(&inner_opts)?;
-    if l1.iter().any(|w| *w != 0.0) {
-        let n = x0.len();
-        let mut split = SplitL1 {
-            inner: problem,
-            split: L1Split { weights: l1 },
-            grad: vec![0.0; n],
+    match inner {
+        AuglagInner::Prox(parts) => {
+            let opts = ProxGradOptions::from_options(&inner_opts).map_err(option_error)?;
+            let mut search = AuglagSupports {
+                problem: WithProxTerms {
+                    inner: problem,
+                    parts,
+                },
+                opts: opts.clone(),
+                al,
+            };
+            let staged = search.run(parts.projections, x0, callback);
+            if !searches_supports(parts.projections, &opts, &staged.0) {
+                return Ok((staged.0, staged.1 .0));
+            }
+            search.opts = restricted_options(&opts);
+            let (report, (multipliers, _)) =
+                swaps::search_supports(&mut search, parts.projections, staged, opts.swaps);
+            Ok((report, multipliers))
+        }
+        AuglagInner::Lbfgs { l1, bounds } => {
+            let inner_opts = lbfgs_options(&inner_opts)?;
+            if l1.iter().any(|w| *w != 0.0) {
+                let n = x0.len();
+                let mut split = SplitL1 {
+                    inner: problem,
+                    split: L1Split { weights: l1 },
+                    grad: vec![0.0; n],
+                };
+                let z0 = L1Split::split(x0);
+                let mut inner = InnerSolver::ProjectedLbfgs(inner_opts, L1Split::bounds(&bounds)?);
+                let mut r = augmented_lagrangian(&mut split, &z0, &mut inner, &al, callback);
+                r.report.x = split.split.join(&r.report.x);
+                Ok((r.report, r.multipliers))
+            } else {
+                let mut inner = if bounds.is_unbounded() {
+                    InnerSolver::Lbfgs(inner_opts)
+                } else {
+                    InnerSolver::ProjectedLbfgs(inner_opts, bounds)
+                };
+                let r = augmented_lagrangian(problem, x0, &mut inner, &al, callback);
+                Ok((r.report, r.multipliers))
+            }
+        }
+    }
+}
+
+/// The augmented Lagrangian with proximal-gradient subproblems (with the options `opts`), as
+/// the support search solves it: each solve starts afresh (α = 0, ρ₀) from its point; a solution
+/// is better when it is feasible (its violation within `h_tol`) with a lower value, or less
+/// infeasible than an infeasible best.
+struct AuglagSupports<'a, 'p> {
+    problem: WithProxTerms<'a, 'p>,
+    opts: ProxGradOptions,
+    al: AugLagOptions,
+}
+
+impl AuglagSupports<'_, '_> {
+    /// One solve with `projections` from `start`: the report, the multipliers and ρ.
+    fn run(
+        &mut self,
+        projections: &[prox::SlotProjection],
+        start: &[f64],
+        callback: Callback,
+    ) -> (Report, (Vec<f64>, f64)) {
+        let parts = ProxParts {
+            projections,
+            ..self.problem.parts
         };
-        let z0 = L1Split::split(x0);
-        let inner = InnerSolver::ProjectedLbfgs(inner_opts, L1Split::bounds(&b)?);
-        let mut r = augmented_lagrangian(&mut split, &z0, &inner, &al, callback);
-        r.report.x = split.split.join(&r.report.x);
-        Ok((r.report, r.multipliers))
-    } else {
-        let inner = if b.is_unbounded() {
-            InnerSolver::Lbfgs(inner_opts)
-        } else {
-            InnerSolver::ProjectedLbfgs(inner_opts, b)
+        let opts = &self.opts;
+        let mut solve = |p: &mut dyn Problem, x0: &[f64]| {
+            run_prox_grad(p, opts, &parts, x0, &mut |_: &solvers::IterInfo| {
+                solvers::Control::Continue
+            })
         };
-        let r = augmented_lagrangian(problem, x0, &inner, &al, callback);
-        Ok((r.report, r.multipliers))
+        let mut inner = InnerSolver::Proximal(&mut solve);
+        let r = augmented_lagrangian(&mut self.problem, start, &mut inner, &self.al, callback);
+        (r.report, (r.multipliers, r.rho))
+    }
+}
+
+impl swaps::SupportSolver<(Vec<f64>, f64)> for AuglagSupports<'_, '_> {
+    fn gradient(&mut self, solution: &(Report, (Vec<f64>, f64))) -> Vec<f64> {
+        use solvers::ConstrainedProblem;
+        let (report, (alpha, rho)) = solution;
+        let mut g = vec![0.0; report.x.len()];
+        let mut c = vec![0.0; alpha.len()];
+        self.problem.set_multipliers(alpha, *rho);
+        self.problem.merit(&report.x, &mut g, &mut c);
+        g
+    }
+
+    fn solve(
+        &mut self,
+        projections: &[prox::SlotProjection],
+        start: &[f64],
+    ) -> (Report, (Vec<f64>, f64)) {
+        self.run(projections, start, &mut |_: &solvers::IterInfo| {
+            solvers::Control::Continue
+        })
+    }
+
+    fn better(&self, candidate: &Report, best: &Report) -> bool {
+        let tol = self.al.h_tol;
+        match best.violation > tol {
+            true => candidate.violation < best.violation,
+            false => candidate.violation <= tol && swaps::lower_value(candidate, best),
+        }
+    }
+}
+
+/// A constrained problem whose objective also counts the prox terms that the inner solver
+/// handles itself (its merit, the smooth part, does not).
+struct WithProxTerms<'a, 'p> {
+    inner: &'a mut dyn solvers::ConstrainedProblem,
+    parts: ProxParts<'p>,
+}
+
+impl solvers::ConstrainedProblem for WithProxTerms<'_, '_> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn relations(&self) -> &[Relation] {
+        self.inner.relations()
+    }
+    fn set_multipliers(&mut self, alpha: &[f64], rho: f64) {
+        self.inner.set_multipliers(alpha, rho);
+    }
+    fn merit(&mut self, x: &[f64], grad: &mut [f64], constraints: &mut [f64]) -> MeritValue {
+        let mut value = self.inner.merit(x, grad, constraints);
+        value.objective += self.parts.value(x);
+        value
     }
 }
 
@@ -1301,7 +1533,7 @@ pub fn device_functions(
     };
     let adam_alone = plan.method == Method::Adam && program.constraints.is_empty();
     // The device's prox step has no set projections (sorts): such plans run on the CPU.
-    if plan.method == Method::ProxGrad && !plan.projections.is_empty() {
+    if (plan.method == Method::ProxGrad && !plan.projections.is_empty()) || plan.auglag_by_prox() {
         return Ok(None);
     }
     if !adam_alone
@@ -2301,7 +2533,8 @@ fn prox_grad_external(
         _ => {
             let mut error = None;
             let mut problem = device_problem(device, model, Some(smooth), &mut error);
-            let report = run_prox_grad(&mut problem, plan, &prox, &x0, callback)?;
+            let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
+            let report = run_prox_grad(&mut problem, &opts, &prox, &x0, callback);
             drop(problem);
             (report, error)
         }
@@ -2375,8 +2608,11 @@ fn auglag_external(
         relations,
         error: None,
     };
-    let b = auglag_bounds(model, plan)?;
-    let (report, alpha) = run_auglag(&mut problem, plan, l1, b, &x0, callback)?;
+    let inner = AuglagInner::Lbfgs {
+        l1,
+        bounds: auglag_bounds(model, plan)?,
+    };
+    let (report, alpha) = run_auglag(&mut problem, plan, inner, &x0, callback)?;
     model.set_x(&report.x);
     Ok(Outcome {
         report,
@@ -2523,13 +2759,17 @@ fn auglag_functions(
         }
     }
     // `in` constraints: on a variable (or all its lines) they are bounds, a simplex adding its
-    // sum; on an expression e, `nonneg` is −e ≤ 0, `box(lo, hi)` is lo − e ≤ 0 and e − hi ≤ 0,
-    // and `simplex` is −e ≤ 0 with sum(e) − 1 == 0.
+    // sum (unless the inner proximal gradient projects onto it); on an expression e, `nonneg`
+    // is −e ≤ 0, `box(lo, hi)` is lo − e ≤ 0 and e − hi ≤ 0, and `simplex` is −e ≤ 0 with
+    // sum(e) − 1 == 0.
     for (i, c) in program.constraints.clone().into_iter().enumerate() {
         let ConstraintKind::In(set) = &c.kind else {
             continue;
         };
         let bounds = plan.projections.iter().any(|p| p.constraint == i);
+        if bounds && plan.auglag_by_prox() {
+            continue;
+        }
         let zero = program.graph.constant(0.0);
         let mut sets = Vec::new();
         match set {
@@ -3134,20 +3374,30 @@ fn path_options(plan: &Plan, mut opts: PathOptions) -> Result<PathOptions, Diagn
 /// is the initial penalty. Unknown names are an error.
 fn split_auglag_options(
     options: &[(String, f64)],
+    by_prox: bool,
 ) -> Result<(NumberOptions, NumberOptions), Diagnostic> {
     let (mut outer, mut inner) = (Vec::new(), Vec::new());
     for (k, v) in options {
         let key = if k == "rho" { "rho_init" } else { k.as_str() };
+        let pair = [(k.clone(), *v)];
+        let inner_takes = match by_prox {
+            true => ProxGradOptions::from_options(&pair).is_ok(),
+            false => lbfgs_options(&pair).is_ok(),
+        };
         if AugLagOptions::default().set_option(key, *v).is_ok() {
             outer.push((key.to_string(), *v));
-        } else if lbfgs_options(&[(k.clone(), *v)]).is_ok() {
+        } else if inner_takes {
             inner.push((k.clone(), *v));
         } else {
+            let inner_options = match by_prox {
+                true => "inner proximal-gradient options (with `card`): max_iter, tol, lipschitz, eta, accelerated, restart, max_backtrack, continuation, swaps",
+                false => "inner L-BFGS options: max_iter, tol, memory, ftol",
+            };
             return Err(plan_error(
                 "E0362",
                 format!("`auglag` has no option `{k}`"),
             )
-            .with_hint("outer options: rho, rho_factor, rho_max, progress, h_tol, max_outer; inner L-BFGS options: max_iter, tol, memory, ftol"));
+            .with_hint(format!("outer options: rho, rho_factor, rho_max, progress, h_tol, max_outer; {inner_options}")));
         }
     }
     Ok((outer, inner))

@@ -122,24 +122,30 @@ where
 }
 
 /// The inner solver for each augmented-Lagrangian subproblem.
-#[derive(Clone, Debug)]
-pub enum InnerSolver {
+pub enum InnerSolver<'a> {
     Lbfgs(LbfgsOptions),
     ProjectedLbfgs(LbfgsOptions, Bounds),
+    /// A solver of min L_ρ(x, α) + r(x) for a nonsmooth r it handles itself, such as proximal
+    /// gradient with its prox (the plan's, for `card` constraints): `solve(subproblem, x0)`.
+    Proximal(&'a mut dyn FnMut(&mut dyn Problem, &[f64]) -> Report),
 }
 
-impl InnerSolver {
-    fn solve(&self, problem: &mut dyn Problem, x0: &[f64]) -> Report {
+impl InnerSolver<'_> {
+    fn solve(&mut self, problem: &mut dyn Problem, x0: &[f64]) -> Report {
         let mut silent = |_: &IterInfo| Control::Continue;
         match self {
             InnerSolver::Lbfgs(o) => lbfgs(problem, x0, o, &mut silent),
             InnerSolver::ProjectedLbfgs(o, b) => projected_lbfgs(problem, x0, b, o, &mut silent),
+            InnerSolver::Proximal(solve) => solve(problem, x0),
         }
     }
 
-    fn gtol(&self) -> f64 {
+    /// The gradient tolerance below which an L-BFGS solve is not resumed; None for a solver
+    /// without a memory to refresh.
+    fn resume_tol(&self) -> Option<f64> {
         match self {
-            InnerSolver::Lbfgs(o) | InnerSolver::ProjectedLbfgs(o, _) => o.gtol,
+            InnerSolver::Lbfgs(o) | InnerSolver::ProjectedLbfgs(o, _) => Some(o.gtol),
+            InnerSolver::Proximal(_) => None,
         }
     }
 }
@@ -246,7 +252,7 @@ fn infeasibility(relations: &[Relation], c: &[f64]) -> f64 {
 pub fn augmented_lagrangian(
     problem: &mut dyn ConstrainedProblem,
     x0: &[f64],
-    inner: &InnerSolver,
+    inner: &mut InnerSolver,
     opts: &AugLagOptions,
     callback: Callback,
 ) -> AugLagReport {
@@ -283,9 +289,9 @@ pub fn augmented_lagrangian(
             // With inequalities the merit is only piecewise smooth, and L-BFGS can stall on a
             // negligible decrease far from stationarity, its memory holding curvature of
             // another piece: resume from a fresh memory while that makes progress.
-            if piecewise {
+            if let (true, Some(tol)) = (piecewise, inner.resume_tol()) {
                 for _ in 0..MAX_RESUMES {
-                    if solved.status != Status::Converged || solved.optimality <= inner.gtol() {
+                    if solved.status != Status::Converged || solved.optimality <= tol {
                         break;
                     }
                     let resumed = inner.solve(&mut sub, &solved.x);

@@ -77,6 +77,9 @@ pub struct ProxGradOptions {
     /// Whether a model's `card` constraints are approached in stages (true): read by the plan,
     /// which runs this solver once per stage (`plan::run_prox_grad`).
     pub continuation: bool,
+    /// The most supports of a `card` on a whole variable that the local search after the
+    /// stages moves to (20; 0 turns it off): read by the plan (`plan::swaps`).
+    pub swaps: usize,
 }
 
 impl Default for ProxGradOptions {
@@ -90,6 +93,7 @@ impl Default for ProxGradOptions {
             restart: false,
             max_backtrack: 60,
             continuation: true,
+            swaps: 20,
         }
     }
 }
@@ -103,6 +107,7 @@ impl_set_option!(ProxGradOptions {
     restart: flag,
     max_backtrack: count,
     continuation: flag,
+    swaps: count,
 });
 
 /// Minimises f(x) + r(x) from `x0` (FISTA or ISTA with backtracking).

@@ -1,0 +1,114 @@
+//! Local search over the supports of `card` constraints after a staged solve. Lowering the bound
+//! in stages keeps the entries that are largest on the way down, which can miss the best support
+//! (on a portfolio with a return floor, the high-return asset has the smallest weight until the
+//! floor binds). From the staged solution the search tries supports that swap one kept entry
+//! for one outside, or add one where the support is below its bound: each is solved with the
+//! projection restricted to it (`SlotProjection::support`), from the solution with the swapped
+//! entry's value moved, and the first that is better is kept; a round that improves nothing
+//! ends the search. The entries outside are ranked by the gradient at the solution (the lowest
+//! first on a simplex, where mass moves to them; else the largest magnitude), the kept ones by
+//! their magnitude (the smallest first), and the pairs by the sum of their ranks: a round tries
+//! every pair when there are at most [`EVERY_PAIR_UP_TO`], else the [`RANKED_PAIRS`] best
+//! ranked. Only a `card` on a whole variable is searched (not per line).
+
+use crate::prox::{Set, SlotProjection};
+use crate::solvers::Report;
+
+/// A round tries every pair (removed, added) when there are at most this many.
+const EVERY_PAIR_UP_TO: usize = 100;
+/// Pairs tried per round, by the sum of their ranks, when there are more.
+const RANKED_PAIRS: usize = 8;
+
+/// A solve with restricted projections, as the search needs it. `E` is what a solve returns
+/// beside its report (the augmented Lagrangian's multipliers).
+pub(crate) trait SupportSolver<E> {
+    /// The gradient of the smooth part the solves minimize at `solution`'s point.
+    fn gradient(&mut self, solution: &(Report, E)) -> Vec<f64>;
+    /// Solves with `projections` from `start`.
+    fn solve(&mut self, projections: &[SlotProjection], start: &[f64]) -> (Report, E);
+    /// Whether `candidate` is better than `best`.
+    fn better(&self, candidate: &Report, best: &Report) -> bool;
+}
+
+/// Searches from `staged` (solved with `projections`) for at most `rounds` improving swaps;
+/// returns the best solution, its report's iterations counting every solve's.
+pub(crate) fn search_supports<E>(
+    solver: &mut dyn SupportSolver<E>,
+    projections: &[SlotProjection],
+    staged: (Report, E),
+    rounds: usize,
+) -> (Report, E) {
+    let mut best = staged;
+    let mut iterations = best.0.iterations;
+    let mut restricted = projections.to_vec();
+    for _ in 0..rounds {
+        let gradient = solver.gradient(&best);
+        let mut improved = false;
+        'projections: for (c, p) in projections.iter().enumerate() {
+            let Some(k) = p.set.card_bound() else {
+                continue;
+            };
+            if p.lines.is_some() {
+                continue;
+            }
+            let len = p.line_len();
+            let x = &best.0.x[p.offset..p.offset + len];
+            let g = &gradient[p.offset..p.offset + len];
+            let simplex = matches!(p.set, Set::SparseSimplex(_));
+            let support: Vec<usize> = (0..len).filter(|&i| x[i] != 0.0).collect();
+            let mut outside: Vec<usize> = (0..len).filter(|&i| x[i] == 0.0).collect();
+            let score = |j: usize| if simplex { -g[j] } else { g[j].abs() };
+            outside.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
+            let mut kept = support.clone();
+            kept.sort_by(|&a, &b| x[a].abs().total_cmp(&x[b].abs()));
+            // None: add without removing, while the support is below its bound.
+            let mut removals: Vec<Option<usize>> = kept.into_iter().map(Some).collect();
+            if support.len() < k {
+                removals.insert(0, None);
+            }
+            let mut pairs: Vec<(usize, Option<usize>, usize)> = Vec::new();
+            for (a, &j) in outside.iter().enumerate() {
+                for (b, &i) in removals.iter().enumerate() {
+                    pairs.push((a + b, i, j));
+                }
+            }
+            pairs.sort_by_key(|&(rank, _, _)| rank);
+            if pairs.len() > EVERY_PAIR_UP_TO {
+                pairs.truncate(RANKED_PAIRS);
+            }
+            for &(_, removed, added) in &pairs {
+                let mut candidate: Vec<usize> = support
+                    .iter()
+                    .copied()
+                    .filter(|&i| Some(i) != removed)
+                    .collect();
+                candidate.push(added);
+                candidate.sort_unstable();
+                let mut start = best.0.x.clone();
+                if let Some(i) = removed {
+                    start[p.offset + added] = start[p.offset + i];
+                    start[p.offset + i] = 0.0;
+                }
+                restricted[c].support = Some(candidate);
+                let solved = solver.solve(&restricted, &start);
+                restricted[c].support = None;
+                iterations += solved.0.iterations;
+                if solver.better(&solved.0, &best.0) {
+                    best = solved;
+                    improved = true;
+                    break 'projections;
+                }
+            }
+        }
+        if !improved {
+            break;
+        }
+    }
+    best.0.iterations = iterations;
+    best
+}
+
+/// Whether `candidate`'s value is below `best`'s by more than rounding (a relative 1e-9).
+pub(crate) fn lower_value(candidate: &Report, best: &Report) -> bool {
+    candidate.value < best.value - 1e-9 * best.value.abs()
+}
