@@ -7,10 +7,11 @@ mod support;
 use optc_runtime::prox::soft_threshold;
 use optc_runtime::simulate::regression;
 use optc_runtime::solvers::{
-    adam, adam_within, augmented_lagrangian, central_path, concomitant_scale, lbfgs, penalty,
-    projected_lbfgs, proximal_gradient, AdamOptions, AugLagOptions, AugLagReport, Bounds,
-    ConstrainedProblem, Control, FnConstrained, FnPathObjective, FnProblem, InnerSolver, IterInfo,
-    L1Penalty, LbfgsOptions, PathInner, PathOptions, ProxGradOptions, Relation, SetOption, Status,
+    adam, adam_within, augmented_lagrangian, augmented_lagrangian_from, central_path,
+    concomitant_scale, lbfgs, penalty, projected_lbfgs, proximal_gradient, AdamOptions,
+    AugLagOptions, AugLagReport, Bounds, ConstrainedProblem, Control, DualStart, FnConstrained,
+    FnPathObjective, FnProblem, InnerSolver, IterInfo, L1Penalty, LbfgsOptions, PathInner,
+    PathOptions, ProxGradOptions, Relation, SetOption, Status,
 };
 use support::{assert_close, go_on};
 
@@ -957,6 +958,24 @@ fn augmented_lagrangian_matches_kkt_solution() {
     assert!(result.report.violation <= 1e-8);
     assert_close(&result.report.x, &[1.0 / 3.0; 3], 1e-7);
     assert_close(&result.multipliers, &[5.0 / 3.0, -1.0], 1e-5);
+    // Warm started from these multipliers and ρ, one dual step lands there again.
+    let start = DualStart {
+        alpha: result.multipliers.clone(),
+        rho: result.rho,
+    };
+    let warm = augmented_lagrangian_from(
+        &mut problem,
+        &[0.0; 3],
+        start,
+        &mut inner,
+        &AugLagOptions::default(),
+        &mut go_on,
+    );
+    assert_eq!(
+        (warm.report.status, warm.report.iterations),
+        (Status::Converged, 1)
+    );
+    assert_close(&warm.report.x, &[1.0 / 3.0; 3], 1e-7);
 }
 
 #[test]

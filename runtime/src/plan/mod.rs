@@ -1066,7 +1066,12 @@ fn search_fista_supports(
             self.smooth.value_grad(&solution.0.x, &mut g);
             g
         }
-        fn solve(&mut self, projections: &[prox::SlotProjection], start: &[f64]) -> (Report, ()) {
+        fn solve(
+            &mut self,
+            projections: &[prox::SlotProjection],
+            start: &[f64],
+            _: &(),
+        ) -> (Report, ()) {
             let parts = ProxParts {
                 projections,
                 ..self.parts
@@ -1263,6 +1268,10 @@ fn run_auglag(
     match inner {
         AuglagInner::Prox(parts) => {
             let opts = ProxGradOptions::from_options(&inner_opts).map_err(option_error)?;
+            let duals = solvers::DualStart {
+                alpha: vec![0.0; problem.relations().len()],
+                rho: al.rho_init,
+            };
             let mut search = AuglagSupports {
                 problem: WithProxTerms {
                     inner: problem,
@@ -1271,7 +1280,7 @@ fn run_auglag(
                 opts: opts.clone(),
                 al,
             };
-            let staged = search.run(parts.projections, x0, callback);
+            let staged = search.run(parts.projections, x0, duals, callback);
             if !searches_supports(parts.projections, &opts, &staged.0) {
                 return Ok((staged.0, staged.1 .0));
             }
@@ -1308,9 +1317,9 @@ fn run_auglag(
 }
 
 /// The augmented Lagrangian with proximal-gradient subproblems (with the options `opts`), as
-/// the support search solves it: each solve starts afresh (α = 0, ρ₀) from its point; a solution
-/// is better when it is feasible (its violation within `h_tol`) with a lower value, or less
-/// infeasible than an infeasible best.
+/// the support search solves it: each solve starts from the multipliers and ρ of the solution
+/// it is near (a support one swap away); a solution is better when it is feasible (its
+/// violation within `h_tol`) with a lower value, or less infeasible than an infeasible best.
 struct AuglagSupports<'a, 'p> {
     problem: WithProxTerms<'a, 'p>,
     opts: ProxGradOptions,
@@ -1318,11 +1327,13 @@ struct AuglagSupports<'a, 'p> {
 }
 
 impl AuglagSupports<'_, '_> {
-    /// One solve with `projections` from `start`: the report, the multipliers and ρ.
+    /// One solve with `projections` from `start` and the duals `duals`: the report, the
+    /// multipliers and ρ.
     fn run(
         &mut self,
         projections: &[prox::SlotProjection],
         start: &[f64],
+        duals: solvers::DualStart,
         callback: Callback,
     ) -> (Report, (Vec<f64>, f64)) {
         let parts = ProxParts {
@@ -1336,7 +1347,10 @@ impl AuglagSupports<'_, '_> {
             })
         };
         let mut inner = InnerSolver::Proximal(&mut solve);
-        let r = augmented_lagrangian(&mut self.problem, start, &mut inner, &self.al, callback);
+        let problem = &mut self.problem;
+        let r = solvers::augmented_lagrangian_from(
+            problem, start, duals, &mut inner, &self.al, callback,
+        );
         (r.report, (r.multipliers, r.rho))
     }
 }
@@ -1356,8 +1370,13 @@ impl swaps::SupportSolver<(Vec<f64>, f64)> for AuglagSupports<'_, '_> {
         &mut self,
         projections: &[prox::SlotProjection],
         start: &[f64],
+        near: &(Vec<f64>, f64),
     ) -> (Report, (Vec<f64>, f64)) {
-        self.run(projections, start, &mut |_: &solvers::IterInfo| {
+        let duals = solvers::DualStart {
+            alpha: near.0.clone(),
+            rho: near.1,
+        };
+        self.run(projections, start, duals, &mut |_: &solvers::IterInfo| {
             solvers::Control::Continue
         })
     }

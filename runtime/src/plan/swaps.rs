@@ -2,10 +2,10 @@
 //! in stages keeps the entries that are largest on the way down, which can miss the best support
 //! (on a portfolio with a return floor, the high-return asset has the smallest weight until the
 //! floor binds). From the staged solution the search tries supports that swap one kept entry
-//! for one outside, or add one where the support is below its bound: each is solved with the
-//! projection restricted to it (`SlotProjection::support`), from the solution with the swapped
-//! entry's value moved, and the first that is better is kept; a round that improves nothing
-//! ends the search. The entries outside are ranked by the gradient at the solution (the lowest
+//! for one outside, where the support is at its bound (a `card` that does not bind leaves the
+//! problem as it is without it): each is solved with the projection restricted to it
+//! (`SlotProjection::support`), from the solution with the swapped entry's value moved, and the
+//! first that is better is kept; a round that improves nothing ends the search. The entries outside are ranked by the gradient at the solution (the lowest
 //! first on a simplex, where mass moves to them; else the largest magnitude), the kept ones by
 //! their magnitude (the smallest first), and the pairs by the sum of their ranks: a round tries
 //! every pair when there are at most [`EVERY_PAIR_UP_TO`], else the [`RANKED_PAIRS`] best
@@ -24,8 +24,9 @@ const RANKED_PAIRS: usize = 8;
 pub(crate) trait SupportSolver<E> {
     /// The gradient of the smooth part the solves minimize at `solution`'s point.
     fn gradient(&mut self, solution: &(Report, E)) -> Vec<f64>;
-    /// Solves with `projections` from `start`.
-    fn solve(&mut self, projections: &[SlotProjection], start: &[f64]) -> (Report, E);
+    /// Solves with `projections` from `start`, near the solution `near` (which a solve may warm
+    /// start from).
+    fn solve(&mut self, projections: &[SlotProjection], start: &[f64], near: &E) -> (Report, E);
     /// Whether `candidate` is better than `best`.
     fn better(&self, candidate: &Report, best: &Report) -> bool;
 }
@@ -56,19 +57,17 @@ pub(crate) fn search_supports<E>(
             let g = &gradient[p.offset..p.offset + len];
             let simplex = matches!(p.set, Set::SparseSimplex(_));
             let support: Vec<usize> = (0..len).filter(|&i| x[i] != 0.0).collect();
+            if support.len() < k {
+                continue;
+            }
             let mut outside: Vec<usize> = (0..len).filter(|&i| x[i] == 0.0).collect();
             let score = |j: usize| if simplex { -g[j] } else { g[j].abs() };
             outside.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
             let mut kept = support.clone();
             kept.sort_by(|&a, &b| x[a].abs().total_cmp(&x[b].abs()));
-            // None: add without removing, while the support is below its bound.
-            let mut removals: Vec<Option<usize>> = kept.into_iter().map(Some).collect();
-            if support.len() < k {
-                removals.insert(0, None);
-            }
-            let mut pairs: Vec<(usize, Option<usize>, usize)> = Vec::new();
+            let mut pairs: Vec<(usize, usize, usize)> = Vec::new();
             for (a, &j) in outside.iter().enumerate() {
-                for (b, &i) in removals.iter().enumerate() {
+                for (b, &i) in kept.iter().enumerate() {
                     pairs.push((a + b, i, j));
                 }
             }
@@ -77,20 +76,15 @@ pub(crate) fn search_supports<E>(
                 pairs.truncate(RANKED_PAIRS);
             }
             for &(_, removed, added) in &pairs {
-                let mut candidate: Vec<usize> = support
-                    .iter()
-                    .copied()
-                    .filter(|&i| Some(i) != removed)
-                    .collect();
+                let mut candidate: Vec<usize> =
+                    support.iter().copied().filter(|&i| i != removed).collect();
                 candidate.push(added);
                 candidate.sort_unstable();
                 let mut start = best.0.x.clone();
-                if let Some(i) = removed {
-                    start[p.offset + added] = start[p.offset + i];
-                    start[p.offset + i] = 0.0;
-                }
+                start[p.offset + added] = start[p.offset + removed];
+                start[p.offset + removed] = 0.0;
                 restricted[c].support = Some(candidate);
-                let solved = solver.solve(&restricted, &start);
+                let solved = solver.solve(&restricted, &start, &best.1);
                 restricted[c].support = None;
                 iterations += solved.0.iterations;
                 if solver.better(&solved.0, &best.0) {

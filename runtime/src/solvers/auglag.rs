@@ -256,12 +256,37 @@ pub fn augmented_lagrangian(
     opts: &AugLagOptions,
     callback: Callback,
 ) -> AugLagReport {
+    let start = DualStart {
+        alpha: vec![0.0; problem.relations().len()],
+        rho: opts.rho_init,
+    };
+    augmented_lagrangian_from(problem, x0, start, inner, opts, callback)
+}
+
+/// The multipliers and penalty an augmented-Lagrangian solve starts from.
+#[derive(Clone, Debug)]
+pub struct DualStart {
+    /// α, one per constraint component.
+    pub alpha: Vec<f64>,
+    /// ρ.
+    pub rho: f64,
+}
+
+/// [`augmented_lagrangian`] from the multipliers and penalty of `start` (those of a nearby
+/// problem's solution, to warm start it) instead of α = 0, ρ = ρ₀.
+pub fn augmented_lagrangian_from(
+    problem: &mut dyn ConstrainedProblem,
+    x0: &[f64],
+    start: DualStart,
+    inner: &mut InnerSolver,
+    opts: &AugLagOptions,
+    callback: Callback,
+) -> AugLagReport {
     let n = problem.dim();
     let relations = problem.relations().to_vec();
     let p = relations.len();
     let piecewise = relations.contains(&Relation::AtMost);
-    let mut alpha = vec![0.0; p];
-    let mut rho = opts.rho_init;
+    let DualStart { mut alpha, mut rho } = start;
     let mut x = x0.to_vec();
     let mut measure = f64::INFINITY;
     let mut inner_iterations = 0;

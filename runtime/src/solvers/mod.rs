@@ -18,8 +18,8 @@ mod vectors;
 
 pub use adam::{adam, adam_in, adam_within, AdamOptions, AdamState, Iterates};
 pub use auglag::{
-    augmented_lagrangian, penalty, AugLagOptions, AugLagReport, ConstrainedProblem, FnConstrained,
-    InnerSolver, MeritValue, Relation,
+    augmented_lagrangian, augmented_lagrangian_from, penalty, AugLagOptions, AugLagReport,
+    ConstrainedProblem, DualStart, FnConstrained, InnerSolver, MeritValue, Relation,
 };
 pub use dagma::{
     central_path, colide_sigma_ev, colide_sigma_nv, concomitant_scale, AdamConstants, AdamIterates,
