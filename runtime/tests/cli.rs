@@ -838,7 +838,7 @@ impl LeastSquares {
 }
 
 #[test]
-fn run_tracks_the_index_within_a_tenth_of_the_best_support() {
+fn run_tracks_the_index_within_two_percent_of_the_best_support() {
     // Every support of k of the 20 assets against fista's staged cardinality (without stages,
     // from the simplex's uniform point, it kept the first k assets: 1.7× the best at k = 5, 2.9×
     // at k = 3). The result is the best portfolio of its own support.
@@ -875,9 +875,9 @@ fn run_tracks_the_index_within_a_tenth_of_the_best_support() {
                 tracking.on_simplex(&(0..p).filter(|j| mask >> j & 1 == 1).collect::<Vec<_>>())
             })
             .fold(f64::INFINITY, f64::min);
-        // The search over swapped supports after the stages finds the best at k = 3 (the
-        // stages alone: 5.9 % above it); at k = 5 no single swap improves on 5.1 % above it.
-        let slack = if k == 3 { 1e-6 } else { 0.1 };
+        // The search over swapped supports after the stages finds the best at k = 3 and ends
+        // 1.5 % above it at k = 5 (the stages alone: 5.9 % and 5.1 % above).
+        let slack = if k == 3 { 1e-6 } else { 0.02 };
         assert!(
             objective <= (1.0 + slack) * best,
             "k = {k}: {objective} vs the best support's {best}"
