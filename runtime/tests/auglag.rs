@@ -64,6 +64,36 @@ fn portfolio_with(r: f64, bound: &str, budget: &str) -> String {
 }
 
 #[test]
+fn sets_on_variables_report_their_bounds_multipliers() {
+    // min ½‖x − c‖² (+ 0.1‖x‖₁) with an inactive cap: at x = max(c, 0) the multiplier of −x ≤ 0
+    // is x − c where x = 0; in box(−1, 0.7) with the L1 term x = (0.7, −1, 0.4), the upper end's
+    // multiplier c − x − 0.1 = 0.2 and the lower end's x − c − 0.1 = 0.9 (signed −0.9).
+    let multipliers = |source: &str| {
+        let (_, _, details) = solve_with_details(source);
+        let values = |i| details.multipliers(i).unwrap().clone();
+        (values(0), values(1))
+    };
+    let base = "var x : real[3] = 0\nlet c = [1.0, -2.0, 0.5]\n";
+    let (set, cap) = multipliers(&format!(
+        "{base}minimize 0.5 * sumsq(x - c)\nsubject to\n  s: x in nonneg\n  cap: sum(x) <= 10\n"
+    ));
+    assert_close(set.as_slice().unwrap(), &[0.0, 2.0, 0.0], 1e-6);
+    assert_eq!(cap.iter().copied().collect::<Vec<_>>(), [0.0]);
+    let (set, _) = multipliers(&format!(
+        "{base}minimize 0.5 * sumsq(x - c) + 0.1 * norm1(x)\nsubject to\n  s: x in box(-1, 0.7)\n  cap: sum(x) <= 10\n"
+    ));
+    assert_close(set.as_slice().unwrap(), &[0.2, -0.9, 0.0], 1e-6);
+    // Per column: laid out [column, row] as the `for` instances are.
+    let (set, _) = multipliers(
+        "var T : real[2, 2] = 0\nlet C = [[1.0, -2.0], [-3.0, 4.0]]\n\
+         minimize 0.5 * sumsq(T - C)\nsubject to\n  for j in 0..2: T[:, j] in nonneg\n  \
+         cap: sum(T) <= 100\n",
+    );
+    assert_eq!(set.shape(), [2, 2]);
+    assert_close(set.as_slice().unwrap(), &[0.0, 3.0, 2.0, 0.0], 1e-6);
+}
+
+#[test]
 fn a_binding_return_floor_gives_the_kkt_portfolio() {
     // Stationarity 2sᵢxᵢ = ν + λμᵢ with both constraints active: xᵢ = (ν + λμᵢ)/(2sᵢ), and
     // Σx = 1, Σμx = r give ν, λ from a 2×2 system.

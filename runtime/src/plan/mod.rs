@@ -884,11 +884,11 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 rho: functions.rho,
                 error: &mut error,
             };
-            let (report, alpha) = run_auglag(&mut problem, plan, inner, &x0, callback)?;
-            let multipliers = constraint_multipliers(model, &instances, &alpha);
-            model.set_x(&report.x);
+            let solution = run_auglag(&mut problem, plan, inner, &x0, callback)?;
+            let multipliers = constraint_multipliers(model, plan, &instances, &solution)?;
+            model.set_x(&solution.report.x);
             return Ok(Outcome {
-                report,
+                report: solution.report,
                 error,
                 details: Details::Auglag { multipliers },
             });
@@ -1253,6 +1253,18 @@ enum AuglagInner<'a> {
     Prox(ProxParts<'a>),
 }
 
+/// What [`run_auglag`] returns.
+struct AuglagSolution {
+    report: Report,
+    /// α, one per constraint component.
+    multipliers: Vec<f64>,
+    /// With L-BFGS inside, the Lagrangian's gradient at the solution plus the L1 terms'
+    /// (sub)gradient, which at 0 absorbs what it can (soft-thresholding by the weight): at a
+    /// bound of the inner solver, minus its multiplier at a lower bound and plus it at an upper
+    /// one ([`bound_multiplier`]).
+    reduced_gradient: Option<Vec<f64>>,
+}
+
 /// The augmented Lagrangian with the plan's options on `problem` from `x0`, its subproblems
 /// solved by `inner` (the plan's other options are the inner solver's).
 fn run_auglag(
@@ -1261,7 +1273,7 @@ fn run_auglag(
     inner: AuglagInner,
     x0: &[f64],
     callback: Callback,
-) -> Result<(Report, Vec<f64>), Diagnostic> {
+) -> Result<AuglagSolution, Diagnostic> {
     let by_prox = matches!(inner, AuglagInner::Prox(_));
     let (al_opts, inner_opts) = split_auglag_options(&plan.options, by_prox)?;
     let al = AugLagOptions::from_options(&al_opts).map_err(option_error)?;
@@ -1281,37 +1293,60 @@ fn run_auglag(
                 al,
             };
             let staged = search.run(parts.projections, x0, duals, callback);
-            if !searches_supports(parts.projections, &opts, &staged.0) {
-                return Ok((staged.0, staged.1 .0));
-            }
-            search.opts = restricted_options(&opts);
             let (report, (multipliers, _)) =
-                swaps::search_supports(&mut search, parts.projections, staged, opts.swaps);
-            Ok((report, multipliers))
+                match searches_supports(parts.projections, &opts, &staged.0) {
+                    false => staged,
+                    true => {
+                        search.opts = restricted_options(&opts);
+                        swaps::search_supports(&mut search, parts.projections, staged, opts.swaps)
+                    }
+                };
+            Ok(AuglagSolution {
+                report,
+                multipliers,
+                reduced_gradient: None,
+            })
         }
         AuglagInner::Lbfgs { l1, bounds } => {
             let inner_opts = lbfgs_options(&inner_opts)?;
-            if l1.iter().any(|w| *w != 0.0) {
-                let n = x0.len();
+            let n = x0.len();
+            let (r, gradient) = if l1.iter().any(|w| *w != 0.0) {
                 let mut split = SplitL1 {
                     inner: problem,
-                    split: L1Split { weights: l1 },
+                    split: L1Split {
+                        weights: l1.clone(),
+                    },
                     grad: vec![0.0; n],
                 };
                 let z0 = L1Split::split(x0);
                 let mut inner = InnerSolver::ProjectedLbfgs(inner_opts, L1Split::bounds(&bounds)?);
                 let mut r = augmented_lagrangian(&mut split, &z0, &mut inner, &al, callback);
                 r.report.x = split.split.join(&r.report.x);
-                Ok((r.report, r.multipliers))
+                // Over z = (p, q) the merit's gradient is (g + w, −g + w).
+                let gz = &r.lagrangian_gradient;
+                let g = (0..n).map(|i| 0.5 * (gz[i] - gz[n + i])).collect();
+                (r, g)
             } else {
                 let mut inner = if bounds.is_unbounded() {
                     InnerSolver::Lbfgs(inner_opts)
                 } else {
                     InnerSolver::ProjectedLbfgs(inner_opts, bounds)
                 };
-                let r = augmented_lagrangian(problem, x0, &mut inner, &al, callback);
-                Ok((r.report, r.multipliers))
-            }
+                let mut r = augmented_lagrangian(problem, x0, &mut inner, &al, callback);
+                let g = std::mem::take(&mut r.lagrangian_gradient);
+                (r, g)
+            };
+            let reduced = (0..n)
+                .map(|i| match r.report.x[i] {
+                    0.0 => prox::shrink(gradient[i], l1[i]),
+                    x => gradient[i] + l1[i] * x.signum(),
+                })
+                .collect();
+            Ok(AuglagSolution {
+                report: r.report,
+                multipliers: r.multipliers,
+                reduced_gradient: Some(reduced),
+            })
         }
     }
 }
@@ -2631,14 +2666,13 @@ fn auglag_external(
         l1,
         bounds: auglag_bounds(model, plan)?,
     };
-    let (report, alpha) = run_auglag(&mut problem, plan, inner, &x0, callback)?;
-    model.set_x(&report.x);
+    let solution = run_auglag(&mut problem, plan, inner, &x0, callback)?;
+    let multipliers = constraint_multipliers(model, plan, instances, &solution)?;
+    model.set_x(&solution.report.x);
     Ok(Outcome {
-        report,
+        report: solution.report,
         error: problem.error,
-        details: Details::Auglag {
-            multipliers: constraint_multipliers(model, instances, &alpha),
-        },
+        details: Details::Auglag { multipliers },
     })
 }
 
@@ -2682,13 +2716,77 @@ impl AuglagFunctions {
     }
 }
 
-/// The multipliers `alpha` (one per component of `instances`, in order) of each constraint the
-/// merit enforces, its `for` instances stacked: shaped [range lengths..., the constraint's
-/// shape]. For a comparison, those of its components; for `e in nonneg`, those of −e ≤ 0 (≥ 0);
-/// for `e in box(lo, hi)`, those of e − hi ≤ 0 minus those of lo − e ≤ 0 (positive where the
-/// upper bound binds); for a simplex, that of its sum = 1, shaped [range lengths...]. `in`
-/// constraints that are bounds of the inner solver (on variables) have none but the simplex's.
+/// The multipliers of each constraint of an augmented-Lagrangian `solution`, its `for`
+/// instances stacked: shaped [range lengths..., the constraint's shape]. For a comparison,
+/// those of its components; for `e in nonneg`, those of −e ≤ 0 (≥ 0); for `e in box(lo, hi)`,
+/// those of e − hi ≤ 0 minus those of lo − e ≤ 0 (positive where the upper bound binds); for a
+/// simplex, that of its sum = 1, shaped [range lengths...]. Those of the merit's instances are
+/// its α ([`merit_multipliers`]); `nonneg` and `box` on variables, bounds of the inner L-BFGS,
+/// have theirs from its reduced gradient ([`bound_multiplier`]), and none with proximal
+/// gradient inside.
 fn constraint_multipliers(
+    model: &mut Model,
+    plan: &Plan,
+    instances: &[Multipliers],
+    solution: &AuglagSolution,
+) -> Result<Vec<(usize, ndarray::ArrayD<f64>)>, Diagnostic> {
+    let mut out = merit_multipliers(model, instances, &solution.multipliers);
+    let Some(reduced) = &solution.reduced_gradient else {
+        return Ok(out);
+    };
+    for p in &plan.projections {
+        let kind = model.program.constraints[p.constraint].kind.clone();
+        // `nonneg` reports the lower end's multiplier, λ_lo = 0 − (λ_hi − λ_lo) (not −0).
+        let (lower, upper, lower_end) = match kind {
+            ConstraintKind::In(SetKind::Nonneg) => (0.0, f64::INFINITY, true),
+            ConstraintKind::In(SetKind::Box { lower, upper }) => (
+                model.eval_scalar(lower).map_err(Diagnostic::from)?,
+                model.eval_scalar(upper).map_err(Diagnostic::from)?,
+                false,
+            ),
+            _ => continue,
+        };
+        let slot = model.slot(p.var).clone();
+        let entry = |k: usize| {
+            let at = slot.offset + k;
+            let signed = bound_multiplier(solution.report.x[at], reduced[at], lower, upper);
+            if lower_end {
+                0.0 - signed
+            } else {
+                signed
+            }
+        };
+        // The constraint's layout: per column for `for j in 0..n: x[:, j] in ...`.
+        let (values, shape): (Vec<f64>, Vec<usize>) = match (p.lines, slot.shape.as_slice()) {
+            (Some(1), &[rows, cols]) => (
+                (0..rows * cols)
+                    .map(|k| entry(k % rows * cols + k / rows))
+                    .collect(),
+                vec![cols, rows],
+            ),
+            _ => ((0..slot.len()).map(entry).collect(), slot.shape.clone()),
+        };
+        let array = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), values)
+            .expect("one multiplier per entry of the variable");
+        out.push((p.constraint, array));
+    }
+    Ok(out)
+}
+
+/// The multiplier of lo ≤ x ≤ hi at an entry x whose reduced gradient is r (stationarity
+/// r + λ_hi − λ_lo = 0): λ_hi − λ_lo, 0 where neither end binds.
+fn bound_multiplier(x: f64, r: f64, lower: f64, upper: f64) -> f64 {
+    match (x == lower, x == upper) {
+        (true, true) => -r,
+        (true, false) => -r.max(0.0),
+        (false, true) => (-r).max(0.0),
+        (false, false) => 0.0,
+    }
+}
+
+/// The multipliers `alpha` (one per component of `instances`, in order) of each constraint the
+/// merit enforces, laid out as [`constraint_multipliers`] says.
+fn merit_multipliers(
     model: &Model,
     instances: &[Multipliers],
     alpha: &[f64],

@@ -204,6 +204,11 @@ pub struct AugLagReport {
     pub rho: f64,
     /// Total inner iterations.
     pub inner_iterations: usize,
+    /// The Lagrangian's gradient ∇f + Σ αₖ∇cₖ at the returned point with the returned
+    /// multipliers: the last subproblem's merit gradient there, whose weights αₖ + ρcₖ (clamped
+    /// at 0 for inequalities) are the returned α. Where the inner solver has bounds, its entries
+    /// at an active bound are that bound's multiplier (signed).
+    pub lagrangian_gradient: Vec<f64>,
 }
 
 /// The subproblem L_ρ(·, α) as a [`Problem`].
@@ -385,5 +390,6 @@ pub fn augmented_lagrangian_from(
         multipliers: alpha,
         rho,
         inner_iterations,
+        lagrangian_gradient: grad,
     }
 }
