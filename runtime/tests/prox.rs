@@ -454,3 +454,30 @@ fn card_per_row_composes_with_a_box_on_the_whole_variable() {
     assert_close(&x, &[1.0, 0.0, 0.0, 0.0, 0.0, -0.5], 1e-12);
     assert_eq!(v, [0.0, 0.0]);
 }
+
+#[test]
+fn the_support_search_reports_its_progress_and_stops_when_asked() {
+    // card(x) ≤ 2 binds, so the search tries swapped supports after the stages; the callback
+    // sees the best point after each (step 0) and stops it at the first: the staged point is
+    // returned, interrupted.
+    let source = "var x : real[4] = 0\nlet y = [3.0, -1.0, 2.0, 0.5]\nminimize sumsq(x - y)\n\
+                  subject to\n  c: card(x) <= 2\n";
+    let mut m = model(source);
+    let plan = plan::choose(&m.program).unwrap();
+    let mut search_rows = 0;
+    let mut stop_in_search = |info: &optc_runtime::solvers::IterInfo| {
+        if info.step == 0.0 {
+            search_rows += 1;
+            return optc_runtime::solvers::Control::Stop;
+        }
+        optc_runtime::solvers::Control::Continue
+    };
+    let outcome = plan::solve(&mut m, &plan, &mut stop_in_search).unwrap();
+    assert_eq!(search_rows, 1);
+    assert_eq!(outcome.report.status, Status::Interrupted);
+    assert_close(&outcome.report.x, &[3.0, 0.0, 2.0, 0.0], 1e-6);
+    // Without stopping, the search finds nothing better than the staged point.
+    let (_, outcome) = solve_by(source, Method::ProxGrad);
+    assert_eq!(outcome.report.status, Status::Converged);
+    assert_close(&outcome.report.x, &[3.0, 0.0, 2.0, 0.0], 1e-6);
+}

@@ -829,7 +829,7 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
                 projections: &projections,
             };
             let staged = run_prox_grad(&mut problem, &opts, &prox, &x0, callback);
-            search_fista_supports(&mut problem, &opts, prox, staged)
+            search_fista_supports(&mut problem, &opts, prox, staged, callback)
         }
         Method::AugLag => {
             // L1 terms are handled by the prox of proximal gradient, or for L-BFGS as in
@@ -1051,6 +1051,7 @@ fn search_fista_supports(
     opts: &ProxGradOptions,
     parts: ProxParts,
     staged: Report,
+    callback: Callback,
 ) -> Report {
     if !searches_supports(parts.projections, opts, &staged) {
         return staged;
@@ -1092,7 +1093,14 @@ fn search_fista_supports(
         parts,
     };
     let rounds = opts.swaps;
-    swaps::search_supports(&mut fista, parts.projections, (staged, ()), rounds).0
+    swaps::search_supports(
+        &mut fista,
+        parts.projections,
+        (staged, ()),
+        rounds,
+        callback,
+    )
+    .0
 }
 
 /// The bounds and set projections of the plan's proximal step on the model's flat vector. The
@@ -1298,7 +1306,13 @@ fn run_auglag(
                     false => staged,
                     true => {
                         search.opts = restricted_options(&opts);
-                        swaps::search_supports(&mut search, parts.projections, staged, opts.swaps)
+                        swaps::search_supports(
+                            &mut search,
+                            parts.projections,
+                            staged,
+                            opts.swaps,
+                            callback,
+                        )
                     }
                 };
             Ok(AuglagSolution {

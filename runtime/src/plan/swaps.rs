@@ -12,7 +12,7 @@
 //! ranked. Only a `card` on a whole variable is searched (not per line).
 
 use crate::prox::{Set, SlotProjection};
-use crate::solvers::Report;
+use crate::solvers::{Callback, Control, IterInfo, Report, Status};
 
 /// A round tries every pair (removed, added) when there are at most this many.
 const EVERY_PAIR_UP_TO: usize = 100;
@@ -32,12 +32,15 @@ pub(crate) trait SupportSolver<E> {
 }
 
 /// Searches from `staged` (solved with `projections`) for at most `rounds` improving swaps;
-/// returns the best solution, its report's iterations counting every solve's.
+/// returns the best solution, its report's iterations counting every solve's. The callback
+/// sees the best solution after each support tried (the iterations so far, step 0); when it
+/// stops, so does the search, with the best solution and the status `Interrupted`.
 pub(crate) fn search_supports<E>(
     solver: &mut dyn SupportSolver<E>,
     projections: &[SlotProjection],
     staged: (Report, E),
     rounds: usize,
+    callback: Callback,
 ) -> (Report, E) {
     let mut best = staged;
     let mut iterations = best.0.iterations;
@@ -87,8 +90,23 @@ pub(crate) fn search_supports<E>(
                 let solved = solver.solve(&restricted, &start, &best.1);
                 restricted[c].support = None;
                 iterations += solved.0.iterations;
-                if solver.better(&solved.0, &best.0) {
+                let better = solver.better(&solved.0, &best.0);
+                if better {
                     best = solved;
+                }
+                let info = IterInfo {
+                    iter: iterations,
+                    value: best.0.value,
+                    optimality: best.0.optimality,
+                    violation: best.0.violation,
+                    step: 0.0,
+                };
+                if callback(&info) == Control::Stop {
+                    best.0.status = Status::Interrupted;
+                    best.0.iterations = iterations;
+                    return best;
+                }
+                if better {
                     improved = true;
                     break 'projections;
                 }
