@@ -365,7 +365,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
                 if s.cardinality.is_empty() {
                     "equality, inequality or set constraints: augmented Lagrangian"
                 } else {
-                    "equality or inequality constraints with `card`: augmented Lagrangian, its subproblems by proximal gradient"
+                    "`card` with equality, inequality or expression constraints: augmented Lagrangian, its subproblems by proximal gradient"
                 }
                 .to_string(),
                 Vec::new(),
