@@ -29,9 +29,10 @@ for k in "${ks[@]}"; do
   json=$("$OPTC" run "$model" --param k="$k" --json -q)
   wall=$(echo "$(date +%s.%N) - $start" | bc)
   echo "$json" > "$work/optc.json"
-  "$venv/bin/python" - "$root" "$k" "$work/optc.json" "$wall" "${LIMIT:-300}" << 'EOF2'
-import itertools, json, sys, time, warnings
+  PYTHONPATH="$root/scripts" "$venv/bin/python" - "$root" "$k" "$work/optc.json" "$wall" "${LIMIT:-300}" << 'EOF2'
+import itertools, json, sys, time
 import numpy as np, cvxpy as cp
+from bench_cardinality import print_rows, solve_scip
 from scipy.optimize import nnls
 root, k, wall, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[4]), float(sys.argv[5])
 optc = json.load(open(sys.argv[3]))
@@ -52,17 +53,11 @@ enumeration = time.perf_counter() - start
 w, z = cp.Variable(p), cp.Variable(p, boolean=True)
 problem = cp.Problem(cp.Minimize(cp.sum_squares(R @ w - index) / n),
                      [w >= 0, cp.sum(w) == 1, w <= z, cp.sum(z) <= k])
-start = time.perf_counter()
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # "may be inaccurate": SCIP stopped at its time limit
-    problem.solve(solver="SCIP", scip_params={"limits/time": limit})
-scip = time.perf_counter() - start
+scip = solve_scip(problem, limit)
 solve = optc["timings"]["solve_s"]
 rows = [("optc fista", optc["objective"], solve, wall, optc["status"]),
         ("every support", best, enumeration, None, ""),
         ("CVXPY+SCIP", objective(w.value), scip, None, problem.status)]
-for name, value, t, whole, status in rows:
-    tail = f"{whole:9.3f} | {'':>9}" if whole is not None else f"{'':>9} | {t / solve:9.3g}"
-    print(f"{k:3d} | {name:<16} {value:12.6e} {value / best - 1:9.2%} {t:9.3f} {tail} | {status}")
+print_rows(k, rows, best, solve)
 EOF2
 done

@@ -34,9 +34,10 @@ for k in "${ks[@]}"; do
   json=$("$OPTC" run "$model" --param k="$k" --param target="$target" --data R="$data" --json -q)
   wall=$(echo "$(date +%s.%N) - $start" | bc)
   echo "$json" > "$work/optc.json"
-  "$venv/bin/python" - "$data" "$k" "$work/optc.json" "$wall" "${LIMIT:-300}" "$target" << 'EOF2'
-import itertools, json, math, sys, time, warnings
+  PYTHONPATH="$root/scripts" "$venv/bin/python" - "$data" "$k" "$work/optc.json" "$wall" "${LIMIT:-300}" "$target" << 'EOF2'
+import itertools, json, math, sys, time
 import numpy as np, cvxpy as cp
+from bench_cardinality import print_rows, solve_scip
 data, k, wall, limit, target = sys.argv[1], int(sys.argv[2]), float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
 optc = json.load(open(sys.argv[3]))
 R = np.load(data)
@@ -71,11 +72,7 @@ enumeration = time.perf_counter() - start
 w, z = cp.Variable(p), cp.Variable(p, boolean=True)
 problem = cp.Problem(cp.Minimize(cp.quad_form(w, cp.psd_wrap(S))),
                      [w >= 0, cp.sum(w) == 1, mu @ w >= target, w <= z, cp.sum(z) <= k])
-start = time.perf_counter()
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # "may be inaccurate": SCIP stopped at its time limit
-    problem.solve(solver="SCIP", scip_params={"limits/time": limit})
-scip = time.perf_counter() - start
+scip = solve_scip(problem, limit)
 solve = optc["timings"]["solve_s"]
 scip_value = float(w.value @ S @ w.value) if w.value is not None else np.nan
 rows = [("optc auglag", optc["objective"], solve, wall, optc["status"]),
@@ -84,8 +81,6 @@ rows = [("optc auglag", optc["objective"], solve, wall, optc["status"]),
 if not enumerate_all:
     rows.pop(1)
     best = min(np.nan_to_num(r[1], nan=np.inf) for r in rows)
-for name, value, t, whole, status in rows:
-    tail = f"{whole:9.3f} | {'':>9}" if whole is not None else f"{'':>9} | {t / solve:9.3g}"
-    print(f"{k:3d} | {name:<16} {value:12.6e} {value / best - 1:9.2%} {t:9.3f} {tail} | {status}")
+print_rows(k, rows, best, solve)
 EOF2
 done
