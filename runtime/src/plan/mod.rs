@@ -1439,8 +1439,9 @@ impl swaps::SupportSolver<(Vec<f64>, f64)> for AuglagSupports<'_, '_> {
     }
 }
 
-/// A constrained problem whose objective also counts the prox terms that the inner solver
-/// handles itself (its merit, the smooth part, does not).
+/// A constrained problem whose reported objective also counts the prox terms that the inner
+/// solver handles itself (its merit, the smooth part, does not): computed once per dual step,
+/// not per evaluation (a nuclear norm's value is an SVD).
 struct WithProxTerms<'a, 'p> {
     inner: &'a mut dyn solvers::ConstrainedProblem,
     parts: ProxParts<'p>,
@@ -1457,9 +1458,10 @@ impl solvers::ConstrainedProblem for WithProxTerms<'_, '_> {
         self.inner.set_multipliers(alpha, rho);
     }
     fn merit(&mut self, x: &[f64], grad: &mut [f64], constraints: &mut [f64]) -> MeritValue {
-        let mut value = self.inner.merit(x, grad, constraints);
-        value.objective += self.parts.value(x);
-        value
+        self.inner.merit(x, grad, constraints)
+    }
+    fn reported_objective(&mut self, x: &[f64], objective: f64) -> f64 {
+        objective + self.parts.value(x)
     }
 }
 

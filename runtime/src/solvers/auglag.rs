@@ -59,6 +59,12 @@ pub trait ConstrainedProblem {
     /// L_ρ(x, α) and f(x); writes ∇ₓL_ρ into `grad` and the constraints' values into
     /// `constraints` (one per component).
     fn merit(&mut self, x: &[f64], grad: &mut [f64], constraints: &mut [f64]) -> MeritValue;
+    /// The objective reported at a subproblem's solution x, given f(x) from [`Self::merit`]:
+    /// f(x) by default; a problem whose inner solver handles terms outside the merit (a prox)
+    /// adds them here, once per dual step rather than per evaluation.
+    fn reported_objective(&mut self, _x: &[f64], objective: f64) -> f64 {
+        objective
+    }
 }
 
 /// A [`ConstrainedProblem`] from two closures: f with its gradient, and the constraints with
@@ -336,7 +342,7 @@ pub fn augmented_lagrangian_from(
             let value = problem.merit(&solved.x, &mut grad, &mut c);
             let new_measure = progress_measure(&relations, &alpha, rho, &c);
             let report = Report {
-                value: value.objective,
+                value: problem.reported_objective(&solved.x, value.objective),
                 violation: infeasibility(&relations, &c),
                 ..solved
             };
