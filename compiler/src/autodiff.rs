@@ -14,6 +14,7 @@
 //! Hessian-vector products of their terms work, but third derivatives (in the matrix argument of
 //! the second-derivative ops) do not.
 
+use crate::diag::Diagnostic;
 use crate::ir::{
     broadcast_shapes, BinaryOp, Dim, ElemType, Graph, Input, InputId, InputKind, NodeId, Op,
     Program, Shape, UnaryOp,
@@ -30,15 +31,25 @@ pub struct AdError {
 
 impl fmt::Display for AdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "cannot differentiate {} ({}): {}",
-            self.node, self.op, self.message
-        )
+        write!(f, "cannot differentiate `{}`: {}", self.op, self.message)
     }
 }
 
 impl std::error::Error for AdError {}
+
+impl AdError {
+    /// The error as E0363, pointing at the expression where the program knows its source.
+    pub fn diagnostic(&self, program: &Program) -> Diagnostic {
+        Diagnostic::error("E0363", self.to_string()).with_primary_at(
+            program.node_span(self.node),
+            format!("`{}` is not differentiable here", self.op),
+        )
+        .with_hint(
+            "optc differentiates the objective and constraints symbolically: use operations that \
+             have derivatives there (spec/builtins.md)",
+        )
+    }
+}
 
 /// The nodes of a Hessian-vector product: one direction input per differentiated input, the
 /// gradient, and H·v, all in the order of `wrt`.
@@ -164,12 +175,21 @@ fn input_nodes(program: &Program, f: NodeId, wrt: &[InputId]) -> Result<Vec<Node
         .collect()
 }
 
+/// The op's variant name in snake case, as the language spells the builtins (`nuclear_norm`).
 fn op_name(op: &Op) -> String {
-    match op {
-        // As the model counts them, in order of appearance.
-        Op::Argmin(s) => format!("argmin number {}", s.0 + 1),
-        op => format!("{op:?}"),
+    let mut name = String::new();
+    let variant = format!("{op:?}");
+    for (i, ch) in variant
+        .chars()
+        .take_while(|c| c.is_alphanumeric())
+        .enumerate()
+    {
+        if ch.is_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(ch.to_ascii_lowercase());
     }
+    name
 }
 
 /// Node construction for derivative rules, with errors attributed to the node being
@@ -585,15 +605,18 @@ fn local_adjoints(
             Ok(vec![None, Some(dh)])
         }
         Op::Card => Err(b.error(
-            "card is not differentiable: cardinality constraints are handled by projection",
+            "a cardinality constraint `card(x) <= k` is enforced by projection, not by gradients",
         )),
-        Op::NuclearNorm => Err(
-            b.error("nuclear_norm is a proximable atom: it is handled by a prox, not by gradients")
-        ),
-        Op::Argmin(_) => Err(b.error(
-            "gradients through argmin are computed by the bilevel solver (implicit \
+        Op::NuclearNorm => Err(b.error(
+            "it is handled by its prox, as a term of the objective with a nonnegative weight \
+             (`lambda * nuclear_norm(X)`), not by gradients",
+        )),
+        // Numbered as the model counts them, in order of appearance.
+        Op::Argmin(s) => Err(b.error(format!(
+            "gradients through argmin number {} are computed by the bilevel solver (implicit \
              differentiation), not symbolically",
-        )),
+            s.0 + 1
+        ))),
     }
 }
 

@@ -38,6 +38,38 @@ impl Span {
     }
 }
 
+/// Levenshtein distance, for "did you mean" suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The closest candidate within a third of the name's length (at least 1 edit; none for
+/// one-letter names, where every other short name would be "close").
+pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let len = name.chars().count();
+    if len < 2 {
+        return None;
+    }
+    let limit = (len / 3).max(1);
+    candidates
+        .filter(|c| *c != name)
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -101,6 +133,23 @@ impl Diagnostic {
             primary: false,
         });
         self
+    }
+
+    /// Adds the primary label where the source is known: checks after lowering point into the
+    /// model when it was compiled from source, and at nothing for a model read from an artifact.
+    pub fn with_primary_at(self, span: Option<Span>, message: impl Into<String>) -> Diagnostic {
+        match span {
+            Some(span) => self.with_primary(span, message),
+            None => self,
+        }
+    }
+
+    /// Adds a secondary label where the source is known (see [`Diagnostic::with_primary_at`]).
+    pub fn with_label_at(self, span: Option<Span>, message: impl Into<String>) -> Diagnostic {
+        match span {
+            Some(span) => self.with_label(span, message),
+            None => self,
+        }
     }
 
     pub fn with_note(mut self, note: impl Into<String>) -> Diagnostic {
@@ -180,5 +229,27 @@ impl SourceFile {
 
     pub fn line_starts(&self) -> &[usize] {
         &self.line_starts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_substitutions() {
+        assert_eq!(edit_distance("weights", "weigths"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("axis", "axs"), 1);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn suggestions_pick_the_closest_name_within_reach() {
+        let names = ["weights", "W", "lambda1", "sumsq"];
+        assert_eq!(suggest("weigths", names.into_iter()), Some("weights"));
+        assert_eq!(suggest("lambda", names.into_iter()), Some("lambda1"));
+        assert_eq!(suggest("zzz", names.into_iter()), None);
+        assert_eq!(suggest("w", names.into_iter()), None);
     }
 }

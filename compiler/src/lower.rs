@@ -45,6 +45,8 @@ struct Lowerer<'a> {
     lets: Vec<Option<NodeId>>,
     /// The input node of each `argmin` variable while its body is lowered.
     argmin_vars: HashMap<u32, NodeId>,
+    /// While a fn is inlined: the outermost call, where its nodes are written for the user.
+    call_site: Option<Span>,
 }
 
 type Lowered<T> = Result<T, Diagnostic>;
@@ -71,6 +73,7 @@ impl<'a> Lowerer<'a> {
             vars: Vec::new(),
             lets: vec![None; m.lets.len()],
             argmin_vars: HashMap::new(),
+            call_site: None,
         }
     }
 
@@ -219,6 +222,7 @@ impl<'a> Lowerer<'a> {
                 kind,
                 ranges,
                 flipped,
+                span: Some(c.span),
             });
         }
         self.p.solve = m.solve.clone();
@@ -233,7 +237,15 @@ impl<'a> Lowerer<'a> {
         Ok(())
     }
 
+    /// `e` lowered, with its source span recorded for the node (the first one written).
     fn expr(&mut self, e: &TExpr, env: &Env) -> Lowered<NodeId> {
+        let node = self.expr_node(e, env)?;
+        let span = self.call_site.unwrap_or(e.span);
+        self.p.node_spans.entry(node).or_insert(span);
+        Ok(node)
+    }
+
+    fn expr_node(&mut self, e: &TExpr, env: &Env) -> Lowered<NodeId> {
         let span = e.span;
         match &e.kind {
             TExprKind::Const(c) => Ok(self.p.graph.constant(*c)),
@@ -359,12 +371,25 @@ impl<'a> Lowerer<'a> {
         for (arg, p) in args.iter().zip(&decl.params) {
             let node = match (arg, &p.default) {
                 (CallArg::Given(x), _) => self.expr(x, env)?,
-                (CallArg::Default, Some(d)) => self.expr(d, &callee)?,
+                (CallArg::Default, Some(d)) => self.in_call(span, |l| l.expr(d, &callee))?,
                 (CallArg::Default, None) => return Err(Self::internal(span, "missing argument")),
             };
             callee.params.push(node);
         }
-        self.expr(&decl.body, &callee)
+        self.in_call(span, |l| l.expr(&decl.body, &callee))
+    }
+
+    /// Runs `lower` inside a fn called at `span`: its nodes are attributed to the outermost call.
+    fn in_call<T>(
+        &mut self,
+        span: Span,
+        lower: impl FnOnce(&mut Self) -> Lowered<T>,
+    ) -> Lowered<T> {
+        let outer = self.call_site;
+        self.call_site = Some(outer.unwrap_or(span));
+        let result = lower(self);
+        self.call_site = outer;
+        result
     }
 
     /// The number of elements of `dims`, as a node.

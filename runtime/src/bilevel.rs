@@ -172,19 +172,23 @@ fn functions(model: &mut Model, plan: &Plan) -> Result<Functions, Diagnostic> {
     let thetas: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
     let dims = model.bindings.dims.clone();
     let program = &mut model.program;
-    if !program.constraints.is_empty() {
+    if let Some(c) = program.constraints.first() {
         return Err(
-            plan_error("`maid` handles no constraints on the outer variables").with_hint(
-                "remove the `subject to` block, or state the constraint in the lower level",
-            ),
+            plan_error("`maid` handles no constraints on the outer variables")
+                .with_primary_at(c.span, "a constraint on the outer variables")
+                .with_hint(
+                    "remove the `subject to` block, or state the constraint in the lower level",
+                ),
         );
     }
     let subs = program.subproblems.clone();
     if subs.is_empty() {
         return Err(
-            plan_error("`maid` solves bilevel models, and this one has no `argmin`").with_hint(
-                "remove `solve with maid` to let optc choose a method for a single-level model",
-            ),
+            plan_error("`maid` solves bilevel models, and this one has no `argmin`")
+                .with_primary_at(program.method_span(), "`maid` chosen here")
+                .with_hint(
+                    "remove `solve with maid` to let optc choose a method for a single-level model",
+                ),
         );
     }
     if let Some(k) = subs.iter().position(|s| reads_argmin(program, s.objective)) {
@@ -231,15 +235,17 @@ fn functions(model: &mut Model, plan: &Plan) -> Result<Functions, Diagnostic> {
             .map_err(|e| plan_error(e.to_string()))?;
     }
     let zs: Vec<InputId> = subs.iter().map(|s| s.var).collect();
-    let cannot = |what: &str, e: autodiff::AdError| {
-        Diagnostic::error("E0363", format!("cannot differentiate the {what}: {e}"))
+    let cannot = |program: &Program, what: &str, e: autodiff::AdError| Diagnostic {
+        message: format!("cannot differentiate the {what}: {e}"),
+        ..e.diagnostic(program)
     };
     let wrt: Vec<InputId> = xs.iter().chain(&thetas).copied().collect();
-    let upper_grads =
-        autodiff::gradient(program, upper_value, &wrt).map_err(|e| cannot("upper level", e))?;
-    let hvp = autodiff::hvp(program, lower_value, &zs).map_err(|e| cannot("lower level", e))?;
+    let upper_grads = autodiff::gradient(program, upper_value, &wrt)
+        .map_err(|e| cannot(program, "upper level", e))?;
+    let hvp =
+        autodiff::hvp(program, lower_value, &zs).map_err(|e| cannot(program, "lower level", e))?;
     let mixed = autodiff::mixed_vjp(program, lower_value, &zs, &thetas)
-        .map_err(|e| cannot("lower level in the outer variables", e))?;
+        .map_err(|e| cannot(program, "lower level in the outer variables", e))?;
     let inners = (0..subs.len())
         .map(|k| Inner {
             z: zs[k],
@@ -281,7 +287,7 @@ pub fn solve_maid(
     plan: &Plan,
     callback: Callback,
 ) -> Result<Outcome, Diagnostic> {
-    let opts = MaidOptions::from_options(&plan.options).map_err(crate::plan::option_error)?;
+    let opts = MaidOptions::from_options(&plan.options).map_err(|e| plan.option_error(e))?;
     let f = functions(model, plan)?;
     let theta0 = model.x();
     let bounds = crate::plan::bounds(model)?;

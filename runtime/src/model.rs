@@ -757,12 +757,12 @@ impl ArgminSolver {
         let mut derivs = Vec::new();
         for i in 0..program.subproblems.len() {
             let sub = program.subproblems[i].clone();
-            let grad = autodiff::gradient(program, sub.objective, &[sub.var]).map_err(|e| {
-                Diagnostic::error(
-                    "E0351",
-                    format!("the lower-level problem cannot be differentiated: {e}"),
-                )
-            })?;
+            let grad =
+                autodiff::gradient(program, sub.objective, &[sub.var]).map_err(|e| Diagnostic {
+                    code: "E0351",
+                    message: format!("the lower-level problem cannot be differentiated: {e}"),
+                    ..e.diagnostic(program)
+                })?;
             derivs.push((sub.objective, grad[0]));
         }
         let last = vec![None; derivs.len()];

@@ -212,7 +212,7 @@ pub fn solve_dual(
         ftol: 0.0,
         ..LbfgsOptions::default()
     };
-    let mut opts = crate::plan::lbfgs_options_from(base, &plan.options)?;
+    let mut opts = crate::plan::lbfgs_options_from(plan, base, &plan.options)?;
     opts.gtol *= transport.mass.iter().sum::<f64>();
     let (mut report, mut units) = maximize(&transport, dual_form, &opts, 0, callback);
     let bound = -report.value;

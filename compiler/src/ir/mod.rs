@@ -18,6 +18,7 @@ pub use print::{op_text, print_program};
 pub use shape::{broadcast_shapes, infer_shape, ShapeError};
 pub use verify::verify;
 
+use crate::diag::Span;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -571,6 +572,9 @@ pub struct Constraint {
     pub ranges: Vec<ForRange>,
     /// A `Le` written `lhs >= rhs` (its node is rhs − lhs); results show it as written.
     pub flipped: bool,
+    /// Where the constraint is written (not kept in artifacts).
+    #[serde(skip)]
+    pub span: Option<Span>,
 }
 
 /// `argmin var { objective }`: the objective may read outer nodes.
@@ -596,6 +600,63 @@ pub struct SolveSpec {
     pub method: String,
     pub positional: Vec<OptionValue>,
     pub options: Vec<(String, OptionValue)>,
+    /// Where the method and its options are written (not kept in artifacts).
+    #[serde(skip)]
+    pub spans: SpecSpans,
+}
+
+/// The source spans of a [`SolveSpec`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpecSpans {
+    /// The method's name.
+    pub method: Option<Span>,
+    /// Each `name = value`, in the order of [`SolveSpec::options`].
+    pub options: Vec<Span>,
+    /// Each positional value, in the order of [`SolveSpec::positional`].
+    pub positional: Vec<Span>,
+}
+
+/// As written: `lbfgs(max_iter = 100, tol = 1e-8)`.
+impl fmt::Display for SolveSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = self.positional.iter().map(|v| v.to_string()).collect();
+        parts.extend(self.options.iter().map(|(k, v)| format!("{k} = {v}")));
+        write!(f, "{}({})", self.method, parts.join(", "))
+    }
+}
+
+impl fmt::Display for OptionValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionValue::Number(x) => write!(f, "{x:?}"),
+            OptionValue::Str(s) => write!(f, "{s:?}"),
+            OptionValue::Name(n) => f.write_str(n),
+            OptionValue::List(items) => {
+                let items: Vec<String> = items.iter().map(|v| v.to_string()).collect();
+                write!(f, "[{}]", items.join(", "))
+            }
+            OptionValue::Call(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl SolveSpec {
+    /// Where the option `name` is written: among this method's options, else among those of
+    /// the methods it takes as values (`dual(lbfgs(max_iter = 5))`).
+    pub fn option_span(&self, name: &str) -> Option<Span> {
+        let own = self.options.iter().zip(&self.spans.options);
+        if let Some((_, &span)) = own.clone().find(|((key, _), _)| key == name) {
+            return Some(span);
+        }
+        let mut nested = self
+            .positional
+            .iter()
+            .chain(self.options.iter().map(|(_, v)| v));
+        nested.find_map(|value| match value {
+            OptionValue::Call(call) => call.option_span(name),
+            _ => None,
+        })
+    }
 }
 
 /// A post-processing step of an output (`W |> threshold(0.3) |> as_dag`).
@@ -625,11 +686,30 @@ pub struct Program {
     pub subproblems: Vec<Subproblem>,
     pub solve: Option<SolveSpec>,
     pub outputs: Vec<Output>,
+    /// The source expression of each lowered node, the first one for a node shared by several
+    /// (not kept in artifacts).
+    #[serde(skip)]
+    pub node_spans: HashMap<NodeId, Span>,
 }
 
 impl Program {
     pub fn input(&self, id: InputId) -> &Input {
         &self.inputs[id.0 as usize]
+    }
+
+    /// Where the expression of `node` is written, for a node lowered from the source.
+    pub fn node_span(&self, node: NodeId) -> Option<Span> {
+        self.node_spans.get(&node).copied()
+    }
+
+    /// Where the `solve with` option `name` is written.
+    pub fn option_span(&self, name: &str) -> Option<Span> {
+        self.solve.as_ref()?.option_span(name)
+    }
+
+    /// Where the `solve with` method is named.
+    pub fn method_span(&self) -> Option<Span> {
+        self.solve.as_ref()?.spans.method
     }
 
     /// Declares a new input (no value, no bounds) and adds its node.

@@ -159,7 +159,7 @@ pub fn print_program(p: &Program) -> String {
         let _ = writeln!(out, "constraint {}: {ranges}{what}", c.name);
     }
     if let Some(s) = &p.solve {
-        let _ = writeln!(out, "solve {s:?}");
+        let _ = writeln!(out, "solve with {s}");
     }
     for o in &p.outputs {
         let _ = writeln!(out, "output {} = {} {:?}", o.name, o.node, o.post);

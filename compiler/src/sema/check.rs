@@ -5,8 +5,8 @@ use super::*;
 use crate::ast::{
     Arg, ConstraintKind as AstConstraint, Expr, ExprKind, IndexExpr, Item, ItemKind, UnOp,
 };
-use crate::diag::Diagnostic;
-use crate::ir::{broadcast_shapes, Dim, OptionValue, PostOp};
+use crate::diag::{suggest, Diagnostic};
+use crate::ir::{broadcast_shapes, Dim, OptionValue, PostOp, SpecSpans};
 use std::collections::HashMap;
 
 /// Element counts above this (with all sizes known) are rejected before anything is allocated.
@@ -137,38 +137,6 @@ struct Checker {
     recursion_guard: Option<(String, Span)>,
     errors: Diagnostics,
     warnings: Diagnostics,
-}
-
-/// Levenshtein distance, for "did you mean" suggestions.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
-/// The closest candidate within a third of the name's length (at least 1 edit; none for
-/// one-letter names, where every other short name would be "close").
-fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let len = name.chars().count();
-    if len < 2 {
-        return None;
-    }
-    let limit = (len / 3).max(1);
-    candidates
-        .filter(|c| *c != name)
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min()
-        .map(|(_, c)| c)
 }
 
 fn elem_name(e: ElemType) -> &'static str {
@@ -2145,6 +2113,10 @@ impl Checker {
             method: name.name.clone(),
             positional: Vec::new(),
             options: Vec::new(),
+            spans: SpecSpans {
+                method: Some(name.span),
+                ..SpecSpans::default()
+            },
         };
         for a in args {
             let v = self.option_value(&a.value)?;
@@ -2162,8 +2134,12 @@ impl Checker {
                         return None;
                     }
                     spec.options.push((n.name.clone(), v));
+                    spec.spans.options.push(n.span.to(a.value.span));
                 }
-                None => spec.positional.push(v),
+                None => {
+                    spec.positional.push(v);
+                    spec.spans.positional.push(a.value.span);
+                }
             }
         }
         Some(spec)
@@ -2258,27 +2234,5 @@ impl Checker {
             expr: e,
             post,
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn edit_distance_counts_insertions_deletions_substitutions() {
-        assert_eq!(edit_distance("weights", "weigths"), 2);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("axis", "axs"), 1);
-        assert_eq!(edit_distance("same", "same"), 0);
-    }
-
-    #[test]
-    fn suggestions_pick_the_closest_name_within_reach() {
-        let names = ["weights", "W", "lambda1", "sumsq"];
-        assert_eq!(suggest("weigths", names.into_iter()), Some("weights"));
-        assert_eq!(suggest("lambda", names.into_iter()), Some("lambda1"));
-        assert_eq!(suggest("zzz", names.into_iter()), None);
-        assert_eq!(suggest("w", names.into_iter()), None);
     }
 }

@@ -4,7 +4,7 @@
 //! top-level expression is followed by its type.
 
 use super::*;
-use crate::ir::{Dim, OptionValue};
+use crate::ir::Dim;
 use std::fmt::Write;
 
 struct Printer<'a> {
@@ -30,29 +30,6 @@ fn op_text(op: BinOp) -> &'static str {
         BinOp::MatMul => "@",
         BinOp::Pow => "^",
     }
-}
-
-fn option_text(v: &OptionValue) -> String {
-    match v {
-        OptionValue::Number(x) => format!("{x:?}"),
-        OptionValue::Str(s) => format!("{s:?}"),
-        OptionValue::Name(n) => n.clone(),
-        OptionValue::List(items) => format!(
-            "[{}]",
-            items.iter().map(option_text).collect::<Vec<_>>().join(", ")
-        ),
-        OptionValue::Call(s) => spec_text(s),
-    }
-}
-
-fn spec_text(s: &SolveSpec) -> String {
-    let mut parts: Vec<String> = s.positional.iter().map(option_text).collect();
-    parts.extend(
-        s.options
-            .iter()
-            .map(|(k, v)| format!("{k} = {}", option_text(v))),
-    );
-    format!("{}({})", s.method, parts.join(", "))
 }
 
 impl Printer<'_> {
@@ -304,7 +281,7 @@ impl Printer<'_> {
             self.line(format!("constraint {}: {loops}{body}", c.name));
         }
         if let Some(s) = &m.solve {
-            self.line(format!("solve with {}", spec_text(s)));
+            self.line(format!("solve with {s}"));
         }
         for o in &m.outputs {
             let post: String = o.post.iter().map(|p| format!(" |> {p:?}")).collect();

@@ -175,7 +175,7 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
             let dims = given_dims(a.bind.dims.as_deref())?;
             let program = c.program.as_ref().expect("ir stage");
             let derived = derive::differentiate(program)
-                .map_err(|e| derive_failed(&e, &c.sources, &a.model))?;
+                .map_err(|e| derive_failed(&e, program, &c.sources, &a.model))?;
             if a.stage == Stage::Grad {
                 derived.text()
             } else {
@@ -393,7 +393,7 @@ fn gpu_kernels(
 ) -> Result<GpuParts, u8> {
     use optc_runtime::gpu::build;
     let start = std::time::Instant::now();
-    derive::differentiate(program).map_err(|e| derive_failed(&e, sources, m))?;
+    derive::differentiate(program).map_err(|e| derive_failed(&e, program, sources, m))?;
     let sizes = derive::cost_dims(program, &gpu_sizes(program, m, dims));
     let failed = |e: String| not_compilable(e, sources, m);
     let staged = build::stage(program, &sizes).map_err(|d| {
@@ -1049,26 +1049,35 @@ fn given_dims(text: Option<&str>) -> Result<Vec<(String, u64)>, u8> {
     }
 }
 
-fn derive_failed(e: &optc_compiler::autodiff::AdError, sources: &SourceMap, m: &ModelArgs) -> u8 {
-    let hint = if e.op.starts_with("argmin") {
-        "an objective that reads an `argmin` has no symbolic gradient: `optc run` solves it with \
-         `maid`, which differentiates the lower level implicitly; `bench`, `explain --cost` and \
-         `eval --check-grad` need a model without `argmin`"
-    } else {
-        "optc differentiates the objective and constraints symbolically: use operations that \
-         have derivatives there (spec/builtins.md)"
-    };
-    let d = optc_compiler::diag::Diagnostic::error("E0363", format!("{e}")).with_hint(hint);
+fn derive_failed(
+    e: &optc_compiler::autodiff::AdError,
+    program: &optc_compiler::ir::Program,
+    sources: &SourceMap,
+    m: &ModelArgs,
+) -> u8 {
+    let mut d = e.diagnostic(program);
+    if e.op.starts_with("argmin") {
+        d = d.with_hint(
+            "an objective that reads an `argmin` has no symbolic gradient: `optc run` solves it \
+             with `maid`, which differentiates the lower level implicitly; `bench`, `explain \
+             --cost` and `eval --check-grad` need a model without `argmin`",
+        );
+    }
     report::print_diagnostics(&[d], sources, m.error_format);
     EXIT_MODEL
 }
 
 /// A failed benchmark as a coded diagnostic (exit 65). The front end refuses a model without an
 /// objective (E0131), and the simplifier does not fail on a valid program: those are bugs.
-fn bench_failed(e: optc_runtime::bench::BenchError, sources: &SourceMap, m: &ModelArgs) -> u8 {
+fn bench_failed(
+    e: optc_runtime::bench::BenchError,
+    program: &optc_compiler::ir::Program,
+    sources: &SourceMap,
+    m: &ModelArgs,
+) -> u8 {
     use optc_runtime::bench::BenchError;
     match e {
-        BenchError::Derivative(e) => derive_failed(&e, sources, m),
+        BenchError::Derivative(e) => derive_failed(&e, program, sources, m),
         BenchError::NoObjective | BenchError::Simplify(_) => internal(&e),
         BenchError::Eval(e) => eval_failed(e, sources, m),
     }
@@ -1090,8 +1099,8 @@ fn explain_cost(a: &args::ExplainArgs, file: &std::path::Path) -> Result<u8, u8>
     let c = compile(&model, Until::Ir)?;
     let program = c.program.as_ref().expect("ir stage");
     let dims = derive::cost_dims(program, &given_dims(a.dims.as_deref())?);
-    let derived =
-        derive::differentiate(program).map_err(|e| derive_failed(&e, &c.sources, &model))?;
+    let derived = derive::differentiate(program)
+        .map_err(|e| derive_failed(&e, program, &c.sources, &model))?;
     let start = std::time::Instant::now();
     let s = derive::simplify(&derived, &dims).map_err(|e| internal(&e))?;
     let simplify_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -1160,7 +1169,7 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
         None => vec![BackendArg::Cpu, BackendArg::Interp],
     };
     let budget = std::time::Duration::from_millis(a.time_ms);
-    let fail = |e: bench::BenchError| bench_failed(e, &front.sources, &a.model);
+    let fail = |e: bench::BenchError| bench_failed(e, &template.program, &front.sources, &a.model);
     let mut results = serde_json::Map::new();
     let mut compile = None;
     for backend in backends {
@@ -1405,7 +1414,9 @@ fn grad_check(model: &Model, sources: &SourceMap, m: &ModelArgs) -> Result<serde
     probe.set_backend(model.backend());
     let r = match check_gradient(&mut probe, 1) {
         Ok(r) => r,
-        Err(GradCheckError::Derivative(e)) => return Err(derive_failed(&e, sources, m)),
+        Err(GradCheckError::Derivative(e)) => {
+            return Err(derive_failed(&e, &model.program, sources, m))
+        }
         Err(GradCheckError::Eval(e)) => return Err(eval_failed(e, sources, m)),
     };
     eprintln!(

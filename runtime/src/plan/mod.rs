@@ -12,7 +12,7 @@ use crate::solvers::{
 };
 use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
-use optc_compiler::diag::Diagnostic;
+use optc_compiler::diag::{Diagnostic, Span};
 use optc_compiler::ir::{
     BinaryOp, ConstraintKind, Dim, ElemType, ForRange, InputId, InputKind, NodeId, Op, OptionValue,
     Program, SetKind, SolveSpec, UnaryOp,
@@ -95,6 +95,8 @@ pub struct Plan {
     pub lists: Vec<(String, Vec<f64>)>,
     /// Options whose value is a name (the path's `inner = lbfgs`).
     pub names: Vec<(String, String)>,
+    /// The model's `solve with`, where option errors point.
+    pub solve: Option<SolveSpec>,
     /// Simplify the derivative programs with the e-graph before solving (on by default).
     pub simplify: bool,
     /// The transport form `Method::Dual` solves.
@@ -107,6 +109,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Where the `solve with` option `name` is written.
+    pub fn option_span(&self, name: &str) -> Option<Span> {
+        self.solve.as_ref()?.option_span(name)
+    }
+
+    /// A bad option (E0362), pointing at it.
+    pub(crate) fn option_error(&self, e: solvers::OptionError) -> Diagnostic {
+        let span = self.option_span(&e.name);
+        plan_error("E0362", e.to_string()).with_primary_at(span, "bad option")
+    }
+
     /// Whether the augmented Lagrangian solves its subproblems by proximal gradient (the staged
     /// `fista` of `run_prox_grad`), projecting onto every set on a variable: when the plan has
     /// a `card` constraint, whose projection L-BFGS cannot take.
@@ -159,38 +172,42 @@ fn flatten_options(
                             return Err(plan_error(
                                 "E0362",
                                 format!("option `{name}` must be a list of numbers"),
-                            ))
+                            )
+                            .with_primary_at(spec.option_span(name), "not a list of numbers"))
                         }
                     }
                 }
                 lists.push((name.clone(), out));
             }
-            _ => {
-                return Err(plan_error(
-                    "E0362",
-                    format!(
-                        "option `{name}` of `{}` must be a number or a list of numbers",
-                        spec.method
-                    ),
-                ))
-            }
+            _ => return Err(not_a_number(spec, name)),
         }
     }
     Ok((numbers, lists, names))
+}
+
+/// E0362 for the option `name` of `spec` given neither a number nor a list of numbers.
+fn not_a_number(spec: &SolveSpec, name: &str) -> Diagnostic {
+    plan_error(
+        "E0362",
+        format!(
+            "option `{name}` of `{}` must be a number or a list of numbers",
+            spec.method
+        ),
+    )
+    .with_primary_at(spec.option_span(name), "not a number")
 }
 
 /// Whether `solve with path(...)` minimises its stages with L-BFGS (`inner = lbfgs`) rather than
 /// Adam (`inner = adam`, the default). Other name options, other inner methods, and
 /// `inner = lbfgs` with `colide` (whose closed-form scale update follows every Adam step) are
 /// errors.
-fn path_uses_lbfgs(method: &str, names: &[(String, String)]) -> Result<bool, Diagnostic> {
+fn path_uses_lbfgs(spec: &SolveSpec, names: &[(String, String)]) -> Result<bool, Diagnostic> {
+    let method = &spec.method;
     let mut lbfgs = false;
     for (name, value) in names {
+        let here = spec.option_span(name);
         if name != "inner" {
-            return Err(plan_error(
-                "E0362",
-                format!("option `{name}` of `{method}` must be a number or a list of numbers"),
-            ));
+            return Err(not_a_number(spec, name));
         }
         lbfgs = match value.as_str() {
             "adam" => false,
@@ -199,6 +216,7 @@ fn path_uses_lbfgs(method: &str, names: &[(String, String)]) -> Result<bool, Dia
                     "E0362",
                     "`colide` supports only `inner = adam`: its closed-form noise-scale update follows every Adam step",
                 )
+                .with_primary_at(here, "needs Adam")
                 .with_hint("use `solve with path(inner = lbfgs)` for a score without a noise-scale variable"))
             }
             "lbfgs" => true,
@@ -207,6 +225,7 @@ fn path_uses_lbfgs(method: &str, names: &[(String, String)]) -> Result<bool, Dia
                     "E0362",
                     format!("`{method}` has no inner method `{other}`"),
                 )
+                .with_primary_at(here, "unknown inner method")
                 .with_hint("the inner methods are adam (the DAGMA reference) and lbfgs"))
             }
         };
@@ -217,14 +236,15 @@ fn path_uses_lbfgs(method: &str, names: &[(String, String)]) -> Result<bool, Dia
 /// `dual`'s options: the inner method (`lbfgs` or `lbfgs(...)`, positional or `inner = ...`),
 /// whose numeric options become the plan's, and `form = "semi" | "full"`.
 fn dual_options(spec: &SolveSpec) -> Result<(NumberOptions, NameOptions), Diagnostic> {
-    let inner = spec.positional.iter().chain(
-        spec.options
-            .iter()
-            .filter(|(k, _)| k == "inner")
-            .map(|(_, v)| v),
+    let positional = spec.positional.iter().zip(&spec.spans.positional);
+    let named = spec.options.iter().zip(&spec.spans.options);
+    let inner = positional.chain(
+        named
+            .filter(|((k, _), _)| k == "inner")
+            .map(|((_, v), span)| (v, span)),
     );
     let mut numbers = Vec::new();
-    for value in inner {
+    for (value, &span) in inner {
         let inner_spec = match value {
             OptionValue::Name(name) if name == "lbfgs" => None,
             OptionValue::Call(call) if call.method == "lbfgs" && call.positional.is_empty() => {
@@ -235,6 +255,7 @@ fn dual_options(spec: &SolveSpec) -> Result<(NumberOptions, NameOptions), Diagno
                     "E0362",
                     "the inner method of `dual` must be `lbfgs` or `lbfgs(...)`",
                 )
+                .with_primary(span, "not `lbfgs`")
                 .with_hint("e.g. `solve with dual(lbfgs(max_iter = 500, tol = 1e-9))`"))
             }
         };
@@ -243,18 +264,20 @@ fn dual_options(spec: &SolveSpec) -> Result<(NumberOptions, NameOptions), Diagno
         }
     }
     let mut names = Vec::new();
-    for (name, value) in &spec.options {
+    for ((name, value), &span) in spec.options.iter().zip(&spec.spans.options) {
         match (name.as_str(), value) {
             ("inner", _) => {}
             ("form", OptionValue::Str(form) | OptionValue::Name(form)) => {
                 if crate::transport::DualForm::parse(form).is_none() {
                     return Err(plan_error("E0362", format!("`dual` has no form `{form}`"))
+                        .with_primary(span, "unknown form")
                         .with_hint("the forms are \"semi\" (the default) and \"full\""));
                 }
                 names.push(("form".to_string(), form.clone()))
             }
             _ => {
                 return Err(plan_error("E0362", format!("`dual` has no option `{name}` of this kind"))
+                    .with_primary(span, "unknown option")
                     .with_hint("`dual` takes its inner method and `form = \"semi\"` or `form = \"full\"`; the inner method takes the iteration options"))
             }
         }
@@ -303,19 +326,14 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
                         "E0361",
                         format!("the solve method `{other}` is not available in this version of optc"),
                     )
+                    .with_primary_at(spec.spans.method, "not available")
                     .with_hint("remove the `solve with` line to let optc choose, or use lbfgs, fista, adam, auglag, path or dual"))
                 }
             };
             if method == Method::Path {
-                path_uses_lbfgs(&spec.method, &names)?;
+                path_uses_lbfgs(spec, &names)?;
             } else if let Some((name, _)) = names.first() {
-                return Err(plan_error(
-                    "E0362",
-                    format!(
-                        "option `{name}` of `{}` must be a number or a list of numbers",
-                        spec.method
-                    ),
-                ));
+                return Err(not_a_number(spec, name));
             }
             (
                 method,
@@ -399,6 +417,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         (Method::Dual, Ok(form)) => Some(form),
         (Method::Dual, Err(why)) => {
             return Err(plan_error("E0360", format!("`dual` solves regularized transport problems: {why}"))
+                .with_primary_at(program.method_span(), "`dual` chosen here")
                 .with_hint("the form is `minimize sum(C .* T) + gamma / 2 * sumsq(T)` over `var T : real[m, n] >= 0` with `sum(T, axis = 1) == a`, `sum(T, axis = 0) == b` and optionally `for j in 0..n: card(T[:, j]) <= k`"))
         }
         _ => None,
@@ -413,36 +432,35 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
             || (method == Method::AugLag
                 && (s.inequalities.contains(i) || s.projections.contains(i)))
     };
-    let unsupported_constraints: Vec<String> = s
-        .inequalities
-        .iter()
-        .chain(&sets)
-        .filter(|i| !handled(i))
-        .map(|&i| program.constraints[i].name.clone())
-        .collect();
-    if let Some(name) = unsupported_constraints.first() {
+    let unsupported = s.inequalities.iter().chain(&sets).find(|i| !handled(i));
+    if let Some(c) = unsupported.map(|&i| &program.constraints[i]) {
         return Err(plan_error(
             "E0360",
-            format!("constraint `{name}` (an inequality, set or cardinality constraint) cannot be handled by `{}` in this version", method.name()),
+            format!("constraint `{}` (an inequality, set or cardinality constraint) cannot be handled by `{}` in this version", c.name, method.name()),
         )
+        .with_primary_at(c.span, format!("`{}` cannot handle this", method.name()))
+        .with_label_at(program.method_span(), "method chosen here")
         .with_hint("`auglag` handles equality and inequality constraints (with variable bounds such as `var x : real[n] >= 0`, and `in` and `card` constraints on variables), and `fista` enforces `in` and `card` constraints on a variable or on all its rows or columns by projection"));
     }
     match method {
         Method::Lbfgs | Method::ProxGrad | Method::ProjectedLbfgs | Method::Adam
             if !s.equalities.is_empty() =>
         {
-            let name = &program.constraints[s.equalities[0]].name;
+            let c = &program.constraints[s.equalities[0]];
             return Err(plan_error(
                 "E0360",
-                format!("`{}` cannot handle the equality constraint `{name}`", method.name()),
+                format!("`{}` cannot handle the equality constraint `{}`", method.name(), c.name),
             )
+            .with_primary_at(c.span, "an equality constraint")
+            .with_label_at(program.method_span(), "method chosen here")
             .with_hint("use `solve with auglag(...)` or `solve with path(...)`"));
         }
         Method::Path if s.equalities.len() != 1 => {
             return Err(plan_error(
                 "E0360",
                 "the path method needs exactly one equality constraint (the acyclicity function h(W) == 0)",
-            ))
+            )
+            .with_primary_at(program.method_span(), "`path` chosen here"))
         }
         _ => {}
     }
@@ -457,6 +475,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         options,
         lists,
         names,
+        solve: program.solve.clone(),
         simplify: true,
         transport,
         projections,
@@ -533,8 +552,7 @@ fn differentiate(model: &mut Model, value: NodeId) -> Result<Merit, Diagnostic> 
 
 /// `value` with its gradient in `vars` (added to `program`).
 fn merit_of(program: &mut Program, vars: &[InputId], value: NodeId) -> Result<Merit, Diagnostic> {
-    let grads = autodiff::gradient(program, value, vars)
-        .map_err(|e| plan_error("E0363", format!("{e}")))?;
+    let grads = autodiff::gradient(program, value, vars).map_err(|e| e.diagnostic(program))?;
     Ok(Merit {
         num_grads: grads.len(),
         roots: std::iter::once(value).chain(grads).collect(),
@@ -713,7 +731,7 @@ fn bounds_with_sets(
     let (mut lower, mut upper) = (declared.lower().to_vec(), declared.upper().to_vec());
     for p in &plan.projections {
         let c = &model.program.constraints[p.constraint];
-        let name = c.name.clone();
+        let (name, span) = (c.name.clone(), c.span);
         let (lo, hi) = match c.kind.clone() {
             ConstraintKind::In(SetKind::Nonneg) => (0.0, f64::INFINITY),
             ConstraintKind::In(SetKind::Simplex) if simplex_as_box => (0.0, 1.0),
@@ -738,15 +756,12 @@ fn bounds_with_sets(
                         upper[k]
                     ),
                 )
+                .with_primary_at(span, "no value satisfies this")
                 .with_hint("the variable's declared bounds and its `in` sets must overlap"));
             }
         }
     }
     Ok((lower, upper))
-}
-
-pub(crate) fn option_error(e: solvers::OptionError) -> Diagnostic {
-    plan_error("E0362", e.to_string())
 }
 
 /// What a solve produced.
@@ -817,7 +832,8 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
             let (smooth, mut l1, matrix_terms) =
                 smooth_part(model, &plan.structure, objective, ProxScope::All)?;
             let (b, projections) = prox_sets(model, plan, &mut l1)?;
-            let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
+            let opts =
+                ProxGradOptions::from_options(&plan.options).map_err(|e| plan.option_error(e))?;
             let merit = simplified_merit(model, plan, smooth)?;
             let mut problem = FnProblem::new(n, |x: &[f64], g: &mut [f64]| {
                 eval_merit(model, &merit, x, g, &mut error)
@@ -1122,7 +1138,10 @@ fn prox_sets(
     for p in &plan.projections {
         let c = model.program.constraints[p.constraint].clone();
         let slot = model.slot(p.var).clone();
-        let refuse = |why: String| plan_error("E0360", format!("constraint `{}`: {why}", c.name));
+        let refuse = |why: String| {
+            plan_error("E0360", format!("constraint `{}`: {why}", c.name))
+                .with_primary_at(c.span, "cannot be projected onto")
+        };
         if plan
             .structure
             .prox
@@ -1159,7 +1178,8 @@ fn prox_sets(
                             "the bound of `{}` must be a nonnegative integer, not {k}",
                             c.name
                         ),
-                    ));
+                    )
+                    .with_primary_at(c.span, "not a nonnegative integer bound"));
                 }
                 if let Some(k) = entries.clone().find(|&k| lower[k] > 0.0 || upper[k] < 0.0) {
                     return Err(refuse(format!(
@@ -1283,11 +1303,12 @@ fn run_auglag(
     callback: Callback,
 ) -> Result<AuglagSolution, Diagnostic> {
     let by_prox = matches!(inner, AuglagInner::Prox(_));
-    let (al_opts, inner_opts) = split_auglag_options(&plan.options, by_prox)?;
-    let al = AugLagOptions::from_options(&al_opts).map_err(option_error)?;
+    let (al_opts, inner_opts) = split_auglag_options(plan, by_prox)?;
+    let al = AugLagOptions::from_options(&al_opts).map_err(|e| plan.option_error(e))?;
     match inner {
         AuglagInner::Prox(parts) => {
-            let opts = ProxGradOptions::from_options(&inner_opts).map_err(option_error)?;
+            let opts =
+                ProxGradOptions::from_options(&inner_opts).map_err(|e| plan.option_error(e))?;
             let duals = solvers::DualStart {
                 alpha: vec![0.0; problem.relations().len()],
                 rho: al.rho_init,
@@ -1322,7 +1343,7 @@ fn run_auglag(
             })
         }
         AuglagInner::Lbfgs { l1, bounds } => {
-            let inner_opts = lbfgs_options(&inner_opts)?;
+            let inner_opts = lbfgs_options(plan, &inner_opts)?;
             let n = x0.len();
             let (r, gradient) = if l1.iter().any(|w| *w != 0.0) {
                 let mut split = SplitL1 {
@@ -1476,11 +1497,11 @@ fn solve_smooth(
     let opts = &plan.options;
     Ok(match plan.method {
         Method::Adam => {
-            let o = AdamOptions::from_options(opts).map_err(option_error)?;
+            let o = AdamOptions::from_options(opts).map_err(|e| plan.option_error(e))?;
             adam_within(problem, bounds, x0, &o, callback)
         }
-        Method::Lbfgs => lbfgs(problem, x0, &lbfgs_options(opts)?, callback),
-        _ => projected_lbfgs(problem, x0, bounds, &lbfgs_options(opts)?, callback),
+        Method::Lbfgs => lbfgs(problem, x0, &lbfgs_options(plan, opts)?, callback),
+        _ => projected_lbfgs(problem, x0, bounds, &lbfgs_options(plan, opts)?, callback),
     })
 }
 
@@ -2213,7 +2234,7 @@ pub fn solve_external(
     let objective = model.program.objective.as_ref().map(|o| o.node);
     let (report, error) = match device.vectors() {
         Some(vectors) if plan.method == Method::Lbfgs => {
-            let opts = lbfgs_options(&plan.options)?;
+            let opts = lbfgs_options(plan, &plan.options)?;
             ResidentVectors::run(vectors, model, objective, |v| {
                 lbfgs_in(v, &x0, &opts, callback)
             })
@@ -2288,7 +2309,7 @@ fn adam_external(
             self.noted(restored, ());
         }
     }
-    let opts = AdamOptions::from_options(&plan.options).map_err(option_error)?;
+    let opts = AdamOptions::from_options(&plan.options).map_err(|e| plan.option_error(e))?;
     // Start inside the bounds, as every step ends.
     let mut x0 = model.x();
     bounds(model)?.project(&mut x0);
@@ -2595,7 +2616,8 @@ fn prox_grad_external(
     let (report, error) = match device.vectors() {
         // The device's prox step is that of L1 terms, bounds and group norms.
         Some(vectors) if matrix_terms.iter().all(|t| t.kind != ProxKind::Nuclear) => {
-            let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
+            let opts =
+                ProxGradOptions::from_options(&plan.options).map_err(|e| plan.option_error(e))?;
             ResidentVectors::run(vectors, model, Some(smooth), |v| {
                 proximal_gradient_in(v, &x0, &opts, callback)
             })
@@ -2603,7 +2625,8 @@ fn prox_grad_external(
         _ => {
             let mut error = None;
             let mut problem = device_problem(device, model, Some(smooth), &mut error);
-            let opts = ProxGradOptions::from_options(&plan.options).map_err(option_error)?;
+            let opts =
+                ProxGradOptions::from_options(&plan.options).map_err(|e| plan.option_error(e))?;
             let report = run_prox_grad(&mut problem, &opts, &prox, &x0, callback);
             drop(problem);
             (report, error)
@@ -2946,6 +2969,10 @@ fn auglag_functions(
                     program.constraints[constraint].name
                 ),
             )
+            .with_primary_at(
+                program.constraints[constraint].span,
+                "indexes outside its axis",
+            )
             .with_hint("the range and the axis it indexes have different sizes with these data")
         })?;
         for node in constraint_instances(program, node, &ranges, dims)? {
@@ -3148,18 +3175,19 @@ fn smooth_node<'s>(
     (smooth, split)
 }
 
-fn lbfgs_options(opts: &[(String, f64)]) -> Result<LbfgsOptions, Diagnostic> {
-    lbfgs_options_from(LbfgsOptions::default(), opts)
+fn lbfgs_options(plan: &Plan, opts: &[(String, f64)]) -> Result<LbfgsOptions, Diagnostic> {
+    lbfgs_options_from(plan, LbfgsOptions::default(), opts)
 }
 
-/// `base` with the plan's options set by name (`tol` is `gtol`).
+/// `base` with the options `opts` of `plan` set by name (`tol` is `gtol`).
 pub(crate) fn lbfgs_options_from(
+    plan: &Plan,
     mut o: LbfgsOptions,
     opts: &[(String, f64)],
 ) -> Result<LbfgsOptions, Diagnostic> {
     for (k, v) in opts {
         let key = if k == "tol" { "gtol" } else { k.as_str() };
-        o.set_option(key, *v).map_err(option_error)?;
+        o.set_option(key, *v).map_err(|e| plan.option_error(e))?;
     }
     Ok(o)
 }
@@ -3206,7 +3234,7 @@ fn scale_vars(
             continue;
         }
         let slope = autodiff::gradient(program, objective, &[slot.input])
-            .map_err(|e| plan_error("E0363", format!("{e}")))?[0];
+            .map_err(|e| e.diagnostic(program))?[0];
         let two = program.graph.constant(2.0);
         let doubled = binary(program, BinaryOp::Mul, two, node);
         let slope_at_double = program
@@ -3226,6 +3254,7 @@ fn scale_vars(
             "E0360",
             "`colide` needs a noise-scale variable that the acyclicity constraint does not read",
         )
+        .with_primary_at(program.method_span(), "`colide` chosen here")
         .with_hint("declare e.g. `var sigma : real >= 1e-6 = 1` and use it in the score as in examples/dag/colide.opt"));
     }
     Ok(scales)
@@ -3470,13 +3499,15 @@ struct PathKind {
 }
 
 fn path_kind(program: &Program, plan: &Plan) -> Result<PathKind, Diagnostic> {
-    let spec_method = program
-        .solve
-        .as_ref()
-        .map_or("path", |spec| spec.method.as_str());
-    Ok(PathKind {
-        colide: spec_method == "colide",
-        lbfgs_stages: path_uses_lbfgs(spec_method, &plan.names)?,
+    Ok(match &program.solve {
+        Some(spec) => PathKind {
+            colide: spec.method == "colide",
+            lbfgs_stages: path_uses_lbfgs(spec, &plan.names)?,
+        },
+        None => PathKind {
+            colide: false,
+            lbfgs_stages: false,
+        },
     })
 }
 
@@ -3486,7 +3517,9 @@ fn path_options(plan: &Plan, mut opts: PathOptions) -> Result<PathOptions, Diagn
         match k.as_str() {
             "mu" => opts.mu_init = *v,
             "decay" => opts.mu_factor = *v,
-            other => opts.set_option(other, *v).map_err(option_error)?,
+            other => opts
+                .set_option(other, *v)
+                .map_err(|e| plan.option_error(e))?,
         }
     }
     for (k, list) in &plan.lists {
@@ -3496,7 +3529,8 @@ fn path_options(plan: &Plan, mut opts: PathOptions) -> Result<PathOptions, Diagn
                 return Err(plan_error(
                     "E0362",
                     format!("option `{other}` of `path` takes a number, not a list"),
-                ))
+                )
+                .with_primary_at(plan.option_span(other), "a list"))
             }
         }
     }
@@ -3506,31 +3540,64 @@ fn path_options(plan: &Plan, mut opts: PathOptions) -> Result<PathOptions, Diagn
 /// Splits `solve with auglag(...)` options into the outer loop's and the inner L-BFGS's; `rho`
 /// is the initial penalty. Unknown names are an error.
 fn split_auglag_options(
-    options: &[(String, f64)],
+    plan: &Plan,
     by_prox: bool,
 ) -> Result<(NumberOptions, NumberOptions), Diagnostic> {
     let (mut outer, mut inner) = (Vec::new(), Vec::new());
-    for (k, v) in options {
+    for (k, v) in &plan.options {
         let key = if k == "rho" { "rho_init" } else { k.as_str() };
         let pair = [(k.clone(), *v)];
         let inner_takes = match by_prox {
             true => ProxGradOptions::from_options(&pair).is_ok(),
-            false => lbfgs_options(&pair).is_ok(),
+            false => lbfgs_options(plan, &pair).is_ok(),
         };
         if AugLagOptions::default().set_option(key, *v).is_ok() {
             outer.push((key.to_string(), *v));
         } else if inner_takes {
             inner.push((k.clone(), *v));
         } else {
-            let inner_options = match by_prox {
-                true => "inner proximal-gradient options (with `card`): max_iter, tol, lipschitz, eta, accelerated, restart, max_backtrack, continuation, swaps",
-                false => "inner L-BFGS options: max_iter, tol, memory, ftol",
+            const OUTER: [&str; 6] = [
+                "rho",
+                "rho_factor",
+                "rho_max",
+                "progress",
+                "h_tol",
+                "max_outer",
+            ];
+            let (inner_kind, inner_names): (_, &[&str]) = match by_prox {
+                true => (
+                    "inner proximal-gradient options (with `card`)",
+                    &[
+                        "max_iter",
+                        "tol",
+                        "lipschitz",
+                        "eta",
+                        "accelerated",
+                        "restart",
+                        "max_backtrack",
+                        "continuation",
+                        "swaps",
+                    ],
+                ),
+                false => (
+                    "inner L-BFGS options",
+                    &["max_iter", "tol", "memory", "ftol"],
+                ),
             };
+            let all: Vec<&str> = OUTER.iter().chain(inner_names).copied().collect();
             return Err(plan_error(
                 "E0362",
-                format!("`auglag` has no option `{k}`"),
+                format!(
+                    "`auglag` has no option `{k}`{}",
+                    solvers::did_you_mean(k, &all)
+                ),
             )
-            .with_hint(format!("outer options: rho, rho_factor, rho_max, progress, h_tol, max_outer; {inner_options}")));
+            .with_primary_at(plan.option_span(k), "unknown option")
+            .with_hint(format!(
+                "outer options: {}; {inner_kind}: {}",
+                OUTER.join(", "),
+                inner_names.join(", ")
+            )));
         }
     }
     Ok((outer, inner))

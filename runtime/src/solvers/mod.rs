@@ -28,6 +28,7 @@ pub use dagma::{
 pub use lbfgs::{lbfgs, lbfgs_in, LbfgsOptions};
 pub use lbfgsb::{projected_lbfgs, Bounds};
 pub use maid::{maid, AccuracyStep, BilevelProblem, MaidError, MaidOptions, MaidReport};
+pub(crate) use options::did_you_mean;
 pub use options::{OptionError, SetOption};
 pub use proxgrad::{
     proximal_gradient, proximal_gradient_in, FnRegularizer, L1Penalty, ProxGradOptions, Regularizer,

@@ -70,8 +70,18 @@ pub(crate) fn invalid(name: &str, message: &str) -> OptionError {
 pub(crate) fn unknown(name: &str, accepted: &[&str]) -> OptionError {
     invalid(
         name,
-        &format!("unknown option; accepted: {}", accepted.join(", ")),
+        &format!(
+            "unknown option{}; accepted: {}",
+            did_you_mean(name, accepted),
+            accepted.join(", ")
+        ),
     )
+}
+
+/// " (did you mean `x`?)" for the accepted name closest to `name`, or nothing.
+pub(crate) fn did_you_mean(name: &str, accepted: &[&str]) -> String {
+    optc_compiler::diag::suggest(name, accepted.iter().copied())
+        .map_or(String::new(), |g| format!(" (did you mean `{g}`?)"))
 }
 
 /// Implements [`SetOption`] for a struct whose listed fields are each parsed by one of the

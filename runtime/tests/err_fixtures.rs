@@ -1,0 +1,46 @@
+//! Rendered diagnostics of the fixtures in `tests/err/`, each named after what it shows:
+//! - `data_*.opt`, errors in the data (it lives in `tests/err/data/` as readable csv): `optc eval`
+//!   fails with exit 65 or 66;
+//! - `plan_*.opt`, models that check but that the chosen method cannot solve as written (a bad
+//!   option, a constraint the method cannot take, an op without a derivative): `optc run` fails
+//!   with exit 65, and the diagnostic points into the model.
+//!
+//! Snapshots have the fixture directory replaced by `$DIR`.
+
+use std::path::Path;
+use std::process::Command;
+
+/// `optc COMMAND path`'s exit code and stderr, checked to be a coded error.
+fn rendered(command: &str, path: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_optc"))
+        .arg(command)
+        .arg(path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap();
+    let dir = path.parent().unwrap().display().to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(&dir, "$DIR");
+    assert!(stderr.contains("error[E0"), "{stderr}");
+    (code, stderr)
+}
+
+#[test]
+fn data_error_fixtures() {
+    insta::glob!("err", "data_*.opt", |path| {
+        let (code, stderr) = rendered("eval", path);
+        assert!(code == 65 || code == 66, "{}: exit {code}", path.display());
+        insta::assert_snapshot!(format!("exit {code}\n{stderr}"));
+    });
+}
+
+#[test]
+fn plan_error_fixtures() {
+    insta::glob!("err", "plan_*.opt", |path| {
+        let (code, stderr) = rendered("run", path);
+        assert_eq!(code, 65, "{}: {stderr}", path.display());
+        let located = format!("--> $DIR/{}:", path.file_name().unwrap().to_string_lossy());
+        assert!(stderr.contains(&located), "no source location: {stderr}");
+        insta::assert_snapshot!(format!("exit {code}\n{stderr}"));
+    });
+}
