@@ -78,7 +78,19 @@ pub struct MixedVjpNodes {
 pub fn gradient(program: &mut Program, f: NodeId, wrt: &[InputId]) -> Result<Vec<NodeId>, AdError> {
     let wrt_nodes = input_nodes(program, f, wrt)?;
     let argmin_objectives: Vec<NodeId> = program.subproblems.iter().map(|s| s.objective).collect();
-    Reverse::new(&mut program.graph, f)?.run(&wrt_nodes, &argmin_objectives)
+    let (grads, made) = Reverse::new(&mut program.graph, f)?.run(&wrt_nodes, &argmin_objectives)?;
+    attribute_spans(program, &made);
+    Ok(grads)
+}
+
+/// Derivative nodes are written where the expression they differentiate is (a node already
+/// written somewhere keeps its place), so that evaluation errors in derivatives point there.
+fn attribute_spans(program: &mut Program, made: &Made) {
+    for &(node, at) in made {
+        if let Some(span) = program.node_span(at) {
+            program.node_spans.entry(node).or_insert(span);
+        }
+    }
 }
 
 /// Adds a direction input v_i per input in `wrt` and appends the nodes of ∇f and ∇²f·v,
@@ -126,6 +138,7 @@ fn directional_derivative(
         let mut b = Builder {
             g: &mut program.graph,
             at: f,
+            made: Vec::new(),
         };
         let prod = b.mul(grad, v_node)?;
         let term = b.add(Op::Sum { axis: None }, vec![prod])?;
@@ -133,6 +146,8 @@ fn directional_derivative(
             None => term,
             Some(t) => b.binary(BinaryOp::Add, t, term)?,
         });
+        let made = b.made;
+        attribute_spans(program, &made);
     }
     let s = total.unwrap_or_else(|| program.graph.constant(0.0));
     Ok((directions, grads, s))
@@ -197,7 +212,11 @@ fn op_name(op: &Op) -> String {
 struct Builder<'g> {
     g: &'g mut Graph,
     at: NodeId,
+    made: Made,
 }
+
+/// Each node a [`Builder`] added, with the node being differentiated when it did.
+type Made = Vec<(NodeId, NodeId)>;
 
 impl Builder<'_> {
     fn error(&self, message: impl Into<String>) -> AdError {
@@ -210,11 +229,13 @@ impl Builder<'_> {
 
     fn add(&mut self, op: Op, args: Vec<NodeId>) -> Result<NodeId, AdError> {
         let at = self.at;
-        self.g.add(op, args).map_err(|e| AdError {
+        let node = self.g.add(op, args).map_err(|e| AdError {
             node: at,
             op: op_name(&self.g.node(at).op),
             message: format!("internal: derivative node has a bad shape: {e}"),
-        })
+        })?;
+        self.made.push((node, at));
+        Ok(node)
     }
 
     fn constant(&mut self, value: f64) -> NodeId {
@@ -350,7 +371,11 @@ impl<'g> Reverse<'g> {
                 message: "no such node".into(),
             });
         }
-        let b = Builder { g, at: f };
+        let b = Builder {
+            g,
+            at: f,
+            made: Vec::new(),
+        };
         if !b.g.shape(f).is_empty() {
             return Err(b.error("only a scalar expression has a gradient"));
         }
@@ -377,7 +402,12 @@ impl<'g> Reverse<'g> {
         active
     }
 
-    fn run(mut self, wrt: &[NodeId], argmin_objectives: &[NodeId]) -> Result<Vec<NodeId>, AdError> {
+    /// The adjoints of `wrt`, with the nodes added ([`Builder::made`]).
+    fn run(
+        mut self,
+        wrt: &[NodeId],
+        argmin_objectives: &[NodeId],
+    ) -> Result<(Vec<NodeId>, Made), AdError> {
         let active = self.activity(wrt, argmin_objectives);
         self.adjoint[self.f.0 as usize] = Some(self.b.constant(1.0));
         for i in (0..=self.f.0 as usize).rev() {
@@ -403,7 +433,8 @@ impl<'g> Reverse<'g> {
                 }
             }
         }
-        wrt.iter()
+        let grads = wrt
+            .iter()
             .map(
                 |&x| match self.adjoint.get(x.0 as usize).copied().flatten() {
                     Some(g) => Ok(g),
@@ -413,7 +444,8 @@ impl<'g> Reverse<'g> {
                     }
                 },
             )
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok((grads, self.b.made))
     }
 }
 

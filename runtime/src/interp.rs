@@ -162,7 +162,7 @@ pub const EVAL: &[CodeInfo] = &[
     CodeInfo {
         code: "E0409",
         title: "value is not finite",
-        explanation: "A node produced NaN or an infinite value (e.g. log of a negative number, overflow of exp). The message names the first such node and its op.",
+        explanation: "A node produced NaN or an infinite value (e.g. log of a negative number, overflow of exp). The diagnostic points at the first such expression in the model (for a derivative, at the expression differentiated) and names its op. `optc run` reports it when a solve diverges because the objective or its gradient is not finite at its point; `optc eval` warns with it when the objective is not finite.",
     },
     CodeInfo {
         code: "E0410",
@@ -277,6 +277,44 @@ impl fmt::Display for EvalError {
 }
 
 impl std::error::Error for EvalError {}
+
+impl EvalError {
+    /// The node the error is about, if any.
+    pub fn node(&self) -> Option<NodeId> {
+        match self {
+            EvalError::BadSize { node, .. }
+            | EvalError::IndexOutOfRange { node, .. }
+            | EvalError::NonIntegralIndex { node, .. }
+            | EvalError::Singular { node, .. }
+            | EvalError::NonPositiveDet { node, .. }
+            | EvalError::NonFinite { node, .. }
+            | EvalError::SvdFailed { node }
+            | EvalError::TooLarge { node, .. }
+            | EvalError::Internal { node, .. } => Some(*node),
+            EvalError::UnboundDim { .. }
+            | EvalError::UnboundInput { .. }
+            | EvalError::UnboundLoopIndex { .. }
+            | EvalError::InputShape { .. }
+            | EvalError::Subproblem { .. } => None,
+        }
+    }
+
+    /// The error as a diagnostic that points at the expression of its node (for a derivative,
+    /// the expression differentiated), where `program` knows it.
+    pub fn diagnostic(self, program: &Program) -> Diagnostic {
+        let span = self.node().and_then(|n| program.node_span(n));
+        let label = match &self {
+            EvalError::NonFinite { value, .. } => format!("{value} here"),
+            EvalError::Singular { .. } => "a singular matrix here".into(),
+            EvalError::NonPositiveDet { .. } => "a determinant that is not positive here".into(),
+            EvalError::IndexOutOfRange { .. } | EvalError::NonIntegralIndex { .. } => {
+                "indexed here".into()
+            }
+            _ => "evaluated here".into(),
+        };
+        Diagnostic::from(self).with_primary_at(span, label)
+    }
+}
 
 impl From<EvalError> for Diagnostic {
     fn from(e: EvalError) -> Diagnostic {

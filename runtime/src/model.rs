@@ -582,6 +582,18 @@ impl Model {
         out
     }
 
+    /// Where the values of `roots` at the current point stop being finite: the first node (in
+    /// arena order) with a NaN or infinite entry, found by a checked evaluation on the
+    /// interpreter that recomputes the setup values too. `None` when all are finite (or another
+    /// error stops the evaluation first).
+    pub fn first_non_finite(&mut self, roots: &[NodeId]) -> Option<EvalError> {
+        let checked = interp::eval_checked(&self.program, &self.bindings, roots, &mut self.argmin);
+        match checked {
+            Err(e @ EvalError::NonFinite { .. }) => Some(e),
+            _ => None,
+        }
+    }
+
     /// A scalar node's value.
     pub fn eval_scalar(&mut self, node: NodeId) -> Result<f64, EvalError> {
         Ok(self.eval_ref(&[node])?[0]

@@ -121,6 +121,60 @@ fn eval_reports_objective_and_violations_as_json() {
 }
 
 #[test]
+fn eval_warns_where_a_non_finite_objective_comes_from() {
+    let fixture = root().join("runtime/tests/err/solve_log_of_negative_data.opt");
+    let o = optc(&[
+        "eval",
+        &fixture.display().to_string(),
+        "--json",
+        "--error-format",
+        "json",
+    ]);
+    assert_eq!(code(&o), 0, "the value is reported: {}", stderr(&o));
+    assert!(json(&stdout(&o))["objective"].is_null(), "NaN is JSON null");
+    let d = json(stderr(&o).lines().next().unwrap_or_default());
+    assert_eq!(
+        (d["code"].as_str(), d["severity"].as_str()),
+        (Some("E0409"), Some("warning"))
+    );
+    // `log(a)` on line 6, column 29.
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(6), Some(29)),
+        "{d}"
+    );
+    let o = optc(&["eval", &example("regression/lasso.opt")]);
+    assert!(
+        stderr(&o).is_empty(),
+        "no warning for a finite objective: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn plan_errors_locate_the_option_in_json() {
+    let dir = temp_dir("plan-json");
+    let model = write_model(
+        &dir,
+        "dims n = 2\nvar x : real[n] = 1\nminimize sumsq(x)\nsolve with lbfgs(memroy = 5)\n",
+    );
+    let d = model_error(&["run", &model, "--quiet"]);
+    assert_eq!(d["code"], "E0362", "{d}");
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(4), Some(18)),
+        "{d}"
+    );
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `memory`?"),
+        "{d}"
+    );
+}
+
+#[test]
 fn model_errors_exit_65_with_rendered_and_json_diagnostics() {
     let dir = temp_dir("errors");
     let model = write_model(&dir, "dims n\nvar x : real[n]\nminimize sum(y)\n");

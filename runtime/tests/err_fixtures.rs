@@ -3,7 +3,9 @@
 //!   fails with exit 65 or 66;
 //! - `plan_*.opt`, models that check but that the chosen method cannot solve as written (a bad
 //!   option, a constraint the method cannot take, an op without a derivative): `optc run` fails
-//!   with exit 65, and the diagnostic points into the model.
+//!   with exit 65, and the diagnostic points into the model;
+//! - `solve_*.opt`, solves that stop on an evaluation error or a value that is not finite:
+//!   `optc run` ends with exit 2 (diverged) and an error that points at the expression.
 //!
 //! Snapshots have the fixture directory replaced by `$DIR`.
 
@@ -34,13 +36,25 @@ fn data_error_fixtures() {
     });
 }
 
+/// `optc run path`, checked to exit with `expected` and an error located in the model.
+fn located_run_error(path: &Path, expected: i32) -> String {
+    let (code, stderr) = rendered("run", path);
+    assert_eq!(code, expected, "{}: {stderr}", path.display());
+    let located = format!("--> $DIR/{}:", path.file_name().unwrap().to_string_lossy());
+    assert!(stderr.contains(&located), "no source location: {stderr}");
+    format!("exit {code}\n{stderr}")
+}
+
 #[test]
 fn plan_error_fixtures() {
     insta::glob!("err", "plan_*.opt", |path| {
-        let (code, stderr) = rendered("run", path);
-        assert_eq!(code, 65, "{}: {stderr}", path.display());
-        let located = format!("--> $DIR/{}:", path.file_name().unwrap().to_string_lossy());
-        assert!(stderr.contains(&located), "no source location: {stderr}");
-        insta::assert_snapshot!(format!("exit {code}\n{stderr}"));
+        insta::assert_snapshot!(located_run_error(path, 65));
+    });
+}
+
+#[test]
+fn solve_error_fixtures() {
+    insta::glob!("err", "solve_*.opt", |path| {
+        insta::assert_snapshot!(located_run_error(path, 2));
     });
 }

@@ -18,6 +18,7 @@ mod staging;
 pub use cost::{flops, CostModel, OpCost};
 pub use staging::{stage, StagedPlan};
 
+use crate::diag::Span;
 use crate::ir::{
     ConstraintKind, Graph, InputId, NodeId, Op, Program, SetKind, Shape, Stage, SubproblemId,
 };
@@ -344,6 +345,20 @@ pub fn simplify(
         .into_iter()
         .map(|n| copy_as_written(program, &mut out, n, &mut written))
         .collect::<Result<Vec<_>, _>>()?;
+    // Each new node is where the first old node (in arena order) of its class is written.
+    let mut spanned: Vec<(NodeId, Span)> =
+        program.node_spans.iter().map(|(&n, &s)| (n, s)).collect();
+    spanned.sort_unstable_by_key(|&(n, _)| n);
+    out.node_spans = HashMap::new();
+    for (old, span) in spanned {
+        let new = classes
+            .get(&old)
+            .and_then(|&id| rebuilder.built.get(&rebuilder.extraction.class(id)))
+            .or_else(|| written.get(&old));
+        if let Some(&new) = new {
+            out.node_spans.entry(new).or_insert(span);
+        }
+    }
     let mut named = std::mem::take(&mut out.outputs);
     remap_program_refs(&mut out, |n| new_ids[&n]);
     named.iter_mut().zip(outputs).for_each(|(o, n)| o.node = n);

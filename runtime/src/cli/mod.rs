@@ -540,8 +540,13 @@ fn load_model_with(
 }
 
 /// Prints an evaluation error and gives the exit code.
-fn eval_failed(e: optc_runtime::interp::EvalError, sources: &SourceMap, m: &ModelArgs) -> u8 {
-    report::print_diagnostics(&[e.into()], sources, m.error_format);
+fn eval_failed(
+    e: optc_runtime::interp::EvalError,
+    program: &optc_compiler::ir::Program,
+    sources: &SourceMap,
+    m: &ModelArgs,
+) -> u8 {
+    report::print_diagnostics(&[e.diagnostic(program)], sources, m.error_format);
     EXIT_MODEL
 }
 
@@ -553,16 +558,31 @@ fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
         None
     };
     let objective = match model.program.objective.clone() {
-        Some(o) => model
-            .eval_scalar(o.node)
-            .map_err(|e| eval_failed(e, &front.sources, &a.model))?,
+        Some(o) => {
+            let value = model
+                .eval_scalar(o.node)
+                .map_err(|e| eval_failed(e, &model.program, &front.sources, &a.model))?;
+            // Not an error (the value is what was asked for), but not silent either.
+            let located = match value.is_finite() {
+                true => None,
+                false => model.first_non_finite(&[o.node]),
+            };
+            if let Some(e) = located {
+                let warning = Diagnostic {
+                    severity: Severity::Warning,
+                    ..e.diagnostic(&model.program)
+                };
+                report::print_diagnostics(&[warning], &front.sources, a.model.error_format);
+            }
+            value
+        }
         None => f64::NAN,
     };
     let mut constraints = Vec::new();
     for i in 0..model.program.constraints.len() {
         let v = model
             .violation(i)
-            .map_err(|e| eval_failed(e, &front.sources, &a.model))?;
+            .map_err(|e| eval_failed(e, &model.program, &front.sources, &a.model))?;
         let c = &model.program.constraints[i];
         constraints.push((c.name.clone(), constraint_kind(c), v));
     }
@@ -1079,7 +1099,7 @@ fn bench_failed(
     match e {
         BenchError::Derivative(e) => derive_failed(&e, program, sources, m),
         BenchError::NoObjective | BenchError::Simplify(_) => internal(&e),
-        BenchError::Eval(e) => eval_failed(e, sources, m),
+        BenchError::Eval(e) => eval_failed(e, program, sources, m),
     }
 }
 
@@ -1169,7 +1189,9 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
         None => vec![BackendArg::Cpu, BackendArg::Interp],
     };
     let budget = std::time::Duration::from_millis(a.time_ms);
-    let fail = |e: bench::BenchError| bench_failed(e, &template.program, &front.sources, &a.model);
+    let fail = |e: bench::BenchError, model: &Model| {
+        bench_failed(e, &model.program, &front.sources, &a.model)
+    };
     let mut results = serde_json::Map::new();
     let mut compile = None;
     for backend in backends {
@@ -1184,10 +1206,11 @@ fn bench(a: &args::BenchArgs) -> Result<u8, u8> {
                 })?;
             model.set_backend(choose_backend(backend, a.model.error_format)?);
             let derive_start = std::time::Instant::now();
-            let roots = bench::prepare(&mut model, function, !a.no_simplify).map_err(fail)?;
+            let roots = bench::prepare(&mut model, function, !a.no_simplify)
+                .map_err(|e| fail(e, &model))?;
             let derive_time = derive_start.elapsed();
             let rate = bench::evals_per_second(&mut model, &roots, budget)
-                .map_err(|e| fail(bench::BenchError::Eval(e)))?;
+                .map_err(|e| fail(bench::BenchError::Eval(e), &model))?;
             flops.push(bench::flops_per_eval(&model, &roots));
             if backend == BackendArg::Cpu && function == bench::Function::ValueGrad {
                 compile = Some((derive_time, model.codegen_time()));
@@ -1415,9 +1438,9 @@ fn grad_check(model: &Model, sources: &SourceMap, m: &ModelArgs) -> Result<serde
     let r = match check_gradient(&mut probe, 1) {
         Ok(r) => r,
         Err(GradCheckError::Derivative(e)) => {
-            return Err(derive_failed(&e, &model.program, sources, m))
+            return Err(derive_failed(&e, &probe.program, sources, m))
         }
-        Err(GradCheckError::Eval(e)) => return Err(eval_failed(e, sources, m)),
+        Err(GradCheckError::Eval(e)) => return Err(eval_failed(e, &probe.program, sources, m)),
     };
     eprintln!(
         "grad check: max relative error {:.2e} (gradient), {:.2e} (Hessian-vector product) at {} points, {} coordinates each",

@@ -656,7 +656,7 @@ fn eval_merit(
         }
         Err(e) => {
             if error.is_none() && merit.domain().is_empty() {
-                *error = Some(e.into());
+                *error = Some(e.diagnostic(&model.program));
             }
             f64::NAN
         }
@@ -815,6 +815,43 @@ impl Details {
 
 /// Runs the plan from the model's current variables; leaves the model at the returned point.
 pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outcome, Diagnostic> {
+    let mut outcome = solve_by_method(model, plan, callback)?;
+    if outcome.report.status == solvers::Status::Diverged && outcome.error.is_none() {
+        outcome.error = non_finite_objective(model, &outcome.report.x);
+    }
+    Ok(outcome)
+}
+
+/// E0409 at the first expression whose value is not finite, when the objective or its
+/// gradient at `x` is not.
+fn non_finite_objective(model: &mut Model, x: &[f64]) -> Option<Diagnostic> {
+    let objective = model.program.minimized_objective()?;
+    model.set_x(x);
+    let (what, e) = match model.first_non_finite(&[objective]) {
+        Some(e) => ("objective", e),
+        None => {
+            let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
+            let grads = autodiff::gradient(&mut model.program, objective, &vars).ok()?;
+            ("gradient of the objective", model.first_non_finite(&grads)?)
+        }
+    };
+    let d = e.diagnostic(&model.program);
+    let d = Diagnostic {
+        message: format!("the {what} is not finite: {}", d.message),
+        ..d
+    };
+    Some(d.with_hint(
+        "the objective and its gradient must be finite where the solver starts and along its \
+         steps: check the data, the initial values (`var x : real[n] = ...`) and the domains of \
+         functions such as `log` and `sqrt`",
+    ))
+}
+
+fn solve_by_method(
+    model: &mut Model,
+    plan: &Plan,
+    callback: Callback,
+) -> Result<Outcome, Diagnostic> {
     let objective = minimized_objective(&mut model.program)?;
     let x0 = model.x();
     let n = x0.len();
@@ -2132,7 +2169,7 @@ fn name_undefined(
     if let (None, Some(node)) = (&error, objective) {
         model.set_x(x);
         if let Err(e) = model.eval_scalar(node) {
-            *error = Some(e.into());
+            *error = Some(e.diagnostic(&model.program));
         }
     }
 }
@@ -3761,7 +3798,7 @@ impl solvers::ConstrainedProblem for ModelConstrained<'_> {
             Err(e) => {
                 constraints.fill(f64::NAN);
                 if self.error.is_none() {
-                    *self.error = Some(e.into());
+                    *self.error = Some(e.diagnostic(&self.model.program));
                 }
                 MeritValue {
                     merit: f64::NAN,
