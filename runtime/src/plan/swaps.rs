@@ -5,11 +5,15 @@
 //! for one outside, where the support is at its bound (a `card` that does not bind leaves the
 //! problem as it is without it): each is solved with the projection restricted to it
 //! (`SlotProjection::support`), from the solution with the swapped entry's value moved, and the
-//! first that is better is kept; a round that improves nothing ends the search. The entries outside are ranked by the gradient at the solution (the lowest
-//! first on a simplex, where mass moves to them; else the largest magnitude), the kept ones by
-//! their magnitude (the smallest first), and the pairs by the sum of their ranks: a round tries
-//! every pair when there are at most [`EVERY_PAIR_UP_TO`], else the [`RANKED_PAIRS`] best
-//! ranked. Only a `card` on a whole variable is searched (not per line).
+//! first that is better is kept; a round that improves nothing ends the search. The entries
+//! outside are ranked by the gradient at the solution (the lowest first on a simplex, where mass
+//! moves to them; else the largest magnitude), the kept ones by their magnitude (the smallest
+//! first), and the pairs by the sum of their ranks: a round tries every pair when there are at
+//! most [`EVERY_PAIR_UP_TO`], else the [`RANKED_PAIRS`] best ranked. Where every single swap was
+//! tried in vain, the round tries double swaps among the best ranked ([`DOUBLE_SWAPS_AMONG`]),
+//! within a budget of iterations (as many as everything before them): on index tracking the
+//! best support of 5 assets is two swaps from the one single swaps stop at. Only a `card` on a
+//! whole variable is searched (not per line).
 
 use crate::prox::{Set, SlotProjection};
 use crate::solvers::{Callback, Control, IterInfo, Report, Status};
@@ -18,6 +22,10 @@ use crate::solvers::{Callback, Control, IterInfo, Report, Status};
 const EVERY_PAIR_UP_TO: usize = 100;
 /// Pairs tried per round, by the sum of their ranks, when there are more.
 const RANKED_PAIRS: usize = 8;
+/// When no single swap improves (all of them tried), a round swaps two entries for two, each
+/// pair among this many best ranked kept entries and as many outside, until these solves have
+/// cost as many iterations as everything before them.
+const DOUBLE_SWAPS_AMONG: usize = 5;
 
 /// A solve with restricted projections, as the search needs it. `E` is what a solve returns
 /// beside its report (the augmented Lagrangian's multipliers).
@@ -48,67 +56,69 @@ pub(crate) fn search_supports<E>(
     for _ in 0..rounds {
         let gradient = solver.gradient(&best);
         let mut improved = false;
-        'projections: for (c, p) in projections.iter().enumerate() {
-            let Some(k) = p.set.card_bound() else {
-                continue;
-            };
-            if p.lines.is_some() {
-                continue;
-            }
-            let len = p.line_len();
-            let x = &best.0.x[p.offset..p.offset + len];
-            let g = &gradient[p.offset..p.offset + len];
-            let simplex = matches!(p.set, Set::SparseSimplex(_));
-            let support: Vec<usize> = (0..len).filter(|&i| x[i] != 0.0).collect();
-            if support.len() < k {
-                continue;
-            }
-            let mut outside: Vec<usize> = (0..len).filter(|&i| x[i] == 0.0).collect();
-            let score = |j: usize| if simplex { -g[j] } else { g[j].abs() };
-            outside.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
-            let mut kept = support.clone();
-            kept.sort_by(|&a, &b| x[a].abs().total_cmp(&x[b].abs()));
-            let mut pairs: Vec<(usize, usize, usize)> = Vec::new();
-            for (a, &j) in outside.iter().enumerate() {
-                for (b, &i) in kept.iter().enumerate() {
-                    pairs.push((a + b, i, j));
-                }
-            }
-            pairs.sort_by_key(|&(rank, _, _)| rank);
-            if pairs.len() > EVERY_PAIR_UP_TO {
-                pairs.truncate(RANKED_PAIRS);
-            }
-            for &(_, removed, added) in &pairs {
-                let mut candidate: Vec<usize> =
-                    support.iter().copied().filter(|&i| i != removed).collect();
-                candidate.push(added);
-                candidate.sort_unstable();
-                let mut start = best.0.x.clone();
-                start[p.offset + added] = start[p.offset + removed];
-                start[p.offset + removed] = 0.0;
-                restricted[c].support = Some(candidate);
-                let solved = solver.solve(&restricted, &start, &best.1);
-                restricted[c].support = None;
-                iterations += solved.0.iterations;
-                let better = solver.better(&solved.0, &best.0);
-                if better {
-                    best = solved;
-                }
-                let info = IterInfo {
-                    iter: iterations,
-                    value: best.0.value,
-                    optimality: best.0.optimality,
-                    violation: best.0.violation,
-                    step: 0.0,
+        'sizes: for size in [1, 2] {
+            // Double swaps may cost as many iterations as everything before them.
+            let budget = 2 * iterations;
+            for (c, p) in projections.iter().enumerate() {
+                let Some(k) = p.set.card_bound() else {
+                    continue;
                 };
-                if callback(&info) == Control::Stop {
-                    best.0.status = Status::Interrupted;
-                    best.0.iterations = iterations;
-                    return best;
+                if p.lines.is_some() {
+                    continue;
                 }
-                if better {
-                    improved = true;
-                    break 'projections;
+                let len = p.line_len();
+                let x = &best.0.x[p.offset..p.offset + len];
+                let g = &gradient[p.offset..p.offset + len];
+                let simplex = matches!(p.set, Set::SparseSimplex(_));
+                let support: Vec<usize> = (0..len).filter(|&i| x[i] != 0.0).collect();
+                if support.len() < k {
+                    continue;
+                }
+                let mut outside: Vec<usize> = (0..len).filter(|&i| x[i] == 0.0).collect();
+                let score = |j: usize| if simplex { -g[j] } else { g[j].abs() };
+                outside.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
+                let mut kept = support.clone();
+                kept.sort_by(|&a, &b| x[a].abs().total_cmp(&x[b].abs()));
+                for m in moves(&kept, &outside, size) {
+                    if size == 2 && iterations > budget {
+                        break 'sizes;
+                    }
+                    let mut candidate: Vec<usize> = support
+                        .iter()
+                        .copied()
+                        .filter(|i| !m.removed.contains(i))
+                        .chain(m.added.iter().copied())
+                        .collect();
+                    candidate.sort_unstable();
+                    let mut start = best.0.x.clone();
+                    for (&removed, &added) in m.removed.iter().zip(&m.added) {
+                        start[p.offset + added] = start[p.offset + removed];
+                        start[p.offset + removed] = 0.0;
+                    }
+                    restricted[c].support = Some(candidate);
+                    let solved = solver.solve(&restricted, &start, &best.1);
+                    restricted[c].support = None;
+                    iterations += solved.0.iterations;
+                    let better = solver.better(&solved.0, &best.0);
+                    if better {
+                        best = solved;
+                    }
+                    let info = IterInfo {
+                        iter: iterations,
+                        value: best.0.value,
+                        optimality: best.0.optimality,
+                        violation: best.0.violation,
+                        step: 0.0,
+                    };
+                    if callback(&info) == Control::Stop {
+                        best.0.status = Status::Interrupted;
+                        best.0.iterations = iterations;
+                        return best;
+                    }
+                    if better {
+                        improved = true;
+                        break 'sizes;
+                    }
                 }
             }
         }
@@ -118,6 +128,55 @@ pub(crate) fn search_supports<E>(
     }
     best.0.iterations = iterations;
     best
+}
+
+/// A move of the search in one `card`: entries that leave the support and as many that enter.
+struct Move {
+    removed: Vec<usize>,
+    added: Vec<usize>,
+}
+
+/// The moves that swap `size` (1 or 2) entries of `kept` for as many of `outside`, both ranked
+/// best first, in the order of the sum of their ranks: every single swap when there are at most
+/// [`EVERY_PAIR_UP_TO`], else the [`RANKED_PAIRS`] best; double swaps among the
+/// [`DOUBLE_SWAPS_AMONG`] best ranked of each, only where every single swap is tried (none
+/// improving then shows the support is the best of its neighbours).
+fn moves(kept: &[usize], outside: &[usize], size: usize) -> Vec<Move> {
+    let groups = |ranked: &[usize]| -> Vec<(usize, Vec<usize>)> {
+        match size {
+            1 => ranked
+                .iter()
+                .enumerate()
+                .map(|(r, &i)| (r, vec![i]))
+                .collect(),
+            _ => {
+                let top = &ranked[..ranked.len().min(DOUBLE_SWAPS_AMONG)];
+                let mut out = Vec::new();
+                for (a, &i) in top.iter().enumerate() {
+                    for (b, &j) in top.iter().enumerate().skip(a + 1) {
+                        out.push((a + b, vec![i, j]));
+                    }
+                }
+                out
+            }
+        }
+    };
+    let every_single = kept.len() * outside.len() <= EVERY_PAIR_UP_TO;
+    if size == 2 && !every_single {
+        return Vec::new();
+    }
+    let mut ranked: Vec<(usize, Move)> = Vec::new();
+    for (ra, added) in groups(outside) {
+        for (rk, removed) in groups(kept) {
+            let added = added.clone();
+            ranked.push((ra + rk, Move { removed, added }));
+        }
+    }
+    ranked.sort_by_key(|(rank, _)| *rank);
+    if !every_single {
+        ranked.truncate(RANKED_PAIRS);
+    }
+    ranked.into_iter().map(|(_, m)| m).collect()
 }
 
 /// Whether `candidate`'s value is below `best`'s by more than rounding (a relative 1e-9).
