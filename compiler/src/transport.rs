@@ -10,6 +10,7 @@
 //! stage ≤ Param; X, γ, a, b and k do not depend on T. The runtime evaluates those nodes and
 //! solves the concave (semi-)dual; this module only finds them, or says which part does not fit.
 
+use crate::diag::Span;
 use crate::ir::{BinaryOp, ConstraintKind, InputId, NodeId, Op, Program, Sense, SetKind, Stage};
 use crate::structure::{flatten_sum, lines_of};
 
@@ -54,8 +55,31 @@ pub struct TransportForm {
     pub sparsity: Option<Sparsity>,
 }
 
-/// The model's transport form, or why it has none (a sentence naming the part that does not fit).
-pub fn transport_form(p: &Program) -> Result<TransportForm, String> {
+/// Why a model has no transport form: a sentence naming the part that does not fit, and where
+/// that part is written when it is a term or a constraint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NotTransport {
+    pub message: String,
+    pub span: Option<Span>,
+}
+
+impl From<String> for NotTransport {
+    fn from(message: String) -> NotTransport {
+        NotTransport {
+            message,
+            span: None,
+        }
+    }
+}
+
+impl From<&str> for NotTransport {
+    fn from(message: &str) -> NotTransport {
+        NotTransport::from(message.to_string())
+    }
+}
+
+/// The model's transport form, or why it has none.
+pub fn transport_form(p: &Program) -> Result<TransportForm, NotTransport> {
     let mut vars = p.variables();
     let (Some(var), None) = (vars.next(), vars.next()) else {
         return Err("the dual needs exactly one variable, the transport plan".into());
@@ -63,12 +87,10 @@ pub fn transport_form(p: &Program) -> Result<TransportForm, String> {
     let input = p.input(var);
     let name = &input.name;
     if input.shape.len() != 2 {
-        return Err(format!("the transport plan `{name}` must be a matrix"));
+        return Err(format!("the transport plan `{name}` must be a matrix").into());
     }
     if input.upper.is_some() {
-        return Err(format!(
-            "the transport plan `{name}` may have no upper bound"
-        ));
+        return Err(format!("the transport plan `{name}` may have no upper bound").into());
     }
     let t = p.input_nodes[var.0 as usize];
     let objective = match &p.objective {
@@ -101,16 +123,19 @@ pub fn transport_form(p: &Program) -> Result<TransportForm, String> {
                 node: cost,
             });
         } else {
-            return Err(format!(
-                "term {} of the objective is neither a cost `sum(C .* {name})` nor `sumsq({name})` (times a scalar)",
-                position + 1
-            ));
+            return Err(NotTransport {
+                message: format!(
+                    "term {} of the objective is neither a cost `sum(C .* {name})` nor `sumsq({name})` (times a scalar)",
+                    position + 1
+                ),
+                span: p.node_span(node),
+            });
         }
     }
     if quadratic.is_empty() {
         return Err(format!(
             "the objective has no regularization `gamma / 2 * sumsq({name})`: the dual of unregularized transport is not smooth"
-        ));
+        ).into());
     }
     let (mut rows, mut cols, mut sparsity) = (None, None, None);
     let mut nonneg = input.lower.is_some();
@@ -151,21 +176,22 @@ pub fn transport_form(p: &Program) -> Result<TransportForm, String> {
             _ => false,
         };
         if !fits {
-            return Err(format!(
-                "constraint `{}` is none of the transport form's: `sum({name}, axis = 1) == a`, `sum({name}, axis = 0) == b`, `for j in 0..n: card({name}[:, j]) <= k` (or the same over rows)",
-                c.name
-            ));
+            return Err(NotTransport {
+                message: format!(
+                    "constraint `{}` is none of the transport form's: `sum({name}, axis = 1) == a`, `sum({name}, axis = 0) == b`, `for j in 0..n: card({name}[:, j]) <= k` (or the same over rows)",
+                    c.name
+                ),
+                span: c.span,
+            });
         }
     }
     if !nonneg {
-        return Err(format!(
-            "the transport plan needs `var {name} : real[m, n] >= 0`"
-        ));
+        return Err(format!("the transport plan needs `var {name} : real[m, n] >= 0`").into());
     }
     let (Some(rows), Some(cols)) = (rows, cols) else {
         return Err(format!(
             "the dual needs both marginals: `sum({name}, axis = 1) == a` and `sum({name}, axis = 0) == b`"
-        ));
+        ).into());
     };
     Ok(TransportForm {
         var,

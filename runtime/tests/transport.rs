@@ -281,6 +281,16 @@ fn plan_error(source: &str) -> (String, String) {
     (e.code.to_string(), e.message)
 }
 
+/// The lines the labels of `source`'s planning error point at, primary first.
+fn labelled_lines(source: &str) -> Vec<usize> {
+    let model = model(source).unwrap();
+    let e = plan::choose(&model.program).expect_err("refused");
+    let mut labels = e.labels.clone();
+    labels.sort_by_key(|l| !l.primary);
+    let line = |offset: u32| source[..offset as usize].matches('\n').count() + 1;
+    labels.iter().map(|l| line(l.span.start)).collect()
+}
+
 #[test]
 fn models_outside_the_transport_form_are_refused_with_the_reason() {
     let base = source(3, "semi", false);
@@ -293,9 +303,22 @@ fn models_outside_the_transport_form_are_refused_with_the_reason() {
     assert_eq!(code, "E0360");
     assert!(message.contains("no regularization"), "{message}");
     // Another term.
-    let (code, message) = plan_error(&base.replace("sumsq(T)", "sumsq(T) + sum(exp(T))"));
+    let extra_term = base.replace("sumsq(T)", "sumsq(T) + sum(exp(T))");
+    let (code, message) = plan_error(&extra_term);
     assert_eq!(code, "E0360");
     assert!(message.contains("term 3"), "{message}");
+    // The error points at the term, then at `solve with dual`.
+    let line_of = |text: &str, what: &str| text.lines().position(|l| l.contains(what)).unwrap() + 1;
+    assert_eq!(
+        labelled_lines(&extra_term),
+        [
+            line_of(&extra_term, "sum(exp(T))"),
+            line_of(&extra_term, "solve with")
+        ]
+    );
+    // A constraint that does not fit is pointed at.
+    let capped = base.replace("  cols:", "  cap: sum(T) <= 1\n  cols:");
+    assert_eq!(labelled_lines(&capped)[0], line_of(&capped, "cap:"));
     // Another inner method, another form.
     let (code, _) = plan_error(&base.replace("lbfgs(max_iter = 2000, tol = 1e-8)", "adam"));
     assert_eq!(code, "E0362");

@@ -416,8 +416,9 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
     let transport = match (method, transport) {
         (Method::Dual, Ok(form)) => Some(form),
         (Method::Dual, Err(why)) => {
-            return Err(plan_error("E0360", format!("`dual` solves regularized transport problems: {why}"))
-                .with_primary_at(program.method_span(), "`dual` chosen here")
+            return Err(plan_error("E0360", format!("`dual` solves regularized transport problems: {}", why.message))
+                .with_primary_at(why.span, "does not fit the transport form")
+                .with_label_at(program.method_span(), "`dual` chosen here")
                 .with_hint("the form is `minimize sum(C .* T) + gamma / 2 * sumsq(T)` over `var T : real[m, n] >= 0` with `sum(T, axis = 1) == a`, `sum(T, axis = 0) == b` and optionally `for j in 0..n: card(T[:, j]) <= k`"))
         }
         _ => None,
