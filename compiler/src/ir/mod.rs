@@ -5,7 +5,8 @@
 //! - each node's shape is the one [`infer_shape`] gives for its op and argument shapes;
 //! - each node's stage is the maximum of its arguments' stages (inputs carry their own stage),
 //!   except `Argmin`, whose stage is the maximum over the outer nodes its subproblem reads;
-//! - nodes are hash-consed: the builder never adds two nodes with the same op and arguments.
+//! - nodes are hash-consed: the builder never adds two nodes with the same op and arguments;
+//! - every node with a source span ([`Program::node_spans`]) is a node of the graph.
 //!
 //! All values are f64 tensors of rank 0 (scalars) and up; ints and bools of the surface language
 //! are represented exactly as f64. Shapes are symbolic ([`Dim`]) and bound to sizes at run time.

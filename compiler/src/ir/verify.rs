@@ -81,6 +81,11 @@ pub fn verify(p: &Program) -> Vec<String> {
     for (i, s) in p.subproblems.iter().enumerate() {
         check(&format!("subproblem #{i}"), s.objective, &mut problems);
     }
+    let mut spanned: Vec<_> = p.node_spans.keys().copied().collect();
+    spanned.sort_unstable();
+    for node in spanned {
+        check("a source span", node, &mut problems);
+    }
     if p.input_nodes.len() != p.inputs.len() {
         problems.push("input_nodes and inputs differ in length".into());
     }
