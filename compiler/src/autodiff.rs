@@ -164,6 +164,7 @@ fn add_direction(program: &mut Program, of: InputId) -> InputId {
         value: None,
         lower: None,
         upper: None,
+        span: None,
     };
     let id = InputId(program.inputs.len() as u32);
     let node = program

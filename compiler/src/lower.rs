@@ -131,15 +131,18 @@ impl<'a> Lowerer<'a> {
         let top = Env::default();
         for d in &m.data {
             let (id, node) = self.new_input(&d.name, InputKind::Data, &d.ty, &top);
-            self.p.inputs[id.0 as usize].source =
-                Some(d.load.clone().map_or(DataSource::Unbound, DataSource::File));
+            let input = &mut self.p.inputs[id.0 as usize];
+            input.source = Some(d.load.clone().map_or(DataSource::Unbound, DataSource::File));
+            input.span = Some(d.span);
             self.data.push(node);
         }
         for prm in &m.params {
             let shape = self.shape(&prm.ty.shape, &top);
             let value = self.value_of_shape(&prm.value, &shape)?;
             let (id, node) = self.new_input(&prm.name, InputKind::Param, &prm.ty, &top);
-            self.p.inputs[id.0 as usize].value = Some(value);
+            let input = &mut self.p.inputs[id.0 as usize];
+            input.value = Some(value);
+            input.span = Some(prm.span);
             self.params.push(node);
         }
         for v in &m.vars {
@@ -166,6 +169,7 @@ impl<'a> Lowerer<'a> {
             input.value = Some(init);
             input.lower = lower;
             input.upper = upper;
+            input.span = Some(v.span);
             self.vars.push(node);
         }
         let objective = self.expr(&m.objective.expr, &top)?;

@@ -86,11 +86,20 @@ pub fn transport_form(p: &Program) -> Result<TransportForm, NotTransport> {
     };
     let input = p.input(var);
     let name = &input.name;
+    // Errors about the plan itself point at its declaration.
+    let declared = |message: String| NotTransport {
+        message,
+        span: input.span,
+    };
     if input.shape.len() != 2 {
-        return Err(format!("the transport plan `{name}` must be a matrix").into());
+        return Err(declared(format!(
+            "the transport plan `{name}` must be a matrix"
+        )));
     }
     if input.upper.is_some() {
-        return Err(format!("the transport plan `{name}` may have no upper bound").into());
+        return Err(declared(format!(
+            "the transport plan `{name}` may have no upper bound"
+        )));
     }
     let t = p.input_nodes[var.0 as usize];
     let objective = match &p.objective {
@@ -186,7 +195,9 @@ pub fn transport_form(p: &Program) -> Result<TransportForm, NotTransport> {
         }
     }
     if !nonneg {
-        return Err(format!("the transport plan needs `var {name} : real[m, n] >= 0`").into());
+        return Err(declared(format!(
+            "the transport plan needs `var {name} : real[m, n] >= 0`"
+        )));
     }
     let (Some(rows), Some(cols)) = (rows, cols) else {
         return Err(format!(

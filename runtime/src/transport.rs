@@ -366,7 +366,8 @@ fn evaluate(model: &mut Model, form: &TransportForm) -> Result<Transport, Diagno
             return Err(Diagnostic::error(
                 "E0360",
                 "the dual handles the bound `>= 0` on the transport plan, not another lower bound",
-            ));
+            )
+            .with_primary_at(model.program.input(form.var).span, "another lower bound"));
         }
     }
     let k = match &form.sparsity {

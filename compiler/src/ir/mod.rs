@@ -512,6 +512,9 @@ pub struct Input {
     /// Vars: elementwise lower and upper bounds (nodes of stage ≤ Param).
     pub lower: Option<NodeId>,
     pub upper: Option<NodeId>,
+    /// Where the input is declared (not kept in artifacts; none for inputs the compiler adds).
+    #[serde(skip)]
+    pub span: Option<Span>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -731,6 +734,7 @@ impl Program {
             value: None,
             lower: None,
             upper: None,
+            span: None,
         });
         let node = self.graph.input(id, shape, kind.stage());
         self.input_nodes.push(node);

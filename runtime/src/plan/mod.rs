@@ -758,6 +758,7 @@ fn bounds_with_sets(
                     ),
                 )
                 .with_primary_at(span, "no value satisfies this")
+                .with_label_at(model.program.input(p.var).span, "with the bounds declared here")
                 .with_hint("the variable's declared bounds and its `in` sets must overlap"));
             }
         }
