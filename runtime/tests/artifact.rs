@@ -83,6 +83,44 @@ fn same_files_from_source_and_artifact(model: &str, flags: &[&str], array: &str)
 }
 
 #[test]
+fn an_artifact_keeps_the_options_of_solve_with() {
+    // The artifact's IR holds no source spans; its `solve with` options must act as the
+    // source's: `dual`'s inner `max_iter = 3` stops both after 3 iterations, on the full dual.
+    let dir = temp_dir("dual-options");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data/");
+    let source = std::fs::read_to_string(example("ot/sparse_ot.opt"))
+        .unwrap()
+        .replace("\"../data/", &format!("\"{}", path(&data)))
+        .replace(
+            "dual(lbfgs(max_iter = 500))",
+            "dual(lbfgs(max_iter = 3), form = \"full\")",
+        );
+    assert!(
+        source.contains("form = \"full\""),
+        "the example's `solve with` changed"
+    );
+    let model = dir.join("model.opt");
+    std::fs::write(&model, source).unwrap();
+    let optx = dir.join("model.optx");
+    ok(&optc(&["build", path(&model), "-o", path(&optx)]));
+    let results: Vec<serde_json::Value> = [path(&model), path(&optx)]
+        .iter()
+        .map(|input| {
+            let o = optc(&["run", input, "-q", "--json"]);
+            serde_json::from_slice(&o.stdout).unwrap()
+        })
+        .collect();
+    for r in &results {
+        assert_eq!(
+            (r["status"].as_str(), r["iterations"].as_u64()),
+            (Some("iteration_limit"), Some(3)),
+            "{r}"
+        );
+    }
+    assert_eq!(results[0]["objective"], results[1]["objective"]);
+}
+
+#[test]
 fn lasso_artifact_reads_the_sources_data_and_solves_the_same() {
     // No --data: the artifact resolves `load("../data/...")` against the source's directory,
     // whatever the working directory is.

@@ -236,15 +236,17 @@ fn path_uses_lbfgs(spec: &SolveSpec, names: &[(String, String)]) -> Result<bool,
 /// `dual`'s options: the inner method (`lbfgs` or `lbfgs(...)`, positional or `inner = ...`),
 /// whose numeric options become the plan's, and `form = "semi" | "full"`.
 fn dual_options(spec: &SolveSpec) -> Result<(NumberOptions, NameOptions), Diagnostic> {
-    let positional = spec.positional.iter().zip(&spec.spans.positional);
-    let named = spec.options.iter().zip(&spec.spans.options);
+    // Spans are absent from a model read from an artifact: look them up, never zip with them.
+    let positional = spec.positional.iter().enumerate();
+    let positional = positional.map(|(i, v)| (v, spec.spans.positional.get(i).copied()));
+    let named = spec.options.iter().enumerate();
     let inner = positional.chain(
         named
-            .filter(|((k, _), _)| k == "inner")
-            .map(|((_, v), span)| (v, span)),
+            .filter(|(_, (k, _))| k == "inner")
+            .map(|(i, (_, v))| (v, spec.spans.options.get(i).copied())),
     );
     let mut numbers = Vec::new();
-    for (value, &span) in inner {
+    for (value, span) in inner {
         let inner_spec = match value {
             OptionValue::Name(name) if name == "lbfgs" => None,
             OptionValue::Call(call) if call.method == "lbfgs" && call.positional.is_empty() => {
@@ -255,7 +257,7 @@ fn dual_options(spec: &SolveSpec) -> Result<(NumberOptions, NameOptions), Diagno
                     "E0362",
                     "the inner method of `dual` must be `lbfgs` or `lbfgs(...)`",
                 )
-                .with_primary(span, "not `lbfgs`")
+                .with_primary_at(span, "not `lbfgs`")
                 .with_hint("e.g. `solve with dual(lbfgs(max_iter = 500, tol = 1e-9))`"))
             }
         };
@@ -264,20 +266,21 @@ fn dual_options(spec: &SolveSpec) -> Result<(NumberOptions, NameOptions), Diagno
         }
     }
     let mut names = Vec::new();
-    for ((name, value), &span) in spec.options.iter().zip(&spec.spans.options) {
+    for (i, (name, value)) in spec.options.iter().enumerate() {
+        let span = spec.spans.options.get(i).copied();
         match (name.as_str(), value) {
             ("inner", _) => {}
             ("form", OptionValue::Str(form) | OptionValue::Name(form)) => {
                 if crate::transport::DualForm::parse(form).is_none() {
                     return Err(plan_error("E0362", format!("`dual` has no form `{form}`"))
-                        .with_primary(span, "unknown form")
+                        .with_primary_at(span, "unknown form")
                         .with_hint("the forms are \"semi\" (the default) and \"full\""));
                 }
                 names.push(("form".to_string(), form.clone()))
             }
             _ => {
                 return Err(plan_error("E0362", format!("`dual` has no option `{name}` of this kind"))
-                    .with_primary(span, "unknown option")
+                    .with_primary_at(span, "unknown option")
                     .with_hint("`dual` takes its inner method and `form = \"semi\"` or `form = \"full\"`; the inner method takes the iteration options"))
             }
         }
