@@ -45,7 +45,7 @@ pub const PLAN_CODES: &[CodeInfo] = &[
     CodeInfo {
         code: "E0363",
         title: "cannot differentiate the objective",
-        explanation: "The objective or a constraint uses an operation without a derivative (e.g. `card` or `sort`) in a place where the solver needs a gradient.",
+        explanation: "The objective or a constraint uses an operation without a derivative where the solver needs a gradient: `nuclear_norm` other than as a weighted term of the objective (it is handled by its prox there), or third derivatives of `expm`/`matpow`. The diagnostic points at the expression (at the call in the model for one inside a `fn`). An objective that reads an `argmin` has no symbolic gradient either: `optc run` solves it with `maid`, while `bench`, `explain --cost` and `eval --check-grad` refuse it with this code.",
     },
     CodeInfo {
         code: "E0364",
