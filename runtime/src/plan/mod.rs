@@ -3579,54 +3579,35 @@ fn path_options(plan: &Plan, mut opts: PathOptions) -> Result<PathOptions, Diagn
     Ok(opts)
 }
 
-/// Splits `solve with auglag(...)` options into the outer loop's and the inner L-BFGS's; `rho`
-/// is the initial penalty. Unknown names are an error.
+/// Splits `solve with auglag(...)` options by name into the outer loop's and the inner
+/// solver's (L-BFGS's, or proximal gradient's with `by_prox`); `rho` is the initial penalty and,
+/// for L-BFGS, `tol` its `gtol`. Unknown names are an error; values are checked where each part
+/// is parsed, so a bad value is reported as such.
 fn split_auglag_options(
     plan: &Plan,
     by_prox: bool,
 ) -> Result<(NumberOptions, NumberOptions), Diagnostic> {
+    let (inner_kind, mut inner_names) = match by_prox {
+        true => (
+            "inner proximal-gradient options (with `card`)",
+            ProxGradOptions::NAMES.to_vec(),
+        ),
+        false => ("inner L-BFGS options", LbfgsOptions::NAMES.to_vec()),
+    };
+    if !by_prox {
+        inner_names.insert(0, "tol");
+    }
+    let mut outer_names = vec!["rho"];
+    outer_names.extend_from_slice(AugLagOptions::NAMES);
     let (mut outer, mut inner) = (Vec::new(), Vec::new());
     for (k, v) in &plan.options {
         let key = if k == "rho" { "rho_init" } else { k.as_str() };
-        let pair = [(k.clone(), *v)];
-        let inner_takes = match by_prox {
-            true => ProxGradOptions::from_options(&pair).is_ok(),
-            false => lbfgs_options(plan, &pair).is_ok(),
-        };
-        if AugLagOptions::default().set_option(key, *v).is_ok() {
+        if AugLagOptions::NAMES.contains(&key) {
             outer.push((key.to_string(), *v));
-        } else if inner_takes {
+        } else if inner_names.contains(&k.as_str()) {
             inner.push((k.clone(), *v));
         } else {
-            const OUTER: [&str; 6] = [
-                "rho",
-                "rho_factor",
-                "rho_max",
-                "progress",
-                "h_tol",
-                "max_outer",
-            ];
-            let (inner_kind, inner_names): (_, &[&str]) = match by_prox {
-                true => (
-                    "inner proximal-gradient options (with `card`)",
-                    &[
-                        "max_iter",
-                        "tol",
-                        "lipschitz",
-                        "eta",
-                        "accelerated",
-                        "restart",
-                        "max_backtrack",
-                        "continuation",
-                        "swaps",
-                    ],
-                ),
-                false => (
-                    "inner L-BFGS options",
-                    &["max_iter", "tol", "memory", "ftol"],
-                ),
-            };
-            let all: Vec<&str> = OUTER.iter().chain(inner_names).copied().collect();
+            let all: Vec<&str> = outer_names.iter().chain(&inner_names).copied().collect();
             return Err(plan_error(
                 "E0362",
                 format!(
@@ -3637,7 +3618,7 @@ fn split_auglag_options(
             .with_primary_at(plan.option_span(k), "unknown option")
             .with_hint(format!(
                 "outer options: {}; {inner_kind}: {}",
-                OUTER.join(", "),
+                outer_names.join(", "),
                 inner_names.join(", ")
             )));
         }

@@ -335,6 +335,26 @@ impl PathOptions {
 }
 
 impl SetOption for PathOptions {
+    const NAMES: &'static [&'static str] = &[
+        "stages",
+        "T",
+        "mu_init",
+        "mu_factor",
+        "s",
+        "s_step",
+        "warm_iter",
+        "max_iter",
+        "lr",
+        "beta1",
+        "beta2",
+        "eps",
+        "checkpoint",
+        "tol",
+        "ftol",
+        "memory",
+        "max_restarts",
+    ];
+
     /// Numeric options by field name; `s` sets a constant s for all stages and `T` is an alias
     /// of `stages`. Options of the other inner solver than `inner` are rejected.
     fn set_option(&mut self, name: &str, value: f64) -> Result<(), OptionError> {
@@ -366,30 +386,7 @@ impl SetOption for PathOptions {
             "ftol" => self.ftol = float(name, value)?,
             "memory" => self.memory = count(name, value)?,
             "max_restarts" => self.max_restarts = count(name, value)?,
-            _ => {
-                return Err(unknown(
-                    name,
-                    &[
-                        "stages",
-                        "T",
-                        "mu_init",
-                        "mu_factor",
-                        "s",
-                        "s_step",
-                        "warm_iter",
-                        "max_iter",
-                        "lr",
-                        "beta1",
-                        "beta2",
-                        "eps",
-                        "checkpoint",
-                        "tol",
-                        "ftol",
-                        "memory",
-                        "max_restarts",
-                    ],
-                ))
-            }
+            _ => return Err(unknown(name, Self::NAMES)),
         }
         Ok(())
     }

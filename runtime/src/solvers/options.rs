@@ -19,6 +19,9 @@ impl std::error::Error for OptionError {}
 
 /// Options structs that can be set by name.
 pub trait SetOption: Default + Sized {
+    /// The names [`SetOption::set_option`] accepts.
+    const NAMES: &'static [&'static str];
+
     /// Sets one option; errors name the accepted options or the expected kind of value.
     fn set_option(&mut self, name: &str, value: f64) -> Result<(), OptionError>;
 
@@ -89,6 +92,8 @@ pub(crate) fn did_you_mean(name: &str, accepted: &[&str]) -> String {
 macro_rules! impl_set_option {
     ($ty:ty { $($field:ident : $kind:ident),* $(,)? }) => {
         impl $crate::solvers::SetOption for $ty {
+            const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
+
             fn set_option(
                 &mut self,
                 name: &str,
@@ -99,7 +104,7 @@ macro_rules! impl_set_option {
                         self.$field = $crate::solvers::options::$kind(name, value)?;
                         Ok(())
                     })*
-                    _ => Err($crate::solvers::options::unknown(name, &[$(stringify!($field)),*])),
+                    _ => Err($crate::solvers::options::unknown(name, Self::NAMES)),
                 }
             }
         }
