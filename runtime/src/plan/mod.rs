@@ -1558,8 +1558,8 @@ pub fn runs_on_objective_alone(model: &Model, plan: &Plan) -> bool {
 }
 
 /// The solver as the model names it (`colide`, `path(inner = lbfgs)`), else the plan's method.
-fn solver_label(program: &Program, plan: &Plan) -> String {
-    match path_kind(program, plan) {
+fn solver_label(plan: &Plan) -> String {
+    match path_kind(plan) {
         Ok(k) if plan.method == Method::Path && k.colide => "colide".into(),
         Ok(k) if plan.method == Method::Path && k.lbfgs_stages => "path(inner = lbfgs)".into(),
         _ => plan.method.name().into(),
@@ -1724,7 +1724,7 @@ pub fn device_functions(
         _ => {}
     }
     // With L-BFGS-B stages the L1 terms leave the score (the host splits x = p − q for them).
-    let kind = path_kind(&program, &plan)?;
+    let kind = path_kind(&plan)?;
     let objective = score;
     let score = if kind.lbfgs_stages {
         smooth_node(&mut program, &plan.structure, score, ProxScope::L1).0
@@ -2250,7 +2250,7 @@ pub fn solve_external(
             crate::gpu::METHOD_NOT_ON_GPU,
             format!(
                 "`--backend gpu` runs lbfgs, projected lbfgs and adam on problems without constraints, proximal gradient (`fista`), the central path (`path`) and the augmented Lagrangian (`auglag`); this one is solved by `{}`",
-                solver_label(&model.program, plan)
+                solver_label(plan)
             ),
         )
         .with_hint("run it with `--backend cpu`"));
@@ -2591,7 +2591,7 @@ fn path_external(
         }
     }
     let mut x0 = model.x();
-    let kind = path_kind(&model.program, plan)?;
+    let kind = path_kind(plan)?;
     let objective = minimized_objective(&mut model.program)?;
     let l1 = if kind.lbfgs_stages {
         smooth_part(model, &plan.structure, objective, ProxScope::L1)?.1
@@ -3382,7 +3382,7 @@ fn path(
     let PathKind {
         colide,
         lbfgs_stages,
-    } = path_kind(&model.program, plan)?;
+    } = path_kind(plan)?;
     let (score, l1) = if lbfgs_stages {
         let (smooth, l1, _) = smooth_part(model, &plan.structure, objective, ProxScope::L1)?;
         (smooth, l1)
@@ -3540,8 +3540,8 @@ struct PathKind {
     lbfgs_stages: bool,
 }
 
-fn path_kind(program: &Program, plan: &Plan) -> Result<PathKind, Diagnostic> {
-    Ok(match &program.solve {
+fn path_kind(plan: &Plan) -> Result<PathKind, Diagnostic> {
+    Ok(match &plan.solve {
         Some(spec) => PathKind {
             colide: spec.method == "colide",
             lbfgs_stages: path_uses_lbfgs(spec, &plan.names)?,
