@@ -60,30 +60,14 @@ pub(crate) fn search_supports<E>(
             // Double swaps may cost as many iterations as everything before them.
             let budget = 2 * iterations;
             for (c, p) in projections.iter().enumerate() {
-                let Some(k) = p.set.card_bound() else {
+                let Some((kept, outside)) = ranked_entries(p, &best.0.x, &gradient) else {
                     continue;
                 };
-                if p.lines.is_some() {
-                    continue;
-                }
-                let len = p.line_len();
-                let x = &best.0.x[p.offset..p.offset + len];
-                let g = &gradient[p.offset..p.offset + len];
-                let simplex = matches!(p.set, Set::SparseSimplex(_));
-                let support: Vec<usize> = (0..len).filter(|&i| x[i] != 0.0).collect();
-                if support.len() < k {
-                    continue;
-                }
-                let mut outside: Vec<usize> = (0..len).filter(|&i| x[i] == 0.0).collect();
-                let score = |j: usize| if simplex { -g[j] } else { g[j].abs() };
-                outside.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
-                let mut kept = support.clone();
-                kept.sort_by(|&a, &b| x[a].abs().total_cmp(&x[b].abs()));
                 for m in moves(&kept, &outside, size) {
                     if size == 2 && iterations > budget {
                         break 'sizes;
                     }
-                    let mut candidate: Vec<usize> = support
+                    let mut candidate: Vec<usize> = kept
                         .iter()
                         .copied()
                         .filter(|i| !m.removed.contains(i))
@@ -128,6 +112,29 @@ pub(crate) fn search_supports<E>(
     }
     best.0.iterations = iterations;
     best
+}
+
+/// For a `card` on a whole variable whose support in `x` is at its bound: the entries kept,
+/// the smallest magnitude first, and those outside, ranked by the gradient `g` (the lowest first
+/// on a simplex, where mass moves to them; else the largest magnitude). `None` for other
+/// projections and for a support below its bound.
+fn ranked_entries(p: &SlotProjection, x: &[f64], g: &[f64]) -> Option<(Vec<usize>, Vec<usize>)> {
+    let k = p.set.card_bound()?;
+    if p.lines.is_some() {
+        return None;
+    }
+    let len = p.line_len();
+    let (x, g) = (&x[p.offset..p.offset + len], &g[p.offset..p.offset + len]);
+    let mut kept: Vec<usize> = (0..len).filter(|&i| x[i] != 0.0).collect();
+    if kept.len() < k {
+        return None;
+    }
+    kept.sort_by(|&a, &b| x[a].abs().total_cmp(&x[b].abs()));
+    let simplex = matches!(p.set, Set::SparseSimplex(_));
+    let score = |j: usize| if simplex { -g[j] } else { g[j].abs() };
+    let mut outside: Vec<usize> = (0..len).filter(|&i| x[i] == 0.0).collect();
+    outside.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
+    Some((kept, outside))
 }
 
 /// A move of the search in one `card`: entries that leave the support and as many that enter.
