@@ -16,8 +16,8 @@
 
 use crate::diag::Diagnostic;
 use crate::ir::{
-    broadcast_shapes, BinaryOp, Dim, ElemType, Graph, Input, InputId, InputKind, NodeId, Op,
-    Program, Shape, UnaryOp,
+    broadcast_shapes, op_name, BinaryOp, Dim, ElemType, Graph, Input, InputId, InputKind, NodeId,
+    Op, Program, Shape, UnaryOp,
 };
 use std::fmt;
 
@@ -25,7 +25,7 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdError {
     pub node: NodeId,
-    pub op: String,
+    pub op: &'static str,
     pub message: String,
 }
 
@@ -184,28 +184,11 @@ fn input_nodes(program: &Program, f: NodeId, wrt: &[InputId]) -> Result<Vec<Node
                 .copied()
                 .ok_or_else(|| AdError {
                     node: f,
-                    op: "input".into(),
+                    op: "input",
                     message: format!("unknown input {}", i.0),
                 })
         })
         .collect()
-}
-
-/// The op's variant name in snake case, as the language spells the builtins (`nuclear_norm`).
-fn op_name(op: &Op) -> String {
-    let mut name = String::new();
-    let variant = format!("{op:?}");
-    for (i, ch) in variant
-        .chars()
-        .take_while(|c| c.is_alphanumeric())
-        .enumerate()
-    {
-        if ch.is_uppercase() && i > 0 {
-            name.push('_');
-        }
-        name.push(ch.to_ascii_lowercase());
-    }
-    name
 }
 
 /// Node construction for derivative rules, with errors attributed to the node being
@@ -368,7 +351,7 @@ impl<'g> Reverse<'g> {
         if f.0 as usize >= g.len() {
             return Err(AdError {
                 node: f,
-                op: "?".into(),
+                op: "?",
                 message: "no such node".into(),
             });
         }

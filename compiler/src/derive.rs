@@ -54,7 +54,7 @@ pub fn differentiate(program: &Program) -> Result<Derived, AdError> {
     let Some(node) = program.minimized_objective() else {
         return Err(AdError {
             node: NodeId(0),
-            op: "objective".into(),
+            op: "objective",
             message: "the model has no objective".into(),
         });
     };

@@ -13,7 +13,7 @@ use ndarray::{
 };
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
-use optc_compiler::ir::{BinaryOp, Dim, NodeId, Op, Program, SubproblemId, UnaryOp};
+use optc_compiler::ir::{op_name, BinaryOp, Dim, NodeId, Op, Program, SubproblemId};
 use std::fmt;
 
 /// Values bound to a program's symbols for one evaluation.
@@ -506,71 +506,6 @@ pub fn outer_nodes(program: &Program, sub: SubproblemId) -> Vec<NodeId> {
     outer
 }
 
-/// The name of an op in messages (the printer's spelling).
-pub fn op_name(op: &Op) -> &'static str {
-    match op {
-        Op::Input(_) => "input",
-        Op::Const(_) => "const",
-        Op::DimSize(_) => "dim",
-        Op::LoopIndex(_) => "loop_index",
-        Op::Unary(u) => match u {
-            UnaryOp::Neg => "neg",
-            UnaryOp::Exp => "exp",
-            UnaryOp::Log => "log",
-            UnaryOp::Sqrt => "sqrt",
-            UnaryOp::Abs => "abs",
-            UnaryOp::Sign => "sign",
-            UnaryOp::Tanh => "tanh",
-            UnaryOp::Sigmoid => "sigmoid",
-            UnaryOp::Softplus => "softplus",
-            UnaryOp::Step => "step",
-        },
-        Op::Binary(b) => match b {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "div",
-            BinaryOp::Pow => "pow",
-            BinaryOp::Max => "max",
-            BinaryOp::Min => "min",
-        },
-        Op::Sum { .. } => "sum",
-        Op::Max { .. } => "max",
-        Op::LogSumExp { .. } => "logsumexp",
-        Op::MatMul => "matmul",
-        Op::Transpose => "transpose",
-        Op::Eye(_) => "eye",
-        Op::Diag => "diag",
-        Op::DiagPart => "diag_part",
-        Op::Trace => "trace",
-        Op::Expm => "expm",
-        Op::MatPow(_) => "matpow",
-        Op::LogDet => "log_det",
-        Op::Solve => "solve",
-        Op::Inv => "inv",
-        Op::Slice { .. } => "slice",
-        Op::Select { .. } => "select",
-        Op::Stack => "stack",
-        Op::BroadcastTo(_) => "broadcast_to",
-        Op::SumTo(_) => "sum_to",
-        Op::SortDesc => "sort_desc",
-        Op::TopK(_) => "topk",
-        Op::Card => "card",
-        Op::NuclearNorm => "nuclear_norm",
-        Op::Argmin(_) => "argmin",
-        Op::Expand { .. } => "expand",
-        Op::ArgmaxMask { .. } => "argmax_mask",
-        Op::Pad { .. } => "pad",
-        Op::Scatter { .. } => "scatter",
-        Op::ExpmFrechet => "expm_frechet",
-        Op::ExpmFrechet2 => "expm_frechet2",
-        Op::MatPowFrechet(_) => "matpow_frechet",
-        Op::MatPowFrechet2(_) => "matpow_frechet2",
-        Op::SortScatter => "sort_scatter",
-        Op::SortGather(_) => "sort_gather",
-    }
-}
-
 /// The value of a size under the bindings (may be negative, e.g. `d - 1` with `d = 0`).
 fn dim_value(program: &Program, bindings: &Bindings, dim: Dim) -> Result<i64, EvalError> {
     match dim.sym {
@@ -1005,6 +940,7 @@ fn compute(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use optc_compiler::ir::UnaryOp;
 
     #[test]
     fn softplus_and_sigmoid_are_stable_at_extremes() {

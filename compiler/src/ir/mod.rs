@@ -15,7 +15,7 @@ mod print;
 mod shape;
 mod verify;
 
-pub use print::{op_text, print_program};
+pub use print::{op_name, op_text, print_program};
 pub use shape::{broadcast_shapes, infer_shape, ShapeError};
 pub use verify::verify;
 
@@ -704,11 +704,6 @@ impl Program {
     /// Where the expression of `node` is written, for a node lowered from the source.
     pub fn node_span(&self, node: NodeId) -> Option<Span> {
         self.node_spans.get(&node).copied()
-    }
-
-    /// Where the `solve with` option `name` is written.
-    pub fn option_span(&self, name: &str) -> Option<Span> {
-        self.solve.as_ref()?.option_span(name)
     }
 
     /// Where the `solve with` method is named.

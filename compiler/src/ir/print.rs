@@ -1,6 +1,6 @@
 //! Stable text form of a [`Program`], used by `optc emit --stage ir` and the snapshot tests.
 
-use super::{ConstraintKind, DataSource, Node, Op, Program, SetKind, Stage};
+use super::{BinaryOp, ConstraintKind, DataSource, Node, Op, Program, SetKind, Stage, UnaryOp};
 use std::fmt::Write;
 
 fn stage_name(s: Stage) -> &'static str {
@@ -9,6 +9,71 @@ fn stage_name(s: Stage) -> &'static str {
         Stage::Data => "data",
         Stage::Param => "param",
         Stage::Var => "var",
+    }
+}
+
+/// The name of an op in messages: its builtin's name where it has one (`nuclear_norm`, `inv`).
+pub fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::Input(_) => "input",
+        Op::Const(_) => "const",
+        Op::DimSize(_) => "dim",
+        Op::LoopIndex(_) => "loop_index",
+        Op::Unary(u) => match u {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Sign => "sign",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Softplus => "softplus",
+            UnaryOp::Step => "step",
+        },
+        Op::Binary(b) => match b {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Max => "max",
+            BinaryOp::Min => "min",
+        },
+        Op::Sum { .. } => "sum",
+        Op::Max { .. } => "max",
+        Op::LogSumExp { .. } => "logsumexp",
+        Op::MatMul => "matmul",
+        Op::Transpose => "transpose",
+        Op::Eye(_) => "eye",
+        Op::Diag => "diag",
+        Op::DiagPart => "diag_part",
+        Op::Trace => "trace",
+        Op::Expm => "expm",
+        Op::MatPow(_) => "matpow",
+        Op::LogDet => "log_det",
+        Op::Solve => "solve",
+        Op::Inv => "inv",
+        Op::Slice { .. } => "slice",
+        Op::Select { .. } => "select",
+        Op::Stack => "stack",
+        Op::BroadcastTo(_) => "broadcast_to",
+        Op::SumTo(_) => "sum_to",
+        Op::SortDesc => "sort_desc",
+        Op::TopK(_) => "topk",
+        Op::Card => "card",
+        Op::NuclearNorm => "nuclear_norm",
+        Op::Argmin(_) => "argmin",
+        Op::Expand { .. } => "expand",
+        Op::ArgmaxMask { .. } => "argmax_mask",
+        Op::Pad { .. } => "pad",
+        Op::Scatter { .. } => "scatter",
+        Op::ExpmFrechet => "expm_frechet",
+        Op::ExpmFrechet2 => "expm_frechet2",
+        Op::MatPowFrechet(_) => "matpow_frechet",
+        Op::MatPowFrechet2(_) => "matpow_frechet2",
+        Op::SortScatter => "sort_scatter",
+        Op::SortGather(_) => "sort_gather",
     }
 }
 
