@@ -56,7 +56,7 @@ pub struct TransportForm {
 }
 
 /// Why a model has no transport form: a sentence naming the part that does not fit, and where
-/// that part is written when it is a term or a constraint.
+/// that part is written when it is a term, a constraint or the plan's declaration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NotTransport {
     pub message: String,
