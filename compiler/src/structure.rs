@@ -1,8 +1,10 @@
 //! Structure analysis: which terms of the objective are smooth and which have a known prox (L1,
-//! group and nuclear norms of a variable), and how each constraint is handled (a projection of a
-//! variable or of all its lines, or a penalty/Lagrangian term). The solver plan in the runtime is chosen from this, and `optc run`
+//! group and nuclear norms of a variable), how each constraint is handled (a projection of a
+//! variable or of all its lines, or a penalty/Lagrangian term), and where a differentiated
+//! expression has kinks. The solver plan in the runtime is chosen from this, and `optc run`
 //! prints why.
 
+use crate::diag::Span;
 use crate::ir::{
     BinaryOp, Constraint, ConstraintKind, Dim, InputId, InputKind, NodeId, Op, Program, Sense,
     Stage, UnaryOp,
@@ -263,5 +265,94 @@ fn atom_of_var(p: &Program, node: NodeId) -> Option<(ProxKind, InputId)> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// A place where a differentiated expression may have no derivative: a nonsmooth op (`abs`,
+/// `maximum`/`minimum`, `max`/`min`, `sort`, `topk`, `sign`) applied to values that depend on a
+/// variable. Gradient methods take a subgradient there, but their line searches and stopping
+/// tests assume a gradient that changes continuously. (`nuclear_norm` has no derivative rule at
+/// all outside a prox term: autodiff refuses it instead.)
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Kink {
+    pub node: NodeId,
+    /// Where the node is written, or the nearest expression above it that has a span (the call
+    /// of a `fn` or builtin it comes from).
+    pub span: Option<Span>,
+}
+
+impl Kink {
+    /// Where the derivative of the kink's op jumps, for messages.
+    pub fn where_it_jumps(&self, p: &Program) -> &'static str {
+        match p.graph.node(self.node).op {
+            Op::Binary(_) => "where its two arguments are equal",
+            Op::Max { .. } | Op::ArgmaxMask { .. } => "where largest entries tie",
+            Op::SortDesc | Op::TopK(_) => "where entries tie",
+            _ => "where its argument is 0",
+        }
+    }
+}
+
+/// The kinks of the expressions `roots`, in order of first appearance. An op whose kink is at
+/// 0 — `abs(u)`, `maximum(u, 0)`, `minimum(u, 0)` — raised to a power above 1 or squared is
+/// continuously differentiable and not a kink (`sumsq(maximum(u, 0))`, a squared hinge).
+pub fn kinks(p: &Program, roots: &[NodeId]) -> Vec<Kink> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let mut stack: Vec<(NodeId, Option<Span>)> = roots.iter().rev().map(|&r| (r, None)).collect();
+    while let Some((id, above)) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let span = p.node_span(id).or(above);
+        let node = p.graph.node(id);
+        let varies = node.args.iter().any(|&a| p.graph.stage(a) == Stage::Var);
+        if varies && nonsmooth(&node.op) {
+            out.push(Kink { node: id, span });
+        }
+        for &arg in node.args.iter().rev() {
+            match (kink_at_zero(p, arg), smoothing_power(p, id, arg)) {
+                // Past the kink, to what it applies to.
+                (Some(inner), true) => stack.push((inner, p.node_span(arg).or(span))),
+                _ => stack.push((arg, span)),
+            }
+        }
+    }
+    out
+}
+
+fn nonsmooth(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Unary(UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Step)
+            | Op::Binary(BinaryOp::Max | BinaryOp::Min)
+            | Op::Max { .. }
+            | Op::ArgmaxMask { .. }
+            | Op::SortDesc
+            | Op::TopK(_)
+    )
+}
+
+/// `u` when `node` is `abs(u)`, `maximum(u, 0)` or `minimum(u, 0)` (either order): a kink at 0.
+fn kink_at_zero(p: &Program, node: NodeId) -> Option<NodeId> {
+    let n = p.graph.node(node);
+    let zero = |id: NodeId| matches!(p.graph.node(id).op, Op::Const(c) if c == 0.0);
+    match (&n.op, n.args.as_slice()) {
+        (Op::Unary(UnaryOp::Abs), [u]) => Some(*u),
+        (Op::Binary(BinaryOp::Max | BinaryOp::Min), [a, b]) if zero(*b) => Some(*a),
+        (Op::Binary(BinaryOp::Max | BinaryOp::Min), [a, b]) if zero(*a) => Some(*b),
+        _ => None,
+    }
+}
+
+/// Whether `node` raises its argument `arg` to a constant power above 1 (`arg ^ c`, `arg .* arg`).
+fn smoothing_power(p: &Program, node: NodeId, arg: NodeId) -> bool {
+    let n = p.graph.node(node);
+    match (&n.op, n.args.as_slice()) {
+        (Op::Binary(BinaryOp::Pow), [base, exponent]) => {
+            *base == arg && matches!(p.graph.node(*exponent).op, Op::Const(c) if c > 1.0)
+        }
+        (Op::Binary(BinaryOp::Mul), [a, b]) => *a == arg && *b == arg,
+        _ => false,
     }
 }

@@ -5,17 +5,19 @@
 //!   option, a constraint the method cannot take, an op without a derivative): `optc run` fails
 //!   with exit 65, and the diagnostic points into the model;
 //! - `solve_*.opt`, solves that stop on an evaluation error or a value that is not finite:
-//!   `optc run` ends with exit 2 (diverged) and an error that points at the expression.
+//!   `optc run` ends with exit 2 (diverged) and an error that points at the expression;
+//! - `warn_*.opt`, models that `optc run` goes on to solve after a warning located in the model
+//!   (exit 0, or 1 where the warning comes true and the solver stops short).
 //!
 //! Snapshots have the fixture directory replaced by `$DIR`.
 
 use std::path::Path;
 use std::process::Command;
 
-/// `optc COMMAND path`'s exit code and stderr, checked to be a coded error.
-fn rendered(command: &str, path: &Path) -> (i32, String) {
+/// `optc ARGS path`'s exit code and stderr, checked to be a coded diagnostic of `severity`.
+fn rendered_as(severity: &str, args: &[&str], path: &Path) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_optc"))
-        .arg(command)
+        .args(args)
         .arg(path)
         .env("NO_COLOR", "1")
         .output()
@@ -23,8 +25,12 @@ fn rendered(command: &str, path: &Path) -> (i32, String) {
     let code = out.status.code().unwrap();
     let dir = path.parent().unwrap().display().to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).replace(&dir, "$DIR");
-    assert!(stderr.contains("error[E0"), "{stderr}");
+    assert!(stderr.contains(&format!("{severity}[E0")), "{stderr}");
     (code, stderr)
+}
+
+fn rendered(command: &str, path: &Path) -> (i32, String) {
+    rendered_as("error", &[command], path)
 }
 
 #[test]
@@ -56,5 +62,20 @@ fn plan_error_fixtures() {
 fn solve_error_fixtures() {
     insta::glob!("err", "solve_*.opt", |path| {
         insta::assert_snapshot!(located_run_error(path, 2));
+    });
+}
+
+#[test]
+fn warning_fixtures() {
+    insta::glob!("err", "warn_*.opt", |path| {
+        let (code, stderr) = rendered_as("warning", &["run", "--quiet"], path);
+        assert!(
+            code == 0 || code == 1,
+            "{}: exit {code}: {stderr}",
+            path.display()
+        );
+        let located = format!("--> $DIR/{}:", path.file_name().unwrap().to_string_lossy());
+        assert!(stderr.contains(&located), "no source location: {stderr}");
+        insta::assert_snapshot!(format!("exit {code}\n{stderr}"));
     });
 }

@@ -481,3 +481,40 @@ fn the_support_search_reports_its_progress_and_stops_when_asked() {
     assert_eq!(outcome.report.status, Status::Converged);
     assert_close(&outcome.report.x, &[3.0, 0.0, 2.0, 0.0], 1e-6);
 }
+
+/// The code of the plan's warning (E0365, a kink where the method needs a gradient) and its
+/// reason.
+fn kink_warning(source: &str) -> (Option<&'static str>, String) {
+    let plan = plan::choose(&model(source).program).unwrap();
+    assert!(plan.warnings.len() <= 1, "{:?}", plan.warnings);
+    (plan.warnings.first().map(|d| d.code), plan.reason)
+}
+
+#[test]
+fn kinks_are_reported_where_the_method_differentiates_them() {
+    let hinge = "var x : real[3] = 0\nminimize sum(maximum(0, 1 - x)) + 0.5 * sumsq(x)\n";
+    let (code, reason) = kink_warning(hinge);
+    assert_eq!(code, Some("E0365"));
+    assert!(reason.starts_with("nonsmooth unconstrained"), "{reason}");
+    // Its square is continuously differentiable, as are squares of `abs`.
+    let squared = "var x : real[3] = 0\nminimize sumsq(maximum(0, 1 - x)) + sum(abs(x - 2)^2)\n";
+    let (code, reason) = kink_warning(squared);
+    assert_eq!(code, None);
+    assert!(reason.starts_with("smooth unconstrained"), "{reason}");
+    // Adam is a subgradient method.
+    let by_adam = format!("{hinge}solve with adam(max_iter = 10)\n");
+    assert_eq!(kink_warning(&by_adam).0, None);
+    // An L1 term is proximal gradient's prox, but L-BFGS differentiates it.
+    let lasso = "var x : real[3] = 0\nminimize sumsq(x - [1, -2, 0.1]) + 0.5 * norm1(x)\n";
+    assert_eq!(kink_warning(lasso).0, None);
+    assert_eq!(
+        kink_warning(&format!("{lasso}solve with lbfgs\n")).0,
+        Some("E0365")
+    );
+    // The augmented Lagrangian differentiates its constraints: kinks there count too, unless
+    // they depend on no variable.
+    let constrained = "param c = 3\nvar x : real[2] = 1\nminimize sumsq(x - 2)\nsubject to\n  l1: sum(abs(x)) == abs(c)\n";
+    assert_eq!(kink_warning(constrained).0, Some("E0365"));
+    let constant = "param c = 3\nvar x : real[2] = 1\nminimize sumsq(x - 2)\nsubject to\n  l1: sum(x) == abs(c)\n";
+    assert_eq!(kink_warning(constant).0, None);
+}

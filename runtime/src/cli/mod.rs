@@ -831,6 +831,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     if !a.quiet {
         eprintln!("solver: {} ({})", the_plan.method.name(), the_plan.reason);
     }
+    report::print_diagnostics(&the_plan.warnings, &front.sources, a.model.error_format);
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
     let mut progress = Progress::new(a.quiet);
     let solve_start = std::time::Instant::now();

@@ -52,6 +52,11 @@ pub const PLAN_CODES: &[CodeInfo] = &[
         title: "lower level not strongly convex",
         explanation: "`maid` needs an `argmin` objective that is strongly convex in its variable (a unique, differentiable solution). It estimates the convexity constant from the smallest eigenvalue of the lower level's Hessian at the first solution; a value that is not positive stops the solve. Add a strongly convex term (e.g. `0.5 * sumsq(z - y)`), or give the constant with `maid(mu = ...)`.",
     },
+    CodeInfo {
+        code: "E0365",
+        title: "kink in what a gradient method differentiates (warning)",
+        explanation: "The solver chosen (`lbfgs`, projected L-BFGS, `fista`, `auglag`, or `path` with L-BFGS stages) differentiates the objective (for `fista`, its terms without a prox; for `auglag` and `path`, also the constraints) and expects a gradient that changes continuously, but an expression there is nonsmooth in the variables: `abs`, `maximum`/`minimum`, `max`/`min`, `sort`, `topk`, `sign`, or `norm1` and group norms that are not terms the solver handles by their prox. The solver takes a subgradient at the kink; its line search may stall near one and stop short of the minimum, and the optimality it reports (a gradient norm) need not reach 0 there. The run goes on. Remedies: write a penalty as a separate weighted term of a variable (`lambda * norm1(w)`), which `fista` handles exactly by its prox; smooth the kink (`softplus(t * u) / t` for `maximum(u, 0)`, `sqrt(u^2 + eps)` for `abs(u)`); square it where the model allows (`sumsq(maximum(u, 0))` is continuously differentiable and not reported); or use `solve with adam(...)`, a subgradient method. The square root in `norm2` is not reported: it is smooth away from 0.",
+    },
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +111,8 @@ pub struct Plan {
     /// also as the equality sum = 1 in its merit), or with a `card` all by the prox of proximal
     /// gradient ([`Plan::auglag_by_prox`]).
     pub projections: Vec<Projection>,
+    /// Findings that do not stop the solve (E0365, a kink where the method needs a gradient).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Plan {
@@ -304,6 +311,11 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         .filter_map(|&i| structure::projection(program, i))
         .collect();
     let all_projected = projections.len() == sets.len();
+    let smooth_terms: Vec<NodeId> = s.smooth.iter().map(|&(_, node)| node).collect();
+    let smoothness = match structure::kinks(program, &smooth_terms).is_empty() {
+        true => "smooth",
+        false => "nonsmooth",
+    };
     let (method, reason, options, lists, names) = match &program.solve {
         Some(spec) if spec.method == "dual" => {
             let (options, names) = dual_options(spec)?;
@@ -396,21 +408,21 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         }
         None if !s.prox.is_empty() => (
             Method::ProxGrad,
-            "smooth terms plus terms with a prox (L1, group, nuclear norms): proximal gradient (FISTA)".to_string(),
+            format!("{smoothness} terms plus terms with a prox (L1, group, nuclear norms): proximal gradient (FISTA)"),
             Vec::new(),
             Vec::new(),
             Vec::new(),
         ),
         None if !s.bounded_vars.is_empty() => (
             Method::ProjectedLbfgs,
-            "smooth objective with bounds: projected L-BFGS".to_string(),
+            format!("{smoothness} objective with bounds: projected L-BFGS"),
             Vec::new(),
             Vec::new(),
             Vec::new(),
         ),
         None => (
             Method::Lbfgs,
-            "smooth unconstrained objective: L-BFGS".to_string(),
+            format!("{smoothness} unconstrained objective: L-BFGS"),
             Vec::new(),
             Vec::new(),
             Vec::new(),
@@ -472,7 +484,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         Method::Lbfgs if !s.bounded_vars.is_empty() => Method::ProjectedLbfgs,
         m => m,
     };
-    Ok(Plan {
+    let mut plan = Plan {
         method,
         reason,
         structure: s,
@@ -483,7 +495,74 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         simplify: true,
         transport,
         projections,
-    })
+        warnings: Vec::new(),
+    };
+    plan.warnings.extend(kink_warning(program, &plan)?);
+    Ok(plan)
+}
+
+/// A warning (E0365) at the first kink of what the plan's method differentiates and expects to
+/// be smooth: for L-BFGS the whole objective, for proximal gradient its terms without a prox, for
+/// the augmented Lagrangian and the path with L-BFGS stages also their equality and inequality
+/// constraints. Adam (alone or in the path's stages) is a subgradient method and MAID's levels
+/// and the transport dual have their own forms: they get none.
+fn kink_warning(program: &Program, plan: &Plan) -> Result<Option<Diagnostic>, Diagnostic> {
+    let s = &plan.structure;
+    let (scope, constrained) = match plan.method {
+        Method::Lbfgs | Method::ProjectedLbfgs => (None, false),
+        Method::ProxGrad => (Some(ProxScope::All), false),
+        Method::AugLag if plan.auglag_by_prox() => (Some(ProxScope::All), true),
+        Method::AugLag => (Some(ProxScope::L1), true),
+        Method::Path if path_kind(plan)?.lbfgs_stages => (Some(ProxScope::L1), true),
+        _ => return Ok(None),
+    };
+    let mut objective: Vec<NodeId> = s.smooth.iter().map(|&(_, node)| node).collect();
+    objective.extend(
+        s.prox
+            .iter()
+            .filter(|t| !scope.is_some_and(|scope| scope.takes(t.kind)))
+            .map(|t| t.node),
+    );
+    let constraints = s.equalities.iter().chain(&s.inequalities);
+    let mut found = structure::kinks(program, &objective)
+        .into_iter()
+        .map(|k| (k, "the objective".to_string()))
+        .chain(constraints.filter(|_| constrained).flat_map(|&i| {
+            let c = &program.constraints[i];
+            structure::kinks(program, &[c.node])
+                .into_iter()
+                .map(|k| (k, format!("constraint `{}`", c.name)))
+        }));
+    let Some((kink, what)) = found.next() else {
+        return Ok(None);
+    };
+    let more = found.count();
+    let op = optc_compiler::ir::op_name(&program.graph.node(kink.node).op);
+    let mut d = Diagnostic::warning(
+        "E0365",
+        format!(
+            "{what} is not differentiable everywhere, and `{}` differentiates it",
+            plan.method.name()
+        ),
+    )
+    .with_primary_at(
+        kink.span,
+        format!("`{op}` has a kink {}", kink.where_it_jumps(program)),
+    )
+    .with_label_at(program.method_span(), "method chosen here")
+    .with_note(
+        "the solver takes a subgradient at the kink; it may stop short of the minimum, and the \
+         optimality it reports (a gradient norm) need not reach 0",
+    )
+    .with_hint(
+        "write a penalty as its own weighted term of a variable (`lambda * norm1(w)`), which \
+         `fista` handles exactly; or smooth the kink (`softplus(t * u) / t` for `maximum(u, 0)`); \
+         or use `solve with adam(...)`, a subgradient method (`optc explain E0365`)",
+    );
+    if more > 0 {
+        d = d.with_note(format!("{more} more kink(s) besides this one"));
+    }
+    Ok(Some(d))
 }
 
 fn binary(program: &mut Program, op: BinaryOp, a: NodeId, b: NodeId) -> NodeId {
@@ -3099,6 +3178,13 @@ enum ProxScope {
     All,
 }
 
+impl ProxScope {
+    /// Whether a solver with this scope handles a term of `kind` by its prox.
+    fn takes(self, kind: ProxKind) -> bool {
+        self == ProxScope::All || kind == ProxKind::L1
+    }
+}
+
 /// A group-norm or nuclear-norm term on one variable's slot of the flat vector.
 struct MatrixProx {
     kind: ProxKind,
@@ -3185,11 +3271,7 @@ fn smooth_node<'s>(
     objective: NodeId,
     scope: ProxScope,
 ) -> (NodeId, Vec<&'s ProxTerm>) {
-    let split: Vec<&ProxTerm> = s
-        .prox
-        .iter()
-        .filter(|t| scope == ProxScope::All || t.kind == ProxKind::L1)
-        .collect();
+    let split: Vec<&ProxTerm> = s.prox.iter().filter(|t| scope.takes(t.kind)).collect();
     if split.is_empty() {
         return (objective, Vec::new());
     }
