@@ -46,7 +46,9 @@ pub struct Structure {
     /// its variable, and bounded variables have only L1 terms (clamping after soft-thresholding
     /// is their exact prox). Other atoms stay in `smooth` (subgradients).
     pub prox: Vec<ProxTerm>,
-    /// Indices into `Program::constraints` by how they are handled.
+    /// Indices into `Program::constraints` by how they are handled: `projections` are the `in`
+    /// constraints and the norm balls of variables ([`NormBall`]) whose projection is exact
+    /// with the variable's bounds and other sets, the other `<=` constraints are `inequalities`.
     pub equalities: Vec<usize>,
     pub inequalities: Vec<usize>,
     pub projections: Vec<usize>,
@@ -74,17 +76,26 @@ pub struct Projection {
     /// `None` for the whole variable; else the axis its lines are selected along (1 for the
     /// columns `T[:, j]`, 0 for the rows `T[i, :]`).
     pub lines: Option<u32>,
+    /// For a `<=` constraint, the norm ball it is.
+    pub ball: Option<NormBall>,
 }
 
 /// The projection that enforces constraint `index`, when it is an `in` or `card` constraint on a
-/// variable or on all its lines (bounds of `box` and `card` of stage ≤ Param).
+/// variable or on all its lines (bounds of `box` and `card` of stage ≤ Param), or a norm ball
+/// ([`NormBall`]) of one.
 pub fn projection(p: &Program, index: usize) -> Option<Projection> {
     let c = &p.constraints[index];
-    let parameters = match &c.kind {
-        ConstraintKind::In(crate::ir::SetKind::Box { lower, upper }) => vec![*lower, *upper],
-        ConstraintKind::In(_) => Vec::new(),
-        ConstraintKind::Card { bound } => vec![*bound],
-        _ => return None,
+    let (x, parameters, ball) = match &c.kind {
+        ConstraintKind::In(crate::ir::SetKind::Box { lower, upper }) => {
+            (c.node, vec![*lower, *upper], None)
+        }
+        ConstraintKind::In(_) => (c.node, Vec::new(), None),
+        ConstraintKind::Card { bound } => (c.node, vec![*bound], None),
+        ConstraintKind::Le => {
+            let (b, x, bound) = norm_ball(p, c)?;
+            (x, vec![bound], Some(b))
+        }
+        ConstraintKind::Eq => return None,
     };
     if parameters.iter().any(|&n| p.graph.stage(n) > Stage::Param) {
         return None;
@@ -94,33 +105,35 @@ pub fn projection(p: &Program, index: usize) -> Option<Projection> {
         _ => None,
     };
     if c.ranges.is_empty() {
-        return var_of(c.node).map(|var| Projection {
+        return var_of(x).map(|var| Projection {
             constraint: index,
             var,
             lines: None,
+            ball,
         });
     }
-    let n = p.graph.node(c.node);
-    let (Op::Select { .. }, [x, _]) = (&n.op, n.args.as_slice()) else {
+    let n = p.graph.node(x);
+    let (Op::Select { .. }, [whole, _]) = (&n.op, n.args.as_slice()) else {
         return None;
     };
-    let var = var_of(*x)?;
-    let axis = lines_of(p, c, *x)?;
+    let var = var_of(*whole)?;
+    let axis = lines_of(p, c, x, *whole)?;
     Some(Projection {
         constraint: index,
         var,
         lines: Some(axis),
+        ball,
     })
 }
 
 /// The axis of a `for` constraint on every line of the matrix `x`: `for j in 0..n: f(x[:, j])`
-/// gives 1, `for i in 0..m: f(x[i, :])` gives 0 (one loop over the whole axis, the constraint's
-/// node selecting at its index).
-pub fn lines_of(p: &Program, c: &Constraint, x: NodeId) -> Option<u32> {
+/// gives 1, `for i in 0..m: f(x[i, :])` gives 0 (one loop over the whole axis, `line` — the
+/// constrained tensor — selecting at its index).
+pub fn lines_of(p: &Program, c: &Constraint, line: NodeId, x: NodeId) -> Option<u32> {
     let [range] = c.ranges.as_slice() else {
         return None;
     };
-    let n = p.graph.node(c.node);
+    let n = p.graph.node(line);
     let (Op::Select { axis }, [selected, index]) = (&n.op, n.args.as_slice()) else {
         return None;
     };
@@ -129,6 +142,59 @@ pub fn lines_of(p: &Program, c: &Constraint, x: NodeId) -> Option<u32> {
         shape.len() == 2 && range.start == Dim::fixed(0) && range.end == shape[*axis as usize];
     let indexed = matches!(p.graph.node(*index).op, Op::LoopIndex(level) if level == range.level);
     (*selected == x && whole && indexed).then_some(*axis)
+}
+
+/// The norm of a [`NormBall`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BallNorm {
+    L1,
+    L2,
+}
+
+/// A `<=` constraint `norm1(x) <= r`, `norm2(x) <= r` or `sumsq(x) <= r` (also written `>=`
+/// the other way round), which proximal methods enforce by projecting `x` onto the ball.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NormBall {
+    pub norm: BallNorm,
+    /// `sumsq(x) <= r`: the bound is the squared radius.
+    pub squared: bool,
+}
+
+/// The norm ball of constraint `c` with its constrained tensor `x` and bound `r`, when it has
+/// that form (whatever `x` and the stage of `r`: [`projection`] checks those). Only on the
+/// program as lowered: simplification may rewrite the constraint's node.
+fn norm_ball(p: &Program, c: &Constraint) -> Option<(NormBall, NodeId, NodeId)> {
+    let op_args = |id: NodeId| {
+        let n = p.graph.node(id);
+        (&n.op, n.args.as_slice())
+    };
+    let (Op::Binary(BinaryOp::Sub), &[atom, bound]) = op_args(c.node) else {
+        return None;
+    };
+    let squares = |id: NodeId| match op_args(id) {
+        (Op::Binary(BinaryOp::Pow), &[x, two]) if matches!(p.graph.node(two).op, Op::Const(e) if e == 2.0) => {
+            Some(x)
+        }
+        _ => None,
+    };
+    let (norm, x, squared) = match op_args(atom) {
+        (Op::Sum { axis: None }, &[inner]) => match op_args(inner) {
+            (Op::Unary(UnaryOp::Abs), &[x]) => (BallNorm::L1, x, false),
+            _ => (BallNorm::L2, squares(inner)?, true),
+        },
+        (Op::Unary(UnaryOp::Sqrt), &[sum]) => match op_args(sum) {
+            (Op::Sum { axis: None }, &[inner]) => (BallNorm::L2, squares(inner)?, false),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some((NormBall { norm, squared }, x, bound))
+}
+
+/// The bound `r` of a norm-ball constraint (see [`norm_ball`]): its node in the program as
+/// lowered.
+pub fn ball_bound(p: &Program, c: &Constraint) -> Option<NodeId> {
+    norm_ball(p, c).map(|(_, _, bound)| bound)
 }
 
 /// Splits the objective of `program` into terms and sorts its constraints.
@@ -152,6 +218,7 @@ pub fn analyze(program: &Program) -> Structure {
     for (i, c) in program.constraints.iter().enumerate() {
         match c.kind {
             ConstraintKind::Eq => s.equalities.push(i),
+            ConstraintKind::Le if projected_ball(program, i) => s.projections.push(i),
             ConstraintKind::Le => s.inequalities.push(i),
             ConstraintKind::In(_) => s.projections.push(i),
             ConstraintKind::Card { .. } => s.cardinality.push(i),
@@ -165,6 +232,31 @@ pub fn analyze(program: &Program) -> Structure {
         })
         .collect();
     s
+}
+
+/// Whether constraint `index` is a norm ball of a variable that a projection enforces exactly
+/// with the variable's other constraints: none but `in nonneg`, and declared bounds `>= 0` at
+/// most (other combinations stay inequalities).
+fn projected_ball(p: &Program, index: usize) -> bool {
+    let Some(Projection { var, .. }) = projection(p, index) else {
+        return false;
+    };
+    let input = p.input(var);
+    let zero = |n: NodeId| {
+        let node = p.graph.node(n);
+        match (&node.op, node.args.as_slice()) {
+            (Op::Const(c), _) => *c == 0.0,
+            (Op::BroadcastTo(_), &[c]) => matches!(p.graph.node(c).op, Op::Const(c) if c == 0.0),
+            _ => false,
+        }
+    };
+    let bounds_fit = input.upper.is_none() && input.lower.is_none_or(zero);
+    let alone = (0..p.constraints.len()).filter(|&j| j != index).all(|j| {
+        let other = &p.constraints[j];
+        other.kind == ConstraintKind::In(crate::ir::SetKind::Nonneg)
+            || projection(p, j).is_none_or(|o| o.var != var)
+    });
+    bounds_fit && alone
 }
 
 /// Collects the additive terms of a sum (`a + b - c` → `+a, +b, -c`; `-(a - b)` → `-a, +b`).

@@ -171,7 +171,8 @@ pub fn transport_form(p: &Program) -> Result<TransportForm, NotTransport> {
                 nonneg = true;
                 true
             }
-            ConstraintKind::Card { bound } if sparsity.is_none() => match lines_of(p, c, t) {
+            ConstraintKind::Card { bound } if sparsity.is_none() => match lines_of(p, c, c.node, t)
+            {
                 Some(axis) if p.graph.stage(*bound) <= Stage::Param => {
                     sparsity = Some(Sparsity {
                         constraint: i,

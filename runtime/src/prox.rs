@@ -101,6 +101,34 @@ pub fn project_simplex(x: &mut [f64], radius: f64) {
     x.iter_mut().for_each(|v| *v = (*v - theta).max(0.0));
 }
 
+/// Euclidean projection onto the L1 ball {‖x‖₁ ≤ radius} (radius ≥ 0): unchanged inside,
+/// else the magnitudes projected onto the simplex of that radius, signs kept (Duchi et al.
+/// 2008) — soft-thresholding at the level that makes ‖x‖₁ = radius.
+pub fn project_l1_ball(x: &mut [f64], radius: f64) {
+    if x.iter().map(|v| v.abs()).sum::<f64>() <= radius {
+        return;
+    }
+    if radius <= 0.0 {
+        x.fill(0.0);
+        return;
+    }
+    let mut magnitudes: Vec<f64> = x.iter().map(|v| v.abs()).collect();
+    project_simplex(&mut magnitudes, radius);
+    for (v, m) in x.iter_mut().zip(magnitudes) {
+        *v = if m > 0.0 { m.copysign(*v) } else { 0.0 };
+    }
+}
+
+/// Euclidean projection onto the L2 ball {‖x‖₂ ≤ radius} (radius ≥ 0): scaling onto its sphere
+/// from outside.
+pub fn project_l2_ball(x: &mut [f64], radius: f64) {
+    let norm = x.iter().map(|v| v * v).sum::<f64>().sqrt();
+    if norm > radius {
+        let scale = radius / norm;
+        x.iter_mut().for_each(|v| *v *= scale);
+    }
+}
+
 /// Indices of the k largest entries by `key` (ties broken by the lower index).
 fn top_k_indices(x: &[f64], k: usize, key: impl Fn(f64) -> f64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..x.len()).collect();
@@ -156,6 +184,12 @@ pub enum Set {
     Card(usize),
     /// The simplex with at most k ≥ 1 nonzeros ([`project_sparse_simplex`]).
     SparseSimplex(usize),
+    /// {‖x‖₁ ≤ radius} ([`project_l1_ball`]). After soft-thresholding by t and clamping to
+    /// `x >= 0` bounds this is the exact prox: the composition soft-thresholds at t + θ.
+    L1Ball(f64),
+    /// {‖x‖₂ ≤ radius} ([`project_l2_ball`]); exact after soft-thresholding and `x >= 0`
+    /// bounds as well (the KKT point is the thresholded point scaled).
+    L2Ball(f64),
 }
 
 impl Set {
@@ -163,7 +197,7 @@ impl Set {
     pub fn card_bound(&self) -> Option<usize> {
         match *self {
             Set::Card(k) | Set::SparseSimplex(k) => Some(k),
-            Set::Simplex => None,
+            Set::Simplex | Set::L1Ball(_) | Set::L2Ball(_) => None,
         }
     }
 
@@ -172,7 +206,7 @@ impl Set {
         match self {
             Set::Card(_) => Set::Card(k),
             Set::SparseSimplex(_) => Set::SparseSimplex(k),
-            Set::Simplex => Set::Simplex,
+            other => other.clone(),
         }
     }
 
@@ -183,6 +217,8 @@ impl Set {
             Set::Card(k) if k < x.len() => zero_all_but(x, &top_k_indices(gain, k, |g| g)),
             Set::Card(_) => {}
             Set::SparseSimplex(k) => project_sparse_simplex(x, k, 1.0),
+            Set::L1Ball(radius) => project_l1_ball(x, radius),
+            Set::L2Ball(radius) => project_l2_ball(x, radius),
         }
     }
 }

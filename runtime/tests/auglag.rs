@@ -551,10 +551,12 @@ fn a_for_index_past_its_axis_is_named_before_solving() {
 
 #[test]
 fn a_maximized_objective_splits_its_l1_term() {
-    // max μ·w − 0.1‖w‖₁ on the unit ball: w = s/‖s‖ with s = soft(μ, 0.1), the ball's
-    // multiplier ‖s‖/2 (for the minimized −objective). The L1 term splits as when minimizing.
+    // max μ·w − 0.1‖w‖₁ on the unit ball: w = s/‖s‖ with s = soft(μ, 0.1), the multiplier of
+    // sumsq(w) <= 1 ‖s‖/2 (for the minimized −objective), of the same ball written
+    // sumsq(2 * w) <= 4 a quarter of it. The L1 term splits as when minimizing. (As a ball of
+    // the variable itself the constraint would be projected onto: tests/prox.rs.)
     let (w, violations, details) = solve_with_details(
-        "var w : real[4] = 0\nlet mu = [0.5, -0.3, 0.05, 0.2]\nmaximize sum(mu .* w) - 0.1 * norm1(w)\nsubject to\n  ball: sumsq(w) <= 1\n",
+        "var w : real[4] = 0\nlet mu = [0.5, -0.3, 0.05, 0.2]\nmaximize sum(mu .* w) - 0.1 * norm1(w)\nsubject to\n  ball: sumsq(2 * w) <= 4\n",
     );
     let soft = [0.4, -0.2, 0.0, 0.1];
     let norm = soft.iter().map(|v: &f64| v * v).sum::<f64>().sqrt();
@@ -563,7 +565,7 @@ fn a_maximized_objective_splits_its_l1_term() {
     assert!(violations[0] <= 1e-8, "{violations:?}");
     let alpha = details.multipliers(0).unwrap();
     assert!(
-        (alpha.iter().next().unwrap() - norm / 2.0).abs() < 1e-6,
+        (alpha.iter().next().unwrap() - norm / 8.0).abs() < 1e-6,
         "{alpha}"
     );
 }
@@ -571,9 +573,10 @@ fn a_maximized_objective_splits_its_l1_term() {
 #[test]
 fn the_euclidean_norm_from_the_zero_start() {
     // ‖x‖₂ = √Σx² has the subgradient 0 at x = 0; its derivative there used to be 0/0, and
-    // both solves below "diverged" at their zero start. c = (1, 2, 2), ‖c‖ = 3.
+    // both solves below "diverged" at their zero start. c = (1, 2, 2), ‖c‖ = 3. (The ball is
+    // of 2x, an inequality: `norm2(x) <= 1` would be projected onto.)
     let (x, violations) = solve(
-        "var x : real[3] = 0\nlet c = [1.0, 2.0, 2.0]\nminimize sumsq(x - c)\nsubject to\n  ball: norm2(x) <= 1\n",
+        "var x : real[3] = 0\nlet c = [1.0, 2.0, 2.0]\nminimize sumsq(x - c)\nsubject to\n  ball: norm2(2 * x) <= 2\n",
     );
     assert_close(&x, &[1.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0], 1e-7);
     assert!(violations[0] <= 1e-8, "{violations:?}");

@@ -1,6 +1,8 @@
-//! Prox operators and projections against hand-computed values, and `fista` enforcing `in` and
-//! `card` constraints by projection: known solutions (projections of a point, minimum variance on
-//! the simplex, sparsity per column and per row), and the compositions it refuses.
+//! Prox operators and projections against hand-computed values, and `fista` enforcing `in`,
+//! `card` and norm-ball constraints by projection: known solutions (projections of a point,
+//! minimum variance on the simplex, sparsity per column and per row, balls per line), the KKT
+//! conditions of ball-constrained least squares with the multipliers reported, and the
+//! compositions it refuses. Last, where the plan warns of kinks (E0365).
 
 #[path = "support/search.rs"]
 mod search;
@@ -73,6 +75,30 @@ fn simplex_projection_known_values() {
     let mut x = [0.0, 0.0];
     project_simplex(&mut x, 2.0);
     assert_close(&x, &[1.0, 1.0], 1e-15);
+}
+
+#[test]
+fn ball_projections_known_values() {
+    // ‖(3, −1, 0.5)‖₁ = 4.5 > 2: soft-thresholding at θ = 1 gives (2, 0, 0)... with −1 at the
+    // threshold; at r = 3, θ = 0.5: (2.5, −0.5, 0).
+    let mut x = [3.0, -1.0, 0.5];
+    project_l1_ball(&mut x, 3.0);
+    assert_close(&x, &[2.5, -0.5, 0.0], 1e-15);
+    let mut x = [3.0, -1.0, 0.5];
+    project_l1_ball(&mut x, 2.0);
+    assert_close(&x, &[2.0, 0.0, 0.0], 1e-15);
+    let mut inside = [0.2, -0.3];
+    project_l1_ball(&mut inside, 1.0);
+    assert_eq!(inside, [0.2, -0.3]);
+    project_l1_ball(&mut inside, 0.0);
+    assert_eq!(inside, [0.0, 0.0]);
+    // ‖(3, −4)‖₂ = 5: scaled onto the sphere of radius 2.
+    let mut x = [3.0, -4.0];
+    project_l2_ball(&mut x, 2.0);
+    assert_close(&x, &[1.2, -1.6], 1e-15);
+    let mut inside = [0.3, 0.4];
+    project_l2_ball(&mut inside, 1.0);
+    assert_eq!(inside, [0.3, 0.4]);
 }
 
 #[test]
@@ -218,7 +244,7 @@ fn compositions_that_a_projection_would_not_solve_are_refused() {
     assert!(refusal(&with("", "  s: x in simplex\n  n: x in nonneg\n"))
         .contains("drop the variable's declared bound or other set"));
     assert!(refusal(&with("", "  a: card(x) <= 1\n  b: card(x) <= 2\n"))
-        .contains("one simplex and one `card`"));
+        .contains("or onto a simplex and a `card`"));
     assert!(refusal(&with("", "  s: x in simplex\n  c: card(x) <= 0\n"))
         .contains("no point of the simplex"));
     assert!(refusal(&with(">= 0.5", "  c: card(x) <= 1\n")).contains("free to be 0"));
@@ -517,4 +543,186 @@ fn kinks_are_reported_where_the_method_differentiates_them() {
     assert_eq!(kink_warning(constrained).0, Some("E0365"));
     let constant = "param c = 3\nvar x : real[2] = 1\nminimize sumsq(x - 2)\nsubject to\n  l1: sum(x) == abs(c)\n";
     assert_eq!(kink_warning(constant).0, None);
+}
+
+/// The solution of `source` by `method` and the multipliers of its first constraint.
+fn with_multipliers(source: &str, method: Method) -> (Vec<f64>, Vec<f64>) {
+    let (_, outcome) = solve_by(source, method);
+    assert_eq!(
+        outcome.report.status,
+        Status::Converged,
+        "{:?}",
+        outcome.report
+    );
+    let m = outcome
+        .details
+        .multipliers(0)
+        .expect("the ball's multiplier");
+    (outcome.report.x, m.iter().copied().collect())
+}
+
+/// g = Aᵀ(Ax − b) for a row-major A.
+fn least_squares_gradient(a: &[[f64; 3]], b: &[f64], x: &[f64]) -> Vec<f64> {
+    let r: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(row, bi)| row.iter().zip(x).map(|(p, q)| p * q).sum::<f64>() - bi)
+        .collect();
+    (0..3)
+        .map(|j| a.iter().zip(&r).map(|(row, ri)| row[j] * ri).sum())
+        .collect()
+}
+
+const A: [[f64; 3]; 4] = [
+    [1.0, 2.0, 0.0],
+    [0.0, 1.0, -1.0],
+    [3.0, 0.0, 1.0],
+    [1.0, 1.0, 1.0],
+];
+const B: [f64; 4] = [1.0, -2.0, 3.0, 0.5];
+
+fn least_squares(bound: &str, constraint: &str) -> String {
+    format!(
+        "param A = [[1, 2, 0], [0, 1, -1], [3, 0, 1], [1, 1, 1]]\nparam b = [1, -2, 3, 0.5]\n\
+         var x : real[3] {bound} = 0\nminimize 0.5 * sumsq(A @ x - b)\nsubject to\n  {constraint}\n"
+    )
+}
+
+#[test]
+fn an_l1_ball_is_projected_onto_and_its_multiplier_meets_the_kkt_conditions() {
+    let (x, mu) = with_multipliers(&least_squares("", "ball: norm1(x) <= 1"), Method::ProxGrad);
+    let g = least_squares_gradient(&A, &B, &x);
+    let mu = mu[0];
+    // Active, sparse, and stationary: g = −μ sign(x) on the support, |g| ≤ μ off it.
+    assert!(
+        (x.iter().map(|v| v.abs()).sum::<f64>() - 1.0).abs() < 1e-12,
+        "{x:?}"
+    );
+    assert!(mu > 0.1, "{mu}");
+    assert!(x.contains(&0.0) && x.iter().filter(|v| **v != 0.0).count() >= 2);
+    for (xi, gi) in x.iter().zip(&g) {
+        match *xi {
+            0.0 => assert!(gi.abs() <= mu + 1e-6, "{g:?} {mu}"),
+            xi => assert!((gi + mu * xi.signum()).abs() < 1e-5, "{g:?} {mu} {x:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_l2_ball_composes_with_nonnegative_bounds() {
+    let (x, mu) = with_multipliers(
+        &least_squares(">= 0", "ball: norm2(x) <= 0.5"),
+        Method::ProxGrad,
+    );
+    let g = least_squares_gradient(&A, &B, &x);
+    let (mu, norm) = (mu[0], x.iter().map(|v| v * v).sum::<f64>().sqrt());
+    assert!((norm - 0.5).abs() < 1e-12 && mu > 0.1, "{x:?} {mu}");
+    // g + μ x/‖x‖ = ν ≥ 0, with ν = 0 where x > 0.
+    for (xi, gi) in x.iter().zip(&g) {
+        let nu = gi + mu * xi / norm;
+        match *xi {
+            0.0 => assert!(nu >= -1e-6, "{g:?} {mu}"),
+            _ => assert!(nu.abs() < 1e-5, "{g:?} {mu} {x:?}"),
+        }
+    }
+    assert!(x.contains(&0.0), "the bound binds somewhere: {x:?}");
+}
+
+#[test]
+fn balls_per_column_and_per_row_scale_each_line() {
+    // The nearest W with columns of norm ≤ 1: each column of V scaled; for
+    // min ‖w − v‖² with ‖w‖ ≤ 1 stationarity gives μ = 2(‖v‖ − 1) where active.
+    let v = "let V = [[3, 0.3, 0], [4, 0.4, 2]]";
+    let (w, mu) = with_multipliers(
+        &format!("var W : real[2, 3] = 0\n{v}\nminimize sumsq(W - V)\nsubject to\n  for j in 0..3: norm2(W[:, j]) <= 1\n"),
+        Method::ProxGrad,
+    );
+    assert_close(&w, &[0.6, 0.3, 0.0, 0.8, 0.4, 1.0], 1e-9);
+    assert_close(&mu, &[8.0, 0.0, 2.0], 1e-6);
+    // `sumsq(w) <= 4` per row: w = 2v/‖v‖, and 2(w − v) + 2μw = 0 gives μ = ‖v‖/2 − 1.
+    let (w, mu) = with_multipliers(
+        &format!("var W : real[2, 3] = 0\n{v}\nminimize sumsq(W - V)\nsubject to\n  for i in 0..2: sumsq(W[i, :]) <= 4\n"),
+        Method::ProxGrad,
+    );
+    let n0 = (9.0f64 + 0.09).sqrt();
+    let n1 = (16.0f64 + 0.16 + 4.0).sqrt();
+    let row = |v: [f64; 3], n: f64| v.map(|e| 2.0 * e / n);
+    let expected: Vec<f64> = row([3.0, 0.3, 0.0], n0)
+        .into_iter()
+        .chain(row([4.0, 0.4, 2.0], n1))
+        .collect();
+    assert_close(&w, &expected, 1e-9);
+    assert_close(&mu, &[n0 / 2.0 - 1.0, n1 / 2.0 - 1.0], 1e-6);
+}
+
+#[test]
+fn an_l1_term_and_an_l1_ball_compose_exactly() {
+    // Soft-thresholding at 0.5 then the ball: soft((3, −1, 0.2), 0.5 + θ) with ‖·‖₁ = 1 gives
+    // θ = 1.5, x = (1, 0, 0), and μ = θ.
+    let (x, mu) = with_multipliers(
+        "var x : real[3] = 0\nminimize 0.5 * sumsq(x - [3, -1, 0.2]) + 0.5 * norm1(x)\nsubject to\n  ball: norm1(x) <= 1\n",
+        Method::ProxGrad,
+    );
+    assert_close(&x, &[1.0, 0.0, 0.0], 1e-9);
+    assert_close(&mu, &[1.5], 1e-6);
+}
+
+#[test]
+fn the_augmented_lagrangian_projects_balls_in_its_subproblems() {
+    // min ½‖x − v‖² with ‖x‖₂ ≤ 1 and Σx = 1: stationarity x − v + μx/‖x‖ + λ1 = 0.
+    let v = [2.0, 0.5, -1.0];
+    let source = "var x : real[3] = 0\nminimize 0.5 * sumsq(x - [2, 0.5, -1])\nsubject to\n  ball: norm2(x) <= 1\n  total: sum(x) == 1\n";
+    let (mut m, outcome) = solve_by(source, Method::AugLag);
+    assert_eq!(
+        outcome.report.status,
+        Status::Converged,
+        "{:?}",
+        outcome.report
+    );
+    let x = &outcome.report.x;
+    let mu = outcome.details.multipliers(0).expect("the ball's")[[]];
+    let lambda = outcome.details.multipliers(1).expect("the sum's")[[]];
+    let norm = x.iter().map(|e| e * e).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-9 && mu > 0.1, "{x:?} {mu}");
+    assert!((x.iter().sum::<f64>() - 1.0).abs() < 1e-7);
+    for i in 0..3 {
+        let r = x[i] - v[i] + mu * x[i] / norm + lambda;
+        assert!(
+            r.abs() < 1e-5,
+            "component {i}: {r} ({x:?}, μ {mu}, λ {lambda})"
+        );
+    }
+    assert!(m.violation(0).unwrap() <= 1e-12);
+}
+
+#[test]
+fn balls_that_a_projection_would_not_solve_are_inequalities() {
+    let base = "var x : real[3] BOUND = 0\nminimize sumsq(x - [0.5, 0.3, 1.2])\nsubject to\n";
+    let with = |bound: &str, constraints: &str| base.replace("BOUND", bound) + constraints;
+    assert!(refusal(&with("", "  b: norm2(x) <= -1\n")).contains("leaves no value"));
+    // With bounds other than `>= 0`, another set on the variable, on an expression, or with a
+    // bound that depends on a variable, a ball is an inequality of `auglag`.
+    let inequalities = [
+        with(">= -1", "  b: norm2(x) <= 1\n"),
+        with("", "  b: norm2(x) <= 1\n  s: x in box(-2, 2)\n"),
+        with("", "  b: norm2(2 * x) <= 2\n"),
+        with("", "  b: norm2(x) <= 2 - x[0] ^ 2\n"),
+    ];
+    for source in &inequalities {
+        let plan = plan::choose(&model(source).program).unwrap();
+        assert_eq!(plan.method, Method::AugLag, "{source}");
+        assert_eq!(plan.structure.inequalities, [0], "{source}");
+        assert!(
+            plan.projections.iter().all(|p| p.ball.is_none()),
+            "{source}"
+        );
+    }
+    // The first three have the solution v / ‖v‖ (inside the bounds).
+    let v = [0.5f64, 0.3, 1.2];
+    let norm = v.iter().map(|e| e * e).sum::<f64>().sqrt();
+    for source in &inequalities[..3] {
+        let (_, outcome) = solve_by(source, Method::AugLag);
+        assert_eq!(outcome.report.status, Status::Converged, "{source}");
+        assert_close(&outcome.report.x, &v.map(|e| e / norm), 1e-6);
+    }
 }

@@ -17,7 +17,7 @@ use optc_compiler::ir::{
     BinaryOp, ConstraintKind, Dim, ElemType, ForRange, InputId, InputKind, NodeId, Op, OptionValue,
     Program, SetKind, SolveSpec, UnaryOp,
 };
-use optc_compiler::structure::{self, Projection, ProxKind, ProxTerm, Structure};
+use optc_compiler::structure::{self, BallNorm, Projection, ProxKind, ProxTerm, Structure};
 use optc_compiler::transport::{self, TransportForm};
 
 mod instances;
@@ -129,13 +129,13 @@ impl Plan {
 
     /// Whether the augmented Lagrangian solves its subproblems by proximal gradient (the staged
     /// `fista` of `run_prox_grad`), projecting onto every set on a variable: when the plan has
-    /// a `card` constraint, whose projection L-BFGS cannot take.
+    /// a `card` constraint or a norm ball, which L-BFGS-B cannot take as bounds.
     pub fn auglag_by_prox(&self) -> bool {
         self.method == Method::AugLag
             && self
                 .projections
                 .iter()
-                .any(|p| self.structure.cardinality.contains(&p.constraint))
+                .any(|p| self.structure.cardinality.contains(&p.constraint) || p.ball.is_some())
     }
 }
 
@@ -382,7 +382,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         {
             (
                 Method::ProxGrad,
-                "set and cardinality constraints by projection: proximal gradient (FISTA)"
+                "set, norm-ball and cardinality constraints by projection: proximal gradient (FISTA)"
                     .to_string(),
                 Vec::new(),
                 Vec::new(),
@@ -864,9 +864,10 @@ pub enum Details {
     None,
     /// `dual`: the dual value, a lower bound on the optimal objective.
     Dual { bound: f64 },
-    /// `auglag`: the final multipliers of the comparison constraints (`==`, `<=`, `>=`), by
-    /// constraint index, shaped as the constraint (its `for` ranges first).
-    Auglag {
+    /// `auglag`, and `fista` with norm balls: the final multipliers of the comparison
+    /// constraints (`==`, `<=`, `>=`), by constraint index, shaped as the constraint (its `for`
+    /// ranges first).
+    Multipliers {
         multipliers: Vec<(usize, ndarray::ArrayD<f64>)>,
     },
     /// `maid`: the strong-convexity constant used and the accuracy trail.
@@ -877,10 +878,10 @@ pub enum Details {
 }
 
 impl Details {
-    /// The final multipliers of constraint `index` of an `auglag` solve.
+    /// The final multipliers of constraint `index`.
     pub fn multipliers(&self, index: usize) -> Option<&ndarray::ArrayD<f64>> {
         match self {
-            Details::Auglag { multipliers } => multipliers
+            Details::Multipliers { multipliers } => multipliers
                 .iter()
                 .find(|(i, _)| *i == index)
                 .map(|(_, a)| a),
@@ -966,7 +967,20 @@ fn solve_by_method(
                 projections: &projections,
             };
             let staged = run_prox_grad(&mut problem, &opts, &prox, &x0, callback);
-            search_fista_supports(&mut problem, &opts, prox, staged, callback)
+            let report = search_fista_supports(&mut problem, &opts, prox, staged, callback);
+            let mut g = vec![0.0; n];
+            problem.value_grad(&report.x, &mut g);
+            let reduced = reduced_gradient(&g, &l1, &report.x);
+            let multipliers = ball_multipliers(model, plan, &projections, &report.x, &reduced);
+            model.set_x(&report.x);
+            return Ok(Outcome {
+                report,
+                error,
+                details: match multipliers.is_empty() {
+                    true => Details::None,
+                    false => Details::Multipliers { multipliers },
+                },
+            });
         }
         Method::AugLag => {
             // L1 terms are handled by the prox of proximal gradient, or for L-BFGS as in
@@ -979,6 +993,11 @@ fn solve_by_method(
             };
             let (smooth, mut l1, matrix_terms) =
                 smooth_part(model, &plan.structure, objective, scope)?;
+            // Before `finalize`, which may rewrite the constraints' nodes.
+            let (b, projections) = match by_prox {
+                true => prox_sets(model, plan, &mut l1)?,
+                false => (auglag_bounds(model, plan)?, Vec::new()),
+            };
             let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
             let dims = model.bindings.dims.clone();
             let functions = auglag_functions(&mut model.program, &vars, plan, smooth, &dims)?;
@@ -997,10 +1016,6 @@ fn solve_by_method(
                 })
                 .collect();
             let roots = finalize(model, plan, functions.roots())?;
-            let (b, projections) = match by_prox {
-                true => prox_sets(model, plan, &mut l1)?,
-                false => (auglag_bounds(model, plan)?, Vec::new()),
-            };
             let inner = match by_prox {
                 true => AuglagInner::Prox(ProxParts {
                     l1: &l1,
@@ -1022,12 +1037,13 @@ fn solve_by_method(
                 error: &mut error,
             };
             let solution = run_auglag(&mut problem, plan, inner, &x0, callback)?;
-            let multipliers = constraint_multipliers(model, plan, &instances, &solution)?;
+            let multipliers =
+                constraint_multipliers(model, plan, &projections, &instances, &solution)?;
             model.set_x(&solution.report.x);
             return Ok(Outcome {
                 report: solution.report,
                 error,
-                details: Details::Auglag { multipliers },
+                details: Details::Multipliers { multipliers },
             });
         }
         Method::Path => path(model, plan, objective, &x0, callback, &mut error)?,
@@ -1313,7 +1329,42 @@ fn prox_sets(
                 }
                 prox::Set::Card(k as usize)
             }
-            _ => unreachable!("projections are of `in` and `card` constraints"),
+            ConstraintKind::Le => {
+                let ball = p.ball.expect("a `<=` projection is a norm ball");
+                let bound = structure::ball_bound(&model.program, &c)
+                    .expect("prox_sets runs on the program as lowered");
+                let r = model.eval_scalar(bound).map_err(Diagnostic::from)?;
+                if !(r >= 0.0) {
+                    return Err(plan_error(
+                        "E0360",
+                        format!(
+                            "constraint `{}` leaves no value for `{}`: the bound {r} is negative",
+                            c.name, slot.name
+                        ),
+                    )
+                    .with_primary_at(c.span, "no value satisfies this")
+                    .with_hint("a norm is never negative: the bound must be 0 or more"));
+                }
+                if let Some(k) = entries.clone().find(|&k| {
+                    !(lower[k] == 0.0 || lower[k] == f64::NEG_INFINITY) || upper[k] != f64::INFINITY
+                }) {
+                    return Err(refuse(format!(
+                        "a norm ball is projected onto exactly together with `>= 0` bounds only, and the bounds of `{}` keep entry {} in [{}, {}]",
+                        slot.name,
+                        k - slot.offset,
+                        lower[k],
+                        upper[k]
+                    )));
+                }
+                let radius = if ball.squared { r.sqrt() } else { r };
+                match ball.norm {
+                    BallNorm::L1 => prox::Set::L1Ball(radius),
+                    BallNorm::L2 => prox::Set::L2Ball(radius),
+                }
+            }
+            ConstraintKind::Eq => {
+                unreachable!("projections are of `in`, `card` and `<=` constraints")
+            }
         };
         let projection = prox::SlotProjection {
             set,
@@ -1330,7 +1381,7 @@ fn prox_sets(
                     | (prox::Set::Card(k), prox::Set::Simplex) => *k,
                     _ => {
                         return Err(refuse(format!(
-                            "`{}` already has a constraint of this kind; proximal gradient projects a variable onto one simplex and one `card`",
+                            "`{}` already has a constraint projected onto; proximal gradient projects a variable onto one set (a simplex, a norm ball or a `card`), or onto a simplex and a `card`",
                             slot.name
                         )))
                     }
@@ -1407,11 +1458,22 @@ struct AuglagSolution {
     report: Report,
     /// α, one per constraint component.
     multipliers: Vec<f64>,
-    /// With L-BFGS inside, the Lagrangian's gradient at the solution plus the L1 terms'
-    /// (sub)gradient, which at 0 absorbs what it can (soft-thresholding by the weight): at a
-    /// bound of the inner solver, minus its multiplier at a lower bound and plus it at an upper
-    /// one ([`bound_multiplier`]).
-    reduced_gradient: Option<Vec<f64>>,
+    /// The Lagrangian's gradient at the solution plus the L1 terms' (sub)gradient
+    /// ([`reduced_gradient`]). With L-BFGS inside, at a bound of the inner solver it is minus
+    /// its multiplier at a lower bound and plus it at an upper one ([`bound_multiplier`]).
+    reduced_gradient: Vec<f64>,
+}
+
+/// The gradient `g` of a smooth part plus the (sub)gradient of its L1 terms (weights `l1`) at
+/// `x`, which at 0 absorbs what it can (soft-thresholding by the weight): what stationarity
+/// leaves for the multipliers of bounds and sets.
+fn reduced_gradient(g: &[f64], l1: &[f64], x: &[f64]) -> Vec<f64> {
+    (0..x.len())
+        .map(|i| match x[i] {
+            0.0 => prox::shrink(g[i], l1[i]),
+            xi => g[i] + l1[i] * xi.signum(),
+        })
+        .collect()
 }
 
 /// The augmented Lagrangian with the plan's options on `problem` from `x0`, its subproblems
@@ -1443,24 +1505,27 @@ fn run_auglag(
                 al,
             };
             let staged = search.run(parts.projections, x0, duals, callback);
-            let (report, (multipliers, _)) =
-                match searches_supports(parts.projections, &opts, &staged.0) {
-                    false => staged,
-                    true => {
-                        search.opts = restricted_options(&opts);
-                        swaps::search_supports(
-                            &mut search,
-                            parts.projections,
-                            staged,
-                            opts.swaps,
-                            callback,
-                        )
-                    }
-                };
+            let solution = match searches_supports(parts.projections, &opts, &staged.0) {
+                false => staged,
+                true => {
+                    search.opts = restricted_options(&opts);
+                    swaps::search_supports(
+                        &mut search,
+                        parts.projections,
+                        staged,
+                        opts.swaps,
+                        callback,
+                    )
+                }
+            };
+            // The Lagrangian's gradient: the merit's at α⁺ = α + ρc with c ≈ 0.
+            let g = swaps::SupportSolver::gradient(&mut search, &solution);
+            let (report, (multipliers, _)) = solution;
+            let reduced = reduced_gradient(&g, parts.l1, &report.x);
             Ok(AuglagSolution {
                 report,
                 multipliers,
-                reduced_gradient: None,
+                reduced_gradient: reduced,
             })
         }
         AuglagInner::Lbfgs { l1, bounds } => {
@@ -1492,16 +1557,11 @@ fn run_auglag(
                 let g = std::mem::take(&mut r.lagrangian_gradient);
                 (r, g)
             };
-            let reduced = (0..n)
-                .map(|i| match r.report.x[i] {
-                    0.0 => prox::shrink(gradient[i], l1[i]),
-                    x => gradient[i] + l1[i] * x.signum(),
-                })
-                .collect();
+            let reduced = reduced_gradient(&gradient, &l1, &r.report.x);
             Ok(AuglagSolution {
                 report: r.report,
                 multipliers: r.multipliers,
-                reduced_gradient: Some(reduced),
+                reduced_gradient: reduced,
             })
         }
     }
@@ -2827,12 +2887,12 @@ fn auglag_external(
         bounds: auglag_bounds(model, plan)?,
     };
     let solution = run_auglag(&mut problem, plan, inner, &x0, callback)?;
-    let multipliers = constraint_multipliers(model, plan, instances, &solution)?;
+    let multipliers = constraint_multipliers(model, plan, &[], instances, &solution)?;
     model.set_x(&solution.report.x);
     Ok(Outcome {
         report: solution.report,
         error: problem.error,
-        details: Details::Auglag { multipliers },
+        details: Details::Multipliers { multipliers },
     })
 }
 
@@ -2883,17 +2943,28 @@ impl AuglagFunctions {
 /// simplex, that of its sum = 1, shaped [range lengths...]. Those of the merit's instances are
 /// its α ([`merit_multipliers`]); `nonneg` and `box` on variables, bounds of the inner L-BFGS,
 /// have theirs from its reduced gradient ([`bound_multiplier`]), and none with proximal
-/// gradient inside.
+/// gradient inside; norm balls, projected onto by proximal gradient, from stationarity
+/// ([`ball_multipliers`]).
 fn constraint_multipliers(
     model: &mut Model,
     plan: &Plan,
+    projections: &[prox::SlotProjection],
     instances: &[Multipliers],
     solution: &AuglagSolution,
 ) -> Result<Vec<(usize, ndarray::ArrayD<f64>)>, Diagnostic> {
     let mut out = merit_multipliers(model, instances, &solution.multipliers);
-    let Some(reduced) = &solution.reduced_gradient else {
+    let reduced = &solution.reduced_gradient;
+    out.extend(ball_multipliers(
+        model,
+        plan,
+        projections,
+        &solution.report.x,
+        reduced,
+    ));
+    if plan.auglag_by_prox() {
+        // Bounds are projected onto with the sets, whose multipliers are not separated.
         return Ok(out);
-    };
+    }
     for p in &plan.projections {
         let kind = model.program.constraints[p.constraint].kind.clone();
         // `nonneg` reports the lower end's multiplier, λ_lo = 0 − (λ_hi − λ_lo) (not −0).
@@ -2931,6 +3002,87 @@ fn constraint_multipliers(
         out.push((p.constraint, array));
     }
     Ok(out)
+}
+
+/// The multiplier μ ≥ 0 of each norm ball among the plan's projections (one per line of a
+/// `for` over lines) at the solution `x`, whose reduced gradient ([`reduced_gradient`]) is r;
+/// the radii are those of `projections` (from [`prox_sets`]). Stationarity is
+/// 0 ∈ r + μ∂φ(x) (+ the normal cone of `>= 0` bounds, orthogonal to x), φ the ball's norm or
+/// `sumsq`, positively homogeneous of degree q (1, or 2 for `sumsq`); its inner product with x
+/// gives μ = −⟨r, x⟩ / (q φ(x)) for an active ball, and μ = 0 for an inactive one. At x = 0 (a
+/// radius of 0) μ is the dual norm of r (‖r‖∞ for L1, ‖r‖₂ for L2), the least that makes 0
+/// stationary; `sumsq(x) <= 0` has no multiplier (its gradient vanishes there).
+fn ball_multipliers(
+    model: &Model,
+    plan: &Plan,
+    projections: &[prox::SlotProjection],
+    x: &[f64],
+    reduced: &[f64],
+) -> Vec<(usize, ndarray::ArrayD<f64>)> {
+    let mut out = Vec::new();
+    for p in &plan.projections {
+        let Some(ball) = p.ball else { continue };
+        let slot = model.slot(p.var);
+        let radius = projections.iter().find_map(|sp| match sp.set {
+            prox::Set::L1Ball(r) | prox::Set::L2Ball(r)
+                if sp.offset == slot.offset && sp.lines == p.lines =>
+            {
+                Some(r)
+            }
+            _ => None,
+        });
+        let Some(radius) = radius else { continue };
+        let (bound, degree) = match ball.squared {
+            true => (radius * radius, 2.0),
+            false => (radius, 1.0),
+        };
+        let lines: Vec<Vec<usize>> = match (p.lines, slot.shape.as_slice()) {
+            (Some(0), &[rows, cols]) => (0..rows)
+                .map(|i| (0..cols).map(|j| slot.offset + i * cols + j).collect())
+                .collect(),
+            (Some(1), &[rows, cols]) => (0..cols)
+                .map(|j| (0..rows).map(|i| slot.offset + i * cols + j).collect())
+                .collect(),
+            _ => vec![(slot.offset..slot.offset + slot.len()).collect()],
+        };
+        let sum =
+            |line: &[usize], f: &dyn Fn(usize) -> f64| line.iter().map(|&k| f(k)).sum::<f64>();
+        let multiplier = |line: &[usize]| {
+            let phi = match (ball.norm, ball.squared) {
+                (BallNorm::L1, _) => sum(line, &|k| x[k].abs()),
+                (BallNorm::L2, false) => sum(line, &|k| x[k] * x[k]).sqrt(),
+                (BallNorm::L2, true) => sum(line, &|k| x[k] * x[k]),
+            };
+            if phi < bound - 1e-9 * bound.max(1.0) {
+                Some(0.0)
+            } else if phi > 0.0 {
+                Some((-sum(line, &|k| reduced[k] * x[k]) / (degree * phi)).max(0.0))
+            } else {
+                match (ball.norm, ball.squared) {
+                    (BallNorm::L1, _) => {
+                        Some(line.iter().map(|&k| reduced[k].abs()).fold(0.0, f64::max))
+                    }
+                    (BallNorm::L2, false) => Some(sum(line, &|k| reduced[k] * reduced[k]).sqrt()),
+                    (BallNorm::L2, true) => None,
+                }
+            }
+        };
+        let Some(values) = lines
+            .iter()
+            .map(|l| multiplier(l))
+            .collect::<Option<Vec<f64>>>()
+        else {
+            continue;
+        };
+        let shape = match p.lines {
+            Some(_) => vec![lines.len()],
+            None => Vec::new(),
+        };
+        let array = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), values)
+            .expect("one multiplier per line");
+        out.push((p.constraint, array));
+    }
+    out
 }
 
 /// The multiplier of lo ≤ x ≤ hi at an entry x whose reduced gradient is r (stationarity
