@@ -633,6 +633,8 @@ fn adam_within_bounds_ends_at_the_kkt_point() {
     assert_ne!(report.status, Status::Diverged);
     assert_close(&report.x, &[0.75, -1.0], 1e-4);
     assert!(report.x[1] >= -1.0);
+    // The optimality reported is the projected gradient's: the bound absorbs ∂f/∂x₂ = 0.375.
+    assert!(report.optimality < 1e-3, "{}", report.optimality);
     // Every evaluated point is in the box: no value below the box's minimum f(0.75, −1) =
     // −1.0625 (the unconstrained minimum is lower).
     let f_min = 0.5 * (2.0 * 0.5625 - 0.75 + 1.0) - (0.75 + 1.0);

@@ -2642,6 +2642,9 @@ fn path_external(
             let value = self.eval(x, mu, s, grad);
             self.in_domain(value)
         }
+        fn optimality(&self, x: &[f64], grad: &[f64]) -> f64 {
+            self.bounds.projected_gradient_norm(x, grad)
+        }
         fn after_step(&mut self, x: &mut [f64]) {
             self.bounds.project(x);
             if self.scales.is_empty() {
@@ -3685,6 +3688,9 @@ fn path(
             self.model.set_x(x);
             let v = eval_merit(self.model, &self.merit, x, grad, self.error);
             v.is_finite().then_some(v)
+        }
+        fn optimality(&self, x: &[f64], grad: &[f64]) -> f64 {
+            self.bounds.projected_gradient_norm(x, grad)
         }
         fn after_step(&mut self, x: &mut [f64]) {
             self.bounds.project(x);

@@ -5,7 +5,7 @@
 
 use super::options::impl_set_option;
 use super::{
-    AdamConstants, AdamIterates, Bounds, Callback, Control, FnPathObjective, HostAdam, IterInfo,
+    AdamConstants, AdamIterates, Bounds, Callback, Control, HostAdam, IterInfo, PathObjective,
     Problem, Report, Status,
 };
 use crate::dispatch::dispatch_fma;
@@ -247,13 +247,31 @@ pub fn adam_within(
     let mut start = x0.to_vec();
     bounds.project(&mut start);
     let x0 = start.as_slice();
-    let mut objective = FnPathObjective::with_after_step(
-        x0.len(),
-        |x: &[f64], _, _, g: &mut [f64]| Some(problem.value_grad(x, g)),
-        |x: &mut [f64]| bounds.project(x),
-    );
+    let mut objective = Within { problem, bounds };
     let mut iterates = HostAdam::new(&mut objective, x0, opts.constants());
     adam_in(&mut iterates, x0.len(), opts, callback)
+}
+
+/// `problem` within `bounds` as Adam's objective: each step projected onto the bounds, and the
+/// optimality that of the projected gradient, which vanishes where a bound stops the descent.
+struct Within<'a> {
+    problem: &'a mut dyn Problem,
+    bounds: &'a Bounds,
+}
+
+impl PathObjective for Within<'_> {
+    fn dim(&self) -> usize {
+        self.problem.dim()
+    }
+    fn value_grad(&mut self, x: &[f64], _mu: f64, _s: f64, grad: &mut [f64]) -> Option<f64> {
+        Some(self.problem.value_grad(x, grad))
+    }
+    fn after_step(&mut self, x: &mut [f64]) {
+        self.bounds.project(x)
+    }
+    fn optimality(&self, x: &[f64], grad: &[f64]) -> f64 {
+        self.bounds.projected_gradient_norm(x, grad)
+    }
 }
 
 /// Minimises with Adam from the current point of `x` (of `dim` variables), whose iterates

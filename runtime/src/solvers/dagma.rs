@@ -61,6 +61,11 @@ pub trait PathObjective {
     fn violation(&mut self, _x: &[f64]) -> f64 {
         0.0
     }
+    /// The first-order measure at `x` of gradient `grad` that Adam stops on and reports: ‖∇‖∞
+    /// by default; within bounds, that of the projected gradient.
+    fn optimality(&self, _x: &[f64], grad: &[f64]) -> f64 {
+        norm_inf(grad)
+    }
     /// The iterates of one Adam stage from `x0` with Adam's `constants`: by default kept on the
     /// host and evaluated with [`PathObjective::value_grad`] ([`HostAdam`]); a device that
     /// runs Adam's step itself keeps them in its own memory.
@@ -88,7 +93,7 @@ pub trait AdamIterates {
     /// The stage merit μ·score + h^s at the current point, or `None` outside the domain of h^s;
     /// its gradient is kept for the next [`AdamIterates::step`].
     fn evaluate(&mut self, mu: f64, s: f64) -> Option<f64>;
-    /// ‖∇‖∞ of the last evaluation's gradient.
+    /// The first-order measure of the last evaluation ([`PathObjective::optimality`]).
     fn optimality(&mut self) -> f64;
     /// Records `value`, the merit at the current point, for the best point.
     fn record(&mut self, value: f64);
@@ -134,7 +139,8 @@ impl<O: PathObjective + ?Sized> AdamIterates for HostAdam<'_, O> {
             .value_grad(self.iterates.current(), mu, s, &mut self.grad)
     }
     fn optimality(&mut self) -> f64 {
-        norm_inf(&self.grad)
+        self.objective
+            .optimality(self.iterates.current(), &self.grad)
     }
     fn record(&mut self, value: f64) {
         self.iterates.record(value);
