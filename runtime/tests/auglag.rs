@@ -1,7 +1,7 @@
 //! The augmented Lagrangian on models, against known solutions: inequality constraints (active
 //! and inactive, with bounds), constraints under `for` ranges, matrix-valued constraints, `in`
 //! constraints as bounds (and sums) or, on expressions, as inequalities, L1 terms on bounded
-//! variables, and `card` constraints with subproblems solved by proximal gradient.
+//! variables, and `card` constraints and norm balls with subproblems solved by proximal gradient.
 
 #[path = "support/isotonic.rs"]
 mod isotonic;
@@ -596,4 +596,29 @@ fn the_euclidean_norm_from_the_zero_start() {
         &[5.0 / 6.0, 10.0 / 6.0, 10.0 / 6.0],
         1e-7,
     );
+}
+
+#[test]
+fn a_norm_ball_is_projected_onto_in_the_subproblems() {
+    // min ½‖x − v‖² with ‖x‖₂ ≤ 1 and Σx = 1: stationarity x − v + μx/‖x‖ + λ1 = 0, with μ
+    // the ball's multiplier (from stationarity of the subproblems' prox) and λ the sum's α.
+    let v = [2.0, 0.5, -1.0];
+    let (x, violations, details) = solve_with_details(
+        "var x : real[3] = 0\nminimize 0.5 * sumsq(x - [2, 0.5, -1])\nsubject to\n  ball: norm2(x) <= 1\n  total: sum(x) == 1\n",
+    );
+    let mu = details.multipliers(0).expect("the ball's")[[]];
+    let lambda = details.multipliers(1).expect("the sum's")[[]];
+    let norm = x.iter().map(|e| e * e).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-9 && mu > 0.1, "{x:?} {mu}");
+    assert!(
+        violations[0] <= 1e-12 && violations[1] < 1e-7,
+        "{violations:?}"
+    );
+    for i in 0..3 {
+        let r = x[i] - v[i] + mu * x[i] / norm + lambda;
+        assert!(
+            r.abs() < 1e-5,
+            "component {i}: {r} ({x:?}, μ {mu}, λ {lambda})"
+        );
+    }
 }

@@ -668,34 +668,6 @@ fn an_l1_term_and_an_l1_ball_compose_exactly() {
 }
 
 #[test]
-fn the_augmented_lagrangian_projects_balls_in_its_subproblems() {
-    // min ½‖x − v‖² with ‖x‖₂ ≤ 1 and Σx = 1: stationarity x − v + μx/‖x‖ + λ1 = 0.
-    let v = [2.0, 0.5, -1.0];
-    let source = "var x : real[3] = 0\nminimize 0.5 * sumsq(x - [2, 0.5, -1])\nsubject to\n  ball: norm2(x) <= 1\n  total: sum(x) == 1\n";
-    let (mut m, outcome) = solve_by(source, Method::AugLag);
-    assert_eq!(
-        outcome.report.status,
-        Status::Converged,
-        "{:?}",
-        outcome.report
-    );
-    let x = &outcome.report.x;
-    let mu = outcome.details.multipliers(0).expect("the ball's")[[]];
-    let lambda = outcome.details.multipliers(1).expect("the sum's")[[]];
-    let norm = x.iter().map(|e| e * e).sum::<f64>().sqrt();
-    assert!((norm - 1.0).abs() < 1e-9 && mu > 0.1, "{x:?} {mu}");
-    assert!((x.iter().sum::<f64>() - 1.0).abs() < 1e-7);
-    for i in 0..3 {
-        let r = x[i] - v[i] + mu * x[i] / norm + lambda;
-        assert!(
-            r.abs() < 1e-5,
-            "component {i}: {r} ({x:?}, μ {mu}, λ {lambda})"
-        );
-    }
-    assert!(m.violation(0).unwrap() <= 1e-12);
-}
-
-#[test]
 fn balls_that_a_projection_would_not_solve_are_inequalities() {
     let base = "var x : real[3] BOUND = 0\nminimize sumsq(x - [0.5, 0.3, 1.2])\nsubject to\n";
     let with = |bound: &str, constraints: &str| base.replace("BOUND", bound) + constraints;
