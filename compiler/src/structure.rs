@@ -191,8 +191,8 @@ fn norm_ball(p: &Program, c: &Constraint) -> Option<(NormBall, NodeId, NodeId)> 
     Some((NormBall { norm, squared }, x, bound))
 }
 
-/// The bound `r` of a norm-ball constraint (see [`norm_ball`]): its node in the program as
-/// lowered.
+/// The bound `r` of a norm-ball constraint ([`NormBall`]): its node in the program as lowered
+/// (simplification may rewrite the constraint's node).
 pub fn ball_bound(p: &Program, c: &Constraint) -> Option<NodeId> {
     norm_ball(p, c).map(|(_, _, bound)| bound)
 }
