@@ -158,19 +158,38 @@ fn plan_errors_locate_the_option_in_json() {
         &dir,
         "dims n = 2\nvar x : real[n] = 1\nminimize sumsq(x)\nsolve with lbfgs(memroy = 5)\n",
     );
-    let d = model_error(&["run", &model, "--quiet"]);
-    assert_eq!(d["code"], "E0362", "{d}");
-    assert_eq!(
-        (d["line"].as_u64(), d["column"].as_u64()),
-        (Some(4), Some(18)),
-        "{d}"
+    // `check` finds it too, without data.
+    for args in [&["run", &model, "--quiet"][..], &["check", &model]] {
+        let d = model_error(args);
+        assert_eq!(d["code"], "E0362", "{args:?}: {d}");
+        assert_eq!(
+            (d["line"].as_u64(), d["column"].as_u64()),
+            (Some(4), Some(18)),
+            "{d}"
+        );
+        assert!(
+            d["message"]
+                .as_str()
+                .unwrap()
+                .contains("did you mean `memory`?"),
+            "{d}"
+        );
+    }
+}
+
+#[test]
+fn check_warns_where_the_chosen_method_meets_a_kink() {
+    let dir = temp_dir("check-kink");
+    let model = write_model(
+        &dir,
+        "var x : real[3] = 0\nminimize sum(maximum(0, 1 - x)) + 0.5 * sumsq(x)\n",
     );
+    let o = optc(&["check", &model]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
     assert!(
-        d["message"]
-            .as_str()
-            .unwrap()
-            .contains("did you mean `memory`?"),
-        "{d}"
+        err.contains("warning[E0365]") && err.contains("model.opt:2:14"),
+        "{err}"
     );
 }
 

@@ -147,7 +147,15 @@ fn source_dir(file: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn check(model: &ModelArgs) -> Result<u8, u8> {
-    compile(model, Until::Ir)?;
+    let c = compile(model, Until::Ir)?;
+    // The solve's plan too: what needs no data (the method, what it can take, kinks).
+    match optc_runtime::plan::choose(c.program.as_ref().expect("ir stage")) {
+        Ok(plan) => report::print_diagnostics(&plan.warnings, &c.sources, model.error_format),
+        Err(d) => {
+            report::print_diagnostics(&[d], &c.sources, model.error_format);
+            return Err(EXIT_MODEL);
+        }
+    }
     if model.error_format == ErrorFormat::Human {
         eprintln!("{}: ok", model.file.display());
     }

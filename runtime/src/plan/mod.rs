@@ -497,8 +497,50 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         projections,
         warnings: Vec::new(),
     };
+    check_options(&plan)?;
     plan.warnings.extend(kink_warning(program, &plan)?);
     Ok(plan)
+}
+
+/// Parses the plan's options as its solve will (E0362 for an unknown option or a bad value), so
+/// that they are reported before any data is read (`optc check`).
+fn check_options(plan: &Plan) -> Result<(), Diagnostic> {
+    let numbers = &plan.options;
+    let bad = |e| plan.option_error(e);
+    match plan.method {
+        Method::Lbfgs | Method::ProjectedLbfgs | Method::Dual => {
+            lbfgs_options(plan, numbers)?;
+        }
+        Method::Adam => {
+            AdamOptions::from_options(numbers).map_err(bad)?;
+        }
+        Method::ProxGrad => {
+            ProxGradOptions::from_options(numbers).map_err(bad)?;
+        }
+        Method::AugLag => {
+            let by_prox = plan.auglag_by_prox();
+            let (outer, inner) = split_auglag_options(plan, by_prox)?;
+            AugLagOptions::from_options(&outer).map_err(bad)?;
+            if by_prox {
+                ProxGradOptions::from_options(&inner).map_err(bad)?;
+            } else {
+                lbfgs_options(plan, &inner)?;
+            }
+        }
+        Method::Path => {
+            let kind = path_kind(plan)?;
+            let base = match (kind.colide, kind.lbfgs_stages) {
+                (true, _) => PathOptions::colide(),
+                (false, true) => PathOptions::lbfgs(Bounds::unbounded(0)),
+                (false, false) => PathOptions::default(),
+            };
+            path_options(plan, base)?;
+        }
+        Method::Maid => {
+            solvers::MaidOptions::from_options(numbers).map_err(bad)?;
+        }
+    }
+    Ok(())
 }
 
 /// A warning (E0365) at the first kink of what the plan's method differentiates and expects to
