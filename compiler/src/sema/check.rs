@@ -1011,7 +1011,9 @@ impl Checker {
             .with_primary(span, "not declared");
         d = match suggest(name, candidates.iter().map(String::as_str)) {
             Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-            None => d.with_hint("declare it before its first use"),
+            None => d.with_hint(format!(
+                "declare it before its first use, e.g. `param {name} = 0.1` (a value, also set by `--param`) or with `data`, `var` or `let`"
+            )),
         };
         self.error(d);
     }

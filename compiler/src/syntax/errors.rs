@@ -104,6 +104,42 @@ fn word_before(text: &str, pos: usize) -> &str {
     &before[start..]
 }
 
+/// Whether the line at byte `pos` follows a `subject to` block's lines (the nearest line above
+/// that starts with a statement keyword is `subject to`'s).
+fn in_constraints(text: &str, pos: usize) -> bool {
+    text[..pos]
+        .lines()
+        .rev()
+        .filter_map(|line| line.split_whitespace().next())
+        .find(|word| STATEMENT_KEYWORDS.contains(word))
+        == Some("subject")
+}
+
+/// The byte offset of the first `=` on the line from `pos` that is not part of `==`, `<=`, `>=`
+/// or `!=` (outside a call's parentheses, where `=` names an argument).
+fn lone_equals(text: &str, pos: usize) -> Option<usize> {
+    let line = text[pos..].split('\n').next().unwrap_or_default();
+    let bytes = line.as_bytes();
+    let mut depth = 0i32;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'(' | b'[' => depth += 1,
+            b')' | b']' => depth -= 1,
+            b'#' => return None,
+            b'=' if depth == 0 => {
+                let before = i.checked_sub(1).map(|j| bytes[j]);
+                let paired = matches!(before, Some(b'=' | b'<' | b'>' | b'!'))
+                    || bytes.get(i + 1) == Some(&b'=');
+                if !paired {
+                    return Some(pos + i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Whether byte `pos` is inside the brackets of a type such as `real[n, d]`.
 fn inside_type_brackets(text: &str, pos: usize) -> bool {
     let before = &text[..pos];
@@ -214,6 +250,19 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
         )
         .with_primary(span, "expected `,` or `]` after a dimension")
         .with_hint("dimensions are names declared with `dims` or integer literals: `real[n, 3]`");
+    }
+    let indented = text[..pos]
+        .rsplit('\n')
+        .next()
+        .is_some_and(|s| !s.is_empty());
+    if wants(A_STATEMENT) && indented && in_constraints(text, pos) {
+        // An indented line after `subject to` that is no constraint ends the block; a single
+        // `=` is the usual reason.
+        if let Some(at) = lone_equals(text, pos) {
+            return Diagnostic::error("E0014", "invalid comparison `=`")
+                .with_primary(Span::new(file, at, at + 1), "`=` is an assignment")
+                .with_hint("write `==` for an equality constraint");
+        }
     }
     if wants(A_STATEMENT) {
         let mut d = Diagnostic::error("E0013", format!("expected a statement, found {found}"))
