@@ -160,13 +160,15 @@ fn the_tv_example_stops_at_a_minimum_of_the_upper_objective() {
     assert!(at < f(-3.0));
 }
 
-/// The error that solving `source` (seeded data) ends with.
+/// The error that planning or solving `source` (seeded data) ends with.
 fn refusal(source: &str) -> optc_compiler::diag::Diagnostic {
     let mut m = model(source, Path::new("."));
-    let plan = plan::choose(&m.program).unwrap();
-    plan::solve(&mut m, &plan, &mut go_on)
-        .err()
-        .expect("refused")
+    match plan::choose(&m.program) {
+        Err(e) => e,
+        Ok(plan) => plan::solve(&mut m, &plan, &mut go_on)
+            .err()
+            .expect("refused"),
+    }
 }
 
 #[test]

@@ -1010,10 +1010,13 @@ fn solve_by_method(
             };
             let staged = run_prox_grad(&mut problem, &opts, &prox, &x0, callback);
             let report = search_fista_supports(&mut problem, &opts, prox, staged, callback);
-            let mut g = vec![0.0; n];
-            problem.value_grad(&report.x, &mut g);
-            let reduced = reduced_gradient(&g, &l1, &report.x);
-            let multipliers = ball_multipliers(model, plan, &projections, &report.x, &reduced);
+            let mut multipliers = Vec::new();
+            if plan.projections.iter().any(|p| p.ball.is_some()) {
+                let mut g = vec![0.0; n];
+                problem.value_grad(&report.x, &mut g);
+                let reduced = reduced_gradient(&g, &l1, &report.x);
+                multipliers = ball_multipliers(model, plan, &projections, &report.x, &reduced);
+            }
             model.set_x(&report.x);
             return Ok(Outcome {
                 report,
