@@ -124,7 +124,13 @@ pub fn bind(
                 };
                 match data::load(&path, input.shape.len()) {
                     Ok(a) => arrays.push((id, a, path.display().to_string())),
-                    Err(e) => errors.push(e.into()),
+                    Err(e) => {
+                        let label = match given {
+                            Some(_) => format!("`{}`, given by `--data`", input.name),
+                            None => format!("`{}` is read from this file", input.name),
+                        };
+                        errors.push(Diagnostic::from(e).with_primary_at(input.span, label))
+                    }
                 }
             }
             InputKind::Param => {

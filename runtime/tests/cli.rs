@@ -194,6 +194,35 @@ fn check_warns_where_the_chosen_method_meets_a_kink() {
 }
 
 #[test]
+fn a_data_file_that_cannot_be_read_points_at_its_declaration() {
+    let dir = temp_dir("data-missing");
+    let model = write_model(
+        &dir,
+        "dims n\ndata y : real[n] = load(\"y.npy\")\nvar x : real[n] = 0\nminimize sumsq(x - y)\n",
+    );
+    let missing = dir.join("elsewhere.npy").display().to_string();
+    let o = optc(&[
+        "eval",
+        &model,
+        "--data",
+        &format!("y={missing}"),
+        "--error-format",
+        "json",
+    ]);
+    assert_eq!(code(&o), 66, "{}", stderr(&o));
+    let d = json(stderr(&o).lines().next().unwrap());
+    assert_eq!(d["code"], "E0300", "{d}");
+    assert_eq!(d["line"], 2, "the declaration of `y`: {d}");
+    assert!(
+        d["labels"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--data"),
+        "{d}"
+    );
+}
+
+#[test]
 fn model_errors_exit_65_with_rendered_and_json_diagnostics() {
     let dir = temp_dir("errors");
     let model = write_model(&dir, "dims n\nvar x : real[n]\nminimize sum(y)\n");
