@@ -157,6 +157,12 @@ impl Diagnostic {
         self
     }
 
+    /// With each of `notes` (e.g. an `Option` of one).
+    pub fn with_notes(mut self, notes: impl IntoIterator<Item = String>) -> Diagnostic {
+        self.notes.extend(notes);
+        self
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> Diagnostic {
         self.hint = Some(hint.into());
         self

@@ -208,6 +208,26 @@ impl Checker {
 
     // ----- shapes as text -------------------------------------------------------------------
 
+    /// A note for shapes that differ where one has a size symbol whose default is the other's
+    /// literal size (`dims n = 5` against `[1, 2, 3, 4, 5]`): they never match, since the symbol
+    /// can be set otherwise.
+    fn symbol_vs_literal(&self, a: &[Dim], b: &[Dim]) -> Option<String> {
+        a.iter().rev().zip(b.iter().rev()).find_map(|(&x, &y)| {
+            let (symbol, literal) = match (x.sym, y.sym) {
+                (Some(s), None) if x.offset == 0 => (s, y.offset),
+                (None, Some(s)) if y.offset == 0 => (s, x.offset),
+                _ => return None,
+            };
+            let sym = &self.dims[symbol.0 as usize];
+            (sym.default == Some(literal as u64)).then(|| {
+                format!(
+                    "`{name}` is a size symbol (default {literal}, which `--dims` can change), so it never equals the literal size {literal}: write the size as {literal} (`real[{literal}]`), or keep `{name}` and read the values as data (`data v : real[{name}] = load(\"v.npy\")`)",
+                    name = sym.name
+                )
+            })
+        })
+    }
+
     fn dim_text(&self, d: Dim) -> String {
         match d.sym {
             None => d.offset.to_string(),
@@ -644,7 +664,8 @@ impl Checker {
                     format!("shape {}", self.shape_text(&value.ty.shape)),
                 )
                 .with_label(name.span, format!("declared {}", self.ty_text(ty)))
-                .with_hint("use a scalar or a value of the declared shape"),
+                .with_hint("use a scalar or a value of the declared shape")
+                .with_notes(self.symbol_vs_literal(&value.ty.shape, &ty.shape)),
             );
         }
     }
@@ -1027,7 +1048,8 @@ impl Checker {
                     Diagnostic::error("E0120", format!("shapes {sa} and {sb} cannot be broadcast together in {what}"))
                         .with_primary(b.span, format!("shape {sb}"))
                         .with_label(a.span, format!("shape {sa}"))
-                        .with_hint("trailing dimensions must be equal or 1; check the operands, or use `transpose`/`@`"),
+                        .with_hint("trailing dimensions must be equal or 1; check the operands, or use `transpose`/`@`")
+                        .with_notes(self.symbol_vs_literal(&a.ty.shape, &b.ty.shape)),
                 );
                 None
             }
@@ -1089,7 +1111,8 @@ impl Checker {
                 Diagnostic::error("E0121", format!("inner dimensions of `@` differ: {ta} @ {tb}"))
                     .with_primary(b.span, format!("shape {tb}, first dimension {}", self.dim_text(ib)))
                     .with_label(a.span, format!("shape {ta}, last dimension {}", self.dim_text(ia)))
-                    .with_hint("the last dimension of the left operand must equal the first of the right one; maybe transpose one of them"),
+                    .with_hint("the last dimension of the left operand must equal the first of the right one; maybe transpose one of them")
+                    .with_notes(self.symbol_vs_literal(&[ia], &[ib])),
             );
             return None;
         }
