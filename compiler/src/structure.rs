@@ -97,7 +97,16 @@ pub fn projection(p: &Program, index: usize) -> Option<Projection> {
         }
         ConstraintKind::Eq => return None,
     };
-    if parameters.iter().any(|&n| p.graph.stage(n) > Stage::Param) {
+    // Bounds of one value for every line: of stage ≤ Param, and not read at the loop's index.
+    let per_index = |n: NodeId| {
+        crate::simplify::cost::reachable(p, &[n])
+            .iter()
+            .any(|&m| matches!(p.graph.node(m).op, Op::LoopIndex(_)))
+    };
+    if parameters
+        .iter()
+        .any(|&n| p.graph.stage(n) > Stage::Param || per_index(n))
+    {
         return None;
     }
     let var_of = |node: NodeId| match p.graph.node(node).op {

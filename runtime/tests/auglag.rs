@@ -621,3 +621,23 @@ fn a_norm_ball_is_projected_onto_in_the_subproblems() {
         );
     }
 }
+
+#[test]
+fn sets_whose_bounds_are_read_at_the_loop_index_are_inequalities() {
+    // One projection serves every line only with one bound for all; per-line bounds (here read
+    // at the loop's index) make the constraints inequalities. Both used to be projected onto,
+    // and the bound's evaluation failed outside the loop (E0402).
+    let v = "param V = [[3, 4], [0.3, 0.4], [1, 0]]\nvar W : real[3, 2] = 0\nminimize sumsq(W - V)\nsubject to\n";
+    let (w, violations) = solve(&format!(
+        "param b = [1, 2]\n{v}  bx: for j in 0..2: W[:, j] in box(-b[j], b[j])\n"
+    ));
+    assert_close(&w, &[1.0, 2.0, 0.3, 0.4, 1.0, 0.0], 1e-7);
+    assert!(violations[0] <= 1e-8, "{violations:?}");
+    // Rows in balls of radii 1, 2 and 0.5: (3, 4) scaled to norm 1, (0.3, 0.4) inside, (1, 0)
+    // to 0.5.
+    let (w, violations) = solve(&format!(
+        "param r = [1, 2, 0.5]\n{v}  rows: for i in 0..3: norm2(W[i, :]) <= r[i]\n"
+    ));
+    assert_close(&w, &[0.6, 0.8, 0.3, 0.4, 0.5, 0.0], 1e-7);
+    assert!(violations[0] <= 1e-8, "{violations:?}");
+}
