@@ -228,12 +228,7 @@ impl Builder<'_> {
 
     /// Whether `x` is the constant `value`, possibly broadcast.
     fn is_const(&self, x: NodeId, value: f64) -> bool {
-        let node = self.g.node(x);
-        match node.op {
-            Op::Const(c) => c == value,
-            Op::BroadcastTo(_) => self.is_const(node.args[0], value),
-            _ => false,
-        }
+        self.g.const_value(x) == Some(value)
     }
 
     fn unary(&mut self, u: UnaryOp, x: NodeId) -> Result<NodeId, AdError> {

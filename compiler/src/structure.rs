@@ -169,6 +169,16 @@ pub struct NormBall {
     pub squared: bool,
 }
 
+/// `x` when `node` is its elementwise square, `x ^ 2` or `x .* x`.
+pub(crate) fn square_of(p: &Program, node: NodeId) -> Option<NodeId> {
+    let n = p.graph.node(node);
+    match (&n.op, n.args.as_slice()) {
+        (Op::Binary(BinaryOp::Pow), &[x, e]) if p.graph.const_value(e) == Some(2.0) => Some(x),
+        (Op::Binary(BinaryOp::Mul), &[x, y]) if x == y => Some(x),
+        _ => None,
+    }
+}
+
 /// The norm ball of constraint `c` with its constrained tensor `x` and bound `r`, when it has
 /// that form (whatever `x` and the stage of `r`: [`projection`] checks those). Only on the
 /// program as lowered: simplification may rewrite the constraint's node.
@@ -180,19 +190,13 @@ fn norm_ball(p: &Program, c: &Constraint) -> Option<(NormBall, NodeId, NodeId)> 
     let (Op::Binary(BinaryOp::Sub), &[atom, bound]) = op_args(c.node) else {
         return None;
     };
-    let squares = |id: NodeId| match op_args(id) {
-        (Op::Binary(BinaryOp::Pow), &[x, two]) if matches!(p.graph.node(two).op, Op::Const(e) if e == 2.0) => {
-            Some(x)
-        }
-        _ => None,
-    };
     let (norm, x, squared) = match op_args(atom) {
         (Op::Sum { axis: None }, &[inner]) => match op_args(inner) {
             (Op::Unary(UnaryOp::Abs), &[x]) => (BallNorm::L1, x, false),
-            _ => (BallNorm::L2, squares(inner)?, true),
+            _ => (BallNorm::L2, square_of(p, inner)?, true),
         },
         (Op::Unary(UnaryOp::Sqrt), &[sum]) => match op_args(sum) {
-            (Op::Sum { axis: None }, &[inner]) => (BallNorm::L2, squares(inner)?, false),
+            (Op::Sum { axis: None }, &[inner]) => (BallNorm::L2, square_of(p, inner)?, false),
             _ => return None,
         },
         _ => return None,
@@ -251,14 +255,7 @@ fn projected_ball(p: &Program, index: usize) -> bool {
         return false;
     };
     let input = p.input(var);
-    let zero = |n: NodeId| {
-        let node = p.graph.node(n);
-        match (&node.op, node.args.as_slice()) {
-            (Op::Const(c), _) => *c == 0.0,
-            (Op::BroadcastTo(_), &[c]) => matches!(p.graph.node(c).op, Op::Const(c) if c == 0.0),
-            _ => false,
-        }
-    };
+    let zero = |n: NodeId| p.graph.const_value(n) == Some(0.0);
     let bounds_fit = input.upper.is_none() && input.lower.is_none_or(zero);
     let alone = (0..p.constraints.len()).filter(|&j| j != index).all(|j| {
         let other = &p.constraints[j];
@@ -352,16 +349,14 @@ fn atom_of_var(p: &Program, node: NodeId) -> Option<(ProxKind, InputId)> {
                 let (Op::Sum { axis: Some(axis) }, [squares]) = op_args(*sums) else {
                     return None;
                 };
-                let (Op::Binary(BinaryOp::Mul), [x, y]) = op_args(*squares) else {
-                    return None;
-                };
+                let x = square_of(p, *squares)?;
                 let kind = match axis {
                     1 => ProxKind::GroupRows,
                     0 => ProxKind::GroupCols,
                     _ => return None,
                 };
-                let v = var(*x)?;
-                (x == y && p.graph.shape(*x).len() == 2).then_some((kind, v))
+                let v = var(x)?;
+                (p.graph.shape(x).len() == 2).then_some((kind, v))
             }
             _ => None,
         },
@@ -437,7 +432,7 @@ fn nonsmooth(op: &Op) -> bool {
 /// `u` when `node` is `abs(u)`, `maximum(u, 0)` or `minimum(u, 0)` (either order): a kink at 0.
 fn kink_at_zero(p: &Program, node: NodeId) -> Option<NodeId> {
     let n = p.graph.node(node);
-    let zero = |id: NodeId| matches!(p.graph.node(id).op, Op::Const(c) if c == 0.0);
+    let zero = |id: NodeId| p.graph.const_value(id) == Some(0.0);
     match (&n.op, n.args.as_slice()) {
         (Op::Unary(UnaryOp::Abs), [u]) => Some(*u),
         (Op::Binary(BinaryOp::Max | BinaryOp::Min), [a, b]) if zero(*b) => Some(*a),
@@ -450,10 +445,9 @@ fn kink_at_zero(p: &Program, node: NodeId) -> Option<NodeId> {
 fn smoothing_power(p: &Program, node: NodeId, arg: NodeId) -> bool {
     let n = p.graph.node(node);
     match (&n.op, n.args.as_slice()) {
-        (Op::Binary(BinaryOp::Pow), [base, exponent]) => {
-            *base == arg && matches!(p.graph.node(*exponent).op, Op::Const(c) if c > 1.0)
+        (Op::Binary(BinaryOp::Pow), &[base, exponent]) => {
+            base == arg && p.graph.const_value(exponent).is_some_and(|c| c > 1.0)
         }
-        (Op::Binary(BinaryOp::Mul), [a, b]) => *a == arg && *b == arg,
-        _ => false,
+        _ => square_of(p, node) == Some(arg),
     }
 }

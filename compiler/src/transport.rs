@@ -12,7 +12,7 @@
 
 use crate::diag::Span;
 use crate::ir::{BinaryOp, ConstraintKind, InputId, NodeId, Op, Program, Sense, SetKind, Stage};
-use crate::structure::{flatten_sum, lines_of};
+use crate::structure::{flatten_sum, lines_of, square_of};
 
 /// A term of the objective, `sign · weight · atom`, with `weight` a scalar node or 1.
 #[derive(Clone, Debug, PartialEq)]
@@ -235,14 +235,7 @@ fn is_sumsq(p: &Program, node: NodeId, t: NodeId) -> bool {
     let (Op::Sum { axis: None }, [inner]) = (&n.op, n.args.as_slice()) else {
         return false;
     };
-    let inner = p.graph.node(*inner);
-    match (&inner.op, inner.args.as_slice()) {
-        (Op::Binary(BinaryOp::Mul), [a, b]) => *a == t && *b == t,
-        (Op::Binary(BinaryOp::Pow), [a, e]) => {
-            *a == t && matches!(p.graph.node(*e).op, Op::Const(c) if c == 2.0)
-        }
-        _ => false,
-    }
+    square_of(p, *inner) == Some(t)
 }
 
 /// X of `sum(X .* T)` / `sum(T .* X)` with X not depending on T.

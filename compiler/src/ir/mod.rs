@@ -383,6 +383,16 @@ impl Graph {
         self.node(id).stage
     }
 
+    /// The value of a constant node, also broadcast (`broadcast_to` of a constant).
+    pub fn const_value(&self, id: NodeId) -> Option<f64> {
+        let node = self.node(id);
+        match node.op {
+            Op::Const(c) => Some(c),
+            Op::BroadcastTo(_) => self.const_value(node.args[0]),
+            _ => None,
+        }
+    }
+
     /// Adds an input node with the stage and shape of its declaration.
     pub fn input(&mut self, id: InputId, shape: Shape, stage: Stage) -> NodeId {
         self.push(Op::Input(id), Vec::new(), shape, stage)

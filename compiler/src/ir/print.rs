@@ -51,7 +51,7 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Trace => "trace",
         Op::Expm => "expm",
         Op::MatPow(_) => "matpow",
-        Op::LogDet => "log_det",
+        Op::LogDet => "logdet",
         Op::Solve => "solve",
         Op::Inv => "inv",
         Op::Slice { .. } => "slice",
