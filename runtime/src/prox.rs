@@ -129,6 +129,36 @@ pub fn project_l2_ball(x: &mut [f64], radius: f64) {
     }
 }
 
+/// The multiplier μ ≥ 0 of the ball {φ(x) ≤ bound} at its point `x`, where the rest of the
+/// problem has the (reduced) gradient `g`, with φ the L1 norm, the L2 norm, or with `squared`
+/// its square (`sumsq`). Stationarity is 0 ∈ g + μ∂φ(x) (+ the normal cone of `>= 0` bounds,
+/// orthogonal to x); φ is positively homogeneous of degree q (2 for `sumsq`, else 1), so its
+/// inner product with x gives μ = −⟨g, x⟩ / (q φ(x)) on the boundary, and μ = 0 inside. At
+/// x = 0 (a radius of 0) μ is the dual norm of g, the least that makes 0 stationary; `sumsq`
+/// has none there (its gradient vanishes).
+pub fn ball_multiplier(l1: bool, squared: bool, bound: f64, x: &[f64], g: &[f64]) -> Option<f64> {
+    let norm = |v: &[f64]| match l1 {
+        true => v.iter().map(|e| e.abs()).sum::<f64>(),
+        false => v.iter().map(|e| e * e).sum::<f64>().sqrt(),
+    };
+    let (phi, degree) = match squared {
+        true => (norm(x).powi(2), 2.0),
+        false => (norm(x), 1.0),
+    };
+    if phi < bound - 1e-9 * bound.max(1.0) {
+        return Some(0.0);
+    }
+    if phi > 0.0 {
+        let along: f64 = x.iter().zip(g).map(|(a, b)| a * b).sum();
+        return Some((-along / (degree * phi)).max(0.0));
+    }
+    match (l1, squared) {
+        (_, true) => None,
+        (true, false) => Some(g.iter().map(|e| e.abs()).fold(0.0, f64::max)),
+        (false, false) => Some(norm(g)),
+    }
+}
+
 /// Indices of the k largest entries by `key` (ties broken by the lower index).
 fn top_k_indices(x: &[f64], k: usize, key: impl Fn(f64) -> f64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..x.len()).collect();
@@ -243,6 +273,21 @@ impl SlotProjection {
             (Some(0), &[_, cols]) => cols,
             (Some(1), &[rows, _]) => rows,
             _ => self.shape.iter().product(),
+        }
+    }
+
+    /// The entries of `x` (indices into the flat vector) of each line projected onto the set:
+    /// one line for a whole slot.
+    pub fn lines(&self) -> Vec<Vec<usize>> {
+        let offset = self.offset;
+        match (self.lines, self.shape.as_slice()) {
+            (Some(0), &[rows, cols]) => (0..rows)
+                .map(|i| (0..cols).map(|j| offset + i * cols + j).collect())
+                .collect(),
+            (Some(1), &[rows, cols]) => (0..cols)
+                .map(|j| (0..rows).map(|i| offset + i * cols + j).collect())
+                .collect(),
+            _ => vec![(offset..offset + self.shape.iter().product::<usize>()).collect()],
         }
     }
 

@@ -102,6 +102,26 @@ fn ball_projections_known_values() {
 }
 
 #[test]
+fn ball_multipliers_from_stationarity_known_values() {
+    // min ‖w − (3, 4)‖² on the unit L2 ball: w = (0.6, 0.8), g = 2(w − v), μ = 2(‖v‖ − 1) = 8;
+    // for sumsq(w) <= 1 (q = 2) half of it.
+    let (x, g) = ([0.6, 0.8], [-4.8, -6.4]);
+    assert!((ball_multiplier(false, false, 1.0, &x, &g).unwrap() - 8.0).abs() < 1e-12);
+    assert!((ball_multiplier(false, true, 1.0, &x, &g).unwrap() - 4.0).abs() < 1e-12);
+    // Inside the ball: 0. A ball of radius 0: the dual norm of g, none for sumsq.
+    assert_eq!(ball_multiplier(true, false, 2.0, &x, &g), Some(0.0));
+    assert_eq!(
+        ball_multiplier(true, false, 0.0, &[0.0, 0.0], &g),
+        Some(6.4)
+    );
+    assert_eq!(
+        ball_multiplier(false, false, 0.0, &[0.0, 0.0], &[3.0, 4.0]),
+        Some(5.0)
+    );
+    assert_eq!(ball_multiplier(false, true, 0.0, &[0.0, 0.0], &g), None);
+}
+
+#[test]
 fn sparse_simplex_projection_matches_methods_check_value() {
     let mut x = [0.5, 0.3, 0.2, 0.9];
     project_sparse_simplex(&mut x, 2, 1.0);

@@ -528,13 +528,7 @@ fn check_options(plan: &Plan) -> Result<(), Diagnostic> {
             }
         }
         Method::Path => {
-            let kind = path_kind(plan)?;
-            let base = match (kind.colide, kind.lbfgs_stages) {
-                (true, _) => PathOptions::colide(),
-                (false, true) => PathOptions::lbfgs(Bounds::unbounded(0)),
-                (false, false) => PathOptions::default(),
-            };
-            path_options(plan, base)?;
+            path_options(plan, path_kind(plan)?.defaults(Bounds::unbounded(0)))?;
         }
         Method::Maid => {
             solvers::MaidOptions::from_options(numbers).map_err(bad)?;
@@ -3052,14 +3046,10 @@ fn constraint_multipliers(
     Ok(out)
 }
 
-/// The multiplier μ ≥ 0 of each norm ball among the plan's projections (one per line of a
-/// `for` over lines) at the solution `x`, whose reduced gradient ([`reduced_gradient`]) is r;
-/// the radii are those of `projections` (from [`prox_sets`]). Stationarity is
-/// 0 ∈ r + μ∂φ(x) (+ the normal cone of `>= 0` bounds, orthogonal to x), φ the ball's norm or
-/// `sumsq`, positively homogeneous of degree q (1, or 2 for `sumsq`); its inner product with x
-/// gives μ = −⟨r, x⟩ / (q φ(x)) for an active ball, and μ = 0 for an inactive one. At x = 0 (a
-/// radius of 0) μ is the dual norm of r (‖r‖∞ for L1, ‖r‖₂ for L2), the least that makes 0
-/// stationary; `sumsq(x) <= 0` has no multiplier (its gradient vanishes there).
+/// The multiplier of each norm ball among the plan's projections (one per line of a `for` over
+/// lines) at the solution `x`, whose reduced gradient ([`reduced_gradient`]) is r, from
+/// stationarity ([`prox::ball_multiplier`]); the radii are those of `projections` (from
+/// [`prox_sets`]).
 fn ball_multipliers(
     model: &Model,
     plan: &Plan,
@@ -3070,58 +3060,37 @@ fn ball_multipliers(
     let mut out = Vec::new();
     for p in &plan.projections {
         let Some(ball) = p.ball else { continue };
-        let slot = model.slot(p.var);
-        let radius = projections.iter().find_map(|sp| match sp.set {
+        let offset = model.slot(p.var).offset;
+        let found = projections.iter().find_map(|sp| match sp.set {
             prox::Set::L1Ball(r) | prox::Set::L2Ball(r)
-                if sp.offset == slot.offset && sp.lines == p.lines =>
+                if sp.offset == offset && sp.lines == p.lines =>
             {
-                Some(r)
+                Some((sp, r))
             }
             _ => None,
         });
-        let Some(radius) = radius else { continue };
-        let (bound, degree) = match ball.squared {
-            true => (radius * radius, 2.0),
-            false => (radius, 1.0),
+        let Some((sp, radius)) = found else { continue };
+        let bound = if ball.squared {
+            radius * radius
+        } else {
+            radius
         };
-        let lines: Vec<Vec<usize>> = match (p.lines, slot.shape.as_slice()) {
-            (Some(0), &[rows, cols]) => (0..rows)
-                .map(|i| (0..cols).map(|j| slot.offset + i * cols + j).collect())
-                .collect(),
-            (Some(1), &[rows, cols]) => (0..cols)
-                .map(|j| (0..rows).map(|i| slot.offset + i * cols + j).collect())
-                .collect(),
-            _ => vec![(slot.offset..slot.offset + slot.len()).collect()],
-        };
-        let sum =
-            |line: &[usize], f: &dyn Fn(usize) -> f64| line.iter().map(|&k| f(k)).sum::<f64>();
-        let multiplier = |line: &[usize]| {
-            let phi = match (ball.norm, ball.squared) {
-                (BallNorm::L1, _) => sum(line, &|k| x[k].abs()),
-                (BallNorm::L2, false) => sum(line, &|k| x[k] * x[k]).sqrt(),
-                (BallNorm::L2, true) => sum(line, &|k| x[k] * x[k]),
-            };
-            if phi < bound - 1e-9 * bound.max(1.0) {
-                Some(0.0)
-            } else if phi > 0.0 {
-                Some((-sum(line, &|k| reduced[k] * x[k]) / (degree * phi)).max(0.0))
-            } else {
-                match (ball.norm, ball.squared) {
-                    (BallNorm::L1, _) => {
-                        Some(line.iter().map(|&k| reduced[k].abs()).fold(0.0, f64::max))
-                    }
-                    (BallNorm::L2, false) => Some(sum(line, &|k| reduced[k] * reduced[k]).sqrt()),
-                    (BallNorm::L2, true) => None,
-                }
-            }
-        };
-        let Some(values) = lines
+        let gather = |v: &[f64], line: &[usize]| line.iter().map(|&k| v[k]).collect::<Vec<_>>();
+        let lines = sp.lines();
+        let values: Option<Vec<f64>> = lines
             .iter()
-            .map(|l| multiplier(l))
-            .collect::<Option<Vec<f64>>>()
-        else {
-            continue;
-        };
+            .map(|line| {
+                let l1 = ball.norm == BallNorm::L1;
+                prox::ball_multiplier(
+                    l1,
+                    ball.squared,
+                    bound,
+                    &gather(x, line),
+                    &gather(reduced, line),
+                )
+            })
+            .collect();
+        let Some(values) = values else { continue };
         let shape = match p.lines {
             Some(_) => vec![lines.len()],
             None => Vec::new(),
@@ -3791,17 +3760,11 @@ fn run_path(
         .iter()
         .any(|w| *w != 0.0)
         .then_some(L1Split { weights: l1 });
-    let opts = if kind.colide {
-        PathOptions::colide()
-    } else if kind.lbfgs_stages {
-        PathOptions::lbfgs(match &split {
-            Some(_) => L1Split::bounds(bounds)?,
-            None => bounds.clone(),
-        })
-    } else {
-        PathOptions::default()
+    let stage_bounds = match &split {
+        Some(_) => L1Split::bounds(bounds)?,
+        None => bounds.clone(),
     };
-    let opts = path_options(plan, opts)?;
+    let opts = path_options(plan, kind.defaults(stage_bounds))?;
     match split {
         Some(split) => {
             let z0 = L1Split::split(x0);
@@ -3823,6 +3786,19 @@ fn run_path(
 struct PathKind {
     colide: bool,
     lbfgs_stages: bool,
+}
+
+impl PathKind {
+    /// The path's default options, L-BFGS stages within `bounds`.
+    fn defaults(&self, bounds: Bounds) -> PathOptions {
+        if self.colide {
+            PathOptions::colide()
+        } else if self.lbfgs_stages {
+            PathOptions::lbfgs(bounds)
+        } else {
+            PathOptions::default()
+        }
+    }
 }
 
 fn path_kind(plan: &Plan) -> Result<PathKind, Diagnostic> {
