@@ -548,6 +548,11 @@ fn kinks_are_reported_where_the_method_differentiates_them() {
     let by_adam = format!("{hinge}solve with adam(max_iter = 10)\n");
     assert_eq!(kink_warning(&by_adam).0, None);
     // An L1 term is proximal gradient's prox, but L-BFGS differentiates it.
+    // A group norm written with `^ 2` is a prox term too.
+    let group =
+        "var W : real[3, 2] = 0\nminimize sumsq(W - 1) + 0.5 * sum(sqrt(sum(W ^ 2, axis = 1)))\n";
+    let plan = plan::choose(&model(group).program).unwrap();
+    assert_eq!(plan.structure.prox.len(), 1, "{}", plan.reason);
     let lasso = "var x : real[3] = 0\nminimize sumsq(x - [1, -2, 0.1]) + 0.5 * norm1(x)\n";
     assert_eq!(kink_warning(lasso).0, None);
     assert_eq!(
@@ -670,6 +675,13 @@ fn balls_per_column_and_per_row_scale_each_line() {
         .collect();
     assert_close(&w, &expected, 1e-9);
     assert_close(&mu, &[n0 / 2.0 - 1.0, n1 / 2.0 - 1.0], 1e-6);
+    // `sum(w .* w)` is the same ball as `sumsq(w)`.
+    let (w, mu) = with_multipliers(
+        "var w : real[2] = 0\nminimize sumsq(w - [3, 4])\nsubject to\n  b: sum(w .* w) <= 1\n",
+        Method::ProxGrad,
+    );
+    assert_close(&w, &[0.6, 0.8], 1e-9);
+    assert_close(&mu, &[4.0], 1e-6);
 }
 
 #[test]
