@@ -93,8 +93,9 @@ pub enum EvalError {
     NonIntegralIndex { node: NodeId, index: f64 },
     /// E0407: `solve`/`inv` of a singular matrix.
     Singular { node: NodeId, op: &'static str },
-    /// E0408: `logdet` of a matrix whose determinant is not positive (`sign` is 0 or −1).
-    NonPositiveDet { node: NodeId, sign: f64 },
+    /// E0408: `logdet` of a matrix outside its domain: its leading principal minor of order
+    /// `minor` is not positive.
+    LogdetDomain { node: NodeId, minor: usize },
     /// E0409: (checked evaluation) the first node whose value has a NaN or infinite entry.
     NonFinite {
         node: NodeId,
@@ -156,8 +157,8 @@ pub const EVAL: &[CodeInfo] = &[
     },
     CodeInfo {
         code: "E0408",
-        title: "logdet of a matrix with non-positive determinant",
-        explanation: "`logdet(A)` is defined here as log det A for det A > 0; the determinant was zero or negative. For DAGMA-style constraints this means the iterate left the feasible region (sI − W∘W must be an M-matrix).",
+        title: "logdet outside its domain",
+        explanation: "`logdet(A)` is log det A where every leading principal minor of A is positive: for a symmetric A, where A is positive definite (Sylvester's criterion); for a Z-matrix such as sI − W∘W, where it is a nonsingular M-matrix (DAGMA's domain). A matrix with det A > 0 can still be outside (two negative eigenvalues). The message names the order of the first minor that is not positive. While a solver searches, such a point is a rejected trial (the step is shortened); at the start point or a point the solver must evaluate, it is an error: start inside the domain (e.g. at eye(n)).",
     },
     CodeInfo {
         code: "E0409",
@@ -198,7 +199,7 @@ impl EvalError {
             EvalError::IndexOutOfRange { .. } => "E0405",
             EvalError::NonIntegralIndex { .. } => "E0406",
             EvalError::Singular { .. } => "E0407",
-            EvalError::NonPositiveDet { .. } => "E0408",
+            EvalError::LogdetDomain { .. } => "E0408",
             EvalError::NonFinite { .. } => "E0409",
             EvalError::Subproblem { .. } => "E0410",
             EvalError::SvdFailed { .. } => "E0411",
@@ -240,10 +241,9 @@ impl fmt::Display for EvalError {
                 write!(f, "index {index} is not an integer at {node}")
             }
             EvalError::Singular { node, op } => write!(f, "{op} of a singular matrix at {node}"),
-            EvalError::NonPositiveDet { node, sign } => write!(
+            EvalError::LogdetDomain { node, minor } => write!(
                 f,
-                "logdet of a matrix with {} determinant at {node}",
-                if *sign == 0.0 { "zero" } else { "negative" }
+                "logdet of a matrix outside its domain at {node}: its leading {minor}×{minor} minor is not positive"
             ),
             EvalError::NonFinite {
                 node,
@@ -286,7 +286,7 @@ impl EvalError {
             | EvalError::IndexOutOfRange { node, .. }
             | EvalError::NonIntegralIndex { node, .. }
             | EvalError::Singular { node, .. }
-            | EvalError::NonPositiveDet { node, .. }
+            | EvalError::LogdetDomain { node, .. }
             | EvalError::NonFinite { node, .. }
             | EvalError::SvdFailed { node }
             | EvalError::TooLarge { node, .. }
@@ -306,7 +306,7 @@ impl EvalError {
         let label = match &self {
             EvalError::NonFinite { value, .. } => format!("{value} here"),
             EvalError::Singular { .. } => "a singular matrix here".into(),
-            EvalError::NonPositiveDet { .. } => "a determinant that is not positive here".into(),
+            EvalError::LogdetDomain { .. } => "outside the domain of logdet here".into(),
             EvalError::IndexOutOfRange { .. } | EvalError::NonIntegralIndex { .. } => {
                 "indexed here".into()
             }
@@ -321,9 +321,9 @@ impl From<EvalError> for Diagnostic {
         let d = Diagnostic::error(e.code(), e.to_string());
         match e {
             EvalError::Internal { .. } => d.with_note("this is a bug in optc"),
-            EvalError::NonPositiveDet { .. } => {
-                d.with_hint("logdet needs a positive determinant; start closer to a feasible point")
-            }
+            EvalError::LogdetDomain { .. } => d.with_hint(
+                "logdet(A) needs every leading principal minor of A positive (a symmetric A positive definite, sI − W∘W an M-matrix); start inside that domain",
+            ),
             _ => d,
         }
     }
@@ -762,11 +762,13 @@ fn compute(
             from_matrix(linalg::matpow(matrix(id, args[0])?, k))
         }
         Op::LogDet => {
-            let (sign, log_abs) = linalg::sign_logdet(matrix(id, args[0])?);
-            if sign <= 0.0 {
-                return Err(EvalError::NonPositiveDet { node: id, sign });
-            }
-            scalar(log_abs)
+            let value = linalg::logdet(matrix(id, args[0])?).map_err(|outside| {
+                EvalError::LogdetDomain {
+                    node: id,
+                    minor: outside.order,
+                }
+            })?;
+            scalar(value)
         }
         Op::Solve => {
             let a = matrix(id, args[0])?;

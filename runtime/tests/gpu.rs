@@ -21,7 +21,7 @@ use optc_runtime::gpu::plan::{
     GpuPlan, Launch, LaunchOperand, Memory, Precision, Staged, Step, Storage,
 };
 use optc_runtime::gpu::reference::ReferenceDevice;
-use optc_runtime::interp::{self, Bindings, NoSubproblems};
+use optc_runtime::interp::{self, Bindings, EvalError, NoSubproblems};
 use optc_runtime::model::{self, BindSpec};
 use optc_runtime::solvers::{AdamState, Status};
 use std::path::{Path, PathBuf};
@@ -1498,35 +1498,59 @@ fn the_stage_merit_on_the_device_matches_the_interpreter_at_each_parameter() {
             ((rng >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 0.2
         })
         .collect();
-    // Two 2-cycles of weight 1.2: det(I − W∘W) = (1 − 1.2⁴)² > 0, but the inverse has negative
-    // entries (outside DAGMA's M-matrix domain).
+    // Two 2-cycles of weight 1.2: det(I − W∘W) = (1 − 1.2⁴)² > 0, but its leading 2 × 2 minor
+    // 1 − 1.2⁴ is negative (outside DAGMA's M-matrix domain): both refuse it with E0408.
     let mut outside = vec![0.0; d * d];
     for (i, j) in [(0, 1), (1, 0), (2, 3), (3, 2)] {
         outside[i * d + j] = 1.2;
     }
     for (mu, s) in [(1.0, 1.0), (0.1, 0.9), (1e-3, 0.7)] {
         executor.set_path(mu, 1.0 / f64::sqrt(s)).unwrap();
-        for x in [&inside, &outside] {
-            let mut grad = vec![0.0; x.len()];
-            let value = executor.evaluate(x, &mut grad).unwrap();
-            let mut extra = [0.0; 2];
-            executor.rest_roots(&mut extra).unwrap();
+        let what = format!("μ = {mu}, s = {s}");
+        let bound = |x: &[f64]| {
             let mut b = bindings.clone();
-            b.inputs[w.0 as usize] = Some(ArrayD::from_shape_vec(vec![d, d], x.clone()).unwrap());
+            b.inputs[w.0 as usize] = Some(ArrayD::from_shape_vec(vec![d, d], x.to_vec()).unwrap());
             b.inputs.push(Some(ArrayD::from_elem(vec![], mu)));
             b.inputs
                 .push(Some(ArrayD::from_elem(vec![], 1.0 / f64::sqrt(s))));
-            let expected =
-                interp::eval(&path.program, &b, &path.roots, &mut NoSubproblems).unwrap();
-            let scalar = |k: usize| expected[k].iter().next().copied().unwrap();
-            let what = format!("μ = {mu}, s = {s}");
-            assert_close(&what, &[value], &[scalar(0)], 1e-12);
-            let g: Vec<f64> = expected[1].iter().copied().collect();
-            assert_close(&what, &grad, &g, 1e-12);
-            assert_close(&what, &extra, &[scalar(2), scalar(3)], 1e-12);
-            let in_domain = std::ptr::eq(x, &inside);
-            assert_eq!(extra[0] >= 0.0, in_domain, "{what}: guard {}", extra[0]);
-        }
+            b
+        };
+        let mut grad = vec![0.0; inside.len()];
+        let value = executor.evaluate(&inside, &mut grad).unwrap();
+        let mut extra = [0.0; 2];
+        executor.rest_roots(&mut extra).unwrap();
+        let expected = interp::eval(
+            &path.program,
+            &bound(&inside),
+            &path.roots,
+            &mut NoSubproblems,
+        )
+        .unwrap();
+        let scalar = |k: usize| expected[k].iter().next().copied().unwrap();
+        assert_close(&what, &[value], &[scalar(0)], 1e-12);
+        let g: Vec<f64> = expected[1].iter().copied().collect();
+        assert_close(&what, &grad, &g, 1e-12);
+        assert_close(&what, &extra, &[scalar(2), scalar(3)], 1e-12);
+        assert!(extra[0] >= 0.0, "{what}: guard {}", extra[0]);
+        let on_device = executor.evaluate(&outside, &mut grad).unwrap_err();
+        let interpreted = interp::eval(
+            &path.program,
+            &bound(&outside),
+            &path.roots,
+            &mut NoSubproblems,
+        )
+        .unwrap_err();
+        // (Of the device's program and of the interpreted one: the nodes differ.)
+        assert!(
+            matches!(
+                (&on_device, &interpreted),
+                (
+                    ExecError::Eval(EvalError::LogdetDomain { minor: 2, .. }),
+                    EvalError::LogdetDomain { minor: 2, .. }
+                )
+            ),
+            "{what}: {on_device:?} vs {interpreted:?}"
+        );
     }
 }
 

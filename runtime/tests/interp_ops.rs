@@ -480,7 +480,7 @@ fn logdet_solve_inv() {
 }
 
 #[test]
-fn singular_and_non_positive_determinant_are_errors() {
+fn singular_matrices_and_logdet_outside_its_domain_are_errors() {
     let mut m = Model::new();
     let sing = m.data("S", array![[1.0, 2.0], [2.0, 4.0]].into_dyn());
     let b = m.data("b", array![1.0, 1.0].into_dyn());
@@ -499,16 +499,27 @@ fn singular_and_non_positive_determinant_are_errors() {
     let ld_sing = m.add(Op::LogDet, vec![sing]);
     assert_eq!(
         m.eval(ld_sing).unwrap_err(),
-        EvalError::NonPositiveDet {
+        EvalError::LogdetDomain {
             node: ld_sing,
-            sign: 0.0
+            minor: 2
         }
     );
+    // det = −1, and a zero first minor.
     let neg = m.data("N", array![[0.0, 1.0], [1.0, 0.0]].into_dyn());
     let ld_neg = m.add(Op::LogDet, vec![neg]);
     let e = m.eval(ld_neg).unwrap_err();
     assert_eq!(e.code(), "E0408");
-    assert!(e.to_string().contains("negative"), "{e}");
+    assert!(e.to_string().contains("leading 1×1 minor"), "{e}");
+    // Symmetric with det = 2 > 0 but negative definite: outside, from the first minor on.
+    let negdef = m.data("D", array![[-1.0, 0.0], [0.0, -2.0]].into_dyn());
+    let ld_negdef = m.add(Op::LogDet, vec![negdef]);
+    assert_eq!(
+        m.eval(ld_negdef).unwrap_err(),
+        EvalError::LogdetDomain {
+            node: ld_negdef,
+            minor: 1
+        }
+    );
 }
 
 #[test]

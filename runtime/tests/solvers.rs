@@ -562,6 +562,37 @@ fn fista_and_ista_match_coordinate_descent_on_lasso() {
 }
 
 #[test]
+fn fista_restarts_its_momentum_where_it_leaves_the_domain() {
+    // f = Σ c_i x_i − log x_i, undefined (NaN) at x_i ≤ 0, plus λ‖x‖₁: the minimum is
+    // x_i = 1 / (c_i + λ). From 1 the momentum carries the stiff entries past 0; those points
+    // are rejected (backtracking, or a momentum restart at the last iterate) and the solve
+    // converges inside the domain.
+    let (c, lambda) = ([100.0, 30.0, 10.0], 0.1);
+    let mut outside = 0;
+    let mut problem = FnProblem::new(3, |x: &[f64], g: &mut [f64]| {
+        if x.iter().any(|&v| v <= 0.0) {
+            outside += 1;
+            g.fill(f64::NAN);
+            return f64::NAN;
+        }
+        (0..3).for_each(|i| g[i] = c[i] - 1.0 / x[i]);
+        (0..3).map(|i| c[i] * x[i] - x[i].ln()).sum()
+    });
+    let opts = ProxGradOptions::default();
+    let report = proximal_gradient(
+        &mut problem,
+        &mut L1Penalty { lambda },
+        &[1.0; 3],
+        &opts,
+        &mut go_on,
+    );
+    assert_eq!(report.status, Status::Converged, "{report:?}");
+    let expected: Vec<f64> = c.iter().map(|c| 1.0 / (c + lambda)).collect();
+    assert_close(&report.x, &expected, 1e-5);
+    assert!(outside > 0, "no point outside the domain was tried");
+}
+
+#[test]
 fn proximal_gradient_steps_by_the_curvature_it_measures_at_the_start() {
     // f = (c/2)‖x − y‖² has curvature c along every direction: the secant's first estimate is
     // c, accepted without backtracking, so every step is 1/c (with the former L₀ = 1, 1 on this

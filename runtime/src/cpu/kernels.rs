@@ -14,10 +14,10 @@
 //! | symbol | arguments | computes |
 //! |---|---|---|
 //! | `optc_kernel_matmul` | `a, b, c, m, k, n, ta, tb` | `c[m×n] = op(a) · op(b)`; `op(a)` is `a[m×k]`, or `a[k×m]ᵀ` when `ta ≠ 0` (same for `b`) |
-//! | `optc_kernel_logdet` | `a, out, n` | `out[0] = log |det a|`; [`NONPOSITIVE_DET`] when `det a ≤ 0` |
+//! | `optc_kernel_logdet` | `a, out, n` | `out[0] = log det a`; [`LOGDET_DOMAIN`] when a leading principal minor of `a` is ≤ 0 (LU without pivoting) |
 //! | `optc_kernel_solve` | `a, b, out, n, m` | `out[n×m] = a⁻¹ b`; [`SINGULAR`] |
 //! | `optc_kernel_inv` | `a, out, n` | `out = a⁻¹`; [`SINGULAR`] |
-//! | `optc_kernel_logdet_inv` | `a, logdet, inv, n` | both of the above from one LU (a `logdet` and an `inv` of the same matrix); [`NONPOSITIVE_DET`], [`SINGULAR`] |
+//! | `optc_kernel_logdet_inv` | `a, logdet, inv, n` | both of the above from one LU (a `logdet` and an `inv` of the same matrix); [`LOGDET_DOMAIN`], [`SINGULAR`] |
 //! | `optc_kernel_expm` | `a, out, n` | `out = exp(a)` (Padé degree 3–13, scaling and squaring) |
 //! | `optc_kernel_sort_desc` | `x, out, n` | `out = x` sorted descending |
 //! | `optc_kernel_topk` | `x, out, n, k` | `out[k]` = the `k` largest of `x`, descending |
@@ -34,7 +34,7 @@
 //! return one `f64`; `optc_pow(x, y)` two.
 
 use crate::interp::descending_order;
-use crate::linalg::{self, LinalgError};
+use crate::linalg::{self, LinalgError, Pivoting};
 use faer::{Accum, MatMut, MatRef, Par};
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use optc_compiler::ir::UnaryOp;
@@ -42,7 +42,7 @@ use std::cell::RefCell;
 use std::slice;
 
 pub const OK: i32 = 0;
-pub const NONPOSITIVE_DET: i32 = 1;
+pub const LOGDET_DOMAIN: i32 = 1;
 pub const SVD_FAILED: i32 = 2;
 pub const BAD_TOPK: i32 = 3;
 pub const SINGULAR: i32 = 4;
@@ -113,23 +113,28 @@ thread_local! {
 ///
 /// # Safety
 /// `a` must point to `n * n` readable f64 when `n > 0`.
-unsafe fn with_lu(a: *const f64, n: i64, use_lu: impl FnOnce(&linalg::Lu) -> i32) -> i32 {
+unsafe fn with_lu(
+    a: *const f64,
+    n: i64,
+    pivoting: Pivoting,
+    use_lu: impl FnOnce(&linalg::Lu) -> i32,
+) -> i32 {
     let status = LU.with_borrow_mut(|lu| {
-        lu.refactor(slice_ref(a, n * n), n as usize);
+        lu.refactor(slice_ref(a, n * n), n as usize, pivoting);
         use_lu(lu)
     });
     clear_upper_state();
     status
 }
 
-/// Writes log |det A| from its LU to `out`; the status says whether det A > 0.
+/// Writes log det A from its unpivoted LU to `out`; the status says whether A is in the domain.
 fn write_logdet(lu: &linalg::Lu, out: &mut f64) -> i32 {
-    let (sign, log_abs) = lu.sign_logabs_det();
-    *out = log_abs;
-    if sign > 0.0 {
-        OK
-    } else {
-        NONPOSITIVE_DET
+    match lu.logdet() {
+        Ok(value) => {
+            *out = value;
+            OK
+        }
+        Err(_) => LOGDET_DOMAIN,
     }
 }
 
@@ -145,7 +150,7 @@ fn status(result: Result<(), LinalgError>) -> i32 {
 /// # Safety
 /// See the module table.
 pub unsafe extern "C" fn optc_kernel_logdet(a: *const f64, out: *mut f64, n: i64) -> i32 {
-    with_lu(a, n, |lu| write_logdet(lu, &mut *out))
+    with_lu(a, n, Pivoting::None, |lu| write_logdet(lu, &mut *out))
 }
 
 /// # Safety
@@ -156,9 +161,11 @@ pub unsafe extern "C" fn optc_kernel_logdet_inv(
     inv: *mut f64,
     n: i64,
 ) -> i32 {
-    with_lu(a, n, |lu| match write_logdet(lu, &mut *logdet) {
-        OK => status(lu.inverse_into(slice_mut(inv, n * n))),
-        failed => failed,
+    with_lu(a, n, Pivoting::None, |lu| {
+        match write_logdet(lu, &mut *logdet) {
+            OK => status(lu.inverse_into(slice_mut(inv, n * n))),
+            failed => failed,
+        }
     })
 }
 
@@ -218,13 +225,17 @@ pub unsafe extern "C" fn optc_kernel_solve(
 ) -> i32 {
     let x = slice_mut(out, n * m);
     x.copy_from_slice(slice_ref(b, n * m));
-    with_lu(a, n, |lu| status(lu.solve_in_place(x, m as usize)))
+    with_lu(a, n, Pivoting::Partial, |lu| {
+        status(lu.solve_in_place(x, m as usize))
+    })
 }
 
 /// # Safety
 /// See the module table.
 pub unsafe extern "C" fn optc_kernel_inv(a: *const f64, out: *mut f64, n: i64) -> i32 {
-    with_lu(a, n, |lu| status(lu.inverse_into(slice_mut(out, n * n))))
+    with_lu(a, n, Pivoting::Partial, |lu| {
+        status(lu.inverse_into(slice_mut(out, n * n)))
+    })
 }
 
 /// # Safety
@@ -233,6 +244,7 @@ pub unsafe extern "C" fn optc_kernel_expm(a: *const f64, out: *mut f64, n: i64) 
     let n_usize = n as usize;
     let (a, out) = (slice_ref(a, n * n), slice_mut(out, n * n));
     EXPM.with(|work| linalg::expm_into(a, n_usize, out, &mut work.borrow_mut()));
+    clear_upper_state();
     OK
 }
 

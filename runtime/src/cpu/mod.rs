@@ -44,9 +44,7 @@ mod kernels;
 mod lower;
 pub(crate) mod plan;
 
-pub use kernels::{
-    symbols, Symbol, BAD_INDEX, BAD_TOPK, NONPOSITIVE_DET, OK, SINGULAR, SVD_FAILED,
-};
+pub use kernels::{symbols, Symbol, BAD_INDEX, BAD_TOPK, LOGDET_DOMAIN, OK, SINGULAR, SVD_FAILED};
 
 use crate::interp::{self, EvalError};
 use cranelift_codegen::ir::types::I32;
@@ -89,8 +87,8 @@ pub enum CpuError {
     Internal(&'static str),
     /// Input or output arrays that do not fit the function.
     Arguments(ArgumentError),
-    /// `logdet` of a matrix whose determinant is not positive.
-    NonPositiveDeterminant,
+    /// `logdet` of a matrix with a leading principal minor ≤ 0 (outside its domain).
+    LogdetDomain,
     /// `solve` or `inv` of a singular matrix.
     Singular,
     /// The SVD of `nuclear_norm` did not converge.
@@ -110,9 +108,10 @@ impl fmt::Display for CpuError {
             CpuError::Codegen(msg) => write!(f, "code generation failed: {msg}"),
             CpuError::Internal(msg) => write!(f, "internal error in the CPU backend: {msg}"),
             CpuError::Arguments(e) => write!(f, "{e}"),
-            CpuError::NonPositiveDeterminant => {
-                write!(f, "logdet of a matrix with determinant ≤ 0")
-            }
+            CpuError::LogdetDomain => write!(
+                f,
+                "logdet of a matrix outside its domain (a leading principal minor ≤ 0)"
+            ),
             CpuError::Singular => write!(f, "solve or inv of a singular matrix"),
             CpuError::SvdFailed => write!(f, "the SVD of nuclear_norm did not converge"),
             CpuError::BadTopK => write!(f, "topk: k exceeds the vector length"),
@@ -261,7 +260,7 @@ impl CompiledFn {
         };
         match status {
             OK => Ok(()),
-            NONPOSITIVE_DET => Err(CpuError::NonPositiveDeterminant),
+            LOGDET_DOMAIN => Err(CpuError::LogdetDomain),
             SVD_FAILED => Err(CpuError::SvdFailed),
             SINGULAR => Err(CpuError::Singular),
             BAD_TOPK => Err(CpuError::BadTopK),

@@ -27,6 +27,7 @@ use super::device::{
     ptx_entries, DevBuf, DevPtr, Device, DeviceError, DeviceResult, Gemm, KernelParam, LaunchCall,
 };
 use super::plan::Precision;
+use crate::linalg::{NonPositiveMinor, Pivoting};
 use cudarc::cublas::sys as blas;
 use cudarc::cusolver::sys as solver;
 use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaStream};
@@ -73,7 +74,11 @@ struct LuWork {
     n: usize,
     /// The factorized copy (`n × n`).
     lu: sys::CUdeviceptr,
+    /// getrf's row interchanges (1-based), and the unit ones (`1..=n`) that stand for them after
+    /// a factorization without pivoting (`pivoted` false), for getrs.
     pivots: sys::CUdeviceptr,
+    unit_pivots: sys::CUdeviceptr,
+    pivoted: bool,
     info: sys::CUdeviceptr,
     work: sys::CUdeviceptr,
     /// The diagonal of the factors (`n`), and the identity (`n × n`) for inverses.
@@ -270,6 +275,12 @@ impl CudaDevice {
                 })?;
             }
             let pivots = self.raw_alloc(n * 4)?;
+            let unit_pivots = self.raw_alloc(n * 4)?;
+            if n > 0 {
+                let unit: Vec<i32> = (1..=int(n)?).collect();
+                // SAFETY: `unit_pivots` holds n ints; the copy is synchronous.
+                unsafe { result::memcpy_htod_sync(unit_pivots, &unit) }.map_err(cuda)?;
+            }
             let info = self.raw_alloc(4)?;
             let work = self.raw_alloc(lwork.max(1) as usize * bytes)?;
             let diagonal = self.raw_alloc(n * bytes)?;
@@ -277,6 +288,8 @@ impl CudaDevice {
                 n,
                 lu,
                 pivots,
+                unit_pivots,
+                pivoted: true,
                 info,
                 work,
                 diagonal,
@@ -297,12 +310,15 @@ impl CudaDevice {
     }
 
     /// Copies `a` into the work space and factorizes it, noting whether a pivot is exactly zero.
-    fn factorize(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
+    /// Without pivoting, getrf gets no pivot array (cuSOLVER then interchanges no rows).
+    fn factorize(&mut self, a: DevPtr, n: usize, pivoting: Pivoting) -> DeviceResult<()> {
         let src = self.address(a, n * n)?;
         let handle = self.solver()?;
         let stream = self.cu_stream();
         let w = self.lu_work(n)?;
-        let (lu, work, pivots, info) = (w.lu, w.work, w.pivots, w.info);
+        w.pivoted = pivoting == Pivoting::Partial;
+        let pivots = if w.pivoted { w.pivots } else { 0 };
+        let (lu, work, info) = (w.lu, w.work, w.info);
         let mut status = 0i32;
         let (size, bytes) = (int(n)?, self.bytes());
         // SAFETY: all pointers are live allocations of the sizes the calls read and write.
@@ -382,7 +398,8 @@ impl CudaDevice {
         let handle = self.solver()?;
         let w = self.factors(true)?;
         let (n, m) = (int(w.n)?, int(m)?);
-        let (lu, pivots, info) = (w.lu, w.pivots, w.info);
+        let pivots = if w.pivoted { w.pivots } else { w.unit_pivots };
+        let (lu, info) = (w.lu, w.info);
         // SAFETY: n × n factors and pivots, an n × m right-hand side; info is one int.
         solver_ok(unsafe {
             by_precision!(
@@ -703,56 +720,51 @@ impl Device for CudaDevice {
         }
     }
 
-    fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
+    fn lu_factor(&mut self, a: DevPtr, n: usize, pivoting: Pivoting) -> DeviceResult<()> {
         if n == 0 {
             self.address(a, 0)?;
-            self.lu_work(0)?.singular = false;
+            let w = self.lu_work(0)?;
+            (w.singular, w.pivoted) = (false, pivoting == Pivoting::Partial);
             return Ok(());
         }
-        self.factorize(a, n)
+        self.factorize(a, n, pivoting)
     }
 
-    fn lu_sign_logdet(&mut self) -> DeviceResult<(f64, f64)> {
+    fn lu_logdet(&mut self) -> DeviceResult<Result<f64, NonPositiveMinor>> {
         let w = self.factors(false)?;
+        if w.pivoted {
+            return Err(DeviceError::Invalid(
+                "logdet of a factorization with pivoting".into(),
+            ));
+        }
         let n = w.n;
         if n == 0 {
-            return Ok((1.0, 0.0));
-        }
-        if w.singular {
-            return Ok((0.0, f64::NEG_INFINITY));
+            return Ok(Ok(0.0));
         }
         let handle = self.blas()?;
-        let stream = self.cu_stream();
         let w = self.factors(false)?;
-        let (lu, diagonal, pivots) = (w.lu, w.diagonal, w.pivots);
-        let mut diag = vec![0.0f64; n];
-        let mut piv = vec![0i32; n];
+        let (lu, diagonal) = (w.lu, w.diagonal);
         let (len, stride) = (int(n)?, int(n + 1)?);
-        // SAFETY: the diagonal of the n × n factors, gathered with stride n + 1 into n elements;
-        // the pivots are n ints.
+        // SAFETY: the diagonal of the n × n factors, gathered with stride n + 1 into n elements.
         unsafe {
             blas_ok(by_precision!(
                 self.precision,
                 blas::cublasDcopy_v2 | blas::cublasScopy_v2,
                 (handle, len, lu as _, stride, diagonal as _, 1)
             ))?;
-            result::stream::synchronize(stream).map_err(cuda)?;
-            result::memcpy_dtoh_sync(&mut piv, pivots).map_err(cuda)?;
         }
+        let mut diag = vec![0.0f64; n];
         self.get(diagonal, &mut diag)?;
-        let mut sign = 1.0;
-        let mut log_abs = 0.0;
-        for (i, (&d, &p)) in diag.iter().zip(&piv).enumerate() {
-            // getrf's pivots are 1-based: row i was swapped with row p - 1.
-            if p as usize != i + 1 {
-                sign = -sign;
+        // The factors of Aᵀ (the row-major matrix read column-major): the same leading minors.
+        let mut sum = 0.0;
+        for (k, &d) in diag.iter().enumerate() {
+            // `!(d > 0)` also catches NaN.
+            if !(d > 0.0) {
+                return Ok(Err(NonPositiveMinor { order: k + 1 }));
             }
-            if d < 0.0 {
-                sign = -sign;
-            }
-            log_abs += d.abs().ln();
+            sum += d.ln();
         }
-        Ok((sign, log_abs))
+        Ok(Ok(sum))
     }
 
     fn lu_inverse(&mut self, out: DevPtr) -> DeviceResult<()> {

@@ -9,6 +9,7 @@
 //! All matrices are row-major, as everywhere in optc.
 
 use super::plan::{GpuPlan, LaunchOperand, Precision};
+use crate::linalg::{NonPositiveMinor, Pivoting};
 use optc_compiler::ir::NodeId;
 use std::collections::HashMap;
 use std::fmt;
@@ -155,10 +156,10 @@ pub trait Device {
     fn dot(&mut self, x: DevPtr, y: DevPtr, len: usize) -> DeviceResult<f64>;
     /// LU-factorizes the `n × n` matrix at `a` (left unchanged); the device keeps the factors
     /// for the `lu_*` calls until the next factorization.
-    fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()>;
-    /// Sign and log of the absolute value of the factorized matrix's determinant (sign 0 when it
-    /// is singular).
-    fn lu_sign_logdet(&mut self) -> DeviceResult<(f64, f64)>;
+    fn lu_factor(&mut self, a: DevPtr, n: usize, pivoting: Pivoting) -> DeviceResult<()>;
+    /// log det of the matrix factorized without pivoting, or the first of its leading principal
+    /// minors that is not positive ([`crate::linalg::Lu::logdet`]).
+    fn lu_logdet(&mut self) -> DeviceResult<Result<f64, NonPositiveMinor>>;
     /// `out = A⁻¹` of the factorized matrix ([`DeviceError::Singular`] when it is singular).
     fn lu_inverse(&mut self, out: DevPtr) -> DeviceResult<()>;
     /// `out = A⁻¹ b` of the factorized matrix, `b` and `out` of `n × m`.
@@ -211,11 +212,11 @@ impl<D: Device + ?Sized> Device for Box<D> {
     fn dot(&mut self, x: DevPtr, y: DevPtr, len: usize) -> DeviceResult<f64> {
         (**self).dot(x, y, len)
     }
-    fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
-        (**self).lu_factor(a, n)
+    fn lu_factor(&mut self, a: DevPtr, n: usize, pivoting: Pivoting) -> DeviceResult<()> {
+        (**self).lu_factor(a, n, pivoting)
     }
-    fn lu_sign_logdet(&mut self) -> DeviceResult<(f64, f64)> {
-        (**self).lu_sign_logdet()
+    fn lu_logdet(&mut self) -> DeviceResult<Result<f64, NonPositiveMinor>> {
+        (**self).lu_logdet()
     }
     fn lu_inverse(&mut self, out: DevPtr) -> DeviceResult<()> {
         (**self).lu_inverse(out)

@@ -21,7 +21,7 @@
 use super::device::{DevBuf, DevPtr, Device, DeviceError, Gemm, KernelParam, LaunchCall};
 use super::plan::{DeviceSolver, GpuPlan, LaunchOperand, Memory, Precision, Step, Storage};
 use crate::interp::{self, Bindings, EvalError, NoSubproblems};
-use crate::linalg::{self, PadeMatrix, PadeSteps, PADE_MATRICES};
+use crate::linalg::{self, PadeMatrix, PadeSteps, Pivoting, PADE_MATRICES};
 use crate::plan::{AdamStep, ADAM_ROOTS_PER_VARIABLE};
 use ndarray::{ArrayD, IxDyn};
 use optc_compiler::ir::{InputId, InputKind, NodeId, Program, Stage};
@@ -186,6 +186,9 @@ pub struct Executor<D: Device> {
     vectors: Vec<DevBuf>,
     /// The buffers of the matrix exponentials ([`Step::Expm`]), one workspace per size.
     expm_work: Vec<ExpmWorkspace>,
+    /// The matrices of the `logdet` steps, factored without pivoting (whose pivots tell the
+    /// domain, [`crate::linalg::Lu::logdet`]); the others with partial pivoting.
+    logdet_matrices: Vec<NodeId>,
     /// The time the device took to load the kernels (for the CUDA driver: JIT-compiling the
     /// PTX).
     kernel_load: std::time::Duration,
@@ -268,6 +271,14 @@ impl<D: Device> Executor<D> {
             })
             .collect();
         let setup = vec![None; plan.staged.derived.graph.len()];
+        let logdet_matrices = plan
+            .steps
+            .iter()
+            .filter_map(|step| match *step {
+                Step::LogDet { a, .. } => Some(a),
+                _ => None,
+            })
+            .collect();
         let mut executor = Executor {
             device,
             plan,
@@ -287,6 +298,7 @@ impl<D: Device> Executor<D> {
             adam: None,
             vectors: Vec::new(),
             expm_work: Vec::new(),
+            logdet_matrices,
             kernel_load,
         };
         executor.split_steps()?;
@@ -714,7 +726,12 @@ impl<D: Device> Executor<D> {
         factored: &mut Option<NodeId>,
     ) -> Result<(), ExecError> {
         if *factored != Some(a) {
-            self.device.lu_factor(self.place(a)?, n)?;
+            let pivoting = if self.logdet_matrices.contains(&a) {
+                Pivoting::None
+            } else {
+                Pivoting::Partial
+            };
+            self.device.lu_factor(self.place(a)?, n, pivoting)?;
             *factored = Some(a);
         }
         Ok(())
@@ -779,11 +796,14 @@ impl<D: Device> Executor<D> {
                 }
                 Step::LogDet { node, a, n } => {
                     self.factor(a, n, factored)?;
-                    let (sign, log_abs) = self.device.lu_sign_logdet()?;
-                    if sign <= 0.0 {
-                        return Err(EvalError::NonPositiveDet { node, sign }.into());
-                    }
-                    self.device.upload(self.place(node)?, &[log_abs])?;
+                    let value =
+                        self.device
+                            .lu_logdet()?
+                            .map_err(|outside| EvalError::LogdetDomain {
+                                node,
+                                minor: outside.order,
+                            })?;
+                    self.device.upload(self.place(node)?, &[value])?;
                 }
                 Step::Sum { node, a, len } => {
                     self.device.sum(self.place(a)?, len, self.place(node)?)?;
@@ -1283,7 +1303,7 @@ impl<D: Device> PadeSteps for DevicePade<'_, D> {
         self.device.copy(poly, inner, len)?;
         self.device.axpy(-1.0, u, inner, len)?;
         self.device.axpy(1.0, u, poly, len)?;
-        self.device.lu_factor(inner, n)?;
+        self.device.lu_factor(inner, n, Pivoting::Partial)?;
         match self.device.lu_solve(poly, n, self.out) {
             Ok(()) => Ok(true),
             Err(DeviceError::Singular) => Ok(false),

@@ -286,7 +286,7 @@ fn undefined_is_nan(
     match value {
         Ok(value) => Ok(value),
         Err(ExecError::Eval(
-            crate::interp::EvalError::NonPositiveDet { .. }
+            crate::interp::EvalError::LogdetDomain { .. }
             | crate::interp::EvalError::Singular { .. },
         )) => {
             values.iter_mut().for_each(|v| v.fill(f64::NAN));

@@ -16,7 +16,7 @@ use super::device::{
 };
 use super::exec::{eval_stored, ExecError};
 use super::plan::{LaunchOperand, Memory, Precision};
-use crate::linalg;
+use crate::linalg::{self, NonPositiveMinor, Pivoting};
 use ndarray::{Array2, ArrayView2};
 use std::collections::HashMap;
 
@@ -290,14 +290,14 @@ impl Device for ReferenceDevice {
         Ok(x.iter().zip(y).map(|(x, y)| x * y).sum())
     }
 
-    fn lu_factor(&mut self, a: DevPtr, n: usize) -> DeviceResult<()> {
-        self.lu = Some(linalg::Lu::factor(self.slice(a, n * n)?, n));
+    fn lu_factor(&mut self, a: DevPtr, n: usize, pivoting: Pivoting) -> DeviceResult<()> {
+        self.lu = Some(linalg::Lu::factor(self.slice(a, n * n)?, n, pivoting));
         self.factorizations += 1;
         Ok(())
     }
 
-    fn lu_sign_logdet(&mut self) -> DeviceResult<(f64, f64)> {
-        Ok(self.factors()?.sign_logabs_det())
+    fn lu_logdet(&mut self) -> DeviceResult<Result<f64, NonPositiveMinor>> {
+        Ok(self.factors()?.logdet())
     }
 
     fn lu_inverse(&mut self, out: DevPtr) -> DeviceResult<()> {

@@ -6,7 +6,7 @@
 //! allocates nothing (the `expm` kernel keeps one workspace per thread, as the LU kernels keep
 //! their factorization). Products go through faer's matrix product.
 
-use super::lu::Lu;
+use super::lu::{Lu, Pivoting};
 use faer::{Accum, MatMut, MatRef, Par};
 
 /// θ₁₃: the largest ‖A‖₁ for which the degree-13 Padé approximant is accurate to double
@@ -326,7 +326,9 @@ impl PadeSteps for HostPade<'_> {
         for (o, (v, u)) in self.out.iter_mut().zip(poly.iter().zip(u.iter())) {
             *o = v + u;
         }
-        self.w.lu.refactor(&self.w.matrices[Inner as usize], self.n);
+        self.w
+            .lu
+            .refactor(&self.w.matrices[Inner as usize], self.n, Pivoting::Partial);
         Ok(self.w.lu.solve_in_place(self.out, self.n).is_ok())
     }
 

@@ -1,5 +1,6 @@
-//! LU factorization with partial pivoting, `P A = L U`, of row-major dense matrices, and what is
-//! built on it: the sign and log-magnitude of the determinant, solves, the inverse.
+//! LU factorization, `P A = L U`, of row-major dense matrices, with partial pivoting or without
+//! (`P = I`), and what is built on it: solves, the inverse, and — without pivoting — the
+//! log-determinant over the matrices whose leading principal minors are all positive.
 //!
 //! Blocked and right-looking (LAPACK's `getrf` order): each panel of `block_size(n)` columns is
 //! factored in a column-major copy (contiguous pivot searches and column updates), the block row
@@ -26,10 +27,29 @@ fn block_size(n: usize) -> usize {
     }
 }
 
+/// Whether [`Lu`] interchanges rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pivoting {
+    /// Partial pivoting (the largest entry of the column): stable for every nonsingular matrix.
+    Partial,
+    /// None (`P = I`): the k-th pivot is the ratio of the leading principal minors of orders k
+    /// and k − 1. Stable on the domain of [`Lu::logdet`] that matters — symmetric positive
+    /// definite matrices and nonsingular M-matrices (their factors need no interchanges).
+    None,
+}
+
+/// The first leading principal minor of a matrix that is not positive (its order, 1-based):
+/// the matrix is outside the domain of [`Lu::logdet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NonPositiveMinor {
+    pub order: usize,
+}
+
 /// `P A = L U` of a square matrix: L unit lower triangular (below the diagonal of `factors`), U
 /// upper triangular (on and above it).
 pub struct Lu {
     n: usize,
+    pivoting: Pivoting,
     factors: Vec<f64>,
     /// P as LAPACK's row interchanges: step k swapped rows k and `swaps[k]`.
     swaps: Vec<usize>,
@@ -50,6 +70,7 @@ impl Lu {
     pub const fn new() -> Lu {
         Lu {
             n: 0,
+            pivoting: Pivoting::Partial,
             factors: Vec::new(),
             swaps: Vec::new(),
             perm_sign: 1.0,
@@ -58,24 +79,32 @@ impl Lu {
     }
 
     /// Factorizes the row-major `n × n` matrix `a`. Never fails; see [`Lu::is_singular`].
-    pub fn factor(a: &[f64], n: usize) -> Lu {
+    pub fn factor(a: &[f64], n: usize, pivoting: Pivoting) -> Lu {
         let mut lu = Lu::new();
-        lu.refactor(a, n);
+        lu.refactor(a, n, pivoting);
         lu
     }
 
     /// Replaces this factorization by that of the row-major `n × n` matrix `a`, reusing its
     /// allocations (no allocation when `n` is at most the largest size factored before).
-    pub fn refactor(&mut self, a: &[f64], n: usize) {
+    pub fn refactor(&mut self, a: &[f64], n: usize, pivoting: Pivoting) {
         assert_eq!(a.len(), n * n, "LU needs a square matrix");
         self.n = n;
+        self.pivoting = pivoting;
         self.factors.clear();
         self.factors.extend_from_slice(a);
         self.swaps.clear();
         self.swaps.extend(0..n);
         let panel_len = n * block_size(n).min(n);
         self.panel.resize(panel_len, 0.0);
-        factor_in_place(&mut self.factors, n, &mut self.swaps, &mut self.panel);
+        let pivot = pivoting == Pivoting::Partial;
+        factor_in_place(
+            &mut self.factors,
+            n,
+            &mut self.swaps,
+            &mut self.panel,
+            pivot,
+        );
         let exchanges = self
             .swaps
             .iter()
@@ -107,18 +136,25 @@ impl Lu {
         self.pivots().any(|p| !p.is_finite() || p.abs() <= tol)
     }
 
-    /// The sign of det A (−1, 0 or +1) and log |det A| (−∞ when singular).
-    pub fn sign_logabs_det(&self) -> (f64, f64) {
-        let mut sign = self.perm_sign;
-        let mut log_abs = 0.0;
-        for p in self.pivots() {
-            if p == 0.0 {
-                return (0.0, f64::NEG_INFINITY);
+    /// log det A where every leading principal minor of A is positive — by Sylvester's criterion,
+    /// a symmetric A that is positive definite; for a Z-matrix (such as `sI − W∘W`), a nonsingular
+    /// M-matrix —, else the first minor that is not. Needs a factorization without pivoting,
+    /// whose pivots are the ratios of consecutive minors.
+    pub fn logdet(&self) -> Result<f64, NonPositiveMinor> {
+        assert_eq!(
+            self.pivoting,
+            Pivoting::None,
+            "the leading minors need an unpivoted factorization"
+        );
+        let mut sum = 0.0;
+        for (k, p) in self.pivots().enumerate() {
+            // `!(p > 0)` also catches NaN.
+            if !(p > 0.0) {
+                return Err(NonPositiveMinor { order: k + 1 });
             }
-            sign *= p.signum();
-            log_abs += p.abs().ln();
+            sum += p.ln();
         }
-        (sign, log_abs)
+        Ok(sum)
     }
 
     /// Overwrites the row-major `n × m` matrix `b` with `A⁻¹ b`.
@@ -179,9 +215,10 @@ fn axpy<const FMA: bool>(y: &mut [f64], a: f64, x: &[f64]) {
 }
 
 /// Factorizes the row-major `n × n` matrix in `a` in place, writing the row interchanges to
-/// `swaps` (step j swaps rows j and `swaps[j]`); `panel` holds at least `n · block_size(n)` f64.
-fn factor_in_place(a: &mut [f64], n: usize, swaps: &mut [usize], panel: &mut [f64]) {
-    dispatch_fma!(factor_blocked(a: &mut [f64], n: usize, swaps: &mut [usize], panel: &mut [f64]) -> ())
+/// `swaps` (step j swaps rows j and `swaps[j]`; none without `pivot`); `panel` holds at least
+/// `n · block_size(n)` f64.
+fn factor_in_place(a: &mut [f64], n: usize, swaps: &mut [usize], panel: &mut [f64], pivot: bool) {
+    dispatch_fma!(factor_blocked(a: &mut [f64], n: usize, swaps: &mut [usize], panel: &mut [f64], pivot: bool) -> ())
 }
 
 #[inline(always)]
@@ -190,6 +227,7 @@ fn factor_blocked<const FMA: bool>(
     n: usize,
     swaps: &mut [usize],
     panel: &mut [f64],
+    pivot: bool,
 ) {
     let width = block_size(n);
     for k0 in (0..n).step_by(width) {
@@ -210,7 +248,7 @@ fn factor_blocked<const FMA: bool>(
             let column = &p[jj * rows..(jj + 1) * rows];
             let mut pivot_at = jj;
             let mut largest = column[jj].abs();
-            for (r, v) in column.iter().enumerate().skip(jj + 1) {
+            for (r, v) in column.iter().enumerate().skip(jj + 1).filter(|_| pivot) {
                 // NaN never wins, so a NaN pivot only comes from an all-NaN column.
                 if v.abs() > largest {
                     (pivot_at, largest) = (r, v.abs());
@@ -437,8 +475,8 @@ mod tests {
         ) {
             let a = matrix(n, &entries, shift);
             // Reusing the allocations of another size's factorization, as the kernels do.
-            let mut lu = Lu::factor(&matrix(other, &entries, 1), other);
-            lu.refactor(&a, n);
+            let mut lu = Lu::factor(&matrix(other, &entries, 1), other, Pivoting::Partial);
+            lu.refactor(&a, n, Pivoting::Partial);
             prop_assert!(inverse_error(&lu, &a, n) < 1e-12);
             let b = &rhs[..n * m];
             let mut x = b.to_vec();
@@ -458,7 +496,7 @@ mod tests {
             .map(|i| ((i * 7919 % 1009) as f64 / 1009.0) - 0.5)
             .collect();
         let a = matrix(n, &entries, 5);
-        let lu = Lu::factor(&a, n);
+        let lu = Lu::factor(&a, n, Pivoting::Partial);
         let error = inverse_error(&lu, &a, n);
         assert!(error < 1e-12, "max |A A⁻¹ − I| = {error:e}");
         assert!(
@@ -468,20 +506,79 @@ mod tests {
     }
 
     #[test]
-    fn determinant_of_a_permuted_triangular_matrix() {
-        // Rows of an upper triangular matrix with diagonal 1..=40, cyclically shifted by one
-        // row: det = (−1)^39 · 40!, so log|det| = ln 40! and the sign is −1.
+    fn logdet_of_a_triangular_matrix_and_its_first_nonpositive_minor() {
+        // Upper triangular with diagonal 1..=40: the minors are k!, so log det = ln 40!. Making
+        // the diagonal entry 30 negative makes the minors from order 30 on negative (det < 0);
+        // making entry 31 negative as well gives det > 0, still outside the domain from order 30.
         let n = 40;
         let mut a = vec![0.0; n * n];
         for i in 0..n {
             for j in i..n {
-                a[((i + 1) % n) * n + j] = if i == j { (i + 1) as f64 } else { 0.5 };
+                a[i * n + j] = if i == j { (i + 1) as f64 } else { 0.5 };
             }
         }
-        let (sign, log_abs) = Lu::factor(&a, n).sign_logabs_det();
         let ln_factorial: f64 = (1..=n).map(|k| (k as f64).ln()).sum();
-        assert_eq!(sign, -1.0);
-        assert!((log_abs - ln_factorial).abs() < 1e-12 * ln_factorial);
+        let logdet = Lu::factor(&a, n, Pivoting::None).logdet().unwrap();
+        assert!((logdet - ln_factorial).abs() < 1e-12 * ln_factorial);
+        a[29 * n + 29] = -30.0;
+        let outside = Lu::factor(&a, n, Pivoting::None).logdet();
+        assert_eq!(outside, Err(NonPositiveMinor { order: 30 }));
+        a[30 * n + 30] = -31.0;
+        let outside = Lu::factor(&a, n, Pivoting::None).logdet();
+        assert_eq!(outside, Err(NonPositiveMinor { order: 30 }));
+    }
+
+    #[test]
+    fn leading_minors_decide_the_domain_not_the_determinant() {
+        // Symmetric with eigenvalues 3 and −1 (det −3) and diag(−1, −2) (det 2, both negative
+        // definite): neither is positive definite. [[0, 1], [−1, 0]] has det 1 but a zero first
+        // minor. A 3 × 3 M-matrix 2I − B (B ≥ 0, ρ(B) < 2) is inside, with its log det exact.
+        for (a, n, order) in [
+            (vec![1.0, 2.0, 2.0, 1.0], 2, 2),
+            (vec![-1.0, 0.0, 0.0, -2.0], 2, 1),
+            (vec![0.0, 1.0, -1.0, 0.0], 2, 1),
+        ] {
+            let lu = Lu::factor(&a, n, Pivoting::None);
+            assert_eq!(lu.logdet(), Err(NonPositiveMinor { order }));
+        }
+        let m = [2.0, -1.0, 0.0, 0.0, 2.0, -1.0, -1.0, 0.0, 2.0];
+        // det = 8 − 1 = 7 (expansion along the first row: 2·4 + 1·(0 − 1)).
+        let logdet = Lu::factor(&m, 3, Pivoting::None).logdet().unwrap();
+        assert!((logdet - 7f64.ln()).abs() < 1e-15);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        #[test]
+        fn unpivoted_factors_of_positive_definite_matrices_invert_them(
+            n in 1usize..70,
+            entries in prop::collection::vec(-1.0f64..1.0, 70 * 70),
+        ) {
+            // A = B Bᵀ + I is symmetric positive definite: inside the domain, log det A equals
+            // the sum of the logs of its Cholesky diagonal squared, and the inverse is accurate.
+            let b = &entries[..n * n];
+            let mut a = vec![0.0; n * n];
+            for i in 0..n {
+                for j in 0..n {
+                    a[i * n + j] = (0..n).map(|k| b[i * n + k] * b[j * n + k]).sum::<f64>()
+                        + if i == j { 1.0 } else { 0.0 };
+                }
+            }
+            let lu = Lu::factor(&a, n, Pivoting::None);
+            prop_assert!(inverse_error(&lu, &a, n) < 1e-10);
+            let mut chol = vec![0.0; n * n];
+            for j in 0..n {
+                let d = a[j * n + j] - (0..j).map(|k| chol[j * n + k] * chol[j * n + k]).sum::<f64>();
+                chol[j * n + j] = d.sqrt();
+                for i in j + 1..n {
+                    let s = a[i * n + j] - (0..j).map(|k| chol[i * n + k] * chol[j * n + k]).sum::<f64>();
+                    chol[i * n + j] = s / chol[j * n + j];
+                }
+            }
+            let expected: f64 = (0..n).map(|j| 2.0 * chol[j * n + j].ln()).sum();
+            let logdet = lu.logdet().unwrap();
+            prop_assert!((logdet - expected).abs() < 1e-10 * (1.0 + expected.abs()), "{logdet} vs {expected}");
+        }
     }
 
     #[test]
@@ -490,7 +587,7 @@ mod tests {
         let mut a: Vec<f64> = (0..n * n).map(|k| ((k * 7) % 11) as f64).collect();
         let (first, second) = a.split_at_mut(n);
         second[..n].copy_from_slice(first); // two equal rows
-        let lu = Lu::factor(&a, n);
+        let lu = Lu::factor(&a, n, Pivoting::Partial);
         assert!(lu.is_singular());
         assert_eq!(
             lu.inverse_into(&mut vec![0.0; n * n]),
@@ -501,6 +598,6 @@ mod tests {
         let mut nan = vec![0.0; 4];
         nan[0] = f64::NAN;
         nan[3] = 1.0;
-        assert!(Lu::factor(&nan, 2).is_singular());
+        assert!(Lu::factor(&nan, 2, Pivoting::Partial).is_singular());
     }
 }

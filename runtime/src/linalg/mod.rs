@@ -14,7 +14,7 @@ use std::fmt;
 mod expm;
 mod lu;
 pub use expm::{expm_into, scaling_and_squaring, ExpmWork, PadeMatrix, PadeSteps, PADE_MATRICES};
-pub use lu::Lu;
+pub use lu::{Lu, NonPositiveMinor, Pivoting};
 
 /// Why a kernel could not produce a result.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,7 +49,7 @@ fn row_major(a: ArrayView2<f64>) -> Vec<f64> {
 /// The LU factors of a square ndarray matrix.
 fn factor(a: ArrayView2<f64>) -> Lu {
     assert_eq!(a.nrows(), a.ncols(), "LU needs a square matrix");
-    Lu::factor(&row_major(a), a.nrows())
+    Lu::factor(&row_major(a), a.nrows(), Pivoting::Partial)
 }
 
 /// `A⁻¹ B` for a square `a` and a matrix `b` with as many rows.
@@ -66,9 +66,10 @@ pub fn inv(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
     Ok(Array2::from_shape_vec(a.raw_dim(), x).expect("same shape as a"))
 }
 
-/// The sign of det A (−1, 0 or +1) and log |det A|.
-pub fn sign_logdet(a: ArrayView2<f64>) -> (f64, f64) {
-    factor(a).sign_logabs_det()
+/// log det A where every leading principal minor of A is positive ([`Lu::logdet`]).
+pub fn logdet(a: ArrayView2<f64>) -> Result<f64, NonPositiveMinor> {
+    assert_eq!(a.nrows(), a.ncols(), "logdet needs a square matrix");
+    Lu::factor(&row_major(a), a.nrows(), Pivoting::None).logdet()
 }
 
 /// The matrix exponential: a Padé approximant of degree 3 to 9 when ‖A‖₁ is small, else scale by
@@ -189,7 +190,7 @@ mod tests {
     fn singular_matrix_is_reported() {
         let a = array![[1.0, 2.0], [2.0, 4.0]];
         assert_eq!(inv(a.view()), Err(LinalgError::Singular));
-        assert_eq!(sign_logdet(a.view()).0, 0.0);
+        assert_eq!(logdet(a.view()), Err(NonPositiveMinor { order: 2 }));
     }
 
     #[test]
@@ -201,11 +202,10 @@ mod tests {
     }
 
     #[test]
-    fn logdet_sign_follows_row_swaps() {
-        // det [[0, 2], [3, 0]] = −6.
-        let (sign, log_abs) = sign_logdet(array![[0.0, 2.0], [3.0, 0.0]].view());
-        assert_eq!(sign, -1.0);
-        assert!((log_abs - 6f64.ln()).abs() < 1e-15);
+    fn logdet_of_a_positive_definite_matrix() {
+        // det [[4, 2], [2, 3]] = 8; its minors 4 and 8 are positive.
+        let value = logdet(array![[4.0, 2.0], [2.0, 3.0]].view()).unwrap();
+        assert!((value - 8f64.ln()).abs() < 1e-15);
     }
 
     #[test]

@@ -39,7 +39,7 @@ use super::{
     dot, small_relative_decrease, Callback, Control, IterInfo, LbfgsOptions, Problem, Report,
     Status,
 };
-use crate::linalg::Lu;
+use crate::linalg::{Lu, Pivoting};
 use ndarray::{Array1, Array2, ArrayView1, ArrayViewMut1, ShapeBuilder};
 use std::collections::VecDeque;
 
@@ -237,7 +237,7 @@ impl CompactMemory {
             }
         }
         let mut middle = vec![0.0; w * w];
-        match Lu::factor(&a, w).inverse_into(&mut middle) {
+        match Lu::factor(&a, w, Pivoting::Partial).inverse_into(&mut middle) {
             Ok(()) => {
                 self.middle = middle;
                 self.middle_inverse = a;
@@ -418,7 +418,9 @@ fn subspace_point(
         .map(|(m, a)| m - a / theta)
         .collect();
     let mut v = rhs.to_vec();
-    Lu::factor(&system, width).solve_in_place(&mut v, 1).ok()?;
+    Lu::factor(&system, width, Pivoting::Partial)
+        .solve_in_place(&mut v, 1)
+        .ok()?;
     let step: Vec<f64> = (reduced / -theta - wz.dot(&Array1::from(v)) / (theta * theta)).to_vec();
     // L-BFGS-B 3.0: the projected subspace point, if no bound cuts it or it is still a
     // descent direction from x.

@@ -4,7 +4,8 @@
 //! Backtracking increases the local Lipschitz estimate L by `eta` until
 //! f(x) ≤ f(y) + ∇f(y)ᵀ(x − y) + (L/2)‖x − y‖², with x = prox_{r/L}(y − ∇f(y)/L).
 //! Optional adaptive restart (O'Donoghue & Candès, gradient scheme) resets the momentum when
-//! (y − x)ᵀ(x − x_prev) > 0. The optimality measure is the gradient mapping ‖L(y − x)‖∞.
+//! (y − x)ᵀ(x − x_prev) > 0; so does an extrapolated point where f is undefined (outside the
+//! domain of a `logdet`). The optimality measure is the gradient mapping ‖L(y − x)‖∞.
 //! The returned point is the best one seen (FISTA is not monotone). Written over
 //! [`ProxVectors`]: the iterates live in host memory or on a device.
 
@@ -154,8 +155,16 @@ pub fn proximal_gradient_in(
     if best_value.is_nan() {
         return finish(v, Status::Diverged, 0, best_value, optimality);
     }
+    // Whether y was extrapolated past x (momentum), and so may lie outside f's domain.
+    let mut extrapolated = false;
     for iter in 1..=opts.max_iter {
-        let fy = v.value_grad(y, gy);
+        let mut fy = v.value_grad(y, gy);
+        if !fy.is_finite() && extrapolated {
+            // The momentum left f's domain (e.g. a logdet's) though x is inside: restart at x.
+            v.copy(x, y);
+            t = 1.0;
+            fy = v.value_grad(y, gy);
+        }
         if !fy.is_finite() {
             return finish(v, Status::Diverged, iter - 1, best_value, optimality);
         }
@@ -196,6 +205,7 @@ pub fn proximal_gradient_in(
         // (y − x₊)·(x₊ − x) > 0: the momentum points uphill.
         let restart = opts.restart && v.dot(diff, change) < 0.0;
         v.copy(x_next, y);
+        extrapolated = opts.accelerated && !restart && t > 1.0;
         if !opts.accelerated || restart {
             t = 1.0;
         } else {
