@@ -207,6 +207,7 @@ impl<'a> Lowerer<'a> {
                     let set = match set {
                         SetExpr::Nonneg => ir::SetKind::Nonneg,
                         SetExpr::Simplex => ir::SetKind::Simplex,
+                        SetExpr::Symmetric => ir::SetKind::Symmetric,
                         SetExpr::Box { lower, upper } => ir::SetKind::Box {
                             lower: self.expr(lower, &top)?,
                             upper: self.expr(upper, &top)?,

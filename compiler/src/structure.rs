@@ -30,6 +30,9 @@ pub struct ProxTerm {
     pub var: InputId,
     /// A scalar node of stage ≤ Param, or `None` for weight 1.
     pub weight: Option<NodeId>,
+    /// For a weighted L1 norm `norm1(M .* x)`, the tensor M (stage ≤ Param) that broadcasts to
+    /// x's shape: entry i weighs |Mᵢ| (times `weight`).
+    pub entries: Option<NodeId>,
     /// The term's node in the objective.
     pub node: NodeId,
 }
@@ -89,6 +92,8 @@ pub fn projection(p: &Program, index: usize) -> Option<Projection> {
         ConstraintKind::In(crate::ir::SetKind::Box { lower, upper }) => {
             (c.node, vec![*lower, *upper], None)
         }
+        // A symmetric matrix in a loop (a slice of a 3-tensor) is not a line: no projection.
+        ConstraintKind::In(crate::ir::SetKind::Symmetric) if !c.ranges.is_empty() => return None,
         ConstraintKind::In(_) => (c.node, Vec::new(), None),
         ConstraintKind::Card { bound } => (c.node, vec![*bound], None),
         ConstraintKind::Le => {
@@ -248,18 +253,20 @@ pub fn analyze(program: &Program) -> Structure {
 }
 
 /// Whether constraint `index` is a norm ball of a variable that a projection enforces exactly
-/// with the variable's other constraints: none but `in nonneg`, and declared bounds `>= 0` at
-/// most (other combinations stay inequalities).
+/// with the variable's other constraints: none but `in nonneg` (and `in symmetric` for a ball of
+/// the whole matrix), and declared bounds `>= 0` at most (other combinations stay inequalities).
 fn projected_ball(p: &Program, index: usize) -> bool {
-    let Some(Projection { var, .. }) = projection(p, index) else {
+    let Some(Projection { var, lines, .. }) = projection(p, index) else {
         return false;
     };
+    let whole = lines.is_none();
     let input = p.input(var);
     let zero = |n: NodeId| p.graph.const_value(n) == Some(0.0);
     let bounds_fit = input.upper.is_none() && input.lower.is_none_or(zero);
     let alone = (0..p.constraints.len()).filter(|&j| j != index).all(|j| {
         let other = &p.constraints[j];
         other.kind == ConstraintKind::In(crate::ir::SetKind::Nonneg)
+            || (whole && other.kind == ConstraintKind::In(crate::ir::SetKind::Symmetric))
             || projection(p, j).is_none_or(|o| o.var != var)
     });
     bounds_fit && alone
@@ -311,11 +318,12 @@ fn prox_term(p: &Program, node: NodeId) -> Option<ProxTerm> {
     if let (Op::Binary(BinaryOp::Mul), [a, b]) = (&n.op, n.args.as_slice()) {
         for (weight, rest) in [(*a, *b), (*b, *a)] {
             if scalar(p, weight) && p.graph.stage(weight) <= Stage::Param {
-                if let Some((kind, var)) = atom_of_var(p, rest) {
+                if let Some((kind, var, entries)) = atom_of_var(p, rest) {
                     return Some(ProxTerm {
                         kind,
                         var,
                         weight: Some(weight),
+                        entries,
                         node,
                     });
                 }
@@ -323,16 +331,19 @@ fn prox_term(p: &Program, node: NodeId) -> Option<ProxTerm> {
         }
         return None;
     }
-    atom_of_var(p, node).map(|(kind, var)| ProxTerm {
+    atom_of_var(p, node).map(|(kind, var, entries)| ProxTerm {
         kind,
         var,
         weight: None,
+        entries,
         node,
     })
 }
 
-/// `(kind, x)` when `node` is a prox atom of the variable `x`.
-fn atom_of_var(p: &Program, node: NodeId) -> Option<(ProxKind, InputId)> {
+/// `(kind, x, entries)` when `node` is a prox atom of the variable `x`: `entries` is the M of a
+/// weighted L1 norm `sum(abs(M .* x))` (either factor order), M of stage ≤ Param and the
+/// product of x's shape.
+fn atom_of_var(p: &Program, node: NodeId) -> Option<(ProxKind, InputId, Option<NodeId>)> {
     let op_args = |id: NodeId| {
         let n = p.graph.node(id);
         (&n.op, n.args.as_slice())
@@ -341,10 +352,22 @@ fn atom_of_var(p: &Program, node: NodeId) -> Option<(ProxKind, InputId)> {
         Op::Input(i) if p.input(i).kind == InputKind::Var => Some(i),
         _ => None,
     };
+    let weighted = |product: NodeId| {
+        let (Op::Binary(BinaryOp::Mul), [a, b]) = op_args(product) else {
+            return None;
+        };
+        [(*a, *b), (*b, *a)].into_iter().find_map(|(m, x)| {
+            let v = var(x)?;
+            (p.graph.stage(m) <= Stage::Param && p.graph.shape(product) == p.graph.shape(x))
+                .then_some((ProxKind::L1, v, Some(m)))
+        })
+    };
     match op_args(node) {
-        (Op::NuclearNorm, [x]) => var(*x).map(|v| (ProxKind::Nuclear, v)),
+        (Op::NuclearNorm, [x]) => var(*x).map(|v| (ProxKind::Nuclear, v, None)),
         (Op::Sum { axis: None }, [inner]) => match op_args(*inner) {
-            (Op::Unary(UnaryOp::Abs), [x]) => var(*x).map(|v| (ProxKind::L1, v)),
+            (Op::Unary(UnaryOp::Abs), [x]) => var(*x)
+                .map(|v| (ProxKind::L1, v, None))
+                .or_else(|| weighted(*x)),
             (Op::Unary(UnaryOp::Sqrt), [sums]) => {
                 let (Op::Sum { axis: Some(axis) }, [squares]) = op_args(*sums) else {
                     return None;
@@ -356,7 +379,7 @@ fn atom_of_var(p: &Program, node: NodeId) -> Option<(ProxKind, InputId)> {
                     _ => return None,
                 };
                 let v = var(x)?;
-                (p.graph.shape(x).len() == 2).then_some((kind, v))
+                (p.graph.shape(x).len() == 2).then_some((kind, v, None))
             }
             _ => None,
         },

@@ -649,6 +649,12 @@ impl Model {
                     let neg = x.iter().fold(0.0f64, |m, v| m.max(-v));
                     neg.max((x.sum() - 1.0).abs())
                 }
+                ConstraintKind::In(SetKind::Symmetric) => {
+                    let t = x.view().reversed_axes();
+                    x.iter()
+                        .zip(t.iter())
+                        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+                }
                 ConstraintKind::In(SetKind::Box { .. }) => {
                     let (lo, hi) = (scalar(&v[1]), scalar(&v[2]));
                     x.iter().fold(0.0f64, |m, v| m.max(lo - v).max(v - hi))

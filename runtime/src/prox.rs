@@ -253,6 +253,38 @@ impl Set {
     }
 }
 
+/// An `n × n` variable's slot of the flat vector (at `offset`) constrained to be symmetric
+/// (`X in symmetric`). Its projection, (V + Vᵀ)/2, comes first in a prox: for a symmetric X,
+/// ½‖X − V‖² = ½‖X − (V + Vᵀ)/2‖² + const, and soft-thresholding, clamping and norm-ball
+/// projections keep a symmetric point symmetric when their weights and bounds are symmetric, so
+/// the composition is the exact prox.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SymmetricSlot {
+    pub offset: usize,
+    pub n: usize,
+}
+
+impl SymmetricSlot {
+    /// The flat indices of the entries (i, j) and (j, i) for i < j.
+    fn pairs(&self) -> impl Iterator<Item = (usize, usize)> {
+        let (offset, n) = (self.offset, self.n);
+        (0..n).flat_map(move |i| (i + 1..n).map(move |j| (offset + i * n + j, offset + j * n + i)))
+    }
+
+    /// Replaces the slot of `x` by its symmetric part.
+    pub fn symmetrize(&self, x: &mut [f64]) {
+        for (a, b) in self.pairs() {
+            let mean = 0.5 * (x[a] + x[b]);
+            (x[a], x[b]) = (mean, mean);
+        }
+    }
+
+    /// Whether `w` (indexed as the flat vector) is symmetric on the slot.
+    pub fn is_symmetric(&self, w: &[f64]) -> bool {
+        self.pairs().all(|(a, b)| w[a] == w[b])
+    }
+}
+
 /// A projection of a variable's slot of the flat vector (`offset`, row-major `shape`) onto `set`:
 /// the whole slot, or each of its lines along `lines` (1: the columns of a matrix, 0: its rows).
 /// With a `support` (entries of the slot, for a whole slot), onto the points of the set that

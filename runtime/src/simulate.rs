@@ -375,3 +375,62 @@ pub fn portfolio(periods: usize, assets: usize, seed: u64) -> Array2<f64> {
     }
     returns
 }
+
+/// Gaussian graphical model: a sparse precision matrix Θ (p × p) on an Erdős–Rényi graph with
+/// about `edges` edges — off-diagonal entries U(±[0.4, 0.8]) on the edges, each diagonal entry
+/// the sum of its row's magnitudes plus 0.5, so Θ is strictly diagonally dominant, hence positive
+/// definite —, n samples x ~ N(0, Θ⁻¹) (x = L⁻ᵀz for Θ = LLᵀ and z ~ N(0, I)) and their second
+/// moment S = XᵀX / n (the covariance estimate for a known zero mean). Returns (X, S, Θ).
+pub fn ggm(n: usize, p: usize, edges: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array2<f64>) {
+    let mut rng = Rng::new(seed);
+    let mut theta = Array2::<f64>::zeros((p, p));
+    let chance = if p < 2 {
+        0.0
+    } else {
+        (2.0 * edges as f64 / (p * p - p) as f64).min(1.0)
+    };
+    for i in 0..p {
+        for j in i + 1..p {
+            if rng.uniform() < chance {
+                let magnitude = rng.uniform_range(0.4, 0.8);
+                let w = if rng.uniform() < 0.5 {
+                    -magnitude
+                } else {
+                    magnitude
+                };
+                theta[[i, j]] = w;
+                theta[[j, i]] = w;
+            }
+        }
+    }
+    for i in 0..p {
+        theta[[i, i]] = theta.row(i).iter().map(|v| v.abs()).sum::<f64>() + 0.5;
+    }
+    let lower = cholesky(&theta);
+    let mut x = Array2::<f64>::zeros((n, p));
+    for mut row in x.rows_mut() {
+        // Lᵀx = z by back substitution.
+        let z: Vec<f64> = (0..p).map(|_| rng.normal()).collect();
+        for i in (0..p).rev() {
+            let later: f64 = (i + 1..p).map(|k| lower[[k, i]] * row[k]).sum();
+            row[i] = (z[i] - later) / lower[[i, i]];
+        }
+    }
+    let s = x.t().dot(&x) / n.max(1) as f64;
+    (x, s, theta)
+}
+
+/// The lower-triangular L with A = LLᵀ of a symmetric positive definite A.
+fn cholesky(a: &Array2<f64>) -> Array2<f64> {
+    let p = a.nrows();
+    let mut l = Array2::<f64>::zeros((p, p));
+    for j in 0..p {
+        let diagonal = a[[j, j]] - (0..j).map(|k| l[[j, k]] * l[[j, k]]).sum::<f64>();
+        l[[j, j]] = diagonal.sqrt();
+        for i in j + 1..p {
+            let s = a[[i, j]] - (0..j).map(|k| l[[i, k]] * l[[j, k]]).sum::<f64>();
+            l[[i, j]] = s / l[[j, j]];
+        }
+    }
+    l
+}

@@ -641,3 +641,34 @@ fn sets_whose_bounds_are_read_at_the_loop_index_are_inequalities() {
     assert_close(&w, &[0.6, 0.8, 0.3, 0.4, 0.5, 0.0], 1e-7);
     assert!(violations[0] <= 1e-8, "{violations:?}");
 }
+
+#[test]
+fn a_symmetric_matrix_with_an_equality_and_a_symmetric_expression() {
+    // min ‖X − Y‖² over symmetric X with trace X = 1: sym(Y) − (tr Y − 1)/3 · I. The symmetry
+    // is the equality X − Xᵀ == 0 (the inner L-BFGS-B cannot project onto it); its multiplier
+    // stays antisymmetric and stationarity 2(X − Y) + α − αᵀ + ν I = 0 fixes it: α = (Y − Yᵀ)/2.
+    let y = [[1.0, 2.0, -1.0], [0.0, 3.0, 4.0], [1.0, 0.0, -2.0]];
+    let source = "var X : real[3, 3] = 0\nlet Y = [[1.0, 2.0, -1.0], [0.0, 3.0, 4.0], [1.0, 0.0, -2.0]]\nminimize sumsq(X - Y)\nsubject to\n  s: X in symmetric\n  t: trace(X) == 1\n";
+    let (x, violations, details) = solve_with_details(source);
+    let shift = (1.0 + 3.0 - 2.0 - 1.0) / 3.0;
+    let expected: Vec<f64> = (0..9)
+        .map(|k| {
+            let (i, j) = (k / 3, k % 3);
+            0.5 * (y[i][j] + y[j][i]) - if i == j { shift } else { 0.0 }
+        })
+        .collect();
+    assert_close(&x, &expected, 1e-6);
+    assert!(violations.iter().all(|v| *v < 1e-8), "{violations:?}");
+    let alpha = details.multipliers(0).unwrap();
+    assert_eq!(alpha.shape(), [3, 3]);
+    let skew: Vec<f64> = (0..9)
+        .map(|k| 0.5 * (y[k / 3][k % 3] - y[k % 3][k / 3]))
+        .collect();
+    assert_close(alpha.as_slice().unwrap(), &skew, 1e-5);
+    // On an expression: X + D symmetric, so X = sym(Y + D) − D.
+    let (x, violations) = solve(
+        "var X : real[2, 2] = 0\nlet Y = [[1.0, 2.0], [0.0, 3.0]]\nlet D = [[0.0, 1.0], [0.0, 0.0]]\nminimize sumsq(X - Y)\nsubject to\n  X + D in symmetric\n",
+    );
+    assert_close(&x, &[1.0, 0.5, 1.5, 3.0], 1e-6);
+    assert!(violations[0] < 1e-8, "{violations:?}");
+}

@@ -727,3 +727,76 @@ fn balls_that_a_projection_would_not_solve_are_inequalities() {
         assert_close(&outcome.report.x, &v.map(|e| e / norm), 1e-6);
     }
 }
+
+#[test]
+fn symmetrizing_a_slot_keeps_the_rest() {
+    // A 2 × 2 slot at offset 1 of a flat vector of 6.
+    let slot = SymmetricSlot { offset: 1, n: 2 };
+    let mut x = [9.0, 1.0, 2.0, 4.0, 3.0, 7.0];
+    slot.symmetrize(&mut x);
+    assert_eq!(x, [9.0, 1.0, 3.0, 3.0, 3.0, 7.0]);
+    assert!(slot.is_symmetric(&x));
+    assert!(!slot.is_symmetric(&[0.0, 1.0, 2.0, 4.0, 3.0, 0.0]));
+}
+
+#[test]
+fn the_nearest_symmetric_matrix_and_with_l1_weights_and_a_ball() {
+    // min ‖X − Y‖² over symmetric X: (Y + Yᵀ)/2.
+    let y = "let Y = [[1.0, 2.0, -1.0], [0.0, 3.0, 4.0], [1.0, 0.0, -2.0]]";
+    let head = format!("var X : real[3, 3] = 0\n{y}\n");
+    let (x, v) = solve(&format!(
+        "{head}minimize sumsq(X - Y)\nsubject to\n  X in symmetric\n"
+    ));
+    let sym = [1.0, 1.0, 0.0, 1.0, 3.0, 2.0, 0.0, 2.0, -2.0];
+    assert_close(&x, &sym, 1e-12);
+    assert_eq!(v, [0.0]);
+    // With 0.5·‖X‖₁ (prox t = 0.25 of sumsq's ½ scale 2): soft-thresholded by 0.25.
+    let (x, _) = solve(&format!(
+        "{head}minimize sumsq(X - Y) + 0.5 * norm1(X)\nsubject to\n  X in symmetric\n"
+    ));
+    let shrunk: Vec<f64> = sym
+        .iter()
+        .map(|v: &f64| v.signum() * (v.abs() - 0.25).max(0.0))
+        .collect();
+    assert_close(&x, &shrunk, 1e-12);
+    // In the L2 ball of radius 1: the symmetric part scaled to norm 1 (‖sym‖ = √24).
+    let (x, v) = solve(&format!(
+        "{head}minimize sumsq(X - Y)\nsubject to\n  X in symmetric\n  norm2(X) <= 1\n"
+    ));
+    let scaled: Vec<f64> = sym.iter().map(|v| v / 24f64.sqrt()).collect();
+    assert_close(&x, &scaled, 1e-9);
+    assert!(v.iter().all(|v| *v < 1e-9), "{v:?}");
+}
+
+#[test]
+fn an_l1_norm_of_a_weighted_variable_is_a_prox_term_with_entry_weights() {
+    // ½‖x − y‖² + ‖m ∘ x‖₁: entry i soft-thresholded by |mᵢ|; 0 weighs nothing.
+    let source = "var x : real[4] = 0\nlet y = [3.0, -3.0, 0.5, -0.2]\nlet m = [1.0, -2.0, 0.0, 1.0]\nminimize 0.5 * sumsq(x - y) + norm1(m .* x)\n";
+    let plan = plan::choose(&model(source).program).unwrap();
+    assert_eq!(plan.method, Method::ProxGrad, "{}", plan.reason);
+    assert_eq!(plan.structure.prox.len(), 1);
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    let (_, outcome) = solve_by(source, Method::ProxGrad);
+    assert_close(&outcome.report.x, &[2.0, -1.0, 0.5, 0.0], 1e-12);
+    // A matrix weight broadcast from a row, times a scalar weight: column j by 0.5·|rⱼ|.
+    let source = "var X : real[2, 2] = 0\nlet Y = [[2.0, 2.0], [-2.0, 1.0]]\nlet r = [1.0, 4.0]\nparam lambda = 0.5\nminimize 0.5 * sumsq(X - Y) + lambda * norm1(X .* r)\n";
+    let (_, outcome) = solve_by(source, Method::ProxGrad);
+    assert_close(&outcome.report.x, &[1.5, 0.0, -1.5, 0.0], 1e-12);
+}
+
+#[test]
+fn symmetric_compositions_that_a_projection_would_not_solve_are_refused() {
+    let base = "var X : real[2, 2] = 0\nlet Y = [[1.0, 2.0], [0.0, 3.0]]\n";
+    // Weights that differ across the diagonal.
+    let weighted = format!(
+        "{base}let M = [[1.0, 2.0], [1.0, 1.0]]\nminimize sumsq(X - Y) + norm1(M .* X)\nsubject to\n  s: X in symmetric\n"
+    );
+    assert!(refusal(&weighted).contains("L1 weights of `X` are not symmetric"));
+    let rows = format!(
+        "{base}minimize sumsq(X - Y)\nsubject to\n  s: X in symmetric\n  for i in 0..2: X[i, :] in simplex\n"
+    );
+    assert!(refusal(&rows).contains("norm ball of the whole matrix only"));
+    let card =
+        format!("{base}minimize sumsq(X - Y)\nsubject to\n  s: X in symmetric\n  card(X) <= 1\n");
+    assert!(refusal(&card).contains("norm ball of the whole matrix only"));
+}

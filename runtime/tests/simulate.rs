@@ -161,3 +161,29 @@ fn example_generators_have_the_documented_structure() {
     let (noise_mean, noise_var) = mean_var(&(&noisy - &curve).to_vec());
     assert!(noise_mean.abs() < 0.04 && (noise_var.sqrt() - 0.5).abs() < 0.03);
 }
+
+#[test]
+fn ggm_samples_have_the_inverse_precision_as_covariance() {
+    // 20 variables, about 20 edges, 40 000 samples: Θ S ≈ I (S → Θ⁻¹ at rate 1/√n).
+    let (x, s, theta) = ggm(40_000, 20, 20, 11);
+    assert_eq!(
+        (x.dim(), s.dim(), theta.dim()),
+        ((40_000, 20), (20, 20), (20, 20))
+    );
+    assert_eq!(theta, theta.t());
+    let edges = theta.iter().filter(|v| **v != 0.0).count() - 20;
+    assert!((20..=60).contains(&edges), "{} edges", edges / 2);
+    for i in 0..20 {
+        let off: f64 = (0..20)
+            .filter(|&j| j != i)
+            .map(|j| theta[[i, j]].abs())
+            .sum();
+        assert_eq!(theta[[i, i]], off + 0.5, "strictly diagonally dominant");
+    }
+    let product = theta.dot(&s);
+    for ((i, j), v) in product.indexed_iter() {
+        let target = if i == j { 1.0 } else { 0.0 };
+        assert!((v - target).abs() < 0.05, "(Θ S)[{i}, {j}] = {v}");
+    }
+    assert_eq!(ggm(50, 5, 4, 3), ggm(50, 5, 4, 3), "seeded");
+}

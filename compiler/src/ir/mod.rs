@@ -550,6 +550,8 @@ pub struct Objective {
 pub enum SetKind {
     Nonneg,
     Simplex,
+    /// A square matrix equal to its transpose.
+    Symmetric,
     /// `box(lo, hi)` with scalar nodes.
     Box {
         lower: NodeId,

@@ -216,6 +216,7 @@ pub fn print_program(p: &Program) -> String {
             ConstraintKind::Le => format!("{} <= 0", c.node),
             ConstraintKind::In(SetKind::Nonneg) => format!("{} in nonneg", c.node),
             ConstraintKind::In(SetKind::Simplex) => format!("{} in simplex", c.node),
+            ConstraintKind::In(SetKind::Symmetric) => format!("{} in symmetric", c.node),
             ConstraintKind::In(SetKind::Box { lower, upper }) => {
                 format!("{} in box({lower}, {upper})", c.node)
             }

@@ -2032,7 +2032,7 @@ impl Checker {
     }
 
     fn set(&mut self, set: &Expr, x: &TExpr) -> Option<SetExpr> {
-        let known = "`nonneg`, `simplex` or `box(lo, hi)`";
+        let known = "`nonneg`, `simplex`, `symmetric` or `box(lo, hi)`";
         match &set.kind {
             ExprKind::Name(n) if n == "nonneg" => Some(SetExpr::Nonneg),
             ExprKind::Name(n) if n == "simplex" => {
@@ -2051,6 +2051,10 @@ impl Checker {
                     return None;
                 }
                 Some(SetExpr::Simplex)
+            }
+            ExprKind::Name(n) if n == "symmetric" => {
+                self.need_square(x, "symmetric")?;
+                Some(SetExpr::Symmetric)
             }
             ExprKind::Call { func, args } if func.name == "box" => {
                 let params = [("lo".to_string(), false), ("hi".to_string(), false)];
@@ -2087,7 +2091,7 @@ impl Checker {
                 };
                 let mut d = Diagnostic::error("E0170", format!("unknown set `{name}`"))
                     .with_primary(set.span, "not a set");
-                d = match suggest(&name, ["nonneg", "simplex", "box"].into_iter()) {
+                d = match suggest(&name, ["nonneg", "simplex", "symmetric", "box"].into_iter()) {
                     Some(s) => d.with_hint(format!("did you mean `{s}`? Known sets: {known}")),
                     None => d.with_hint(format!("known sets: {known}")),
                 };

@@ -178,6 +178,8 @@ pub enum ConstraintKind {
 pub enum SetExpr {
     Nonneg,
     Simplex,
+    /// A square matrix equal to its transpose.
+    Symmetric,
     Box {
         lower: Box<TExpr>,
         upper: Box<TExpr>,

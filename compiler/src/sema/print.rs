@@ -262,6 +262,7 @@ impl Printer<'_> {
                     let set = match set {
                         SetExpr::Nonneg => "nonneg".to_string(),
                         SetExpr::Simplex => "simplex".to_string(),
+                        SetExpr::Symmetric => "symmetric".to_string(),
                         SetExpr::Box { lower, upper } => format!(
                             "box({}, {})",
                             self.expr(lower, None),

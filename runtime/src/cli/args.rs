@@ -295,6 +295,8 @@ pub enum SimKind {
     Denoise,
     Portfolio,
     Isotonic,
+    /// A Gaussian graphical model (sparse precision matrix).
+    Ggm,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,10 +330,10 @@ pub struct SimulateArgs {
     /// DAG: number of nodes.
     #[arg(long, default_value_t = 10)]
     pub d: usize,
-    /// DAG: expected number of edges (default 2·d).
+    /// DAG: expected number of edges (default 2·d); GGM: of the precision's graph (default p).
     #[arg(long)]
     pub edges: Option<usize>,
-    /// Number of samples (DAG, regression, isotonic), signal length (denoise) or periods
+    /// Number of samples (DAG, regression, isotonic, GGM), signal length (denoise) or periods
     /// (portfolio).
     #[arg(long, default_value_t = 200)]
     pub n: usize,
@@ -341,7 +343,8 @@ pub struct SimulateArgs {
     /// DAG: unequal noise variances (U[0.5, 10]).
     #[arg(long)]
     pub unequal_variance: bool,
-    /// Regression: number of features; OT: number of sources/targets; portfolio: assets.
+    /// Regression: number of features; OT: number of sources/targets; portfolio: assets; GGM:
+    /// variables.
     #[arg(long, default_value_t = 20)]
     pub p: usize,
 }

@@ -623,6 +623,7 @@ fn constraint_kind(c: &optc_compiler::ir::Constraint) -> &'static str {
         ConstraintKind::Le => "<=",
         ConstraintKind::In(SetKind::Nonneg) => "in nonneg",
         ConstraintKind::In(SetKind::Simplex) => "in simplex",
+        ConstraintKind::In(SetKind::Symmetric) => "in symmetric",
         ConstraintKind::In(SetKind::Box { .. }) => "in box",
         ConstraintKind::Card { .. } => "card",
     }
@@ -701,6 +702,14 @@ fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
         SimKind::Isotonic => {
             let (y, curve) = sim::isotonic(a.n, a.seed);
             vec![("y_iso", y.into_dyn()), ("f_iso", curve.into_dyn())]
+        }
+        SimKind::Ggm => {
+            let (x, s, theta) = sim::ggm(a.n, a.p, a.edges.unwrap_or(a.p), a.seed);
+            vec![
+                ("X_ggm", x.into_dyn()),
+                ("S_ggm", s.into_dyn()),
+                ("Theta_true", theta.into_dyn()),
+            ]
         }
     };
     write_arrays(&a.out, arrays)?;

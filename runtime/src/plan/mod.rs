@@ -14,8 +14,8 @@ use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::{Diagnostic, Span};
 use optc_compiler::ir::{
-    BinaryOp, ConstraintKind, Dim, ElemType, ForRange, InputId, InputKind, NodeId, Op, OptionValue,
-    Program, SetKind, SolveSpec, UnaryOp,
+    BinaryOp, ConstraintKind, Dim, ElemType, ForRange, Graph, InputId, InputKind, NodeId, Op,
+    OptionValue, Program, SetKind, SolveSpec, UnaryOp,
 };
 use optc_compiler::structure::{self, BallNorm, Projection, ProxKind, ProxTerm, Structure};
 use optc_compiler::transport::{self, TransportForm};
@@ -989,7 +989,7 @@ fn solve_by_method(
         Method::ProxGrad => {
             let (smooth, mut l1, matrix_terms) =
                 smooth_part(model, &plan.structure, objective, ProxScope::All)?;
-            let (b, projections) = prox_sets(model, plan, &mut l1)?;
+            let sets = prox_sets(model, plan, &mut l1)?;
             let opts =
                 ProxGradOptions::from_options(&plan.options).map_err(|e| plan.option_error(e))?;
             let merit = simplified_merit(model, plan, smooth)?;
@@ -999,8 +999,9 @@ fn solve_by_method(
             let prox = ProxParts {
                 l1: &l1,
                 matrix_terms: &matrix_terms,
-                bounds: &b,
-                projections: &projections,
+                bounds: &sets.bounds,
+                projections: &sets.projections,
+                symmetric: &sets.symmetric,
             };
             let staged = run_prox_grad(&mut problem, &opts, &prox, &x0, callback);
             let report = search_fista_supports(&mut problem, &opts, prox, staged, callback);
@@ -1009,7 +1010,7 @@ fn solve_by_method(
                 let mut g = vec![0.0; n];
                 problem.value_grad(&report.x, &mut g);
                 let reduced = reduced_gradient(&g, &l1, &report.x);
-                multipliers = ball_multipliers(model, plan, &projections, &report.x, &reduced);
+                multipliers = ball_multipliers(model, plan, &sets.projections, &report.x, &reduced);
             }
             model.set_x(&report.x);
             return Ok(Outcome {
@@ -1033,9 +1034,13 @@ fn solve_by_method(
             let (smooth, mut l1, matrix_terms) =
                 smooth_part(model, &plan.structure, objective, scope)?;
             // Before `finalize`, which may rewrite the constraints' nodes.
-            let (b, projections) = match by_prox {
+            let sets = match by_prox {
                 true => prox_sets(model, plan, &mut l1)?,
-                false => (auglag_bounds(model, plan)?, Vec::new()),
+                false => ProxSets {
+                    bounds: auglag_bounds(model, plan)?,
+                    projections: Vec::new(),
+                    symmetric: Vec::new(),
+                },
             };
             let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
             let dims = model.bindings.dims.clone();
@@ -1059,10 +1064,14 @@ fn solve_by_method(
                 true => AuglagInner::Prox(ProxParts {
                     l1: &l1,
                     matrix_terms: &matrix_terms,
-                    bounds: &b,
-                    projections: &projections,
+                    bounds: &sets.bounds,
+                    projections: &sets.projections,
+                    symmetric: &sets.symmetric,
                 }),
-                false => AuglagInner::Lbfgs { l1, bounds: b },
+                false => AuglagInner::Lbfgs {
+                    l1,
+                    bounds: sets.bounds,
+                },
             };
             let instances: Vec<Multipliers> =
                 functions.instances.iter().map(|(_, m)| m.clone()).collect();
@@ -1077,7 +1086,7 @@ fn solve_by_method(
             };
             let solution = run_auglag(&mut problem, plan, inner, &x0, callback)?;
             let multipliers =
-                constraint_multipliers(model, plan, &projections, &instances, &solution)?;
+                constraint_multipliers(model, plan, &sets.projections, &instances, &solution)?;
             model.set_x(&solution.report.x);
             return Ok(Outcome {
                 report: solution.report,
@@ -1108,14 +1117,16 @@ fn solve_by_method(
     })
 }
 
-/// What the proximal step of `fista` applies, in order: soft-thresholding by the L1 weights and
-/// clamping to the bounds, the matrix terms' prox, the set projections.
+/// What the proximal step of `fista` applies, in order: the symmetric sets' projections,
+/// soft-thresholding by the L1 weights and clamping to the bounds, the matrix terms' prox, the
+/// other set projections.
 #[derive(Clone, Copy)]
 struct ProxParts<'a> {
     l1: &'a [f64],
     matrix_terms: &'a [MatrixProx],
     bounds: &'a Bounds,
     projections: &'a [prox::SlotProjection],
+    symmetric: &'a [prox::SymmetricSlot],
 }
 
 impl ProxParts<'_> {
@@ -1301,16 +1312,16 @@ fn search_fista_supports(
 /// soft-thresholding by the L1 weights (on the simplex the L1 norm is constant, so its weights
 /// are dropped from `l1`), then clamping to the bounds, then keeping the `k` entries whose prox
 /// gains most over 0 ([`prox::Set::Card`]), or projecting the `k` largest onto the simplex
-/// (Kyrillidis et al. 2013). Refused (E0360): a group or nuclear norm on a projected variable, a
-/// second simplex or `card`, bounds or a `box` with the simplex, a `card` whose bounds exclude
-/// 0, and a simplex and a `card` over different lines.
-fn prox_sets(
-    model: &mut Model,
-    plan: &Plan,
-    l1: &mut [f64],
-) -> Result<(Bounds, Vec<prox::SlotProjection>), Diagnostic> {
+/// (Kyrillidis et al. 2013). A `symmetric` variable is symmetrized before all that
+/// ([`prox::SymmetricSlot`]), exact when its L1 weights and bounds are symmetric and its other
+/// set, if any, is a norm ball. Refused (E0360): a group or nuclear norm on a projected
+/// variable, a second simplex or `card`, bounds or a `box` with the simplex, a `card` whose
+/// bounds exclude 0, a simplex and a `card` over different lines, and a symmetric variable with
+/// asymmetric L1 weights or bounds, a simplex or a `card`.
+fn prox_sets(model: &mut Model, plan: &Plan, l1: &mut [f64]) -> Result<ProxSets, Diagnostic> {
     let (lower, upper) = bounds_with_sets(model, plan, false)?;
     let mut out: Vec<(InputId, prox::SlotProjection)> = Vec::new();
+    let mut symmetric: Vec<(InputId, prox::SymmetricSlot, usize)> = Vec::new();
     for p in &plan.projections {
         let c = model.program.constraints[p.constraint].clone();
         let slot = model.slot(p.var).clone();
@@ -1332,6 +1343,28 @@ fn prox_sets(
         let entries = slot.offset..slot.offset + slot.len();
         let set = match &c.kind {
             ConstraintKind::In(SetKind::Nonneg | SetKind::Box { .. }) => continue,
+            ConstraintKind::In(SetKind::Symmetric) => {
+                let square = prox::SymmetricSlot {
+                    offset: slot.offset,
+                    n: slot.shape[0],
+                };
+                let asymmetric = [
+                    (&*l1, "L1 weights"),
+                    (&lower, "lower bounds"),
+                    (&upper, "upper bounds"),
+                ]
+                .into_iter()
+                .find(|(w, _)| !square.is_symmetric(w));
+                if let Some((_, what)) = asymmetric {
+                    return Err(refuse(format!(
+                        "the {what} of `{}` are not symmetric, so the prox of its terms on the symmetric matrices is not a projection followed by their prox",
+                        slot.name
+                    ))
+                    .with_hint("use symmetric weights and bounds, or write the constraint as `X == transpose(X)` for the augmented Lagrangian"));
+                }
+                symmetric.push((p.var, square, p.constraint));
+                continue;
+            }
             ConstraintKind::In(SetKind::Simplex) => {
                 if entries
                     .clone()
@@ -1441,11 +1474,35 @@ fn prox_sets(
             }
         }
     }
+    if let Some((c, name)) = symmetric.iter().find_map(|&(var, _, c)| {
+        let other = out.iter().find(|(v, _)| *v == var)?;
+        let ball = matches!(other.1.set, prox::Set::L1Ball(_) | prox::Set::L2Ball(_));
+        (!ball || other.1.lines.is_some()).then(|| (c, model.slot(var).name.clone()))
+    }) {
+        let c = &model.program.constraints[c];
+        return Err(plan_error(
+            "E0360",
+            format!("constraint `{}`: a symmetric `{name}` is projected onto together with a norm ball of the whole matrix only, not a simplex, a `card` or sets of its lines", c.name),
+        )
+        .with_primary_at(c.span, "cannot be projected onto with the other set"));
+    }
     let bounds = Bounds::new(lower, upper).map_err(|m| plan_error("E0362", m))?;
-    Ok((bounds, out.into_iter().map(|(_, p)| p).collect()))
+    Ok(ProxSets {
+        bounds,
+        projections: out.into_iter().map(|(_, p)| p).collect(),
+        symmetric: symmetric.into_iter().map(|(_, s, _)| s).collect(),
+    })
 }
 
-/// The prox parts as a regularizer: the bounds are projected on after soft-thresholding (their
+/// The bounds, set projections and symmetric slots of a proximal step ([`prox_sets`]).
+struct ProxSets {
+    bounds: Bounds,
+    projections: Vec<prox::SlotProjection>,
+    symmetric: Vec<prox::SymmetricSlot>,
+}
+
+/// The prox parts as a regularizer: the symmetric slots are symmetrized first; the bounds are
+/// projected on after soft-thresholding (their
 /// exact prox: bounded variables have only L1 terms), the sets last (see [`prox_sets`] for when
 /// that is exact), a `card` keeping the entries of largest gain ½v² − h(p) with h(z) =
 /// ½(z − v)² + t|z|, p = clamp(soft(v, t)): what each kept entry saves over 0.
@@ -1456,13 +1513,25 @@ fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
         matrix_terms,
         bounds,
         projections,
+        symmetric,
     } = parts;
     let (lower, upper) = (bounds.lower(), bounds.upper());
     // Gains are computed only where a `card` reads them (the simplex's projection does not).
     let cards = projections.iter().any(|p| p.set.card_bound().is_some());
     let mut gain = vec![0.0; if projections.is_empty() { 0 } else { l1.len() }];
+    // The point with its symmetric slots symmetrized (none: the point itself).
+    let mut symmetrized = vec![0.0; if symmetric.is_empty() { 0 } else { l1.len() }];
     FnRegularizer {
         prox: move |v: &[f64], step: f64, out: &mut [f64]| {
+            let v = if symmetric.is_empty() {
+                v
+            } else {
+                symmetrized.copy_from_slice(v);
+                symmetric
+                    .iter()
+                    .for_each(|s| s.symmetrize(&mut symmetrized));
+                &symmetrized
+            };
             for i in 0..v.len() {
                 out[i] = prox::shrink(v[i], step * l1[i]).clamp(lower[i], upper[i]);
             }
@@ -2083,14 +2152,29 @@ fn prox_step(
         );
         points.push(v_id.0);
         let graph = &mut program.graph;
-        let mut term_weight = |t: &ProxTerm| t.weight.unwrap_or_else(|| graph.constant(1.0));
+        let term_weight =
+            |graph: &mut Graph, t: &ProxTerm| t.weight.unwrap_or_else(|| graph.constant(1.0));
         let mut l1_weights = Vec::new();
         let mut groups = Vec::new();
         for t in terms.iter().filter(|t| t.var == var) {
             match t.kind {
-                ProxKind::L1 => l1_weights.push(term_weight(t)),
-                ProxKind::GroupRows => groups.push((1, term_weight(t))),
-                ProxKind::GroupCols => groups.push((0, term_weight(t))),
+                ProxKind::L1 => {
+                    let weight = term_weight(graph, t);
+                    l1_weights.push(match t.entries {
+                        None => weight,
+                        // weight · |M|, of the variable's shape or broadcast to it.
+                        Some(m) => {
+                            let magnitude = graph
+                                .add(Op::Unary(UnaryOp::Abs), vec![m])
+                                .expect("abs of a tensor");
+                            graph
+                                .add(Op::Binary(BinaryOp::Mul), vec![weight, magnitude])
+                                .expect("a scalar times a tensor")
+                        }
+                    })
+                }
+                ProxKind::GroupRows => groups.push((1, term_weight(graph, t))),
+                ProxKind::GroupCols => groups.push((0, term_weight(graph, t))),
                 ProxKind::Nuclear => {
                     return Err(plan_error(
                         "E0360",
@@ -2126,9 +2210,10 @@ fn prox_step(
             let t = op(Op::Binary(BinaryOp::Mul), vec![step, w]);
             x_next = group_shrink(&mut op, x_next, (axis, input.shape[axis as usize]), t);
         }
+        // Σ weight·|x|: the weight is a scalar, or a tensor with entrywise weights.
         let magnitude = op(Op::Unary(UnaryOp::Abs), vec![x_next]);
-        let norm = op(Op::Sum { axis: None }, vec![magnitude]);
-        let mut r = op(Op::Binary(BinaryOp::Mul), vec![weight, norm]);
+        let weighted = op(Op::Binary(BinaryOp::Mul), vec![weight, magnitude]);
+        let mut r = op(Op::Sum { axis: None }, vec![weighted]);
         for &(axis, w) in &groups {
             let norms = line_norms(&mut op, x_next, axis);
             let total = op(Op::Sum { axis: None }, vec![norms]);
@@ -2835,6 +2920,7 @@ fn prox_grad_external(
         matrix_terms: &matrix_terms,
         bounds: &b,
         projections: &[],
+        symmetric: &[],
     };
     let (report, error) = match device.vectors() {
         // The device's prox step is that of L1 terms, bounds and group norms.
@@ -3153,7 +3239,9 @@ fn merit_multipliers(
                 .iter()
                 .map(|d| d.eval(dims).max(0) as usize);
             let (values, shape): (Vec<f64>, Vec<usize>) = match &c.kind {
-                ConstraintKind::Eq | ConstraintKind::Le | ConstraintKind::In(SetKind::Nonneg) => {
+                ConstraintKind::Eq
+                | ConstraintKind::Le
+                | ConstraintKind::In(SetKind::Nonneg | SetKind::Symmetric) => {
                     (all, ranges.chain(entries).collect())
                 }
                 ConstraintKind::In(SetKind::Box { .. }) => {
@@ -3207,7 +3295,7 @@ fn auglag_functions(
     // `in` constraints: on a variable (or all its lines) they are bounds, a simplex adding its
     // sum (unless the inner proximal gradient projects onto it); on an expression e, `nonneg`
     // is −e ≤ 0, `box(lo, hi)` is lo − e ≤ 0 and e − hi ≤ 0, and `simplex` is −e ≤ 0 with
-    // sum(e) − 1 == 0.
+    // sum(e) − 1 == 0. `symmetric` is e − eᵀ == 0 unless the inner proximal gradient projects.
     for (i, c) in program.constraints.clone().into_iter().enumerate() {
         let ConstraintKind::In(set) = &c.kind else {
             continue;
@@ -3236,6 +3324,16 @@ fn auglag_functions(
                 ));
             }
             _ => {}
+        }
+        if *set == SetKind::Symmetric {
+            let transposed = program
+                .graph
+                .add(Op::Transpose, vec![c.node])
+                .map_err(|e| plan_error("E0360", e.to_string()))?;
+            sets.push((
+                Relation::Equal,
+                binary(program, BinaryOp::Sub, c.node, transposed),
+            ));
         }
         if *set == SetKind::Simplex {
             let one = program.graph.constant(1.0);
@@ -3417,8 +3515,18 @@ fn smooth_part(
         let w = model.eval_weight(term.weight)?;
         let slot = model.slot(term.var).clone();
         if term.kind == ProxKind::L1 {
-            for wi in &mut weights[slot.offset..slot.offset + slot.len()] {
-                *wi += w;
+            let slot_weights = &mut weights[slot.offset..slot.offset + slot.len()];
+            match term.entries {
+                None => slot_weights.iter_mut().for_each(|wi| *wi += w),
+                Some(entries) => {
+                    let m = model.eval(&[entries]).map_err(Diagnostic::from)?.remove(0);
+                    let m = m
+                        .broadcast(ndarray::IxDyn(&slot.shape))
+                        .expect("the structure checks that M broadcasts to the variable");
+                    for (wi, mi) in slot_weights.iter_mut().zip(m.iter()) {
+                        *wi += w * mi.abs();
+                    }
+                }
             }
         } else {
             matrix_terms.push(MatrixProx {
