@@ -29,3 +29,6 @@ mkdir -p "$out"
 
 # Isotonic regression (regression/isotonic.opt): y_iso.npy, f_iso.npy, 200 samples of a logistic curve
 "$optc" simulate isotonic --n 200 --seed 6 --out "$out"
+
+# Graphical lasso (covariance/graphical_lasso.opt): S_ggm.npy, X_ggm.npy, Theta_true.npy, 1000 samples of 20 variables
+"$optc" simulate ggm --n 1000 --p 20 --seed 7 --out "$out"

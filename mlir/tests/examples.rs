@@ -7,7 +7,7 @@ use optc_compiler::derive::{cost_dims, differentiate, simplify};
 use optc_compiler::driver::{compile, Until};
 use optc_compiler::ir::{InputKind, NodeId, Program};
 use optc_mlir::{mlir_text, MlirCpuFn, MlirError};
-use optc_runtime::interp::Bindings;
+use optc_runtime::interp::{self, Bindings};
 use std::path::Path;
 
 #[path = "../../runtime/tests/support/programs.rs"]
@@ -40,7 +40,8 @@ fn derived(path: &Path) -> (Program, Vec<NodeId>, bool) {
     }
 }
 
-/// Data and variables uniform in [-0.3, 0.3), parameters 1.
+/// Data uniform in [-0.3, 0.3), parameters 1, variables their initial value plus such noise (in
+/// the objective's domain: `eye(p)` for a `logdet` of a precision matrix).
 fn bindings(program: &Program, dims: Vec<u64>) -> Bindings {
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut uniform = move || {
@@ -63,11 +64,21 @@ fn bindings(program: &Program, dims: Vec<u64>) -> Bindings {
             Some(ArrayD::from_shape_vec(IxDyn(&shape), data).expect("input shape"))
         })
         .collect();
-    Bindings {
+    let mut b = Bindings {
         dims,
         inputs,
         loop_indices: Vec::new(),
+    };
+    for (k, input) in program.inputs.iter().enumerate() {
+        if let (InputKind::Var, Some(start)) = (input.kind, input.value) {
+            let start = interp::eval(program, &b, &[start], &mut interp::NoSubproblems)
+                .expect("the initial value evaluates")
+                .remove(0);
+            let noise = b.inputs[k].as_mut().expect("bound above");
+            *noise += &start;
+        }
     }
+    b
 }
 
 #[test]

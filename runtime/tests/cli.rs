@@ -101,6 +101,7 @@ fn check_accepts_every_example() {
         "finance/index_tracking.opt",
         "finance/sparse_portfolio.opt",
         "regression/isotonic.opt",
+        "covariance/graphical_lasso.opt",
     ] {
         let o = optc(&["check", &example(model)]);
         assert_eq!(code(&o), 0, "{model}: {}", stderr(&o));
@@ -480,6 +481,7 @@ fn check_grad_reports_small_errors_in_json() {
         "finance/index_tracking.opt",
         "finance/sparse_portfolio.opt",
         "regression/isotonic.opt",
+        "covariance/graphical_lasso.opt",
     ] {
         let o = optc(&["eval", &example(model), "--check-grad", "--json"]);
         assert_eq!(code(&o), 0, "{model}: {}", stderr(&o));

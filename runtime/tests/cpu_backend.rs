@@ -749,8 +749,15 @@ fn example_bindings(p: &Program, seed: u64) -> Bindings {
                 let v = eval(p, &b, &[default], &mut NoSubproblems).unwrap();
                 v[0].broadcast(IxDyn(&shape)).unwrap().to_owned()
             }
-            (InputKind::Var, _) => {
-                ArrayD::from_shape_simple_fn(IxDyn(&shape), || 0.175 + 0.125 * rng.unit())
+            // The initial value (in the objective's domain: `eye(p)` for the `logdet` of a
+            // precision matrix) plus noise.
+            (InputKind::Var, start) => {
+                let noise =
+                    ArrayD::from_shape_simple_fn(IxDyn(&shape), || 0.175 + 0.125 * rng.unit());
+                match start {
+                    Some(start) => noise + &eval(p, &b, &[start], &mut NoSubproblems).unwrap()[0],
+                    None => noise,
+                }
             }
             _ => ArrayD::from_shape_simple_fn(IxDyn(&shape), || rng.unit()),
         };

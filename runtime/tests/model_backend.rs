@@ -29,7 +29,8 @@ fn examples() -> Vec<std::path::PathBuf> {
     files
 }
 
-/// The example bound to random data (every dim 6, `n` 30), at a random point, on `backend`.
+/// The example bound to random data (every dim 6, `n` 30), at a random point near its start, on
+/// `backend`.
 fn model(file: &Path, backend: Backend) -> Model {
     let text = std::fs::read_to_string(file).unwrap();
     let program = compile(&file.display().to_string(), &text, Until::Ir)
@@ -49,8 +50,9 @@ fn model(file: &Path, backend: Backend) -> Model {
         .unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
     let mut model = Model::new(program, bindings).unwrap();
     model.set_backend(backend);
+    // The variables' initial values (in the objective's domain) plus noise.
     let mut rng = Rng::new(11);
-    let x: Vec<f64> = (0..model.dim()).map(|_| 0.1 * rng.normal()).collect();
+    let x: Vec<f64> = model.x().iter().map(|v| v + 0.1 * rng.normal()).collect();
     model.set_x(&x);
     model
 }
