@@ -1912,8 +1912,12 @@ pub fn device_functions(
         return Ok(None);
     };
     let adam_alone = plan.method == Method::Adam && program.constraints.is_empty();
-    // The device's prox step has no set projections (sorts): such plans run on the CPU.
-    if (plan.method == Method::ProxGrad && !plan.projections.is_empty()) || plan.auglag_by_prox() {
+    // The device's prox step symmetrizes but has no other set projections (sorts): such plans
+    // run on the CPU.
+    let symmetric = symmetric_vars(program, &plan);
+    if (plan.method == Method::ProxGrad && plan.projections.len() > symmetric.len())
+        || plan.auglag_by_prox()
+    {
         return Ok(None);
     }
     if !adam_alone
@@ -1956,7 +1960,8 @@ pub fn device_functions(
             let (smooth, terms) = smooth_node(&mut program, &plan.structure, score, ProxScope::All);
             let roots = merit_of(&mut program, &vars, smooth)?.roots().to_vec();
             let (prox, step_roots) = if terms.iter().all(|t| t.kind != ProxKind::Nuclear) {
-                let (step, step_roots) = prox_step(&mut program, &vars, &terms, roots.len())?;
+                let (step, step_roots) =
+                    prox_step(&mut program, &vars, &symmetric, &terms, roots.len())?;
                 (Some(step), step_roots)
             } else {
                 (None, Vec::new())
@@ -2123,13 +2128,25 @@ fn clamp_to_bounds(
     Ok(x)
 }
 
+/// The variables the plan projects onto the symmetric matrices (`X in symmetric`).
+fn symmetric_vars(program: &Program, plan: &Plan) -> Vec<InputId> {
+    plan.projections
+        .iter()
+        .filter(|p| {
+            program.constraints[p.constraint].kind == ConstraintKind::In(SetKind::Symmetric)
+        })
+        .map(|p| p.var)
+        .collect()
+}
+
 /// The roots of [`ProxStep`] for the variables `vars` with the prox terms `terms` (L1 terms and
 /// group norms), after `first_root` roots. Several terms on one variable compose as the host's
-/// prox applies them: the L1 weights add up, then the bounds clamp, then each group norm
-/// shrinks in turn.
+/// prox applies them: a `symmetric` variable's point is symmetrized, (V + Vᵀ)/2, then the L1
+/// weights add up, then the bounds clamp, then each group norm shrinks in turn.
 fn prox_step(
     program: &mut Program,
     vars: &[InputId],
+    symmetric: &[InputId],
     terms: &[&ProxTerm],
     first_root: usize,
 ) -> Result<(ProxStep, Vec<NodeId>), Diagnostic> {
@@ -2183,7 +2200,7 @@ fn prox_step(
                 }
             }
         }
-        let zero = graph.constant(0.0);
+        let (zero, half) = (graph.constant(0.0), graph.constant(0.5));
         // Scalars with the variable's values, or two of its shape: they cannot fail.
         let mut op = |op: Op, args: Vec<NodeId>| {
             graph
@@ -2194,6 +2211,13 @@ fn prox_step(
             .into_iter()
             .fold(zero, |sum, w| op(Op::Binary(BinaryOp::Add), vec![sum, w]));
         let threshold = op(Op::Binary(BinaryOp::Mul), vec![step, weight]);
+        let v = if symmetric.contains(&var) {
+            let transposed = op(Op::Transpose, vec![v]);
+            let sum = op(Op::Binary(BinaryOp::Add), vec![v, transposed]);
+            op(Op::Binary(BinaryOp::Mul), vec![half, sum])
+        } else {
+            v
+        };
         let magnitude = op(Op::Unary(UnaryOp::Abs), vec![v]);
         let shrunk = op(Op::Binary(BinaryOp::Sub), vec![magnitude, threshold]);
         let kept = op(Op::Binary(BinaryOp::Max), vec![shrunk, zero]);
@@ -2910,17 +2934,18 @@ fn prox_grad_external(
     callback: Callback,
 ) -> Result<Outcome, Diagnostic> {
     let objective = minimized_objective(&mut model.program)?;
-    let (smooth, l1, matrix_terms) =
+    let (smooth, mut l1, matrix_terms) =
         smooth_part(model, &plan.structure, objective, ProxScope::All)?;
     let x0 = model.x();
-    let b = bounds(model)?;
-    // Plans with set projections have no device functions: they never come here.
+    // Plans with set projections but `symmetric` ones have no device functions: they never
+    // come here.
+    let sets = prox_sets(model, plan, &mut l1)?;
     let prox = ProxParts {
         l1: &l1,
         matrix_terms: &matrix_terms,
-        bounds: &b,
-        projections: &[],
-        symmetric: &[],
+        bounds: &sets.bounds,
+        projections: &sets.projections,
+        symmetric: &sets.symmetric,
     };
     let (report, error) = match device.vectors() {
         // The device's prox step is that of L1 terms, bounds and group norms.
