@@ -173,6 +173,7 @@ impl<'a> Lowerer<'a> {
             self.vars.push(node);
         }
         let objective = self.expr(&m.objective.expr, &top)?;
+        let objective = crate::structure::distribute_factors(&mut self.p, objective);
         self.p.objective = Some(ir::Objective {
             sense: match m.objective.sense {
                 Sense::Minimize => ir::Sense::Minimize,

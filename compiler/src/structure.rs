@@ -215,6 +215,113 @@ pub fn ball_bound(p: &Program, c: &Constraint) -> Option<NodeId> {
     norm_ball(p, c).map(|(_, _, bound)| bound)
 }
 
+/// A term of a sum with the scalar factors of stage ≤ Param it is multiplied (`false`) or
+/// divided (`true`) by on its way up to the sum.
+struct Scaled {
+    sign: f64,
+    factors: Vec<(NodeId, bool)>,
+    node: NodeId,
+}
+
+/// The scalar `node` as a sum of scaled terms: sums, differences and negations are split, and
+/// products with (quotients by) scalars of stage ≤ Param that multiply a variable's expression
+/// become factors of the terms below them.
+fn scaled_terms(p: &Program, node: NodeId, out: &mut Vec<Scaled>) {
+    let constant = |n: NodeId| scalar(p, n) && p.graph.stage(n) <= Stage::Param;
+    let mut stack = vec![Scaled {
+        sign: 1.0,
+        factors: Vec::new(),
+        node,
+    }];
+    while let Some(t) = stack.pop() {
+        let n = p.graph.node(t.node);
+        let with = |node: NodeId, sign: f64, factor: Option<(NodeId, bool)>| {
+            let mut factors = t.factors.clone();
+            factors.extend(factor);
+            Scaled {
+                sign: t.sign * sign,
+                factors,
+                node,
+            }
+        };
+        match (&n.op, n.args.as_slice()) {
+            (Op::Binary(BinaryOp::Add), [a, b]) if scalar(p, *a) && scalar(p, *b) => {
+                stack.push(with(*b, 1.0, None));
+                stack.push(with(*a, 1.0, None));
+            }
+            (Op::Binary(BinaryOp::Sub), [a, b]) if scalar(p, *a) && scalar(p, *b) => {
+                stack.push(with(*b, -1.0, None));
+                stack.push(with(*a, 1.0, None));
+            }
+            (Op::Unary(UnaryOp::Neg), [a]) if scalar(p, *a) => stack.push(with(*a, -1.0, None)),
+            (Op::Binary(BinaryOp::Mul), [c, x]) if constant(*c) && scalar(p, *x) && !constant(*x) => {
+                stack.push(with(*x, 1.0, Some((*c, false))))
+            }
+            (Op::Binary(BinaryOp::Mul), [x, c]) if constant(*c) && scalar(p, *x) && !constant(*x) => {
+                stack.push(with(*x, 1.0, Some((*c, false))))
+            }
+            (Op::Binary(BinaryOp::Div), [x, c]) if constant(*c) && scalar(p, *x) && !constant(*x) => {
+                stack.push(with(*x, 1.0, Some((*c, true))))
+            }
+            _ => out.push(t),
+        }
+    }
+}
+
+/// The objective `node` with the constant factors of its sums carried into their terms, when
+/// that exposes prox terms the objective as written hides: `lambda * elastic_net(w, l1 = a)`
+/// (`lambda * (a * norm1(w) + …)`) gets the term `(lambda * a) * norm1(w)`, `(f + c * norm1(w))
+/// / n` the term `(c / n) * norm1(w)`. Else `node` itself (the objective stays as written).
+pub fn distribute_factors(p: &mut Program, node: NodeId) -> NodeId {
+    let prox_terms = |p: &Program, terms: &[(f64, NodeId)]| {
+        terms
+            .iter()
+            .filter(|(sign, t)| *sign > 0.0 && prox_term(p, *t).is_some())
+            .count()
+    };
+    let mut written = Vec::new();
+    flatten_sum(p, node, 1.0, &mut written);
+    let mut scaled = Vec::new();
+    scaled_terms(p, node, &mut scaled);
+    let exposed = scaled
+        .iter()
+        .filter(|t| t.sign > 0.0 && atom_of_var(p, t.node).is_some())
+        .count();
+    if !scalar(p, node) || exposed <= prox_terms(p, &written) {
+        return node;
+    }
+    // Scalars of stage ≤ Param: the products and sums below cannot fail.
+    let op = |p: &mut Program, op: Op, args: Vec<NodeId>| {
+        p.graph.add(op, args).expect("scalar arithmetic")
+    };
+    let mut sum: Option<NodeId> = None;
+    for t in scaled {
+        let mut weight: Option<NodeId> = None;
+        for (factor, divide) in t.factors {
+            weight = Some(match (weight, divide) {
+                (None, false) => factor,
+                (None, true) => {
+                    let one = p.graph.constant(1.0);
+                    op(p, Op::Binary(BinaryOp::Div), vec![one, factor])
+                }
+                (Some(w), false) => op(p, Op::Binary(BinaryOp::Mul), vec![w, factor]),
+                (Some(w), true) => op(p, Op::Binary(BinaryOp::Div), vec![w, factor]),
+            });
+        }
+        let term = match weight {
+            Some(w) => op(p, Op::Binary(BinaryOp::Mul), vec![w, t.node]),
+            None => t.node,
+        };
+        sum = Some(match (sum, t.sign > 0.0) {
+            (None, true) => term,
+            (None, false) => op(p, Op::Unary(UnaryOp::Neg), vec![term]),
+            (Some(acc), true) => op(p, Op::Binary(BinaryOp::Add), vec![acc, term]),
+            (Some(acc), false) => op(p, Op::Binary(BinaryOp::Sub), vec![acc, term]),
+        });
+    }
+    sum.unwrap_or(node)
+}
+
 /// Splits the objective of `program` into terms and sorts its constraints.
 pub fn analyze(program: &Program) -> Structure {
     let mut s = Structure::default();
@@ -373,9 +480,14 @@ fn atom_of_var(p: &Program, node: NodeId) -> Option<(ProxKind, InputId, Option<N
                     return None;
                 };
                 let x = square_of(p, *squares)?;
-                let kind = match axis {
-                    1 => ProxKind::GroupRows,
-                    0 => ProxKind::GroupCols,
+                // The lines of `transpose(W)` along an axis are W's along the other.
+                let (x, flipped) = match op_args(x) {
+                    (Op::Transpose, [w]) => (*w, true),
+                    _ => (x, false),
+                };
+                let kind = match (axis, flipped) {
+                    (1, false) | (0, true) => ProxKind::GroupRows,
+                    (0, false) | (1, true) => ProxKind::GroupCols,
                     _ => return None,
                 };
                 let v = var(x)?;
@@ -426,7 +538,7 @@ pub fn kinks(p: &Program, roots: &[NodeId]) -> Vec<Kink> {
         let span = p.node_span(id).or(above);
         let node = p.graph.node(id);
         let varies = node.args.iter().any(|&a| p.graph.stage(a) == Stage::Var);
-        if varies && nonsmooth(&node.op) {
+        if varies && (nonsmooth(&node.op) || line_norms(p, id)) {
             out.push(Kink { node: id, span });
         }
         for &arg in node.args.iter().rev() {
@@ -450,6 +562,18 @@ fn nonsmooth(op: &Op) -> bool {
             | Op::SortDesc
             | Op::TopK(_)
     )
+}
+
+/// Whether `node` is `sqrt(sum(u ^ 2, axis = k))`: the Euclidean norms of lines, each with a
+/// kink where its line is 0 — where group sparsity puts it. (A whole `norm2` is smooth away from
+/// 0, where a fit's residual rarely is: not reported.)
+fn line_norms(p: &Program, node: NodeId) -> bool {
+    let n = p.graph.node(node);
+    let (Op::Unary(UnaryOp::Sqrt), [sums]) = (&n.op, n.args.as_slice()) else {
+        return false;
+    };
+    let s = p.graph.node(*sums);
+    matches!((&s.op, s.args.as_slice()), (Op::Sum { axis: Some(_) }, [squares]) if square_of(p, *squares).is_some())
 }
 
 /// `u` when `node` is `abs(u)`, `maximum(u, 0)` or `minimum(u, 0)` (either order): a kink at 0.

@@ -800,3 +800,53 @@ fn symmetric_compositions_that_a_projection_would_not_solve_are_refused() {
         format!("{base}minimize sumsq(X - Y)\nsubject to\n  s: X in symmetric\n  card(X) <= 1\n");
     assert!(refusal(&card).contains("norm ball of the whole matrix only"));
 }
+
+#[test]
+fn penalties_under_constant_factors_are_prox_terms() {
+    // Each objective is ½‖x − y‖² plus an L1 term (and a ridge) hidden under factors, so
+    // minimized entrywise by soft-thresholding; the plan finds the prox term where it is.
+    let y = [3.0, -0.5, 1.5];
+    let head = "var x : real[3] = 0\nlet y = [3.0, -0.5, 1.5]\nparam lambda = 2\n";
+    let soft = |t: f64, scale: f64| -> Vec<f64> {
+        y.iter()
+            .map(|v: &f64| v.signum() * (v.abs() - t).max(0.0) / scale)
+            .collect()
+    };
+    for (objective, expected) in [
+        // ½(x − y)² + 2|x| over 2.
+        ("(0.5 * sumsq(x - y) + lambda * norm1(x)) / 2", soft(2.0, 1.0)),
+        // λ/2 |x| = |x|.
+        ("0.5 * sumsq(x - y) + lambda * norm1(x) / 2", soft(1.0, 1.0)),
+        // λ(0.5|x| + ½·0.5x²) = |x| + 0.5x²: (x − y) + sign(x) + x = 0.
+        (
+            "0.5 * sumsq(x - y) + lambda * elastic_net(x, l1 = 0.5, l2 = 0.5)",
+            soft(1.0, 2.0),
+        ),
+        // λ·(0.25·|x|) nested: 0.5|x|.
+        ("0.5 * sumsq(x - y) + lambda * (0.25 * norm1(x))", soft(0.5, 1.0)),
+    ] {
+        let source = format!("{head}minimize {objective}\n");
+        let plan = plan::choose(&model(&source).program).unwrap();
+        assert_eq!(plan.structure.prox.len(), 1, "{objective}: {}", plan.reason);
+        assert!(plan.warnings.is_empty(), "{objective}: {:?}", plan.warnings);
+        let (_, outcome) = solve_by(&source, Method::ProxGrad);
+        assert_close(&outcome.report.x, &expected, 1e-9);
+    }
+}
+
+#[test]
+fn a_group_norm_of_a_transposed_variable_groups_its_columns() {
+    // ½‖W − Y‖² + ‖columns of W‖ (the rows of Wᵀ): column j scaled by (1 − 1/‖Yⱼ‖)₊.
+    let source = "var W : real[2, 2] = 0\nlet Y = [[3.0, 0.3], [4.0, 0.4]]\nminimize 0.5 * sumsq(W - Y) + group_lasso(transpose(W))\n";
+    let plan = plan::choose(&model(source).program).unwrap();
+    assert_eq!(plan.structure.prox.len(), 1, "{}", plan.reason);
+    assert_eq!(
+        plan.structure.prox[0].kind,
+        optc_compiler::structure::ProxKind::GroupCols
+    );
+    let (_, outcome) = solve_by(source, Method::ProxGrad);
+    assert_close(&outcome.report.x, &[2.4, 0.0, 3.2, 0.0], 1e-9);
+    // A group norm differentiated (on a bounded variable) is a kink where a line is 0.
+    let bounded = source.replace("real[2, 2] = 0", "real[2, 2] >= -5 = 0");
+    assert_eq!(kink_warning(&bounded).0, Some("E0365"));
+}
