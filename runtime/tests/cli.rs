@@ -467,6 +467,19 @@ fn simulate_writes_seeded_data() {
 }
 
 #[test]
+fn check_grad_differences_small_entries_on_their_scale() {
+    // −Σ log x at x = 0.01: the Hessian 1/x² changes by 2ε/x relative over a step ε, so a
+    // fixed step of 1e-5 (and random points 0.1 away, outside the domain) reported optc's
+    // exact derivatives as wrong (exit 70).
+    let dir = temp_dir("grad-small");
+    let model = write_model(&dir, "dims k = 30\nvar x : real[k] = 0.01\nminimize -sum(log(x))\n");
+    let o = optc(&["eval", &model, "--check-grad", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let check = &json(&stdout(&o))["grad_check"];
+    assert!(check["hvp_max_rel_error"].as_f64().unwrap() < 1e-6, "{check}");
+}
+
+#[test]
 fn check_grad_reports_small_errors_in_json() {
     // Every example with a symbolic gradient (the bilevel one's outer gradient is implicit).
     for model in [

@@ -115,29 +115,48 @@ fn in_constraints(text: &str, pos: usize) -> bool {
         == Some("subject")
 }
 
-/// The byte offset of the first `=` on the line from `pos` that is not part of `==`, `<=`, `>=`
-/// or `!=` (outside a call's parentheses, where `=` names an argument).
-fn lone_equals(text: &str, pos: usize) -> Option<usize> {
+/// The first comparison on the line from `pos` (outside brackets, before a comment) that no
+/// constraint takes: a single `=`, a strict `<` or `>`, or `!=`, with its byte position.
+fn invalid_comparison(text: &str, pos: usize) -> Option<(usize, &'static str)> {
     let line = text[pos..].split('\n').next().unwrap_or_default();
     let bytes = line.as_bytes();
     let mut depth = 0i32;
     for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'(' | b'[' => depth += 1,
-            b')' | b']' => depth -= 1,
-            b'#' => return None,
-            b'=' if depth == 0 => {
-                let before = i.checked_sub(1).map(|j| bytes[j]);
-                let paired = matches!(before, Some(b'=' | b'<' | b'>' | b'!'))
-                    || bytes.get(i + 1) == Some(&b'=');
-                if !paired {
-                    return Some(pos + i);
-                }
+        let (before, after) = (i.checked_sub(1).map(|j| bytes[j]), bytes.get(i + 1));
+        let token = match b {
+            b'(' | b'[' => {
+                depth += 1;
+                continue;
             }
-            _ => {}
-        }
+            b')' | b']' => {
+                depth -= 1;
+                continue;
+            }
+            b'#' => return None,
+            _ if depth != 0 => continue,
+            b'!' if after == Some(&b'=') => "!=",
+            b'<' if after != Some(&b'=') => "<",
+            b'>' if after != Some(&b'=') => ">",
+            b'=' if !matches!(before, Some(b'=' | b'<' | b'>' | b'!')) && after != Some(&b'=') => "=",
+            _ => continue,
+        };
+        return Some((pos + i, token));
     }
     None
+}
+
+/// E0014 for the comparison `token` at byte `at`.
+fn comparison_error(file: FileId, at: usize, token: &str) -> Diagnostic {
+    let strict = "strict inequalities are not supported";
+    let (what, fix) = match token {
+        "=" => ("`=` is an assignment", "write `==` for an equality constraint"),
+        "<" => (strict, "use `<=`"),
+        ">" => (strict, "use `>=`"),
+        _ => ("`!=` is not supported", "constraints use `==`, `<=` or `>=`"),
+    };
+    Diagnostic::error("E0014", format!("invalid comparison `{token}`"))
+        .with_primary(Span::new(file, at, at + token.len()), what)
+        .with_hint(fix)
 }
 
 /// Whether byte `pos` is inside the brackets of a type such as `real[n, d]`.
@@ -204,25 +223,12 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
             .with_hint("write `solve with lbfgs` or `solve with path(mu = 1)`");
     }
     if wants(A_COMPARISON) || wants(A_BOUND) {
-        let strict = "strict inequalities are not supported";
-        let wrong = [
-            ("!=", "`!=` is not supported"),
-            ("<", strict),
-            (">", strict),
-        ]
-        .into_iter()
-        .chain(wants(A_COMPARISON).then_some(("=", "`=` is an assignment")))
-        .find(|(t, _)| rest.starts_with(t));
-        if let Some((token, what)) = wrong {
-            let fix = match token {
-                "=" => "write `==` for an equality constraint",
-                "<" => "use `<=`",
-                ">" => "use `>=`",
-                _ => "constraints use `==`, `<=` or `>=`",
-            };
-            return Diagnostic::error("E0014", format!("invalid comparison `{token}`"))
-                .with_primary(Span::new(file, pos, pos + token.len()), what)
-                .with_hint(fix);
+        let wrong = ["!=", "<", ">"]
+            .into_iter()
+            .chain(wants(A_COMPARISON).then_some("="))
+            .find(|t| rest.starts_with(t));
+        if let Some(token) = wrong {
+            return comparison_error(file, pos, token);
         }
     }
     if let Some(d) = malformed_real(text, pos, span, wants(AN_EXPRESSION)) {
@@ -257,11 +263,9 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
         .is_some_and(|s| !s.is_empty());
     if wants(A_STATEMENT) && indented && in_constraints(text, pos) {
         // An indented line after `subject to` that is no constraint ends the block; a single
-        // `=` is the usual reason.
-        if let Some(at) = lone_equals(text, pos) {
-            return Diagnostic::error("E0014", "invalid comparison `=`")
-                .with_primary(Span::new(file, at, at + 1), "`=` is an assignment")
-                .with_hint("write `==` for an equality constraint");
+        // `=` or a strict `<` is the usual reason.
+        if let Some((at, token)) = invalid_comparison(text, pos) {
+            return comparison_error(file, at, token);
         }
     }
     if wants(A_STATEMENT) {
