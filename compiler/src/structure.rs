@@ -254,13 +254,19 @@ fn scaled_terms(p: &Program, node: NodeId, out: &mut Vec<Scaled>) {
                 stack.push(with(*a, 1.0, None));
             }
             (Op::Unary(UnaryOp::Neg), [a]) if scalar(p, *a) => stack.push(with(*a, -1.0, None)),
-            (Op::Binary(BinaryOp::Mul), [c, x]) if constant(*c) && scalar(p, *x) && !constant(*x) => {
+            (Op::Binary(BinaryOp::Mul), [c, x])
+                if constant(*c) && scalar(p, *x) && !constant(*x) =>
+            {
                 stack.push(with(*x, 1.0, Some((*c, false))))
             }
-            (Op::Binary(BinaryOp::Mul), [x, c]) if constant(*c) && scalar(p, *x) && !constant(*x) => {
+            (Op::Binary(BinaryOp::Mul), [x, c])
+                if constant(*c) && scalar(p, *x) && !constant(*x) =>
+            {
                 stack.push(with(*x, 1.0, Some((*c, false))))
             }
-            (Op::Binary(BinaryOp::Div), [x, c]) if constant(*c) && scalar(p, *x) && !constant(*x) => {
+            (Op::Binary(BinaryOp::Div), [x, c])
+                if constant(*c) && scalar(p, *x) && !constant(*x) =>
+            {
                 stack.push(with(*x, 1.0, Some((*c, true))))
             }
             _ => out.push(t),

@@ -248,6 +248,34 @@ fn model_errors_exit_65_with_rendered_and_json_diagnostics() {
 }
 
 #[test]
+fn lbfgs_takes_tol_or_gtol_not_both() {
+    // `tol` is L-BFGS's `gtol`: given both, one would silently win.
+    let dir = temp_dir("tol-gtol");
+    let model = |solve: &str| {
+        write_model(
+            &dir,
+            &format!("var x : real[2] = 0\nminimize sumsq(x - 1)\nsolve with {solve}\n"),
+        )
+    };
+    let o = optc(&["check", &model("lbfgs(tol = 1e-9, gtol = 1e-3)")]);
+    assert_eq!(code(&o), 65, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`tol` is L-BFGS's `gtol`: give one of them"),
+        "{}",
+        stderr(&o)
+    );
+    let o = optc(&["check", &model("lbfgs(tl = 1e-9)")]);
+    assert!(
+        stderr(&o).contains("(did you mean `tol`?); accepted: tol, memory"),
+        "{}",
+        stderr(&o)
+    );
+    for one in ["lbfgs(tol = 1e-9)", "lbfgs(gtol = 1e-9)"] {
+        assert_eq!(code(&optc(&["check", &model(one)])), 0, "{one}");
+    }
+}
+
+#[test]
 fn path_inner_option_errors_are_e0362() {
     let dir = temp_dir("path-inner");
     let model = |solve: &str| {
@@ -472,11 +500,17 @@ fn check_grad_differences_small_entries_on_their_scale() {
     // fixed step of 1e-5 (and random points 0.1 away, outside the domain) reported optc's
     // exact derivatives as wrong (exit 70).
     let dir = temp_dir("grad-small");
-    let model = write_model(&dir, "dims k = 30\nvar x : real[k] = 0.01\nminimize -sum(log(x))\n");
+    let model = write_model(
+        &dir,
+        "dims k = 30\nvar x : real[k] = 0.01\nminimize -sum(log(x))\n",
+    );
     let o = optc(&["eval", &model, "--check-grad", "--json"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let check = &json(&stdout(&o))["grad_check"];
-    assert!(check["hvp_max_rel_error"].as_f64().unwrap() < 1e-6, "{check}");
+    assert!(
+        check["hvp_max_rel_error"].as_f64().unwrap() < 1e-6,
+        "{check}"
+    );
 }
 
 #[test]

@@ -814,7 +814,10 @@ fn penalties_under_constant_factors_are_prox_terms() {
     };
     for (objective, expected) in [
         // ½(x − y)² + 2|x| over 2.
-        ("(0.5 * sumsq(x - y) + lambda * norm1(x)) / 2", soft(2.0, 1.0)),
+        (
+            "(0.5 * sumsq(x - y) + lambda * norm1(x)) / 2",
+            soft(2.0, 1.0),
+        ),
         // λ/2 |x| = |x|.
         ("0.5 * sumsq(x - y) + lambda * norm1(x) / 2", soft(1.0, 1.0)),
         // λ(0.5|x| + ½·0.5x²) = |x| + 0.5x²: (x − y) + sign(x) + x = 0.
@@ -823,7 +826,10 @@ fn penalties_under_constant_factors_are_prox_terms() {
             soft(1.0, 2.0),
         ),
         // λ·(0.25·|x|) nested: 0.5|x|.
-        ("0.5 * sumsq(x - y) + lambda * (0.25 * norm1(x))", soft(0.5, 1.0)),
+        (
+            "0.5 * sumsq(x - y) + lambda * (0.25 * norm1(x))",
+            soft(0.5, 1.0),
+        ),
     ] {
         let source = format!("{head}minimize {objective}\n");
         let plan = plan::choose(&model(&source).program).unwrap();

@@ -137,7 +137,9 @@ fn invalid_comparison(text: &str, pos: usize) -> Option<(usize, &'static str)> {
             b'!' if after == Some(&b'=') => "!=",
             b'<' if after != Some(&b'=') => "<",
             b'>' if after != Some(&b'=') => ">",
-            b'=' if !matches!(before, Some(b'=' | b'<' | b'>' | b'!')) && after != Some(&b'=') => "=",
+            b'=' if !matches!(before, Some(b'=' | b'<' | b'>' | b'!')) && after != Some(&b'=') => {
+                "="
+            }
             _ => continue,
         };
         return Some((pos + i, token));
@@ -149,10 +151,16 @@ fn invalid_comparison(text: &str, pos: usize) -> Option<(usize, &'static str)> {
 fn comparison_error(file: FileId, at: usize, token: &str) -> Diagnostic {
     let strict = "strict inequalities are not supported";
     let (what, fix) = match token {
-        "=" => ("`=` is an assignment", "write `==` for an equality constraint"),
+        "=" => (
+            "`=` is an assignment",
+            "write `==` for an equality constraint",
+        ),
         "<" => (strict, "use `<=`"),
         ">" => (strict, "use `>=`"),
-        _ => ("`!=` is not supported", "constraints use `==`, `<=` or `>=`"),
+        _ => (
+            "`!=` is not supported",
+            "constraints use `==`, `<=` or `>=`",
+        ),
     };
     Diagnostic::error("E0014", format!("invalid comparison `{token}`"))
         .with_primary(Span::new(file, at, at + token.len()), what)

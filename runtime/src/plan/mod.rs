@@ -3611,7 +3611,19 @@ pub(crate) fn lbfgs_options_from(
     mut o: LbfgsOptions,
     opts: &[(String, f64)],
 ) -> Result<LbfgsOptions, Diagnostic> {
+    if opts.iter().any(|(k, _)| k == "tol") && opts.iter().any(|(k, _)| k == "gtol") {
+        return Err(plan.option_error(solvers::options::invalid(
+            "gtol",
+            "`tol` is L-BFGS's `gtol`: give one of them",
+        )));
+    }
+    let accepted: Vec<&str> = std::iter::once("tol")
+        .chain(LbfgsOptions::NAMES.iter().copied())
+        .collect();
     for (k, v) in opts {
+        if !accepted.contains(&k.as_str()) {
+            return Err(plan.option_error(solvers::options::unknown(k, &accepted)));
+        }
         let key = if k == "tol" { "gtol" } else { k.as_str() };
         o.set_option(key, *v).map_err(|e| plan.option_error(e))?;
     }

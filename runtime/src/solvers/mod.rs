@@ -12,7 +12,7 @@ mod lbfgs;
 mod lbfgsb;
 mod maid;
 mod more_thuente;
-mod options;
+pub(crate) mod options;
 mod proxgrad;
 mod vectors;
 
