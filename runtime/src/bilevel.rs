@@ -310,9 +310,13 @@ pub fn solve_maid(
     );
     let error = problem.eval.error.take();
     let solved = result.map_err(|MaidError::NotStronglyConvex(lambda)| {
+        let estimate = match lambda.is_nan() {
+            true => "could not be estimated: its Hessian-vector products are not finite there".to_string(),
+            false => format!("is estimated at {lambda:.3e}"),
+        };
         Diagnostic::error(
             "E0364",
-            format!("the lower level is not strongly convex at the start: the smallest eigenvalue of its Hessian is estimated at {lambda:.3e}"),
+            format!("the lower level is not strongly convex at the start: the smallest eigenvalue of its Hessian {estimate}"),
         )
         .with_hint("`argmin` needs an objective strongly convex in its variable, e.g. with a term `0.5 * sumsq(z - y)`; or give its constant with `maid(mu = ...)`")
     })?;

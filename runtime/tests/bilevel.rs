@@ -71,6 +71,33 @@ solve with maid(tol = 1e-8)
 }
 
 #[test]
+fn a_lower_level_hessian_that_is_exactly_a_multiple_of_the_identity_is_strongly_convex() {
+    // H = (1 + 2e^θ)·I at θ = −1 exactly in floating point: the power iteration on λ_max·I − H
+    // met the zero vector (μ was NaN, E0364). x̂ = s·y with s = 1 / (1 + 2e^θ), optimal at
+    // s = y·c / y·y.
+    let (y, c) = (
+        [0.1, 0.9, 1.1, 0.0, -0.1, 1.5],
+        [0.0, 1.0, 1.0, 0.0, 0.0, 1.0],
+    );
+    // (`dims N` for the suite's binding, which sets it.)
+    let source = "dims N
+let y = [0.1, 0.9, 1.1, 0.0, -0.1, 1.5]
+let clean = [0.0, 1.0, 1.0, 0.0, 0.0, 1.0]
+var theta : real = -1
+let x = argmin z : real[6] { 0.5 * sumsq(z - y) + exp(theta) * sumsq(z) }
+minimize 0.5 * sumsq(x - clean)
+solve with maid(tol = 1e-8)
+";
+    let mut m = model(source, Path::new("."));
+    let r = solve(&mut m).report;
+    assert_eq!(r.status, Status::Converged, "{r:?}");
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
+    let s = dot(&y, &c) / dot(&y, &y);
+    let theta = ((1.0 / s - 1.0) / 2.0).ln();
+    assert!((r.x[0] - theta).abs() < 1e-5, "θ = {} vs {theta}", r.x[0]);
+}
+
+#[test]
 fn declared_bounds_on_the_outer_variables_hold() {
     // F(θ) = ½‖y/(1 + e^θ) − y/4‖² decreases up to θ = ln 3 ≈ 1.0986 and increases after: a
     // bound below it is where F is least, and slack bounds leave the optimum where it was.

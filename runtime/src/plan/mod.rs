@@ -55,7 +55,7 @@ pub const PLAN_CODES: &[CodeInfo] = &[
     CodeInfo {
         code: "E0365",
         title: "kink in what a gradient method differentiates (warning)",
-        explanation: "The solver chosen (`lbfgs`, projected L-BFGS, `fista`, `auglag`, or `path` with L-BFGS stages) differentiates the objective (for `fista`, its terms without a prox; for `auglag` and `path`, also the constraints) and expects a gradient that changes continuously, but an expression there is nonsmooth in the variables: `abs`, `maximum`/`minimum`, `max`/`min`, `sort`, `topk`, `sign`, or `norm1` and group norms that are not terms the solver handles by their prox. The solver takes a subgradient at the kink; its line search may stall near one and stop short of the minimum, and the optimality it reports (a gradient norm) need not reach 0 there. The run goes on. Remedies: write a penalty as a separate weighted term of a variable (`lambda * norm1(w)`), which `fista` handles exactly by its prox; smooth the kink (`softplus(t * u) / t` for `maximum(u, 0)`, `sqrt(u^2 + eps)` for `abs(u)`); square it where the model allows (`sumsq(maximum(u, 0))` is continuously differentiable and not reported); or use `solve with adam(...)`, a subgradient method. The square root in `norm2` is not reported: it is smooth away from 0.",
+        explanation: "The solver chosen (`lbfgs`, projected L-BFGS, `fista`, `auglag`, or `path` with L-BFGS stages) differentiates the objective (for `fista`, its terms without a prox; for `auglag` and `path`, also the constraints) and expects a gradient that changes continuously, but an expression there is nonsmooth in the variables: `abs`, `maximum`/`minimum`, `max`/`min`, `sort`, `topk`, `sign`, or `norm1` and group norms that are not terms the solver handles by their prox. The solver takes a subgradient at the kink; its line search may stall near one and stop short of the minimum, and the optimality it reports (a gradient norm) need not reach 0 there. The run goes on. Remedies: write a penalty as a separate weighted term of a variable (`lambda * norm1(w)`), which `fista` handles exactly by its prox; smooth the kink (`softplus(t * u) / t` for `maximum(u, 0)`, `sqrt(u^2 + eps)` for `abs(u)`); square it where the model allows (`sumsq(maximum(u, 0))` is continuously differentiable and not reported); or use `solve with adam(...)`, a subgradient method. The square root of a whole `norm2` is not reported: it is smooth away from 0 (the norms of lines, group norms, are). For `maid` the warning is about an `argmin`'s objective, which MAID differentiates twice: there the kink makes the lower-level solve and the hypergradient fail; smooth it (`tv_smooth` for `tv`).",
     },
 ];
 
@@ -544,6 +544,9 @@ fn check_options(plan: &Plan) -> Result<(), Diagnostic> {
 /// and the transport dual have their own forms: they get none.
 fn kink_warning(program: &Program, plan: &Plan) -> Result<Option<Diagnostic>, Diagnostic> {
     let s = &plan.structure;
+    if plan.method == Method::Maid {
+        return Ok(lower_level_kink(program));
+    }
     let (scope, constrained) = match plan.method {
         Method::Lbfgs | Method::ProjectedLbfgs => (None, false),
         Method::ProxGrad => (Some(ProxScope::All), false),
@@ -599,6 +602,36 @@ fn kink_warning(program: &Program, plan: &Plan) -> Result<Option<Diagnostic>, Di
         d = d.with_note(format!("{more} more kink(s) besides this one"));
     }
     Ok(Some(d))
+}
+
+/// A warning (E0365) at the first kink of an `argmin`'s objective: MAID solves the lower level
+/// by L-BFGS and differentiates it twice (its Hessian in the hypergradient's linear system),
+/// so it must be smooth.
+fn lower_level_kink(program: &Program) -> Option<Diagnostic> {
+    let objectives: Vec<NodeId> = program.subproblems.iter().map(|s| s.objective).collect();
+    let kinks = structure::kinks(program, &objectives);
+    let kink = kinks.first()?;
+    let op = optc_compiler::ir::op_name(&program.graph.node(kink.node).op);
+    let mut d = Diagnostic::warning(
+        "E0365",
+        "the lower-level objective of an `argmin` is not differentiable everywhere, and `maid` differentiates it twice",
+    )
+    .with_primary_at(
+        kink.span,
+        format!("`{op}` has a kink {}", kink.where_it_jumps(program)),
+    )
+    .with_note(
+        "the lower level is solved by L-BFGS and its Hessian enters the hypergradient: at a kink \
+         both fail (a line search that finds no decrease, a hypergradient without meaning)",
+    )
+    .with_hint(
+        "smooth the lower level: `tv_smooth(z, eps = 1e-3)` for `tv(z)`, `sqrt(u ^ 2 + eps ^ 2)` \
+         for `abs(u)`, `softplus(t * u) / t` for `maximum(u, 0)` (`optc explain E0365`)",
+    );
+    if kinks.len() > 1 {
+        d = d.with_note(format!("{} more kink(s) besides this one", kinks.len() - 1));
+    }
+    Some(d)
 }
 
 fn binary(program: &mut Program, op: BinaryOp, a: NodeId, b: NodeId) -> NodeId {

@@ -268,6 +268,10 @@ impl Run<'_> {
             let mut lambda = 0.0;
             for _ in 0..100 {
                 let scale = norm(v);
+                if scale == 0.0 {
+                    // shift·I − H vanishes on v (H = shift·I): λ, 0, is exact.
+                    break;
+                }
                 v.iter_mut().for_each(|x| *x /= scale);
                 run.problem.lower_hvp(theta, x, v, &mut hv);
                 run.spent += 1;
