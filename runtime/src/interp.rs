@@ -216,43 +216,54 @@ fn index_text(index: &[usize]) -> String {
 
 impl fmt::Display for EvalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text(true))
+    }
+}
+
+impl EvalError {
+    /// The message, naming the node (`at %6`) when `node_ids`: a diagnostic that points at the
+    /// node's expression leaves the id out.
+    fn text(&self, node_ids: bool) -> String {
+        let at = |node: &NodeId| match node_ids {
+            true => format!(" at {node}"),
+            false => String::new(),
+        };
         match self {
-            EvalError::UnboundDim { dim } => write!(f, "dimension `{dim}` has no size"),
-            EvalError::UnboundInput { input } => write!(f, "`{input}` has no value"),
+            EvalError::UnboundDim { dim } => format!("dimension `{dim}` has no size"),
+            EvalError::UnboundInput { input } => format!("`{input}` has no value"),
             EvalError::UnboundLoopIndex { level } => {
-                write!(f, "loop index of level {level} read outside its loop")
+                format!("loop index of level {level} read outside its loop")
             }
             EvalError::InputShape {
                 input,
                 expected,
                 found,
-            } => write!(
-                f,
+            } => format!(
                 "`{input}` has shape {} but its declaration gives {}",
                 index_text(found),
                 index_text(expected)
             ),
-            EvalError::BadSize { node, op, message } => write!(f, "{op} at {node}: {message}"),
-            EvalError::IndexOutOfRange { node, index, len } => write!(
-                f,
-                "index {index} out of range for an axis of length {len} at {node}"
+            EvalError::BadSize { node, op, message } => format!("{op}{}: {message}", at(node)),
+            EvalError::IndexOutOfRange { node, index, len } => format!(
+                "index {index} out of range for an axis of length {len}{}",
+                at(node)
             ),
             EvalError::NonIntegralIndex { node, index } => {
-                write!(f, "index {index} is not an integer at {node}")
+                format!("index {index} is not an integer{}", at(node))
             }
-            EvalError::Singular { node, op } => write!(f, "{op} of a singular matrix at {node}"),
-            EvalError::LogdetDomain { node, minor } => write!(
-                f,
-                "logdet of a matrix outside its domain at {node}: its leading {minor}×{minor} minor is not positive"
+            EvalError::Singular { node, op } => format!("{op} of a singular matrix{}", at(node)),
+            EvalError::LogdetDomain { node, minor } => format!(
+                "logdet of a matrix outside its domain{}: its leading {minor}×{minor} minor is not positive",
+                at(node)
             ),
             EvalError::NonFinite {
                 node,
                 op,
                 index,
                 value,
-            } => write!(
-                f,
-                "{op} produced {value} at {node}{}",
+            } => format!(
+                "{op} produced {value}{}{}",
+                at(node),
                 if index.is_empty() {
                     String::new()
                 } else {
@@ -260,18 +271,17 @@ impl fmt::Display for EvalError {
                 }
             ),
             EvalError::Subproblem { sub, message } => {
-                write!(f, "lower-level problem #{}: {message}", sub.0)
+                format!("lower-level problem #{}: {message}", sub.0)
             }
             EvalError::SvdFailed { node } => {
-                write!(f, "singular value decomposition did not converge at {node}")
+                format!("singular value decomposition did not converge{}", at(node))
             }
-            EvalError::TooLarge { node, elements } => write!(
-                f,
-                "value of {node} would have {elements} elements (at most 2^34 allowed)"
+            EvalError::TooLarge { node, elements } => format!(
+                "a value{} would have {elements} elements (at most 2^34 allowed)",
+                at(node)
             ),
-            EvalError::Internal { node, message } => {
-                write!(f, "internal error at {node}: {message}")
-            }
+            // A bug in optc: the id helps whoever reads the report.
+            EvalError::Internal { node, message } => format!("internal error at {node}: {message}"),
         }
     }
 }
@@ -312,7 +322,11 @@ impl EvalError {
             }
             _ => "evaluated here".into(),
         };
-        Diagnostic::from(self).with_primary_at(span, label)
+        // Pointing at the expression, the message needs no node id.
+        let message = self.text(span.is_none());
+        let mut d = Diagnostic::from(self).with_primary_at(span, label);
+        d.message = message;
+        d
     }
 }
 
