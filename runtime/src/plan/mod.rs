@@ -3572,6 +3572,18 @@ fn smooth_part(
     for term in split {
         let w = model.eval_weight(term.weight)?;
         let slot = model.slot(term.var).clone();
+        if !(w >= 0.0) {
+            // −|x| is concave: no prox (the shrinkage would run the wrong way).
+            return Err(plan_error(
+                "E0360",
+                format!(
+                    "the weight of a norm of `{}` is {w}: a prox term needs a weight of 0 or more",
+                    slot.name
+                ),
+            )
+            .with_primary_at(model.program.node_span(term.node), "this term")
+            .with_hint("give the parameter a nonnegative value; a negative multiple of a norm is concave, which the proximal methods do not minimize"));
+        }
         if term.kind == ProxKind::L1 {
             let slot_weights = &mut weights[slot.offset..slot.offset + slot.len()];
             match term.entries {
