@@ -224,10 +224,11 @@ struct Scaled {
 }
 
 /// The scalar `node` as a sum of scaled terms: sums, differences and negations are split, and
-/// products with (quotients by) scalars of stage ≤ Param that multiply a variable's expression
-/// become factors of the terms below them.
-fn scaled_terms(p: &Program, node: NodeId, out: &mut Vec<Scaled>) {
-    let constant = |n: NodeId| scalar(p, n) && p.graph.stage(n) <= Stage::Param;
+/// `through_factors`, products with (quotients by) scalars of stage ≤ Param that multiply a
+/// variable's expression become factors of the terms below them. Iterative on the left spine:
+/// sums in the IR are left-deep.
+fn scaled_terms(p: &Program, node: NodeId, through_factors: bool, out: &mut Vec<Scaled>) {
+    let constant = |n: NodeId| through_factors && scalar(p, n) && p.graph.stage(n) <= Stage::Param;
     let mut stack = vec![Scaled {
         sign: 1.0,
         factors: Vec::new(),
@@ -288,7 +289,7 @@ pub fn distribute_factors(p: &mut Program, node: NodeId) -> NodeId {
     let mut written = Vec::new();
     flatten_sum(p, node, 1.0, &mut written);
     let mut scaled = Vec::new();
-    scaled_terms(p, node, &mut scaled);
+    scaled_terms(p, node, true, &mut scaled);
     let exposed = scaled
         .iter()
         .filter(|t| t.sign > 0.0 && atom_of_var(p, t.node).is_some())
@@ -387,23 +388,9 @@ fn projected_ball(p: &Program, index: usize) -> bool {
 
 /// Collects the additive terms of a sum (`a + b - c` → `+a, +b, -c`; `-(a - b)` → `-a, +b`).
 pub(crate) fn flatten_sum(p: &Program, node: NodeId, sign: f64, out: &mut Vec<(f64, NodeId)>) {
-    // Iterative on the left spine, recursive on the right: sums in the IR are left-deep.
-    let mut stack = vec![(sign, node)];
-    while let Some((sign, node)) = stack.pop() {
-        let n = p.graph.node(node);
-        match (&n.op, n.args.as_slice()) {
-            (Op::Binary(BinaryOp::Add), [a, b]) if scalar(p, *a) && scalar(p, *b) => {
-                stack.push((sign, *b));
-                stack.push((sign, *a));
-            }
-            (Op::Binary(BinaryOp::Sub), [a, b]) if scalar(p, *a) && scalar(p, *b) => {
-                stack.push((-sign, *b));
-                stack.push((sign, *a));
-            }
-            (Op::Unary(UnaryOp::Neg), [a]) if scalar(p, *a) => stack.push((-sign, *a)),
-            _ => out.push((sign, node)),
-        }
-    }
+    let mut terms = Vec::new();
+    scaled_terms(p, node, false, &mut terms);
+    out.extend(terms.into_iter().map(|t| (sign * t.sign, t.node)));
 }
 
 fn scalar(p: &Program, node: NodeId) -> bool {

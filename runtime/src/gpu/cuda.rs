@@ -27,7 +27,7 @@ use super::device::{
     ptx_entries, DevBuf, DevPtr, Device, DeviceError, DeviceResult, Gemm, KernelParam, LaunchCall,
 };
 use super::plan::Precision;
-use crate::linalg::{NonPositiveMinor, Pivoting};
+use crate::linalg::{logdet_of_pivots, NonPositiveMinor, Pivoting};
 use cudarc::cublas::sys as blas;
 use cudarc::cusolver::sys as solver;
 use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaStream};
@@ -756,15 +756,7 @@ impl Device for CudaDevice {
         let mut diag = vec![0.0f64; n];
         self.get(diagonal, &mut diag)?;
         // The factors of Aᵀ (the row-major matrix read column-major): the same leading minors.
-        let mut sum = 0.0;
-        for (k, &d) in diag.iter().enumerate() {
-            // `!(d > 0)` also catches NaN.
-            if !(d > 0.0) {
-                return Ok(Err(NonPositiveMinor { order: k + 1 }));
-            }
-            sum += d.ln();
-        }
-        Ok(Ok(sum))
+        Ok(logdet_of_pivots(diag))
     }
 
     fn lu_inverse(&mut self, out: DevPtr) -> DeviceResult<()> {

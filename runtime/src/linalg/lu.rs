@@ -45,6 +45,21 @@ pub struct NonPositiveMinor {
     pub order: usize,
 }
 
+/// log det A from the pivots of A's LU without pivoting (in order), where they are all positive
+/// (the leading minors are their running products), else the first minor that is not. Shared by
+/// [`Lu::logdet`] and the GPU, whose pivots come from cuSOLVER.
+pub fn logdet_of_pivots(pivots: impl IntoIterator<Item = f64>) -> Result<f64, NonPositiveMinor> {
+    let mut sum = 0.0;
+    for (k, p) in pivots.into_iter().enumerate() {
+        // `!(p > 0)` also catches NaN.
+        if !(p > 0.0) {
+            return Err(NonPositiveMinor { order: k + 1 });
+        }
+        sum += p.ln();
+    }
+    Ok(sum)
+}
+
 /// `P A = L U` of a square matrix: L unit lower triangular (below the diagonal of `factors`), U
 /// upper triangular (on and above it).
 pub struct Lu {
@@ -146,15 +161,7 @@ impl Lu {
             Pivoting::None,
             "the leading minors need an unpivoted factorization"
         );
-        let mut sum = 0.0;
-        for (k, p) in self.pivots().enumerate() {
-            // `!(p > 0)` also catches NaN.
-            if !(p > 0.0) {
-                return Err(NonPositiveMinor { order: k + 1 });
-            }
-            sum += p.ln();
-        }
-        Ok(sum)
+        logdet_of_pivots(self.pivots())
     }
 
     /// Overwrites the row-major `n × m` matrix `b` with `A⁻¹ b`.

@@ -14,7 +14,7 @@ use std::fmt;
 mod expm;
 mod lu;
 pub use expm::{expm_into, scaling_and_squaring, ExpmWork, PadeMatrix, PadeSteps, PADE_MATRICES};
-pub use lu::{Lu, NonPositiveMinor, Pivoting};
+pub use lu::{logdet_of_pivots, Lu, NonPositiveMinor, Pivoting};
 
 /// Why a kernel could not produce a result.
 #[derive(Clone, Debug, PartialEq)]

@@ -576,17 +576,14 @@ fn kink_warning(program: &Program, plan: &Plan) -> Result<Option<Diagnostic>, Di
         return Ok(None);
     };
     let more = found.count();
-    let op = optc_compiler::ir::op_name(&program.graph.node(kink.node).op);
-    let mut d = Diagnostic::warning(
-        "E0365",
+    let d = kink_diagnostic(
+        program,
+        &kink,
+        more,
         format!(
             "{what} is not differentiable everywhere, and `{}` differentiates it",
             plan.method.name()
         ),
-    )
-    .with_primary_at(
-        kink.span,
-        format!("`{op}` has a kink {}", kink.where_it_jumps(program)),
     )
     .with_label_at(program.method_span(), "method chosen here")
     .with_note(
@@ -598,10 +595,25 @@ fn kink_warning(program: &Program, plan: &Plan) -> Result<Option<Diagnostic>, Di
          `fista` handles exactly; or smooth the kink (`softplus(t * u) / t` for `maximum(u, 0)`); \
          or use `solve with adam(...)`, a subgradient method (`optc explain E0365`)",
     );
-    if more > 0 {
-        d = d.with_note(format!("{more} more kink(s) besides this one"));
-    }
     Ok(Some(d))
+}
+
+/// E0365 with `message` at `kink`, noting `more` kinks besides it.
+fn kink_diagnostic(
+    program: &Program,
+    kink: &structure::Kink,
+    more: usize,
+    message: String,
+) -> Diagnostic {
+    let op = optc_compiler::ir::op_name(&program.graph.node(kink.node).op);
+    let d = Diagnostic::warning("E0365", message).with_primary_at(
+        kink.span,
+        format!("`{op}` has a kink {}", kink.where_it_jumps(program)),
+    );
+    match more {
+        0 => d,
+        _ => d.with_note(format!("{more} more kink(s) besides this one")),
+    }
 }
 
 /// A warning (E0365) at the first kink of an `argmin`'s objective: MAID solves the lower level
@@ -611,14 +623,11 @@ fn lower_level_kink(program: &Program) -> Option<Diagnostic> {
     let objectives: Vec<NodeId> = program.subproblems.iter().map(|s| s.objective).collect();
     let kinks = structure::kinks(program, &objectives);
     let kink = kinks.first()?;
-    let op = optc_compiler::ir::op_name(&program.graph.node(kink.node).op);
-    let mut d = Diagnostic::warning(
-        "E0365",
-        "the lower-level objective of an `argmin` is not differentiable everywhere, and `maid` differentiates it twice",
-    )
-    .with_primary_at(
-        kink.span,
-        format!("`{op}` has a kink {}", kink.where_it_jumps(program)),
+    let d = kink_diagnostic(
+        program,
+        kink,
+        kinks.len() - 1,
+        "the lower-level objective of an `argmin` is not differentiable everywhere, and `maid` differentiates it twice".into(),
     )
     .with_note(
         "the lower level is solved by L-BFGS and its Hessian enters the hypergradient: at a kink \
@@ -628,9 +637,6 @@ fn lower_level_kink(program: &Program) -> Option<Diagnostic> {
         "smooth the lower level: `tv_smooth(z, eps = 1e-3)` for `tv(z)`, `sqrt(u ^ 2 + eps ^ 2)` \
          for `abs(u)`, `softplus(t * u) / t` for `maximum(u, 0)` (`optc explain E0365`)",
     );
-    if kinks.len() > 1 {
-        d = d.with_note(format!("{} more kink(s) besides this one", kinks.len() - 1));
-    }
     Some(d)
 }
 
