@@ -86,9 +86,14 @@ pub struct TypeExpr {
     pub span: Span,
 }
 
+/// A size in a type: a dim name shifted by a constant (`n`, `n - 1`, `d + 2`) or a literal.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum DimExpr {
-    Named(Ident),
+    Named {
+        name: Ident,
+        offset: i64,
+        span: Span,
+    },
     Literal(u64, Span),
 }
 

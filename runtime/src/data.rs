@@ -817,7 +817,13 @@ fn check_array(
                 dims,
                 s,
                 size as i64 - dim.offset,
-                &format!("`{name}` ({source}, axis {axis})"),
+                &match dim.offset {
+                    0 => format!("`{name}` ({source}, axis {axis})"),
+                    _ => format!(
+                        "`{name}` ({source}, axis {axis} of size {size} = {})",
+                        program.dim_name(dim)
+                    ),
+                },
             )?,
         }
     }

@@ -368,6 +368,61 @@ fn conflicting_dims_name_both_arrays() {
     assert!(e.message.contains("command line"), "{}", e.message);
 }
 
+/// `real[n - 1]` data binds `n` to its length plus one; a conflict shows the shifted size; a
+/// shifted size that comes out negative is refused.
+#[test]
+fn shifted_sizes_solve_for_their_dim() {
+    let source = "dims n\ndata y : real[n]\ndata w : real[n - 1]\nvar x : real[n - 2] = 0\nminimize sumsq(x) + sum(w) + sum(y)\n";
+    let program =
+        optc_compiler::driver::compile("shift.opt", source, optc_compiler::driver::Until::Ir)
+            .unwrap()
+            .program
+            .unwrap();
+    let [y, w, x] = ["y", "w", "x"].map(|n| program.input_by_name(n).unwrap());
+    let vector = |len: usize| ArrayD::<f64>::ones(IxDyn(&[len]));
+    let only_w = bind_inputs(&program, vec![(w, vector(4), "w.npy".into())], &[]);
+    // `y` is missing, but `n` is known from `w` alone: no unbound-dim error.
+    assert_eq!(single_error(only_w).code, "E0317");
+    let b = bind_inputs(
+        &program,
+        vec![
+            (y, vector(5), "y.npy".into()),
+            (w, vector(4), "w.npy".into()),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(b.dims, vec![5]);
+    assert_eq!(b.inputs[x.0 as usize].as_ref().unwrap().len(), 3);
+    let conflict = bind_inputs(
+        &program,
+        vec![
+            (y, vector(5), "y.npy".into()),
+            (w, vector(2), "w.npy".into()),
+        ],
+        &[],
+    );
+    let e = single_error(conflict);
+    assert_eq!(e.code, "E0306");
+    assert!(
+        e.message
+            .contains("3 from `w` (w.npy, axis 0 of size 2 = n-1)"),
+        "{}",
+        e.message
+    );
+    let too_small = bind_inputs(
+        &program,
+        vec![
+            (y, vector(1), "y.npy".into()),
+            (w, vector(0), "w.npy".into()),
+        ],
+        &[],
+    );
+    let e = single_error(too_small);
+    assert_eq!(e.code, "E0305");
+    assert!(e.message.contains("`x` has size n-2 = -1"), "{}", e.message);
+}
+
 #[test]
 fn bad_arrays_are_reported_with_codes() {
     let decl = Decl::new();

@@ -347,13 +347,15 @@ impl Checker {
                     }
                     shape.push(Dim::fixed(*n as i64));
                 }
-                ast::DimExpr::Named(id) => {
-                    if let Some(f) = generic {
+                ast::DimExpr::Named {
+                    name: id, offset, ..
+                } => {
+                    let dim = if let Some(f) = generic {
                         let existing = self
                             .dims
                             .iter()
                             .position(|s| s.owner == Some(f) && s.name == id.name);
-                        let dim = match existing {
+                        match existing {
                             Some(i) => DimId(i as u32),
                             None => {
                                 self.dims.push(DimSym {
@@ -364,11 +366,14 @@ impl Checker {
                                 });
                                 DimId(self.dims.len() as u32 - 1)
                             }
-                        };
-                        shape.push(Dim::sym(dim));
+                        }
                     } else {
-                        shape.push(Dim::sym(self.resolve_dim_name(id)?));
-                    }
+                        self.resolve_dim_name(id)?
+                    };
+                    shape.push(Dim {
+                        sym: Some(dim),
+                        offset: *offset,
+                    });
                 }
             }
         }
@@ -1852,8 +1857,21 @@ impl Checker {
         pname: &str,
         binding: &mut HashMap<DimId, (Dim, Span)>,
     ) -> bool {
-        let mismatch = |c: &mut Checker, other: Option<Span>| {
-            let expected = c.ty_text(param);
+        let mismatch = |c: &mut Checker,
+                        binding: &HashMap<DimId, (Dim, Span)>,
+                        other: Option<Span>| {
+            // The parameter's type with the sizes earlier arguments fixed.
+            let bound = |d: &Dim| match d.sym.and_then(|g| binding.get(&g)) {
+                Some((size, _)) => Dim {
+                    sym: size.sym,
+                    offset: size.offset + d.offset,
+                },
+                None => *d,
+            };
+            let expected = c.ty_text(&Ty {
+                elem: param.elem,
+                shape: param.shape.iter().map(bound).collect(),
+            });
             let got = c.ty_text(&arg.ty);
             let mut d = Diagnostic::error(
                 "E0126",
@@ -1869,21 +1887,29 @@ impl Checker {
             false
         };
         if param.shape.len() != arg.ty.shape.len() {
-            return mismatch(self, None);
+            return mismatch(self, binding, None);
         }
         for (p, a) in param.shape.iter().zip(&arg.ty.shape) {
             match p.sym {
+                // `g + p.offset` is the argument's size, so g is that size minus the offset.
                 Some(g) => match binding.get(&g) {
-                    Some((d, s)) if d != a => {
+                    Some((d, s)) if d.offset + p.offset != a.offset || d.sym != a.sym => {
                         let s = *s;
-                        return mismatch(self, Some(s));
+                        return mismatch(self, binding, Some(s));
                     }
                     Some(_) => {}
+                    None if a.sym.is_none() && a.offset < p.offset => {
+                        return mismatch(self, binding, None);
+                    }
                     None => {
-                        binding.insert(g, (*a, arg.span));
+                        let size = Dim {
+                            sym: a.sym,
+                            offset: a.offset - p.offset,
+                        };
+                        binding.insert(g, (size, arg.span));
                     }
                 },
-                None if p != a => return mismatch(self, None),
+                None if p != a => return mismatch(self, binding, None),
                 None => {}
             }
         }

@@ -243,21 +243,49 @@ impl<'d> Builder<'d> {
         };
         let mut dims = Vec::new();
         for dim in p {
-            let d = dim.into_inner().next()?;
-            let dspan = self.span(&d);
-            dims.push(match d.as_rule() {
-                Rule::ident => DimExpr::Named(self.ident(&d)),
-                _ => match d.as_str().parse::<u64>() {
-                    Ok(v) => DimExpr::Literal(v, dspan),
-                    Err(_) => {
-                        return self.fail(
-                            Diagnostic::error("E0011", "invalid dimension in a type")
-                                .with_primary(dspan, "expected a name or a non-negative integer")
-                                .with_hint("dimensions are names declared with `dims` or integer literals: `real[n, 3]`"),
-                        );
+            let dspan = self.span(&dim);
+            let mut inner = dim.into_inner();
+            let d = inner.next()?;
+            let parsed = match d.as_rule() {
+                Rule::ident => {
+                    let name = self.ident(&d);
+                    match inner.next() {
+                        None => Some(DimExpr::Named {
+                            name,
+                            offset: 0,
+                            span: dspan,
+                        }),
+                        Some(shift) => {
+                            let mut s = shift.into_inner();
+                            let negative = s.next()?.as_rule() == Rule::op_sub;
+                            s.next()?
+                                .as_str()
+                                .parse::<i64>()
+                                .ok()
+                                .map(|k| DimExpr::Named {
+                                    name,
+                                    offset: if negative { -k } else { k },
+                                    span: dspan,
+                                })
+                        }
                     }
-                },
-            });
+                }
+                _ => d
+                    .as_str()
+                    .parse::<u64>()
+                    .ok()
+                    .map(|v| DimExpr::Literal(v, dspan)),
+            };
+            match parsed {
+                Some(dim) => dims.push(dim),
+                None => {
+                    return self.fail(
+                        Diagnostic::error("E0011", "invalid dimension in a type")
+                            .with_primary(dspan, "expected a name, a name plus or minus an integer, or a non-negative integer")
+                            .with_hint(super::errors::DIM_HINT),
+                    );
+                }
+            }
         }
         Some(TypeExpr { elem, dims, span })
     }

@@ -128,7 +128,8 @@ Fix: rename to `lambda`, or remove the character.",
         title: "invalid type",
         explanation: "A type was expected but is missing or malformed. A type is an element type `real`, `int`
 or `bool`, optionally followed by dimensions in brackets; each dimension is a name declared with
-`dims` (or a generic name in a `fn` parameter) or an integer literal.
+`dims` (or a generic name in a `fn` parameter), such a name plus or minus an integer (`n - 1`),
+or an integer literal.
 
 Examples:
     data X : = load(\"X.npy\")

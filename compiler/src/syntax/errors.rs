@@ -19,6 +19,8 @@ const A_COMPARISON: &str = "a comparison (`==`, `<=`, `>=`)";
 const A_BOUND: &str = "a bound (`>=`, `<=`)";
 const AN_OPERATOR: &str = "an operator";
 const END_OF_STATEMENT: &str = "end of the statement";
+/// What a dimension in a type may be, for E0011's hint.
+pub(super) const DIM_HINT: &str = "a dimension is a name declared with `dims`, that name plus or minus an integer, or an integer literal: `real[n, 3]`, `real[n - 1]`";
 
 /// What the parser wanted when it met rule `rule` at the error position, in words; `None` for
 /// rules that add nothing useful to the message.
@@ -39,7 +41,8 @@ fn describe(rule: Rule) -> Option<&'static str> {
         string_body => "the rest of the string",
         constraint | for_constraint | relation | kw_for => "a constraint",
         type_expr | elem_type | kw_real | kw_int | kw_bool => A_TYPE,
-        dim => "a dimension (a name or an integer)",
+        dim => "a dimension (a name, `n - 1`, or an integer)",
+        dim_shift => "`+` or `-` and an integer",
         index => return None,
         // Silent rules never appear in errors.
         WHITESPACE | bracketed_newline | COMMENT | cont | statement | infix | primary
@@ -263,7 +266,7 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
             format!("invalid dimension in a type: found {found}"),
         )
         .with_primary(span, "expected `,` or `]` after a dimension")
-        .with_hint("dimensions are names declared with `dims` or integer literals: `real[n, 3]`");
+        .with_hint(DIM_HINT);
     }
     let indented = text[..pos]
         .rsplit('\n')

@@ -121,7 +121,10 @@ fn type_text(ty: &TypeExpr) -> String {
         .dims
         .iter()
         .map(|d| match d {
-            DimExpr::Named(n) => n.name.clone(),
+            DimExpr::Named { name, offset, .. } => match offset {
+                0 => name.name.clone(),
+                k => format!("{}{k:+}", name.name),
+            },
             DimExpr::Literal(v, _) => v.to_string(),
         })
         .collect();
