@@ -672,3 +672,40 @@ fn a_symmetric_matrix_with_an_equality_and_a_symmetric_expression() {
     assert_close(&x, &[1.0, 0.5, 1.5, 3.0], 1e-6);
     assert!(violations[0] < 1e-8, "{violations:?}");
 }
+
+/// Constraints that cannot hold together end `infeasible` (the violation stays while ρ grows a
+/// millionfold), E0366 points at the most violated one; feasible constraints whose violation
+/// falls slowly (a degenerate feasible point, where the violation falls like a power of 1/ρ)
+/// still converge.
+#[test]
+fn contradictory_constraints_end_infeasible() {
+    for constraints in [
+        "x[0] + x[1] == 1\n  worst: x[0] + x[1] == 2",
+        "worst: sum(x) <= -1",
+        "x[0] == 2\n  worst: x[0] <= 1.5",
+    ] {
+        let source = format!(
+            "var x : real[3] >= 0 = 1\nminimize sumsq(x - 1)\nsubject to\n  {constraints}\n"
+        );
+        let (mut m, outcome) = solve_by(&source, Method::AugLag);
+        assert_eq!(outcome.report.status, Status::Infeasible, "{constraints}");
+        let violations: Vec<f64> = (0..m.program.constraints.len())
+            .map(|i| m.violation(i).unwrap())
+            .collect();
+        assert!(violations.iter().any(|v| *v > 0.1), "{violations:?}");
+        let warning = plan::infeasibility_warning(&m.program, &violations);
+        assert_eq!(warning.code, "E0366");
+        let worst = m.program.constraints.iter().position(|c| c.name == "worst");
+        assert_eq!(
+            warning.labels[0].span,
+            m.program.constraints[worst.unwrap()].span.unwrap(),
+            "{constraints}: {warning:?}"
+        );
+    }
+    for constraints in ["sumsq(x) == 0", "x[0]^2 == 0\n  x[1] * x[2] == 0"] {
+        let source =
+            format!("var x : real[3] = 0.5\nminimize sumsq(x - 1)\nsubject to\n  {constraints}\n");
+        let (_, outcome) = solve_by(&source, Method::AugLag);
+        assert_eq!(outcome.report.status, Status::Converged, "{constraints}");
+    }
+}

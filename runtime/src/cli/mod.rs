@@ -793,6 +793,7 @@ fn status_name(s: optc_runtime::solvers::Status) -> (&'static str, u8) {
         Status::LineSearchFailed => ("line_search_failed", EXIT_LIMIT),
         Status::Interrupted => ("interrupted", EXIT_LIMIT),
         Status::Diverged => ("diverged", EXIT_INFEASIBLE),
+        Status::Infeasible => ("infeasible", EXIT_INFEASIBLE),
     }
 }
 
@@ -957,6 +958,14 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         arrays.push((out.name.clone(), value));
     }
 
+    if report.status == optc_runtime::solvers::Status::Infeasible {
+        let violations: Vec<f64> = constraints
+            .iter()
+            .map(|c| c["violation"].as_f64().unwrap_or(0.0))
+            .collect();
+        let warning = optc_runtime::plan::infeasibility_warning(&model.program, &violations);
+        report::print_diagnostics(&[warning], &front.sources, a.model.error_format);
+    }
     let small = |a: &ndarray::ArrayD<f64>| a.len() <= 10_000;
     let mut result = serde_json::json!({
         "status": status,

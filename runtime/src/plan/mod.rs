@@ -57,7 +57,46 @@ pub const PLAN_CODES: &[CodeInfo] = &[
         title: "kink in what a gradient method differentiates (warning)",
         explanation: "The solver chosen (`lbfgs`, projected L-BFGS, `fista`, `auglag`, or `path` with L-BFGS stages) differentiates the objective (for `fista`, its terms without a prox; for `auglag` and `path`, also the constraints) and expects a gradient that changes continuously, but an expression there is nonsmooth in the variables: `abs`, `maximum`/`minimum`, `max`/`min`, `sort`, `topk`, `sign`, or `norm1` and group norms that are not terms the solver handles by their prox. The solver takes a subgradient at the kink; its line search may stall near one and stop short of the minimum, and the optimality it reports (a gradient norm) need not reach 0 there. The run goes on. Remedies: write a penalty as a separate weighted term of a variable (`lambda * norm1(w)`), which `fista` handles exactly by its prox; smooth the kink (`softplus(t * u) / t` for `maximum(u, 0)`, `sqrt(u^2 + eps)` for `abs(u)`); square it where the model allows (`sumsq(maximum(u, 0))` is continuously differentiable and not reported); or use `solve with adam(...)`, a subgradient method. The square root of a whole `norm2` is not reported: it is smooth away from 0 (the norms of lines, group norms, are). For `maid` the warning is about an `argmin`'s objective, which MAID differentiates twice: there the kink makes the lower-level solve and the hypergradient fail; smooth it (`tv_smooth` for `tv`).",
     },
+    CodeInfo {
+        code: "E0366",
+        title: "constraints look infeasible (warning)",
+        explanation: "`auglag` stopped with status `infeasible`: while its penalty rho grew a millionfold (to `rho_max`), the constraint violation stayed above half of what it was. On a feasible problem the violation falls as rho grows, so the constraints most likely contradict each other (`x[0] + x[1] == 1` and `x[0] + x[1] == 2`; bounds of a variable that an equality cannot meet). The warning points at the constraint with the largest violation at the end and labels the other violated ones; a constraint that conflicts with them may itself show no violation. The run exits with status 2. Check that the constraints can hold together, e.g. by dropping one at a time.",
+    },
 ];
+
+/// A warning (E0366) after a solve that ended `infeasible`: at the constraint with the largest
+/// violation in `violations` (one per constraint of `program`), labelling the other violated
+/// ones (those above 1% of the largest).
+pub fn infeasibility_warning(program: &Program, violations: &[f64]) -> Diagnostic {
+    let worst = (0..violations.len())
+        .max_by(|&a, &b| violations[a].total_cmp(&violations[b]))
+        .filter(|&k| violations[k] > 0.0);
+    let mut d = Diagnostic::warning(
+        "E0366",
+        "the constraints look infeasible: their violation stopped falling while the penalty grew a millionfold",
+    )
+    .with_hint(
+        "check that the constraints can hold together; one that conflicts with the violated ones may itself show no violation (`optc explain E0366`)",
+    );
+    let Some(worst) = worst else {
+        return d;
+    };
+    let label = |k: usize| {
+        let c = &program.constraints[k];
+        let name = match c.name.is_empty() {
+            true => String::new(),
+            false => format!("`{}` ", c.name),
+        };
+        format!("{name}violated by {:.3e} at the end", violations[k])
+    };
+    d = d.with_primary_at(program.constraints[worst].span, label(worst));
+    for (k, &v) in violations.iter().enumerate() {
+        if k != worst && v > 0.01 * violations[worst] {
+            d = d.with_label_at(program.constraints[k].span, label(k));
+        }
+    }
+    d
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {

@@ -9,7 +9,9 @@
 //! of (|h|, max(g, −α/ρ)) (the ∞-norm, so that `h_tol` bounds every component however many there
 //! are): zero exactly at a feasible point where every inequality with a positive multiplier is
 //! active (for one equality, |h| as in NOTEARS). The loop stops when
-//! V ≤ h_tol, ρ ≥ ρ_max, or after `max_outer` dual steps.
+//! V ≤ h_tol, ρ ≥ ρ_max, or after `max_outer` dual steps. Stopping at ρ_max with a violation
+//! that ρ's last factor of [`INFEASIBLE_GROWTH`] left above half of what it was is
+//! [`Status::Infeasible`]: on a feasible problem the violation falls as ρ grows.
 
 use super::options::impl_set_option;
 use super::{
@@ -250,6 +252,27 @@ fn progress_measure(relations: &[Relation], alpha: &[f64], rho: f64, c: &[f64]) 
     )
 }
 
+/// The factor of ρ over which a violation that stays above half its value is taken as
+/// infeasibility: on a feasible problem it falls like 1/ρ, or like a power of 1/ρ where the
+/// constraints are degenerate (NOTEARS's h(W) = 0 falls like ρ^(-2/3)).
+pub const INFEASIBLE_GROWTH: f64 = 1e6;
+
+/// Whether the last violation of `trail` ((ρ, violation) of each subproblem) is above
+/// 1000·`h_tol` and above half the violation at ρ / [`INFEASIBLE_GROWTH`] or less.
+fn stagnated(trail: &[(f64, f64)], h_tol: f64) -> bool {
+    let Some(&(rho, violation)) = trail.last() else {
+        return false;
+    };
+    let earlier = trail
+        .iter()
+        .rev()
+        .find(|(r, _)| *r * INFEASIBLE_GROWTH <= rho);
+    match earlier {
+        Some(&(_, before)) => violation > 1e3 * h_tol && violation > 0.5 * before,
+        None => false,
+    }
+}
+
 /// The largest entry of (|h|, max(g, 0)), the violation of the constraints.
 fn infeasibility(relations: &[Relation], c: &[f64]) -> f64 {
     norm_inf(relations.iter().zip(c).map(|(r, c)| match r {
@@ -310,6 +333,8 @@ pub fn augmented_lagrangian_from(
         x: x.clone(),
     };
     let mut status = Status::MaxIter;
+    // (ρ, violation) of every subproblem solved, for the infeasibility test.
+    let mut trail: Vec<(f64, f64)> = Vec::new();
     let mut outer = 0;
     let mut grad = vec![0.0; n];
     while outer < opts.max_outer {
@@ -346,6 +371,7 @@ pub fn augmented_lagrangian_from(
                 violation: infeasibility(&relations, &c),
                 ..solved
             };
+            trail.push((rho, report.violation));
             // A subproblem the inner solver could not solve within its iterations only gets
             // harder with a larger ρ: then the dual step is taken at this ρ.
             let solved_inner = report.status != Status::MaxIter;
@@ -385,6 +411,9 @@ pub fn augmented_lagrangian_from(
             break;
         }
         if rho >= opts.rho_max {
+            if stagnated(&trail, opts.h_tol) {
+                status = Status::Infeasible;
+            }
             break;
         }
     }

@@ -501,7 +501,7 @@ impl Stage<'_> {
         self.last_optimality = report.optimality / scale;
         match report.status {
             Status::Interrupted => StageEnd::Stopped,
-            Status::Diverged => StageEnd::Diverged,
+            Status::Diverged | Status::Infeasible => StageEnd::Diverged,
             Status::LineSearchFailed if report.iterations == 0 => StageEnd::Restart,
             Status::Converged | Status::MaxIter | Status::LineSearchFailed => StageEnd::Done,
         }

@@ -76,6 +76,9 @@ pub enum Status {
     LineSearchFailed,
     /// The objective became non-finite (or the start point had a non-finite objective).
     Diverged,
+    /// The constraint violation stopped decreasing while the penalty grew by a factor of at
+    /// least 10⁶ (the augmented Lagrangian): the constraints are likely contradictory.
+    Infeasible,
     /// The progress callback asked to stop.
     Interrupted,
 }
