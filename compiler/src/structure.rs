@@ -21,6 +21,8 @@ pub enum ProxKind {
     GroupCols,
     /// `nuclear_norm(W)`: singular value thresholding.
     Nuclear,
+    /// `sum(abs(x[1:n] - x[0:n - 1]))` (`tv`) of a vector: 1-D total variation denoising.
+    Tv,
 }
 
 /// `weight * atom(var)`, handled by the atom's prox when the solver is proximal.
@@ -43,11 +45,13 @@ pub struct Structure {
     /// Terms that are differentiable (or treated with subgradients), with their signs in the
     /// minimized objective (the model's, negated for `maximize`).
     pub smooth: Vec<(f64, NodeId)>,
-    /// Terms with a known prox (positive sign in the minimized objective only). A variable has at most one term of each
-    /// kind, and besides L1 at most one group or nuclear term, which then composes exactly with
-    /// soft-thresholding only for group norms (sparse group lasso): so `Nuclear` never shares
-    /// its variable, and bounded variables have only L1 terms (clamping after soft-thresholding
-    /// is their exact prox). Other atoms stay in `smooth` (subgradients).
+    /// Terms with a known prox (positive sign in the minimized objective only). A variable has
+    /// at most one term of each kind, and besides L1 at most one group, nuclear or TV term,
+    /// which then composes exactly with soft-thresholding for group norms (sparse group lasso:
+    /// the group prox after it) and TV (fused lasso: TV's prox before it): so `Nuclear` never
+    /// shares its variable. Bounded variables have only L1 and TV terms, TV with scalar bounds
+    /// (clamping after soft-thresholding and after TV's prox is the exact prox). Other atoms
+    /// stay in `smooth` (subgradients).
     pub prox: Vec<ProxTerm>,
     /// Indices into `Program::constraints` by how they are handled: `projections` are the `in`
     /// constraints and the norm balls of variables ([`NormBall`]) whose projection is exact
@@ -397,10 +401,30 @@ fn scalar(p: &Program, node: NodeId) -> bool {
     p.graph.shape(node).is_empty()
 }
 
+/// Whether `node` has one value in all its entries: a scalar, or a scalar broadcast (as the
+/// bounds of a declaration are).
+fn uniform(p: &Program, node: NodeId) -> bool {
+    let n = p.graph.node(node);
+    scalar(p, node)
+        || matches!((&n.op, n.args.as_slice()), (Op::BroadcastTo(_), [s]) if scalar(p, *s))
+}
+
 /// Whether `term` may join the prox terms already found (see [`Structure::prox`]).
 fn composes(p: &Program, found: &[ProxTerm], term: &ProxTerm) -> bool {
     let input = p.input(term.var);
-    if term.kind != ProxKind::L1 && (input.lower.is_some() || input.upper.is_some()) {
+    // Clamping after TV's prox is the prox with scalar bounds too (it keeps the order of the
+    // entries); the other kinds compose with no bounds.
+    let bounds_fit = match term.kind {
+        ProxKind::L1 => true,
+        ProxKind::Tv => [input.lower, input.upper]
+            .into_iter()
+            .flatten()
+            .all(|b| uniform(p, b)),
+        ProxKind::GroupRows | ProxKind::GroupCols | ProxKind::Nuclear => {
+            input.lower.is_none() && input.upper.is_none()
+        }
+    };
+    if !bounds_fit {
         return false;
     }
     found.iter().filter(|t| t.var == term.var).all(|t| {
@@ -462,12 +486,45 @@ fn atom_of_var(p: &Program, node: NodeId) -> Option<(ProxKind, InputId, Option<N
                 .then_some((ProxKind::L1, v, Some(m)))
         })
     };
+    // x[1:n] − x[0:n − 1] (or its negation) of a vector variable x of length n.
+    let differences = |d: NodeId| {
+        let (Op::Binary(BinaryOp::Sub), [a, b]) = op_args(d) else {
+            return None;
+        };
+        let slice_of = |s: NodeId| match op_args(s) {
+            (
+                &Op::Slice {
+                    axis: 0,
+                    start,
+                    end,
+                },
+                [x],
+            ) => Some((*x, start, end)),
+            _ => None,
+        };
+        let (sa, sb) = (slice_of(*a)?, slice_of(*b)?);
+        [(sa, sb), (sb, sa)]
+            .into_iter()
+            .find_map(|(ahead, behind)| {
+                let x = ahead.0;
+                let len = *p.graph.shape(x).first()?;
+                let one = Dim::fixed(1);
+                let aligned = behind.0 == x
+                    && p.graph.shape(x).len() == 1
+                    && ahead.1 == one
+                    && ahead.2 == len
+                    && behind.1 == Dim::fixed(0)
+                    && Some(behind.2) == len.minus(one);
+                aligned.then(|| var(x)).flatten()
+            })
+    };
     match op_args(node) {
         (Op::NuclearNorm, [x]) => var(*x).map(|v| (ProxKind::Nuclear, v, None)),
         (Op::Sum { axis: None }, [inner]) => match op_args(*inner) {
             (Op::Unary(UnaryOp::Abs), [x]) => var(*x)
                 .map(|v| (ProxKind::L1, v, None))
-                .or_else(|| weighted(*x)),
+                .or_else(|| weighted(*x))
+                .or_else(|| differences(*x).map(|v| (ProxKind::Tv, v, None))),
             (Op::Unary(UnaryOp::Sqrt), [sums]) => {
                 let (Op::Sum { axis: Some(axis) }, [squares]) = op_args(*sums) else {
                     return None;

@@ -39,6 +39,84 @@ pub fn group_shrink_cols(m: &mut Array2<f64>, t: f64) {
         .for_each(|mut col| group_shrink(col.iter_mut(), t));
 }
 
+/// prox of t·TV with TV(x) = Σ|x_{i+1} − x_i| (1-D total variation denoising), exactly and in
+/// linear time in most cases (Condat's direct algorithm): a scan that keeps, for the segment
+/// being built from `start`, the lowest and highest values it may take and the running sums
+/// of the dual (`low_slack`, `high_slack`); a slack leaving [−t, t] ends the segment at that
+/// bound's last update, and at the end the pending segment is levelled or split.
+pub fn total_variation(x: &mut [f64], t: f64) {
+    let n = x.len();
+    if n < 2 || !(t > 0.0) {
+        return;
+    }
+    let y = x.to_vec();
+    // x[from..=to] (one entry at least) ← value; returns the next start.
+    let fill = |x: &mut [f64], from: usize, to: usize, value: f64| {
+        let to = to.max(from);
+        x[from..=to].fill(value);
+        to + 1
+    };
+    let (mut start, mut k, mut k_low, mut k_high) = (0, 0, 0, 0);
+    let (mut low, mut high) = (y[0] - t, y[0] + t);
+    let (mut low_slack, mut high_slack) = (t, -t);
+    loop {
+        if k == n - 1 {
+            if low_slack < 0.0 {
+                start = fill(x, start, k_low, low);
+                (k, k_low, k_high) = (start, start, start);
+                low = y[k];
+                low_slack = t;
+                high_slack = low + t - high;
+            } else if high_slack > 0.0 {
+                start = fill(x, start, k_high, high);
+                (k, k_low, k_high) = (start, start, start);
+                high = y[k];
+                high_slack = -t;
+                low_slack = high - t - low;
+            } else {
+                let level = low + low_slack / (k - start + 1) as f64;
+                fill(x, start, k, level);
+                return;
+            }
+            continue;
+        }
+        low_slack += y[k + 1] - low;
+        high_slack += y[k + 1] - high;
+        if low_slack < -t {
+            // A jump down after the segment: it ends at its low value's last update.
+            start = fill(x, start, k_low, low);
+            (k, k_low, k_high) = (start, start, start);
+            low = y[k];
+            high = low + 2.0 * t;
+            (low_slack, high_slack) = (t, -t);
+        } else if high_slack > t {
+            start = fill(x, start, k_high, high);
+            (k, k_low, k_high) = (start, start, start);
+            high = y[k];
+            low = high - 2.0 * t;
+            (low_slack, high_slack) = (t, -t);
+        } else {
+            k += 1;
+            let len = (k - start + 1) as f64;
+            if low_slack >= t {
+                low += (low_slack - t) / len;
+                low_slack = t;
+                k_low = k;
+            }
+            if high_slack <= -t {
+                high += (high_slack + t) / len;
+                high_slack = -t;
+                k_high = k;
+            }
+        }
+    }
+}
+
+/// The 1-D total variation Σ|x_{i+1} − x_i|.
+pub fn total_variation_of(x: &[f64]) -> f64 {
+    x.windows(2).map(|w| (w[1] - w[0]).abs()).sum()
+}
+
 /// Error from a matrix decomposition used by a prox.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProxError(pub String);

@@ -25,6 +25,74 @@ fn soft_threshold_shrinks_towards_zero() {
     assert!(x.iter().all(|v| v.is_sign_positive() || *v < 0.0), "{x:?}");
 }
 
+/// x = prox of t·TV at y exactly when u, the cumulative sums of x − y (u_i = Σ_{j≤i} (x_j − y_j),
+/// so that y − x = Dᵀu), ends at 0, stays within [−t, t], and is t·sign(x_{i+1} − x_i) where x
+/// jumps: stationarity of ½‖x − y‖² + t·Σ|x_{i+1} − x_i|.
+fn assert_total_variation_prox(y: &[f64], t: f64, x: &[f64]) {
+    let tol = 1e-9 * (1.0 + t + y.iter().map(|v| v.abs()).fold(0.0, f64::max));
+    let mut u = 0.0;
+    for i in 0..y.len() - 1 {
+        u += x[i] - y[i];
+        assert!(
+            u.abs() <= t + tol,
+            "|u_{i}| = {} > t = {t}: y {y:?} x {x:?}",
+            u.abs()
+        );
+        let jump = x[i + 1] - x[i];
+        if jump.abs() > tol {
+            assert!(
+                (u - t * jump.signum()).abs() <= tol,
+                "u_{i} = {u} at a jump {jump}: y {y:?} x {x:?}"
+            );
+        }
+    }
+    assert!(
+        (u + x[y.len() - 1] - y[y.len() - 1]).abs() <= tol,
+        "sums differ: y {y:?} x {x:?}"
+    );
+}
+
+#[test]
+fn total_variation_prox_meets_its_optimality_conditions() {
+    let mut x = [0.0, 3.0];
+    total_variation(&mut x, 1.0);
+    assert_close(&x, &[1.0, 2.0], 1e-15);
+    let mut x = [0.0, 3.0];
+    total_variation(&mut x, 2.0);
+    assert_close(&x, &[1.5, 1.5], 1e-15);
+    // A large t levels the signal at its mean; t = 0 leaves it.
+    let mut x = [1.0, -2.0, 4.0, 0.5];
+    total_variation(&mut x, 100.0);
+    assert_close(&x, &[0.875; 4], 1e-14);
+    let mut x = [1.0, -2.0, 4.0];
+    total_variation(&mut x, 0.0);
+    assert_eq!(x, [1.0, -2.0, 4.0]);
+    // Random signals, smooth, noisy, and integer-valued (ties), for many t and lengths.
+    let mut state = 0x9e3779b97f4a7c15u64;
+    let mut uniform = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for case in 0..3000 {
+        let n = 1 + case % 40;
+        let y: Vec<f64> = (0..n)
+            .map(|i| match case % 3 {
+                0 => uniform() * 4.0 - 2.0,
+                1 => (i as f64 / 5.0).sin() + 0.3 * (uniform() - 0.5),
+                _ => (uniform() * 5.0).floor(),
+            })
+            .collect();
+        let t = [0.01, 0.1, 0.5, 1.0, 3.0, 20.0][case % 6] * (0.5 + uniform());
+        let mut x = y.clone();
+        total_variation(&mut x, t);
+        if n > 1 {
+            assert_total_variation_prox(&y, t, &x);
+        }
+    }
+}
+
 #[test]
 fn group_shrink_scales_rows_and_columns_by_their_norms() {
     // Row (3, 4) has norm 5: factor 1 − 1/5; row (0.3, 0.4) has norm 0.5 < 1: zeroed.
@@ -855,4 +923,56 @@ fn a_group_norm_of_a_transposed_variable_groups_its_columns() {
     // A group norm differentiated (on a bounded variable) is a kink where a line is 0.
     let bounded = source.replace("real[2, 2] = 0", "real[2, 2] >= -5 = 0");
     assert_eq!(kink_warning(&bounded).0, Some("E0365"));
+}
+
+/// `c * tv(x)` is a prox term of `fista`: denoising is one prox step; with an L1 term (fused
+/// lasso), scalar bounds and a design matrix it reaches the optimum that `auglag` finds for the
+/// same problem stated with a variable for the differences; a TV next to a simplex is refused.
+#[test]
+fn total_variation_terms_are_solved_by_their_prox() {
+    let y = [0.1, 0.3, -0.2, 2.1, 1.8, 2.2, 1.0, 0.9, -0.4, 0.0];
+    let signal = format!("param y = {y:?}\n");
+    let (m, outcome) = solve_by(
+        &format!("{signal}var x : real[10] = 0\nminimize 0.5 * sumsq(x - y) + 0.7 * tv(x)\n"),
+        Method::ProxGrad,
+    );
+    assert_eq!(outcome.report.status, Status::Converged);
+    let mut expected = y;
+    total_variation(&mut expected, 0.7);
+    assert_close(&outcome.report.x, &expected, 1e-12);
+    assert!(m.program.constraints.is_empty());
+    // Clamping after TV's prox is the prox with bounds equal for all entries.
+    let (_, outcome) = solve_by(
+        &format!("{signal}var x : real[10] = 0\nminimize 0.5 * sumsq(x - y) + 0.7 * tv(x)\nsubject to\n  x in box(0, 1.5)\n"),
+        Method::ProxGrad,
+    );
+    let clamped: Vec<f64> = expected.iter().map(|v| v.clamp(0.0, 1.5)).collect();
+    assert_close(&outcome.report.x, &clamped, 1e-12);
+    // The fused lasso of a least-squares fit within bounds, against auglag's split form.
+    let fit = "param A = [[1, 0.5, 0, 0, 0.2, 0], [0, 1, -0.3, 0, 0, 0.1], [0.2, 0, 1, 0.4, 0, 0], \
+               [0, 0.1, 0, 1, -0.5, 0], [0.3, 0, 0, 0, 1, 0.6], [0, -0.2, 0.1, 0, 0, 1], [1, 1, 1, 1, 1, 1]]\n\
+               param b = [1, 1.2, 0.1, -0.3, 2, 1.8, 3]\n\
+               var x : real[6] >= -0.2 <= 1.5 = 0\n";
+    let terms = "0.5 * sumsq(A @ x - b) + 0.15 * norm1(x)";
+    let (_, fista) = solve_by(
+        &format!("{fit}minimize {terms} + 0.4 * tv(x)\nsolve with fista(tol = 1e-12)\n"),
+        Method::ProxGrad,
+    );
+    assert_eq!(fista.report.status, Status::Converged);
+    let (_, split) = solve_by(
+        &format!("{fit}var z : real[5] = 0\nminimize {terms} + 0.4 * norm1(z)\nsubject to\n  x[1:] - x[:5] == z\n"),
+        Method::AugLag,
+    );
+    assert_eq!(split.report.status, Status::Converged);
+    assert!(
+        (fista.report.value - split.report.value).abs() < 1e-6,
+        "fista {} vs auglag {}",
+        fista.report.value,
+        split.report.value
+    );
+    assert_close(&fista.report.x, &split.report.x[..6], 1e-4);
+    assert!(refusal(&format!(
+        "{signal}var x : real[10] = 0\nminimize 0.5 * sumsq(x - y) + tv(x)\nsubject to\n  s: x in simplex\n"
+    ))
+    .contains("total variation"));
 }

@@ -447,7 +447,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         }
         None if !s.prox.is_empty() => (
             Method::ProxGrad,
-            format!("{smoothness} terms plus terms with a prox (L1, group, nuclear norms): proximal gradient (FISTA)"),
+            format!("{smoothness} terms plus terms with a prox (L1, group and nuclear norms, total variation): proximal gradient (FISTA)"),
             Vec::new(),
             Vec::new(),
             Vec::new(),
@@ -1065,7 +1065,7 @@ fn solve_by_method(
             solve_smooth(plan, &mut problem, &x0, &b, callback)?
         }
         Method::ProxGrad => {
-            let (smooth, mut l1, matrix_terms) =
+            let (smooth, mut l1, slot_terms) =
                 smooth_part(model, &plan.structure, objective, ProxScope::All)?;
             let sets = prox_sets(model, plan, &mut l1)?;
             let opts =
@@ -1076,7 +1076,7 @@ fn solve_by_method(
             });
             let prox = ProxParts {
                 l1: &l1,
-                matrix_terms: &matrix_terms,
+                slot_terms: &slot_terms,
                 bounds: &sets.bounds,
                 projections: &sets.projections,
                 symmetric: &sets.symmetric,
@@ -1109,7 +1109,7 @@ fn solve_by_method(
             } else {
                 ProxScope::L1
             };
-            let (smooth, mut l1, matrix_terms) =
+            let (smooth, mut l1, slot_terms) =
                 smooth_part(model, &plan.structure, objective, scope)?;
             // Before `finalize`, which may rewrite the constraints' nodes.
             let sets = match by_prox {
@@ -1141,7 +1141,7 @@ fn solve_by_method(
             let inner = match by_prox {
                 true => AuglagInner::Prox(ProxParts {
                     l1: &l1,
-                    matrix_terms: &matrix_terms,
+                    slot_terms: &slot_terms,
                     bounds: &sets.bounds,
                     projections: &sets.projections,
                     symmetric: &sets.symmetric,
@@ -1195,24 +1195,26 @@ fn solve_by_method(
     })
 }
 
-/// What the proximal step of `fista` applies, in order: the symmetric sets' projections,
-/// soft-thresholding by the L1 weights and clamping to the bounds, the matrix terms' prox, the
-/// other set projections.
+/// What the proximal step of `fista` applies, in order: the symmetric sets' projections, the TV
+/// terms' prox, soft-thresholding by the L1 weights and clamping to the bounds, the group and
+/// nuclear terms' prox, the other set projections. (Each order is the exact prox of the sum:
+/// soft-thresholding after TV is the fused lasso's prox, and clamping after it that of TV with
+/// scalar bounds; a group norm's shrinkage after soft-thresholding is the sparse group lasso's.)
 #[derive(Clone, Copy)]
 struct ProxParts<'a> {
     l1: &'a [f64],
-    matrix_terms: &'a [MatrixProx],
+    slot_terms: &'a [SlotProx],
     bounds: &'a Bounds,
     projections: &'a [prox::SlotProjection],
     symmetric: &'a [prox::SymmetricSlot],
 }
 
 impl ProxParts<'_> {
-    /// The value of the L1 and matrix terms at x (the bounds' and sets' indicators, 0 on their
+    /// The value of the L1 and slot terms at x (the bounds' and sets' indicators, 0 on their
     /// points, are left out).
     fn value(&self, x: &[f64]) -> f64 {
         let l1_part: f64 = x.iter().zip(self.l1).map(|(v, w)| w * v.abs()).sum();
-        l1_part + self.matrix_terms.iter().map(|t| t.value(x)).sum::<f64>()
+        l1_part + self.slot_terms.iter().map(|t| t.value(x)).sum::<f64>()
     }
 }
 
@@ -1407,14 +1409,16 @@ fn prox_sets(model: &mut Model, plan: &Plan, l1: &mut [f64]) -> Result<ProxSets,
             plan_error("E0360", format!("constraint `{}`: {why}", c.name))
                 .with_primary_at(c.span, "cannot be projected onto")
         };
-        if plan
-            .structure
-            .prox
-            .iter()
-            .any(|t| t.var == p.var && t.kind != ProxKind::L1)
-        {
+        // Bounds (`nonneg`, `box`) clamp after TV's prox, which is exact.
+        let bounds_only = matches!(
+            c.kind,
+            ConstraintKind::In(SetKind::Nonneg | SetKind::Box { .. })
+        );
+        if plan.structure.prox.iter().any(|t| {
+            t.var == p.var && t.kind != ProxKind::L1 && !(t.kind == ProxKind::Tv && bounds_only)
+        }) {
             return Err(refuse(format!(
-                "`{}` also has a group or nuclear norm, whose prox does not compose with a projection",
+                "`{}` also has a group norm, nuclear norm or total variation, whose prox does not compose with this projection",
                 slot.name
             )));
         }
@@ -1579,16 +1583,17 @@ struct ProxSets {
     symmetric: Vec<prox::SymmetricSlot>,
 }
 
-/// The prox parts as a regularizer: the symmetric slots are symmetrized first; the bounds are
-/// projected on after soft-thresholding (their
-/// exact prox: bounded variables have only L1 terms), the sets last (see [`prox_sets`] for when
-/// that is exact), a `card` keeping the entries of largest gain ½v² − h(p) with h(z) =
-/// ½(z − v)² + t|z|, p = clamp(soft(v, t)): what each kept entry saves over 0.
+/// The prox parts as a regularizer, in the order of [`ProxParts`]: the symmetric slots are
+/// symmetrized and TV's prox taken first; the bounds are projected on after soft-thresholding
+/// (their exact prox: bounded variables have only L1 and TV terms), the sets last (see
+/// [`prox_sets`] for when that is exact), a `card` keeping the entries of largest gain
+/// ½v² − h(p) with h(z) = ½(z − v)² + t|z|, p = clamp(soft(v, t)): what each kept entry saves
+/// over 0.
 fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
     let parts = *parts;
     let ProxParts {
         l1,
-        matrix_terms,
+        slot_terms,
         bounds,
         projections,
         symmetric,
@@ -1597,18 +1602,20 @@ fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
     // Gains are computed only where a `card` reads them (the simplex's projection does not).
     let cards = projections.iter().any(|p| p.set.card_bound().is_some());
     let mut gain = vec![0.0; if projections.is_empty() { 0 } else { l1.len() }];
-    // The point with its symmetric slots symmetrized (none: the point itself).
-    let mut symmetrized = vec![0.0; if symmetric.is_empty() { 0 } else { l1.len() }];
+    let (tv_terms, later_terms): (Vec<&SlotProx>, Vec<&SlotProx>) =
+        slot_terms.iter().partition(|t| t.kind == ProxKind::Tv);
+    // The point symmetrized and through TV's prox where that applies (else the point itself).
+    let prepares = !symmetric.is_empty() || !tv_terms.is_empty();
+    let mut prepared = vec![0.0; if prepares { l1.len() } else { 0 }];
     FnRegularizer {
         prox: move |v: &[f64], step: f64, out: &mut [f64]| {
-            let v = if symmetric.is_empty() {
-                v
+            let v = if prepares {
+                prepared.copy_from_slice(v);
+                symmetric.iter().for_each(|s| s.symmetrize(&mut prepared));
+                tv_terms.iter().for_each(|t| t.prox(&mut prepared, step));
+                &prepared
             } else {
-                symmetrized.copy_from_slice(v);
-                symmetric
-                    .iter()
-                    .for_each(|s| s.symmetrize(&mut symmetrized));
-                &symmetrized
+                v
             };
             for i in 0..v.len() {
                 out[i] = prox::shrink(v[i], step * l1[i]).clamp(lower[i], upper[i]);
@@ -1619,7 +1626,7 @@ fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
                     gain[i] = p * (v[i] - 0.5 * p) - step * l1[i] * p.abs();
                 }
             }
-            for term in matrix_terms {
+            for term in &later_terms {
                 term.prox(out, step);
             }
             for projection in projections {
@@ -2037,7 +2044,7 @@ pub fn device_functions(
         Method::ProxGrad => {
             let (smooth, terms) = smooth_node(&mut program, &plan.structure, score, ProxScope::All);
             let roots = merit_of(&mut program, &vars, smooth)?.roots().to_vec();
-            let (prox, step_roots) = if terms.iter().all(|t| t.kind != ProxKind::Nuclear) {
+            let (prox, step_roots) = if terms.iter().all(|t| on_device(t.kind)) {
                 let (step, step_roots) =
                     prox_step(&mut program, &vars, &symmetric, &terms, roots.len())?;
                 (Some(step), step_roots)
@@ -2206,6 +2213,15 @@ fn clamp_to_bounds(
     Ok(x)
 }
 
+/// Whether the device's prox step ([`prox_step`]) has terms of `kind`: L1 terms and group norms
+/// (plans with nuclear norms or TV take their prox on the host).
+fn on_device(kind: ProxKind) -> bool {
+    matches!(
+        kind,
+        ProxKind::L1 | ProxKind::GroupRows | ProxKind::GroupCols
+    )
+}
+
 /// The variables the plan projects onto the symmetric matrices (`X in symmetric`).
 fn symmetric_vars(program: &Program, plan: &Plan) -> Vec<InputId> {
     plan.projections
@@ -2270,10 +2286,10 @@ fn prox_step(
                 }
                 ProxKind::GroupRows => groups.push((1, term_weight(graph, t))),
                 ProxKind::GroupCols => groups.push((0, term_weight(graph, t))),
-                ProxKind::Nuclear => {
+                ProxKind::Nuclear | ProxKind::Tv => {
                     return Err(plan_error(
                         "E0360",
-                        "the device's prox step has no nuclear norm",
+                        "the device's prox step has no nuclear norm or total variation",
                     ))
                 }
             }
@@ -3012,7 +3028,7 @@ fn prox_grad_external(
     callback: Callback,
 ) -> Result<Outcome, Diagnostic> {
     let objective = minimized_objective(&mut model.program)?;
-    let (smooth, mut l1, matrix_terms) =
+    let (smooth, mut l1, slot_terms) =
         smooth_part(model, &plan.structure, objective, ProxScope::All)?;
     let x0 = model.x();
     // Plans with set projections but `symmetric` ones have no device functions: they never
@@ -3020,14 +3036,13 @@ fn prox_grad_external(
     let sets = prox_sets(model, plan, &mut l1)?;
     let prox = ProxParts {
         l1: &l1,
-        matrix_terms: &matrix_terms,
+        slot_terms: &slot_terms,
         bounds: &sets.bounds,
         projections: &sets.projections,
         symmetric: &sets.symmetric,
     };
     let (report, error) = match device.vectors() {
-        // The device's prox step is that of L1 terms, bounds and group norms.
-        Some(vectors) if matrix_terms.iter().all(|t| t.kind != ProxKind::Nuclear) => {
+        Some(vectors) if slot_terms.iter().all(|t| on_device(t.kind)) => {
             let opts =
                 ProxGradOptions::from_options(&plan.options).map_err(|e| plan.option_error(e))?;
             ResidentVectors::run(vectors, model, Some(smooth), |v| {
@@ -3555,24 +3570,31 @@ impl ProxScope {
     }
 }
 
-/// A group-norm or nuclear-norm term on one variable's slot of the flat vector.
-struct MatrixProx {
+/// A group-norm, nuclear-norm or TV term on one variable's slot of the flat vector: the matrix
+/// of `shape` (rows, columns) or, for TV, the vector of `shape.1` entries.
+struct SlotProx {
     kind: ProxKind,
     offset: usize,
     shape: (usize, usize),
     weight: f64,
 }
 
-impl MatrixProx {
+impl SlotProx {
+    fn entries(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.shape.0 * self.shape.1
+    }
+
     fn matrix(&self, x: &[f64]) -> ndarray::Array2<f64> {
-        let len = self.shape.0 * self.shape.1;
-        ndarray::Array2::from_shape_vec(self.shape, x[self.offset..self.offset + len].to_vec())
+        ndarray::Array2::from_shape_vec(self.shape, x[self.entries()].to_vec())
             .expect("slot of a matrix variable")
     }
 
     /// Applies the prox of `step · weight · atom` to the slot of `x`.
     fn prox(&self, x: &mut [f64], step: f64) {
         let t = step * self.weight;
+        if self.kind == ProxKind::Tv {
+            return prox::total_variation(&mut x[self.entries()], t);
+        }
         let mut m = self.matrix(x);
         match self.kind {
             ProxKind::GroupRows => prox::group_shrink_rows(&mut m, t),
@@ -3582,13 +3604,15 @@ impl MatrixProx {
                 Ok(shrunk) => m = shrunk,
                 Err(_) => return,
             },
-            ProxKind::L1 => prox::soft_threshold(m.as_slice_mut().expect("row-major"), t),
+            ProxKind::L1 | ProxKind::Tv => unreachable!("L1 weights and TV take no matrix"),
         }
-        let len = m.len();
-        x[self.offset..self.offset + len].copy_from_slice(m.as_slice().expect("row-major"));
+        x[self.entries()].copy_from_slice(m.as_slice().expect("row-major"));
     }
 
     fn value(&self, x: &[f64]) -> f64 {
+        if self.kind == ProxKind::Tv {
+            return self.weight * prox::total_variation_of(&x[self.entries()]);
+        }
         let m = self.matrix(x);
         let norms = |axis| m.map_axis(ndarray::Axis(axis), |v| v.dot(&v).sqrt()).sum();
         self.weight
@@ -3598,7 +3622,7 @@ impl MatrixProx {
                 ProxKind::Nuclear => crate::linalg::singular_values(m.view())
                     .map(|s| s.iter().sum())
                     .unwrap_or(f64::NAN),
-                ProxKind::L1 => m.iter().map(|v| v.abs()).sum(),
+                ProxKind::L1 | ProxKind::Tv => unreachable!("L1 weights and TV take no matrix"),
             }
     }
 }
@@ -3610,10 +3634,10 @@ fn smooth_part(
     s: &Structure,
     objective: NodeId,
     scope: ProxScope,
-) -> Result<(NodeId, Vec<f64>, Vec<MatrixProx>), Diagnostic> {
+) -> Result<(NodeId, Vec<f64>, Vec<SlotProx>), Diagnostic> {
     let (smooth, split) = smooth_node(&mut model.program, s, objective, scope);
     let mut weights = vec![0.0; model.dim()];
-    let mut matrix_terms = Vec::new();
+    let mut slot_terms = Vec::new();
     for term in split {
         let w = model.eval_weight(term.weight)?;
         let slot = model.slot(term.var).clone();
@@ -3644,15 +3668,19 @@ fn smooth_part(
                 }
             }
         } else {
-            matrix_terms.push(MatrixProx {
+            let shape = match slot.shape[..] {
+                [rows, columns] => (rows, columns),
+                _ => (1, slot.len()),
+            };
+            slot_terms.push(SlotProx {
                 kind: term.kind,
                 offset: slot.offset,
-                shape: (slot.shape[0], slot.shape[1]),
+                shape,
                 weight: w,
             });
         }
     }
-    Ok((smooth, weights, matrix_terms))
+    Ok((smooth, weights, slot_terms))
 }
 
 /// The minimized objective without the prox terms `scope` takes out, added to `program`, and
