@@ -10,8 +10,8 @@ use optc_runtime::solvers::{
     adam, adam_within, augmented_lagrangian, augmented_lagrangian_from, central_path,
     concomitant_scale, lbfgs, penalty, projected_lbfgs, proximal_gradient, AdamOptions,
     AugLagOptions, AugLagReport, Bounds, ConstrainedProblem, Control, DualStart, FnConstrained,
-    FnPathObjective, FnProblem, InnerSolver, IterInfo, L1Penalty, LbfgsOptions, PathInner,
-    PathOptions, ProxGradOptions, Relation, SetOption, Status,
+    FnPathObjective, FnProblem, InnerSolver, IterInfo, L1Penalty, LbfgsOptions, MaidOptions,
+    PathInner, PathOptions, ProxGradOptions, Relation, SetOption, Status,
 };
 use support::{assert_close, go_on};
 
@@ -1325,6 +1325,45 @@ fn options_are_set_by_name_and_unknown_names_are_rejected() {
     assert!(err.message.contains("inner = adam"), "{err}");
     let err = PathOptions::default().set_option("ftol", 1e-9).unwrap_err();
     assert!(err.message.contains("inner = lbfgs"), "{err}");
+}
+
+/// Values that would hang a solver (a penalty that never grows), make it stand still (a zero
+/// learning rate) or break its line search (c1 ≥ c2) are refused by name; the edges of each
+/// range are accepted.
+#[test]
+fn option_values_out_of_their_ranges_are_refused() {
+    fn refuses<O: SetOption>(name: &str, bad: &[f64], good: &[f64]) {
+        for &v in bad {
+            let err = O::from_options(&[(name.to_string(), v)]).err();
+            assert!(err.is_some_and(|e| e.name == name), "{name} = {v} accepted");
+        }
+        for &v in good {
+            assert!(
+                O::from_options(&[(name.to_string(), v)]).is_ok(),
+                "{name} = {v} refused"
+            );
+        }
+    }
+    refuses::<AugLagOptions>("rho_init", &[0.0, -1.0, f64::NAN], &[1e-3]);
+    refuses::<AugLagOptions>("rho_factor", &[1.0, 0.5], &[1.5]);
+    refuses::<AugLagOptions>("progress", &[0.0, 1.0], &[0.9]);
+    refuses::<AdamOptions>("lr", &[0.0, -1.0], &[1e-4]);
+    refuses::<AdamOptions>("beta1", &[1.0, -0.1], &[0.0, 0.99]);
+    refuses::<AdamOptions>("checkpoint", &[0.0], &[1.0]);
+    refuses::<ProxGradOptions>("lipschitz", &[-1.0], &[0.0, 10.0]);
+    refuses::<ProxGradOptions>("eta", &[1.0, 0.5], &[1.5]);
+    refuses::<LbfgsOptions>("c2", &[0.0, 1.0], &[0.5]);
+    refuses::<LbfgsOptions>("max_linesearch", &[0.0], &[1.0]);
+    refuses::<MaidOptions>("rho", &[0.0, 1.0], &[0.5]);
+    refuses::<MaidOptions>("nu", &[0.9], &[1.0, 1.05]);
+    refuses::<PathOptions>("mu_factor", &[0.0, 1.0], &[0.5]);
+    refuses::<PathOptions>("lr", &[0.0], &[1e-4]);
+    // c1 < c2, whatever the order they are given in.
+    let wolfe = |c1: f64, c2: f64| {
+        LbfgsOptions::from_options(&[("c2".to_string(), c2), ("c1".to_string(), c1)])
+    };
+    assert!(wolfe(0.95, 0.9).is_err());
+    assert!(wolfe(1e-4, 0.1).is_ok());
 }
 
 #[test]

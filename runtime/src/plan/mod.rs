@@ -160,9 +160,17 @@ impl Plan {
         self.solve.as_ref()?.option_span(name)
     }
 
-    /// A bad option (E0362), pointing at it.
+    /// A bad option (E0362), pointing at it (written under its name or an alias: `rho` for
+    /// `auglag`'s `rho_init`, `tol` for L-BFGS's `gtol`).
     pub(crate) fn option_error(&self, e: solvers::OptionError) -> Diagnostic {
-        let span = self.option_span(&e.name);
+        let alias = match e.name.as_str() {
+            "rho_init" => "rho",
+            "gtol" => "tol",
+            _ => "",
+        };
+        let span = self
+            .option_span(&e.name)
+            .or_else(|| self.option_span(alias));
         plan_error("E0362", e.to_string()).with_primary_at(span, "bad option")
     }
 
@@ -3745,6 +3753,7 @@ pub(crate) fn lbfgs_options_from(
         let key = if k == "tol" { "gtol" } else { k.as_str() };
         o.set_option(key, *v).map_err(|e| plan.option_error(e))?;
     }
+    o.check().map_err(|e| plan.option_error(e))?;
     Ok(o)
 }
 

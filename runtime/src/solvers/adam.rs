@@ -58,14 +58,14 @@ impl AdamOptions {
 }
 
 impl_set_option!(AdamOptions {
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
+    lr: positive,
+    beta1: decay,
+    beta2: decay,
+    eps: positive,
     max_iter: count,
-    gtol: float,
-    checkpoint: count,
-    ftol: float,
+    gtol: nonnegative,
+    checkpoint: positive_count,
+    ftol: nonnegative,
 });
 
 /// Adam moment estimates.

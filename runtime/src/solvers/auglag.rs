@@ -192,11 +192,11 @@ impl Default for AugLagOptions {
 }
 
 impl_set_option!(AugLagOptions {
-    rho_init: float,
-    rho_factor: float,
-    rho_max: float,
-    progress: float,
-    h_tol: float,
+    rho_init: positive,
+    rho_factor: growth,
+    rho_max: positive,
+    progress: fraction,
+    h_tol: nonnegative,
     max_outer: count,
 });
 

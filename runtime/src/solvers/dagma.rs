@@ -39,7 +39,9 @@
 //! An objective whose device keeps the Adam iterates ([`PathObjective::adam_iterates`]) does
 //! that, and the projection, in its own step instead.
 
-use super::options::{count, float, invalid, unknown};
+use super::options::{
+    count, decay, fraction, invalid, nonnegative, positive, positive_count, unknown,
+};
 use super::{
     norm_inf, projected_lbfgs, AdamState, Bounds, Callback, Control, FnProblem, IterInfo, Iterates,
     LbfgsOptions, OptionError, Report, SetOption, Status,
@@ -376,20 +378,19 @@ impl SetOption for PathOptions {
         }
         match name {
             "stages" | "T" => self.stages = count(name, value)?,
-            "mu_init" => self.mu_init = float(name, value)?,
-            "mu_factor" => self.mu_factor = float(name, value)?,
-            "s" if value > 0.0 => self.s = vec![value],
-            "s" => return Err(invalid(name, "s must be positive")),
-            "s_step" => self.s_step = float(name, value)?,
+            "mu_init" => self.mu_init = positive(name, value)?,
+            "mu_factor" => self.mu_factor = fraction(name, value)?,
+            "s" => self.s = vec![positive(name, value)?],
+            "s_step" => self.s_step = positive(name, value)?,
             "warm_iter" => self.warm_iter = count(name, value)?,
             "max_iter" => self.max_iter = count(name, value)?,
-            "lr" => self.lr = float(name, value)?,
-            "beta1" => self.beta1 = float(name, value)?,
-            "beta2" => self.beta2 = float(name, value)?,
-            "eps" => self.eps = float(name, value)?,
-            "checkpoint" => self.checkpoint = count(name, value)?,
-            "tol" => self.tol = float(name, value)?,
-            "ftol" => self.ftol = float(name, value)?,
+            "lr" => self.lr = positive(name, value)?,
+            "beta1" => self.beta1 = decay(name, value)?,
+            "beta2" => self.beta2 = decay(name, value)?,
+            "eps" => self.eps = positive(name, value)?,
+            "checkpoint" => self.checkpoint = positive_count(name, value)?,
+            "tol" => self.tol = nonnegative(name, value)?,
+            "ftol" => self.ftol = nonnegative(name, value)?,
             "memory" => self.memory = count(name, value)?,
             "max_restarts" => self.max_restarts = count(name, value)?,
             _ => return Err(unknown(name, Self::NAMES)),

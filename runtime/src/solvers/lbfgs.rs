@@ -47,11 +47,17 @@ impl Default for LbfgsOptions {
 impl_set_option!(LbfgsOptions {
     memory: count,
     max_iter: count,
-    gtol: float,
-    ftol: float,
-    c1: float,
-    c2: float,
-    max_linesearch: count,
+    gtol: nonnegative,
+    ftol: nonnegative,
+    c1: fraction,
+    c2: fraction,
+    max_linesearch: positive_count,
+} check = |o| match o.c1 < o.c2 {
+    true => Ok(()),
+    false => Err(super::options::invalid(
+        "c1",
+        &format!("the Wolfe conditions need c1 < c2, got c1 = {} and c2 = {}", o.c1, o.c2),
+    )),
 });
 
 /// A stored correction pair: s = x₊ − x, y = ∇f(x₊) − ∇f(x), ρ = 1/(s·y).

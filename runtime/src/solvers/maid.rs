@@ -94,19 +94,19 @@ impl Default for MaidOptions {
 }
 
 impl_set_option!(MaidOptions {
-    tol: float,
-    eps0: float,
-    delta0: float,
-    eta: float,
-    rho: float,
-    tau: float,
-    nu: float,
-    beta0: float,
+    tol: nonnegative,
+    eps0: positive,
+    delta0: positive,
+    eta: fraction,
+    rho: fraction,
+    tau: fraction,
+    nu: at_least_one,
+    beta0: positive,
     max_iter: count,
-    inner_max_iter: count,
-    cg_max_iter: count,
+    inner_max_iter: positive_count,
+    cg_max_iter: positive_count,
     budget: count,
-    mu: float,
+    mu: nonnegative,
 });
 
 /// The accuracies and step of one outer iteration.

@@ -25,21 +25,74 @@ pub trait SetOption: Default + Sized {
     /// Sets one option; errors name the accepted options or the expected kind of value.
     fn set_option(&mut self, name: &str, value: f64) -> Result<(), OptionError>;
 
-    /// The defaults overridden by `options`, in order.
+    /// Checks what no single option decides (e.g. L-BFGS's `c1 < c2`).
+    fn check(&self) -> Result<(), OptionError> {
+        Ok(())
+    }
+
+    /// The defaults overridden by `options`, in order, then checked together.
     fn from_options(options: &[(String, f64)]) -> Result<Self, OptionError> {
         let mut result = Self::default();
         for (name, value) in options {
             result.set_option(name, *value)?;
         }
+        result.check()?;
         Ok(result)
     }
 }
 
-pub(crate) fn float(name: &str, value: f64) -> Result<f64, OptionError> {
-    if value.is_nan() {
-        return Err(invalid(name, "expected a number, got NaN"));
+/// `value` if `holds`, else an error saying it should be `expected`.
+fn within(name: &str, value: f64, holds: bool, expected: &str) -> Result<f64, OptionError> {
+    match holds {
+        true => Ok(value),
+        false => Err(invalid(name, &format!("expected {expected}, got {value}"))),
     }
-    Ok(value)
+}
+
+pub(crate) fn positive(name: &str, value: f64) -> Result<f64, OptionError> {
+    within(name, value, value > 0.0, "a number above 0")
+}
+
+pub(crate) fn nonnegative(name: &str, value: f64) -> Result<f64, OptionError> {
+    within(name, value, value >= 0.0, "a number of 0 or more")
+}
+
+/// Strictly between 0 and 1 (a ratio that shrinks: line-search constants, backtracking).
+pub(crate) fn fraction(name: &str, value: f64) -> Result<f64, OptionError> {
+    within(
+        name,
+        value,
+        value > 0.0 && value < 1.0,
+        "a number between 0 and 1 (both excluded)",
+    )
+}
+
+/// In [0, 1): Adam's decay rates.
+pub(crate) fn decay(name: &str, value: f64) -> Result<f64, OptionError> {
+    within(
+        name,
+        value,
+        (0.0..1.0).contains(&value),
+        "a number from 0 to below 1",
+    )
+}
+
+/// Above 1 (a factor that must grow, or a loop never ends).
+pub(crate) fn growth(name: &str, value: f64) -> Result<f64, OptionError> {
+    within(name, value, value > 1.0, "a number above 1")
+}
+
+/// 1 or more (a factor that may stay).
+pub(crate) fn at_least_one(name: &str, value: f64) -> Result<f64, OptionError> {
+    within(name, value, value >= 1.0, "a number of 1 or more")
+}
+
+/// A count of at least 1.
+pub(crate) fn positive_count(name: &str, value: f64) -> Result<usize, OptionError> {
+    match count(name, value)? {
+        0 => Err(invalid(name, "expected a positive integer, got 0")),
+        n => Ok(n),
+    }
 }
 
 pub(crate) fn count(name: &str, value: f64) -> Result<usize, OptionError> {
@@ -88,11 +141,20 @@ pub(crate) fn did_you_mean(name: &str, accepted: &[&str]) -> String {
 }
 
 /// Implements [`SetOption`] for a struct whose listed fields are each parsed by one of the
-/// functions `float`, `count` or `flag` of this module.
+/// parsing functions of this module (`count`, `positive`, `fraction`, `flag`, ...), with an
+/// optional `check` of the whole struct.
 macro_rules! impl_set_option {
     ($ty:ty { $($field:ident : $kind:ident),* $(,)? }) => {
+        impl_set_option!($ty { $($field: $kind),* } check = |_| Ok(()));
+    };
+    ($ty:ty { $($field:ident : $kind:ident),* $(,)? } check = $check:expr) => {
         impl $crate::solvers::SetOption for $ty {
             const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            fn check(&self) -> Result<(), $crate::solvers::OptionError> {
+                let check: fn(&Self) -> Result<(), $crate::solvers::OptionError> = $check;
+                check(self)
+            }
 
             fn set_option(
                 &mut self,

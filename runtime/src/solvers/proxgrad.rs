@@ -101,9 +101,9 @@ impl Default for ProxGradOptions {
 
 impl_set_option!(ProxGradOptions {
     max_iter: count,
-    tol: float,
-    lipschitz: float,
-    eta: float,
+    tol: nonnegative,
+    lipschitz: nonnegative,
+    eta: growth,
     accelerated: flag,
     restart: flag,
     max_backtrack: count,
