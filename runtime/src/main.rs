@@ -7,6 +7,13 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so a closed pipe (`optc explain --list | head -1`) would make the
+    // next print fail and look like a crash: restore the default, which ends the process quietly.
+    #[cfg(unix)]
+    // SAFETY: called first in main, before any other thread exists; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // A panic is a bug in optc: say so plainly, without a raw backtrace unless asked for one.
     let show_backtrace = std::env::var_os("OPTC_BACKTRACE").is_some();
     let default_hook = std::panic::take_hook();

@@ -1148,3 +1148,24 @@ fn outputs_are_evaluated_as_written() {
         "{error:?}"
     );
 }
+
+/// A reader that stops early (`optc explain --list | head -1`) ends optc by SIGPIPE, quietly,
+/// as other Unix tools: not with an "internal error". (The read end is closed before optc
+/// writes, so its first write meets the closed pipe.)
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_optc"))
+        .args(["explain", "--list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("internal error"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(13), "{:?}", out.status);
+}
