@@ -411,7 +411,7 @@ fn run_solves_a_bounded_quadratic_to_its_kkt_point_and_writes_files() {
     let dir = temp_dir("box");
     let model = write_model(
         &dir,
-        "dims n\ndata t : real[n] = load(\"t.npy\")\nvar x : real[n] >= 0 <= 1 = 0.5\nminimize 0.5 * sumsq(x - t)\n",
+        "dims n\ndata t : real[n] = load(\"t.npy\")\nvar x : real[n] >= 0 <= 1 = 0.5\nminimize 0.5 * sumsq(x - t)\noutput x, total = sum(x)\n",
     );
     write_npy(&dir.join("t.npy"), &[4], &[-1.0, 0.25, 0.75, 3.0]);
     let out = dir.join("out");
@@ -432,6 +432,9 @@ fn run_solves_a_bounded_quadratic_to_its_kkt_point_and_writes_files() {
     }
     assert!(out.join("result.json").exists() && out.join("x.npy").exists());
     assert!(!out.join("result.json.tmp").exists());
+    // A scalar output is only in result.json.
+    assert!((v["outputs"]["total"].as_f64().unwrap() - 2.0).abs() < 1e-6);
+    assert!(!out.join("total.npy").exists());
 }
 
 #[test]
@@ -1150,21 +1153,19 @@ fn outputs_are_evaluated_as_written() {
 }
 
 /// A reader that stops early (`optc explain --list | head -1`) ends optc by SIGPIPE, quietly,
-/// as other Unix tools: not with an "internal error". (The read end is closed before optc
-/// writes, so its first write meets the closed pipe.)
+/// as other Unix tools: not with an "internal error". (The pipe's read end is closed before
+/// optc starts, so its first write meets the closed pipe.)
 #[cfg(unix)]
 #[test]
 fn a_closed_pipe_ends_quietly() {
     use std::os::unix::process::ExitStatusExt;
-    use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_optc"))
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_optc"))
         .args(["explain", "--list"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .stdout(writer)
+        .output()
         .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("internal error"), "{stderr}");
     assert_eq!(out.status.signal(), Some(13), "{:?}", out.status);

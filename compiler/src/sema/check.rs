@@ -2284,6 +2284,18 @@ impl Checker {
         let Some(e) = self.expr(expr, Place::Model) else {
             return;
         };
+        if let Some(earlier) = self.outputs.iter().find(|out| out.name == name) {
+            let here = o.name.as_ref().map_or(o.expr.span, |n| n.span);
+            self.error(
+                Diagnostic::error("E0191", format!("two outputs are named `{name}`"))
+                    .with_primary(here, "this output")
+                    .with_label(earlier.expr.span, "has the name of this one")
+                    .with_hint(format!(
+                        "each output is written under its name (`{name}.npy`, `{name}` in result.json): name one of them, as in `output total = sum(x)`"
+                    )),
+            );
+            return;
+        }
         self.outputs.push(Output {
             name,
             expr: e,

@@ -482,6 +482,17 @@ Bad:
 Fix: `output W |> threshold(0.3)`.",
     },
     CodeInfo {
+        code: "E0191",
+        title: "two outputs with one name",
+        explanation: "Each output is written under its name: `NAME.npy` with `--out`, the key `NAME` of `outputs` in result.json. An output without `name =` is named after its leading identifier (`output x` is `x`, `output sum(w)` is `sum`) or, for other expressions, `output` and its position. Two outputs with one name would overwrite each other.
+
+Bad:
+    output sum(w), sum(X)
+    output x, x = 2 * x
+
+Fix: name them: `output w_total = sum(w), X_total = sum(X)`.",
+    },
+    CodeInfo {
         code: "E0199",
         title: "internal lowering error",
         explanation: "The checked model could not be lowered to the IR. This is a compiler bug; please report it with the model file.

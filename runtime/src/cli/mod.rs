@@ -629,10 +629,11 @@ fn constraint_kind(c: &optc_compiler::ir::Constraint) -> &'static str {
     }
 }
 
-/// Writes arrays as `.npy` files into `dir` (each atomically) and lists them on stdout.
-fn write_arrays(
+/// Writes arrays as `.npy` files into `dir` (each atomically), listing them on stdout if `list`.
+fn write_arrays<'a>(
     dir: &std::path::Path,
-    arrays: Vec<(&str, ndarray::ArrayD<f64>)>,
+    arrays: impl IntoIterator<Item = (&'a str, &'a ndarray::ArrayD<f64>)>,
+    list: bool,
 ) -> Result<(), u8> {
     if let Err(e) = std::fs::create_dir_all(dir) {
         eprintln!("error: cannot create `{}`: {e}", dir.display());
@@ -640,11 +641,13 @@ fn write_arrays(
     }
     for (name, array) in arrays {
         let path = dir.join(format!("{name}.npy"));
-        if let Err(e) = optc_runtime::data::write_npy(&path, &array) {
+        if let Err(e) = optc_runtime::data::write_npy(&path, array) {
             report::print_diagnostics(&[e.into()], &SourceMap::new(), ErrorFormat::Human);
             return Err(EXIT_MODEL);
         }
-        println!("{}  {:?}", path.display(), array.shape());
+        if list {
+            println!("{}  {:?}", path.display(), array.shape());
+        }
     }
     Ok(())
 }
@@ -712,7 +715,7 @@ fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
             ]
         }
     };
-    write_arrays(&a.out, arrays)?;
+    write_arrays(&a.out, arrays.iter().map(|(n, a)| (*n, a)), true)?;
     Ok(EXIT_OK)
 }
 
@@ -999,7 +1002,9 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         result["grad_check"] = check;
     }
     if let Some(dir) = &a.out {
-        write_arrays_quiet(dir, &arrays)?;
+        // Scalars are only in result.json.
+        let files = arrays.iter().filter(|(_, a)| a.ndim() > 0);
+        write_arrays(dir, files.map(|(n, a)| (n.as_str(), a)), false)?;
         let text = serde_json::to_string_pretty(&result).expect("json");
         if let Err(e) = write_atomic(&dir.join("result.json"), &text) {
             eprintln!(
@@ -1065,24 +1070,6 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         }
     }
     Ok(code)
-}
-
-/// Like [`write_arrays`] without listing the files.
-fn write_arrays_quiet(
-    dir: &std::path::Path,
-    arrays: &[(String, ndarray::ArrayD<f64>)],
-) -> Result<(), u8> {
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        eprintln!("error: cannot create `{}`: {e}", dir.display());
-        return Err(EXIT_NO_INPUT);
-    }
-    for (name, array) in arrays {
-        if let Err(e) = optc_runtime::data::write_npy(&dir.join(format!("{name}.npy")), array) {
-            report::print_diagnostics(&[e.into()], &SourceMap::new(), ErrorFormat::Human);
-            return Err(EXIT_MODEL);
-        }
-    }
-    Ok(())
 }
 
 /// `--dims n=..,d=..` as pairs (empty without the flag).
