@@ -517,6 +517,24 @@ fn check_grad_differences_small_entries_on_their_scale() {
 }
 
 #[test]
+fn check_grad_skips_coordinates_at_kinks() {
+    // At the start 0 every entry is a kink of maximum(x, 0), and `max` and `sort` of tied
+    // entries jump too: central differences there are no derivative (they reported optc's
+    // subgradients as a bug, exit 70). The random points near the start check them.
+    let dir = temp_dir("grad-kinks");
+    let model = write_model(
+        &dir,
+        "var x : real[4] = 0\nminimize sumsq(x - 1) + sum(maximum(x, 0)) + max(x) + sum(sort(x) .* [1, -2, 3, 0.5])\n",
+    );
+    let o = optc(&["eval", &model, "--check-grad", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let check = &json(&stdout(&o))["grad_check"];
+    assert!(check["max_rel_error"].as_f64().unwrap() < 1e-6, "{check}");
+    assert_eq!(check["kinks"].as_u64(), Some(4), "{check}");
+    assert!(stderr(&o).contains("4 skipped at kinks"), "{}", stderr(&o));
+}
+
+#[test]
 fn check_grad_reports_small_errors_in_json() {
     // Every example with a symbolic gradient (the bilevel one's outer gradient is implicit).
     for model in [

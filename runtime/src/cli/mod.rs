@@ -1456,8 +1456,12 @@ fn grad_check(model: &Model, sources: &SourceMap, m: &ModelArgs) -> Result<serde
         }
         Err(GradCheckError::Eval(e)) => return Err(eval_failed(e, &probe.program, sources, m)),
     };
+    let kinks = match r.kinks {
+        0 => String::new(),
+        k => format!(" ({k} skipped at kinks, where the derivative jumps)"),
+    };
     eprintln!(
-        "grad check: max relative error {:.2e} (gradient), {:.2e} (Hessian-vector product) at {} points, {} coordinates each",
+        "grad check: max relative error {:.2e} (gradient), {:.2e} (Hessian-vector product) at {} points, {} coordinates each{kinks}",
         r.max_rel_error, r.hvp_max_rel_error, r.points, r.coordinates
     );
     if r.max_rel_error > GRAD_CHECK_LIMIT || r.hvp_max_rel_error > GRAD_CHECK_LIMIT {
@@ -1469,5 +1473,6 @@ fn grad_check(model: &Model, sources: &SourceMap, m: &ModelArgs) -> Result<serde
         "hvp_max_rel_error": r.hvp_max_rel_error,
         "points": r.points,
         "coordinates": r.coordinates,
+        "kinks": r.kinks,
     }))
 }
