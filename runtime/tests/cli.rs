@@ -534,6 +534,60 @@ fn check_grad_skips_coordinates_at_kinks() {
     assert!(stderr(&o).contains("4 skipped at kinks"), "{}", stderr(&o));
 }
 
+/// The lasso with an unpenalized intercept (`norm1(w[1:])`, no prox term) by L-BFGS, which
+/// differentiates the kinks: it stops on a negligible decrease with a gradient near the L1
+/// weight, which is `stalled` (exit 1), not `converged`; the same model with the intercept a
+/// variable of its own is solved by its prox and converges.
+#[test]
+fn a_solve_that_stops_at_a_kink_short_of_its_tolerance_is_stalled() {
+    let dir = temp_dir("stalled");
+    let (n, p) = (100, 30);
+    let x: Vec<f64> = (0..n * p)
+        .map(|k| {
+            let (i, j) = ((k / p) as f64, (k % p) as f64);
+            (1.3 * i + 0.7 * j * j + 0.1 * i * j).sin()
+        })
+        .collect();
+    let truth = |j: usize| {
+        [(0, 1.0), (3, 2.0), (10, -1.5), (20, 0.5)]
+            .iter()
+            .find(|t| t.0 == j)
+            .map_or(0.0, |t| t.1)
+    };
+    let y: Vec<f64> = (0..n)
+        .map(|i| (0..p).map(|j| x[i * p + j] * truth(j)).sum::<f64>() + 0.1 * (i as f64).cos())
+        .collect();
+    write_npy(&dir.join("X.npy"), &[n, p], &x);
+    write_npy(&dir.join("y.npy"), &[n], &y);
+    let head =
+        "dims n, p\ndata X : real[n, p] = load(\"X.npy\")\ndata y : real[n] = load(\"y.npy\")\n";
+    let sliced = write_model(
+        &dir,
+        &format!(
+            "{head}var w : real[p] = 0\nminimize 0.5 / n * sumsq(X @ w - y) + 0.1 * norm1(w[1:])\n"
+        ),
+    );
+    let o = optc(&["run", &sliced, "-q", "--json"]);
+    let v = json(&stdout(&o));
+    assert_eq!(
+        (code(&o), v["status"].as_str()),
+        (1, Some("stalled")),
+        "{v}"
+    );
+    assert!(v["optimality"].as_f64().unwrap() > 1e-3, "{v}");
+    let split = dir.join("split.opt");
+    std::fs::write(
+        &split,
+        format!("{head}var b : real = 0\nvar w : real[p - 1] = 0\nminimize 0.5 / n * sumsq(X[:, 0] * b + X[:, 1:] @ w - y) + 0.1 * norm1(w)\n"),
+    )
+    .unwrap();
+    let o = optc(&["run", split.to_str().unwrap(), "-q", "--json"]);
+    let exact = json(&stdout(&o));
+    assert_eq!(exact["status"], "converged", "{exact}");
+    // The stalled point is above the minimum.
+    assert!(v["objective"].as_f64().unwrap() > exact["objective"].as_f64().unwrap() + 1e-6);
+}
+
 #[test]
 fn check_grad_reports_small_errors_in_json() {
     // Every example with a symbolic gradient (the bilevel one's outer gradient is implicit).

@@ -797,6 +797,7 @@ fn status_name(s: optc_runtime::solvers::Status) -> (&'static str, u8) {
         Status::Interrupted => ("interrupted", EXIT_LIMIT),
         Status::Diverged => ("diverged", EXIT_INFEASIBLE),
         Status::Infeasible => ("infeasible", EXIT_INFEASIBLE),
+        Status::Stalled => ("stalled", EXIT_LIMIT),
     }
 }
 

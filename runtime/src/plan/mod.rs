@@ -1026,7 +1026,42 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
     if outcome.report.status == solvers::Status::Diverged && outcome.error.is_none() {
         outcome.error = non_finite_objective(model, &outcome.report.x);
     }
-    Ok(outcome)
+    Ok(stalled_at_kinks(plan, outcome))
+}
+
+/// `outcome` with status [`solvers::Status::Stalled`] instead of `Converged` when the method
+/// differentiates kinks (the plan warned E0365) and the solve stopped with its optimality above
+/// the tolerance: a decrease too small to go on, near a kink, is no sign of a minimum there.
+/// (`auglag`'s optimality is that of its last inner solve, against the inner tolerance.)
+fn stalled_at_kinks(plan: &Plan, mut outcome: Outcome) -> Outcome {
+    let warned = plan.warnings.iter().any(|w| w.code == "E0365");
+    if warned && outcome.report.status == solvers::Status::Converged {
+        let tol = stopping_tolerance(plan).unwrap_or(f64::INFINITY);
+        if outcome.report.optimality > tol {
+            outcome.report.status = solvers::Status::Stalled;
+        }
+    }
+    outcome
+}
+
+/// The optimality tolerance of the plan's gradient method (for `auglag`, of its inner solver);
+/// `None` for the methods that do not stop on one or that the E0365 warning does not concern.
+fn stopping_tolerance(plan: &Plan) -> Option<f64> {
+    match plan.method {
+        Method::Lbfgs | Method::ProjectedLbfgs => {
+            Some(lbfgs_options(plan, &plan.options).ok()?.gtol)
+        }
+        Method::ProxGrad => Some(ProxGradOptions::from_options(&plan.options).ok()?.tol),
+        Method::AugLag => {
+            let by_prox = plan.auglag_by_prox();
+            let (_, inner) = split_auglag_options(plan, by_prox).ok()?;
+            Some(match by_prox {
+                true => ProxGradOptions::from_options(&inner).ok()?.tol,
+                false => lbfgs_options(plan, &inner).ok()?.gtol,
+            })
+        }
+        Method::Path | Method::Adam | Method::Dual | Method::Maid => None,
+    }
 }
 
 /// E0409 at the first expression whose value is not finite, when the objective or its
@@ -2615,6 +2650,16 @@ pub trait DeviceAdam {
 /// (which backs off) and the first one is kept in the outcome. L-BFGS keeps its vectors on a
 /// device that offers them ([`External::vectors`]).
 pub fn solve_external(
+    model: &mut Model,
+    plan: &Plan,
+    device: &mut dyn External,
+    callback: Callback,
+) -> Result<Outcome, Diagnostic> {
+    solve_on_device(model, plan, device, callback).map(|o| stalled_at_kinks(plan, o))
+}
+
+/// [`solve_external`] before its status is settled.
+fn solve_on_device(
     model: &mut Model,
     plan: &Plan,
     device: &mut dyn External,

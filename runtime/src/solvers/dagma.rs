@@ -504,7 +504,9 @@ impl Stage<'_> {
             Status::Interrupted => StageEnd::Stopped,
             Status::Diverged | Status::Infeasible => StageEnd::Diverged,
             Status::LineSearchFailed if report.iterations == 0 => StageEnd::Restart,
-            Status::Converged | Status::MaxIter | Status::LineSearchFailed => StageEnd::Done,
+            Status::Converged | Status::MaxIter | Status::LineSearchFailed | Status::Stalled => {
+                StageEnd::Done
+            }
         }
     }
 

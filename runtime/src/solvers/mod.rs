@@ -79,6 +79,10 @@ pub enum Status {
     /// The constraint violation stopped decreasing while the penalty grew by a factor of at
     /// least 10⁶ (the augmented Lagrangian): the constraints are likely contradictory.
     Infeasible,
+    /// The solver stopped on a negligible decrease with its optimality above its tolerance,
+    /// where it differentiates a kink (set by the plan, not by the solvers): the point may not
+    /// be a minimum.
+    Stalled,
     /// The progress callback asked to stop.
     Interrupted,
 }
