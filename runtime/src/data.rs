@@ -660,10 +660,15 @@ pub fn bind_inputs(
         }
     }
     let mut inputs: Vec<Option<ArrayD<f64>>> = vec![None; program.inputs.len()];
+    // An error about one input's array points at its declaration.
+    let at_declaration = |k: usize, e: DataError, label: &str| {
+        let input = &program.inputs[k];
+        Diagnostic::from(e).with_primary_at(input.span, format!("`{}` {label}", input.name))
+    };
     for (id, array, source) in arrays {
         match check_array(program, &mut dims, id, &array, &source) {
             Ok(()) => inputs[id.0 as usize] = Some(array),
-            Err(e) => errors.push(e.into()),
+            Err(e) => errors.push(at_declaration(id.0 as usize, e, "is declared here")),
         }
     }
     // Unbound dims and missing arrays would only repeat the problems found so far.
@@ -692,14 +697,12 @@ pub fn bind_inputs(
     }
     for (k, input) in program.inputs.iter().enumerate() {
         if input.kind == InputKind::Data && inputs[k].is_none() {
-            errors.push(
-                DataError::new(MISSING_DATA, format!("data `{}` has no array", input.name))
-                    .with_hint(format!(
-                        "bind it with `--data {}=file.npy` or declare `= load(\"file.npy\")`",
-                        input.name
-                    ))
-                    .into(),
-            );
+            let e = DataError::new(MISSING_DATA, format!("data `{}` has no array", input.name))
+                .with_hint(format!(
+                    "bind it with `--data {}=file.npy` or declare `= load(\"file.npy\")`",
+                    input.name
+                ));
+            errors.push(at_declaration(k, e, "has no array"));
         }
     }
     if !errors.is_empty() {
@@ -714,7 +717,7 @@ pub fn bind_inputs(
         let shape = match declared_shape(program, &bindings.dims, &input.shape, &input.name) {
             Ok(s) => s,
             Err(e) => {
-                errors.push(e.into());
+                errors.push(at_declaration(k, e, "is declared here"));
                 continue;
             }
         };
