@@ -844,7 +844,12 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     };
     let mut the_plan = plan::choose(&model.program).map_err(fail)?;
     if let Some(m) = a.max_iter {
-        the_plan.options.push(("max_iter".into(), m as f64));
+        // The method's own loop: `auglag`'s is its dual steps.
+        let name = match the_plan.method {
+            plan::Method::AugLag => "max_outer",
+            _ => "max_iter",
+        };
+        the_plan.options.push((name.into(), m as f64));
     }
     if let Some(t) = a.tol {
         the_plan.options.push(("tol".into(), t));
@@ -854,6 +859,9 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         eprintln!("solver: {} ({})", the_plan.method.name(), the_plan.reason);
     }
     report::print_diagnostics(&the_plan.warnings, &front.sources, a.model.error_format);
+    if let Some(w) = plan::start_outside_bounds(&mut model) {
+        report::print_diagnostics(&[w], &front.sources, a.model.error_format);
+    }
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
     let mut progress = Progress::new(a.quiet);
     let solve_start = std::time::Instant::now();

@@ -62,7 +62,40 @@ pub const PLAN_CODES: &[CodeInfo] = &[
         title: "constraints look infeasible (warning)",
         explanation: "`auglag` stopped with status `infeasible`: while its penalty rho grew a millionfold (to `rho_max`), the constraint violation stayed above half of what it was. On a feasible problem the violation falls as rho grows, so the constraints most likely contradict each other (`x[0] + x[1] == 1` and `x[0] + x[1] == 2`; bounds of a variable that an equality cannot meet). The warning points at the constraint with the largest violation at the end and labels the other violated ones; a constraint that conflicts with them may itself show no violation. The run exits with status 2. Check that the constraints can hold together, e.g. by dropping one at a time.",
     },
+    CodeInfo {
+        code: "E0367",
+        title: "initial value outside the bounds (warning)",
+        explanation: "A variable's initial value (`var x : real[n] >= 0 <= 1 = 5`, or the default 0 with bounds that exclude it) lies outside its declared bounds. The solvers start from its projection onto them (each entry clamped), so the run goes on; the warning points at the declaration and names the first entry outside. Give an initial value within the bounds to start where you mean to.",
+    },
 ];
+
+/// A warning (E0367) when a variable's initial value lies outside its declared bounds, which
+/// the solvers project it onto first: at the first such variable, naming its first entry out.
+pub fn start_outside_bounds(model: &mut Model) -> Option<Diagnostic> {
+    let b = bounds(model).ok()?;
+    let x = model.x();
+    let (lower, upper) = (b.lower(), b.upper());
+    model.vars.iter().find_map(|slot| {
+        let k = (slot.offset..slot.offset + slot.len())
+            .find(|&k| x[k] < lower[k] || x[k] > upper[k])?;
+        let input = model.program.input(slot.input);
+        Some(
+            Diagnostic::warning(
+                "E0367",
+                format!(
+                    "the initial value of `{}` lies outside its bounds: entry {} is {} but the bounds are [{}, {}]",
+                    slot.name,
+                    k - slot.offset,
+                    x[k],
+                    lower[k],
+                    upper[k]
+                ),
+            )
+            .with_primary_at(input.span, "the solver starts from the initial value projected onto these bounds")
+            .with_hint("give an initial value within the bounds (`= value` after them)"),
+        )
+    })
+}
 
 /// A warning (E0366) after a solve that ended `infeasible`: at the constraint with the largest
 /// violation in `violations` (one per constraint of `program`), labelling the other violated
@@ -911,6 +944,21 @@ pub(crate) fn bounds(model: &mut Model) -> Result<Bounds, Diagnostic> {
                     *t = *b;
                 }
             }
+        }
+        let entries = slot.offset..slot.offset + slot.len();
+        if let Some(k) = entries.clone().find(|&k| !(lower[k] <= upper[k])) {
+            return Err(plan_error(
+                "E0360",
+                format!(
+                    "the bounds of `{}` leave no value: entry {} would lie in [{}, {}]",
+                    slot.name,
+                    k - slot.offset,
+                    lower[k],
+                    upper[k]
+                ),
+            )
+            .with_primary_at(input.span, "no value satisfies these bounds")
+            .with_hint("the lower bound (`>= lo`) must not exceed the upper one (`<= hi`)"));
         }
     }
     Bounds::new(lower, upper).map_err(|m| plan_error("E0362", m))
