@@ -371,20 +371,27 @@ pub fn analyze(program: &Program) -> Structure {
 }
 
 /// Whether constraint `index` is a norm ball of a variable that a projection enforces exactly
-/// with the variable's other constraints: none but `in nonneg` (and `in symmetric` for a ball of
-/// the whole matrix), and declared bounds `>= 0` at most (other combinations stay inequalities).
+/// with the variable's other constraints: none but `in nonneg` and `in box` (and
+/// `in symmetric` for a ball of the whole matrix), and declared bounds equal for every entry
+/// (other combinations stay inequalities). The runtime checks that the bounds, sets included,
+/// are the same for every entry.
 fn projected_ball(p: &Program, index: usize) -> bool {
+    use crate::ir::SetKind;
     let Some(Projection { var, lines, .. }) = projection(p, index) else {
         return false;
     };
     let whole = lines.is_none();
     let input = p.input(var);
-    let zero = |n: NodeId| p.graph.const_value(n) == Some(0.0);
-    let bounds_fit = input.upper.is_none() && input.lower.is_none_or(zero);
+    let bounds_fit = [input.lower, input.upper]
+        .into_iter()
+        .flatten()
+        .all(|b| uniform(p, b));
     let alone = (0..p.constraints.len()).filter(|&j| j != index).all(|j| {
         let other = &p.constraints[j];
-        other.kind == ConstraintKind::In(crate::ir::SetKind::Nonneg)
-            || (whole && other.kind == ConstraintKind::In(crate::ir::SetKind::Symmetric))
+        matches!(
+            other.kind,
+            ConstraintKind::In(SetKind::Nonneg | SetKind::Box { .. })
+        ) || (whole && other.kind == ConstraintKind::In(SetKind::Symmetric))
             || projection(p, j).is_none_or(|o| o.var != var)
     });
     bounds_fit && alone

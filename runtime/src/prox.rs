@@ -209,12 +209,21 @@ pub fn project_l2_ball(x: &mut [f64], radius: f64) {
 
 /// The multiplier μ ≥ 0 of the ball {φ(x) ≤ bound} at its point `x`, where the rest of the
 /// problem has the (reduced) gradient `g`, with φ the L1 norm, the L2 norm, or with `squared`
-/// its square (`sumsq`). Stationarity is 0 ∈ g + μ∂φ(x) (+ the normal cone of `>= 0` bounds,
-/// orthogonal to x); φ is positively homogeneous of degree q (2 for `sumsq`, else 1), so its
-/// inner product with x gives μ = −⟨g, x⟩ / (q φ(x)) on the boundary, and μ = 0 inside. At
-/// x = 0 (a radius of 0) μ is the dual norm of g, the least that makes 0 stationary; `sumsq`
-/// has none there (its gradient vanishes).
-pub fn ball_multiplier(l1: bool, squared: bool, bound: f64, x: &[f64], g: &[f64]) -> Option<f64> {
+/// its square (`sumsq`). Stationarity is 0 ∈ g + μ∂φ(x) + (the normal cone of the bounds
+/// `within`, if any: 0 at entries strictly inside them, and orthogonal to x for `>= 0`); its
+/// inner product with x over the entries F off the bounds gives
+/// μ = −Σ_F gᵢxᵢ / Σ_F xᵢ∂ᵢφ(x) on the boundary, and μ = 0 inside (with F every entry, the
+/// denominator is q φ(x), φ being positively homogeneous of degree q). At x = 0 (a radius of 0)
+/// μ is the dual norm of g, the least that makes 0 stationary; `sumsq` has none there (its
+/// gradient vanishes).
+pub fn ball_multiplier(
+    l1: bool,
+    squared: bool,
+    bound: f64,
+    within: Option<(f64, f64)>,
+    x: &[f64],
+    g: &[f64],
+) -> Option<f64> {
     let norm = |v: &[f64]| match l1 {
         true => v.iter().map(|e| e.abs()).sum::<f64>(),
         false => v.iter().map(|e| e * e).sum::<f64>().sqrt(),
@@ -227,8 +236,22 @@ pub fn ball_multiplier(l1: bool, squared: bool, bound: f64, x: &[f64], g: &[f64]
         return Some(0.0);
     }
     if phi > 0.0 {
-        let along: f64 = x.iter().zip(g).map(|(a, b)| a * b).sum();
-        return Some((-along / (degree * phi)).max(0.0));
+        let off_bounds = |v: f64| within.is_none_or(|(lo, hi)| v != lo && v != hi);
+        let (mut along, mut weight) = (0.0, 0.0);
+        for (&xi, &gi) in x.iter().zip(g).filter(|(xi, _)| off_bounds(**xi)) {
+            along += gi * xi;
+            // xᵢ∂ᵢφ: |xᵢ| for L1, xᵢ²/‖x‖ for L2, 2xᵢ² for `sumsq`.
+            weight += match (l1, squared) {
+                (true, false) => xi.abs(),
+                (false, false) => xi * xi / phi,
+                (_, true) => degree * xi * xi,
+            };
+        }
+        if weight == 0.0 {
+            // Every entry at a bound: the bounds hold the ball, whose multiplier is not decided.
+            return None;
+        }
+        return Some((-along / weight).max(0.0));
     }
     match (l1, squared) {
         (_, true) => None,
@@ -293,11 +316,14 @@ pub enum Set {
     /// The simplex with at most k ≥ 1 nonzeros ([`project_sparse_simplex`]).
     SparseSimplex(usize),
     /// {‖x‖₁ ≤ radius} ([`project_l1_ball`]). After soft-thresholding by t and clamping to
-    /// `x >= 0` bounds this is the exact prox: the composition soft-thresholds at t + θ.
-    L1Ball(f64),
+    /// `x >= 0` bounds this is the exact prox: the composition soft-thresholds at t + θ. With
+    /// bounds `within` = (lo, hi) equal for every entry, the prox is clamp(soft(s, θ)) from the
+    /// soft-thresholded point s before clamping ([`project_l1_ball_within`]).
+    L1Ball(f64, Option<(f64, f64)>),
     /// {‖x‖₂ ≤ radius} ([`project_l2_ball`]); exact after soft-thresholding and `x >= 0`
-    /// bounds as well (the KKT point is the thresholded point scaled).
-    L2Ball(f64),
+    /// bounds as well (the KKT point is the thresholded point scaled); with bounds `within`,
+    /// clamp(s / (1 + μ)) ([`project_l2_ball_within`]).
+    L2Ball(f64, Option<(f64, f64)>),
 }
 
 impl Set {
@@ -305,7 +331,7 @@ impl Set {
     pub fn card_bound(&self) -> Option<usize> {
         match *self {
             Set::Card(k) | Set::SparseSimplex(k) => Some(k),
-            Set::Simplex | Set::L1Ball(_) | Set::L2Ball(_) => None,
+            Set::Simplex | Set::L1Ball(..) | Set::L2Ball(..) => None,
         }
     }
 
@@ -318,17 +344,87 @@ impl Set {
         }
     }
 
-    /// Projects `x` onto the set in place, `gain` being each entry's gain for [`Set::Card`].
-    pub fn project(&self, x: &mut [f64], gain: &[f64]) {
-        match *self {
-            Set::Simplex => project_simplex(x, 1.0),
-            Set::Card(k) if k < x.len() => zero_all_but(x, &top_k_indices(gain, k, |g| g)),
-            Set::Card(_) => {}
-            Set::SparseSimplex(k) => project_sparse_simplex(x, k, 1.0),
-            Set::L1Ball(radius) => project_l1_ball(x, radius),
-            Set::L2Ball(radius) => project_l2_ball(x, radius),
+    /// What [`Set::project`] reads in its `keys` besides the point: each entry's gain for a
+    /// `card`, the soft-thresholded point before clamping for a ball within bounds.
+    pub fn key(&self) -> Key {
+        match self {
+            Set::Card(_) | Set::SparseSimplex(_) => Key::Gain,
+            Set::L1Ball(_, Some(_)) | Set::L2Ball(_, Some(_)) => Key::Unclamped,
+            Set::Simplex | Set::L1Ball(_, None) | Set::L2Ball(_, None) => Key::None,
         }
     }
+
+    /// Projects `x` onto the set in place, `keys` holding what [`Set::key`] names.
+    pub fn project(&self, x: &mut [f64], keys: &[f64]) {
+        match *self {
+            Set::Simplex => project_simplex(x, 1.0),
+            Set::Card(k) if k < x.len() => zero_all_but(x, &top_k_indices(keys, k, |g| g)),
+            Set::Card(_) => {}
+            Set::SparseSimplex(k) => project_sparse_simplex(x, k, 1.0),
+            Set::L1Ball(radius, None) => project_l1_ball(x, radius),
+            Set::L2Ball(radius, None) => project_l2_ball(x, radius),
+            Set::L1Ball(radius, Some(bounds)) => project_l1_ball_within(x, keys, radius, bounds),
+            Set::L2Ball(radius, Some(bounds)) => project_l2_ball_within(x, keys, radius, bounds),
+        }
+    }
+}
+
+/// What a [`Set`]'s projection reads besides the point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    None,
+    /// What each entry's prox value saves over 0 (a `card` keeps the largest).
+    Gain,
+    /// The soft-thresholded point before clamping to the bounds.
+    Unclamped,
+}
+
+/// The largest θ of [0, hi] where `excess(θ) > 0` turns ≤ 0 (`excess` nonincreasing), by
+/// bisection to the resolution of f64.
+fn root_of_decreasing(mut excess: impl FnMut(f64) -> f64, hi: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0f64, hi);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if excess(mid) > 0.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+/// The prox of the L1 ball {‖x‖₁ ≤ radius} with bounds lo ≤ x ≤ hi equal for every entry, from
+/// the soft-thresholded point `s` (before clamping; `x` is clamp(s)): x = clamp(soft(s, θ))
+/// with the least θ ≥ 0 that brings ‖x‖₁ within the radius (entrywise the prox of
+/// (t + θ)|x| within the bounds; ‖x‖₁ falls as θ grows).
+pub fn project_l1_ball_within(x: &mut [f64], s: &[f64], radius: f64, (lo, hi): (f64, f64)) {
+    let at = |theta: f64, i: usize| shrink(s[i], theta).clamp(lo, hi);
+    let norm = |theta: f64| (0..s.len()).map(|i| at(theta, i).abs()).sum::<f64>();
+    if norm(0.0) <= radius {
+        return;
+    }
+    let top = s.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let theta = root_of_decreasing(|t| norm(t) - radius, top);
+    (0..x.len()).for_each(|i| x[i] = at(theta, i));
+}
+
+/// The prox of the L2 ball {‖x‖₂ ≤ radius} with bounds lo ≤ x ≤ hi equal for every entry, from
+/// the soft-thresholded point `s` (before clamping): x = clamp(s / (1 + μ)) with the least
+/// μ ≥ 0 that brings ‖x‖₂ within the radius.
+pub fn project_l2_ball_within(x: &mut [f64], s: &[f64], radius: f64, (lo, hi): (f64, f64)) {
+    let at = |mu: f64, i: usize| (s[i] / (1.0 + mu)).clamp(lo, hi);
+    let norm = |mu: f64| (0..s.len()).map(|i| at(mu, i).powi(2)).sum::<f64>().sqrt();
+    if norm(0.0) <= radius {
+        return;
+    }
+    // At μ = ‖s‖/radius every |s/(1 + μ)| ≤ radius in norm: the root lies below.
+    let top = s.iter().map(|v| v * v).sum::<f64>().sqrt() / radius.max(f64::MIN_POSITIVE);
+    let mu = root_of_decreasing(|m| norm(m) - radius, top);
+    (0..x.len()).for_each(|i| x[i] = at(mu, i));
 }
 
 /// An `n × n` variable's slot of the flat vector (at `offset`) constrained to be symmetric
@@ -401,7 +497,7 @@ impl SlotProjection {
         }
     }
 
-    /// Projects the slot of `x` in place; `gain` holds each entry's gain (see [`Set::Card`]),
+    /// Projects the slot of `x` in place; `gain` holds each entry's key (see [`Set::key`]),
     /// indexed as `x`.
     pub fn apply(&self, x: &mut [f64], gain: &[f64]) {
         let range = self.offset..self.offset + self.shape.iter().product::<usize>();

@@ -174,19 +174,22 @@ fn ball_multipliers_from_stationarity_known_values() {
     // min ‖w − (3, 4)‖² on the unit L2 ball: w = (0.6, 0.8), g = 2(w − v), μ = 2(‖v‖ − 1) = 8;
     // for sumsq(w) <= 1 (q = 2) half of it.
     let (x, g) = ([0.6, 0.8], [-4.8, -6.4]);
-    assert!((ball_multiplier(false, false, 1.0, &x, &g).unwrap() - 8.0).abs() < 1e-12);
-    assert!((ball_multiplier(false, true, 1.0, &x, &g).unwrap() - 4.0).abs() < 1e-12);
+    assert!((ball_multiplier(false, false, 1.0, None, &x, &g).unwrap() - 8.0).abs() < 1e-12);
+    assert!((ball_multiplier(false, true, 1.0, None, &x, &g).unwrap() - 4.0).abs() < 1e-12);
     // Inside the ball: 0. A ball of radius 0: the dual norm of g, none for sumsq.
-    assert_eq!(ball_multiplier(true, false, 2.0, &x, &g), Some(0.0));
+    assert_eq!(ball_multiplier(true, false, 2.0, None, &x, &g), Some(0.0));
     assert_eq!(
-        ball_multiplier(true, false, 0.0, &[0.0, 0.0], &g),
+        ball_multiplier(true, false, 0.0, None, &[0.0, 0.0], &g),
         Some(6.4)
     );
     assert_eq!(
-        ball_multiplier(false, false, 0.0, &[0.0, 0.0], &[3.0, 4.0]),
+        ball_multiplier(false, false, 0.0, None, &[0.0, 0.0], &[3.0, 4.0]),
         Some(5.0)
     );
-    assert_eq!(ball_multiplier(false, true, 0.0, &[0.0, 0.0], &g), None);
+    assert_eq!(
+        ball_multiplier(false, true, 0.0, None, &[0.0, 0.0], &g),
+        None
+    );
 }
 
 #[test]
@@ -769,11 +772,10 @@ fn balls_that_a_projection_would_not_solve_are_inequalities() {
     let base = "var x : real[3] BOUND = 0\nminimize sumsq(x - [0.5, 0.3, 1.2])\nsubject to\n";
     let with = |bound: &str, constraints: &str| base.replace("BOUND", bound) + constraints;
     assert!(refusal(&with("", "  b: norm2(x) <= -1\n")).contains("leaves no value"));
-    // With bounds other than `>= 0`, another set on the variable, on an expression, or with a
-    // bound that depends on a variable, a ball is an inequality of `auglag`.
+    // With bounds that differ between entries, on an expression, or with a bound that depends
+    // on a variable, a ball is an inequality of `auglag`.
     let inequalities = [
-        with(">= -1", "  b: norm2(x) <= 1\n"),
-        with("", "  b: norm2(x) <= 1\n  s: x in box(-2, 2)\n"),
+        with(">= [-1, -2, -1]", "  b: norm2(x) <= 1\n"),
         with("", "  b: norm2(2 * x) <= 2\n"),
         with("", "  b: norm2(x) <= 2 - x[0] ^ 2\n"),
     ];
@@ -786,14 +788,73 @@ fn balls_that_a_projection_would_not_solve_are_inequalities() {
             "{source}"
         );
     }
-    // The first three have the solution v / ‖v‖ (inside the bounds).
+    // The first two have the solution v / ‖v‖ (inside the bounds), as have the same balls with
+    // bounds equal for every entry, which are projected onto.
     let v = [0.5f64, 0.3, 1.2];
     let norm = v.iter().map(|e| e * e).sum::<f64>().sqrt();
-    for source in &inequalities[..3] {
-        let (_, outcome) = solve_by(source, Method::AugLag);
+    let projected = [
+        with(">= -1", "  b: norm2(x) <= 1\n"),
+        with("", "  b: norm2(x) <= 1\n  s: x in box(-2, 2)\n"),
+    ];
+    for (source, method) in inequalities[..2]
+        .iter()
+        .map(|s| (s, Method::AugLag))
+        .chain(projected.iter().map(|s| (s, Method::ProxGrad)))
+    {
+        let (_, outcome) = solve_by(source, method);
         assert_eq!(outcome.report.status, Status::Converged, "{source}");
         assert_close(&outcome.report.x, &v.map(|e| e / norm), 1e-6);
     }
+    // Bounds that keep every point outside the ball.
+    assert!(refusal(&with(">= 1", "  b: norm1(x) <= 2\n")).contains("leave no point"));
+}
+
+/// A norm ball on a variable with bounds equal for every entry is projected onto exactly
+/// (clamp(soft(s, θ)) for L1, clamp(s / (1 + μ)) for L2): the KKT conditions hold with the
+/// reported multiplier, a bound binding at one entry, others free (values as CVXPY's:
+/// x = (0.4, 0, 0.2), μ = 3.3 for the L1 ball).
+#[test]
+fn a_ball_within_bounds_is_projected_onto_exactly() {
+    for (bounds, ball, l1) in [
+        (">= -0.3 <= 0.4", "norm1(x) <= 0.6", true),
+        (">= -0.3 <= 0.35", "norm2(x) <= 0.45", false),
+    ] {
+        let (x, mu) = with_multipliers(
+            &least_squares(bounds, &format!("ball: {ball}")),
+            Method::ProxGrad,
+        );
+        let (g, mu) = (least_squares_gradient(&A, &B, &x), mu[0]);
+        let norm = match l1 {
+            true => x.iter().map(|v| v.abs()).sum::<f64>(),
+            false => x.iter().map(|v| v * v).sum::<f64>().sqrt(),
+        };
+        let radius = if l1 { 0.6 } else { 0.45 };
+        assert!((norm - radius).abs() < 1e-9 && mu > 0.1, "{x:?} {mu}");
+        let hi = if l1 { 0.4 } else { 0.35 };
+        assert!(x.contains(&hi), "the upper bound binds: {x:?}");
+        // g + μ∂φ(x) + ν = 0 with ν ≥ 0 at the upper bound, 0 strictly inside.
+        for (xi, gi) in x.iter().zip(&g) {
+            let ball_part = match (l1, *xi) {
+                (true, 0.0) => {
+                    assert!(gi.abs() <= mu + 1e-6, "{g:?} {mu}");
+                    continue;
+                }
+                (true, v) => mu * v.signum(),
+                (false, v) => mu * v / norm,
+            };
+            let nu = -(gi + ball_part);
+            match *xi == hi {
+                true => assert!(nu >= -1e-6, "{x:?} {g:?} {mu}"),
+                false => assert!(nu.abs() < 1e-5, "{x:?} {g:?} {mu}"),
+            }
+        }
+    }
+    let (x, mu) = with_multipliers(
+        &least_squares(">= -0.3 <= 0.4", "ball: norm1(x) <= 0.6"),
+        Method::ProxGrad,
+    );
+    assert_close(&x, &[0.4, 0.0, 0.2], 1e-9);
+    assert_close(&mu, &[3.3], 1e-6);
 }
 
 #[test]

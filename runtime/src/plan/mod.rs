@@ -1590,21 +1590,53 @@ fn prox_sets(model: &mut Model, plan: &Plan, l1: &mut [f64]) -> Result<ProxSets,
                     .with_primary_at(c.span, "no value satisfies this")
                     .with_hint("a norm is never negative: the bound must be 0 or more"));
                 }
-                if let Some(k) = entries.clone().find(|&k| {
-                    !(lower[k] == 0.0 || lower[k] == f64::NEG_INFINITY) || upper[k] != f64::INFINITY
-                }) {
+                let radius = if ball.squared { r.sqrt() } else { r };
+                // Projected after clamping with `>= 0` bounds (or none); with other bounds equal
+                // for every entry, from the point before clamping.
+                let first = slot.offset;
+                let plain = entries.clone().all(|k| {
+                    (lower[k] == 0.0 || lower[k] == f64::NEG_INFINITY) && upper[k] == f64::INFINITY
+                });
+                let within = match plain {
+                    true => None,
+                    false => Some((lower[first], upper[first])),
+                };
+                if let Some(k) = entries
+                    .clone()
+                    .find(|&k| within.is_some_and(|b| (lower[k], upper[k]) != b))
+                {
                     return Err(refuse(format!(
-                        "a norm ball is projected onto exactly together with `>= 0` bounds only, and the bounds of `{}` keep entry {} in [{}, {}]",
+                        "a norm ball is projected onto exactly together with bounds equal for every entry only, and the bounds of `{}` keep entry {} in [{}, {}] but entry 0 in [{}, {}]",
                         slot.name,
                         k - slot.offset,
                         lower[k],
-                        upper[k]
+                        upper[k],
+                        lower[first],
+                        upper[first]
                     )));
                 }
-                let radius = if ball.squared { r.sqrt() } else { r };
+                if let Some((lo, hi)) = within {
+                    // The point of the bounds nearest 0, in each entry of a line, must fit.
+                    let nearest = 0.0f64.clamp(lo, hi).abs();
+                    let line = match (p.lines, slot.shape.as_slice()) {
+                        (Some(0), &[_, cols]) => cols,
+                        (Some(1), &[rows, _]) => rows,
+                        _ => slot.len(),
+                    } as f64;
+                    let least = match ball.norm {
+                        BallNorm::L1 => line * nearest,
+                        BallNorm::L2 => line.sqrt() * nearest,
+                    };
+                    if least > radius {
+                        return Err(refuse(format!(
+                            "the bounds [{lo}, {hi}] of `{}` leave no point within the norm ball: its least norm there is {least}, above {radius}",
+                            slot.name
+                        )));
+                    }
+                }
                 match ball.norm {
-                    BallNorm::L1 => prox::Set::L1Ball(radius),
-                    BallNorm::L2 => prox::Set::L2Ball(radius),
+                    BallNorm::L1 => prox::Set::L1Ball(radius, within),
+                    BallNorm::L2 => prox::Set::L2Ball(radius, within),
                 }
             }
             ConstraintKind::Eq => {
@@ -1649,7 +1681,7 @@ fn prox_sets(model: &mut Model, plan: &Plan, l1: &mut [f64]) -> Result<ProxSets,
     }
     if let Some((c, name)) = symmetric.iter().find_map(|&(var, _, c)| {
         let other = out.iter().find(|(v, _)| *v == var)?;
-        let ball = matches!(other.1.set, prox::Set::L1Ball(_) | prox::Set::L2Ball(_));
+        let ball = matches!(other.1.set, prox::Set::L1Ball(..) | prox::Set::L2Ball(..));
         (!ball || other.1.lines.is_some()).then(|| (c, model.slot(var).name.clone()))
     }) {
         let c = &model.program.constraints[c];
@@ -1690,9 +1722,19 @@ fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
         symmetric,
     } = parts;
     let (lower, upper) = (bounds.lower(), bounds.upper());
-    // Gains are computed only where a `card` reads them (the simplex's projection does not).
-    let cards = projections.iter().any(|p| p.set.card_bound().is_some());
-    let mut gain = vec![0.0; if projections.is_empty() { 0 } else { l1.len() }];
+    // The projections' keys (a `card`'s gains, a bounded ball's point before clamping), on
+    // their slots only (the simplex's projection reads none).
+    let keyed: Vec<(prox::Key, std::ops::Range<usize>)> = projections
+        .iter()
+        .map(|p| {
+            (
+                p.set.key(),
+                p.offset..p.offset + p.shape.iter().product::<usize>(),
+            )
+        })
+        .filter(|(key, _)| *key != prox::Key::None)
+        .collect();
+    let mut keys = vec![0.0; if projections.is_empty() { 0 } else { l1.len() }];
     let (tv_terms, later_terms): (Vec<&SlotProx>, Vec<&SlotProx>) =
         slot_terms.iter().partition(|t| t.kind == ProxKind::Tv);
     // The point symmetrized and through TV's prox where that applies (else the point itself).
@@ -1711,17 +1753,23 @@ fn prox_regularizer<'a>(parts: &ProxParts<'a>) -> impl Regularizer + 'a {
             for i in 0..v.len() {
                 out[i] = prox::shrink(v[i], step * l1[i]).clamp(lower[i], upper[i]);
             }
-            if cards {
-                for i in 0..v.len() {
-                    let p = out[i];
-                    gain[i] = p * (v[i] - 0.5 * p) - step * l1[i] * p.abs();
+            for (key, entries) in &keyed {
+                for i in entries.clone() {
+                    keys[i] = match key {
+                        prox::Key::Gain => {
+                            let p = out[i];
+                            p * (v[i] - 0.5 * p) - step * l1[i] * p.abs()
+                        }
+                        prox::Key::Unclamped => prox::shrink(v[i], step * l1[i]),
+                        prox::Key::None => unreachable!("filtered out"),
+                    };
                 }
             }
             for term in &later_terms {
                 term.prox(out, step);
             }
             for projection in projections {
-                projection.apply(out, &gain);
+                projection.apply(out, &keys);
             }
         },
         value: move |x: &[f64]| parts.value(x),
@@ -3367,14 +3415,16 @@ fn ball_multipliers(
         let Some(ball) = p.ball else { continue };
         let offset = model.slot(p.var).offset;
         let found = projections.iter().find_map(|sp| match sp.set {
-            prox::Set::L1Ball(r) | prox::Set::L2Ball(r)
+            prox::Set::L1Ball(r, within) | prox::Set::L2Ball(r, within)
                 if sp.offset == offset && sp.lines == p.lines =>
             {
-                Some((sp, r))
+                Some((sp, r, within))
             }
             _ => None,
         });
-        let Some((sp, radius)) = found else { continue };
+        let Some((sp, radius, within)) = found else {
+            continue;
+        };
         let bound = if ball.squared {
             radius * radius
         } else {
@@ -3390,6 +3440,7 @@ fn ball_multipliers(
                     l1,
                     ball.squared,
                     bound,
+                    within,
                     &gather(x, line),
                     &gather(reduced, line),
                 )
