@@ -1327,6 +1327,39 @@ fn options_are_set_by_name_and_unknown_names_are_rejected() {
     assert!(err.message.contains("inner = lbfgs"), "{err}");
 }
 
+/// A function unbounded below ends `diverged` once the iterates pass 1e20: linear (no
+/// curvature pair, each search starting where the last one reached) and, within bounds,
+/// concave along a free direction. A search that expands without bracketing takes its farthest
+/// point instead of failing.
+#[test]
+fn unbounded_functions_diverge_quickly() {
+    let c = [1.0, -2.0, 0.5];
+    let mut linear = FnProblem::new(3, |x: &[f64], g: &mut [f64]| {
+        g.copy_from_slice(&c);
+        x.iter().zip(&c).map(|(a, b)| a * b).sum()
+    });
+    let r = lbfgs(&mut linear, &[0.0; 3], &LbfgsOptions::default(), &mut go_on);
+    assert_eq!(r.status, Status::Diverged, "{r:?}");
+    assert!(
+        r.iterations <= 5 && r.x.iter().any(|v| v.abs() > 1e20),
+        "{r:?}"
+    );
+    let mut concave = FnProblem::new(2, |x: &[f64], g: &mut [f64]| {
+        g[0] = -2.0 * x[0];
+        g[1] = 1.0;
+        x[1] - x[0] * x[0]
+    });
+    let r = projected_lbfgs(
+        &mut concave,
+        &[0.5, 0.0],
+        &Bounds::new(vec![0.0, 0.0], vec![f64::INFINITY; 2]).unwrap(),
+        &LbfgsOptions::default(),
+        &mut go_on,
+    );
+    assert_eq!(r.status, Status::Diverged, "{r:?}");
+    assert!(r.x[0] > 1e20, "{r:?}");
+}
+
 /// Values that would hang a solver (a penalty that never grows), make it stand still (a zero
 /// learning rate) or break its line search (c1 ≥ c2) are refused by name; the edges of each
 /// range are accepted.

@@ -63,6 +63,11 @@ pub const PLAN_CODES: &[CodeInfo] = &[
         explanation: "`auglag` stopped with status `infeasible`: while its penalty rho grew a millionfold (to `rho_max`), the constraint violation stayed above half of what it was. On a feasible problem the violation falls as rho grows, so the constraints most likely contradict each other (`x[0] + x[1] == 1` and `x[0] + x[1] == 2`; bounds of a variable that an equality cannot meet). The warning points at the constraint with the largest violation at the end and labels the other violated ones; a constraint that conflicts with them may itself show no violation. The run exits with status 2. Check that the constraints can hold together, e.g. by dropping one at a time.",
     },
     CodeInfo {
+        code: "E0368",
+        title: "problem looks unbounded below",
+        explanation: "L-BFGS (or projected L-BFGS) took the iterates beyond 1e20 in magnitude while the objective kept falling: the minimized objective has no lower bound along the way it went (`minimize sum(c .* x)` with free x, or `maximize` of a convex function). The solve ends `diverged` (exit 2) at the last iterate. Bound the variables, add a term that grows with them (`lambda * sumsq(x)`), or check the objective's sign.",
+    },
+    CodeInfo {
         code: "E0367",
         title: "initial value outside the bounds (warning)",
         explanation: "A variable's initial value (`var x : real[n] >= 0 <= 1 = 5`, or the default 0 with bounds that exclude it) lies outside its declared bounds. The solvers start from its projection onto them (each entry clamped), so the run goes on; the warning points at the declaration and names the first entry outside. Give an initial value within the bounds to start where you mean to.",
@@ -1072,9 +1077,29 @@ impl Details {
 pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outcome, Diagnostic> {
     let mut outcome = solve_by_method(model, plan, callback)?;
     if outcome.report.status == solvers::Status::Diverged && outcome.error.is_none() {
-        outcome.error = non_finite_objective(model, &outcome.report.x);
+        outcome.error = non_finite_objective(model, &outcome.report.x)
+            .or_else(|| unbounded_below(model, &outcome.report));
     }
     Ok(stalled_at_kinks(plan, outcome))
+}
+
+/// E0368 when a solve diverged with finite values but iterates beyond
+/// [`solvers::DIVERGING`]: the objective falls without bound along them.
+fn unbounded_below(model: &Model, report: &Report) -> Option<Diagnostic> {
+    let largest = report.x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let objective = model.program.objective.as_ref()?;
+    let span = model.program.node_span(objective.node);
+    (largest > solvers::DIVERGING).then(|| {
+        Diagnostic::error(
+            "E0368",
+            format!(
+                "the problem looks unbounded below: the iterates grew to {largest:.1e} while the objective fell to {:.3e}",
+                report.value
+            ),
+        )
+        .with_primary_at(span, "falls without bound")
+        .with_hint("bound the variables, add a term that grows with them (a regularizer), or check the objective's sign (`minimize` or `maximize`)")
+    })
 }
 
 /// `outcome` with status [`solvers::Status::Stalled`] instead of `Converged` when the method

@@ -236,7 +236,10 @@ fn strong_wolfe(
             2.0 * alpha
         };
     }
-    None
+    // Still expanding with every point decreasing enough: the function falls along the whole
+    // ray as far as searched (unbounded below, or a minimum beyond), so the farthest point is
+    // taken (the curvature condition aside) rather than no step at all.
+    (alpha_max.is_infinite() && prev.alpha > 0.0).then_some(prev)
 }
 
 /// Shrinks the bracket [lo, hi] until a strong-Wolfe point is found. Values within `roundoff`
@@ -354,6 +357,9 @@ pub fn lbfgs_in(
     if !f.is_finite() || !v.dot(g, g).is_finite() {
         return report(v, Status::Diverged, 0, x, f, g_norm);
     }
+    // The step of the last iteration when it gave no curvature pair (a function falling
+    // linearly along it, as far as searched): the next search starts there, not over again.
+    let mut reach = 0.0f64;
     for iter in 1..=opts.max_iter {
         if g_norm <= opts.gtol {
             return report(v, Status::Converged, iter - 1, x, f, g_norm);
@@ -366,7 +372,7 @@ pub fn lbfgs_in(
         let accepted = loop {
             // Without pairs d = −g.
             let alpha_init = if memory.is_empty() {
-                (1.0 / g_norm).min(1.0)
+                (1.0 / g_norm).min(1.0).max(reach)
             } else {
                 1.0
             };
@@ -388,7 +394,10 @@ pub fn lbfgs_in(
         let Some(point) = accepted else {
             return report(v, Status::LineSearchFailed, iter - 1, x, f, g_norm);
         };
-        memory.push(v, [x, x_trial, g, g_trial]);
+        reach = match memory.push(v, [x, x_trial, g, g_trial]) {
+            true => 0.0,
+            false => point.alpha,
+        };
         let f_prev = f;
         std::mem::swap(&mut x, &mut x_trial);
         std::mem::swap(&mut g, &mut g_trial);
@@ -406,6 +415,9 @@ pub fn lbfgs_in(
         }
         if g_norm <= opts.gtol || small_relative_decrease(f_prev, f, opts.ftol) {
             return report(v, Status::Converged, iter, x, f, g_norm);
+        }
+        if v.norm_inf(x) > super::DIVERGING {
+            return report(v, Status::Diverged, iter, x, f, g_norm);
         }
     }
     report(v, Status::MaxIter, opts.max_iter, x, f, g_norm)

@@ -643,6 +643,9 @@ pub fn projected_lbfgs(
         if optimality <= opts.gtol || small_relative_decrease(f_previous, f, opts.ftol) {
             return report(Status::Converged, iter, x, f, optimality);
         }
+        if x.iter().any(|v| v.abs() > super::DIVERGING) {
+            return report(Status::Diverged, iter, x, f, optimality);
+        }
         if dot(&s, &y) > f64::EPSILON * descent && !memory.push(s, y) {
             memory.clear();
         }

@@ -5,6 +5,10 @@
 //! Solvers never print: each iteration is reported to a `&mut dyn FnMut(&IterInfo) -> Control`
 //! callback, and returning [`Control::Stop`] ends the solve with [`Status::Interrupted`].
 
+/// Iterates larger than this in magnitude (while the objective falls) end a quasi-Newton solve
+/// as diverging: the problem is most likely unbounded below (Ipopt's test, at its default).
+pub const DIVERGING: f64 = 1e20;
+
 mod adam;
 mod auglag;
 mod dagma;
