@@ -1301,11 +1301,22 @@ impl Checker {
                                     self.dim_text(axis_dim)
                                 )
                             };
+                            let last = self.dim_text(Dim {
+                                offset: axis_dim.offset - 1,
+                                ..axis_dim
+                            });
+                            let hint = match negative {
+                                true => format!("negative indices do not count from the end: write `{last}` for the last entry"),
+                                false => format!("indices are 0-based: this axis of size {} has the indices 0 to {last}", self.dim_text(axis_dim)),
+                            };
                             self.error(
                                 Diagnostic::error("E0127", message)
-                                .with_primary(e.span, "out of range")
-                                .with_label(base.span, format!("this is {}", self.ty_text(&base.ty)))
-                                .with_hint("indices are 0-based: an axis of size n has the indices 0 to n - 1"),
+                                    .with_primary(e.span, "out of range")
+                                    .with_label(
+                                        base.span,
+                                        format!("this is {}", self.ty_text(&base.ty)),
+                                    )
+                                    .with_hint(hint),
                             );
                             return None;
                         }
