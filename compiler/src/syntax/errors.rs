@@ -260,12 +260,17 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
             .with_primary(span, "expected a type")
             .with_hint(hint);
     }
-    if inside_type_brackets(text, pos) && !wants(AN_EXPRESSION) {
+    if inside_type_brackets(text, pos) {
+        // Inside `real[...]` the only expression is the integer of a shift (`n - 1`).
+        let label = match wants(AN_EXPRESSION) {
+            true => "expected an integer literal after `+` or `-`",
+            false => "expected `,` or `]` after a dimension",
+        };
         return Diagnostic::error(
             "E0011",
             format!("invalid dimension in a type: found {found}"),
         )
-        .with_primary(span, "expected `,` or `]` after a dimension")
+        .with_primary(span, label)
         .with_hint(DIM_HINT);
     }
     let indented = text[..pos]
