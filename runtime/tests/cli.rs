@@ -1242,3 +1242,24 @@ fn a_closed_pipe_ends_quietly() {
     assert!(!stderr.contains("internal error"), "{stderr}");
     assert_eq!(out.status.signal(), Some(13), "{:?}", out.status);
 }
+
+/// The progress table prints iterations 1, 2, 4, 8, ... and then the last one, so it ends
+/// where the solve did (with the summary's values).
+#[test]
+fn the_progress_table_ends_with_the_last_iteration() {
+    let dir = temp_dir("progress");
+    let model = write_model(
+        &dir,
+        "var x : real[2] = [-1.2, 1]\nminimize (1 - x[0])^2 + 100 * (x[1] - x[0]^2)^2\n",
+    );
+    let o = optc(&["run", &model, "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let iterations = json(&stdout(&o))["iterations"].as_u64().unwrap();
+    assert!(!iterations.is_power_of_two(), "{iterations}");
+    let rows: Vec<u64> = stderr(&o)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(rows.last(), Some(&iterations), "{}", stderr(&o));
+    assert!(rows.starts_with(&[1, 2, 4, 8]), "{rows:?}");
+}

@@ -730,6 +730,8 @@ struct Progress {
     last_print: std::time::Instant,
     next_iter: usize,
     rows: usize,
+    /// The last iteration when it was not printed: [`Progress::finish`] prints it.
+    pending: Option<optc_runtime::solvers::IterInfo>,
 }
 
 impl Progress {
@@ -743,6 +745,7 @@ impl Progress {
             last_print: now,
             next_iter: 1,
             rows: 0,
+            pending: None,
         }
     }
 
@@ -752,8 +755,17 @@ impl Progress {
         }
         let due = info.iter >= self.next_iter || self.last_print.elapsed().as_secs_f64() >= 1.0;
         if !due {
+            self.pending = Some(*info);
             return;
         }
+        self.print(info);
+        while self.next_iter <= info.iter {
+            self.next_iter *= 2;
+        }
+    }
+
+    fn print(&mut self, info: &optc_runtime::solvers::IterInfo) {
+        self.pending = None;
         if self.rows == 0 {
             eprintln!(
                 "{:>8}  {:>14}  {:>10}  {:>10}  {:>10}  {:>8}",
@@ -776,12 +788,13 @@ impl Progress {
         }
         self.rows += 1;
         self.last_print = std::time::Instant::now();
-        while self.next_iter <= info.iter {
-            self.next_iter *= 2;
-        }
     }
 
-    fn finish(&self) {
+    /// Prints the last iteration if it was not, so the table ends where the solve did.
+    fn finish(&mut self) {
+        if let Some(last) = self.pending.take() {
+            self.print(&last);
+        }
         if !self.quiet && self.tty && self.rows > 0 {
             eprintln!();
         }
