@@ -1263,3 +1263,32 @@ fn the_progress_table_ends_with_the_last_iteration() {
     assert_eq!(rows.last(), Some(&iterations), "{}", stderr(&o));
     assert!(rows.starts_with(&[1, 2, 4, 8]), "{rows:?}");
 }
+
+/// `--method` replaces the model's `solve with` (and its options) or optc's choice: the lasso,
+/// solved by `fista` by default, by `lbfgs` when asked (which differentiates the kink); an
+/// unknown name is E0361.
+#[test]
+fn method_on_the_command_line_overrides_the_model() {
+    let dir = temp_dir("method");
+    let model = write_model(
+        &dir,
+        "var x : real[3] = 0\nminimize sumsq(x - [1, -2, 0.1]) + 0.5 * norm1(x)\nsolve with fista(max_iter = 1)\n",
+    );
+    let o = optc(&["run", &model, "-q", "--json", "--method", "fista"]);
+    let v = json(&stdout(&o));
+    assert_eq!(v["solver"], "prox_grad", "{v}");
+    assert_eq!(
+        v["status"], "converged",
+        "the file's max_iter = 1 is dropped: {v}"
+    );
+    assert!(
+        v["reason"].as_str().unwrap().contains("--method fista"),
+        "{v}"
+    );
+    let o = optc(&["run", &model, "-q", "--json", "--method", "lbfgs"]);
+    assert_eq!(json(&stdout(&o))["solver"], "lbfgs");
+    assert!(stderr(&o).contains("warning[E0365]"), "{}", stderr(&o));
+    let o = optc(&["run", &model, "--method", "newton"]);
+    assert_eq!(code(&o), 65);
+    assert!(stderr(&o).contains("error[E0361]"), "{}", stderr(&o));
+}

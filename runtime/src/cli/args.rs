@@ -207,6 +207,10 @@ pub struct RunArgs {
     /// Print the time of each compiler stage, of code generation and of the solve.
     #[arg(long)]
     pub timings: bool,
+    /// Solve with this method (lbfgs, fista, adam, auglag, path, colide, dual, maid) instead of
+    /// the model's `solve with` (whose options are dropped) or optc's choice.
+    #[arg(long, value_name = "NAME")]
+    pub method: Option<String>,
     /// Override the solver's iteration limit.
     #[arg(long)]
     pub max_iter: Option<usize>,

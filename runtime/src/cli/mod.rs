@@ -855,7 +855,18 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         report::print_diagnostics(&[d], &front.sources, a.model.error_format);
         EXIT_MODEL
     };
+    if let Some(name) = &a.method {
+        model.program.solve = Some(optc_compiler::ir::SolveSpec {
+            method: name.clone(),
+            positional: Vec::new(),
+            options: Vec::new(),
+            spans: Default::default(),
+        });
+    }
     let mut the_plan = plan::choose(&model.program).map_err(fail)?;
+    if let Some(name) = &a.method {
+        the_plan.reason = format!("`--method {name}` on the command line");
+    }
     if let Some(m) = a.max_iter {
         // The method's own loop: `auglag`'s is its dual steps.
         let name = match the_plan.method {

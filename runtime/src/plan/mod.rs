@@ -427,7 +427,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
                         format!("the solve method `{other}` is not available in this version of optc"),
                     )
                     .with_primary_at(spec.spans.method, "not available")
-                    .with_hint("remove the `solve with` line to let optc choose, or use lbfgs, fista, adam, auglag, path or dual"))
+                    .with_hint("use lbfgs, fista, adam, auglag, path, colide, dual or maid (in `solve with` or `--method`), or none to let optc choose"))
                 }
             };
             if method == Method::Path {
