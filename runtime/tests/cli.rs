@@ -1292,3 +1292,67 @@ fn method_on_the_command_line_overrides_the_model() {
     assert_eq!(code(&o), 65);
     assert!(stderr(&o).contains("error[E0361]"), "{}", stderr(&o));
 }
+
+/// Sparse transport with non-uniform marginals where the dual's repair finds no feasible plan:
+/// warning E0369 names the miss and points to `auglag`, which (asked with `--method`) finds a
+/// feasible plan with at most k nonzeros per column, above the dual bound.
+#[test]
+fn a_dual_plan_that_misses_its_marginals_points_to_auglag() {
+    let dir = temp_dir("dual-miss");
+    let (m, n) = (15usize, 25usize);
+    let cost: Vec<f64> = (0..m * n)
+        .map(|k| (((0.7 * (k / n) as f64) + 1.3 * (k % n) as f64).sin() + 1.0) / 2.0)
+        .collect();
+    let normalized = |v: Vec<f64>| {
+        let total: f64 = v.iter().sum();
+        v.into_iter().map(|x| x / total).collect::<Vec<f64>>()
+    };
+    let a = normalized(
+        (0..m)
+            .map(|i| 1.0 + (i as f64 * 1.7).sin().powi(2))
+            .collect(),
+    );
+    let b = normalized(
+        (0..n)
+            .map(|j| 1.0 + (j as f64 * 0.9).cos().powi(2))
+            .collect(),
+    );
+    write_npy(&dir.join("C.npy"), &[m, n], &cost);
+    write_npy(&dir.join("a.npy"), &[m], &a);
+    write_npy(&dir.join("b.npy"), &[n], &b);
+    let model = write_model(
+        &dir,
+        "dims m, n\ndata a : real[m] = load(\"a.npy\")\ndata b : real[n] = load(\"b.npy\")\n\
+         data C : real[m, n] = load(\"C.npy\")\nvar T : real[m, n] >= 0\n\
+         minimize sum(C .* T) + 0.05 * sumsq(T)\nsubject to\n  rows: sum(T, axis = 1) == a\n\
+         \x20 cols: sum(T, axis = 0) == b\n  for j in 0..n: card(T[:, j]) <= 2\n",
+    );
+    let o = optc(&["run", &model, "-q", "--json"]);
+    let dual = json(&stdout(&o));
+    assert_eq!(dual["solver"], "dual", "{dual}");
+    assert_ne!(dual["status"], "converged", "{dual}");
+    assert!(
+        stderr(&o).contains("warning[E0369]") && stderr(&o).contains("auglag"),
+        "{}",
+        stderr(&o)
+    );
+    let o = optc(&["run", &model, "-q", "--json", "--method", "auglag"]);
+    let primal = json(&stdout(&o));
+    assert_eq!(primal["status"], "converged", "{primal}");
+    for c in primal["constraints"].as_array().unwrap() {
+        assert!(c["violation"].as_f64().unwrap() < 1e-6, "{c}");
+    }
+    let rows: Vec<Vec<f64>> = primal["outputs"]["T"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(numbers)
+        .collect();
+    for j in 0..n {
+        assert!(
+            (0..m).filter(|&i| rows[i][j] != 0.0).count() <= 2,
+            "column {j}"
+        );
+    }
+    assert!(primal["objective"].as_f64().unwrap() >= dual["dual_bound"].as_f64().unwrap() - 1e-9);
+}

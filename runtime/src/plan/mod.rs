@@ -68,6 +68,11 @@ pub const PLAN_CODES: &[CodeInfo] = &[
         explanation: "L-BFGS (or projected L-BFGS) took the iterates beyond 1e20 in magnitude while the objective kept falling: the minimized objective has no lower bound along the way it went (`minimize sum(c .* x)` with free x, or `maximize` of a convex function). The solve ends `diverged` (exit 2) at the last iterate. Bound the variables, add a term that grows with them (`lambda * sumsq(x)`), or check the objective's sign.",
     },
     CodeInfo {
+        code: "E0369",
+        title: "the dual's transport plan misses its marginals (warning)",
+        explanation: "`dual` solves a transport problem with a `card` constraint per column (or row) through a relaxation of its dual, then repairs the plan on the support it found. Where that repair fails (non-uniform marginals that the support cannot carry), the plan misses a marginal by the amount printed, and the solve ends short of `converged`. The dual bound is still a valid lower bound of the objective. Solve the primal instead with `solve with auglag` (or `optc run --method auglag`): its proximal-gradient subproblems enforce `card` by projection and it finds a feasible plan.",
+    },
+    CodeInfo {
         code: "E0367",
         title: "initial value outside the bounds (warning)",
         explanation: "A variable's initial value (`var x : real[n] >= 0 <= 1 = 5`, or the default 0 with bounds that exclude it) lies outside its declared bounds. The solvers start from its projection onto them (each entry clamped), so the run goes on; the warning points at the declaration and names the first entry outside. Give an initial value within the bounds to start where you mean to.",
@@ -1296,9 +1301,25 @@ fn solve_by_method(
                 .as_ref()
                 .expect("a dual plan has its transport form");
             let solve = crate::transport::solve_dual(model, plan, form, callback)?;
+            // With `card`, the dual's plan may miss the marginals where its restricted repair
+            // fails: the primal method finds a feasible plan.
+            let missed = solve.report.status != solvers::Status::Converged
+                && form.sparsity.is_some()
+                && solve.report.violation > 1e-6;
+            let error = missed.then(|| {
+                Diagnostic::warning(
+                    "E0369",
+                    format!(
+                        "the dual's plan misses the marginals by {:.3e}: its relaxation of `card` and the repair on its support found no feasible plan",
+                        solve.report.violation
+                    ),
+                )
+                .with_primary_at(plan.solve.as_ref().and_then(|s| s.spans.method), "the dual")
+                .with_hint("`solve with auglag` (or `--method auglag`) solves the primal with the `card` constraints and finds a feasible plan; the dual bound printed still bounds its objective from below")
+            });
             return Ok(Outcome {
                 report: solve.report,
-                error: None,
+                error,
                 details: Details::Dual { bound: solve.bound },
             });
         }
