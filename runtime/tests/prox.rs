@@ -311,6 +311,13 @@ fn cardinality_per_column_and_per_nonnegative_row() {
         "var W : real[3, 2] >= 0 = 0\n{y}\nminimize 0.5 * sumsq(W - Y)\nsubject to\n  for i in 0..3: card(W[i, :]) <= 1\n"
     ));
     assert_close(&w, &[0.5, 0.0, 0.0, 0.1, 0.0, 0.3], 1e-12);
+    // A bound of 0 has the one point 0: no stages lead to it (it took 941 iterations).
+    let (_, outcome) = solve_by(
+        "var x : real[10] = 1\nminimize sumsq(x - 2)\nsubject to\n  c: card(x) <= 0\n",
+        Method::ProxGrad,
+    );
+    assert_eq!(outcome.report.x, vec![0.0; 10]);
+    assert!(outcome.report.iterations <= 2, "{:?}", outcome.report);
 }
 
 fn refusal(source: &str) -> String {

@@ -1379,8 +1379,9 @@ fn run_prox_grad(
         .collect();
     let mut bounds: Vec<Option<usize>> = (parts.projections.iter().zip(&targets))
         .map(|(p, k)| {
+            // A bound of 0 has one point, 0: no stages lead to it.
             k.map(|k| {
-                if opts.continuation {
+                if opts.continuation && k > 0 {
                     p.line_len().max(k)
                 } else {
                     k
