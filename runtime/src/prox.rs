@@ -43,34 +43,35 @@ pub fn group_shrink_cols(m: &mut Array2<f64>, t: f64) {
 /// linear time in most cases (Condat's direct algorithm): a scan that keeps, for the segment
 /// being built from `start`, the lowest and highest values it may take and the running sums
 /// of the dual (`low_slack`, `high_slack`); a slack leaving [−t, t] ends the segment at that
-/// bound's last update, and at the end the pending segment is levelled or split.
+/// bound's last update, and at the end the pending segment is levelled or split. No allocation:
+/// it runs once per proximal step.
 pub fn total_variation(x: &mut [f64], t: f64) {
     let n = x.len();
     if n < 2 || !(t > 0.0) {
         return;
     }
-    let y = x.to_vec();
     // x[from..=to] (one entry at least) ← value; returns the next start.
     let fill = |x: &mut [f64], from: usize, to: usize, value: f64| {
         let to = to.max(from);
         x[from..=to].fill(value);
         to + 1
     };
+    // In place: the scan reads x at `start` and beyond, and fills only below `start`.
     let (mut start, mut k, mut k_low, mut k_high) = (0, 0, 0, 0);
-    let (mut low, mut high) = (y[0] - t, y[0] + t);
+    let (mut low, mut high) = (x[0] - t, x[0] + t);
     let (mut low_slack, mut high_slack) = (t, -t);
     loop {
         if k == n - 1 {
             if low_slack < 0.0 {
                 start = fill(x, start, k_low, low);
                 (k, k_low, k_high) = (start, start, start);
-                low = y[k];
+                low = x[k];
                 low_slack = t;
                 high_slack = low + t - high;
             } else if high_slack > 0.0 {
                 start = fill(x, start, k_high, high);
                 (k, k_low, k_high) = (start, start, start);
-                high = y[k];
+                high = x[k];
                 high_slack = -t;
                 low_slack = high - t - low;
             } else {
@@ -80,19 +81,19 @@ pub fn total_variation(x: &mut [f64], t: f64) {
             }
             continue;
         }
-        low_slack += y[k + 1] - low;
-        high_slack += y[k + 1] - high;
+        low_slack += x[k + 1] - low;
+        high_slack += x[k + 1] - high;
         if low_slack < -t {
             // A jump down after the segment: it ends at its low value's last update.
             start = fill(x, start, k_low, low);
             (k, k_low, k_high) = (start, start, start);
-            low = y[k];
+            low = x[k];
             high = low + 2.0 * t;
             (low_slack, high_slack) = (t, -t);
         } else if high_slack > t {
             start = fill(x, start, k_high, high);
             (k, k_low, k_high) = (start, start, start);
-            high = y[k];
+            high = x[k];
             low = high - 2.0 * t;
             (low_slack, high_slack) = (t, -t);
         } else {
