@@ -26,8 +26,16 @@ fn rendered_as(severity: &str, args: &[&str], path: &Path) -> (i32, String) {
         .unwrap();
     let code = out.status.code().unwrap();
     let dir = path.parent().unwrap().display().to_string();
-    // The progress table's times vary from run to run: its rows are left out.
-    let timed = |line: &str| line.trim_end().ends_with('s') && line.starts_with("    ");
+    // The progress table's times vary from run to run: its rows are left out. A row: an iteration number first, a time such as `0.01s` last.
+    let timed = |line: &str| {
+        let mut fields = line.split_whitespace();
+        let iteration = fields.next().is_some_and(|f| f.parse::<u64>().is_ok());
+        let time = fields
+            .next_back()
+            .and_then(|f| f.strip_suffix('s'))
+            .is_some_and(|f| f.parse::<f64>().is_ok());
+        iteration && time
+    };
     let stderr: String = String::from_utf8_lossy(&out.stderr)
         .replace(&dir, "$DIR")
         .lines()

@@ -1009,6 +1009,16 @@ fn total_variation_terms_are_solved_by_their_prox() {
     total_variation(&mut expected, 0.7);
     assert_close(&outcome.report.x, &expected, 1e-12);
     assert!(m.program.constraints.is_empty());
+    // `tv`'s body, either difference order, and `norm1` of the differences are the same term.
+    for written in ["sum(abs(x[0:9] - x[1:10]))", "norm1(x[1:] - x[:9])"] {
+        let (_, outcome) = solve_by(
+            &format!(
+                "{signal}var x : real[10] = 0\nminimize 0.5 * sumsq(x - y) + 0.7 * {written}\n"
+            ),
+            Method::ProxGrad,
+        );
+        assert_close(&outcome.report.x, &expected, 1e-12);
+    }
     // Clamping after TV's prox is the prox with bounds equal for all entries.
     let (_, outcome) = solve_by(
         &format!("{signal}var x : real[10] = 0\nminimize 0.5 * sumsq(x - y) + 0.7 * tv(x)\nsubject to\n  x in box(0, 1.5)\n"),
