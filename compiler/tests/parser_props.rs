@@ -146,3 +146,17 @@ fn moderate_nesting_still_parses() {
     );
     assert_eq!(parse_text(&text), (true, vec![]));
 }
+
+/// A non-ASCII character right before an error inside a type's brackets (found by the token
+/// soup): the word before the error position was cut inside the character's bytes.
+#[test]
+fn a_multibyte_character_before_an_error_does_not_panic() {
+    for text in [
+        "minimize \" λ [ \" dims",
+        "minimize\"λ[\"dims",
+        "var x : real[n - λ]",
+    ] {
+        let (ok, codes) = parse_text(text);
+        assert!(!ok && !codes.is_empty(), "{text}: {codes:?}");
+    }
+}

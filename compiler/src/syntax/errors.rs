@@ -101,9 +101,12 @@ fn token_at(text: &str, pos: usize) -> (usize, String) {
 /// The word (identifier-like) that ends right before byte `pos`, skipping spaces.
 fn word_before(text: &str, pos: usize) -> &str {
     let before = text[..pos].trim_end_matches([' ', '\t']);
+    // After the last character that is no word character (which may take several bytes).
     let start = before
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     &before[start..]
 }
 
