@@ -219,12 +219,14 @@ impl Checker {
                 _ => return None,
             };
             let sym = &self.dims[symbol.0 as usize];
-            (sym.default == Some(literal as u64)).then(|| {
-                format!(
-                    "`{name}` is a size symbol (default {literal}, which `--dims` can change), so it never equals the literal size {literal}: write the size as {literal} (`real[{literal}]`), or keep `{name}` and read the values as data (`data v : real[{name}] = load(\"v.npy\")`)",
-                    name = sym.name
-                )
-            })
+            let known = match sym.default {
+                Some(d) => format!("default {d}, which `--dims` can change"),
+                None => "its value comes from the data or `--dims` at run time".to_string(),
+            };
+            Some(format!(
+                "`{name}` is a size symbol ({known}), so it never equals the literal size {literal}: write the size as {literal} (`real[{literal}]`), or keep `{name}` and read the values as data (`data v : real[{name}] = load(\"v.npy\")`)",
+                name = sym.name
+            ))
         })
     }
 
