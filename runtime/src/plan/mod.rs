@@ -1,6 +1,7 @@
 //! Solver plans: which solver a model gets (from `solve with` or from the structure analysis),
 //! why, and the merit functions the solvers call, built as IR and differentiated once.
 
+use crate::interp::EvalError;
 use crate::model::{Model, VarSlot};
 use crate::prox;
 use crate::solvers::{
@@ -71,6 +72,11 @@ pub const PLAN_CODES: &[CodeInfo] = &[
         code: "E0369",
         title: "the dual's transport plan misses its marginals (warning)",
         explanation: "`dual` solves a transport problem with a `card` constraint per column (or row) through a relaxation of its dual, then repairs the plan on the support it found. Where that repair fails (non-uniform marginals that the support cannot carry), the plan misses a marginal by the amount printed, and the solve ends short of `converged`. The dual bound is still a valid lower bound of the objective. Solve the primal instead with `solve with auglag` (or `optc run --method auglag`): its proximal-gradient subproblems enforce `card` by projection and it finds a feasible plan.",
+    },
+    CodeInfo {
+        code: "E0375",
+        title: "gradient too large for the solver",
+        explanation: "The objective's gradient where the solve stopped is finite but so large that its squared norm overflows a 64-bit float (entries beyond about 1e154): the solvers' inner products, step lengths and curvature estimates are not representable, so the solve ends `diverged` or `line_search_failed` at once. It comes from a huge constant factor (`1e200 * sumsq(x)`), data in extreme units, or a function such as `exp(exp(x))` evaluated far from its minimum. Divide the objective by a constant, rescale the data or the variables, or start closer to the solution.",
     },
     CodeInfo {
         code: "E0367",
@@ -1081,9 +1087,15 @@ impl Details {
 /// Runs the plan from the model's current variables; leaves the model at the returned point.
 pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outcome, Diagnostic> {
     let mut outcome = solve_by_method(model, plan, callback)?;
+    let failed = matches!(
+        outcome.report.status,
+        solvers::Status::Diverged | solvers::Status::LineSearchFailed
+    );
+    if failed && outcome.error.is_none() {
+        outcome.error = objective_trouble(model, &outcome.report.x);
+    }
     if outcome.report.status == solvers::Status::Diverged && outcome.error.is_none() {
-        outcome.error = non_finite_objective(model, &outcome.report.x)
-            .or_else(|| unbounded_below(model, &outcome.report));
+        outcome.error = unbounded_below(model, &outcome.report);
     }
     Ok(stalled_at_kinks(plan, outcome))
 }
@@ -1142,29 +1154,51 @@ fn stopping_tolerance(plan: &Plan) -> Option<f64> {
     }
 }
 
-/// E0409 at the first expression whose value is not finite, when the objective or its
-/// gradient at `x` is not.
-fn non_finite_objective(model: &mut Model, x: &[f64]) -> Option<Diagnostic> {
+/// Why a solve could not go on at `x`, if the objective says: E0409 at the first expression
+/// whose value is not finite, when the objective or its gradient is not; E0375 when the
+/// gradient is finite but too large for the solvers' arithmetic (its squared norm overflows).
+fn objective_trouble(model: &mut Model, x: &[f64]) -> Option<Diagnostic> {
     let objective = model.program.minimized_objective()?;
     model.set_x(x);
-    let (what, e) = match model.first_non_finite(&[objective]) {
-        Some(e) => ("objective", e),
-        None => {
-            let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
-            let grads = autodiff::gradient(&mut model.program, objective, &vars).ok()?;
-            ("gradient of the objective", model.first_non_finite(&grads)?)
-        }
+    let not_finite = |program: &Program, what: &str, e: EvalError| {
+        let d = e.diagnostic(program);
+        let d = Diagnostic {
+            message: format!("the {what} is not finite: {}", d.message),
+            ..d
+        };
+        d.with_hint(
+            "the objective and its gradient must be finite where the solver starts and along its \
+             steps: check the data, the initial values (`var x : real[n] = ...`) and the domains of \
+             functions such as `log` and `sqrt`",
+        )
     };
-    let d = e.diagnostic(&model.program);
-    let d = Diagnostic {
-        message: format!("the {what} is not finite: {}", d.message),
-        ..d
-    };
-    Some(d.with_hint(
-        "the objective and its gradient must be finite where the solver starts and along its \
-         steps: check the data, the initial values (`var x : real[n] = ...`) and the domains of \
-         functions such as `log` and `sqrt`",
-    ))
+    if let Some(e) = model.first_non_finite(&[objective]) {
+        return Some(not_finite(&model.program, "objective", e));
+    }
+    let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
+    let grads = autodiff::gradient(&mut model.program, objective, &vars).ok()?;
+    if let Some(e) = model.first_non_finite(&grads) {
+        return Some(not_finite(&model.program, "gradient of the objective", e));
+    }
+    let values = model.eval_ref(&grads).ok()?;
+    let squares: f64 = values.iter().flatten().map(|g| g * g).sum();
+    let largest = values.iter().flatten().fold(0.0f64, |m, g| m.max(g.abs()));
+    let span = model
+        .program
+        .node_span(model.program.objective.as_ref()?.node);
+    squares.is_infinite().then(|| {
+        Diagnostic::error(
+            "E0375",
+            format!(
+                "the gradient is too large for the solver: an entry of {largest:.1e} makes its squared norm overflow"
+            ),
+        )
+        .with_primary_at(span, "its gradient overflows here")
+        .with_hint(
+            "rescale the problem so that gradients stay far below 1e150: divide the objective by a \
+             constant, or express the data and variables in units that keep them moderate",
+        )
+    })
 }
 
 fn solve_by_method(
