@@ -864,6 +864,82 @@ fn a_ball_within_bounds_is_projected_onto_exactly() {
     assert_close(&mu, &[3.3], 1e-6);
 }
 
+/// The projections onto a ball within bounds on random points: the result is on the sphere and
+/// of the form clamp(soft(s, θ)) (L1) or clamp(s / (1 + μ)) (L2) with one θ or μ ≥ 0 shared by
+/// every free entry, the clamped and zeroed entries consistent with it.
+#[test]
+fn ball_projections_within_bounds_share_one_multiplier() {
+    let mut state = 0x2545f4914f6cdd1du64;
+    let mut uniform = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for case in 0..2000 {
+        let n = 1 + case % 30;
+        let s: Vec<f64> = (0..n).map(|_| 6.0 * uniform() - 3.0).collect();
+        let bounds = match case % 3 {
+            0 => (-0.5 - uniform(), 0.5 + uniform()),
+            1 => (0.0, 1.0 + uniform()),
+            _ => (f64::NEG_INFINITY, f64::INFINITY),
+        };
+        let radius = 0.1 + 2.0 * uniform();
+        let l1 = case % 2 == 0;
+        let clamped: Vec<f64> = s.iter().map(|v| v.clamp(bounds.0, bounds.1)).collect();
+        let norm = |x: &[f64]| match l1 {
+            true => x.iter().map(|v| v.abs()).sum::<f64>(),
+            false => x.iter().map(|v| v * v).sum::<f64>().sqrt(),
+        };
+        let mut x = clamped.clone();
+        match l1 {
+            true => project_l1_ball_within(&mut x, &s, radius, bounds),
+            false => project_l2_ball_within(&mut x, &s, radius, bounds),
+        }
+        if norm(&clamped) <= radius {
+            assert_eq!(x, clamped);
+            continue;
+        }
+        let tol = 1e-12 * (1.0 + s.iter().map(|v| v.abs()).fold(0.0, f64::max));
+        assert!(
+            (norm(&x) - radius).abs() < 1e-10,
+            "{s:?} {bounds:?} {radius} {x:?}"
+        );
+        let at_bound = |v: f64| v == bounds.0 || v == bounds.1;
+        // The multiplier read off each free entry: θ = |s| − |x| for L1, μ = s / x − 1 for L2.
+        let read = |(si, xi): (&f64, &f64)| match l1 {
+            true => si.abs() - xi.abs(),
+            false => si / xi - 1.0,
+        };
+        let free: Vec<f64> = s
+            .iter()
+            .zip(&x)
+            .filter(|(_, &xi)| !at_bound(xi) && xi != 0.0)
+            .map(read)
+            .collect();
+        let Some(&m) = free.first() else { continue };
+        assert!(m >= -tol, "{s:?} {x:?} {m}");
+        for f in &free {
+            assert!(
+                (f - m).abs() < 1e-9 * (1.0 + m),
+                "{s:?} {bounds:?} {radius} {x:?}: {free:?}"
+            );
+        }
+        // Every entry is what that one multiplier makes of it.
+        for (si, xi) in s.iter().zip(&x) {
+            let expected = match l1 {
+                true => shrink(*si, m),
+                false => si / (1.0 + m),
+            }
+            .clamp(bounds.0, bounds.1);
+            assert!(
+                (expected - xi).abs() < 1e-9,
+                "{s:?} {bounds:?} {radius} {x:?}: {m}"
+            );
+        }
+    }
+}
+
 #[test]
 fn symmetrizing_a_slot_keeps_the_rest() {
     // A 2 × 2 slot at offset 1 of a flat vector of 6.
