@@ -16,7 +16,7 @@ use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::{Diagnostic, Span};
 use optc_compiler::ir::{
     BinaryOp, ConstraintKind, Dim, ElemType, ForRange, Graph, InputId, InputKind, NodeId, Op,
-    OptionValue, Program, SetKind, SolveSpec, UnaryOp,
+    OptionValue, Program, Sense, SetKind, SolveSpec, UnaryOp,
 };
 use optc_compiler::structure::{self, BallNorm, Projection, ProxKind, ProxTerm, Structure};
 use optc_compiler::transport::{self, TransportForm};
@@ -65,8 +65,8 @@ pub const PLAN_CODES: &[CodeInfo] = &[
     },
     CodeInfo {
         code: "E0368",
-        title: "problem looks unbounded below",
-        explanation: "L-BFGS (or projected L-BFGS) took the iterates beyond 1e20 in magnitude while the objective kept falling: the minimized objective has no lower bound along the way it went (`minimize sum(c .* x)` with free x, or `maximize` of a convex function). The solve ends `diverged` (exit 2) at the last iterate. Bound the variables, add a term that grows with them (`lambda * sumsq(x)`), or check the objective's sign.",
+        title: "problem looks unbounded",
+        explanation: "L-BFGS (or projected L-BFGS, also inside `auglag`) took the iterates beyond 1e20 in magnitude while the objective kept falling: the minimized objective has no lower bound along the way it went (`minimize sum(c .* x)` with free x; for `maximize` of a convex function the message says unbounded above). The solve ends `diverged` (exit 2) at the last iterate. Bound the variables, add a term that grows with them (`lambda * sumsq(x)`), or check the objective's sign.",
     },
     CodeInfo {
         code: "E0369",
@@ -1092,29 +1092,32 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
         solvers::Status::Diverged | solvers::Status::LineSearchFailed
     );
     if failed && outcome.error.is_none() {
-        outcome.error = objective_trouble(model, &outcome.report.x);
-    }
-    if outcome.report.status == solvers::Status::Diverged && outcome.error.is_none() {
-        outcome.error = unbounded_below(model, &outcome.report);
+        outcome.error = objective_trouble(model, &outcome.report);
+        if outcome.error.as_ref().is_some_and(|e| e.code == "E0368") {
+            outcome.report.status = solvers::Status::Diverged;
+        }
     }
     Ok(stalled_at_kinks(plan, outcome))
 }
 
-/// E0368 when a solve diverged with finite values but iterates beyond
-/// [`solvers::DIVERGING`]: the objective falls without bound along them.
-fn unbounded_below(model: &Model, report: &Report) -> Option<Diagnostic> {
+/// E0368 when a solve ended with finite values but iterates beyond
+/// [`solvers::DIVERGING`]: the objective falls (rises, maximized) without bound along them.
+fn unbounded(model: &Model, report: &Report) -> Option<Diagnostic> {
     let largest = report.x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let objective = model.program.objective.as_ref()?;
     let span = model.program.node_span(objective.node);
+    let (bound, went, goes, value) = match objective.sense {
+        Sense::Minimize => ("below", "fell", "falls", report.value),
+        Sense::Maximize => ("above", "rose", "rises", -report.value),
+    };
     (largest > solvers::DIVERGING).then(|| {
         Diagnostic::error(
             "E0368",
             format!(
-                "the problem looks unbounded below: the iterates grew to {largest:.1e} while the objective fell to {:.3e}",
-                report.value
+                "the problem looks unbounded {bound}: the iterates grew to {largest:.1e} while the objective {went} to {value:.3e}"
             ),
         )
-        .with_primary_at(span, "falls without bound")
+        .with_primary_at(span, format!("{goes} without bound"))
         .with_hint("bound the variables, add a term that grows with them (a regularizer), or check the objective's sign (`minimize` or `maximize`)")
     })
 }
@@ -1154,12 +1157,13 @@ fn stopping_tolerance(plan: &Plan) -> Option<f64> {
     }
 }
 
-/// Why a solve could not go on at `x`, if the objective says: E0409 at the first expression
-/// whose value is not finite, when the objective or its gradient is not; E0375 when the
+/// Why a solve could not go on at its last point, if the objective says: E0409 at the first
+/// expression whose value is not finite, when the objective is not; E0368 when the iterates
+/// ran off ([`unbounded`]); E0409 again for a gradient that is not finite; E0375 when the
 /// gradient is finite but too large for the solvers' arithmetic (its squared norm overflows).
-fn objective_trouble(model: &mut Model, x: &[f64]) -> Option<Diagnostic> {
+fn objective_trouble(model: &mut Model, report: &Report) -> Option<Diagnostic> {
     let objective = model.program.minimized_objective()?;
-    model.set_x(x);
+    model.set_x(&report.x);
     let not_finite = |program: &Program, what: &str, e: EvalError| {
         let d = e.diagnostic(program);
         let d = Diagnostic {
@@ -1174,6 +1178,9 @@ fn objective_trouble(model: &mut Model, x: &[f64]) -> Option<Diagnostic> {
     };
     if let Some(e) = model.first_non_finite(&[objective]) {
         return Some(not_finite(&model.program, "objective", e));
+    }
+    if let Some(d) = unbounded(model, report) {
+        return Some(d);
     }
     let vars: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
     let grads = autodiff::gradient(&mut model.program, objective, &vars).ok()?;

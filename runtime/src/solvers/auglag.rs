@@ -381,12 +381,14 @@ pub fn augmented_lagrangian_from(
                 break (c, new_measure, report);
             }
         };
+        // A diverged subproblem ends the solve at its last iterate, where the diagnostics look
+        // for what ran off (a value that is not finite, iterates beyond 1e20).
+        x.copy_from_slice(&inner_report.x);
         if matches!(inner_report.status, Status::Diverged) {
             last = inner_report;
             status = Status::Diverged;
             break;
         }
-        x.copy_from_slice(&inner_report.x);
         measure = new_measure;
         for ((a, r), c) in alpha.iter_mut().zip(&relations).zip(&c) {
             *a = match r {
@@ -406,7 +408,11 @@ pub fn augmented_lagrangian_from(
             status = Status::Interrupted;
             break;
         }
-        if measure <= opts.h_tol {
+        // Feasible is not enough: an L-BFGS subproblem stopped by its iteration limit is not
+        // solved, and goes on from here at the next dual step. (A proximal subproblem with a
+        // nonconvex set, `card`, seldom meets its tolerance: its feasible point stands.)
+        let unsolved = last.status == Status::MaxIter && inner.resume_tol().is_some();
+        if measure <= opts.h_tol && !unsolved {
             status = Status::Converged;
             break;
         }

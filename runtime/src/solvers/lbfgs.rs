@@ -333,6 +333,10 @@ pub fn lbfgs(
     lbfgs_in(&mut HostVectors::new(problem, None), x0, opts, callback)
 }
 
+/// How often (in iterations) L-BFGS tests whether its iterates ran off beyond
+/// [`super::DIVERGING`] when its last step gave curvature information.
+const RUNAWAY_TEST_EVERY: usize = 10;
+
 /// Minimises the objective of `v` from `x0` with L-BFGS, its vectors kept by `v`.
 pub fn lbfgs_in(
     v: &mut dyn Vectors,
@@ -416,9 +420,12 @@ pub fn lbfgs_in(
         if g_norm <= opts.gtol || small_relative_decrease(f_prev, f, opts.ftol) {
             return report(v, Status::Converged, iter, x, f, g_norm);
         }
-        // Iterates run off only along steps without curvature (a function falling linearly):
-        // only those pay the extra reduction (a device round trip on a GPU).
-        if reach > 0.0 && v.norm_inf(x) > super::DIVERGING {
+        // Iterates run off along steps without curvature (a function falling linearly), tested
+        // after each, or along directions without curvature while others have some, where the
+        // steps grow geometrically: tested every tenth iteration, so the extra reduction (a
+        // device round trip on a GPU) costs little.
+        let suspect = reach > 0.0 || iter % RUNAWAY_TEST_EVERY == 0;
+        if suspect && v.norm_inf(x) > super::DIVERGING {
             return report(v, Status::Diverged, iter, x, f, g_norm);
         }
     }

@@ -50,7 +50,8 @@ const LINE_SEARCH: Tolerances = Tolerances {
     xtol: 0.1,
 };
 
-/// The step limit when no variable has a finite bound.
+/// The step limit along a direction that meets no bound, relative to max(1, ‖x‖∞): iterates
+/// that run off to infinity grow geometrically and soon pass [`super::DIVERGING`].
 const UNBOUNDED_STEP_MAX: f64 = 1e10;
 
 /// Box bounds; entries may be ±∞.
@@ -588,10 +589,11 @@ pub fn projected_lbfgs(
         };
         let d: Vec<f64> = target.iter().zip(&x).map(|(t, x)| t - x).collect();
         let slope = dot(&g, &d);
+        let unbounded_step = UNBOUNDED_STEP_MAX * x.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         let step_max = match (constrained, iter) {
-            (false, _) => UNBOUNDED_STEP_MAX,
+            (false, _) => unbounded_step,
             (true, 0) => 1.0,
-            (true, _) => step_to_boundary(&x, &d, bounds, UNBOUNDED_STEP_MAX),
+            (true, _) => step_to_boundary(&x, &d, bounds, unbounded_step),
         };
         let first_step = if iter == 0 && !boxed {
             (1.0 / dot(&d, &d).sqrt()).min(step_max)
@@ -640,11 +642,13 @@ pub fn projected_lbfgs(
         if callback(&info) == Control::Stop {
             return report(Status::Interrupted, iter, x, f, optimality);
         }
-        if optimality <= opts.gtol || small_relative_decrease(f_previous, f, opts.ftol) {
-            return report(Status::Converged, iter, x, f, optimality);
-        }
+        // First: beyond 1e20 a unit of gradient no longer moves x (x + 1 = x), and the
+        // projected gradient reads 0.
         if x.iter().any(|v| v.abs() > super::DIVERGING) {
             return report(Status::Diverged, iter, x, f, optimality);
+        }
+        if optimality <= opts.gtol || small_relative_decrease(f_previous, f, opts.ftol) {
+            return report(Status::Converged, iter, x, f, optimality);
         }
         if dot(&s, &y) > f64::EPSILON * descent && !memory.push(s, y) {
             memory.clear();
