@@ -609,11 +609,15 @@ impl Model {
             .unwrap_or(f64::NAN))
     }
 
-    /// Evaluates a constraint for every index of its `for` ranges and returns its violation
-    /// (0 when satisfied).
-    pub fn violation(&mut self, index: usize) -> Result<f64, EvalError> {
-        let c = self.program.constraints[index].clone();
-        let ranges: Vec<(i64, i64)> = c
+    /// Calls `visit` with the loop indices of constraint `index`'s `for` ranges bound, once per
+    /// index combination (last range fastest; none when a range is empty), until it returns
+    /// `Some`.
+    fn at_each_index<T>(
+        &mut self,
+        index: usize,
+        mut visit: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<T> {
+        let ranges: Vec<(i64, i64)> = self.program.constraints[index]
             .ranges
             .iter()
             .map(|r| {
@@ -623,11 +627,36 @@ impl Model {
                 )
             })
             .collect();
-        let mut worst: f64 = 0.0;
-        let mut idx: Vec<i64> = ranges.iter().map(|r| r.0).collect();
         if ranges.iter().any(|(a, b)| a >= b) {
-            return Ok(0.0);
+            return None;
         }
+        let mut idx: Vec<i64> = ranges.iter().map(|r| r.0).collect();
+        loop {
+            self.bindings.loop_indices = idx.iter().map(|&i| i as u64).collect();
+            let found = visit(self);
+            self.bindings.loop_indices.clear();
+            if found.is_some() {
+                return found;
+            }
+            let mut level = idx.len();
+            loop {
+                if level == 0 {
+                    return None;
+                }
+                level -= 1;
+                idx[level] += 1;
+                if idx[level] < ranges[level].1 {
+                    break;
+                }
+                idx[level] = ranges[level].0;
+            }
+        }
+    }
+
+    /// Evaluates a constraint for every index of its `for` ranges and returns its violation
+    /// (0 when satisfied).
+    pub fn violation(&mut self, index: usize) -> Result<f64, EvalError> {
+        let c = self.program.constraints[index].clone();
         let mut roots = vec![c.node];
         if let ConstraintKind::Card { bound } = c.kind {
             roots.push(bound);
@@ -635,11 +664,13 @@ impl Model {
         if let ConstraintKind::In(SetKind::Box { lower, upper }) = c.kind {
             roots.extend([lower, upper]);
         }
-        loop {
-            self.bindings.loop_indices = idx.iter().map(|&i| i as u64).collect();
-            let v = interp::eval(&self.program, &self.bindings, &roots, &mut self.argmin);
-            self.bindings.loop_indices.clear();
-            let v = v?;
+        let mut worst: f64 = 0.0;
+        let failed = self.at_each_index(index, |model| {
+            let v = interp::eval(&model.program, &model.bindings, &roots, &mut model.argmin);
+            let v = match v {
+                Ok(v) => v,
+                Err(e) => return Some(e),
+            };
             let x = &v[0];
             let amount = match &c.kind {
                 ConstraintKind::Eq => x.iter().fold(0.0f64, |m, v| m.max(v.abs())),
@@ -665,20 +696,19 @@ impl Model {
                 }
             };
             worst = worst.max(amount);
-            // Next index combination (last range fastest).
-            let mut level = idx.len();
-            loop {
-                if level == 0 {
-                    return Ok(worst);
-                }
-                level -= 1;
-                idx[level] += 1;
-                if idx[level] < ranges[level].1 {
-                    break;
-                }
-                idx[level] = ranges[level].0;
-            }
+            None
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(worst),
         }
+    }
+
+    /// Where constraint `index`'s value at the current point stops being finite, at the first
+    /// index of its `for` ranges where it does (as [`Model::first_non_finite`]).
+    pub fn constraint_non_finite(&mut self, index: usize) -> Option<EvalError> {
+        let node = self.program.constraints[index].node;
+        self.at_each_index(index, |model| model.first_non_finite(&[node]))
     }
 
     /// The current value of every variable, by name.

@@ -153,6 +153,34 @@ fn eval_warns_where_a_non_finite_objective_comes_from() {
 }
 
 #[test]
+fn eval_warns_where_a_non_finite_constraint_comes_from() {
+    let dir = temp_dir("eval-constraint-nan");
+    // In a `for` constraint at index 1 only: sqrt(x[1] - 1) of x = 0 is NaN, which the
+    // violation (a maximum) would skip.
+    let model = write_model(
+        &dir,
+        "var x : real[2] = 0\nminimize sumsq(x - 2)\nsubject to\n  for i in 0..2:\n    r: sqrt(x[i] - i) >= 0.5\n",
+    );
+    let o = optc(&["eval", &model, "--json", "--error-format", "json"]);
+    assert_eq!(code(&o), 0, "the values are reported: {}", stderr(&o));
+    assert!(
+        json(&stdout(&o))["constraints"][0]["violation"].is_null(),
+        "the violation is NaN (null), not the 0.5 of the finite entry: {}",
+        stdout(&o)
+    );
+    let d = json(stderr(&o).lines().next().unwrap_or_default());
+    assert_eq!(
+        (
+            d["code"].as_str(),
+            d["severity"].as_str(),
+            d["line"].as_u64()
+        ),
+        (Some("E0409"), Some("warning"), Some(5)),
+        "{d}"
+    );
+}
+
+#[test]
 fn plan_errors_locate_the_option_in_json() {
     let dir = temp_dir("plan-json");
     let model = write_model(

@@ -547,6 +547,23 @@ fn load_model_with(
     }
 }
 
+/// Prints an evaluation error that `eval` reports but goes on from (a value that is not
+/// finite) as a warning.
+fn warn_not_finite(
+    e: Option<optc_runtime::interp::EvalError>,
+    program: &optc_compiler::ir::Program,
+    sources: &SourceMap,
+    m: &ModelArgs,
+) {
+    if let Some(e) = e {
+        let warning = Diagnostic {
+            severity: Severity::Warning,
+            ..e.diagnostic(program)
+        };
+        report::print_diagnostics(&[warning], sources, m.error_format);
+    }
+}
+
 /// Prints an evaluation error and gives the exit code.
 fn eval_failed(
     e: optc_runtime::interp::EvalError,
@@ -575,13 +592,7 @@ fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
                 true => None,
                 false => model.first_non_finite(&[o.node]),
             };
-            if let Some(e) = located {
-                let warning = Diagnostic {
-                    severity: Severity::Warning,
-                    ..e.diagnostic(&model.program)
-                };
-                report::print_diagnostics(&[warning], &front.sources, a.model.error_format);
-            }
+            warn_not_finite(located, &model.program, &front.sources, &a.model);
             value
         }
         None => f64::NAN,
@@ -591,6 +602,13 @@ fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
         let v = model
             .violation(i)
             .map_err(|e| eval_failed(e, &model.program, &front.sources, &a.model))?;
+        let located = model.constraint_non_finite(i);
+        // The violation skips NaN entries: say NaN where those hid it.
+        let v = match located.is_some() && v.is_finite() {
+            true => f64::NAN,
+            false => v,
+        };
+        warn_not_finite(located, &model.program, &front.sources, &a.model);
         let c = &model.program.constraints[i];
         constraints.push((c.name.clone(), constraint_kind(c), v));
     }

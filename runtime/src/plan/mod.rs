@@ -1158,7 +1158,7 @@ fn stopping_tolerance(plan: &Plan) -> Option<f64> {
 }
 
 /// Why a solve could not go on at its last point, if the objective says: E0409 at the first
-/// expression whose value is not finite, when the objective is not; E0368 when the iterates
+/// expression whose value is not finite, when the objective or a constraint is not; E0368 when the iterates
 /// ran off ([`unbounded`]); E0409 again for a gradient that is not finite; E0375 when the
 /// gradient is finite but too large for the solvers' arithmetic (its squared norm overflows).
 fn objective_trouble(model: &mut Model, report: &Report) -> Option<Diagnostic> {
@@ -1171,13 +1171,19 @@ fn objective_trouble(model: &mut Model, report: &Report) -> Option<Diagnostic> {
             ..d
         };
         d.with_hint(
-            "the objective and its gradient must be finite where the solver starts and along its \
-             steps: check the data, the initial values (`var x : real[n] = ...`) and the domains of \
+            "the objective, the constraints and their gradients must be finite where the solver \
+             starts and along its steps: check the data, the initial values (`var x : real[n] = ...`) and the domains of \
              functions such as `log` and `sqrt`",
         )
     };
     if let Some(e) = model.first_non_finite(&[objective]) {
         return Some(not_finite(&model.program, "objective", e));
+    }
+    for i in 0..model.program.constraints.len() {
+        if let Some(e) = model.constraint_non_finite(i) {
+            let what = format!("constraint `{}`", model.program.constraints[i].name);
+            return Some(not_finite(&model.program, &what, e));
+        }
     }
     if let Some(d) = unbounded(model, report) {
         return Some(d);
