@@ -182,7 +182,8 @@ pub struct DualSolve {
     /// The L-BFGS report on −D, with `x` replaced by the plan (the model's flat variable) and
     /// `violation` by the marginals' residual ‖(T·1 − a, Tᵀ·1 − b)‖₂.
     pub report: Report,
-    /// D at the returned dual point: a lower bound on the primal optimum.
+    /// D at the returned dual point plus the objective's terms without T: a lower bound on
+    /// the primal optimum.
     pub bound: f64,
 }
 
@@ -215,7 +216,17 @@ pub fn solve_dual(
     let mut opts = crate::plan::lbfgs_options_from(plan, base, &plan.options)?;
     opts.gtol *= transport.mass.iter().sum::<f64>();
     let (mut report, mut units) = maximize(&transport, dual_form, &opts, 0, callback);
-    let bound = -report.value;
+    // The terms without T (constants, data only) are left out of the dual: they are the
+    // objective at T = 0, where the cost and the regularization vanish.
+    let objective = model.program.objective.as_ref().map(|o| o.node);
+    let constant = match objective {
+        Some(node) => {
+            model.set_x(&vec![0.0; model.dim()]);
+            model.eval_scalar(node).map_err(Diagnostic::from)?
+        }
+        None => 0.0,
+    };
+    let bound = -report.value + constant;
     // A relaxed plan (1 < k < the support) meets the bound but may miss a marginal: the problem
     // restricted to its support is smooth and convex, and feasible plans there have k nonzeros.
     let stalled = matches!(report.status, Status::LineSearchFailed | Status::MaxIter);
@@ -262,7 +273,6 @@ pub fn solve_dual(
     report.violation = residual.sqrt();
     report.x = x;
     model.set_x(&report.x);
-    let objective = model.program.objective.as_ref().map(|o| o.node);
     report.value = match objective {
         Some(node) => model.eval_scalar(node).map_err(Diagnostic::from)?,
         None => f64::NAN,

@@ -114,6 +114,28 @@ fn one_nonzero_per_column_is_unregularized_transport() {
 }
 
 #[test]
+fn terms_without_the_plan_count_in_the_dual_bound() {
+    // A constant and a data-only term shift the objective and the bound alike: no gap.
+    let base = source(5, "semi", false);
+    let shifted = base.replace("sumsq(T)\n", "sumsq(T) + 3 + sumsq(a)\n");
+    assert_ne!(base, shifted);
+    let mut bounds = Vec::new();
+    for source in [base, shifted] {
+        let mut model = model(&source).unwrap();
+        let plan = plan::choose(&model.program).unwrap();
+        assert_eq!(plan.method, Method::Dual);
+        let outcome = plan::solve(&mut model, &plan, &mut go_on).unwrap();
+        let objective = model.program.objective.as_ref().unwrap().node;
+        let objective = model.eval_scalar(objective).unwrap();
+        let bound = outcome.details.dual_bound().unwrap();
+        assert!((objective - bound).abs() < 1e-8, "{objective} {bound}");
+        bounds.push(bound);
+    }
+    // The same plan: the shift is exactly 3 + ‖a‖² > 3.
+    assert!(bounds[1] - bounds[0] > 3.0, "{bounds:?}");
+}
+
+#[test]
 fn a_bound_above_the_support_is_quadratically_regularized_transport() {
     // k ≥ 5 does not bind (the regularized plan has at most 5 nonzeros per column): both duals
     // are smooth and reach POT's plan, feasible, with no duality gap.
