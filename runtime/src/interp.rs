@@ -188,6 +188,23 @@ pub const EVAL: &[CodeInfo] = &[
 ];
 
 impl EvalError {
+    /// Whether no value of the variables avoids this error: it comes from sizes, indices or
+    /// shapes, which the data, parameters and dims fix (or from a bug), not from the point.
+    pub fn holds_everywhere(&self) -> bool {
+        matches!(
+            self,
+            EvalError::UnboundDim { .. }
+                | EvalError::UnboundInput { .. }
+                | EvalError::UnboundLoopIndex { .. }
+                | EvalError::InputShape { .. }
+                | EvalError::BadSize { .. }
+                | EvalError::IndexOutOfRange { .. }
+                | EvalError::NonIntegralIndex { .. }
+                | EvalError::TooLarge { .. }
+                | EvalError::Internal { .. }
+        )
+    }
+
     /// The stable code of this error.
     pub fn code(&self) -> &'static str {
         match self {

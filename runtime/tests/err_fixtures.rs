@@ -2,8 +2,9 @@
 //! - `data_*.opt`, errors in the data (it lives in `tests/err/data/` as readable csv): `optc eval`
 //!   fails with exit 65 or 66;
 //! - `plan_*.opt`, models that check but that the chosen method cannot solve as written (a bad
-//!   option, a constraint the method cannot take, an op without a derivative): `optc run` fails
-//!   with exit 65, and the diagnostic points into the model;
+//!   option, a constraint the method cannot take, an op without a derivative), or that fail to
+//!   evaluate at every point (an index out of range for the parameters given): `optc run` fails
+//!   with exit 65 before solving, and the diagnostic points into the model;
 //! - `solve_*.opt`, solves that stop on an evaluation error or a value that is not finite:
 //!   `optc run` ends with exit 2 (diverged) and an error that points at the expression;
 //! - `warn_*.opt`, models that `optc run` goes on to solve after a warning located in the model

@@ -1170,6 +1170,28 @@ impl Checker {
         }
     }
 
+    /// E0137 when `topk`'s count `k` (written `e`) is known to be below 1 or beyond the
+    /// vector's length `len`.
+    fn check_topk_count(&mut self, e: &Expr, k: Dim, len: Dim) {
+        let below_one = k.sym.is_none() && k.offset < 1;
+        let beyond = k
+            .minus(len)
+            .is_some_and(|d| d.sym.is_none() && d.offset > 0);
+        if below_one || beyond {
+            let (k, len) = (self.dim_text(k), self.dim_text(len));
+            self.error(
+                Diagnostic::error(
+                    "E0137",
+                    format!("`topk` keeps {k} entries of a vector of length {len}"),
+                )
+                .with_primary(e.span, "count out of range")
+                .with_hint(format!(
+                    "k must be at least 1 and at most the length, {len}"
+                )),
+            );
+        }
+    }
+
     fn require_static_dim(&mut self, e: &Expr, what: &str) -> Option<Dim> {
         let d = self.static_dim(e);
         if d.is_none() {
@@ -1741,6 +1763,7 @@ impl Checker {
                     Builtin::TopK => {
                         self.need_rank(&x, name, x.ty.shape.len() == 1, "a vector")?;
                         let k = self.require_static_dim(bound[1]?, "`k` of `topk`")?;
+                        self.check_topk_count(bound[1]?, k, x.ty.shape[0]);
                         size = Some(k);
                         vec![k]
                     }

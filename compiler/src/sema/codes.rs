@@ -290,6 +290,17 @@ Bad:
 Fix: constrain the variable (`sum(x) == 1`), or check the data before solving.",
     },
     CodeInfo {
+        code: "E0137",
+        title: "topk count out of range",
+        explanation: "`topk(x, k)` keeps the k largest entries of a vector, so k must be at least 1 and at most its length. A k and a length both known before solving (literals, or the same dim plus or minus literals) are checked here; others when the data bind the dims (E0404).
+
+Bad:
+    var x : real[3]
+    minimize sum(topk(x, 5))
+
+Fix: a k within 1..3, e.g. `topk(x, 2)`.",
+    },
+    CodeInfo {
         code: "E0140",
         title: "threshold/as_dag outside output",
         explanation: "`threshold` and `as_dag` post-process reported results; they are not differentiable model operations.

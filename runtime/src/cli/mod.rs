@@ -904,6 +904,10 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     if let Some(w) = plan::start_outside_bounds(&mut model) {
         report::print_diagnostics(&[w], &front.sources, a.model.error_format);
     }
+    if let Some(e) = plan::error_at_every_point(&mut model) {
+        report::print_diagnostics(&[e], &front.sources, a.model.error_format);
+        return Err(EXIT_MODEL);
+    }
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
     let mut progress = Progress::new(a.quiet);
     let solve_start = std::time::Instant::now();
@@ -983,7 +987,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     for out in &outputs {
         let mut value = model
             .eval(&[out.node])
-            .map_err(|e| fail(e.into()))?
+            .map_err(|e| fail(e.diagnostic(&model.program)))?
             .remove(0);
         for post in &out.post {
             let matrix = value.clone().into_dimensionality::<ndarray::Ix2>();

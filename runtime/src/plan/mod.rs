@@ -85,6 +85,22 @@ pub const PLAN_CODES: &[CodeInfo] = &[
     },
 ];
 
+/// The first evaluation error of the objective, a constraint or an output at the current
+/// point that every point would meet ([`EvalError::holds_everywhere`]: an index out of range,
+/// `topk` with k beyond the length): a model or parameter error to report before solving,
+/// not a solve that fails. Errors that depend on the point are left to the solvers.
+pub fn error_at_every_point(model: &mut Model) -> Option<Diagnostic> {
+    let mut roots: Vec<NodeId> = model.program.objective.iter().map(|o| o.node).collect();
+    roots.extend(model.program.outputs.iter().map(|o| o.node));
+    let mut errors = roots.into_iter().map(|node| model.eval(&[node]).err());
+    let unconstrained = errors.find_map(|e| e.filter(EvalError::holds_everywhere));
+    let found = unconstrained.or_else(|| {
+        (0..model.program.constraints.len())
+            .find_map(|i| model.violation(i).err().filter(EvalError::holds_everywhere))
+    });
+    found.map(|e| e.diagnostic(&model.program))
+}
+
 /// A warning (E0367) when a variable's initial value lies outside its declared bounds, which
 /// the solvers project it onto first: at the first such variable, naming its first entry out.
 pub fn start_outside_bounds(model: &mut Model) -> Option<Diagnostic> {
