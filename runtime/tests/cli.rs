@@ -181,6 +181,19 @@ fn eval_warns_where_a_non_finite_constraint_comes_from() {
 }
 
 #[test]
+fn run_spells_out_non_finite_outputs() {
+    let fixture = root().join("runtime/tests/err/warn_output_not_finite.opt");
+    let o = optc(&["run", &fixture.display().to_string(), "--quiet"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("bad         [NaN,NaN,NaN]"),
+        "NaN, not JSON's null: {}",
+        stdout(&o)
+    );
+    assert!(stderr(&o).contains("warning[E0409]"), "{}", stderr(&o));
+}
+
+#[test]
 fn plan_errors_locate_the_option_in_json() {
     let dir = temp_dir("plan-json");
     let model = write_model(

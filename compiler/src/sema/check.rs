@@ -2320,6 +2320,9 @@ impl Checker {
         let Some(e) = self.expr(expr, Place::Model) else {
             return;
         };
+        if post.contains(&PostOp::AsDag) && self.need_square(&e, "as_dag").is_none() {
+            return;
+        }
         if let Some(earlier) = self.outputs.iter().find(|out| out.name == name) {
             let here = o.name.as_ref().map_or(o.expr.span, |n| n.span);
             self.error(

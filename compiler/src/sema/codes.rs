@@ -154,7 +154,7 @@ Fix: pass a value of the required rank.",
     CodeInfo {
         code: "E0124",
         title: "square matrix required",
-        explanation: "`trace`, `expm`, `matpow`, `logdet`, `inv`, `solve` and `diag` of a matrix need a square matrix.
+        explanation: "`trace`, `expm`, `matpow`, `logdet`, `inv`, `solve` and `diag` of a matrix, and the output step `as_dag` (a weighted adjacency matrix), need a square matrix.
 
 Bad:
     data X : real[n, d]

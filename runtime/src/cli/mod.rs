@@ -850,6 +850,23 @@ fn array_json(a: &ndarray::ArrayD<f64>) -> serde_json::Value {
     rec(a.view())
 }
 
+/// An array as nested lists for the text summary: as [`array_json`], but NaN and infinities
+/// spelled out (`NaN`, `inf`) where JSON has `null`.
+fn array_text(a: &ndarray::ArrayD<f64>) -> String {
+    fn rec(a: ndarray::ArrayViewD<f64>) -> String {
+        if a.ndim() == 0 {
+            let v = a.iter().next().copied().unwrap_or(f64::NAN);
+            return match v.is_finite() {
+                true => serde_json::json!(v).to_string(),
+                false => v.to_string(),
+            };
+        }
+        let items: Vec<String> = a.outer_iter().map(rec).collect();
+        format!("[{}]", items.join(","))
+    }
+    rec(a.view())
+}
+
 fn run(a: &args::RunArgs) -> Result<u8, u8> {
     use optc_compiler::ir::PostOp;
     use optc_runtime::plan;
@@ -989,6 +1006,10 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
             .eval(&[out.node])
             .map_err(|e| fail(e.diagnostic(&model.program)))?
             .remove(0);
+        if value.iter().any(|v| !v.is_finite()) {
+            let located = model.first_non_finite(&[out.node]);
+            warn_not_finite(located, &model.program, &front.sources, &a.model);
+        }
         for post in &out.post {
             let matrix = value.clone().into_dimensionality::<ndarray::Ix2>();
             match (post, matrix) {
@@ -1118,7 +1139,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         }
         for (name, v) in &arrays {
             if v.len() <= 20 {
-                println!("{name:<11} {}", array_json(v));
+                println!("{name:<11} {}", array_text(v));
             } else {
                 println!("{name:<11} shape {:?}", v.shape());
             }

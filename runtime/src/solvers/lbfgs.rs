@@ -357,9 +357,11 @@ pub fn lbfgs_in(
         v.read(x, &mut out);
         Report::unconstrained(status, iterations, f, g_norm, out)
     };
-    // ‖g‖∞ passes over NaN; g·g does not.
-    if !f.is_finite() || !v.dot(g, g).is_finite() {
-        return report(v, Status::Diverged, 0, x, f, g_norm);
+    // ‖g‖∞ passes over NaN; g·g does not (and a NaN gradient has no optimality to report).
+    let squared = v.dot(g, g);
+    if !f.is_finite() || !squared.is_finite() {
+        let optimality = if squared.is_nan() { f64::NAN } else { g_norm };
+        return report(v, Status::Diverged, 0, x, f, optimality);
     }
     // The step of the last iteration when it gave no curvature pair (a function falling
     // linearly along it, as far as searched): the next search starts there, not over again.
