@@ -1,5 +1,6 @@
-//! Data loading: `.npy` files (read and written by hand: format versions 1–3, dtypes `<f8 <f4 <i8
-//! <i4 u1 b1`, C or Fortran order), `.csv` files (numbers separated by commas, optional header),
+//! Data loading: `.npy` files (read and written by hand: format versions 1–3, little-endian
+//! float, integer and bool dtypes, C or Fortran order), `.csv` files (numbers separated by commas, optional header,
+//! quotes and a byte order mark dropped),
 //! and [`bind_inputs`], which checks arrays against a program's declarations, binds the dimension
 //! sizes and computes parameter defaults and variable initial values.
 //!
@@ -96,7 +97,7 @@ pub const DATA: &[CodeInfo] = &[
     CodeInfo {
         code: UNSUPPORTED_DTYPE,
         title: "unsupported npy dtype",
-        explanation: "Supported dtypes are float64 `<f8`, float32 `<f4`, int64 `<i8`, int32 `<i4`, uint8 `u1` and bool `b1`, little-endian. Convert with `arr.astype('<f8')`.",
+        explanation: "Supported dtypes are float64 `<f8`, float32 `<f4`, float16 `<f2`, signed integers `<i8`, `<i4`, `<i2`, `i1`, unsigned integers `<u8`, `<u4`, `<u2`, `u1` and bool `b1`, little-endian (uint64 values beyond 2^53 are rounded to the nearest float64). Convert others (complex, strings, objects, big-endian) with `arr.astype('<f8')`.",
     },
     CodeInfo {
         code: WRONG_RANK,
@@ -180,8 +181,14 @@ pub const DATA: &[CodeInfo] = &[
 pub enum Dtype {
     F8,
     F4,
+    F2,
     I8,
     I4,
+    I2,
+    I1,
+    U8,
+    U4,
+    U2,
     U1,
     B1,
 }
@@ -189,9 +196,10 @@ pub enum Dtype {
 impl Dtype {
     fn size(self) -> usize {
         match self {
-            Dtype::F8 | Dtype::I8 => 8,
-            Dtype::F4 | Dtype::I4 => 4,
-            Dtype::U1 | Dtype::B1 => 1,
+            Dtype::F8 | Dtype::I8 | Dtype::U8 => 8,
+            Dtype::F4 | Dtype::I4 | Dtype::U4 => 4,
+            Dtype::F2 | Dtype::I2 | Dtype::U2 => 2,
+            Dtype::I1 | Dtype::U1 | Dtype::B1 => 1,
         }
     }
 
@@ -205,11 +213,30 @@ impl Dtype {
         match self {
             Dtype::F8 => f64::from_le_bytes(le(b)),
             Dtype::F4 => f32::from_le_bytes(le(b)) as f64,
+            Dtype::F2 => half_to_f64(u16::from_le_bytes(le(b))),
             Dtype::I8 => i64::from_le_bytes(le(b)) as f64,
             Dtype::I4 => i32::from_le_bytes(le(b)) as f64,
+            Dtype::I2 => i16::from_le_bytes(le(b)) as f64,
+            Dtype::I1 => b[0] as i8 as f64,
+            Dtype::U8 => u64::from_le_bytes(le(b)) as f64,
+            Dtype::U4 => u32::from_le_bytes(le(b)) as f64,
+            Dtype::U2 => u16::from_le_bytes(le(b)) as f64,
             Dtype::U1 => b[0] as f64,
             Dtype::B1 => f64::from(u8::from(b[0] != 0)),
         }
+    }
+}
+
+/// An IEEE 754 half-precision number (numpy's float16) as f64.
+fn half_to_f64(bits: u16) -> f64 {
+    let sign = if bits & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exponent = i32::from((bits >> 10) & 0x1f);
+    let fraction = f64::from(bits & 0x3ff);
+    sign * match exponent {
+        0 => fraction * 2f64.powi(-24),
+        31 if fraction == 0.0 => f64::INFINITY,
+        31 => f64::NAN,
+        e => (1.0 + fraction / 1024.0) * 2f64.powi(e - 15),
     }
 }
 
@@ -436,8 +463,14 @@ fn parse_dtype(descr: &str) -> Result<Dtype, String> {
     let dtype = match kind {
         "f8" => Dtype::F8,
         "f4" => Dtype::F4,
+        "f2" => Dtype::F2,
         "i8" => Dtype::I8,
         "i4" => Dtype::I4,
+        "i2" => Dtype::I2,
+        "i1" => Dtype::I1,
+        "u8" => Dtype::U8,
+        "u4" => Dtype::U4,
+        "u2" => Dtype::U2,
         "u1" => Dtype::U1,
         "b1" => Dtype::B1,
         _ => return Err("not a supported dtype".into()),
@@ -517,11 +550,29 @@ pub fn read_csv(path: &Path, declared_rank: usize) -> Result<ArrayD<f64>, DataEr
     parse_csv(&text, &source, declared_rank)
 }
 
-/// Parses numbers separated by commas, one row per line. Blank lines are skipped; the first line
-/// is a header when none of its fields is a number. Rows must have equal lengths. The table is a
-/// matrix for `declared_rank` 2, a vector for rank 1 when it has one column (or one row), and a
-/// scalar for rank 0 when it has one field.
+/// The separator other than `,` that splits `field` into numbers (`1;2`, `1\t2`), if any.
+fn other_separator(field: &str) -> Option<char> {
+    [';', '\t'].into_iter().find(|&sep| {
+        field.contains(sep) && field.split(sep).all(|p| p.trim().parse::<f64>().is_ok())
+    })
+}
+
+/// A field without its surrounding whitespace and double quotes (`"1.5"` is 1.5).
+fn unquoted(field: &str) -> &str {
+    let field = field.trim();
+    field
+        .strip_prefix('"')
+        .and_then(|f| f.strip_suffix('"'))
+        .map_or(field, str::trim)
+}
+
+/// Parses numbers separated by commas, one row per line (a UTF-8 byte order mark and double
+/// quotes around fields are dropped). Blank lines are skipped; the first line is a header when
+/// none of its fields is a number (nor numbers split by `;` or a tab, which is an error). Rows
+/// must have equal lengths. The table is a matrix for `declared_rank` 2, a vector for rank 1
+/// when it has one column (or one row), and a scalar for rank 0 when it has one field.
 pub fn parse_csv(text: &str, source: &str, declared_rank: usize) -> Result<ArrayD<f64>, DataError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut rows: Vec<Vec<f64>> = Vec::new();
     let mut first_line = true;
     for (i, line) in text.lines().enumerate() {
@@ -529,9 +580,11 @@ pub fn parse_csv(text: &str, source: &str, declared_rank: usize) -> Result<Array
         if line.trim().is_empty() {
             continue;
         }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let fields: Vec<&str> = line.split(',').map(unquoted).collect();
         let parsed: Vec<Option<f64>> = fields.iter().map(|f| f.parse().ok()).collect();
-        if std::mem::replace(&mut first_line, false) && parsed.iter().all(Option::is_none) {
+        let header = parsed.iter().all(Option::is_none)
+            && !fields.iter().any(|f| other_separator(f).is_some());
+        if std::mem::replace(&mut first_line, false) && header {
             continue;
         }
         if let Some(first) = rows.first() {
@@ -551,14 +604,21 @@ pub fn parse_csv(text: &str, source: &str, declared_rank: usize) -> Result<Array
             .enumerate()
             .map(|(col, x)| {
                 x.ok_or_else(|| {
-                    DataError::new(
+                    let error = DataError::new(
                         BAD_CSV_FIELD,
                         format!(
                             "`{source}` line {line_no}, column {}: `{}` is not a number",
                             col + 1,
                             fields[col]
                         ),
-                    )
+                    );
+                    match other_separator(fields[col]) {
+                        Some(sep) => error.with_hint(format!(
+                            "fields are separated by commas, not {}: save the file with `,` (e.g. `numpy.savetxt(path, X, delimiter=\",\")`)",
+                            if sep == ';' { "`;`" } else { "tabs" }
+                        )),
+                        None => error,
+                    }
                 })
             })
             .collect::<Result<Vec<f64>, _>>()?;

@@ -73,17 +73,50 @@ fn npy_dtypes_from_hand_made_bytes() {
             Dtype::I4,
             vec![2.0, -5.0],
         ),
+        // float16: 1.5, −2.0, the largest finite (65504), the least subnormal (2⁻²⁴), −∞.
+        (
+            "<f2",
+            le_bytes(&[0x3e00u16, 0xc000, 0x7bff, 0x0001, 0xfc00].map(u16::to_le_bytes)),
+            Dtype::F2,
+            vec![1.5, -2.0, 65504.0, 2f64.powi(-24), f64::NEG_INFINITY],
+        ),
+        (
+            "<i2",
+            le_bytes(&[(-300i16).to_le_bytes(), 7i16.to_le_bytes()]),
+            Dtype::I2,
+            vec![-300.0, 7.0],
+        ),
+        ("|i1", vec![0x80, 5], Dtype::I1, vec![-128.0, 5.0]),
+        (
+            "<u2",
+            le_bytes(&[65535u16.to_le_bytes(), 1u16.to_le_bytes()]),
+            Dtype::U2,
+            vec![65535.0, 1.0],
+        ),
+        (
+            "<u4",
+            le_bytes(&[4_000_000_000u32.to_le_bytes(), 0u32.to_le_bytes()]),
+            Dtype::U4,
+            vec![4e9, 0.0],
+        ),
+        (
+            "<u8",
+            le_bytes(&[(1u64 << 53).to_le_bytes(), 3u64.to_le_bytes()]),
+            Dtype::U8,
+            vec![2f64.powi(53), 3.0],
+        ),
         ("|u1", vec![0, 255], Dtype::U1, vec![0.0, 255.0]),
         ("<u1", vec![9, 1], Dtype::U1, vec![9.0, 1.0]),
         ("|b1", vec![1, 0], Dtype::B1, vec![1.0, 0.0]),
     ];
     for (descr, body, dtype, want) in cases {
-        let bytes = npy(1, &dict(descr, false, "(2,)"), &body);
+        let shape = format!("({},)", want.len());
+        let bytes = npy(1, &dict(descr, false, &shape), &body);
         let (a, got_dtype) = parse_npy(&bytes, "t.npy").unwrap();
         assert_eq!(got_dtype, dtype, "{descr}");
         assert_eq!(
             a,
-            ArrayD::from_shape_vec(IxDyn(&[2]), want).unwrap(),
+            ArrayD::from_shape_vec(IxDyn(&[want.len()]), want).unwrap(),
             "{descr}"
         );
     }
@@ -224,6 +257,16 @@ fn csv_parsing() {
         parse_csv("2.5\n", "s.csv", 0).unwrap(),
         arr0(2.5).into_dyn()
     );
+    // Spreadsheet exports: a byte order mark, quoted numbers (data, not a header), a quoted
+    // header.
+    let expected = array![[1.0, 2.0], [3.0, 4.0]].into_dyn();
+    for text in [
+        "\u{feff}1,2\n3,4\n",
+        "\"1\",\"2\"\n3,4\n",
+        "\u{feff}\"a\",\"b\"\n1, \" 2 \"\n3,4\r\n",
+    ] {
+        assert_eq!(parse_csv(text, "s.csv", 2).unwrap(), expected, "{text:?}");
+    }
 }
 
 #[test]
@@ -252,6 +295,14 @@ fn csv_errors() {
         "E0304"
     );
     assert_eq!(parse_csv("x,y\n\n", "e.csv", 2).unwrap_err().code, "E0316");
+    // Numbers split by `;` or tabs are no header: the error is at line 1, with the separator.
+    for (text, named) in [("1;2\n3;4\n", "`;`"), ("1\t2\n3\t4\n", "tabs")] {
+        let e = parse_csv(text, "semi.csv", 2).unwrap_err();
+        assert_eq!(e.code, "E0309");
+        assert!(e.message.contains("line 1, column 1"), "{}", e.message);
+        let hint = e.hint.unwrap_or_default();
+        assert!(hint.contains(named), "{hint}");
+    }
 }
 
 /// `dims n, d; data X : real[n, d]; data y : real[n]; param lam = 0.5; param w : real[d] = 2 lam;
