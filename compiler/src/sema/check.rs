@@ -2026,6 +2026,19 @@ impl Checker {
             Some(l) => l.name.clone(),
             None => format!("c{}", self.constraints.len()),
         };
+        if let Some(earlier) = self.constraints.iter().find(|e| e.name == name) {
+            let here = c.label.as_ref().map_or(c.span, |l| l.span);
+            let (this, that) = match &c.label {
+                Some(_) => ("this label", "has the name of this constraint"),
+                None => ("named by its position", "labelled with that name"),
+            };
+            self.error(
+                Diagnostic::error("E0192", format!("two constraints are named `{name}`"))
+                    .with_primary(here, this)
+                    .with_label(earlier.span, that)
+                    .with_hint("constraints are reported by name: label them apart (`budget: ...`), choosing labels other than `c` and a number"),
+            );
+        }
         self.constraints.push(Constraint {
             name,
             loops,

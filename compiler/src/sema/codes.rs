@@ -504,6 +504,18 @@ Bad:
 Fix: name them: `output w_total = sum(w), X_total = sum(X)`.",
     },
     CodeInfo {
+        code: "E0192",
+        title: "two constraints with one name",
+        explanation: "Constraints are reported by name (the `constraints` of result.json, their multipliers): a label `name:` or, without one, `c` and the constraint's position (`c0` for the first). Two labels alike, or a label that is another constraint's automatic name, would make two results with one name.
+
+Bad:
+    subject to
+      c1: sum(x) <= 1
+      x[0] >= 0.5        # the second constraint, named c1 too
+
+Fix: label both, or choose labels that are not `c` and a number: `budget: sum(x) <= 1`.",
+    },
+    CodeInfo {
         code: "E0199",
         title: "internal lowering error",
         explanation: "The checked model could not be lowered to the IR. This is a compiler bug; please report it with the model file.
