@@ -227,15 +227,18 @@ impl Plan {
 
     /// A bad option (E0362), pointing at it (written under its name or an alias: `rho` for
     /// `auglag`'s `rho_init`, `tol` for L-BFGS's `gtol`).
-    pub(crate) fn option_error(&self, e: solvers::OptionError) -> Diagnostic {
+    pub(crate) fn option_error(&self, mut e: solvers::OptionError) -> Diagnostic {
         let alias = match e.name.as_str() {
             "rho_init" => "rho",
             "gtol" => "tol",
             _ => "",
         };
-        let span = self
-            .option_span(&e.name)
-            .or_else(|| self.option_span(alias));
+        // Named as the user wrote it (in the model or by a flag such as `--tol`).
+        let given = |name: &str| self.options.iter().any(|(k, _)| k == name);
+        if !given(&e.name) && given(alias) {
+            e.name = alias.to_string();
+        }
+        let span = self.option_span(&e.name);
         plan_error("E0362", e.to_string()).with_primary_at(span, "bad option")
     }
 
@@ -271,6 +274,18 @@ type NameOptions = Vec<(String, String)>;
 fn flatten_options(
     spec: &SolveSpec,
 ) -> Result<(NumberOptions, ListOptions, NameOptions), Diagnostic> {
+    if !spec.positional.is_empty() {
+        let span = spec.spans.positional.first().copied();
+        return Err(plan_error(
+            "E0362",
+            format!("`{}` takes its options by name", spec.method),
+        )
+        .with_primary_at(span, "an option without a name")
+        .with_hint(format!(
+            "write `name = value`, e.g. `solve with {}(max_iter = 500)`",
+            spec.method
+        )));
+    }
     let mut numbers = Vec::new();
     let mut lists = Vec::new();
     let mut names = Vec::new();

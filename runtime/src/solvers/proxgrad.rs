@@ -106,7 +106,7 @@ impl_set_option!(ProxGradOptions {
     eta: growth,
     accelerated: flag,
     restart: flag,
-    max_backtrack: count,
+    max_backtrack: positive_count,
     continuation: flag,
     swaps: count,
 });
