@@ -1329,9 +1329,24 @@ fn method_on_the_command_line_overrides_the_model() {
     let o = optc(&["run", &model, "-q", "--json", "--method", "lbfgs"]);
     assert_eq!(json(&stdout(&o))["solver"], "lbfgs");
     assert!(stderr(&o).contains("warning[E0365]"), "{}", stderr(&o));
+    // An unknown method is a usage error that lists the methods, with a guess where one fits.
     let o = optc(&["run", &model, "--method", "newton"]);
-    assert_eq!(code(&o), 65);
-    assert!(stderr(&o).contains("error[E0361]"), "{}", stderr(&o));
+    assert_eq!(code(&o), 64);
+    assert!(
+        stderr(&o).contains("known methods: lbfgs"),
+        "{}",
+        stderr(&o)
+    );
+    let o = optc(&["run", &model, "--method", "FISTA"]);
+    assert_eq!(code(&o), 64);
+    assert!(
+        stderr(&o).contains("did you mean `fista`"),
+        "{}",
+        stderr(&o)
+    );
+    // The name the summary gives L-BFGS with bounds is L-BFGS.
+    let o = optc(&["run", &model, "-q", "--json", "--method", "projected_lbfgs"]);
+    assert_eq!(json(&stdout(&o))["solver"], "lbfgs");
 }
 
 /// Sparse transport with non-uniform marginals where the dual's repair finds no feasible plan:

@@ -11,7 +11,7 @@ mod codes;
 mod print;
 
 pub use builtins::Builtin;
-pub use check::check;
+pub use check::{check, KNOWN_METHODS};
 pub use codes::SEMA;
 pub use print::typed_to_text;
 

@@ -891,8 +891,28 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         EXIT_MODEL
     };
     if let Some(name) = &a.method {
+        use optc_compiler::sema::KNOWN_METHODS;
+        // `projected_lbfgs` is how `lbfgs` with bounds reports itself.
+        let name = if name == "projected_lbfgs" {
+            "lbfgs"
+        } else {
+            name
+        };
+        if !KNOWN_METHODS.contains(&name) {
+            let known = KNOWN_METHODS.join(", ");
+            let lowered = name.to_ascii_lowercase();
+            let guess = match KNOWN_METHODS.contains(&lowered.as_str()) {
+                true => Some(lowered.as_str()),
+                false => optc_compiler::diag::suggest(&lowered, KNOWN_METHODS.iter().copied()),
+            };
+            match guess {
+                Some(s) => eprintln!("error: unknown method `{name}` for --method (did you mean `{s}`?); known methods: {known}"),
+                None => eprintln!("error: unknown method `{name}` for --method; known methods: {known}"),
+            }
+            return Err(EXIT_USAGE);
+        }
         model.program.solve = Some(optc_compiler::ir::SolveSpec {
-            method: name.clone(),
+            method: name.to_string(),
             positional: Vec::new(),
             options: Vec::new(),
             spans: Default::default(),
