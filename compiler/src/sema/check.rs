@@ -495,6 +495,7 @@ impl Checker {
                     return;
                 };
                 self.check_size(&ty_r, ty.span);
+                self.check_real_variable(&ty_r, ty.span);
                 let (mut lower, mut upper) = (None, None);
                 for b in bounds {
                     let Some(v) = self.expr(&b.value, Place::VarValue) else {
@@ -904,6 +905,7 @@ impl Checker {
             ExprKind::Argmin { var, ty, body } => {
                 let ty = self.resolve_type(ty, None)?;
                 self.check_size(&ty, var.span);
+                self.check_real_variable(&ty, var.span);
                 if !self.check_fresh(var, "argmin variable", false) {
                     return None;
                 }
@@ -1167,6 +1169,21 @@ impl Checker {
                 })
             }
             _ => None,
+        }
+    }
+
+    /// E0113 when a decision variable's type `ty` (written at `span`) is not `real`.
+    fn check_real_variable(&mut self, ty: &Ty, span: Span) {
+        if ty.elem != ElemType::Real {
+            let elem = match ty.elem {
+                ElemType::Int => "int",
+                _ => "bool",
+            };
+            self.error(
+                Diagnostic::error("E0113", format!("a variable must be real, not `{elem}`"))
+                    .with_primary(span, "not real")
+                    .with_hint("optc does not do integer programming: declare it `real` (a relaxation such as `real[n] >= 0 <= 1` for 0/1 choices) and round the result if needed"),
+            );
         }
     }
 

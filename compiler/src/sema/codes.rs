@@ -108,6 +108,16 @@ Bad:
 Fix: `card(w) <= 2` or `param k : int = 2` and `card(w) <= k`.",
     },
     CodeInfo {
+        code: "E0113",
+        title: "variable is not real",
+        explanation: "Decision variables (`var`, and the variable of an `argmin`) are real: optc's solvers move them continuously and do not do integer programming, so an `int` or `bool` variable would silently be solved as a real one.
+
+Bad:
+    var x : int[3]
+
+Fix: `var x : real[3]`, rounding the result afterwards if that is what is meant, or state the problem over real numbers (a relaxation: `var x : real[3] >= 0 <= 1` for a 0/1 choice).",
+    },
+    CodeInfo {
         code: "E0120",
         title: "shapes cannot be broadcast",
         explanation: "Elementwise operations, constraints and initial values use numpy broadcasting: trailing dimensions must be equal or 1.
