@@ -1048,6 +1048,29 @@ impl Checker {
         self.error(d);
     }
 
+    /// E0100 for a call of `name`, which is no function: the closest function's name, or where
+    /// functions come from.
+    fn undefined_function(&mut self, name: &str, span: Span) {
+        let mut candidates: Vec<String> = self
+            .globals
+            .iter()
+            .filter(|(_, (g, _))| matches!(g, Global::Fn(_)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        candidates.extend(self.stdlib_fns.keys().cloned());
+        candidates.extend(Builtin::names().map(String::from));
+        candidates.sort();
+        let d = Diagnostic::error("E0100", format!("undefined function `{name}`"))
+            .with_primary(span, "no function of this name");
+        let d = match suggest(name, candidates.iter().map(String::as_str)) {
+            Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+            None => d.with_hint(format!(
+                "functions are the builtins, the standard library's and those declared with `fn {name}(...) = ...` (`optc explain E0100`)"
+            )),
+        };
+        self.error(d);
+    }
+
     fn broadcast(&mut self, a: &TExpr, b: &TExpr, what: &str) -> Option<Shape> {
         match broadcast_shapes(&a.ty.shape, &b.ty.shape) {
             Ok(s) => Some(s),
@@ -1568,7 +1591,7 @@ impl Checker {
         }
         let Some(b) = Builtin::from_name(name) else {
             if !self.poisoned.contains(name) {
-                self.undefined(name, func.span);
+                self.undefined_function(name, func.span);
             }
             return None;
         };

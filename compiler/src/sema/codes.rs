@@ -13,7 +13,7 @@ Bad:
     var w : real[n]
     minimize sumsq(X @ ww)
 
-Fix: declare the name first, or correct the spelling (`w`). The message suggests the closest declared name.",
+Fix: declare the name first, or correct the spelling (`w`). The message suggests the closest declared name. A called name that is no function (`nrom1(w)`) gets the closest function: the builtins (spec/builtins.md), the standard library's (spec/stdlib.md) and the model's `fn`s.",
     },
     CodeInfo {
         code: "E0101",

@@ -301,6 +301,11 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
             d.with_hint(format!("to name an expression write `let {word} = ...`"))
         } else if rest.starts_with(['+', '-', '*', '/', '@', '^', '|', '.']) {
             d.with_hint("to continue an expression on the next line, end the previous line with the operator")
+        } else if ["==", "<=", ">="]
+            .iter()
+            .any(|op| rest.lines().next().unwrap_or("").contains(op))
+        {
+            d.with_hint("a constraint goes in a `subject to` block: a line `subject to`, then the constraints indented below it")
         } else {
             d.with_hint(format!(
                 "statements start with one of: {}",
@@ -312,7 +317,13 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
     let wanted = join_alternatives(&expected);
     let d = Diagnostic::error("E0001", format!("expected {wanted}, found {found}"))
         .with_primary(span, format!("expected {wanted}"));
-    if STATEMENT_KEYWORDS.contains(&word)
+    let line = text[..pos].rsplit('\n').next().unwrap_or("");
+    let initial_value_first = line.trim_start().starts_with("var ")
+        && line.replace(">=", "").replace("<=", "").contains('=')
+        && (rest.starts_with("<=") || rest.starts_with(">="));
+    if initial_value_first {
+        d.with_hint("bounds come before the initial value: `var x : real[n] >= 0 <= 1 = 0.5`")
+    } else if STATEMENT_KEYWORDS.contains(&word)
         && text[..pos].trim_end_matches([' ', '\t']).ends_with('\n')
     {
         d.with_note("the previous line ends with an operator or `,`, so its statement continues on this line")

@@ -120,7 +120,16 @@ pub fn scan(text: &str, file: FileId) -> Scan {
             other => {
                 invalid_characters += 1;
                 if invalid_characters <= MAX_INVALID_CHARACTERS {
-                    diagnostics.push(invalid_character(other, span(i, i + other.len_utf8())));
+                    // `X'` (MATLAB's transpose) follows a name or a closing bracket.
+                    let after_operand = text[..i]
+                        .chars()
+                        .next_back()
+                        .is_some_and(|p| p.is_ascii_alphanumeric() || matches!(p, '_' | ')' | ']'));
+                    let d = invalid_character(other, span(i, i + other.len_utf8()));
+                    diagnostics.push(match (other, after_operand) {
+                        ('\'', true) => d.with_hint("to transpose, write `transpose(X)`; strings use double quotes: \"file.npy\""),
+                        _ => d,
+                    });
                 }
             }
         }
