@@ -187,7 +187,7 @@ fn functions(model: &mut Model, plan: &Plan) -> Result<Functions, Diagnostic> {
             plan_error("`maid` solves bilevel models, and this one has no `argmin`")
                 .with_primary_at(program.method_span(), "`maid` chosen here")
                 .with_hint(
-                    "remove `solve with maid` to let optc choose a method for a single-level model",
+                    "drop `solve with maid` (or `--method maid`) to let optc choose a method for a single-level model",
                 ),
         );
     }
@@ -196,6 +196,7 @@ fn functions(model: &mut Model, plan: &Plan) -> Result<Functions, Diagnostic> {
             "the objective of `argmin` number {} uses another `argmin`: `maid` solves lower levels side by side, not nested",
             k + 1
         ))
+        .with_primary_at(program.node_span(subs[k].objective), "reads another `argmin`")
         .with_hint("give each `argmin` an objective of the outer variables, data and parameters"));
     }
     let objective = program
@@ -309,6 +310,11 @@ pub fn solve_maid(
         callback,
     );
     let error = problem.eval.error.take();
+    let lower_level = model
+        .program
+        .subproblems
+        .first()
+        .and_then(|s| model.program.node_span(s.objective));
     let solved = result.map_err(|MaidError::NotStronglyConvex(lambda)| {
         let estimate = match lambda.is_nan() {
             true => "could not be estimated: its Hessian-vector products are not finite there".to_string(),
@@ -318,6 +324,7 @@ pub fn solve_maid(
             "E0364",
             format!("the lower level is not strongly convex at the start: the smallest eigenvalue of its Hessian {estimate}"),
         )
+        .with_primary_at(lower_level, "not strongly convex in the `argmin`'s variable")
         .with_hint("`argmin` needs an objective strongly convex in its variable, e.g. with a term `0.5 * sumsq(z - y)`; or give its constant with `maid(mu = ...)`")
     })?;
     model.set_x(&solved.report.x);
