@@ -2007,11 +2007,46 @@ impl Checker {
                 if !self.check_fresh(index, "loop index", false) {
                     return;
                 }
+                if loops.iter().any(|l| l.index == index.name) {
+                    self.error(
+                        Diagnostic::error(
+                            "E0102",
+                            format!(
+                                "loop index `{}` shadows the index of an enclosing `for`",
+                                index.name
+                            ),
+                        )
+                        .with_primary(index.span, "declared again here")
+                        .with_hint(
+                            "give each nested `for` its own index: `for i in ...: for j in ...:`",
+                        ),
+                    );
+                    return;
+                }
+                let range_span = start.span.to(end.span);
                 let s = self.require_static_dim(start, "the start of a `for` range");
                 let e = self.require_static_dim(end, "the end of a `for` range");
                 let (Some(start), Some(end)) = (s, e) else {
                     return;
                 };
+                if end
+                    .minus(start)
+                    .is_some_and(|len| len.sym.is_none() && len.offset <= 0)
+                {
+                    let range = format!("{}..{}", self.dim_text(start), self.dim_text(end));
+                    self.warnings.push(
+                        Diagnostic::warning(
+                            "E0138",
+                            format!(
+                                "the range `{range}` is empty: this constraint constrains nothing"
+                            ),
+                        )
+                        .with_primary(range_span, "no index")
+                        .with_hint(
+                            "a range `a..b` runs over a <= i < b: check the order of its bounds",
+                        ),
+                    );
+                }
                 let level = loops.len() as u32;
                 let mut inner = loops;
                 inner.push(Loop {

@@ -311,6 +311,16 @@ Bad:
 Fix: a k within 1..3, e.g. `topk(x, 2)`.",
     },
     CodeInfo {
+        code: "E0138",
+        title: "empty `for` range (warning)",
+        explanation: "A `for` range `a..b` runs over a ≤ i < b; one whose end is known before solving to be at or before its start has no index, so the constraint it wraps constrains nothing (it is kept, with violation 0). Usually the bounds are swapped or off by one.
+
+Bad:
+    for i in 3..0: x[i] >= 1
+
+Fix: `for i in 0..3: x[i] >= 1`.",
+    },
+    CodeInfo {
         code: "E0140",
         title: "threshold/as_dag outside output",
         explanation: "`threshold` and `as_dag` post-process reported results; they are not differentiable model operations.
