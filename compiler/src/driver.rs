@@ -123,6 +123,12 @@ the file as UTF-8.",
 
 /// The diagnostic for a model file that cannot be read.
 pub fn unreadable_file(path: &str, error: &std::io::Error) -> crate::diag::Diagnostic {
+    let hint = match error.kind() {
+        std::io::ErrorKind::InvalidData => {
+            "the file is not UTF-8 text: save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 old.opt > new.opt`)"
+        }
+        _ => "check the path and the file's permissions",
+    };
     crate::diag::Diagnostic::error("E0500", format!("cannot read `{path}`: {error}"))
-        .with_hint("check the path and the file's permissions")
+        .with_hint(hint)
 }

@@ -261,7 +261,8 @@ impl Checker {
 
     /// Refuses a name that is a builtin or already declared at top level (pointing at both).
     /// `what` names the new declaration; a clash between two top-level ones is a duplicate.
-    fn check_fresh(&mut self, name: &ast::Ident, what: &str, top_level: bool) -> bool {
+    /// E0102 when `name` is a builtin's.
+    fn not_a_builtin(&mut self, name: &ast::Ident, what: &str) -> bool {
         if Builtin::from_name(&name.name).is_some() {
             self.error(
                 Diagnostic::error(
@@ -271,6 +272,13 @@ impl Checker {
                 .with_primary(name.span, "shadows a builtin")
                 .with_hint(format!("rename it, e.g. `{}_`", name.name)),
             );
+            return false;
+        }
+        true
+    }
+
+    fn check_fresh(&mut self, name: &ast::Ident, what: &str, top_level: bool) -> bool {
+        if !self.not_a_builtin(name, what) {
             return false;
         }
         if let Some(&(g, span)) = self.globals.get(&name.name) {
@@ -696,7 +704,8 @@ impl Checker {
         let saved = std::mem::take(&mut self.locals);
         let mut ok = true;
         for (k, p) in params.iter().enumerate() {
-            if !from_stdlib && !self.check_fresh(&p.name, "fn parameter", false) {
+            // The body sees only its parameters: one may share a model name (`eps`, `X`).
+            if !from_stdlib && !self.not_a_builtin(&p.name, "fn parameter") {
                 ok = false;
             }
             if let Some(prev) = params[..k].iter().find(|q| q.name.name == p.name.name) {

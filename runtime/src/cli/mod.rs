@@ -444,7 +444,9 @@ fn explain(a: &args::ExplainArgs) -> Result<u8, u8> {
         return explain_cost(a, file);
     }
     if a.list {
-        for info in codes::all() {
+        let mut all: Vec<_> = codes::all().collect();
+        all.sort_by_key(|info| info.code);
+        for info in all {
             println!("{}  {}", info.code, info.title);
         }
         return Ok(EXIT_OK);
