@@ -937,7 +937,11 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     }
     the_plan.simplify = !a.no_simplify;
     if !a.quiet {
-        eprintln!("solver: {} ({})", the_plan.method.name(), the_plan.reason);
+        eprintln!(
+            "solver: {} ({})",
+            plan::solver_name(&the_plan),
+            the_plan.reason
+        );
     }
     report::print_diagnostics(&the_plan.warnings, &front.sources, a.model.error_format);
     if let Some(w) = plan::start_outside_bounds(&mut model) {
@@ -1070,7 +1074,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     let small = |a: &ndarray::ArrayD<f64>| a.len() <= 10_000;
     let mut result = serde_json::json!({
         "status": status,
-        "solver": the_plan.method.name(),
+        "solver": plan::solver_name(&the_plan),
         "reason": the_plan.reason,
         "iterations": report.iterations,
         "objective": objective,
@@ -1133,7 +1137,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         println!(
             "status      {status} after {} iterations ({})",
             report.iterations,
-            the_plan.method.name()
+            plan::solver_name(&the_plan)
         );
         println!("objective   {objective:.10e}");
         println!("optimality  {:.3e}", report.optimality);

@@ -2153,12 +2153,19 @@ pub fn runs_on_objective_alone(model: &Model, plan: &Plan) -> bool {
     ) && model.program.constraints.is_empty()
 }
 
+/// The method's name in results: the plan's, but `colide` for the path's CoLiDE variant.
+pub fn solver_name(plan: &Plan) -> &'static str {
+    match path_kind(plan) {
+        Ok(k) if plan.method == Method::Path && k.colide => "colide",
+        _ => plan.method.name(),
+    }
+}
+
 /// The solver as the model names it (`colide`, `path(inner = lbfgs)`), else the plan's method.
 fn solver_label(plan: &Plan) -> String {
     match path_kind(plan) {
-        Ok(k) if plan.method == Method::Path && k.colide => "colide".into(),
         Ok(k) if plan.method == Method::Path && k.lbfgs_stages => "path(inner = lbfgs)".into(),
-        _ => plan.method.name().into(),
+        _ => solver_name(plan).into(),
     }
 }
 
