@@ -1490,10 +1490,10 @@ fn colide_runs_on_the_device_as_on_the_cpu() {
     // in σ at σ and 2σ (the closed-form σ update after each Adam step, one more evaluation).
     let dag = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dag");
     let ev = std::fs::read_to_string(dag.join("colide.opt")).unwrap();
-    assert_eq!(check_solve_on_the_device("colide", &ev, "path", 1e-8), 7);
+    assert_eq!(check_solve_on_the_device("colide", &ev, "colide", 1e-8), 7);
     // CoLiDE-NV: one σ per node.
     let nv = std::fs::read_to_string(dag.join("colide_nv.opt")).unwrap();
-    assert_eq!(check_solve_on_the_device("colide_nv", &nv, "path", 1e-8), 7);
+    assert_eq!(check_solve_on_the_device("colide_nv", &nv, "colide", 1e-8), 7);
 }
 
 #[test]
