@@ -1493,7 +1493,10 @@ fn colide_runs_on_the_device_as_on_the_cpu() {
     assert_eq!(check_solve_on_the_device("colide", &ev, "colide", 1e-8), 7);
     // CoLiDE-NV: one σ per node.
     let nv = std::fs::read_to_string(dag.join("colide_nv.opt")).unwrap();
-    assert_eq!(check_solve_on_the_device("colide_nv", &nv, "colide", 1e-8), 7);
+    assert_eq!(
+        check_solve_on_the_device("colide_nv", &nv, "colide", 1e-8),
+        7
+    );
 }
 
 #[test]
