@@ -25,6 +25,16 @@ fn soft_threshold_shrinks_towards_zero() {
     assert!(x.iter().all(|v| v.is_sign_positive() || *v < 0.0), "{x:?}");
 }
 
+/// Uniform numbers in [0, 1) from a xorshift generator seeded with `state`.
+fn uniform_from(mut state: u64) -> impl FnMut() -> f64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 /// x = prox of t·TV at y exactly when u, the cumulative sums of x − y (u_i = Σ_{j≤i} (x_j − y_j),
 /// so that y − x = Dᵀu), ends at 0, stays within [−t, t], and is t·sign(x_{i+1} − x_i) where x
 /// jumps: stationarity of ½‖x − y‖² + t·Σ|x_{i+1} − x_i|.
@@ -68,13 +78,7 @@ fn total_variation_prox_meets_its_optimality_conditions() {
     total_variation(&mut x, 0.0);
     assert_eq!(x, [1.0, -2.0, 4.0]);
     // Random signals, smooth, noisy, and integer-valued (ties), for many t and lengths.
-    let mut state = 0x9e3779b97f4a7c15u64;
-    let mut uniform = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut uniform = uniform_from(0x9e3779b97f4a7c15u64);
     for case in 0..3000 {
         let n = 1 + case % 40;
         let y: Vec<f64> = (0..n)
@@ -869,13 +873,7 @@ fn a_ball_within_bounds_is_projected_onto_exactly() {
 /// every free entry, the clamped and zeroed entries consistent with it.
 #[test]
 fn ball_projections_within_bounds_share_one_multiplier() {
-    let mut state = 0x2545f4914f6cdd1du64;
-    let mut uniform = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut uniform = uniform_from(0x2545f4914f6cdd1du64);
     for case in 0..2000 {
         let n = 1 + case % 30;
         let s: Vec<f64> = (0..n).map(|_| 6.0 * uniform() - 3.0).collect();
