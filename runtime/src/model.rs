@@ -884,8 +884,11 @@ impl SubproblemSolver for ArgminSolver {
                 }
             }
         });
+        // To the gradient's rounding floor, not a relative decrease: what this solve reports
+        // (outputs, the objective after a solve) must be the lower level's minimizer.
         let opts = LbfgsOptions {
-            gtol: 1e-9,
+            gtol: 1e-12,
+            ftol: 0.0,
             max_iter: 2000,
             ..LbfgsOptions::default()
         };

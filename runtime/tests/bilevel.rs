@@ -358,5 +358,13 @@ fn two_lower_levels_choose_the_cross_validated_penalty() {
         );
         assert!((outcome.report.value - f(theta)).abs() < 1e-9 * f(theta));
         assert!(f(theta) <= f(best) * (1.0 + 1e-8));
+        // What `run` reports: the objective evaluated at θ, its lower levels solved again.
+        let objective = m.program.objective.as_ref().unwrap().node;
+        let reported = m.eval_scalar(objective).unwrap();
+        assert!(
+            (reported - f(theta)).abs() < 1e-9 * f(theta),
+            "{folds} folds: {reported} against {}",
+            f(theta)
+        );
     }
 }
