@@ -1966,6 +1966,10 @@ fn run_auglag(
                 false => staged,
                 true => {
                     search.opts = restricted_options(&opts);
+                    // A support a trial cannot make feasible would take every dual step
+                    // allowed: trials get twice the staged solve's, and 10 more.
+                    let trial_outer = 2 * staged.0.iterations + 10;
+                    search.al.max_outer = search.al.max_outer.min(trial_outer);
                     swaps::search_supports(
                         &mut search,
                         parts.projections,
