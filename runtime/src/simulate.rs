@@ -123,7 +123,8 @@ pub enum NoiseKind {
     Laplace,
 }
 
-/// Noise variances: all 1, or drawn per variable from U[0.5, 10] (scale = √variance).
+/// Noise scales: all 1, or per variable the square root of a draw from U[0.5, 10] (the variance
+/// for gauss noise; the scale of the others, as NOTEARS' `simulate_linear_sem`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoiseVariance {
     Equal,
