@@ -2394,8 +2394,8 @@ impl Checker {
                                     "E0190",
                                     "the cutoff of `threshold` must be a number literal",
                                 )
-                                .with_primary(t.span, "not a number")
-                                .with_hint("write e.g. `threshold(0.3)`"),
+                                .with_primary(t.span, "not a number literal")
+                                .with_hint("write the cutoff, e.g. `threshold(0.3)`: post-processing is fixed when the model compiles, so a `param` or an expression cannot set it"),
                             );
                             return;
                         }
