@@ -149,23 +149,6 @@ fn plan_error(message: impl Into<String>) -> Diagnostic {
     Diagnostic::error("E0360", message)
 }
 
-/// Whether `root` depends on an `argmin` node.
-fn reads_argmin(program: &Program, root: NodeId) -> bool {
-    let mut seen = vec![false; root.0 as usize + 1];
-    let mut stack = vec![root];
-    while let Some(n) = stack.pop() {
-        if std::mem::replace(&mut seen[n.0 as usize], true) {
-            continue;
-        }
-        let node = program.graph.node(n);
-        if matches!(node.op, Op::Argmin(_)) {
-            return true;
-        }
-        stack.extend(&node.args);
-    }
-    false
-}
-
 /// Builds MAID's functions in the model's program (see the module docs).
 fn functions(model: &mut Model, plan: &Plan) -> Result<Functions, Diagnostic> {
     // θ in the order of the flat vector: the gradients in θ, one root per variable, are its layout.
@@ -190,14 +173,6 @@ fn functions(model: &mut Model, plan: &Plan) -> Result<Functions, Diagnostic> {
                     "drop `solve with maid` (or `--method maid`) to let optc choose a method for a single-level model",
                 ),
         );
-    }
-    if let Some(k) = subs.iter().position(|s| reads_argmin(program, s.objective)) {
-        return Err(plan_error(format!(
-            "the objective of `argmin` number {} uses another `argmin`: `maid` solves lower levels side by side, not nested",
-            k + 1
-        ))
-        .with_primary_at(program.node_span(subs[k].objective), "reads another `argmin`")
-        .with_hint("give each `argmin` an objective of the outer variables, data and parameters"));
     }
     let objective = program
         .minimized_objective()

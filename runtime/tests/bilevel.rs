@@ -211,24 +211,6 @@ minimize 0.5 * sumsq(x - y)
 }
 
 #[test]
-fn a_lower_level_reading_another_is_refused() {
-    let nested = "dims N
-data y : real[N]
-var theta : real = 0
-let a = argmin z : real[N] { 0.5 * sumsq(z - y) + exp(theta) * sumsq(z) }
-let b = argmin z : real[N] { 0.5 * sumsq(z - a) + exp(theta) * sumsq(z) }
-minimize sumsq(b - y)
-";
-    let e = refusal(nested);
-    assert_eq!(e.code, "E0360");
-    assert!(
-        e.message.contains("`argmin` number 2 uses another"),
-        "{}",
-        e.message
-    );
-}
-
-#[test]
 fn maid_on_a_model_without_argmin_is_refused() {
     let e = refusal(
         "dims N\ndata y : real[N]\nvar x : real = 1\nminimize (x - sum(y)) ^ 2\nsolve with maid\n",

@@ -789,25 +789,34 @@ fn mk(kind: TExprKind, ty: Ty, span: Span) -> TExpr {
 
 /// Whether `e` reads `argmin` variable `var` anywhere.
 fn reads_argmin_var(e: &TExpr, var: u32) -> bool {
-    let any = |es: &[TExpr]| es.iter().any(|x| reads_argmin_var(x, var));
+    any_subexpr(
+        e,
+        &mut |x| matches!(x.kind, TExprKind::Ref(Ref::ArgminVar(v)) if v == var),
+    )
+}
+
+/// Whether `pred` holds for `e` or any expression inside it (not through `let`s and calls).
+fn any_subexpr(e: &TExpr, pred: &mut dyn FnMut(&TExpr) -> bool) -> bool {
+    if pred(e) {
+        return true;
+    }
     match &e.kind {
-        TExprKind::Ref(Ref::ArgminVar(v)) => *v == var,
         TExprKind::Const(_) | TExprKind::Ref(_) => false,
-        TExprKind::Neg(x) => reads_argmin_var(x, var),
-        TExprKind::Binary { lhs, rhs, .. } => {
-            reads_argmin_var(lhs, var) || reads_argmin_var(rhs, var)
+        TExprKind::Neg(x) => any_subexpr(x, pred),
+        TExprKind::Binary { lhs, rhs, .. } => any_subexpr(lhs, pred) || any_subexpr(rhs, pred),
+        TExprKind::Builtin { args, .. } | TExprKind::Array(args) => {
+            args.iter().any(|x| any_subexpr(x, pred))
         }
-        TExprKind::Builtin { args, .. } | TExprKind::Array(args) => any(args),
         TExprKind::Call { args, .. } => args
             .iter()
-            .any(|a| matches!(a, CallArg::Given(x) if reads_argmin_var(x, var))),
+            .any(|a| matches!(a, CallArg::Given(x) if any_subexpr(x, pred))),
         TExprKind::Index { base, indices } => {
-            reads_argmin_var(base, var)
+            any_subexpr(base, pred)
                 || indices
                     .iter()
-                    .any(|i| matches!(i, TIndex::Single(x) if reads_argmin_var(x, var)))
+                    .any(|i| matches!(i, TIndex::Single(x) if any_subexpr(x, pred)))
         }
-        TExprKind::Argmin { body, .. } => reads_argmin_var(body, var),
+        TExprKind::Argmin { body, .. } => any_subexpr(body, pred),
     }
 }
 
@@ -943,6 +952,14 @@ impl Checker {
                     );
                     return None;
                 }
+                if self.reads_an_argmin(&body_t) {
+                    self.error(
+                        Diagnostic::error("E0139", "an `argmin` inside the objective of another `argmin`")
+                            .with_primary(body.span, "reads another `argmin`")
+                            .with_hint("lower levels are solved side by side, not nested: give each `argmin` an objective of the outer variables, data and parameters"),
+                    );
+                    return None;
+                }
                 if !reads_argmin_var(&body_t, id) {
                     self.warnings.push(
                         Diagnostic::warning(
@@ -964,6 +981,15 @@ impl Checker {
                 ))
             }
         }
+    }
+
+    /// Whether `e` holds an `argmin`, directly or through the `let`s it reads.
+    fn reads_an_argmin(&self, e: &TExpr) -> bool {
+        any_subexpr(e, &mut |x| match x.kind {
+            TExprKind::Argmin { .. } => true,
+            TExprKind::Ref(Ref::Let(i)) => self.reads_an_argmin(&self.lets[i as usize].value),
+            _ => false,
+        })
     }
 
     fn name(&mut self, name: &str, span: Span, place: Place) -> Option<TExpr> {

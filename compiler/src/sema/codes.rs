@@ -321,6 +321,17 @@ Bad:
 Fix: `for i in 0..3: x[i] >= 1`.",
     },
     CodeInfo {
+        code: "E0139",
+        title: "nested argmin",
+        explanation: "The objective of an `argmin` reads another `argmin` (directly or through a `let`). `maid` solves the lower levels of a model side by side, each from the outer variables, and differentiates through each once; a lower level inside another has no such solve.
+
+Bad:
+    let a = argmin u : real[3] { sumsq(u - theta) }
+    let b = argmin z : real[3] { sumsq(z - a) }
+
+Fix: give each `argmin` an objective of the outer variables, data and parameters; here `b` is `a`'s minimizer moved once more, so write it from `theta` directly.",
+    },
+    CodeInfo {
         code: "E0140",
         title: "threshold/as_dag outside output",
         explanation: "`threshold` and `as_dag` post-process reported results; they are not differentiable model operations.
