@@ -244,13 +244,19 @@ impl Plan {
 
     /// Whether the augmented Lagrangian solves its subproblems by proximal gradient (the staged
     /// `fista` of `run_prox_grad`), projecting onto every set on a variable: when the plan has
-    /// a `card` constraint or a norm ball, which L-BFGS-B cannot take as bounds.
+    /// a `card` constraint or a norm ball, which L-BFGS-B cannot take as bounds, or a prox term
+    /// other than L1 (a nuclear, group or TV norm), which it cannot split.
     pub fn auglag_by_prox(&self) -> bool {
-        self.method == Method::AugLag
-            && self
-                .projections
-                .iter()
-                .any(|p| self.structure.cardinality.contains(&p.constraint) || p.ball.is_some())
+        let projected = self
+            .projections
+            .iter()
+            .any(|p| self.structure.cardinality.contains(&p.constraint) || p.ball.is_some());
+        let beyond_l1 = self
+            .structure
+            .prox
+            .iter()
+            .any(|t| !ProxScope::L1.takes(t.kind));
+        self.method == Method::AugLag && (projected || beyond_l1)
     }
 }
 
@@ -522,8 +528,10 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         {
             (
                 Method::AugLag,
-                if s.cardinality.is_empty() {
+                if s.cardinality.is_empty() && s.prox.iter().all(|t| ProxScope::L1.takes(t.kind)) {
                     "equality, inequality or set constraints: augmented Lagrangian"
+                } else if s.cardinality.is_empty() {
+                    "constraints beside a group, nuclear or TV norm: augmented Lagrangian, its subproblems by proximal gradient"
                 } else {
                     "`card` with equality, inequality or expression constraints: augmented Lagrangian, its subproblems by proximal gradient"
                 }
