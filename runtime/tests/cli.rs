@@ -194,6 +194,24 @@ fn run_spells_out_non_finite_outputs() {
 }
 
 #[test]
+fn an_output_named_like_a_variable_keeps_the_variable_as_raw() {
+    let dir = temp_dir("output-raw");
+    let model = write_model(
+        &dir,
+        "var v : real[2] = 0\nvar w : real = 0\nminimize sumsq(v - 2) + (w - 1) ^ 2\noutput v = 2 * v, w\n",
+    );
+    let o = optc(&["run", &model, "-q", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let outputs = json(&stdout(&o))["outputs"].clone();
+    assert_eq!(outputs["v"], serde_json::json!([4.0, 4.0]), "{outputs}");
+    assert_eq!(outputs["v.raw"], serde_json::json!([2.0, 2.0]), "{outputs}");
+    assert!(
+        outputs.get("w.raw").is_none(),
+        "w is its own output: {outputs}"
+    );
+}
+
+#[test]
 fn plan_errors_locate_the_option_in_json() {
     let dir = temp_dir("plan-json");
     let model = write_model(

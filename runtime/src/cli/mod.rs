@@ -1055,10 +1055,14 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
                 (PostOp::AsDag, Err(_)) => {}
             }
         }
-        if !out.post.is_empty() {
-            if let Some((_, raw)) = var_values.iter().find(|(n, _)| *n == out.name) {
-                arrays.push((format!("{}.raw", out.name), raw.clone()));
-            }
+        // A variable whose name an output takes keeps its value as NAME.raw, unless the
+        // output is the variable itself.
+        let var = model.vars.iter().find(|v| v.name == out.name);
+        let itself = var.is_some_and(|v| {
+            out.post.is_empty() && model.program.input_nodes[v.input.0 as usize] == out.node
+        });
+        if let (Some((_, raw)), false) = (var_values.iter().find(|(n, _)| *n == out.name), itself) {
+            arrays.push((format!("{}.raw", out.name), raw.clone()));
         }
         arrays.push((out.name.clone(), value));
     }
