@@ -24,15 +24,21 @@ fn solve(source: &str) -> (Vec<f64>, Vec<f64>) {
     (x, violations)
 }
 
-/// [`solve`] and what the method reports beyond its report (the multipliers).
-fn solve_with_details(source: &str) -> (Vec<f64>, Vec<f64>, Details) {
-    let (mut m, outcome) = solve_by(source, Method::AugLag);
+/// The model and outcome of `source` solved by `auglag`, which must converge.
+fn converged(source: &str) -> (optc_runtime::model::Model, optc_runtime::plan::Outcome) {
+    let (m, outcome) = solve_by(source, Method::AugLag);
     assert_eq!(
         outcome.report.status,
         Status::Converged,
         "{:?}",
         outcome.report
     );
+    (m, outcome)
+}
+
+/// [`solve`] and what the method reports beyond its report (the multipliers).
+fn solve_with_details(source: &str) -> (Vec<f64>, Vec<f64>, Details) {
+    let (mut m, outcome) = converged(source);
     let violations = (0..m.program.constraints.len())
         .map(|i| m.violation(i).unwrap())
         .collect();
@@ -722,13 +728,7 @@ minimize nuclear_norm(L) + 0.3 * norm1(S)
 subject to
   split: L + S == M
 ";
-    let (mut m, outcome) = solve_by(source, Method::AugLag);
-    assert_eq!(
-        outcome.report.status,
-        Status::Converged,
-        "{:?}",
-        outcome.report
-    );
+    let (mut m, outcome) = converged(source);
     let optimum = 15.40793522370367;
     assert!(
         (outcome.report.value - optimum).abs() < 1e-6 * optimum,
