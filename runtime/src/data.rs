@@ -704,18 +704,19 @@ type DimBinding = Option<(u64, String)>;
 
 /// Binds `arrays` (each with a description of where it came from, e.g. its file) to the inputs of
 /// `program`: checks ranks, fixed sizes, finiteness and element types; unifies the dimension sizes
-/// (command-line `dim_overrides` first, then the arrays, then the declared defaults); refuses
-/// shapes of more than 2³⁴ elements; computes parameter defaults and variable initial values that
-/// were not given, broadcast to their declared shapes. Inner variables of `argmin` stay unbound.
+/// (`dim_overrides` first, each with where it came from, then the arrays, then the declared
+/// defaults); refuses shapes of more than 2³⁴ elements; computes parameter defaults and variable
+/// initial values that were not given, broadcast to their declared shapes. Inner variables of
+/// `argmin` stay unbound.
 pub fn bind_inputs(
     program: &Program,
     arrays: Vec<(InputId, ArrayD<f64>, String)>,
-    dim_overrides: &[(DimId, u64)],
+    dim_overrides: &[(DimId, u64, &str)],
 ) -> Result<Bindings, Vec<Diagnostic>> {
     let mut errors: Vec<Diagnostic> = Vec::new();
     let mut dims: Vec<DimBinding> = vec![None; program.dims.len()];
-    for &(d, size) in dim_overrides {
-        if let Err(e) = bind_dim(program, &mut dims, d, size as i64, "the command line") {
+    for &(d, size, origin) in dim_overrides {
+        if let Err(e) = bind_dim(program, &mut dims, d, size as i64, origin) {
             errors.push(e.into());
         }
     }
@@ -749,7 +750,11 @@ pub fn bind_inputs(
                         info.name
                     ),
                 )
-                .with_hint(format!("give it a default (`dims {} = 10`)", info.name))
+                .with_hint(format!(
+                    "give it a size with `--dims {0}=10`, or a default in the model \
+                     (`dims {0} = 10`)",
+                    info.name
+                ))
                 .into(),
             ),
             (None, None) => {}

@@ -118,7 +118,7 @@ pub const EVAL: &[CodeInfo] = &[
     CodeInfo {
         code: "E0400",
         title: "dimension has no size",
-        explanation: "A shape or value needs the size of a dimension symbol, but no data array determined it and it has no default. Bind it with data or give it a default (`dims n = 10`).",
+        explanation: "A shape or value needs the size of a dimension symbol, but no data array determined it and it has no default. Bind it with data or `--dims n=10`, or give it a default in the model (`dims n = 10`).",
     },
     CodeInfo {
         code: "E0401",

@@ -21,7 +21,7 @@ use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
-    ConstraintKind, DataSource, InputId, InputKind, NodeId, Op, Program, SetKind, Stage,
+    ConstraintKind, DataSource, DimId, InputId, InputKind, NodeId, Op, Program, SetKind, Stage,
     SubproblemId,
 };
 use optc_compiler::simplify::{self, CostModel, SimplifyError};
@@ -54,21 +54,46 @@ pub struct BindSpec {
     pub data: Vec<(String, PathBuf)>,
     pub params: Vec<(String, f64)>,
     pub dims: Vec<(String, u64)>,
+    /// Sizes fixed when an artifact was built (`optc build --dims`); `dims` override them.
+    pub build_dims: Vec<(String, u64)>,
     /// Seed for data arrays not given on the command line: they get standard normal values of
     /// their declared shape instead of their file's contents (benchmarks at chosen sizes).
     pub random_data: Option<u64>,
 }
 
 fn unknown_name(kind: &str, name: &str, known: Vec<&str>) -> Diagnostic {
+    let guess = known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .copied()
+        .or_else(|| optc_compiler::diag::suggest(name, known.iter().copied()));
+    let listed = if known.is_empty() {
+        format!("the model declares no {kind}")
+    } else {
+        format!("the model's {kind} names are: {}", known.join(", "))
+    };
     Diagnostic::error(
         "E0350",
         format!("the model declares no {kind} named `{name}`"),
     )
-    .with_hint(if known.is_empty() {
-        format!("the model declares no {kind}")
-    } else {
-        format!("the model's {kind} names are: {}", known.join(", "))
+    .with_hint(match guess {
+        Some(g) => format!("did you mean `{g}`? ({listed}; names are case-sensitive)"),
+        None => listed,
     })
+}
+
+/// E0350 for each of `dims` that `program` does not declare.
+pub fn unknown_dims(program: &Program, dims: &[(String, u64)]) -> Vec<Diagnostic> {
+    dims.iter()
+        .filter(|(name, _)| program.dim_by_name(name).is_none())
+        .map(|(name, _)| {
+            unknown_name(
+                "dimension",
+                name,
+                program.dims.iter().map(|d| d.name.as_str()).collect(),
+            )
+        })
+        .collect()
 }
 
 /// Loads the data (files named in the model, relative to `model_dir`, or the command line's), sets
@@ -78,7 +103,6 @@ pub fn bind(
     model_dir: &Path,
     spec: &BindSpec,
 ) -> Result<Bindings, Vec<Diagnostic>> {
-    let mut errors = Vec::new();
     let names_of = |kind: InputKind| -> Vec<&str> {
         program
             .inputs
@@ -87,17 +111,19 @@ pub fn bind(
             .map(|i| i.name.as_str())
             .collect()
     };
-    let mut dim_overrides = Vec::new();
-    for (name, size) in &spec.dims {
-        match program.dim_by_name(name) {
-            Some(d) => dim_overrides.push((d, *size)),
-            None => errors.push(unknown_name(
-                "dimension",
-                name,
-                program.dims.iter().map(|d| d.name.as_str()).collect(),
-            )),
-        }
-    }
+    let mut errors = unknown_dims(program, &spec.dims);
+    let build_time = spec
+        .build_dims
+        .iter()
+        .filter(|(name, _)| !spec.dims.iter().any(|(n, _)| n == name))
+        .map(|dim| (dim, "the artifact's build-time `--dims`"));
+    let dim_overrides: Vec<(DimId, u64, &str)> = spec
+        .dims
+        .iter()
+        .map(|dim| (dim, "the command line"))
+        .chain(build_time)
+        .filter_map(|((name, size), origin)| Some((program.dim_by_name(name)?, *size, origin)))
+        .collect();
     let mut arrays = Vec::new();
     for (name, _) in &spec.data {
         match program.input_by_name(name) {
@@ -134,8 +160,26 @@ pub fn bind(
                 }
             }
             InputKind::Param => {
-                if let Some((_, v)) = spec.params.iter().rev().find(|(n, _)| *n == input.name) {
-                    arrays.push((id, ArrayD::from_elem(IxDyn(&[]), *v), "--param".into()));
+                let given = spec.params.iter().rev().find(|(n, _)| *n == input.name);
+                match given {
+                    Some(_) if !input.shape.is_empty() => errors.push(
+                        Diagnostic::error(
+                            data::WRONG_RANK,
+                            format!(
+                                "`--param {}=..` gives a number, but `{}` is an array parameter",
+                                input.name, input.name
+                            ),
+                        )
+                        .with_primary_at(input.span, "declared with a shape here")
+                        .with_hint(
+                            "`--param` sets scalar parameters; declare an array that changes \
+                             between solves as `data` and bind it with `--data NAME=FILE`",
+                        ),
+                    ),
+                    Some((_, v)) => {
+                        arrays.push((id, ArrayD::from_elem(IxDyn(&[]), *v), "--param".into()))
+                    }
+                    None => {}
                 }
             }
             _ => {}
@@ -157,12 +201,12 @@ pub fn bind(
 fn random_array(
     program: &Program,
     input: &optc_compiler::ir::Input,
-    dim_overrides: &[(optc_compiler::ir::DimId, u64)],
+    dim_overrides: &[(DimId, u64, &str)],
     seed: u64,
 ) -> Result<ArrayD<f64>, Diagnostic> {
     let mut sizes = Vec::new();
     for (k, info) in program.dims.iter().enumerate() {
-        let given = dim_overrides.iter().find(|(d, _)| d.0 as usize == k);
+        let given = dim_overrides.iter().find(|(d, _, _)| d.0 as usize == k);
         sizes.push(given.map(|g| g.1).or(info.default));
     }
     let missing: Vec<&str> = program

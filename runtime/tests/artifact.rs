@@ -180,9 +180,40 @@ fn build_dims_are_defaults_that_dims_override() {
     // eval reads artifacts too; check needs the source.
     ok(&optc(&["eval", path(&optx)]));
     assert_eq!(optc(&["check", path(&optx)]).status.code(), Some(64));
-    // A dimension the model lacks is a usage error.
+    // A dimension the model lacks is E0350, as for `run`.
     let o = optc(&["build", path(&model), "-o", path(&optx), "--dims", "m=3"]);
-    assert_eq!(o.status.code(), Some(64));
+    assert_eq!(o.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("E0350"));
+}
+
+/// A build-time size that the data contradict is named as such, not as the command line's.
+#[test]
+fn a_build_time_size_the_data_contradict_says_where_it_came_from() {
+    let dir = temp_dir("build_dims_conflict");
+    let model = dir.join("m.opt");
+    std::fs::write(
+        &model,
+        "dims n\ndata y : real[n] = load(\"y.csv\")\nvar x : real[n] = 0\nminimize sumsq(x - y)\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("y.csv"), "1\n2\n").unwrap();
+    let optx = dir.join("m.optx");
+    ok(&optc(&[
+        "build",
+        path(&model),
+        "-o",
+        path(&optx),
+        "--dims",
+        "n=5",
+    ]));
+    let o = optc(&["run", path(&optx), "-q"]);
+    assert_eq!(o.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains("is 5 from the artifact's build-time `--dims` but 2 from `y`"),
+        "{err}"
+    );
+    ok(&optc(&["run", path(&optx), "-q", "--dims", "n=2"]));
 }
 
 #[test]

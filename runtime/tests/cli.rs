@@ -556,6 +556,37 @@ fn simulate_writes_seeded_data() {
     );
 }
 
+/// `simulate` refuses flags its kind does not take, empty sizes and sizes whose arrays do not
+/// fit in memory (exit 64, before allocating), and notes an edge count no graph can have.
+#[test]
+fn simulate_checks_its_flags_and_sizes_first() {
+    let dir = temp_dir("sim_sizes");
+    let out = dir.to_str().unwrap();
+    let sim = |args: &[&str]| optc(&[&["simulate"], args, &["--out", out]].concat());
+    let o = sim(&["regression", "--d", "7"]);
+    assert_eq!(code(&o), 64);
+    assert!(
+        stderr(&o).contains("`--d` does not apply to `simulate regression`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sim(&["dag", "--n", "0"]);
+    assert_eq!(code(&o), 64);
+    assert!(stderr(&o).contains("at least 1"), "{}", stderr(&o));
+    // 8·10¹⁰ bytes for W_true alone: refused up front instead of an allocation abort.
+    let o = sim(&["dag", "--n", "10", "--d", "100000"]);
+    assert_eq!(code(&o), 64, "{}", stderr(&o));
+    assert!(stderr(&o).contains("GB of memory"), "{}", stderr(&o));
+    assert!(!dir.join("X.npy").exists());
+    let o = sim(&["dag", "--d", "4", "--edges", "100"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("more than the 6 edges"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn check_grad_differences_small_entries_on_their_scale() {
     // −Σ log x at x = 0.01: the Hessian 1/x² changes by 2ε/x relative over a step ε, so a
@@ -691,14 +722,7 @@ fn emit_prints_every_stage() {
         "setup",
         "clif",
     ] {
-        let o = optc(&[
-            "emit",
-            "--stage",
-            stage,
-            &example("regression/ridge.opt"),
-            "--dims",
-            "n=10,p=3",
-        ]);
+        let o = optc(&["emit", "--stage", stage, &example("regression/ridge.opt")]);
         assert_eq!(code(&o), 0, "{stage}: {}", stderr(&o));
         assert!(!stdout(&o).is_empty(), "{stage}");
     }
@@ -711,6 +735,126 @@ fn emit_prints_every_stage() {
     ]);
     assert_eq!(d["code"], "E0390", "{d}");
     assert!(d["message"].as_str().unwrap().contains("argmin"), "{d}");
+}
+
+/// `emit` and `explain --cost` plan at the sizes `run` binds (the model's data, `--data`,
+/// `--dims`), refuse bindings that `run` refuses, and say so when the data are absent.
+#[test]
+fn emit_and_explain_cost_bind_sizes_as_run_does() {
+    let dir = temp_dir("emit_binds");
+    let lasso = "dims n, p\ndata X : real[n, p] = load(\"X.npy\")\ndata y : real[n] = load(\"y.npy\")\nparam lambda = 0.1\nvar w : real[p] = 0\nminimize 0.5 / n * sumsq(X @ w - y) + lambda * norm1(w)\n";
+    let model = write_model(&dir, lasso);
+    let cost = |extra: &[&str]| {
+        let o = optc(&[&["explain", "--cost", &model, "--json"], extra].concat());
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        (json(&stdout(&o))["dims"].clone(), stderr(&o))
+    };
+    // Without the files: the defaults, with a note.
+    let (dims, err) = cost(&[]);
+    assert_eq!(dims, serde_json::json!({"n": 100, "p": 100}));
+    assert!(
+        err.contains("note: the model's data cannot be bound here"),
+        "{err}"
+    );
+    let (dims, err) = cost(&["--dims", "n=7", "--dims", "p=3"]);
+    assert_eq!(dims, serde_json::json!({"n": 7, "p": 3}));
+    assert!(err.is_empty(), "{err}");
+    let values: Vec<f64> = (0..120).map(|k| (k as f64 * 0.37).sin()).collect();
+    write_npy(&dir.join("X.npy"), &[30, 4], &values);
+    write_npy(&dir.join("y.npy"), &[30], &values[..30]);
+    // With them: their sizes, as `run` binds them, and the staged `XᵀX` of a tall X.
+    let (dims, err) = cost(&[]);
+    assert_eq!(dims, serde_json::json!({"n": 30, "p": 4}));
+    assert!(err.is_empty(), "{err}");
+    let o = optc(&["emit", "--stage", "setup", &model]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("transpose"), "{}", stdout(&o));
+    // What `run` refuses, `emit` refuses with the same codes.
+    let d = model_error(&["emit", "--stage", "setup", &model, "--param", "nope=1"]);
+    assert_eq!(d["code"], "E0350", "{d}");
+    // `--dims` plans at other sizes than the data's (a what-if).
+    let (dims, _) = cost(&["--dims", "p=50"]);
+    assert_eq!(dims, serde_json::json!({"n": 30, "p": 50}));
+    let d = model_error(&["explain", "--cost", &model, "--dims", "N=3"]);
+    assert_eq!(d["code"], "E0350", "{d}");
+    assert!(
+        d["hint"].as_str().unwrap().contains("did you mean `n`"),
+        "{d}"
+    );
+    let o = optc(&[
+        "emit",
+        "--stage",
+        "setup",
+        &model,
+        "--data",
+        "X=/nonexistent.npy",
+    ]);
+    assert_eq!(code(&o), 66, "{}", stderr(&o));
+    // Stages before the sized ones take no bindings.
+    let o = optc(&["emit", "--stage", "ast", &model, "--dims", "n=3"]);
+    assert_eq!(code(&o), 64, "{}", stderr(&o));
+}
+
+/// `--dims` is repeatable; a name given twice, a size too large and a malformed flag are usage
+/// errors with an example of the flag; an array parameter cannot be set by `--param`.
+#[test]
+fn binding_flags_are_checked_as_written() {
+    let dir = temp_dir("binding_flags");
+    let model = write_model(
+        &dir,
+        "dims n = 3\nparam w : real[n] = 1\nvar x : real[n] = 0\nminimize sumsq(x - w)\n",
+    );
+    let o = optc(&["eval", &model, "--dims", "n=2", "--dims", "n=2"]);
+    assert_eq!(code(&o), 64);
+    assert!(stderr(&o).contains("`n` twice"), "{}", stderr(&o));
+    let o = optc(&["eval", &model, "--dims", "n=99999999999999999999"]);
+    assert_eq!(code(&o), 64);
+    assert!(stderr(&o).contains("too large"), "{}", stderr(&o));
+    let o = optc(&["eval", &model, "--param", "w"]);
+    assert_eq!(code(&o), 64);
+    assert!(
+        stderr(&o).contains("`--param w=0.1`") || stderr(&o).contains("`--param lambda=0.1`"),
+        "{}",
+        stderr(&o)
+    );
+    let d = model_error(&["eval", &model, "--param", "w=2"]);
+    assert_eq!(d["code"], "E0304", "{d}");
+    assert!(d["hint"].as_str().unwrap().contains("--data"), "{d}");
+}
+
+/// A `for` range that the bound sizes make empty is warned about (E0138) before evaluating,
+/// naming the sizes; one empty at every size is the checker's warning alone.
+#[test]
+fn a_range_empty_at_the_bound_sizes_is_warned_about() {
+    let dir = temp_dir("empty_range");
+    let model = write_model(
+        &dir,
+        "dims n = 3\nvar x : real[n] = 0\nminimize sumsq(x - 1)\nsubject to\n  for i in 0..n - 5: x[i] >= 2\n",
+    );
+    let o = optc(&["eval", &model]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("warning[E0138]: the range `0..n-5` of constraint `c0` is empty at n=3"),
+        "{}",
+        stderr(&o)
+    );
+    let o = optc(&["eval", &model, "--dims", "n=6"]);
+    assert!(!stderr(&o).contains("E0138"), "{}", stderr(&o));
+}
+
+/// `explain` prints JSON with `--json`: one code, or the list.
+#[test]
+fn explain_prints_json_when_asked() {
+    let o = optc(&["explain", "e0100", "--json"]);
+    assert_eq!(code(&o), 0);
+    let v = json(&stdout(&o));
+    assert_eq!(v["code"], "E0100");
+    assert!(!v["explanation"].as_str().unwrap().is_empty());
+    let o = optc(&["explain", "--list", "--json"]);
+    let list = json(&stdout(&o));
+    assert!(list.as_array().unwrap().len() > 80);
+    assert!(list[0]["title"].is_string());
 }
 
 #[test]

@@ -412,7 +412,7 @@ fn conflicting_dims_name_both_arrays() {
             (InputId(0), x32(), "X.npy".into()),
             (InputId(1), y3(), "y.npy".into()),
         ],
-        &[(DimId(1), 5)],
+        &[(DimId(1), 5, "the command line")],
     );
     let e = single_error(over);
     assert_eq!(e.code, "E0306");

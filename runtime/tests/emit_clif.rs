@@ -1,5 +1,6 @@
-//! `optc emit --stage clif` for every example: the Cranelift IR of the objective at the model's
-//! default sizes (snapshots), or the error when the objective cannot be compiled (an `argmin`).
+//! `optc emit --stage clif` for every example: the Cranelift IR of the objective at the sizes of
+//! the example's data, as `optc run` binds them (snapshots), or the error when the objective
+//! cannot be compiled (an `argmin`).
 
 use std::process::Command;
 

@@ -313,7 +313,7 @@ Fix: a k within 1..3, e.g. `topk(x, 2)`.",
     CodeInfo {
         code: "E0138",
         title: "empty `for` range (warning)",
-        explanation: "A `for` range `a..b` runs over a ≤ i < b; one whose end is known before solving to be at or before its start has no index, so the constraint it wraps constrains nothing (it is kept, with violation 0). Usually the bounds are swapped or off by one.
+        explanation: "A `for` range `a..b` runs over a ≤ i < b; one whose end is at or before its start has no index, so the constraint it wraps constrains nothing (it is kept, with violation 0). The checker warns about a range empty at every size (`3..0`); `run` and `eval` warn about one the bound sizes make empty (`0..n - 5` at n = 3). Usually the bounds are swapped or off by one.
 
 Bad:
     for i in 3..0: x[i] >= 1

@@ -22,8 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// Parse and check a model; print diagnostics only.
     Check(CheckArgs),
-    /// Print an intermediate form of a model (`--dims` sets the sizes used by `clif` and by the
-    /// simplifier's cost model).
+    /// Print an intermediate form of a model (the sizes of the sized stages, from
+    /// `grad-simplified` on, are bound as `optc run` binds them: `--dims`, `--data`, the model's
+    /// own data files).
     Emit(EmitArgs),
     /// Evaluate the objective and constraints at the initial point.
     Eval(EvalArgs),
@@ -65,9 +66,16 @@ pub struct BindArgs {
     /// Set a parameter: NAME=VALUE.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
-    /// Set dimension sizes: n=1000,d=100.
+    /// Set dimension sizes: n=1000,d=100 (repeatable).
     #[arg(long, value_name = "n=..,d=..")]
-    pub dims: Option<String>,
+    pub dims: Vec<String>,
+}
+
+impl BindArgs {
+    /// Whether any binding is given.
+    pub fn any(&self) -> bool {
+        !(self.data.is_empty() && self.params.is_empty() && self.dims.is_empty())
+    }
 }
 
 /// The engine that evaluates the model (`--backend`).
@@ -118,7 +126,8 @@ pub struct CheckArgs {
     pub model: ModelArgs,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+/// A form `optc emit` prints, in pipeline order.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
     Ast,
     Typed,
@@ -244,7 +253,7 @@ pub struct BuildArgs {
     pub target: TargetArg,
     /// Fix dimension sizes (the defaults of `optc run`'s `--dims`; the sizes of the GPU kernels).
     #[arg(long, value_name = "n=..,d=..")]
-    pub dims: Option<String>,
+    pub dims: Vec<String>,
     /// Element type of the GPU kernels and device buffers (`--target gpu`); the solver on the
     /// host works in f64 either way.
     #[arg(long, value_enum, default_value = "f64")]
@@ -281,14 +290,18 @@ pub struct ExplainArgs {
     /// List every diagnostic code.
     #[arg(long)]
     pub list: bool,
-    /// Explain the per-iteration cost of this model instead.
+    /// Explain the per-iteration cost of this model instead (at the sizes `optc run` binds).
     #[arg(long, value_name = "FILE")]
     pub cost: Option<PathBuf>,
-    /// Dimension sizes for `--cost`: n=1000,d=100.
-    #[arg(long)]
-    pub dims: Option<String>,
+    /// The bindings of `--cost`'s model.
+    #[command(flatten)]
+    pub bind: BindArgs,
+    /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// How diagnostics about `--cost`'s model are printed on stderr.
+    #[arg(long, value_enum, default_value = "human")]
+    pub error_format: ErrorFormat,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,6 +314,26 @@ pub enum SimKind {
     Isotonic,
     /// A Gaussian graphical model (sparse precision matrix).
     Ggm,
+}
+
+impl SimKind {
+    /// The flags that select this kind's data (besides `--seed` and `--out`).
+    pub fn flags(self) -> &'static [&'static str] {
+        match self {
+            SimKind::Dag => &[
+                "--graph",
+                "--d",
+                "--edges",
+                "--n",
+                "--noise",
+                "--unequal-variance",
+            ],
+            SimKind::Regression | SimKind::Portfolio => &["--n", "--p"],
+            SimKind::Ot => &["--p"],
+            SimKind::Denoise | SimKind::Isotonic => &["--n"],
+            SimKind::Ggm => &["--n", "--p", "--edges"],
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,6 +352,8 @@ pub enum NoiseKind {
     Laplace,
 }
 
+/// `optc simulate`'s flags; each kind takes those its documentation names (see
+/// [`SimKind::flags`]), and sizes not given take the defaults shown.
 #[derive(Args, Debug)]
 pub struct SimulateArgs {
     #[arg(value_enum)]
@@ -328,27 +363,43 @@ pub struct SimulateArgs {
     pub out: PathBuf,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// DAG: graph model.
-    #[arg(long, value_enum, default_value = "ER")]
-    pub graph: GraphKind,
-    /// DAG: number of nodes.
-    #[arg(long, default_value_t = 10)]
-    pub d: usize,
+    /// DAG: graph model [default: ER].
+    #[arg(long, value_enum)]
+    pub graph: Option<GraphKind>,
+    /// DAG: number of nodes [default: 10].
+    #[arg(long)]
+    pub d: Option<usize>,
     /// DAG: expected number of edges (default 2·d); GGM: of the precision's graph (default p).
     #[arg(long)]
     pub edges: Option<usize>,
     /// Number of samples (DAG, regression, isotonic, GGM), signal length (denoise) or periods
-    /// (portfolio).
-    #[arg(long, default_value_t = 200)]
-    pub n: usize,
-    /// DAG: noise distribution.
-    #[arg(long, value_enum, default_value = "gauss")]
-    pub noise: NoiseKind,
+    /// (portfolio) [default: 200].
+    #[arg(long)]
+    pub n: Option<usize>,
+    /// DAG: noise distribution [default: gauss].
+    #[arg(long, value_enum)]
+    pub noise: Option<NoiseKind>,
     /// DAG: unequal noise variances (U[0.5, 10]).
     #[arg(long)]
     pub unequal_variance: bool,
     /// Regression: number of features; OT: number of sources/targets; portfolio: assets; GGM:
-    /// variables.
-    #[arg(long, default_value_t = 20)]
-    pub p: usize,
+    /// variables [default: 20].
+    #[arg(long)]
+    pub p: Option<usize>,
+}
+
+impl SimulateArgs {
+    /// The flags given on the command line that `--seed` and `--out` aside select data.
+    pub fn given(&self) -> Vec<&'static str> {
+        let flags = [
+            ("--graph", self.graph.is_some()),
+            ("--d", self.d.is_some()),
+            ("--edges", self.edges.is_some()),
+            ("--n", self.n.is_some()),
+            ("--noise", self.noise.is_some()),
+            ("--unequal-variance", self.unequal_variance),
+            ("--p", self.p.is_some()),
+        ];
+        flags.iter().filter(|f| f.1).map(|f| f.0).collect()
+    }
 }

@@ -1,29 +1,53 @@
 //! Parsing of `--data NAME=PATH`, `--param NAME=VALUE` and `--dims n=..,d=..` strings.
 
-/// Splits `NAME=VALUE`; the error says which flag was malformed.
+/// Splits `NAME=VALUE`; the error says which flag was malformed, with an example of it.
 pub fn split_assignment<'a>(flag: &str, text: &'a str) -> Result<(&'a str, &'a str), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.trim().is_empty() && !value.trim().is_empty() => {
             Ok((name.trim(), value.trim()))
         }
-        _ => Err(format!(
-            "`{flag} {text}` is not of the form NAME=VALUE (for example `{flag} X=data/X.npy`)"
-        )),
+        _ => {
+            let example = match flag {
+                "--data" => "X=data/X.npy",
+                "--param" => "lambda=0.1",
+                _ => "n=100",
+            };
+            Err(format!(
+                "`{flag} {text}` is not of the form NAME=VALUE (for example `{flag} {example}`)"
+            ))
+        }
     }
 }
 
-/// Parses `n=1000,d=100` into pairs.
-pub fn parse_dims(text: &str) -> Result<Vec<(String, u64)>, String> {
-    text.split(',')
-        .filter(|part| !part.trim().is_empty())
-        .map(|part| {
-            let (name, value) = split_assignment("--dims", part)?;
-            let size = value.parse::<u64>().map_err(|_| {
-                format!("`--dims {part}`: `{value}` is not a nonnegative integer size")
-            })?;
-            Ok((name.to_string(), size))
-        })
-        .collect()
+/// Parses the `--dims` flags (each `n=1000,d=100`) into pairs; a name given twice is an error.
+pub fn parse_dims(flags: &[String]) -> Result<Vec<(String, u64)>, String> {
+    let mut dims: Vec<(String, u64)> = Vec::new();
+    for part in flags.iter().flat_map(|f| f.split(',')) {
+        if part.trim().is_empty() {
+            continue;
+        }
+        let (name, value) = split_assignment("--dims", part)?;
+        let size = match value.parse::<u64>() {
+            Ok(size) => size,
+            Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
+                return Err(format!(
+                    "`--dims {part}`: `{value}` is too large for a size"
+                ))
+            }
+            Err(_) => {
+                return Err(format!(
+                    "`--dims {part}`: `{value}` is not a nonnegative integer size"
+                ))
+            }
+        };
+        if let Some((_, first)) = dims.iter().find(|(n, _)| n == name) {
+            return Err(format!(
+                "`--dims` gives `{name}` twice ({first} and {size})"
+            ));
+        }
+        dims.push((name.to_string(), size));
+    }
+    Ok(dims)
 }
 
 /// Parses a `--param` value: a number.
@@ -42,12 +66,23 @@ mod tests {
 
     #[test]
     fn dims_and_assignments() {
+        let dims =
+            |flags: &[&str]| parse_dims(&flags.iter().map(|f| f.to_string()).collect::<Vec<_>>());
         assert_eq!(
-            parse_dims("n=1000, d=100").unwrap(),
+            dims(&["n=1000, d=100"]).unwrap(),
             vec![("n".to_string(), 1000), ("d".to_string(), 100)]
         );
-        assert!(parse_dims("n=-1").is_err());
-        assert!(parse_dims("n").is_err());
+        assert_eq!(dims(&["n=3", "m=2"]).unwrap().len(), 2);
+        assert!(dims(&["n=-1"]).unwrap_err().contains("nonnegative"));
+        assert!(dims(&["n=99999999999999999999"])
+            .unwrap_err()
+            .contains("too large"));
+        assert!(dims(&["n"]).unwrap_err().contains("`--dims n=100`"));
+        assert!(dims(&["n=200,n=201"]).unwrap_err().contains("twice"));
+        assert!(dims(&["n=2", "n=2"]).unwrap_err().contains("twice"));
+        assert!(split_assignment("--param", "lambda")
+            .unwrap_err()
+            .contains("`--param lambda=0.1`"));
         assert_eq!(
             split_assignment("--data", "X=a=b.npy").unwrap(),
             ("X", "a=b.npy")

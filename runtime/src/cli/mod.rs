@@ -168,6 +168,17 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
         eprintln!("error: `--precision` sets the element type of `--stage ptx` kernels");
         return Err(EXIT_USAGE);
     }
+    let sized = a.stage >= Stage::GradSimplified;
+    if !sized && a.bind.any() {
+        eprintln!(
+            "error: `--data`, `--param` and `--dims` bind the sizes of stages grad-simplified, \
+             setup, clif, mlir and ptx; `--stage {}` does not depend on them",
+            clap::ValueEnum::to_possible_value(&a.stage)
+                .expect("no skipped stages")
+                .get_name()
+        );
+        return Err(EXIT_USAGE);
+    }
     let text = match a.stage {
         Stage::Ast => optc_compiler::syntax::ast_to_text(&compile(&a.model, Until::Ast)?.ast),
         Stage::Typed => {
@@ -180,14 +191,13 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
         }
         Stage::Grad | Stage::GradSimplified | Stage::Setup => {
             let c = compile(&a.model, Until::Ir)?;
-            let dims = given_dims(a.bind.dims.as_deref())?;
             let program = c.program.as_ref().expect("ir stage");
             let derived = derive::differentiate(program)
                 .map_err(|e| derive_failed(&e, program, &c.sources, &a.model))?;
             if a.stage == Stage::Grad {
                 derived.text()
             } else {
-                let sizes = derive::cost_dims(program, &dims);
+                let sizes = plan_dims(program, &a.model, &c.sources, &bind_spec(&a.bind)?)?;
                 let s = derive::simplify(&derived, &sizes).map_err(|e| internal(&e))?;
                 if a.stage == Stage::GradSimplified {
                     s.derived.text()
@@ -202,10 +212,10 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
                 eprintln!("error: {}", args::WITHOUT_MLIR);
                 return Err(EXIT_USAGE);
             }
-            // The native code of the objective's value at the given (or default) sizes.
+            // The native code of the objective's value at the sizes `run` would bind.
             let c = compile(&a.model, Until::Ir)?;
             let program = c.program.as_ref().expect("ir stage");
-            let sizes = derive::cost_dims(program, &given_dims(a.bind.dims.as_deref())?);
+            let sizes = plan_dims(program, &a.model, &c.sources, &bind_spec(&a.bind)?)?;
             let Some(objective) = &program.objective else {
                 // The front end refuses a model without an objective (E0131).
                 return Err(internal(&"a checked model without an objective"));
@@ -255,65 +265,16 @@ fn native_text(
     }
 }
 
-#[cfg(feature = "mlir")]
-/// The sizes a gpu plan is built for: `--dims`, and for the dims they leave open the sizes of
-/// the model's data as `run` binds them (its `load` files), else the defaults, with a note.
-fn gpu_sizes(
-    program: &optc_compiler::ir::Program,
-    m: &ModelArgs,
-    given: &[(String, u64)],
-) -> Vec<(String, u64)> {
-    if program
-        .dims
-        .iter()
-        .all(|d| given.iter().any(|(name, _)| *name == d.name))
-    {
-        return given.to_vec();
-    }
-    let spec = BindSpec {
-        dims: given.to_vec(),
-        ..BindSpec::default()
-    };
-    match model::bind(program, &source_dir(&m.file), &spec) {
-        Ok(bound) => program
-            .dims
-            .iter()
-            .zip(&bound.dims)
-            .map(|(d, &size)| (d.name.clone(), size))
-            .collect(),
-        Err(_) => {
-            if m.error_format == ErrorFormat::Human {
-                let sizes = derive::cost_dims(program, given);
-                let sizes: Vec<String> = program
-                    .dims
-                    .iter()
-                    .zip(sizes)
-                    .map(|(d, size)| format!("{}={size}", d.name))
-                    .collect();
-                eprintln!(
-                    "note: the model's data cannot be bound here; the GPU plan is built for {} \
-                     (`--dims` sets the sizes)",
-                    sizes.join(",")
-                );
-            }
-            given.to_vec()
-        }
-    }
-}
-
 /// `optc build`: the model after the front end (and, for `--target gpu`, its kernels) as an
 /// artifact.
 fn build(a: &args::BuildArgs) -> Result<u8, u8> {
     use artifact::Target;
     let c = compile(&a.model, Until::Ir)?;
     let program = c.program.expect("ir stage");
-    let dims = given_dims(a.dims.as_deref())?;
-    if let Some((name, _)) = dims
-        .iter()
-        .find(|(name, _)| !program.dims.iter().any(|d| d.name == *name))
-    {
-        eprintln!("error: `--dims {name}=..`: the model has no dimension `{name}`");
-        return Err(EXIT_USAGE);
+    let dims = given_dims(&a.dims)?;
+    let unknown = model::unknown_dims(&program, &dims);
+    if !unknown.is_empty() {
+        return Err(bind_failed(&unknown, &c.sources, a.model.error_format));
     }
     if a.target == args::TargetArg::Cpu && a.precision != args::PrecisionArg::F64 {
         eprintln!(
@@ -402,7 +363,11 @@ fn gpu_kernels(
     use optc_runtime::gpu::build;
     let start = std::time::Instant::now();
     derive::differentiate(program).map_err(|e| derive_failed(&e, program, sources, m))?;
-    let sizes = derive::cost_dims(program, &gpu_sizes(program, m, dims));
+    let spec = BindSpec {
+        dims: dims.to_vec(),
+        ..BindSpec::default()
+    };
+    let sizes = plan_dims(program, m, sources, &spec)?;
     let failed = |e: String| not_compilable(e, sources, m);
     let staged = build::stage(program, &sizes).map_err(|d| {
         report::print_diagnostics(&[d], sources, m.error_format);
@@ -443,11 +408,23 @@ fn explain(a: &args::ExplainArgs) -> Result<u8, u8> {
     if let Some(file) = &a.cost {
         return explain_cost(a, file);
     }
+    if a.bind.any() {
+        eprintln!("error: `--data`, `--param` and `--dims` bind the model of `--cost FILE`");
+        return Err(EXIT_USAGE);
+    }
     if a.list {
         let mut all: Vec<_> = codes::all().collect();
         all.sort_by_key(|info| info.code);
-        for info in all {
-            println!("{}  {}", info.code, info.title);
+        if a.json {
+            let list: Vec<_> = all
+                .iter()
+                .map(|info| serde_json::json!({"code": info.code, "title": info.title}))
+                .collect();
+            println!("{}", serde_json::Value::Array(list));
+        } else {
+            for info in all {
+                println!("{}  {}", info.code, info.title);
+            }
         }
         return Ok(EXIT_OK);
     }
@@ -456,6 +433,15 @@ fn explain(a: &args::ExplainArgs) -> Result<u8, u8> {
         return Err(EXIT_USAGE);
     };
     match codes::lookup(&code.to_uppercase()) {
+        Some(info) if a.json => {
+            let json = serde_json::json!({
+                "code": info.code,
+                "title": info.title,
+                "explanation": info.explanation,
+            });
+            println!("{json}");
+            Ok(EXIT_OK)
+        }
         Some(info) => {
             println!("{}: {}\n\n{}", info.code, info.title, info.explanation);
             Ok(EXIT_OK)
@@ -483,9 +469,7 @@ fn bind_spec(b: &args::BindArgs) -> Result<BindSpec, u8> {
         let value = bind::parse_param_value(name, value).map_err(usage)?;
         spec.params.push((name.to_string(), value));
     }
-    if let Some(dims) = &b.dims {
-        spec.dims = bind::parse_dims(dims).map_err(usage)?;
-    }
+    spec.dims = bind::parse_dims(&b.dims).map_err(usage)?;
     Ok(spec)
 }
 
@@ -521,22 +505,10 @@ fn load_model_with(
     let backend = choose_backend(backend, m.error_format)?;
     let mut front = front_end(m)?;
     // Sizes fixed at build time apply unless `--dims` gives them.
-    for (name, size) in std::mem::take(&mut front.dims) {
-        if !spec.dims.iter().any(|(n, _)| *n == name) {
-            spec.dims.push((name, size));
-        }
-    }
+    spec.build_dims = std::mem::take(&mut front.dims);
     let program = std::mem::take(&mut front.program);
-    let bindings = match model::bind(&program, &front.data_dir, &spec) {
-        Ok(b) => b,
-        Err(diags) => {
-            report::print_diagnostics(&diags, &front.sources, m.error_format);
-            let missing = diags
-                .iter()
-                .any(|d| d.code == optc_runtime::data::FILE_NOT_FOUND);
-            return Err(if missing { EXIT_NO_INPUT } else { EXIT_MODEL });
-        }
-    };
+    let bindings = model::bind(&program, &front.data_dir, &spec)
+        .map_err(|diags| bind_failed(&diags, &front.sources, m.error_format))?;
     match Model::new(program, bindings) {
         Ok(mut model) => {
             model.set_backend(backend);
@@ -545,6 +517,84 @@ fn load_model_with(
         Err(d) => {
             report::print_diagnostics(&[d], &front.sources, m.error_format);
             Err(EXIT_MODEL)
+        }
+    }
+}
+
+/// Prints the errors of binding a model and gives the exit code: 66 when a file is missing,
+/// else 65.
+fn bind_failed(diags: &[Diagnostic], sources: &SourceMap, format: ErrorFormat) -> u8 {
+    report::print_diagnostics(diags, sources, format);
+    let missing = diags
+        .iter()
+        .any(|d| d.code == optc_runtime::data::FILE_NOT_FOUND);
+    if missing {
+        EXIT_NO_INPUT
+    } else {
+        EXIT_MODEL
+    }
+}
+
+/// Binding errors that only say the model's data are not here (a missing file or array, a
+/// dimension no array sizes).
+const ABSENT_DATA: [&str; 3] = [
+    optc_runtime::data::FILE_NOT_FOUND,
+    optc_runtime::data::MISSING_DATA,
+    optc_runtime::data::UNBOUND_DIM,
+];
+
+/// The dim sizes of a plan made without solving (`emit`, `build --target gpu`,
+/// `explain --cost`), in the program's order: `--dims` where given (the sizes to plan for), else
+/// the sizes `run` binds from `--data` and the model's own `load` files. Bindings `run` would
+/// refuse are refused alike. When the model's own data are absent here and no `--data` or
+/// `--param` is given, the dims `--dims` leaves open take their declared defaults (else
+/// [`DEFAULT_DIM_SIZE`](optc_compiler::simplify::cost::DEFAULT_DIM_SIZE)), with a note.
+fn plan_dims(
+    program: &optc_compiler::ir::Program,
+    m: &ModelArgs,
+    sources: &SourceMap,
+    spec: &BindSpec,
+) -> Result<Vec<u64>, u8> {
+    let unknown = model::unknown_dims(program, &spec.dims);
+    if !unknown.is_empty() {
+        return Err(bind_failed(&unknown, sources, m.error_format));
+    }
+    let given = |name: &str| spec.dims.iter().find(|(n, _)| n == name).map(|d| d.1);
+    let flags = !spec.data.is_empty() || !spec.params.is_empty();
+    if !flags && program.dims.iter().all(|d| given(&d.name).is_some()) {
+        return Ok(derive::cost_dims(program, &spec.dims));
+    }
+    let data_only = BindSpec {
+        dims: Vec::new(),
+        ..spec.clone()
+    };
+    match model::bind(program, &source_dir(&m.file), &data_only) {
+        Ok(bound) => Ok(program
+            .dims
+            .iter()
+            .zip(bound.dims)
+            .map(|(d, size)| given(&d.name).unwrap_or(size))
+            .collect()),
+        Err(diags) if flags || diags.iter().any(|d| !ABSENT_DATA.contains(&d.code)) => {
+            Err(bind_failed(&diags, sources, m.error_format))
+        }
+        Err(_) => {
+            let sizes = derive::cost_dims(program, &spec.dims);
+            if m.error_format == ErrorFormat::Human {
+                let open: Vec<String> = program
+                    .dims
+                    .iter()
+                    .zip(&sizes)
+                    .filter(|(d, _)| given(&d.name).is_none())
+                    .map(|(d, size)| format!("{}={size}", d.name))
+                    .collect();
+                eprintln!(
+                    "note: the model's data cannot be bound here, so the plan is made for {} \
+                     (the declared defaults, else 100; `--dims` or `--data` set them)",
+                    open.join(",")
+                );
+            }
+            Ok(sizes)
         }
     }
 }
@@ -579,6 +629,11 @@ fn eval_failed(
 
 fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
     let (front, mut model) = load_model(&a.model, &a.bind, a.backend)?;
+    report::print_diagnostics(
+        &optc_runtime::plan::empty_ranges(&model),
+        &front.sources,
+        a.model.error_format,
+    );
     let check = if a.check_grad {
         Some(grad_check(&model, &front.sources, &a.model)?)
     } else {
@@ -672,20 +727,87 @@ fn write_arrays<'a>(
     Ok(())
 }
 
+/// Checks `simulate`'s flags against its kind, its sizes (at least 1) and the memory its arrays
+/// need; notes an edge count above what the graph can have. A usage error (exit 64) otherwise.
+fn simulate_sizes(a: &args::SimulateArgs) -> Result<(usize, usize, usize), u8> {
+    use args::SimKind;
+    let kind = clap::ValueEnum::to_possible_value(&a.kind)
+        .expect("no skipped kinds")
+        .get_name()
+        .to_string();
+    let takes = a.kind.flags();
+    if let Some(flag) = a.given().into_iter().find(|f| !takes.contains(f)) {
+        eprintln!(
+            "error: `{flag}` does not apply to `simulate {kind}`, which takes {} (and --seed, --out)",
+            takes.join(", ")
+        );
+        return Err(EXIT_USAGE);
+    }
+    let (n, d, p) = (a.n.unwrap_or(200), a.d.unwrap_or(10), a.p.unwrap_or(20));
+    for (flag, size) in [("--n", n), ("--d", d), ("--p", p)] {
+        if size == 0 && takes.contains(&flag) {
+            eprintln!("error: `{flag} 0`: `simulate {kind}` needs sizes of at least 1");
+            return Err(EXIT_USAGE);
+        }
+    }
+    let (n, d, p) = (n as u128, d as u128, p as u128);
+    // The arrays written, and the square work arrays beside them.
+    let elements = match a.kind {
+        SimKind::Dag => n * d + 2 * d * d,
+        SimKind::Regression => n * p + n + p,
+        SimKind::Ot => p * p + 2 * p,
+        SimKind::Denoise | SimKind::Isotonic => 2 * n,
+        SimKind::Portfolio => n * p,
+        SimKind::Ggm => n * p + 3 * p * p,
+    };
+    let bytes = elements.saturating_mul(8);
+    let available = available_memory().map_or(u128::MAX, u128::from);
+    if bytes > available || elements > 1 << 34 {
+        let gb = |b: u128| b as f64 / 1e9;
+        eprintln!(
+            "error: `simulate {kind}` at these sizes needs {:.1} GB of memory for its arrays{}",
+            gb(bytes),
+            match available {
+                u128::MAX => String::new(),
+                _ => format!(", but {:.1} GB are available", gb(available)),
+            }
+        );
+        return Err(EXIT_USAGE);
+    }
+    let nodes = if a.kind == SimKind::Dag { d } else { p };
+    let most = nodes * nodes.saturating_sub(1) / 2;
+    if let Some(edges) = a.edges.filter(|&e| e as u128 > most) {
+        eprintln!(
+            "note: `--edges {edges}` is more than the {most} edges a graph on {nodes} nodes can \
+             have: every pair is joined"
+        );
+    }
+    Ok((n as usize, d as usize, p as usize))
+}
+
+/// The memory available to a new allocation, in bytes, where the system says (Linux).
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
     use args::{GraphKind, NoiseKind, SimKind};
     use optc_runtime::simulate as sim;
+    let (n, d, p) = simulate_sizes(a)?;
     let arrays = match a.kind {
         SimKind::Dag => {
             let config = sim::SemConfig {
-                d: a.d,
-                edges: a.edges.unwrap_or(2 * a.d),
-                n: a.n,
-                graph: match a.graph {
+                d,
+                edges: a.edges.unwrap_or(2 * d),
+                n,
+                graph: match a.graph.unwrap_or(GraphKind::Er) {
                     GraphKind::Er => sim::GraphKind::ErdosRenyi,
                     GraphKind::Sf => sim::GraphKind::ScaleFree,
                 },
-                noise: match a.noise {
+                noise: match a.noise.unwrap_or(NoiseKind::Gauss) {
                     NoiseKind::Gauss => sim::NoiseKind::Gauss,
                     NoiseKind::Exp => sim::NoiseKind::Exp,
                     NoiseKind::Gumbel => sim::NoiseKind::Gumbel,
@@ -702,7 +824,7 @@ fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
             vec![("X", sem.x.into_dyn()), ("W_true", sem.w.into_dyn())]
         }
         SimKind::Regression => {
-            let (x, y, beta) = sim::regression(a.n, a.p, a.p.div_ceil(4), 0.1, a.seed);
+            let (x, y, beta) = sim::regression(n, p, p.div_ceil(4), 0.1, a.seed);
             vec![
                 ("X_reg", x.into_dyn()),
                 ("y_reg", y.into_dyn()),
@@ -710,7 +832,7 @@ fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
             ]
         }
         SimKind::Ot => {
-            let (sa, sb, c) = sim::ot(a.p, a.p, a.seed);
+            let (sa, sb, c) = sim::ot(p, p, a.seed);
             vec![
                 ("a", sa.into_dyn()),
                 ("b", sb.into_dyn()),
@@ -718,16 +840,16 @@ fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
             ]
         }
         SimKind::Denoise => {
-            let (y, clean) = sim::denoise(a.n, a.seed);
+            let (y, clean) = sim::denoise(n, a.seed);
             vec![("y", y.into_dyn()), ("x_clean", clean.into_dyn())]
         }
-        SimKind::Portfolio => vec![("R", sim::portfolio(a.n, a.p, a.seed).into_dyn())],
+        SimKind::Portfolio => vec![("R", sim::portfolio(n, p, a.seed).into_dyn())],
         SimKind::Isotonic => {
-            let (y, curve) = sim::isotonic(a.n, a.seed);
+            let (y, curve) = sim::isotonic(n, a.seed);
             vec![("y_iso", y.into_dyn()), ("f_iso", curve.into_dyn())]
         }
         SimKind::Ggm => {
-            let (x, s, theta) = sim::ggm(a.n, a.p, a.edges.unwrap_or(a.p), a.seed);
+            let (x, s, theta) = sim::ggm(n, p, a.edges.unwrap_or(p), a.seed);
             vec![
                 ("X_ggm", x.into_dyn()),
                 ("S_ggm", s.into_dyn()),
@@ -944,6 +1066,11 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         );
     }
     report::print_diagnostics(&the_plan.warnings, &front.sources, a.model.error_format);
+    report::print_diagnostics(
+        &plan::empty_ranges(&model),
+        &front.sources,
+        a.model.error_format,
+    );
     if let Some(w) = plan::start_outside_bounds(&mut model) {
         report::print_diagnostics(&[w], &front.sources, a.model.error_format);
     }
@@ -1178,15 +1305,12 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     Ok(code)
 }
 
-/// `--dims n=..,d=..` as pairs (empty without the flag).
-fn given_dims(text: Option<&str>) -> Result<Vec<(String, u64)>, u8> {
-    match text {
-        None => Ok(Vec::new()),
-        Some(t) => bind::parse_dims(t).map_err(|m| {
-            eprintln!("error: {m}");
-            EXIT_USAGE
-        }),
-    }
+/// The `--dims` flags as pairs (empty without the flag), or a usage error.
+fn given_dims(flags: &[String]) -> Result<Vec<(String, u64)>, u8> {
+    bind::parse_dims(flags).map_err(|m| {
+        eprintln!("error: {m}");
+        EXIT_USAGE
+    })
 }
 
 fn derive_failed(
@@ -1234,11 +1358,11 @@ fn internal(e: &dyn std::fmt::Display) -> u8 {
 fn explain_cost(a: &args::ExplainArgs, file: &std::path::Path) -> Result<u8, u8> {
     let model = ModelArgs {
         file: file.to_path_buf(),
-        error_format: ErrorFormat::Human,
+        error_format: a.error_format,
     };
     let c = compile(&model, Until::Ir)?;
     let program = c.program.as_ref().expect("ir stage");
-    let dims = derive::cost_dims(program, &given_dims(a.dims.as_deref())?);
+    let dims = plan_dims(program, &model, &c.sources, &bind_spec(&a.bind)?)?;
     let derived = derive::differentiate(program)
         .map_err(|e| derive_failed(&e, program, &c.sources, &model))?;
     let start = std::time::Instant::now();

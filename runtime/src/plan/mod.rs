@@ -129,6 +129,42 @@ pub fn start_outside_bounds(model: &mut Model) -> Option<Diagnostic> {
     })
 }
 
+/// A warning (E0138) for each `for` range that the bound dimension sizes make empty, so that its
+/// constraint constrains nothing (ranges empty at every size were warned about by the checker).
+pub fn empty_ranges(model: &Model) -> Vec<Diagnostic> {
+    let program = &model.program;
+    let dims = &model.bindings.dims;
+    let mut warnings = Vec::new();
+    for c in &program.constraints {
+        let Some(r) = c.ranges.iter().find(|r| {
+            let static_len = r.end.minus(r.start).filter(|len| len.sym.is_none());
+            static_len.is_none() && r.end.eval(dims) <= r.start.eval(dims)
+        }) else {
+            continue;
+        };
+        let sizes: Vec<String> = [r.start, r.end]
+            .iter()
+            .filter_map(|d| d.sym)
+            .map(|s| format!("{}={}", program.dims[s.0 as usize].name, dims[s.0 as usize]))
+            .collect();
+        warnings.push(
+            Diagnostic::warning(
+                "E0138",
+                format!(
+                    "the range `{}..{}` of constraint `{}` is empty at {}: it constrains nothing",
+                    program.dim_name(r.start),
+                    program.dim_name(r.end),
+                    c.name,
+                    sizes.join(", ")
+                ),
+            )
+            .with_primary_at(c.span, "no index at these sizes")
+            .with_hint("a range `a..b` runs over a <= i < b: check its bounds and the sizes"),
+        );
+    }
+    warnings
+}
+
 /// A warning (E0366) after a solve that ended `infeasible`: at the constraint with the largest
 /// violation in `violations` (one per constraint of `program`), labelling the other violated
 /// ones (those above 1% of the largest).
