@@ -678,6 +678,45 @@ fn a_solve_that_stops_at_a_kink_short_of_its_tolerance_is_stalled() {
     assert!(v["objective"].as_f64().unwrap() > exact["objective"].as_f64().unwrap() + 1e-6);
 }
 
+/// A solve `converged` on L-BFGS's negligible-decrease test (`ftol`, relative to |f|: a large
+/// constant offset makes it early) says so with its tolerance; `ftol = 0` iterates on to `tol`.
+/// `--max-iter 0` reports the start point's optimality, not NaN.
+#[test]
+fn converged_short_of_the_tolerance_is_noted_with_the_tolerance() {
+    let dir = temp_dir("ftol_stop");
+    let model =
+        "var x : real[3] = 0\nminimize 1e12 + sumsq(x - 1) + 100 * sumsq(x[0] - 2 * x[1])\n";
+    let path = write_model(&dir, model);
+    let o = optc(&["run", &path, "-q", "--json"]);
+    let v = json(&stdout(&o));
+    assert_eq!(
+        (code(&o), v["status"].as_str()),
+        (0, Some("converged")),
+        "{v}"
+    );
+    assert_eq!(v["tolerance"].as_f64(), Some(1e-6), "{v}");
+    assert!(v["optimality"].as_f64().unwrap() > 1e-6, "{v}");
+    assert!(
+        stderr(&o).contains("note: the objective stopped decreasing measurably"),
+        "{}",
+        stderr(&o)
+    );
+    let exact = write_model(&dir, &format!("{model}solve with lbfgs(ftol = 0)\n"));
+    let o = optc(&["run", &exact, "-q", "--json"]);
+    let v = json(&stdout(&o));
+    assert!(v["optimality"].as_f64().unwrap() <= 1e-6, "{v}");
+    assert!(!stderr(&o).contains("note:"), "{}", stderr(&o));
+    let constrained = write_model(
+        &dir,
+        "var x : real[2] = 0\nminimize sumsq(x - 1)\nsubject to\n  x[0] >= 2\n",
+    );
+    let o = optc(&["run", &constrained, "-q", "--json", "--max-iter", "0"]);
+    let v = json(&stdout(&o));
+    assert_eq!(v["status"], "iteration_limit", "{v}");
+    // The merit's gradient at the start: ∇ of sumsq (−2, −2) plus the penalty's (ρ = 1) (−2, 0).
+    assert_eq!(v["optimality"].as_f64(), Some(4.0), "{v}");
+}
+
 #[test]
 fn check_grad_reports_small_errors_in_json() {
     // Every example with a symbolic gradient (the bilevel one's outer gradient is implicit).

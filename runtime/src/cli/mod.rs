@@ -1202,6 +1202,12 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         let warning = optc_runtime::plan::infeasibility_warning(&model.program, &violations);
         report::print_diagnostics(&[warning], &front.sources, a.model.error_format);
     }
+    if let Some(note) = plan::converged_short_of_tolerance(&the_plan, report) {
+        if a.model.error_format == ErrorFormat::Human {
+            eprintln!("note: {note}");
+        }
+    }
+    let tolerance = plan::stopping_tolerance(&the_plan);
     let small = |a: &ndarray::ArrayD<f64>| a.len() <= 10_000;
     let mut result = serde_json::json!({
         "status": status,
@@ -1210,6 +1216,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         "iterations": report.iterations,
         "objective": objective,
         "optimality": report.optimality,
+        "tolerance": tolerance,
         "dual_bound": outcome.details.dual_bound(),
         "constraints": constraints,
         "outputs": arrays.iter().filter(|(_, v)| small(v)).map(|(n, v)| (n.clone(), array_json(v))).collect::<serde_json::Map<_, _>>(),
@@ -1271,7 +1278,10 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
             plan::solver_name(&the_plan)
         );
         println!("objective   {objective:.10e}");
-        println!("optimality  {:.3e}", report.optimality);
+        match tolerance {
+            Some(tol) => println!("optimality  {:.3e}  (tol {tol:e})", report.optimality),
+            None => println!("optimality  {:.3e}", report.optimality),
+        }
         if let Some(bound) = outcome.details.dual_bound() {
             println!("dual bound  {bound:.10e}  (gap {:.3e})", objective - bound);
         }

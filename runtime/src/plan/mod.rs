@@ -1212,9 +1212,34 @@ fn stalled_at_kinks(plan: &Plan, mut outcome: Outcome) -> Outcome {
     outcome
 }
 
+/// Why a solve that `converged` stopped short of its tolerance, for a note: L-BFGS (also as
+/// `auglag`'s inner solver) also stops on a negligible relative decrease (`ftol`), which leaves
+/// its optimality above `tol`. `None` when the optimality met the tolerance, for other statuses,
+/// and for a status the plan changed to `stalled`.
+pub fn converged_short_of_tolerance(plan: &Plan, report: &Report) -> Option<String> {
+    let tol = stopping_tolerance(plan)?;
+    if report.status != solvers::Status::Converged || !(report.optimality > tol) {
+        return None;
+    }
+    let ftol = match plan.method {
+        Method::Lbfgs | Method::ProjectedLbfgs => lbfgs_options(plan, &plan.options).ok()?.ftol,
+        Method::AugLag if !plan.auglag_by_prox() => {
+            let (_, inner) = split_auglag_options(plan, false).ok()?;
+            lbfgs_options(plan, &inner).ok()?.ftol
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "the objective stopped decreasing measurably (a relative decrease below `ftol` = \
+         {ftol:e}) with the optimality {:.3e} still above `tol` = {tol:e}; `ftol = 0` in \
+         `solve with` iterates on to `tol` or the iteration limit",
+        report.optimality
+    ))
+}
+
 /// The optimality tolerance of the plan's gradient method (for `auglag`, of its inner solver);
 /// `None` for the methods that do not stop on one or that the E0365 warning does not concern.
-fn stopping_tolerance(plan: &Plan) -> Option<f64> {
+pub fn stopping_tolerance(plan: &Plan) -> Option<f64> {
     match plan.method {
         Method::Lbfgs | Method::ProjectedLbfgs => {
             Some(lbfgs_options(plan, &plan.options).ok()?.gtol)

@@ -324,19 +324,23 @@ pub fn augmented_lagrangian_from(
     let mut x = x0.to_vec();
     let mut measure = f64::INFINITY;
     let mut inner_iterations = 0;
+    // The start point's figures stand until a subproblem is solved (`max_outer = 0`).
+    let mut grad = vec![0.0; n];
+    let mut c = vec![0.0; p];
+    problem.set_multipliers(&alpha, rho);
+    let start = problem.merit(&x, &mut grad, &mut c);
     let mut last = Report {
         status: Status::MaxIter,
         iterations: 0,
-        value: f64::NAN,
-        optimality: f64::NAN,
-        violation: f64::INFINITY,
+        value: problem.reported_objective(&x, start.objective),
+        optimality: norm_inf(grad.iter().copied()),
+        violation: infeasibility(&relations, &c),
         x: x.clone(),
     };
     let mut status = Status::MaxIter;
     // (ρ, violation) of every subproblem solved, for the infeasibility test.
     let mut trail: Vec<(f64, f64)> = Vec::new();
     let mut outer = 0;
-    let mut grad = vec![0.0; n];
     while outer < opts.max_outer {
         outer += 1;
         let (c, new_measure, inner_report) = loop {
