@@ -717,6 +717,26 @@ fn converged_short_of_the_tolerance_is_noted_with_the_tolerance() {
     assert_eq!(v["optimality"].as_f64(), Some(4.0), "{v}");
 }
 
+/// Iterates far from the start, stopped short of a minimum of a problem bounded below, are not
+/// called unbounded: the probe along their direction finds the objective rising again.
+#[test]
+fn far_iterates_of_a_bounded_problem_are_not_called_unbounded() {
+    let dir = temp_dir("far_bounded");
+    for solve in ["lbfgs(max_iter = 1)", "fista(max_iter = 3)"] {
+        let model = write_model(
+            &dir,
+            &format!(
+                "var x : real[2] = 0\nminimize sumsq(x[0] - 1e8) + 1e-6 * sumsq(x[1] + 1e8) + 1e-3 * norm1(x)\nsolve with {solve}\n"
+            ),
+        );
+        let o = optc(&["run", &model, "-q", "--json"]);
+        let v = json(&stdout(&o));
+        assert_eq!(v["status"], "iteration_limit", "{solve}: {v}");
+        assert!(numbers(&v["outputs"]["x"])[0].abs() > 1e6, "{solve}: {v}");
+        assert!(!stderr(&o).contains("E0368"), "{solve}: {}", stderr(&o));
+    }
+}
+
 #[test]
 fn check_grad_reports_small_errors_in_json() {
     // Every example with a symbolic gradient (the bilevel one's outer gradient is implicit).

@@ -66,7 +66,7 @@ pub const PLAN_CODES: &[CodeInfo] = &[
     CodeInfo {
         code: "E0368",
         title: "problem looks unbounded",
-        explanation: "L-BFGS (or projected L-BFGS, also inside `auglag`) took the iterates beyond 1e20 in magnitude while the objective kept falling: the minimized objective has no lower bound along the way it went (`minimize sum(c .* x)` with free x; for `maximize` of a convex function the message says unbounded above). The solve ends `diverged` (exit 2) at the last iterate. Bound the variables, add a term that grows with them (`lambda * sumsq(x)`), or check the objective's sign.",
+        explanation: "L-BFGS (or projected L-BFGS, also inside `auglag`) took the iterates beyond 1e20 in magnitude while the objective kept falling: the minimized objective has no lower bound along the way it went (`minimize sum(c .* x)` with free x; for `maximize` of a convex function the message says unbounded above). Iterates that grow only linearly are caught another way: when any method stops short of a minimum with iterates 10⁶ times the start's scale, the objective is probed further along their direction, and one that keeps falling at least linearly out to 1e20 is E0368 as well. The solve ends `diverged` (exit 2) at the last iterate. Bound the variables, add a term that grows with them (`lambda * sumsq(x)`), or check the objective's sign.",
     },
     CodeInfo {
         code: "E0369",
@@ -1161,6 +1161,7 @@ impl Details {
 
 /// Runs the plan from the model's current variables; leaves the model at the returned point.
 pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outcome, Diagnostic> {
+    let x0 = model.x();
     let mut outcome = solve_by_method(model, plan, callback)?;
     let failed = matches!(
         outcome.report.status,
@@ -1168,33 +1169,142 @@ pub fn solve(model: &mut Model, plan: &Plan, callback: Callback) -> Result<Outco
     );
     if failed && outcome.error.is_none() {
         outcome.error = objective_trouble(model, &outcome.report);
-        if outcome.error.as_ref().is_some_and(|e| e.code == "E0368") {
-            outcome.report.status = solvers::Status::Diverged;
-        }
+    }
+    if outcome.error.is_none() && short_of_a_minimum(plan, &outcome.report) {
+        outcome.error = falls_along_a_ray(model, &x0, &outcome.report);
+        model.set_x(&outcome.report.x);
+    }
+    if outcome.error.as_ref().is_some_and(|e| e.code == "E0368") {
+        outcome.report.status = solvers::Status::Diverged;
     }
     Ok(stalled_at_kinks(plan, outcome))
+}
+
+/// Whether a solve ended without showing a minimum: stopped by its iteration limit, a failed
+/// line search or a negligible decrease, with its optimality above the tolerance.
+fn short_of_a_minimum(plan: &Plan, report: &Report) -> bool {
+    use solvers::Status;
+    match report.status {
+        Status::MaxIter | Status::LineSearchFailed | Status::Stalled => true,
+        Status::Converged => stopping_tolerance(plan).is_some_and(|tol| report.optimality > tol),
+        Status::Diverged | Status::Infeasible | Status::Interrupted => false,
+    }
+}
+
+/// How far iterates must have grown (times the start's scale, at least 1) before a solve short
+/// of a minimum is probed for a ray along which the objective falls without bound.
+const RAY_PROBE_GROWTH: f64 = 1e6;
+
+/// E0368 when the iterates ran far (by [`RAY_PROBE_GROWTH`]) and the objective falls at least
+/// linearly along the way they went, within the bounds and without more constraint violation,
+/// out to [`solvers::DIVERGING`]: iterates that grow linearly (steps of constant length along a
+/// direction without curvature) take too long to reach the iterate test of the solvers. The ray
+/// is the point reached plus multiples of the components that moved most (within 10⁻³ of the
+/// largest move), so that components held by constraints stay put. A problem bounded below
+/// fails the test: along any ray its objective cannot keep falling linearly.
+fn falls_along_a_ray(model: &mut Model, x0: &[f64], report: &Report) -> Option<Diagnostic> {
+    let x = &report.x;
+    let norm = |v: &[f64]| v.iter().fold(0.0f64, |m, a| m.max(a.abs()));
+    let scale = norm(x);
+    if !(scale >= RAY_PROBE_GROWTH * norm(x0).max(1.0)) {
+        return None;
+    }
+    let moved: Vec<f64> = x.iter().zip(x0).map(|(a, b)| a - b).collect();
+    let largest = norm(&moved);
+    let direction: Vec<f64> = moved
+        .iter()
+        .map(|m| match m.abs() >= 1e-3 * largest {
+            true => m * scale / largest,
+            false => 0.0,
+        })
+        .collect();
+    let objective = model.program.minimized_objective()?;
+    let b = bounds(model).ok()?;
+    let merit = |model: &mut Model, t: f64| -> Option<(f64, f64)> {
+        let point: Vec<f64> = x.iter().zip(&direction).map(|(a, d)| a + t * d).collect();
+        let inside = point
+            .iter()
+            .zip(b.lower().iter().zip(b.upper()))
+            .all(|(v, (lo, hi))| lo <= v && v <= hi);
+        if !inside {
+            return None;
+        }
+        model.set_x(&point);
+        let value = model
+            .eval_scalar(objective)
+            .ok()
+            .filter(|v| v.is_finite())?;
+        let mut violation = 0.0f64;
+        for i in 0..model.program.constraints.len() {
+            violation = violation.max(model.violation(i).ok()?);
+        }
+        Some((value, violation))
+    };
+    let (start, violation) = merit(model, 0.0)?;
+    let allowed = violation.max(1e-6) * 10.0;
+    let (first, _) = merit(model, 1.0).filter(|m| m.1 <= allowed)?;
+    let rate = (start - first) / 2.0;
+    if !(rate > 0.0) {
+        return None;
+    }
+    let mut t = 1.0;
+    let mut value = first;
+    while scale * (1.0 + t) < solvers::DIVERGING {
+        t *= 10.0;
+        let (v, violation) = merit(model, t)?;
+        if violation > allowed || v > start - rate * t {
+            return None;
+        }
+        value = v;
+    }
+    let minimize = model.program.objective.as_ref()?.sense == Sense::Minimize;
+    let far = scale * (1.0 + t);
+    let (way, value) = if minimize {
+        ("falls", value)
+    } else {
+        ("rises", -value)
+    };
+    unbounded_error(model, |_| {
+        format!(
+            "the iterates reached {scale:.1e}, and further along their direction the objective \
+             {way} linearly, to {value:.3e} at {far:.1e}"
+        )
+    })
 }
 
 /// E0368 when a solve ended with finite values but iterates beyond
 /// [`solvers::DIVERGING`]: the objective falls (rises, maximized) without bound along them.
 fn unbounded(model: &Model, report: &Report) -> Option<Diagnostic> {
     let largest = report.x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let objective = model.program.objective.as_ref()?;
-    let span = model.program.node_span(objective.node);
-    let (bound, went, goes, value) = match objective.sense {
-        Sense::Minimize => ("below", "fell", "falls", report.value),
-        Sense::Maximize => ("above", "rose", "rises", -report.value),
+    let minimize = model.program.objective.as_ref()?.sense == Sense::Minimize;
+    let value = if minimize {
+        report.value
+    } else {
+        -report.value
     };
     (largest > solvers::DIVERGING).then(|| {
+        unbounded_error(model, |went| {
+            format!("the iterates grew to {largest:.1e} while the objective {went} to {value:.3e}")
+        })
+    })?
+}
+
+/// E0368, the evidence told by `evidence` (given "fell" or "rose").
+fn unbounded_error(model: &Model, evidence: impl Fn(&str) -> String) -> Option<Diagnostic> {
+    let objective = model.program.objective.as_ref()?;
+    let span = model.program.node_span(objective.node);
+    let (bound, went, goes) = match objective.sense {
+        Sense::Minimize => ("below", "fell", "falls"),
+        Sense::Maximize => ("above", "rose", "rises"),
+    };
+    Some(
         Diagnostic::error(
             "E0368",
-            format!(
-                "the problem looks unbounded {bound}: the iterates grew to {largest:.1e} while the objective {went} to {value:.3e}"
-            ),
+            format!("the problem looks unbounded {bound}: {}", evidence(went)),
         )
         .with_primary_at(span, format!("{goes} without bound"))
-        .with_hint("bound the variables, add a term that grows with them (a regularizer), or check the objective's sign (`minimize` or `maximize`)")
-    })
+        .with_hint("bound the variables, add a term that grows with them (a regularizer), or check the objective's sign (`minimize` or `maximize`)"),
+    )
 }
 
 /// `outcome` with status [`solvers::Status::Stalled`] instead of `Converged` when the method
