@@ -265,7 +265,7 @@ fn card_takes_the_inner_proximal_gradient_options() {
         "{source}solve with auglag(memory = 5)
 "
     ));
-    let e = plan::choose(&m.program).unwrap_err();
+    let e = &plan::choose(&m.program).unwrap_err()[0];
     assert_eq!(e.code, "E0362");
     assert!(e.hint.as_deref().unwrap().contains("continuation"), "{e:?}");
 }
@@ -472,7 +472,7 @@ fn methods_without_inequalities_refuse_them() {
     let mut source = portfolio(0.12);
     source.push_str("solve with lbfgs\n");
     let m = model(&source);
-    let e = plan::choose(&m.program).unwrap_err();
+    let e = &plan::choose(&m.program).unwrap_err()[0];
     assert_eq!(e.code, "E0360");
     assert!(e.message.contains("floor"), "{}", e.message);
 }

@@ -191,7 +191,7 @@ fn the_tv_example_stops_at_a_minimum_of_the_upper_objective() {
 fn refusal(source: &str) -> optc_compiler::diag::Diagnostic {
     let mut m = model(source, Path::new("."));
     match plan::choose(&m.program) {
-        Err(e) => e,
+        Err(mut e) => e.remove(0),
         Ok(plan) => plan::solve(&mut m, &plan, &mut go_on)
             .err()
             .expect("refused"),

@@ -327,7 +327,7 @@ fn cardinality_per_column_and_per_nonnegative_row() {
 fn refusal(source: &str) -> String {
     let mut m = model(source);
     let e = match plan::choose(&m.program) {
-        Err(e) => e,
+        Err(mut e) => e.remove(0),
         Ok(plan) => plan::solve(&mut m, &plan, &mut go_on)
             .err()
             .expect("refused"),
@@ -563,7 +563,7 @@ fn flags_take_true_and_false() {
         fista.report.iterations
     );
     // Refused when the plan is made, before any data is read.
-    let e = plan::choose(&model(&source("2")).program).expect_err("refused");
+    let e = &plan::choose(&model(&source("2")).program).expect_err("refused")[0];
     assert!(e.message.contains("expected 0 or 1"), "{}", e.message);
 }
 

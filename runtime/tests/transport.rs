@@ -299,14 +299,14 @@ fn bad_numbers_are_explained() {
 
 fn plan_error(source: &str) -> (String, String) {
     let model = model(source).unwrap();
-    let e = plan::choose(&model.program).expect_err("refused");
+    let e = plan::choose(&model.program).expect_err("refused").remove(0);
     (e.code.to_string(), e.message)
 }
 
 /// The lines the labels of `source`'s planning error point at, primary first.
 fn labelled_lines(source: &str) -> Vec<usize> {
     let model = model(source).unwrap();
-    let e = plan::choose(&model.program).expect_err("refused");
+    let e = plan::choose(&model.program).expect_err("refused").remove(0);
     let mut labels = e.labels.clone();
     labels.sort_by_key(|l| !l.primary);
     let line = |offset: u32| source[..offset as usize].matches('\n').count() + 1;

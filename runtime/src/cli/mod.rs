@@ -151,8 +151,8 @@ fn check(model: &ModelArgs) -> Result<u8, u8> {
     // The solve's plan too: what needs no data (the method, what it can take, kinks).
     match optc_runtime::plan::choose(c.program.as_ref().expect("ir stage")) {
         Ok(plan) => report::print_diagnostics(&plan.warnings, &c.sources, model.error_format),
-        Err(d) => {
-            report::print_diagnostics(&[d], &c.sources, model.error_format);
+        Err(errors) => {
+            report::print_diagnostics(&errors, &c.sources, model.error_format);
             return Err(EXIT_MODEL);
         }
     }
@@ -1042,7 +1042,10 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
             spans: Default::default(),
         });
     }
-    let mut the_plan = plan::choose(&model.program).map_err(fail)?;
+    let mut the_plan = plan::choose(&model.program).map_err(|errors| {
+        report::print_diagnostics(&errors, &front.sources, a.model.error_format);
+        EXIT_MODEL
+    })?;
     if let Some(name) = &a.method {
         the_plan.reason = format!("`--method {name}` on the command line");
     }
@@ -1056,6 +1059,19 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     }
     if let Some(t) = a.tol {
         the_plan.options.push(("tol".into(), t));
+    }
+    if a.max_iter.is_some() || a.tol.is_some() {
+        let errors: Vec<Diagnostic> = plan::check_options(&the_plan)
+            .into_iter()
+            .map(|e| match e.labels.is_empty() {
+                true => e.with_note("given on the command line (`--max-iter`, `--tol`)"),
+                false => e,
+            })
+            .collect();
+        if !errors.is_empty() {
+            report::print_diagnostics(&errors, &front.sources, a.model.error_format);
+            return Err(EXIT_MODEL);
+        }
     }
     the_plan.simplify = !a.no_simplify;
     if !a.quiet {

@@ -338,7 +338,7 @@ fn flatten_options(
             OptionValue::Name(v) if v == "true" || v == "false" => {
                 numbers.push((name.clone(), f64::from(u8::from(v == "true"))))
             }
-            OptionValue::Name(v) => names.push((name.clone(), v.clone())),
+            OptionValue::Name(v) | OptionValue::Str(v) => names.push((name.clone(), v.clone())),
             OptionValue::List(items) => {
                 let mut out = Vec::new();
                 for item in items {
@@ -464,8 +464,42 @@ fn dual_options(spec: &SolveSpec) -> Result<(NumberOptions, NameOptions), Diagno
     Ok((numbers, names))
 }
 
-/// Chooses the solver for `program`.
-pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
+/// Chooses the solver for `program` and checks its options; every bad option is an error.
+pub fn choose(program: &Program) -> Result<Plan, Vec<Diagnostic>> {
+    let not_numbers = options_not_numbers(program);
+    if !not_numbers.is_empty() {
+        return Err(not_numbers);
+    }
+    let mut plan = choose_method(program).map_err(|d| vec![d])?;
+    let errors = check_options(&plan);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    plan.warnings
+        .extend(kink_warning(program, &plan).map_err(|d| vec![d])?);
+    Ok(plan)
+}
+
+/// E0362 for each option of `solve with` given a name or string where a number belongs (all
+/// but `path`'s, `colide`'s and `dual`'s, whose `inner` and `form` take names).
+fn options_not_numbers(program: &Program) -> Vec<Diagnostic> {
+    let Some(spec) = &program.solve else {
+        return Vec::new();
+    };
+    if ["path", "colide", "dual"].contains(&spec.method.as_str()) {
+        return Vec::new();
+    }
+    match flatten_options(spec) {
+        Ok((_, _, names)) => names
+            .iter()
+            .map(|(name, _)| not_a_number(spec, name))
+            .collect(),
+        Err(_) => Vec::new(), // choose_method reports it
+    }
+}
+
+/// The method for `program`, why, and its options as given.
+fn choose_method(program: &Program) -> Result<Plan, Diagnostic> {
     let s = structure::analyze(program);
     let transport = transport::transport_form(program);
     // Set and cardinality constraints that proximal gradient enforces by projection.
@@ -516,8 +550,6 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
             };
             if method == Method::Path {
                 path_uses_lbfgs(spec, &names)?;
-            } else if let Some((name, _)) = names.first() {
-                return Err(not_a_number(spec, name));
             }
             (
                 method,
@@ -655,7 +687,7 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         Method::Lbfgs if !s.bounded_vars.is_empty() => Method::ProjectedLbfgs,
         m => m,
     };
-    let mut plan = Plan {
+    let plan = Plan {
         method,
         reason,
         structure: s,
@@ -668,14 +700,36 @@ pub fn choose(program: &Program) -> Result<Plan, Diagnostic> {
         projections,
         warnings: Vec::new(),
     };
-    check_options(&plan)?;
-    plan.warnings.extend(kink_warning(program, &plan)?);
     Ok(plan)
 }
 
-/// Parses the plan's options as its solve will (E0362 for an unknown option or a bad value), so
-/// that they are reported before any data is read (`optc check`).
-fn check_options(plan: &Plan) -> Result<(), Diagnostic> {
+/// Every bad number option of the plan (E0362: an unknown option, a value out of range, options
+/// that do not go together), parsed as its solve will, so that they are reported
+/// before any data is read (`optc check`). After each error the option it points at is set
+/// aside and the rest parsed again, so each is judged among the options that remain.
+pub fn check_options(plan: &Plan) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    let mut rest = plan.clone();
+    while let Err(e) = check_numbers(&rest) {
+        let at = e.labels.iter().find(|l| l.primary).map(|l| l.span);
+        let culprit = rest
+            .options
+            .iter()
+            .position(|(name, _)| at.is_some() && rest.option_span(name) == at);
+        errors.push(e);
+        match culprit {
+            Some(k) => {
+                rest.options.remove(k);
+            }
+            None => break,
+        }
+    }
+    errors.sort_by_key(|e| e.labels.first().map(|l| l.span.start));
+    errors
+}
+
+/// Parses the plan's number options as its solve will; the first error.
+fn check_numbers(plan: &Plan) -> Result<(), Diagnostic> {
     let numbers = &plan.options;
     let bad = |e| plan.option_error(e);
     match plan.method {
