@@ -137,7 +137,7 @@ pub const DATA: &[CodeInfo] = &[
     CodeInfo {
         code: TOO_LARGE,
         title: "array too large",
-        explanation: "An array would have more than 2^34 elements.",
+        explanation: "An array would have more than 2^34 elements, or the variables and parameters at the bound sizes would need more memory than the machine has available (checked before allocating them).",
     },
     CodeInfo {
         code: UNBOUND_DIM,
@@ -699,6 +699,15 @@ pub fn check_elem_type(
     }
 }
 
+/// The memory available to new allocations, in bytes, where the system says (Linux's
+/// `MemAvailable`).
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// A dimension size and where it came from (for conflict messages).
 type DimBinding = Option<(u64, String)>;
 
@@ -778,28 +787,55 @@ pub fn bind_inputs(
         inputs,
         loop_indices: Vec::new(),
     };
+    let mut to_compute = Vec::new();
     for (k, input) in program.inputs.iter().enumerate() {
-        let shape = match declared_shape(program, &bindings.dims, &input.shape, &input.name) {
-            Ok(s) => s,
-            Err(e) => {
-                errors.push(at_declaration(k, e, "is declared here"));
-                continue;
+        match declared_shape(program, &bindings.dims, &input.shape, &input.name) {
+            Ok(shape) => {
+                let needs_value = matches!(input.kind, InputKind::Param | InputKind::Var);
+                if needs_value && bindings.inputs[k].is_none() {
+                    to_compute.push((k, shape));
+                }
             }
-        };
-        let needs_value = matches!(input.kind, InputKind::Param | InputKind::Var);
-        if !needs_value || bindings.inputs[k].is_some() || !errors.is_empty() {
-            continue;
+            Err(e) => errors.push(at_declaration(k, e, "is declared here")),
         }
+    }
+    // Every gradient method keeps at least a variable's value, its gradient and a step.
+    let bytes: u128 = to_compute
+        .iter()
+        .map(|(k, shape)| {
+            let copies = match program.inputs[*k].kind {
+                InputKind::Var => 3,
+                _ => 1,
+            };
+            8 * copies * shape.iter().map(|&s| s as u128).product::<u128>()
+        })
+        .sum();
+    if let Some(available) = available_memory().filter(|&a| bytes > a as u128) {
+        let gb = |b: u128| b as f64 / 1e9;
+        errors.push(
+            DataError::new(
+                TOO_LARGE,
+                format!(
+                    "the variables (their values, gradients and steps) and parameters need at \
+                     least {:.1} GB at these sizes, but {:.1} GB of memory are available",
+                    gb(bytes),
+                    gb(available as u128)
+                ),
+            )
+            .with_hint("check the dimension sizes (`--dims`, the data's shapes)")
+            .into(),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    for (k, shape) in to_compute {
         match initial_value(program, &bindings, k, &shape) {
             Ok(v) => bindings.inputs[k] = Some(v),
-            Err(d) => errors.push(d),
+            Err(d) => return Err(vec![d]),
         }
     }
-    if errors.is_empty() {
-        Ok(bindings)
-    } else {
-        Err(errors)
-    }
+    Ok(bindings)
 }
 
 /// Records `dim = value` (from `source`), or reports a conflict naming both sources.

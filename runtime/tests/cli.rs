@@ -946,6 +946,23 @@ fn a_range_empty_at_the_bound_sizes_is_warned_about() {
     assert!(!stderr(&o).contains("E0138"), "{}", stderr(&o));
 }
 
+/// Sizes whose variables cannot fit in memory are refused before allocating (E0311, exit 65),
+/// not ended by an allocation failure; 2³³ entries need 206 GB for a value, gradient and step.
+#[test]
+fn variables_beyond_the_memory_available_are_refused_first() {
+    let dir = temp_dir("huge_vars");
+    let model = write_model(&dir, "dims n\nvar x : real[n] = 0\nminimize sumsq(x - 1)\n");
+    let d = model_error(&["run", &model, "-q", "--dims", "n=8589934592"]);
+    assert_eq!(d["code"], "E0311", "{d}");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("GB of memory are available"),
+        "{d}"
+    );
+}
+
 /// `explain` prints JSON with `--json`: one code, or the list.
 #[test]
 fn explain_prints_json_when_asked() {

@@ -761,7 +761,7 @@ fn simulate_sizes(a: &args::SimulateArgs) -> Result<(usize, usize, usize), u8> {
         SimKind::Ggm => n * p + 3 * p * p,
     };
     let bytes = elements.saturating_mul(8);
-    let available = available_memory().map_or(u128::MAX, u128::from);
+    let available = optc_runtime::data::available_memory().map_or(u128::MAX, u128::from);
     if bytes > available || elements > 1 << 34 {
         let gb = |b: u128| b as f64 / 1e9;
         eprintln!(
@@ -783,14 +783,6 @@ fn simulate_sizes(a: &args::SimulateArgs) -> Result<(usize, usize, usize), u8> {
         );
     }
     Ok((n as usize, d as usize, p as usize))
-}
-
-/// The memory available to a new allocation, in bytes, where the system says (Linux).
-fn available_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
