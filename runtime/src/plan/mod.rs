@@ -655,9 +655,9 @@ fn choose_method(program: &Program) -> Result<Plan, Diagnostic> {
     if let Some(c) = unsupported.map(|&i| &program.constraints[i]) {
         return Err(plan_error(
             "E0360",
-            format!("constraint `{}` (an inequality, set or cardinality constraint) cannot be handled by `{}` in this version", c.name, method.name()),
+            format!("constraint `{}` (an inequality, set or cardinality constraint) cannot be handled by `{}` in this version", c.name, written_name(program, method)),
         )
-        .with_primary_at(c.span, format!("`{}` cannot handle this", method.name()))
+        .with_primary_at(c.span, format!("`{}` cannot handle this", written_name(program, method)))
         .with_label_at(program.method_span(), "method chosen here")
         .with_hint("`auglag` handles equality and inequality constraints (with variable bounds such as `var x : real[n] >= 0`, and `in` and `card` constraints on variables), and `fista` enforces `in` and `card` constraints on a variable or on all its rows or columns by projection"));
     }
@@ -668,11 +668,11 @@ fn choose_method(program: &Program) -> Result<Plan, Diagnostic> {
             let c = &program.constraints[s.equalities[0]];
             return Err(plan_error(
                 "E0360",
-                format!("`{}` cannot handle the equality constraint `{}`", method.name(), c.name),
+                format!("`{}` cannot handle the equality constraint `{}`", written_name(program, method), c.name),
             )
             .with_primary_at(c.span, "an equality constraint")
             .with_label_at(program.method_span(), "method chosen here")
-            .with_hint("use `solve with auglag(...)` or `solve with path(...)`"));
+            .with_hint("use `solve with auglag(...)` or `solve with path(...)` (or `--method auglag`)"));
         }
         Method::Path if s.equalities.len() != 1 => {
             return Err(plan_error(
@@ -801,26 +801,52 @@ fn kink_warning(program: &Program, plan: &Plan) -> Result<Option<Diagnostic>, Di
         return Ok(None);
     };
     let more = found.count();
+    let method = written_name(program, plan.method);
+    // A kink of a term that has a prox, which the method was told to differentiate.
+    let in_prox_term = s
+        .prox
+        .iter()
+        .flat_map(|t| structure::kinks(program, &[t.node]))
+        .any(|k| k.node == kink.node);
+    let rewrite = if what.starts_with("constraint") {
+        "rewrite the constraint without the kink (`norm1(u) <= t` is linear in the parts of a \
+         split `u = p - q` with `p, q >= 0`: `sum(p + q) <= t`)"
+            .to_string()
+    } else if in_prox_term {
+        format!(
+            "this term has a prox: without `solve with {method}` (or `--method {method}`) optc \
+             chooses a method that handles it exactly (`fista`, or `auglag` with constraints)"
+        )
+    } else {
+        "write a penalty as its own weighted term of a variable (`lambda * norm1(w)`), which \
+         `fista` handles exactly"
+            .to_string()
+    };
     let d = kink_diagnostic(
         program,
         &kink,
         more,
-        format!(
-            "{what} is not differentiable everywhere, and `{}` differentiates it",
-            plan.method.name()
-        ),
+        format!("{what} is not differentiable everywhere, and `{method}` differentiates it"),
     )
     .with_label_at(program.method_span(), "method chosen here")
     .with_note(
         "the solver takes a subgradient at the kink; it may stop short of the minimum, and the \
          optimality it reports (a gradient norm) need not reach 0",
     )
-    .with_hint(
-        "write a penalty as its own weighted term of a variable (`lambda * norm1(w)`), which \
-         `fista` handles exactly; or smooth the kink (`softplus(t * u) / t` for `maximum(u, 0)`); \
-         or use `solve with adam(...)`, a subgradient method (`optc explain E0365`)",
-    );
+    .with_hint(format!(
+        "{rewrite}; or smooth the kink (`softplus(t * u) / t` for `maximum(u, 0)`); or use \
+         `solve with adam(...)`, a subgradient method (`optc explain E0365`)"
+    ));
     Ok(Some(d))
+}
+
+/// The method as the model or `--method` names it (`fista` or `prox_grad`, `lbfgs` for
+/// projected L-BFGS), else as optc names its choice.
+fn written_name(program: &Program, method: Method) -> &str {
+    program
+        .solve
+        .as_ref()
+        .map_or(method.name(), |spec| spec.method.as_str())
 }
 
 /// E0365 with `message` at `kink`, noting `more` kinks besides it.
