@@ -748,6 +748,16 @@ impl Model {
         }
     }
 
+    /// The `for` indices (one per range, outermost first) where constraint `index` first fails
+    /// to evaluate; `None` when it evaluates everywhere.
+    pub fn failing_index(&mut self, index: usize) -> Option<Vec<u64>> {
+        let node = self.program.constraints[index].node;
+        self.at_each_index(index, |model| {
+            let result = interp::eval(&model.program, &model.bindings, &[node], &mut model.argmin);
+            result.err().map(|_| model.bindings.loop_indices.clone())
+        })
+    }
+
     /// Where constraint `index`'s value at the current point stops being finite, at the first
     /// index of its `for` ranges where it does (as [`Model::first_non_finite`]).
     pub fn constraint_non_finite(&mut self, index: usize) -> Option<EvalError> {

@@ -116,6 +116,8 @@ fn eval_reports_objective_and_violations_as_json() {
     let v = json(&stdout(&o));
     // T starts at 0: objective 0; row sums miss a = 1/20 by 0.05.
     assert_eq!(v["objective"].as_f64(), Some(0.0));
+    // The gradient C + gamma T is C at T = 0, whose largest entry the data scale to 1.
+    assert_eq!(v["gradient_norm"].as_f64(), Some(1.0), "{v}");
     let rows = &v["constraints"][0];
     assert_eq!(rows["name"], "rows");
     assert!((rows["violation"].as_f64().unwrap() - 0.05).abs() < 1e-12);
@@ -961,6 +963,49 @@ fn variables_beyond_the_memory_available_are_refused_first() {
             .contains("GB of memory are available"),
         "{d}"
     );
+}
+
+/// An index error that holds at every point stops `run` before solving, naming the constraint
+/// and the `for` index where it happens.
+#[test]
+fn an_index_error_in_a_for_constraint_names_the_constraint_and_index() {
+    let dir = temp_dir("for_index_error");
+    std::fs::write(dir.join("y.csv"), "1\n2\n3\n").unwrap();
+    let model = write_model(
+        &dir,
+        "dims n, m\ndata y : real[m] = load(\"y.csv\")\nvar x : real[n] = 0\nminimize sumsq(x - 1)\nsubject to\n  step: for i in 0..m: x[i] <= y[i]\n",
+    );
+    let d = model_error(&["run", &model, "-q", "--dims", "n=2"]);
+    assert_eq!(d["code"], "E0405", "{d}");
+    assert_eq!(
+        d["notes"][0], "in constraint `step` at its `for` index 2",
+        "{d}"
+    );
+}
+
+/// An output too large for the JSON is named in a note when no `--out` writes it.
+#[test]
+fn outputs_left_out_of_the_json_are_named() {
+    let dir = temp_dir("large_output");
+    let model = write_model(&dir, "var W : real[101, 100] = 0\nminimize sumsq(W - 1)\n");
+    let o = optc(&["run", &model, "-q", "--json"]);
+    assert!(json(&stdout(&o))["outputs"]["W"].is_null());
+    assert!(
+        stderr(&o).contains("note: W above 10000 entries"),
+        "{}",
+        stderr(&o)
+    );
+    let out = dir.join("out");
+    let o = optc(&[
+        "run",
+        &model,
+        "-q",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!stderr(&o).contains("note:"), "{}", stderr(&o));
+    assert!(out.join("W.npy").exists());
 }
 
 /// `explain` prints JSON with `--json`: one code, or the list.

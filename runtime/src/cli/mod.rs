@@ -669,9 +669,11 @@ fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
         let c = &model.program.constraints[i];
         constraints.push((c.name.clone(), constraint_kind(c), v));
     }
+    let gradient_norm = gradient_norm(&mut model);
     if a.json {
         let mut json = serde_json::json!({
             "objective": objective,
+            "gradient_norm": gradient_norm,
             "constraints": constraints.iter().map(|(n, k, v)| serde_json::json!({
                 "name": n, "kind": k, "violation": v,
             })).collect::<Vec<_>>(),
@@ -682,6 +684,9 @@ fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
         println!("{json}");
     } else {
         println!("objective  {objective:.10e}");
+        if let Some(g) = gradient_norm {
+            println!("gradient   {g:.3e}  (largest entry, all variables)");
+        }
         for (name, kind, v) in &constraints {
             println!("constraint {name} ({kind})  violation {v:.3e}");
         }
@@ -690,6 +695,17 @@ fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
 }
 
 /// The constraint's relation as written (`>=` for a flipped `<=`).
+/// The largest entry of the objective's gradient in all variables at their current values;
+/// `None` without an objective or where it cannot be differentiated here (an `argmin`, whose
+/// hypergradient MAID approximates) or evaluated.
+fn gradient_norm(model: &mut Model) -> Option<f64> {
+    let objective = model.program.objective.as_ref()?.node;
+    let vars: Vec<_> = model.vars.iter().map(|v| v.input).collect();
+    let grads = optc_compiler::autodiff::gradient(&mut model.program, objective, &vars).ok()?;
+    let values = model.eval_ref(&grads).ok()?;
+    Some(values.iter().flatten().fold(0.0f64, |m, g| m.max(g.abs())))
+}
+
 fn constraint_kind(c: &optc_compiler::ir::Constraint) -> &'static str {
     use optc_compiler::ir::{ConstraintKind, SetKind};
     match &c.kind {
@@ -1217,6 +1233,18 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     }
     let tolerance = plan::stopping_tolerance(&the_plan);
     let small = |a: &ndarray::ArrayD<f64>| a.len() <= 10_000;
+    let large: Vec<&str> = arrays
+        .iter()
+        .filter(|(_, v)| !small(v))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if a.json && a.out.is_none() && !large.is_empty() {
+        eprintln!(
+            "note: {} above 10000 entries, left out of the JSON: `--out DIR` writes every output \
+             as a .npy file",
+            large.join(", ")
+        );
+    }
     let mut result = serde_json::json!({
         "status": status,
         "solver": plan::solver_name(&the_plan),

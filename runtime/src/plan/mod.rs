@@ -93,12 +93,28 @@ pub fn error_at_every_point(model: &mut Model) -> Option<Diagnostic> {
     let mut roots: Vec<NodeId> = model.program.objective.iter().map(|o| o.node).collect();
     roots.extend(model.program.outputs.iter().map(|o| o.node));
     let mut errors = roots.into_iter().map(|node| model.eval(&[node]).err());
-    let unconstrained = errors.find_map(|e| e.filter(EvalError::holds_everywhere));
-    let found = unconstrained.or_else(|| {
-        (0..model.program.constraints.len())
-            .find_map(|i| model.violation(i).err().filter(EvalError::holds_everywhere))
-    });
-    found.map(|e| e.diagnostic(&model.program))
+    if let Some(e) = errors.find_map(|e| e.filter(EvalError::holds_everywhere)) {
+        return Some(e.diagnostic(&model.program));
+    }
+    let (i, e) = (0..model.program.constraints.len()).find_map(|i| {
+        let e = model
+            .violation(i)
+            .err()
+            .filter(EvalError::holds_everywhere)?;
+        Some((i, e))
+    })?;
+    let name = model.program.constraints[i].name.clone();
+    let at = match model.failing_index(i) {
+        Some(indices) if !indices.is_empty() => {
+            let list: Vec<String> = indices.iter().map(|k| k.to_string()).collect();
+            format!(" at its `for` index {}", list.join(", "))
+        }
+        _ => String::new(),
+    };
+    Some(
+        e.diagnostic(&model.program)
+            .with_note(format!("in constraint `{name}`{at}")),
+    )
 }
 
 /// A warning (E0367) when a variable's initial value lies outside its declared bounds, which
