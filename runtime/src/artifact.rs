@@ -27,7 +27,7 @@ use std::path::Path;
 /// The first bytes of every artifact.
 pub const MAGIC: [u8; 8] = *b"OPTX\r\n\x1a\n";
 /// The container and payload format this optc writes and reads.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 /// The optc version recorded in artifacts written by this build.
 pub const OPTC_VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -21,8 +21,8 @@ use optc_compiler::autodiff;
 use optc_compiler::codes::CodeInfo;
 use optc_compiler::diag::Diagnostic;
 use optc_compiler::ir::{
-    ConstraintKind, DataSource, DimId, InputId, InputKind, NodeId, Op, Program, SetKind, Stage,
-    SubproblemId,
+    ConstraintKind, Cutoff, DataSource, DimId, InputId, InputKind, NodeId, Op, Program, SetKind,
+    Stage, SubproblemId,
 };
 use optc_compiler::simplify::{self, CostModel, SimplifyError};
 use std::collections::HashMap;
@@ -745,6 +745,34 @@ impl Model {
         match failed {
             Some(e) => Err(e),
             None => Ok(worst),
+        }
+    }
+
+    /// The value of a `threshold` cutoff: the number, or the parameter's bound value (E0190
+    /// when that is below 0, which would zero nothing).
+    pub fn cutoff(&mut self, cutoff: &Cutoff) -> Result<f64, Diagnostic> {
+        let name = match cutoff {
+            Cutoff::Value(v) => return Ok(*v),
+            Cutoff::Param(name) => name,
+        };
+        let id = self
+            .program
+            .input_by_name(name)
+            .expect("the checker resolved the cutoff's parameter");
+        let node = self.program.input_nodes[id.0 as usize];
+        let value = self
+            .eval_scalar(node)
+            .map_err(|e| e.diagnostic(&self.program))?;
+        match value >= 0.0 {
+            true => Ok(value),
+            false => Err(Diagnostic::error(
+                "E0190",
+                format!("the cutoff `{name}` of `threshold` is {value}, below 0"),
+            )
+            .with_primary_at(self.program.input(id).span, "the parameter")
+            .with_hint(format!(
+                "a negative cutoff zeroes nothing: give `{name}` a value of 0 or more (`--param {name}=0.1`)"
+            ))),
         }
     }
 

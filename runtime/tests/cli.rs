@@ -983,6 +983,34 @@ fn an_index_error_in_a_for_constraint_names_the_constraint_and_index() {
     );
 }
 
+/// A `threshold` cutoff named by a parameter takes its value at the solve: `--param` sweeps it,
+/// in a source and in an artifact; a negative value is refused before solving.
+#[test]
+fn a_threshold_cutoff_can_be_a_parameter() {
+    let dir = temp_dir("threshold_param");
+    let model = write_model(
+        &dir,
+        "var W : real[2, 2] = 0\nparam t = 0.5\nminimize sumsq(W - [[0.4, 0.6], [0.2, 0.8]])\noutput A = W |> threshold(t)\n",
+    );
+    let optx = dir.join("m.optx").display().to_string();
+    assert_eq!(code(&optc(&["build", &model, "-o", &optx])), 0);
+    for file in [&model, &optx] {
+        let thresholded = |cut: &str| {
+            let o = optc(&["run", file, "-q", "--json", "--param", &format!("t={cut}")]);
+            assert_eq!(code(&o), 0, "{}", stderr(&o));
+            let rows = json(&stdout(&o))["outputs"]["A"].clone();
+            let rows = rows.as_array().unwrap().iter().flat_map(numbers);
+            rows.map(|v| (v * 1e6).round() / 1e6).collect::<Vec<f64>>()
+        };
+        assert_eq!(thresholded("0.5"), vec![0.0, 0.6, 0.0, 0.8]);
+        assert_eq!(thresholded("0.1"), vec![0.4, 0.6, 0.2, 0.8]);
+        let o = optc(&["run", file, "-q", "--param", "t=-1"]);
+        assert_eq!(code(&o), 65);
+        assert!(stderr(&o).contains("E0190"), "{}", stderr(&o));
+        assert!(!stdout(&o).contains("status"), "{}", stdout(&o));
+    }
+}
+
 /// An output too large for the JSON is named in a note when no `--out` writes it.
 #[test]
 fn outputs_left_out_of_the_json_are_named() {

@@ -678,8 +678,27 @@ impl SolveSpec {
 /// A post-processing step of an output (`W |> threshold(0.3) |> as_dag`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PostOp {
-    Threshold(f64),
+    /// Entries of magnitude below the cutoff become 0.
+    Threshold(Cutoff),
     AsDag,
+}
+
+impl fmt::Display for PostOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PostOp::Threshold(Cutoff::Value(v)) => write!(f, "threshold({v})"),
+            PostOp::Threshold(Cutoff::Param(name)) => write!(f, "threshold({name})"),
+            PostOp::AsDag => write!(f, "as_dag"),
+        }
+    }
+}
+
+/// The cutoff of `threshold`: a number, or a scalar parameter's value at the time of the solve
+/// (so that `--param` can sweep it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Cutoff {
+    Value(f64),
+    Param(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

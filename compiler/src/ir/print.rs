@@ -228,7 +228,8 @@ pub fn print_program(p: &Program) -> String {
         let _ = writeln!(out, "solve with {s}");
     }
     for o in &p.outputs {
-        let _ = writeln!(out, "output {} = {} {:?}", o.name, o.node, o.post);
+        let post: Vec<String> = o.post.iter().map(|p| p.to_string()).collect();
+        let _ = writeln!(out, "output {} = {} [{}]", o.name, o.node, post.join(", "));
     }
     out
 }

@@ -6,7 +6,7 @@ use crate::ast::{
     Arg, ConstraintKind as AstConstraint, Expr, ExprKind, IndexExpr, Item, ItemKind, UnOp,
 };
 use crate::diag::{suggest, Diagnostic};
-use crate::ir::{broadcast_shapes, Dim, OptionValue, PostOp, SpecSpans};
+use crate::ir::{broadcast_shapes, Cutoff, Dim, OptionValue, PostOp, SpecSpans};
 use std::collections::HashMap;
 
 /// Element counts above this (with all sizes known) are rejected before anything is allocated.
@@ -2390,6 +2390,47 @@ impl Checker {
         None
     }
 
+    /// The cutoff `t` of `threshold`: a number of 0 or more, or a scalar `param` (E0190).
+    fn cutoff(&mut self, t: &Expr) -> Option<Cutoff> {
+        let literal = |e: &Expr| match e.kind {
+            ExprKind::Int(v) => Some(v as f64),
+            ExprKind::Real(v) => Some(v),
+            _ => None,
+        };
+        let negated = match &t.kind {
+            ExprKind::Unary {
+                op: UnOp::Neg,
+                expr,
+            } => literal(expr).map(|v| -v),
+            _ => None,
+        };
+        let param = match &t.kind {
+            ExprKind::Name(name) => match self.globals.get(name) {
+                Some(&(Global::Param(i), _)) => Some((name, &self.params[i as usize].ty)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let why = match (literal(t).or(negated), param) {
+            (Some(v), _) if v >= 0.0 => return Some(Cutoff::Value(v)),
+            (Some(_), _) => "a negative cutoff zeroes nothing",
+            (None, Some((name, ty))) if ty.shape.is_empty() => {
+                return Some(Cutoff::Param(name.clone()))
+            }
+            (None, Some(_)) => "an array parameter is not one cutoff",
+            (None, None) => "not a number or a parameter",
+        };
+        self.error(
+            Diagnostic::error(
+                "E0190",
+                "the cutoff of `threshold` must be a number of 0 or more or a scalar `param`",
+            )
+            .with_primary(t.span, why)
+            .with_hint("write the cutoff (`threshold(0.3)`), or name a parameter (`param tau = 0.3`, then `threshold(tau)`, which `--param tau=0.1` changes)"),
+        );
+        None
+    }
+
     fn output(&mut self, o: &ast::OutputItem) {
         let mut expr = &o.expr;
         let mut post = Vec::new();
@@ -2411,22 +2452,10 @@ impl Checker {
                     let (Some(inner), Some(t)) = (b[0], b[1]) else {
                         return;
                     };
-                    let value = match t.kind {
-                        ExprKind::Int(v) => v as f64,
-                        ExprKind::Real(v) => v,
-                        _ => {
-                            self.error(
-                                Diagnostic::error(
-                                    "E0190",
-                                    "the cutoff of `threshold` must be a number literal",
-                                )
-                                .with_primary(t.span, "not a number literal")
-                                .with_hint("write the cutoff, e.g. `threshold(0.3)`: post-processing is fixed when the model compiles, so a `param` or an expression cannot set it"),
-                            );
-                            return;
-                        }
+                    let Some(cutoff) = self.cutoff(t) else {
+                        return;
                     };
-                    (PostOp::Threshold(value), inner)
+                    (PostOp::Threshold(cutoff), inner)
                 }
                 _ => break,
             };

@@ -515,13 +515,13 @@ Fix: use smaller sizes.",
     },
     CodeInfo {
         code: "E0190",
-        title: "threshold cutoff is not a number",
-        explanation: "`threshold(W, t)` in an output needs a number literal `t`.
+        title: "bad threshold cutoff",
+        explanation: "`threshold(W, t)` in an output needs a cutoff `t` of 0 or more: a number, or the name of a scalar `param` (its value at the solve, so `--param` can sweep it). An expression, an array parameter or a negative number (which zeroes nothing) is refused; so is a negative parameter value at run time.
 
 Bad:
-    output W |> threshold(tau)
+    output W |> threshold(2 * tau)
 
-Fix: `output W |> threshold(0.3)`.",
+Fix: `param cut = 0.3` and `output W |> threshold(cut)`, or `output W |> threshold(0.3)`.",
     },
     CodeInfo {
         code: "E0191",

@@ -285,7 +285,7 @@ impl Printer<'_> {
             self.line(format!("solve with {s}"));
         }
         for o in &m.outputs {
-            let post: String = o.post.iter().map(|p| format!(" |> {p:?}")).collect();
+            let post: String = o.post.iter().map(|p| format!(" |> {p}")).collect();
             self.line(format!(
                 "output {} = {}{post}",
                 o.name,

@@ -1098,6 +1098,14 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     if let Some(w) = plan::start_outside_bounds(&mut model) {
         report::print_diagnostics(&[w], &front.sources, a.model.error_format);
     }
+    // A cutoff no solve changes is checked before solving.
+    for out in model.program.outputs.clone() {
+        for post in &out.post {
+            if let PostOp::Threshold(cutoff) = post {
+                model.cutoff(cutoff).map_err(fail)?;
+            }
+        }
+    }
     if let Some(e) = plan::error_at_every_point(&mut model) {
         report::print_diagnostics(&[e], &front.sources, a.model.error_format);
         return Err(EXIT_MODEL);
@@ -1190,8 +1198,9 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         for post in &out.post {
             let matrix = value.clone().into_dimensionality::<ndarray::Ix2>();
             match (post, matrix) {
-                (PostOp::Threshold(t), _) => {
-                    value.mapv_inplace(|v| if v.abs() < *t { 0.0 } else { v })
+                (PostOp::Threshold(cutoff), _) => {
+                    let t = model.cutoff(cutoff).map_err(fail)?;
+                    value.mapv_inplace(|v| if v.abs() < t { 0.0 } else { v })
                 }
                 (PostOp::AsDag, Ok(m)) => {
                     let dag = optc_runtime::dag::to_dag(m.view(), 0.0);
