@@ -1970,7 +1970,8 @@ impl Checker {
     ) -> bool {
         let mismatch = |c: &mut Checker,
                         binding: &HashMap<DimId, (Dim, Span)>,
-                        other: Option<Span>| {
+                        other: Option<Span>,
+                        hint: String| {
             // The parameter's type with the sizes earlier arguments fixed.
             let bound = |d: &Dim| match d.sym.and_then(|g| binding.get(&g)) {
                 Some((size, _)) => Dim {
@@ -1992,13 +1993,15 @@ impl Checker {
             if let Some(o) = other {
                 d = d.with_label(o, "this argument fixed the size already");
             }
-            c.error(d.with_hint(
-                "arguments sharing a dim name in the fn's signature must have equal sizes",
-            ));
+            c.error(d.with_hint(hint));
             false
         };
         if param.shape.len() != arg.ty.shape.len() {
-            return mismatch(self, binding, None);
+            let hint = format!(
+                "`{pname}` has {} axes in the fn's signature",
+                param.shape.len()
+            );
+            return mismatch(self, binding, None, hint);
         }
         for (p, a) in param.shape.iter().zip(&arg.ty.shape) {
             match p.sym {
@@ -2006,11 +2009,21 @@ impl Checker {
                 Some(g) => match binding.get(&g) {
                     Some((d, s)) if d.offset + p.offset != a.offset || d.sym != a.sym => {
                         let s = *s;
-                        return mismatch(self, binding, Some(s));
+                        let hint = "arguments sharing a dim name in the fn's signature must have \
+                                    equal sizes"
+                            .to_string();
+                        return mismatch(self, binding, Some(s), hint);
                     }
                     Some(_) => {}
                     None if a.sym.is_none() && a.offset < p.offset => {
-                        return mismatch(self, binding, None);
+                        let name = self.dim_text(Dim::sym(g));
+                        let hint = format!(
+                            "`{name}` would be {} - {} = {}: a size cannot be negative",
+                            a.offset,
+                            p.offset,
+                            a.offset - p.offset
+                        );
+                        return mismatch(self, binding, None, hint);
                     }
                     None => {
                         let size = Dim {
@@ -2020,7 +2033,10 @@ impl Checker {
                         binding.insert(g, (size, arg.span));
                     }
                 },
-                None if p != a => return mismatch(self, binding, None),
+                None if p != a => {
+                    let hint = "the fn's signature fixes this axis's size".to_string();
+                    return mismatch(self, binding, None, hint);
+                }
                 None => {}
             }
         }
