@@ -274,7 +274,7 @@ fn corrupt_artifacts_give_their_codes_and_exit_65() {
 }
 
 #[test]
-fn gpu_backend_without_a_driver_is_a_coded_error() {
+fn gpu_backend_on_a_source_without_a_driver_is_a_coded_error() {
     if optc_runtime::gpu::driver_present() {
         return; // this test is about machines without the NVIDIA driver
     }
@@ -287,8 +287,11 @@ fn gpu_backend_without_a_driver_is_a_coded_error() {
         ]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(69), "{command}: {err}");
+        // A source needs a gpu artifact first; the missing driver is noted.
         assert!(
-            err.contains("E0380") && err.contains("--backend cpu"),
+            err.contains("E0383")
+                && err.contains("no CUDA driver")
+                && err.contains("--backend cpu"),
             "{err}"
         );
     }

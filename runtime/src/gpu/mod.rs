@@ -104,19 +104,20 @@ fn no_driver() -> Diagnostic {
     )
 }
 
-/// Why `--backend gpu` cannot run a `.opt` source or `optc eval`: no driver, or (with one) the
-/// command needs a gpu artifact.
+/// Why `--backend gpu` cannot run a `.opt` source or `optc eval`: the command needs a gpu
+/// artifact (as for a cpu artifact), with a note when this machine has no driver either.
 pub fn unavailable() -> Diagnostic {
-    if !driver_present() {
-        return no_driver();
-    }
-    Diagnostic::error(
+    let d = Diagnostic::error(
         NEEDS_GPU_ARTIFACT,
         "`--backend gpu` runs gpu artifacts (`optc build --target gpu`) in `optc run` and `optc bench` (not `eval` yet)",
     )
     .with_hint(
         "build one with `optc build FILE.opt -o FILE.optx --target gpu`, or use `--backend cpu`",
-    )
+    );
+    match driver_present() || reference_chosen() {
+        true => d,
+        false => d.with_note(no_driver().message),
+    }
 }
 
 /// Whether the device chosen by [`DEVICE_ENV`] is the host reference device.
