@@ -336,9 +336,8 @@ fn lbfgs_takes_tol_or_gtol_not_both() {
     }
 }
 
-/// Every bad option is reported, each judged among the options that remain, in source order
-/// (names and strings where numbers belong first, all of them); a bad `--tol` says it came from
-/// the command line.
+/// Every bad option is reported, each judged among the options that remain, in source order; a
+/// bad `--tol` says it came from the command line.
 #[test]
 fn every_bad_option_is_reported() {
     let dir = temp_dir("bad_options");
@@ -355,21 +354,23 @@ fn every_bad_option_is_reported() {
             .map(|l| json(l)["message"].as_str().unwrap().to_string())
             .collect()
     };
-    let m = messages("lbfgs(max_iters = 100, tol = -1, c1 = 0.95, memory = \"ten\", c2 = fast)");
-    assert_eq!(m.len(), 2, "{m:?}");
-    assert!(
-        m[0].contains("`memory` of `lbfgs` must be a number"),
-        "{m:?}"
+    // `true` and `false` are for flags (`fista`'s `accelerated`), not for numbers.
+    let m = messages(
+        "lbfgs(max_iters = 100, tol = -1, c1 = 0.95, memory = \"ten\", c2 = fast, ftol = true)",
     );
-    assert!(m[1].contains("`c2` of `lbfgs` must be a number"), "{m:?}");
-    let m = messages("lbfgs(max_iters = 100, tol = -1, c1 = 0.95)");
-    assert_eq!(m.len(), 3, "{m:?}");
+    assert_eq!(m.len(), 6, "{m:?}");
     assert!(m[0].contains("`max_iters`: unknown option"), "{m:?}");
     assert!(
         m[1].contains("`tol`: expected a number of 0 or more"),
         "{m:?}"
     );
     assert!(m[2].contains("c1"), "{m:?}");
+    assert!(
+        m[3].contains("`memory` of `lbfgs` must be a number"),
+        "{m:?}"
+    );
+    assert!(m[4].contains("`c2` of `lbfgs` must be a number"), "{m:?}");
+    assert!(m[5].contains("`ftol` of `lbfgs` must be a number"), "{m:?}");
     let plain = write_model(&dir, "var x : real[2] = 0\nminimize sumsq(x - 1)\n");
     let o = optc(&["run", &plain, "-q", "--tol=-1"]);
     assert_eq!(code(&o), 65);

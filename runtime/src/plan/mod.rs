@@ -350,8 +350,8 @@ fn flatten_options(
     for (name, value) in &spec.options {
         match value {
             OptionValue::Number(v) => numbers.push((name.clone(), *v)),
-            // Flags: `true` and `false` are 1 and 0.
-            OptionValue::Name(v) if v == "true" || v == "false" => {
+            // Flags: `true` and `false` are 1 and 0; other options take numbers.
+            OptionValue::Name(v) if (v == "true" || v == "false") && is_flag(name) => {
                 numbers.push((name.clone(), f64::from(u8::from(v == "true"))))
             }
             OptionValue::Name(v) | OptionValue::Str(v) => names.push((name.clone(), v.clone())),
@@ -375,6 +375,17 @@ fn flatten_options(
         }
     }
     Ok((numbers, lists, names))
+}
+
+/// Whether some method's option `name` is a flag (on/off).
+fn is_flag(name: &str) -> bool {
+    use solvers::SetOption;
+    ProxGradOptions::is_flag(name)
+        || LbfgsOptions::is_flag(name)
+        || AdamOptions::is_flag(name)
+        || AugLagOptions::is_flag(name)
+        || solvers::MaidOptions::is_flag(name)
+        || solvers::PathOptions::is_flag(name)
 }
 
 /// E0362 for the option `name` of `spec` given neither a number nor a list of numbers.
@@ -482,13 +493,17 @@ fn dual_options(spec: &SolveSpec) -> Result<(NumberOptions, NameOptions), Diagno
 
 /// Chooses the solver for `program` and checks its options; every bad option is an error.
 pub fn choose(program: &Program) -> Result<Plan, Vec<Diagnostic>> {
-    let not_numbers = options_not_numbers(program);
-    if !not_numbers.is_empty() {
-        return Err(not_numbers);
-    }
-    let mut plan = choose_method(program).map_err(|d| vec![d])?;
-    let errors = check_options(&plan);
+    // Options given a name or string where a number belongs come first: they may be the
+    // reason a method seems not to fit.
+    let mut errors = options_not_numbers(program);
+    let mut plan = match choose_method(program) {
+        Ok(plan) => plan,
+        Err(_) if !errors.is_empty() => return Err(errors),
+        Err(d) => return Err(vec![d]),
+    };
+    errors.extend(check_options(&plan));
     if !errors.is_empty() {
+        errors.sort_by_key(|e| e.labels.first().map(|l| l.span.start));
         return Err(errors);
     }
     plan.warnings

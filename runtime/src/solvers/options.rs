@@ -25,6 +25,11 @@ pub trait SetOption: Default + Sized {
     /// Sets one option; errors name the accepted options or the expected kind of value.
     fn set_option(&mut self, name: &str, value: f64) -> Result<(), OptionError>;
 
+    /// Whether option `name` is a flag (on/off, given `true` or `false`).
+    fn is_flag(_name: &str) -> bool {
+        false
+    }
+
     /// Checks what no single option decides (e.g. L-BFGS's `c1 < c2`).
     fn check(&self) -> Result<(), OptionError> {
         Ok(())
@@ -150,6 +155,13 @@ macro_rules! impl_set_option {
     ($ty:ty { $($field:ident : $kind:ident),* $(,)? } check = $check:expr) => {
         impl $crate::solvers::SetOption for $ty {
             const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            fn is_flag(name: &str) -> bool {
+                match name {
+                    $(stringify!($field) => stringify!($kind) == "flag",)*
+                    _ => false,
+                }
+            }
 
             fn check(&self) -> Result<(), $crate::solvers::OptionError> {
                 let check: fn(&Self) -> Result<(), $crate::solvers::OptionError> = $check;
