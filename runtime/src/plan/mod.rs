@@ -1450,12 +1450,20 @@ pub fn converged_short_of_tolerance(plan: &Plan, report: &Report) -> Option<Stri
         }
         _ => return None,
     };
-    Some(format!(
-        "the objective stopped decreasing measurably (a relative decrease below `ftol` = \
-         {ftol:e}) with the optimality {:.3e} still above `tol` = {tol:e}; `ftol = 0` in \
-         `solve with` iterates on to `tol` or the iteration limit",
-        report.optimality
-    ))
+    Some(match ftol > 0.0 {
+        true => format!(
+            "the objective stopped decreasing measurably (a relative decrease below `ftol` = \
+             {ftol:e}) with the optimality {:.3e} still above `tol` = {tol:e}; `ftol = 0` in \
+             `solve with` iterates on to `tol` or the iteration limit",
+            report.optimality
+        ),
+        false => format!(
+            "an iteration did not decrease the objective, with the optimality {:.3e} still above \
+             `tol` = {tol:e}: the objective is as low as floating point resolves along the \
+             method's steps",
+            report.optimality
+        ),
+    })
 }
 
 /// The optimality tolerance of the plan's gradient method (for `auglag`, of its inner solver);

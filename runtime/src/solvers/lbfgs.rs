@@ -244,6 +244,10 @@ fn strong_wolfe(
 
 /// Shrinks the bracket [lo, hi] until a strong-Wolfe point is found. Values within `roundoff`
 /// of each other count as equal, so near a minimiser the bracket is updated by slopes only.
+/// When the evaluations run out (or the bracket collapses) first, `lo`, the best point with
+/// sufficient decrease, is taken if it is a step at all: a bracket far wider than the region
+/// where the curvature condition holds (a minimum 1e8 away, with the slope ±1 up to it) is
+/// progress, not a failure.
 #[allow(clippy::too_many_arguments)]
 fn zoom(
     phi: &mut dyn FnMut(f64) -> (f64, f64),
@@ -257,7 +261,7 @@ fn zoom(
 ) -> Option<LinePoint> {
     while evals < opts.max_linesearch {
         if (hi.alpha - lo.alpha).abs() <= 1e-16 * lo.alpha.abs().max(1.0) {
-            return None;
+            break;
         }
         let alpha = safeguarded_interpolation(&lo, &hi, roundoff);
         let (value, slope) = phi(alpha);
@@ -287,7 +291,7 @@ fn zoom(
             lo = point;
         }
     }
-    None
+    (lo.alpha > 0.0).then_some(lo)
 }
 
 /// Minimiser of the cubic through (lo, hi) with their slopes (the secant root of the slopes when
