@@ -708,6 +708,27 @@ pub fn available_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// E0311 when `bytes` exceed the memory available (where the system says): "`what` X GB at
+/// these sizes, but Y GB of memory are available".
+pub fn fits_in_memory(bytes: u128, what: &str) -> Result<(), DataError> {
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    if bytes <= available as u128 {
+        return Ok(());
+    }
+    let gb = |b: u128| b as f64 / 1e9;
+    Err(DataError::new(
+        TOO_LARGE,
+        format!(
+            "{what} {:.1} GB at these sizes, but {:.1} GB of memory are available",
+            gb(bytes),
+            gb(available as u128)
+        ),
+    )
+    .with_hint("check the dimension sizes (`--dims`, the data's shapes)"))
+}
+
 /// A dimension size and where it came from (for conflict messages).
 type DimBinding = Option<(u64, String)>;
 
@@ -810,21 +831,9 @@ pub fn bind_inputs(
             8 * copies * shape.iter().map(|&s| s as u128).product::<u128>()
         })
         .sum();
-    if let Some(available) = available_memory().filter(|&a| bytes > a as u128) {
-        let gb = |b: u128| b as f64 / 1e9;
-        errors.push(
-            DataError::new(
-                TOO_LARGE,
-                format!(
-                    "the variables (their values, gradients and steps) and parameters need at \
-                     least {:.1} GB at these sizes, but {:.1} GB of memory are available",
-                    gb(bytes),
-                    gb(available as u128)
-                ),
-            )
-            .with_hint("check the dimension sizes (`--dims`, the data's shapes)")
-            .into(),
-        );
+    let what = "the variables (their values, gradients and steps) and parameters need at least";
+    if let Err(e) = fits_in_memory(bytes, what) {
+        errors.push(e.into());
     }
     if !errors.is_empty() {
         return Err(errors);

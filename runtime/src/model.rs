@@ -235,8 +235,31 @@ fn random_array(
         .iter()
         .map(|d| d.eval(&sizes).max(0) as usize)
         .collect();
+    let bytes = 8 * shape.iter().map(|&s| s as u128).product::<u128>();
+    data::fits_in_memory(bytes, &format!("random data for `{}` need", input.name))
+        .map_err(|e| Diagnostic::from(e).with_primary_at(input.span, "declared here"))?;
     let mut rng = crate::simulate::Rng::new(seed);
     Ok(ArrayD::from_shape_simple_fn(IxDyn(&shape), || rng.normal()))
+}
+
+/// E0311 when one value of the program (an intermediate such as `eye(n) @ x` too) would need
+/// more memory than the machine has available at the bound sizes: evaluating it would end by an
+/// allocation failure.
+fn too_large_for_memory(program: &Program, dims: &[u64]) -> Result<(), Diagnostic> {
+    let elements = |id: NodeId| -> u128 {
+        let shape = program.graph.shape(id);
+        shape.iter().map(|d| d.eval(dims).max(0) as u128).product()
+    };
+    let nodes = (0..program.graph.len() as u32).map(NodeId);
+    let Some(largest) = nodes.max_by_key(|&id| elements(id)) else {
+        return Ok(());
+    };
+    let shape = program.shape_name(program.graph.shape(largest));
+    data::fits_in_memory(
+        8 * elements(largest),
+        &format!("a value of shape {shape} needs"),
+    )
+    .map_err(|e| Diagnostic::from(e).with_primary_at(program.node_span(largest), "this value"))
 }
 
 /// A variable's place in the flat vector.
@@ -373,6 +396,7 @@ pub struct Model {
 impl Model {
     /// Prepares `program` (derivatives of lower-level problems are added) for evaluation.
     pub fn new(mut program: Program, bindings: Bindings) -> Result<Model, Diagnostic> {
+        too_large_for_memory(&program, &bindings.dims)?;
         let argmin = ArgminSolver::new(&mut program)?;
         let vars = var_slots(&program, &bindings.dims);
         let cache = vec![None; program.graph.len()];

@@ -974,8 +974,9 @@ fn a_range_empty_at_the_bound_sizes_is_warned_about() {
     assert!(!stderr(&o).contains("E0138"), "{}", stderr(&o));
 }
 
-/// Sizes whose variables cannot fit in memory are refused before allocating (E0311, exit 65),
-/// not ended by an allocation failure; 2³³ entries need 206 GB for a value, gradient and step.
+/// Sizes whose variables, intermediate values or random data cannot fit in memory are refused
+/// before allocating (E0311, exit 65), not ended by an allocation failure; 2³³ entries need
+/// 206 GB for a value, gradient and step.
 #[test]
 fn variables_beyond_the_memory_available_are_refused_first() {
     let dir = temp_dir("huge_vars");
@@ -987,6 +988,33 @@ fn variables_beyond_the_memory_available_are_refused_first() {
             .as_str()
             .unwrap()
             .contains("GB of memory are available"),
+        "{d}"
+    );
+    // An intermediate value (137 GB at n = 2¹⁷), and random data for `bench`, alike.
+    let model = write_model(
+        &dir,
+        "dims n\ndata A : real[n, n]\nvar x : real[n] = 0\nminimize sumsq(A @ x - 1)\n",
+    );
+    let d = model_error(&["bench", &model, "--dims", "n=131072", "--time-ms", "1"]);
+    assert_eq!(d["code"], "E0311", "{d}");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("random data for `A`"),
+        "{d}"
+    );
+    let model = write_model(
+        &dir,
+        "dims n\nvar x : real[n] = 0\nminimize sumsq(eye(n) @ x - 1)\n",
+    );
+    let d = model_error(&["run", &model, "-q", "--dims", "n=131072"]);
+    assert_eq!(d["code"], "E0311", "{d}");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("a value of shape [n, n]"),
         "{d}"
     );
 }
