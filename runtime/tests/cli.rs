@@ -449,6 +449,19 @@ fn missing_files_and_usage_errors_have_their_exit_codes() {
         "X=/nonexistent.npy",
     ]);
     assert_eq!(code(&o), 66, "{}", stderr(&o));
+    let o = optc(&[
+        "run",
+        &example("regression/lasso.opt"),
+        "-q",
+        "--out",
+        "/proc/optc-out",
+    ]);
+    assert_eq!(code(&o), 66, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("error[E0314]: cannot write `/proc/optc-out`"),
+        "{}",
+        stderr(&o)
+    );
     let o = optc(&["--help"]);
     assert_eq!(code(&o), 0);
 }
@@ -787,6 +800,36 @@ fn far_minima_are_reached() {
     // w = (1e7, 4e7, 0).
     assert_eq!(status, "converged");
     assert!((objective - 3.3e6).abs() <= 1e-6 * 3.3e6, "{objective}");
+}
+
+/// `--tol` sets the tolerance the method compares its optimality with: `adam`'s `gtol`; the
+/// JSON `tolerance` reports it for `adam` and `maid` too.
+#[test]
+fn tol_from_the_command_line_is_each_method_s_optimality_tolerance() {
+    let dir = temp_dir("tol_per_method");
+    let model = write_model(
+        &dir,
+        "var x : real[3] = 0\nminimize sumsq(x - 1)\nsolve with adam(lr = 0.1, max_iter = 20000)\n",
+    );
+    let o = optc(&["run", &model, "-q", "--json", "--tol", "1e-8"]);
+    let v = json(&stdout(&o));
+    assert_eq!(v["tolerance"].as_f64(), Some(1e-8), "{v} {}", stderr(&o));
+    assert!(v["optimality"].as_f64().unwrap() <= 1e-8, "{v}");
+    let o = optc(&[
+        "run",
+        &example("bilevel/ridge_cv.opt"),
+        "-q",
+        "--json",
+        "--max-iter",
+        "1",
+    ]);
+    // ridge_cv.opt asks for `tol = 1e-7`.
+    assert_eq!(
+        json(&stdout(&o))["tolerance"].as_f64(),
+        Some(1e-7),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Iterates far from the start, stopped short of a minimum of a problem bounded below, are not

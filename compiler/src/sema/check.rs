@@ -2284,6 +2284,23 @@ impl Checker {
                     upper: Box::new(hi),
                 })
             }
+            ExprKind::Call { func, .. }
+                if ["nonneg", "simplex", "symmetric"].contains(&func.name.as_str()) =>
+            {
+                let name = &func.name;
+                let hint = match name.as_str() {
+                    "simplex" => "write `w in simplex` (sum 1); for another sum s, `sum(w) == s` \
+                                  with `w in nonneg`"
+                        .to_string(),
+                    _ => format!("write `in {name}` without arguments"),
+                };
+                self.error(
+                    Diagnostic::error("E0170", format!("the set `{name}` takes no arguments"))
+                        .with_primary(set.span, "written with arguments")
+                        .with_hint(hint),
+                );
+                None
+            }
             _ => {
                 let name = match &set.kind {
                     ExprKind::Name(n) => n.clone(),

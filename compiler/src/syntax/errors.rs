@@ -321,8 +321,17 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
     let initial_value_first = line.trim_start().starts_with("var ")
         && line.replace(">=", "").replace("<=", "").contains('=')
         && (rest.starts_with("<=") || rest.starts_with(">="));
+    // MATLAB's elementwise `./` and `.^` next to `.*`.
+    let dotted = ["./", ".^"].into_iter().find(|op| rest.starts_with(op));
     if initial_value_first {
         d.with_hint("bounds come before the initial value: `var x : real[n] >= 0 <= 1 = 0.5`")
+    } else if let Some(op) = dotted {
+        d.with_hint(format!(
+            "`{}` is already elementwise: write `{}` (`.*` is the elementwise product, `@` the \
+             matrix product)",
+            &op[1..],
+            &op[1..]
+        ))
     } else if STATEMENT_KEYWORDS.contains(&word)
         && text[..pos].trim_end_matches([' ', '\t']).ends_with('\n')
     {

@@ -19,12 +19,17 @@ pub fn split_assignment<'a>(flag: &str, text: &'a str) -> Result<(&'a str, &'a s
     }
 }
 
-/// Parses the `--dims` flags (each `n=1000,d=100`) into pairs; a name given twice is an error.
+/// Parses the `--dims` flags (each `n=1000,d=100`) into pairs; a name given twice or an empty
+/// entry (`n=1,,d=2`) is an error, an empty flag gives nothing.
 pub fn parse_dims(flags: &[String]) -> Result<Vec<(String, u64)>, String> {
     let mut dims: Vec<(String, u64)> = Vec::new();
-    for part in flags.iter().flat_map(|f| f.split(',')) {
+    // `--dims ""` gives no sizes (scripts pass the sizes of models that have none).
+    let given = flags.iter().filter(|f| !f.trim().is_empty());
+    for (flag, part) in given.flat_map(|f| f.split(',').map(move |p| (f, p))) {
         if part.trim().is_empty() {
-            continue;
+            return Err(format!(
+                "`--dims {flag}` has an empty entry (write `--dims n=100,d=10`)"
+            ));
         }
         let (name, value) = split_assignment("--dims", part)?;
         let size = match value.parse::<u64>() {
@@ -80,6 +85,9 @@ mod tests {
         assert!(dims(&["n"]).unwrap_err().contains("`--dims n=100`"));
         assert!(dims(&["n=200,n=201"]).unwrap_err().contains("twice"));
         assert!(dims(&["n=2", "n=2"]).unwrap_err().contains("twice"));
+        assert!(dims(&[",n=2"]).unwrap_err().contains("empty entry"));
+        assert!(dims(&["n=2,,d=3"]).unwrap_err().contains("empty entry"));
+        assert!(dims(&[""]).unwrap().is_empty());
         assert!(split_assignment("--param", "lambda")
             .unwrap_err()
             .contains("`--param lambda=0.1`"));

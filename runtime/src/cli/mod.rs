@@ -725,22 +725,33 @@ fn write_arrays<'a>(
     dir: &std::path::Path,
     arrays: impl IntoIterator<Item = (&'a str, &'a ndarray::ArrayD<f64>)>,
     list: bool,
+    format: ErrorFormat,
 ) -> Result<(), u8> {
     if let Err(e) = std::fs::create_dir_all(dir) {
-        eprintln!("error: cannot create `{}`: {e}", dir.display());
-        return Err(EXIT_NO_INPUT);
+        return Err(unwritable(dir, &e, format));
     }
     for (name, array) in arrays {
         let path = dir.join(format!("{name}.npy"));
         if let Err(e) = optc_runtime::data::write_npy(&path, array) {
-            report::print_diagnostics(&[e.into()], &SourceMap::new(), ErrorFormat::Human);
-            return Err(EXIT_MODEL);
+            report::print_diagnostics(&[e.into()], &SourceMap::new(), format);
+            return Err(EXIT_NO_INPUT);
         }
         if list {
             println!("{}  {:?}", path.display(), array.shape());
         }
     }
     Ok(())
+}
+
+/// E0314 (exit 66): `path` cannot be created or written.
+fn unwritable(path: &std::path::Path, e: &std::io::Error, format: ErrorFormat) -> u8 {
+    let d = Diagnostic::error(
+        optc_runtime::data::UNWRITABLE,
+        format!("cannot write `{}`: {e}", path.display()),
+    )
+    .with_hint("check that the directory exists or can be created, and that it is writable");
+    report::print_diagnostics(&[d], &SourceMap::new(), format);
+    EXIT_NO_INPUT
 }
 
 /// Checks `simulate`'s flags against its kind, its sizes (at least 1) and the memory its arrays
@@ -865,7 +876,12 @@ fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
             ]
         }
     };
-    write_arrays(&a.out, arrays.iter().map(|(n, a)| (*n, a)), true)?;
+    write_arrays(
+        &a.out,
+        arrays.iter().map(|(n, a)| (*n, a)),
+        true,
+        ErrorFormat::Human,
+    )?;
     Ok(EXIT_OK)
 }
 
@@ -1066,7 +1082,12 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         the_plan.options.push((name.into(), m as f64));
     }
     if let Some(t) = a.tol {
-        the_plan.options.push(("tol".into(), t));
+        // Adam's optimality tolerance is its `gtol` (its `ftol` is a checkpoint's decrease).
+        let name = match the_plan.method {
+            plan::Method::Adam => "gtol",
+            _ => "tol",
+        };
+        the_plan.options.push((name.into(), t));
     }
     if a.max_iter.is_some() || a.tol.is_some() {
         let errors: Vec<Diagnostic> = plan::check_options(&the_plan)
@@ -1289,14 +1310,15 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     if let Some(dir) = &a.out {
         // Scalars are only in result.json.
         let files = arrays.iter().filter(|(_, a)| a.ndim() > 0);
-        write_arrays(dir, files.map(|(n, a)| (n.as_str(), a)), false)?;
+        let files = files.map(|(n, a)| (n.as_str(), a));
+        write_arrays(dir, files, false, a.model.error_format)?;
         let text = serde_json::to_string_pretty(&result).expect("json");
         if let Err(e) = write_atomic(&dir.join("result.json"), &text) {
-            eprintln!(
-                "error: cannot write {}: {e}",
-                dir.join("result.json").display()
-            );
-            return Err(EXIT_NO_INPUT);
+            return Err(unwritable(
+                &dir.join("result.json"),
+                &e,
+                a.model.error_format,
+            ));
         }
     }
     if a.timings {

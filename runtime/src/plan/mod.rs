@@ -1466,8 +1466,9 @@ pub fn converged_short_of_tolerance(plan: &Plan, report: &Report) -> Option<Stri
     })
 }
 
-/// The optimality tolerance of the plan's gradient method (for `auglag`, of its inner solver);
-/// `None` for the methods that do not stop on one or that the E0365 warning does not concern.
+/// The tolerance the plan's method compares its optimality with (for `auglag`, its inner
+/// solver's; `adam`'s `gtol`, `maid`'s `tol`); `None` for the path (whose stages stop
+/// otherwise) and the dual (whose tolerance scales with the marginals).
 pub fn stopping_tolerance(plan: &Plan) -> Option<f64> {
     match plan.method {
         Method::Lbfgs | Method::ProjectedLbfgs => {
@@ -1482,7 +1483,9 @@ pub fn stopping_tolerance(plan: &Plan) -> Option<f64> {
                 false => lbfgs_options(plan, &inner).ok()?.gtol,
             })
         }
-        Method::Path | Method::Adam | Method::Dual | Method::Maid => None,
+        Method::Adam => Some(AdamOptions::from_options(&plan.options).ok()?.gtol),
+        Method::Maid => Some(solvers::MaidOptions::from_options(&plan.options).ok()?.tol),
+        Method::Path | Method::Dual => None,
     }
 }
 
