@@ -190,6 +190,7 @@ impl<'a> Lowerer<'a> {
                     level: level as u32,
                     start: self.dim(l.start, &top),
                     end: self.dim(l.end, &top),
+                    span: Some(l.span),
                 })
                 .collect();
             let flipped = matches!(&c.kind, ConstraintKind::Compare { op: CmpOp::Ge, .. });

@@ -581,8 +581,15 @@ pub fn parse_csv(text: &str, source: &str, declared_rank: usize) -> Result<Array
             continue;
         }
         let fields: Vec<&str> = line.split(',').map(unquoted).collect();
-        let parsed: Vec<Option<f64>> = fields.iter().map(|f| f.parse().ok()).collect();
-        let header = parsed.iter().all(Option::is_none)
+        // `1e400` parses as inf: a number too large, not an infinity written as such.
+        let overflows = |f: &str| {
+            f.parse::<f64>().is_ok_and(f64::is_infinite) && !f.to_ascii_lowercase().contains("inf")
+        };
+        let parsed: Vec<Option<f64>> = fields
+            .iter()
+            .map(|f| f.parse().ok().filter(|_| !overflows(f)))
+            .collect();
+        let header = fields.iter().all(|f| f.parse::<f64>().is_err())
             && !fields.iter().any(|f| other_separator(f).is_some());
         if std::mem::replace(&mut first_line, false) && header {
             continue;
@@ -604,10 +611,14 @@ pub fn parse_csv(text: &str, source: &str, declared_rank: usize) -> Result<Array
             .enumerate()
             .map(|(col, x)| {
                 x.ok_or_else(|| {
+                    let what = match overflows(fields[col]) {
+                        true => "is beyond the range of float64",
+                        false => "is not a number",
+                    };
                     let error = DataError::new(
                         BAD_CSV_FIELD,
                         format!(
-                            "`{source}` line {line_no}, column {}: `{}` is not a number",
+                            "`{source}` line {line_no}, column {}: `{}` {what}",
                             col + 1,
                             fields[col]
                         ),

@@ -1013,6 +1013,12 @@ fn a_range_empty_at_the_bound_sizes_is_warned_about() {
         "{}",
         stderr(&o)
     );
+    // The label is on the range.
+    assert!(
+        stderr(&o).contains("for i in 0..n - 5: x[i] >= 2\n  |            ^^^^^^^^ no index"),
+        "{}",
+        stderr(&o)
+    );
     let o = optc(&["eval", &model, "--dims", "n=6"]);
     assert!(!stderr(&o).contains("E0138"), "{}", stderr(&o));
 }

@@ -239,6 +239,16 @@ fn csv_parsing() {
     assert_eq!(m, array![[1.0, 2.5], [-3.0, 400.0]].into_dyn());
     let no_header = parse_csv("1,2\n3,4", "t.csv", 2).unwrap();
     assert_eq!(no_header, array![[1.0, 2.0], [3.0, 4.0]].into_dyn());
+    // A number beyond float64 is no infinity (and no header), said as such.
+    for text in ["1e400,2\n3,4", "1,2\n3,-1e999"] {
+        let e = parse_csv(text, "o.csv", 2).unwrap_err();
+        assert_eq!(e.code, "E0309");
+        assert!(
+            e.message.contains("is beyond the range of float64"),
+            "{}",
+            e.message
+        );
+    }
     // One column: a vector only when the declaration has rank 1.
     let col = "v\n1\n2\n3\n";
     assert_eq!(

@@ -577,6 +577,9 @@ pub struct ForRange {
     pub level: u32,
     pub start: Dim,
     pub end: Dim,
+    /// Where `start..end` is written (not kept in artifacts).
+    #[serde(skip)]
+    pub span: Option<Span>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

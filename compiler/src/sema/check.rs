@@ -2104,6 +2104,7 @@ impl Checker {
                     index: index.name.clone(),
                     start,
                     end,
+                    span: range_span,
                 });
                 self.locals
                     .push((index.name.clone(), Local::LoopIndex { level, start, end }));

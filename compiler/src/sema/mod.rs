@@ -154,6 +154,8 @@ pub struct Loop {
     pub index: String,
     pub start: crate::ir::Dim,
     pub end: crate::ir::Dim,
+    /// Where `start..end` is written.
+    pub span: Span,
 }
 
 #[derive(Clone, Debug)]

@@ -174,7 +174,7 @@ pub fn empty_ranges(model: &Model) -> Vec<Diagnostic> {
                     sizes.join(", ")
                 ),
             )
-            .with_primary_at(c.span, "no index at these sizes")
+            .with_primary_at(r.span.or(c.span), "no index at these sizes")
             .with_hint("a range `a..b` runs over a <= i < b: check its bounds and the sizes"),
         );
     }
