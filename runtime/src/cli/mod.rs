@@ -1242,10 +1242,10 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         let itself = var.is_some_and(|v| {
             out.post.is_empty() && model.program.input_nodes[v.input.0 as usize] == out.node
         });
+        arrays.push((out.name.clone(), value));
         if let (Some((_, raw)), false) = (var_values.iter().find(|(n, _)| *n == out.name), itself) {
             arrays.push((format!("{}.raw", out.name), raw.clone()));
         }
-        arrays.push((out.name.clone(), value));
     }
 
     if report.status == optc_runtime::solvers::Status::Infeasible {
