@@ -63,16 +63,21 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
-/// The closest candidate within a third of the name's length (at least 1 edit; none for
-/// one-letter names, where every other short name would be "close").
+/// A candidate that differs from the name in case only (`N` for `n`), else the closest within a
+/// third of the name's length (at least 1 edit; none for one-letter names, where every other
+/// short name would be "close").
 pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let len = name.chars().count();
+    let limit = (len / 3).max(1);
+    let others: Vec<&str> = candidates.filter(|c| *c != name).collect();
+    if let Some(same) = others.iter().find(|c| c.eq_ignore_ascii_case(name)) {
+        return Some(same);
+    }
     if len < 2 {
         return None;
     }
-    let limit = (len / 3).max(1);
-    candidates
-        .filter(|c| *c != name)
+    others
+        .into_iter()
         .map(|c| (edit_distance(name, c), c))
         .filter(|(d, _)| *d <= limit)
         .min()
@@ -268,6 +273,9 @@ mod tests {
         assert_eq!(suggest("weigths", names.into_iter()), Some("weights"));
         assert_eq!(suggest("lambda", names.into_iter()), Some("lambda1"));
         assert_eq!(suggest("zzz", names.into_iter()), None);
-        assert_eq!(suggest("w", names.into_iter()), None);
+        // One letter: only a case-only difference is close enough.
+        assert_eq!(suggest("w", names.into_iter()), Some("W"));
+        assert_eq!(suggest("x", names.into_iter()), None);
+        assert_eq!(suggest("LAMBDA1", names.into_iter()), Some("lambda1"));
     }
 }

@@ -137,7 +137,7 @@ pub const DATA: &[CodeInfo] = &[
     CodeInfo {
         code: TOO_LARGE,
         title: "array too large",
-        explanation: "An array would have more than 2^34 elements, or the variables and parameters at the bound sizes would need more memory than the machine has available (checked before allocating them).",
+        explanation: "An array would have more than 2^34 elements, or at the bound sizes something would need more memory than the machine has available: the variables (each with its gradient and a step) and parameters, one value of the model (an intermediate such as `eye(n) @ x`), or `bench`'s random data. It is checked before allocating.",
     },
     CodeInfo {
         code: UNBOUND_DIM,

@@ -62,11 +62,7 @@ pub struct BindSpec {
 }
 
 fn unknown_name(kind: &str, name: &str, known: Vec<&str>) -> Diagnostic {
-    let guess = known
-        .iter()
-        .find(|k| k.eq_ignore_ascii_case(name))
-        .copied()
-        .or_else(|| optc_compiler::diag::suggest(name, known.iter().copied()));
+    let guess = optc_compiler::diag::suggest(name, known.iter().copied());
     let listed = if known.is_empty() {
         format!("the model declares no {kind}")
     } else {

@@ -694,7 +694,6 @@ fn eval(a: &args::EvalArgs) -> Result<u8, u8> {
     Ok(EXIT_OK)
 }
 
-/// The constraint's relation as written (`>=` for a flipped `<=`).
 /// The largest entry of the objective's gradient in all variables at their current values;
 /// `None` without an objective or where it cannot be differentiated here (an `argmin`, whose
 /// hypergradient MAID approximates) or evaluated.
@@ -706,6 +705,7 @@ fn gradient_norm(model: &mut Model) -> Option<f64> {
     Some(values.iter().flatten().fold(0.0f64, |m, g| m.max(g.abs())))
 }
 
+/// The constraint's relation as written (`>=` for a flipped `<=`).
 fn constraint_kind(c: &optc_compiler::ir::Constraint) -> &'static str {
     use optc_compiler::ir::{ConstraintKind, SetKind};
     match &c.kind {
@@ -787,18 +787,14 @@ fn simulate_sizes(a: &args::SimulateArgs) -> Result<(usize, usize, usize), u8> {
         SimKind::Portfolio => n * p,
         SimKind::Ggm => n * p + 3 * p * p,
     };
-    let bytes = elements.saturating_mul(8);
-    let available = optc_runtime::data::available_memory().map_or(u128::MAX, u128::from);
-    if bytes > available || elements > 1 << 34 {
-        let gb = |b: u128| b as f64 / 1e9;
-        eprintln!(
-            "error: `simulate {kind}` at these sizes needs {:.1} GB of memory for its arrays{}",
-            gb(bytes),
-            match available {
-                u128::MAX => String::new(),
-                _ => format!(", but {:.1} GB are available", gb(available)),
-            }
-        );
+    let what = format!("the arrays of `simulate {kind}` need");
+    if let Err(e) = optc_runtime::data::fits_in_memory(elements.saturating_mul(8), &what) {
+        let sizes: Vec<&str> = ["--n", "--d", "--p"]
+            .into_iter()
+            .filter(|f| takes.contains(f))
+            .collect();
+        let d = Diagnostic::from(e).with_hint(format!("use smaller {}", sizes.join(" or ")));
+        report::print_diagnostics(&[d], &SourceMap::new(), ErrorFormat::Human);
         return Err(EXIT_USAGE);
     }
     let nodes = if a.kind == SimKind::Dag { d } else { p };

@@ -1368,17 +1368,11 @@ fn falls_along_a_ray(model: &mut Model, x0: &[f64], report: &Report) -> Option<D
         }
         value = v;
     }
-    let minimize = model.program.objective.as_ref()?.sense == Sense::Minimize;
     let far = scale * (1.0 + t);
-    let (way, value) = if minimize {
-        ("falls", value)
-    } else {
-        ("rises", -value)
-    };
-    unbounded_error(model, |_| {
+    unbounded_error(model, value, |value, _, goes| {
         format!(
             "the iterates reached {scale:.1e}, and further along their direction the objective \
-             {way} linearly, to {value:.3e} at {far:.1e}"
+             {goes} linearly, to {value:.3e} at {far:.1e}"
         )
     })
 }
@@ -1387,31 +1381,30 @@ fn falls_along_a_ray(model: &mut Model, x0: &[f64], report: &Report) -> Option<D
 /// [`solvers::DIVERGING`]: the objective falls (rises, maximized) without bound along them.
 fn unbounded(model: &Model, report: &Report) -> Option<Diagnostic> {
     let largest = report.x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let minimize = model.program.objective.as_ref()?.sense == Sense::Minimize;
-    let value = if minimize {
-        report.value
-    } else {
-        -report.value
-    };
     (largest > solvers::DIVERGING).then(|| {
-        unbounded_error(model, |went| {
+        unbounded_error(model, report.value, |value, went, _| {
             format!("the iterates grew to {largest:.1e} while the objective {went} to {value:.3e}")
         })
     })?
 }
 
-/// E0368, the evidence told by `evidence` (given "fell" or "rose").
-fn unbounded_error(model: &Model, evidence: impl Fn(&str) -> String) -> Option<Diagnostic> {
+/// E0368 with the evidence `evidence` tells, given the objective's value as written (from
+/// `minimized`, the minimized objective's) and the verbs of its sense ("fell", "falls").
+fn unbounded_error(
+    model: &Model,
+    minimized: f64,
+    evidence: impl Fn(f64, &str, &str) -> String,
+) -> Option<Diagnostic> {
     let objective = model.program.objective.as_ref()?;
     let span = model.program.node_span(objective.node);
-    let (bound, went, goes) = match objective.sense {
-        Sense::Minimize => ("below", "fell", "falls"),
-        Sense::Maximize => ("above", "rose", "rises"),
+    let (bound, went, goes, value) = match objective.sense {
+        Sense::Minimize => ("below", "fell", "falls", minimized),
+        Sense::Maximize => ("above", "rose", "rises", -minimized),
     };
     Some(
         Diagnostic::error(
             "E0368",
-            format!("the problem looks unbounded {bound}: {}", evidence(went)),
+            format!("the problem looks unbounded {bound}: {}", evidence(value, went, goes)),
         )
         .with_primary_at(span, format!("{goes} without bound"))
         .with_hint("bound the variables, add a term that grows with them (a regularizer), or check the objective's sign (`minimize` or `maximize`)"),
