@@ -2254,6 +2254,7 @@ fn run_auglag(
                 },
                 opts: opts.clone(),
                 al,
+                inner_iterations: 0,
             };
             let staged = search.run(parts.projections, x0, duals, callback);
             let solution = match searches_supports(parts.projections, &opts, &staged.0) {
@@ -2261,9 +2262,13 @@ fn run_auglag(
                 true => {
                     search.opts = restricted_options(&opts);
                     // A support a trial cannot make feasible would take every dual step
-                    // allowed: trials get twice the staged solve's, and 10 more.
+                    // allowed: trials get twice the staged solve's, and 10 more. Their
+                    // subproblems start near a solution: each gets twice the iterations a
+                    // staged one took on average (at most the option's).
                     let trial_outer = 2 * staged.0.iterations + 10;
                     search.al.max_outer = search.al.max_outer.min(trial_outer);
+                    let per_step = search.inner_iterations / staged.0.iterations.max(1);
+                    search.opts.max_iter = search.opts.max_iter.min(2 * per_step.max(50));
                     swaps::search_supports(
                         &mut search,
                         parts.projections,
@@ -2322,14 +2327,21 @@ fn run_auglag(
     }
 }
 
+/// A support search's trial stops when a dual step leaves more than this fraction of the
+/// violation before it (and the violation is above `h_tol`).
+const STALLED_TRIAL: f64 = 0.5;
+
 /// The augmented Lagrangian with proximal-gradient subproblems (with the options `opts`), as
 /// the support search solves it: each solve starts from the multipliers and ρ of the solution
 /// it is near (a support one swap away); a solution is better when it is feasible (its
 /// violation within `h_tol`) with a lower value, or less infeasible than an infeasible best.
+/// A trial stops at a dual step that leaves more than [`STALLED_TRIAL`] of the violation.
 struct AuglagSupports<'a, 'p> {
     problem: WithProxTerms<'a, 'p>,
     opts: ProxGradOptions,
     al: AugLagOptions,
+    /// The proximal-gradient iterations of every solve so far.
+    inner_iterations: usize,
 }
 
 impl AuglagSupports<'_, '_> {
@@ -2357,6 +2369,7 @@ impl AuglagSupports<'_, '_> {
         let r = solvers::augmented_lagrangian_from(
             problem, start, duals, &mut inner, &self.al, callback,
         );
+        self.inner_iterations += r.inner_iterations;
         (r.report, (r.multipliers, r.rho))
     }
 }
@@ -2382,9 +2395,29 @@ impl swaps::SupportSolver<(Vec<f64>, f64)> for AuglagSupports<'_, '_> {
             alpha: near.0.clone(),
             rho: near.1,
         };
-        self.run(projections, start, duals, &mut |_: &solvers::IterInfo| {
-            solvers::Control::Continue
-        })
+        // A dual step that leaves more than half of the violation before it means the
+        // subproblems no longer make progress (ρ at its largest, or the inner solver at its
+        // iteration limit): on a support that cannot be made feasible, every later step too.
+        let tol = self.al.h_tol;
+        let mut before = f64::INFINITY;
+        let mut stalled = false;
+        let mut solved = self.run(
+            projections,
+            start,
+            duals,
+            &mut |info: &solvers::IterInfo| {
+                stalled = info.violation > tol && info.violation > STALLED_TRIAL * before;
+                before = info.violation;
+                match stalled {
+                    true => solvers::Control::Stop,
+                    false => solvers::Control::Continue,
+                }
+            },
+        );
+        if stalled {
+            solved.0.status = solvers::Status::MaxIter;
+        }
+        solved
     }
 
     fn better(&self, candidate: &Report, best: &Report) -> bool {
