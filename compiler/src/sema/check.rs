@@ -137,6 +137,8 @@ struct Checker {
     recursion_guard: Option<(String, Span)>,
     errors: Diagnostics,
     warnings: Diagnostics,
+    /// The first expression that failed to check without reporting an error (a bug).
+    unreported: Option<Span>,
 }
 
 fn elem_name(e: ElemType) -> &'static str {
@@ -176,6 +178,13 @@ impl Checker {
     }
 
     fn finish(mut self) -> Result<TypedModule, Diagnostics> {
+        if let (Some(span), true) = (self.unreported, self.errors.is_empty()) {
+            self.errors.push(
+                Diagnostic::error("E0199", "internal error: this expression failed to check")
+                    .with_primary(span, "dropped without a diagnostic")
+                    .with_hint("this is a compiler bug; please report it with the model file"),
+            );
+        }
         if self.objective.is_none() && self.errors.is_empty() {
             let mut d = Diagnostic::error("E0131", "the model has no objective")
                 .with_hint("add `minimize expr` or `maximize expr`");
@@ -832,7 +841,19 @@ fn arith_elem(op: BinOp, a: ElemType, b: ElemType) -> ElemType {
 }
 
 impl Checker {
+    /// Types `e`; `None` after an error is reported (or for a use of a poisoned name). A `None`
+    /// with no error at all is a checker bug: [`Checker::finish`] reports it (E0199) rather
+    /// than let the statement vanish.
     fn expr(&mut self, e: &Expr, place: Place) -> Option<TExpr> {
+        let errors_before = self.errors.len();
+        let typed = self.type_expr(e, place);
+        if typed.is_none() && self.errors.len() == errors_before && self.unreported.is_none() {
+            self.unreported = Some(e.span);
+        }
+        typed
+    }
+
+    fn type_expr(&mut self, e: &Expr, place: Place) -> Option<TExpr> {
         let span = e.span;
         match &e.kind {
             ExprKind::Int(v) => Some(mk(
@@ -883,7 +904,17 @@ impl Checker {
             ExprKind::Array(items) => {
                 let typed: Vec<Option<TExpr>> = items.iter().map(|x| self.expr(x, place)).collect();
                 let typed: Vec<TExpr> = typed.into_iter().collect::<Option<_>>()?;
-                let first = typed.first()?;
+                let Some(first) = typed.first() else {
+                    self.error(
+                        Diagnostic::error("E0147", "an empty array `[]` has no shape")
+                            .with_primary(span, "no elements")
+                            .with_hint(
+                                "an array literal needs at least one element to take its \
+                                 length and element shape from; a sum over nothing is `0`",
+                            ),
+                    );
+                    return None;
+                };
                 if let Some(bad) = typed.iter().find(|x| x.ty.shape != first.ty.shape) {
                     self.error(
                         Diagnostic::error(

@@ -403,6 +403,16 @@ Bad:
 Fix: remove the quotes to refer to a name.",
     },
     CodeInfo {
+        code: "E0147",
+        title: "empty array",
+        explanation: "An array literal takes its length and element shape from its elements, so it needs at least one.
+
+Bad:
+    minimize sumsq(x) + sum([])
+
+Fix: drop the empty term (a sum over nothing is `0`), or write the elements.",
+    },
+    CodeInfo {
         code: "E0150",
         title: "unknown solve method",
         explanation: "`solve with` names one of the known methods: lbfgs, fista, prox_grad, adam, auglag, path, colide, maid, dual.
@@ -548,8 +558,8 @@ Fix: label both, or choose labels that are not `c` and a number: `budget: sum(x)
     },
     CodeInfo {
         code: "E0199",
-        title: "internal lowering error",
-        explanation: "The checked model could not be lowered to the IR. This is a compiler bug; please report it with the model file.
+        title: "internal checker or lowering error",
+        explanation: "An expression failed to check without a diagnostic, or the checked model could not be lowered to the IR. This is a compiler bug; please report it with the model file.
 
 Fix: none on the user side; simplify the expression named in the message to work around it.",
     },
