@@ -776,6 +776,45 @@ fn adam_path_stage_ends_when_its_best_objective_stops_improving() {
 }
 
 #[test]
+fn a_path_whose_last_stage_runs_out_of_iterations_reports_the_limit() {
+    // μ·(x − 2)² from x = 0 with a small learning rate: a stage of 50 Adam steps moves x by
+    // about 50·lr = 0.05, far from its minimizer, whichever inner solver.
+    let quadratic = |x: &[f64], mu: f64, _s: f64, g: &mut [f64]| {
+        g[0] = mu * 2.0 * (x[0] - 2.0);
+        Some(mu * (x[0] - 2.0).powi(2))
+    };
+    let short = |warm_iter: usize, max_iter: usize| {
+        let mut objective = FnPathObjective::new(1, quadratic);
+        let opts = PathOptions {
+            stages: 2,
+            warm_iter,
+            max_iter,
+            lr: 1e-3,
+            checkpoint: 10,
+            ..PathOptions::default()
+        };
+        central_path(&mut objective, &[0.0], &opts, &mut go_on).report
+    };
+    // Warm stages are meant to be cut short; only the last one's limit is the path's.
+    let cut_last = short(50, 50);
+    assert_eq!(cut_last.status, Status::MaxIter);
+    let cut_warm = short(50, 100_000);
+    assert_eq!(cut_warm.status, Status::Converged);
+    assert_close(&cut_warm.x, &[2.0], 1e-2);
+    // The same with L-BFGS stages limited to one iteration each.
+    let mut objective = FnPathObjective::new(1, quadratic);
+    let opts = PathOptions {
+        stages: 2,
+        warm_iter: 1,
+        max_iter: 1,
+        tol: 1e-14,
+        ..PathOptions::lbfgs(Bounds::nonneg(1))
+    };
+    let lbfgs = central_path(&mut objective, &[5.0], &opts, &mut go_on).report;
+    assert_eq!(lbfgs.status, Status::MaxIter);
+}
+
+#[test]
 fn lbfgs_path_on_split_l1_reaches_the_soft_threshold() {
     // Stages of μ·(½‖x − a‖² + λ‖x‖₁) with h ≡ 0 over the split x = p − q, p, q ≥ 0: every stage
     // has the minimiser x = soft(a, λ) (the L1 term smooth and linear in (p, q)).

@@ -3,7 +3,8 @@
 //!
 //! For stages t = 1..T the path minimises μ_t·score(x) + h^{s_t}(x), warm-started from the
 //! previous stage, with μ_{t+1} = mu_factor·μ_t and s_t taken from the `s` list (its last value
-//! repeated). Stages t < T run at most `warm_iter` inner iterations, the last one `max_iter`. The
+//! repeated). Stages t < T run at most `warm_iter` inner iterations, the last one `max_iter`: a
+//! last stage that meets that limit before its stopping test ends the path as `MaxIter`. The
 //! objective reports whether x lies in the domain of h^s (for DAGMA: sI − W∘W an M-matrix, i.e.
 //! (sI − W∘W)⁻¹ ≥ 0). Each stage is minimised by one of two inner solvers ([`PathInner`]):
 //!
@@ -411,9 +412,15 @@ pub struct PathReport {
     pub restarts: usize,
 }
 
+/// How a stage ended.
 enum StageEnd {
+    /// Its stopping test held (or it can make no more progress).
     Done,
+    /// It ran out of iterations first: fine for a warm stage, an iteration limit for the last.
+    Limit,
+    /// It left the domain of h^s: restart it with a smaller step and a larger s.
     Restart,
+    /// The callback stopped it.
     Stopped,
     Diverged,
 }
@@ -504,9 +511,8 @@ impl Stage<'_> {
             Status::Interrupted => StageEnd::Stopped,
             Status::Diverged | Status::Infeasible => StageEnd::Diverged,
             Status::LineSearchFailed if report.iterations == 0 => StageEnd::Restart,
-            Status::Converged | Status::MaxIter | Status::LineSearchFailed | Status::Stalled => {
-                StageEnd::Done
-            }
+            Status::MaxIter => StageEnd::Limit,
+            Status::Converged | Status::LineSearchFailed | Status::Stalled => StageEnd::Done,
         }
     }
 
@@ -572,13 +578,13 @@ impl Stage<'_> {
                         self.last_value = obj_new;
                         let best_now = iterates.best_value().min(obj_new);
                         if (best_before - best_now) / best_before.abs() <= self.opts.tol {
-                            break;
+                            break 'steps StageEnd::Done;
                         }
                         best_before = best_now;
                     }
                 }
             }
-            StageEnd::Done
+            StageEnd::Limit
         };
         iterates.read(x, None);
         end
@@ -618,6 +624,13 @@ pub fn central_path(
             match stage.minimize(&mut trial, mu, s, iters, lr) {
                 StageEnd::Done => {
                     x = trial;
+                    break;
+                }
+                StageEnd::Limit => {
+                    x = trial;
+                    if t + 1 == opts.stages {
+                        status = Status::MaxIter;
+                    }
                     break;
                 }
                 StageEnd::Restart if restarts < opts.max_restarts => {
