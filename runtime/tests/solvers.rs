@@ -1051,6 +1051,35 @@ fn augmented_lagrangian_matches_kkt_solution() {
 }
 
 #[test]
+fn a_violation_within_tolerance_does_not_raise_the_penalty() {
+    // min ½‖x‖² s.t. x = 1 from α = 0, ρ = 1: the first subproblem gives x = 1/2 (violation
+    // 1/2), the second (α = −1/2) x = 3/4 (violation 1/4). That is too little progress
+    // (above 0.25 · 1/2), but within h_tol = 0.3: the solve converges at ρ = 1.
+    let mut problem = FnConstrained::new(
+        1,
+        vec![Relation::Equal],
+        move |x: &[f64], g: &mut [f64]| distance_to(&[0.0], x, g),
+        |x: &[f64], h: &mut [f64], jac: &mut [f64]| {
+            h[0] = x[0] - 1.0;
+            jac[0] = 1.0;
+        },
+    );
+    let mut inner = InnerSolver::Lbfgs(LbfgsOptions {
+        gtol: 1e-12,
+        ftol: 0.0,
+        ..Default::default()
+    });
+    let opts = AugLagOptions {
+        h_tol: 0.3,
+        ..Default::default()
+    };
+    let result = augmented_lagrangian(&mut problem, &[0.0], &mut inner, &opts, &mut go_on);
+    assert_eq!(result.report.status, Status::Converged);
+    assert_eq!(result.rho, 1.0);
+    assert_close(&result.report.x, &[0.75], 1e-9);
+}
+
+#[test]
 fn the_augmented_lagrangians_tolerance_bounds_each_component() {
     // min ½‖x − 1‖² s.t. xᵢ = 0 (4 components): the first subproblem (α = 0, ρ = 1) gives
     // x = 1/2, each component violated by 1/2, their 2-norm 1. With h_tol = 0.6 one dual step

@@ -3,8 +3,9 @@
 //!
 //! L_ρ(x, α) = f(x) + Σ_eq (αₖhₖ + (ρ/2)hₖ²) + Σ_ineq (max(0, αₖ + ρgₖ)² − αₖ²) / (2ρ).
 //! Starting from ρ = ρ₀, α = 0, V_prev = ∞, each dual step re-solves min_x L_ρ from the current
-//! point, multiplying ρ by `rho_factor` while V_new > `progress`·V_prev (and ρ < ρ_max, and the
-//! inner solver did not stop at its iteration limit: the subproblem would only get harder); then
+//! point, multiplying ρ by `rho_factor` while V_new > `progress`·V_prev (and V_new > `h_tol`,
+//! ρ < ρ_max, and the inner solver did not stop at its iteration limit: the subproblem would only
+//! get harder); then
 //! αₖ ← αₖ + ρhₖ for equalities and αₖ ← max(0, αₖ + ρgₖ) for inequalities. V is the largest entry
 //! of (|h|, max(g, −α/ρ)) (the ∞-norm, so that `h_tol` bounds every component however many there
 //! are): zero exactly at a feasible point where every inequality with a positive multiplier is
@@ -377,9 +378,11 @@ pub fn augmented_lagrangian_from(
             };
             trail.push((rho, report.violation));
             // A subproblem the inner solver could not solve within its iterations only gets
-            // harder with a larger ρ: then the dual step is taken at this ρ.
+            // harder with a larger ρ: then the dual step is taken at this ρ. So it is once V
+            // meets `h_tol`, where too little progress no longer matters.
             let solved_inner = report.status != Status::MaxIter;
-            if solved_inner && new_measure > opts.progress * measure && rho < opts.rho_max {
+            let short = new_measure > opts.h_tol && new_measure > opts.progress * measure;
+            if solved_inner && short && rho < opts.rho_max {
                 rho *= opts.rho_factor;
             } else {
                 break (c, new_measure, report);
