@@ -2,7 +2,8 @@
 //! central finite differences, at the initial point and at seeded random points near it. A
 //! coordinate at a kink (`maximum(x, 0)` at 0, `max` or `sort` of tied entries), where the
 //! one-sided differences differ, has no derivative to compare with and is skipped there (a start
-//! at 0 is often one; the random points near it rarely are).
+//! at 0 is often one; the random points near it rarely are). A `nuclear_norm` prox term has no
+//! derivative rule: the check leaves it out and counts it ([`GradCheck::left_out`]).
 
 use crate::interp::EvalError;
 use crate::model::Model;
@@ -23,6 +24,8 @@ pub struct GradCheck {
     pub coordinates: usize,
     /// Checks (point, coordinate) skipped at a kink.
     pub kinks: usize,
+    /// Prox terms of the objective left out (`nuclear_norm`).
+    pub left_out: usize,
 }
 
 #[derive(Debug)]
@@ -47,13 +50,14 @@ const KINK: f64 = 1e-3;
 /// Checks the objective's gradient at the model's current point and at three seeded points near
 /// it, and its HVP at the three random points (the model is left at its initial point).
 pub fn check_gradient(model: &mut Model, seed: u64) -> Result<GradCheck, GradCheckError> {
-    let Some(f) = model.program.minimized_objective() else {
+    let Some((f, left_out)) = crate::plan::differentiable_objective(&mut model.program) else {
         return Ok(GradCheck {
             max_rel_error: 0.0,
             hvp_max_rel_error: 0.0,
             points: 0,
             coordinates: 0,
             kinks: 0,
+            left_out: 0,
         });
     };
     let vars: Vec<_> = model.vars.iter().map(|v| v.input).collect();
@@ -139,6 +143,7 @@ pub fn check_gradient(model: &mut Model, seed: u64) -> Result<GradCheck, GradChe
         points: points.len(),
         coordinates: coordinates.len(),
         kinks,
+        left_out,
     })
 }
 

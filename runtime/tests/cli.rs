@@ -684,6 +684,28 @@ fn check_grad_skips_coordinates_at_kinks() {
     assert!(stderr(&o).contains("4 skipped at kinks"), "{}", stderr(&o));
 }
 
+#[test]
+fn check_grad_leaves_nuclear_norm_prox_terms_out() {
+    // `nuclear_norm` has no derivative rule; as a prox term it is applied by its prox, and the
+    // check covers the rest of the objective (it refused the whole model, E0363, exit 65).
+    let dir = temp_dir("grad-nuclear");
+    let model = write_model(
+        &dir,
+        "param lambda = 0.5\nvar X : real[3, 4] = 1\nminimize 0.5 * sumsq(X - 2) + sum(exp(X)) + lambda * nuclear_norm(X)\n",
+    );
+    let o = optc(&["eval", &model, "--check-grad", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let check = &json(&stdout(&o))["grad_check"];
+    assert!(check["max_rel_error"].as_f64().unwrap() < 1e-6, "{check}");
+    assert_eq!(check["left_out"].as_u64(), Some(1), "{check}");
+    assert_eq!(check["coordinates"].as_u64(), Some(12), "{check}");
+    assert!(
+        stderr(&o).contains("1 `nuclear_norm` term(s) left out"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// The lasso with an unpenalized intercept (`norm1(w[1:])`, no prox term) by L-BFGS, which
 /// differentiates the kinks: it stops on a negligible decrease with a gradient near the L1
 /// weight, which is `stalled` (exit 1), not `converged`; the same model with the intercept a

@@ -1763,8 +1763,14 @@ fn grad_check(model: &Model, sources: &SourceMap, m: &ModelArgs) -> Result<serde
         0 => String::new(),
         k => format!(" ({k} skipped at kinks, where the derivative jumps)"),
     };
+    let left_out = match r.left_out {
+        0 => String::new(),
+        k => format!(
+            "; {k} `nuclear_norm` term(s) left out (applied by their prox, not by gradients)"
+        ),
+    };
     eprintln!(
-        "grad check: max relative error {:.2e} (gradient), {:.2e} (Hessian-vector product) at {} points, {} coordinates each{kinks}",
+        "grad check: max relative error {:.2e} (gradient), {:.2e} (Hessian-vector product) at {} points, {} coordinates each{kinks}{left_out}",
         r.max_rel_error, r.hvp_max_rel_error, r.points, r.coordinates
     );
     if r.max_rel_error > GRAD_CHECK_LIMIT || r.hvp_max_rel_error > GRAD_CHECK_LIMIT {
@@ -1777,5 +1783,6 @@ fn grad_check(model: &Model, sources: &SourceMap, m: &ModelArgs) -> Result<serde
         "points": r.points,
         "coordinates": r.coordinates,
         "kinks": r.kinks,
+        "left_out": r.left_out,
     }))
 }

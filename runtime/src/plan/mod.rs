@@ -4176,13 +4176,29 @@ fn penalty_term(
 enum ProxScope {
     L1,
     All,
+    /// Only the nuclear-norm terms, which have no derivative rule (for `--check-grad`).
+    Nuclear,
 }
 
 impl ProxScope {
     /// Whether a solver with this scope handles a term of `kind` by its prox.
     fn takes(self, kind: ProxKind) -> bool {
-        self == ProxScope::All || kind == ProxKind::L1
+        match self {
+            ProxScope::All => true,
+            ProxScope::L1 => kind == ProxKind::L1,
+            ProxScope::Nuclear => kind == ProxKind::Nuclear,
+        }
     }
+}
+
+/// The minimized objective that gradients can check: without its `nuclear_norm` prox terms
+/// (whose prox the proximal methods apply; autodiff has no rule for them), and how many terms
+/// were left out. `None` without an objective.
+pub fn differentiable_objective(program: &mut Program) -> Option<(NodeId, usize)> {
+    let objective = program.minimized_objective()?;
+    let s = structure::analyze(program);
+    let (smooth, left_out) = smooth_node(program, &s, objective, ProxScope::Nuclear);
+    Some((smooth, left_out.len()))
 }
 
 /// A group-norm, nuclear-norm or TV term on one variable's slot of the flat vector: the matrix
