@@ -155,25 +155,7 @@ fn functions(model: &mut Model, plan: &Plan) -> Result<Functions, Diagnostic> {
     let thetas: Vec<InputId> = model.vars.iter().map(|v| v.input).collect();
     let dims = model.bindings.dims.clone();
     let program = &mut model.program;
-    if let Some(c) = program.constraints.first() {
-        return Err(
-            plan_error("`maid` handles no constraints on the outer variables")
-                .with_primary_at(c.span, "a constraint on the outer variables")
-                .with_hint(
-                    "remove the `subject to` block, or state the constraint in the lower level",
-                ),
-        );
-    }
     let subs = program.subproblems.clone();
-    if subs.is_empty() {
-        return Err(
-            plan_error("`maid` solves bilevel models, and this one has no `argmin`")
-                .with_primary_at(program.method_span(), "`maid` chosen here")
-                .with_hint(
-                    "drop `solve with maid` (or `--method maid`) to let optc choose a method for a single-level model",
-                ),
-        );
-    }
     let objective = program
         .minimized_objective()
         .ok_or_else(|| Diagnostic::error("E0360", "the model has no objective"))?;

@@ -285,6 +285,23 @@ fn a_data_file_that_cannot_be_read_points_at_its_declaration() {
 }
 
 #[test]
+fn check_refuses_a_maid_model_that_maid_cannot_solve() {
+    // Both needs of `maid` are known without data: `check` used to say ok to both.
+    let err_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/err");
+    for (fixture, message) in [
+        ("plan_maid_without_argmin.opt", "has no `argmin`"),
+        (
+            "plan_maid_with_outer_constraint.opt",
+            "no constraints on the outer variables",
+        ),
+    ] {
+        let o = optc(&["check", err_dir.join(fixture).to_str().unwrap()]);
+        assert_eq!(code(&o), 65, "{fixture}: {}", stderr(&o));
+        assert!(stderr(&o).contains(message), "{fixture}: {}", stderr(&o));
+    }
+}
+
+#[test]
 fn model_errors_exit_65_with_rendered_and_json_diagnostics() {
     let dir = temp_dir("errors");
     let model = write_model(&dir, "dims n\nvar x : real[n]\nminimize sum(y)\n");

@@ -682,6 +682,9 @@ fn choose_method(program: &Program) -> Result<Plan, Diagnostic> {
             || (method == Method::AugLag
                 && (s.inequalities.contains(i) || s.projections.contains(i)))
     };
+    if method == Method::Maid {
+        maid_fits(program)?;
+    }
     let unsupported = s.inequalities.iter().chain(&sets).find(|i| !handled(i));
     if let Some(c) = unsupported.map(|&i| &program.constraints[i]) {
         return Err(plan_error(
@@ -732,6 +735,29 @@ fn choose_method(program: &Program) -> Result<Plan, Diagnostic> {
         warnings: Vec::new(),
     };
     Ok(plan)
+}
+
+/// E0360 unless the model is one `maid` solves: a bilevel model (an `argmin`) without
+/// constraints on its outer variables.
+fn maid_fits(program: &Program) -> Result<(), Diagnostic> {
+    if let Some(c) = program.constraints.first() {
+        return Err(plan_error(
+            "E0360",
+            "`maid` handles no constraints on the outer variables",
+        )
+        .with_primary_at(c.span, "a constraint on the outer variables")
+        .with_hint("remove the `subject to` block, or state the constraint in the lower level"));
+    }
+    if program.subproblems.is_empty() {
+        return Err(
+            plan_error("E0360", "`maid` solves bilevel models, and this one has no `argmin`")
+                .with_primary_at(program.method_span(), "`maid` chosen here")
+                .with_hint(
+                    "drop `solve with maid` (or `--method maid`) to let optc choose a method for a single-level model",
+                ),
+        );
+    }
+    Ok(())
 }
 
 /// Every bad number option of the plan (E0362: an unknown option, a value out of range, options
