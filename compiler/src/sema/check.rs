@@ -729,6 +729,22 @@ impl Checker {
                 );
                 ok = false;
             }
+            let defaulted = params[..k].iter().find(|q| q.default.is_some());
+            if let (None, Some(prev)) = (&p.default, defaulted) {
+                self.error(
+                    Diagnostic::error(
+                        "E0165",
+                        format!(
+                            "parameter `{}` has no default but follows `{}`, which has one",
+                            p.name.name, prev.name.name
+                        ),
+                    )
+                    .with_primary(p.name.span, "no default")
+                    .with_label(prev.name.span, "has a default")
+                    .with_hint("put the parameters with defaults last"),
+                );
+                ok = false;
+            }
             let Some(ty) = self.resolve_type(&p.ty, Some(id)) else {
                 ok = false;
                 continue;

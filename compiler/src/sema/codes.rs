@@ -464,6 +464,16 @@ Bad:
 Fix: `sum(W, axis = 0)`.",
     },
     CodeInfo {
+        code: "E0165",
+        title: "fn parameter without a default after one with a default",
+        explanation: "Parameters with defaults come after those without: a call fills the parameters in order, and could not leave out an earlier one.
+
+Bad:
+    fn f(a : real = 1, x : real[k]) = a * sumsq(x)
+
+Fix: `fn f(x : real[k], a : real = 1) = a * sumsq(x)`.",
+    },
+    CodeInfo {
         code: "E0162",
         title: "argument given twice",
         explanation: "A parameter (or solve option) receives two values, positionally and by name or twice by name.
