@@ -627,6 +627,30 @@ fn proximal_gradient_steps_by_the_curvature_it_measures_at_the_start() {
 }
 
 #[test]
+fn proximal_gradient_without_iterations_reports_the_starts_residual() {
+    // ½‖x − y‖² + λ‖x‖₁ at x = 0, curvature 1: the residual is ‖0 − soft(y, λ)‖∞ = 2.5 (it
+    // was reported as inf).
+    let (y, lambda) = ([3.0, -1.0, 0.2], 0.5);
+    let mut problem = FnProblem::new(3, |x: &[f64], g: &mut [f64]| {
+        (0..3).for_each(|i| g[i] = x[i] - y[i]);
+        0.5 * (0..3).map(|i| (x[i] - y[i]).powi(2)).sum::<f64>()
+    });
+    let opts = ProxGradOptions {
+        max_iter: 0,
+        ..Default::default()
+    };
+    let report = proximal_gradient(
+        &mut problem,
+        &mut L1Penalty { lambda },
+        &[0.0; 3],
+        &opts,
+        &mut go_on,
+    );
+    assert_eq!(report.status, Status::MaxIter);
+    assert!((report.optimality - 2.5).abs() < 1e-9, "{report:?}");
+}
+
+#[test]
 fn adam_minimizes_quadratic() {
     let a = vec![2.0, 0.5, 0.5, 1.0];
     let mut problem = FnProblem::new(2, quadratic(a, vec![1.0, -1.0]));

@@ -142,11 +142,17 @@ pub fn proximal_gradient_in(
     v.copy(x, best);
     let mut t: f64 = 1.0;
     let mut best_value = v.value_grad(x, scratch) + r0;
-    let mut optimality = f64::INFINITY;
     let mut lipschitz = match opts.lipschitz {
         given if given > 0.0 => given,
         _ => secant_curvature(v, x, scratch, [gy, x_next]).unwrap_or(1.0),
     };
+    // The start's prox-gradient residual stands until an iteration measures its own (what
+    // `max_iter = 0` reports). `scratch` holds the gradient at x.
+    v.copy(x, gy);
+    v.axpy(-1.0 / lipschitz, scratch, gy);
+    v.prox(gy, 1.0 / lipschitz, x_next);
+    v.axpy(-1.0, x, x_next);
+    let mut optimality = lipschitz * v.norm_inf(x_next);
     let finish = |v: &mut dyn ProxVectors, status, iterations, value, optimality| {
         let mut out = vec![0.0; x0.len()];
         v.read(best, &mut out);
