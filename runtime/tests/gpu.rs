@@ -1026,10 +1026,11 @@ fn check_solve_on_the_device_in(
         .unwrap()
         .unwrap();
 
+    // Exit 0, or 1 where a shortened schedule ends at its iteration limit: the same on both.
     let (code, gpu, err) = run_gpu_artifact_of(&file, &dir, precision);
-    assert_eq!(code, Some(0), "{err}");
-    let (code, cpu, err) = run_source(&file, "cpu");
-    assert_eq!(code, Some(0), "{err}");
+    assert!(matches!(code, Some(0 | 1)), "{err}");
+    let (cpu_code, cpu, err) = run_source(&file, "cpu");
+    assert_eq!(cpu_code, code, "{err}");
     assert_eq!(gpu["backend"], "gpu");
     assert_eq!(gpu["solver"], solver);
     assert_eq!(gpu["status"], cpu["status"]);
