@@ -263,6 +263,24 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
             .with_primary(span, "expected a type")
             .with_hint(hint);
     }
+    let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let line_before = &text[line_start..pos];
+    let after_type = rest.strip_prefix(']').unwrap_or(rest).trim_start();
+    if line_before.contains("argmin")
+        && (after_type.starts_with(">=") || after_type.starts_with("<="))
+    {
+        let at = pos + (rest.len() - after_type.len());
+        return Diagnostic::error("E0011", "an `argmin` variable takes no bounds")
+            .with_primary(Span::new(file, at, at + 2), "a bound on the lower-level variable")
+            .with_hint("the lower level is unconstrained: write `argmin z : real[n] { ... }`, and keep `z` in range through its objective (a penalty or a change of variables such as `exp(z)`)");
+    }
+    if inside_type_brackets(text, pos) && word == "]" && line_before.trim_end().ends_with('[') {
+        return Diagnostic::error("E0011", "a type's brackets list no dimension")
+            .with_primary(span, "expected a dimension")
+            .with_hint(
+                "a scalar is `real` (no brackets); a vector is `real[n]`, a matrix `real[n, d]`",
+            );
+    }
     if inside_type_brackets(text, pos) {
         // Inside `real[...]` the only expression is the integer of a shift (`n - 1`).
         let label = match wants(AN_EXPRESSION) {
@@ -332,6 +350,16 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
             &op[1..],
             &op[1..]
         ))
+    } else if let Some(op) = ["<=", ">="]
+        .into_iter()
+        .find(|op| rest.starts_with(op) && line_before.contains(op))
+    {
+        Diagnostic::error("E0014", format!("a chained comparison `... {op} ... {op} ...`"))
+            .with_primary(span, "a second comparison")
+            .with_hint("write two constraints, such as `w >= 0` and `w <= 1`, or declare the bounds with the variable: `var w : real[n] >= 0 <= 1`")
+    } else if STATEMENT_KEYWORDS.contains(&word) && previous_line(text, pos) == Some("subject to") {
+        d.with_note("`subject to` is followed by no constraint")
+            .with_hint("indent the constraints below `subject to`, or remove it")
     } else if STATEMENT_KEYWORDS.contains(&word)
         && text[..pos].trim_end_matches([' ', '\t']).ends_with('\n')
     {
@@ -339,6 +367,16 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
     } else {
         d
     }
+}
+
+/// The last nonblank line before byte `pos`, trimmed (comments are not removed).
+fn previous_line(text: &str, pos: usize) -> Option<&str> {
+    let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
 }
 
 /// `.5` (where an expression is expected) or `1.` (right after digits): reals need digits on both
