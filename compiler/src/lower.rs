@@ -61,6 +61,7 @@ impl<'a> Lowerer<'a> {
                 p.dims.push(DimInfo {
                     name: d.name.clone(),
                     default: d.default,
+                    span: Some(d.span),
                 });
             }
         }

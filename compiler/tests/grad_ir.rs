@@ -19,6 +19,7 @@ impl Model {
             p.dims.push(DimInfo {
                 name: name.into(),
                 default: None,
+                span: None,
             });
         }
         Model { p }

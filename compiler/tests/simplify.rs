@@ -24,6 +24,7 @@ impl Builder {
                 .map(|d| DimInfo {
                     name: d.to_string(),
                     default: None,
+                    span: None,
                 })
                 .collect(),
             ..Program::default()

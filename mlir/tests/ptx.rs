@@ -12,6 +12,7 @@ fn dim(p: &mut Program, name: &str) -> Dim {
     p.dims.push(DimInfo {
         name: name.into(),
         default: None,
+        span: None,
     });
     Dim::sym(DimId(p.dims.len() as u32 - 1))
 }

@@ -643,6 +643,7 @@ fn square_var_case(name: &str, w: ArrayD<f64>) -> (Case, NodeId) {
     case.p.dims.push(DimInfo {
         name: "d".into(),
         default: None,
+        span: None,
     });
     case.dims.push(w.shape()[0] as u64);
     let d = Dim::sym(DimId(0));
@@ -810,6 +811,7 @@ fn least_squares_gradient_and_hessian() {
     case.p.dims.push(DimInfo {
         name: "n".into(),
         default: None,
+        span: None,
     });
     case.dims.push(n as u64);
     let (n_dim, d_dim) = (Dim::sym(DimId(1)), Dim::sym(DimId(0)));

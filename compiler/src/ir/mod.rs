@@ -531,6 +531,9 @@ pub struct Input {
 pub struct DimInfo {
     pub name: String,
     pub default: Option<u64>,
+    /// Where the dim is declared (not kept in artifacts).
+    #[serde(skip)]
+    pub span: Option<Span>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

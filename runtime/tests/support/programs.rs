@@ -52,6 +52,7 @@ impl Model {
         self.p.dims.push(DimInfo {
             name: name.into(),
             default: None,
+            span: None,
         });
         self.b.dims.push(size);
         Dim::sym(DimId(self.p.dims.len() as u32 - 1))
