@@ -550,11 +550,51 @@ pub fn read_csv(path: &Path, declared_rank: usize) -> Result<ArrayD<f64>, DataEr
     parse_csv(&text, &source, declared_rank)
 }
 
-/// The separator other than `,` that splits `field` into numbers (`1;2`, `1\t2`), if any.
-fn other_separator(field: &str) -> Option<char> {
-    [';', '\t'].into_iter().find(|&sep| {
-        field.contains(sep) && field.split(sep).all(|p| p.trim().parse::<f64>().is_ok())
+/// Why `field`, not a number itself, looks like numbers written otherwise: numbers separated by
+/// `;`, tabs or spaces (`numpy.savetxt`'s default), or a number with a decimal comma (`"1,5"`).
+/// The hint to give, if so.
+fn numbers_written_otherwise(field: &str) -> Option<String> {
+    let numbers =
+        |parts: Vec<&str>| parts.len() > 1 && parts.iter().all(|p| p.parse::<f64>().is_ok());
+    let separator = [(';', "`;`"), ('\t', "tabs"), (' ', "spaces")]
+        .into_iter()
+        .find(|&(sep, _)| {
+            let parts = match sep {
+                ' ' => field.split_whitespace().collect(),
+                _ => field.split(sep).map(str::trim).collect(),
+            };
+            field.contains(sep) && numbers(parts)
+        });
+    if let Some((_, name)) = separator {
+        return Some(format!(
+            "fields are separated by commas, not {name}: save the file with `,` (e.g. `numpy.savetxt(path, X, delimiter=\",\")`)"
+        ));
+    }
+    let decimal_comma = field.contains(',') && field.replace(',', ".").parse::<f64>().is_ok();
+    decimal_comma.then(|| {
+        format!(
+            "`{field}` has a decimal comma: write the number as `{}`",
+            field.replace(',', ".")
+        )
     })
+}
+
+/// The fields of a csv line: split at commas outside double quotes (`"1,5"` is one field).
+fn split_fields(line: &str) -> Vec<&str> {
+    let mut fields = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                fields.push(&line[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    fields.push(&line[start..]);
+    fields
 }
 
 /// A field without its surrounding whitespace and double quotes (`"1.5"` is 1.5).
@@ -567,8 +607,9 @@ fn unquoted(field: &str) -> &str {
 }
 
 /// Parses numbers separated by commas, one row per line (a UTF-8 byte order mark and double
-/// quotes around fields are dropped). Blank lines are skipped; the first line is a header when
-/// none of its fields is a number (nor numbers split by `;` or a tab, which is an error). Rows
+/// quotes around fields are dropped; a comma inside quotes does not separate). Blank lines are
+/// skipped; the first line is a header when none of its fields is a number (nor numbers written
+/// otherwise, [`numbers_written_otherwise`], which is an error). Rows
 /// must have equal lengths. The table is a matrix for `declared_rank` 2, a vector for rank 1
 /// when it has one column (or one row), and a scalar for rank 0 when it has one field.
 pub fn parse_csv(text: &str, source: &str, declared_rank: usize) -> Result<ArrayD<f64>, DataError> {
@@ -580,7 +621,7 @@ pub fn parse_csv(text: &str, source: &str, declared_rank: usize) -> Result<Array
         if line.trim().is_empty() {
             continue;
         }
-        let fields: Vec<&str> = line.split(',').map(unquoted).collect();
+        let fields: Vec<&str> = split_fields(line).into_iter().map(unquoted).collect();
         // `1e400` parses as inf: a number too large, not an infinity written as such.
         let overflows = |f: &str| {
             f.parse::<f64>().is_ok_and(f64::is_infinite) && !f.to_ascii_lowercase().contains("inf")
@@ -590,7 +631,9 @@ pub fn parse_csv(text: &str, source: &str, declared_rank: usize) -> Result<Array
             .map(|f| f.parse().ok().filter(|_| !overflows(f)))
             .collect();
         let header = fields.iter().all(|f| f.parse::<f64>().is_err())
-            && !fields.iter().any(|f| other_separator(f).is_some());
+            && !fields
+                .iter()
+                .any(|f| numbers_written_otherwise(f).is_some());
         if std::mem::replace(&mut first_line, false) && header {
             continue;
         }
@@ -623,11 +666,8 @@ pub fn parse_csv(text: &str, source: &str, declared_rank: usize) -> Result<Array
                             fields[col]
                         ),
                     );
-                    match other_separator(fields[col]) {
-                        Some(sep) => error.with_hint(format!(
-                            "fields are separated by commas, not {}: save the file with `,` (e.g. `numpy.savetxt(path, X, delimiter=\",\")`)",
-                            if sep == ';' { "`;`" } else { "tabs" }
-                        )),
+                    match numbers_written_otherwise(fields[col]) {
+                        Some(hint) => error.with_hint(hint),
                         None => error,
                     }
                 })
@@ -784,19 +824,22 @@ pub fn bind_inputs(
             (Some((v, _)), _) => sizes[k] = *v,
             (None, Some(v)) => sizes[k] = v,
             (None, None) if used[k] => errors.push(
-                DataError::new(
-                    UNBOUND_DIM,
-                    format!(
-                        "dimension `{}` has no size: no array determines it and it has no default",
+                Diagnostic::from(
+                    DataError::new(
+                        UNBOUND_DIM,
+                        format!(
+                            "dimension `{}` has no size: no array determines it and it has no \
+                             default",
+                            info.name
+                        ),
+                    )
+                    .with_hint(format!(
+                        "give it a size with `--dims {0}=10`, or a default in the model \
+                         (`dims {0} = 10`)",
                         info.name
-                    ),
+                    )),
                 )
-                .with_hint(format!(
-                    "give it a size with `--dims {0}=10`, or a default in the model \
-                     (`dims {0} = 10`)",
-                    info.name
-                ))
-                .into(),
+                .with_primary_at(info.span, format!("`{}` is declared here", info.name)),
             ),
             (None, None) => {}
         }

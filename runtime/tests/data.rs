@@ -305,8 +305,15 @@ fn csv_errors() {
         "E0304"
     );
     assert_eq!(parse_csv("x,y\n\n", "e.csv", 2).unwrap_err().code, "E0316");
-    // Numbers split by `;` or tabs are no header: the error is at line 1, with the separator.
-    for (text, named) in [("1;2\n3;4\n", "`;`"), ("1\t2\n3\t4\n", "tabs")] {
+    // Numbers split by `;`, tabs or spaces (`numpy.savetxt`'s default), or quoted with decimal
+    // commas, are no header: the error is at line 1, with the way they are written (the first
+    // line used to be skipped as a header for spaces and decimal commas).
+    for (text, named) in [
+        ("1;2\n3;4\n", "`;`"),
+        ("1\t2\n3\t4\n", "tabs"),
+        ("1 2 3\n4 5 6\n", "spaces"),
+        ("\"1,5\",\"2,5\"\n\"3,5\",\"4\"\n", "`1.5`"),
+    ] {
         let e = parse_csv(text, "semi.csv", 2).unwrap_err();
         assert_eq!(e.code, "E0309");
         assert!(e.message.contains("line 1, column 1"), "{}", e.message);
@@ -330,6 +337,7 @@ impl Decl {
             decl.p.dims.push(DimInfo {
                 name: name.into(),
                 default: None,
+                span: None,
             });
         }
         let (n, d) = (Dim::sym(DimId(0)), Dim::sym(DimId(1)));
@@ -544,6 +552,7 @@ fn element_types_fixed_sizes_and_absurd_shapes() {
     decl.p.dims.push(DimInfo {
         name: "k".into(),
         default: Some(1 << 20),
+        span: None,
     });
     let k = Dim::sym(DimId(2));
     decl.add("V", InputKind::Var, ElemType::Real, vec![k, k], None);
