@@ -388,14 +388,17 @@ fn is_flag(name: &str) -> bool {
         || solvers::PathOptions::is_flag(name)
 }
 
-/// E0362 for the option `name` of `spec` given neither a number nor a list of numbers.
+/// E0362 for the option `name` of `spec` given neither a number nor (for the path's `s`, the
+/// one option that takes one) a list of numbers.
 fn not_a_number(spec: &SolveSpec, name: &str) -> Diagnostic {
+    let takes_a_list = name == "s" && ["path", "colide"].contains(&spec.method.as_str());
+    let what = match takes_a_list {
+        true => "a number or a list of numbers",
+        false => "a number",
+    };
     plan_error(
         "E0362",
-        format!(
-            "option `{name}` of `{}` must be a number or a list of numbers",
-            spec.method
-        ),
+        format!("option `{name}` of `{}` must be {what}", spec.method),
     )
     .with_primary_at(spec.option_span(name), "not a number")
 }
@@ -4748,6 +4751,14 @@ fn path_options(plan: &Plan, mut opts: PathOptions) -> Result<PathOptions, Diagn
     }
     for (k, list) in &plan.lists {
         match k.as_str() {
+            "s" if list.is_empty() => {
+                return Err(plan_error(
+                    "E0362",
+                    "option `s` of `path` needs at least one value",
+                )
+                .with_primary_at(plan.option_span("s"), "an empty list")
+                .with_hint("give the schedule, e.g. `s = [1, 0.9, 0.8]`, or one value for every stage, `s = 1`"))
+            }
             "s" => opts.s = list.clone(),
             other => {
                 return Err(plan_error(
