@@ -143,7 +143,11 @@ fn dagma_artifact_with_data_from_the_command_line_solves_the_same() {
         path(&data),
     ]));
     let x = format!("X={}", path(&data.join("X.npy")));
-    same_files_from_source_and_artifact("dag/dagma.opt", &["--data", &x, "--max-iter", "300"], "W");
+    same_files_from_source_and_artifact(
+        "dag/dagma.opt",
+        &["--data", &x, "--max-iter", "3000"],
+        "W",
+    );
 }
 
 #[test]

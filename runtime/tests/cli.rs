@@ -479,6 +479,16 @@ fn missing_files_and_usage_errors_have_their_exit_codes() {
         "{}",
         stderr(&o)
     );
+    // A file where the directory belongs is found before the solve, not after it.
+    let dir = temp_dir("out-is-a-file");
+    let file = write_model(&dir, "not a directory\n");
+    let o = optc(&["run", &example("regression/lasso.opt"), "--out", &file]);
+    assert_eq!(code(&o), 66, "{}", stderr(&o));
+    assert!(stderr(&o).contains("error[E0314]"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("solver:"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    let o = optc(&["simulate", "dag", "--d", "3", "--out", &file]);
+    assert_eq!(code(&o), 66, "{}", stderr(&o));
     let o = optc(&["--help"]);
     assert_eq!(code(&o), 0);
 }
@@ -492,6 +502,17 @@ fn explain_prints_long_explanations() {
     assert!(stdout(&o).lines().count() > 80);
     let o = optc(&["explain", "E9999"]);
     assert_eq!(code(&o), 64);
+    // Two requests at once are a usage error: one of them used to be dropped silently.
+    let lasso = example("regression/lasso.opt");
+    for args in [
+        &["explain", "--list", "--cost", &lasso][..],
+        &["explain", "E0101", "--cost", &lasso],
+        &["explain", "E0101", "--list"],
+    ] {
+        let o = optc(args);
+        assert_eq!(code(&o), 64, "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{args:?}: {}", stdout(&o));
+    }
 }
 
 #[test]
@@ -982,6 +1003,14 @@ fn emit_and_explain_cost_bind_sizes_as_run_does() {
     let o = optc(&["emit", "--stage", "setup", &model]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("transpose"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("load \"X.npy\""), "{}", stdout(&o));
+    // The inputs show the file `--data` binds, as `run` reads it (not the model's `load`).
+    write_npy(&dir.join("X2.npy"), &[30, 4], &values);
+    let x2 = format!("X={}", dir.join("X2.npy").display());
+    let o = optc(&["emit", "--stage", "setup", &model, "--data", &x2]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("X2.npy"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("load \"X.npy\""), "{}", stdout(&o));
     // What `run` refuses, `emit` refuses with the same codes.
     let d = model_error(&["emit", "--stage", "setup", &model, "--param", "nope=1"]);
     assert_eq!(d["code"], "E0350", "{d}");
@@ -1008,8 +1037,9 @@ fn emit_and_explain_cost_bind_sizes_as_run_does() {
     assert_eq!(code(&o), 64, "{}", stderr(&o));
 }
 
-/// `--dims` is repeatable; a name given twice, a size too large and a malformed flag are usage
-/// errors with an example of the flag; an array parameter cannot be set by `--param`.
+/// `--dims` is repeatable; a name given twice (to any binding flag), a size too large and a
+/// malformed flag are usage errors with an example of the flag; an array parameter cannot be
+/// set by `--param`.
 #[test]
 fn binding_flags_are_checked_as_written() {
     let dir = temp_dir("binding_flags");
@@ -1020,6 +1050,12 @@ fn binding_flags_are_checked_as_written() {
     let o = optc(&["eval", &model, "--dims", "n=2", "--dims", "n=2"]);
     assert_eq!(code(&o), 64);
     assert!(stderr(&o).contains("`n` twice"), "{}", stderr(&o));
+    // So is a `--param` or `--data` name given twice: the last used to win silently.
+    for (flag, first, second) in [("--param", "w=1", "w=2"), ("--data", "w=a.npy", "w=b.npy")] {
+        let o = optc(&["eval", &model, flag, first, flag, second]);
+        assert_eq!(code(&o), 64, "{flag}: {}", stderr(&o));
+        assert!(stderr(&o).contains("`w` twice"), "{}", stderr(&o));
+    }
     let o = optc(&["eval", &model, "--dims", "n=99999999999999999999"]);
     assert_eq!(code(&o), 64);
     assert!(stderr(&o).contains("too large"), "{}", stderr(&o));

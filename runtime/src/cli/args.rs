@@ -288,10 +288,10 @@ pub struct ExplainArgs {
     /// A diagnostic code such as E0101.
     pub code: Option<String>,
     /// List every diagnostic code.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["code", "cost"])]
     pub list: bool,
     /// Explain the per-iteration cost of this model instead (at the sizes `optc run` binds).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "code")]
     pub cost: Option<PathBuf>,
     /// The bindings of `--cost`'s model.
     #[command(flatten)]

@@ -46,13 +46,22 @@ pub fn parse_dims(flags: &[String]) -> Result<Vec<(String, u64)>, String> {
             }
         };
         if let Some((_, first)) = dims.iter().find(|(n, _)| n == name) {
-            return Err(format!(
-                "`--dims` gives `{name}` twice ({first} and {size})"
-            ));
+            return Err(twice("--dims", name, first, size));
         }
         dims.push((name.to_string(), size));
     }
     Ok(dims)
+}
+
+/// The error for a name that `flag` gives twice (with the values `first` and `second`): one
+/// would silently override the other.
+pub fn twice(
+    flag: &str,
+    name: &str,
+    first: impl std::fmt::Display,
+    second: impl std::fmt::Display,
+) -> String {
+    format!("`{flag}` gives `{name}` twice ({first} and {second})")
 }
 
 /// Parses a `--param` value: a number.

@@ -191,13 +191,22 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
         }
         Stage::Grad | Stage::GradSimplified | Stage::Setup => {
             let c = compile(&a.model, Until::Ir)?;
-            let program = c.program.as_ref().expect("ir stage");
+            let spec = bind_spec(&a.bind)?;
+            // The data inputs show the files `--data` binds, as `run` reads them.
+            let mut program = c.program.clone().expect("ir stage");
+            for input in &mut program.inputs {
+                if let Some((_, path)) = spec.data.iter().find(|(name, _)| *name == input.name) {
+                    let path = path.display().to_string();
+                    input.source = Some(optc_compiler::ir::DataSource::File(path));
+                }
+            }
+            let program = &program;
             let derived = derive::differentiate(program)
                 .map_err(|e| derive_failed(&e, program, &c.sources, &a.model))?;
             if a.stage == Stage::Grad {
                 derived.text()
             } else {
-                let sizes = plan_dims(program, &a.model, &c.sources, &bind_spec(&a.bind)?)?;
+                let sizes = plan_dims(program, &a.model, &c.sources, &spec)?;
                 let s = derive::simplify(&derived, &sizes).map_err(|e| internal(&e))?;
                 if a.stage == Stage::GradSimplified {
                     s.derived.text()
@@ -462,11 +471,17 @@ fn bind_spec(b: &args::BindArgs) -> Result<BindSpec, u8> {
     let mut spec = BindSpec::default();
     for d in &b.data {
         let (name, path) = bind::split_assignment("--data", d).map_err(usage)?;
+        if let Some((_, first)) = spec.data.iter().find(|(n, _)| n == name) {
+            return Err(usage(bind::twice("--data", name, first.display(), path)));
+        }
         spec.data.push((name.to_string(), path.into()));
     }
     for p in &b.params {
         let (name, value) = bind::split_assignment("--param", p).map_err(usage)?;
         let value = bind::parse_param_value(name, value).map_err(usage)?;
+        if let Some((_, first)) = spec.params.iter().find(|(n, _)| n == name) {
+            return Err(usage(bind::twice("--param", name, first, value)));
+        }
         spec.params.push((name.to_string(), value));
     }
     spec.dims = bind::parse_dims(&b.dims).map_err(usage)?;
@@ -720,6 +735,22 @@ fn constraint_kind(c: &optc_compiler::ir::Constraint) -> &'static str {
     }
 }
 
+/// Creates the output directory `dir` and checks that a file can be written in it, before any
+/// work whose results it would receive (E0314, exit 66, otherwise).
+fn prepare_out_dir(dir: &std::path::Path, format: ErrorFormat) -> Result<(), u8> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return Err(unwritable(dir, &e, format));
+    }
+    let probe = dir.join(format!(".optc-write-test-{}", std::process::id()));
+    match std::fs::write(&probe, b"") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(unwritable(dir, &e, format)),
+    }
+}
+
 /// Writes arrays as `.npy` files into `dir` (each atomically), listing them on stdout if `list`.
 fn write_arrays<'a>(
     dir: &std::path::Path,
@@ -812,6 +843,7 @@ fn simulate(a: &args::SimulateArgs) -> Result<u8, u8> {
     use args::{GraphKind, NoiseKind, SimKind};
     use optc_runtime::simulate as sim;
     let (n, d, p) = simulate_sizes(a)?;
+    prepare_out_dir(&a.out, ErrorFormat::Human)?;
     let arrays = match a.kind {
         SimKind::Dag => {
             let config = sim::SemConfig {
@@ -1016,6 +1048,9 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
     use optc_runtime::plan;
     use optc_runtime::solvers::Control;
     let total = std::time::Instant::now();
+    if let Some(dir) = &a.out {
+        prepare_out_dir(dir, a.model.error_format)?;
+    }
     // With `--backend gpu` the objective and gradient run on the device and everything else
     // (the solver, outputs, violations) on the host, through a CPU model.
     let (front, mut model, mut device) = if a.backend == args::BackendArg::Gpu {
