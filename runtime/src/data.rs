@@ -609,7 +609,7 @@ fn unquoted(field: &str) -> &str {
 /// Parses numbers separated by commas, one row per line (a UTF-8 byte order mark and double
 /// quotes around fields are dropped; a comma inside quotes does not separate). Blank lines are
 /// skipped; the first line is a header when none of its fields is a number (nor numbers written
-/// otherwise, [`numbers_written_otherwise`], which is an error). Rows
+/// otherwise: split by `;`, tabs or spaces, or with a decimal comma, which is an error). Rows
 /// must have equal lengths. The table is a matrix for `declared_rank` 2, a vector for rank 1
 /// when it has one column (or one row), and a scalar for rank 0 when it has one field.
 pub fn parse_csv(text: &str, source: &str, declared_rank: usize) -> Result<ArrayD<f64>, DataError> {

@@ -1481,7 +1481,8 @@ fn option_values_out_of_their_ranges_are_refused() {
     refuses::<LbfgsOptions>("max_linesearch", &[0.0], &[1.0]);
     refuses::<MaidOptions>("rho", &[0.0, 1.0], &[0.5]);
     refuses::<MaidOptions>("nu", &[0.9], &[1.0, 1.05]);
-    refuses::<PathOptions>("mu_factor", &[0.0, 1.0], &[0.5]);
+    refuses::<PathOptions>("decay", &[0.0, 1.0], &[0.5]);
+    refuses::<PathOptions>("mu", &[0.0, -1.0], &[0.1]);
     refuses::<PathOptions>("lr", &[0.0], &[1e-4]);
     // c1 < c2, whatever the order they are given in.
     let wolfe = |c1: f64, c2: f64| {

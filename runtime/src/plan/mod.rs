@@ -291,7 +291,27 @@ impl Plan {
             e.name = alias.to_string();
         }
         let span = self.option_span(&e.name);
-        plan_error("E0362", e.to_string()).with_primary_at(span, "bad option")
+        match &e.accepted {
+            // As `auglag`'s split of its options words it.
+            Some(accepted) => {
+                let accepted: Vec<&str> = accepted.iter().map(String::as_str).collect();
+                let method = self
+                    .solve
+                    .as_ref()
+                    .map_or(self.method.name(), |s| &s.method);
+                plan_error(
+                    "E0362",
+                    format!(
+                        "`{method}` has no option `{}`{}",
+                        e.name,
+                        solvers::did_you_mean(&e.name, &accepted)
+                    ),
+                )
+                .with_primary_at(span, "unknown option")
+                .with_hint(format!("options: {}", accepted.join(", ")))
+            }
+            None => plan_error("E0362", e.to_string()).with_primary_at(span, "bad option"),
+        }
     }
 
     /// Whether the augmented Lagrangian solves its subproblems by proximal gradient (the staged
@@ -4741,13 +4761,7 @@ fn path_kind(plan: &Plan) -> Result<PathKind, Diagnostic> {
 /// `opts` with the plan's options of `solve with path(...)` applied.
 fn path_options(plan: &Plan, mut opts: PathOptions) -> Result<PathOptions, Diagnostic> {
     for (k, v) in &plan.options {
-        match k.as_str() {
-            "mu" => opts.mu_init = *v,
-            "decay" => opts.mu_factor = *v,
-            other => opts
-                .set_option(other, *v)
-                .map_err(|e| plan.option_error(e))?,
-        }
+        opts.set_option(k, *v).map_err(|e| plan.option_error(e))?;
     }
     for (k, list) in &plan.lists {
         match k.as_str() {

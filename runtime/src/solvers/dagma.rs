@@ -347,8 +347,8 @@ impl SetOption for PathOptions {
     const NAMES: &'static [&'static str] = &[
         "stages",
         "T",
-        "mu_init",
-        "mu_factor",
+        "mu",
+        "decay",
         "s",
         "s_step",
         "warm_iter",
@@ -364,8 +364,9 @@ impl SetOption for PathOptions {
         "max_restarts",
     ];
 
-    /// Numeric options by field name; `s` sets a constant s for all stages and `T` is an alias
-    /// of `stages`. Options of the other inner solver than `inner` are rejected.
+    /// Numeric options by field name, but `mu` (μ₁) and `decay` (the factor of μ); `s` sets a
+    /// constant s for all stages and `T` is an alias of `stages`. Options of the other inner
+    /// solver than `inner` are rejected.
     fn set_option(&mut self, name: &str, value: f64) -> Result<(), OptionError> {
         let other = match self.inner {
             PathInner::Adam => ("lbfgs", LBFGS_ONLY),
@@ -379,8 +380,8 @@ impl SetOption for PathOptions {
         }
         match name {
             "stages" | "T" => self.stages = count(name, value)?,
-            "mu_init" => self.mu_init = positive(name, value)?,
-            "mu_factor" => self.mu_factor = fraction(name, value)?,
+            "mu" => self.mu_init = positive(name, value)?,
+            "decay" => self.mu_factor = fraction(name, value)?,
             "s" => self.s = vec![positive(name, value)?],
             "s_step" => self.s_step = positive(name, value)?,
             "warm_iter" => self.warm_iter = count(name, value)?,

@@ -7,6 +7,8 @@ use std::fmt;
 pub struct OptionError {
     pub name: String,
     pub message: String,
+    /// For an unknown name: the names the solver accepts.
+    pub accepted: Option<Vec<String>>,
 }
 
 impl fmt::Display for OptionError {
@@ -125,18 +127,22 @@ pub(crate) fn invalid(name: &str, message: &str) -> OptionError {
     OptionError {
         name: name.to_string(),
         message: message.to_string(),
+        accepted: None,
     }
 }
 
 pub(crate) fn unknown(name: &str, accepted: &[&str]) -> OptionError {
-    invalid(
-        name,
-        &format!(
-            "unknown option{}; accepted: {}",
-            did_you_mean(name, accepted),
-            accepted.join(", ")
-        ),
-    )
+    OptionError {
+        accepted: Some(accepted.iter().map(|a| a.to_string()).collect()),
+        ..invalid(
+            name,
+            &format!(
+                "unknown option{}; accepted: {}",
+                did_you_mean(name, accepted),
+                accepted.join(", ")
+            ),
+        )
+    }
 }
 
 /// " (did you mean `x`?)" for the accepted name closest to `name`, or nothing.
