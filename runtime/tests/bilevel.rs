@@ -230,7 +230,12 @@ solve with maid(steps = 3)
 ";
     let e = refusal(source);
     assert_eq!(e.code, "E0362");
-    assert!(e.message.contains("eps0"), "{}", e.message);
+    assert!(
+        e.message.contains("`maid` has no option `steps`"),
+        "{}",
+        e.message
+    );
+    assert!(e.hint.as_deref().unwrap_or("").contains("eps0"), "{e:?}");
 }
 
 #[test]
