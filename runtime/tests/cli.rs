@@ -301,6 +301,67 @@ fn check_refuses_a_maid_model_that_maid_cannot_solve() {
     }
 }
 
+/// `colide`'s `scale` names the noise-scale variable and `variant` (`ev`, `nv`) must fit its
+/// shape, as problems.md documents (both were refused as "must be a number"); with two
+/// candidate scales and no `scale`, the solve asks which.
+#[test]
+fn colide_takes_its_scale_and_variant_by_name() {
+    let dir = temp_dir("colide_options");
+    let data = root().join("examples/data/X.npy");
+    let model = |extra_var: &str, options: &str| {
+        write_model(
+            &dir,
+            &format!(
+                "dims n, d\ndata X : real[n, d] = load(\"{}\")\nvar W : real[d, d] = 0\n\
+                 var sigma : real >= 1e-6 = 1\n{extra_var}\
+                 minimize 0.5 / (n * sigma) * sumsq(X - X @ W) + d * sigma / 2 + 0.05 * norm1(W)\n\
+                 subject to\n  acyclic: dagma_logdet(W) == 0\n\
+                 solve with colide({options}stages = 2, warm_iter = 50, max_iter = 50)\n",
+                data.display()
+            ),
+        )
+    };
+    let run = |model: &str| optc(&["run", model, "-q", "--error-format", "json"]);
+    for options in [
+        "variant = \"ev\", ",
+        "scale = sigma, ",
+        "variant = \"ev\", scale = sigma, ",
+    ] {
+        let o = run(&model("", options));
+        assert!([0, 1].contains(&code(&o)), "{options}: {}", stderr(&o));
+        assert!(stdout(&o).contains("sigma"), "{options}: {}", stdout(&o));
+    }
+    let refused = |extra_var: &str, options: &str| {
+        let o = run(&model(extra_var, options));
+        assert_eq!(code(&o), 65, "{options}: {}", stderr(&o));
+        json(stderr(&o).lines().next().unwrap())
+    };
+    let d = refused("", "variant = \"nv\", ");
+    assert_eq!(d["code"], "E0362", "{d}");
+    assert!(
+        d["message"].as_str().unwrap().contains("vector scale"),
+        "{d}"
+    );
+    let d = refused("", "variant = \"xx\", ");
+    assert!(
+        d["message"].as_str().unwrap().contains("no variant `xx`"),
+        "{d}"
+    );
+    let d = refused("", "scale = sigmaa, ");
+    assert!(
+        d["hint"].as_str().unwrap().contains("`scale = sigma`"),
+        "{d}"
+    );
+    let d = refused("", "scale = W, ");
+    assert!(d["message"].as_str().unwrap().contains("reads `W`"), "{d}");
+    // An intercept beside the scale: which one is the scale must be said.
+    let intercept = "var b : real[d] = 0\n";
+    let d = refused(intercept, "");
+    assert_eq!(d["code"], "E0360", "{d}");
+    assert!(d["message"].as_str().unwrap().contains("(sigma, b)"), "{d}");
+    assert!(d["hint"].as_str().unwrap().contains("scale = sigma"), "{d}");
+}
+
 #[test]
 fn model_errors_exit_65_with_rendered_and_json_diagnostics() {
     let dir = temp_dir("errors");

@@ -432,8 +432,22 @@ fn path_uses_lbfgs(spec: &SolveSpec, names: &[(String, String)]) -> Result<bool,
     let mut lbfgs = false;
     for (name, value) in names {
         let here = spec.option_span(name);
-        if name != "inner" {
-            return Err(not_a_number(spec, name));
+        match name.as_str() {
+            // `colide`'s scale variable (checked by `scale_vars`) and its variant.
+            "scale" if method == "colide" => continue,
+            "variant" if method == "colide" => match value.as_str() {
+                "ev" | "nv" => continue,
+                other => {
+                    return Err(plan_error(
+                        "E0362",
+                        format!("`colide` has no variant `{other}`"),
+                    )
+                    .with_primary_at(here, "unknown variant")
+                    .with_hint("`variant = \"ev\"` (equal noise variances: a scalar scale) or `variant = \"nv\"` (one per node: a vector scale)"))
+                }
+            },
+            "inner" => {}
+            _ => return Err(not_a_number(spec, name)),
         }
         lbfgs = match value.as_str() {
             "adam" => false,
@@ -2737,7 +2751,7 @@ pub fn device_functions(
     roots.extend([guard, merit.h]);
     if kind.colide {
         let slots = crate::model::var_slots(&program, dims);
-        let scales = scale_vars(&mut program, &slots, objective, constraint)?;
+        let scales = scale_vars(&mut program, &plan, &slots, objective, constraint)?;
         roots.extend(scales.iter().flat_map(|v| [v.slope, v.slope_at_double]));
     }
     let (adam, step_roots) = if kind.lbfgs_stages {
@@ -3647,7 +3661,7 @@ fn path_external(
     let scales = if kind.colide {
         let constraint = model.program.constraints[plan.structure.equalities[0]].node;
         let slots = model.vars.clone();
-        scale_vars(&mut model.program, &slots, objective, constraint)?
+        scale_vars(&mut model.program, plan, &slots, objective, constraint)?
     } else {
         Vec::new()
     };
@@ -4456,20 +4470,86 @@ struct ScaleVar {
     slope_at_double: NodeId,
 }
 
-/// The scale variables of `solve with colide`: every variable that the acyclicity function `h`
-/// does not read (σ for CoLiDE-EV, σ ∈ R^d for CoLiDE-NV), with the slope nodes of `objective`.
+/// The scale variable of `solve with colide`, with the slope nodes of `objective`: the one
+/// `scale = name` gives, else the one variable that the acyclicity function `h` does not read
+/// (σ for CoLiDE-EV, σ ∈ R^d for CoLiDE-NV; with several, the option must name one). A
+/// `variant` must fit its shape: a scalar for `ev`, a vector for `nv`.
 fn scale_vars(
     program: &mut Program,
+    plan: &Plan,
     slots: &[VarSlot],
     objective: NodeId,
     h: NodeId,
 ) -> Result<Vec<ScaleVar>, Diagnostic> {
-    let mut scales = Vec::new();
-    for slot in slots {
-        let node = program.input_nodes[slot.input.0 as usize];
-        if depends_on(program, h, node) {
-            continue;
+    let option = |key: &str| {
+        plan.names
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let candidates: Vec<&VarSlot> = slots
+        .iter()
+        .filter(|slot| !depends_on(program, h, program.input_nodes[slot.input.0 as usize]))
+        .collect();
+    let names: Vec<&str> = candidates.iter().map(|s| s.name.as_str()).collect();
+    let chosen: Vec<&VarSlot> = match option("scale") {
+        Some(name) => {
+            let Some(slot) = candidates.iter().find(|s| s.name == name) else {
+                let read = slots.iter().any(|s| s.name == name);
+                let why = match read {
+                    true => format!("the acyclicity constraint reads `{name}`: it is no scale"),
+                    false => format!("the model has no variable `{name}`"),
+                };
+                let guess = optc_compiler::diag::suggest(name, names.iter().copied());
+                return Err(plan_error("E0362", format!("`scale = {name}`: {why}"))
+                    .with_primary_at(plan.option_span("scale"), "not a scale variable")
+                    .with_hint(match guess {
+                        Some(g) => format!("did you mean `scale = {g}`?"),
+                        None => format!(
+                            "the scale is a variable the constraint does not read; here: {}",
+                            names.join(", ")
+                        ),
+                    }));
+            };
+            vec![slot]
         }
+        None if candidates.len() > 1 => {
+            return Err(plan_error(
+                "E0360",
+                format!(
+                    "`colide` finds several variables the acyclicity constraint does not read ({}): which is the noise scale?",
+                    names.join(", ")
+                ),
+            )
+            .with_primary_at(program.method_span(), "`colide` chosen here")
+            .with_hint(format!(
+                "name it, e.g. `solve with colide(scale = {})`; the others are then solved for as W is",
+                names.iter().find(|n| n.contains("sigma")).unwrap_or(&names[0])
+            )))
+        }
+        None => candidates,
+    };
+    if let (Some(variant), Some(slot)) = (option("variant"), chosen.first()) {
+        let scalar = slot.len() == 1 && slot.shape.is_empty();
+        if (variant == "ev") != scalar {
+            let wants = match variant {
+                "ev" => "a scalar scale (equal noise variances)",
+                _ => "a vector scale, one per node",
+            };
+            return Err(plan_error(
+                "E0362",
+                format!(
+                    "`variant = \"{variant}\"` takes {wants}; `{}` has shape {:?}",
+                    slot.name, slot.shape
+                ),
+            )
+            .with_primary_at(plan.option_span("variant"), "does not fit the scale")
+            .with_hint("`ev` takes `var sigma : real`, `nv` takes `var sigma : real[d]`"));
+        }
+    }
+    let mut scales = Vec::new();
+    for slot in chosen {
+        let node = program.input_nodes[slot.input.0 as usize];
         let slope = autodiff::gradient(program, objective, &[slot.input])
             .map_err(|e| e.diagnostic(program))?[0];
         let two = program.graph.constant(2.0);
@@ -4530,7 +4610,7 @@ fn check_scale_form(scales: &[ScaleVar], first: &[f64], second: &[f64]) -> Resul
     }) {
         Some(v) => Err(plan_error(
             "E0360",
-            format!("`colide`: the objective is not of the form a/{0} + b·{0} in the scale `{0}` (its closed-form update does not reach a fixed point)", v.name),
+            format!("`colide`: the objective is not of the form a/σ + c·σ in the scale σ = `{}` (its closed-form update does not reach a fixed point)", v.name),
         )),
         None => Ok(()),
     }
@@ -4550,7 +4630,7 @@ fn scale_update(
         plan_error(
             "E0360",
             format!(
-                "`colide`: the objective is not of the form a/{0} + b·{0} (a ≥ 0, b > 0) in the scale `{0}`",
+                "`colide`: the objective is not of the form a/σ + c·σ (a ≥ 0, c > 0) in the scale σ = `{}`",
                 v.name
             ),
         )
@@ -4594,7 +4674,7 @@ fn path(
     model.bind_added_params();
     let mut scales = if colide {
         let slots = model.vars.clone();
-        scale_vars(&mut model.program, &slots, objective, c.node)?
+        scale_vars(&mut model.program, plan, &slots, objective, c.node)?
     } else {
         Vec::new()
     };
