@@ -301,6 +301,58 @@ fn check_refuses_a_maid_model_that_maid_cannot_solve() {
     }
 }
 
+/// The path's options are range-checked before any data (`decay = 2`, `stages = 0` and
+/// `mu = 0` were taken), and an end point that violates the constraint beyond `h_tol` is an
+/// iteration limit with a note, not `converged`.
+#[test]
+fn a_path_too_short_for_feasibility_is_not_converged() {
+    let dir = temp_dir("path_short");
+    let data = root().join("examples/data/X.npy");
+    let model = |options: &str| {
+        write_model(
+            &dir,
+            &format!(
+                "dims n, d\ndata X : real[n, d] = load(\"{}\")\nvar W : real[d, d] = 0\n\
+                 minimize 0.5 / n * sumsq(X - X @ W) + 0.02 * norm1(W)\n\
+                 subject to\n  acyclic: dagma_logdet(W) == 0\nsolve with path({options})\n",
+                data.display()
+            ),
+        )
+    };
+    for bad in ["decay = 2", "decay = 1", "stages = 0", "mu = 0"] {
+        let o = optc(&["check", &model(bad)]);
+        assert_eq!(code(&o), 65, "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("E0362"), "{bad}: {}", stderr(&o));
+    }
+    // One short stage at mu = 1 leaves W far from acyclic.
+    let o = optc(&[
+        "run",
+        &model("stages = 1, max_iter = 30000, checkpoint = 100, lr = 3e-3"),
+        "-q",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v = json(&stdout(&o));
+    assert_eq!(v["status"], "iteration_limit", "{v}");
+    // The stage's own test ended it, well before its iteration limit.
+    assert!(v["iterations"].as_u64().unwrap() < 30000, "{v}");
+    let violation = v["constraints"][0]["violation"].as_f64().unwrap();
+    assert!(violation > 1e-4, "{v}");
+    assert!(
+        stderr(&o).contains("note: the path ended with its constraint violated"),
+        "{}",
+        stderr(&o)
+    );
+    // A tolerance it meets: converged.
+    let o = optc(&[
+        "run",
+        &model("stages = 1, max_iter = 30000, checkpoint = 100, lr = 3e-3, h_tol = 100"),
+        "-q",
+        "--json",
+    ]);
+    assert_eq!(json(&stdout(&o))["status"], "converged", "{}", stderr(&o));
+}
+
 /// `colide`'s `scale` names the noise-scale variable and `variant` (`ev`, `nv`) must fit its
 /// shape, as problems.md documents (both were refused as "must be a number"); with two
 /// candidate scales and no `scale`, the solve asks which.
@@ -459,6 +511,31 @@ fn every_bad_option_is_reported() {
     assert_eq!(code(&o), 65);
     assert!(
         stderr(&o).contains("given on the command line (`--max-iter`, `--tol`)"),
+        "{}",
+        stderr(&o)
+    );
+    // Over the model's own (valid) `tol`: one error, from the command line, not pointing at
+    // the model's option (it was printed twice, both at `tol = 1e-10`).
+    let own = write_model(
+        &dir,
+        "var x : real[2] = 0\nminimize sumsq(x - 1) + norm1(x)\nsolve with fista(tol = 1e-10)\n",
+    );
+    let o = optc(&["run", &own, "-q", "--tol=nan", "--error-format", "json"]);
+    assert_eq!(code(&o), 65);
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    let d = json(lines[0]);
+    assert_eq!(d["labels"], serde_json::json!([]), "{d}");
+    assert!(
+        d["notes"][0].as_str().unwrap().contains("command line"),
+        "{d}"
+    );
+    // A valid `--tol` replaces the model's.
+    let o = optc(&["run", &own, "-q", "--json", "--tol", "1e-3"]);
+    assert_eq!(
+        json(&stdout(&o))["tolerance"].as_f64(),
+        Some(1e-3),
         "{}",
         stderr(&o)
     );
@@ -1365,10 +1442,25 @@ fn bench_reports_compile_time_and_rates_per_backend() {
             serde_json::json!([])
         );
     }
-    // Random data needs every size.
+    // Random data needs every size, and names the array that lacks one (not every array).
     let o = optc(&["bench", &example("dag/dagma.opt"), "--dims", "n=50"]);
     assert_eq!(code(&o), 65);
     assert!(stderr(&o).contains("E0352"), "{}", stderr(&o));
+    let dir = temp_dir("bench_random");
+    let model = write_model(
+        &dir,
+        "dims n, p\ndata X : real[n, p]\ndata y : real[n]\nvar w : real[p] = 0\nminimize sumsq(X @ w - y)\n",
+    );
+    let o = optc(&["bench", &model, "--dims", "n=10", "--error-format", "json"]);
+    assert_eq!(code(&o), 65);
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    let d = json(lines[0]);
+    assert_eq!(
+        d["message"], "random data for `X` needs the size of `p`",
+        "{d}"
+    );
     // A gradient through an argmin (the bilevel solver's, not symbolic) is a coded diagnostic.
     let d = model_error(&["bench", &example("bilevel/tv_denoise.opt")]);
     assert_eq!(d["code"], "E0363", "{d}");

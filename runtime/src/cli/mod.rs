@@ -1110,7 +1110,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
             plan::Method::AugLag => "max_outer",
             _ => "max_iter",
         };
-        the_plan.options.push((name.into(), m as f64));
+        the_plan.set_on_command_line(name, m as f64);
     }
     if let Some(t) = a.tol {
         // Adam's optimality tolerance is its `gtol` (its `ftol` is a checkpoint's decrease).
@@ -1118,7 +1118,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
             plan::Method::Adam => "gtol",
             _ => "tol",
         };
-        the_plan.options.push((name.into(), t));
+        the_plan.set_on_command_line(name, t);
     }
     if a.max_iter.is_some() || a.tol.is_some() {
         let errors: Vec<Diagnostic> = plan::check_options(&the_plan)
@@ -1287,7 +1287,7 @@ fn run(a: &args::RunArgs) -> Result<u8, u8> {
         let warning = optc_runtime::plan::infeasibility_warning(&model.program, &violations);
         report::print_diagnostics(&[warning], &front.sources, a.model.error_format);
     }
-    if let Some(note) = plan::converged_short_of_tolerance(&the_plan, report) {
+    if let Some(note) = plan::stopped_short_note(&the_plan, report) {
         if a.model.error_format == ErrorFormat::Human {
             eprintln!("note: {note}");
         }

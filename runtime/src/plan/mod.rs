@@ -269,12 +269,26 @@ pub struct Plan {
     pub projections: Vec<Projection>,
     /// Findings that do not stop the solve (E0365, a kink where the method needs a gradient).
     pub warnings: Vec<Diagnostic>,
+    /// Options set on the command line (`--tol`, `--max-iter`): written nowhere in the model.
+    pub command_line: Vec<String>,
 }
 
 impl Plan {
-    /// Where the `solve with` option `name` is written.
+    /// Where the `solve with` option `name` is written (nowhere when the command line set it).
     pub fn option_span(&self, name: &str) -> Option<Span> {
+        if self.command_line.iter().any(|c| c == name) {
+            return None;
+        }
         self.solve.as_ref()?.option_span(name)
+    }
+
+    /// Sets option `name` from the command line, over the model's value (and, for `tol`, over
+    /// L-BFGS's `gtol`, the same tolerance).
+    pub fn set_on_command_line(&mut self, name: &str, value: f64) {
+        let same = |k: &str| k == name || (name == "tol" && k == "gtol");
+        self.options.retain(|(k, _)| !same(k));
+        self.options.push((name.to_string(), value));
+        self.command_line.push(name.to_string());
     }
 
     /// A bad option (E0362), pointing at it (written under its name or an alias: `rho` for
@@ -770,6 +784,7 @@ fn choose_method(program: &Program) -> Result<Plan, Diagnostic> {
         transport,
         projections,
         warnings: Vec::new(),
+        command_line: Vec::new(),
     };
     Ok(plan)
 }
@@ -1489,11 +1504,15 @@ fn stalled_at_kinks(plan: &Plan, mut outcome: Outcome) -> Outcome {
     outcome
 }
 
-/// Why a solve that `converged` stopped short of its tolerance, for a note: L-BFGS (also as
-/// `auglag`'s inner solver) also stops on a negligible relative decrease (`ftol`), which leaves
-/// its optimality above `tol`. `None` when the optimality met the tolerance, for other statuses,
-/// and for a status the plan changed to `stalled`.
-pub fn converged_short_of_tolerance(plan: &Plan, report: &Report) -> Option<String> {
+/// Why a solve stopped short, for a note: a path whose end point violates its constraint
+/// beyond its `h_tol` ([`path_short_of_feasible`]); a solve that `converged` short of its
+/// tolerance, as L-BFGS (also as `auglag`'s inner solver) also stops on a negligible relative
+/// decrease (`ftol`), which leaves its optimality above `tol`. `None` when the optimality met the
+/// tolerance, for other statuses, and for a status the plan changed to `stalled`.
+pub fn stopped_short_note(plan: &Plan, report: &Report) -> Option<String> {
+    if plan.method == Method::Path {
+        return path_short_of_feasible(plan, report);
+    }
     let tol = stopping_tolerance(plan)?;
     if report.status != solvers::Status::Converged || !(report.optimality > tol) {
         return None;
@@ -1519,6 +1538,19 @@ pub fn converged_short_of_tolerance(plan: &Plan, report: &Report) -> Option<Stri
              method's steps",
             report.optimality
         ),
+    })
+}
+
+/// Why a path ended short (`iteration_limit`) with its constraint violated beyond the path's
+/// `h_tol`: the stages' own tests said nothing about feasibility.
+fn path_short_of_feasible(plan: &Plan, report: &Report) -> Option<String> {
+    let opts = path_options(plan, path_kind(plan).ok()?.defaults(Bounds::unbounded(0))).ok()?;
+    (report.status == solvers::Status::MaxIter && report.violation > opts.h_tol).then(|| {
+        format!(
+            "the path ended with its constraint violated by {:.3e}, above its `h_tol` = {:e}: \
+             more `stages`, or a smaller final mu (`decay`), drive it towards 0",
+            report.violation, opts.h_tol
+        )
     })
 }
 

@@ -4,7 +4,8 @@
 //! For stages t = 1..T the path minimises μ_t·score(x) + h^{s_t}(x), warm-started from the
 //! previous stage, with μ_{t+1} = mu_factor·μ_t and s_t taken from the `s` list (its last value
 //! repeated). Stages t < T run at most `warm_iter` inner iterations, the last one `max_iter`: a
-//! last stage that meets that limit before its stopping test ends the path as `MaxIter`. The
+//! last stage that meets that limit before its stopping test ends the path as `MaxIter`, and so
+//! does an end point whose violation h(x) exceeds `h_tol` (the schedule was too short). The
 //! objective reports whether x lies in the domain of h^s (for DAGMA: sI − W∘W an M-matrix, i.e.
 //! (sI − W∘W)⁻¹ ≥ 0). Each stage is minimised by one of two inner solvers ([`PathInner`]):
 //!
@@ -285,6 +286,9 @@ pub struct PathOptions {
     pub memory: usize,
     /// Stage restarts allowed in total before giving up with `Status::Diverged` (50).
     pub max_restarts: usize,
+    /// The largest violation h(x) the end point may have for the path to count as converged
+    /// (1e-4); above it the schedule ended too early (too few stages, μ still too large).
+    pub h_tol: f64,
 }
 
 impl Default for PathOptions {
@@ -307,6 +311,7 @@ impl Default for PathOptions {
             ftol: 1e-8,
             memory: 10,
             max_restarts: 50,
+            h_tol: 1e-4,
         }
     }
 }
@@ -362,6 +367,7 @@ impl SetOption for PathOptions {
         "ftol",
         "memory",
         "max_restarts",
+        "h_tol",
     ];
 
     /// Numeric options by field name, but `mu` (μ₁) and `decay` (the factor of μ); `s` sets a
@@ -379,7 +385,7 @@ impl SetOption for PathOptions {
             ));
         }
         match name {
-            "stages" | "T" => self.stages = count(name, value)?,
+            "stages" | "T" => self.stages = positive_count(name, value)?,
             "mu" => self.mu_init = positive(name, value)?,
             "decay" => self.mu_factor = fraction(name, value)?,
             "s" => self.s = vec![positive(name, value)?],
@@ -395,6 +401,7 @@ impl SetOption for PathOptions {
             "ftol" => self.ftol = nonnegative(name, value)?,
             "memory" => self.memory = count(name, value)?,
             "max_restarts" => self.max_restarts = count(name, value)?,
+            "h_tol" => self.h_tol = nonnegative(name, value)?,
             _ => return Err(unknown(name, Self::NAMES)),
         }
         Ok(())
@@ -654,6 +661,11 @@ pub fn central_path(
         mu *= opts.mu_factor;
     }
     let violation = stage.objective.violation(&x);
+    // The stages' own tests say nothing about feasibility: a schedule too short for it ends
+    // short of a solution.
+    if status == Status::Converged && !(violation <= opts.h_tol) {
+        status = Status::MaxIter;
+    }
     let report = Report {
         status,
         iterations: stage.total_steps,
