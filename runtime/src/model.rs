@@ -205,27 +205,36 @@ fn random_array(
         let given = dim_overrides.iter().find(|(d, _, _)| d.0 as usize == k);
         sizes.push(given.map(|g| g.1).or(info.default));
     }
-    let missing: Vec<&str> = program
-        .dims
+    // The sizes of the dims of this array's own shape.
+    let mut missing: Vec<&str> = input
+        .shape
         .iter()
-        .zip(&sizes)
-        .filter(|(_, s)| s.is_none())
-        .map(|(d, _)| d.name.as_str())
+        .filter_map(|d| d.sym)
+        .filter(|s| sizes[s.0 as usize].is_none())
+        .map(|s| program.dims[s.0 as usize].name.as_str())
         .collect();
+    missing.dedup();
     if !missing.is_empty() {
         return Err(Diagnostic::error(
             "E0352",
             format!(
-                "random data for `{}` needs every dimension size",
-                input.name
+                "random data for `{}` needs the size of {}",
+                input.name,
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
             ),
         )
+        .with_primary_at(input.span, "declared here")
         .with_hint(format!(
-            "give them with `--dims`, e.g. --dims {}=100",
+            "give it with `--dims`, e.g. --dims {}=100",
             missing[0]
         )));
     }
-    let sizes: Vec<u64> = sizes.into_iter().flatten().collect();
+    // Dims the shape does not use evaluate as 0 (their sizes do not matter here).
+    let sizes: Vec<u64> = sizes.into_iter().map(|s| s.unwrap_or(0)).collect();
     let shape: Vec<usize> = input
         .shape
         .iter()

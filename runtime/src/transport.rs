@@ -66,33 +66,86 @@ pub struct Transport {
     pub support: Option<Vec<bool>>,
 }
 
+/// A part of the transport form, for a validation error to point at.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Part {
+    /// The objective's quadratic term.
+    Gamma,
+    /// The `card` constraint.
+    Sparsity,
+    /// The row-sum constraint (`target`) or the column-sum constraint (`mass`).
+    Target,
+    Mass,
+    /// The linear term.
+    Cost,
+}
+
+/// Why the dual method cannot take a transport problem's numbers: a sentence, the part it is
+/// about, and how to fix it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invalid {
+    pub message: String,
+    pub part: Part,
+    pub hint: String,
+}
+
 impl Transport {
     /// Checks the numbers: γ > 0, k ≥ 1, nonnegative finite marginals of equal total mass, a
-    /// finite cost. Errors are sentences for E0362.
-    pub fn validate(&self) -> Result<(), String> {
+    /// finite cost.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let invalid = |part, message: String, hint: &str| Invalid {
+            message,
+            part,
+            hint: hint.to_string(),
+        };
         if !(self.gamma > 0.0 && self.gamma.is_finite()) {
-            return Err(format!(
-                "the regularization weight γ (twice the weight of sumsq) must be positive, not {}",
-                self.gamma
+            return Err(invalid(
+                Part::Gamma,
+                format!(
+                    "the regularization weight γ (twice the weight of sumsq) must be positive, not {}",
+                    self.gamma
+                ),
+                "give the quadratic term a positive weight",
             ));
         }
         if self.k == 0 {
-            return Err("the cardinality bound k must be at least 1".into());
+            return Err(invalid(
+                Part::Sparsity,
+                "the cardinality bound k must be at least 1: a plan with no nonzero entry per line meets no marginal".into(),
+                "give `card` a bound of 1 or more",
+            ));
         }
-        let bad = |v: &[f64]| v.iter().any(|x| !(x.is_finite() && *x >= 0.0));
-        if bad(&self.mass) || bad(&self.target) {
-            return Err("the marginals must be finite and nonnegative".into());
+        let first_bad = |v: &[f64]| v.iter().position(|x| !(x.is_finite() && *x >= 0.0));
+        for (part, values) in [(Part::Target, &self.target), (Part::Mass, &self.mass)] {
+            if let Some(i) = first_bad(values) {
+                return Err(invalid(
+                    part,
+                    format!(
+                        "the marginal's entry {i} is {}: marginals must be finite and nonnegative",
+                        values[i]
+                    ),
+                    "clip tiny negative entries to 0 in the data (`np.maximum(b, 0)`), or solve with `--method auglag`, which takes any marginals",
+                ));
+            }
         }
         if self.cost.iter().any(|c| !c.is_finite()) {
-            return Err("the cost has a non-finite entry".into());
+            return Err(invalid(
+                Part::Cost,
+                "the cost has a non-finite entry".into(),
+                "forbid a pair with a large finite cost instead of inf",
+            ));
         }
         let (sa, sb) = (
             self.target.iter().sum::<f64>(),
             self.mass.iter().sum::<f64>(),
         );
         if (sa - sb).abs() > 1e-9 * sa.abs().max(sb.abs()).max(1.0) {
-            return Err(format!(
-                "the marginals have different total mass ({sa} and {sb}): no plan meets both"
+            return Err(invalid(
+                Part::Mass,
+                format!(
+                    "the marginals have different total mass ({sa} and {sb}): no plan meets both"
+                ),
+                "rescale one marginal to the other's total in the data (e.g. `b * sum(a) / sum(b)`; marginals saved with few digits lose mass), or solve with `--method auglag` for the closest plan",
             ));
         }
         Ok(())
@@ -202,9 +255,18 @@ pub fn solve_dual(
         .and_then(|(_, v)| DualForm::parse(v))
         .unwrap_or(DualForm::Semi);
     let transport = evaluate(model, form)?;
-    transport
-        .validate()
-        .map_err(|m| Diagnostic::error("E0362", m))?;
+    transport.validate().map_err(|e| {
+        let constraint = match e.part {
+            Part::Target => Some(form.rows.constraint),
+            Part::Mass => Some(form.cols.constraint),
+            Part::Sparsity => form.sparsity.as_ref().map(|s| s.constraint),
+            Part::Gamma | Part::Cost => None,
+        };
+        let span = constraint.and_then(|c| model.program.constraints[c].span);
+        Diagnostic::error("E0360", e.message)
+            .with_primary_at(span, "the dual method cannot take this")
+            .with_hint(e.hint)
+    })?;
     // The dual's values are of the order of the cost times the mass: no relative-decrease test
     // (`ftol`), only the gradient, which is the marginals' residual: `tol` is relative to the
     // total mass.

@@ -8,7 +8,7 @@ use optc_runtime::model::{bind, BindSpec, Model};
 use optc_runtime::plan::{self, Method, Outcome};
 use optc_runtime::simulate::Rng;
 use optc_runtime::solvers::{Control, IterInfo, Status};
-use optc_runtime::transport::{DualForm, Transport};
+use optc_runtime::transport::{DualForm, Part, Transport};
 use std::path::Path;
 
 /// POT's ⟨T, C⟩ for the unregularized (EMD, k = 1) and the quadratically regularized plan
@@ -284,17 +284,34 @@ fn bad_numbers_are_explained() {
         mass: vec![1.0; 3],
         ..good.clone()
     };
-    assert!(unequal
-        .validate()
-        .unwrap_err()
-        .contains("different total mass"));
+    let e = unequal.validate().unwrap_err();
+    assert!(e.message.contains("different total mass"), "{e:?}");
+    assert_eq!(e.part, Part::Mass);
     let flat = Transport {
         gamma: 0.0,
         ..good.clone()
     };
-    assert!(flat.validate().unwrap_err().contains("must be positive"));
-    let none = Transport { k: 0, ..good };
-    assert!(none.validate().unwrap_err().contains("at least 1"));
+    assert!(flat
+        .validate()
+        .unwrap_err()
+        .message
+        .contains("must be positive"));
+    let none = Transport {
+        k: 0,
+        ..good.clone()
+    };
+    assert_eq!(none.validate().unwrap_err().part, Part::Sparsity);
+    // The first bad entry of the marginal it is in, with its value.
+    let mut target = good.target.clone();
+    target[1] = -1e-18;
+    let negative = Transport { target, ..good };
+    let e = negative.validate().unwrap_err();
+    assert_eq!(e.part, Part::Target);
+    assert!(
+        e.message.contains("entry 1 is -0.000000000000000001")
+            || e.message.contains("entry 1 is -1e-18"),
+        "{e:?}"
+    );
 }
 
 fn plan_error(source: &str) -> (String, String) {
