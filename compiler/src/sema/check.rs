@@ -55,6 +55,13 @@ pub fn check(module: &ast::Module, stdlib: &[ast::Module]) -> Result<TypedModule
     }
     for item in &module.items {
         c.last_item = Some(item.span);
+        c.declaring = match &item.kind {
+            ItemKind::Data { name, .. }
+            | ItemKind::Param { name, .. }
+            | ItemKind::Var { name, .. }
+            | ItemKind::Let { name, .. } => Some(name.name.clone()),
+            _ => None,
+        };
         let errors_before = c.errors.len();
         c.check_item(item);
         if c.errors.len() > errors_before {
@@ -139,6 +146,9 @@ struct Checker {
     warnings: Diagnostics,
     /// The first expression that failed to check without reporting an error (a bug).
     unreported: Option<Span>,
+    /// The name the item being checked declares (a `param`, `let`, `data` or `var`): a use of
+    /// it in its own definition is reported as such.
+    declaring: Option<String>,
 }
 
 fn elem_name(e: ElemType) -> &'static str {
@@ -926,7 +936,7 @@ impl Checker {
                             .with_primary(span, "no elements")
                             .with_hint(
                                 "an array literal needs at least one element to take its \
-                                 length and element shape from; a sum over nothing is `0`",
+                                 length and element shape from",
                             ),
                     );
                     return None;
@@ -1114,6 +1124,16 @@ impl Checker {
     }
 
     fn undefined(&mut self, name: &str, span: Span) {
+        if self.declaring.as_deref() == Some(name) {
+            self.error(
+                Diagnostic::error("E0100", format!("`{name}` is used in its own definition"))
+                    .with_primary(span, "not declared yet")
+                    .with_hint(format!(
+                        "a definition reads only names declared before it: give the new value another name (`{name}2 = ...`)"
+                    )),
+            );
+            return;
+        }
         let mut candidates: Vec<String> = self.locals.iter().map(|(n, _)| n.clone()).collect();
         candidates.extend(self.globals.keys().cloned());
         candidates.extend(self.stdlib_fns.keys().cloned());

@@ -350,6 +350,21 @@ pub fn translate(error: &Error<Rule>, text: &str, base: usize, file: FileId) -> 
             &op[1..],
             &op[1..]
         ))
+    } else if ["<=", ">=", "=="].iter().any(|op| rest.starts_with(op))
+        && ["minimize", "maximize", "let", "output"]
+            .iter()
+            .any(|k| line_before.trim_start().starts_with(k))
+    {
+        d.with_hint("comparisons are constraints: put it on its own line in a `subject to` block")
+    } else if rest.starts_with('.')
+        && line_before
+            .trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            .ends_with("load(")
+    {
+        let stem = &line_before[line_before.rfind("load(").map_or(0, |i| i + 5)..];
+        let tail = rest.lines().next().unwrap_or("");
+        let path = format!("{stem}{}", &tail[..tail.find(')').unwrap_or(tail.len())]);
+        d.with_hint(format!("paths are strings: `load(\"{}\")`", path.trim()))
     } else if let Some(op) = ["<=", ">="]
         .into_iter()
         .find(|op| rest.starts_with(op) && line_before.contains(op))
