@@ -40,14 +40,30 @@ impl std::error::Error for AdError {}
 impl AdError {
     /// The error as E0363, pointing at the expression where the program knows its source.
     pub fn diagnostic(&self, program: &Program) -> Diagnostic {
-        Diagnostic::error("E0363", self.to_string()).with_primary_at(
-            program.node_span(self.node),
-            format!("`{}` is not differentiable here", self.op),
-        )
-        .with_hint(
-            "optc differentiates the objective and constraints symbolically: use operations that \
-             have derivatives there (spec/builtins.md)",
-        )
+        let hint = match self.op {
+            op if op.starts_with("argmin") => {
+                "an objective that reads an `argmin` has no symbolic gradient: `optc run` solves \
+                 it with `maid` (its default for such models), which differentiates the lower \
+                 level implicitly; `bench`, `explain --cost` and `eval --check-grad` need a model \
+                 without `argmin`"
+            }
+            "nuclear_norm" => {
+                "write it as a term of the objective with a weight of 0 or more (`+ lambda * \
+                 nuclear_norm(X)`), which the proximal methods apply by its prox; with a negative \
+                 weight (or under `maximize`) the objective is concave in it"
+            }
+            "card" => "state it as a constraint in `subject to`: `card(x) <= k`",
+            _ => {
+                "optc differentiates the objective and constraints symbolically: use operations \
+                 that have derivatives there (spec/builtins.md)"
+            }
+        };
+        Diagnostic::error("E0363", self.to_string())
+            .with_primary_at(
+                program.node_span(self.node),
+                format!("`{}` is not differentiable here", self.op),
+            )
+            .with_hint(hint)
     }
 }
 

@@ -241,8 +241,8 @@ fn emit(a: &args::EmitArgs) -> Result<u8, u8> {
 fn not_compilable(message: String, sources: &SourceMap, m: &ModelArgs) -> u8 {
     let d = optc_compiler::diag::Diagnostic::error(optc_runtime::cpu::NOT_COMPILABLE, message)
         .with_hint(
-            "`optc run`, `eval` and `bench` still run the model on the CPU (the interpreter \
-             computes what the native backend cannot)",
+            "`optc run` and `eval` still run the model on the CPU (the interpreter computes \
+             what the native backend cannot; `bench` too, for a model without `argmin`)",
         );
     report::print_diagnostics(&[d], sources, m.error_format);
     EXIT_MODEL
@@ -1427,15 +1427,7 @@ fn derive_failed(
     sources: &SourceMap,
     m: &ModelArgs,
 ) -> u8 {
-    let mut d = e.diagnostic(program);
-    if e.op.starts_with("argmin") {
-        d = d.with_hint(
-            "an objective that reads an `argmin` has no symbolic gradient: `optc run` solves it \
-             with `maid`, which differentiates the lower level implicitly; `bench`, `explain \
-             --cost` and `eval --check-grad` need a model without `argmin`",
-        );
-    }
-    report::print_diagnostics(&[d], sources, m.error_format);
+    report::print_diagnostics(&[e.diagnostic(program)], sources, m.error_format);
     EXIT_MODEL
 }
 
