@@ -1560,6 +1560,54 @@ fn nuclear_norm_is_solved_by_singular_value_thresholding() {
     }
 }
 
+/// At a tiny `gamma` the dual (no `card`) is nearly piecewise linear and its line search stops
+/// short: the plan misses the marginals, which E0369 says with `auglag` as the fix (it ended
+/// `line_search_failed` without a word); `auglag` meets them.
+#[test]
+fn a_dual_that_stops_short_of_the_marginals_says_so() {
+    let dir = temp_dir("dual_small_gamma");
+    let (m, n) = (7, 13);
+    let normalized = |v: Vec<f64>| {
+        let total: f64 = v.iter().sum();
+        v.iter().map(|x| x / total).collect::<Vec<f64>>()
+    };
+    let a = normalized(
+        (0..m)
+            .map(|i| 1.0 + 0.5 * (1.7 * i as f64 + 0.3).sin())
+            .collect(),
+    );
+    let b = normalized(
+        (0..n)
+            .map(|j| 1.0 + 0.6 * (2.3 * j as f64 + 1.1).sin())
+            .collect(),
+    );
+    let c: Vec<f64> = (0..m * n)
+        .map(|k| {
+            let (i, j) = ((k / n) as f64, (k % n) as f64);
+            (3.0 * (0.9 * i + 1.3 * j).sin() + 2.0 * (0.4 * i * j).cos()).abs()
+        })
+        .collect();
+    write_npy(&dir.join("a.npy"), &[m], &a);
+    write_npy(&dir.join("b.npy"), &[n], &b);
+    write_npy(&dir.join("C.npy"), &[m, n], &c);
+    let source = "dims m, n\ndata a : real[m] = load(\"a.npy\")\ndata b : real[n] = load(\"b.npy\")\n\
+                  data C : real[m, n] = load(\"C.npy\")\nparam gamma = 1e-6\nvar T : real[m, n] >= 0\n\
+                  minimize sum(C .* T) + gamma / 2 * sumsq(T)\nsubject to\n  rows: sum(T, axis = 1) == a\n  \
+                  cols: sum(T, axis = 0) == b\n";
+    let model = write_model(&dir, source);
+    let o = optc(&["run", &model, "-q", "--json"]);
+    let v = json(&stdout(&o));
+    assert_eq!(v["solver"], "dual", "{v}");
+    assert_eq!(v["status"], "line_search_failed", "{v}");
+    assert!(stderr(&o).contains("warning[E0369]"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--method auglag"), "{}", stderr(&o));
+    let o = optc(&["run", &model, "-q", "--json", "--method", "auglag"]);
+    let v = json(&stdout(&o));
+    for c in v["constraints"].as_array().unwrap() {
+        assert!(c["violation"].as_f64().unwrap() < 1e-6, "{c}");
+    }
+}
+
 #[test]
 fn run_solves_the_sparse_transport_example_through_its_dual() {
     let o = optc(&["run", &example("ot/sparse_ot.opt"), "--json", "-q"]);

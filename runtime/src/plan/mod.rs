@@ -71,7 +71,7 @@ pub const PLAN_CODES: &[CodeInfo] = &[
     CodeInfo {
         code: "E0369",
         title: "the dual's transport plan misses its marginals (warning)",
-        explanation: "`dual` solves a transport problem with a `card` constraint per column (or row) through a relaxation of its dual, then repairs the plan on the support it found. Where that repair fails (non-uniform marginals that the support cannot carry), the plan misses a marginal by the amount printed, and the solve ends short of `converged`. The dual bound is still a valid lower bound of the objective. Solve the primal instead with `solve with auglag` (or `optc run --method auglag`): its proximal-gradient subproblems enforce `card` by projection and it finds a feasible plan.",
+        explanation: "`dual` solves a transport problem by maximizing its dual with L-BFGS. With a `card` constraint per column (or row) the dual is a relaxation, and the plan is repaired on the support it found; where that repair fails (non-uniform marginals that the support cannot carry), the plan misses a marginal by the amount printed, and the solve ends short of `converged`. Without `card`, a very small `gamma` (or very large costs) makes the dual nearly piecewise linear, and its line search can stop short of the maximum, with the same result. The dual bound is still a valid lower bound of the objective. Solve the primal instead with `solve with auglag` (or `optc run --method auglag`): its proximal-gradient subproblems enforce `card` by projection and it finds a feasible plan.",
     },
     CodeInfo {
         code: "E0375",
@@ -1768,21 +1768,25 @@ fn solve_by_method(
                 .as_ref()
                 .expect("a dual plan has its transport form");
             let solve = crate::transport::solve_dual(model, plan, form, callback)?;
-            // With `card`, the dual's plan may miss the marginals where its restricted repair
-            // fails: the primal method finds a feasible plan.
-            let missed = solve.report.status != solvers::Status::Converged
-                && form.sparsity.is_some()
-                && solve.report.violation > 1e-6;
+            // The dual's plan may miss the marginals: with `card` where its restricted repair
+            // fails, without where its line search stops short (a small γ makes the dual
+            // nearly piecewise linear). The primal method finds a feasible plan.
+            let missed =
+                solve.report.status != solvers::Status::Converged && solve.report.violation > 1e-6;
             let error = missed.then(|| {
+                let why = match form.sparsity {
+                    Some(_) => "its relaxation of `card` and the repair on its support found no feasible plan",
+                    None => "its line search stopped short of the dual's maximum (a small `gamma` makes the dual nearly piecewise linear)",
+                };
                 Diagnostic::warning(
                     "E0369",
                     format!(
-                        "the dual's plan misses the marginals by {:.3e}: its relaxation of `card` and the repair on its support found no feasible plan",
+                        "the dual's plan misses the marginals by {:.3e} (the 2-norm of the row and column residuals): {why}",
                         solve.report.violation
                     ),
                 )
                 .with_primary_at(plan.solve.as_ref().and_then(|s| s.spans.method), "the dual")
-                .with_hint("`solve with auglag` (or `--method auglag`) solves the primal with the `card` constraints and finds a feasible plan; the dual bound printed still bounds its objective from below")
+                .with_hint("`solve with auglag` (or `--method auglag`) solves the primal and finds a feasible plan; the dual bound printed still bounds its objective from below")
             });
             return Ok(Outcome {
                 report: solve.report,
