@@ -1507,7 +1507,8 @@ fn stalled_at_kinks(plan: &Plan, mut outcome: Outcome) -> Outcome {
 /// Why a solve stopped short, for a note: a path whose end point violates its constraint
 /// beyond its `h_tol` ([`path_short_of_feasible`]); a solve that `converged` short of its
 /// tolerance, as L-BFGS (also as `auglag`'s inner solver) also stops on a negligible relative
-/// decrease (`ftol`), which leaves its optimality above `tol`. `None` when the optimality met the
+/// decrease (`ftol`), which leaves its optimality above `tol`, and `auglag` with proximal
+/// subproblems stops on its violation test alone. `None` when the optimality met the
 /// tolerance, for other statuses, and for a status the plan changed to `stalled`.
 pub fn stopped_short_note(plan: &Plan, report: &Report) -> Option<String> {
     if plan.method == Method::Path {
@@ -1522,6 +1523,17 @@ pub fn stopped_short_note(plan: &Plan, report: &Report) -> Option<String> {
         Method::AugLag if !plan.auglag_by_prox() => {
             let (_, inner) = split_auglag_options(plan, false).ok()?;
             lbfgs_options(plan, &inner).ok()?.ftol
+        }
+        // Its subproblems by proximal gradient, projecting onto a `card` or a ball: the point
+        // meets the constraints, but the last subproblem was not solved to `tol`.
+        Method::AugLag => {
+            return Some(format!(
+                "the constraints are met, but the last proximal-gradient subproblem ended with \
+                 the optimality {:.3e} above `tol` = {tol:e}: the point may not be the best one \
+                 (with `card`, not even on its own support); a larger `max_iter` for the \
+                 subproblems may lower it",
+                report.optimality
+            ))
         }
         _ => return None,
     };
