@@ -24,6 +24,9 @@ pub struct GradCheck {
     pub coordinates: usize,
     /// Checks (point, coordinate) skipped at a kink.
     pub kinks: usize,
+    /// Checks skipped because a probe point could not be evaluated (a singular matrix there):
+    /// a coordinate's differences, or a random point's whole check.
+    pub undefined: usize,
     /// Prox terms of the objective left out (`nuclear_norm`).
     pub left_out: usize,
 }
@@ -57,6 +60,7 @@ pub fn check_gradient(model: &mut Model, seed: u64) -> Result<GradCheck, GradChe
             points: 0,
             coordinates: 0,
             kinks: 0,
+            undefined: 0,
             left_out: 0,
         });
     };
@@ -84,21 +88,34 @@ pub fn check_gradient(model: &mut Model, seed: u64) -> Result<GradCheck, GradChe
                 .collect(),
         );
     }
-    let (mut worst, mut worst_hvp, mut kinks) = (0.0f64, 0.0f64, 0);
+    let (mut worst, mut worst_hvp, mut kinks, mut undefined) = (0.0f64, 0.0f64, 0, 0);
     for (k, x) in points.iter().enumerate() {
         let v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
         set_directions(model, &h.directions, &v);
-        let (g, hv) = gradient_and_hvp(model, x, &h.gradient, &h.hvp)?;
-        let f0 = value(model, x, f)?;
+        // An error at the model's own point is the model's; a random point where the objective
+        // cannot be evaluated (a singular matrix, outside a domain) is only skipped.
+        let at_point = gradient_and_hvp(model, x, &h.gradient, &h.hvp)
+            .and_then(|gh| Ok((gh, value(model, x, f)?)));
+        let ((g, hv), f0) = match at_point {
+            Ok(values) => values,
+            Err(e) if k == 0 => return Err(e.into()),
+            Err(_) => {
+                undefined += 1;
+                continue;
+            }
+        };
         // Per coordinate: |g − central difference| and the one-sided differences' spread.
         let (mut checks, mut scale) = (Vec::with_capacity(coordinates.len()), 1.0f64);
         for &i in &coordinates {
             let step = 1e-6 * x[i].abs().max(1.0);
             let mut xp = x.clone();
             xp[i] += step;
-            let fp = value(model, &xp, f)?;
+            let fp = value(model, &xp, f);
             xp[i] = x[i] - step;
-            let fm = value(model, &xp, f)?;
+            let (Ok(fp), Ok(fm)) = (fp, value(model, &xp, f)) else {
+                undefined += 1;
+                continue;
+            };
             let (forward, backward) = ((fp - f0) / step, (f0 - fm) / step);
             let fd = 0.5 * (forward + backward);
             scale = scale.max(fd.abs());
@@ -125,8 +142,13 @@ pub fn check_gradient(model: &mut Model, seed: u64) -> Result<GradCheck, GradChe
         let eps = 1e-5 * smallest;
         let plus: Vec<f64> = x.iter().zip(&v).map(|(a, b)| a + eps * b).collect();
         let minus: Vec<f64> = x.iter().zip(&v).map(|(a, b)| a - eps * b).collect();
-        let (gp, _) = gradient_and_hvp(model, &plus, &h.gradient, &h.hvp)?;
-        let (gm, _) = gradient_and_hvp(model, &minus, &h.gradient, &h.hvp)?;
+        let (Ok((gp, _)), Ok((gm, _))) = (
+            gradient_and_hvp(model, &plus, &h.gradient, &h.hvp),
+            gradient_and_hvp(model, &minus, &h.gradient, &h.hvp),
+        ) else {
+            undefined += 1;
+            continue;
+        };
         let mut diff = 0.0f64;
         let mut scale = 1.0f64;
         for i in 0..n {
@@ -143,6 +165,7 @@ pub fn check_gradient(model: &mut Model, seed: u64) -> Result<GradCheck, GradChe
         points: points.len(),
         coordinates: coordinates.len(),
         kinks,
+        undefined,
         left_out,
     })
 }

@@ -866,6 +866,27 @@ fn check_grad_skips_coordinates_at_kinks() {
 }
 
 #[test]
+fn check_grad_skips_probe_points_it_cannot_evaluate() {
+    // Nearly singular at the start: a coordinate step of 1e-6 lands on a singular matrix, which
+    // aborted the whole check (E0407 labelled at `inv(X)`, as if the start were singular).
+    let dir = temp_dir("grad-singular");
+    let model = write_model(
+        &dir,
+        "var X : real[2, 2] = [[1, 1], [1, 1.000001]]\nminimize sum(inv(X))\n",
+    );
+    let o = optc(&["eval", &model, "--check-grad", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let check = &json(&stdout(&o))["grad_check"];
+    assert!(check["undefined"].as_u64().unwrap() > 0, "{check}");
+    assert!(check["max_rel_error"].as_f64().unwrap() < 1e-6, "{check}");
+    assert!(
+        stderr(&o).contains("skipped where a probe point could not be evaluated"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn check_grad_leaves_nuclear_norm_prox_terms_out() {
     // `nuclear_norm` has no derivative rule; as a prox term it is applied by its prox, and the
     // check covers the rest of the objective (it refused the whole model, E0363, exit 65).

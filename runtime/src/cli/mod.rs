@@ -1790,6 +1790,10 @@ fn grad_check(model: &Model, sources: &SourceMap, m: &ModelArgs) -> Result<serde
         0 => String::new(),
         k => format!(" ({k} skipped at kinks, where the derivative jumps)"),
     };
+    let undefined = match r.undefined {
+        0 => String::new(),
+        k => format!("; {k} skipped where a probe point could not be evaluated"),
+    };
     let left_out = match r.left_out {
         0 => String::new(),
         k => format!(
@@ -1797,7 +1801,7 @@ fn grad_check(model: &Model, sources: &SourceMap, m: &ModelArgs) -> Result<serde
         ),
     };
     eprintln!(
-        "grad check: max relative error {:.2e} (gradient), {:.2e} (Hessian-vector product) at {} points, {} coordinates each{kinks}{left_out}",
+        "grad check: max relative error {:.2e} (gradient), {:.2e} (Hessian-vector product) at {} points, {} coordinates each{kinks}{undefined}{left_out}",
         r.max_rel_error, r.hvp_max_rel_error, r.points, r.coordinates
     );
     if r.max_rel_error > GRAD_CHECK_LIMIT || r.hvp_max_rel_error > GRAD_CHECK_LIMIT {
@@ -1810,6 +1814,7 @@ fn grad_check(model: &Model, sources: &SourceMap, m: &ModelArgs) -> Result<serde
         "points": r.points,
         "coordinates": r.coordinates,
         "kinks": r.kinks,
+        "undefined": r.undefined,
         "left_out": r.left_out,
     }))
 }
