@@ -2009,7 +2009,9 @@ fn sparse_portfolios_are_the_best_of_all_supports() {
     let scale = ((n - 1) as f64).sqrt();
     let centred: Vec<f64> = (0..n * p).map(|ij| (r[ij] - mu[ij % p]) / scale).collect();
     let variance = LeastSquares::new(&centred, p, &vec![0.0; n]);
-    for (target, k) in [(0.09, 2usize), (0.11, 2), (0.11, 3), (0.12, 3)] {
+    // At k = 1 the staged support misses the floor (its solve ends `infeasible`): the search
+    // goes on to the supports that meet it (it used to stop there, exit 2).
+    for (target, k) in [(0.11, 1usize), (0.09, 2), (0.11, 2), (0.11, 3), (0.12, 3)] {
         let o = optc(&[
             "run",
             &example("finance/sparse_portfolio.opt"),

@@ -1924,7 +1924,9 @@ fn run_prox_grad(
 }
 
 /// Whether the local search over `card` supports ([`swaps`]) applies after a staged solve with
-/// these projections and options that ended with `report`.
+/// these projections and options that ended with `report`. A staged support that cannot meet
+/// the other constraints (`auglag` ending `Infeasible` on it) is searched too: another support
+/// may.
 fn searches_supports(
     projections: &[prox::SlotProjection],
     opts: &ProxGradOptions,
@@ -1933,7 +1935,7 @@ fn searches_supports(
     opts.swaps > 0
         && matches!(
             report.status,
-            solvers::Status::Converged | solvers::Status::MaxIter
+            solvers::Status::Converged | solvers::Status::MaxIter | solvers::Status::Infeasible
         )
         && projections
             .iter()
