@@ -73,7 +73,7 @@ solve with maid(tol = 1e-8)
 #[test]
 fn a_lower_level_hessian_that_is_exactly_a_multiple_of_the_identity_is_strongly_convex() {
     // H = (1 + 2e^θ)·I at θ = −1 exactly in floating point: the power iteration on λ_max·I − H
-    // met the zero vector (μ was NaN, E0364). x̂ = s·y with s = 1 / (1 + 2e^θ), optimal at
+    // (the estimate before Lanczos) met the zero vector (μ was NaN, E0364). x̂ = s·y with s = 1 / (1 + 2e^θ), optimal at
     // s = y·c / y·y.
     let (y, c) = (
         [0.1, 0.9, 1.1, 0.0, -0.1, 1.5],
@@ -205,6 +205,21 @@ data y : real[N]
 var theta : real = 0
 let x = argmin z : real[N] { exp(theta) * (sum(z) - sum(y)) ^ 2 }
 minimize 0.5 * sumsq(x - y)
+";
+    let e = refusal(source);
+    assert_eq!(e.code, "E0364", "{}", e.message);
+}
+
+#[test]
+fn a_rank_deficient_lower_level_is_refused() {
+    // A 3 × 6 least squares: the Hessian 2AᵀA has three zero eigenvalues beside large ones,
+    // which power iterations took for a positive one (MAID then ran off to 1e45).
+    let source = "dims N
+let A = [[1, 2, 0, 1, 3, 1], [0, 1, 4, 2, 1, 5], [2, 0, 1, 3, 1, 2]]
+let b = [1, 2, 3]
+var theta : real = 0
+let x = argmin z : real[6] { sumsq(A @ z - b) + exp(theta) * sum(z) }
+minimize sumsq(x)
 ";
     let e = refusal(source);
     assert_eq!(e.code, "E0364", "{}", e.message);

@@ -160,6 +160,13 @@ fn block_corner(
         .to_owned()
 }
 
+/// Eigenvalues of the symmetric matrix `a` (its lower triangle read), nondecreasing.
+pub fn symmetric_eigenvalues(a: ArrayView2<f64>) -> Result<Vec<f64>, LinalgError> {
+    to_faer(a)
+        .self_adjoint_eigenvalues(faer::Side::Lower)
+        .map_err(|_| LinalgError::SvdNoConvergence)
+}
+
 /// Singular values, nonincreasing.
 pub fn singular_values(a: ArrayView2<f64>) -> Result<Vec<f64>, LinalgError> {
     to_faer(a)

@@ -69,7 +69,7 @@ pub struct MaidOptions {
     /// Lower-level plus CG iterations over the whole run (1e6).
     pub budget: usize,
     /// Strong-convexity constant of h in x; 0 (the default): estimated at the first lower-level
-    /// solution as 0.9 × the smallest eigenvalue of ∇²_xx h (power iterations).
+    /// solution as 0.9 × the smallest eigenvalue of ∇²_xx h (Lanczos).
     pub mu: f64,
 }
 
@@ -255,40 +255,51 @@ impl Run<'_> {
         q
     }
 
-    /// 0.9 × the smallest eigenvalue of ∇²_xx h at (x, θ), by power iterations on H and then on
-    /// λ_max·I − H; an eigenvalue not clearly positive is returned as it is (≤ 0).
+    /// 0.9 × the smallest eigenvalue of ∇²_xx h at (x, θ), from the Ritz values of
+    /// [`LANCZOS_STEPS`] Lanczos steps (fully reorthogonalized; exact when x has at most that
+    /// many entries); an eigenvalue not clearly positive is returned as it is (≤ 0). Power
+    /// iterations on λ_max·I − H took a rank-deficient Hessian (zero eigenvalues beside large
+    /// ones) for a positive definite one.
     fn estimate_mu(&mut self, theta: &[f64], x: &[f64]) -> f64 {
         let n = x.len();
-        let start: Vec<f64> = (0..n)
+        let mut q: Vec<f64> = (0..n)
             .map(|i| 1.0 + 0.37 * ((i * 7919) % 13) as f64)
             .collect();
-        let mut v = start.clone();
-        let mut hv = vec![0.0; n];
-        let mut power = |run: &mut Run, shift: f64, v: &mut Vec<f64>| -> f64 {
-            let mut lambda = 0.0;
-            for _ in 0..100 {
-                let scale = norm(v);
-                if scale == 0.0 {
-                    // shift·I − H vanishes on v (H = shift·I): λ, 0, is exact.
-                    break;
+        let mut basis: Vec<Vec<f64>> = Vec::new();
+        let (mut alphas, mut betas) = (Vec::new(), Vec::new());
+        let mut hq = vec![0.0; n];
+        for _ in 0..LANCZOS_STEPS.min(n) {
+            // Orthogonal to the basis so far (twice: full reorthogonalization).
+            for _ in 0..2 {
+                for b in &basis {
+                    let c = dot(&q, b);
+                    q.iter_mut().zip(b).for_each(|(qi, bi)| *qi -= c * bi);
                 }
-                v.iter_mut().for_each(|x| *x /= scale);
-                run.problem.lower_hvp(theta, x, v, &mut hv);
-                run.spent += 1;
-                for (h, vi) in hv.iter_mut().zip(v.iter()) {
-                    *h = shift * vi - *h;
-                }
-                lambda = dot(v, &hv);
-                std::mem::swap(v, &mut hv);
             }
-            lambda
+            let size = norm(&q);
+            if !(size > 1e-12 * (1.0 + alphas.iter().fold(0.0f64, |m, a: &f64| m.max(a.abs())))) {
+                break; // an invariant subspace: the Ritz values are exact
+            }
+            if !basis.is_empty() {
+                betas.push(size);
+            }
+            q.iter_mut().for_each(|qi| *qi /= size);
+            self.problem.lower_hvp(theta, x, &q, &mut hq);
+            self.spent += 1;
+            alphas.push(dot(&q, &hq));
+            basis.push(std::mem::replace(&mut q, hq.clone()));
+        }
+        let m = alphas.len();
+        let tridiagonal = ndarray::Array2::from_shape_fn((m, m), |(i, j)| match i.abs_diff(j) {
+            0 => alphas[i],
+            1 => betas[i.min(j)],
+            _ => 0.0,
+        });
+        let ritz = match crate::linalg::symmetric_eigenvalues(tridiagonal.view()) {
+            Ok(values) if !values.is_empty() => values,
+            _ => return f64::NAN,
         };
-        // On −H the dominant eigenvalue is −λ_max when H is positive definite.
-        let lambda_max = -power(self, 0.0, &mut v);
-        // From the start again: λ_max's eigenvector is in the null space of λ_max·I − H.
-        let mut v = start;
-        let top = power(self, lambda_max, &mut v);
-        let lambda_min = lambda_max - top;
+        let (lambda_min, lambda_max) = (ritz[0], ritz[m - 1]);
         // Below rounding of λ_max, λ_min is indistinguishable from 0.
         if lambda_min <= 1e-10 * lambda_max.abs() {
             return lambda_min.min(0.0);
@@ -381,6 +392,9 @@ impl Run<'_> {
         }
     }
 }
+
+/// Lanczos steps of the strong-convexity estimate (`Run::estimate_mu`).
+const LANCZOS_STEPS: usize = 60;
 
 /// Runs MAID from θ₀ (projected onto `bounds`; the lower level warm-started from `x0`).
 pub fn maid(
