@@ -1505,7 +1505,7 @@ fn stalled_at_kinks(plan: &Plan, mut outcome: Outcome) -> Outcome {
 }
 
 /// Why a solve stopped short, for a note: a path whose end point violates its constraint
-/// beyond its `h_tol` ([`path_short_of_feasible`]); a solve that `converged` short of its
+/// beyond its `h_tol` (`path_short_of_feasible`); a solve that `converged` short of its
 /// tolerance, as L-BFGS (also as `auglag`'s inner solver) also stops on a negligible relative
 /// decrease (`ftol`), which leaves its optimality above `tol`, and `auglag` with proximal
 /// subproblems stops on its violation test alone. `None` when the optimality met the
