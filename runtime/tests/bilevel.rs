@@ -211,6 +211,26 @@ minimize 0.5 * sumsq(x - y)
 }
 
 #[test]
+fn an_argmin_only_an_output_reads_leaves_the_method_as_it_is() {
+    // The objective is single-level: L-BFGS solves it exactly (MAID was chosen and stopped at its
+    // tolerance, x = 0.9999995); the output is the lower level's solution at that x.
+    let source = "dims N
+var x : real[3] = 0
+minimize sumsq(x - 1)
+output argmin z : real[3] { sumsq(z - x) }
+";
+    let m = model(source, Path::new("."));
+    let chosen = plan::choose(&m.program).unwrap();
+    assert_eq!(chosen.method, plan::Method::Lbfgs);
+    let mut m = m;
+    let r = plan::solve(&mut m, &chosen, &mut go_on).unwrap().report;
+    assert_eq!(r.x, vec![1.0; 3]);
+    let output = m.program.outputs[0].node;
+    let z = m.eval(&[output]).unwrap().remove(0);
+    assert!(z.iter().all(|v| (v - 1.0).abs() < 1e-9), "{z:?}");
+}
+
+#[test]
 fn a_rank_deficient_lower_level_is_refused() {
     // A 3 × 6 least squares: the Hessian 2AᵀA has three zero eigenvalues beside large ones,
     // which power iterations took for a positive one (MAID then ran off to 1e45).

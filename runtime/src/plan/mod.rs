@@ -641,7 +641,7 @@ fn choose_method(program: &Program) -> Result<Plan, Diagnostic> {
                 names,
             )
         }
-        None if !program.subproblems.is_empty() => (
+        None if objective_reads_an_argmin(program) => (
             Method::Maid,
             match program.subproblems.len() {
                 1 => "a bilevel problem (an `argmin`): MAID".to_string(),
@@ -787,6 +787,27 @@ fn choose_method(program: &Program) -> Result<Plan, Diagnostic> {
         command_line: Vec::new(),
     };
     Ok(plan)
+}
+
+/// Whether the objective reads an `argmin` (a bilevel model). One read only by an output is
+/// evaluated after the solve, by a lower-level solve of its own, and leaves the method as it is.
+fn objective_reads_an_argmin(program: &Program) -> bool {
+    let Some(objective) = &program.objective else {
+        return false;
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![objective.node];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let node = program.graph.node(id);
+        if matches!(node.op, Op::Argmin(_)) {
+            return true;
+        }
+        stack.extend(&node.args);
+    }
+    false
 }
 
 /// E0360 unless the model is one `maid` solves: a bilevel model (an `argmin`) without
