@@ -414,6 +414,29 @@ fn colide_takes_its_scale_and_variant_by_name() {
     assert!(d["hint"].as_str().unwrap().contains("scale = sigma"), "{d}");
 }
 
+/// A `maid` budget spent before any hypergradient is certified: the optimality was reported as
+/// 0 (its CG had not run), below any tolerance, beside `iteration_limit`; it is now an upper
+/// bound, the measure plus its error bound ω.
+#[test]
+fn a_spent_maid_budget_reports_no_false_optimality() {
+    let dir = temp_dir("maid_budget");
+    let source = std::fs::read_to_string(example("bilevel/ridge_cv.opt")).unwrap();
+    let solve = source
+        .lines()
+        .find(|l| l.starts_with("solve with"))
+        .unwrap();
+    let source = source
+        .replace(solve, "solve with maid(tol = 1e-7, budget = 10)")
+        .replace(
+            "../data/",
+            &format!("{}/", root().join("examples/data").display()),
+        );
+    let o = optc(&["run", &write_model(&dir, &source), "-q", "--json"]);
+    let v = json(&stdout(&o));
+    assert_eq!(v["status"], "iteration_limit", "{v}");
+    assert!(v["optimality"].as_f64().unwrap() > 1e-7, "{v}");
+}
+
 #[test]
 fn model_errors_exit_65_with_rendered_and_json_diagnostics() {
     let dir = temp_dir("errors");
