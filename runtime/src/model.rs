@@ -213,6 +213,7 @@ fn random_array(
         .filter(|s| sizes[s.0 as usize].is_none())
         .map(|s| program.dims[s.0 as usize].name.as_str())
         .collect();
+    missing.sort_unstable();
     missing.dedup();
     if !missing.is_empty() {
         return Err(Diagnostic::error(

@@ -751,16 +751,14 @@ fn prepare_out_dir(dir: &std::path::Path, format: ErrorFormat) -> Result<(), u8>
     }
 }
 
-/// Writes arrays as `.npy` files into `dir` (each atomically), listing them on stdout if `list`.
+/// Writes arrays as `.npy` files into `dir` (each atomically; `prepare_out_dir` made it),
+/// listing them on stdout if `list`.
 fn write_arrays<'a>(
     dir: &std::path::Path,
     arrays: impl IntoIterator<Item = (&'a str, &'a ndarray::ArrayD<f64>)>,
     list: bool,
     format: ErrorFormat,
 ) -> Result<(), u8> {
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        return Err(unwritable(dir, &e, format));
-    }
     for (name, array) in arrays {
         let path = dir.join(format!("{name}.npy"));
         if let Err(e) = optc_runtime::data::write_npy(&path, array) {

@@ -792,22 +792,11 @@ fn choose_method(program: &Program) -> Result<Plan, Diagnostic> {
 /// Whether the objective reads an `argmin` (a bilevel model). One read only by an output is
 /// evaluated after the solve, by a lower-level solve of its own, and leaves the method as it is.
 fn objective_reads_an_argmin(program: &Program) -> bool {
-    let Some(objective) = &program.objective else {
-        return false;
-    };
-    let mut seen = std::collections::HashSet::new();
-    let mut stack = vec![objective.node];
-    while let Some(id) = stack.pop() {
-        if !seen.insert(id) {
-            continue;
-        }
-        let node = program.graph.node(id);
-        if matches!(node.op, Op::Argmin(_)) {
-            return true;
-        }
-        stack.extend(&node.args);
-    }
-    false
+    program.objective.as_ref().is_some_and(|objective| {
+        optc_compiler::simplify::cost::reachable(program, &[objective.node])
+            .into_iter()
+            .any(|id| matches!(program.graph.node(id).op, Op::Argmin(_)))
+    })
 }
 
 /// E0360 unless the model is one `maid` solves: a bilevel model (an `argmin`) without
