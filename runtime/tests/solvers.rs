@@ -1398,7 +1398,11 @@ fn options_are_set_by_name_and_unknown_names_are_rejected() {
     let opts = LbfgsOptions::from_options(&pairs(&[("memory", 5.0), ("gtol", 1e-3)])).unwrap();
     assert_eq!((opts.memory, opts.gtol, opts.max_iter), (5, 1e-3, 1000));
     let err = LbfgsOptions::from_options(&pairs(&[("memroy", 5.0)])).unwrap_err();
-    assert!(err.message.contains("memory"), "{err}");
+    assert_eq!(err.name, "memroy");
+    assert!(
+        err.accepted.as_ref().unwrap().iter().any(|a| a == "memory"),
+        "{err:?}"
+    );
     assert!(LbfgsOptions::from_options(&pairs(&[("memory", 2.5)])).is_err());
     assert!(ProxGradOptions::from_options(&pairs(&[("restart", 2.0)])).is_err());
     let path = PathOptions::from_options(&pairs(&[("T", 3.0), ("s", 0.8), ("lr", 1e-3)])).unwrap();
